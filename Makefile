@@ -1,0 +1,29 @@
+# Two entry points (README): `make run` sets up, builds Release and runs the main job; `make test` sets up,
+# builds and runs the whole suite with ctest. BUILD_DIR, JOBS and CMAKE_FLAGS can be overridden.
+BUILD_DIR ?= build
+JOBS ?= $(shell nproc)
+CMAKE_FLAGS ?=
+CTEST_FLAGS ?=
+
+.PHONY: setup configure build run test fuzz clean
+
+setup:
+	@tools/setup.sh
+
+configure: setup
+	@cmake -S . -B $(BUILD_DIR) -DCMAKE_BUILD_TYPE=Release $(CMAKE_FLAGS) >/dev/null
+
+build: configure
+	@cmake --build $(BUILD_DIR) -j $(JOBS)
+
+run: build
+	@tools/run_main_job.sh $(BUILD_DIR)/nlpf
+
+test: build
+	@cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS) $(CTEST_FLAGS)
+
+fuzz: setup
+	@tools/fuzz.sh
+
+clean:
+	rm -rf $(BUILD_DIR)

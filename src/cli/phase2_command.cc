@@ -1,0 +1,100 @@
+// nlpf phase2 max-sequence-length|layers|precision|grid and the study's run_phase_2_* aliases.
+#include <algorithm>
+#include <memory>
+#include <string>
+
+#include "cli/commands.h"
+#include "cli/options.h"
+#include "core/error.h"
+
+namespace nlpf::cli {
+namespace {
+
+int run_phase2(const Phase2Options&) {
+  NLPF_THROW(ErrorCode::UNSUPPORTED, "phase2: the inference engine and measurement protocol are not built yet; "
+             "nothing was run");
+}
+
+// Registers one sweep's options on `sub`; `sweep` decides which lists are accepted.
+void add_sweep(CLI::App& sub, SweepKind sweep, Action& action) {
+  auto options = std::make_shared<Phase2Options>();
+  Phase2Options& o = *options;
+  o.sweep = sweep;
+  sub.add_option(flag_names("baseline-model-directory"), o.baseline_model_directory,
+                 "Fine-tuned model directory (Phase 1's best_model/)")
+      ->required();
+  add_data_options(sub, o.data);
+  const bool grid = sweep == SweepKind::GRID;
+  if (sweep == SweepKind::MAX_SEQUENCE_LENGTH || grid) {
+    auto* opt = sub.add_option(flag_names("sequence-lengths"), o.sequence_lengths, "Max sequence lengths to sweep")
+                    ->check(CLI::Range(int64_t{2}, int64_t{4096}));
+    if (!grid) opt->default_str("128 96 64 48 40 32 24 16");
+  }
+  if (sweep == SweepKind::LAYERS || grid) {
+    auto* opt = sub.add_option(flag_names("num-layers"), o.num_layers, "Encoder layers kept")
+                    ->check(CLI::Range(int64_t{1}, int64_t{1000}));
+    if (!grid) opt->default_str("12 10 8 6 4 2");
+    sub.add_option(flag_names("refit-epochs"), o.refit_epochs, "Re-fine-tune each truncated model for N epochs")
+        ->check(CLI::Range(0, 100));
+  }
+  if (sweep == SweepKind::PRECISION || grid) {
+    auto* opt = sub.add_option(flag_names("precisions"), o.precisions, "Inference precisions")
+                    ->check(CLI::IsMember(known_precisions()));
+    if (!grid) opt->default_str("fp32 fp16 fp8");
+    sub.add_flag(flag_names("skip-failed-precisions"), o.skip_failed_precisions,
+                 "Record refused or failed precisions in errors.json and go on");
+  }
+  if (grid) {
+    sub.add_option(flag_names("eval-batch-sizes"), o.eval_batch_sizes, "Evaluation batch sizes")
+        ->check(positive());
+  }
+  if (sweep != SweepKind::MAX_SEQUENCE_LENGTH && !grid) {
+    sub.add_option(flag_names("max-sequence-length"), o.max_sequence_length, "Tokens per example")
+        ->capture_default_str()
+        ->check(CLI::Range(int64_t{2}, int64_t{4096}));
+  }
+  sub.add_option(flag_names("eval-batch-size"), o.eval_batch_size, "Evaluation batch size")
+      ->capture_default_str()
+      ->check(positive());
+  sub.add_option("--device", o.device, "auto, cpu, cuda or cuda:N")->capture_default_str()->check(device_validator());
+  sub.add_option(flag_names("runs-dir"), o.runs_dir, "Where run directories are created")->capture_default_str();
+  add_common_options(sub, o.common);
+  sub.callback([&action, options] { action = [options] { return run_phase2(*options); }; });
+}
+
+struct SweepName {
+  const char* name;
+  const char* alias;  // the study's top-level command, or nullptr
+  SweepKind kind;
+  const char* help;
+};
+
+constexpr SweepName kSweeps[] = {
+    {"max-sequence-length", "run_phase_2_max_sequence_length", SweepKind::MAX_SEQUENCE_LENGTH,
+     "Sweep the maximum sequence length"},
+    {"layers", "run_phase_2_layers", SweepKind::LAYERS, "Sweep the number of encoder layers kept"},
+    {"precision", "run_phase_2_precision", SweepKind::PRECISION, "Sweep the inference precision"},
+    {"grid", nullptr, SweepKind::GRID, "Cross lengths x layers x precisions into one frontier"},
+};
+
+}  // namespace
+
+void register_phase2(CLI::App& app, Action& action) {
+  CLI::App* phase2 = app.add_subcommand("phase2", "Sweep efficiency techniques from a fine-tuned baseline");
+  phase2->require_subcommand(1);
+  for (const SweepName& s : kSweeps) {
+    CLI::App* sub = phase2->add_subcommand(s.name, s.help);
+    std::string underscored = s.name;
+    std::replace(underscored.begin(), underscored.end(), '-', '_');
+    if (underscored != s.name) sub->alias(underscored);
+    add_sweep(*sub, s.kind, action);
+    if (s.alias != nullptr) {
+      // The study ran each sweep as its own top-level command.
+      CLI::App* top = app.add_subcommand(s.alias, std::string(s.help) + " (alias of phase2 " + s.name + ")");
+      top->group("Study aliases");
+      add_sweep(*top, s.kind, action);
+    }
+  }
+}
+
+}  // namespace nlpf::cli

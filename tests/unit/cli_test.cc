@@ -1,0 +1,88 @@
+// The nlpf command line: exit codes, one-line errors, aliases, --help and --version (runs the binary).
+#include <gtest/gtest.h>
+
+#include <array>
+#include <cstdio>
+#include <string>
+
+namespace {
+
+struct Result {
+  int exit_code;
+  std::string output;  // stdout and stderr together
+};
+
+Result run_nlpf(const std::string& args) {
+  const std::string command = std::string(NLPF_BINARY) + " " + args + " 2>&1";
+  FILE* pipe = popen(command.c_str(), "r");
+  EXPECT_NE(pipe, nullptr);
+  std::string output;
+  std::array<char, 4096> buffer;
+  size_t n;
+  while ((n = fread(buffer.data(), 1, buffer.size(), pipe)) > 0) output.append(buffer.data(), n);
+  const int status = pclose(pipe);
+  return {WEXITSTATUS(status), output};
+}
+
+int count_lines(const std::string& s) {
+  int lines = 0;
+  for (char c : s) lines += c == '\n';
+  return lines;
+}
+
+TEST(Cli, VersionNamesCommit) {
+  Result r = run_nlpf("--version");
+  EXPECT_EQ(r.exit_code, 0);
+  EXPECT_NE(r.output.find("commit"), std::string::npos) << r.output;
+}
+
+TEST(Cli, HelpForEverySubcommand) {
+  for (const char* sub : {"phase1", "run_phase_1", "phase2", "phase2 max-sequence-length", "phase2 layers",
+                          "phase2 precision", "phase2 grid", "run_phase_2_max_sequence_length",
+                          "run_phase_2_layers", "run_phase_2_precision", "frontier", "plot", "fetch",
+                          "fetch model", "fetch dataset", "demo", "inspect"}) {
+    Result r = run_nlpf(std::string(sub) + " --help");
+    EXPECT_EQ(r.exit_code, 0) << sub << ": " << r.output;
+    EXPECT_NE(r.output.find("Usage"), std::string::npos) << sub;
+  }
+}
+
+TEST(Cli, UnknownOptionIsOneLineExitTwo) {
+  Result r = run_nlpf("phase1 --no-such-option 3");
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_EQ(count_lines(r.output), 1) << r.output;
+  EXPECT_NE(r.output.find("--no-such-option"), std::string::npos) << r.output;
+}
+
+TEST(Cli, BadValueNamesOption) {
+  for (const char* args : {"phase1 --batch-size zero", "phase1 --device gpu7", "phase1 --train-precision fp8",
+                           "phase2 precision --baseline-model-directory x --precisions fp4",
+                           "run_phase_2_layers --baseline_model_directory x --num_layers 0"}) {
+    Result r = run_nlpf(args);
+    EXPECT_EQ(r.exit_code, 2) << args << ": " << r.output;
+    EXPECT_EQ(count_lines(r.output), 1) << args << ": " << r.output;
+  }
+}
+
+TEST(Cli, UnderscoreSpellingsAccepted) {
+  // Parsing succeeds; the engine is not built, so the command refuses with UNSUPPORTED (exit 4), not 2.
+  Result r = run_nlpf(
+      "run_phase_2_max_sequence_length --baseline_model_directory m --sequence_lengths 128 64 16 "
+      "--max_eval_examples 10");
+  EXPECT_NE(r.exit_code, 2) << r.output;
+  Result p = run_nlpf("phase2 precision --baseline-model-directory m --precisions fp32 fp16 --skip_failed_precisions");
+  EXPECT_NE(p.exit_code, 2) << p.output;
+}
+
+TEST(Cli, UnbuiltEngineSaysSoAndFails) {
+  Result r = run_nlpf("phase1 --device cpu");
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.output.find("not built yet"), std::string::npos) << r.output;
+}
+
+TEST(Cli, NoSubcommandIsUsageError) {
+  Result r = run_nlpf("");
+  EXPECT_EQ(r.exit_code, 2) << r.output;
+}
+
+}  // namespace
