@@ -1,0 +1,134 @@
+// src/core: half-precision conversions (exhaustive round trips, rounding ties), tensors, allocator peak
+// bytes, atomic file writes and staged directories.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+
+#include "core/dtype.h"
+#include "core/error.h"
+#include "core/file_util.h"
+#include "core/tensor.h"
+
+namespace nlpf {
+namespace {
+
+float bits_to_float(uint32_t u) {
+  float f;
+  std::memcpy(&f, &u, sizeof f);
+  return f;
+}
+
+TEST(Dtype, F16RoundTripsEveryBitPattern) {
+  int mismatches = 0;
+  for (uint32_t h = 0; h < 0x10000; ++h) {
+    const bool is_nan = (h & 0x7c00u) == 0x7c00u && (h & 0x3ffu) != 0;
+    const float f = f16_to_f32(static_cast<uint16_t>(h));
+    if (is_nan) {
+      EXPECT_TRUE(std::isnan(f)) << std::hex << h;
+      EXPECT_TRUE(std::isnan(f16_to_f32(f32_to_f16(f))));
+      continue;
+    }
+    if (f32_to_f16(f) != h && ++mismatches < 5) ADD_FAILURE() << "f16 0x" << std::hex << h << " -> " << f;
+  }
+  EXPECT_EQ(mismatches, 0);
+}
+
+TEST(Dtype, F16KnownValuesAndTies) {
+  EXPECT_EQ(f32_to_f16(1.0f), 0x3c00);
+  EXPECT_EQ(f32_to_f16(-2.0f), 0xc000);
+  EXPECT_EQ(f32_to_f16(65504.0f), 0x7bff);
+  EXPECT_EQ(f32_to_f16(65519.0f), 0x7bff);           // below the rounding boundary
+  EXPECT_EQ(f32_to_f16(65520.0f), 0x7c00);           // rounds to infinity
+  EXPECT_EQ(f32_to_f16(std::ldexp(1.0f, -24)), 0x0001);  // smallest subnormal
+  EXPECT_EQ(f32_to_f16(std::ldexp(1.0f, -25)), 0x0000);  // tie -> even (0)
+  EXPECT_EQ(f32_to_f16(std::ldexp(3.0f, -26)), 0x0001);  // 0.75 ulp -> 1
+  EXPECT_EQ(f32_to_f16(std::ldexp(3.0f, -25)), 0x0002);  // 1.5 ulp tie -> even (2)
+  EXPECT_EQ(f32_to_f16(1.0f + std::ldexp(1.0f, -11)), 0x3c00);      // tie -> even
+  EXPECT_EQ(f32_to_f16(1.0f + std::ldexp(3.0f, -11)), 0x3c02);      // tie -> even (up)
+  EXPECT_EQ(f32_to_f16(std::ldexp(1.0f, -14)), 0x0400);             // smallest normal
+  EXPECT_EQ(f32_to_f16(std::ldexp(1023.0f, -24) + std::ldexp(1.0f, -25)), 0x0400);  // carries into normal
+}
+
+TEST(Dtype, Bf16KnownValuesAndRoundTrip) {
+  EXPECT_EQ(f32_to_bf16(1.0f), 0x3f80);
+  EXPECT_EQ(f32_to_bf16(bits_to_float(0x3f808000u)), 0x3f80);  // tie -> even
+  EXPECT_EQ(f32_to_bf16(bits_to_float(0x3f818000u)), 0x3f82);  // tie -> even (up)
+  EXPECT_EQ(f32_to_bf16(bits_to_float(0x3f808001u)), 0x3f81);
+  EXPECT_TRUE(std::isnan(bf16_to_f32(f32_to_bf16(std::nanf("")))));
+  for (uint32_t b = 0; b < 0x10000; ++b) {
+    if ((b & 0x7f80u) == 0x7f80u && (b & 0x7fu)) continue;  // NaN
+    ASSERT_EQ(f32_to_bf16(bf16_to_f32(static_cast<uint16_t>(b))), b);
+  }
+}
+
+TEST(Tensor, ShapesConversionAndPeakBytes) {
+  Allocator& host = allocator_for(Device{});
+  const size_t before = host.current_bytes();
+  host.reset_peak();
+  {
+    Tensor t = Tensor::zeros(DType::F32, {3, 5});
+    EXPECT_EQ(t.numel(), 15);
+    EXPECT_EQ(t.nbytes(), 60u);
+    EXPECT_EQ(host.current_bytes(), before + 60);
+    t.data<float>()[7] = 1.5f;
+    Tensor h = t.to(DType::F16);
+    EXPECT_EQ(h.dtype(), DType::F16);
+    EXPECT_EQ(f16_to_f32(h.data_u16()[7]), 1.5f);
+    Tensor r = t.reshape({15});
+    EXPECT_EQ(r.data<float>()[7], 1.5f);  // shares the buffer
+    EXPECT_THROW(t.reshape({4, 4}), Error);
+    EXPECT_THROW(t.data<int32_t>(), Error);
+  }
+  EXPECT_EQ(host.current_bytes(), before);
+  EXPECT_GE(host.peak_bytes(), before + 60 + 30);
+}
+
+class FileUtil : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / ("nlpf_core_test_" + std::to_string(::getpid()));
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+  fs::path dir_;
+};
+
+TEST_F(FileUtil, ReadErrorsNameThePath) {
+  try {
+    read_file(dir_ / "missing.json");
+    FAIL();
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::IO);
+    EXPECT_NE(std::string(e.what()).find("missing.json"), std::string::npos);
+  }
+  EXPECT_THROW(read_file(dir_), Error);
+  write_file_atomic(dir_ / "a.txt", "hello");
+  EXPECT_EQ(read_file(dir_ / "a.txt"), "hello");
+  EXPECT_THROW(write_file_atomic(dir_ / "no_such_dir" / "a.txt", "x"), Error);
+}
+
+TEST_F(FileUtil, StagedDirectoryOnlyAppearsWhenCommitted) {
+  const fs::path final_path = dir_ / "run";
+  {
+    StagedDirectory staged(final_path);
+    write_file_atomic(staged.path() / "metrics.json", "{}");
+    EXPECT_FALSE(fs::exists(final_path));
+  }  // dropped without commit: nothing left behind
+  EXPECT_FALSE(fs::exists(final_path));
+  EXPECT_EQ(std::distance(fs::directory_iterator(dir_), fs::directory_iterator{}), 0);
+  {
+    StagedDirectory staged(final_path);
+    write_file_atomic(staged.path() / "metrics.json", "{}");
+    staged.commit();
+  }
+  EXPECT_TRUE(fs::exists(final_path / "metrics.json"));
+  EXPECT_THROW(StagedDirectory again(final_path), Error);  // never overwrites
+  EXPECT_TRUE(fs::exists(final_path / "metrics.json"));
+}
+
+}  // namespace
+}  // namespace nlpf

@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# Runs on the GPU machine (device tool), from the repository root, with carry/ carried (make it with
+# tools/make_device_carry.sh). Builds nlpf with CUDA, runs the whole test suite (cpu + cuda labels), makes the
+# Hugging Face reference fixtures, checks that transformers loads what nlpf writes, and runs the benchmarks
+# side by side with PyTorch/HF. Logs and results go to $OUT (results.tgz holds the fixtures and JSON).
+# Usage: tools/device_check.sh [all|build|test|goldens|roundtrip|bench]...   (default: all)
+set -uo pipefail
+root=$(pwd)
+out=${OUT:-$root/device-out}
+mkdir -p "$out"
+res="$out/results"
+mkdir -p "$res"
+carry="$root/carry"
+steps=${*:-all}
+want() { [[ " $steps " == *" all "* || " $steps " == *" $1 "* ]]; }
+status=0
+note() { echo "== $*" | tee -a "$out/summary.txt"; }
+run_step() {  # run_step NAME command...: logs to $out/NAME.log, records pass/fail in summary
+  local name=$1
+  shift
+  local t0=$SECONDS
+  if "$@" >"$out/$name.log" 2>&1; then
+    note "$name: ok ($((SECONDS - t0)) s)"
+  else
+    note "$name: FAILED ($((SECONDS - t0)) s), see $name.log"
+    tail -n 30 "$out/$name.log"
+    status=1
+  fi
+}
+
+build() {
+  cmake -S . -B build-gpu -DCMAKE_BUILD_TYPE=Release -DNLPF_WITH_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90a \
+    -DCMAKE_PREFIX_PATH="$carry/deps" -DGTEST_ROOT="$carry/deps" -DNLPF_SHARED_DIR="$carry/shared" &&
+    cmake --build build-gpu -j "$(nproc)"
+}
+
+env_report() {
+  date -u
+  git log -1 --format='commit %H %s' 2>/dev/null || true
+  nvidia-smi --query-gpu=name,pci.bus_id,driver_version,power.limit,persistence_mode,clocks.sm,temperature.gpu \
+    --format=csv
+  nvcc --version | tail -n 2
+  python3 -c 'import torch, transformers, tokenizers; print("torch", torch.__version__, "transformers",
+transformers.__version__, "tokenizers", tokenizers.__version__)'
+  lscpu | grep -E 'Model name|^CPU\(s\)'
+}
+
+note "device_check $(date -u +%FT%TZ) steps: $steps"
+env_report >"$out/env.txt" 2>&1
+export NLPF_MINILM_DIR="$carry/minilm-f16"
+
+if want build || want test || want roundtrip || want bench; then
+  run_step build build
+fi
+if want test; then
+  run_step ctest bash -c "cd build-gpu && ctest --output-on-failure -j 8 --timeout 600"
+  grep -E 'tests passed|tests failed' "$out/ctest.log" | tee -a "$out/summary.txt"
+fi
+if want goldens; then
+  run_step goldens_tokenizer python3 tools/dump_tokenizer_goldens.py \
+    --vocab-dir "$carry/shared/models/bert-base-uncased" --dev-tsv "$carry/shared/data/sst2/dev.tsv" \
+    --hard-cases tests/data/tokenizer/hard_cases.jsonl --out-dir "$res/tokenizer"
+fi
+if want roundtrip; then
+  rm -rf "$res/roundtrip" && mkdir -p "$res/roundtrip"
+  run_step roundtrip_write bash -c "build-gpu/nlpf inspect --model '$carry/minilm-f16' --save-as '$res/roundtrip/minilm' &&
+    build-gpu/nlpf inspect --model tests/data/checkpoint/tiny --save-as '$res/roundtrip/tiny'"
+  run_step roundtrip_hf_minilm python3 tools/check_hf_roundtrip.py --ours "$res/roundtrip/minilm" --source "$carry/minilm-f16"
+  run_step roundtrip_hf_tiny python3 tools/check_hf_roundtrip.py --ours "$res/roundtrip/tiny" --source tests/data/checkpoint/tiny
+  rm -rf "$res/roundtrip/minilm"  # 45 MB; the check's verdict is in the log
+fi
+if want bench; then
+  run_step bench_tokenizer_ours build-gpu/bench/tokenizer_bench --train-tsv "$carry/shared/data/sst2/train.tsv" \
+    --vocab-dir "$carry/shared/models/bert-base-uncased" --benchmark_format=json --benchmark_out="$res/tokenizer_bench_ours.json"
+  run_step bench_tokenizer_peer bash -c "python3 bench/peer_tokenizer.py --vocab-dir '$carry/shared/models/bert-base-uncased' \
+    --train-tsv '$carry/shared/data/sst2/train.tsv' > '$res/tokenizer_bench_peer.json'"
+  python3 bench/report_tokenizer.py "$res/tokenizer_bench_ours.json" "$res/tokenizer_bench_peer.json" | tee -a "$out/summary.txt"
+fi
+tar -C "$out" -czf "$out/results.tgz" results && rm -rf "$res"
+note "device_check done, status $status"
+exit $status

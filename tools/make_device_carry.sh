@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Fills carry/ (git-ignored) with what tools/device_check.sh needs on the GPU machine and cannot find there:
+# GoogleTest and utf8proc (headers + static archives, from this machine's Debian packages), the shared
+# bert-base-uncased tokenizer files and SST-2, and an fp16 copy of all-MiniLM-L6-v2 (fits the transfer limit).
+# Usage: tools/make_device_carry.sh [SHARED_DIR]   (default ../shared)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+shared=${1:-../shared}
+carry=carry
+mkdir -p $carry/deps/include $carry/deps/lib $carry/deps/lib/cmake $carry/shared/models $carry/shared/data
+cp -r /usr/include/gtest /usr/include/gmock /usr/include/utf8proc.h $carry/deps/include/
+cp /usr/lib/x86_64-linux-gnu/libgtest*.a /usr/lib/x86_64-linux-gnu/libgmock*.a $carry/deps/lib/
+cp /usr/lib/x86_64-linux-gnu/libutf8proc.a $carry/deps/lib/
+rm -rf $carry/deps/lib/cmake/GTest
+cp -r /usr/lib/x86_64-linux-gnu/cmake/GTest $carry/deps/lib/cmake/
+cp -r "$shared/models/bert-base-uncased" $carry/shared/models/
+cp -r "$shared/data/sst2" $carry/shared/data/
+if [ ! -f $carry/minilm-f16/model.safetensors ]; then
+  tools/fetch_minilm.sh
+  python3 tools/convert_safetensors_dtype.py --dtype F16 .cache/minilm $carry/minilm-f16
+fi
+du -sh $carry
