@@ -40,11 +40,13 @@ class WordPieceTokenizer {
   const TokenizerOptions& options() const { return options_; }
 
   // Throws Error(INVALID_ARGUMENT) for invalid UTF-8 (Python strings cannot hold it, so HF never sees it).
-  std::vector<std::string> tokenize(std::string_view text) const;  // word pieces, no specials
+  // As in HF, "[CLS]", "[SEP]", "[PAD]", "[UNK]", "[MASK]" written in the text are single special tokens.
+  std::vector<std::string> tokenize(std::string_view text) const;  // word pieces, no added specials
   std::vector<int32_t> tokenize_ids(std::string_view text) const;
   // [CLS] a [SEP], truncated to max_length (>= 2) tokens in all.
   Encoding encode(std::string_view text, int64_t max_length) const;
-  // [CLS] a [SEP] b [SEP] with longest-first truncation; token_type_ids 0 for a, 1 for b.
+  // [CLS] a [SEP] b [SEP] with the slow tokenizer's longest-first truncation to max_length (>= 3) tokens;
+  // token_type_ids 0 for [CLS] a [SEP], 1 for b [SEP].
   Encoding encode_pair(std::string_view text_a, std::string_view text_b, int64_t max_length) const;
 
  private:
