@@ -1,0 +1,35 @@
+// adamw_update: argument checks and device dispatch (kernel in adamw_cpu.cc).
+#include "ops/adamw.h"
+
+#include <cmath>
+
+#include "ops/op_util.h"
+
+namespace nlpf::ops {
+
+void adamw_update(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, const AdamWConfig& config,
+                  int64_t step, WeightDecay decay) {
+  constexpr const char* kOp = "adamw_update";
+  NLPF_CHECK(step >= 1, ErrorCode::INVALID_ARGUMENT, kOp, ": step = ", step, ", expected >= 1");
+  NLPF_CHECK(std::isfinite(config.lr) && config.lr >= 0, ErrorCode::INVALID_ARGUMENT, kOp,
+             ": lr = ", config.lr, " is negative or not finite");
+  NLPF_CHECK(config.beta1 >= 0 && config.beta1 < 1 && config.beta2 >= 0 && config.beta2 < 1,
+             ErrorCode::INVALID_ARGUMENT, kOp, ": betas (", config.beta1, ", ", config.beta2,
+             ") are outside [0, 1)");
+  NLPF_CHECK(config.eps > 0, ErrorCode::INVALID_ARGUMENT, kOp, ": eps = ", config.eps, ", expected > 0");
+  NLPF_CHECK(config.weight_decay >= 0, ErrorCode::INVALID_ARGUMENT, kOp,
+             ": weight_decay = ", config.weight_decay, " is negative");
+  const Device device =
+      detail::check_elementwise(kOp, {{"grad", &grad}, {"param", &param}, {"m", &m}, {"v", &v}});
+  const double weight_decay = decay == WeightDecay::APPLY ? config.weight_decay : 0.0;
+  switch (device.type) {
+    case DeviceType::CPU:
+      cpu::adamw_update(param.data<float>(), grad.data<float>(), m.data<float>(), v.data<float>(),
+                        grad.numel(), config.lr, config.beta1, config.beta2, config.eps, weight_decay, step);
+      return;
+    case DeviceType::CUDA:  // cuda::adamw_update (adamw_cuda.cu) goes here
+      detail::throw_no_cuda_kernel(kOp);
+  }
+}
+
+}  // namespace nlpf::ops

@@ -1,0 +1,38 @@
+// AdamW step with torch.optim.AdamW semantics (decoupled weight decay, bias correction, eps outside the
+// square root), updating a parameter and its moments in place. The parameter's gradient is only read.
+#pragma once
+
+#include <cstdint>
+
+#include "core/tensor.h"
+
+namespace nlpf::ops {
+
+struct AdamWConfig {
+  double lr = 1e-3;
+  double beta1 = 0.9;
+  double beta2 = 0.999;
+  double eps = 1e-8;
+  double weight_decay = 0.01;
+};
+
+// BERT fine-tuning decays every weight but biases and LayerNorm parameters (DESIGN §5).
+enum class WeightDecay { APPLY, SKIP };
+
+// One step on param, m (exp_avg), v (exp_avg_sq), all f32 of grad's shape; step counts from 1 (this step
+// included), as torch's state["step"] after its increment. In order, as torch's single-tensor AdamW:
+//   param *= 1 - lr wd;  m += (1 - beta1)(g - m);  v = beta2 v + (1 - beta2) g^2;
+//   param -= lr / (1 - beta1^step) * m / (sqrt(v) / sqrt(1 - beta2^step) + eps).
+void adamw_update(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, const AdamWConfig& config,
+                  int64_t step, WeightDecay decay);
+
+}  // namespace nlpf::ops
+
+namespace nlpf::cpu {
+
+// param, grad, m, v [N]; weight_decay is 0 for a parameter without decay.
+template <typename Real>
+void adamw_update(Real* param, const Real* grad, Real* m, Real* v, int64_t N, double lr, double beta1,
+                  double beta2, double eps, double weight_decay, int64_t step);
+
+}  // namespace nlpf::cpu

@@ -1,0 +1,19 @@
+// add_forward: argument checks and device dispatch (kernel in add_cpu.cc).
+#include "ops/add.h"
+
+#include "ops/op_util.h"
+
+namespace nlpf::ops {
+
+void add_forward(Tensor& out, const Tensor& a, const Tensor& b) {
+  constexpr const char* kOp = "add_forward";
+  switch (detail::check_elementwise(kOp, {{"a", &a}, {"b", &b}, {"out", &out}}).type) {
+    case DeviceType::CPU:
+      cpu::add_forward(out.data<float>(), a.data<float>(), b.data<float>(), a.numel());
+      return;
+    case DeviceType::CUDA:  // cuda::add_forward (add_cuda.cu) goes here
+      detail::throw_no_cuda_kernel(kOp);
+  }
+}
+
+}  // namespace nlpf::ops

@@ -1,0 +1,50 @@
+// cross_entropy_forward / cross_entropy_backward: argument checks and device dispatch (kernels in
+// cross_entropy_cpu.cc). Activation gradients overwrite (=).
+#include "ops/cross_entropy.h"
+
+#include "ops/op_util.h"
+
+namespace nlpf::ops {
+namespace {
+
+void check_probs_labels(const char* op, const char* name, const Tensor& probs, const Tensor& labels) {
+  detail::check_dtype(op, name, probs, DType::F32);
+  NLPF_CHECK(probs.rank() == 2 && probs.numel() > 0, ErrorCode::INVALID_ARGUMENT, op, ": ", name,
+             " has shape ", shape_string(probs.shape()), ", expected non-empty [B, NL]");
+  detail::check_dtype(op, "labels", labels, DType::I32);
+  detail::check_shape(op, "labels", labels, {probs.dim(0)});
+}
+
+}  // namespace
+
+double cross_entropy_forward(Tensor& probs, const Tensor& logits, const Tensor& labels) {
+  constexpr const char* kOp = "cross_entropy_forward";
+  check_probs_labels(kOp, "logits", logits, labels);
+  detail::check_dtype(kOp, "probs", probs, DType::F32);
+  detail::check_shape(kOp, "probs", probs, logits.shape());
+  switch (detail::common_device(kOp, {{"probs", &probs}, {"logits", &logits}, {"labels", &labels}}).type) {
+    case DeviceType::CPU:
+      return cpu::cross_entropy_forward(probs.data<float>(), logits.data<float>(), labels.data<int32_t>(),
+                                        logits.dim(0), logits.dim(1));
+    case DeviceType::CUDA:  // cuda::cross_entropy_forward (cross_entropy_cuda.cu) goes here
+      detail::throw_no_cuda_kernel(kOp);
+  }
+  NLPF_THROW(ErrorCode::INTERNAL, kOp, ": unknown device type");
+}
+
+void cross_entropy_backward(Tensor& dlogits, const Tensor& probs, const Tensor& labels, double dloss) {
+  constexpr const char* kOp = "cross_entropy_backward";
+  check_probs_labels(kOp, "probs", probs, labels);
+  detail::check_dtype(kOp, "dlogits", dlogits, DType::F32);
+  detail::check_shape(kOp, "dlogits", dlogits, probs.shape());
+  switch (detail::common_device(kOp, {{"dlogits", &dlogits}, {"probs", &probs}, {"labels", &labels}}).type) {
+    case DeviceType::CPU:
+      cpu::cross_entropy_backward(dlogits.data<float>(), probs.data<float>(), labels.data<int32_t>(), dloss,
+                                  probs.dim(0), probs.dim(1));
+      return;
+    case DeviceType::CUDA:  // cuda::cross_entropy_backward (cross_entropy_cuda.cu) goes here
+      detail::throw_no_cuda_kernel(kOp);
+  }
+}
+
+}  // namespace nlpf::ops

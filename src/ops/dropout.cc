@@ -1,0 +1,47 @@
+// dropout_forward / dropout_backward: argument checks and device dispatch (kernel in dropout_cpu.cc).
+// Activation gradients overwrite (=).
+#include "ops/dropout.h"
+
+#include "ops/op_util.h"
+
+namespace nlpf::ops {
+namespace {
+
+void dropout_apply(const char* op, Tensor& out, const char* out_name, const Tensor& in, const char* in_name,
+                   const Tensor& keep, double p) {
+  NLPF_CHECK(p >= 0 && p < 1, ErrorCode::INVALID_ARGUMENT, op, ": p = ", p, " is outside [0, 1)");
+  const Device device = detail::check_elementwise(op, {{in_name, &in}, {"keep", &keep}, {out_name, &out}});
+  switch (device.type) {
+    case DeviceType::CPU:
+      cpu::dropout_forward(out.data<float>(), in.data<float>(), keep.data<float>(),
+                           static_cast<float>(1 / (1 - p)), in.numel());
+      return;
+    case DeviceType::CUDA:  // cuda::dropout_forward (dropout_cuda.cu) goes here
+      detail::throw_no_cuda_kernel(op);
+  }
+}
+
+}  // namespace
+
+void dropout_forward(Tensor& out, const Tensor& x, const Tensor& keep, double p) {
+  dropout_apply("dropout_forward", out, "out", x, "x", keep, p);
+}
+
+void dropout_backward(Tensor& dx, const Tensor& dout, const Tensor& keep, double p) {
+  dropout_apply("dropout_backward", dx, "dx", dout, "dout", keep, p);
+}
+
+void dropout_mask(Tensor& keep, double p, uint64_t seed, uint64_t offset) {
+  constexpr const char* kOp = "dropout_mask";
+  NLPF_CHECK(p >= 0 && p < 1, ErrorCode::INVALID_ARGUMENT, kOp, ": p = ", p, " is outside [0, 1)");
+  detail::check_dtype(kOp, "keep", keep, DType::F32);
+  switch (keep.device().type) {
+    case DeviceType::CPU:
+      cpu::dropout_mask(keep.data<float>(), p, seed, offset, keep.numel());
+      return;
+    case DeviceType::CUDA:  // cuda::dropout_mask (dropout_cuda.cu) goes here
+      detail::throw_no_cuda_kernel(kOp);
+  }
+}
+
+}  // namespace nlpf::ops

@@ -1,0 +1,26 @@
+// Exact GELU (HF "gelu", not the tanh approximation): gelu(x) = 0.5 x (1 + erf(x / sqrt 2)) = x Phi(x).
+// Forward saves nothing: backward needs the input x, which the caller keeps.
+// Activation gradients overwrite (=).
+#pragma once
+
+#include <cstdint>
+
+#include "core/tensor.h"
+
+namespace nlpf::ops {
+
+// out = gelu(x), any shape, f32; out may be x.
+void gelu_forward(Tensor& out, const Tensor& x);
+// dx (=) = dout * (Phi(x) + x phi(x)); dx may be dout.
+void gelu_backward(Tensor& dx, const Tensor& dout, const Tensor& x);
+
+}  // namespace nlpf::ops
+
+namespace nlpf::cpu {
+
+template <typename Real>
+void gelu_forward(Real* out, const Real* x, int64_t N);
+template <typename Real>
+void gelu_backward(Real* dx, const Real* dout, const Real* x, int64_t N);
+
+}  // namespace nlpf::cpu

@@ -1,0 +1,79 @@
+// layer_norm_forward / layer_norm_backward: argument checks and device dispatch (kernels in
+// layer_norm_cpu.cc). Parameter gradients accumulate (+=), activation gradients overwrite (=).
+#include "ops/layer_norm.h"
+
+#include "ops/op_util.h"
+
+namespace nlpf::ops {
+namespace {
+constexpr const char* kForward = "layer_norm_forward";
+constexpr const char* kBackward = "layer_norm_backward";
+
+void check_common(const char* op, const Tensor& x, const Tensor& weight, const Tensor& mean,
+                  const Tensor& rstd) {
+  detail::check_dtype(op, "x", x, DType::F32);
+  detail::check_min_rank(op, "x", x, 1);
+  const int64_t C = x.dim(-1), N = x.numel() / C;
+  detail::check_dtype(op, "weight", weight, DType::F32);
+  detail::check_shape(op, "weight", weight, {C});
+  detail::check_dtype(op, "mean", mean, DType::F32);
+  detail::check_shape(op, "mean", mean, {N});
+  detail::check_dtype(op, "rstd", rstd, DType::F32);
+  detail::check_shape(op, "rstd", rstd, {N});
+}
+}  // namespace
+
+void layer_norm_forward(Tensor& out, Tensor& mean, Tensor& rstd, const Tensor& x, const Tensor& weight,
+                        const Tensor& bias, double eps) {
+  check_common(kForward, x, weight, mean, rstd);
+  const int64_t C = x.dim(-1), N = x.numel() / C;
+  detail::check_dtype(kForward, "bias", bias, DType::F32);
+  detail::check_shape(kForward, "bias", bias, {C});
+  detail::check_dtype(kForward, "out", out, DType::F32);
+  detail::check_shape(kForward, "out", out, x.shape());
+  NLPF_CHECK(eps >= 0, ErrorCode::INVALID_ARGUMENT, kForward, ": eps = ", eps, " is negative");
+  const Device device = detail::common_device(
+      kForward,
+      {{"out", &out}, {"mean", &mean}, {"rstd", &rstd}, {"x", &x}, {"weight", &weight}, {"bias", &bias}});
+  switch (device.type) {
+    case DeviceType::CPU:
+      cpu::layer_norm_forward(out.data<float>(), mean.data<float>(), rstd.data<float>(), x.data<float>(),
+                              weight.data<float>(), bias.data<float>(), eps, N, C);
+      return;
+    case DeviceType::CUDA:  // cuda::layer_norm_forward (layer_norm_cuda.cu) goes here
+      detail::throw_no_cuda_kernel(kForward);
+  }
+}
+
+void layer_norm_backward(Tensor& dx, Tensor& dweight, Tensor& dbias, const Tensor& dout, const Tensor& x,
+                         const Tensor& weight, const Tensor& mean, const Tensor& rstd) {
+  check_common(kBackward, x, weight, mean, rstd);
+  const int64_t C = x.dim(-1), N = x.numel() / C;
+  detail::check_dtype(kBackward, "dout", dout, DType::F32);
+  detail::check_shape(kBackward, "dout", dout, x.shape());
+  detail::check_dtype(kBackward, "dx", dx, DType::F32);
+  detail::check_shape(kBackward, "dx", dx, x.shape());
+  detail::check_dtype(kBackward, "dweight", dweight, DType::F32);
+  detail::check_shape(kBackward, "dweight", dweight, {C});
+  detail::check_dtype(kBackward, "dbias", dbias, DType::F32);
+  detail::check_shape(kBackward, "dbias", dbias, {C});
+  const Device device = detail::common_device(kBackward, {{"dx", &dx},
+                                                          {"dweight", &dweight},
+                                                          {"dbias", &dbias},
+                                                          {"dout", &dout},
+                                                          {"x", &x},
+                                                          {"weight", &weight},
+                                                          {"mean", &mean},
+                                                          {"rstd", &rstd}});
+  switch (device.type) {
+    case DeviceType::CPU:
+      cpu::layer_norm_backward(dx.data<float>(), dweight.data<float>(), dbias.data<float>(),
+                               dout.data<float>(), x.data<float>(), weight.data<float>(), mean.data<float>(),
+                               rstd.data<float>(), N, C);
+      return;
+    case DeviceType::CUDA:  // cuda::layer_norm_backward (layer_norm_cuda.cu) goes here
+      detail::throw_no_cuda_kernel(kBackward);
+  }
+}
+
+}  // namespace nlpf::ops

@@ -1,0 +1,85 @@
+// CPU reference of LayerNorm over the last dimension (see layer_norm.h), templated over float and double.
+// Statistics accumulate in double whatever Real is: this is the reference the CUDA kernels are held to.
+// Parameter gradients accumulate (+=), activation gradients overwrite (=).
+#include <omp.h>
+
+#include <cmath>
+
+#include "ops/layer_norm.h"
+
+namespace nlpf::cpu {
+
+// out [N,C], mean [N], rstd [N], x [N,C], weight [C], bias [C].
+template <typename Real>
+void layer_norm_forward(Real* out, Real* mean, Real* rstd, const Real* x, const Real* weight,
+                        const Real* bias, double eps, int64_t N, int64_t C) {
+#pragma omp parallel for
+  for (int64_t n = 0; n < N; ++n) {
+    const Real* xn = x + n * C;
+    double sum = 0;
+    for (int64_t c = 0; c < C; ++c) sum += xn[c];
+    const double m = sum / C;
+    // Two passes: the centred sum of squares does not cancel catastrophically like E[x^2] - m^2.
+    double sq = 0;
+    for (int64_t c = 0; c < C; ++c) sq += (xn[c] - m) * (xn[c] - m);
+    const double s = 1.0 / std::sqrt(sq / C + eps);  // biased variance, as torch.nn.LayerNorm
+    Real* on = out + n * C;
+    for (int64_t c = 0; c < C; ++c) on[c] = static_cast<Real>((xn[c] - m) * s * weight[c] + bias[c]);
+    mean[n] = static_cast<Real>(m);
+    rstd[n] = static_cast<Real>(s);
+  }
+}
+
+// dx [N,C] (=), dweight [C] (+=), dbias [C] (+=); dout, x [N,C]; weight [C]; mean, rstd [N].
+// With xhat = (x - mean) rstd and g = dout * weight:
+//   dx = rstd (g - mean_C(g) - xhat mean_C(g xhat)),  dweight = sum_N dout xhat,  dbias = sum_N dout.
+template <typename Real>
+void layer_norm_backward(Real* dx, Real* dweight, Real* dbias, const Real* dout, const Real* x,
+                         const Real* weight, const Real* mean, const Real* rstd, int64_t N, int64_t C) {
+#pragma omp parallel for
+  for (int64_t n = 0; n < N; ++n) {
+    const Real* xn = x + n * C;
+    const Real* dn = dout + n * C;
+    const double m = mean[n], s = rstd[n];
+    double g_sum = 0, gx_sum = 0;
+    for (int64_t c = 0; c < C; ++c) {
+      const double g = static_cast<double>(dn[c]) * weight[c];
+      g_sum += g;
+      gx_sum += g * (xn[c] - m) * s;
+    }
+    const double g_mean = g_sum / C, gx_mean = gx_sum / C;
+    Real* dxn = dx + n * C;
+    for (int64_t c = 0; c < C; ++c) {
+      const double g = static_cast<double>(dn[c]) * weight[c];
+      dxn[c] = static_cast<Real>(s * (g - g_mean - (xn[c] - m) * s * gx_mean));
+    }
+  }
+  // Parameter gradients reduce over rows: threads split the channels, so sums run in row order
+  // (deterministic) without races.
+#pragma omp parallel
+  {
+    const int64_t threads = omp_get_num_threads(), id = omp_get_thread_num();
+    const int64_t c0 = C * id / threads, c1 = C * (id + 1) / threads;
+    for (int64_t c = c0; c < c1; ++c) {
+      double dw = 0, db = 0;
+      for (int64_t n = 0; n < N; ++n) {
+        const double d = dout[n * C + c];
+        dw += d * (x[n * C + c] - static_cast<double>(mean[n])) * rstd[n];
+        db += d;
+      }
+      dweight[c] += static_cast<Real>(dw);
+      dbias[c] += static_cast<Real>(db);
+    }
+  }
+}
+
+template void layer_norm_forward<float>(float*, float*, float*, const float*, const float*, const float*,
+                                        double, int64_t, int64_t);
+template void layer_norm_forward<double>(double*, double*, double*, const double*, const double*,
+                                         const double*, double, int64_t, int64_t);
+template void layer_norm_backward<float>(float*, float*, float*, const float*, const float*, const float*,
+                                         const float*, const float*, int64_t, int64_t);
+template void layer_norm_backward<double>(double*, double*, double*, const double*, const double*,
+                                          const double*, const double*, const double*, int64_t, int64_t);
+
+}  // namespace nlpf::cpu

@@ -1,0 +1,71 @@
+// linear_forward / linear_backward: argument checks and device dispatch (kernels in linear_cpu.cc).
+// Parameter gradients accumulate (+=), activation gradients overwrite (=).
+#include "ops/linear.h"
+
+#include "ops/op_util.h"
+
+namespace nlpf::ops {
+namespace {
+constexpr const char* kForward = "linear_forward";
+constexpr const char* kBackward = "linear_backward";
+
+// Checks x [..., C] and weight [OC, C]; the shape of y is x's with C replaced by OC.
+Shape check_x_weight(const char* op, const Tensor& x, const Tensor& weight) {
+  detail::check_dtype(op, "x", x, DType::F32);
+  detail::check_min_rank(op, "x", x, 1);
+  detail::check_dtype(op, "weight", weight, DType::F32);
+  detail::check_min_rank(op, "weight", weight, 2);
+  NLPF_CHECK(weight.rank() == 2 && weight.dim(1) == x.dim(-1), ErrorCode::INVALID_ARGUMENT, op,
+             ": weight has shape ", shape_string(weight.shape()), ", expected [OC, ", x.dim(-1), "] for x ",
+             shape_string(x.shape()));
+  Shape y_shape = x.shape();
+  y_shape.back() = weight.dim(0);
+  return y_shape;
+}
+}  // namespace
+
+void linear_forward(Tensor& y, const Tensor& x, const Tensor& weight, const Tensor& bias) {
+  const Shape y_shape = check_x_weight(kForward, x, weight);
+  const int64_t C = x.dim(-1), N = x.numel() / C, OC = weight.dim(0);
+  detail::check_dtype(kForward, "bias", bias, DType::F32);
+  detail::check_shape(kForward, "bias", bias, {OC});
+  detail::check_dtype(kForward, "y", y, DType::F32);
+  detail::check_shape(kForward, "y", y, y_shape);
+  const Device device =
+      detail::common_device(kForward, {{"y", &y}, {"x", &x}, {"weight", &weight}, {"bias", &bias}});
+  switch (device.type) {
+    case DeviceType::CPU:
+      cpu::linear_forward(y.data<float>(), x.data<float>(), weight.data<float>(), bias.data<float>(), N, C,
+                          OC);
+      return;
+    case DeviceType::CUDA:  // cuda::linear_forward (cuBLASLt with the bias epilogue) goes here
+      detail::throw_no_cuda_kernel(kForward);
+  }
+}
+
+void linear_backward(Tensor& dx, Tensor& dweight, Tensor& dbias, const Tensor& dy, const Tensor& x,
+                     const Tensor& weight) {
+  const Shape y_shape = check_x_weight(kBackward, x, weight);
+  const int64_t C = x.dim(-1), N = x.numel() / C, OC = weight.dim(0);
+  detail::check_dtype(kBackward, "dy", dy, DType::F32);
+  detail::check_shape(kBackward, "dy", dy, y_shape);
+  detail::check_dtype(kBackward, "dx", dx, DType::F32);
+  detail::check_shape(kBackward, "dx", dx, x.shape());
+  detail::check_dtype(kBackward, "dweight", dweight, DType::F32);
+  detail::check_shape(kBackward, "dweight", dweight, weight.shape());
+  detail::check_dtype(kBackward, "dbias", dbias, DType::F32);
+  detail::check_shape(kBackward, "dbias", dbias, {OC});
+  const Device device = detail::common_device(
+      kBackward,
+      {{"dx", &dx}, {"dweight", &dweight}, {"dbias", &dbias}, {"dy", &dy}, {"x", &x}, {"weight", &weight}});
+  switch (device.type) {
+    case DeviceType::CPU:
+      cpu::linear_backward(dx.data<float>(), dweight.data<float>(), dbias.data<float>(), dy.data<float>(),
+                           x.data<float>(), weight.data<float>(), N, C, OC);
+      return;
+    case DeviceType::CUDA:  // cuda::linear_backward (linear_cuda.cu) goes here
+      detail::throw_no_cuda_kernel(kBackward);
+  }
+}
+
+}  // namespace nlpf::ops

@@ -1,0 +1,34 @@
+// Argument checks and device dispatch shared by the ops in src/ops: every failure throws nlpf::Error naming
+// the op and the tensor, with shapes. Tensor-level ops take f32 (the DType set has no f64); the CPU kernels
+// behind them are templates over float and double so that gradient tests run in double.
+#pragma once
+
+#include <initializer_list>
+
+#include "core/tensor.h"
+
+namespace nlpf::ops::detail {
+
+struct NamedTensor {
+  const char* name;
+  const Tensor* tensor;
+};
+
+// dtype must equal `dtype`: another float dtype is UNSUPPORTED (not implemented yet), else INVALID_ARGUMENT.
+void check_dtype(const char* op, const char* name, const Tensor& t, DType dtype);
+void check_shape(const char* op, const char* name, const Tensor& t, const Shape& shape);
+// Rank at least `min_rank`, every dimension positive.
+void check_min_rank(const char* op, const char* name, const Tensor& t, int min_rank);
+// The device all tensors live on; tensors on different devices are INVALID_ARGUMENT.
+Device common_device(const char* op, std::initializer_list<NamedTensor> tensors);
+// The CUDA branch of a dispatch until the op's <op>_cuda.cu exists.
+[[noreturn]] void throw_no_cuda_kernel(const char* op);
+
+}  // namespace nlpf::ops::detail
+
+namespace nlpf::ops::detail {
+
+// Elementwise ops: every tensor f32 with the shape of the first; returns their common device.
+Device check_elementwise(const char* op, std::initializer_list<NamedTensor> tensors);
+
+}  // namespace nlpf::ops::detail

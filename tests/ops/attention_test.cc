@@ -1,0 +1,158 @@
+// attention_forward/backward (f32 Tensor API): values against a naive double reference that adds HF's
+// finfo(double).min to the scores of padded keys, exact zeros for padded keys, the uniform row of an
+// all-padded sequence, dropout scaling, f32 against the double kernel, and argument errors.
+#include "ops/attention.h"
+
+#include <limits>
+
+#include "ops/op_test_util.h"
+
+namespace nlpf::test {
+namespace {
+
+constexpr Tolerance kF32{1e-5, 1e-6};
+constexpr int64_t B = 3, T = 5, NH = 2, HS = 3, C = NH * HS;
+// Sequence 0 full, sequence 1 padded after 3 tokens, sequence 2 all padding.
+const std::vector<int32_t> kMask = {1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0};
+
+// HF's formulation: scores + (1 - mask) * finfo.min, softmax, dropout, probs v; all in double.
+std::vector<double> naive_attention(const std::vector<double>& q, const std::vector<double>& k,
+                                    const std::vector<double>& v, const std::vector<double>& keep, double p,
+                                    std::vector<double>* probs) {
+  std::vector<double> out(B * T * C, 0.0);
+  probs->assign(B * NH * T * T, 0.0);
+  const double lowest = std::numeric_limits<double>::lowest();
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t h = 0; h < NH; ++h)
+      for (int64_t t = 0; t < T; ++t) {
+        std::vector<double> s(T);
+        double max_s = -std::numeric_limits<double>::infinity();
+        for (int64_t j = 0; j < T; ++j) {
+          double dot = 0;
+          for (int64_t i = 0; i < HS; ++i)
+            dot += q[(b * T + t) * C + h * HS + i] * k[(b * T + j) * C + h * HS + i];
+          s[j] = dot / std::sqrt(static_cast<double>(HS)) + (1 - kMask[b * T + j]) * lowest;
+          max_s = std::max(max_s, s[j]);
+        }
+        double sum = 0;
+        for (int64_t j = 0; j < T; ++j) sum += std::exp(s[j] - max_s);
+        for (int64_t j = 0; j < T; ++j) {
+          const int64_t at = ((b * NH + h) * T + t) * T + j;
+          (*probs)[at] = std::exp(s[j] - max_s) / sum;
+          const double w = (*probs)[at] * keep[at] / (1 - p);
+          for (int64_t i = 0; i < HS; ++i)
+            out[(b * T + t) * C + h * HS + i] += w * v[(b * T + j) * C + h * HS + i];
+        }
+      }
+  return out;
+}
+
+struct Inputs {
+  std::vector<double> q, k, v, keep;
+  Inputs(std::mt19937& rng, double p)
+      : q(round_to_float(random_vector(rng, B * T * C, -2, 2))),
+        k(round_to_float(random_vector(rng, B * T * C, -2, 2))),
+        v(round_to_float(random_vector(rng, B * T * C))),
+        keep(B * NH * T * T, 1.0) {
+    std::bernoulli_distribution kept(1 - p);
+    if (p > 0)
+      for (double& x : keep) x = kept(rng) ? 1.0 : 0.0;
+  }
+};
+
+class Attention : public ::testing::TestWithParam<double> {};  // dropout p
+
+TEST_P(Attention, ForwardMatchesHfStyleReference) {
+  const double p = GetParam();
+  std::mt19937 rng(81);
+  Inputs in(rng, p);
+  Tensor out = Tensor::empty(DType::F32, {B, T, C}), probs = Tensor::empty(DType::F32, {B, NH, T, T});
+  Tensor keep = f32_tensor({B, NH, T, T}, in.keep);
+  ops::attention_forward(out, probs, f32_tensor({B, T, C}, in.q), f32_tensor({B, T, C}, in.k),
+                         f32_tensor({B, T, C}, in.v), i32_tensor({B, T}, kMask), NH,
+                         p > 0 ? ops::AttentionDropout{&keep, p} : ops::AttentionDropout{});
+  std::vector<double> ref_probs;
+  const std::vector<double> ref = naive_attention(in.q, in.k, in.v, in.keep, p, &ref_probs);
+  EXPECT_TRUE(all_close(out, ref, kF32));
+  EXPECT_TRUE(all_close(probs, ref_probs, kF32));
+  const float* pr = probs.data<float>();
+  for (int64_t h = 0; h < NH; ++h)
+    for (int64_t t = 0; t < T; ++t) {
+      for (int64_t j = 3; j < T; ++j)
+        EXPECT_EQ(pr[((1 * NH + h) * T + t) * T + j], 0.0f) << "padded key " << j;
+      for (int64_t j = 0; j < T; ++j) EXPECT_FLOAT_EQ(pr[((2 * NH + h) * T + t) * T + j], 1.0f / T);
+    }
+}
+
+TEST_P(Attention, BackwardF32MatchesDoubleKernel) {
+  const double p = GetParam();
+  std::mt19937 rng(82);
+  Inputs in(rng, p);
+  const std::vector<double> dout = round_to_float(random_vector(rng, B * T * C));
+  Tensor q = f32_tensor({B, T, C}, in.q), k = f32_tensor({B, T, C}, in.k), v = f32_tensor({B, T, C}, in.v);
+  Tensor mask = i32_tensor({B, T}, kMask), keep = f32_tensor({B, NH, T, T}, in.keep);
+  const ops::AttentionDropout dropout = p > 0 ? ops::AttentionDropout{&keep, p} : ops::AttentionDropout{};
+  Tensor out = Tensor::empty(DType::F32, {B, T, C}), probs = Tensor::empty(DType::F32, {B, NH, T, T});
+  ops::attention_forward(out, probs, q, k, v, mask, NH, dropout);
+  Tensor dq = Tensor::empty(DType::F32, {B, T, C}), dk = Tensor::empty(DType::F32, {B, T, C}),
+         dv = Tensor::empty(DType::F32, {B, T, C});
+  ops::attention_backward(dq, dk, dv, f32_tensor({B, T, C}, dout), q, k, v, mask, probs, NH, dropout);
+
+  std::vector<double> ref_out(B * T * C), ref_probs(B * NH * T * T), ref_dq(B * T * C), ref_dk(B * T * C),
+      ref_dv(B * T * C);
+  const double* keep_ptr = p > 0 ? in.keep.data() : nullptr;
+  cpu::attention_forward(ref_out.data(), ref_probs.data(), in.q.data(), in.k.data(), in.v.data(),
+                         kMask.data(), keep_ptr, 1 / (1 - p), B, T, NH, HS);
+  cpu::attention_backward(ref_dq.data(), ref_dk.data(), ref_dv.data(), dout.data(), in.q.data(), in.k.data(),
+                          in.v.data(), kMask.data(), ref_probs.data(), keep_ptr, 1 / (1 - p), B, T, NH, HS);
+  EXPECT_TRUE(all_close(dq, ref_dq, kF32));
+  EXPECT_TRUE(all_close(dk, ref_dk, kF32));
+  EXPECT_TRUE(all_close(dv, ref_dv, kF32));
+  // Padded keys get no gradient through k or v.
+  for (int64_t j = 3; j < T; ++j)
+    for (int64_t c = 0; c < C; ++c) {
+      EXPECT_EQ(dk.data<float>()[(1 * T + j) * C + c], 0.0f);
+      EXPECT_EQ(dv.data<float>()[(1 * T + j) * C + c], 0.0f);
+    }
+}
+
+INSTANTIATE_TEST_SUITE_P(Dropout, Attention, ::testing::Values(0.0, 0.25));
+
+TEST(AttentionErrors, ArgumentErrorsNameOpAndTensor) {
+  Tensor q = Tensor::zeros(DType::F32, {B, T, C}), out = Tensor::empty(DType::F32, {B, T, C});
+  Tensor probs = Tensor::empty(DType::F32, {B, NH, T, T}), mask = i32_tensor({B, T}, kMask);
+  expect_error([&] { ops::attention_forward(out, probs, q, q, q, mask, 4); }, ErrorCode::INVALID_ARGUMENT,
+               {"attention_forward", "C = 6", "NH = 4"});
+  Tensor bad_k = Tensor::zeros(DType::F32, {B, T + 1, C});
+  expect_error([&] { ops::attention_forward(out, probs, q, bad_k, q, mask, NH); },
+               ErrorCode::INVALID_ARGUMENT, {"attention_forward", "k", "[3, 6, 6]", "[3, 5, 6]"});
+  Tensor bad_probs = Tensor::empty(DType::F32, {B, T, T});
+  expect_error([&] { ops::attention_forward(out, bad_probs, q, q, q, mask, NH); },
+               ErrorCode::INVALID_ARGUMENT, {"attention_forward", "probs", "[3, 5, 5]", "[3, 2, 5, 5]"});
+  Tensor float_mask = Tensor::zeros(DType::F32, {B, T});
+  expect_error([&] { ops::attention_forward(out, probs, q, q, q, float_mask, NH); },
+               ErrorCode::INVALID_ARGUMENT, {"attention_forward", "attention_mask", "f32"});
+  std::vector<int32_t> twos = kMask;
+  twos[7] = 2;
+  Tensor bad_mask = i32_tensor({B, T}, twos);
+  expect_error([&] { ops::attention_forward(out, probs, q, q, q, bad_mask, NH); },
+               ErrorCode::INVALID_ARGUMENT, {"attention_forward", "attention_mask[7] = 2"});
+  Tensor keep = Tensor::zeros(DType::F32, {B, NH, T, T + 1});
+  expect_error(
+      [&] {
+        ops::attention_forward(out, probs, q, q, q, mask, NH, {&keep, 0.1});
+      },
+      ErrorCode::INVALID_ARGUMENT, {"attention_forward", "keep", "[3, 2, 5, 6]"});
+  Tensor good_keep = Tensor::zeros(DType::F32, {B, NH, T, T});
+  expect_error(
+      [&] {
+        ops::attention_forward(out, probs, q, q, q, mask, NH, {&good_keep, 1.0});
+      },
+      ErrorCode::INVALID_ARGUMENT, {"attention_forward", "p = 1"});
+  Tensor dq = Tensor::empty(DType::F32, {B, T, C}), bad_dv = Tensor::empty(DType::F32, {B, C, T});
+  expect_error([&] { ops::attention_backward(dq, dq, bad_dv, q, q, q, q, mask, probs, NH); },
+               ErrorCode::INVALID_ARGUMENT, {"attention_backward", "dv", "[3, 6, 5]"});
+}
+
+}  // namespace
+}  // namespace nlpf::test
