@@ -66,7 +66,8 @@ if want roundtrip; then
   run_step roundtrip_write bash -c "build-gpu/nlpf inspect --model '$carry/minilm-f16' --save-as '$res/roundtrip/minilm' &&
     build-gpu/nlpf inspect --model tests/data/checkpoint/tiny --save-as '$res/roundtrip/tiny'"
   run_step roundtrip_hf_minilm python3 tools/check_hf_roundtrip.py --ours "$res/roundtrip/minilm" --source "$carry/minilm-f16"
-  run_step roundtrip_hf_tiny python3 tools/check_hf_roundtrip.py --ours "$res/roundtrip/tiny" --source tests/data/checkpoint/tiny
+  run_step roundtrip_hf_tiny python3 tools/check_hf_roundtrip.py --ours "$res/roundtrip/tiny" --source tests/data/checkpoint/tiny \
+    --expect-ids none
   rm -rf "$res/roundtrip/minilm"  # 45 MB; the check's verdict is in the log
 fi
 if want bench; then

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Fills carry/ (git-ignored) with what tools/device_check.sh needs on the GPU machine and cannot find there:
-# GoogleTest and utf8proc (headers + static archives, from this machine's Debian packages), the shared
+# GoogleTest, utf8proc and libzip (headers + static archives, from this machine's Debian packages), the shared
 # bert-base-uncased tokenizer files and SST-2, and an fp16 copy of all-MiniLM-L6-v2 (fits the transfer limit).
 # Usage: tools/make_device_carry.sh [SHARED_DIR]   (default ../shared)
 set -euo pipefail
@@ -11,6 +11,8 @@ mkdir -p $carry/deps/include $carry/deps/lib $carry/deps/lib/cmake $carry/shared
 cp -r /usr/include/gtest /usr/include/gmock /usr/include/utf8proc.h $carry/deps/include/
 cp /usr/lib/x86_64-linux-gnu/libgtest*.a /usr/lib/x86_64-linux-gnu/libgmock*.a $carry/deps/lib/
 cp /usr/lib/x86_64-linux-gnu/libutf8proc.a $carry/deps/lib/
+cp /usr/include/zip.h /usr/include/zipconf.h $carry/deps/include/  # libzip: absent there
+cp -P /usr/lib/x86_64-linux-gnu/libzip.so /usr/lib/x86_64-linux-gnu/libzip.so.4* $carry/deps/lib/
 rm -rf $carry/deps/lib/cmake/GTest
 cp -r /usr/lib/x86_64-linux-gnu/cmake/GTest $carry/deps/lib/cmake/
 cp -r "$shared/models/bert-base-uncased" $carry/shared/models/

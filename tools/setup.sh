@@ -8,7 +8,7 @@ packages=(
   libopenblas-dev            # BLAS (CMake FindBLAS; OpenBLAS by default)
   nlohmann-json3-dev libcli11-dev libutf8proc-dev
   libplplot-dev plplot-driver-cairo
-  libcurl4-openssl-dev libzip-dev
+  libcurl4-openssl-dev libzip-dev libssl-dev   # downloads: HTTP, SST-2.zip, SHA-256 (libcrypto)
   libgtest-dev libgmock-dev libbenchmark-dev
   clang libclang-rt-14-dev   # libFuzzer targets (tools/fuzz.sh)
 )

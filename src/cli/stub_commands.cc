@@ -1,11 +1,15 @@
-// Subcommands whose engines are not built yet: frontier, plot, fetch, demo. Each parses and validates its
-// options, then says plainly that nothing was run and exits non-zero (none pretends to work).
+// Subcommands whose engines are not built yet: frontier, plot, demo. Each parses and validates its
+// options, then says plainly that nothing was run and exits non-zero (none pretends to work). Also fetch,
+// which is built: it prints the cache directory it filled on stdout.
+#include <cstdio>
+#include <filesystem>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "cli/commands.h"
 #include "core/error.h"
+#include "fetch/fetch.h"
 
 namespace nlpf::cli {
 namespace {
@@ -38,9 +42,28 @@ void register_fetch(CLI::App& app, Action& action) {
   model->add_option("name", *name, "Hub model name")->required();
   CLI::App* dataset = fetch->add_subcommand("dataset", "Fetch a dataset (sst2)");
   dataset->add_option("name", *name, "Dataset name")->required()->check(CLI::IsMember({"sst2"}));
-  auto on_parse = [&action] { action = []() -> int { not_built("fetch", "downloading (Downloads issue)"); }; };
-  model->callback(on_parse);
-  dataset->callback(on_parse);
+  // The path goes to stdout (scripts capture it); progress and notes go to stderr.
+  model->callback([&action, name] {
+    action = [name]() -> int {
+      const ModelFetchReport report = fetch_model(*name, fetch_settings_from_environment());
+      if (report.files.empty()) std::fprintf(stderr, "%s: complete in the cache already\n", name->c_str());
+      for (const FetchedFile& file : report.files) {
+        std::fprintf(stderr, "%s: %s (%lld bytes%s%s)\n", file.name.c_str(),
+                     file.downloaded ? "downloaded" : "already in the cache",
+                     static_cast<long long>(file.bytes), file.sha256.empty() ? "" : ", SHA-256 ",
+                     file.sha256.c_str());
+      }
+      std::printf("%s\n", report.directory.c_str());
+      return 0;
+    };
+  });
+  dataset->callback([&action, name] {
+    action = [name]() -> int {
+      const std::filesystem::path dir = fetch_dataset(*name, fetch_settings_from_environment());
+      std::printf("%s\n", dir.c_str());
+      return 0;
+    };
+  });
 }
 
 void register_demo(CLI::App& app, Action& action) {
