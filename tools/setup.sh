@@ -10,7 +10,7 @@ packages=(
   libplplot-dev plplot-driver-cairo
   libcurl4-openssl-dev libzip-dev libssl-dev   # downloads: HTTP, SST-2.zip, SHA-256 (libcrypto)
   libgtest-dev libgmock-dev libbenchmark-dev
-  clang libclang-rt-14-dev   # libFuzzer targets (tools/fuzz.sh)
+  clang libclang-rt-14-dev libomp-dev  # libFuzzer targets (tools/fuzz.sh); clang needs libomp for OpenMP
 )
 
 missing=()

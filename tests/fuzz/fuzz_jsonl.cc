@@ -1,0 +1,7 @@
+// libFuzzer target: arbitrary bytes through the JSONL dataset reader (parse_dataset, format JSONL); the first
+// byte selects reader options (dataset_fuzz_common.h).
+#include "dataset_fuzz_common.h"
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  return nlpf::fuzz::fuzz_dataset(data, size, nlpf::DatasetFormat::JSONL, "fuzz.jsonl");
+}
