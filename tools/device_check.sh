@@ -79,4 +79,5 @@ if want bench; then
 fi
 tar -C "$out" -czf "$out/results.tgz" results && rm -rf "$res"
 note "device_check done, status $status"
+cat "$out/summary.txt"
 exit $status
