@@ -4,6 +4,7 @@
 # Hugging Face reference fixtures, checks that transformers loads what nlpf writes, and runs the benchmarks
 # side by side with PyTorch/HF. Logs and results go to $OUT (results.tgz holds the fixtures and JSON).
 # Usage: tools/device_check.sh [all|build|test|goldens|roundtrip|bench]...   (default: all)
+# goldens: tokenizer ids (tools/dump_tokenizer_goldens.py) and BERT logits/loss/gradients (tools/dump_hf_model_goldens.py)
 set -uo pipefail
 root=$(pwd)
 out=${OUT:-$root/device-out}
@@ -60,6 +61,10 @@ if want goldens; then
   run_step goldens_tokenizer python3 tools/dump_tokenizer_goldens.py \
     --vocab-dir "$carry/shared/models/bert-base-uncased" --dev-tsv "$carry/shared/data/sst2/dev.tsv" \
     --hard-cases tests/data/tokenizer/hard_cases.jsonl --out-dir "$res/tokenizer"
+fi
+if want goldens; then
+  run_step goldens_model python3 tools/dump_hf_model_goldens.py \
+    --vocab "$carry/shared/models/bert-base-uncased/vocab.txt" --out "$res/model"
 fi
 if want roundtrip; then
   rm -rf "$res/roundtrip" && mkdir -p "$res/roundtrip"

@@ -7,14 +7,13 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 shared=${1:-../shared}
 carry=carry
-mkdir -p $carry/deps/include $carry/deps/lib $carry/deps/lib/cmake $carry/shared/models $carry/shared/data
+mkdir -p $carry/deps/include $carry/deps/lib $carry/shared/models $carry/shared/data
 cp -r /usr/include/gtest /usr/include/gmock /usr/include/utf8proc.h $carry/deps/include/
 cp /usr/lib/x86_64-linux-gnu/libgtest*.a /usr/lib/x86_64-linux-gnu/libgmock*.a $carry/deps/lib/
 cp /usr/lib/x86_64-linux-gnu/libutf8proc.a $carry/deps/lib/
 cp /usr/include/zip.h /usr/include/zipconf.h $carry/deps/include/  # libzip: absent there
 cp -P /usr/lib/x86_64-linux-gnu/libzip.so /usr/lib/x86_64-linux-gnu/libzip.so.4* $carry/deps/lib/
-rm -rf $carry/deps/lib/cmake/GTest
-cp -r /usr/lib/x86_64-linux-gnu/cmake/GTest $carry/deps/lib/cmake/
+rm -rf $carry/deps/lib/cmake  # FindGTest finds include/ and lib/ under GTEST_ROOT (no config with absolute paths)
 cp -r "$shared/models/bert-base-uncased" $carry/shared/models/
 cp -r "$shared/data/sst2" $carry/shared/data/
 if [ ! -f $carry/minilm-f16/model.safetensors ]; then

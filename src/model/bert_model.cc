@@ -1,0 +1,475 @@
+// BertForSequenceClassification on the ops of src/ops: HF's module order and math (modeling_bert.py:
+// BertEmbeddings, BertSelfAttention (eager), BertSelfOutput, BertIntermediate, BertOutput, BertPooler, the
+// classifier). Parameter gradients accumulate (+=), activation gradients overwrite (=); what TRAIN keeps
+// and why is listed in bert_model.h.
+#include "model/bert_model.h"
+
+#include <string_view>
+
+#include "core/error.h"
+#include "core/random.h"
+#include "ops/add.h"
+#include "ops/attention.h"
+#include "ops/cross_entropy.h"
+#include "ops/dropout.h"
+#include "ops/embeddings.h"
+#include "ops/gelu.h"
+#include "ops/layer_norm.h"
+#include "ops/linear.h"
+#include "ops/tanh.h"
+#include "ops/token_select.h"
+#include "text/dataset.h"
+
+namespace nlpf {
+namespace {
+
+constexpr uint64_t kSiteStreamBits = 32;
+constexpr uint64_t kInitStreamBits = 40;  // stream indices per parameter in the random initialisation
+
+bool ends_with(std::string_view s, std::string_view suffix) {
+  return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
+}
+
+std::string layer_prefix(int64_t layer) {
+  return "bert.encoder.layer." + std::to_string(layer) + ".";
+}
+
+Tensor f32(const Shape& shape) {
+  return Tensor::empty(DType::F32, shape);
+}
+
+Tensor i32_from(const std::vector<int32_t>& values, const Shape& shape) {
+  Tensor t = Tensor::empty(DType::I32, shape);
+  std::copy(values.begin(), values.end(), t.data<int32_t>());
+  return t;
+}
+
+void check_dropout_p(double p, const char* name) {
+  NLPF_CHECK(p >= 0 && p < 1, ErrorCode::INVALID_ARGUMENT, "dropout ", name, " = ", p, " is outside [0, 1)");
+}
+
+// The keep mask of one dropout site, or nullptr when p = 0 (no dropout at all, as HF with p = 0).
+const Tensor* make_mask(Tensor& keep, double p, uint64_t seed, uint64_t step, uint64_t site) {
+  if (p == 0) return nullptr;
+  NLPF_CHECK(static_cast<uint64_t>(keep.numel()) <= (uint64_t{1} << kSiteStreamBits), ErrorCode::UNSUPPORTED,
+             "dropout mask ", shape_string(keep.shape()),
+             " exceeds the 2^32 stream "
+             "indices of one dropout site");
+  ops::dropout_mask(keep, p, seed, dropout_offset(step, site));
+  return &keep;
+}
+
+}  // namespace
+
+DropoutSettings DropoutSettings::from_config(const BertConfig& config, uint64_t seed) {
+  return DropoutSettings{config.hidden_dropout_prob, config.attention_probs_dropout_prob,
+                         config.effective_classifier_dropout(), seed};
+}
+
+uint64_t dropout_offset(uint64_t step, uint64_t site) {
+  NLPF_CHECK(step < kDropoutStepLimit, ErrorCode::INVALID_ARGUMENT, "dropout step ", step,
+             " exceeds the limit of ", kDropoutStepLimit, " steps per seed");
+  NLPF_CHECK(site < kDropoutSitesPerStep, ErrorCode::INVALID_ARGUMENT, "dropout site ", site, " exceeds the ",
+             kDropoutSitesPerStep, " sites of a step");
+  return (step * kDropoutSitesPerStep + site) << kSiteStreamBits;
+}
+
+uint64_t embeddings_dropout_site() {
+  return 0;
+}
+
+uint64_t layer_dropout_site(int64_t layer, DropoutSite site) {
+  return 1 + 3 * static_cast<uint64_t>(layer) + static_cast<uint64_t>(site);
+}
+
+uint64_t classifier_dropout_site() {
+  return kDropoutSitesPerStep - 1;
+}
+
+BertForSequenceClassification::BertForSequenceClassification(const Checkpoint& checkpoint)
+    : config_(checkpoint.config), dropout_(DropoutSettings::from_config(checkpoint.config, 0)) {
+  config_.validate(checkpoint.directory.string() + "/config.json");
+  for (const ParameterSpec& spec : bert_parameter_specs(config_)) {
+    const Tensor& t = checkpoint.tensor(spec.name);
+    NLPF_CHECK(t.shape() == spec.shape, ErrorCode::INVALID_ARGUMENT, checkpoint.directory.string(),
+               ": tensor ", spec.name, " has shape ", shape_string(t.shape()), ", expected ",
+               shape_string(spec.shape));
+    parameters_.emplace(spec.name, t.to(DType::F32));  // a copy: the model never aliases the checkpoint
+  }
+  init_gradients();
+  bind_views();
+}
+
+BertForSequenceClassification::BertForSequenceClassification(const BertConfig& config, uint64_t init_seed)
+    : config_(config), dropout_(DropoutSettings::from_config(config, 0)) {
+  config_.validate("BertConfig");
+  const std::vector<ParameterSpec> specs = bert_parameter_specs(config_);
+  const auto range = static_cast<float>(config_.initializer_range);
+  for (size_t i = 0; i < specs.size(); ++i) {
+    const ParameterSpec& spec = specs[i];
+    Tensor t = Tensor::zeros(DType::F32, spec.shape);
+    const bool layer_norm = spec.name.find("LayerNorm") != std::string::npos;
+    if (layer_norm && ends_with(spec.name, ".weight")) {
+      float* w = t.data<float>();
+      std::fill(w, w + t.numel(), 1.0f);
+    } else if (ends_with(spec.name, ".weight")) {
+      fill_normal(t, 0.0f, range, init_seed, static_cast<uint64_t>(i) << kInitStreamBits);
+    }
+    parameters_.emplace(spec.name, std::move(t));
+  }
+  // nn.Embedding(padding_idx=pad_token_id): HF v5's _init_weights zeroes that row after the normal draw.
+  if (config_.pad_token_id && *config_.pad_token_id >= 0 && *config_.pad_token_id < config_.vocab_size) {
+    Tensor& word = parameters_.at("bert.embeddings.word_embeddings.weight");
+    float* row = word.data<float>() + *config_.pad_token_id * config_.hidden_size;
+    std::fill(row, row + config_.hidden_size, 0.0f);
+  }
+  init_gradients();
+  bind_views();
+}
+
+void BertForSequenceClassification::init_gradients() {
+  gradients_.clear();
+  for (const auto& [name, t] : parameters_) gradients_.emplace(name, Tensor::zeros(DType::F32, t.shape()));
+}
+
+BertForSequenceClassification::ModelTensors BertForSequenceClassification::views_of(
+    const std::map<std::string, Tensor>& tensors) const {
+  const auto get = [&](const std::string& name) { return tensors.at(name); };
+  ModelTensors m;
+  m.word = get("bert.embeddings.word_embeddings.weight");
+  m.position = get("bert.embeddings.position_embeddings.weight");
+  m.token_type = get("bert.embeddings.token_type_embeddings.weight");
+  m.emb_ln_w = get("bert.embeddings.LayerNorm.weight");
+  m.emb_ln_b = get("bert.embeddings.LayerNorm.bias");
+  for (int64_t l = 0; l < config_.num_hidden_layers; ++l) {
+    const std::string p = layer_prefix(l);
+    LayerTensors w;
+    w.q_w = get(p + "attention.self.query.weight");
+    w.q_b = get(p + "attention.self.query.bias");
+    w.k_w = get(p + "attention.self.key.weight");
+    w.k_b = get(p + "attention.self.key.bias");
+    w.v_w = get(p + "attention.self.value.weight");
+    w.v_b = get(p + "attention.self.value.bias");
+    w.attn_out_w = get(p + "attention.output.dense.weight");
+    w.attn_out_b = get(p + "attention.output.dense.bias");
+    w.ln1_w = get(p + "attention.output.LayerNorm.weight");
+    w.ln1_b = get(p + "attention.output.LayerNorm.bias");
+    w.inter_w = get(p + "intermediate.dense.weight");
+    w.inter_b = get(p + "intermediate.dense.bias");
+    w.out_w = get(p + "output.dense.weight");
+    w.out_b = get(p + "output.dense.bias");
+    w.ln2_w = get(p + "output.LayerNorm.weight");
+    w.ln2_b = get(p + "output.LayerNorm.bias");
+    m.layers.push_back(std::move(w));
+  }
+  m.pooler_w = get("bert.pooler.dense.weight");
+  m.pooler_b = get("bert.pooler.dense.bias");
+  m.classifier_w = get("classifier.weight");
+  m.classifier_b = get("classifier.bias");
+  return m;
+}
+
+void BertForSequenceClassification::bind_views() {
+  p_ = views_of(parameters_);
+  dp_ = views_of(gradients_);
+}
+
+void BertForSequenceClassification::set_dropout(const DropoutSettings& dropout) {
+  check_dropout_p(dropout.hidden_p, "hidden_p");
+  check_dropout_p(dropout.attention_p, "attention_p");
+  check_dropout_p(dropout.classifier_p, "classifier_p");
+  saved_.reset();  // backward() must regenerate the masks its forward drew
+  dropout_ = dropout;
+}
+
+void BertForSequenceClassification::zero_grad() {
+  for (auto& [name, g] : gradients_) {
+    float* d = g.data<float>();
+    std::fill(d, d + g.numel(), 0.0f);
+  }
+}
+
+void BertForSequenceClassification::truncate_layers(int64_t k) {
+  NLPF_CHECK(k >= 1 && k <= config_.num_hidden_layers, ErrorCode::INVALID_ARGUMENT,
+             "truncate_layers: k = ", k, " is outside [1, ", config_.num_hidden_layers,
+             "] (the model's layers)");
+  saved_.reset();
+  for (int64_t l = k; l < config_.num_hidden_layers; ++l) {
+    const std::string p = layer_prefix(l);
+    std::erase_if(parameters_, [&](const auto& item) { return item.first.starts_with(p); });
+    std::erase_if(gradients_, [&](const auto& item) { return item.first.starts_with(p); });
+  }
+  config_.num_hidden_layers = k;
+  bind_views();
+}
+
+int64_t BertForSequenceClassification::num_parameters() const {
+  int64_t n = 0;
+  for (const auto& [name, t] : parameters_) n += t.numel();
+  return n;
+}
+
+BertForSequenceClassification::LayerActivations BertForSequenceClassification::allocate_layer(
+    int64_t B, int64_t T, const BertConfig& config) {
+  const int64_t C = config.hidden_size, I = config.intermediate_size, NH = config.num_attention_heads;
+  LayerActivations a;
+  a.q = f32({B, T, C});
+  a.k = f32({B, T, C});
+  a.v = f32({B, T, C});
+  a.probs = f32({B, NH, T, T});
+  a.context = f32({B, T, C});
+  a.sum1 = f32({B, T, C});
+  a.mean1 = f32({B * T});
+  a.rstd1 = f32({B * T});
+  a.h1 = f32({B, T, C});
+  a.inter = f32({B, T, I});
+  a.sum2 = f32({B, T, C});
+  a.mean2 = f32({B * T});
+  a.rstd2 = f32({B * T});
+  return a;  // h2 is the caller's: its own buffer in TRAIN, the layer input's in EVAL
+}
+
+// One encoder layer, HF's BertLayer: q, k, v -> softmax(q k^T / sqrt(HS) + padding mask) -> dropout ->
+// context -> output dense -> dropout -> + x -> LayerNorm (h1); intermediate dense -> GELU -> output dense
+// -> dropout -> + h1 -> LayerNorm (h2). x [B,T,C]; a.h2 may share x's buffer (x is last read before h2 is
+// written).
+void BertForSequenceClassification::layer_forward(int64_t layer, const Tensor& x, LayerActivations& a,
+                                                  Scratch& s, const Tensor& attention_mask, bool train,
+                                                  uint64_t step) const {
+  const LayerTensors& w = p_.layers[layer];
+  const double eps = config_.layer_norm_eps;
+  const double hidden_p = train ? dropout_.hidden_p : 0.0, attention_p = train ? dropout_.attention_p : 0.0;
+  const uint64_t seed = dropout_.seed;
+
+  ops::linear_forward(a.q, x, w.q_w, w.q_b);
+  ops::linear_forward(a.k, x, w.k_w, w.k_b);
+  ops::linear_forward(a.v, x, w.v_w, w.v_b);
+  const Tensor* attention_keep = make_mask(s.attention_keep, attention_p, seed, step,
+                                           layer_dropout_site(layer, DropoutSite::ATTENTION_PROBS));
+  ops::attention_forward(a.context, a.probs, a.q, a.k, a.v, attention_mask, config_.num_attention_heads,
+                         {attention_keep, attention_p});
+
+  ops::linear_forward(a.sum1, a.context, w.attn_out_w, w.attn_out_b);
+  if (const Tensor* keep = make_mask(s.hidden_keep, hidden_p, seed, step,
+                                     layer_dropout_site(layer, DropoutSite::ATTENTION_OUTPUT))) {
+    ops::dropout_forward(a.sum1, a.sum1, *keep, hidden_p);
+  }
+  ops::add_forward(a.sum1, a.sum1, x);
+  ops::layer_norm_forward(a.h1, a.mean1, a.rstd1, a.sum1, w.ln1_w, w.ln1_b, eps);
+
+  ops::linear_forward(a.inter, a.h1, w.inter_w, w.inter_b);
+  ops::gelu_forward(s.gelu_out, a.inter);
+  ops::linear_forward(a.sum2, s.gelu_out, w.out_w, w.out_b);
+  if (const Tensor* keep = make_mask(s.hidden_keep, hidden_p, seed, step,
+                                     layer_dropout_site(layer, DropoutSite::FEED_FORWARD_OUTPUT))) {
+    ops::dropout_forward(a.sum2, a.sum2, *keep, hidden_p);
+  }
+  ops::add_forward(a.sum2, a.sum2, a.h1);
+  ops::layer_norm_forward(a.h2, a.mean2, a.rstd2, a.sum2, w.ln2_w, w.ln2_b, eps);
+}
+
+ModelOutput BertForSequenceClassification::forward(const Batch& batch, ForwardMode mode, uint64_t step) {
+  const int64_t B = batch.B, T = batch.T, C = config_.hidden_size, NL = config_.num_labels();
+  const int64_t NH = config_.num_attention_heads, L = config_.num_hidden_layers;
+  const bool train = mode == ForwardMode::TRAIN;
+  NLPF_CHECK(B > 0 && T > 0, ErrorCode::INVALID_ARGUMENT, "batch: B = ", B, ", T = ", T,
+             ", expected positive sizes");
+  const auto expect_size = [&](const std::vector<int32_t>& v, int64_t n, const char* field) {
+    NLPF_CHECK(static_cast<int64_t>(v.size()) == n, ErrorCode::INVALID_ARGUMENT, "batch: ", field, " has ",
+               v.size(), " values, expected ", n, " (B = ", B, ", T = ", T, ")");
+  };
+  expect_size(batch.input_ids, B * T, "input_ids");
+  expect_size(batch.token_type_ids, B * T, "token_type_ids");
+  expect_size(batch.attention_mask, B * T, "attention_mask");
+  NLPF_CHECK(T <= config_.max_position_embeddings, ErrorCode::INVALID_ARGUMENT, "batch: T = ", T,
+             " exceeds max_position_embeddings = ", config_.max_position_embeddings, " of the model");
+  // HF computes the loss when labels are given; a batch of an unlabelled split (kNoLabel) has none.
+  bool has_loss = !batch.labels.empty();
+  if (has_loss) {
+    expect_size(batch.labels, B, "labels");
+    for (int32_t label : batch.labels) has_loss = has_loss && label != kNoLabel;
+  }
+  if (has_loss) {
+    NLPF_CHECK(NL >= 2, ErrorCode::UNSUPPORTED, "model: num_labels = ", NL,
+               " is regression in HF (MSE loss); only single-label classification is supported");
+    NLPF_CHECK(!config_.problem_type || *config_.problem_type == "single_label_classification",
+               ErrorCode::UNSUPPORTED, "model: problem_type \"", *config_.problem_type,
+               "\" is not supported (only single_label_classification)");
+  }
+  if (train) {
+    NLPF_CHECK(step < kDropoutStepLimit, ErrorCode::INVALID_ARGUMENT, "forward: step ", step,
+               " exceeds the dropout stream's limit of ", kDropoutStepLimit, " steps per seed");
+  }
+
+  saved_.reset();  // a previous forward's activations go first, so they never coexist with new ones
+  SavedActivations act;
+  act.input_ids = i32_from(batch.input_ids, {B, T});
+  act.token_type_ids = i32_from(batch.token_type_ids, {B, T});
+  act.attention_mask = i32_from(batch.attention_mask, {B, T});
+  if (has_loss) act.labels = i32_from(batch.labels, {B});
+  act.has_loss = has_loss;
+  act.step = step;
+
+  Scratch s;
+  if (train) {
+    s.gelu_out = f32({B, T, config_.intermediate_size});
+    if (dropout_.hidden_p > 0) s.hidden_keep = f32({B, T, C});
+    if (dropout_.attention_p > 0) s.attention_keep = f32({B, NH, T, T});
+  }
+  const double hidden_p = train ? dropout_.hidden_p : 0.0;
+
+  // Embeddings: word + position + token type -> LayerNorm -> dropout. In EVAL the LayerNorm input lives in
+  // the layer scratch's sum1 and the output in `hidden`, which every layer then overwrites in place.
+  LayerActivations eval_layer;
+  Tensor hidden = f32({B, T, C});
+  if (train) {
+    act.emb_sum = f32({B, T, C});
+  } else {
+    eval_layer = allocate_layer(B, T, config_);
+    eval_layer.h2 = hidden;
+    s.gelu_out = eval_layer.inter;  // GELU in place: EVAL never needs its input again
+    act.emb_sum = eval_layer.sum1;
+  }
+  act.emb_mean = f32({B * T});
+  act.emb_rstd = f32({B * T});
+  ops::embeddings_forward(act.emb_sum, act.input_ids, act.token_type_ids, p_.word, p_.position,
+                          p_.token_type);
+  ops::layer_norm_forward(hidden, act.emb_mean, act.emb_rstd, act.emb_sum, p_.emb_ln_w, p_.emb_ln_b,
+                          config_.layer_norm_eps);
+  if (const Tensor* keep =
+          make_mask(s.hidden_keep, hidden_p, dropout_.seed, step, embeddings_dropout_site())) {
+    ops::dropout_forward(hidden, hidden, *keep, hidden_p);
+  }
+  act.emb_out = hidden;
+
+  const Tensor* x = &act.emb_out;
+  act.layers.reserve(static_cast<size_t>(L));  // x points into act.layers
+  for (int64_t l = 0; l < L; ++l) {
+    if (train) {
+      act.layers.push_back(allocate_layer(B, T, config_));
+      act.layers.back().h2 = f32({B, T, C});
+      layer_forward(l, *x, act.layers.back(), s, act.attention_mask, /*train=*/true, step);
+      x = &act.layers.back().h2;
+    } else {
+      layer_forward(l, *x, eval_layer, s, act.attention_mask, /*train=*/false, step);
+    }
+  }
+
+  // Pooler (dense + tanh on token 0, HF's BertPooler) -> dropout -> classifier.
+  act.pooler_in = f32({B, C});
+  act.pooled = f32({B, C});
+  ops::token_select_forward(act.pooler_in, *x, 0);
+  ops::linear_forward(act.pooled, act.pooler_in, p_.pooler_w, p_.pooler_b);
+  ops::tanh_forward(act.pooled, act.pooled);
+  act.classifier_in = act.pooled;
+  const double classifier_p = train ? dropout_.classifier_p : 0.0;
+  if (classifier_p > 0) {
+    Tensor keep = f32({B, C});
+    make_mask(keep, classifier_p, dropout_.seed, step, classifier_dropout_site());
+    act.classifier_in = f32({B, C});
+    ops::dropout_forward(act.classifier_in, act.pooled, keep, classifier_p);
+  }
+  ModelOutput output;
+  output.logits = f32({B, NL});
+  ops::linear_forward(output.logits, act.classifier_in, p_.classifier_w, p_.classifier_b);
+  if (has_loss) {
+    act.ce_probs = f32({B, NL});
+    output.loss = ops::cross_entropy_forward(act.ce_probs, output.logits, act.labels);
+  }
+  if (train) saved_ = std::move(act);
+  return output;
+}
+
+void BertForSequenceClassification::layer_backward(int64_t layer, Tensor& dh, const Tensor& x,
+                                                   const LayerActivations& a, const Tensor& attention_mask,
+                                                   uint64_t step, BackwardScratch& s) {
+  const LayerTensors& w = p_.layers[layer];
+  LayerTensors& dw = dp_.layers[layer];
+  const double hidden_p = dropout_.hidden_p, attention_p = dropout_.attention_p;
+  const uint64_t seed = dropout_.seed;
+
+  // Output LayerNorm, then the residual: dh1 gets dsum2 directly and through the feed-forward block.
+  ops::layer_norm_backward(s.dsum, dw.ln2_w, dw.ln2_b, dh, a.sum2, w.ln2_w, a.mean2, a.rstd2);
+  const Tensor* dy = &s.dsum;
+  if (const Tensor* keep = make_mask(s.forward.hidden_keep, hidden_p, seed, step,
+                                     layer_dropout_site(layer, DropoutSite::FEED_FORWARD_OUTPUT))) {
+    ops::dropout_backward(s.dtmp, s.dsum, *keep, hidden_p);
+    dy = &s.dtmp;
+  }
+  ops::gelu_forward(s.forward.gelu_out, a.inter);  // recomputed rather than kept (bert_model.h: Memory)
+  ops::linear_backward(s.dinter, dw.out_w, dw.out_b, *dy, s.forward.gelu_out, w.out_w);
+  ops::gelu_backward(s.dinter, s.dinter, a.inter);
+  ops::linear_backward(dh, dw.inter_w, dw.inter_b, s.dinter, a.h1, w.inter_w);
+  ops::add_forward(dh, dh, s.dsum);
+
+  // Attention LayerNorm, then the residual: dx gets dsum1 directly and through q, k and v.
+  ops::layer_norm_backward(s.dsum, dw.ln1_w, dw.ln1_b, dh, a.sum1, w.ln1_w, a.mean1, a.rstd1);
+  dy = &s.dsum;
+  if (const Tensor* keep = make_mask(s.forward.hidden_keep, hidden_p, seed, step,
+                                     layer_dropout_site(layer, DropoutSite::ATTENTION_OUTPUT))) {
+    ops::dropout_backward(s.dtmp, s.dsum, *keep, hidden_p);
+    dy = &s.dtmp;
+  }
+  ops::linear_backward(s.dcontext, dw.attn_out_w, dw.attn_out_b, *dy, a.context, w.attn_out_w);
+  const Tensor* attention_keep = make_mask(s.forward.attention_keep, attention_p, seed, step,
+                                           layer_dropout_site(layer, DropoutSite::ATTENTION_PROBS));
+  ops::attention_backward(s.dq, s.dk, s.dv, s.dcontext, a.q, a.k, a.v, attention_mask, a.probs,
+                          config_.num_attention_heads, {attention_keep, attention_p});
+  ops::linear_backward(dh, dw.q_w, dw.q_b, s.dq, x, w.q_w);
+  ops::add_forward(dh, dh, s.dsum);
+  ops::linear_backward(s.dtmp, dw.k_w, dw.k_b, s.dk, x, w.k_w);
+  ops::add_forward(dh, dh, s.dtmp);
+  ops::linear_backward(s.dtmp, dw.v_w, dw.v_b, s.dv, x, w.v_w);
+  ops::add_forward(dh, dh, s.dtmp);
+}
+
+void BertForSequenceClassification::backward(double dloss) {
+  NLPF_CHECK(saved_.has_value(), ErrorCode::INVALID_ARGUMENT,
+             "backward: no activations kept; run forward(batch, ForwardMode::TRAIN) first");
+  NLPF_CHECK(saved_->has_loss, ErrorCode::INVALID_ARGUMENT,
+             "backward: the TRAIN forward's batch had no labels, so there is no loss to differentiate");
+  const SavedActivations& act = *saved_;
+  const int64_t B = act.input_ids.dim(0), T = act.input_ids.dim(1), C = config_.hidden_size;
+  const int64_t NH = config_.num_attention_heads, L = config_.num_hidden_layers;
+  const uint64_t seed = dropout_.seed, step = act.step;
+
+  // Classifier, dropout, pooler.
+  Tensor dlogits = f32(act.ce_probs.shape());
+  ops::cross_entropy_backward(dlogits, act.ce_probs, act.labels, dloss);
+  Tensor dpooled = f32({B, C});
+  ops::linear_backward(dpooled, dp_.classifier_w, dp_.classifier_b, dlogits, act.classifier_in,
+                       p_.classifier_w);
+  if (dropout_.classifier_p > 0) {
+    Tensor keep = f32({B, C});
+    make_mask(keep, dropout_.classifier_p, seed, step, classifier_dropout_site());
+    ops::dropout_backward(dpooled, dpooled, keep, dropout_.classifier_p);
+  }
+  ops::tanh_backward(dpooled, dpooled, act.pooled);
+  Tensor dpooler_in = f32({B, C});
+  ops::linear_backward(dpooler_in, dp_.pooler_w, dp_.pooler_b, dpooled, act.pooler_in, p_.pooler_w);
+
+  BackwardScratch s;
+  for (Tensor* t : {&s.dsum, &s.dtmp, &s.dq, &s.dk, &s.dv, &s.dcontext}) *t = f32({B, T, C});
+  s.dinter = f32({B, T, config_.intermediate_size});
+  s.forward.gelu_out = f32({B, T, config_.intermediate_size});
+  if (dropout_.hidden_p > 0) s.forward.hidden_keep = f32({B, T, C});
+  if (dropout_.attention_p > 0) s.forward.attention_keep = f32({B, NH, T, T});
+
+  Tensor dh = f32({B, T, C});
+  ops::token_select_backward(dh, dpooler_in, 0);
+  for (int64_t l = L - 1; l >= 0; --l) {
+    const Tensor& x = l == 0 ? act.emb_out : act.layers[l - 1].h2;
+    layer_backward(l, dh, x, act.layers[l], act.attention_mask, step, s);
+  }
+
+  // Embeddings: dropout, LayerNorm, lookup.
+  if (const Tensor* keep =
+          make_mask(s.forward.hidden_keep, dropout_.hidden_p, seed, step, embeddings_dropout_site())) {
+    ops::dropout_backward(dh, dh, *keep, dropout_.hidden_p);
+  }
+  ops::layer_norm_backward(s.dsum, dp_.emb_ln_w, dp_.emb_ln_b, dh, act.emb_sum, p_.emb_ln_w, act.emb_mean,
+                           act.emb_rstd);
+  ops::embeddings_backward(dp_.word, dp_.position, dp_.token_type, s.dsum, act.input_ids, act.token_type_ids);
+}
+
+}  // namespace nlpf

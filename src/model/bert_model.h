@@ -1,0 +1,163 @@
+// BertForSequenceClassification forward and backward, assembled from src/ops (post-LayerNorm BERT exactly as
+// Hugging Face transformers computes it). Parameter gradients accumulate (+=, so gradient accumulation
+// works; zero_grad() clears them), activation gradients overwrite (=). Dimension letters: B batch, T tokens,
+// C hidden, NH heads, HS head size, I intermediate, NL labels, N = B*T rows.
+// Peak memory of a bert-base training step at B=32, T=128 is estimated under "Memory" below.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/tensor.h"
+#include "model/bert_config.h"
+#include "model/checkpoint.h"
+#include "text/batching.h"
+
+namespace nlpf {
+
+// TRAIN keeps the activations backward() needs and applies dropout; EVAL applies no dropout and keeps
+// nothing beyond one layer's scratch buffers (reused by every layer).
+enum class ForwardMode { TRAIN, EVAL };
+
+struct ModelOutput {
+  Tensor logits;               // [B, NL] f32
+  std::optional<double> loss;  // HF's mean cross-entropy, when every row of the batch has a label
+};
+
+// Dropout of a TRAIN forward. Masks come from the Philox stream of `seed` (core/random.h) at offset
+//   dropout_offset(step, site) = (step * kDropoutSitesPerStep + site) * 2^32,
+// site = 0 for the embeddings' output, 1 + 3 l + {0 attention probabilities, 1 attention output,
+// 2 feed-forward output} for encoder layer l, kDropoutSitesPerStep - 1 for the classifier's input. Element i
+// of a mask (row-major over its tensor: [B,T,C], [B,NH,T,T] or [B,C]) is kept when
+// philox_uniform(seed, offset + i) < 1 - p (ops::dropout_mask), so a CUDA kernel given (seed, step, layer,
+// site) draws the same mask. Each site owns 2^32 stream indices (a mask larger than that is refused) and a
+// step owns kDropoutSitesPerStep sites (so at most 340 layers), leaving 2^22 steps per seed.
+struct DropoutSettings {
+  double hidden_p = 0.1;      // embeddings, attention output and feed-forward output
+  double attention_p = 0.1;   // attention probabilities
+  double classifier_p = 0.1;  // pooled [CLS] before the classifier
+  uint64_t seed = 0;
+
+  // The probabilities of config.json (classifier_dropout, else hidden_dropout_prob, for the classifier).
+  static DropoutSettings from_config(const BertConfig& config, uint64_t seed);
+};
+
+constexpr uint64_t kDropoutSitesPerStep = 1024;
+constexpr uint64_t kDropoutStepLimit = uint64_t{1} << 22;
+enum class DropoutSite { ATTENTION_PROBS = 0, ATTENTION_OUTPUT = 1, FEED_FORWARD_OUTPUT = 2 };
+uint64_t dropout_offset(uint64_t step, uint64_t site);
+uint64_t embeddings_dropout_site();
+uint64_t layer_dropout_site(int64_t layer, DropoutSite site);
+uint64_t classifier_dropout_site();
+
+// Memory (f32, bert-base C=768, I=3072, NH=12, L=12 at B=32, T=128: N = 4096, one [N,C] = 12.6 MB,
+// one [N,I] = 50.3 MB, one [B,NH,T,T] = 25.2 MB):
+// - parameters 110M = 438 MB, gradients 438 MB (AdamW's two moments, 876 MB, live in src/train);
+// - kept by a TRAIN forward, per layer: q, k, v, context, the two LayerNorm inputs and outputs ([N,C] each;
+//   the last output is the next layer's input), the GELU input [N,I] and the attention probabilities before
+//   dropout [B,NH,T,T]: 176 MB, 2.11 GB for 12 layers, plus the embeddings' LayerNorm input and output
+//   (25 MB). The dropout masks and the GELU output are recomputed in backward() rather than kept (each
+//   would add 0.6 GB);
+// - backward() scratch: 8 [N,C] + 2 [N,I] + 1 [B,NH,T,T] = 227 MB.
+// Peak of a training step: 0.44 + 0.44 + 2.14 + 0.23 = 3.25 GB (4.1 GB with AdamW's state).
+// EVAL holds the parameters plus 8 [N,C] + 1 [N,I] + 1 [B,NH,T,T] = 176 MB, whatever the layer count.
+class BertForSequenceClassification {
+ public:
+  // Weights of a checkpoint, converted to f32 (16-bit checkpoints are widened exactly).
+  explicit BertForSequenceClassification(const Checkpoint& checkpoint);
+  // HF's _init_weights from the Philox normal stream of `init_seed`: Linear and Embedding weights
+  // normal(0, initializer_range), parameter number i (in bert_parameter_specs order) drawing stream indices
+  // from i * 2^40; biases 0; LayerNorm weight 1, bias 0; the pad_token_id row of the word embeddings 0.
+  BertForSequenceClassification(const BertConfig& config, uint64_t init_seed);
+
+  // logits (and the loss when the batch has labels) for a padded batch (text/batching.h). TRAIN applies
+  // dropout keyed by (dropout().seed, step) and keeps what backward() needs (replacing a previous
+  // forward's); EVAL releases whatever a TRAIN forward kept. Errors: INVALID_ARGUMENT naming the batch
+  // field (inconsistent sizes, T > max_position_embeddings, ids or labels out of range).
+  ModelOutput forward(const Batch& batch, ForwardMode mode, uint64_t step = 0);
+
+  // Gradients of loss * dloss (dloss: the loss scale under fp16, else 1) after a TRAIN forward with labels,
+  // added to gradients(). May be called again (each call adds the same gradients once more).
+  void backward(double dloss = 1.0);
+
+  void zero_grad();
+  // Keeps the first k encoder layers (1 <= k <= num_hidden_layers), dropping their weights and gradients
+  // and any kept activations; config().num_hidden_layers becomes k.
+  void truncate_layers(int64_t k);
+
+  const BertConfig& config() const { return config_; }
+  const DropoutSettings& dropout() const { return dropout_; }
+  // Replaces the dropout settings (INVALID_ARGUMENT for p outside [0, 1)); drops kept activations, since
+  // backward() redraws its forward's masks from the current settings.
+  void set_dropout(const DropoutSettings& dropout);
+  // Canonical name -> f32 tensor; the tensors share storage with the model (an optimizer updates them in
+  // place). The gradient map has the same names and shapes.
+  const std::map<std::string, Tensor>& parameters() const { return parameters_; }
+  const std::map<std::string, Tensor>& gradients() const { return gradients_; }
+  // The parameters for save_checkpoint (shared storage, not copies).
+  std::map<std::string, Tensor> to_checkpoint_tensors() const { return parameters_; }
+  int64_t num_parameters() const;
+  // Whether activations of a TRAIN forward are kept (backward() can run).
+  bool has_saved_activations() const { return saved_.has_value(); }
+
+ private:
+  struct LayerTensors {  // parameters or their gradients of one encoder layer
+    Tensor q_w, q_b, k_w, k_b, v_w, v_b, attn_out_w, attn_out_b, ln1_w, ln1_b;
+    Tensor inter_w, inter_b, out_w, out_b, ln2_w, ln2_b;
+  };
+  struct ModelTensors {
+    Tensor word, position, token_type, emb_ln_w, emb_ln_b;
+    std::vector<LayerTensors> layers;
+    Tensor pooler_w, pooler_b, classifier_w, classifier_b;
+  };
+  // One layer's activations: kept per layer by TRAIN, one reused set in EVAL.
+  struct LayerActivations {
+    Tensor q, k, v, probs, context;  // [B,T,C] x4, [B,NH,T,T]
+    Tensor sum1, mean1, rstd1, h1;   // attention LayerNorm input, statistics [N], output [B,T,C]
+    Tensor inter;                    // GELU input [B,T,I]
+    Tensor sum2, mean2, rstd2, h2;   // output LayerNorm input, statistics, output (the layer's output)
+  };
+  struct SavedActivations {
+    Tensor input_ids, token_type_ids, attention_mask, labels;  // [B,T] x3, [B] i32
+    Tensor emb_sum, emb_mean, emb_rstd, emb_out;  // LayerNorm input [B,T,C], statistics, dropout output
+    std::vector<LayerActivations> layers;
+    Tensor pooler_in, pooled, classifier_in;  // [B,C]: token 0 of the last layer, tanh output, dropout output
+    Tensor ce_probs;                          // [B,NL] softmax of the logits
+    bool has_loss = false;
+    uint64_t step = 0;
+  };
+
+  void init_gradients();
+  void bind_views();
+  ModelTensors views_of(const std::map<std::string, Tensor>& tensors) const;
+  // Buffers of a forward or backward that no layer keeps: the GELU output [B,T,I] (in EVAL the GELU
+  // input's own buffer) and the dropout masks [B,T,C] and [B,NH,T,T].
+  struct Scratch {
+    Tensor gelu_out, hidden_keep, attention_keep;
+  };
+  static LayerActivations allocate_layer(int64_t B, int64_t T, const BertConfig& config);
+  void layer_forward(int64_t layer, const Tensor& x, LayerActivations& a, Scratch& s,
+                     const Tensor& attention_mask, bool train, uint64_t step) const;
+  // Gradient buffers of backward(): [B,T,C] x6 and [B,T,I] for dGELU, with the forward's Scratch to
+  // recompute the GELU output and the dropout masks.
+  struct BackwardScratch {
+    Tensor dsum, dtmp, dq, dk, dv, dcontext, dinter;
+    Scratch forward;
+  };
+  // dh: on entry the gradient of the layer's output, on return that of its input x.
+  void layer_backward(int64_t layer, Tensor& dh, const Tensor& x, const LayerActivations& a,
+                      const Tensor& attention_mask, uint64_t step, BackwardScratch& s);
+
+  BertConfig config_;
+  DropoutSettings dropout_;
+  std::map<std::string, Tensor> parameters_;
+  std::map<std::string, Tensor> gradients_;
+  ModelTensors p_;   // views of parameters_
+  ModelTensors dp_;  // views of gradients_
+  std::optional<SavedActivations> saved_;
+};
+
+}  // namespace nlpf

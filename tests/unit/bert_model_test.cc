@@ -1,0 +1,345 @@
+// BertForSequenceClassification on tiny random configs: EVAL = TRAIN without dropout, EVAL memory that
+// does not grow with layers, reproducible dropout masks keyed by (seed, step, site), gradient accumulation,
+// truncate_layers, HF-style initialisation, a save/load round trip, directional derivatives of the loss
+// against central differences, and the errors of bad batches and calls.
+#include "model/bert_model.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <filesystem>
+#include <random>
+
+#include "core/allocator.h"
+#include "core/error.h"
+#include "model/checkpoint.h"
+#include "ops/op_test_util.h"
+
+namespace nlpf {
+namespace {
+
+namespace fs = std::filesystem;
+using test::expect_error;
+
+BertConfig tiny_config(int64_t layers = 2) {
+  BertConfig c;
+  c.vocab_size = 40;
+  c.hidden_size = 16;
+  c.num_hidden_layers = layers;
+  c.num_attention_heads = 2;
+  c.intermediate_size = 32;
+  c.max_position_embeddings = 16;
+  // Larger than HF's 0.02 so that attention and GELU are far from linear in these tiny models.
+  c.initializer_range = 0.2;
+  return c;
+}
+
+// B = 3, T = 7: one full row with a sentence pair, two padded rows.
+Batch tiny_batch() {
+  Batch b;
+  b.B = 3;
+  b.T = 7;
+  b.input_ids = {2, 5, 9, 3, 11, 12, 3, 2, 7, 8, 20, 3, 0, 0, 2, 39, 3, 0, 0, 0, 0};
+  b.token_type_ids = {0, 0, 0, 0, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+  b.attention_mask = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 1, 1, 1, 0, 0, 0, 0};
+  b.labels = {1, 0, 1};
+  return b;
+}
+
+DropoutSettings no_dropout(uint64_t seed = 0) {
+  return DropoutSettings{0, 0, 0, seed};
+}
+
+std::vector<float> values(const Tensor& t) {
+  const float* p = t.data<float>();
+  return std::vector<float>(p, p + t.numel());
+}
+
+std::map<std::string, std::vector<float>> gradient_values(const BertForSequenceClassification& model) {
+  std::map<std::string, std::vector<float>> out;
+  for (const auto& [name, g] : model.gradients()) out[name] = values(g);
+  return out;
+}
+
+TEST(BertModel, EvalEqualsTrainWithoutDropout) {
+  BertForSequenceClassification model(tiny_config(), 11);
+  model.set_dropout(no_dropout());
+  const ModelOutput eval = model.forward(tiny_batch(), ForwardMode::EVAL);
+  EXPECT_FALSE(model.has_saved_activations());
+  const ModelOutput train = model.forward(tiny_batch(), ForwardMode::TRAIN, 5);
+  EXPECT_TRUE(model.has_saved_activations());
+  EXPECT_EQ(values(eval.logits), values(train.logits));
+  ASSERT_TRUE(eval.loss && train.loss);
+  EXPECT_EQ(*eval.loss, *train.loss);
+  // Rows with different inputs give different logits (the encoder is not bypassed).
+  EXPECT_NE(eval.logits.data<float>()[0], eval.logits.data<float>()[2]);
+}
+
+TEST(BertModel, EvalKeepsNothingPerLayer) {
+  Batch batch = tiny_batch();
+  const auto forward_bytes = [&](int64_t layers, ForwardMode mode) {
+    BertForSequenceClassification model(tiny_config(layers), 3);
+    Allocator& allocator = allocator_for(Device{});
+    const size_t before = allocator.current_bytes();
+    allocator.reset_peak();
+    model.forward(batch, mode, 0);
+    return allocator.peak_bytes() - before;
+  };
+  const BertConfig c = tiny_config();
+  const int64_t N = batch.B * batch.T;
+  // What TRAIN keeps per layer (bert_model.h): 8 [N,C], [N,I], [B,NH,T,T] and 4 [N] LayerNorm statistics.
+  const auto layer_bytes = static_cast<size_t>((8 * N * c.hidden_size + N * c.intermediate_size +
+                                                batch.B * c.num_attention_heads * batch.T * batch.T + 4 * N) *
+                                               4);
+  const size_t eval2 = forward_bytes(2, ForwardMode::EVAL), eval4 = forward_bytes(4, ForwardMode::EVAL);
+  EXPECT_LT(eval4 - std::min(eval4, eval2), layer_bytes)
+      << "EVAL peak grew from " << eval2 << " to " << eval4;
+  // The measurement sees per-layer memory when it exists: TRAIN keeps two more layers' worth.
+  const size_t train2 = forward_bytes(2, ForwardMode::TRAIN), train4 = forward_bytes(4, ForwardMode::TRAIN);
+  EXPECT_EQ(train4 - train2, 2 * layer_bytes);
+}
+
+TEST(BertModel, DropoutMasksDependOnSeedAndStepOnly) {
+  const BertConfig c = tiny_config();
+  BertForSequenceClassification a(c, 1), b(c, 1);
+  const DropoutSettings dropout{0.2, 0.2, 0.2, 99};
+  a.set_dropout(dropout);
+  b.set_dropout(dropout);
+  const ModelOutput out_a = a.forward(tiny_batch(), ForwardMode::TRAIN, 3);
+  a.backward();
+  b.forward(tiny_batch(), ForwardMode::TRAIN, 7);  // another step first: nothing carries over
+  const ModelOutput out_b = b.forward(tiny_batch(), ForwardMode::TRAIN, 3);
+  b.backward();
+  EXPECT_EQ(values(out_a.logits), values(out_b.logits));
+  EXPECT_EQ(gradient_values(a), gradient_values(b));
+
+  const ModelOutput other_step = b.forward(tiny_batch(), ForwardMode::TRAIN, 4);
+  EXPECT_NE(values(out_a.logits), values(other_step.logits));
+  const ModelOutput eval = b.forward(tiny_batch(), ForwardMode::EVAL);
+  EXPECT_NE(values(out_a.logits), values(eval.logits));
+}
+
+TEST(BertModel, DropoutOffsetScheme) {
+  EXPECT_EQ(dropout_offset(0, embeddings_dropout_site()), 0u);
+  EXPECT_EQ(layer_dropout_site(0, DropoutSite::ATTENTION_PROBS), 1u);
+  EXPECT_EQ(layer_dropout_site(2, DropoutSite::FEED_FORWARD_OUTPUT), 9u);
+  EXPECT_EQ(classifier_dropout_site(), 1023u);
+  EXPECT_EQ(dropout_offset(1, 9), (uint64_t{1024} + 9) << 32);
+  expect_error([] { dropout_offset(kDropoutStepLimit, 0); }, ErrorCode::INVALID_ARGUMENT, {"step"});
+  expect_error([] { dropout_offset(0, kDropoutSitesPerStep); }, ErrorCode::INVALID_ARGUMENT, {"site"});
+}
+
+TEST(BertModel, GradientsAccumulate) {
+  BertForSequenceClassification model(tiny_config(), 2);
+  model.set_dropout({0.1, 0.1, 0.1, 5});
+  model.forward(tiny_batch(), ForwardMode::TRAIN, 1);
+  model.backward();
+  const auto once = gradient_values(model);
+  model.backward();
+  const auto twice = gradient_values(model);
+  // Equal up to f32 rounding of the largest terms: the embeddings' scatter-add sums rows (which cancel)
+  // into a non-zero gradient, in another order than into a zero one.
+  const auto near = [&](const std::string& name, float got, float expected) {
+    float largest = 0;
+    for (float x : once.at(name)) largest = std::max(largest, std::abs(x));
+    return std::abs(got - expected) <= 1e-6f * std::abs(expected) + 1e-6f * largest;
+  };
+  double norm = 0;
+  for (const auto& [name, g] : once) {
+    for (size_t i = 0; i < g.size(); ++i) {
+      ASSERT_TRUE(near(name, twice.at(name)[i], 2 * g[i])) << name << "[" << i << "]: " << twice.at(name)[i];
+      norm += static_cast<double>(g[i]) * g[i];
+    }
+  }
+  EXPECT_GT(norm, 0);
+  model.zero_grad();
+  for (const auto& [name, g] : gradient_values(model)) {
+    for (float v : g) ASSERT_EQ(v, 0.0f) << name;
+  }
+  // dloss scales the gradients (loss scaling).
+  model.backward(4.0);
+  for (const auto& [name, g] : gradient_values(model)) {
+    for (size_t i = 0; i < g.size(); ++i)
+      ASSERT_TRUE(near(name, g[i], 4 * once.at(name)[i])) << name << "[" << i << "]";
+  }
+}
+
+TEST(BertModel, TruncateLayersKeepsTheFirstLayers) {
+  const BertConfig c = tiny_config(3);
+  BertForSequenceClassification model(c, 4);
+  model.set_dropout(no_dropout());
+  const int64_t full = model.num_parameters();
+
+  // The reference: a one-layer model holding the same embeddings, layer 0, pooler and classifier.
+  Checkpoint checkpoint;
+  checkpoint.config = c;
+  checkpoint.config.num_hidden_layers = 1;
+  for (const ParameterSpec& spec : bert_parameter_specs(checkpoint.config)) {
+    checkpoint.tensors.emplace(spec.name, model.parameters().at(spec.name));
+  }
+  BertForSequenceClassification one_layer(checkpoint);
+
+  model.forward(tiny_batch(), ForwardMode::TRAIN, 0);
+  model.truncate_layers(1);
+  EXPECT_FALSE(model.has_saved_activations());
+  EXPECT_EQ(model.config().num_hidden_layers, 1);
+  EXPECT_EQ(model.parameters().size(), bert_parameter_specs(checkpoint.config).size());
+  EXPECT_EQ(model.gradients().size(), model.parameters().size());
+  EXPECT_FALSE(model.parameters().contains("bert.encoder.layer.1.output.dense.weight"));
+  const int64_t per_layer = 4 * (16 * 16 + 16) + 2 * (16 * 32) + 32 + 16 + 4 * 16;
+  EXPECT_EQ(full - model.num_parameters(), 2 * per_layer);
+  EXPECT_EQ(model.num_parameters(), one_layer.num_parameters());
+  EXPECT_EQ(values(model.forward(tiny_batch(), ForwardMode::EVAL).logits),
+            values(one_layer.forward(tiny_batch(), ForwardMode::EVAL).logits));
+  model.forward(tiny_batch(), ForwardMode::TRAIN, 0);
+  model.backward();  // the truncated model still trains
+
+  expect_error([&] { model.truncate_layers(0); }, ErrorCode::INVALID_ARGUMENT, {"truncate_layers", "k = 0"});
+  expect_error([&] { model.truncate_layers(2); }, ErrorCode::INVALID_ARGUMENT, {"truncate_layers", "k = 2"});
+}
+
+TEST(BertModel, RandomInitialisationFollowsHuggingFace) {
+  BertConfig c = tiny_config();
+  c.initializer_range = 0.02;
+  c.vocab_size = 500;
+  const BertForSequenceClassification model(c, 8), same(c, 8), other(c, 9);
+  EXPECT_EQ(model.num_parameters(), same.num_parameters());
+  for (const auto& [name, t] : model.parameters()) {
+    SCOPED_TRACE(name);
+    EXPECT_EQ(t.dtype(), DType::F32);
+    const std::vector<float> v = values(t);
+    EXPECT_EQ(v, values(same.parameters().at(name)));
+    if (name.ends_with(".bias")) {
+      for (float x : v) ASSERT_EQ(x, 0.0f);
+    } else if (name.find("LayerNorm") != std::string::npos) {
+      for (float x : v) ASSERT_EQ(x, 1.0f);
+    } else {
+      EXPECT_NE(v, values(other.parameters().at(name)));
+    }
+  }
+  // normal(0, 0.02) on the word embeddings (8000 values: the sample std is within 5%), padding row 0.
+  const std::vector<float> word = values(model.parameters().at("bert.embeddings.word_embeddings.weight"));
+  double sum_sq = 0;
+  for (float x : word) sum_sq += static_cast<double>(x) * x;
+  EXPECT_NEAR(std::sqrt(sum_sq / static_cast<double>(word.size() - 16)), 0.02, 0.001);
+  for (int i = 0; i < 16; ++i) EXPECT_EQ(word[static_cast<size_t>(i)], 0.0f) << "pad row, column " << i;
+  EXPECT_NE(word[16], 0.0f);
+}
+
+TEST(BertModel, SavedCheckpointReloadsToTheSameLogits) {
+  const BertConfig c = tiny_config();
+  BertForSequenceClassification model(c, 6);
+  std::vector<std::string> tokens = {"[PAD]", "[UNK]", "[CLS]", "[SEP]"};
+  while (static_cast<int64_t>(tokens.size()) < c.vocab_size) {
+    std::string token = std::to_string(tokens.size());  // not "w" + ...: GCC 12's -Wrestrict false positive
+    token.insert(token.begin(), 'w');
+    tokens.push_back(std::move(token));
+  }
+  std::string pattern = (fs::temp_directory_path() / "nlpf_bert_model_XXXXXX").string();
+  const fs::path tmp = ::mkdtemp(pattern.data());
+  const fs::path dir = tmp / "model";
+  save_checkpoint(dir, model.config(), model.to_checkpoint_tensors(), Vocab::from_tokens(tokens), true);
+  BertForSequenceClassification loaded(load_checkpoint(dir, {.quiet = true}));
+  fs::remove_all(tmp);
+  EXPECT_EQ(values(model.forward(tiny_batch(), ForwardMode::EVAL).logits),
+            values(loaded.forward(tiny_batch(), ForwardMode::EVAL).logits));
+}
+
+// d/de loss(theta + e d) at e = 0 by central differences, against <grad, d>, for a random direction d on
+// one parameter tensor at a time (so an error in one tensor's gradient cannot hide behind another's).
+// Dropout is on: its masks are fixed by (seed, step), so the loss is a smooth function of theta.
+// Tolerance: in f32 the loss (~0.7) carries rounding noise of ~1e-8; divided by 2e = 2e-3 that is ~2e-5 in
+// the difference quotient (what the key bias, whose exact gradient is 0, shows), and the O(e^2 |d|^3)
+// truncation error is ~1e-3 relative here; so |fd - <grad,d>| <= 2e-3 |<grad,d>| + 1e-4. A wrong gradient
+// (a missing residual, factor or mask) is off by far more. Every op's backward is checked in double in
+// tests/grad.
+TEST(BertModel, DirectionalDerivativesMatchFiniteDifferences) {
+  BertForSequenceClassification model(tiny_config(), 21);
+  model.set_dropout({0.1, 0.1, 0.1, 3});
+  const Batch batch = tiny_batch();
+  constexpr uint64_t kStep = 2;
+  model.forward(batch, ForwardMode::TRAIN, kStep);
+  model.backward();
+  const auto loss_at = [&] { return *model.forward(batch, ForwardMode::TRAIN, kStep).loss; };
+
+  std::mt19937 rng(17);
+  std::normal_distribution<float> normal;
+  constexpr float kEps = 1e-3f;
+  int checked = 0;
+  for (const auto& [name, param] : model.parameters()) {
+    SCOPED_TRACE(name);
+    Tensor p = param;  // shares storage with the model
+    float* theta = p.data<float>();
+    const std::vector<float> saved = values(p);
+    const std::vector<float> grad = values(model.gradients().at(name));
+    std::vector<float> d(saved.size());
+    for (float& x : d) x = normal(rng);
+    double analytic = 0;
+    for (size_t i = 0; i < d.size(); ++i) analytic += static_cast<double>(grad[i]) * d[i];
+    const auto set = [&](float e) {
+      for (size_t i = 0; i < d.size(); ++i) theta[i] = saved[i] + e * d[i];
+    };
+    set(kEps);
+    const double plus = loss_at();
+    set(-kEps);
+    const double minus = loss_at();
+    std::copy(saved.begin(), saved.end(), theta);
+    const double numeric = (plus - minus) / (2.0 * kEps);
+    EXPECT_NEAR(numeric, analytic, 2e-3 * std::abs(analytic) + 1e-4) << "directional derivative";
+    ++checked;
+  }
+  EXPECT_EQ(checked, static_cast<int>(bert_parameter_specs(model.config()).size()));
+}
+
+TEST(BertModel, BadBatchesAndCallsAreErrors) {
+  BertForSequenceClassification model(tiny_config(), 1);
+  Batch short_ids = tiny_batch();
+  short_ids.input_ids.pop_back();
+  expect_error([&] { model.forward(short_ids, ForwardMode::EVAL); }, ErrorCode::INVALID_ARGUMENT,
+               {"batch", "input_ids", "20 values, expected 21"});
+  Batch bad_mask = tiny_batch();
+  bad_mask.attention_mask.push_back(1);
+  expect_error([&] { model.forward(bad_mask, ForwardMode::EVAL); }, ErrorCode::INVALID_ARGUMENT,
+               {"attention_mask"});
+  Batch bad_labels = tiny_batch();
+  bad_labels.labels = {1};
+  expect_error([&] { model.forward(bad_labels, ForwardMode::EVAL); }, ErrorCode::INVALID_ARGUMENT,
+               {"labels", "expected 3"});
+  Batch label_range = tiny_batch();
+  label_range.labels = {0, 2, 1};
+  expect_error([&] { model.forward(label_range, ForwardMode::EVAL); }, ErrorCode::INVALID_ARGUMENT,
+               {"labels"});
+  Batch long_batch;
+  long_batch.B = 1;
+  long_batch.T = 17;
+  long_batch.input_ids.assign(17, 2);
+  long_batch.token_type_ids.assign(17, 0);
+  long_batch.attention_mask.assign(17, 1);
+  expect_error([&] { model.forward(long_batch, ForwardMode::EVAL); }, ErrorCode::INVALID_ARGUMENT,
+               {"T = 17", "max_position_embeddings = 16"});
+  Batch bad_id = tiny_batch();
+  bad_id.input_ids[3] = 40;
+  expect_error([&] { model.forward(bad_id, ForwardMode::EVAL); }, ErrorCode::INVALID_ARGUMENT, {"input_ids"});
+
+  expect_error([&] { model.backward(); }, ErrorCode::INVALID_ARGUMENT, {"backward", "TRAIN"});
+  model.forward(tiny_batch(), ForwardMode::TRAIN, 0);
+  model.forward(tiny_batch(), ForwardMode::EVAL);  // releases the TRAIN activations
+  expect_error([&] { model.backward(); }, ErrorCode::INVALID_ARGUMENT, {"backward", "TRAIN"});
+  Batch unlabelled = tiny_batch();
+  unlabelled.labels.clear();
+  const ModelOutput out = model.forward(unlabelled, ForwardMode::TRAIN, 0);
+  EXPECT_FALSE(out.loss.has_value());
+  expect_error([&] { model.backward(); }, ErrorCode::INVALID_ARGUMENT, {"backward", "no labels"});
+
+  expect_error([&] { model.set_dropout({1.0, 0, 0, 0}); }, ErrorCode::INVALID_ARGUMENT, {"hidden_p"});
+  expect_error([&] { model.set_dropout({0, -0.1, 0, 0}); }, ErrorCode::INVALID_ARGUMENT, {"attention_p"});
+  BertConfig regression = tiny_config();
+  regression.set_num_labels(1);
+  BertForSequenceClassification regressor(regression, 1);
+  expect_error([&] { regressor.forward(tiny_batch(), ForwardMode::EVAL); }, ErrorCode::UNSUPPORTED,
+               {"num_labels = 1"});
+}
+
+}  // namespace
+}  // namespace nlpf
