@@ -19,8 +19,11 @@ build: configure
 run: build
 	@tools/run_main_job.sh $(BUILD_DIR)/nlpf
 
+# Tests that need all-MiniLM-L6-v2 find it through NLPF_MINILM_DIR (tools/fetch_minilm.sh fills .cache/minilm).
+MINILM_DIR := $(if $(wildcard .cache/minilm/model.safetensors),$(CURDIR)/.cache/minilm,)
+
 test: build
-	@cd $(BUILD_DIR) && ctest --output-on-failure -j $(JOBS) $(CTEST_FLAGS)
+	@cd $(BUILD_DIR) && NLPF_MINILM_DIR=$${NLPF_MINILM_DIR:-$(MINILM_DIR)} ctest --output-on-failure -j $(JOBS) $(CTEST_FLAGS)
 
 fuzz: setup
 	@tools/fuzz.sh

@@ -9,22 +9,22 @@ set -uo pipefail
 root=$(pwd)
 out=${OUT:-$root/device-out}
 mkdir -p "$out"
-res="$out/results"
-mkdir -p "$res"
+res="$out/results"  # everything but summary.txt and env.txt ends up in results.tgz (8 files come back at most)
+mkdir -p "$res/logs"
 carry="$root/carry"
 steps=${*:-all}
 want() { [[ " $steps " == *" all "* || " $steps " == *" $1 "* ]]; }
 status=0
 note() { echo "== $*" | tee -a "$out/summary.txt"; }
-run_step() {  # run_step NAME command...: logs to $out/NAME.log, records pass/fail in summary
+run_step() {  # run_step NAME command...: logs to results/logs/NAME.log, records pass/fail in summary
   local name=$1
   shift
   local t0=$SECONDS
-  if "$@" >"$out/$name.log" 2>&1; then
+  if "$@" >"$res/logs/$name.log" 2>&1; then
     note "$name: ok ($((SECONDS - t0)) s)"
   else
-    note "$name: FAILED ($((SECONDS - t0)) s), see $name.log"
-    tail -n 30 "$out/$name.log"
+    note "$name: FAILED ($((SECONDS - t0)) s), see logs/$name.log"
+    tail -n 30 "$res/logs/$name.log"
     status=1
   fi
 }
@@ -55,7 +55,7 @@ if want build || want test || want roundtrip || want bench; then
 fi
 if want test; then
   run_step ctest bash -c "cd build-gpu && ctest --output-on-failure -j 8 --timeout 600"
-  grep -E 'tests passed|tests failed' "$out/ctest.log" | tee -a "$out/summary.txt"
+  grep -E 'tests passed|tests failed' "$res/logs/ctest.log" | tee -a "$out/summary.txt"
 fi
 if want goldens; then
   run_step goldens_tokenizer python3 tools/dump_tokenizer_goldens.py \
@@ -74,6 +74,7 @@ if want roundtrip; then
   run_step roundtrip_hf_tiny python3 tools/check_hf_roundtrip.py --ours "$res/roundtrip/tiny" --source tests/data/checkpoint/tiny \
     --expect-ids none
   rm -rf "$res/roundtrip/minilm"  # 45 MB; the check's verdict is in the log
+  grep -h -E '^(PASS|FAIL)' "$res"/logs/roundtrip_hf_*.log | tee -a "$out/summary.txt"
 fi
 if want bench; then
   run_step bench_tokenizer_ours build-gpu/bench/tokenizer_bench --train-tsv "$carry/shared/data/sst2/train.tsv" \
