@@ -65,7 +65,7 @@ TEST(Cli, BadValueNamesOption) {
 }
 
 TEST(Cli, UnderscoreSpellingsAccepted) {
-  // Parsing succeeds; the engine is not built, so the command refuses with UNSUPPORTED (exit 4), not 2.
+  // Parsing succeeds (not exit 2); the sweep engine is not built, so the command refuses with exit 4.
   Result r = run_nlpf(
       "run_phase_2_max_sequence_length --baseline_model_directory m --sequence_lengths 128 64 16 "
       "--max_eval_examples 10");
@@ -74,10 +74,15 @@ TEST(Cli, UnderscoreSpellingsAccepted) {
   EXPECT_NE(p.exit_code, 2) << p.output;
 }
 
-TEST(Cli, UnbuiltEngineSaysSoAndFails) {
-  Result r = run_nlpf("phase1 --device cpu");
-  EXPECT_NE(r.exit_code, 0);
-  EXPECT_NE(r.output.find("not built yet"), std::string::npos) << r.output;
+TEST(Cli, UnbuiltBackendSaysSoAndFails) {
+  // The CUDA trainer is not built yet: refused before any work (the model path is never read).
+  Result r = run_nlpf("phase1 --device cuda --model /nonexistent");
+  EXPECT_EQ(r.exit_code, 4) << r.output;
+  EXPECT_EQ(count_lines(r.output), 1) << r.output;
+  EXPECT_NE(r.output.find("--device cpu"), std::string::npos) << r.output;
+  Result demo = run_nlpf("demo");
+  EXPECT_EQ(demo.exit_code, 4) << demo.output;
+  EXPECT_NE(demo.output.find("not built yet"), std::string::npos) << demo.output;
 }
 
 TEST(Cli, NoSubcommandIsUsageError) {

@@ -1,0 +1,487 @@
+// run_phase1: resolve the device and precision (refusing before any work), load model and data, train
+// (train/trainer.h) with every epoch's weights saved inside the staging directory, measure each epoch's
+// model with the protocol, then write the run's files and rename the directory into place.
+// CSV cells and JSON values that could not be measured are empty / null with a reason, never 0.
+#include "experiment/phase1.h"
+
+#include <omp.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <sstream>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "backend/device.h"
+#include "core/allocator.h"
+#include "core/error.h"
+#include "core/file_util.h"
+#include "experiment/pareto.h"
+#include "experiment/plot.h"
+#include "fetch/fetch.h"
+#include "measure/energy_meter.h"
+#include "measure/metrics_json.h"
+#include "measure/power_sampler.h"
+#include "model/bert_model.h"
+#include "model/checkpoint.h"
+#include "nlpf/build_info.h"
+#include "text/batching.h"
+#include "text/dataset.h"
+#include "text/tokenizer.h"
+#include "train/interrupt.h"
+#include "train/lr_schedule.h"
+#include "train/trainer.h"
+
+namespace nlpf {
+
+namespace {
+
+using json = nlohmann::json;
+
+std::string local_time_string(std::time_t time, const char* format) {
+  std::tm tm{};
+  localtime_r(&time, &tm);
+  char text[64];
+  std::strftime(text, sizeof text, format, &tm);
+  return text;
+}
+
+std::string iso_time(std::chrono::system_clock::time_point t) {
+  return local_time_string(std::chrono::system_clock::to_time_t(t), "%Y-%m-%dT%H:%M:%S%z");
+}
+
+std::string host_name() {
+  char name[256] = {};
+  if (gethostname(name, sizeof name - 1) != 0) return "";
+  return name;
+}
+
+// The CUDA device refusal comes first: nothing may be loaded or fetched for a run that cannot happen.
+Device choose_device(const Phase1Settings& s, std::ostream& log) {
+  if (s.device == "cpu") return Device{DeviceType::CPU, 0};
+  if (s.device == "auto") {
+    if (!s.quiet) {
+      log << "device: auto -> cpu ("
+          << (cuda_built() ? "the CUDA training backend is not built yet" : "no CUDA in this build") << ")\n";
+    }
+    return Device{DeviceType::CPU, 0};
+  }
+  if (s.device == "cuda" || s.device.rfind("cuda:", 0) == 0) {
+    NLPF_THROW(ErrorCode::UNSUPPORTED, "--device ", s.device,
+               ": the CUDA backend is not built yet; use --device cpu");
+  }
+  NLPF_THROW(ErrorCode::INVALID_ARGUMENT, "--device: expected auto, cpu, cuda or cuda:N, got '", s.device,
+             "'");
+}
+
+void check_settings(const Phase1Settings& s) {
+  NLPF_CHECK(s.train_precision == "fp32", ErrorCode::UNSUPPORTED, "--train-precision ", s.train_precision,
+             ": only fp32 training runs on the CPU for now (bf16 comes later); use --train-precision fp32");
+  NLPF_CHECK(s.init == "pretrained" || s.init == "random", ErrorCode::INVALID_ARGUMENT,
+             "--init: expected pretrained or random, got '", s.init, "'");
+  NLPF_CHECK(s.task == "sst2", ErrorCode::UNSUPPORTED, "--task ", s.task, ": only sst2 is supported so far");
+  NLPF_CHECK(s.train_file.empty() == s.eval_file.empty(), ErrorCode::INVALID_ARGUMENT,
+             "--train-file and --eval-file go together (got only ",
+             s.train_file.empty() ? "--eval-file" : "--train-file", ")");
+  NLPF_CHECK(s.train_file.empty() || s.data_dir.empty(), ErrorCode::INVALID_ARGUMENT,
+             "--data-dir cannot be combined with --train-file/--eval-file");
+  NLPF_CHECK(!s.max_train_examples || *s.max_train_examples > 0, ErrorCode::INVALID_ARGUMENT,
+             "--max-train-examples must be > 0");
+  NLPF_CHECK(!s.max_eval_examples || *s.max_eval_examples > 0, ErrorCode::INVALID_ARGUMENT,
+             "--max-eval-examples must be > 0");
+}
+
+struct DataFiles {
+  std::filesystem::path train, eval;
+};
+
+DataFiles locate_data(const Phase1Settings& s) {
+  if (!s.train_file.empty()) return {s.train_file, s.eval_file};
+  const std::filesystem::path dir =
+      s.data_dir.empty() ? ensure_dataset("sst2") : std::filesystem::path(s.data_dir);
+  return {find_glue_split(dir, "train"), find_glue_split(dir, "dev")};
+}
+
+Dataset read_split(const std::filesystem::path& path, const Phase1Settings& s, int64_t num_labels,
+                   std::optional<int64_t> limit) {
+  ReaderOptions options;
+  if (!s.text_column.empty()) options.text_column = s.text_column;
+  if (!s.label_column.empty()) options.label_column = s.label_column;
+  options.num_labels = static_cast<int32_t>(num_labels);
+  Dataset data = read_dataset(path, options);
+  if (limit && *limit < data.size()) data.examples.resize(static_cast<size_t>(*limit));
+  return data;
+}
+
+// A CSV cell from a metrics JSON value: numbers as shortest round-trip text, null as empty.
+std::string csv_cell(const json& value) {
+  if (value.is_null()) return "";
+  if (value.is_boolean()) return value.get<bool>() ? "1" : "0";
+  if (value.is_number_integer()) return std::to_string(value.get<int64_t>());
+  if (value.is_number()) {
+    char text[32];
+    std::snprintf(text, sizeof text, "%.10g", value.get<double>());
+    return text;
+  }
+  return value.dump();
+}
+
+json value_or_null(const json& object, const std::string& key) {
+  return object.contains(key) ? object.at(key) : json(nullptr);
+}
+
+}  // namespace
+
+std::string phase1_run_name(std::time_t time) {
+  return local_time_string(time, "%Y-%m-%d_%H-%M-%S") + "_phase_1_baseline";
+}
+
+Phase1Result run_phase1(const Phase1Settings& s) {
+  std::ostream& out = s.out ? *s.out : std::cout;
+  std::ostream& log = s.log ? *s.log : std::cerr;
+  const auto start_time = std::chrono::system_clock::now();
+  const Device device = choose_device(s, log);
+  check_settings(s);
+  const bool show_progress = !s.quiet;  // Progress itself stays silent unless stderr is a terminal
+
+  // ---- model ----
+  const std::filesystem::path model_dir = ensure_model(s.model);
+  std::unique_ptr<BertForSequenceClassification> model;
+  BertConfig config;
+  if (s.init == "random") {
+    config = BertConfig::load(model_dir / "config.json");
+    model = std::make_unique<BertForSequenceClassification>(config, s.seed);
+  } else {
+    CheckpointLoadOptions load_options;
+    load_options.init_seed = s.seed;
+    load_options.quiet = s.quiet;
+    load_options.notices = &log;
+    const Checkpoint checkpoint = load_checkpoint(model_dir, load_options);
+    config = checkpoint.config;
+    model = std::make_unique<BertForSequenceClassification>(checkpoint);
+  }
+  model->set_dropout(DropoutSettings::from_config(config, s.seed));
+  NLPF_CHECK(s.max_sequence_length <= config.max_position_embeddings, ErrorCode::INVALID_ARGUMENT,
+             "--max-sequence-length ", s.max_sequence_length, " exceeds max_position_embeddings ",
+             config.max_position_embeddings, " of ", (model_dir / "config.json").string());
+  const WordPieceTokenizer tokenizer = WordPieceTokenizer::from_model_dir(model_dir);
+
+  // ---- data ----
+  const DataFiles files = locate_data(s);
+  const Dataset train_set = read_split(files.train, s, config.num_labels(), s.max_train_examples);
+  const Dataset eval_set = read_split(files.eval, s, config.num_labels(), s.max_eval_examples);
+  for (const Example& e : eval_set.examples) {
+    NLPF_CHECK(e.label != kNoLabel, ErrorCode::INVALID_ARGUMENT, files.eval.string(), ":", e.line,
+               ": the evaluation split needs labels (best epoch by validation accuracy)");
+  }
+  const TokenizedDataset train_data =
+      tokenize_dataset(train_set, tokenizer, s.max_sequence_length, show_progress);
+  const TokenizedDataset eval_data =
+      tokenize_dataset(eval_set, tokenizer, s.max_sequence_length, show_progress);
+
+  // ---- run directory, meter ----
+  // From here on Ctrl-C only raises a flag, so the staging directory is always removed on the way out.
+  SigintGuard sigint_guard;
+  std::filesystem::create_directories(s.runs_dir);
+  StagedDirectory run(std::filesystem::path(s.runs_dir) /
+                      phase1_run_name(std::chrono::system_clock::to_time_t(start_time)));
+  const std::filesystem::path epochs_dir = run.path() / ".epochs";
+  std::filesystem::create_directories(epochs_dir);
+  const DeviceDescription device_description = cpu_description();
+  std::unique_ptr<EnergyMeter> meter = choose_meter(device_description);
+  PowerSampler sampler(*meter);
+  std::vector<PowerTraceRow> markers;  // the trace's rows when the meter has no reading (power empty)
+  const auto trace_start = std::chrono::steady_clock::now();
+  const auto mark = [&](const std::string& phase) {
+    if (meter->available()) {
+      sampler.set_phase(phase);
+    } else {
+      PowerTraceRow row;
+      row.timestamp_s = std::chrono::duration<double>(std::chrono::steady_clock::now() - trace_start).count();
+      row.source = "none";  // no power reading: the row marks a phase change only
+      row.phase = phase;
+      markers.push_back(row);
+    }
+  };
+  sampler.start();
+
+  // ---- training ----
+  TrainerOptions trainer;
+  trainer.epochs = s.epochs;
+  trainer.batch_size = s.batch_size;
+  trainer.max_length = s.max_sequence_length;
+  trainer.eval_batch_size = s.eval_batch_size;
+  trainer.seed = s.seed;
+  trainer.warmup_ratio = s.warmup_ratio;
+  trainer.optimizer.learning_rate = s.learning_rate;
+  trainer.optimizer.weight_decay = s.weight_decay;
+  trainer.show_progress = show_progress;
+  trainer.on_step = s.on_step;
+  trainer.on_epoch_end = [&](const EpochResult& epoch, BertForSequenceClassification& m) {
+    if (!s.quiet) {
+      log << "epoch " << epoch.epoch << ": accuracy "
+          << (epoch.accuracy ? std::to_string(*epoch.accuracy) : std::string("n/a")) << "\n";
+    }
+    save_checkpoint(epochs_dir / ("epoch_" + std::to_string(epoch.epoch)), m.config(),
+                    m.to_checkpoint_tensors(), tokenizer.vocab(), tokenizer.options().do_lower_case);
+  };
+  mark("train");
+  // Joules over training (0 stands for "no reading" only inside this function; see energy_measured).
+  const bool energy_measured = meter->available();
+  const double train_energy_start = energy_measured ? meter->read_energy_j() : 0.0;
+  const TrainResult trained = train_classifier(*model, train_data, eval_data, trainer);
+  const double train_energy_end = energy_measured ? meter->read_energy_j() : 0.0;
+  model.reset();  // frees parameters, gradients and activations before inference is measured
+  NLPF_CHECK(trained.best_epoch >= 1, ErrorCode::INTERNAL, "phase1: no epoch had an accuracy");
+
+  // ---- measurement of every epoch's model ----
+  std::vector<json> epoch_metrics;
+  for (const EpochResult& epoch : trained.epochs) {
+    CheckpointLoadOptions load_options;
+    load_options.quiet = true;
+    const Checkpoint checkpoint =
+        load_checkpoint(epochs_dir / ("epoch_" + std::to_string(epoch.epoch)), load_options);
+    BertForSequenceClassification measured(checkpoint);
+    mark("measure epoch " + std::to_string(epoch.epoch));
+    Allocator& allocator = allocator_for(device);
+    allocator.reset_peak();
+    const Workload workload = [&]() {
+      NLPF_CHECK(!interrupt_flag().load(), ErrorCode::INTERRUPTED,
+                 "interrupted by Ctrl-C during measurement; no run directory was completed");
+      EvaluationResult pass =
+          evaluate_classifier(measured, eval_data, s.eval_batch_size, s.max_sequence_length);
+      PassResult result;
+      result.examples = eval_data.size();
+      result.predictions = std::move(pass.predictions);
+      result.batch_latencies_ms = std::move(pass.batch_latencies_ms);
+      return result;
+    };
+    const ProtocolResult measured_result =
+        run_protocol(s.protocol, *meter, meter->available() ? &sampler : nullptr, workload);
+    NLPF_CHECK(measured_result.predictions == epoch.predictions, ErrorCode::INTERNAL, "epoch ", epoch.epoch,
+               ": the reloaded checkpoint predicts differently from the model it was saved from");
+    InferenceMetricsInputs inputs;
+    inputs.accuracy = epoch.accuracy;
+    inputs.peak_gpu_memory_null_reason = "CPU run: no GPU memory; see peak_memory_mb (host allocator)";
+    inputs.peak_memory_mb = static_cast<double>(allocator.peak_bytes()) / (1024.0 * 1024.0);
+    epoch_metrics.push_back(inference_metrics_json(measured_result, inputs));
+  }
+  mark("end");
+  sampler.stop();
+  const auto end_time = std::chrono::system_clock::now();
+
+  // ---- best model ----
+  const std::filesystem::path best_dir = run.path() / "best_model";
+  std::filesystem::rename(epochs_dir / ("epoch_" + std::to_string(trained.best_epoch)), best_dir);
+  std::filesystem::remove_all(epochs_dir);
+  const EpochResult& best = trained.epochs[static_cast<size_t>(trained.best_epoch - 1)];
+
+  // ---- pareto.csv and the plot ----
+  const bool energy_everywhere = std::all_of(epoch_metrics.begin(), epoch_metrics.end(), [](const json& m) {
+    return m.at("energy_per_example_j").is_number();
+  });
+  const std::string cost_key = energy_everywhere ? "energy_per_example_j" : "average_latency_per_example_ms";
+  std::vector<ParetoPoint> points;
+  for (size_t i = 0; i < epoch_metrics.size(); ++i) {
+    const json& m = epoch_metrics[i];
+    ParetoPoint p;
+    if (m.at(cost_key).is_number()) p.cost = m.at(cost_key).get<double>();
+    p.accuracy = trained.epochs[i].accuracy.value_or(0.0);
+    if (!trained.epochs[i].accuracy) p.cost.reset();  // no accuracy: not placeable
+    points.push_back(p);
+  }
+  const std::vector<bool> frontier = pareto_frontier(points);
+  const std::vector<std::string> metric_columns = {"accuracy", "average_latency_per_example_ms",
+                                                   "energy_per_example_j", "energy_per_correct_j",
+                                                   "peak_gpu_memory_mb"};
+  const std::vector<std::string> extra_columns = {"energy_per_example_j_ci_low",
+                                                  "energy_per_example_j_ci_high",
+                                                  "dynamic_energy_per_example_j",
+                                                  "throughput_examples_per_s",
+                                                  "latency_p50_ms",
+                                                  "latency_p90_ms",
+                                                  "latency_p99_ms",
+                                                  "trials"};
+  std::ostringstream pareto;
+  pareto << "label,epoch";
+  for (const std::string& c : metric_columns) pareto << ',' << c;
+  pareto << ",on_frontier,frontier_cost";
+  for (const std::string& c : extra_columns) pareto << ',' << c;
+  pareto << '\n';
+  FrontierPlot plot;
+  for (size_t i = 0; i < epoch_metrics.size(); ++i) {
+    const json& m = epoch_metrics[i];
+    const int epoch = trained.epochs[i].epoch;
+    pareto << "epoch_" << epoch << ',' << epoch;
+    for (const std::string& c : metric_columns) pareto << ',' << csv_cell(value_or_null(m, c));
+    pareto << ',' << (points[i].cost ? (frontier[i] ? "1" : "0") : "") << ',' << cost_key;
+    for (const std::string& c : extra_columns) pareto << ',' << csv_cell(value_or_null(m, c));
+    pareto << '\n';
+    if (points[i].cost) {
+      plot.points.push_back(
+          {*points[i].cost, points[i].accuracy, frontier[i], "epoch " + std::to_string(epoch)});
+    }
+  }
+  write_file_atomic(run.path() / "pareto.csv", pareto.str());
+  const std::string model_name = std::filesystem::path(s.model).filename().string();
+  plot.title = model_name + " / " + s.task + " / cpu";
+  plot.cost_label =
+      energy_everywhere ? "energy per example (J)" : "latency per example (ms; no energy reading)";
+  const std::optional<std::string> plot_skipped = plot_frontier_png(run.path() / "pareto_frontier.png", plot);
+
+  // ---- predictions, train log, power trace ----
+  std::ostringstream predictions;
+  for (size_t i = 0; i < best.predictions.size(); ++i) {
+    const int32_t label = eval_data.labels[i];
+    predictions << json{{"prediction", best.predictions[i]},
+                        {"label", label == kNoLabel ? json(nullptr) : json(label)}}
+                       .dump()
+                << '\n';
+  }
+  write_file_atomic(run.path() / "predictions.jsonl", predictions.str());
+  write_file_atomic(run.path() / "train_log.csv", trained.train_log_csv);
+  write_power_trace_csv(run.path() / "power_trace.csv", meter->available() ? sampler.rows() : markers);
+
+  // ---- metrics.json ----
+  json training = {
+      {"seconds", trained.train_seconds},
+      {"steps", trained.steps},
+      {"examples", trained.examples},
+      {"examples_per_s", static_cast<double>(trained.examples) / std::max(trained.train_seconds, 1e-9)},
+      {"energy_source", meter->source()},
+      {"best_epoch", trained.best_epoch}};
+  if (energy_measured) {
+    // The window includes the per-epoch evaluation passes (a few percent of an epoch's work).
+    const double joules = train_energy_end - train_energy_start;
+    training["energy"] = {{"joules", joules},
+                          {"joules_per_step", joules / static_cast<double>(trained.steps)},
+                          {"average_power_w", joules / std::max(trained.train_seconds, 1e-9)},
+                          {"includes_epoch_evaluation", true}};
+  } else {
+    training["energy"] = nullptr;
+    training["null_reasons"] = {{"energy", meter->unavailable_reason()}};
+  }
+  json per_epoch = json::array();
+  for (size_t i = 0; i < epoch_metrics.size(); ++i) {
+    per_epoch.push_back(
+        {{"epoch", trained.epochs[i].epoch},
+         {"steps_done", trained.epochs[i].steps_done},
+         {"train_seconds", trained.epochs[i].train_seconds},
+         {"on_frontier", points[i].cost ? json(static_cast<bool>(frontier[i])) : json(nullptr)},
+         {"inference_benchmark_metrics", epoch_metrics[i]}});
+  }
+  const std::filesystem::path final_best_dir = std::filesystem::absolute(run.final_path() / "best_model");
+  json metrics = {{"best_model_directory", final_best_dir.string()},
+                  {"best_epoch", trained.best_epoch},
+                  {"inference_benchmark_metrics", epoch_metrics[static_cast<size_t>(trained.best_epoch - 1)]},
+                  {"training", training},
+                  {"epochs", per_epoch},
+                  {"frontier_cost", cost_key},
+                  {"plot", plot_skipped ? json(*plot_skipped) : json("pareto_frontier.png")}};
+  write_file_atomic(run.path() / "metrics.json", metrics.dump(2) + "\n");
+
+  // ---- run.json ----
+  const auto file_entry = [](const std::filesystem::path& path, const Dataset& data,
+                             const TokenizedDataset& tok) {
+    std::error_code ec;
+    const auto bytes = std::filesystem::file_size(path, ec);
+    return json{{"path", std::filesystem::absolute(path).string()},
+                {"bytes", ec ? json(nullptr) : json(bytes)},
+                {"examples_used", data.size()},
+                {"max_untruncated_length", tok.max_untruncated_length},
+                {"mean_untruncated_length", tok.mean_untruncated_length},
+                {"truncated_examples", tok.num_truncated}};
+  };
+  const std::string cuda_runtime = cuda_runtime_version();
+  const std::string cuda_driver = cuda_driver_version();
+  json run_json = {
+      {"command", "phase1"},
+      {"config",
+       {{"model", s.model},
+        {"model_directory", std::filesystem::absolute(model_dir).string()},
+        {"init", s.init},
+        {"task", s.task},
+        {"max_sequence_length", s.max_sequence_length},
+        {"batch_size", s.batch_size},
+        {"epochs", s.epochs},
+        {"learning_rate", s.learning_rate},
+        {"weight_decay", s.weight_decay},
+        {"warmup_ratio", s.warmup_ratio},
+        {"warmup_steps", warmup_steps_for(s.warmup_ratio, trained.steps)},
+        {"total_steps", trained.steps},
+        {"adam_beta1", trainer.optimizer.beta1},
+        {"adam_beta2", trainer.optimizer.beta2},
+        {"adam_epsilon", trainer.optimizer.eps},
+        {"max_grad_norm", trainer.optimizer.max_grad_norm},
+        {"dropout",
+         {{"hidden", config.hidden_dropout_prob},
+          {"attention", config.attention_probs_dropout_prob},
+          {"classifier", config.effective_classifier_dropout()}}},
+        {"train_padding", "longest in batch (masked; equals max-length padding up to rounding)"},
+        {"eval_padding", "longest in batch"},
+        {"seed", s.seed},
+        {"eval_batch_size", s.eval_batch_size},
+        {"device", s.device},
+        {"train_precision", s.train_precision},
+        {"inference_precision", "fp32"},
+        {"runs_dir", s.runs_dir},
+        {"max_train_examples", s.max_train_examples ? json(*s.max_train_examples) : json(nullptr)},
+        {"max_eval_examples", s.max_eval_examples ? json(*s.max_eval_examples) : json(nullptr)},
+        {"trials", s.protocol.trials},
+        {"min_trial_seconds", s.protocol.min_trial_seconds},
+        {"idle_seconds", s.protocol.idle_seconds},
+        {"cooldown_seconds", s.protocol.cooldown_seconds}}},
+      {"data",
+       {{"train", file_entry(files.train, train_set, train_data)},
+        {"eval", file_entry(files.eval, eval_set, eval_data)}}},
+      {"environment",
+       {{"nlpf_version", kVersion},
+        {"nlpf_commit", kGitCommit},
+        {"device", device_string(device)},
+        {"cpu_model", device_description.name},
+        {"threads", omp_get_max_threads()},
+        {"cuda_runtime", cuda_runtime.empty() ? json(nullptr) : json(cuda_runtime)},
+        {"cuda_driver", cuda_driver.empty() ? json(nullptr) : json(cuda_driver)},
+        {"hostname", host_name()},
+        {"energy_meter",
+         {{"source", meter->source()},
+          {"available", meter->available()},
+          {"unavailable_reason", meter->available() ? json(nullptr) : json(meter->unavailable_reason())},
+          {"description", meter->describe()}}}}},
+      {"start_time", iso_time(start_time)},
+      {"end_time", iso_time(end_time)}};
+  write_file_atomic(run.path() / "run.json", run_json.dump(2) + "\n");
+
+  NLPF_CHECK(!interrupt_flag().load(), ErrorCode::INTERRUPTED,
+             "interrupted by Ctrl-C while writing the run; no run directory was completed");
+  run.commit();
+
+  // ---- summary ----
+  const json& best_metrics = epoch_metrics[static_cast<size_t>(trained.best_epoch - 1)];
+  out << "phase1 done: best epoch " << trained.best_epoch << " of " << s.epochs << ", accuracy "
+      << csv_cell(best_metrics.at("accuracy")) << ", "
+      << csv_cell(best_metrics.at("average_latency_per_example_ms")) << " ms/example, ";
+  if (best_metrics.at("energy_per_example_j").is_number()) {
+    out << csv_cell(best_metrics.at("energy_per_example_j")) << " J/example";
+  } else {
+    const json reasons = value_or_null(best_metrics, "null_reasons");
+    out << "J/example null ("
+        << (reasons.is_object() && reasons.contains("energy_per_example_j")
+                ? reasons.at("energy_per_example_j").get<std::string>()
+                : meter->unavailable_reason())
+        << ")";
+  }
+  out << "\n";
+  if (plot_skipped) out << *plot_skipped << "\n";
+  out << "run directory: " << run.final_path().string() << "\n";
+  return Phase1Result{run.final_path(), trained.best_epoch, best.accuracy};
+}
+
+}  // namespace nlpf

@@ -1,0 +1,82 @@
+// Optimizer::step: the order of operations is that of transformers' Trainer (loss.backward(),
+// clip_grad_norm_, optimizer.step() with the learning rate of this step, scheduler.step(), zero_grad).
+#include "train/optimizer.h"
+
+#include <algorithm>
+#include <cctype>
+#include <cmath>
+#include <vector>
+
+#include "core/error.h"
+#include "ops/clip_grad_norm.h"
+#include "train/lr_schedule.h"
+
+namespace nlpf {
+
+ops::WeightDecay weight_decay_for(const std::string& parameter_name) {
+  std::string lower = parameter_name;
+  std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return std::tolower(c); });
+  const bool skip = lower.find("bias") != std::string::npos || lower.find("layernorm") != std::string::npos;
+  return skip ? ops::WeightDecay::SKIP : ops::WeightDecay::APPLY;
+}
+
+Optimizer::Optimizer(BertForSequenceClassification& model, const OptimizerSettings& settings)
+    : model_(model), settings_(settings) {
+  NLPF_CHECK(settings.total_steps > 0, ErrorCode::INVALID_ARGUMENT,
+             "optimizer: total training steps must be > 0, got ", settings.total_steps,
+             " (is the training set empty?)");
+  NLPF_CHECK(settings.warmup_steps >= 0 && settings.warmup_steps <= settings.total_steps,
+             ErrorCode::INVALID_ARGUMENT, "optimizer: warmup steps ", settings.warmup_steps,
+             " outside [0, total steps ", settings.total_steps, "]");
+  NLPF_CHECK(settings.max_grad_norm > 0.0, ErrorCode::INVALID_ARGUMENT,
+             "optimizer: max_grad_norm must be > 0");
+  for (const auto& [name, param] : model.parameters()) {
+    moments_.emplace(name, Moments{Tensor::zeros(DType::F32, param.shape()),
+                                   Tensor::zeros(DType::F32, param.shape()), weight_decay_for(name)});
+  }
+}
+
+StepResult Optimizer::step(const Batch& batch) {
+  NLPF_CHECK(steps_done_ < settings_.total_steps, ErrorCode::INVALID_ARGUMENT, "optimizer: all ",
+             settings_.total_steps, " scheduled steps are done");
+  StepResult result;
+  result.step = steps_done_;
+  result.learning_rate = linear_warmup_decay_lr(settings_.learning_rate, steps_done_, settings_.warmup_steps,
+                                                settings_.total_steps);
+
+  model_.zero_grad();
+  const ModelOutput out = model_.forward(batch, ForwardMode::TRAIN, static_cast<uint64_t>(steps_done_));
+  NLPF_CHECK(out.loss.has_value(), ErrorCode::INVALID_ARGUMENT, "training step ", steps_done_,
+             ": the batch has no labels");
+  result.loss = *out.loss;
+  NLPF_CHECK(std::isfinite(result.loss), ErrorCode::NUMERIC, "training step ", steps_done_,
+             ": the loss is not finite (", result.loss, "); lower --learning-rate or check the data");
+  model_.backward();
+
+  // The gradient map shares storage with the model, so clipping through copies of the handles scales the
+  // model's own gradients.
+  std::vector<Tensor> grads;
+  grads.reserve(model_.gradients().size());
+  for (const auto& [name, grad] : model_.gradients()) grads.push_back(grad);
+  result.grad_norm = ops::clip_grad_norm(grads, settings_.max_grad_norm);
+  NLPF_CHECK(std::isfinite(result.grad_norm), ErrorCode::NUMERIC, "training step ", steps_done_,
+             ": the gradient norm is not finite (", result.grad_norm, ")");
+
+  ops::AdamWConfig config;
+  config.lr = result.learning_rate;
+  config.beta1 = settings_.beta1;
+  config.beta2 = settings_.beta2;
+  config.eps = settings_.eps;
+  config.weight_decay = settings_.weight_decay;
+  const auto& grads_by_name = model_.gradients();
+  for (const auto& [name, param] : model_.parameters()) {
+    Moments& moments = moments_.at(name);
+    Tensor p = param;  // shares the model's storage
+    ops::adamw_update(p, grads_by_name.at(name), moments.m, moments.v, config, steps_done_ + 1,
+                      moments.decay);
+  }
+  ++steps_done_;
+  return result;
+}
+
+}  // namespace nlpf

@@ -1,0 +1,75 @@
+// The fine-tuning loop (DESIGN §5): per epoch a seed-derived shuffle, LONGEST-padded batches, one
+// Optimizer::step per batch, then an evaluation pass on the evaluation split; the best epoch is the first
+// with the highest validation accuracy. Every step goes to train_log.csv. Ctrl-C (train/interrupt.h)
+// stops the loop after the current step with Error(INTERRUPTED).
+//
+// Padding: training batches are padded to their longest example, not to max_length as the study did.
+// Padded positions are masked out of attention and never reach the [CLS] row, so the loss, gradients and
+// updates equal max-length padding up to floating-point summation order, at a fraction of the work.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "model/bert_model.h"
+#include "text/batching.h"
+#include "train/optimizer.h"
+
+namespace nlpf {
+
+struct EpochResult {
+  int epoch = 0;                     // 1-based
+  int64_t steps_done = 0;            // total updates after this epoch
+  double train_seconds = 0;          // training steps only (no evaluation)
+  std::optional<double> accuracy;    // null when the evaluation split has no labels
+  std::vector<int32_t> predictions;  // one per evaluation example, in file order
+};
+
+struct TrainerOptions {
+  int epochs = 2;
+  int64_t batch_size = 32;
+  int64_t max_length = 128;  // the padding bound of make_batch; the data must be tokenized to it
+  int64_t eval_batch_size = 64;
+  uint64_t seed = 42;
+  double warmup_ratio = 0.06;
+  // learning_rate, weight_decay, betas, eps, max_grad_norm; total and warm-up steps are computed by train().
+  OptimizerSettings optimizer;
+  bool show_progress = false;
+  // Called after every step (tests raise interrupt_flag() here) and after every epoch's evaluation (the
+  // model then holds that epoch's weights).
+  std::function<void(const StepResult&)> on_step;
+  std::function<void(const EpochResult&, BertForSequenceClassification&)> on_epoch_end;
+};
+
+struct TrainResult {
+  std::vector<EpochResult> epochs;
+  int best_epoch = 0;  // 1-based; the first epoch of highest accuracy (0 when no epoch has an accuracy)
+  int64_t steps = 0;
+  int64_t examples = 0;  // training examples processed (epochs x training set)
+  double train_seconds = 0.0;
+  std::string train_log_csv;  // step,epoch,learning_rate,loss,grad_norm,examples_per_s
+};
+
+// Shuffle seed of an epoch (1-based): a splitmix64 mix of the run seed and the epoch number.
+uint64_t epoch_shuffle_seed(uint64_t seed, int epoch);
+
+// Trains `model` in place. train_data must have labels; eval_data's predictions are kept per epoch.
+// Errors: INVALID_ARGUMENT for bad options or an empty training set, NUMERIC from Optimizer::step,
+// INTERRUPTED "interrupted by Ctrl-C after step N; ..." when interrupt_flag() is raised.
+TrainResult train_classifier(BertForSequenceClassification& model, const TokenizedDataset& train_data,
+                             const TokenizedDataset& eval_data, const TrainerOptions& options);
+
+struct EvaluationResult {
+  std::vector<int32_t> predictions;  // argmax of the logits (first maximum on ties), in file order
+  std::optional<double> accuracy;    // over examples with labels; null when none has one
+  std::vector<double> batch_latencies_ms;
+};
+
+// One EVAL pass in file order, batches of batch_size padded to their longest example.
+EvaluationResult evaluate_classifier(BertForSequenceClassification& model, const TokenizedDataset& data,
+                                     int64_t batch_size, int64_t max_length);
+
+}  // namespace nlpf

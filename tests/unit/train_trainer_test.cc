@@ -1,0 +1,200 @@
+// The training loop and phase1's failure paths in process: train_log.csv rows, evaluation per epoch,
+// Ctrl-C (the interrupt flag raised after a step) leaving no run directory or staging directory, and the
+// refusals that must come before any work (CUDA device, non-fp32 training).
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <sstream>
+
+#include <unistd.h>
+
+#include "core/error.h"
+#include "experiment/phase1.h"
+#include "model/bert_model.h"
+#include "model/checkpoint.h"
+#include "text/dataset.h"
+#include "text/tokenizer.h"
+#include "train/interrupt.h"
+#include "train/trainer.h"
+
+namespace nlpf {
+namespace {
+
+namespace fs = std::filesystem;
+const fs::path kTiny = fs::path(NLPF_TEST_DATA) / "checkpoint" / "tiny";
+const fs::path kSample = fs::path(NLPF_TEST_DATA) / "text" / "sample.tsv";
+
+fs::path fresh_temp_dir(const std::string& name) {
+  const fs::path dir = fs::temp_directory_path() / ("nlpf_" + name + "_" + std::to_string(::getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  return dir;
+}
+
+int count_lines(const std::string& s) {
+  int n = 0;
+  for (char c : s) n += c == '\n';
+  return n;
+}
+
+TEST(Trainer, LogsEveryStepAndEvaluatesEveryEpoch) {
+  const WordPieceTokenizer tokenizer = WordPieceTokenizer::from_model_dir(kTiny);
+  const Dataset data = read_dataset(kSample);
+  const TokenizedDataset tokens = tokenize_dataset(data, tokenizer, 32, false);
+  const BertConfig config = BertConfig::load(kTiny / "config.json");
+  BertForSequenceClassification model(config, 1);
+  TrainerOptions options;
+  options.epochs = 2;
+  options.batch_size = 6;  // 20 examples: 4 steps per epoch, the last batch of 2
+  options.max_length = 32;
+  options.eval_batch_size = 7;
+  options.optimizer.learning_rate = 1e-3;
+  int epochs_seen = 0;
+  options.on_epoch_end = [&](const EpochResult& e, BertForSequenceClassification&) {
+    ++epochs_seen;
+    EXPECT_EQ(e.steps_done, 4 * e.epoch);
+  };
+  const TrainResult result = train_classifier(model, tokens, tokens, options);
+  EXPECT_EQ(epochs_seen, 2);
+  EXPECT_EQ(result.steps, 8);
+  EXPECT_EQ(result.examples, 40);
+  ASSERT_EQ(result.epochs.size(), 2u);
+  for (const EpochResult& e : result.epochs) {
+    ASSERT_TRUE(e.accuracy.has_value());
+    EXPECT_EQ(e.predictions.size(), 20u);
+  }
+  EXPECT_GE(result.best_epoch, 1);
+  // The best epoch is the first of the highest accuracy.
+  const double a1 = *result.epochs[0].accuracy, a2 = *result.epochs[1].accuracy;
+  EXPECT_EQ(result.best_epoch, a2 > a1 ? 2 : 1);
+  EXPECT_EQ(count_lines(result.train_log_csv), 1 + 8);
+  EXPECT_EQ(result.train_log_csv.rfind("step,epoch,learning_rate,loss,grad_norm,examples_per_s\n", 0), 0u);
+  // The evaluation pass agrees with a separate one on the final weights.
+  const EvaluationResult again = evaluate_classifier(model, tokens, 5, 32);
+  EXPECT_EQ(again.predictions, result.epochs[1].predictions);
+}
+
+TEST(Trainer, InterruptFlagStopsAfterTheCurrentStep) {
+  const WordPieceTokenizer tokenizer = WordPieceTokenizer::from_model_dir(kTiny);
+  const TokenizedDataset tokens = tokenize_dataset(read_dataset(kSample), tokenizer, 32, false);
+  BertForSequenceClassification model(BertConfig::load(kTiny / "config.json"), 1);
+  SigintGuard guard;
+  TrainerOptions options;
+  options.batch_size = 4;
+  options.max_length = 32;
+  int steps = 0;
+  options.on_step = [&](const StepResult& s) {
+    ++steps;
+    if (s.step == 2) interrupt_flag().store(true);
+  };
+  try {
+    train_classifier(model, tokens, tokens, options);
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::INTERRUPTED);
+    EXPECT_NE(std::string(e.what()).find("interrupted by Ctrl-C after step 3"), std::string::npos)
+        << e.what();
+  }
+  EXPECT_EQ(steps, 3);
+  interrupt_flag().store(false);
+}
+
+Phase1Settings tiny_phase1(const fs::path& runs) {
+  Phase1Settings s;
+  s.model = kTiny.string();
+  s.train_file = kSample.string();
+  s.eval_file = kSample.string();
+  s.max_sequence_length = 32;
+  s.batch_size = 4;
+  s.epochs = 2;
+  s.device = "cpu";
+  s.runs_dir = runs.string();
+  s.protocol.trials = 2;
+  s.protocol.min_trial_seconds = 0.01;
+  s.protocol.idle_seconds = 0.01;
+  s.protocol.warmup_min_seconds = 0.01;
+  s.quiet = true;
+  return s;
+}
+
+TEST(Phase1, CtrlCLeavesNoRunDirectoryAndNoStagingDirectory) {
+  const fs::path runs = fresh_temp_dir("phase1_interrupt");
+  Phase1Settings s = tiny_phase1(runs);
+  std::ostringstream out, log;
+  s.out = &out;
+  s.log = &log;
+  s.on_step = [](const StepResult& step) {
+    if (step.step == 1) interrupt_flag().store(true);
+  };
+  try {
+    run_phase1(s);
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::INTERRUPTED);
+    EXPECT_NE(std::string(e.what()).find("after step 2; no run directory was completed"), std::string::npos)
+        << e.what();
+  }
+  EXPECT_TRUE(fs::is_empty(runs)) << "left behind: " << fs::directory_iterator(runs)->path();
+  fs::remove_all(runs);
+}
+
+TEST(Phase1, CudaDeviceRefusedBeforeAnyWork) {
+  const fs::path runs = fresh_temp_dir("phase1_cuda");
+  Phase1Settings s = tiny_phase1(runs);
+  s.model = "/nonexistent/model";  // never looked at: the refusal comes first
+  for (const char* device : {"cuda", "cuda:1"}) {
+    s.device = device;
+    try {
+      run_phase1(s);
+      FAIL() << "no error";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), ErrorCode::UNSUPPORTED);
+      EXPECT_NE(std::string(e.what()).find("--device"), std::string::npos) << e.what();
+      EXPECT_NE(std::string(e.what()).find("use --device cpu"), std::string::npos) << e.what();
+    }
+  }
+  EXPECT_TRUE(fs::is_empty(runs));
+  fs::remove_all(runs);
+}
+
+TEST(Phase1, NonFp32TrainingRefusedBeforeAnyWork) {
+  const fs::path runs = fresh_temp_dir("phase1_precision");
+  Phase1Settings s = tiny_phase1(runs);
+  s.model = "/nonexistent/model";
+  s.train_precision = "bf16";
+  try {
+    run_phase1(s);
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::UNSUPPORTED);
+    EXPECT_NE(std::string(e.what()).find("--train-precision bf16"), std::string::npos) << e.what();
+  }
+  EXPECT_TRUE(fs::is_empty(runs));
+  fs::remove_all(runs);
+}
+
+TEST(Phase1, HalfGivenDataFilesNameTheOption) {
+  const fs::path runs = fresh_temp_dir("phase1_files");
+  Phase1Settings s = tiny_phase1(runs);
+  s.eval_file.clear();
+  try {
+    run_phase1(s);
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::INVALID_ARGUMENT);
+    EXPECT_NE(std::string(e.what()).find("--eval-file"), std::string::npos) << e.what();
+  }
+  s = tiny_phase1(runs);
+  s.max_sequence_length = 64;  // the tiny model has 32 positions
+  try {
+    run_phase1(s);
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::INVALID_ARGUMENT);
+    EXPECT_NE(std::string(e.what()).find("--max-sequence-length 64"), std::string::npos) << e.what();
+  }
+  fs::remove_all(runs);
+}
+
+}  // namespace
+}  // namespace nlpf
