@@ -3,7 +3,7 @@
 # tools/make_device_carry.sh). Builds nlpf with CUDA, runs the whole test suite (cpu + cuda labels), makes the
 # Hugging Face reference fixtures, checks that transformers loads what nlpf writes, and runs the benchmarks
 # side by side with PyTorch/HF. Logs and results go to $OUT (results.tgz holds the fixtures and JSON).
-# Usage: tools/device_check.sh [all|build|test|goldens|roundtrip|bench]...   (default: all)
+# Usage: tools/device_check.sh [all|build|test|goldens|roundtrip|finetune|bench|bench_cpu]...   (default: all)
 # goldens: tokenizer ids (tools/dump_tokenizer_goldens.py) and BERT logits/loss/gradients (tools/dump_hf_model_goldens.py)
 set -uo pipefail
 root=$(pwd)
@@ -54,7 +54,7 @@ if want build || want test || want roundtrip || want bench; then
   run_step build build
 fi
 if want test; then
-  run_step ctest bash -c "cd build-gpu && ctest --output-on-failure -j 8 --timeout 600"
+  run_step ctest bash -c "cd build-gpu && ctest --output-on-failure -j 8 --timeout 600 -LE slow"  # slow: CPU-only, CI runs it
   grep -E 'tests passed|tests failed' "$res/logs/ctest.log" | tee -a "$out/summary.txt"
 fi
 if want goldens; then
@@ -65,6 +65,8 @@ fi
 if want goldens; then
   run_step goldens_model python3 tools/dump_hf_model_goldens.py \
     --vocab "$carry/shared/models/bert-base-uncased/vocab.txt" --out "$res/model"
+  run_step goldens_training python3 tools/dump_hf_training_goldens.py \
+    --vocab "$carry/shared/models/bert-base-uncased/vocab.txt" --out "$res/training"
 fi
 if want roundtrip; then
   rm -rf "$res/roundtrip" && mkdir -p "$res/roundtrip"
@@ -74,7 +76,23 @@ if want roundtrip; then
   run_step roundtrip_hf_tiny python3 tools/check_hf_roundtrip.py --ours "$res/roundtrip/tiny" --source tests/data/checkpoint/tiny \
     --expect-ids none
   rm -rf "$res/roundtrip/minilm"  # 45 MB; the check's verdict is in the log
-  grep -h -E '^(PASS|FAIL)' "$res"/logs/roundtrip_hf_*.log | tee -a "$out/summary.txt"
+  # phase1's best_model/ (a short real fine-tune of MiniLM on the CPU) gives HF's logits.
+  run_step phase1_short build-gpu/nlpf phase1 --model "$carry/minilm-f16" --data-dir "$carry/shared/data/sst2" \
+    --device cpu --max-train-examples 256 --max-eval-examples 64 --epochs 1 --trials 1 --min-trial-seconds 0.2 \
+    --idle-seconds 0.2 --runs-dir "$res/phase1_short"
+  best=$(ls -d "$res"/phase1_short/*/best_model 2>/dev/null | head -n 1)
+  run_step roundtrip_logits bash -c "build-gpu/print_logits '$best' '$carry/shared/data/sst2/dev.tsv' 64 > '$res/logits_ours.jsonl' &&
+    python3 tools/check_hf_logits.py --model '$best' --ours '$res/logits_ours.jsonl' --data '$carry/shared/data/sst2/dev.tsv'"
+  rm -rf "$res"/phase1_short/*/best_model
+  grep -h -E '^(PASS|FAIL)' "$res"/logs/roundtrip_hf_*.log "$res"/logs/roundtrip_logits.log | tee -a "$out/summary.txt"
+fi
+if want finetune; then
+  # Evidence 7b: the Hugging Face side of the 4,000-sentence MiniLM fine-tune, in nlpf's example order.
+  run_step finetune_hf bash -c "build-gpu/print_train_order 4000 42 1 > '$res/train_order.txt' &&
+    python3 tools/hf_finetune_reference.py --model '$carry/minilm-f16' --data-dir '$carry/shared/data/sst2' \
+      --max-train-examples 4000 --epochs 1 --seed 42 --device cuda --order-file '$res/train_order.txt' \
+      --log-file '$res/finetune_hf_train_log.csv' > '$res/finetune_hf.json'"
+  cat "$res/finetune_hf.json" | tee -a "$out/summary.txt"
 fi
 if want bench; then
   run_step bench_tokenizer_ours build-gpu/bench/tokenizer_bench --train-tsv "$carry/shared/data/sst2/train.tsv" \
@@ -82,6 +100,17 @@ if want bench; then
   run_step bench_tokenizer_peer bash -c "python3 bench/peer_tokenizer.py --vocab-dir '$carry/shared/models/bert-base-uncased' \
     --train-tsv '$carry/shared/data/sst2/train.tsv' > '$res/tokenizer_bench_peer.json'"
   python3 bench/report_tokenizer.py "$res/tokenizer_bench_ours.json" "$res/tokenizer_bench_peer.json" | tee -a "$out/summary.txt"
+fi
+if want bench_cpu; then
+  # CPU engine vs PyTorch on the same 16 cores, same thread count (issue item 8).
+  threads=$(nproc)
+  run_step bench_cpu_ours env OMP_NUM_THREADS=$threads build-gpu/bench/cpu_engine_bench \
+    --config-dir "$carry/shared/models/bert-base-uncased" --minilm-dir "$carry/minilm-f16" \
+    --benchmark_repetitions=5 --benchmark_format=json --benchmark_out="$res/cpu_engine_ours.json"
+  run_step bench_cpu_peer env OMP_NUM_THREADS=$threads python3 bench/peer_cpu_engine.py \
+    --config-dir "$carry/shared/models/bert-base-uncased" --minilm-dir "$carry/minilm-f16" --threads $threads \
+    --out "$res/cpu_engine_peer.json"
+  python3 bench/report_cpu_engine.py "$res/cpu_engine_ours.json" "$res/cpu_engine_peer.json" | tee -a "$out/summary.txt"
 fi
 tar -C "$out" -czf "$out/results.tgz" results && rm -rf "$res"
 note "device_check done, status $status"
