@@ -17,7 +17,7 @@ build: configure
 	@cmake --build $(BUILD_DIR) -j $(JOBS)
 
 run: build
-	@tools/run_main_job.sh $(BUILD_DIR)/nlpf
+	@tools/run_main_job.sh $(BUILD_DIR)/nlpf runs
 
 # Tests that need all-MiniLM-L6-v2 find it through NLPF_MINILM_DIR (tools/fetch_minilm.sh fills .cache/minilm).
 MINILM_DIR := $(if $(wildcard .cache/minilm/model.safetensors),$(CURDIR)/.cache/minilm,)
