@@ -4,8 +4,6 @@
 // 3e-5 is for fine-tuning a pre-trained model and barely moves randomly initialised embeddings in one epoch.
 #include <gtest/gtest.h>
 
-#include <unistd.h>
-
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -13,6 +11,7 @@
 
 #include "experiment/phase1.h"
 #include "model/bert_config.h"
+#include "test_util.h"
 
 namespace nlpf {
 namespace {
@@ -29,8 +28,7 @@ TEST(Phase1Slow, FromScratchSmallBertLearnsSst2) {
   if (!fs::exists(vocab_dir / "vocab.txt"))
     GTEST_SKIP() << "bert-base-uncased vocabulary absent under " << vocab_dir;
 
-  const fs::path work = fs::temp_directory_path() / ("nlpf_phase1_slow_" + std::to_string(::getpid()));
-  fs::remove_all(work);
+  const testing_util::TempDir work("phase1_slow");
   const fs::path model = work / "small_bert";
   fs::create_directories(model);
   BertConfig config;
@@ -67,7 +65,6 @@ TEST(Phase1Slow, FromScratchSmallBertLearnsSst2) {
   ASSERT_TRUE(result.best_accuracy.has_value());
   std::cout << "SST-2 dev accuracy after one epoch from scratch: " << *result.best_accuracy << "\n";
   EXPECT_GE(*result.best_accuracy, 0.76);
-  fs::remove_all(work);
 }
 
 }  // namespace

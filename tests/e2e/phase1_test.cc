@@ -20,6 +20,7 @@
 #include "core/error.h"
 #include "core/file_util.h"
 #include "model/checkpoint.h"
+#include "test_util.h"
 
 extern char** environ;
 
@@ -28,15 +29,9 @@ namespace {
 
 namespace fs = std::filesystem;
 using json = nlohmann::json;
+using testing_util::TempDir;
 const fs::path kTiny = fs::path(NLPF_TEST_DATA) / "checkpoint" / "tiny";
 const fs::path kSample = fs::path(NLPF_TEST_DATA) / "text" / "sample.tsv";
-
-fs::path fresh_temp_dir(const std::string& name) {
-  const fs::path dir = fs::temp_directory_path() / ("nlpf_e2e_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir;
-}
 
 struct Result {
   int exit_code;
@@ -82,7 +77,8 @@ void expect_nulls_have_reasons(const json& metrics, const std::string& where) {
 }
 
 TEST(Phase1E2E, TinyRunWritesEveryFile) {
-  const fs::path runs = fresh_temp_dir("phase1");
+  const TempDir temp("e2e_phase1");
+  const fs::path runs = temp.path();
   const std::string args =
       "phase1 --model " + kTiny.string() + " --train-file " + kSample.string() + " --eval-file " +
       kSample.string() +
@@ -211,11 +207,11 @@ TEST(Phase1E2E, TinyRunWritesEveryFile) {
 #else
   EXPECT_NE(r.output.find("plots skipped (built without PLplot)"), std::string::npos) << r.output;
 #endif
-  fs::remove_all(runs);
 }
 
 TEST(Phase1E2E, RandomInitNeedsNoWeights) {
-  const fs::path runs = fresh_temp_dir("phase1_random");
+  const TempDir temp("e2e_phase1_random");
+  const fs::path runs = temp.path();
   const fs::path model = runs / "config_only";
   fs::create_directories(model);
   for (const char* f : {"config.json", "vocab.txt", "tokenizer_config.json"})
@@ -228,25 +224,25 @@ TEST(Phase1E2E, RandomInitNeedsNoWeights) {
                             out.string());
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("run directory:"), std::string::npos) << r.output;
-  fs::remove_all(runs);
 }
 
 TEST(Phase1E2E, CudaDeviceRefusedWithExitCodeOfUnsupported) {
-  const fs::path runs = fresh_temp_dir("phase1_cuda");
+  const TempDir temp("e2e_phase1_cuda");
+  const fs::path runs = temp.path();
   const Result r = run_nlpf("phase1 --device cuda --model /nonexistent --runs-dir " + runs.string());
   EXPECT_EQ(r.exit_code, error_exit_code(ErrorCode::UNSUPPORTED)) << r.output;
   EXPECT_NE(r.output.find("the CUDA backend is not built yet; use --device cpu"), std::string::npos)
       << r.output;
   EXPECT_TRUE(fs::is_empty(runs));
-  fs::remove_all(runs);
 }
 
 // SIGINT while training: the child waits until the staging directory exists (training starts right after
 // it is created), so the signal lands in the training loop; 200 epochs of 2000 one-example steps last far
 // longer than the wait.
 TEST(Phase1E2E, SigintDuringTrainingLeavesNoRunDirectory) {
-  const fs::path runs = fresh_temp_dir("phase1_sigint");
-  const fs::path data = runs.parent_path() / ("nlpf_e2e_sigint_data_" + std::to_string(::getpid()) + ".tsv");
+  const TempDir temp("e2e_phase1_sigint");
+  const fs::path runs = temp.path();
+  const fs::path data = runs / "train.tsv";
   {
     std::ofstream tsv(data);
     tsv << "sentence\tlabel\n";
@@ -301,8 +297,6 @@ TEST(Phase1E2E, SigintDuringTrainingLeavesNoRunDirectory) {
   EXPECT_EQ(WEXITSTATUS(status), error_exit_code(ErrorCode::INTERRUPTED)) << child_log;
   EXPECT_NE(child_log.find("interrupted by Ctrl-C after step"), std::string::npos) << child_log;
   EXPECT_TRUE(fs::is_empty(out)) << "left behind: " << fs::directory_iterator(out)->path();
-  fs::remove_all(runs);
-  fs::remove(data);
 }
 
 }  // namespace

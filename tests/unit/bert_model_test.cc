@@ -5,7 +5,6 @@
 #include "model/bert_model.h"
 
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #include <cmath>
 #include <filesystem>
@@ -15,6 +14,7 @@
 #include "core/error.h"
 #include "model/checkpoint.h"
 #include "ops/op_test_util.h"
+#include "test_util.h"
 
 namespace nlpf {
 namespace {
@@ -236,12 +236,10 @@ TEST(BertModel, SavedCheckpointReloadsToTheSameLogits) {
     token.insert(token.begin(), 'w');
     tokens.push_back(std::move(token));
   }
-  std::string pattern = (fs::temp_directory_path() / "nlpf_bert_model_XXXXXX").string();
-  const fs::path tmp = ::mkdtemp(pattern.data());
+  const testing_util::TempDir tmp("bert_model");
   const fs::path dir = tmp / "model";
   save_checkpoint(dir, model.config(), model.to_checkpoint_tensors(), Vocab::from_tokens(tokens), true);
   BertForSequenceClassification loaded(load_checkpoint(dir, {.quiet = true}));
-  fs::remove_all(tmp);
   EXPECT_EQ(values(model.forward(tiny_batch(), ForwardMode::EVAL).logits),
             values(loaded.forward(tiny_batch(), ForwardMode::EVAL).logits));
 }

@@ -4,7 +4,6 @@
 #include "model/checkpoint.h"
 
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #include <cmath>
 #include <cstdlib>
@@ -17,6 +16,7 @@
 #include "core/file_util.h"
 #include "core/random.h"
 #include "model/safetensors.h"
+#include "test_util.h"
 
 namespace nlpf {
 namespace {
@@ -26,18 +26,7 @@ using nlohmann::json;
 
 const fs::path kFixtures = fs::path(NLPF_TEST_DATA) / "checkpoint";
 
-class TempDir {
- public:
-  TempDir() {
-    std::string pattern = (fs::temp_directory_path() / "nlpf_checkpoint_XXXXXX").string();
-    path_ = ::mkdtemp(pattern.data());
-  }
-  ~TempDir() { fs::remove_all(path_); }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
+using testing_util::TempDir;
 
 std::vector<std::string> listing(const fs::path& dir) {
   std::vector<std::string> out;

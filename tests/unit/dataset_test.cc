@@ -3,7 +3,6 @@
 #include "text/dataset.h"
 
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #include <filesystem>
 #include <functional>
@@ -12,6 +11,7 @@
 
 #include "core/error.h"
 #include "core/file_util.h"
+#include "test_util.h"
 
 namespace nlpf {
 namespace {
@@ -333,15 +333,8 @@ TEST(DatasetFormat, ByExtension) {
 
 class DatasetFiles : public ::testing::Test {
  protected:
-  void SetUp() override {
-    dir_ = std::filesystem::temp_directory_path() /
-           ("nlpf_dataset_test_" + std::to_string(::getpid()) + "_" +
-            ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::filesystem::remove_all(dir_);
-    std::filesystem::create_directories(dir_);
-  }
-  void TearDown() override { std::filesystem::remove_all(dir_); }
-  std::filesystem::path dir_;
+  testing_util::TempDir temp_{"dataset_test"};
+  const std::filesystem::path dir_ = temp_.path();
 };
 
 TEST_F(DatasetFiles, ReadsFilesAndNamesThemInErrors) {

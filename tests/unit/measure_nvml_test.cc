@@ -11,6 +11,7 @@
 #include "measure/metrics_json.h"
 #include "measure/nvml_meter.h"
 #include "measure/protocol.h"
+#include "test_util.h"
 
 namespace nlpf {
 namespace {
@@ -34,11 +35,10 @@ TEST(MeasureNvml, MissingLibraryIsUnavailableNotFound) {
 }
 
 TEST(MeasureNvml, NotALibraryIsUnavailable) {
-  const fs::path fake =
-      fs::temp_directory_path() / ("nlpf_measure_fake_nvml_" + std::to_string(::getpid()) + ".so");
+  const testing_util::TempDir dir("measure_nvml");
+  const fs::path fake = dir / "libfake_nvml.so";
   std::ofstream(fake) << "not an ELF file\n";
   NvmlMeter meter(NvmlDeviceSelector{"", "GPU-00000000-0000-0000-0000-000000000000"}, fake.string());
-  fs::remove(fake);
   EXPECT_FALSE(meter.available());
   EXPECT_NE(meter.unavailable_reason().find(fake.string()), std::string::npos) << meter.unavailable_reason();
 }

@@ -10,6 +10,7 @@
 #include "core/error.h"
 #include "measure/energy_meter.h"
 #include "measure/rapl_meter.h"
+#include "test_util.h"
 
 namespace nlpf {
 namespace {
@@ -18,17 +19,6 @@ namespace fs = std::filesystem;
 
 class MeasureRapl : public ::testing::Test {
  protected:
-  void SetUp() override {
-    root_ = fs::temp_directory_path() / ("nlpf_measure_rapl_" + std::to_string(::getpid()) + "_" +
-                                         ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(root_);
-    fs::create_directories(root_);
-  }
-  void TearDown() override {
-    std::error_code ec;
-    fs::permissions(root_, fs::perms::all, ec);
-    fs::remove_all(root_, ec);
-  }
   static void write(const fs::path& path, const std::string& text) {
     fs::create_directories(path.parent_path());
     std::ofstream(path) << text;
@@ -51,7 +41,8 @@ class MeasureRapl : public ::testing::Test {
     zone(prefix + ":1", "package-1", 3000000, 262143328850);
     zone(prefix + ":1/" + prefix + ":1:0", "dram", 400000, 65712999613);
   }
-  fs::path root_;
+  testing_util::TempDir temp_{"measure_rapl"};
+  const fs::path root_ = temp_.path();
 };
 
 TEST_F(MeasureRapl, SumsPackagesAndDramPerZone) {

@@ -1,7 +1,6 @@
 // PowerSampler with fake meters (energy-delta, instantaneous-power and sample-buffer modes), its error
 // path, and the power_trace.csv writer (column order, empty cells for unavailable values, quoting).
 #include <gtest/gtest.h>
-#include <unistd.h>
 
 #include <chrono>
 #include <filesystem>
@@ -10,6 +9,7 @@
 #include "core/error.h"
 #include "core/file_util.h"
 #include "measure/power_sampler.h"
+#include "test_util.h"
 
 namespace nlpf {
 namespace {
@@ -186,11 +186,9 @@ TEST(MeasureSampler, CsvHasTheStudyColumnsFirstAndEmptyCells) {
   EXPECT_EQ(power_trace_csv({}),
             "timestamp_s,power_w,energy_j,source,phase,sm_clock_mhz,temperature_c,throttle_reasons\n");
 
-  const fs::path dir = fs::temp_directory_path() / ("nlpf_measure_csv_" + std::to_string(::getpid()));
-  fs::create_directories(dir);
+  const testing_util::TempDir dir("measure_csv");
   write_power_trace_csv(dir / "power_trace.csv", rows);
   EXPECT_EQ(read_file(dir / "power_trace.csv"), csv);
-  fs::remove_all(dir);
   try {
     write_power_trace_csv(dir / "absent" / "power_trace.csv", rows);
     FAIL() << "expected Error(IO)";

@@ -6,14 +6,12 @@
 // 3.11) tokenise differently; everything else was checked against the slow tokenizer on random strings.
 #include <gtest/gtest.h>
 
-#include <unistd.h>
-
 #include <filesystem>
-#include <fstream>
 #include <string>
 #include <vector>
 
 #include "core/error.h"
+#include "test_util.h"
 #include "text/tokenizer.h"
 
 namespace nlpf {
@@ -21,6 +19,7 @@ namespace {
 
 namespace fs = std::filesystem;
 using Tokens = std::vector<std::string>;
+using testing_util::TempDir;
 
 const std::vector<std::string> kTokens = {
     "[PAD]", "[UNK]", "[CLS]", "[SEP]",    "[MASK]", "un", "##aff", "##able", "able", "hello", "world", "##s",
@@ -49,26 +48,6 @@ void expect_error(Fn&& fn, ErrorCode code, const std::vector<std::string>& parts
       EXPECT_NE(std::string(e.what()).find(part), std::string::npos) << e.what();
   }
 }
-
-// A fresh directory under the system temp dir, removed at the end of the test.
-class TempDir {
- public:
-  TempDir() {
-    path_ = fs::temp_directory_path() / ("nlpf_tokenizer_test_" + std::to_string(::getpid()) + "_" +
-                                         ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(path_);
-    fs::create_directories(path_);
-  }
-  ~TempDir() { fs::remove_all(path_); }
-  fs::path write(const std::string& name, const std::string& contents) const {
-    std::ofstream(path_ / name, std::ios::binary) << contents;
-    return path_ / name;
-  }
-  const fs::path& path() const { return path_; }
-
- private:
-  fs::path path_;
-};
 
 std::string vocab_text() {
   std::string out;

@@ -6,12 +6,11 @@
 #include <filesystem>
 #include <sstream>
 
-#include <unistd.h>
-
 #include "core/error.h"
 #include "experiment/phase1.h"
 #include "model/bert_model.h"
 #include "model/checkpoint.h"
+#include "test_util.h"
 #include "text/dataset.h"
 #include "text/tokenizer.h"
 #include "train/interrupt.h"
@@ -21,15 +20,9 @@ namespace nlpf {
 namespace {
 
 namespace fs = std::filesystem;
+using testing_util::TempDir;
 const fs::path kTiny = fs::path(NLPF_TEST_DATA) / "checkpoint" / "tiny";
 const fs::path kSample = fs::path(NLPF_TEST_DATA) / "text" / "sample.tsv";
-
-fs::path fresh_temp_dir(const std::string& name) {
-  const fs::path dir = fs::temp_directory_path() / ("nlpf_" + name + "_" + std::to_string(::getpid()));
-  fs::remove_all(dir);
-  fs::create_directories(dir);
-  return dir;
-}
 
 int count_lines(const std::string& s) {
   int n = 0;
@@ -118,7 +111,8 @@ Phase1Settings tiny_phase1(const fs::path& runs) {
 }
 
 TEST(Phase1, CtrlCLeavesNoRunDirectoryAndNoStagingDirectory) {
-  const fs::path runs = fresh_temp_dir("phase1_interrupt");
+  const TempDir temp("phase1_interrupt");
+  const fs::path runs = temp.path();
   Phase1Settings s = tiny_phase1(runs);
   std::ostringstream out, log;
   s.out = &out;
@@ -135,11 +129,11 @@ TEST(Phase1, CtrlCLeavesNoRunDirectoryAndNoStagingDirectory) {
         << e.what();
   }
   EXPECT_TRUE(fs::is_empty(runs)) << "left behind: " << fs::directory_iterator(runs)->path();
-  fs::remove_all(runs);
 }
 
 TEST(Phase1, CudaDeviceRefusedBeforeAnyWork) {
-  const fs::path runs = fresh_temp_dir("phase1_cuda");
+  const TempDir temp("phase1_cuda");
+  const fs::path runs = temp.path();
   Phase1Settings s = tiny_phase1(runs);
   s.model = "/nonexistent/model";  // never looked at: the refusal comes first
   for (const char* device : {"cuda", "cuda:1"}) {
@@ -154,11 +148,11 @@ TEST(Phase1, CudaDeviceRefusedBeforeAnyWork) {
     }
   }
   EXPECT_TRUE(fs::is_empty(runs));
-  fs::remove_all(runs);
 }
 
 TEST(Phase1, NonFp32TrainingRefusedBeforeAnyWork) {
-  const fs::path runs = fresh_temp_dir("phase1_precision");
+  const TempDir temp("phase1_precision");
+  const fs::path runs = temp.path();
   Phase1Settings s = tiny_phase1(runs);
   s.model = "/nonexistent/model";
   s.train_precision = "bf16";
@@ -170,11 +164,11 @@ TEST(Phase1, NonFp32TrainingRefusedBeforeAnyWork) {
     EXPECT_NE(std::string(e.what()).find("--train-precision bf16"), std::string::npos) << e.what();
   }
   EXPECT_TRUE(fs::is_empty(runs));
-  fs::remove_all(runs);
 }
 
 TEST(Phase1, HalfGivenDataFilesNameTheOption) {
-  const fs::path runs = fresh_temp_dir("phase1_files");
+  const TempDir temp("phase1_files");
+  const fs::path runs = temp.path();
   Phase1Settings s = tiny_phase1(runs);
   s.eval_file.clear();
   try {
@@ -193,7 +187,6 @@ TEST(Phase1, HalfGivenDataFilesNameTheOption) {
     EXPECT_EQ(e.code(), ErrorCode::INVALID_ARGUMENT);
     EXPECT_NE(std::string(e.what()).find("--max-sequence-length 64"), std::string::npos) << e.what();
   }
-  fs::remove_all(runs);
 }
 
 }  // namespace
