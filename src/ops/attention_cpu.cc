@@ -1,6 +1,7 @@
-// CPU reference of the multi-head self-attention core (see attention.h), templated over float and double.
-// Dot products and softmax sums accumulate in double. Layouts: q, k, v, out [B,T,C] with head h in channels
-// [h HS, (h+1) HS); probs, keep [B,NH,T,T] (query t, key s). Activation gradients overwrite (=).
+// CPU kernels of the multi-head self-attention core (see attention.h), templated over float and double.
+// Arithmetic runs in Real (float stays float for speed; double keeps the finite-difference tests exact).
+// Layouts: q, k, v, out [B,T,C] with head h in channels [h HS, (h+1) HS); probs, keep [B,NH,T,T] (query
+// t, key s). Activation gradients overwrite (=).
 #include <algorithm>
 #include <cmath>
 #include <vector>
@@ -10,6 +11,10 @@
 
 namespace nlpf::cpu {
 namespace {
+
+// Query rows per forward task: enough tasks to spread B NH heads over threads, few enough that packing
+// the head's keys (HS T copies) stays small next to the block's HS T rows FMAs.
+constexpr int64_t kQueryBlock = 32;
 
 // The mask is a user tensor: anything but 0/1 is an argument error (HF would silently scale the bias).
 void check_mask(const char* op, const int32_t* mask, int64_t BT) {
@@ -26,11 +31,31 @@ bool all_masked(const int32_t* mask_b, int64_t T) {
   return true;
 }
 
+// xt [HS,T] = head rows x[s, 0:HS) (row stride C), so that dots against every key become axpys over s.
 template <typename Real>
-double dot(const Real* a, const Real* b, int64_t n) {
-  double sum = 0;
-  for (int64_t i = 0; i < n; ++i) sum += static_cast<double>(a[i]) * b[i];
-  return sum;
+void pack_transposed(Real* xt, const Real* x, int64_t T, int64_t HS, int64_t C) {
+  for (int64_t s = 0; s < T; ++s) {
+    for (int64_t i = 0; i < HS; ++i) xt[i * T + s] = x[s * C + i];
+  }
+}
+
+// out[s] = sum_i a[i] xt[i, s] for s < T: the inner loop is contiguous with no reduction, so GCC
+// vectorises it without reassociating sums.
+template <typename Real>
+void dots_against_rows(Real* __restrict out, const Real* __restrict a, const Real* __restrict xt, int64_t T,
+                       int64_t HS) {
+  for (int64_t s = 0; s < T; ++s) out[s] = 0;
+  for (int64_t i = 0; i < HS; ++i) {
+    const Real a_i = a[i];
+    const Real* __restrict row = xt + i * T;
+    for (int64_t s = 0; s < T; ++s) out[s] += a_i * row[s];
+  }
+}
+
+// y[0:n) += w x[0:n)
+template <typename Real>
+void axpy(Real* __restrict y, Real w, const Real* __restrict x, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) y[i] += w * x[i];
 }
 
 }  // namespace
@@ -43,41 +68,45 @@ void attention_forward(Real* out, Real* probs, const Real* q, const Real* k, con
                        int64_t NH, int64_t HS) {
   check_mask("attention_forward", mask, B * T);
   const int64_t C = NH * HS;
-  const double scale = 1.0 / std::sqrt(static_cast<double>(HS));
+  const Real scale = static_cast<Real>(1.0 / std::sqrt(static_cast<double>(HS)));
+  const int64_t blocks = (T + kQueryBlock - 1) / kQueryBlock;
 #pragma omp parallel
   {
-    std::vector<double> score(T);
-#pragma omp for collapse(3)
+    std::vector<Real> kt(HS * T);
+    std::vector<Real> score(T);
+#pragma omp for collapse(3) schedule(static)
     for (int64_t b = 0; b < B; ++b) {
       for (int64_t h = 0; h < NH; ++h) {
-        for (int64_t t = 0; t < T; ++t) {
-          const int64_t row = (b * NH + h) * T + t;
+        for (int64_t block = 0; block < blocks; ++block) {
           const int32_t* mask_b = mask + b * T;
-          const Real* q_t = q + (b * T + t) * C + h * HS;
-          Real* p = probs + row * T;
-          if (all_masked(mask_b, T)) {
-            for (int64_t s = 0; s < T; ++s) p[s] = static_cast<Real>(1.0 / T);
-          } else {
-            double max_score = -INFINITY;
-            for (int64_t s = 0; s < T; ++s) {
-              if (mask_b[s] == 0) continue;
-              score[s] = scale * dot(q_t, k + (b * T + s) * C + h * HS, HS);
-              max_score = std::max(max_score, score[s]);
+          const int64_t head = b * T * C + h * HS;  // offset of (b, t = 0, h) in [B,T,C]
+          const bool constant_probs = all_masked(mask_b, T);
+          if (!constant_probs) pack_transposed(kt.data(), k + head, T, HS, C);
+          const int64_t t_end = std::min(T, (block + 1) * kQueryBlock);
+          for (int64_t t = block * kQueryBlock; t < t_end; ++t) {
+            const int64_t row = (b * NH + h) * T + t;
+            Real* p = probs + row * T;
+            if (constant_probs) {
+              for (int64_t s = 0; s < T; ++s) p[s] = static_cast<Real>(1.0 / static_cast<double>(T));
+            } else {
+              dots_against_rows(score.data(), q + head + t * C, kt.data(), T, HS);
+              Real max_score = -INFINITY;
+              for (int64_t s = 0; s < T; ++s) {
+                if (mask_b[s] != 0) max_score = std::max(max_score, scale * score[s]);
+              }
+              Real sum = 0;
+              for (int64_t s = 0; s < T; ++s) {
+                score[s] = mask_b[s] == 0 ? Real(0) : std::exp(scale * score[s] - max_score);
+                sum += score[s];
+              }
+              for (int64_t s = 0; s < T; ++s) p[s] = score[s] / sum;
             }
-            double sum = 0;
+            Real* o = out + head + t * C;
+            for (int64_t i = 0; i < HS; ++i) o[i] = 0;
             for (int64_t s = 0; s < T; ++s) {
-              score[s] = mask_b[s] == 0 ? 0.0 : std::exp(score[s] - max_score);
-              sum += score[s];
+              const Real w = keep == nullptr ? p[s] : p[s] * keep[row * T + s] * keep_scale;
+              if (w != 0) axpy(o, w, v + head + s * C, HS);
             }
-            for (int64_t s = 0; s < T; ++s) p[s] = static_cast<Real>(score[s] / sum);
-          }
-          Real* o = out + (b * T + t) * C + h * HS;
-          for (int64_t i = 0; i < HS; ++i) o[i] = 0;
-          for (int64_t s = 0; s < T; ++s) {
-            const Real w = keep == nullptr ? p[s] : p[s] * keep[row * T + s] * keep_scale;
-            if (w == 0) continue;
-            const Real* v_s = v + (b * T + s) * C + h * HS;
-            for (int64_t i = 0; i < HS; ++i) o[i] += w * v_s[i];
           }
         }
       }
@@ -96,12 +125,13 @@ void attention_backward(Real* dq, Real* dk, Real* dv, const Real* dout, const Re
                         Real keep_scale, int64_t B, int64_t T, int64_t NH, int64_t HS) {
   check_mask("attention_backward", mask, B * T);
   const int64_t C = NH * HS;
-  const double scale = 1.0 / std::sqrt(static_cast<double>(HS));
+  const Real scale = static_cast<Real>(1.0 / std::sqrt(static_cast<double>(HS)));
   // dk and dv sum over queries, so a thread owns a whole (b, h) head: disjoint writes, fixed order.
 #pragma omp parallel
   {
-    std::vector<double> dscore(T);
-#pragma omp for collapse(2)
+    std::vector<Real> vt(HS * T);
+    std::vector<Real> dscore(T);
+#pragma omp for collapse(2) schedule(static)
     for (int64_t b = 0; b < B; ++b) {
       for (int64_t h = 0; h < NH; ++h) {
         const int64_t head = b * T * C + h * HS;  // offset of (b, t = 0, h) in [B,T,C]
@@ -111,21 +141,21 @@ void attention_backward(Real* dq, Real* dk, Real* dv, const Real* dout, const Re
             dv[head + t * C + i] = 0;
           }
         }
+        pack_transposed(vt.data(), v + head, T, HS, C);
         const bool constant_probs = all_masked(mask + b * T, T);
         for (int64_t t = 0; t < T; ++t) {
           const int64_t row = (b * NH + h) * T + t;
           const Real* p = probs + row * T;
+          const Real* keep_t = keep == nullptr ? nullptr : keep + row * T;
           const Real* dout_t = dout + head + t * C;
-          double weighted_sum = 0;
+          dots_against_rows(dscore.data(), dout_t, vt.data(), T, HS);  // dout v^T before dropout
+          Real weighted_sum = 0;
           for (int64_t s = 0; s < T; ++s) {
-            const double keep_s = keep == nullptr ? 1.0 : static_cast<double>(keep[row * T + s]) * keep_scale;
+            const Real keep_s = keep_t == nullptr ? Real(1) : keep_t[s] * keep_scale;
             // dv[s] += pd[t,s] dout[t]
-            const Real pd = static_cast<Real>(p[s] * keep_s);
-            if (pd != 0) {
-              Real* dv_s = dv + head + s * C;
-              for (int64_t i = 0; i < HS; ++i) dv_s[i] += pd * dout_t[i];
-            }
-            dscore[s] = keep_s == 0 ? 0.0 : keep_s * dot(dout_t, v + head + s * C, HS);  // dp[t,s]
+            const Real pd = p[s] * keep_s;
+            if (pd != 0) axpy(dv + head + s * C, pd, dout_t, HS);
+            dscore[s] = keep_s == 0 ? Real(0) : keep_s * dscore[s];  // dp[t,s]
             weighted_sum += p[s] * dscore[s];
           }
           Real* dq_t = dq + head + t * C;
@@ -133,14 +163,10 @@ void attention_backward(Real* dq, Real* dk, Real* dv, const Real* dout, const Re
           if (constant_probs) continue;
           const Real* q_t = q + head + t * C;
           for (int64_t s = 0; s < T; ++s) {
-            const Real g = static_cast<Real>(scale * p[s] * (dscore[s] - weighted_sum));
+            const Real g = scale * p[s] * (dscore[s] - weighted_sum);
             if (g == 0) continue;  // masked keys (p = 0) contribute nothing
-            const Real* k_s = k + head + s * C;
-            Real* dk_s = dk + head + s * C;
-            for (int64_t i = 0; i < HS; ++i) {
-              dq_t[i] += g * k_s[i];
-              dk_s[i] += g * q_t[i];
-            }
+            axpy(dq_t, g, k + head + s * C, HS);
+            axpy(dk + head + s * C, g, q_t, HS);
           }
         }
       }
