@@ -50,7 +50,7 @@ note "device_check $(date -u +%FT%TZ) steps: $steps"
 env_report >"$out/env.txt" 2>&1
 export NLPF_MINILM_DIR="$carry/minilm-f16"
 
-if want build || want test || want roundtrip || want bench; then
+if want build || want test || want roundtrip || want finetune || want bench || want bench_cpu; then
   run_step build build
 fi
 if want test; then
