@@ -23,14 +23,14 @@ namespace {
 
 struct InspectOptions {
   std::string model;
-  DataOptions data;
+  DataSettings data;
   std::vector<int64_t> sequence_lengths = {128, 96, 64, 48, 40, 32, 24, 16};
   std::string save_as;
   std::string save_dtype = "keep";
   bool quiet = false;
 };
 
-ReaderOptions reader_options(const DataOptions& data) {
+ReaderOptions reader_options(const DataSettings& data) {
   ReaderOptions r;
   if (!data.text_column.empty()) r.text_column = data.text_column;
   if (!data.label_column.empty()) r.label_column = data.label_column;
@@ -38,7 +38,7 @@ ReaderOptions reader_options(const DataOptions& data) {
 }
 
 // (split name, path) pairs named by --data-dir / --train-file / --eval-file.
-std::vector<std::pair<std::string, std::filesystem::path>> data_files(const DataOptions& data) {
+std::vector<std::pair<std::string, std::filesystem::path>> data_files(const DataSettings& data) {
   std::vector<std::pair<std::string, std::filesystem::path>> files;
   if (!data.data_dir.empty()) {
     files.emplace_back("train", find_glue_split(data.data_dir, "train"));

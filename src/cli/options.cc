@@ -13,11 +13,11 @@ std::string flag_names(const std::string& dashed) {
   return "--" + dashed + ",--" + underscored;
 }
 
-void add_common_options(CLI::App& app, CommonOptions& o) {
-  app.add_option(flag_names("max-train-examples"), o.max_train_examples,
+void add_common_options(CLI::App& app, DataSettings& data, ProtocolOptions& o, bool& quiet) {
+  app.add_option(flag_names("max-train-examples"), data.max_train_examples,
                  "Use only the first N training examples (smoke runs)")
       ->check(positive());
-  app.add_option(flag_names("max-eval-examples"), o.max_eval_examples,
+  app.add_option(flag_names("max-eval-examples"), data.max_eval_examples,
                  "Use only the first N evaluation examples (smoke runs)")
       ->check(positive());
   app.add_option(flag_names("trials"), o.trials, "Measured trials per configuration")
@@ -32,10 +32,10 @@ void add_common_options(CLI::App& app, CommonOptions& o) {
   app.add_option(flag_names("cooldown-seconds"), o.cooldown_seconds, "Pause between configurations")
       ->capture_default_str()
       ->check(CLI::Range(0.0, 3600.0));
-  app.add_flag("--quiet,-q", o.quiet, "No progress output");
+  app.add_flag("--quiet,-q", quiet, "No progress output");
 }
 
-void add_data_options(CLI::App& app, DataOptions& o) {
+void add_data_options(CLI::App& app, DataSettings& o) {
   app.add_option(flag_names("data-dir"), o.data_dir, "Folder with train.tsv and dev.tsv (GLUE layout)");
   app.add_option(flag_names("train-file"), o.train_file, "Training data (.tsv, .csv or .jsonl)");
   app.add_option(flag_names("eval-file"), o.eval_file, "Evaluation data (.tsv, .csv or .jsonl)");
@@ -68,11 +68,6 @@ const CLI::Validator& positive() {
       },
       "POSITIVE");
   return validator;
-}
-
-const std::vector<std::string>& known_precisions() {
-  static const std::vector<std::string> kNames = {"fp32", "tf32", "fp16", "bf16", "fp8", "int8"};
-  return kNames;
 }
 
 }  // namespace nlpf::cli

@@ -9,14 +9,13 @@
 namespace nlpf::cli {
 
 void register_phase1(CLI::App& app, Action& action) {
-  auto options = std::make_shared<Phase1Options>();
-  Phase1Options& o = *options;
-  auto init = std::make_shared<std::string>("pretrained");
+  auto settings = std::make_shared<Phase1Settings>();
+  Phase1Settings& o = *settings;
   CLI::App* sub =
       app.add_subcommand("phase1", "Fine-tune the baseline and measure accuracy, latency, energy");
   sub->alias("run_phase_1");
   sub->add_option("--model", o.model, "Hugging Face model directory or hub name")->capture_default_str();
-  sub->add_option("--init", *init,
+  sub->add_option("--init", o.init,
                   "pretrained (the checkpoint's weights) or random (from config.json and --seed)")
       ->capture_default_str()
       ->check(CLI::IsMember({"pretrained", "random"}));
@@ -52,38 +51,10 @@ void register_phase1(CLI::App& app, Action& action) {
       ->check(CLI::IsMember({"fp32", "tf32", "bf16", "fp16"}));
   sub->add_option(flag_names("runs-dir"), o.runs_dir, "Where run directories are created")
       ->capture_default_str();
-  add_common_options(*sub, o.common);
-  sub->callback([&action, options, init] {
-    action = [options, init]() -> int {
-      const Phase1Options& o = *options;
-      Phase1Settings s;
-      s.model = o.model;
-      s.init = *init;
-      s.data_dir = o.data.data_dir;
-      s.train_file = o.data.train_file;
-      s.eval_file = o.data.eval_file;
-      s.task = o.data.task;
-      s.text_column = o.data.text_column;
-      s.label_column = o.data.label_column;
-      s.max_sequence_length = o.max_sequence_length;
-      s.batch_size = o.batch_size;
-      s.epochs = o.epochs;
-      s.learning_rate = o.learning_rate;
-      s.weight_decay = o.weight_decay;
-      s.warmup_ratio = o.warmup_ratio;
-      s.seed = o.seed;
-      s.eval_batch_size = o.eval_batch_size;
-      s.device = o.device;
-      s.train_precision = o.train_precision;
-      s.runs_dir = o.runs_dir;
-      s.max_train_examples = o.common.max_train_examples;
-      s.max_eval_examples = o.common.max_eval_examples;
-      s.protocol.trials = o.common.trials;
-      s.protocol.min_trial_seconds = o.common.min_trial_seconds;
-      s.protocol.idle_seconds = o.common.idle_seconds;
-      s.protocol.cooldown_seconds = o.common.cooldown_seconds;
-      s.quiet = o.common.quiet;
-      run_phase1(s);
+  add_common_options(*sub, o.data, o.protocol, o.quiet);
+  sub->callback([&action, settings] {
+    action = [settings]() -> int {
+      run_phase1(*settings);
       return 0;
     };
   });

@@ -5,20 +5,18 @@
 
 #include "cli/commands.h"
 #include "cli/options.h"
+#include "backend/precision.h"
 #include "core/error.h"
+#include "experiment/phase2.h"
 
 namespace nlpf::cli {
 namespace {
 
-int run_phase2(const Phase2Options&) {
-  NLPF_THROW(ErrorCode::UNSUPPORTED, "phase2: the inference engine and measurement protocol are not built yet; "
-             "nothing was run");
-}
-
-// Registers one sweep's options on `sub`; `sweep` decides which lists are accepted.
+// Registers one sweep's options on `sub`; `sweep` decides which lists are accepted. Options bind straight
+// into the library's Phase2Settings.
 void add_sweep(CLI::App& sub, SweepKind sweep, Action& action) {
-  auto options = std::make_shared<Phase2Options>();
-  Phase2Options& o = *options;
+  auto settings = std::make_shared<Phase2Settings>();
+  Phase2Settings& o = *settings;
   o.sweep = sweep;
   sub.add_option(flag_names("baseline-model-directory"), o.baseline_model_directory,
                  "Fine-tuned model directory (Phase 1's best_model/)")
@@ -26,20 +24,23 @@ void add_sweep(CLI::App& sub, SweepKind sweep, Action& action) {
   add_data_options(sub, o.data);
   const bool grid = sweep == SweepKind::GRID;
   if (sweep == SweepKind::MAX_SEQUENCE_LENGTH || grid) {
-    auto* opt = sub.add_option(flag_names("sequence-lengths"), o.sequence_lengths, "Max sequence lengths to sweep")
+    auto* opt = sub.add_option(flag_names("sequence-lengths"), o.sequence_lengths,
+                               "Max sequence lengths to sweep, counting [CLS] and [SEP]")
                     ->check(CLI::Range(int64_t{2}, int64_t{4096}));
     if (!grid) opt->default_str("128 96 64 48 40 32 24 16");
   }
   if (sweep == SweepKind::LAYERS || grid) {
-    auto* opt = sub.add_option(flag_names("num-layers"), o.num_layers, "Encoder layers kept")
+    auto* opt = sub.add_option(flag_names("num-layers"), o.num_layers, "Encoder layers kept (the first k)")
                     ->check(CLI::Range(int64_t{1}, int64_t{1000}));
-    if (!grid) opt->default_str("12 10 8 6 4 2");
-    sub.add_option(flag_names("refit-epochs"), o.refit_epochs, "Re-fine-tune each truncated model for N epochs")
+    if (!grid) opt->default_str("every other count from all layers down to 2 (12 10 8 6 4 2 for bert-base)");
+    sub.add_option(flag_names("refit-epochs"), o.refit_epochs,
+                   "Re-fine-tune each truncated model for N epochs with the baseline's recipe")
+        ->capture_default_str()
         ->check(CLI::Range(0, 100));
   }
   if (sweep == SweepKind::PRECISION || grid) {
     auto* opt = sub.add_option(flag_names("precisions"), o.precisions, "Inference precisions")
-                    ->check(CLI::IsMember(known_precisions()));
+                    ->check(CLI::IsMember(precision_names()));
     if (!grid) opt->default_str("fp32 fp16 fp8");
     sub.add_flag(flag_names("skip-failed-precisions"), o.skip_failed_precisions,
                  "Record refused or failed precisions in errors.json and go on");
@@ -48,9 +49,10 @@ void add_sweep(CLI::App& sub, SweepKind sweep, Action& action) {
     sub.add_option(flag_names("eval-batch-sizes"), o.eval_batch_sizes, "Evaluation batch sizes")
         ->check(positive());
   }
-  if (sweep != SweepKind::MAX_SEQUENCE_LENGTH && !grid) {
-    sub.add_option(flag_names("max-sequence-length"), o.max_sequence_length, "Tokens per example")
-        ->capture_default_str()
+  if (sweep != SweepKind::MAX_SEQUENCE_LENGTH) {
+    sub.add_option(flag_names("max-sequence-length"), o.max_sequence_length,
+                   grid ? "Tokens per example where --sequence-lengths is not given (default: the baseline's)"
+                        : "Tokens per example (default: the baseline's Phase 1 length, else 128)")
         ->check(CLI::Range(int64_t{2}, int64_t{4096}));
   }
   sub.add_option(flag_names("eval-batch-size"), o.eval_batch_size, "Evaluation batch size")
@@ -58,8 +60,13 @@ void add_sweep(CLI::App& sub, SweepKind sweep, Action& action) {
       ->check(positive());
   sub.add_option("--device", o.device, "auto, cpu, cuda or cuda:N")->capture_default_str()->check(device_validator());
   sub.add_option(flag_names("runs-dir"), o.runs_dir, "Where run directories are created")->capture_default_str();
-  add_common_options(sub, o.common);
-  sub.callback([&action, options] { action = [options] { return run_phase2(*options); }; });
+  add_common_options(sub, o.data, o.protocol, o.quiet);
+  sub.callback([&action, settings] {
+    action = [settings] {
+      run_phase2(*settings);
+      return 0;
+    };
+  });
 }
 
 struct SweepName {

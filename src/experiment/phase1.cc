@@ -4,9 +4,6 @@
 // CSV cells and JSON values that could not be measured are empty / null with a reason, never 0.
 #include "experiment/phase1.h"
 
-#include <omp.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -23,15 +20,14 @@
 #include "core/allocator.h"
 #include "core/error.h"
 #include "core/file_util.h"
-#include "experiment/pareto.h"
-#include "experiment/plot.h"
+#include "experiment/run_plots.h"
+#include "experiment/run_files.h"
 #include "fetch/fetch.h"
 #include "measure/energy_meter.h"
 #include "measure/metrics_json.h"
 #include "measure/power_sampler.h"
 #include "model/bert_model.h"
 #include "model/checkpoint.h"
-#include "nlpf/build_info.h"
 #include "text/batching.h"
 #include "text/dataset.h"
 #include "text/tokenizer.h"
@@ -44,24 +40,6 @@ namespace nlpf {
 namespace {
 
 using json = nlohmann::json;
-
-std::string local_time_string(std::time_t time, const char* format) {
-  std::tm tm{};
-  localtime_r(&time, &tm);
-  char text[64];
-  std::strftime(text, sizeof text, format, &tm);
-  return text;
-}
-
-std::string iso_time(std::chrono::system_clock::time_point t) {
-  return local_time_string(std::chrono::system_clock::to_time_t(t), "%Y-%m-%dT%H:%M:%S%z");
-}
-
-std::string host_name() {
-  char name[256] = {};
-  if (gethostname(name, sizeof name - 1) != 0) return "";
-  return name;
-}
 
 // The CUDA device refusal comes first: nothing may be loaded or fetched for a run that cannot happen.
 Device choose_device(const Phase1Settings& s, std::ostream& log) {
@@ -86,61 +64,13 @@ void check_settings(const Phase1Settings& s) {
              ": only fp32 training runs on the CPU for now (bf16 comes later); use --train-precision fp32");
   NLPF_CHECK(s.init == "pretrained" || s.init == "random", ErrorCode::INVALID_ARGUMENT,
              "--init: expected pretrained or random, got '", s.init, "'");
-  NLPF_CHECK(s.task == "sst2", ErrorCode::UNSUPPORTED, "--task ", s.task, ": only sst2 is supported so far");
-  NLPF_CHECK(s.train_file.empty() == s.eval_file.empty(), ErrorCode::INVALID_ARGUMENT,
-             "--train-file and --eval-file go together (got only ",
-             s.train_file.empty() ? "--eval-file" : "--train-file", ")");
-  NLPF_CHECK(s.train_file.empty() || s.data_dir.empty(), ErrorCode::INVALID_ARGUMENT,
-             "--data-dir cannot be combined with --train-file/--eval-file");
-  NLPF_CHECK(!s.max_train_examples || *s.max_train_examples > 0, ErrorCode::INVALID_ARGUMENT,
-             "--max-train-examples must be > 0");
-  NLPF_CHECK(!s.max_eval_examples || *s.max_eval_examples > 0, ErrorCode::INVALID_ARGUMENT,
-             "--max-eval-examples must be > 0");
-}
-
-struct DataFiles {
-  std::filesystem::path train, eval;
-};
-
-DataFiles locate_data(const Phase1Settings& s) {
-  if (!s.train_file.empty()) return {s.train_file, s.eval_file};
-  const std::filesystem::path dir =
-      s.data_dir.empty() ? ensure_dataset("sst2") : std::filesystem::path(s.data_dir);
-  return {find_glue_split(dir, "train"), find_glue_split(dir, "dev")};
-}
-
-Dataset read_split(const std::filesystem::path& path, const Phase1Settings& s, int64_t num_labels,
-                   std::optional<int64_t> limit) {
-  ReaderOptions options;
-  if (!s.text_column.empty()) options.text_column = s.text_column;
-  if (!s.label_column.empty()) options.label_column = s.label_column;
-  options.num_labels = static_cast<int32_t>(num_labels);
-  Dataset data = read_dataset(path, options);
-  if (limit && *limit < data.size()) data.examples.resize(static_cast<size_t>(*limit));
-  return data;
-}
-
-// A CSV cell from a metrics JSON value: numbers as shortest round-trip text, null as empty.
-std::string csv_cell(const json& value) {
-  if (value.is_null()) return "";
-  if (value.is_boolean()) return value.get<bool>() ? "1" : "0";
-  if (value.is_number_integer()) return std::to_string(value.get<int64_t>());
-  if (value.is_number()) {
-    char text[32];
-    std::snprintf(text, sizeof text, "%.10g", value.get<double>());
-    return text;
-  }
-  return value.dump();
-}
-
-json value_or_null(const json& object, const std::string& key) {
-  return object.contains(key) ? object.at(key) : json(nullptr);
+  check_data_settings(s.data, /*need_train=*/true);
 }
 
 }  // namespace
 
 std::string phase1_run_name(std::time_t time) {
-  return local_time_string(time, "%Y-%m-%d_%H-%M-%S") + "_phase_1_baseline";
+  return run_timestamp(time) + "_phase_1_baseline";
 }
 
 Phase1Result run_phase1(const Phase1Settings& s) {
@@ -174,9 +104,9 @@ Phase1Result run_phase1(const Phase1Settings& s) {
   const WordPieceTokenizer tokenizer = WordPieceTokenizer::from_model_dir(model_dir);
 
   // ---- data ----
-  const DataFiles files = locate_data(s);
-  const Dataset train_set = read_split(files.train, s, config.num_labels(), s.max_train_examples);
-  const Dataset eval_set = read_split(files.eval, s, config.num_labels(), s.max_eval_examples);
+  const DataFiles files = locate_data(s.data, /*need_train=*/true);
+  const Dataset train_set = read_split(files.train, s.data, config.num_labels(), s.data.max_train_examples);
+  const Dataset eval_set = read_split(files.eval, s.data, config.num_labels(), s.data.max_eval_examples);
   for (const Example& e : eval_set.examples) {
     NLPF_CHECK(e.label != kNoLabel, ErrorCode::INVALID_ARGUMENT, files.eval.string(), ":", e.line,
                ": the evaluation split needs labels (best epoch by validation accuracy)");
@@ -284,57 +214,17 @@ Phase1Result run_phase1(const Phase1Settings& s) {
   const EpochResult& best = trained.epochs[static_cast<size_t>(trained.best_epoch - 1)];
 
   // ---- pareto.csv and the plot ----
-  const bool energy_everywhere = std::all_of(epoch_metrics.begin(), epoch_metrics.end(), [](const json& m) {
-    return m.at("energy_per_example_j").is_number();
-  });
-  const std::string cost_key = energy_everywhere ? "energy_per_example_j" : "average_latency_per_example_ms";
-  std::vector<ParetoPoint> points;
+  std::vector<ParetoRow> pareto_rows;
   for (size_t i = 0; i < epoch_metrics.size(); ++i) {
-    const json& m = epoch_metrics[i];
-    ParetoPoint p;
-    if (m.at(cost_key).is_number()) p.cost = m.at(cost_key).get<double>();
-    p.accuracy = trained.epochs[i].accuracy.value_or(0.0);
-    if (!trained.epochs[i].accuracy) p.cost.reset();  // no accuracy: not placeable
-    points.push_back(p);
-  }
-  const std::vector<bool> frontier = pareto_frontier(points);
-  const std::vector<std::string> metric_columns = {"accuracy", "average_latency_per_example_ms",
-                                                   "energy_per_example_j", "energy_per_correct_j",
-                                                   "peak_gpu_memory_mb"};
-  const std::vector<std::string> extra_columns = {"energy_per_example_j_ci_low",
-                                                  "energy_per_example_j_ci_high",
-                                                  "dynamic_energy_per_example_j",
-                                                  "throughput_examples_per_s",
-                                                  "latency_p50_ms",
-                                                  "latency_p90_ms",
-                                                  "latency_p99_ms",
-                                                  "trials"};
-  std::ostringstream pareto;
-  pareto << "label,epoch";
-  for (const std::string& c : metric_columns) pareto << ',' << c;
-  pareto << ",on_frontier,frontier_cost";
-  for (const std::string& c : extra_columns) pareto << ',' << c;
-  pareto << '\n';
-  FrontierPlot plot;
-  for (size_t i = 0; i < epoch_metrics.size(); ++i) {
-    const json& m = epoch_metrics[i];
     const int epoch = trained.epochs[i].epoch;
-    pareto << "epoch_" << epoch << ',' << epoch;
-    for (const std::string& c : metric_columns) pareto << ',' << csv_cell(value_or_null(m, c));
-    pareto << ',' << (points[i].cost ? (frontier[i] ? "1" : "0") : "") << ',' << cost_key;
-    for (const std::string& c : extra_columns) pareto << ',' << csv_cell(value_or_null(m, c));
-    pareto << '\n';
-    if (points[i].cost) {
-      plot.points.push_back(
-          {*points[i].cost, points[i].accuracy, frontier[i], "epoch " + std::to_string(epoch)});
-    }
+    pareto_rows.push_back({"epoch_" + std::to_string(epoch), {{"epoch", epoch}}, epoch_metrics[i]});
   }
-  write_file_atomic(run.path() / "pareto.csv", pareto.str());
-  const std::string model_name = std::filesystem::path(s.model).filename().string();
-  plot.title = model_name + " / " + s.task + " / cpu";
-  plot.cost_label =
-      energy_everywhere ? "energy per example (J)" : "latency per example (ms; no energy reading)";
-  const std::optional<std::string> plot_skipped = plot_frontier_png(run.path() / "pareto_frontier.png", plot);
+  const ParetoTable pareto = make_pareto_table(pareto_rows);
+  write_file_atomic(run.path() / "pareto.csv", pareto.csv);
+  const RunPlotTitle plot_title{std::filesystem::path(s.model).filename().string(), s.data.task,
+                                device_description.name.empty() ? "cpu" : device_description.name};
+  const std::optional<std::string> plot_skipped = draw_accuracy_plot(
+      run.path() / "pareto_frontier.png", pareto_rows, pareto.on_frontier, pareto.frontier_cost, plot_title);
 
   // ---- predictions, train log, power trace ----
   std::ostringstream predictions;
@@ -374,7 +264,7 @@ Phase1Result run_phase1(const Phase1Settings& s) {
         {{"epoch", trained.epochs[i].epoch},
          {"steps_done", trained.epochs[i].steps_done},
          {"train_seconds", trained.epochs[i].train_seconds},
-         {"on_frontier", points[i].cost ? json(static_cast<bool>(frontier[i])) : json(nullptr)},
+         {"on_frontier", pareto.on_frontier[i] ? json(*pareto.on_frontier[i]) : json(nullptr)},
          {"inference_benchmark_metrics", epoch_metrics[i]}});
   }
   const std::filesystem::path final_best_dir = std::filesystem::absolute(run.final_path() / "best_model");
@@ -383,7 +273,7 @@ Phase1Result run_phase1(const Phase1Settings& s) {
                   {"inference_benchmark_metrics", epoch_metrics[static_cast<size_t>(trained.best_epoch - 1)]},
                   {"training", training},
                   {"epochs", per_epoch},
-                  {"frontier_cost", cost_key},
+                  {"frontier_cost", pareto.frontier_cost},
                   {"plot", plot_skipped ? json(*plot_skipped) : json("pareto_frontier.png")}};
   write_file_atomic(run.path() / "metrics.json", metrics.dump(2) + "\n");
 
@@ -399,15 +289,13 @@ Phase1Result run_phase1(const Phase1Settings& s) {
                 {"mean_untruncated_length", tok.mean_untruncated_length},
                 {"truncated_examples", tok.num_truncated}};
   };
-  const std::string cuda_runtime = cuda_runtime_version();
-  const std::string cuda_driver = cuda_driver_version();
   json run_json = {
       {"command", "phase1"},
       {"config",
        {{"model", s.model},
         {"model_directory", std::filesystem::absolute(model_dir).string()},
         {"init", s.init},
-        {"task", s.task},
+        {"task", s.data.task},
         {"max_sequence_length", s.max_sequence_length},
         {"batch_size", s.batch_size},
         {"epochs", s.epochs},
@@ -432,8 +320,8 @@ Phase1Result run_phase1(const Phase1Settings& s) {
         {"train_precision", s.train_precision},
         {"inference_precision", "fp32"},
         {"runs_dir", s.runs_dir},
-        {"max_train_examples", s.max_train_examples ? json(*s.max_train_examples) : json(nullptr)},
-        {"max_eval_examples", s.max_eval_examples ? json(*s.max_eval_examples) : json(nullptr)},
+        {"max_train_examples", s.data.max_train_examples ? json(*s.data.max_train_examples) : json(nullptr)},
+        {"max_eval_examples", s.data.max_eval_examples ? json(*s.data.max_eval_examples) : json(nullptr)},
         {"trials", s.protocol.trials},
         {"min_trial_seconds", s.protocol.min_trial_seconds},
         {"idle_seconds", s.protocol.idle_seconds},
@@ -441,20 +329,7 @@ Phase1Result run_phase1(const Phase1Settings& s) {
       {"data",
        {{"train", file_entry(files.train, train_set, train_data)},
         {"eval", file_entry(files.eval, eval_set, eval_data)}}},
-      {"environment",
-       {{"nlpf_version", kVersion},
-        {"nlpf_commit", kGitCommit},
-        {"device", device_string(device)},
-        {"cpu_model", device_description.name},
-        {"threads", omp_get_max_threads()},
-        {"cuda_runtime", cuda_runtime.empty() ? json(nullptr) : json(cuda_runtime)},
-        {"cuda_driver", cuda_driver.empty() ? json(nullptr) : json(cuda_driver)},
-        {"hostname", host_name()},
-        {"energy_meter",
-         {{"source", meter->source()},
-          {"available", meter->available()},
-          {"unavailable_reason", meter->available() ? json(nullptr) : json(meter->unavailable_reason())},
-          {"description", meter->describe()}}}}},
+      {"environment", environment_json(device, device_description, *meter)},
       {"start_time", iso_time(start_time)},
       {"end_time", iso_time(end_time)}};
   write_file_atomic(run.path() / "run.json", run_json.dump(2) + "\n");

@@ -13,6 +13,7 @@
 #include <optional>
 #include <string>
 
+#include "experiment/data_settings.h"
 #include "measure/protocol.h"
 #include "train/optimizer.h"
 
@@ -23,13 +24,7 @@ struct Phase1Settings {
   // "pretrained": the checkpoint's weights (a missing classifier is initialised); "random": HF's
   // initialisation from config.json and the seed (the model directory needs no weights).
   std::string init = "pretrained";
-  std::string data_dir;  // GLUE layout (train.tsv, dev.tsv); with train_file/eval_file empty and this
-                         // empty, the cached SST-2 (fetched if missing)
-  std::string train_file;
-  std::string eval_file;
-  std::string task = "sst2";
-  std::string text_column;
-  std::string label_column;
+  DataSettings data;
   int64_t max_sequence_length = 128;
   int64_t batch_size = 32;
   int epochs = 2;
@@ -41,8 +36,6 @@ struct Phase1Settings {
   std::string device = "auto";
   std::string train_precision = "fp32";
   std::string runs_dir = "runs";
-  std::optional<int64_t> max_train_examples;
-  std::optional<int64_t> max_eval_examples;
   ProtocolOptions protocol;
   bool quiet = false;
   std::ostream* out = nullptr;                     // summary (nullptr: std::cout)

@@ -14,6 +14,7 @@
 
 #include "core/error.h"
 #include "core/file_util.h"
+#include "text/csv.h"
 
 namespace nlpf {
 namespace {
@@ -234,89 +235,8 @@ Dataset parse_tsv(std::string_view contents, const ExampleBuilder& builder) {
   return builder.finish(std::move(examples), "only a header");
 }
 
-// RFC 4180 records: fields separated by ',', records by "\r\n" or '\n'; a field starting with '"' is
-// quoted and may hold ',', newlines and "" (one quote). A '"' inside an unquoted field is taken literally
-// (as most writers that do not quote produce it).
-class CsvReader {
- public:
-  CsvReader(std::string_view contents, const ExampleBuilder& builder) : s_(contents), builder_(builder) {}
-
-  // Reads the next record into `fields`; false at the end of the input. `blank` tells an empty line
-  // apart from a record holding one empty quoted field.
-  bool next(std::vector<std::string>& fields, int64_t& record_line, bool& blank) {
-    if (pos_ >= s_.size()) return false;
-    fields.clear();
-    record_line = line_;
-    blank = true;
-    while (true) {
-      std::string& field = fields.emplace_back();
-      if (pos_ < s_.size() && s_[pos_] == '"') {
-        blank = false;
-        read_quoted(field);
-      } else {
-        const size_t end = std::min(s_.find_first_of(",\n", pos_), s_.size());
-        std::string_view raw = s_.substr(pos_, end - pos_);
-        if ((end == s_.size() || s_[end] == '\n') && !raw.empty() && raw.back() == '\r') raw.remove_suffix(1);
-        if (!raw.empty()) blank = false;
-        field.assign(raw);
-        pos_ = end;
-      }
-      if (pos_ >= s_.size()) return true;
-      if (s_[pos_] == ',') {
-        blank = false;
-        ++pos_;
-        continue;
-      }
-      // '\n' (a "\r\n" had its '\r' consumed above)
-      ++pos_;
-      ++line_;
-      return true;
-    }
-  }
-
- private:
-  void read_quoted(std::string& field) {
-    const int64_t start_line = line_;
-    ++pos_;  // opening quote
-    while (true) {
-      NLPF_CHECK(pos_ < s_.size(), ErrorCode::INVALID_ARGUMENT, builder_.where(start_line),
-                 ": unterminated quoted field (a '\"' opened here is never closed)");
-      const char c = s_[pos_];
-      if (c == '"') {
-        if (pos_ + 1 < s_.size() && s_[pos_ + 1] == '"') {
-          field += '"';
-          pos_ += 2;
-          continue;
-        }
-        ++pos_;
-        break;
-      }
-      if (c == '\n') ++line_;
-      field += c;
-      ++pos_;
-    }
-    if (pos_ < s_.size() && s_[pos_] == '\r' && pos_ + 1 < s_.size() && s_[pos_ + 1] == '\n') ++pos_;
-    NLPF_CHECK(pos_ >= s_.size() || s_[pos_] == ',' || s_[pos_] == '\n', ErrorCode::INVALID_ARGUMENT,
-               builder_.where(line_), ": unexpected character ", shown(s_.substr(pos_, 1)),
-               " after the closing quote of a field (a quote inside a quoted field is written \"\")");
-  }
-
-  std::string_view s_;
-  const ExampleBuilder& builder_;
-  size_t pos_ = 0;
-  int64_t line_ = 1;
-};
-
 Dataset parse_csv(std::string_view contents, const ExampleBuilder& builder) {
-  CsvReader reader(contents, builder);
-  struct Record {
-    std::vector<std::string> fields;
-    int64_t line;
-    bool blank;
-  };
-  std::vector<Record> records;
-  Record record;
-  while (reader.next(record.fields, record.line, record.blank)) records.push_back(record);
+  std::vector<CsvRecord> records = parse_csv_records(contents, builder.name());
   while (!records.empty() && records.back().blank) records.pop_back();
   NLPF_CHECK(!records.empty(), ErrorCode::INVALID_ARGUMENT, builder.name(),
              ": no examples (the file is empty)");
@@ -327,7 +247,7 @@ Dataset parse_csv(std::string_view contents, const ExampleBuilder& builder) {
   examples.reserve(records.size() - 1);
   std::vector<std::string_view> fields;
   for (size_t i = 1; i < records.size(); ++i) {
-    const Record& r = records[i];
+    const CsvRecord& r = records[i];
     NLPF_CHECK(!r.blank, ErrorCode::INVALID_ARGUMENT, builder.where(r.line), ": empty line (expected ",
                header.size(), " comma-separated fields)");
     NLPF_CHECK(r.fields.size() == header.size(), ErrorCode::INVALID_ARGUMENT, builder.where(r.line),

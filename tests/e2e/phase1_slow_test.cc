@@ -47,7 +47,7 @@ TEST(Phase1Slow, FromScratchSmallBertLearnsSst2) {
   Phase1Settings s;
   s.model = model.string();
   s.init = "random";
-  s.data_dir = sst2.string();
+  s.data.data_dir = sst2.string();
   s.max_sequence_length = 64;
   s.batch_size = 32;
   s.epochs = 1;

@@ -95,8 +95,8 @@ TEST(Trainer, InterruptFlagStopsAfterTheCurrentStep) {
 Phase1Settings tiny_phase1(const fs::path& runs) {
   Phase1Settings s;
   s.model = kTiny.string();
-  s.train_file = kSample.string();
-  s.eval_file = kSample.string();
+  s.data.train_file = kSample.string();
+  s.data.eval_file = kSample.string();
   s.max_sequence_length = 32;
   s.batch_size = 4;
   s.epochs = 2;
@@ -170,7 +170,7 @@ TEST(Phase1, HalfGivenDataFilesNameTheOption) {
   const TempDir temp("phase1_files");
   const fs::path runs = temp.path();
   Phase1Settings s = tiny_phase1(runs);
-  s.eval_file.clear();
+  s.data.eval_file.clear();
   try {
     run_phase1(s);
     FAIL() << "no error";

@@ -1,0 +1,75 @@
+// `nlpf phase2`: sweeps from a fine-tuned baseline (DESIGN §2, §3, §5): maximum sequence length, encoder
+// layers kept (first k, no retraining unless refit_epochs), inference precision, or all crossed (grid).
+// Every point is measured with the protocol (measure/protocol.h) into its own folder; pareto.csv holds
+// one row per measured point with the true frontier, errors.json the refused or failed points. The run
+// directory is staged under a temporary name and renamed only when complete.
+#pragma once
+
+#include <cstdint>
+#include <ctime>
+#include <filesystem>
+#include <iosfwd>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "experiment/data_settings.h"
+#include "measure/protocol.h"
+#include "model/bert_config.h"
+
+namespace nlpf {
+
+enum class SweepKind { MAX_SEQUENCE_LENGTH, LAYERS, PRECISION, GRID };
+
+struct Phase2Settings {
+  SweepKind sweep = SweepKind::GRID;
+  std::string baseline_model_directory;  // Phase 1's best_model/ (or any fine-tuned HF directory)
+  // Where evaluation (and, with refit_epochs, training) data come from. When no path is given, the
+  // baseline's run.json (best_model/../run.json) names them, else the cached SST-2.
+  DataSettings data;
+  // The swept values. In a single sweep only its own list is read, and an empty one means the study's
+  // list (default_sequence_lengths, default_num_layers, fp32 fp16 fp8); in a grid only the lists given are
+  // crossed (at least one), the rest take the fixed value: max_sequence_length, every layer, fp32,
+  // eval_batch_size.
+  std::vector<int64_t> sequence_lengths;
+  std::vector<int64_t> num_layers;
+  std::vector<std::string> precisions;
+  std::vector<int64_t> eval_batch_sizes;  // grid only
+  // Fixed length of the layers and precision sweeps (and of a grid without --sequence-lengths); unset:
+  // the baseline's Phase 1 max_sequence_length from its run.json, else 128.
+  std::optional<int64_t> max_sequence_length;
+  int64_t eval_batch_size = 64;
+  int refit_epochs = 0;  // re-fine-tune each truncated model this many epochs (the baseline's recipe)
+  bool skip_failed_precisions = false;
+  std::string device = "auto";
+  std::string runs_dir = "runs";
+  ProtocolOptions protocol;
+  bool quiet = false;
+  std::ostream* out = nullptr;  // summary (nullptr: std::cout)
+  std::ostream* log = nullptr;  // notices and per-point lines (nullptr: std::cerr)
+};
+
+struct Phase2Result {
+  std::filesystem::path run_directory;
+  int points_measured = 0;
+  int points_failed = 0;  // refused or failed, in errors.json
+};
+
+// Errors, all before any measurement unless said: INVALID_ARGUMENT naming the option (empty list, a
+// length above max_position_embeddings, more layers than the model has, a missing baseline), UNSUPPORTED
+// for a CUDA device or a precision the device cannot run (without skip_failed_precisions), IO, NUMERIC
+// (passes disagree: a bug), INTERRUPTED on Ctrl-C (nothing is left behind).
+Phase2Result run_phase2(const Phase2Settings& settings);
+
+// 128 96 64 48 40 32 24 16, without lengths above the model's max_position_embeddings.
+std::vector<int64_t> default_sequence_lengths(const BertConfig& config);
+// Every other layer count from all layers down to 2: 12 10 8 6 4 2 for bert-base (the study), 6 4 2 for
+// all-MiniLM-L6-v2.
+std::vector<int64_t> default_num_layers(const BertConfig& config);
+
+// "<timestamp>_phase_2_sequence_length_sweep", "..._layers_sweep", "..._precision_sweep", "..._grid".
+std::string phase2_run_name(SweepKind sweep, std::time_t time);
+// "max_sequence_length", "layers", "precision", "grid": the <sweep> of energy_accuracy_<sweep>.png.
+std::string sweep_file_tag(SweepKind sweep);
+
+}  // namespace nlpf
