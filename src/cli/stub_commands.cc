@@ -1,6 +1,5 @@
-// Subcommands whose engines are not built yet: frontier, plot, demo. Each parses and validates its
-// options, then says plainly that nothing was run and exits non-zero (none pretends to work). Also fetch,
-// which is built: it prints the cache directory it filled on stdout.
+// fetch (prints the cache directory it filled on stdout) and demo, whose engine is not built yet: it says
+// plainly that nothing was run and exits non-zero.
 #include <cstdio>
 #include <filesystem>
 #include <memory>
@@ -19,20 +18,6 @@ namespace {
 }
 
 }  // namespace
-
-void register_frontier(CLI::App& app, Action& action) {
-  auto run_dirs = std::make_shared<std::vector<std::string>>();
-  CLI::App* sub = app.add_subcommand("frontier", "Merge finished runs (same task and device) into one frontier");
-  sub->add_option("run_dirs", *run_dirs, "Run directories")->required()->check(CLI::ExistingDirectory);
-  sub->callback([&action] { action = []() -> int { not_built("frontier", "Pareto merging (Phase 2 issue)"); }; });
-}
-
-void register_plot(CLI::App& app, Action& action) {
-  auto run_dir = std::make_shared<std::string>();
-  CLI::App* sub = app.add_subcommand("plot", "(Re)draw a run's plots from its pareto.csv");
-  sub->add_option("run_dir", *run_dir, "Run directory")->required()->check(CLI::ExistingDirectory);
-  sub->callback([&action] { action = []() -> int { not_built("plot", "plotting (Phase 2 issue)"); }; });
-}
 
 void register_fetch(CLI::App& app, Action& action) {
   CLI::App* fetch = app.add_subcommand("fetch", "Download a model or dataset into the cache ($NLPF_HOME)");

@@ -330,6 +330,7 @@ Phase1Result run_phase1(const Phase1Settings& s) {
        {{"train", file_entry(files.train, train_set, train_data)},
         {"eval", file_entry(files.eval, eval_set, eval_data)}}},
       {"environment", environment_json(device, device_description, *meter)},
+      {"plot_title", {{"model", plot_title.model}, {"task", plot_title.task}, {"device", plot_title.device}}},
       {"start_time", iso_time(start_time)},
       {"end_time", iso_time(end_time)}};
   write_file_atomic(run.path() / "run.json", run_json.dump(2) + "\n");

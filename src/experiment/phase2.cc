@@ -533,6 +533,7 @@ Phase2Result run_phase2(const Phase2Settings& s) {
                          {"plots", plots},
                          {"errors", errors.size()},
                          {"environment", environment_json(device, description, *meter)},
+                         {"plot_title", {{"model", title.model}, {"task", title.task}, {"device", title.device}}},
                          {"start_time", iso_time(start_time)},
                          {"end_time", iso_time(end_time)}};
   write_file_atomic(run.path() / "run.json", run_json.dump(2) + "\n");

@@ -23,7 +23,7 @@ std::optional<double> number(const json& metrics, const std::string& key) {
 std::string plot_label(const ParetoRow& row) {
   std::string label;
   for (const auto& [name, value] : row.parameters) {
-    if (value.is_null()) continue;
+    if (value.is_null() || name == "source_run") continue;
     std::string part;
     if (name == "max_sequence_length") {
       part = "len " + csv_cell(value);
