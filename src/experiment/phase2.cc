@@ -379,6 +379,7 @@ Phase2Result run_phase2(const Phase2Settings& s) {
     const double trace_start = sampler.elapsed_s();
     json metrics;
     std::vector<int32_t> predictions;
+    if (s.on_point) s.on_point(point.label);
     try {
       CheckpointLoadOptions load_options;
       load_options.quiet = true;

@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <ctime>
 #include <filesystem>
+#include <functional>
 #include <iosfwd>
 #include <optional>
 #include <string>
@@ -47,6 +48,7 @@ struct Phase2Settings {
   bool quiet = false;
   std::ostream* out = nullptr;  // summary (nullptr: std::cout)
   std::ostream* log = nullptr;  // notices and per-point lines (nullptr: std::cerr)
+  std::function<void(const std::string& label)> on_point;  // before each point is built (tests raise Ctrl-C)
 };
 
 struct Phase2Result {

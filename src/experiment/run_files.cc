@@ -196,10 +196,10 @@ ParetoFile read_pareto_csv(const std::filesystem::path& path) {
   const size_t first_metric = column(kParetoMetricColumns[0]);
   ParetoFile file;
   file.parameter_columns.assign(header.begin() + 1, header.begin() + static_cast<std::ptrdiff_t>(first_metric));
-  const size_t on_frontier = column(kOnFrontier);
-  const size_t frontier_cost = column(kFrontierCost);
   std::vector<std::pair<std::string, size_t>> metric_columns;
   for (const std::string& c : kParetoMetricColumns) metric_columns.emplace_back(c, column(c));
+  const size_t on_frontier = column(kOnFrontier);
+  const size_t frontier_cost = column(kFrontierCost);
   for (const std::string& c : kParetoExtraColumns) {
     if (std::find(header.begin(), header.end(), c) != header.end()) metric_columns.emplace_back(c, column(c));
   }

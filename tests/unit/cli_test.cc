@@ -65,7 +65,7 @@ TEST(Cli, BadValueNamesOption) {
 }
 
 TEST(Cli, UnderscoreSpellingsAccepted) {
-  // Parsing succeeds (not exit 2); the sweep engine is not built, so the command refuses with exit 4.
+  // Parsing succeeds (not exit 2); the baseline 'm' does not exist, so the command fails later (IO, 5).
   Result r = run_nlpf(
       "run_phase_2_max_sequence_length --baseline_model_directory m --sequence_lengths 128 64 16 "
       "--max_eval_examples 10");
