@@ -6,6 +6,7 @@ set -euo pipefail
 packages=(
   build-essential cmake pkg-config git
   libopenblas-dev            # BLAS (CMake FindBLAS; OpenBLAS by default)
+  libdnnl-dev                # oneDNN: bf16 GEMMs for bf16 inference on CPUs with AVX512-BF16
   nlohmann-json3-dev libcli11-dev libutf8proc-dev
   libplplot-dev plplot-driver-cairo
   libcurl4-openssl-dev libzip-dev libssl-dev   # downloads: HTTP, SST-2.zip, SHA-256 (libcrypto)

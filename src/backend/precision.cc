@@ -1,6 +1,7 @@
 // Precision names and the per-device capability check; see precision.h.
 #include "backend/precision.h"
 
+#include "backend/cpu/bf16_gemm.h"
 #include "core/error.h"
 
 namespace nlpf {
@@ -51,7 +52,10 @@ std::optional<std::string> precision_unsupported_reason(const DeviceDescription&
       if (!cpu_has_avx512_bf16()) {
         return "bf16 on the CPU needs AVX512-BF16 instructions, which this CPU (" + device.name + ") lacks";
       }
-      return "bf16 CPU inference is not built yet";
+      if (const std::optional<std::string> reason = cpu::bf16_gemm_unavailable_reason()) {
+        return "bf16 on the CPU: " + *reason;
+      }
+      return std::nullopt;
     case Precision::TF32:
       return "tf32 is a tensor-core format of NVIDIA GPUs (sm_80+); the CPU has none";
     case Precision::FP16:

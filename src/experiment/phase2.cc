@@ -407,6 +407,7 @@ Phase2Result run_phase2(const Phase2Settings& s) {
         train_classifier(*model, train_data, eval_data, trainer);
         model = inference_copy(*model);
       }
+      model->set_inference_precision(parse_precision(point.precision));
       Allocator& allocator = allocator_for(device);
       allocator.reset_peak();
       const Workload workload = [&]() {

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "backend/precision.h"
 #include "core/tensor.h"
 #include "model/bert_config.h"
 #include "model/checkpoint.h"
@@ -88,6 +89,13 @@ class BertForSequenceClassification {
   // and any kept activations; config().num_hidden_layers becomes k.
   void truncate_layers(int64_t k);
 
+  // Inference precision (DESIGN §5): FP32 leaves the model as it is; BF16 stores the weights of every
+  // linear layer (attention, feed-forward, pooler, classifier) in bf16, so each GEMM runs in bf16 with fp32
+  // accumulation, while embeddings, LayerNorm, softmax and GELU stay fp32. Inference only afterwards
+  // (backward() refuses). UNSUPPORTED for precisions the CPU cannot run (backend/precision.h says why).
+  void set_inference_precision(Precision precision);
+  Precision inference_precision() const { return precision_; }
+
   const BertConfig& config() const { return config_; }
   const DropoutSettings& dropout() const { return dropout_; }
   // Replaces the dropout settings (INVALID_ARGUMENT for p outside [0, 1)); drops kept activations, since
@@ -158,6 +166,7 @@ class BertForSequenceClassification {
   ModelTensors p_;   // views of parameters_
   ModelTensors dp_;  // views of gradients_
   std::optional<SavedActivations> saved_;
+  Precision precision_ = Precision::FP32;
 };
 
 }  // namespace nlpf

@@ -10,6 +10,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "backend/precision.h"
 #include "core/error.h"
 #include "core/file_util.h"
 #include "experiment/frontier.h"
@@ -190,6 +191,27 @@ TEST(Phase2, UnsupportedPrecisionRefusedBeforeAnyWorkUnlessSkipped) {
   EXPECT_NE(errors[1]["error"].get<std::string>().find("fp8"), std::string::npos) << errors.dump();
   EXPECT_TRUE(fs::exists(result.run_directory / "precision_fp32" / "metrics.json"));
   EXPECT_FALSE(fs::exists(result.run_directory / "precision_fp16"));
+}
+
+TEST(Phase2, Bf16RunsWhereTheCpuHasItAndStaysCloseToFp32) {
+  if (const auto reason = precision_unsupported_reason(cpu_description(), Precision::BF16)) {
+    GTEST_SKIP() << "bf16 not available here: " << *reason;
+  }
+  const TempDir temp("phase2_bf16");
+  Quiet q;
+  Phase2Settings s = tiny_phase2(temp.path(), SweepKind::PRECISION, q);
+  s.precisions = {"fp32", "bf16"};
+  const Phase2Result result = run_phase2(s);
+  ASSERT_EQ(result.points_measured, 2);
+  const auto fp32 = read_jsonl(result.run_directory / "precision_fp32" / "predictions.jsonl");
+  const auto bf16 = read_jsonl(result.run_directory / "precision_bf16" / "predictions.jsonl");
+  ASSERT_EQ(fp32.size(), bf16.size());
+  int differ = 0;
+  for (size_t i = 0; i < fp32.size(); ++i) differ += fp32[i] != bf16[i];
+  EXPECT_LE(differ, 2) << "bf16 changed " << differ << " of 20 predictions";
+  const json m = json::parse(read_file(result.run_directory / "precision_bf16" / "metrics.json"));
+  EXPECT_EQ(m["point"]["precision"], "bf16");
+  EXPECT_TRUE(m["inference_benchmark_metrics"]["accuracy"].is_number());
 }
 
 TEST(Phase2, EveryPrecisionRefusedIsAnErrorWithNoDirectory) {
