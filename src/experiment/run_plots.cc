@@ -41,6 +41,21 @@ std::string plot_label(const ParetoRow& row) {
   return label.empty() ? row.label : label;
 }
 
+namespace {
+
+// Confidence whiskers on an energy cost, where the row has both ends of the interval.
+void add_whiskers(PlotPoint& point, const json& metrics, const std::string& cost_key) {
+  if (cost_key != "energy_per_example_j") return;
+  const std::optional<double> low = number(metrics, "energy_per_example_j_ci_low");
+  const std::optional<double> high = number(metrics, "energy_per_example_j_ci_high");
+  if (low && high && *low <= point.cost && point.cost <= *high) {
+    point.cost_low = low;
+    point.cost_high = high;
+  }
+}
+
+}  // namespace
+
 std::optional<std::string> draw_accuracy_plot(const std::filesystem::path& path, const std::vector<ParetoRow>& rows,
                                               const std::vector<std::optional<bool>>& on_frontier,
                                               const std::string& frontier_cost, const RunPlotTitle& title) {
@@ -48,21 +63,43 @@ std::optional<std::string> draw_accuracy_plot(const std::filesystem::path& path,
   plot.title = title_text(title);
   plot.cost_label = frontier_cost == "energy_per_example_j" ? "energy per example (J)"
                                                             : "latency per example (ms; no energy reading)";
+  plot.y_label = "accuracy";
   for (size_t i = 0; i < rows.size(); ++i) {
     const std::optional<double> cost = number(rows[i].metrics, frontier_cost);
     const std::optional<double> accuracy = number(rows[i].metrics, "accuracy");
     if (!cost || !accuracy) continue;
-    plot.points.push_back({*cost, *accuracy, on_frontier[i].value_or(false), plot_label(rows[i])});
+    PlotPoint point{*cost, *accuracy, on_frontier[i].value_or(false), plot_label(rows[i])};
+    add_whiskers(point, rows[i].metrics, frontier_cost);
+    plot.points.push_back(point);
   }
   return plot_frontier_png(path, plot);
 }
 
 std::optional<std::string> draw_energy_latency_plot(const std::filesystem::path& path,
                                                     const std::vector<ParetoRow>& rows, const RunPlotTitle& title) {
-  (void)path;
-  (void)rows;
-  (void)title;
-  return std::string("energy-latency plot not drawn yet");
+  FrontierPlot plot;
+  plot.title = title_text(title);
+  plot.cost_label = "energy per example (J)";
+  plot.y_label = "latency per example (ms)";
+  std::vector<ParetoPoint> points;
+  std::vector<size_t> row_of;
+  for (size_t i = 0; i < rows.size(); ++i) {
+    const std::optional<double> energy = number(rows[i].metrics, "energy_per_example_j");
+    const std::optional<double> latency = number(rows[i].metrics, "average_latency_per_example_ms");
+    if (!energy || !latency) continue;
+    // Lower is better on both axes: the frontier of (energy, -latency) is the non-dominated set.
+    points.push_back({*energy, -*latency});
+    row_of.push_back(i);
+  }
+  if (points.empty()) return std::string("no point has an energy reading (energy-latency plot skipped)");
+  const std::vector<bool> frontier = pareto_frontier(points);
+  for (size_t j = 0; j < points.size(); ++j) {
+    const ParetoRow& row = rows[row_of[j]];
+    PlotPoint point{*points[j].cost, -points[j].accuracy, static_cast<bool>(frontier[j]), plot_label(row)};
+    add_whiskers(point, row.metrics, "energy_per_example_j");
+    plot.points.push_back(point);
+  }
+  return plot_frontier_png(path, plot);
 }
 
 }  // namespace nlpf

@@ -80,9 +80,6 @@ TEST(Cli, UnbuiltBackendSaysSoAndFails) {
   EXPECT_EQ(r.exit_code, 4) << r.output;
   EXPECT_EQ(count_lines(r.output), 1) << r.output;
   EXPECT_NE(r.output.find("--device cpu"), std::string::npos) << r.output;
-  Result demo = run_nlpf("demo");
-  EXPECT_EQ(demo.exit_code, 4) << demo.output;
-  EXPECT_NE(demo.output.find("not built yet"), std::string::npos) << demo.output;
 }
 
 TEST(Cli, NoSubcommandIsUsageError) {

@@ -1,5 +1,4 @@
-// fetch (prints the cache directory it filled on stdout) and demo, whose engine is not built yet: it says
-// plainly that nothing was run and exits non-zero.
+// nlpf fetch (prints the cache directory it filled on stdout) and nlpf demo (the whole pipeline offline).
 #include <cstdio>
 #include <filesystem>
 #include <memory>
@@ -8,16 +7,10 @@
 
 #include "cli/commands.h"
 #include "core/error.h"
+#include "experiment/demo.h"
 #include "fetch/fetch.h"
 
 namespace nlpf::cli {
-namespace {
-
-[[noreturn]] void not_built(const std::string& what, const std::string& needs) {
-  NLPF_THROW(ErrorCode::UNSUPPORTED, what, ": ", needs, " is not built yet; nothing was run");
-}
-
-}  // namespace
 
 void register_fetch(CLI::App& app, Action& action) {
   CLI::App* fetch = app.add_subcommand("fetch", "Download a model or dataset into the cache ($NLPF_HOME)");
@@ -52,9 +45,17 @@ void register_fetch(CLI::App& app, Action& action) {
 }
 
 void register_demo(CLI::App& app, Action& action) {
-  CLI::App* sub = app.add_subcommand("demo", "Whole pipeline on a built-in synthetic task, offline, on the CPU");
-  sub->callback([&action] {
-    action = []() -> int { not_built("demo", "the synthetic task with training and sweeps (Phase 2 issue)"); };
+  auto settings = std::make_shared<DemoSettings>();
+  CLI::App* sub = app.add_subcommand(
+      "demo", "Whole pipeline on a built-in synthetic task: phase 1, three sweeps, a frontier; offline, CPU");
+  sub->add_option("--runs-dir", settings->runs_dir, "Where the demo directory is created")->capture_default_str();
+  sub->add_option("--seed", settings->seed, "Seed of the task and the training")->capture_default_str();
+  sub->add_flag("--quiet,-q", settings->quiet, "No progress output");
+  sub->callback([&action, settings] {
+    action = [settings]() -> int {
+      run_demo(*settings);
+      return 0;
+    };
   });
 }
 
