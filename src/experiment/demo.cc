@@ -48,7 +48,7 @@ std::filesystem::path run_demo(const DemoSettings& s) {
 
   std::ostringstream quiet_out;  // the sub-runs' own summaries; the demo prints one of its own
   Phase1Settings p1;
-  p1.model = (task / "model").string();
+  p1.model = (task / kSyntheticModelName).string();
   p1.init = "random";
   p1.data.data_dir = (task / "data").string();
   p1.max_sequence_length = 32;

@@ -128,7 +128,15 @@ std::filesystem::path merge_frontier(const FrontierSettings& s) {
     NLPF_CHECK(run_device == device, ErrorCode::INVALID_ARGUMENT, dir.string(), ": device ", run_device,
                " differs from ", device, " of ", s.run_directories[0].string(),
                " (energy is only comparable on one device)");
-    if (run_title.model != title.model) title.model = "several models";
+    // Phase 2 names its model "<phase 1 model> (fine-tuned)": the same model as its baseline.
+    const auto base_name = [](std::string name) {
+      const std::string suffix = " (fine-tuned)";
+      if (name.size() > suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0) {
+        name.resize(name.size() - suffix.size());
+      }
+      return name;
+    };
+    if (base_name(run_title.model) != base_name(title.model)) title.model = "several models";
     const std::string command = text_at(run, "command");
     const std::string prefix =
         command == "phase2" ? text_at(value_or_null(run, "config"), "sweep") : command;

@@ -484,9 +484,11 @@ Phase2Result run_phase2(const Phase2Settings& s) {
   const ParetoTable pareto = make_pareto_table(rows);
   write_file_atomic(run.path() / "pareto.csv", pareto.csv);
   const std::string tag = sweep_file_tag(s.sweep);
-  const RunPlotTitle title{std::filesystem::absolute(model_dir).lexically_normal().parent_path().filename().string() +
-                               "/" + std::filesystem::absolute(model_dir).lexically_normal().filename().string(),
-                           data.task, description.name};
+  // The model is named as its Phase 1 run named it (a best_model/ folder says nothing by itself).
+  std::string model_name = std::filesystem::absolute(model_dir).lexically_normal().filename().string();
+  const json baseline_title = value_or_null(value_or_null(baseline_run, "plot_title"), "model");
+  if (baseline_title.is_string()) model_name = baseline_title.get<std::string>() + " (fine-tuned)";
+  const RunPlotTitle title{model_name, data.task, description.name};
   json plots = json::object();
   const std::string accuracy_png = "energy_accuracy_" + tag + ".png";
   const std::string latency_png = "energy_latency_" + tag + ".png";

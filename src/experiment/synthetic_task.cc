@@ -246,7 +246,7 @@ void write_synthetic_task(const std::filesystem::path& dir, const SyntheticTaskO
   const std::vector<SyntheticSentence> eval =
       generate(options.eval_examples, options.seed, kEvalStream, &train_texts);
 
-  const std::filesystem::path data_dir = dir / "data", model_dir = dir / "model";
+  const std::filesystem::path data_dir = dir / "data", model_dir = dir / kSyntheticModelName;
   make_directories(data_dir);
   make_directories(model_dir);
   write_file_atomic(data_dir / "train.tsv", to_tsv(train));

@@ -55,6 +55,9 @@ struct SyntheticSentence {
   std::string text() const;
 };
 
+// The model folder's name inside the task directory (also the model's name on plots).
+inline constexpr const char* kSyntheticModelName = "tiny-bert-synthetic";
+
 // `count` sentences of stream `stream` of `seed`, labels balanced exactly in each consecutive pair.
 std::vector<SyntheticSentence> generate_synthetic_sentences(int64_t count, uint64_t seed, uint64_t stream);
 
@@ -62,7 +65,7 @@ std::vector<SyntheticSentence> generate_synthetic_sentences(int64_t count, uint6
 std::vector<std::string> synthetic_vocabulary();
 
 // Writes DIR/data/{train.tsv,dev.tsv} (GLUE layout: "sentence\tlabel", labels 0/1; no dev sentence also
-// in train) and DIR/model/{config.json,vocab.txt,tokenizer_config.json} of a tiny BERT without weights
+// in train) and DIR/tiny-bert-synthetic/{config.json,vocab.txt,tokenizer_config.json} of a tiny BERT without weights
 // (phase1 --init random builds them). DIR may exist; the files are replaced atomically. Errors:
 // INVALID_ARGUMENT for non-positive sizes, IO naming the path that cannot be written.
 void write_synthetic_task(const std::filesystem::path& dir, const SyntheticTaskOptions& options);

@@ -27,8 +27,9 @@ namespace {
 
 using testing_util::TempDir;
 
-const std::vector<std::string> kFiles = {"data/train.tsv", "data/dev.tsv", "model/config.json",
-                                         "model/vocab.txt", "model/tokenizer_config.json"};
+const std::string kModel = kSyntheticModelName;
+const std::vector<std::string> kFiles = {"data/train.tsv", "data/dev.tsv", kModel + "/config.json",
+                                         kModel + "/vocab.txt", kModel + "/tokenizer_config.json"};
 
 void expect_error(const std::function<void()>& fn, ErrorCode code, std::initializer_list<std::string> parts) {
   try {
@@ -107,7 +108,7 @@ TEST(SyntheticTask, SameSeedSameBytesOtherSeedOtherData) {
   EXPECT_NE(read_file(a / "data/dev.tsv"), read_file(c / "data/dev.tsv"));
   EXPECT_NE(read_file(a / "data/train.tsv"), read_file(a / "data/dev.tsv"));
   // The model does not depend on the seed (its weights come from phase1 --init random --seed).
-  EXPECT_EQ(read_file(a / "model/config.json"), read_file(c / "model/config.json"));
+  EXPECT_EQ(read_file(a / kModel / "config.json"), read_file(c / kModel / "config.json"));
 }
 
 TEST(SyntheticTask, FirstSentencesArePinned) {
@@ -145,13 +146,13 @@ TEST(SyntheticTask, FilesLoadWithOurReaders) {
   EXPECT_EQ(train.size(), 200);
   EXPECT_EQ(dev.size(), 80);
 
-  const BertConfig config = BertConfig::load(dir / "model");
+  const BertConfig config = BertConfig::load(dir / kSyntheticModelName);
   EXPECT_EQ(config.hidden_size, 64);
   EXPECT_EQ(config.num_hidden_layers, 4);
   EXPECT_EQ(config.num_labels(), 2);
   EXPECT_GE(config.max_position_embeddings, 32);
 
-  const WordPieceTokenizer tokenizer = WordPieceTokenizer::from_model_dir(dir / "model");
+  const WordPieceTokenizer tokenizer = WordPieceTokenizer::from_model_dir(dir / kSyntheticModelName);
   EXPECT_TRUE(tokenizer.options().do_lower_case);
   EXPECT_EQ(config.vocab_size, tokenizer.vocab().size());
   EXPECT_EQ(tokenizer.vocab().tokens(), synthetic_vocabulary());
