@@ -3,7 +3,8 @@
 # tools/make_device_carry.sh). Builds nlpf with CUDA, runs the whole test suite (cpu + cuda labels), makes the
 # Hugging Face reference fixtures, checks that transformers loads what nlpf writes, and runs the benchmarks
 # side by side with PyTorch/HF. Logs and results go to $OUT (results.tgz holds the fixtures and JSON).
-# Usage: tools/device_check.sh [all|build|test|goldens|roundtrip|finetune|bench|bench_cpu]...   (default: all)
+# Usage: tools/device_check.sh [all|build|test|goldens|roundtrip|finetune|bench|bench_cpu|measure]...   (default: all)
+# measure: GPU measurement validation (bench/gpu_measure_validation.cu: counter vs trace, protocol CV, sampler cost)
 # goldens: tokenizer ids (tools/dump_tokenizer_goldens.py) and BERT logits/loss/gradients (tools/dump_hf_model_goldens.py)
 set -uo pipefail
 root=$(pwd)
@@ -50,7 +51,7 @@ note "device_check $(date -u +%FT%TZ) steps: $steps"
 env_report >"$out/env.txt" 2>&1
 export NLPF_MINILM_DIR="$carry/minilm-f16"
 
-if want build || want test || want roundtrip || want finetune || want bench || want bench_cpu; then
+if want build || want test || want roundtrip || want finetune || want bench || want bench_cpu || want measure; then
   run_step build build
 fi
 if want test; then
@@ -111,6 +112,12 @@ if want bench_cpu; then
     --config-dir "$carry/shared/models/bert-base-uncased" --minilm-dir "$carry/minilm-f16" --threads $threads \
     --out "$res/cpu_engine_peer.json"
   python3 bench/report_cpu_engine.py "$res/cpu_engine_ours.json" "$res/cpu_engine_peer.json" | tee -a "$out/summary.txt"
+fi
+if want measure; then
+  # Issue 4 item 8: about 4 minutes of GPU load; exit 0 only when checks a, b and c all pass.
+  run_step measure build-gpu/bench/gpu_measure_validation --out "$res/measure_validation.json"
+  grep -h -E '^(GPU |memory:|check |RESULT)' "$res/logs/measure.log" | tee -a "$out/summary.txt"
+  cp "$res/measure_validation.json" "$out/" 2>/dev/null || true  # small; also readable without results.tgz
 fi
 tar -C "$out" -czf "$out/results.tgz" results && rm -rf "$res"
 note "device_check done, status $status"

@@ -5,9 +5,11 @@
 #include <string>
 
 #include "core/error.h"
+#include "measure/batch_timer.h"
 
 #if NLPF_WITH_CUDA
 #include "backend/cuda/cuda_devices.h"
+#include "backend/cuda/event_timer.h"
 #endif
 
 namespace nlpf {
@@ -72,6 +74,39 @@ std::string cuda_driver_version() {
   return cuda::driver_version();
 #else
   return "";
+#endif
+}
+
+std::unique_ptr<BatchTimer> make_batch_timer(Device device, void* cuda_stream) {
+  if (device.type == DeviceType::CPU) {
+    NLPF_CHECK(cuda_stream == nullptr, ErrorCode::INVALID_ARGUMENT,
+               "make_batch_timer: a CUDA stream was given for the CPU");
+    return std::make_unique<SteadyBatchTimer>();
+  }
+#if NLPF_WITH_CUDA
+  return cuda::make_event_batch_timer(device.index, cuda_stream);
+#else
+  NLPF_THROW(ErrorCode::UNSUPPORTED, "batch timer for ", device_string(device),
+             ": this nlpf was built without CUDA");
+#endif
+}
+
+void cuda_enqueue_spin(int device_index, double microseconds, void* cuda_stream) {
+#if NLPF_WITH_CUDA
+  cuda::enqueue_spin(device_index, microseconds, cuda_stream);
+#else
+  (void)microseconds;
+  (void)cuda_stream;
+  NLPF_THROW(ErrorCode::UNSUPPORTED, "spin kernel on cuda:", device_index,
+             ": this nlpf was built without CUDA");
+#endif
+}
+
+void cuda_synchronize(int device_index) {
+#if NLPF_WITH_CUDA
+  cuda::synchronize(device_index);
+#else
+  NLPF_THROW(ErrorCode::UNSUPPORTED, "synchronize cuda:", device_index, ": this nlpf was built without CUDA");
 #endif
 }
 

@@ -2,12 +2,15 @@
 // This is the one place that knows whether the CUDA backend was built (NLPF_WITH_CUDA).
 #pragma once
 
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "core/allocator.h"
 
 namespace nlpf {
+
+class BatchTimer;  // measure/batch_timer.h
 
 struct DeviceDescription {
   Device device;
@@ -27,5 +30,15 @@ Device resolve_device(const std::string& spec);
 std::string device_string(Device device);
 std::string cuda_runtime_version();
 std::string cuda_driver_version();
+
+// A per-batch timer for work on `device`: CUDA events recorded on `cuda_stream` (a cudaStream_t; nullptr is
+// the default stream) for a CUDA device, the steady clock for the CPU (cuda_stream must then be nullptr).
+// Throws Error(UNSUPPORTED) for a CUDA device in a build without CUDA.
+std::unique_ptr<BatchTimer> make_batch_timer(Device device, void* cuda_stream = nullptr);
+// Enqueues device work of a known minimum duration (a one-thread kernel spinning on the GPU's nanosecond
+// timer) on `cuda_stream`, and waits for a device: for checking timers and meters without a model.
+// Both throw Error(UNSUPPORTED) in a build without CUDA.
+void cuda_enqueue_spin(int device_index, double microseconds, void* cuda_stream = nullptr);
+void cuda_synchronize(int device_index);
 
 }  // namespace nlpf

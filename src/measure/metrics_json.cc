@@ -76,6 +76,20 @@ nlohmann::json inference_metrics_json(const ProtocolResult& result, const Infere
 
   // Ours.
   if (inputs.peak_memory_mb) w.number("peak_memory_mb", inputs.peak_memory_mb, "");
+  w.number("gpu_process_memory_mb", inputs.gpu_process_memory_mb, inputs.gpu_process_memory_null_reason);
+  std::optional<double> context_mb;
+  std::string context_reason;
+  if (!inputs.gpu_process_memory_mb) {
+    context_reason = inputs.gpu_process_memory_null_reason;
+  } else if (!inputs.peak_gpu_memory_mb) {
+    context_reason = "peak_gpu_memory_mb unavailable: " + inputs.peak_gpu_memory_null_reason;
+  } else if (*inputs.gpu_process_memory_mb < *inputs.peak_gpu_memory_mb) {
+    // The driver cannot hold less than our live allocations: NVML was read after they were freed.
+    context_reason = "gpu_process_memory_mb is below peak_gpu_memory_mb (read after the peak was released)";
+  } else {
+    context_mb = *inputs.gpu_process_memory_mb - *inputs.peak_gpu_memory_mb;
+  }
+  w.number("gpu_context_memory_mb", context_mb, context_reason);
   from_result("energy_per_example_j_ci_low", result.energy_per_example_j_ci_low);
   from_result("energy_per_example_j_ci_high", result.energy_per_example_j_ci_high);
   w.number("energy_per_example_j_ci_level", result.energy_per_example_j_ci_level,

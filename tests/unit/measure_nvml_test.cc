@@ -61,8 +61,11 @@ TEST(MeasureNvml, ProtocolCompletesWithNullEnergyAndTheReason) {
   EXPECT_FALSE(result.energy_per_example_j.has_value());
   EXPECT_FALSE(result.idle_power_w.has_value());
   EXPECT_GT(result.average_latency_per_example_ms, 0.0);
-  const nlohmann::json metrics =
-      inference_metrics_json(result, {0.75, "", std::nullopt, "not a GPU run", 12.0});
+  InferenceMetricsInputs inputs;
+  inputs.accuracy = 0.75;
+  inputs.peak_gpu_memory_null_reason = "not a GPU run";
+  inputs.peak_memory_mb = 12.0;
+  const nlohmann::json metrics = inference_metrics_json(result, inputs);
   for (const char* key : {"energy_per_example_j", "energy_per_correct_j", "energy_per_example_j_ci_low",
                           "energy_per_example_j_ci_high", "dynamic_energy_per_example_j", "idle_power_w",
                           "average_power_w", "cv", "cv_flagged"}) {
