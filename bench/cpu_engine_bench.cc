@@ -2,9 +2,10 @@
 // dropout, backward, clipping at 1.0, AdamW over all parameters: nlpf::Optimizer::step) at B=32, T=128 with
 // random ids and a full attention mask, for the bert-base shape (random init, 12 layers) and for
 // all-MiniLM-L6-v2 (its checkpoint). bench/peer_cpu_engine.py does the same work with PyTorch. Threads:
-// OMP_NUM_THREADS drives OpenMP and OpenBLAS alike. Times are wall clock (UseRealTime); a step takes seconds,
-// so run with --benchmark_repetitions=5 (median) rather than a long --benchmark_min_time.
-// Usage: cpu_engine_bench --config-dir DIR [--minilm-dir DIR] [--batch 32] [--tokens 128] [benchmark flags]
+// OMP_NUM_THREADS sets the one OpenMP pool; OpenBLAS runs single-threaded inside it. Times are wall clock
+// (UseRealTime); a step takes seconds, so run with --benchmark_repetitions=5 (median) rather than a long
+// --benchmark_min_time. Usage: cpu_engine_bench --config-dir DIR [--minilm-dir DIR] [--batch 32] [--tokens
+// 128] [benchmark flags]
 #include <benchmark/benchmark.h>
 #include <omp.h>
 
@@ -25,9 +26,8 @@
 #include "text/batching.h"
 #include "train/optimizer.h"
 
-// OpenBLAS's own thread control, weak so that a build against another BLAS still links (the calls are
-// skipped there and that BLAS follows its own environment variables).
-extern "C" void openblas_set_num_threads(int) __attribute__((weak));
+// OpenBLAS's thread count, reported as a counter (1: nlpf runs BLAS single-threaded on its OpenMP threads,
+// src/backend/cpu/blas.h); weak so that a build against another BLAS still links (-1 there).
 extern "C" int openblas_get_num_threads() __attribute__((weak));
 
 namespace {
@@ -137,8 +137,6 @@ int main(int argc, char** argv) {
                  "[benchmark flags]\n");
     return 2;
   }
-  // OpenBLAS reads OMP_NUM_THREADS only when OPENBLAS_NUM_THREADS is unset; make the two pools agree.
-  if (openblas_set_num_threads) openblas_set_num_threads(omp_get_max_threads());
   try {
     // Subjects live until the benchmarks have run; a MiniLM directory is optional.
     Subject bert_base = make_subject(

@@ -35,15 +35,16 @@ bool cpu_has_avx512_bf16() {
 #endif
 }
 
-std::optional<std::string> precision_unsupported_reason(const DeviceDescription& device, Precision precision) {
+std::optional<std::string> precision_unsupported_reason(const DeviceDescription& device,
+                                                        Precision precision) {
   if (device.device.type == DeviceType::CUDA) {
     if (precision == Precision::INT8) return "int8 is reserved: no device runs it yet";
     if (precision == Precision::FP8 && device.compute_capability < 89) {
       return "fp8 needs fp8 tensor cores (sm_89 or newer); " + device.name + " is sm_" +
              std::to_string(device.compute_capability);
     }
-    return "the CUDA inference backend is not built yet (" + precision_name(precision) + " on " + device.name +
-           "); use --device cpu";
+    return "the CUDA inference backend is not built yet (" + precision_name(precision) + " on " +
+           device.name + "); use --device cpu";
   }
   switch (precision) {
     case Precision::FP32:

@@ -48,7 +48,8 @@ void register_demo(CLI::App& app, Action& action) {
   auto settings = std::make_shared<DemoSettings>();
   CLI::App* sub = app.add_subcommand(
       "demo", "Whole pipeline on a built-in synthetic task: phase 1, three sweeps, a frontier; offline, CPU");
-  sub->add_option("--runs-dir", settings->runs_dir, "Where the demo directory is created")->capture_default_str();
+  sub->add_option("--runs-dir", settings->runs_dir, "Where the demo directory is created")
+      ->capture_default_str();
   sub->add_option("--seed", settings->seed, "Seed of the task and the training")->capture_default_str();
   sub->add_flag("--quiet,-q", settings->quiet, "No progress output");
   sub->callback([&action, settings] {

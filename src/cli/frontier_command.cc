@@ -13,7 +13,8 @@ namespace nlpf::cli {
 
 void register_frontier(CLI::App& app, Action& action) {
   auto settings = std::make_shared<FrontierSettings>();
-  CLI::App* sub = app.add_subcommand("frontier", "Merge finished runs (same task and device) into one frontier");
+  CLI::App* sub =
+      app.add_subcommand("frontier", "Merge finished runs (same task and device) into one frontier");
   sub->add_option("run_dirs", settings->run_directories, "Run directories (phase1, phase2 or frontier)")
       ->required()
       ->check(CLI::ExistingDirectory);

@@ -58,12 +58,13 @@ void report_model(const Checkpoint& ck) {
     by_dtype[dtype_name(t.dtype())] += t.numel();
   }
   std::printf("model %s\n", ck.directory.string().c_str());
-  std::printf("  config      %lld layers, hidden %lld, %lld heads, intermediate %lld, vocab %lld, positions %lld, "
-              "%lld labels\n",
-              static_cast<long long>(c.num_hidden_layers), static_cast<long long>(c.hidden_size),
-              static_cast<long long>(c.num_attention_heads), static_cast<long long>(c.intermediate_size),
-              static_cast<long long>(c.vocab_size), static_cast<long long>(c.max_position_embeddings),
-              static_cast<long long>(c.num_labels()));
+  std::printf(
+      "  config      %lld layers, hidden %lld, %lld heads, intermediate %lld, vocab %lld, positions %lld, "
+      "%lld labels\n",
+      static_cast<long long>(c.num_hidden_layers), static_cast<long long>(c.hidden_size),
+      static_cast<long long>(c.num_attention_heads), static_cast<long long>(c.intermediate_size),
+      static_cast<long long>(c.vocab_size), static_cast<long long>(c.max_position_embeddings),
+      static_cast<long long>(c.num_labels()));
   std::printf("  parameters  %lld (", static_cast<long long>(parameters));
   bool first = true;
   for (const auto& [dtype, n] : by_dtype) {
@@ -73,28 +74,33 @@ void report_model(const Checkpoint& ck) {
   std::printf(")\n");
   if (!ck.initialized.empty()) {
     std::printf("  initialised ");
-    for (size_t i = 0; i < ck.initialized.size(); ++i) std::printf("%s%s", i ? ", " : "", ck.initialized[i].c_str());
+    for (size_t i = 0; i < ck.initialized.size(); ++i)
+      std::printf("%s%s", i ? ", " : "", ck.initialized[i].c_str());
     std::printf(" (absent from the checkpoint)\n");
   }
-  std::printf("  tokenizer   WordPiece, %lld tokens, do_lower_case %s\n", static_cast<long long>(ck.vocab.size()),
-              ck.do_lower_case ? "true" : "false");
+  std::printf("  tokenizer   WordPiece, %lld tokens, do_lower_case %s\n",
+              static_cast<long long>(ck.vocab.size()), ck.do_lower_case ? "true" : "false");
 }
 
 void report_split(const std::string& split, const Dataset& data, const TokenizedDataset& tokens,
                   const std::vector<int64_t>& lengths) {
   std::map<int32_t, int64_t> label_counts;
   for (const Example& e : data.examples) ++label_counts[e.label];
-  std::printf("%s %s\n  examples    %lld; labels", split.c_str(), data.path.c_str(), static_cast<long long>(data.size()));
+  std::printf("%s %s\n  examples    %lld; labels", split.c_str(), data.path.c_str(),
+              static_cast<long long>(data.size()));
   for (const auto& [label, n] : label_counts) {
-    if (label == kNoLabel) std::printf(" none: %lld", static_cast<long long>(n));
-    else std::printf(" %d: %lld", label, static_cast<long long>(n));
+    if (label == kNoLabel)
+      std::printf(" none: %lld", static_cast<long long>(n));
+    else
+      std::printf(" %d: %lld", label, static_cast<long long>(n));
   }
   std::vector<double> sizes;
   sizes.reserve(tokens.encodings.size());
   for (const Encoding& e : tokens.encodings) sizes.push_back(static_cast<double>(e.size()));
-  std::printf("\n  tokens      per example with [CLS]/[SEP]: mean %.1f, p50 %.0f, p90 %.0f, p99 %.0f, max %lld\n",
-              tokens.mean_untruncated_length, percentile(sizes, 50), percentile(sizes, 90), percentile(sizes, 99),
-              static_cast<long long>(tokens.max_untruncated_length));
+  std::printf(
+      "\n  tokens      per example with [CLS]/[SEP]: mean %.1f, p50 %.0f, p90 %.0f, p99 %.0f, max %lld\n",
+      tokens.mean_untruncated_length, percentile(sizes, 50), percentile(sizes, 90), percentile(sizes, 99),
+      static_cast<long long>(tokens.max_untruncated_length));
   if (tokens.num_truncated > 0) {
     std::printf("  note        %lld examples exceed the model's %lld positions and are truncated there\n",
                 static_cast<long long>(tokens.num_truncated), static_cast<long long>(tokens.max_length));
@@ -124,10 +130,14 @@ int run_inspect(const InspectOptions& o) {
   }
   if (!o.save_as.empty()) {
     CheckpointSaveOptions save;
-    if (o.save_dtype == "keep") save.dtype = std::nullopt;
-    else if (o.save_dtype == "f32") save.dtype = DType::F32;
-    else if (o.save_dtype == "f16") save.dtype = DType::F16;
-    else save.dtype = DType::BF16;
+    if (o.save_dtype == "keep")
+      save.dtype = std::nullopt;
+    else if (o.save_dtype == "f32")
+      save.dtype = DType::F32;
+    else if (o.save_dtype == "f16")
+      save.dtype = DType::F16;
+    else
+      save.dtype = DType::BF16;
     save_checkpoint(o.save_as, ck.config, ck.tensors, ck.vocab, ck.do_lower_case, save);
     std::printf("saved %s (BertForSequenceClassification, Hugging Face layout)\n", o.save_as.c_str());
   }
@@ -139,7 +149,8 @@ int run_inspect(const InspectOptions& o) {
 void register_inspect(CLI::App& app, Action& action) {
   auto options = std::make_shared<InspectOptions>();
   InspectOptions& o = *options;
-  CLI::App* sub = app.add_subcommand("inspect", "Load a model and data; report config, labels and token lengths");
+  CLI::App* sub =
+      app.add_subcommand("inspect", "Load a model and data; report config, labels and token lengths");
   sub->add_option("--model", o.model, "Hugging Face BERT directory")->required();
   add_data_options(*sub, o.data);
   sub->add_option(flag_names("sequence-lengths"), o.sequence_lengths, "Lengths whose truncation is counted")

@@ -39,7 +39,9 @@ void add_data_options(CLI::App& app, DataSettings& o) {
   app.add_option(flag_names("data-dir"), o.data_dir, "Folder with train.tsv and dev.tsv (GLUE layout)");
   app.add_option(flag_names("train-file"), o.train_file, "Training data (.tsv, .csv or .jsonl)");
   app.add_option(flag_names("eval-file"), o.eval_file, "Evaluation data (.tsv, .csv or .jsonl)");
-  app.add_option(flag_names("task"), o.task, "Task name")->capture_default_str()->check(CLI::IsMember({"sst2"}));
+  app.add_option(flag_names("task"), o.task, "Task name")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"sst2"}));
   app.add_option(flag_names("text-column"), o.text_column, "Text column (default: the task's, 'sentence')");
   app.add_option(flag_names("label-column"), o.label_column, "Label column (default: 'label')");
 }

@@ -3,9 +3,9 @@
 #include <memory>
 #include <string>
 
+#include "backend/precision.h"
 #include "cli/commands.h"
 #include "cli/options.h"
-#include "backend/precision.h"
 #include "core/error.h"
 #include "experiment/phase2.h"
 
@@ -58,8 +58,11 @@ void add_sweep(CLI::App& sub, SweepKind sweep, Action& action) {
   sub.add_option(flag_names("eval-batch-size"), o.eval_batch_size, "Evaluation batch size")
       ->capture_default_str()
       ->check(positive());
-  sub.add_option("--device", o.device, "auto, cpu, cuda or cuda:N")->capture_default_str()->check(device_validator());
-  sub.add_option(flag_names("runs-dir"), o.runs_dir, "Where run directories are created")->capture_default_str();
+  sub.add_option("--device", o.device, "auto, cpu, cuda or cuda:N")
+      ->capture_default_str()
+      ->check(device_validator());
+  sub.add_option(flag_names("runs-dir"), o.runs_dir, "Where run directories are created")
+      ->capture_default_str();
   add_common_options(sub, o.data, o.protocol, o.quiet);
   sub.callback([&action, settings] {
     action = [settings] {

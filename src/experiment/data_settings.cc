@@ -27,7 +27,8 @@ DataFiles locate_data(const DataSettings& d, bool need_train) {
                "--eval-file needs --train-file here (training data is read)");
     return {d.train_file, d.eval_file};
   }
-  const std::filesystem::path dir = d.data_dir.empty() ? ensure_dataset("sst2") : std::filesystem::path(d.data_dir);
+  const std::filesystem::path dir =
+      d.data_dir.empty() ? ensure_dataset("sst2") : std::filesystem::path(d.data_dir);
   return {need_train ? find_glue_split(dir, "train") : std::filesystem::path(), find_glue_split(dir, "dev")};
 }
 

@@ -29,14 +29,17 @@ ProtocolOptions demo_protocol() {
 
 }  // namespace
 
-std::string demo_run_name(std::time_t time) { return run_timestamp(time) + "_demo"; }
+std::string demo_run_name(std::time_t time) {
+  return run_timestamp(time) + "_demo";
+}
 
 std::filesystem::path run_demo(const DemoSettings& s) {
   std::ostream& out = s.out ? *s.out : std::cout;
   std::ostream& log = s.log ? *s.log : std::cerr;
   const auto start = std::chrono::system_clock::now();
   std::filesystem::create_directories(s.runs_dir);
-  StagedDirectory demo(std::filesystem::path(s.runs_dir) / demo_run_name(std::chrono::system_clock::to_time_t(start)));
+  StagedDirectory demo(std::filesystem::path(s.runs_dir) /
+                       demo_run_name(std::chrono::system_clock::to_time_t(start)));
   const std::filesystem::path task = demo.path() / "task";
   SyntheticTaskOptions task_options;
   task_options.seed = s.seed;

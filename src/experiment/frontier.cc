@@ -68,8 +68,9 @@ PlotFiles plot_files_of(const json& run, const std::filesystem::path& dir) {
 }
 
 // Draws into a temporary name and renames, so an existing picture is replaced only by a complete one.
-std::string draw_replacing(const std::filesystem::path& path,
-                           const std::function<std::optional<std::string>(const std::filesystem::path&)>& draw) {
+std::string draw_replacing(
+    const std::filesystem::path& path,
+    const std::function<std::optional<std::string>(const std::filesystem::path&)>& draw) {
   const std::filesystem::path staged = path.parent_path() / (".tmp-" + path.filename().string());
   const std::optional<std::string> skipped = draw(staged);
   if (skipped) {
@@ -97,7 +98,9 @@ std::vector<std::string> draw_run_plots(const std::filesystem::path& dir, const 
 
 }  // namespace
 
-std::string frontier_run_name(std::time_t time) { return run_timestamp(time) + "_frontier"; }
+std::string frontier_run_name(std::time_t time) {
+  return run_timestamp(time) + "_frontier";
+}
 
 std::vector<std::string> redraw_plots(const std::filesystem::path& dir) {
   const json run = read_run_json(dir);
@@ -107,7 +110,8 @@ std::vector<std::string> redraw_plots(const std::filesystem::path& dir) {
 
 std::filesystem::path merge_frontier(const FrontierSettings& s) {
   std::ostream& out = s.out ? *s.out : std::cout;
-  NLPF_CHECK(!s.run_directories.empty(), ErrorCode::INVALID_ARGUMENT, "frontier: give at least one run directory");
+  NLPF_CHECK(!s.run_directories.empty(), ErrorCode::INVALID_ARGUMENT,
+             "frontier: give at least one run directory");
   const auto start_time = std::chrono::system_clock::now();
   std::vector<ParetoRow> rows;
   json sources = json::array();
@@ -117,7 +121,8 @@ std::filesystem::path merge_frontier(const FrontierSettings& s) {
     const std::filesystem::path& dir = s.run_directories[i];
     const json run = read_run_json(dir);
     const RunPlotTitle run_title = title_of(run);
-    const std::string run_device = text_at(value_or_null(run, "environment"), "device") + " (" + run_title.device + ")";
+    const std::string run_device =
+        text_at(value_or_null(run, "environment"), "device") + " (" + run_title.device + ")";
     if (i == 0) {
       title = run_title;
       device = run_device;
@@ -131,15 +136,15 @@ std::filesystem::path merge_frontier(const FrontierSettings& s) {
     // Phase 2 names its model "<phase 1 model> (fine-tuned)": the same model as its baseline.
     const auto base_name = [](std::string name) {
       const std::string suffix = " (fine-tuned)";
-      if (name.size() > suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0) {
+      if (name.size() > suffix.size() &&
+          name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0) {
         name.resize(name.size() - suffix.size());
       }
       return name;
     };
     if (base_name(run_title.model) != base_name(title.model)) title.model = "several models";
     const std::string command = text_at(run, "command");
-    const std::string prefix =
-        command == "phase2" ? text_at(value_or_null(run, "config"), "sweep") : command;
+    const std::string prefix = command == "phase2" ? text_at(value_or_null(run, "config"), "sweep") : command;
     const ParetoFile pareto = read_pareto_csv(dir / "pareto.csv");
     for (const ParetoRow& r : pareto.rows) {
       ParetoRow row = r;
@@ -158,19 +163,20 @@ std::filesystem::path merge_frontier(const FrontierSettings& s) {
                       frontier_run_name(std::chrono::system_clock::to_time_t(start_time)));
   write_file_atomic(run.path() / "pareto.csv", table.csv);
   const ParetoFile merged{{}, table.frontier_cost, rows, table.on_frontier};
-  const std::vector<std::string> plot_lines =
-      draw_run_plots(run.path(), {"energy_accuracy_frontier.png", "energy_latency_frontier.png"}, merged, title);
-  const json run_json = {{"command", "frontier"},
-                         {"sources", sources},
-                         {"points", rows.size()},
-                         {"frontier_cost", table.frontier_cost},
-                         {"plot_title", {{"model", title.model}, {"task", title.task}, {"device", title.device}}},
-                         {"device", device},
-                         {"start_time", iso_time(start_time)}};
+  const std::vector<std::string> plot_lines = draw_run_plots(
+      run.path(), {"energy_accuracy_frontier.png", "energy_latency_frontier.png"}, merged, title);
+  const json run_json = {
+      {"command", "frontier"},
+      {"sources", sources},
+      {"points", rows.size()},
+      {"frontier_cost", table.frontier_cost},
+      {"plot_title", {{"model", title.model}, {"task", title.task}, {"device", title.device}}},
+      {"device", device},
+      {"start_time", iso_time(start_time)}};
   write_file_atomic(run.path() / "run.json", run_json.dump(2) + "\n");
   run.commit();
-  out << "frontier: " << rows.size() << " point(s) from " << s.run_directories.size() << " run(s); on the frontier ("
-      << table.frontier_cost << "):";
+  out << "frontier: " << rows.size() << " point(s) from " << s.run_directories.size()
+      << " run(s); on the frontier (" << table.frontier_cost << "):";
   for (size_t i = 0; i < rows.size(); ++i) {
     if (table.on_frontier[i].value_or(false)) out << " " << rows[i].label;
   }

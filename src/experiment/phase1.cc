@@ -20,8 +20,8 @@
 #include "core/allocator.h"
 #include "core/error.h"
 #include "core/file_util.h"
-#include "experiment/run_plots.h"
 #include "experiment/run_files.h"
+#include "experiment/run_plots.h"
 #include "fetch/fetch.h"
 #include "measure/energy_meter.h"
 #include "measure/metrics_json.h"
@@ -179,6 +179,7 @@ Phase1Result run_phase1(const Phase1Settings& s) {
     const Checkpoint checkpoint =
         load_checkpoint(epochs_dir / ("epoch_" + std::to_string(epoch.epoch)), load_options);
     BertForSequenceClassification measured(checkpoint);
+    measured.drop_gradients();
     mark("measure epoch " + std::to_string(epoch.epoch));
     Allocator& allocator = allocator_for(device);
     allocator.reset_peak();

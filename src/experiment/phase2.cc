@@ -42,7 +42,7 @@ struct Point {
   int64_t num_layers = 0;
   std::string precision;
   int64_t eval_batch_size = 0;
-  std::string label;  // also the point's folder name
+  std::string label;                                     // also the point's folder name
   std::vector<std::pair<std::string, json>> parameters;  // pareto.csv's parameter columns
 };
 
@@ -85,10 +85,11 @@ namespace {
 
 std::vector<Point> make_points(const Phase2Settings& s, const BertConfig& config, int64_t fixed_length) {
   const bool grid = s.sweep == SweepKind::GRID;
-  NLPF_CHECK(!grid || !s.sequence_lengths.empty() || !s.num_layers.empty() || !s.precisions.empty() ||
-                 !s.eval_batch_sizes.empty(),
-             ErrorCode::INVALID_ARGUMENT,
-             "phase2 grid: give at least one of --sequence-lengths, --num-layers, --precisions, --eval-batch-sizes");
+  NLPF_CHECK(
+      !grid || !s.sequence_lengths.empty() || !s.num_layers.empty() || !s.precisions.empty() ||
+          !s.eval_batch_sizes.empty(),
+      ErrorCode::INVALID_ARGUMENT,
+      "phase2 grid: give at least one of --sequence-lengths, --num-layers, --precisions, --eval-batch-sizes");
   std::vector<int64_t> lengths = {fixed_length};
   std::vector<int64_t> layers = {config.num_hidden_layers};
   std::vector<std::string> precisions = {"fp32"};
@@ -119,9 +120,10 @@ std::vector<Point> make_points(const Phase2Settings& s, const BertConfig& config
     batch_sizes = s.eval_batch_sizes;
   }
   for (int64_t L : lengths) {
-    NLPF_CHECK(L >= 2 && L <= config.max_position_embeddings, ErrorCode::INVALID_ARGUMENT,
-               s.sweep == SweepKind::MAX_SEQUENCE_LENGTH || grid ? "--sequence-lengths " : "--max-sequence-length ",
-               L, ": must be in [2, ", config.max_position_embeddings, "] (max_position_embeddings of the model)");
+    NLPF_CHECK(
+        L >= 2 && L <= config.max_position_embeddings, ErrorCode::INVALID_ARGUMENT,
+        s.sweep == SweepKind::MAX_SEQUENCE_LENGTH || grid ? "--sequence-lengths " : "--max-sequence-length ",
+        L, ": must be in [2, ", config.max_position_embeddings, "] (max_position_embeddings of the model)");
   }
   for (int64_t k : layers) {
     NLPF_CHECK(k >= 1 && k <= config.num_hidden_layers, ErrorCode::INVALID_ARGUMENT, "--num-layers ", k,
@@ -164,7 +166,8 @@ Device choose_device(const Phase2Settings& s, std::ostream& log) {
   if (s.device == "auto") {
     if (!s.quiet) {
       log << "device: auto -> cpu ("
-          << (cuda_built() ? "the CUDA inference backend is not built yet" : "no CUDA in this build") << ")\n";
+          << (cuda_built() ? "the CUDA inference backend is not built yet" : "no CUDA in this build")
+          << ")\n";
     }
     return Device{DeviceType::CPU, 0};
   }
@@ -172,7 +175,8 @@ Device choose_device(const Phase2Settings& s, std::ostream& log) {
     NLPF_THROW(ErrorCode::UNSUPPORTED, "--device ", s.device,
                ": the CUDA inference backend is not built yet; use --device cpu");
   }
-  NLPF_THROW(ErrorCode::INVALID_ARGUMENT, "--device: expected auto, cpu, cuda or cuda:N, got '", s.device, "'");
+  NLPF_THROW(ErrorCode::INVALID_ARGUMENT, "--device: expected auto, cpu, cuda or cuda:N, got '", s.device,
+             "'");
 }
 
 // best_model/../run.json of a Phase 1 run, or null when the baseline is not inside one.
@@ -193,8 +197,8 @@ json read_baseline_run_json(const std::filesystem::path& model_dir, std::filesys
 }
 
 // Data files and recipe from the baseline's run.json where the command line left them open.
-DataSettings resolve_data(const Phase2Settings& s, const json& baseline_run, const std::filesystem::path& run_path,
-                          RefitRecipe& recipe) {
+DataSettings resolve_data(const Phase2Settings& s, const json& baseline_run,
+                          const std::filesystem::path& run_path, RefitRecipe& recipe) {
   DataSettings data = s.data;
   const bool given = !data.data_dir.empty() || !data.train_file.empty() || !data.eval_file.empty();
   if (baseline_run.is_null()) return data;
@@ -232,15 +236,6 @@ json data_file_json(const std::filesystem::path& path, const Dataset& data) {
   return {{"path", std::filesystem::absolute(path).string()},
           {"bytes", ec ? json(nullptr) : json(bytes)},
           {"examples_used", data.size()}};
-}
-
-// A model holding only its parameters: after a refit the gradients and the optimizer are dropped, so the
-// point's peak memory is that of inference.
-std::unique_ptr<BertForSequenceClassification> inference_copy(const BertForSequenceClassification& trained) {
-  Checkpoint checkpoint;
-  checkpoint.config = trained.config();
-  for (const auto& [name, tensor] : trained.parameters()) checkpoint.tensors.emplace(name, tensor.clone());
-  return std::make_unique<BertForSequenceClassification>(checkpoint);
 }
 
 }  // namespace
@@ -332,8 +327,8 @@ Phase2Result run_phase2(const Phase2Settings& s) {
     points = std::move(runnable);
   }
   NLPF_CHECK(!points.empty(), ErrorCode::UNSUPPORTED, "phase2: every point was refused on ",
-             device_string(device), " (", errors.size(), " refusals, e.g. ", errors[0]["error"].get<std::string>(),
-             "); nothing was run");
+             device_string(device), " (", errors.size(), " refusals, e.g. ",
+             errors[0]["error"].get<std::string>(), "); nothing was run");
 
   // ---- baseline, data ----
   {
@@ -357,8 +352,9 @@ Phase2Result run_phase2(const Phase2Settings& s) {
   std::map<int64_t, TokenizedDataset> eval_by_length;
   for (const Point& p : points) {
     if (!eval_by_length.count(p.max_sequence_length)) {
-      eval_by_length.emplace(p.max_sequence_length,
-                             tokenize_dataset(eval_set, tokenizer, p.max_sequence_length, /*show_progress=*/false));
+      eval_by_length.emplace(
+          p.max_sequence_length,
+          tokenize_dataset(eval_set, tokenizer, p.max_sequence_length, /*show_progress=*/false));
     }
   }
 
@@ -404,9 +400,9 @@ Phase2Result run_phase2(const Phase2Settings& s) {
         trainer.optimizer.learning_rate = recipe.learning_rate;
         trainer.optimizer.weight_decay = recipe.weight_decay;
         trainer.show_progress = !s.quiet;
-        train_classifier(*model, train_data, eval_data, trainer);
-        model = inference_copy(*model);
+        train_classifier(*model, train_data, eval_data, trainer);  // the optimizer's state dies with it
       }
+      model->drop_gradients();
       model->set_inference_precision(parse_precision(point.precision));
       Allocator& allocator = allocator_for(device);
       allocator.reset_peak();
@@ -424,7 +420,8 @@ Phase2Result run_phase2(const Phase2Settings& s) {
       const ProtocolResult measured =
           run_protocol(s.protocol, *meter, meter->available() ? &sampler : nullptr, workload);
       int64_t correct = 0;
-      for (size_t i = 0; i < measured.predictions.size(); ++i) correct += measured.predictions[i] == eval_data.labels[i];
+      for (size_t i = 0; i < measured.predictions.size(); ++i)
+        correct += measured.predictions[i] == eval_data.labels[i];
       InferenceMetricsInputs inputs;
       inputs.accuracy = static_cast<double>(correct) / static_cast<double>(eval_data.size());
       inputs.peak_gpu_memory_null_reason = "CPU run: no GPU memory; see peak_memory_mb (host allocator)";
@@ -441,14 +438,15 @@ Phase2Result run_phase2(const Phase2Settings& s) {
                         {"code", error_code_name(e.code())}});
       continue;
     }
-    json point_info = {{"label", point.label},
-                       {"max_sequence_length", point.max_sequence_length},
-                       {"num_layers", point.num_layers},
-                       {"precision", point.precision},
-                       {"eval_batch_size", point.eval_batch_size},
-                       {"refit_epochs", refit && point.num_layers < config.num_hidden_layers ? s.refit_epochs : 0},
-                       {"truncated_examples", eval_data.num_truncated},
-                       {"eval_examples", eval_data.size()}};
+    json point_info = {
+        {"label", point.label},
+        {"max_sequence_length", point.max_sequence_length},
+        {"num_layers", point.num_layers},
+        {"precision", point.precision},
+        {"eval_batch_size", point.eval_batch_size},
+        {"refit_epochs", refit && point.num_layers < config.num_hidden_layers ? s.refit_epochs : 0},
+        {"truncated_examples", eval_data.num_truncated},
+        {"eval_examples", eval_data.size()}};
     const std::filesystem::path point_dir = run.path() / point.label;
     std::filesystem::create_directories(point_dir);
     write_file_atomic(point_dir / "metrics.json",
@@ -468,8 +466,8 @@ Phase2Result run_phase2(const Phase2Settings& s) {
     point_entries.push_back(point_info);
     if (!s.quiet) {
       log << "[" << index + 1 << "/" << points.size() << "] " << point.label << ": accuracy "
-          << csv_cell(metrics.at("accuracy")) << ", " << csv_cell(metrics.at("average_latency_per_example_ms"))
-          << " ms/example, J/example "
+          << csv_cell(metrics.at("accuracy")) << ", "
+          << csv_cell(metrics.at("average_latency_per_example_ms")) << " ms/example, J/example "
           << (metrics.at("energy_per_example_j").is_null() ? std::string("null")
                                                            : csv_cell(metrics.at("energy_per_example_j")))
           << "\n";
@@ -494,31 +492,33 @@ Phase2Result run_phase2(const Phase2Settings& s) {
   const std::string latency_png = "energy_latency_" + tag + ".png";
   const std::optional<std::string> accuracy_skipped =
       draw_accuracy_plot(run.path() / accuracy_png, rows, pareto.on_frontier, pareto.frontier_cost, title);
-  const std::optional<std::string> latency_skipped = draw_energy_latency_plot(run.path() / latency_png, rows, title);
+  const std::optional<std::string> latency_skipped =
+      draw_energy_latency_plot(run.path() / latency_png, rows, title);
   plots[accuracy_png] = accuracy_skipped ? json(*accuracy_skipped) : json("written");
   plots[latency_png] = latency_skipped ? json(*latency_skipped) : json("written");
   if (!errors.empty()) write_file_atomic(run.path() / "errors.json", errors.dump(2) + "\n");
 
-  json config_json = {{"sweep", tag},
-                      {"baseline_model_directory", std::filesystem::absolute(model_dir).string()},
-                      {"baseline_run_json", baseline_run.is_null() ? json(nullptr) : json(baseline_run_path.string())},
-                      {"task", data.task},
-                      {"sequence_lengths", s.sequence_lengths},
-                      {"num_layers", s.num_layers},
-                      {"precisions", s.precisions},
-                      {"eval_batch_sizes", s.eval_batch_sizes},
-                      {"max_sequence_length", fixed_length},
-                      {"eval_batch_size", s.eval_batch_size},
-                      {"refit_epochs", s.refit_epochs},
-                      {"skip_failed_precisions", s.skip_failed_precisions},
-                      {"device", s.device},
-                      {"runs_dir", s.runs_dir},
-                      {"eval_padding", "longest in batch"},
-                      {"max_eval_examples", data.max_eval_examples ? json(*data.max_eval_examples) : json(nullptr)},
-                      {"trials", s.protocol.trials},
-                      {"min_trial_seconds", s.protocol.min_trial_seconds},
-                      {"idle_seconds", s.protocol.idle_seconds},
-                      {"cooldown_seconds", s.protocol.cooldown_seconds}};
+  json config_json = {
+      {"sweep", tag},
+      {"baseline_model_directory", std::filesystem::absolute(model_dir).string()},
+      {"baseline_run_json", baseline_run.is_null() ? json(nullptr) : json(baseline_run_path.string())},
+      {"task", data.task},
+      {"sequence_lengths", s.sequence_lengths},
+      {"num_layers", s.num_layers},
+      {"precisions", s.precisions},
+      {"eval_batch_sizes", s.eval_batch_sizes},
+      {"max_sequence_length", fixed_length},
+      {"eval_batch_size", s.eval_batch_size},
+      {"refit_epochs", s.refit_epochs},
+      {"skip_failed_precisions", s.skip_failed_precisions},
+      {"device", s.device},
+      {"runs_dir", s.runs_dir},
+      {"eval_padding", "longest in batch"},
+      {"max_eval_examples", data.max_eval_examples ? json(*data.max_eval_examples) : json(nullptr)},
+      {"trials", s.protocol.trials},
+      {"min_trial_seconds", s.protocol.min_trial_seconds},
+      {"idle_seconds", s.protocol.idle_seconds},
+      {"cooldown_seconds", s.protocol.cooldown_seconds}};
   if (refit) {
     config_json["refit_recipe"] = {{"batch_size", recipe.batch_size},
                                    {"learning_rate", recipe.learning_rate},
@@ -529,17 +529,18 @@ Phase2Result run_phase2(const Phase2Settings& s) {
   }
   json data_json = {{"eval", data_file_json(files.eval, eval_set)}};
   if (refit) data_json["train"] = data_file_json(files.train, train_set);
-  const json run_json = {{"command", "phase2"},
-                         {"config", config_json},
-                         {"data", data_json},
-                         {"points", point_entries},
-                         {"frontier_cost", pareto.frontier_cost},
-                         {"plots", plots},
-                         {"errors", errors.size()},
-                         {"environment", environment_json(device, description, *meter)},
-                         {"plot_title", {{"model", title.model}, {"task", title.task}, {"device", title.device}}},
-                         {"start_time", iso_time(start_time)},
-                         {"end_time", iso_time(end_time)}};
+  const json run_json = {
+      {"command", "phase2"},
+      {"config", config_json},
+      {"data", data_json},
+      {"points", point_entries},
+      {"frontier_cost", pareto.frontier_cost},
+      {"plots", plots},
+      {"errors", errors.size()},
+      {"environment", environment_json(device, description, *meter)},
+      {"plot_title", {{"model", title.model}, {"task", title.task}, {"device", title.device}}},
+      {"start_time", iso_time(start_time)},
+      {"end_time", iso_time(end_time)}};
   write_file_atomic(run.path() / "run.json", run_json.dump(2) + "\n");
   NLPF_CHECK(!interrupt_flag().load(), ErrorCode::INTERRUPTED,
              "interrupted by Ctrl-C while writing the run; no run directory was completed");

@@ -46,8 +46,8 @@ struct Phase2Settings {
   std::string runs_dir = "runs";
   ProtocolOptions protocol;
   bool quiet = false;
-  std::ostream* out = nullptr;  // summary (nullptr: std::cout)
-  std::ostream* log = nullptr;  // notices and per-point lines (nullptr: std::cerr)
+  std::ostream* out = nullptr;                             // summary (nullptr: std::cout)
+  std::ostream* log = nullptr;                             // notices and per-point lines (nullptr: std::cerr)
   std::function<void(const std::string& label)> on_point;  // before each point is built (tests raise Ctrl-C)
 };
 

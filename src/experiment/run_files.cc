@@ -53,7 +53,9 @@ constexpr const char* kFrontierCost = "frontier_cost";
 
 }  // namespace
 
-std::string run_timestamp(std::time_t time) { return local_time_string(time, "%Y-%m-%d_%H-%M-%S"); }
+std::string run_timestamp(std::time_t time) {
+  return local_time_string(time, "%Y-%m-%d_%H-%M-%S");
+}
 
 std::string iso_time(std::chrono::system_clock::time_point t) {
   return local_time_string(std::chrono::system_clock::to_time_t(t), "%Y-%m-%dT%H:%M:%S%z");
@@ -195,7 +197,8 @@ ParetoFile read_pareto_csv(const std::filesystem::path& path) {
              "', expected 'label'");
   const size_t first_metric = column(kParetoMetricColumns[0]);
   ParetoFile file;
-  file.parameter_columns.assign(header.begin() + 1, header.begin() + static_cast<std::ptrdiff_t>(first_metric));
+  file.parameter_columns.assign(header.begin() + 1,
+                                header.begin() + static_cast<std::ptrdiff_t>(first_metric));
   std::vector<std::pair<std::string, size_t>> metric_columns;
   for (const std::string& c : kParetoMetricColumns) metric_columns.emplace_back(c, column(c));
   const size_t on_frontier = column(kOnFrontier);
@@ -210,8 +213,10 @@ ParetoFile read_pareto_csv(const std::filesystem::path& path) {
                header.size(), " fields, got ", r.fields.size());
     ParetoRow row;
     row.label = r.fields[0];
-    for (size_t c = 1; c < first_metric; ++c) row.parameters.emplace_back(header[c], parse_parameter_cell(r.fields[c]));
-    for (const auto& [c, index] : metric_columns) row.metrics[c] = parse_number_cell(r.fields[index], where, c);
+    for (size_t c = 1; c < first_metric; ++c)
+      row.parameters.emplace_back(header[c], parse_parameter_cell(r.fields[c]));
+    for (const auto& [c, index] : metric_columns)
+      row.metrics[c] = parse_number_cell(r.fields[index], where, c);
     const std::string& flag = r.fields[on_frontier];
     NLPF_CHECK(flag.empty() || flag == "0" || flag == "1", ErrorCode::INVALID_ARGUMENT, where,
                ": on_frontier is '", flag, "', expected 0, 1 or empty");

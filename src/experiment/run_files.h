@@ -26,7 +26,8 @@ std::string iso_time(std::chrono::system_clock::time_point t);
 
 // run.json's "environment": nlpf version and commit, device, CPU model, threads, CUDA runtime/driver,
 // host name, and the energy meter (source, availability and reason, description).
-nlohmann::json environment_json(Device device, const DeviceDescription& description, const EnergyMeter& meter);
+nlohmann::json environment_json(Device device, const DeviceDescription& description,
+                                const EnergyMeter& meter);
 
 // A CSV cell from a JSON value: numbers as shortest round-trip text (%.10g), booleans 1/0, null empty.
 std::string csv_cell(const nlohmann::json& value);

@@ -10,7 +10,9 @@ using json = nlohmann::json;
 
 namespace {
 
-std::string title_text(const RunPlotTitle& t) { return t.model + " / " + t.task + " / " + t.device; }
+std::string title_text(const RunPlotTitle& t) {
+  return t.model + " / " + t.task + " / " + t.device;
+}
 
 std::optional<double> number(const json& metrics, const std::string& key) {
   const json v = value_or_null(metrics, key);
@@ -56,7 +58,8 @@ void add_whiskers(PlotPoint& point, const json& metrics, const std::string& cost
 
 }  // namespace
 
-std::optional<std::string> draw_accuracy_plot(const std::filesystem::path& path, const std::vector<ParetoRow>& rows,
+std::optional<std::string> draw_accuracy_plot(const std::filesystem::path& path,
+                                              const std::vector<ParetoRow>& rows,
                                               const std::vector<std::optional<bool>>& on_frontier,
                                               const std::string& frontier_cost, const RunPlotTitle& title) {
   FrontierPlot plot;
@@ -76,7 +79,8 @@ std::optional<std::string> draw_accuracy_plot(const std::filesystem::path& path,
 }
 
 std::optional<std::string> draw_energy_latency_plot(const std::filesystem::path& path,
-                                                    const std::vector<ParetoRow>& rows, const RunPlotTitle& title) {
+                                                    const std::vector<ParetoRow>& rows,
+                                                    const RunPlotTitle& title) {
   FrontierPlot plot;
   plot.title = title_text(title);
   plot.cost_label = "energy per example (J)";

@@ -18,14 +18,16 @@ struct RunPlotTitle {
 };
 
 // Cost (frontier_cost) vs accuracy with the frontier; returns why it was skipped, nullopt when written.
-std::optional<std::string> draw_accuracy_plot(const std::filesystem::path& path, const std::vector<ParetoRow>& rows,
+std::optional<std::string> draw_accuracy_plot(const std::filesystem::path& path,
+                                              const std::vector<ParetoRow>& rows,
                                               const std::vector<std::optional<bool>>& on_frontier,
                                               const std::string& frontier_cost, const RunPlotTitle& title);
 
 // Energy per example vs latency per example, frontier over both (lower is better on each); skipped when
 // no row has an energy reading.
 std::optional<std::string> draw_energy_latency_plot(const std::filesystem::path& path,
-                                                    const std::vector<ParetoRow>& rows, const RunPlotTitle& title);
+                                                    const std::vector<ParetoRow>& rows,
+                                                    const RunPlotTitle& title);
 
 // The point label a plot shows: the row's parameters ("len 48", "6 layers", "fp16", joined by spaces),
 // else the row label.

@@ -171,7 +171,14 @@ BertForSequenceClassification::ModelTensors BertForSequenceClassification::views
 
 void BertForSequenceClassification::bind_views() {
   p_ = views_of(parameters_);
-  dp_ = views_of(gradients_);
+  dp_ = inference_only_ ? ModelTensors{} : views_of(gradients_);
+}
+
+void BertForSequenceClassification::drop_gradients() {
+  saved_.reset();
+  inference_only_ = true;
+  gradients_.clear();
+  bind_views();
 }
 
 void BertForSequenceClassification::set_dropout(const DropoutSettings& dropout) {
@@ -272,6 +279,8 @@ ModelOutput BertForSequenceClassification::forward(const Batch& batch, ForwardMo
   const int64_t B = batch.B, T = batch.T, C = config_.hidden_size, NL = config_.num_labels();
   const int64_t NH = config_.num_attention_heads, L = config_.num_hidden_layers;
   const bool train = mode == ForwardMode::TRAIN;
+  NLPF_CHECK(!(train && inference_only_), ErrorCode::INVALID_ARGUMENT,
+             "forward: a TRAIN forward on an inference-only model (its gradients were dropped)");
   NLPF_CHECK(B > 0 && T > 0, ErrorCode::INVALID_ARGUMENT, "batch: B = ", B, ", T = ", T,
              ", expected positive sizes");
   const auto expect_size = [&](const std::vector<int32_t>& v, int64_t n, const char* field) {

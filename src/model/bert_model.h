@@ -89,10 +89,15 @@ class BertForSequenceClassification {
   // and any kept activations; config().num_hidden_layers becomes k.
   void truncate_layers(int64_t k);
 
+  // Frees the parameter gradients for a model that will only run EVAL forwards (measurement), so that its
+  // memory is parameters plus one layer's activations; TRAIN forwards are refused afterwards.
+  void drop_gradients();
+  bool inference_only() const { return inference_only_; }
+
   // Inference precision (DESIGN §5): FP32 leaves the model as it is; BF16 stores the weights of every
   // linear layer (attention, feed-forward, pooler, classifier) in bf16, so each GEMM runs in bf16 with fp32
-  // accumulation, while embeddings, LayerNorm, softmax and GELU stay fp32. Inference only afterwards
-  // (backward() refuses). UNSUPPORTED for precisions the CPU cannot run (backend/precision.h says why).
+  // accumulation, while embeddings, LayerNorm, softmax and GELU stay fp32. Implies drop_gradients().
+  // UNSUPPORTED for precisions the CPU cannot run (backend/precision.h says why).
   void set_inference_precision(Precision precision);
   Precision inference_precision() const { return precision_; }
 
@@ -167,6 +172,7 @@ class BertForSequenceClassification {
   ModelTensors dp_;  // views of gradients_
   std::optional<SavedActivations> saved_;
   Precision precision_ = Precision::FP32;
+  bool inference_only_ = false;  // gradients dropped (drop_gradients, set_inference_precision)
 };
 
 }  // namespace nlpf

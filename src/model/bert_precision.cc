@@ -8,16 +8,18 @@ namespace nlpf {
 
 void BertForSequenceClassification::set_inference_precision(Precision precision) {
   if (precision == precision_) return;
-  NLPF_CHECK(precision_ == Precision::FP32, ErrorCode::INVALID_ARGUMENT, "set_inference_precision: the model is ",
-             precision_name(precision_), " already; convert from fp32 only");
+  NLPF_CHECK(precision_ == Precision::FP32, ErrorCode::INVALID_ARGUMENT,
+             "set_inference_precision: the model is ", precision_name(precision_),
+             " already; convert from fp32 only");
   if (precision == Precision::BF16) {
     if (const std::optional<std::string> reason = cpu::bf16_gemm_unavailable_reason()) {
       NLPF_THROW(ErrorCode::UNSUPPORTED, "bf16 inference on the CPU: ", *reason);
     }
   } else {
-    NLPF_THROW(ErrorCode::UNSUPPORTED, precision_name(precision), " inference is not available on the CPU backend");
+    NLPF_THROW(ErrorCode::UNSUPPORTED, precision_name(precision),
+               " inference is not available on the CPU backend");
   }
-  saved_.reset();
+  drop_gradients();
   for (auto& [name, tensor] : parameters_) {
     // Linear weights are the rank-2 "...weight" tensors other than the embedding tables.
     const bool embedding = name.find("embeddings") != std::string::npos;

@@ -1,19 +1,22 @@
 // CPU kernels of the multi-head self-attention core (see attention.h), templated over float and double.
-// Arithmetic runs in Real (float stays float for speed; double keeps the finite-difference tests exact).
+// Arithmetic runs in Real (float stays float for speed; double keeps the finite-difference tests exact); the
+// products are per-head GEMMs and the softmax uses exp_approx (vector_math.h) in float.
 // Layouts: q, k, v, out [B,T,C] with head h in channels [h HS, (h+1) HS); probs, keep [B,NH,T,T] (query
 // t, key s). Activation gradients overwrite (=).
 #include <algorithm>
 #include <cmath>
 #include <vector>
 
+#include "backend/cpu/blas.h"
+#include "backend/cpu/vector_math.h"
 #include "core/error.h"
 #include "ops/attention.h"
 
 namespace nlpf::cpu {
 namespace {
 
-// Query rows per forward task: enough tasks to spread B NH heads over threads, few enough that packing
-// the head's keys (HS T copies) stays small next to the block's HS T rows FMAs.
+// Query rows per forward task: enough tasks to spread B NH heads over threads, and rows enough for the
+// two small GEMMs of a task to run at full speed.
 constexpr int64_t kQueryBlock = 32;
 
 // The mask is a user tensor: anything but 0/1 is an argument error (HF would silently scale the bias).
@@ -31,37 +34,37 @@ bool all_masked(const int32_t* mask_b, int64_t T) {
   return true;
 }
 
-// xt [HS,T] = head rows x[s, 0:HS) (row stride C), so that dots against every key become axpys over s.
+// p [T] = softmax of the scaled scores p [T] over the keys with mask_b[s] = 1; masked keys get 0. The
+// reductions may reassociate (omp simd): the order is fixed by the build, so results stay reproducible.
 template <typename Real>
-void pack_transposed(Real* xt, const Real* x, int64_t T, int64_t HS, int64_t C) {
+void masked_softmax(Real* __restrict p, const int32_t* __restrict mask_b, int64_t T) {
+  Real max_score = -INFINITY;
+#pragma omp simd reduction(max : max_score)
+  for (int64_t s = 0; s < T; ++s) max_score = std::max(max_score, mask_b[s] != 0 ? p[s] : Real(-INFINITY));
+  Real sum = 0;
+#pragma omp simd reduction(+ : sum)
   for (int64_t s = 0; s < T; ++s) {
-    for (int64_t i = 0; i < HS; ++i) xt[i * T + s] = x[s * C + i];
+    const Real e = exp_approx(p[s] - max_score);
+    p[s] = mask_b[s] != 0 ? e : Real(0);
+    sum += p[s];
   }
+  const Real inv_sum = Real(1) / sum;
+#pragma omp simd
+  for (int64_t s = 0; s < T; ++s) p[s] *= inv_sum;
 }
 
-// out[s] = sum_i a[i] xt[i, s] for s < T: the inner loop is contiguous with no reduction, so GCC
-// vectorises it without reassociating sums.
+// pd [n] = p [n] keep [n] keep_scale (the probabilities after dropout); pd may be p.
 template <typename Real>
-void dots_against_rows(Real* __restrict out, const Real* __restrict a, const Real* __restrict xt, int64_t T,
-                       int64_t HS) {
-  for (int64_t s = 0; s < T; ++s) out[s] = 0;
-  for (int64_t i = 0; i < HS; ++i) {
-    const Real a_i = a[i];
-    const Real* __restrict row = xt + i * T;
-    for (int64_t s = 0; s < T; ++s) out[s] += a_i * row[s];
-  }
-}
-
-// y[0:n) += w x[0:n)
-template <typename Real>
-void axpy(Real* __restrict y, Real w, const Real* __restrict x, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) y[i] += w * x[i];
+void apply_keep(Real* pd, const Real* p, const Real* keep, Real keep_scale, int64_t n) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) pd[i] = p[i] * keep[i] * keep_scale;
 }
 
 }  // namespace
 
 // out [B,T,C], probs [B,NH,T,T] (saved, before dropout); q, k, v [B,T,C]; mask [B,T]; keep [B,NH,T,T] or
-// null.
+// null. A task is one block of query rows of one head: scores by one GEMM straight into probs, the softmax
+// in place, and the context by a second GEMM (single-threaded BLAS inside the parallel region, blas.h).
 template <typename Real>
 void attention_forward(Real* out, Real* probs, const Real* q, const Real* k, const Real* v,
                        const int32_t* mask, const Real* keep, Real keep_scale, int64_t B, int64_t T,
@@ -72,42 +75,30 @@ void attention_forward(Real* out, Real* probs, const Real* q, const Real* k, con
   const int64_t blocks = (T + kQueryBlock - 1) / kQueryBlock;
 #pragma omp parallel
   {
-    std::vector<Real> kt(HS * T);
-    std::vector<Real> score(T);
+    std::vector<Real> dropped(keep == nullptr ? 0 : kQueryBlock * T);
 #pragma omp for collapse(3) schedule(static)
     for (int64_t b = 0; b < B; ++b) {
       for (int64_t h = 0; h < NH; ++h) {
         for (int64_t block = 0; block < blocks; ++block) {
           const int32_t* mask_b = mask + b * T;
           const int64_t head = b * T * C + h * HS;  // offset of (b, t = 0, h) in [B,T,C]
-          const bool constant_probs = all_masked(mask_b, T);
-          if (!constant_probs) pack_transposed(kt.data(), k + head, T, HS, C);
-          const int64_t t_end = std::min(T, (block + 1) * kQueryBlock);
-          for (int64_t t = block * kQueryBlock; t < t_end; ++t) {
-            const int64_t row = (b * NH + h) * T + t;
-            Real* p = probs + row * T;
-            if (constant_probs) {
-              for (int64_t s = 0; s < T; ++s) p[s] = static_cast<Real>(1.0 / static_cast<double>(T));
-            } else {
-              dots_against_rows(score.data(), q + head + t * C, kt.data(), T, HS);
-              Real max_score = -INFINITY;
-              for (int64_t s = 0; s < T; ++s) {
-                if (mask_b[s] != 0) max_score = std::max(max_score, scale * score[s]);
-              }
-              Real sum = 0;
-              for (int64_t s = 0; s < T; ++s) {
-                score[s] = mask_b[s] == 0 ? Real(0) : std::exp(scale * score[s] - max_score);
-                sum += score[s];
-              }
-              for (int64_t s = 0; s < T; ++s) p[s] = score[s] / sum;
-            }
-            Real* o = out + head + t * C;
-            for (int64_t i = 0; i < HS; ++i) o[i] = 0;
-            for (int64_t s = 0; s < T; ++s) {
-              const Real w = keep == nullptr ? p[s] : p[s] * keep[row * T + s] * keep_scale;
-              if (w != 0) axpy(o, w, v + head + s * C, HS);
-            }
+          const int64_t t0 = block * kQueryBlock, rows = std::min(T, t0 + kQueryBlock) - t0;
+          const int64_t row0 = (b * NH + h) * T + t0;  // first row of the block in probs
+          Real* p = probs + row0 * T;
+          if (all_masked(mask_b, T)) {
+            std::fill(p, p + rows * T, static_cast<Real>(1.0 / static_cast<double>(T)));
+          } else {
+            gemm_serial<Real>(Transpose::NO, Transpose::YES, rows, T, HS, scale, q + head + t0 * C, C,
+                              k + head, C, Real(0), p, T);
+            for (int64_t t = 0; t < rows; ++t) masked_softmax(p + t * T, mask_b, T);
           }
+          const Real* pd = p;
+          if (keep != nullptr) {
+            apply_keep(dropped.data(), p, keep + row0 * T, keep_scale, rows * T);
+            pd = dropped.data();
+          }
+          gemm_serial<Real>(Transpose::NO, Transpose::NO, rows, HS, T, Real(1), pd, T, v + head, C, Real(0),
+                            out + head + t0 * C, C);
         }
       }
     }
@@ -118,7 +109,8 @@ void attention_forward(Real* out, Real* probs, const Real* q, const Real* k, con
 // Per head, with pd = dropout(probs) and scale = 1 / sqrt(HS):
 //   dv = pd^T dout,  dp = dropout(dout v^T),  dscore = p (dp - rowsum(p dp)),
 //   dq = scale dscore k,  dk = scale dscore^T q.
-// A sequence with every key masked has constant probs, hence dscore = 0.
+// A sequence with every key masked has constant probs, hence dscore = 0. A task is one whole (b, h) head
+// (dk and dv sum over all its queries): five small GEMMs on single-threaded BLAS and two [T,T] scratches.
 template <typename Real>
 void attention_backward(Real* dq, Real* dk, Real* dv, const Real* dout, const Real* q, const Real* k,
                         const Real* v, const int32_t* mask, const Real* probs, const Real* keep,
@@ -126,49 +118,48 @@ void attention_backward(Real* dq, Real* dk, Real* dv, const Real* dout, const Re
   check_mask("attention_backward", mask, B * T);
   const int64_t C = NH * HS;
   const Real scale = static_cast<Real>(1.0 / std::sqrt(static_cast<double>(HS)));
-  // dk and dv sum over queries, so a thread owns a whole (b, h) head: disjoint writes, fixed order.
 #pragma omp parallel
   {
-    std::vector<Real> vt(HS * T);
-    std::vector<Real> dscore(T);
+    std::vector<Real> dropped(keep == nullptr ? 0 : T * T);
+    std::vector<Real> dscore(T * T);
 #pragma omp for collapse(2) schedule(static)
     for (int64_t b = 0; b < B; ++b) {
       for (int64_t h = 0; h < NH; ++h) {
         const int64_t head = b * T * C + h * HS;  // offset of (b, t = 0, h) in [B,T,C]
-        for (int64_t t = 0; t < T; ++t) {
-          for (int64_t i = 0; i < HS; ++i) {
-            dk[head + t * C + i] = 0;
-            dv[head + t * C + i] = 0;
-          }
+        const Real* p = probs + (b * NH + h) * T * T;
+        const Real* keep_h = keep == nullptr ? nullptr : keep + (b * NH + h) * T * T;
+        const Real* pd = p;
+        if (keep_h != nullptr) {
+          apply_keep(dropped.data(), p, keep_h, keep_scale, T * T);
+          pd = dropped.data();
         }
-        pack_transposed(vt.data(), v + head, T, HS, C);
-        const bool constant_probs = all_masked(mask + b * T, T);
+        gemm_serial<Real>(Transpose::YES, Transpose::NO, T, HS, T, Real(1), pd, T, dout + head, C, Real(0),
+                          dv + head, C);
+        if (all_masked(mask + b * T, T)) {
+          for (int64_t t = 0; t < T; ++t) {
+            std::fill(dq + head + t * C, dq + head + t * C + HS, Real(0));
+            std::fill(dk + head + t * C, dk + head + t * C + HS, Real(0));
+          }
+          continue;
+        }
+        Real* ds = dscore.data();
+        gemm_serial<Real>(Transpose::NO, Transpose::YES, T, T, HS, Real(1), dout + head, C, v + head, C,
+                          Real(0), ds, T);  // dout v^T before dropout
         for (int64_t t = 0; t < T; ++t) {
-          const int64_t row = (b * NH + h) * T + t;
-          const Real* p = probs + row * T;
-          const Real* keep_t = keep == nullptr ? nullptr : keep + row * T;
-          const Real* dout_t = dout + head + t * C;
-          dots_against_rows(dscore.data(), dout_t, vt.data(), T, HS);  // dout v^T before dropout
+          Real* ds_t = ds + t * T;
+          const Real* p_t = p + t * T;
+          if (keep_h != nullptr) apply_keep(ds_t, ds_t, keep_h + t * T, keep_scale, T);  // dp[t, :]
           Real weighted_sum = 0;
-          for (int64_t s = 0; s < T; ++s) {
-            const Real keep_s = keep_t == nullptr ? Real(1) : keep_t[s] * keep_scale;
-            // dv[s] += pd[t,s] dout[t]
-            const Real pd = p[s] * keep_s;
-            if (pd != 0) axpy(dv + head + s * C, pd, dout_t, HS);
-            dscore[s] = keep_s == 0 ? Real(0) : keep_s * dscore[s];  // dp[t,s]
-            weighted_sum += p[s] * dscore[s];
-          }
-          Real* dq_t = dq + head + t * C;
-          for (int64_t i = 0; i < HS; ++i) dq_t[i] = 0;
-          if (constant_probs) continue;
-          const Real* q_t = q + head + t * C;
-          for (int64_t s = 0; s < T; ++s) {
-            const Real g = scale * p[s] * (dscore[s] - weighted_sum);
-            if (g == 0) continue;  // masked keys (p = 0) contribute nothing
-            axpy(dq_t, g, k + head + s * C, HS);
-            axpy(dk + head + s * C, g, q_t, HS);
-          }
+#pragma omp simd reduction(+ : weighted_sum)
+          for (int64_t s = 0; s < T; ++s) weighted_sum += p_t[s] * ds_t[s];
+            // Masked keys have p = 0, so their dscore is 0 and they feed nothing into dq, dk.
+#pragma omp simd
+          for (int64_t s = 0; s < T; ++s) ds_t[s] = scale * p_t[s] * (ds_t[s] - weighted_sum);
         }
+        gemm_serial<Real>(Transpose::NO, Transpose::NO, T, HS, T, Real(1), ds, T, k + head, C, Real(0),
+                          dq + head, C);
+        gemm_serial<Real>(Transpose::YES, Transpose::NO, T, HS, T, Real(1), ds, T, q + head, C, Real(0),
+                          dk + head, C);
       }
     }
   }

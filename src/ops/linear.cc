@@ -13,9 +13,10 @@ constexpr const char* kBackward = "linear_backward";
 Shape check_x_weight(const char* op, const Tensor& x, const Tensor& weight) {
   detail::check_dtype(op, "x", x, DType::F32);
   detail::check_min_rank(op, "x", x, 1);
-  NLPF_CHECK(weight.dtype() == DType::F32 || (weight.dtype() == DType::BF16 && op == kForward),
-             ErrorCode::INVALID_ARGUMENT, op, ": weight has dtype ", dtype_name(weight.dtype()),
-             op == kForward ? ", expected f32 or bf16" : ", expected f32 (bf16 weights are for inference only)");
+  NLPF_CHECK(
+      weight.dtype() == DType::F32 || (weight.dtype() == DType::BF16 && op == kForward),
+      ErrorCode::INVALID_ARGUMENT, op, ": weight has dtype ", dtype_name(weight.dtype()),
+      op == kForward ? ", expected f32 or bf16" : ", expected f32 (bf16 weights are for inference only)");
   detail::check_min_rank(op, "weight", weight, 2);
   NLPF_CHECK(weight.rank() == 2 && weight.dim(1) == x.dim(-1), ErrorCode::INVALID_ARGUMENT, op,
              ": weight has shape ", shape_string(weight.shape()), ", expected [OC, ", x.dim(-1), "] for x ",
@@ -38,8 +39,8 @@ void linear_forward(Tensor& y, const Tensor& x, const Tensor& weight, const Tens
   switch (device.type) {
     case DeviceType::CPU:
       if (weight.dtype() == DType::BF16) {
-        cpu::linear_forward_bf16(y.data<float>(), x.data<float>(), weight.data_u16(), bias.data<float>(), N, C,
-                                 OC);
+        cpu::linear_forward_bf16(y.data<float>(), x.data<float>(), weight.data_u16(), bias.data<float>(), N,
+                                 C, OC);
       } else {
         cpu::linear_forward(y.data<float>(), x.data<float>(), weight.data<float>(), bias.data<float>(), N, C,
                             OC);

@@ -27,8 +27,8 @@ template <typename Real>
 void linear_forward(Real* y, const Real* x, const Real* weight, const Real* bias, int64_t N, int64_t C,
                     int64_t OC);
 // bf16 weights [OC,C] (raw bits): rounds x to bf16 (round to nearest even) and calls the bf16 GEMM.
-void linear_forward_bf16(float* y, const float* x, const uint16_t* weight, const float* bias, int64_t N, int64_t C,
-                         int64_t OC);
+void linear_forward_bf16(float* y, const float* x, const uint16_t* weight, const float* bias, int64_t N,
+                         int64_t C, int64_t OC);
 template <typename Real>
 void linear_backward(Real* dx, Real* dweight, Real* dbias, const Real* dy, const Real* x, const Real* weight,
                      int64_t N, int64_t C, int64_t OC);

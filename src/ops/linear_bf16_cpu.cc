@@ -7,8 +7,8 @@
 
 namespace nlpf::cpu {
 
-void linear_forward_bf16(float* y, const float* x, const uint16_t* weight, const float* bias, int64_t N, int64_t C,
-                         int64_t OC) {
+void linear_forward_bf16(float* y, const float* x, const uint16_t* weight, const float* bias, int64_t N,
+                         int64_t C, int64_t OC) {
   // Through the allocator, so the rounded copy counts in peak memory (a [B*T, I] of bert-base: 25 MB).
   Tensor x_bf16 = Tensor::empty(DType::BF16, {N, C});
   const int64_t n = N * C;

@@ -1,5 +1,10 @@
 // CPU reference of the linear layer (see linear.h) through BLAS GEMM, templated over float and double.
 // Parameter gradients accumulate (+=, GEMM with beta = 1), activation gradients overwrite (=, beta = 0).
+#include <omp.h>
+
+#include <algorithm>
+#include <vector>
+
 #include "backend/cpu/blas.h"
 #include "ops/linear.h"
 
@@ -9,12 +14,13 @@ namespace nlpf::cpu {
 template <typename Real>
 void linear_forward(Real* y, const Real* x, const Real* weight, const Real* bias, int64_t N, int64_t C,
                     int64_t OC) {
-  // Rows start as the bias, and the GEMM adds onto them (beta = 1): one pass over y instead of two.
-#pragma omp parallel for
-  for (int64_t n = 0; n < N; ++n) {
-    for (int64_t o = 0; o < OC; ++o) y[n * OC + o] = bias[o];
-  }
-  gemm<Real>(Transpose::NO, Transpose::YES, N, OC, C, Real(1), x, C, weight, C, Real(1), y, OC);
+  // Each tile of y starts as the bias and the GEMM adds onto it (beta = 1) while the tile is still in cache:
+  // one pass over y instead of two, and no separate parallel region.
+  parallel_tiles(N, OC, C, [&](int64_t n0, int64_t n1, int64_t o0, int64_t o1) {
+    for (int64_t n = n0; n < n1; ++n) std::copy(bias + o0, bias + o1, y + n * OC + o0);
+    gemm_serial<Real>(Transpose::NO, Transpose::YES, n1 - n0, o1 - o0, C, Real(1), x + n0 * C, C,
+                      weight + o0 * C, C, Real(1), y + n0 * OC + o0, OC);
+  });
 }
 
 // dx [N,C] (=), dweight [OC,C] (+=), dbias [OC] (+=); dy [N,OC], x [N,C], weight [OC,C].
@@ -23,12 +29,18 @@ void linear_backward(Real* dx, Real* dweight, Real* dbias, const Real* dy, const
                      int64_t N, int64_t C, int64_t OC) {
   gemm<Real>(Transpose::NO, Transpose::NO, N, C, OC, Real(1), dy, OC, weight, C, Real(0), dx, C);
   gemm<Real>(Transpose::YES, Transpose::NO, OC, C, N, Real(1), dy, OC, x, C, Real(1), dweight, C);
-  // Column sums accumulate in double, each column in row order (deterministic for any thread count).
-#pragma omp parallel for
-  for (int64_t o = 0; o < OC; ++o) {
-    double sum = 0;
-    for (int64_t n = 0; n < N; ++n) sum += dy[n * OC + o];
-    dbias[o] += static_cast<Real>(sum);
+  // Column sums accumulate in double, each column in row order (deterministic for any thread count); a
+  // thread owns a range of columns and walks the rows, so reads stay contiguous.
+#pragma omp parallel
+  {
+    const int64_t threads = omp_get_num_threads(), id = omp_get_thread_num();
+    const int64_t o0 = OC * id / threads, o1 = OC * (id + 1) / threads;
+    std::vector<double> sum(static_cast<size_t>(o1 - o0), 0.0);
+    for (int64_t n = 0; n < N; ++n) {
+      const Real* row = dy + n * OC;
+      for (int64_t o = o0; o < o1; ++o) sum[o - o0] += row[o];
+    }
+    for (int64_t o = o0; o < o1; ++o) dbias[o] += static_cast<Real>(sum[o - o0]);
   }
 }
 

@@ -23,7 +23,8 @@ fs::path only_entry_ending(const fs::path& dir, const std::string& suffix) {
   int count = 0;
   for (const auto& e : fs::directory_iterator(dir)) {
     const std::string name = e.path().filename().string();
-    if (name.size() >= suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0) {
+    if (name.size() >= suffix.size() &&
+        name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0) {
       found = e.path();
       ++count;
     }
@@ -34,7 +35,8 @@ fs::path only_entry_ending(const fs::path& dir, const std::string& suffix) {
 
 TEST(Demo, WholePipelineWritesEveryRun) {
   const testing_util::TempDir temp("demo");
-  const std::string command = std::string(NLPF_BINARY) + " demo --quiet --runs-dir " + temp.path().string() + " 2>&1";
+  const std::string command =
+      std::string(NLPF_BINARY) + " demo --quiet --runs-dir " + temp.path().string() + " 2>&1";
   FILE* pipe = popen(command.c_str(), "r");
   ASSERT_NE(pipe, nullptr);
   std::string output;
@@ -54,7 +56,8 @@ TEST(Demo, WholePipelineWritesEveryRun) {
   const json metrics = json::parse(read_file(phase1 / "metrics.json"));
   EXPECT_GE(metrics["inference_benchmark_metrics"]["accuracy"].get<double>(), 0.85) << metrics.dump();
 
-  for (const char* suffix : {"_phase_2_sequence_length_sweep", "_phase_2_layers_sweep", "_phase_2_precision_sweep"}) {
+  for (const char* suffix :
+       {"_phase_2_sequence_length_sweep", "_phase_2_layers_sweep", "_phase_2_precision_sweep"}) {
     const fs::path sweep = only_entry_ending(demo, suffix);
     EXPECT_TRUE(fs::exists(sweep / "pareto.csv")) << suffix;
     EXPECT_TRUE(fs::exists(sweep / "run.json")) << suffix;

@@ -326,7 +326,8 @@ TEST(Frontier, RefusesRunsOfDifferentTasksOrUnfinishedDirectories) {
   write_file_atomic(temp.path() / "b" / "run.json", b.dump());
   const std::string csv =
       "label,num_layers,accuracy,average_latency_per_example_ms,energy_per_example_j,energy_per_correct_j,"
-      "peak_gpu_memory_mb,on_frontier,frontier_cost\nnum_layers_1,1,0.5,2,,,,1,average_latency_per_example_ms\n";
+      "peak_gpu_memory_mb,on_frontier,frontier_cost\nnum_layers_1,1,0.5,2,,,,1,average_latency_per_example_"
+      "ms\n";
   write_file_atomic(temp.path() / "a" / "pareto.csv", csv);
   write_file_atomic(temp.path() / "b" / "pareto.csv", csv);
   FrontierSettings f;

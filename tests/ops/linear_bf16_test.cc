@@ -30,8 +30,10 @@ Tensor rounded_to_bf16(const Tensor& t) {
 }
 
 TEST(LinearBf16, MatchesF32OnBf16RoundedInputs) {
-  if (const auto reason = cpu::bf16_gemm_unavailable_reason()) GTEST_SKIP() << "bf16 GEMM unavailable: " << *reason;
-  for (const auto& [N, C, OC] : {std::tuple<int64_t, int64_t, int64_t>{7, 33, 5}, {64, 384, 1536}, {1, 16, 2}}) {
+  if (const auto reason = cpu::bf16_gemm_unavailable_reason())
+    GTEST_SKIP() << "bf16 GEMM unavailable: " << *reason;
+  for (const auto& [N, C, OC] :
+       {std::tuple<int64_t, int64_t, int64_t>{7, 33, 5}, {64, 384, 1536}, {1, 16, 2}}) {
     const Tensor x = random_tensor({N, C}, 1);
     const Tensor w = random_tensor({OC, C}, 2);
     const Tensor b = random_tensor({OC}, 3);
@@ -42,7 +44,8 @@ TEST(LinearBf16, MatchesF32OnBf16RoundedInputs) {
     const float* a = y_bf16.data<float>();
     const float* r = y_ref.data<float>();
     for (int64_t i = 0; i < y_ref.numel(); ++i) {
-      ASSERT_NEAR(a[i], r[i], 1e-5 + 1e-4 * std::fabs(r[i])) << "element " << i << " of [" << N << "," << OC << "]";
+      ASSERT_NEAR(a[i], r[i], 1e-5 + 1e-4 * std::fabs(r[i]))
+          << "element " << i << " of [" << N << "," << OC << "]";
     }
   }
 }

@@ -76,6 +76,21 @@ TEST(BertModel, EvalEqualsTrainWithoutDropout) {
   EXPECT_NE(eval.logits.data<float>()[0], eval.logits.data<float>()[2]);
 }
 
+TEST(BertModel, DropGradientsFreesThemKeepsLogitsAndRefusesTraining) {
+  BertForSequenceClassification model(tiny_config(), 11);
+  const std::vector<float> before = values(model.forward(tiny_batch(), ForwardMode::EVAL).logits);
+  Allocator& allocator = allocator_for(Device{});
+  const size_t bytes_before = allocator.current_bytes();
+  model.drop_gradients();
+  EXPECT_TRUE(model.gradients().empty());
+  EXPECT_TRUE(model.inference_only());
+  // Every gradient was one f32 copy of its parameter.
+  EXPECT_EQ(bytes_before - allocator.current_bytes(), static_cast<size_t>(model.num_parameters()) * 4);
+  EXPECT_EQ(values(model.forward(tiny_batch(), ForwardMode::EVAL).logits), before);
+  expect_error([&] { model.forward(tiny_batch(), ForwardMode::TRAIN, 1); }, ErrorCode::INVALID_ARGUMENT,
+               {"inference-only"});
+}
+
 TEST(BertModel, EvalKeepsNothingPerLayer) {
   Batch batch = tiny_batch();
   const auto forward_bytes = [&](int64_t layers, ForwardMode mode) {

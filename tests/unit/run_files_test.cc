@@ -17,12 +17,9 @@ using json = nlohmann::json;
 using testing_util::TempDir;
 
 json metrics(double accuracy, double latency, json energy) {
-  return {{"accuracy", accuracy},
-          {"average_latency_per_example_ms", latency},
-          {"energy_per_example_j", energy},
-          {"energy_per_correct_j", nullptr},
-          {"peak_gpu_memory_mb", nullptr},
-          {"trials", 5}};
+  return {{"accuracy", accuracy},           {"average_latency_per_example_ms", latency},
+          {"energy_per_example_j", energy}, {"energy_per_correct_j", nullptr},
+          {"peak_gpu_memory_mb", nullptr},  {"trials", 5}};
 }
 
 TEST(ParetoTable, EnergyEverywhereUsesEnergyAndWritesEmptyCellsForNull) {
@@ -35,17 +32,19 @@ TEST(ParetoTable, EnergyEverywhereUsesEnergyAndWritesEmptyCellsForNull) {
   EXPECT_EQ(table.on_frontier[0], true);
   EXPECT_EQ(table.on_frontier[1], true);
   EXPECT_EQ(table.on_frontier[2], false);  // dominated by a: more energy, less accuracy
-  EXPECT_EQ(table.csv.substr(0, table.csv.find('\n')),
-            "label,num_layers,accuracy,average_latency_per_example_ms,energy_per_example_j,energy_per_correct_j,"
-            "peak_gpu_memory_mb,on_frontier,frontier_cost,energy_per_example_j_ci_low,energy_per_example_j_ci_high,"
-            "dynamic_energy_per_example_j,throughput_examples_per_s,latency_p50_ms,latency_p90_ms,latency_p99_ms,"
-            "trials");
+  EXPECT_EQ(
+      table.csv.substr(0, table.csv.find('\n')),
+      "label,num_layers,accuracy,average_latency_per_example_ms,energy_per_example_j,energy_per_correct_j,"
+      "peak_gpu_memory_mb,on_frontier,frontier_cost,energy_per_example_j_ci_low,energy_per_example_j_ci_high,"
+      "dynamic_energy_per_example_j,throughput_examples_per_s,latency_p50_ms,latency_p90_ms,latency_p99_ms,"
+      "trials");
   EXPECT_NE(table.csv.find("\na,2,0.9,1,0.5,,,1,energy_per_example_j,,,,,,,,5\n"), std::string::npos)
       << table.csv;
 }
 
 TEST(ParetoTable, MissingEnergyAnywhereFallsBackToLatency) {
-  const std::vector<ParetoRow> rows = {{"a", {}, metrics(0.9, 1.0, 0.5)}, {"b", {}, metrics(0.9, 0.5, nullptr)}};
+  const std::vector<ParetoRow> rows = {{"a", {}, metrics(0.9, 1.0, 0.5)},
+                                       {"b", {}, metrics(0.9, 0.5, nullptr)}};
   const ParetoTable table = make_pareto_table(rows);
   EXPECT_EQ(table.frontier_cost, "average_latency_per_example_ms");
   EXPECT_EQ(table.on_frontier[0], false);
