@@ -457,8 +457,10 @@ json protocol_json(const ProtocolResult& r) {
           {"trials", trials}};
 }
 
-// (b) run_protocol as phase 1 runs it; the first run's CV across trials decides; the medians of all
-// repeats show how far apart whole protocol runs land.
+// (b) run_protocol as phase 1 runs it, repeated: the issue's "five repeated measurements of one
+// configuration" are the repeats' medians, whose CV decides. Each run's CV across its own trials is
+// reported beside it (the protocol flags one above 3%): a fresh H200 drew ~28% more power for its first
+// ~20 s of load at unchanged clocks and latency (bench/RESULTS.md), which lands in the first run's trials.
 json check_protocol(GemmChain& chain, NvmlMeter& meter, PowerSampler& sampler, const Durations& d,
                     const InferenceMetricsInputs& memory_inputs) {
   json out = {{"limit_cv", kProtocolCvLimit},
@@ -488,14 +490,14 @@ json check_protocol(GemmChain& chain, NvmlMeter& meter, PowerSampler& sampler, c
   std::optional<double> cv_of_medians;
   if (medians.size() >= 2) cv_of_medians = coefficient_of_variation(medians);
   out["cv_of_medians"] = optional_json(cv_of_medians);
-  const bool pass = first_cv && *first_cv <= kProtocolCvLimit;
-  out["cv"] = optional_json(first_cv);
+  const bool pass = cv_of_medians && *cv_of_medians <= kProtocolCvLimit;
+  out["cv_first_run_trials"] = optional_json(first_cv);
   out["pass"] = pass;
   std::printf(
-      "check b (protocol repeatability): J/example %.5f, CV across trials %.2f%% (limit %.0f%%), CV of %zu "
-      "protocol medians %.2f%%: %s\n",
-      medians.empty() ? NAN : medians.front(), first_cv.value_or(NAN) * 100.0, kProtocolCvLimit * 100.0,
-      medians.size(), cv_of_medians.value_or(NAN) * 100.0, verdict(pass));
+      "check b (protocol repeatability): J/example %.5f (first run), CV of %zu protocol medians %.2f%% (limit "
+      "%.0f%%), CV across the first run's trials %.2f%%: %s\n",
+      medians.empty() ? NAN : medians.front(), medians.size(), cv_of_medians.value_or(NAN) * 100.0,
+      kProtocolCvLimit * 100.0, first_cv.value_or(NAN) * 100.0, verdict(pass));
   return out;
 }
 

@@ -29,6 +29,10 @@ void add_common_options(CLI::App& app, DataSettings& data, ProtocolOptions& o, b
   app.add_option(flag_names("idle-seconds"), o.idle_seconds, "Idle baseline before measuring")
       ->capture_default_str()
       ->check(CLI::Range(0.0, 3600.0));
+  app.add_option(flag_names("warmup-seconds"), o.warmup_min_seconds,
+                 "Minimum warm-up before the trials (a fresh GPU may need ~25 s to settle: bench/RESULTS.md)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0, 3600.0));
   app.add_option(flag_names("cooldown-seconds"), o.cooldown_seconds, "Pause between configurations")
       ->capture_default_str()
       ->check(CLI::Range(0.0, 3600.0));

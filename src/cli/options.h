@@ -16,7 +16,7 @@ namespace nlpf::cli {
 std::string flag_names(const std::string& dashed);
 
 // --max-train-examples, --max-eval-examples, --trials, --min-trial-seconds, --idle-seconds,
-// --cooldown-seconds, --quiet, bound straight into the library's settings.
+// --warmup-seconds, --cooldown-seconds, --quiet, bound straight into the library's settings.
 void add_common_options(CLI::App& app, DataSettings& data, ProtocolOptions& protocol, bool& quiet);
 // --data-dir, --train-file, --eval-file, --task, --text-column, --label-column.
 void add_data_options(CLI::App& app, DataSettings& data);

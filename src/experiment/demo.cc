@@ -54,6 +54,7 @@ std::filesystem::path run_demo(const DemoSettings& s) {
   p1.model = (task / kSyntheticModelName).string();
   p1.init = "random";
   p1.data.data_dir = (task / "data").string();
+  p1.data.task = "synthetic";
   p1.max_sequence_length = 32;
   p1.batch_size = 32;
   p1.epochs = 3;
@@ -71,6 +72,7 @@ std::filesystem::path run_demo(const DemoSettings& s) {
   const auto sweep = [&](SweepKind kind) {
     Phase2Settings p2;
     p2.sweep = kind;
+    p2.data.task = "synthetic";
     p2.baseline_model_directory = (baseline.run_directory / "best_model").string();
     p2.sequence_lengths = {32, 24, 16, 12, 8};
     p2.num_layers = {4, 3, 2, 1};

@@ -326,6 +326,7 @@ Phase1Result run_phase1(const Phase1Settings& s) {
         {"trials", s.protocol.trials},
         {"min_trial_seconds", s.protocol.min_trial_seconds},
         {"idle_seconds", s.protocol.idle_seconds},
+        {"warmup_seconds", s.protocol.warmup_min_seconds},
         {"cooldown_seconds", s.protocol.cooldown_seconds}}},
       {"data",
        {{"train", file_entry(files.train, train_set, train_data)},

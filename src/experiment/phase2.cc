@@ -214,6 +214,7 @@ DataSettings resolve_data(const Phase2Settings& s, const json& baseline_run,
     recipe.warmup_ratio = config.value("warmup_ratio", recipe.warmup_ratio);
     recipe.seed = config.value("seed", recipe.seed);
     if (!given) {
+      data.task = config.value("task", data.task);
       const json& files = baseline_run.at("data");
       data.eval_file = text(value_or_null(files, "eval"), "path");
       data.train_file = text(value_or_null(files, "train"), "path");
@@ -518,6 +519,7 @@ Phase2Result run_phase2(const Phase2Settings& s) {
       {"trials", s.protocol.trials},
       {"min_trial_seconds", s.protocol.min_trial_seconds},
       {"idle_seconds", s.protocol.idle_seconds},
+      {"warmup_seconds", s.protocol.warmup_min_seconds},
       {"cooldown_seconds", s.protocol.cooldown_seconds}};
   if (refit) {
     config_json["refit_recipe"] = {{"batch_size", recipe.batch_size},

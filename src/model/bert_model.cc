@@ -329,18 +329,32 @@ ModelOutput BertForSequenceClassification::forward(const Batch& batch, ForwardMo
 
   // Embeddings: word + position + token type -> LayerNorm -> dropout. In EVAL the LayerNorm input lives in
   // the layer scratch's sum1 and the output in `hidden`, which every layer then overwrites in place.
-  LayerActivations eval_layer;
-  Tensor hidden = f32({B, T, C});
+  Tensor hidden;
   if (train) {
+    eval_buffers_.reset();  // never alongside TRAIN's activations
+    hidden = f32({B, T, C});
     act.emb_sum = f32({B, T, C});
+    act.emb_mean = f32({B * T});
+    act.emb_rstd = f32({B * T});
   } else {
-    eval_layer = allocate_layer(B, T, config_);
-    eval_layer.h2 = hidden;
-    s.gelu_out = eval_layer.inter;  // GELU in place: EVAL never needs its input again
-    act.emb_sum = eval_layer.sum1;
+    if (!eval_buffers_ || eval_buffers_->B != B || eval_buffers_->T != T) {
+      eval_buffers_.reset();  // the old set goes first, so the two never coexist
+      EvalBuffers e;
+      e.B = B;
+      e.T = T;
+      e.layer = allocate_layer(B, T, config_);
+      e.hidden = f32({B, T, C});
+      e.layer.h2 = e.hidden;
+      e.emb_mean = f32({B * T});
+      e.emb_rstd = f32({B * T});
+      eval_buffers_ = std::move(e);
+    }
+    hidden = eval_buffers_->hidden;
+    s.gelu_out = eval_buffers_->layer.inter;  // GELU in place: EVAL never needs its input again
+    act.emb_sum = eval_buffers_->layer.sum1;
+    act.emb_mean = eval_buffers_->emb_mean;
+    act.emb_rstd = eval_buffers_->emb_rstd;
   }
-  act.emb_mean = f32({B * T});
-  act.emb_rstd = f32({B * T});
   ops::embeddings_forward(act.emb_sum, act.input_ids, act.token_type_ids, p_.word, p_.position,
                           p_.token_type);
   ops::layer_norm_forward(hidden, act.emb_mean, act.emb_rstd, act.emb_sum, p_.emb_ln_w, p_.emb_ln_b,
@@ -360,7 +374,7 @@ ModelOutput BertForSequenceClassification::forward(const Batch& batch, ForwardMo
       layer_forward(l, *x, act.layers.back(), s, act.attention_mask, /*train=*/true, step);
       x = &act.layers.back().h2;
     } else {
-      layer_forward(l, *x, eval_layer, s, act.attention_mask, /*train=*/false, step);
+      layer_forward(l, *x, eval_buffers_->layer, s, act.attention_mask, /*train=*/false, step);
     }
   }
 

@@ -64,7 +64,8 @@ uint64_t classifier_dropout_site();
 //   would add 0.6 GB);
 // - backward() scratch: 8 [N,C] + 2 [N,I] + 1 [B,NH,T,T] = 227 MB.
 // Peak of a training step: 0.44 + 0.44 + 2.14 + 0.23 = 3.25 GB (4.1 GB with AdamW's state).
-// EVAL holds the parameters plus 8 [N,C] + 1 [N,I] + 1 [B,NH,T,T] = 176 MB, whatever the layer count.
+// EVAL holds the parameters plus 8 [N,C] + 1 [N,I] + 1 [B,NH,T,T] = 176 MB, whatever the layer count; it
+// keeps them between EVAL forwards of the same B and T (released by a TRAIN forward).
 class BertForSequenceClassification {
  public:
   // Weights of a checkpoint, converted to f32 (16-bit checkpoints are widened exactly).
@@ -164,6 +165,15 @@ class BertForSequenceClassification {
   void layer_backward(int64_t layer, Tensor& dh, const Tensor& x, const LayerActivations& a,
                       const Tensor& attention_mask, uint64_t step, BackwardScratch& s);
 
+  // EVAL's buffers (one layer's activations, the embeddings' output and statistics), kept from one EVAL
+  // forward to the next of the same B and T: a fresh set each call pays a page fault per 4 KiB on first
+  // touch. A TRAIN forward releases them before allocating its own.
+  struct EvalBuffers {
+    int64_t B = 0, T = 0;
+    LayerActivations layer;  // layer.h2 is `hidden`
+    Tensor hidden, emb_mean, emb_rstd;
+  };
+
   BertConfig config_;
   DropoutSettings dropout_;
   std::map<std::string, Tensor> parameters_;
@@ -171,6 +181,7 @@ class BertForSequenceClassification {
   ModelTensors p_;   // views of parameters_
   ModelTensors dp_;  // views of gradients_
   std::optional<SavedActivations> saved_;
+  std::optional<EvalBuffers> eval_buffers_;
   Precision precision_ = Precision::FP32;
   bool inference_only_ = false;  // gradients dropped (drop_gradients, set_inference_precision)
 };

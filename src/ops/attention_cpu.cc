@@ -3,8 +3,13 @@
 // products are per-head GEMMs and the softmax uses exp_approx (vector_math.h) in float.
 // Layouts: q, k, v, out [B,T,C] with head h in channels [h HS, (h+1) HS); probs, keep [B,NH,T,T] (query
 // t, key s). Activation gradients overwrite (=).
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("no-trapping-math")  // vector_math.h: lets GCC vectorise the softmax's max and clamps
+#endif
+
 #include <algorithm>
 #include <cmath>
+#include <type_traits>
 #include <vector>
 
 #include "backend/cpu/blas.h"
@@ -35,9 +40,11 @@ bool all_masked(const int32_t* mask_b, int64_t T) {
 }
 
 // p [T] = softmax of the scaled scores p [T] over the keys with mask_b[s] = 1; masked keys get 0. The
-// reductions may reassociate (omp simd): the order is fixed by the build, so results stay reproducible.
+// reductions may reassociate (omp simd): the order is fixed by the build and the CPU's clone, so results stay
+// reproducible. Always inlined, so that the clones of masked_softmax_rows_float vectorise it at their width.
 template <typename Real>
-void masked_softmax(Real* __restrict p, const int32_t* __restrict mask_b, int64_t T) {
+[[gnu::always_inline]] inline void masked_softmax(Real* __restrict p, const int32_t* __restrict mask_b,
+                                                  int64_t T) {
   Real max_score = -INFINITY;
 #pragma omp simd reduction(max : max_score)
   for (int64_t s = 0; s < T; ++s) max_score = std::max(max_score, mask_b[s] != 0 ? p[s] : Real(-INFINITY));
@@ -51,6 +58,20 @@ void masked_softmax(Real* __restrict p, const int32_t* __restrict mask_b, int64_
   const Real inv_sum = Real(1) / sum;
 #pragma omp simd
   for (int64_t s = 0; s < T; ++s) p[s] *= inv_sum;
+}
+
+// The softmax of `rows` rows of scores [rows, T] in place, one clone per vector unit (NLPF_CPU_CLONES).
+NLPF_CPU_CLONES void masked_softmax_rows_float(float* p, const int32_t* mask_b, int64_t rows, int64_t T) {
+  for (int64_t t = 0; t < rows; ++t) masked_softmax(p + t * T, mask_b, T);
+}
+
+template <typename Real>
+void masked_softmax_rows(Real* p, const int32_t* mask_b, int64_t rows, int64_t T) {
+  if constexpr (std::is_same_v<Real, float>) {
+    masked_softmax_rows_float(p, mask_b, rows, T);
+  } else {
+    for (int64_t t = 0; t < rows; ++t) masked_softmax(p + t * T, mask_b, T);
+  }
 }
 
 // pd [n] = p [n] keep [n] keep_scale (the probabilities after dropout); pd may be p.
@@ -90,7 +111,7 @@ void attention_forward(Real* out, Real* probs, const Real* q, const Real* k, con
           } else {
             gemm_serial<Real>(Transpose::NO, Transpose::YES, rows, T, HS, scale, q + head + t0 * C, C,
                               k + head, C, Real(0), p, T);
-            for (int64_t t = 0; t < rows; ++t) masked_softmax(p + t * T, mask_b, T);
+            masked_softmax_rows(p, mask_b, rows, T);
           }
           const Real* pd = p;
           if (keep != nullptr) {

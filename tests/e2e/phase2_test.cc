@@ -146,6 +146,34 @@ TEST(Phase2, LayersSweepKeepsTheFirstLayersAndAllLayersIsTheBaseline) {
             m2["inference_benchmark_metrics"]["peak_memory_mb"].get<double>());
 }
 
+TEST(Phase2, RefitRetrainsOnlyTruncatedModels) {
+  const TempDir temp("phase2_refit");
+  Quiet q;
+  Phase2Settings s = tiny_phase2(temp.path(), SweepKind::LAYERS, q);
+  s.data.train_file = kSample.string();
+  s.num_layers = {2, 1};
+  s.refit_epochs = 1;
+  const Phase2Result result = run_phase2(s);
+  ASSERT_EQ(result.points_measured, 2);
+  const json m2 = json::parse(read_file(result.run_directory / "num_layers_2" / "metrics.json"));
+  const json m1 = json::parse(read_file(result.run_directory / "num_layers_1" / "metrics.json"));
+  EXPECT_EQ(m2["point"]["refit_epochs"], 0);  // all layers kept: the baseline itself
+  EXPECT_EQ(m1["point"]["refit_epochs"], 1);
+  const json run_json = json::parse(read_file(result.run_directory / "run.json"));
+  EXPECT_EQ(run_json["config"]["refit_recipe"]["learning_rate"], 3e-5);
+  EXPECT_EQ(run_json["data"]["train"]["examples_used"], 20);
+
+  // Without training data a refit cannot run: refused before any work.
+  const TempDir temp2("phase2_refit_no_train");
+  Phase2Settings bad = tiny_phase2(temp2.path(), SweepKind::LAYERS, q);
+  bad.num_layers = {1};
+  bad.refit_epochs = 1;
+  std::string message;
+  EXPECT_EQ(code_of([&] { run_phase2(bad); }, message), ErrorCode::INVALID_ARGUMENT);
+  EXPECT_NE(message.find("--train-file"), std::string::npos) << message;
+  EXPECT_TRUE(fs::is_empty(temp2.path()));
+}
+
 TEST(Phase2, MoreLayersThanTheModelIsRefusedBeforeAnyWork) {
   const TempDir temp("phase2_too_many");
   Quiet q;

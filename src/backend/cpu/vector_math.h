@@ -1,12 +1,25 @@
 // Elementary functions for the CPU kernels' inner loops in float: branch-free and call-free, so that GCC
 // vectorises the loops that use them (glibc's expf/erff are scalar calls). Each states its error; the double
 // overloads are the library's, so the double kernels of the gradient tests stay exact references.
+// GCC vectorises their clamps and selects only without -ftrapping-math (a float comparison might trap, so it
+// stays a branch): a kernel file using them starts with #pragma GCC optimize("no-trapping-math"), before any
+// include (gelu_cpu.cc). No kernel relies on floating-point exceptions.
 #pragma once
 
 #include <algorithm>
 #include <bit>
 #include <cmath>
 #include <cstdint>
+
+// NLPF_CPU_CLONES before a float kernel's inner function compiles it three times, for AVX-512, AVX2 + FMA and
+// plain x86-64, the CPU picking one at load time: the library itself targets plain x86-64 (4 float lanes),
+// while PyTorch dispatches to the widest unit. Results are reproducible on one machine (the build and the
+// CPU fix the code), not bit-identical across CPUs, as OpenBLAS's kernels already are not.
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
+#define NLPF_CPU_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define NLPF_CPU_CLONES
+#endif
 
 namespace nlpf::cpu {
 
