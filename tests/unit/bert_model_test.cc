@@ -91,6 +91,24 @@ TEST(BertModel, DropGradientsFreesThemKeepsLogitsAndRefusesTraining) {
                {"inference-only"});
 }
 
+TEST(BertModel, EvalBuffersAreReusedAndReleasedByTrain) {
+  BertForSequenceClassification model(tiny_config(), 11);
+  model.set_dropout(no_dropout());
+  Allocator& allocator = allocator_for(Device{});
+  const size_t base = allocator.current_bytes();
+  model.forward(tiny_batch(), ForwardMode::EVAL);
+  const size_t held = allocator.current_bytes();  // one layer's EVAL buffers, kept for the next call
+  EXPECT_GT(held, base);
+  allocator.reset_peak();
+  model.forward(tiny_batch(), ForwardMode::EVAL);
+  EXPECT_EQ(allocator.current_bytes(), held);
+  // A second call of the same shape allocates only its small per-call tensors (pooler, logits).
+  EXPECT_LT(allocator.peak_bytes() - held, held - base);
+  model.forward(tiny_batch(), ForwardMode::TRAIN, 1);  // releases the EVAL set, keeps TRAIN's activations
+  model.set_dropout(no_dropout());                      // drops TRAIN's activations
+  EXPECT_EQ(allocator.current_bytes(), base);
+}
+
 TEST(BertModel, EvalKeepsNothingPerLayer) {
   Batch batch = tiny_batch();
   const auto forward_bytes = [&](int64_t layers, ForwardMode mode) {
