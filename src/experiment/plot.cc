@@ -223,7 +223,7 @@ std::optional<std::string> plot_frontier_png(const std::filesystem::path& path, 
     plscol0(5, 130, 130, 130);
     plinit();
     pladv(0);
-    plvpor(0.10, 0.97, 0.11, 0.91);
+    plvpor(0.115, 0.97, 0.11, 0.91);  // left room for 5-character tick labels (0.926) and the y label
     plwind(x_range.low, x_range.high, y_range.low, y_range.high);
     // Plain decimals on linear axes too: PLplot would otherwise move a common factor into an "(x10^-2)" that
     // sits past the right edge of the page.
@@ -243,7 +243,7 @@ std::optional<std::string> plot_frontier_png(const std::filesystem::path& path, 
     plbox(log_x ? "bcstl" : "bcnst", 0, 0, "bcnstv", 0, 0);
     if (log_x) label_log_axis(x_range);
     plmtex("b", 3.2, 0.5, 0.5, plot.cost_label.c_str());
-    plmtex("l", 4.2, 0.5, 0.5, plot.y_label.c_str());
+    plmtex("l", 5.6, 0.5, 0.5, plot.y_label.c_str());
     plschr(0, 1.0);
     plgchr(&default_mm, &char_mm);
     const double title_mm = kCharWidth * char_mm * static_cast<double>(plot.title.size());
