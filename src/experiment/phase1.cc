@@ -41,24 +41,6 @@ namespace {
 
 using json = nlohmann::json;
 
-// The CUDA device refusal comes first: nothing may be loaded or fetched for a run that cannot happen.
-Device choose_device(const Phase1Settings& s, std::ostream& log) {
-  if (s.device == "cpu") return Device{DeviceType::CPU, 0};
-  if (s.device == "auto") {
-    if (!s.quiet) {
-      log << "device: auto -> cpu ("
-          << (cuda_built() ? "the CUDA training backend is not built yet" : "no CUDA in this build") << ")\n";
-    }
-    return Device{DeviceType::CPU, 0};
-  }
-  if (s.device == "cuda" || s.device.rfind("cuda:", 0) == 0) {
-    NLPF_THROW(ErrorCode::UNSUPPORTED, "--device ", s.device,
-               ": the CUDA backend is not built yet; use --device cpu");
-  }
-  NLPF_THROW(ErrorCode::INVALID_ARGUMENT, "--device: expected auto, cpu, cuda or cuda:N, got '", s.device,
-             "'");
-}
-
 void check_settings(const Phase1Settings& s) {
   NLPF_CHECK(s.train_precision == "fp32", ErrorCode::UNSUPPORTED, "--train-precision ", s.train_precision,
              ": only fp32 training runs on the CPU for now (bf16 comes later); use --train-precision fp32");
@@ -77,7 +59,8 @@ Phase1Result run_phase1(const Phase1Settings& s) {
   std::ostream& out = s.out ? *s.out : std::cout;
   std::ostream& log = s.log ? *s.log : std::cerr;
   const auto start_time = std::chrono::system_clock::now();
-  const Device device = choose_device(s, log);
+  // The CUDA device refusal comes first: nothing may be loaded or fetched for a run that cannot happen.
+  const Device device = choose_cpu_device(s.device, "training", s.quiet, log);
   check_settings(s);
   const bool show_progress = !s.quiet;  // Progress itself stays silent unless stderr is a terminal
 

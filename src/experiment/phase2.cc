@@ -46,15 +46,6 @@ struct Point {
   std::vector<std::pair<std::string, json>> parameters;  // pareto.csv's parameter columns
 };
 
-// The recipe a refit uses: the baseline's (run.json) where known, else the reference recipe.
-struct RefitRecipe {
-  int64_t batch_size = 32;
-  double learning_rate = 3e-5;
-  double weight_decay = 0.01;
-  double warmup_ratio = 0.06;
-  uint64_t seed = 42;
-};
-
 template <typename T>
 void check_list(const std::vector<T>& values, const char* option) {
   NLPF_CHECK(!values.empty(), ErrorCode::INVALID_ARGUMENT, option, ": give at least one value");
@@ -161,24 +152,6 @@ std::vector<Point> make_points(const Phase2Settings& s, const BertConfig& config
   return points;
 }
 
-Device choose_device(const Phase2Settings& s, std::ostream& log) {
-  if (s.device == "cpu") return Device{DeviceType::CPU, 0};
-  if (s.device == "auto") {
-    if (!s.quiet) {
-      log << "device: auto -> cpu ("
-          << (cuda_built() ? "the CUDA inference backend is not built yet" : "no CUDA in this build")
-          << ")\n";
-    }
-    return Device{DeviceType::CPU, 0};
-  }
-  if (s.device == "cuda" || s.device.rfind("cuda:", 0) == 0) {
-    NLPF_THROW(ErrorCode::UNSUPPORTED, "--device ", s.device,
-               ": the CUDA inference backend is not built yet; use --device cpu");
-  }
-  NLPF_THROW(ErrorCode::INVALID_ARGUMENT, "--device: expected auto, cpu, cuda or cuda:N, got '", s.device,
-             "'");
-}
-
 // best_model/../run.json of a Phase 1 run, or null when the baseline is not inside one.
 json read_baseline_run_json(const std::filesystem::path& model_dir, std::filesystem::path& where) {
   where = std::filesystem::absolute(model_dir).lexically_normal();
@@ -198,7 +171,7 @@ json read_baseline_run_json(const std::filesystem::path& model_dir, std::filesys
 
 // Data files and recipe from the baseline's run.json where the command line left them open.
 DataSettings resolve_data(const Phase2Settings& s, const json& baseline_run,
-                          const std::filesystem::path& run_path, RefitRecipe& recipe) {
+                          const std::filesystem::path& run_path, TrainerOptions& recipe) {
   DataSettings data = s.data;
   const bool given = !data.data_dir.empty() || !data.train_file.empty() || !data.eval_file.empty();
   if (baseline_run.is_null()) return data;
@@ -209,8 +182,8 @@ DataSettings resolve_data(const Phase2Settings& s, const json& baseline_run,
   try {
     const json& config = baseline_run.at("config");
     recipe.batch_size = config.value("batch_size", recipe.batch_size);
-    recipe.learning_rate = config.value("learning_rate", recipe.learning_rate);
-    recipe.weight_decay = config.value("weight_decay", recipe.weight_decay);
+    recipe.optimizer.learning_rate = config.value("learning_rate", recipe.optimizer.learning_rate);
+    recipe.optimizer.weight_decay = config.value("weight_decay", recipe.optimizer.weight_decay);
     recipe.warmup_ratio = config.value("warmup_ratio", recipe.warmup_ratio);
     recipe.seed = config.value("seed", recipe.seed);
     if (!given) {
@@ -276,7 +249,7 @@ Phase2Result run_phase2(const Phase2Settings& s) {
   const auto start_time = std::chrono::system_clock::now();
 
   // ---- everything that can be refused is refused here, before any measurement ----
-  const Device device = choose_device(s, log);
+  const Device device = choose_cpu_device(s.device, "inference", s.quiet, log);
   NLPF_CHECK(!s.baseline_model_directory.empty(), ErrorCode::INVALID_ARGUMENT,
              "--baseline-model-directory is required");
   const std::filesystem::path model_dir = s.baseline_model_directory;
@@ -338,7 +311,7 @@ Phase2Result run_phase2(const Phase2Settings& s) {
     load_options.notices = &log;
     load_checkpoint(model_dir, load_options);  // every file checked once, notices (missing head) shown once
   }
-  RefitRecipe recipe;
+  TrainerOptions recipe;  // a refit's: the baseline's recipe (run.json) where known, else the reference one
   const DataSettings data = resolve_data(s, baseline_run, baseline_run_path, recipe);
   check_data_settings(data, /*need_train=*/refit);
   const DataFiles files = locate_data(data, /*need_train=*/refit);
@@ -391,15 +364,10 @@ Phase2Result run_phase2(const Phase2Settings& s) {
         const TokenizedDataset train_data =
             tokenize_dataset(train_set, tokenizer, point.max_sequence_length, /*show_progress=*/!s.quiet);
         model->set_dropout(DropoutSettings::from_config(model->config(), recipe.seed));
-        TrainerOptions trainer;
+        TrainerOptions trainer = recipe;
         trainer.epochs = s.refit_epochs;
-        trainer.batch_size = recipe.batch_size;
         trainer.max_length = point.max_sequence_length;
         trainer.eval_batch_size = point.eval_batch_size;
-        trainer.seed = recipe.seed;
-        trainer.warmup_ratio = recipe.warmup_ratio;
-        trainer.optimizer.learning_rate = recipe.learning_rate;
-        trainer.optimizer.weight_decay = recipe.weight_decay;
         trainer.show_progress = !s.quiet;
         train_classifier(*model, train_data, eval_data, trainer);  // the optimizer's state dies with it
       }
@@ -523,8 +491,8 @@ Phase2Result run_phase2(const Phase2Settings& s) {
       {"cooldown_seconds", s.protocol.cooldown_seconds}};
   if (refit) {
     config_json["refit_recipe"] = {{"batch_size", recipe.batch_size},
-                                   {"learning_rate", recipe.learning_rate},
-                                   {"weight_decay", recipe.weight_decay},
+                                   {"learning_rate", recipe.optimizer.learning_rate},
+                                   {"weight_decay", recipe.optimizer.weight_decay},
                                    {"warmup_ratio", recipe.warmup_ratio},
                                    {"seed", recipe.seed},
                                    {"weights_kept", "last refit epoch"}};

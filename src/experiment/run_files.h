@@ -7,6 +7,7 @@
 #include <chrono>
 #include <ctime>
 #include <filesystem>
+#include <iosfwd>
 #include <optional>
 #include <string>
 #include <utility>
@@ -23,6 +24,11 @@ namespace nlpf {
 std::string run_timestamp(std::time_t time);
 // ISO 8601 local time with offset, for run.json.
 std::string iso_time(std::chrono::system_clock::time_point t);
+
+// --device for an engine that runs on the CPU only (for now): "cpu"; "auto" -> cpu with a notice on `log`
+// (unless quiet) saying why, naming `backend` ("training", "inference"); UNSUPPORTED for cuda / cuda:N before
+// any work; INVALID_ARGUMENT for anything else.
+Device choose_cpu_device(const std::string& spec, const std::string& backend, bool quiet, std::ostream& log);
 
 // run.json's "environment": nlpf version and commit, device, CPU model, threads, CUDA runtime/driver,
 // host name, and the energy meter (source, availability and reason, description).
