@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the build and tests need, when they are missing.
-# Usage: tools/setup.sh            (uses sudo when not root; does nothing when all are present)
+# Usage: tools/setup.sh                   (uses sudo when not root; does nothing when all are present)
+#        tools/setup.sh --print-packages  (the list, one per line: tools/check_build_deps.sh reads it)
 set -euo pipefail
 
 packages=(
@@ -13,6 +14,11 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   clang libclang-rt-14-dev libomp-dev  # libFuzzer targets (tools/fuzz.sh); clang needs libomp for OpenMP
 )
+
+if [ "${1:-}" = "--print-packages" ]; then
+  printf '%s\n' "${packages[@]}"
+  exit 0
+fi
 
 missing=()
 for p in "${packages[@]}"; do

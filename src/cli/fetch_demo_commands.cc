@@ -12,32 +12,51 @@
 
 namespace nlpf::cli {
 
+namespace {
+
+// The notes `nlpf fetch model` writes to stderr: one line per file, or that all was cached already.
+void print_fetch_report(const std::string& name, const ModelFetchReport& report) {
+  if (report.files.empty()) std::fprintf(stderr, "%s: complete in the cache already\n", name.c_str());
+  for (const FetchedFile& file : report.files) {
+    std::fprintf(stderr, "%s: %s (%lld bytes%s%s)\n", file.name.c_str(),
+                 file.downloaded ? "downloaded" : "already in the cache", static_cast<long long>(file.bytes),
+                 file.sha256.empty() ? "" : ", SHA-256 ", file.sha256.c_str());
+  }
+}
+
+}  // namespace
+
 void register_fetch(CLI::App& app, Action& action) {
   CLI::App* fetch = app.add_subcommand("fetch", "Download a model or dataset into the cache ($NLPF_HOME)");
   fetch->require_subcommand(1);
   auto name = std::make_shared<std::string>();
+  auto quiet = std::make_shared<bool>(false);
+  // --quiet is accepted before or after the subcommand (`nlpf fetch --quiet model X`, `nlpf fetch model X -q`).
+  fetch->add_flag("--quiet,-q", *quiet, "No progress output or notes; only the cache directory on stdout");
   CLI::App* model = fetch->add_subcommand("model", "Fetch a Hugging Face model (e.g. bert-base-uncased)");
   model->add_option("name", *name, "Hub model name")->required();
   CLI::App* dataset = fetch->add_subcommand("dataset", "Fetch a dataset (sst2)");
   dataset->add_option("name", *name, "Dataset name")->required()->check(CLI::IsMember({"sst2"}));
+  for (CLI::App* sub : {model, dataset}) {
+    sub->add_flag("--quiet,-q", *quiet, "No progress output or notes; only the cache directory on stdout");
+  }
+  const auto settings = [quiet] {
+    FetchSettings settings = fetch_settings_from_environment();
+    settings.show_progress = !*quiet;
+    return settings;
+  };
   // The path goes to stdout (scripts capture it); progress and notes go to stderr.
-  model->callback([&action, name] {
-    action = [name]() -> int {
-      const ModelFetchReport report = fetch_model(*name, fetch_settings_from_environment());
-      if (report.files.empty()) std::fprintf(stderr, "%s: complete in the cache already\n", name->c_str());
-      for (const FetchedFile& file : report.files) {
-        std::fprintf(stderr, "%s: %s (%lld bytes%s%s)\n", file.name.c_str(),
-                     file.downloaded ? "downloaded" : "already in the cache",
-                     static_cast<long long>(file.bytes), file.sha256.empty() ? "" : ", SHA-256 ",
-                     file.sha256.c_str());
-      }
+  model->callback([&action, name, quiet, settings] {
+    action = [name, quiet, settings]() -> int {
+      const ModelFetchReport report = fetch_model(*name, settings());
+      if (!*quiet) print_fetch_report(*name, report);
       std::printf("%s\n", report.directory.c_str());
       return 0;
     };
   });
-  dataset->callback([&action, name] {
-    action = [name]() -> int {
-      const std::filesystem::path dir = fetch_dataset(*name, fetch_settings_from_environment());
+  dataset->callback([&action, name, settings] {
+    action = [name, settings]() -> int {
+      const std::filesystem::path dir = fetch_dataset(*name, settings());
       std::printf("%s\n", dir.c_str());
       return 0;
     };

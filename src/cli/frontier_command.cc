@@ -20,6 +20,7 @@ void register_frontier(CLI::App& app, Action& action) {
       ->check(CLI::ExistingDirectory);
   sub->add_option(flag_names("runs-dir"), settings->runs_dir, "Where the merged run directory is created")
       ->capture_default_str();
+  sub->add_flag("--quiet,-q", settings->quiet, "Print only the run directory (and plots that were skipped)");
   sub->callback([&action, settings] {
     action = [settings]() -> int {
       merge_frontier(*settings);
@@ -30,11 +31,15 @@ void register_frontier(CLI::App& app, Action& action) {
 
 void register_plot(CLI::App& app, Action& action) {
   auto run_dir = std::make_shared<std::string>();
+  auto quiet = std::make_shared<bool>(false);
   CLI::App* sub = app.add_subcommand("plot", "(Re)draw a run's plots from its pareto.csv");
   sub->add_option("run_dir", *run_dir, "Run directory")->required()->check(CLI::ExistingDirectory);
-  sub->callback([&action, run_dir] {
-    action = [run_dir]() -> int {
-      for (const std::string& line : redraw_plots(*run_dir)) std::printf("%s\n", line.c_str());
+  sub->add_flag("--quiet,-q", *quiet, "Print only the plots that were skipped");
+  sub->callback([&action, run_dir, quiet] {
+    action = [run_dir, quiet]() -> int {
+      for (const std::string& line : redraw_plots(*run_dir)) {
+        if (!*quiet || line.rfind("written ", 0) != 0) std::printf("%s\n", line.c_str());
+      }
       return 0;
     };
   });

@@ -175,12 +175,14 @@ std::filesystem::path merge_frontier(const FrontierSettings& s) {
       {"start_time", iso_time(start_time)}};
   write_file_atomic(run.path() / "run.json", run_json.dump(2) + "\n");
   run.commit();
-  out << "frontier: " << rows.size() << " point(s) from " << s.run_directories.size()
-      << " run(s); on the frontier (" << table.frontier_cost << "):";
-  for (size_t i = 0; i < rows.size(); ++i) {
-    if (table.on_frontier[i].value_or(false)) out << " " << rows[i].label;
+  if (!s.quiet) {
+    out << "frontier: " << rows.size() << " point(s) from " << s.run_directories.size()
+        << " run(s); on the frontier (" << table.frontier_cost << "):";
+    for (size_t i = 0; i < rows.size(); ++i) {
+      if (table.on_frontier[i].value_or(false)) out << " " << rows[i].label;
+    }
+    out << "\n";
   }
-  out << "\n";
   for (const std::string& line : plot_lines) {
     if (line.rfind("written ", 0) != 0) out << line << "\n";
   }

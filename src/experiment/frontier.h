@@ -15,6 +15,7 @@ struct FrontierSettings {
   std::vector<std::filesystem::path> run_directories;
   std::string runs_dir = "runs";
   std::ostream* out = nullptr;  // nullptr: std::cout
+  bool quiet = false;           // only skipped plots and the run directory are printed
 };
 
 // Writes runs/<timestamp>_frontier/ (pareto.csv with a source_run column, energy_accuracy_frontier.png,

@@ -662,6 +662,18 @@ TEST_F(FetchBinaryTest, FetchModelEndToEnd) {
   EXPECT_TRUE(fs::exists(model_dir() / kModelCompleteMarker));
 }
 
+TEST_F(FetchBinaryTest, QuietPrintsOnlyTheDirectoryBeforeOrAfterTheSubcommand) {
+  for (const std::string args : {"fetch model tiny --quiet", "fetch -q model tiny", "fetch model -q tiny"}) {
+    RunResult r = nlpf(args);
+    ASSERT_EQ(r.exit_code, 0) << args << ": " << r.output;
+    EXPECT_EQ(r.output, model_dir().string() + "\n") << args;
+  }
+  make_zip(hub_->root() / "glue/data/SST-2.zip", small_sst2());
+  RunResult r = nlpf("fetch dataset sst2 --quiet");
+  EXPECT_NE(r.exit_code, 2) << "--quiet must be accepted: " << r.output;
+  EXPECT_EQ(r.output.find("not expected"), std::string::npos) << r.output;
+}
+
 TEST_F(FetchBinaryTest, DotenvTokenIsUsed) {
   hub_->set_control({{"token", "from-dotenv"}});
   RunResult r = nlpf("fetch model tiny");
