@@ -21,8 +21,10 @@ builds=()
 for build in "$@"; do
   [ -f "$build/CMakeCache.txt" ] || { echo "check_build_deps: $build: no CMakeCache.txt (not a build directory)" >&2; exit 2; }
   builds+=("$(cd "$build" && pwd -P)")
+  # The build's own source tree (it may be another checkout than this script's) is the project, not the system.
+  builds+=("$(readlink -f "$(sed -n 's/^CMAKE_HOME_DIRECTORY:INTERNAL=//p' "$build/CMakeCache.txt")")")
 done
-for build in "${builds[@]}"; do
+for build in "$@"; do
   {
     find "$build" \( -name '*.d' -o -name compiler_depend.make -o -name depend.make \) -type f \
       -exec cat {} + 2>/dev/null | tr ' \t' '\n\n' | sed -e 's/\\$//' -e 's/:$//'
@@ -48,8 +50,8 @@ while read -r p; do
   [ -f "$p" ] || continue
   real=$(readlink -f "$p")
   case "$real" in "$root"/* | /proc/*) continue ;; esac
-  for build in "${builds[@]}"; do
-    case "$real" in "$build"/*) continue 2 ;; esac
+  for tree in "${builds[@]}"; do
+    case "$real" in "$tree"/*) continue 2 ;; esac
   done
   printf '%s\t%s\n' "$p" "$real"
 done <"$work/paths" | sort -u >"$work/files"
