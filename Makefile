@@ -5,7 +5,7 @@ JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 CTEST_FLAGS ?=
 
-.PHONY: setup configure build run test fuzz clean
+.PHONY: setup configure build build-nlpf run test fuzz clean
 
 setup:
 	@tools/setup.sh
@@ -16,7 +16,11 @@ configure: setup
 build: configure
 	@cmake --build $(BUILD_DIR) -j $(JOBS)
 
-run: build
+# The main job needs only the binary: tests and benchmarks are built by `make test`.
+build-nlpf: configure
+	@cmake --build $(BUILD_DIR) -j $(JOBS) --target nlpf
+
+run: build-nlpf
 	@tools/run_main_job.sh $(BUILD_DIR)/nlpf runs
 
 # Tests that need all-MiniLM-L6-v2 find it through NLPF_MINILM_DIR (tools/fetch_minilm.sh fills .cache/minilm).
