@@ -1,6 +1,7 @@
 // Device discovery and --device resolution; holds the project's one #if NLPF_WITH_CUDA.
 #include "backend/device.h"
 
+#include "backend/context.h"
 #include <fstream>
 #include <string>
 
@@ -107,6 +108,20 @@ void cuda_synchronize(int device_index) {
   cuda::synchronize(device_index);
 #else
   NLPF_THROW(ErrorCode::UNSUPPORTED, "synchronize cuda:", device_index, ": this nlpf was built without CUDA");
+#endif
+}
+
+std::unique_ptr<ExecutionContext> make_execution_context(Device device) {
+  if (device.type == DeviceType::CPU) {
+    NLPF_THROW(ErrorCode::INTERNAL, "make_execution_context: the CPU has one shared context (cpu_context())");
+  }
+#if NLPF_WITH_CUDA
+  const size_t count = cuda_devices().size();
+  NLPF_CHECK(static_cast<size_t>(device.index) < count, ErrorCode::UNSUPPORTED, device_string(device), ": ",
+             count, " CUDA device(s) visible");
+  return cuda::make_cuda_context(device.index);
+#else
+  NLPF_THROW(ErrorCode::UNSUPPORTED, device_string(device), ": this nlpf was built without CUDA");
 #endif
 }
 

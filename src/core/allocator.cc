@@ -11,6 +11,9 @@ namespace nlpf {
 void* Allocator::allocate(size_t bytes) {
   if (bytes == 0) return nullptr;
   void* ptr = raw_allocate(bytes);
+  NLPF_CHECK(ptr != nullptr, ErrorCode::OUT_OF_MEMORY, "out of ",
+             device_.type == DeviceType::CPU ? "host" : "GPU", " memory allocating ", bytes, " bytes (",
+             bytes >> 20, " MiB) with ", current_bytes() >> 20, " MiB in use");
   const size_t now = current_bytes_.fetch_add(bytes) + bytes;
   size_t peak = peak_bytes_.load();
   while (now > peak && !peak_bytes_.compare_exchange_weak(peak, now)) {
@@ -27,22 +30,21 @@ void Allocator::deallocate(void* ptr, size_t bytes) {
 namespace {
 
 class HostAllocator final : public Allocator {
+ public:
+  HostAllocator() : Allocator(Device{DeviceType::CPU, 0}) {}
+
  protected:
   void* raw_allocate(size_t bytes) override {
     constexpr size_t kAlignment = 64;
-    void* ptr = std::aligned_alloc(kAlignment, (bytes + kAlignment - 1) / kAlignment * kAlignment);
-    if (ptr == nullptr) NLPF_THROW(ErrorCode::IO, "out of host memory allocating ", bytes, " bytes");
-    return ptr;
+    return std::aligned_alloc(kAlignment, (bytes + kAlignment - 1) / kAlignment * kAlignment);
   }
   void raw_deallocate(void* ptr) override { std::free(ptr); }
 };
 
 }  // namespace
 
-Allocator& allocator_for(Device device) {
+Allocator& host_allocator() {
   static HostAllocator host;
-  NLPF_CHECK(device.type == DeviceType::CPU, ErrorCode::UNSUPPORTED,
-             "no allocator for CUDA devices in this build yet");
   return host;
 }
 

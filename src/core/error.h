@@ -17,6 +17,7 @@ enum class ErrorCode {
   CUDA,
   CUBLAS,
   NVML,
+  OUT_OF_MEMORY,  // a device (or host) allocation failed: the message names the size asked for
   NUMERIC,      // NaN/Inf where a finite value is required
   INTERRUPTED,  // Ctrl-C
   INTERNAL,     // a broken invariant (a bug)

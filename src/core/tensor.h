@@ -1,5 +1,8 @@
-// Tensor: dtype, shape (row-major, contiguous), device and a shared buffer from the device's allocator.
-// Copies share the buffer (like a handle); clone() copies the data. Shapes use int64_t, bytes size_t.
+// Tensor: dtype, shape (row-major, contiguous), and a byte offset into a shared buffer that keeps the
+// allocator it came from (host, or a CUDA context's). Copies share the buffer (like a handle); view() gives a
+// tensor over part of it (a packed QKV weight's Q rows, a max-shape workspace's [B, T] prefix); clone()
+// copies the data. Host-side data access (clone, to, zeros) is for host tensors; device tensors are filled and
+// copied through backend/copy.h. Shapes use int64_t, bytes size_t.
 #pragma once
 
 #include <cstdint>
@@ -20,17 +23,17 @@ int64_t shape_numel(const Shape& shape);
 
 class Buffer {
  public:
-  Buffer(Device device, size_t bytes);
+  Buffer(Allocator& allocator, size_t bytes);
   ~Buffer();
   Buffer(const Buffer&) = delete;
   Buffer& operator=(const Buffer&) = delete;
   void* data() { return data_; }
   const void* data() const { return data_; }
   size_t bytes() const { return bytes_; }
-  Device device() const { return device_; }
+  Device device() const { return allocator_.device(); }
 
  private:
-  Device device_;
+  Allocator& allocator_;
   size_t bytes_;
   void* data_;
 };
@@ -47,8 +50,11 @@ constexpr DType dtype_of<int64_t>() { return DType::I64; }
 class Tensor {
  public:
   Tensor() = default;
-  static Tensor empty(DType dtype, Shape shape, Device device = {});
-  static Tensor zeros(DType dtype, Shape shape, Device device = {});
+  // Host tensors (the CPU engine's).
+  static Tensor empty(DType dtype, Shape shape);
+  static Tensor zeros(DType dtype, Shape shape);
+  // A tensor from `allocator` (a CUDA context's for device memory; contents undefined).
+  static Tensor empty(DType dtype, Shape shape, Allocator& allocator);
 
   bool defined() const { return buffer_ != nullptr || numel_ == 0; }
   DType dtype() const { return dtype_; }
@@ -58,9 +64,10 @@ class Tensor {
   int64_t numel() const { return numel_; }
   size_t nbytes() const { return static_cast<size_t>(numel_) * dtype_size(dtype_); }
   Device device() const { return buffer_ ? buffer_->device() : Device{}; }
+  size_t byte_offset() const { return offset_; }
 
-  void* raw_data() { return buffer_ ? buffer_->data() : nullptr; }
-  const void* raw_data() const { return buffer_ ? buffer_->data() : nullptr; }
+  void* raw_data() { return buffer_ ? static_cast<char*>(buffer_->data()) + offset_ : nullptr; }
+  const void* raw_data() const { return buffer_ ? static_cast<const char*>(buffer_->data()) + offset_ : nullptr; }
   template <typename T>
   T* data() {
     check_dtype(dtype_of<T>());
@@ -80,10 +87,16 @@ class Tensor {
   Tensor to(DType dtype) const;
   // Same buffer, new shape with the same number of elements.
   Tensor reshape(Shape shape) const;
+  // A tensor of `dtype` and `shape` over this one's storage from `byte_offset` on (relative to this tensor's
+  // own start); INVALID_ARGUMENT when it would reach past this tensor's bytes or is misaligned for `dtype`.
+  Tensor view(DType dtype, Shape shape, size_t byte_offset = 0) const;
+  Tensor view(Shape shape, size_t byte_offset = 0) const { return view(dtype_, std::move(shape), byte_offset); }
 
  private:
   void check_dtype(DType expected) const;
+  void check_host(const char* what) const;
   std::shared_ptr<Buffer> buffer_;
+  size_t offset_ = 0;  // bytes from the buffer's start
   DType dtype_ = DType::F32;
   Shape shape_;
   int64_t numel_ = 0;

@@ -164,7 +164,7 @@ Phase1Result run_phase1(const Phase1Settings& s) {
     BertForSequenceClassification measured(checkpoint);
     measured.drop_gradients();
     mark("measure epoch " + std::to_string(epoch.epoch));
-    Allocator& allocator = allocator_for(device);
+    Allocator& allocator = host_allocator();  // the CPU engine's; a CUDA run measures its context's
     allocator.reset_peak();
     const Workload workload = [&]() {
       NLPF_CHECK(!interrupt_flag().load(), ErrorCode::INTERRUPTED,

@@ -373,7 +373,7 @@ Phase2Result run_phase2(const Phase2Settings& s) {
       }
       model->drop_gradients();
       model->set_inference_precision(parse_precision(point.precision));
-      Allocator& allocator = allocator_for(device);
+      Allocator& allocator = host_allocator();  // the CPU engine's; a CUDA run measures its context's
       allocator.reset_peak();
       const Workload workload = [&]() {
         NLPF_CHECK(!interrupt_flag().load(), ErrorCode::INTERRUPTED,

@@ -49,13 +49,13 @@ void check_dropout_p(double p, const char* name) {
 }
 
 // The keep mask of one dropout site, or nullptr when p = 0 (no dropout at all, as HF with p = 0).
-const Tensor* make_mask(Tensor& keep, double p, uint64_t seed, uint64_t step, uint64_t site) {
+const Tensor* make_mask(ExecutionContext& ctx, Tensor& keep, double p, uint64_t seed, uint64_t step, uint64_t site) {
   if (p == 0) return nullptr;
   NLPF_CHECK(static_cast<uint64_t>(keep.numel()) <= (uint64_t{1} << kSiteStreamBits), ErrorCode::UNSUPPORTED,
              "dropout mask ", shape_string(keep.shape()),
              " exceeds the 2^32 stream "
              "indices of one dropout site");
-  ops::dropout_mask(keep, p, seed, dropout_offset(step, site));
+  ops::dropout_mask(ctx, keep, p, seed, dropout_offset(step, site));
   return &keep;
 }
 
@@ -248,31 +248,31 @@ void BertForSequenceClassification::layer_forward(int64_t layer, const Tensor& x
   const double hidden_p = train ? dropout_.hidden_p : 0.0, attention_p = train ? dropout_.attention_p : 0.0;
   const uint64_t seed = dropout_.seed;
 
-  ops::linear_forward(a.q, x, w.q_w, w.q_b);
-  ops::linear_forward(a.k, x, w.k_w, w.k_b);
-  ops::linear_forward(a.v, x, w.v_w, w.v_b);
-  const Tensor* attention_keep = make_mask(s.attention_keep, attention_p, seed, step,
+  ops::linear_forward(*ctx_, a.q, x, w.q_w, w.q_b);
+  ops::linear_forward(*ctx_, a.k, x, w.k_w, w.k_b);
+  ops::linear_forward(*ctx_, a.v, x, w.v_w, w.v_b);
+  const Tensor* attention_keep = make_mask(*ctx_, s.attention_keep, attention_p, seed, step,
                                            layer_dropout_site(layer, DropoutSite::ATTENTION_PROBS));
-  ops::attention_forward(a.context, a.probs, a.q, a.k, a.v, attention_mask, config_.num_attention_heads,
+  ops::attention_forward(*ctx_, a.context, a.probs, a.q, a.k, a.v, attention_mask, config_.num_attention_heads,
                          {attention_keep, attention_p});
 
-  ops::linear_forward(a.sum1, a.context, w.attn_out_w, w.attn_out_b);
-  if (const Tensor* keep = make_mask(s.hidden_keep, hidden_p, seed, step,
+  ops::linear_forward(*ctx_, a.sum1, a.context, w.attn_out_w, w.attn_out_b);
+  if (const Tensor* keep = make_mask(*ctx_, s.hidden_keep, hidden_p, seed, step,
                                      layer_dropout_site(layer, DropoutSite::ATTENTION_OUTPUT))) {
-    ops::dropout_forward(a.sum1, a.sum1, *keep, hidden_p);
+    ops::dropout_forward(*ctx_, a.sum1, a.sum1, *keep, hidden_p);
   }
-  ops::add_forward(a.sum1, a.sum1, x);
-  ops::layer_norm_forward(a.h1, a.mean1, a.rstd1, a.sum1, w.ln1_w, w.ln1_b, eps);
+  ops::add_forward(*ctx_, a.sum1, a.sum1, x);
+  ops::layer_norm_forward(*ctx_, a.h1, a.mean1, a.rstd1, a.sum1, w.ln1_w, w.ln1_b, eps);
 
-  ops::linear_forward(a.inter, a.h1, w.inter_w, w.inter_b);
-  ops::gelu_forward(s.gelu_out, a.inter);
-  ops::linear_forward(a.sum2, s.gelu_out, w.out_w, w.out_b);
-  if (const Tensor* keep = make_mask(s.hidden_keep, hidden_p, seed, step,
+  ops::linear_forward(*ctx_, a.inter, a.h1, w.inter_w, w.inter_b);
+  ops::gelu_forward(*ctx_, s.gelu_out, a.inter);
+  ops::linear_forward(*ctx_, a.sum2, s.gelu_out, w.out_w, w.out_b);
+  if (const Tensor* keep = make_mask(*ctx_, s.hidden_keep, hidden_p, seed, step,
                                      layer_dropout_site(layer, DropoutSite::FEED_FORWARD_OUTPUT))) {
-    ops::dropout_forward(a.sum2, a.sum2, *keep, hidden_p);
+    ops::dropout_forward(*ctx_, a.sum2, a.sum2, *keep, hidden_p);
   }
-  ops::add_forward(a.sum2, a.sum2, a.h1);
-  ops::layer_norm_forward(a.h2, a.mean2, a.rstd2, a.sum2, w.ln2_w, w.ln2_b, eps);
+  ops::add_forward(*ctx_, a.sum2, a.sum2, a.h1);
+  ops::layer_norm_forward(*ctx_, a.h2, a.mean2, a.rstd2, a.sum2, w.ln2_w, w.ln2_b, eps);
 }
 
 ModelOutput BertForSequenceClassification::forward(const Batch& batch, ForwardMode mode, uint64_t step) {
@@ -355,13 +355,13 @@ ModelOutput BertForSequenceClassification::forward(const Batch& batch, ForwardMo
     act.emb_mean = eval_buffers_->emb_mean;
     act.emb_rstd = eval_buffers_->emb_rstd;
   }
-  ops::embeddings_forward(act.emb_sum, act.input_ids, act.token_type_ids, p_.word, p_.position,
+  ops::embeddings_forward(*ctx_, act.emb_sum, act.input_ids, act.token_type_ids, p_.word, p_.position,
                           p_.token_type);
-  ops::layer_norm_forward(hidden, act.emb_mean, act.emb_rstd, act.emb_sum, p_.emb_ln_w, p_.emb_ln_b,
+  ops::layer_norm_forward(*ctx_, hidden, act.emb_mean, act.emb_rstd, act.emb_sum, p_.emb_ln_w, p_.emb_ln_b,
                           config_.layer_norm_eps);
   if (const Tensor* keep =
-          make_mask(s.hidden_keep, hidden_p, dropout_.seed, step, embeddings_dropout_site())) {
-    ops::dropout_forward(hidden, hidden, *keep, hidden_p);
+          make_mask(*ctx_, s.hidden_keep, hidden_p, dropout_.seed, step, embeddings_dropout_site())) {
+    ops::dropout_forward(*ctx_, hidden, hidden, *keep, hidden_p);
   }
   act.emb_out = hidden;
 
@@ -381,23 +381,23 @@ ModelOutput BertForSequenceClassification::forward(const Batch& batch, ForwardMo
   // Pooler (dense + tanh on token 0, HF's BertPooler) -> dropout -> classifier.
   act.pooler_in = f32({B, C});
   act.pooled = f32({B, C});
-  ops::token_select_forward(act.pooler_in, *x, 0);
-  ops::linear_forward(act.pooled, act.pooler_in, p_.pooler_w, p_.pooler_b);
-  ops::tanh_forward(act.pooled, act.pooled);
+  ops::token_select_forward(*ctx_, act.pooler_in, *x, 0);
+  ops::linear_forward(*ctx_, act.pooled, act.pooler_in, p_.pooler_w, p_.pooler_b);
+  ops::tanh_forward(*ctx_, act.pooled, act.pooled);
   act.classifier_in = act.pooled;
   const double classifier_p = train ? dropout_.classifier_p : 0.0;
   if (classifier_p > 0) {
     Tensor keep = f32({B, C});
-    make_mask(keep, classifier_p, dropout_.seed, step, classifier_dropout_site());
+    make_mask(*ctx_, keep, classifier_p, dropout_.seed, step, classifier_dropout_site());
     act.classifier_in = f32({B, C});
-    ops::dropout_forward(act.classifier_in, act.pooled, keep, classifier_p);
+    ops::dropout_forward(*ctx_, act.classifier_in, act.pooled, keep, classifier_p);
   }
   ModelOutput output;
   output.logits = f32({B, NL});
-  ops::linear_forward(output.logits, act.classifier_in, p_.classifier_w, p_.classifier_b);
+  ops::linear_forward(*ctx_, output.logits, act.classifier_in, p_.classifier_w, p_.classifier_b);
   if (has_loss) {
     act.ce_probs = f32({B, NL});
-    output.loss = ops::cross_entropy_forward(act.ce_probs, output.logits, act.labels);
+    output.loss = ops::cross_entropy_forward(*ctx_, act.ce_probs, output.logits, act.labels);
   }
   if (train) saved_ = std::move(act);
   return output;
@@ -412,38 +412,38 @@ void BertForSequenceClassification::layer_backward(int64_t layer, Tensor& dh, co
   const uint64_t seed = dropout_.seed;
 
   // Output LayerNorm, then the residual: dh1 gets dsum2 directly and through the feed-forward block.
-  ops::layer_norm_backward(s.dsum, dw.ln2_w, dw.ln2_b, dh, a.sum2, w.ln2_w, a.mean2, a.rstd2);
+  ops::layer_norm_backward(*ctx_, s.dsum, dw.ln2_w, dw.ln2_b, dh, a.sum2, w.ln2_w, a.mean2, a.rstd2);
   const Tensor* dy = &s.dsum;
-  if (const Tensor* keep = make_mask(s.forward.hidden_keep, hidden_p, seed, step,
+  if (const Tensor* keep = make_mask(*ctx_, s.forward.hidden_keep, hidden_p, seed, step,
                                      layer_dropout_site(layer, DropoutSite::FEED_FORWARD_OUTPUT))) {
-    ops::dropout_backward(s.dtmp, s.dsum, *keep, hidden_p);
+    ops::dropout_backward(*ctx_, s.dtmp, s.dsum, *keep, hidden_p);
     dy = &s.dtmp;
   }
-  ops::gelu_forward(s.forward.gelu_out, a.inter);  // recomputed rather than kept (bert_model.h: Memory)
-  ops::linear_backward(s.dinter, dw.out_w, dw.out_b, *dy, s.forward.gelu_out, w.out_w);
-  ops::gelu_backward(s.dinter, s.dinter, a.inter);
-  ops::linear_backward(dh, dw.inter_w, dw.inter_b, s.dinter, a.h1, w.inter_w);
-  ops::add_forward(dh, dh, s.dsum);
+  ops::gelu_forward(*ctx_, s.forward.gelu_out, a.inter);  // recomputed rather than kept (bert_model.h: Memory)
+  ops::linear_backward(*ctx_, s.dinter, dw.out_w, dw.out_b, *dy, s.forward.gelu_out, w.out_w);
+  ops::gelu_backward(*ctx_, s.dinter, s.dinter, a.inter);
+  ops::linear_backward(*ctx_, dh, dw.inter_w, dw.inter_b, s.dinter, a.h1, w.inter_w);
+  ops::add_forward(*ctx_, dh, dh, s.dsum);
 
   // Attention LayerNorm, then the residual: dx gets dsum1 directly and through q, k and v.
-  ops::layer_norm_backward(s.dsum, dw.ln1_w, dw.ln1_b, dh, a.sum1, w.ln1_w, a.mean1, a.rstd1);
+  ops::layer_norm_backward(*ctx_, s.dsum, dw.ln1_w, dw.ln1_b, dh, a.sum1, w.ln1_w, a.mean1, a.rstd1);
   dy = &s.dsum;
-  if (const Tensor* keep = make_mask(s.forward.hidden_keep, hidden_p, seed, step,
+  if (const Tensor* keep = make_mask(*ctx_, s.forward.hidden_keep, hidden_p, seed, step,
                                      layer_dropout_site(layer, DropoutSite::ATTENTION_OUTPUT))) {
-    ops::dropout_backward(s.dtmp, s.dsum, *keep, hidden_p);
+    ops::dropout_backward(*ctx_, s.dtmp, s.dsum, *keep, hidden_p);
     dy = &s.dtmp;
   }
-  ops::linear_backward(s.dcontext, dw.attn_out_w, dw.attn_out_b, *dy, a.context, w.attn_out_w);
-  const Tensor* attention_keep = make_mask(s.forward.attention_keep, attention_p, seed, step,
+  ops::linear_backward(*ctx_, s.dcontext, dw.attn_out_w, dw.attn_out_b, *dy, a.context, w.attn_out_w);
+  const Tensor* attention_keep = make_mask(*ctx_, s.forward.attention_keep, attention_p, seed, step,
                                            layer_dropout_site(layer, DropoutSite::ATTENTION_PROBS));
-  ops::attention_backward(s.dq, s.dk, s.dv, s.dcontext, a.q, a.k, a.v, attention_mask, a.probs,
+  ops::attention_backward(*ctx_, s.dq, s.dk, s.dv, s.dcontext, a.q, a.k, a.v, attention_mask, a.probs,
                           config_.num_attention_heads, {attention_keep, attention_p});
-  ops::linear_backward(dh, dw.q_w, dw.q_b, s.dq, x, w.q_w);
-  ops::add_forward(dh, dh, s.dsum);
-  ops::linear_backward(s.dtmp, dw.k_w, dw.k_b, s.dk, x, w.k_w);
-  ops::add_forward(dh, dh, s.dtmp);
-  ops::linear_backward(s.dtmp, dw.v_w, dw.v_b, s.dv, x, w.v_w);
-  ops::add_forward(dh, dh, s.dtmp);
+  ops::linear_backward(*ctx_, dh, dw.q_w, dw.q_b, s.dq, x, w.q_w);
+  ops::add_forward(*ctx_, dh, dh, s.dsum);
+  ops::linear_backward(*ctx_, s.dtmp, dw.k_w, dw.k_b, s.dk, x, w.k_w);
+  ops::add_forward(*ctx_, dh, dh, s.dtmp);
+  ops::linear_backward(*ctx_, s.dtmp, dw.v_w, dw.v_b, s.dv, x, w.v_w);
+  ops::add_forward(*ctx_, dh, dh, s.dtmp);
 }
 
 void BertForSequenceClassification::backward(double dloss) {
@@ -458,18 +458,18 @@ void BertForSequenceClassification::backward(double dloss) {
 
   // Classifier, dropout, pooler.
   Tensor dlogits = f32(act.ce_probs.shape());
-  ops::cross_entropy_backward(dlogits, act.ce_probs, act.labels, dloss);
+  ops::cross_entropy_backward(*ctx_, dlogits, act.ce_probs, act.labels, dloss);
   Tensor dpooled = f32({B, C});
-  ops::linear_backward(dpooled, dp_.classifier_w, dp_.classifier_b, dlogits, act.classifier_in,
+  ops::linear_backward(*ctx_, dpooled, dp_.classifier_w, dp_.classifier_b, dlogits, act.classifier_in,
                        p_.classifier_w);
   if (dropout_.classifier_p > 0) {
     Tensor keep = f32({B, C});
-    make_mask(keep, dropout_.classifier_p, seed, step, classifier_dropout_site());
-    ops::dropout_backward(dpooled, dpooled, keep, dropout_.classifier_p);
+    make_mask(*ctx_, keep, dropout_.classifier_p, seed, step, classifier_dropout_site());
+    ops::dropout_backward(*ctx_, dpooled, dpooled, keep, dropout_.classifier_p);
   }
-  ops::tanh_backward(dpooled, dpooled, act.pooled);
+  ops::tanh_backward(*ctx_, dpooled, dpooled, act.pooled);
   Tensor dpooler_in = f32({B, C});
-  ops::linear_backward(dpooler_in, dp_.pooler_w, dp_.pooler_b, dpooled, act.pooler_in, p_.pooler_w);
+  ops::linear_backward(*ctx_, dpooler_in, dp_.pooler_w, dp_.pooler_b, dpooled, act.pooler_in, p_.pooler_w);
 
   BackwardScratch s;
   for (Tensor* t : {&s.dsum, &s.dtmp, &s.dq, &s.dk, &s.dv, &s.dcontext}) *t = f32({B, T, C});
@@ -479,7 +479,7 @@ void BertForSequenceClassification::backward(double dloss) {
   if (dropout_.attention_p > 0) s.forward.attention_keep = f32({B, NH, T, T});
 
   Tensor dh = f32({B, T, C});
-  ops::token_select_backward(dh, dpooler_in, 0);
+  ops::token_select_backward(*ctx_, dh, dpooler_in, 0);
   for (int64_t l = L - 1; l >= 0; --l) {
     const Tensor& x = l == 0 ? act.emb_out : act.layers[l - 1].h2;
     layer_backward(l, dh, x, act.layers[l], act.attention_mask, step, s);
@@ -487,12 +487,12 @@ void BertForSequenceClassification::backward(double dloss) {
 
   // Embeddings: dropout, LayerNorm, lookup.
   if (const Tensor* keep =
-          make_mask(s.forward.hidden_keep, dropout_.hidden_p, seed, step, embeddings_dropout_site())) {
-    ops::dropout_backward(dh, dh, *keep, dropout_.hidden_p);
+          make_mask(*ctx_, s.forward.hidden_keep, dropout_.hidden_p, seed, step, embeddings_dropout_site())) {
+    ops::dropout_backward(*ctx_, dh, dh, *keep, dropout_.hidden_p);
   }
-  ops::layer_norm_backward(s.dsum, dp_.emb_ln_w, dp_.emb_ln_b, dh, act.emb_sum, p_.emb_ln_w, act.emb_mean,
+  ops::layer_norm_backward(*ctx_, s.dsum, dp_.emb_ln_w, dp_.emb_ln_b, dh, act.emb_sum, p_.emb_ln_w, act.emb_mean,
                            act.emb_rstd);
-  ops::embeddings_backward(dp_.word, dp_.position, dp_.token_type, s.dsum, act.input_ids, act.token_type_ids);
+  ops::embeddings_backward(*ctx_, dp_.word, dp_.position, dp_.token_type, s.dsum, act.input_ids, act.token_type_ids);
 }
 
 }  // namespace nlpf

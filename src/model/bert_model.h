@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "backend/context.h"
 #include "backend/precision.h"
 #include "core/tensor.h"
 #include "model/bert_config.h"
@@ -174,6 +175,7 @@ class BertForSequenceClassification {
     Tensor hidden, emb_mean, emb_rstd;
   };
 
+  ExecutionContext* ctx_ = &cpu_context();  // the CPU engine; the CUDA engine is its own class
   BertConfig config_;
   DropoutSettings dropout_;
   std::map<std::string, Tensor> parameters_;

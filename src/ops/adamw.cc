@@ -1,13 +1,13 @@
 // adamw_update: argument checks and device dispatch (kernel in adamw_cpu.cc).
 #include "ops/adamw.h"
-
+#include "ops/adamw_cpu.h"
 #include <cmath>
 
 #include "ops/op_util.h"
 
 namespace nlpf::ops {
 
-void adamw_update(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, const AdamWConfig& config,
+void adamw_update(ExecutionContext& ctx, Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, const AdamWConfig& config,
                   int64_t step, WeightDecay decay) {
   constexpr const char* kOp = "adamw_update";
   NLPF_CHECK(step >= 1, ErrorCode::INVALID_ARGUMENT, kOp, ": step = ", step, ", expected >= 1");
@@ -20,7 +20,7 @@ void adamw_update(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, const
   NLPF_CHECK(config.weight_decay >= 0, ErrorCode::INVALID_ARGUMENT, kOp,
              ": weight_decay = ", config.weight_decay, " is negative");
   const Device device =
-      detail::check_elementwise(kOp, {{"grad", &grad}, {"param", &param}, {"m", &m}, {"v", &v}});
+      detail::check_elementwise(kOp, ctx, {{"grad", &grad}, {"param", &param}, {"m", &m}, {"v", &v}});
   const double weight_decay = decay == WeightDecay::APPLY ? config.weight_decay : 0.0;
   switch (device.type) {
     case DeviceType::CPU:

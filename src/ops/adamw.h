@@ -4,6 +4,7 @@
 
 #include <cstdint>
 
+#include "backend/context.h"
 #include "core/tensor.h"
 
 namespace nlpf::ops {
@@ -23,16 +24,7 @@ enum class WeightDecay { APPLY, SKIP };
 // included), as torch's state["step"] after its increment. In order, as torch's single-tensor AdamW:
 //   param *= 1 - lr wd;  m += (1 - beta1)(g - m);  v = beta2 v + (1 - beta2) g^2;
 //   param -= lr / (1 - beta1^step) * m / (sqrt(v) / sqrt(1 - beta2^step) + eps).
-void adamw_update(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, const AdamWConfig& config,
+void adamw_update(ExecutionContext& ctx, Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, const AdamWConfig& config,
                   int64_t step, WeightDecay decay);
 
 }  // namespace nlpf::ops
-
-namespace nlpf::cpu {
-
-// param, grad, m, v [N]; weight_decay is 0 for a parameter without decay.
-template <typename Real>
-void adamw_update(Real* param, const Real* grad, Real* m, Real* v, int64_t N, double lr, double beta1,
-                  double beta2, double eps, double weight_decay, int64_t step);
-
-}  // namespace nlpf::cpu

@@ -2,7 +2,7 @@
 // scalars rounded to Real, as torch's CPU kernels do for a float32 parameter.
 #include <cmath>
 
-#include "ops/adamw.h"
+#include "ops/adamw_cpu.h"
 
 namespace nlpf::cpu {
 

@@ -1,13 +1,13 @@
 // add_forward: argument checks and device dispatch (kernel in add_cpu.cc).
 #include "ops/add.h"
-
+#include "ops/add_cpu.h"
 #include "ops/op_util.h"
 
 namespace nlpf::ops {
 
-void add_forward(Tensor& out, const Tensor& a, const Tensor& b) {
+void add_forward(ExecutionContext& ctx, Tensor& out, const Tensor& a, const Tensor& b) {
   constexpr const char* kOp = "add_forward";
-  switch (detail::check_elementwise(kOp, {{"a", &a}, {"b", &b}, {"out", &out}}).type) {
+  switch (detail::check_elementwise(kOp, ctx, {{"a", &a}, {"b", &b}, {"out", &out}}).type) {
     case DeviceType::CPU:
       cpu::add_forward(out.data<float>(), a.data<float>(), b.data<float>(), a.numel());
       return;

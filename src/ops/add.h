@@ -5,18 +5,12 @@
 
 #include <cstdint>
 
+#include "backend/context.h"
 #include "core/tensor.h"
 
 namespace nlpf::ops {
 
 // out = a + b; a, b, out: same shape, f32; out may be a or b.
-void add_forward(Tensor& out, const Tensor& a, const Tensor& b);
+void add_forward(ExecutionContext& ctx, Tensor& out, const Tensor& a, const Tensor& b);
 
 }  // namespace nlpf::ops
-
-namespace nlpf::cpu {
-
-template <typename Real>
-void add_forward(Real* out, const Real* a, const Real* b, int64_t N);
-
-}  // namespace nlpf::cpu

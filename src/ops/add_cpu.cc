@@ -1,5 +1,5 @@
 // CPU reference of the elementwise sum, templated over float and double (out may alias an input).
-#include "ops/add.h"
+#include "ops/add_cpu.h"
 
 namespace nlpf::cpu {
 

@@ -1,7 +1,7 @@
 // attention_forward / attention_backward: argument checks and device dispatch (kernels in attention_cpu.cc).
 // Activation gradients overwrite (=).
 #include "ops/attention.h"
-
+#include "ops/attention_cpu.h"
 #include "ops/op_util.h"
 
 namespace nlpf::ops {
@@ -11,7 +11,7 @@ struct Dims {
   int64_t B, T, C, NH, HS;
 };
 
-Dims check_inputs(const char* op, const Tensor& q, const Tensor& k, const Tensor& v,
+Dims check_inputs(const ExecutionContext& ctx, const char* op, const Tensor& q, const Tensor& k, const Tensor& v,
                   const Tensor& attention_mask, const Tensor& probs, int64_t NH,
                   const AttentionDropout& dropout) {
   detail::check_dtype(op, "q", q, DType::F32);
@@ -33,7 +33,7 @@ Dims check_inputs(const char* op, const Tensor& q, const Tensor& k, const Tensor
   if (dropout.keep != nullptr) {
     detail::check_dtype(op, "keep", *dropout.keep, DType::F32);
     detail::check_shape(op, "keep", *dropout.keep, {d.B, NH, d.T, d.T});
-    detail::common_device(op, {{"q", &q}, {"keep", dropout.keep}});
+    detail::common_device(op, ctx, {{"q", &q}, {"keep", dropout.keep}});
   }
   return d;
 }
@@ -44,13 +44,13 @@ const float* keep_data(const AttentionDropout& dropout) {
 
 }  // namespace
 
-void attention_forward(Tensor& out, Tensor& probs, const Tensor& q, const Tensor& k, const Tensor& v,
+void attention_forward(ExecutionContext& ctx, Tensor& out, Tensor& probs, const Tensor& q, const Tensor& k, const Tensor& v,
                        const Tensor& attention_mask, int64_t NH, AttentionDropout dropout) {
   constexpr const char* kOp = "attention_forward";
-  const Dims d = check_inputs(kOp, q, k, v, attention_mask, probs, NH, dropout);
+  const Dims d = check_inputs(ctx, kOp, q, k, v, attention_mask, probs, NH, dropout);
   detail::check_dtype(kOp, "out", out, DType::F32);
   detail::check_shape(kOp, "out", out, q.shape());
-  const Device device = detail::common_device(kOp, {{"out", &out},
+  const Device device = detail::common_device(kOp, ctx, {{"out", &out},
                                                     {"probs", &probs},
                                                     {"q", &q},
                                                     {"k", &k},
@@ -67,11 +67,11 @@ void attention_forward(Tensor& out, Tensor& probs, const Tensor& q, const Tensor
   }
 }
 
-void attention_backward(Tensor& dq, Tensor& dk, Tensor& dv, const Tensor& dout, const Tensor& q,
+void attention_backward(ExecutionContext& ctx, Tensor& dq, Tensor& dk, Tensor& dv, const Tensor& dout, const Tensor& q,
                         const Tensor& k, const Tensor& v, const Tensor& attention_mask, const Tensor& probs,
                         int64_t NH, AttentionDropout dropout) {
   constexpr const char* kOp = "attention_backward";
-  const Dims d = check_inputs(kOp, q, k, v, attention_mask, probs, NH, dropout);
+  const Dims d = check_inputs(ctx, kOp, q, k, v, attention_mask, probs, NH, dropout);
   detail::check_dtype(kOp, "dout", dout, DType::F32);
   detail::check_shape(kOp, "dout", dout, q.shape());
   detail::check_dtype(kOp, "dq", dq, DType::F32);
@@ -80,7 +80,7 @@ void attention_backward(Tensor& dq, Tensor& dk, Tensor& dv, const Tensor& dout, 
   detail::check_shape(kOp, "dk", dk, q.shape());
   detail::check_dtype(kOp, "dv", dv, DType::F32);
   detail::check_shape(kOp, "dv", dv, q.shape());
-  const Device device = detail::common_device(kOp, {{"dq", &dq},
+  const Device device = detail::common_device(kOp, ctx, {{"dq", &dq},
                                                     {"dk", &dk},
                                                     {"dv", &dv},
                                                     {"dout", &dout},

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 
+#include "backend/context.h"
 #include "core/tensor.h"
 
 namespace nlpf::ops {
@@ -21,26 +22,12 @@ struct AttentionDropout {
 // [B,T] i32 (1 = token, 0 = padding). Saves probs [B,NH,T,T]. HF adds finfo.min to the scores of padded
 // keys; the effect, reproduced exactly here, is probability 0 for padded keys, and, in a sequence whose
 // keys are all padding, the uniform 1/T (HF's finfo.min absorbs the scores) with no gradient to q, k.
-void attention_forward(Tensor& out, Tensor& probs, const Tensor& q, const Tensor& k, const Tensor& v,
+void attention_forward(ExecutionContext& ctx, Tensor& out, Tensor& probs, const Tensor& q, const Tensor& k, const Tensor& v,
                        const Tensor& attention_mask, int64_t NH, AttentionDropout dropout = {});
 
 // dq, dk, dv [B,T,C] (=) from dout [B,T,C] and the forward's q, k, v, attention_mask, probs and dropout.
-void attention_backward(Tensor& dq, Tensor& dk, Tensor& dv, const Tensor& dout, const Tensor& q,
+void attention_backward(ExecutionContext& ctx, Tensor& dq, Tensor& dk, Tensor& dv, const Tensor& dout, const Tensor& q,
                         const Tensor& k, const Tensor& v, const Tensor& attention_mask, const Tensor& probs,
                         int64_t NH, AttentionDropout dropout = {});
 
 }  // namespace nlpf::ops
-
-namespace nlpf::cpu {
-
-// Reference kernels (Real = float or double); keep may be null (no dropout), keep_scale = 1 / (1 - p).
-template <typename Real>
-void attention_forward(Real* out, Real* probs, const Real* q, const Real* k, const Real* v,
-                       const int32_t* mask, const Real* keep, Real keep_scale, int64_t B, int64_t T,
-                       int64_t NH, int64_t HS);
-template <typename Real>
-void attention_backward(Real* dq, Real* dk, Real* dv, const Real* dout, const Real* q, const Real* k,
-                        const Real* v, const int32_t* mask, const Real* probs, const Real* keep,
-                        Real keep_scale, int64_t B, int64_t T, int64_t NH, int64_t HS);
-
-}  // namespace nlpf::cpu

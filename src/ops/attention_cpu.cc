@@ -15,7 +15,7 @@
 #include "backend/cpu/blas.h"
 #include "backend/cpu/vector_math.h"
 #include "core/error.h"
-#include "ops/attention.h"
+#include "ops/attention_cpu.h"
 
 namespace nlpf::cpu {
 namespace {

@@ -1,6 +1,6 @@
 // clip_grad_norm: argument checks and device dispatch (kernels in clip_grad_norm_cpu.cc).
 #include "ops/clip_grad_norm.h"
-
+#include "ops/clip_grad_norm_cpu.h"
 #include <cmath>
 #include <string>
 
@@ -8,14 +8,14 @@
 
 namespace nlpf::ops {
 
-double clip_grad_norm(std::span<Tensor> grads, double max_norm) {
+double clip_grad_norm(ExecutionContext& ctx, std::span<Tensor> grads, double max_norm) {
   constexpr const char* kOp = "clip_grad_norm";
   NLPF_CHECK(max_norm > 0, ErrorCode::INVALID_ARGUMENT, kOp, ": max_norm = ", max_norm, ", expected > 0");
   if (grads.empty()) return 0.0;
   for (size_t i = 0; i < grads.size(); ++i) {
     const std::string name = "grads[" + std::to_string(i) + "]";
     detail::check_dtype(kOp, name.c_str(), grads[i], DType::F32);
-    detail::common_device(kOp, {{"grads[0]", &grads[0]}, {name.c_str(), &grads[i]}});
+    detail::common_device(kOp, ctx, {{"grads[0]", &grads[0]}, {name.c_str(), &grads[i]}});
   }
   switch (grads[0].device().type) {
     case DeviceType::CPU: {

@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <span>
 
+#include "backend/context.h"
 #include "core/tensor.h"
 
 namespace nlpf::ops {
@@ -12,17 +13,6 @@ namespace nlpf::ops {
 // Returns the norm before clipping (squares summed in double). The gradients (f32, any shapes, one device)
 // are scaled in place when max_norm / (norm + 1e-6) < 1. A non-finite norm leaves them untouched, so the
 // caller can skip the step (torch would multiply them by 0 and turn inf into NaN).
-double clip_grad_norm(std::span<Tensor> grads, double max_norm);
+double clip_grad_norm(ExecutionContext& ctx, std::span<Tensor> grads, double max_norm);
 
 }  // namespace nlpf::ops
-
-namespace nlpf::cpu {
-
-// Sum of squares of x [N] in double, in fixed blocks, so the result does not depend on the thread count.
-template <typename Real>
-double sum_squares(const Real* x, int64_t N);
-// x [N] *= scale.
-template <typename Real>
-void scale_inplace(Real* x, int64_t N, double scale);
-
-}  // namespace nlpf::cpu

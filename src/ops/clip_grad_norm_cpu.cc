@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <vector>
 
-#include "ops/clip_grad_norm.h"
+#include "ops/clip_grad_norm_cpu.h"
 
 namespace nlpf::cpu {
 

@@ -5,7 +5,7 @@
 #include <cmath>
 
 #include "core/error.h"
-#include "ops/cross_entropy.h"
+#include "ops/cross_entropy_cpu.h"
 
 namespace nlpf::cpu {
 namespace {

@@ -1,16 +1,16 @@
 // dropout_forward / dropout_backward: argument checks and device dispatch (kernel in dropout_cpu.cc).
 // Activation gradients overwrite (=).
 #include "ops/dropout.h"
-
+#include "ops/dropout_cpu.h"
 #include "ops/op_util.h"
 
 namespace nlpf::ops {
 namespace {
 
-void dropout_apply(const char* op, Tensor& out, const char* out_name, const Tensor& in, const char* in_name,
+void dropout_apply(ExecutionContext& ctx, const char* op, Tensor& out, const char* out_name, const Tensor& in, const char* in_name,
                    const Tensor& keep, double p) {
   NLPF_CHECK(p >= 0 && p < 1, ErrorCode::INVALID_ARGUMENT, op, ": p = ", p, " is outside [0, 1)");
-  const Device device = detail::check_elementwise(op, {{in_name, &in}, {"keep", &keep}, {out_name, &out}});
+  const Device device = detail::check_elementwise(op, ctx, {{in_name, &in}, {"keep", &keep}, {out_name, &out}});
   switch (device.type) {
     case DeviceType::CPU:
       cpu::dropout_forward(out.data<float>(), in.data<float>(), keep.data<float>(),
@@ -23,19 +23,19 @@ void dropout_apply(const char* op, Tensor& out, const char* out_name, const Tens
 
 }  // namespace
 
-void dropout_forward(Tensor& out, const Tensor& x, const Tensor& keep, double p) {
-  dropout_apply("dropout_forward", out, "out", x, "x", keep, p);
+void dropout_forward(ExecutionContext& ctx, Tensor& out, const Tensor& x, const Tensor& keep, double p) {
+  dropout_apply(ctx, "dropout_forward", out, "out", x, "x", keep, p);
 }
 
-void dropout_backward(Tensor& dx, const Tensor& dout, const Tensor& keep, double p) {
-  dropout_apply("dropout_backward", dx, "dx", dout, "dout", keep, p);
+void dropout_backward(ExecutionContext& ctx, Tensor& dx, const Tensor& dout, const Tensor& keep, double p) {
+  dropout_apply(ctx, "dropout_backward", dx, "dx", dout, "dout", keep, p);
 }
 
-void dropout_mask(Tensor& keep, double p, uint64_t seed, uint64_t offset) {
+void dropout_mask(ExecutionContext& ctx, Tensor& keep, double p, uint64_t seed, uint64_t offset) {
   constexpr const char* kOp = "dropout_mask";
   NLPF_CHECK(p >= 0 && p < 1, ErrorCode::INVALID_ARGUMENT, kOp, ": p = ", p, " is outside [0, 1)");
   detail::check_dtype(kOp, "keep", keep, DType::F32);
-  switch (keep.device().type) {
+  switch (detail::common_device(kOp, ctx, {{"keep", &keep}}).type) {
     case DeviceType::CPU:
       cpu::dropout_mask(keep.data<float>(), p, seed, offset, keep.numel());
       return;

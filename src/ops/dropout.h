@@ -6,30 +6,20 @@
 
 #include <cstdint>
 
+#include "backend/context.h"
 #include "core/tensor.h"
 
 namespace nlpf::ops {
 
 // out = x * keep / (1 - p); x, keep, out: same shape, f32, keep holding 0 or 1; 0 <= p < 1. out may be x.
-void dropout_forward(Tensor& out, const Tensor& x, const Tensor& keep, double p);
+void dropout_forward(ExecutionContext& ctx, Tensor& out, const Tensor& x, const Tensor& keep, double p);
 // dx (=) = dout * keep / (1 - p), with the forward's mask and p; dx may be dout.
-void dropout_backward(Tensor& dx, const Tensor& dout, const Tensor& keep, double p);
+void dropout_backward(ExecutionContext& ctx, Tensor& dx, const Tensor& dout, const Tensor& keep, double p);
 
 // keep (any shape, f32) [i] = 1 if philox_uniform(seed, offset + i) < 1 - p else 0 (core/random.h), i.e.
 // each element kept with probability 1 - p. The comparison is in float on exact values, so a CUDA kernel
 // drawing the same (seed, offset + i) makes the same mask. The caller advances offset by keep.numel()
 // (rounded up to a multiple of 4 if it wants masks to start on a Philox block) between masks.
-void dropout_mask(Tensor& keep, double p, uint64_t seed, uint64_t offset);
+void dropout_mask(ExecutionContext& ctx, Tensor& keep, double p, uint64_t seed, uint64_t offset);
 
 }  // namespace nlpf::ops
-
-namespace nlpf::cpu {
-
-// out [N] = x [N] * keep [N] * scale, scale = 1 / (1 - p); backward is the same map applied to dout.
-template <typename Real>
-void dropout_forward(Real* out, const Real* x, const Real* keep, Real scale, int64_t N);
-// keep [N] from the Philox stream of seed starting at index offset, kept with probability 1 - p.
-template <typename Real>
-void dropout_mask(Real* keep, double p, uint64_t seed, uint64_t offset, int64_t N);
-
-}  // namespace nlpf::cpu

@@ -2,7 +2,7 @@
 // mask. The backward is the same map applied to dout, so one kernel serves both. Activation gradients
 // overwrite (=).
 #include "core/random.h"
-#include "ops/dropout.h"
+#include "ops/dropout_cpu.h"
 
 namespace nlpf::cpu {
 

@@ -1,7 +1,7 @@
 // embeddings_forward / embeddings_backward: argument checks and device dispatch (kernels in
 // embeddings_cpu.cc). Parameter gradients accumulate (+=), activation gradients overwrite (=).
 #include "ops/embeddings.h"
-
+#include "ops/embeddings_cpu.h"
 #include "ops/op_util.h"
 
 namespace nlpf::ops {
@@ -24,7 +24,7 @@ void check_table(const char* op, const char* name, const Tensor& table, int64_t 
 }
 }  // namespace
 
-void embeddings_forward(Tensor& out, const Tensor& input_ids, const Tensor& token_type_ids,
+void embeddings_forward(ExecutionContext& ctx, Tensor& out, const Tensor& input_ids, const Tensor& token_type_ids,
                         const Tensor& word, const Tensor& position, const Tensor& token_type) {
   check_ids(kForward, input_ids, token_type_ids);
   detail::check_min_rank(kForward, "word", word, 2);
@@ -36,7 +36,7 @@ void embeddings_forward(Tensor& out, const Tensor& input_ids, const Tensor& toke
              shape_string(position.shape()), ", fewer rows than the sequence length T = ", T);
   detail::check_dtype(kForward, "out", out, DType::F32);
   detail::check_shape(kForward, "out", out, {B, T, C});
-  const Device device = detail::common_device(kForward, {{"out", &out},
+  const Device device = detail::common_device(kForward, ctx, {{"out", &out},
                                                          {"input_ids", &input_ids},
                                                          {"token_type_ids", &token_type_ids},
                                                          {"word", &word},
@@ -53,7 +53,7 @@ void embeddings_forward(Tensor& out, const Tensor& input_ids, const Tensor& toke
   }
 }
 
-void embeddings_backward(Tensor& dword, Tensor& dposition, Tensor& dtoken_type, const Tensor& dout,
+void embeddings_backward(ExecutionContext& ctx, Tensor& dword, Tensor& dposition, Tensor& dtoken_type, const Tensor& dout,
                          const Tensor& input_ids, const Tensor& token_type_ids) {
   check_ids(kBackward, input_ids, token_type_ids);
   detail::check_min_rank(kBackward, "dword", dword, 2);
@@ -65,7 +65,7 @@ void embeddings_backward(Tensor& dword, Tensor& dposition, Tensor& dtoken_type, 
              shape_string(dposition.shape()), ", fewer rows than the sequence length T = ", T);
   detail::check_dtype(kBackward, "dout", dout, DType::F32);
   detail::check_shape(kBackward, "dout", dout, {B, T, C});
-  const Device device = detail::common_device(kBackward, {{"dword", &dword},
+  const Device device = detail::common_device(kBackward, ctx, {{"dword", &dword},
                                                           {"dposition", &dposition},
                                                           {"dtoken_type", &dtoken_type},
                                                           {"dout", &dout},

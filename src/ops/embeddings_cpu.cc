@@ -2,7 +2,7 @@
 // Parameter gradients accumulate (+=), activation gradients overwrite (=).
 #include <omp.h>
 
-#include "ops/embeddings.h"
+#include "ops/embeddings_cpu.h"
 
 namespace nlpf::cpu {
 namespace {

@@ -1,14 +1,14 @@
 // gelu_forward / gelu_backward: argument checks and device dispatch (kernels in gelu_cpu.cc).
 // Activation gradients overwrite (=).
 #include "ops/gelu.h"
-
+#include "ops/gelu_cpu.h"
 #include "ops/op_util.h"
 
 namespace nlpf::ops {
 
-void gelu_forward(Tensor& out, const Tensor& x) {
+void gelu_forward(ExecutionContext& ctx, Tensor& out, const Tensor& x) {
   constexpr const char* kOp = "gelu_forward";
-  switch (detail::check_elementwise(kOp, {{"x", &x}, {"out", &out}}).type) {
+  switch (detail::check_elementwise(kOp, ctx, {{"x", &x}, {"out", &out}}).type) {
     case DeviceType::CPU:
       cpu::gelu_forward(out.data<float>(), x.data<float>(), x.numel());
       return;
@@ -17,9 +17,9 @@ void gelu_forward(Tensor& out, const Tensor& x) {
   }
 }
 
-void gelu_backward(Tensor& dx, const Tensor& dout, const Tensor& x) {
+void gelu_backward(ExecutionContext& ctx, Tensor& dx, const Tensor& dout, const Tensor& x) {
   constexpr const char* kOp = "gelu_backward";
-  switch (detail::check_elementwise(kOp, {{"x", &x}, {"dout", &dout}, {"dx", &dx}}).type) {
+  switch (detail::check_elementwise(kOp, ctx, {{"x", &x}, {"dout", &dout}, {"dx", &dx}}).type) {
     case DeviceType::CPU:
       cpu::gelu_backward(dx.data<float>(), dout.data<float>(), x.data<float>(), x.numel());
       return;

@@ -5,22 +5,14 @@
 
 #include <cstdint>
 
+#include "backend/context.h"
 #include "core/tensor.h"
 
 namespace nlpf::ops {
 
 // out = gelu(x), any shape, f32; out may be x.
-void gelu_forward(Tensor& out, const Tensor& x);
+void gelu_forward(ExecutionContext& ctx, Tensor& out, const Tensor& x);
 // dx (=) = dout * (Phi(x) + x phi(x)); dx may be dout.
-void gelu_backward(Tensor& dx, const Tensor& dout, const Tensor& x);
+void gelu_backward(ExecutionContext& ctx, Tensor& dx, const Tensor& dout, const Tensor& x);
 
 }  // namespace nlpf::ops
-
-namespace nlpf::cpu {
-
-template <typename Real>
-void gelu_forward(Real* out, const Real* x, int64_t N);
-template <typename Real>
-void gelu_backward(Real* dx, const Real* dout, const Real* x, int64_t N);
-
-}  // namespace nlpf::cpu

@@ -11,7 +11,7 @@
 #include <type_traits>
 
 #include "backend/cpu/vector_math.h"
-#include "ops/gelu.h"
+#include "ops/gelu_cpu.h"
 
 namespace nlpf::cpu {
 namespace {

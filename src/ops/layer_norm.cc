@@ -1,7 +1,7 @@
 // layer_norm_forward / layer_norm_backward: argument checks and device dispatch (kernels in
 // layer_norm_cpu.cc). Parameter gradients accumulate (+=), activation gradients overwrite (=).
 #include "ops/layer_norm.h"
-
+#include "ops/layer_norm_cpu.h"
 #include "ops/op_util.h"
 
 namespace nlpf::ops {
@@ -23,7 +23,7 @@ void check_common(const char* op, const Tensor& x, const Tensor& weight, const T
 }
 }  // namespace
 
-void layer_norm_forward(Tensor& out, Tensor& mean, Tensor& rstd, const Tensor& x, const Tensor& weight,
+void layer_norm_forward(ExecutionContext& ctx, Tensor& out, Tensor& mean, Tensor& rstd, const Tensor& x, const Tensor& weight,
                         const Tensor& bias, double eps) {
   check_common(kForward, x, weight, mean, rstd);
   const int64_t C = x.dim(-1), N = x.numel() / C;
@@ -33,7 +33,7 @@ void layer_norm_forward(Tensor& out, Tensor& mean, Tensor& rstd, const Tensor& x
   detail::check_shape(kForward, "out", out, x.shape());
   NLPF_CHECK(eps >= 0, ErrorCode::INVALID_ARGUMENT, kForward, ": eps = ", eps, " is negative");
   const Device device = detail::common_device(
-      kForward,
+      kForward, ctx,
       {{"out", &out}, {"mean", &mean}, {"rstd", &rstd}, {"x", &x}, {"weight", &weight}, {"bias", &bias}});
   switch (device.type) {
     case DeviceType::CPU:
@@ -45,7 +45,7 @@ void layer_norm_forward(Tensor& out, Tensor& mean, Tensor& rstd, const Tensor& x
   }
 }
 
-void layer_norm_backward(Tensor& dx, Tensor& dweight, Tensor& dbias, const Tensor& dout, const Tensor& x,
+void layer_norm_backward(ExecutionContext& ctx, Tensor& dx, Tensor& dweight, Tensor& dbias, const Tensor& dout, const Tensor& x,
                          const Tensor& weight, const Tensor& mean, const Tensor& rstd) {
   check_common(kBackward, x, weight, mean, rstd);
   const int64_t C = x.dim(-1), N = x.numel() / C;
@@ -57,7 +57,7 @@ void layer_norm_backward(Tensor& dx, Tensor& dweight, Tensor& dbias, const Tenso
   detail::check_shape(kBackward, "dweight", dweight, {C});
   detail::check_dtype(kBackward, "dbias", dbias, DType::F32);
   detail::check_shape(kBackward, "dbias", dbias, {C});
-  const Device device = detail::common_device(kBackward, {{"dx", &dx},
+  const Device device = detail::common_device(kBackward, ctx, {{"dx", &dx},
                                                           {"dweight", &dweight},
                                                           {"dbias", &dbias},
                                                           {"dout", &dout},

@@ -5,29 +5,18 @@
 
 #include <cstdint>
 
+#include "backend/context.h"
 #include "core/tensor.h"
 
 namespace nlpf::ops {
 
 // out [..., C] = (x - mean) * rstd * weight + bias, rstd = 1 / sqrt(var + eps); x [..., C] (N rows);
 // weight, bias [C]; saves mean [N] and rstd [N] (flat, N = x.numel() / C). All f32.
-void layer_norm_forward(Tensor& out, Tensor& mean, Tensor& rstd, const Tensor& x, const Tensor& weight,
+void layer_norm_forward(ExecutionContext& ctx, Tensor& out, Tensor& mean, Tensor& rstd, const Tensor& x, const Tensor& weight,
                         const Tensor& bias, double eps);
 
 // dx [..., C] (=), dweight [C] (+=), dbias [C] (+=), from dout [..., C] and the saved x, mean, rstd.
-void layer_norm_backward(Tensor& dx, Tensor& dweight, Tensor& dbias, const Tensor& dout, const Tensor& x,
+void layer_norm_backward(ExecutionContext& ctx, Tensor& dx, Tensor& dweight, Tensor& dbias, const Tensor& dout, const Tensor& x,
                          const Tensor& weight, const Tensor& mean, const Tensor& rstd);
 
 }  // namespace nlpf::ops
-
-namespace nlpf::cpu {
-
-// Reference kernels (Real = float or double); statistics accumulate in double.
-template <typename Real>
-void layer_norm_forward(Real* out, Real* mean, Real* rstd, const Real* x, const Real* weight,
-                        const Real* bias, double eps, int64_t N, int64_t C);
-template <typename Real>
-void layer_norm_backward(Real* dx, Real* dweight, Real* dbias, const Real* dout, const Real* x,
-                         const Real* weight, const Real* mean, const Real* rstd, int64_t N, int64_t C);
-
-}  // namespace nlpf::cpu

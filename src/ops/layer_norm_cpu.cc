@@ -9,7 +9,7 @@
 #include <type_traits>
 
 #include "backend/cpu/vector_math.h"
-#include "ops/layer_norm.h"
+#include "ops/layer_norm_cpu.h"
 
 namespace nlpf::cpu {
 

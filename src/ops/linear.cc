@@ -1,7 +1,7 @@
 // linear_forward / linear_backward: argument checks and device dispatch (kernels in linear_cpu.cc).
 // Parameter gradients accumulate (+=), activation gradients overwrite (=).
 #include "ops/linear.h"
-
+#include "ops/linear_cpu.h"
 #include "ops/op_util.h"
 
 namespace nlpf::ops {
@@ -27,7 +27,7 @@ Shape check_x_weight(const char* op, const Tensor& x, const Tensor& weight) {
 }
 }  // namespace
 
-void linear_forward(Tensor& y, const Tensor& x, const Tensor& weight, const Tensor& bias) {
+void linear_forward(ExecutionContext& ctx, Tensor& y, const Tensor& x, const Tensor& weight, const Tensor& bias) {
   const Shape y_shape = check_x_weight(kForward, x, weight);
   const int64_t C = x.dim(-1), N = x.numel() / C, OC = weight.dim(0);
   detail::check_dtype(kForward, "bias", bias, DType::F32);
@@ -35,7 +35,7 @@ void linear_forward(Tensor& y, const Tensor& x, const Tensor& weight, const Tens
   detail::check_dtype(kForward, "y", y, DType::F32);
   detail::check_shape(kForward, "y", y, y_shape);
   const Device device =
-      detail::common_device(kForward, {{"y", &y}, {"x", &x}, {"weight", &weight}, {"bias", &bias}});
+      detail::common_device(kForward, ctx, {{"y", &y}, {"x", &x}, {"weight", &weight}, {"bias", &bias}});
   switch (device.type) {
     case DeviceType::CPU:
       if (weight.dtype() == DType::BF16) {
@@ -51,7 +51,7 @@ void linear_forward(Tensor& y, const Tensor& x, const Tensor& weight, const Tens
   }
 }
 
-void linear_backward(Tensor& dx, Tensor& dweight, Tensor& dbias, const Tensor& dy, const Tensor& x,
+void linear_backward(ExecutionContext& ctx, Tensor& dx, Tensor& dweight, Tensor& dbias, const Tensor& dy, const Tensor& x,
                      const Tensor& weight) {
   const Shape y_shape = check_x_weight(kBackward, x, weight);
   const int64_t C = x.dim(-1), N = x.numel() / C, OC = weight.dim(0);
@@ -64,7 +64,7 @@ void linear_backward(Tensor& dx, Tensor& dweight, Tensor& dbias, const Tensor& d
   detail::check_dtype(kBackward, "dbias", dbias, DType::F32);
   detail::check_shape(kBackward, "dbias", dbias, {OC});
   const Device device = detail::common_device(
-      kBackward,
+      kBackward, ctx,
       {{"dx", &dx}, {"dweight", &dweight}, {"dbias", &dbias}, {"dy", &dy}, {"x", &x}, {"weight", &weight}});
   switch (device.type) {
     case DeviceType::CPU:

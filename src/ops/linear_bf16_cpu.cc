@@ -3,7 +3,7 @@
 #include "backend/cpu/bf16_gemm.h"
 #include "core/dtype.h"
 #include "core/tensor.h"
-#include "ops/linear.h"
+#include "ops/linear_cpu.h"
 
 namespace nlpf::cpu {
 

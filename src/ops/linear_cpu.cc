@@ -6,7 +6,7 @@
 #include <vector>
 
 #include "backend/cpu/blas.h"
-#include "ops/linear.h"
+#include "ops/linear_cpu.h"
 
 namespace nlpf::cpu {
 

@@ -1,6 +1,8 @@
 // Argument checks and device dispatch helpers of src/ops (see op_util.h).
 #include "ops/op_util.h"
 
+#include <string>
+
 namespace nlpf::ops::detail {
 
 void check_dtype(const char* op, const char* name, const Tensor& t, DType dtype) {
@@ -25,13 +27,17 @@ void check_min_rank(const char* op, const char* name, const Tensor& t, int min_r
   }
 }
 
-Device common_device(const char* op, std::initializer_list<NamedTensor> tensors) {
+Device common_device(const char* op, const ExecutionContext& ctx, std::initializer_list<NamedTensor> tensors) {
   const NamedTensor& first = *tensors.begin();
   const Device device = first.tensor->device();
   for (const NamedTensor& t : tensors) {
     NLPF_CHECK(t.tensor->device() == device, ErrorCode::INVALID_ARGUMENT, op, ": ", t.name,
                " is on another device than ", first.name);
   }
+  NLPF_CHECK(device == ctx.device(), ErrorCode::INVALID_ARGUMENT, op, ": ", first.name, " is on ",
+             device.type == DeviceType::CPU ? "the CPU" : "cuda:" + std::to_string(device.index),
+             " but the execution context is on ",
+             ctx.device().type == DeviceType::CPU ? "the CPU" : "cuda:" + std::to_string(ctx.device().index));
   return device;
 }
 
@@ -43,13 +49,13 @@ void throw_no_cuda_kernel(const char* op) {
 
 namespace nlpf::ops::detail {
 
-Device check_elementwise(const char* op, std::initializer_list<NamedTensor> tensors) {
+Device check_elementwise(const char* op, const ExecutionContext& ctx, std::initializer_list<NamedTensor> tensors) {
   const Shape& shape = tensors.begin()->tensor->shape();
   for (const NamedTensor& t : tensors) {
     check_dtype(op, t.name, *t.tensor, DType::F32);
     check_shape(op, t.name, *t.tensor, shape);
   }
-  return common_device(op, tensors);
+  return common_device(op, ctx, tensors);
 }
 
 }  // namespace nlpf::ops::detail

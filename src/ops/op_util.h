@@ -5,6 +5,7 @@
 
 #include <initializer_list>
 
+#include "backend/context.h"
 #include "core/tensor.h"
 
 namespace nlpf::ops::detail {
@@ -19,8 +20,9 @@ void check_dtype(const char* op, const char* name, const Tensor& t, DType dtype)
 void check_shape(const char* op, const char* name, const Tensor& t, const Shape& shape);
 // Rank at least `min_rank`, every dimension positive.
 void check_min_rank(const char* op, const char* name, const Tensor& t, int min_rank);
-// The device all tensors live on; tensors on different devices are INVALID_ARGUMENT.
-Device common_device(const char* op, std::initializer_list<NamedTensor> tensors);
+// The device all tensors live on, which must be ctx's: tensors on different devices, or on another device
+// than the context, are INVALID_ARGUMENT.
+Device common_device(const char* op, const ExecutionContext& ctx, std::initializer_list<NamedTensor> tensors);
 // The CUDA branch of a dispatch until the op's <op>_cuda.cu exists.
 [[noreturn]] void throw_no_cuda_kernel(const char* op);
 
@@ -29,6 +31,6 @@ Device common_device(const char* op, std::initializer_list<NamedTensor> tensors)
 namespace nlpf::ops::detail {
 
 // Elementwise ops: every tensor f32 with the shape of the first; returns their common device.
-Device check_elementwise(const char* op, std::initializer_list<NamedTensor> tensors);
+Device check_elementwise(const char* op, const ExecutionContext& ctx, std::initializer_list<NamedTensor> tensors);
 
 }  // namespace nlpf::ops::detail

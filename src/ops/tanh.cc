@@ -1,14 +1,14 @@
 // tanh_forward / tanh_backward: argument checks and device dispatch (kernels in tanh_cpu.cc).
 // Activation gradients overwrite (=).
 #include "ops/tanh.h"
-
+#include "ops/tanh_cpu.h"
 #include "ops/op_util.h"
 
 namespace nlpf::ops {
 
-void tanh_forward(Tensor& out, const Tensor& x) {
+void tanh_forward(ExecutionContext& ctx, Tensor& out, const Tensor& x) {
   constexpr const char* kOp = "tanh_forward";
-  switch (detail::check_elementwise(kOp, {{"x", &x}, {"out", &out}}).type) {
+  switch (detail::check_elementwise(kOp, ctx, {{"x", &x}, {"out", &out}}).type) {
     case DeviceType::CPU:
       cpu::tanh_forward(out.data<float>(), x.data<float>(), x.numel());
       return;
@@ -17,9 +17,9 @@ void tanh_forward(Tensor& out, const Tensor& x) {
   }
 }
 
-void tanh_backward(Tensor& dx, const Tensor& dout, const Tensor& out) {
+void tanh_backward(ExecutionContext& ctx, Tensor& dx, const Tensor& dout, const Tensor& out) {
   constexpr const char* kOp = "tanh_backward";
-  switch (detail::check_elementwise(kOp, {{"out", &out}, {"dout", &dout}, {"dx", &dx}}).type) {
+  switch (detail::check_elementwise(kOp, ctx, {{"out", &out}, {"dout", &dout}, {"dx", &dx}}).type) {
     case DeviceType::CPU:
       cpu::tanh_backward(dx.data<float>(), dout.data<float>(), out.data<float>(), out.numel());
       return;

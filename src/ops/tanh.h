@@ -5,22 +5,14 @@
 
 #include <cstdint>
 
+#include "backend/context.h"
 #include "core/tensor.h"
 
 namespace nlpf::ops {
 
 // out = tanh(x), any shape, f32; out may be x.
-void tanh_forward(Tensor& out, const Tensor& x);
+void tanh_forward(ExecutionContext& ctx, Tensor& out, const Tensor& x);
 // dx (=) = dout (1 - out^2) from the forward's output; dx may be dout.
-void tanh_backward(Tensor& dx, const Tensor& dout, const Tensor& out);
+void tanh_backward(ExecutionContext& ctx, Tensor& dx, const Tensor& dout, const Tensor& out);
 
 }  // namespace nlpf::ops
-
-namespace nlpf::cpu {
-
-template <typename Real>
-void tanh_forward(Real* out, const Real* x, int64_t N);
-template <typename Real>
-void tanh_backward(Real* dx, const Real* dout, const Real* out, int64_t N);
-
-}  // namespace nlpf::cpu

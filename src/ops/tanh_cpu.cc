@@ -2,7 +2,7 @@
 // Activation gradients overwrite (=).
 #include <cmath>
 
-#include "ops/tanh.h"
+#include "ops/tanh_cpu.h"
 
 namespace nlpf::cpu {
 

@@ -1,7 +1,7 @@
 // token_select_forward / token_select_backward: argument checks and device dispatch (kernels in
 // token_select_cpu.cc). Activation gradients overwrite (=).
 #include "ops/token_select.h"
-
+#include "ops/token_select_cpu.h"
 #include "ops/op_util.h"
 
 namespace nlpf::ops {
@@ -20,10 +20,10 @@ void check(const char* op, const char* full_name, const Tensor& full, const char
 
 }  // namespace
 
-void token_select_forward(Tensor& out, const Tensor& x, int64_t index) {
+void token_select_forward(ExecutionContext& ctx, Tensor& out, const Tensor& x, int64_t index) {
   constexpr const char* kOp = "token_select_forward";
   check(kOp, "x", x, "out", out, index);
-  switch (detail::common_device(kOp, {{"out", &out}, {"x", &x}}).type) {
+  switch (detail::common_device(kOp, ctx, {{"out", &out}, {"x", &x}}).type) {
     case DeviceType::CPU:
       cpu::token_select_forward(out.data<float>(), x.data<float>(), index, x.dim(0), x.dim(1), x.dim(2));
       return;
@@ -32,10 +32,10 @@ void token_select_forward(Tensor& out, const Tensor& x, int64_t index) {
   }
 }
 
-void token_select_backward(Tensor& dx, const Tensor& dout, int64_t index) {
+void token_select_backward(ExecutionContext& ctx, Tensor& dx, const Tensor& dout, int64_t index) {
   constexpr const char* kOp = "token_select_backward";
   check(kOp, "dx", dx, "dout", dout, index);
-  switch (detail::common_device(kOp, {{"dx", &dx}, {"dout", &dout}}).type) {
+  switch (detail::common_device(kOp, ctx, {{"dx", &dx}, {"dout", &dout}}).type) {
     case DeviceType::CPU:
       cpu::token_select_backward(dx.data<float>(), dout.data<float>(), index, dx.dim(0), dx.dim(1),
                                  dx.dim(2));

@@ -1,6 +1,6 @@
 // CPU reference of selecting one token per sequence, templated over float and double.
 // Activation gradients overwrite (=).
-#include "ops/token_select.h"
+#include "ops/token_select_cpu.h"
 
 namespace nlpf::cpu {
 

@@ -58,7 +58,7 @@ StepResult Optimizer::step(const Batch& batch) {
   std::vector<Tensor> grads;
   grads.reserve(model_.gradients().size());
   for (const auto& [name, grad] : model_.gradients()) grads.push_back(grad);
-  result.grad_norm = ops::clip_grad_norm(grads, settings_.max_grad_norm);
+  result.grad_norm = ops::clip_grad_norm(cpu_context(), grads, settings_.max_grad_norm);
   NLPF_CHECK(std::isfinite(result.grad_norm), ErrorCode::NUMERIC, "training step ", steps_done_,
              ": the gradient norm is not finite (", result.grad_norm, ")");
 
@@ -72,7 +72,7 @@ StepResult Optimizer::step(const Batch& batch) {
   for (const auto& [name, param] : model_.parameters()) {
     Moments& moments = moments_.at(name);
     Tensor p = param;  // shares the model's storage
-    ops::adamw_update(p, grads_by_name.at(name), moments.m, moments.v, config, steps_done_ + 1,
+    ops::adamw_update(cpu_context(), p, grads_by_name.at(name), moments.m, moments.v, config, steps_done_ + 1,
                       moments.decay);
   }
   ++steps_done_;

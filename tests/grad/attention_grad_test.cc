@@ -3,6 +3,7 @@
 // Gradients must overwrite (they start as NaN).
 #include "grad/grad_check.h"
 #include "ops/attention.h"
+#include "ops/attention_cpu.h"
 
 namespace nlpf::test {
 namespace {

@@ -1,6 +1,7 @@
 // Finite-difference check in double of cross_entropy_backward for the logits, with a non-unit dloss.
 #include "grad/grad_check.h"
 #include "ops/cross_entropy.h"
+#include "ops/cross_entropy_cpu.h"
 
 namespace nlpf::test {
 namespace {

@@ -2,6 +2,7 @@
 // keep mask holding both kept and dropped elements.
 #include "grad/grad_check.h"
 #include "ops/dropout.h"
+#include "ops/dropout_cpu.h"
 
 namespace nlpf::test {
 namespace {

@@ -2,6 +2,7 @@
 // ids so the scatter-add sums several rows); table gradients must accumulate onto their previous values.
 #include "grad/grad_check.h"
 #include "ops/embeddings.h"
+#include "ops/embeddings_cpu.h"
 
 namespace nlpf::test {
 namespace {

@@ -1,6 +1,7 @@
 // Finite-difference check in double of gelu_backward (exact erf GELU) over a range that covers both tails.
 #include "grad/grad_check.h"
 #include "ops/gelu.h"
+#include "ops/gelu_cpu.h"
 
 namespace nlpf::test {
 namespace {

@@ -2,6 +2,7 @@
 // starts as NaN), dweight and dbias must accumulate onto their previous values.
 #include "grad/grad_check.h"
 #include "ops/layer_norm.h"
+#include "ops/layer_norm_cpu.h"
 
 namespace nlpf::test {
 namespace {

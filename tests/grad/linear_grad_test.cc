@@ -2,6 +2,7 @@
 // overwrite (it starts as NaN), dweight and dbias must accumulate onto their previous values.
 #include "grad/grad_check.h"
 #include "ops/linear.h"
+#include "ops/linear_cpu.h"
 
 namespace nlpf::test {
 namespace {

@@ -1,6 +1,7 @@
 // Finite-difference check in double of tanh_backward, which works from the saved output.
 #include "grad/grad_check.h"
 #include "ops/tanh.h"
+#include "ops/tanh_cpu.h"
 
 namespace nlpf::test {
 namespace {

@@ -2,6 +2,7 @@
 // overwrite every element, also those of the unselected tokens.
 #include "grad/grad_check.h"
 #include "ops/token_select.h"
+#include "ops/token_select_cpu.h"
 
 namespace nlpf::test {
 namespace {

@@ -2,6 +2,7 @@
 // torch.optim.AdamW's formula (lr 0.1, betas 0.9/0.999, eps 1e-8, weight decay 0.01), the per-parameter
 // weight-decay switch, and argument errors.
 #include "ops/adamw.h"
+#include "ops/adamw_cpu.h"
 
 #include "ops/op_test_util.h"
 
@@ -33,7 +34,7 @@ TEST(AdamW, F32MatchesHandSteps) {
   Tensor p = f32_tensor({2}, {1.0, -2.0}), m = Tensor::zeros(DType::F32, {2}),
          v = Tensor::zeros(DType::F32, {2});
   for (int step = 1; step <= 3; ++step) {
-    ops::adamw_update(p, f32_tensor({2}, kGrads[step - 1]), m, v, kConfig, step, ops::WeightDecay::APPLY);
+    ops::adamw_update(cpu_context(), p, f32_tensor({2}, kGrads[step - 1]), m, v, kConfig, step, ops::WeightDecay::APPLY);
     EXPECT_TRUE(all_close(p, kParams[step - 1], Tolerance{1e-6, 0})) << "step " << step;
   }
   EXPECT_TRUE(all_close(m, kM3, Tolerance{1e-5, 0}));
@@ -43,7 +44,7 @@ TEST(AdamW, F32MatchesHandSteps) {
 TEST(AdamW, SkipMeansNoWeightDecay) {
   Tensor p = f32_tensor({2}, {1.0, -2.0}), m = Tensor::zeros(DType::F32, {2}),
          v = Tensor::zeros(DType::F32, {2});
-  ops::adamw_update(p, f32_tensor({2}, kGrads[0]), m, v, kConfig, 1, ops::WeightDecay::SKIP);
+  ops::adamw_update(cpu_context(), p, f32_tensor({2}, kGrads[0]), m, v, kConfig, 1, ops::WeightDecay::SKIP);
   // p0 - 0.1 sign(g) |g| / (|g| + 1e-8), without the factor 0.999.
   EXPECT_TRUE(
       all_close(p, {1.0 - 0.1 * 0.5 / (0.5 + 1e-8), -2.0 + 0.1 * 0.3 / (0.3 + 1e-8)}, Tolerance{1e-7, 0}));
@@ -53,13 +54,13 @@ TEST(AdamW, ArgumentErrorsNameOpAndTensor) {
   Tensor p = Tensor::zeros(DType::F32, {3}), g = Tensor::zeros(DType::F32, {3}),
          m = Tensor::zeros(DType::F32, {3});
   Tensor bad_v = Tensor::zeros(DType::F32, {2});
-  expect_error([&] { ops::adamw_update(p, g, m, bad_v, kConfig, 1, ops::WeightDecay::APPLY); },
+  expect_error([&] { ops::adamw_update(cpu_context(), p, g, m, bad_v, kConfig, 1, ops::WeightDecay::APPLY); },
                ErrorCode::INVALID_ARGUMENT, {"adamw_update", "v", "[2]", "[3]"});
-  expect_error([&] { ops::adamw_update(p, g, m, m, kConfig, 0, ops::WeightDecay::APPLY); },
+  expect_error([&] { ops::adamw_update(cpu_context(), p, g, m, m, kConfig, 0, ops::WeightDecay::APPLY); },
                ErrorCode::INVALID_ARGUMENT, {"adamw_update", "step = 0"});
   ops::AdamWConfig bad = kConfig;
   bad.beta2 = 1.0;
-  expect_error([&] { ops::adamw_update(p, g, m, m, bad, 1, ops::WeightDecay::APPLY); },
+  expect_error([&] { ops::adamw_update(cpu_context(), p, g, m, m, bad, 1, ops::WeightDecay::APPLY); },
                ErrorCode::INVALID_ARGUMENT, {"adamw_update", "betas"});
 }
 

@@ -2,6 +2,7 @@
 // finfo(double).min to the scores of padded keys, exact zeros for padded keys, the uniform row of an
 // all-padded sequence, dropout scaling, f32 against the double kernel, and argument errors.
 #include "ops/attention.h"
+#include "ops/attention_cpu.h"
 
 #include <limits>
 
@@ -68,7 +69,7 @@ TEST_P(Attention, ForwardMatchesHfStyleReference) {
   Inputs in(rng, p);
   Tensor out = Tensor::empty(DType::F32, {B, T, C}), probs = Tensor::empty(DType::F32, {B, NH, T, T});
   Tensor keep = f32_tensor({B, NH, T, T}, in.keep);
-  ops::attention_forward(out, probs, f32_tensor({B, T, C}, in.q), f32_tensor({B, T, C}, in.k),
+  ops::attention_forward(cpu_context(), out, probs, f32_tensor({B, T, C}, in.q), f32_tensor({B, T, C}, in.k),
                          f32_tensor({B, T, C}, in.v), i32_tensor({B, T}, kMask), NH,
                          p > 0 ? ops::AttentionDropout{&keep, p} : ops::AttentionDropout{});
   std::vector<double> ref_probs;
@@ -93,10 +94,10 @@ TEST_P(Attention, BackwardF32MatchesDoubleKernel) {
   Tensor mask = i32_tensor({B, T}, kMask), keep = f32_tensor({B, NH, T, T}, in.keep);
   const ops::AttentionDropout dropout = p > 0 ? ops::AttentionDropout{&keep, p} : ops::AttentionDropout{};
   Tensor out = Tensor::empty(DType::F32, {B, T, C}), probs = Tensor::empty(DType::F32, {B, NH, T, T});
-  ops::attention_forward(out, probs, q, k, v, mask, NH, dropout);
+  ops::attention_forward(cpu_context(), out, probs, q, k, v, mask, NH, dropout);
   Tensor dq = Tensor::empty(DType::F32, {B, T, C}), dk = Tensor::empty(DType::F32, {B, T, C}),
          dv = Tensor::empty(DType::F32, {B, T, C});
-  ops::attention_backward(dq, dk, dv, f32_tensor({B, T, C}, dout), q, k, v, mask, probs, NH, dropout);
+  ops::attention_backward(cpu_context(), dq, dk, dv, f32_tensor({B, T, C}, dout), q, k, v, mask, probs, NH, dropout);
 
   std::vector<double> ref_out(B * T * C), ref_probs(B * NH * T * T), ref_dq(B * T * C), ref_dk(B * T * C),
       ref_dv(B * T * C);
@@ -121,36 +122,36 @@ INSTANTIATE_TEST_SUITE_P(Dropout, Attention, ::testing::Values(0.0, 0.25));
 TEST(AttentionErrors, ArgumentErrorsNameOpAndTensor) {
   Tensor q = Tensor::zeros(DType::F32, {B, T, C}), out = Tensor::empty(DType::F32, {B, T, C});
   Tensor probs = Tensor::empty(DType::F32, {B, NH, T, T}), mask = i32_tensor({B, T}, kMask);
-  expect_error([&] { ops::attention_forward(out, probs, q, q, q, mask, 4); }, ErrorCode::INVALID_ARGUMENT,
+  expect_error([&] { ops::attention_forward(cpu_context(), out, probs, q, q, q, mask, 4); }, ErrorCode::INVALID_ARGUMENT,
                {"attention_forward", "C = 6", "NH = 4"});
   Tensor bad_k = Tensor::zeros(DType::F32, {B, T + 1, C});
-  expect_error([&] { ops::attention_forward(out, probs, q, bad_k, q, mask, NH); },
+  expect_error([&] { ops::attention_forward(cpu_context(), out, probs, q, bad_k, q, mask, NH); },
                ErrorCode::INVALID_ARGUMENT, {"attention_forward", "k", "[3, 6, 6]", "[3, 5, 6]"});
   Tensor bad_probs = Tensor::empty(DType::F32, {B, T, T});
-  expect_error([&] { ops::attention_forward(out, bad_probs, q, q, q, mask, NH); },
+  expect_error([&] { ops::attention_forward(cpu_context(), out, bad_probs, q, q, q, mask, NH); },
                ErrorCode::INVALID_ARGUMENT, {"attention_forward", "probs", "[3, 5, 5]", "[3, 2, 5, 5]"});
   Tensor float_mask = Tensor::zeros(DType::F32, {B, T});
-  expect_error([&] { ops::attention_forward(out, probs, q, q, q, float_mask, NH); },
+  expect_error([&] { ops::attention_forward(cpu_context(), out, probs, q, q, q, float_mask, NH); },
                ErrorCode::INVALID_ARGUMENT, {"attention_forward", "attention_mask", "f32"});
   std::vector<int32_t> twos = kMask;
   twos[7] = 2;
   Tensor bad_mask = i32_tensor({B, T}, twos);
-  expect_error([&] { ops::attention_forward(out, probs, q, q, q, bad_mask, NH); },
+  expect_error([&] { ops::attention_forward(cpu_context(), out, probs, q, q, q, bad_mask, NH); },
                ErrorCode::INVALID_ARGUMENT, {"attention_forward", "attention_mask[7] = 2"});
   Tensor keep = Tensor::zeros(DType::F32, {B, NH, T, T + 1});
   expect_error(
       [&] {
-        ops::attention_forward(out, probs, q, q, q, mask, NH, {&keep, 0.1});
+        ops::attention_forward(cpu_context(), out, probs, q, q, q, mask, NH, {&keep, 0.1});
       },
       ErrorCode::INVALID_ARGUMENT, {"attention_forward", "keep", "[3, 2, 5, 6]"});
   Tensor good_keep = Tensor::zeros(DType::F32, {B, NH, T, T});
   expect_error(
       [&] {
-        ops::attention_forward(out, probs, q, q, q, mask, NH, {&good_keep, 1.0});
+        ops::attention_forward(cpu_context(), out, probs, q, q, q, mask, NH, {&good_keep, 1.0});
       },
       ErrorCode::INVALID_ARGUMENT, {"attention_forward", "p = 1"});
   Tensor dq = Tensor::empty(DType::F32, {B, T, C}), bad_dv = Tensor::empty(DType::F32, {B, C, T});
-  expect_error([&] { ops::attention_backward(dq, dq, bad_dv, q, q, q, q, mask, probs, NH); },
+  expect_error([&] { ops::attention_backward(cpu_context(), dq, dq, bad_dv, q, q, q, q, mask, probs, NH); },
                ErrorCode::INVALID_ARGUMENT, {"attention_backward", "dv", "[3, 6, 5]"});
 }
 

@@ -2,6 +2,7 @@
 // max_norm / (norm + 1e-6) when it is below 1, untouched gradients otherwise or when the norm is not
 // finite, and argument errors.
 #include "ops/clip_grad_norm.h"
+#include "ops/clip_grad_norm_cpu.h"
 
 #include <limits>
 
@@ -13,7 +14,7 @@ namespace {
 TEST(ClipGradNorm, ScalesWhenAboveMaxNorm) {
   // Norm of (3, 4, 12) = 13.
   std::vector<Tensor> grads = {f32_tensor({2}, {3, 4}), f32_tensor({1, 1}, {12})};
-  const double norm = ops::clip_grad_norm(grads, 1.0);
+  const double norm = ops::clip_grad_norm(cpu_context(), grads, 1.0);
   EXPECT_NEAR(norm, 13.0, 1e-6);
   const double s = 1.0 / (13.0 + 1e-6);
   EXPECT_TRUE(all_close(grads[0], {3 * s, 4 * s}, Tolerance{1e-6, 0}));
@@ -22,7 +23,7 @@ TEST(ClipGradNorm, ScalesWhenAboveMaxNorm) {
 
 TEST(ClipGradNorm, LeavesSmallGradientsUntouched) {
   std::vector<Tensor> grads = {f32_tensor({2}, {3, 4}), f32_tensor({1}, {12})};
-  EXPECT_NEAR(ops::clip_grad_norm(grads, 100.0), 13.0, 1e-6);
+  EXPECT_NEAR(ops::clip_grad_norm(cpu_context(), grads, 100.0), 13.0, 1e-6);
   EXPECT_TRUE(all_close(grads[0], {3, 4}, Tolerance{0, 0}));
   EXPECT_TRUE(all_close(grads[1], {12}, Tolerance{0, 0}));
 }
@@ -34,21 +35,21 @@ TEST(ClipGradNorm, LargeTensorMatchesDoubleSum) {
   double sum = 0;
   for (double x : g) sum += x * x;
   std::vector<Tensor> grads = {f32_tensor({N}, g)};
-  EXPECT_NEAR(ops::clip_grad_norm(grads, 1.0), std::sqrt(sum), 1e-9 * std::sqrt(sum));
+  EXPECT_NEAR(ops::clip_grad_norm(cpu_context(), grads, 1.0), std::sqrt(sum), 1e-9 * std::sqrt(sum));
   EXPECT_NEAR(cpu::sum_squares(g.data(), N), sum, 1e-10 * sum);
 }
 
 TEST(ClipGradNorm, NonFiniteNormLeavesGradients) {
   std::vector<Tensor> grads = {f32_tensor({2}, {std::numeric_limits<double>::infinity(), 1})};
-  EXPECT_TRUE(std::isinf(ops::clip_grad_norm(grads, 1.0)));
+  EXPECT_TRUE(std::isinf(ops::clip_grad_norm(cpu_context(), grads, 1.0)));
   EXPECT_EQ(grads[0].data<float>()[1], 1.0f);
 }
 
 TEST(ClipGradNorm, ArgumentErrorsNameOpAndTensor) {
   std::vector<Tensor> grads = {Tensor::zeros(DType::F32, {2}), Tensor::zeros(DType::I32, {2})};
-  expect_error([&] { ops::clip_grad_norm(grads, 1.0); }, ErrorCode::INVALID_ARGUMENT,
+  expect_error([&] { ops::clip_grad_norm(cpu_context(), grads, 1.0); }, ErrorCode::INVALID_ARGUMENT,
                {"clip_grad_norm", "grads[1]", "i32"});
-  expect_error([&] { ops::clip_grad_norm(grads, 0.0); }, ErrorCode::INVALID_ARGUMENT,
+  expect_error([&] { ops::clip_grad_norm(cpu_context(), grads, 0.0); }, ErrorCode::INVALID_ARGUMENT,
                {"clip_grad_norm", "max_norm = 0"});
 }
 

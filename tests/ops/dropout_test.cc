@@ -13,9 +13,9 @@ constexpr Tolerance kF32{1e-6, 0};
 TEST(Dropout, ScalesKeptAndZeroesDropped) {
   Tensor x = f32_tensor({4}, {1, -2, 3, 4}), keep = f32_tensor({4}, {1, 0, 1, 0});
   Tensor out = Tensor::empty(DType::F32, {4}), dx = Tensor::empty(DType::F32, {4});
-  ops::dropout_forward(out, x, keep, 0.2);
+  ops::dropout_forward(cpu_context(), out, x, keep, 0.2);
   EXPECT_TRUE(all_close(out, {1.25, 0, 3.75, 0}, kF32));
-  ops::dropout_backward(dx, f32_tensor({4}, {0.8, 0.8, -1.6, 1}), keep, 0.2);
+  ops::dropout_backward(cpu_context(), dx, f32_tensor({4}, {0.8, 0.8, -1.6, 1}), keep, 0.2);
   EXPECT_TRUE(all_close(dx, {1, 0, -2, 0}, kF32));
 }
 
@@ -23,8 +23,8 @@ TEST(DropoutMask, KeepRateAndDeterminism) {
   const int64_t N = 200003;
   const double p = 0.1;
   Tensor a = Tensor::empty(DType::F32, {N}), b = Tensor::empty(DType::F32, {N});
-  ops::dropout_mask(a, p, 1234, 0);
-  ops::dropout_mask(b, p, 1234, 0);
+  ops::dropout_mask(cpu_context(), a, p, 1234, 0);
+  ops::dropout_mask(cpu_context(), b, p, 1234, 0);
   double kept = 0;
   for (int64_t i = 0; i < N; ++i) {
     ASSERT_EQ(a.data<float>()[i], b.data<float>()[i]) << i;
@@ -33,7 +33,7 @@ TEST(DropoutMask, KeepRateAndDeterminism) {
   }
   // Binomial(N, 0.9): the standard deviation of the rate is 6.7e-4; 0.005 is 7 of them.
   EXPECT_NEAR(kept / N, 1 - p, 0.005);
-  ops::dropout_mask(b, p, 1235, 0);
+  ops::dropout_mask(cpu_context(), b, p, 1235, 0);
   int64_t differ = 0;
   for (int64_t i = 0; i < N; ++i) differ += a.data<float>()[i] != b.data<float>()[i];
   EXPECT_GT(differ, N / 10) << "another seed must give another mask";
@@ -44,31 +44,31 @@ TEST(DropoutMask, FollowsThePhiloxStreamAtAnyOffset) {
   const double p = 0.5;
   for (uint64_t offset : std::vector<uint64_t>{0, 1, 5, 4000000001ull}) {
     Tensor keep = Tensor::empty(DType::F32, {N});
-    ops::dropout_mask(keep, p, 77, offset);
+    ops::dropout_mask(cpu_context(), keep, p, 77, offset);
     for (int64_t i = 0; i < N; ++i) {
       const float expected = philox_uniform(77, offset + i) < 0.5f ? 1.0f : 0.0f;
       EXPECT_EQ(keep.data<float>()[i], expected) << "offset " << offset << " element " << i;
     }
   }
   Tensor all = Tensor::empty(DType::F32, {N});
-  ops::dropout_mask(all, 0.0, 77, 3);
+  ops::dropout_mask(cpu_context(), all, 0.0, 77, 3);
   for (int64_t i = 0; i < N; ++i) EXPECT_EQ(all.data<float>()[i], 1.0f);
 }
 
 TEST(Dropout, ArgumentErrorsNameOpAndTensor) {
   Tensor x = Tensor::zeros(DType::F32, {3}), keep = Tensor::zeros(DType::F32, {4});
   Tensor out = Tensor::empty(DType::F32, {3});
-  expect_error([&] { ops::dropout_forward(out, x, keep, 0.1); }, ErrorCode::INVALID_ARGUMENT,
+  expect_error([&] { ops::dropout_forward(cpu_context(), out, x, keep, 0.1); }, ErrorCode::INVALID_ARGUMENT,
                {"dropout_forward", "keep", "[4]", "[3]"});
-  expect_error([&] { ops::dropout_forward(out, x, x, 1.0); }, ErrorCode::INVALID_ARGUMENT,
+  expect_error([&] { ops::dropout_forward(cpu_context(), out, x, x, 1.0); }, ErrorCode::INVALID_ARGUMENT,
                {"dropout_forward", "p = 1"});
   Tensor dx = Tensor::empty(DType::F32, {4});
-  expect_error([&] { ops::dropout_backward(dx, x, x, 0.1); }, ErrorCode::INVALID_ARGUMENT,
+  expect_error([&] { ops::dropout_backward(cpu_context(), dx, x, x, 0.1); }, ErrorCode::INVALID_ARGUMENT,
                {"dropout_backward", "dx", "[4]"});
   Tensor ints = Tensor::empty(DType::I32, {3});
-  expect_error([&] { ops::dropout_mask(ints, 0.1, 1, 0); }, ErrorCode::INVALID_ARGUMENT,
+  expect_error([&] { ops::dropout_mask(cpu_context(), ints, 0.1, 1, 0); }, ErrorCode::INVALID_ARGUMENT,
                {"dropout_mask", "keep", "i32"});
-  expect_error([&] { ops::dropout_mask(out, -0.1, 1, 0); }, ErrorCode::INVALID_ARGUMENT,
+  expect_error([&] { ops::dropout_mask(cpu_context(), out, -0.1, 1, 0); }, ErrorCode::INVALID_ARGUMENT,
                {"dropout_mask", "p = -0.1"});
 }
 

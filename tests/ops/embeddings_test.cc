@@ -1,6 +1,7 @@
 // embeddings_forward/backward (f32 Tensor API): values against a naive double reference, f32 against the
 // double kernel, and argument errors (shapes, dtypes, ids out of range) naming the op and the tensor.
 #include "ops/embeddings.h"
+#include "ops/embeddings_cpu.h"
 
 #include "ops/op_test_util.h"
 
@@ -23,7 +24,7 @@ TEST(Embeddings, ForwardMatchesNaiveSum) {
   std::mt19937 rng(21);
   Inputs in(rng);
   Tensor out = Tensor::empty(DType::F32, {B, T, C});
-  ops::embeddings_forward(out, i32_tensor({B, T}, in.ids), i32_tensor({B, T}, in.types),
+  ops::embeddings_forward(cpu_context(), out, i32_tensor({B, T}, in.ids), i32_tensor({B, T}, in.types),
                           f32_tensor({V, C}, in.word), f32_tensor({P, C}, in.position),
                           f32_tensor({TV, C}, in.token_type));
   std::vector<double> ref(B * T * C);
@@ -42,7 +43,7 @@ TEST(Embeddings, BackwardF32MatchesDoubleKernel) {
   const std::vector<double> dword0 = round_to_float(random_vector(rng, V * C));
   Tensor dword = f32_tensor({V, C}, dword0);
   Tensor dposition = Tensor::zeros(DType::F32, {P, C}), dtoken_type = Tensor::zeros(DType::F32, {TV, C});
-  ops::embeddings_backward(dword, dposition, dtoken_type, f32_tensor({B, T, C}, dout),
+  ops::embeddings_backward(cpu_context(), dword, dposition, dtoken_type, f32_tensor({B, T, C}, dout),
                            i32_tensor({B, T}, in.ids), i32_tensor({B, T}, in.types));
   std::vector<double> ref_word = dword0, ref_position(P * C, 0.0), ref_token_type(TV * C, 0.0);
   cpu::embeddings_backward(ref_word.data(), ref_position.data(), ref_token_type.data(), dout.data(),
@@ -62,26 +63,26 @@ TEST(Embeddings, ArgumentErrorsNameOpAndTensor) {
          token_type = f32_tensor({TV, C}, in.token_type);
   Tensor out = Tensor::empty(DType::F32, {B, T, C});
   Tensor bad_out = Tensor::empty(DType::F32, {B, T, C + 1});
-  expect_error([&] { ops::embeddings_forward(bad_out, ids, types, word, position, token_type); },
+  expect_error([&] { ops::embeddings_forward(cpu_context(), bad_out, ids, types, word, position, token_type); },
                ErrorCode::INVALID_ARGUMENT, {"embeddings_forward", "out", "[2, 3, 6]", "[2, 3, 5]"});
   Tensor short_position = f32_tensor({2, C}, std::vector<double>(2 * C, 0.0));
-  expect_error([&] { ops::embeddings_forward(out, ids, types, word, short_position, token_type); },
+  expect_error([&] { ops::embeddings_forward(cpu_context(), out, ids, types, word, short_position, token_type); },
                ErrorCode::INVALID_ARGUMENT, {"embeddings_forward", "position", "[2, 5]"});
   Tensor float_ids = f32_tensor({B, T}, std::vector<double>(B * T, 0.0));
-  expect_error([&] { ops::embeddings_forward(out, float_ids, types, word, position, token_type); },
+  expect_error([&] { ops::embeddings_forward(cpu_context(), out, float_ids, types, word, position, token_type); },
                ErrorCode::INVALID_ARGUMENT, {"embeddings_forward", "input_ids", "f32"});
   Tensor bad_ids = i32_tensor({B, T}, {0, 1, 2, 3, 9, 0});
-  expect_error([&] { ops::embeddings_forward(out, bad_ids, types, word, position, token_type); },
+  expect_error([&] { ops::embeddings_forward(cpu_context(), out, bad_ids, types, word, position, token_type); },
                ErrorCode::INVALID_ARGUMENT, {"embeddings_forward", "input_ids[4] = 9"});
   Tensor bad_types = i32_tensor({B, T}, {0, 0, 2, 0, 0, 0});
-  expect_error([&] { ops::embeddings_forward(out, ids, bad_types, word, position, token_type); },
+  expect_error([&] { ops::embeddings_forward(cpu_context(), out, ids, bad_types, word, position, token_type); },
                ErrorCode::INVALID_ARGUMENT, {"embeddings_forward", "token_type_ids[2] = 2"});
   Tensor dword = Tensor::zeros(DType::F32, {V, C}), dposition = Tensor::zeros(DType::F32, {P, C}),
          dtoken_type = Tensor::zeros(DType::F32, {TV, C + 1});
-  expect_error([&] { ops::embeddings_backward(dword, dposition, dtoken_type, out, ids, types); },
+  expect_error([&] { ops::embeddings_backward(cpu_context(), dword, dposition, dtoken_type, out, ids, types); },
                ErrorCode::INVALID_ARGUMENT, {"embeddings_backward", "dtoken_type", "[2, 6]"});
   Tensor dtoken_type_ok = Tensor::zeros(DType::F32, {TV, C});
-  expect_error([&] { ops::embeddings_backward(dword, dposition, dtoken_type_ok, out, bad_ids, types); },
+  expect_error([&] { ops::embeddings_backward(cpu_context(), dword, dposition, dtoken_type_ok, out, bad_ids, types); },
                ErrorCode::INVALID_ARGUMENT, {"embeddings_backward", "input_ids[4] = 9"});
 }
 

@@ -1,6 +1,7 @@
 // layer_norm_forward/backward (f32 Tensor API): values against a naive long-double reference, the saved
 // statistics, f32 against the double kernel, and argument errors naming the op and the tensor.
 #include "ops/layer_norm.h"
+#include "ops/layer_norm_cpu.h"
 
 #include "ops/op_test_util.h"
 
@@ -19,7 +20,7 @@ TEST(LayerNorm, ForwardMatchesNaiveReference) {
                             bias = round_to_float(random_vector(rng, C));
   Tensor out = Tensor::empty(DType::F32, {1, N, C}), mean = Tensor::empty(DType::F32, {N}),
          rstd = Tensor::empty(DType::F32, {N});
-  ops::layer_norm_forward(out, mean, rstd, f32_tensor({1, N, C}, x), f32_tensor({C}, weight),
+  ops::layer_norm_forward(cpu_context(), out, mean, rstd, f32_tensor({1, N, C}, x), f32_tensor({C}, weight),
                           f32_tensor({C}, bias), kEps);
   std::vector<double> ref(N * C), ref_mean(N), ref_rstd(N);
   for (int64_t n = 0; n < N; ++n) {
@@ -47,10 +48,10 @@ TEST(LayerNorm, BackwardF32MatchesDoubleKernel) {
   Tensor out = Tensor::empty(DType::F32, {N, C}), mean = Tensor::empty(DType::F32, {N}),
          rstd = Tensor::empty(DType::F32, {N});
   Tensor xt = f32_tensor({N, C}, x), wt = f32_tensor({C}, weight);
-  ops::layer_norm_forward(out, mean, rstd, xt, wt, f32_tensor({C}, bias), 1e-5);
+  ops::layer_norm_forward(cpu_context(), out, mean, rstd, xt, wt, f32_tensor({C}, bias), 1e-5);
   Tensor dx = Tensor::empty(DType::F32, {N, C}), dweight = Tensor::zeros(DType::F32, {C}),
          dbias = Tensor::zeros(DType::F32, {C});
-  ops::layer_norm_backward(dx, dweight, dbias, f32_tensor({N, C}, dout), xt, wt, mean, rstd);
+  ops::layer_norm_backward(cpu_context(), dx, dweight, dbias, f32_tensor({N, C}, dout), xt, wt, mean, rstd);
 
   std::vector<double> ref_out(N * C), ref_mean(N), ref_rstd(N), ref_dx(N * C), ref_dweight(C, 0.0),
       ref_dbias(C, 0.0);
@@ -69,17 +70,17 @@ TEST(LayerNorm, ArgumentErrorsNameOpAndTensor) {
   Tensor mean = Tensor::empty(DType::F32, {N}), rstd = Tensor::empty(DType::F32, {N});
   Tensor weight = Tensor::zeros(DType::F32, {C}), bias = Tensor::zeros(DType::F32, {C});
   Tensor bad_weight = Tensor::zeros(DType::F32, {C - 1}), bad_mean = Tensor::empty(DType::F32, {N + 1});
-  expect_error([&] { ops::layer_norm_forward(out, mean, rstd, x, bad_weight, bias, kEps); },
+  expect_error([&] { ops::layer_norm_forward(cpu_context(), out, mean, rstd, x, bad_weight, bias, kEps); },
                ErrorCode::INVALID_ARGUMENT, {"layer_norm_forward", "weight", "[12]", "[13]"});
-  expect_error([&] { ops::layer_norm_forward(out, bad_mean, rstd, x, weight, bias, kEps); },
+  expect_error([&] { ops::layer_norm_forward(cpu_context(), out, bad_mean, rstd, x, weight, bias, kEps); },
                ErrorCode::INVALID_ARGUMENT, {"layer_norm_forward", "mean", "[8]"});
-  expect_error([&] { ops::layer_norm_forward(out, mean, rstd, x, weight, bias, -1.0); },
+  expect_error([&] { ops::layer_norm_forward(cpu_context(), out, mean, rstd, x, weight, bias, -1.0); },
                ErrorCode::INVALID_ARGUMENT, {"layer_norm_forward", "eps"});
   Tensor bf16_x = Tensor::zeros(DType::BF16, {N, C});
-  expect_error([&] { ops::layer_norm_forward(out, mean, rstd, bf16_x, weight, bias, kEps); },
+  expect_error([&] { ops::layer_norm_forward(cpu_context(), out, mean, rstd, bf16_x, weight, bias, kEps); },
                ErrorCode::UNSUPPORTED, {"layer_norm_forward", "x", "bf16"});
   Tensor dx = Tensor::empty(DType::F32, {N, C + 1});
-  expect_error([&] { ops::layer_norm_backward(dx, weight, bias, out, x, weight, mean, rstd); },
+  expect_error([&] { ops::layer_norm_backward(cpu_context(), dx, weight, bias, out, x, weight, mean, rstd); },
                ErrorCode::INVALID_ARGUMENT, {"layer_norm_backward", "dx", "[7, 14]"});
 }
 

@@ -38,9 +38,9 @@ TEST(LinearBf16, MatchesF32OnBf16RoundedInputs) {
     const Tensor w = random_tensor({OC, C}, 2);
     const Tensor b = random_tensor({OC}, 3);
     Tensor y_bf16 = Tensor::empty(DType::F32, {N, OC});
-    ops::linear_forward(y_bf16, x, w.to(DType::BF16), b);
+    ops::linear_forward(cpu_context(), y_bf16, x, w.to(DType::BF16), b);
     Tensor y_ref = Tensor::empty(DType::F32, {N, OC});
-    ops::linear_forward(y_ref, rounded_to_bf16(x), rounded_to_bf16(w), b);
+    ops::linear_forward(cpu_context(), y_ref, rounded_to_bf16(x), rounded_to_bf16(w), b);
     const float* a = y_bf16.data<float>();
     const float* r = y_ref.data<float>();
     for (int64_t i = 0; i < y_ref.numel(); ++i) {
@@ -58,7 +58,7 @@ TEST(LinearBf16, Bf16WeightsAreForInferenceOnly) {
   Tensor db = Tensor::zeros(DType::F32, {3});
   const Tensor dy = random_tensor({2, 3}, 4);
   try {
-    ops::linear_backward(dx, dw, db, dy, x, w);
+    ops::linear_backward(cpu_context(), dx, dw, db, dy, x, w);
     FAIL() << "no error";
   } catch (const Error& e) {
     EXPECT_EQ(e.code(), ErrorCode::INVALID_ARGUMENT);

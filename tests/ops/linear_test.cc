@@ -1,6 +1,7 @@
 // linear_forward/backward (f32 Tensor API through sgemm): a hand example, values against a naive triple
 // loop, f32 against the double kernel (dgemm), accumulation of dweight/dbias, and argument errors.
 #include "ops/linear.h"
+#include "ops/linear_cpu.h"
 
 #include "ops/op_test_util.h"
 
@@ -13,7 +14,7 @@ constexpr int64_t N = 5, C = 11, OC = 7;
 TEST(Linear, HandExample) {
   // x [1,2] = [[1, 2]], W [3,2] = [[1, 0], [0, 1], [1, 1]], b = [0.5, -1, 0]: y = [1.5, 1, 3].
   Tensor y = Tensor::empty(DType::F32, {1, 3});
-  ops::linear_forward(y, f32_tensor({1, 2}, {1, 2}), f32_tensor({3, 2}, {1, 0, 0, 1, 1, 1}),
+  ops::linear_forward(cpu_context(), y, f32_tensor({1, 2}, {1, 2}), f32_tensor({3, 2}, {1, 0, 0, 1, 1, 1}),
                       f32_tensor({3}, {0.5, -1, 0}));
   EXPECT_TRUE(all_close(y, {1.5, 1, 3}, Tolerance{0, 0}));
 }
@@ -24,7 +25,7 @@ TEST(Linear, ForwardMatchesNaiveLoops) {
                             weight = round_to_float(random_vector(rng, OC * C)),
                             bias = round_to_float(random_vector(rng, OC));
   Tensor y = Tensor::empty(DType::F32, {1, N, OC});
-  ops::linear_forward(y, f32_tensor({1, N, C}, x), f32_tensor({OC, C}, weight), f32_tensor({OC}, bias));
+  ops::linear_forward(cpu_context(), y, f32_tensor({1, N, C}, x), f32_tensor({OC, C}, weight), f32_tensor({OC}, bias));
   std::vector<double> ref(N * OC);
   for (int64_t n = 0; n < N; ++n)
     for (int64_t o = 0; o < OC; ++o) {
@@ -44,7 +45,7 @@ TEST(Linear, BackwardF32MatchesDoubleKernelAndAccumulates) {
                             dbias0 = round_to_float(random_vector(rng, OC));
   Tensor dx = Tensor::empty(DType::F32, {N, C}), dweight = f32_tensor({OC, C}, dweight0),
          dbias = f32_tensor({OC}, dbias0);
-  ops::linear_backward(dx, dweight, dbias, f32_tensor({N, OC}, dy), f32_tensor({N, C}, x),
+  ops::linear_backward(cpu_context(), dx, dweight, dbias, f32_tensor({N, OC}, dy), f32_tensor({N, C}, x),
                        f32_tensor({OC, C}, weight));
   std::vector<double> ref_dx(N * C), ref_dweight = dweight0, ref_dbias = dbias0;
   cpu::linear_backward(ref_dx.data(), ref_dweight.data(), ref_dbias.data(), dy.data(), x.data(),
@@ -61,17 +62,17 @@ TEST(Linear, ArgumentErrorsNameOpAndTensor) {
   Tensor x = Tensor::zeros(DType::F32, {N, C}), y = Tensor::empty(DType::F32, {N, OC});
   Tensor weight = Tensor::zeros(DType::F32, {OC, C}), bias = Tensor::zeros(DType::F32, {OC});
   Tensor transposed = Tensor::zeros(DType::F32, {C, OC});
-  expect_error([&] { ops::linear_forward(y, x, transposed, bias); }, ErrorCode::INVALID_ARGUMENT,
+  expect_error([&] { ops::linear_forward(cpu_context(), y, x, transposed, bias); }, ErrorCode::INVALID_ARGUMENT,
                {"linear_forward", "weight", "[11, 7]", "[OC, 11]"});
   Tensor bad_bias = Tensor::zeros(DType::F32, {C});
-  expect_error([&] { ops::linear_forward(y, x, weight, bad_bias); }, ErrorCode::INVALID_ARGUMENT,
+  expect_error([&] { ops::linear_forward(cpu_context(), y, x, weight, bad_bias); }, ErrorCode::INVALID_ARGUMENT,
                {"linear_forward", "bias", "[11]", "[7]"});
   Tensor bad_y = Tensor::empty(DType::F32, {OC, N});
-  expect_error([&] { ops::linear_forward(bad_y, x, weight, bias); }, ErrorCode::INVALID_ARGUMENT,
+  expect_error([&] { ops::linear_forward(cpu_context(), bad_y, x, weight, bias); }, ErrorCode::INVALID_ARGUMENT,
                {"linear_forward", "y", "[7, 5]", "[5, 7]"});
   Tensor dweight = Tensor::zeros(DType::F32, {OC, C}), dbias = Tensor::zeros(DType::F32, {OC});
   Tensor dx = Tensor::empty(DType::F32, {N, C});
-  expect_error([&] { ops::linear_backward(dx, dweight, dbias, x, x, weight); }, ErrorCode::INVALID_ARGUMENT,
+  expect_error([&] { ops::linear_backward(cpu_context(), dx, dweight, dbias, x, x, weight); }, ErrorCode::INVALID_ARGUMENT,
                {"linear_backward", "dy", "[5, 11]", "[5, 7]"});
 }
 

@@ -1,6 +1,7 @@
 // tanh_forward/backward (f32 Tensor API): values against std::tanh in double, the backward from the saved
 // output, f32 against the double kernel, and argument errors naming the op and the tensor.
 #include "ops/tanh.h"
+#include "ops/tanh_cpu.h"
 
 #include "ops/op_test_util.h"
 
@@ -15,8 +16,8 @@ TEST(Tanh, ForwardAndBackward) {
   const std::vector<double> x = round_to_float(random_vector(rng, N, -4, 4)),
                             dout = round_to_float(random_vector(rng, N));
   Tensor out = Tensor::empty(DType::F32, {N}), dx = Tensor::empty(DType::F32, {N});
-  ops::tanh_forward(out, f32_tensor({N}, x));
-  ops::tanh_backward(dx, f32_tensor({N}, dout), out);
+  ops::tanh_forward(cpu_context(), out, f32_tensor({N}, x));
+  ops::tanh_backward(cpu_context(), dx, f32_tensor({N}, dout), out);
   std::vector<double> ref_out(N), ref_dx(N), kernel_dx(N);
   for (int64_t i = 0; i < N; ++i) {
     ref_out[i] = std::tanh(x[i]);
@@ -30,9 +31,9 @@ TEST(Tanh, ForwardAndBackward) {
 
 TEST(Tanh, ArgumentErrorsNameOpAndTensor) {
   Tensor x = Tensor::zeros(DType::F32, {2, 3}), bad = Tensor::empty(DType::F32, {3});
-  expect_error([&] { ops::tanh_forward(bad, x); }, ErrorCode::INVALID_ARGUMENT,
+  expect_error([&] { ops::tanh_forward(cpu_context(), bad, x); }, ErrorCode::INVALID_ARGUMENT,
                {"tanh_forward", "out", "[3]"});
-  expect_error([&] { ops::tanh_backward(bad, x, x); }, ErrorCode::INVALID_ARGUMENT,
+  expect_error([&] { ops::tanh_backward(cpu_context(), bad, x, x); }, ErrorCode::INVALID_ARGUMENT,
                {"tanh_backward", "dx", "[3]"});
 }
 

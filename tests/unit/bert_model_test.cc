@@ -79,7 +79,7 @@ TEST(BertModel, EvalEqualsTrainWithoutDropout) {
 TEST(BertModel, DropGradientsFreesThemKeepsLogitsAndRefusesTraining) {
   BertForSequenceClassification model(tiny_config(), 11);
   const std::vector<float> before = values(model.forward(tiny_batch(), ForwardMode::EVAL).logits);
-  Allocator& allocator = allocator_for(Device{});
+  Allocator& allocator = host_allocator();
   const size_t bytes_before = allocator.current_bytes();
   model.drop_gradients();
   EXPECT_TRUE(model.gradients().empty());
@@ -94,7 +94,7 @@ TEST(BertModel, DropGradientsFreesThemKeepsLogitsAndRefusesTraining) {
 TEST(BertModel, EvalBuffersAreReusedAndReleasedByTrain) {
   BertForSequenceClassification model(tiny_config(), 11);
   model.set_dropout(no_dropout());
-  Allocator& allocator = allocator_for(Device{});
+  Allocator& allocator = host_allocator();
   const size_t base = allocator.current_bytes();
   model.forward(tiny_batch(), ForwardMode::EVAL);
   const size_t held = allocator.current_bytes();  // one layer's EVAL buffers, kept for the next call
@@ -113,7 +113,7 @@ TEST(BertModel, EvalKeepsNothingPerLayer) {
   Batch batch = tiny_batch();
   const auto forward_bytes = [&](int64_t layers, ForwardMode mode) {
     BertForSequenceClassification model(tiny_config(layers), 3);
-    Allocator& allocator = allocator_for(Device{});
+    Allocator& allocator = host_allocator();
     const size_t before = allocator.current_bytes();
     allocator.reset_peak();
     model.forward(batch, mode, 0);

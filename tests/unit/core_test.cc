@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "backend/context.h"
 #include "core/dtype.h"
 #include "core/error.h"
 #include "core/file_util.h"
@@ -66,7 +67,7 @@ TEST(Dtype, Bf16KnownValuesAndRoundTrip) {
 }
 
 TEST(Tensor, ShapesConversionAndPeakBytes) {
-  Allocator& host = allocator_for(Device{});
+  Allocator& host = host_allocator();
   const size_t before = host.current_bytes();
   host.reset_peak();
   {
@@ -86,6 +87,53 @@ TEST(Tensor, ShapesConversionAndPeakBytes) {
   EXPECT_EQ(host.current_bytes(), before);
   EXPECT_GE(host.peak_bytes(), before + 60 + 30);
 }
+
+TEST(Tensor, ViewsShareStorageAtByteOffsets) {
+  Tensor qkv = Tensor::zeros(DType::F32, {3, 4, 5});  // a packed [3C, C]-style buffer
+  for (int64_t i = 0; i < qkv.numel(); ++i) qkv.data<float>()[i] = static_cast<float>(i);
+  Tensor k = qkv.view({4, 5}, 20 * sizeof(float));
+  EXPECT_EQ(k.byte_offset(), 80u);
+  EXPECT_EQ(k.data<float>()[0], 20.0f);
+  k.data<float>()[3] = -1.0f;  // writes through to the packed buffer
+  EXPECT_EQ(qkv.data<float>()[23], -1.0f);
+  Tensor row = k.view({5}, 5 * sizeof(float));  // a view of a view: offsets add up
+  EXPECT_EQ(row.byte_offset(), 100u);
+  EXPECT_EQ(row.data<float>()[0], 25.0f);
+  Tensor bits = qkv.view(DType::I32, {2}, 8);  // another dtype over the same bytes
+  EXPECT_EQ(bits.data<int32_t>()[0], 0x40000000);  // 2.0f
+  EXPECT_THROW(qkv.view({4, 5}, 41 * sizeof(float)), Error);  // past the end
+  EXPECT_THROW(qkv.view(DType::F32, {1}, 2), Error);          // misaligned for f32
+  EXPECT_THROW(k.view({21}), Error);                          // past the view's own end
+}
+
+TEST(Tensor, HostAllocatorRefusesTheImpossibleNamingTheSize) {
+  try {
+    Tensor t = Tensor::empty(DType::F32, {int64_t{1} << 58});
+    FAIL() << "a 2^60-byte tensor was allocated";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::OUT_OF_MEMORY);
+    EXPECT_NE(std::string(e.what()).find("1152921504606846976 bytes"), std::string::npos) << e.what();
+  }
+}
+
+TEST(ExecutionContext, CpuContextCopiesAndZeroes) {
+  ExecutionContext& cpu = cpu_context();
+  EXPECT_EQ(cpu.device(), Device{});
+  Tensor a = Tensor::zeros(DType::F32, {2, 3});
+  for (int i = 0; i < 6; ++i) a.data<float>()[i] = static_cast<float>(i + 1);
+  Tensor b = to_host(cpu, a);
+  EXPECT_NE(b.raw_data(), a.raw_data());
+  EXPECT_EQ(b.data<float>()[5], 6.0f);
+  Tensor flat = Tensor::empty(DType::F32, {6});
+  copy_tensor(cpu, flat, a);  // shapes may differ, element counts may not
+  EXPECT_EQ(flat.data<float>()[4], 5.0f);
+  Tensor wrong = Tensor::empty(DType::F32, {5});
+  EXPECT_THROW(copy_tensor(cpu, wrong, a), Error);
+  fill_zero(cpu, flat);
+  EXPECT_EQ(flat.data<float>()[4], 0.0f);
+  EXPECT_THROW(make_execution_context(Device{}), Error);  // the CPU has one shared context
+}
+
 
 class FileUtil : public ::testing::Test {
  protected:

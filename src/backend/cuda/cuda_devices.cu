@@ -5,14 +5,11 @@
 #include <string>
 
 #include "backend/cuda/cuda_devices.h"
+#include "backend/cuda/cuda_check.h"
 #include "core/error.h"
 
 namespace nlpf::cuda {
 namespace {
-
-void check(cudaError_t status, const char* what) {
-  NLPF_CHECK(status == cudaSuccess, ErrorCode::CUDA, what, ": ", cudaGetErrorString(status));
-}
 
 std::string version_string(int v) { return std::to_string(v / 1000) + "." + std::to_string((v % 1000) / 10); }
 
@@ -29,11 +26,11 @@ int device_count() {
 
 CudaDeviceInfo device_info(int index) {
   cudaDeviceProp prop{};
-  check(cudaGetDeviceProperties(&prop, index), "cudaGetDeviceProperties");
+  NLPF_CUDA_CHECK(cudaGetDeviceProperties(&prop, index));
   CudaDeviceInfo info;
   info.name = prop.name;
   char bus_id[32] = {};
-  check(cudaDeviceGetPCIBusId(bus_id, sizeof bus_id, index), "cudaDeviceGetPCIBusId");
+  NLPF_CUDA_CHECK(cudaDeviceGetPCIBusId(bus_id, sizeof bus_id, index));
   info.pci_bus_id = bus_id;
   char uuid[64];
   const unsigned char* u = reinterpret_cast<const unsigned char*>(prop.uuid.bytes);

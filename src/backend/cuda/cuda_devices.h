@@ -2,7 +2,12 @@
 // (only src/backend/device.cc does, behind NLPF_WITH_CUDA).
 #pragma once
 
+#include <memory>
 #include <string>
+
+namespace nlpf {
+class ExecutionContext;
+}
 
 namespace nlpf::cuda {
 
@@ -22,5 +27,7 @@ CudaDeviceInfo device_info(int index);
 // "13.0" style versions of the runtime this binary carries and of the installed driver ("" if none).
 std::string runtime_version();
 std::string driver_version();
+// A CudaContext (backend/cuda/cuda_context.h) on device `index`, behind the CUDA-free interface.
+std::unique_ptr<ExecutionContext> make_cuda_context(int index);
 
 }  // namespace nlpf::cuda

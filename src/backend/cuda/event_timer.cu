@@ -8,19 +8,16 @@
 #include <vector>
 
 #include "backend/cuda/event_timer.h"
+#include "backend/cuda/cuda_check.h"
 #include "core/error.h"
 
 namespace nlpf::cuda {
 namespace {
 
-void check(cudaError_t status, const char* what) {
-  NLPF_CHECK(status == cudaSuccess, ErrorCode::CUDA, what, ": ", cudaGetErrorString(status));
-}
-
 class CudaEventBatchTimer : public BatchTimer {
  public:
   CudaEventBatchTimer(int device_index, cudaStream_t stream) : device_index_(device_index), stream_(stream) {
-    check(cudaSetDevice(device_index_), "batch timer: cudaSetDevice");
+    NLPF_CUDA_CHECK(cudaSetDevice(device_index_));
   }
   ~CudaEventBatchTimer() override {
     for (auto& [begin, end] : events_) {
@@ -39,24 +36,23 @@ class CudaEventBatchTimer : public BatchTimer {
       // Created on first use of a batch slot, outside any timed interval of later passes.
       cudaEvent_t begin = nullptr;
       cudaEvent_t end = nullptr;
-      check(cudaEventCreate(&begin), "batch timer: cudaEventCreate");
+      NLPF_CUDA_CHECK(cudaEventCreate(&begin));
       const cudaError_t status = cudaEventCreate(&end);
       if (status != cudaSuccess) cudaEventDestroy(begin);
-      check(status, "batch timer: cudaEventCreate");
+      NLPF_CUDA_CHECK(status);
       events_.emplace_back(begin, end);
     }
-    check(cudaEventRecord(events_[index].first, stream_), "batch timer: cudaEventRecord (batch start)");
+    NLPF_CUDA_CHECK(cudaEventRecord(events_[index].first, stream_));
   }
   void record_stop(size_t index) override {
-    check(cudaEventRecord(events_[index].second, stream_), "batch timer: cudaEventRecord (batch end)");
+    NLPF_CUDA_CHECK(cudaEventRecord(events_[index].second, stream_));
   }
   std::vector<double> collect(size_t count) override {
-    check(cudaEventSynchronize(events_[count - 1].second), "batch timer: cudaEventSynchronize");
+    NLPF_CUDA_CHECK(cudaEventSynchronize(events_[count - 1].second));
     std::vector<double> out(count);
     for (size_t i = 0; i < count; ++i) {
       float ms = 0.0f;
-      check(cudaEventElapsedTime(&ms, events_[i].first, events_[i].second),
-            "batch timer: cudaEventElapsedTime");
+      NLPF_CUDA_CHECK(cudaEventElapsedTime(&ms, events_[i].first, events_[i].second));
       out[i] = ms;
     }
     return out;
@@ -86,14 +82,14 @@ std::unique_ptr<BatchTimer> make_event_batch_timer(int device_index, void* strea
 void enqueue_spin(int device_index, double microseconds, void* stream) {
   NLPF_CHECK(microseconds >= 0.0, ErrorCode::INVALID_ARGUMENT, "spin kernel: duration must be >= 0 us, got ",
              microseconds);
-  check(cudaSetDevice(device_index), "spin kernel: cudaSetDevice");
+  NLPF_CUDA_CHECK(cudaSetDevice(device_index));
   spin_kernel<<<1, 1, 0, static_cast<cudaStream_t>(stream)>>>(static_cast<uint64_t>(microseconds * 1e3));
-  check(cudaGetLastError(), "spin kernel launch");
+  NLPF_CUDA_CHECK(cudaGetLastError());
 }
 
 void synchronize(int device_index) {
-  check(cudaSetDevice(device_index), "cudaSetDevice");
-  check(cudaDeviceSynchronize(), "cudaDeviceSynchronize");
+  NLPF_CUDA_CHECK(cudaSetDevice(device_index));
+  NLPF_CUDA_CHECK(cudaDeviceSynchronize());
 }
 
 }  // namespace nlpf::cuda

@@ -1,0 +1,71 @@
+// ExecutionContext: what every op is handed besides its tensors (STYLE "GPU code"): the device, its
+// allocator, and for CUDA the stream, cuBLASLt handle and workspace (backend/cuda/cuda_context.h gives those
+// their types; this header stays free of CUDA). One context per device and thread of work; nothing CUDA lives
+// in globals. Work on a CUDA context is ordered on its stream; the host waits only in synchronize() and in a
+// copy to the host. Also here: tensor copies between host and device, through the context.
+#pragma once
+
+#include <cstddef>
+#include <functional>
+#include <memory>
+
+#include "core/allocator.h"
+#include "core/tensor.h"
+
+namespace nlpf {
+
+// Device work recorded once and replayed (a CUDA graph on a CUDA context).
+class CapturedWork {
+ public:
+  virtual ~CapturedWork() = default;
+  // Queues the recorded work again on the context it was captured on.
+  virtual void replay() = 0;
+};
+
+// How f32 GEMMs run (DESIGN §5): IEEE fp32 arithmetic, or TF32 tensor-core inputs with fp32 accumulation.
+enum class MathMode { IEEE_FP32, TF32 };
+
+class ExecutionContext {
+ public:
+  explicit ExecutionContext(Device device) : device_(device) {}
+  virtual ~ExecutionContext() = default;
+  ExecutionContext(const ExecutionContext&) = delete;
+  ExecutionContext& operator=(const ExecutionContext&) = delete;
+
+  Device device() const { return device_; }
+  virtual Allocator& allocator() = 0;
+  MathMode math_mode() const { return math_mode_; }
+  void set_math_mode(MathMode mode) { math_mode_ = mode; }
+  // Waits until the work queued on this context has finished (CPU: returns at once).
+  virtual void synchronize() {}
+
+  // Copies `bytes` from `src` to `dst`, each on the host or on this context's device as the flags say,
+  // ordered after the work queued so far. A copy to the host has landed when this returns.
+  virtual void copy_bytes(void* dst, bool dst_on_device, const void* src, bool src_on_device, size_t bytes) = 0;
+  // Zeroes `bytes` at `dst` on this context's device, in order.
+  virtual void fill_zero_bytes(void* dst, size_t bytes) = 0;
+  // Records the device work that `work` queues on this context, without running it, for replay (CUDA: stream
+  // capture into a graph, instantiated once). `work` must not synchronise, allocate or read results on the
+  // host. The CPU context has no device queue: its CapturedWork runs `work` again at each replay.
+  virtual std::unique_ptr<CapturedWork> capture(const std::function<void()>& work);
+
+ private:
+  Device device_;
+  MathMode math_mode_ = MathMode::IEEE_FP32;
+};
+
+// The CPU's context (host allocator, no stream): for the CPU engine and host-side tests.
+ExecutionContext& cpu_context();
+// A new context on `device` (CUDA: its own stream, cuBLASLt handle, workspace and stream-ordered caching
+// allocator). Defined in backend/device.cc; UNSUPPORTED for CUDA in a build without it.
+std::unique_ptr<ExecutionContext> make_execution_context(Device device);
+
+// Tensor helpers over a context. Every tensor given must live on the host or on ctx's device.
+Tensor empty_tensor(ExecutionContext& ctx, DType dtype, Shape shape);  // on ctx's device
+Tensor to_device(ExecutionContext& ctx, const Tensor& tensor);        // a copy on ctx's device
+Tensor to_host(ExecutionContext& ctx, const Tensor& tensor);          // a host copy (landed on return)
+// dst = src: same dtype and element count (shapes may differ), any of the two placements.
+void copy_tensor(ExecutionContext& ctx, Tensor& dst, const Tensor& src);
+void fill_zero(ExecutionContext& ctx, Tensor& tensor);
+
+}  // namespace nlpf

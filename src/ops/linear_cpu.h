@@ -1,0 +1,22 @@
+// CPU reference kernels of ops/linear.h on raw row-major arrays (Real = float or double, so that gradient tests
+// run in double). Only src/ops/linear*.cc and tests include this; the Tensor-level op in ops/linear.h dispatches here.
+#pragma once
+
+#include <cstdint>
+
+#include "ops/linear.h"
+
+namespace nlpf::cpu {
+
+// Reference kernels through BLAS GEMM (Real = float or double).
+template <typename Real>
+void linear_forward(Real* y, const Real* x, const Real* weight, const Real* bias, int64_t N, int64_t C,
+                    int64_t OC);
+// bf16 weights [OC,C] (raw bits): rounds x to bf16 (round to nearest even) and calls the bf16 GEMM.
+void linear_forward_bf16(float* y, const float* x, const uint16_t* weight, const float* bias, int64_t N,
+                         int64_t C, int64_t OC);
+template <typename Real>
+void linear_backward(Real* dx, Real* dweight, Real* dbias, const Real* dy, const Real* x, const Real* weight,
+                     int64_t N, int64_t C, int64_t OC);
+
+}  // namespace nlpf::cpu
