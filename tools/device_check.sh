@@ -3,7 +3,12 @@
 # tools/make_device_carry.sh). Builds nlpf with CUDA, runs the whole test suite (cpu + cuda labels), makes the
 # Hugging Face reference fixtures, checks that transformers loads what nlpf writes, and runs the benchmarks
 # side by side with PyTorch/HF. Logs and results go to $OUT (results.tgz holds the fixtures and JSON).
-# Usage: tools/device_check.sh [all|build|test|goldens|roundtrip|finetune|bench|bench_cpu|measure]...   (default: all)
+# Usage: tools/device_check.sh [all|build|test|sanitize|goldens|roundtrip|finetune|bench|bench_cpu|bench_gpu|measure]...
+#        (default: all; bench_gpu is not in all: about 10 minutes per model, run it on its own)
+# sanitize: the cuda-labelled tests under compute-sanitizer memcheck and racecheck
+# bench_gpu: GPU inference, nlpf (bench/gpu_inference_bench) and PyTorch eager + torch.compile
+#            (bench/peer/peer_gpu_inference.py) side by side; BENCH_GPU_MODELS, BENCH_GPU_PRECISIONS,
+#            BENCH_GPU_BATCHES, BENCH_GPU_TRIALS, BENCH_GPU_SECONDS, BENCH_GPU_ENGINES narrow it
 # measure: GPU measurement validation (bench/gpu_measure_validation.cu: counter vs trace, protocol CV, sampler cost)
 # goldens: tokenizer ids (tools/dump_tokenizer_goldens.py) and BERT logits/loss/gradients (tools/dump_hf_model_goldens.py)
 set -uo pipefail
@@ -14,7 +19,7 @@ res="$out/results"  # everything but summary.txt and env.txt ends up in results.
 mkdir -p "$res/logs"
 carry="$root/carry"
 steps=${*:-all}
-want() { [[ " $steps " == *" all "* || " $steps " == *" $1 "* ]]; }
+want() { [[ " $steps " == *" all "* && $1 != bench_gpu || " $steps " == *" $1 "* ]]; }
 status=0
 note() { echo "== $*" | tee -a "$out/summary.txt"; }
 run_step() {  # run_step NAME command...: logs to results/logs/NAME.log, records pass/fail in summary
@@ -51,12 +56,25 @@ note "device_check $(date -u +%FT%TZ) steps: $steps"
 env_report >"$out/env.txt" 2>&1
 export NLPF_MINILM_DIR="$carry/minilm-f16"
 
-if want build || want test || want roundtrip || want finetune || want bench || want bench_cpu || want measure; then
+if want build || want test || want sanitize || want roundtrip || want finetune || want bench || want bench_cpu ||
+  want bench_gpu || want measure; then
   run_step build build
 fi
 if want test; then
   run_step ctest bash -c "cd build-gpu && ctest --output-on-failure -j 8 --timeout 600 -LE slow"  # slow: CPU-only, CI runs it
   grep -E 'tests passed|tests failed' "$res/logs/ctest.log" | tee -a "$out/summary.txt"
+fi
+if want sanitize; then
+  # Every cuda-labelled test binary under memcheck and racecheck; a report of errors fails the step.
+  for t in $(cd build-gpu/tests && ls *cuda*_test 2>/dev/null); do
+    for tool in memcheck racecheck; do
+      # The SST-2 pass (872 sentences x 4 precisions) runs the same kernels as the other tests, 100x slower here.
+      run_step "sanitize_${tool}_$t" env GTEST_FILTER='-*Sst2Dev*' compute-sanitizer --tool $tool --error-exitcode 1 \
+        "build-gpu/tests/$t"
+      grep -h -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$res/logs/sanitize_${tool}_$t.log" | sed "s/^/$t $tool: /" |
+        tee -a "$out/summary.txt"
+    done
+  done
 fi
 if want goldens; then
   run_step goldens_tokenizer python3 tools/dump_tokenizer_goldens.py \
@@ -112,6 +130,25 @@ if want bench_cpu; then
     --config-dir "$carry/shared/models/bert-base-uncased" --minilm-dir "$carry/minilm-f16" --threads $threads \
     --out "$res/cpu_engine_peer.json"
   python3 bench/report_cpu_engine.py "$res/cpu_engine_ours.json" "$res/cpu_engine_peer.json" | tee -a "$out/summary.txt"
+fi
+if want bench_gpu; then
+  models=${BENCH_GPU_MODELS:-bert_base minilm}
+  precisions=${BENCH_GPU_PRECISIONS:-fp32 tf32 bf16 fp16}
+  batches=${BENCH_GPU_BATCHES:-32 64 256}
+  trials=${BENCH_GPU_TRIALS:-3}
+  seconds=${BENCH_GPU_SECONDS:-2}
+  engines=${BENCH_GPU_ENGINES:-eager compile}
+  common=(--dev-tsv "$carry/shared/data/sst2/dev.tsv" --vocab-dir "$carry/shared/models/bert-base-uncased"
+    --config-dir "$carry/shared/models/bert-base-uncased" --minilm-dir "$carry/minilm-f16" --models $models
+    --precisions $precisions --batch-sizes $batches --paddings max_length longest --trials "$trials"
+    --min-trial-seconds "$seconds" --idle-seconds 1 --warmup-seconds 1)
+  run_step bench_gpu_ours build-gpu/bench/gpu_inference_bench "${common[@]}" --out "$res/gpu_inference_ours.json"
+  run_step bench_gpu_peer env PYTHONUNBUFFERED=1 python3 bench/peer/peer_gpu_inference.py "${common[@]}" \
+    --engines $engines --compile-modes reduce-overhead --compile-shapes dynamic --gpu-warmup-seconds 0 \
+    --deadline-seconds "${BENCH_GPU_PEER_DEADLINE:-330}" --out "$res/gpu_inference_peer.json"
+  python3 bench/report_gpu_inference.py "$res/gpu_inference_ours.json" "$res/gpu_inference_peer.json" \
+    --markdown-out "$out/gpu_inference_report.md" | tee -a "$out/summary.txt"
+  cp "$res/gpu_inference_ours.json" "$res/gpu_inference_peer.json" "$out/" 2>/dev/null || true
 fi
 if want measure; then
   # Issue 4 item 8: about 4 minutes of GPU load; exit 0 only when checks a, b and c all pass.

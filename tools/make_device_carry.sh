@@ -18,6 +18,7 @@ cp -r "$shared/models/bert-base-uncased" $carry/shared/models/
 cp -r "$shared/data/sst2" $carry/shared/data/
 if [ ! -f $carry/minilm-f16/model.safetensors ]; then
   tools/fetch_minilm.sh
+  python3 -c 'import numpy' 2>/dev/null || python3 -m pip install -q numpy  # for the dtype conversion
   python3 tools/convert_safetensors_dtype.py --dtype F16 .cache/minilm $carry/minilm-f16
 fi
 du -sh $carry

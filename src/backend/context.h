@@ -38,6 +38,8 @@ class ExecutionContext {
   void set_math_mode(MathMode mode) { math_mode_ = mode; }
   // Waits until the work queued on this context has finished (CPU: returns at once).
   virtual void synchronize() {}
+  // The cudaStream_t work is queued on, for timers that record on it (nullptr on the CPU).
+  virtual void* native_stream() const { return nullptr; }
 
   // Copies `bytes` from `src` to `dst`, each on the host or on this context's device as the flags say,
   // ordered after the work queued so far. A copy to the host has landed when this returns.

@@ -4,16 +4,21 @@
 // Each point loads the checkpoint afresh so that its peak memory is that of its own model alone.
 #include "experiment/phase2.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <chrono>
 #include <iostream>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
 
+#include "backend/context.h"
+#include "backend/device.h"
 #include "backend/precision.h"
 #include "core/allocator.h"
 #include "core/error.h"
@@ -21,9 +26,12 @@
 #include "experiment/run_files.h"
 #include "experiment/run_plots.h"
 #include "measure/energy_meter.h"
+#include "measure/nvml_meter.h"
 #include "measure/metrics_json.h"
 #include "measure/power_sampler.h"
+#include "model/bert_inference.h"
 #include "model/bert_model.h"
+#include "model/inference_runner.h"
 #include "model/checkpoint.h"
 #include "text/batching.h"
 #include "text/tokenizer.h"
@@ -53,6 +61,56 @@ void check_list(const std::vector<T>& values, const char* option) {
   for (const T& v : values) {
     NLPF_CHECK(seen.insert(v).second, ErrorCode::INVALID_ARGUMENT, option, " lists ", v, " twice");
   }
+}
+
+void check_not_interrupted() {
+  NLPF_CHECK(!interrupt_flag().load(), ErrorCode::INTERRUPTED,
+             "interrupted by Ctrl-C during measurement; no run directory was completed");
+}
+
+// One point on the GPU: the model's weights go to the device in the point's compute precision (the host model
+// is freed), the evaluation set is uploaded once, and each protocol pass replays CUDA graphs with per-batch
+// CUDA-event latencies. Peak GPU memory is the context allocator's high-water mark over weights, workspaces
+// and the uploaded set; NVML's per-process figure is read while they are alive.
+ProtocolResult measure_on_gpu(ExecutionContext& gpu, EnergyMeter& meter, PowerSampler& sampler,
+                              std::unique_ptr<BertForSequenceClassification> model, Precision precision,
+                              const TokenizedDataset& eval_data, int64_t batch_size, const ProtocolOptions& protocol,
+                              InferenceMetricsInputs& inputs) {
+  Allocator& allocator = gpu.allocator();
+  allocator.reset_peak();
+  std::optional<BertInference> engine;
+  try {
+    engine.emplace(gpu, model->config(), model->parameters(), precision, batch_size, eval_data.max_length);
+  } catch (const Error& e) {
+    if (e.code() != ErrorCode::OUT_OF_MEMORY) throw;
+    NLPF_THROW(ErrorCode::OUT_OF_MEMORY, "batch size ", batch_size, " at length ", eval_data.max_length, " (",
+               precision_name(precision), "): ", e.what(), "; try a smaller --eval-batch-size");
+  }
+  model.reset();
+  InferenceRunner runner(*engine, eval_data, {.batch_size = batch_size, .padding = PaddingMode::LONGEST});
+  const std::unique_ptr<BatchTimer> timer = make_batch_timer(gpu.device(), gpu.native_stream());
+  const Workload workload = [&]() {
+    check_not_interrupted();
+    EvaluationResult pass = runner.run_pass(timer.get());
+    PassResult result;
+    result.examples = eval_data.size();
+    result.predictions = std::move(pass.predictions);
+    result.batch_latencies_ms = std::move(pass.batch_latencies_ms);
+    return result;
+  };
+  ProtocolResult measured = run_protocol(protocol, meter, meter.available() ? &sampler : nullptr, workload);
+  inputs.peak_gpu_memory_mb = static_cast<double>(allocator.peak_bytes()) / (1024.0 * 1024.0);
+  if (const auto* nvml = dynamic_cast<const NvmlMeter*>(&meter)) {
+    const NvmlProcessMemory process = nvml->process_memory(static_cast<unsigned int>(::getpid()));
+    if (process.used_bytes) {
+      inputs.gpu_process_memory_mb = static_cast<double>(*process.used_bytes) / (1024.0 * 1024.0);
+    } else {
+      inputs.gpu_process_memory_null_reason = process.reason;
+    }
+  } else {
+    inputs.gpu_process_memory_null_reason = "no NVML meter on this run";
+  }
+  return measured;
 }
 
 }  // namespace
@@ -249,7 +307,7 @@ Phase2Result run_phase2(const Phase2Settings& s) {
   const auto start_time = std::chrono::system_clock::now();
 
   // ---- everything that can be refused is refused here, before any measurement ----
-  const Device device = choose_cpu_device(s.device, "inference", s.quiet, log);
+  const Device device = choose_inference_device(s.device, s.quiet, log);
   NLPF_CHECK(!s.baseline_model_directory.empty(), ErrorCode::INVALID_ARGUMENT,
              "--baseline-model-directory is required");
   const std::filesystem::path model_dir = s.baseline_model_directory;
@@ -270,7 +328,7 @@ Phase2Result run_phase2(const Phase2Settings& s) {
   }
   std::vector<Point> points = make_points(s, config, fixed_length);
 
-  const DeviceDescription description = cpu_description();
+  const DeviceDescription description = describe_device(device);
   json errors = json::array();
   {
     std::map<std::string, std::optional<std::string>> refusals;
@@ -338,6 +396,8 @@ Phase2Result run_phase2(const Phase2Settings& s) {
   StagedDirectory run(std::filesystem::path(s.runs_dir) /
                       phase2_run_name(s.sweep, std::chrono::system_clock::to_time_t(start_time)));
   std::unique_ptr<EnergyMeter> meter = choose_meter(description);
+  // One CUDA context for the sweep (stream, cuBLASLt, allocator); each point's engine is freed before the next.
+  std::unique_ptr<ExecutionContext> gpu = device.type == DeviceType::CUDA ? make_execution_context(device) : nullptr;
   PowerSampler sampler(*meter);
   sampler.start();
 
@@ -372,29 +432,34 @@ Phase2Result run_phase2(const Phase2Settings& s) {
         train_classifier(*model, train_data, eval_data, trainer);  // the optimizer's state dies with it
       }
       model->drop_gradients();
-      model->set_inference_precision(parse_precision(point.precision));
-      Allocator& allocator = host_allocator();  // the CPU engine's; a CUDA run measures its context's
-      allocator.reset_peak();
-      const Workload workload = [&]() {
-        NLPF_CHECK(!interrupt_flag().load(), ErrorCode::INTERRUPTED,
-                   "interrupted by Ctrl-C during measurement; no run directory was completed");
-        EvaluationResult pass =
-            evaluate_classifier(*model, eval_data, point.eval_batch_size, point.max_sequence_length);
-        PassResult result;
-        result.examples = eval_data.size();
-        result.predictions = std::move(pass.predictions);
-        result.batch_latencies_ms = std::move(pass.batch_latencies_ms);
-        return result;
-      };
-      const ProtocolResult measured =
-          run_protocol(s.protocol, *meter, meter->available() ? &sampler : nullptr, workload);
+      const Precision precision = parse_precision(point.precision);
+      InferenceMetricsInputs inputs;
+      ProtocolResult measured;
+      if (gpu) {
+        measured = measure_on_gpu(*gpu, *meter, sampler, std::move(model), precision, eval_data, point.eval_batch_size,
+                                  s.protocol, inputs);
+      } else {
+        model->set_inference_precision(precision);
+        Allocator& allocator = host_allocator();
+        allocator.reset_peak();
+        const Workload workload = [&]() {
+          check_not_interrupted();
+          EvaluationResult pass =
+              evaluate_classifier(*model, eval_data, point.eval_batch_size, point.max_sequence_length);
+          PassResult result;
+          result.examples = eval_data.size();
+          result.predictions = std::move(pass.predictions);
+          result.batch_latencies_ms = std::move(pass.batch_latencies_ms);
+          return result;
+        };
+        measured = run_protocol(s.protocol, *meter, meter->available() ? &sampler : nullptr, workload);
+        inputs.peak_gpu_memory_null_reason = "CPU run: no GPU memory; see peak_memory_mb (host allocator)";
+        inputs.peak_memory_mb = static_cast<double>(allocator.peak_bytes()) / (1024.0 * 1024.0);
+      }
       int64_t correct = 0;
       for (size_t i = 0; i < measured.predictions.size(); ++i)
         correct += measured.predictions[i] == eval_data.labels[i];
-      InferenceMetricsInputs inputs;
       inputs.accuracy = static_cast<double>(correct) / static_cast<double>(eval_data.size());
-      inputs.peak_gpu_memory_null_reason = "CPU run: no GPU memory; see peak_memory_mb (host allocator)";
-      inputs.peak_memory_mb = static_cast<double>(allocator.peak_bytes()) / (1024.0 * 1024.0);
       metrics = inference_metrics_json(measured, inputs);
       predictions = measured.predictions;
     } catch (const Error& e) {
@@ -482,7 +547,8 @@ Phase2Result run_phase2(const Phase2Settings& s) {
       {"skip_failed_precisions", s.skip_failed_precisions},
       {"device", s.device},
       {"runs_dir", s.runs_dir},
-      {"eval_padding", "longest in batch"},
+      {"eval_padding", gpu ? "longest in batch, rounded up to a multiple of 8 (CUDA graphs per shape)"
+                           : "longest in batch"},
       {"max_eval_examples", data.max_eval_examples ? json(*data.max_eval_examples) : json(nullptr)},
       {"trials", s.protocol.trials},
       {"min_trial_seconds", s.protocol.min_trial_seconds},

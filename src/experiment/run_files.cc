@@ -80,6 +80,26 @@ Device choose_cpu_device(const std::string& spec, const std::string& backend, bo
   NLPF_THROW(ErrorCode::INVALID_ARGUMENT, "--device: expected auto, cpu, cuda or cuda:N, got '", spec, "'");
 }
 
+Device choose_inference_device(const std::string& spec, bool quiet, std::ostream& log) {
+  const Device device = resolve_device(spec);
+  if (spec == "auto" && !quiet) {
+    log << "device: auto -> " << device_string(device) << " ("
+        << (device.type == DeviceType::CUDA ? describe_device(device).name
+                                            : cuda_built() ? std::string("no CUDA GPU visible")
+                                                           : std::string("no CUDA in this build"))
+        << ")\n";
+  }
+  return device;
+}
+
+DeviceDescription describe_device(Device device) {
+  if (device.type == DeviceType::CPU) return cpu_description();
+  for (const DeviceDescription& d : cuda_devices()) {
+    if (d.device == device) return d;
+  }
+  NLPF_THROW(ErrorCode::UNSUPPORTED, device_string(device), " is not visible");
+}
+
 json environment_json(Device device, const DeviceDescription& description, const EnergyMeter& meter) {
   const std::string cuda_runtime = cuda_runtime_version();
   const std::string cuda_driver = cuda_driver_version();

@@ -37,6 +37,7 @@ class CudaContext final : public ExecutionContext {
 
   Allocator& allocator() override { return *allocator_; }
   void synchronize() override;
+  void* native_stream() const override { return stream_; }
   void copy_bytes(void* dst, bool dst_on_device, const void* src, bool src_on_device, size_t bytes) override;
   void fill_zero_bytes(void* dst, size_t bytes) override;
   std::unique_ptr<CapturedWork> capture(const std::function<void()>& work) override;

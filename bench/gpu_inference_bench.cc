@@ -1,0 +1,210 @@
+// gpu_inference_bench: nlpf's side of the GPU inference comparison with PyTorch + transformers
+// (bench/peer/peer_gpu_inference.py), same batches, same protocol, same JSON record schema, so that
+// bench/report_gpu_inference.py can put the two side by side. Per model x precision x batch size x padding:
+// the model's weights go to the GPU in the precision's compute dtype (BertInference), SST-2 dev is tokenised
+// with the bert-base-uncased vocabulary and uploaded once in file-order batches (InferenceRunner: CUDA graphs
+// per shape, LONGEST rounded up to a multiple of 8), and run_protocol measures it (NVML energy counter, idle
+// baseline, warm-up, N trials of >= min-trial-seconds). bert_base: the config at --config-dir with HF's random
+// init (seed 42); minilm: the checkpoint at --minilm-dir (its classifier initialised from seed 42).
+// Exit: 0 done (failed points are records with "error"), 2 bad options, 3 an error, 4 no GPU.
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+#include <iostream>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include "backend/context.h"
+#include "backend/device.h"
+#include "core/error.h"
+#include "core/file_util.h"
+#include "experiment/run_files.h"
+#include "measure/batch_timer.h"
+#include "measure/energy_meter.h"
+#include "measure/nvml_meter.h"
+#include "measure/power_sampler.h"
+#include "measure/protocol.h"
+#include "model/bert_inference.h"
+#include "model/bert_model.h"
+#include "model/checkpoint.h"
+#include "model/inference_runner.h"
+#include "nlpf/build_info.h"
+#include "text/dataset.h"
+#include "text/tokenizer.h"
+
+namespace nlpf {
+namespace {
+
+using json = nlohmann::json;
+constexpr double kMiB = 1024.0 * 1024.0;
+
+struct Options {
+  std::string dev_tsv, vocab_dir, config_dir, minilm_dir, out;
+  std::vector<std::string> models{"bert_base", "minilm"};
+  std::vector<std::string> precisions{"fp32", "tf32", "bf16", "fp16"};
+  std::vector<int64_t> batch_sizes{32, 64, 256};
+  std::vector<std::string> paddings{"max_length", "longest"};
+  int64_t max_length = 128;
+  ProtocolOptions protocol;
+  double gpu_warmup_seconds = 25.0;
+};
+
+json optional_json(const std::optional<double>& v) { return v ? json(*v) : json(nullptr); }
+
+// Keeps the GPU busy with the engine itself for `seconds` (a fresh H200 draws ~28% more power for its first
+// ~22 s of load: METHOD and README).
+void warm_up_gpu(InferenceRunner& runner, double seconds) {
+  const auto start = std::chrono::steady_clock::now();
+  while (std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() < seconds) runner.run_pass();
+}
+
+json measure(ExecutionContext& gpu, EnergyMeter& meter, PowerSampler& sampler, const BertForSequenceClassification& model,
+             const std::string& model_name, const std::string& precision_text, int64_t batch_size,
+             const std::string& padding_text, const TokenizedDataset& data, const Options& o, bool& gpu_warm) {
+  json record = {{"engine", "nlpf"},           {"compile_mode", nullptr}, {"model", model_name},
+                 {"precision", precision_text}, {"batch_size", batch_size}, {"padding", padding_text},
+                 {"max_length", o.max_length},  {"examples_per_pass", data.size()}, {"error", nullptr}};
+  try {
+    const Precision precision = parse_precision(precision_text);
+    if (const auto reason = precision_unsupported_reason(describe_device(gpu.device()), precision)) {
+      NLPF_THROW(ErrorCode::UNSUPPORTED, *reason);
+    }
+    gpu.allocator().reset_peak();
+    BertInference engine(gpu, model.config(), model.parameters(), precision, batch_size, o.max_length);
+    InferenceRunner runner(engine, data,
+                           {.batch_size = batch_size,
+                            .padding = padding_text == "max_length" ? PaddingMode::MAX_LENGTH : PaddingMode::LONGEST});
+    if (!gpu_warm) {
+      warm_up_gpu(runner, o.gpu_warmup_seconds);
+      gpu_warm = true;
+    }
+    const std::unique_ptr<BatchTimer> timer = make_batch_timer(gpu.device(), gpu.native_stream());
+    const Workload workload = [&]() {
+      EvaluationResult pass = runner.run_pass(timer.get());
+      return PassResult{data.size(), std::move(pass.predictions), std::move(pass.batch_latencies_ms)};
+    };
+    const ProtocolResult r = run_protocol(o.protocol, meter, &sampler, workload);
+    int64_t correct = 0;
+    for (size_t i = 0; i < r.predictions.size(); ++i) correct += r.predictions[i] == data.labels[i];
+    json shapes = json::array();
+    for (const auto& [B, T] : runner.shapes()) shapes.push_back(T);
+    record.update({{"accuracy", static_cast<double>(correct) / static_cast<double>(data.size())},
+                   {"j_per_example", optional_json(r.energy_per_example_j)},
+                   {"j_per_example_ci_low", optional_json(r.energy_per_example_j_ci_low)},
+                   {"j_per_example_ci_high", optional_json(r.energy_per_example_j_ci_high)},
+                   {"j_per_example_cv", optional_json(r.cv)},
+                   {"dynamic_j_per_example", optional_json(r.dynamic_energy_per_example_j)},
+                   {"ms_per_example", r.average_latency_per_example_ms},
+                   {"examples_per_s", r.throughput_examples_per_s},
+                   {"avg_power_w", optional_json(r.average_power_w)},
+                   {"idle_power_w", optional_json(r.idle_power_w)},
+                   {"latency_p50_ms", optional_json(r.latency_p50_ms)},
+                   {"latency_p90_ms", optional_json(r.latency_p90_ms)},
+                   {"latency_p99_ms", optional_json(r.latency_p99_ms)},
+                   {"peak_memory_mb", static_cast<double>(gpu.allocator().peak_bytes()) / kMiB},
+                   {"weights_mb", static_cast<double>(engine.weight_bytes()) / kMiB},
+                   {"workspace_mb", static_cast<double>(engine.workspace_bytes()) / kMiB},
+                   {"trials", r.trials.size()},
+                   {"throttled", r.throttled ? json(*r.throttled) : json(nullptr)},
+                   {"shapes", shapes}});
+  } catch (const Error& e) {
+    record["error"] = e.what();
+  }
+  return record;
+}
+
+int run(const Options& o) {
+  if (cuda_devices().empty()) {
+    std::fprintf(stderr, "gpu_inference_bench: no CUDA device visible\n");
+    return 4;
+  }
+  const Device device{DeviceType::CUDA, 0};
+  const DeviceDescription description = describe_device(device);
+  std::unique_ptr<EnergyMeter> meter = choose_meter(description);
+  NLPF_CHECK(meter->available(), ErrorCode::NVML, "no energy counter: ", meter->unavailable_reason());
+  PowerSampler sampler(*meter);
+  sampler.start();
+  std::unique_ptr<ExecutionContext> gpu = make_execution_context(device);
+  const WordPieceTokenizer tokenizer = WordPieceTokenizer::from_model_dir(o.vocab_dir);
+  const TokenizedDataset data = tokenize_dataset(read_dataset(o.dev_tsv), tokenizer, o.max_length, false);
+  json out = {{"tool", "nlpf"},
+              {"nlpf_commit", kGitCommit},
+              {"gpu", description.name},
+              {"gpu_uuid", description.uuid},
+              {"cuda_runtime", cuda_runtime_version()},
+              {"driver", cuda_driver_version()},
+              {"meter", meter->describe()},
+              {"date", iso_time(std::chrono::system_clock::now())},
+              {"protocol",
+               {{"trials", o.protocol.trials},
+                {"min_trial_seconds", o.protocol.min_trial_seconds},
+                {"idle_seconds", o.protocol.idle_seconds},
+                {"warmup_seconds", o.protocol.warmup_min_seconds}}},
+              {"records", json::array()}};
+  bool gpu_warm = false;
+  for (const std::string& model_name : o.models) {
+    std::unique_ptr<BertForSequenceClassification> model;
+    if (model_name == "bert_base") {
+      model = std::make_unique<BertForSequenceClassification>(BertConfig::load(o.config_dir + "/config.json"), 42);
+    } else {
+      model = std::make_unique<BertForSequenceClassification>(load_checkpoint(o.minilm_dir, {.quiet = true}));
+    }
+    for (const std::string& precision : o.precisions) {
+      for (int64_t batch_size : o.batch_sizes) {
+        for (const std::string& padding : o.paddings) {
+          json record =
+              measure(*gpu, *meter, sampler, *model, model_name, precision, batch_size, padding, data, o, gpu_warm);
+          std::fprintf(stderr, "nlpf %s %s b%lld %s: %s\n", model_name.c_str(), precision.c_str(),
+                       static_cast<long long>(batch_size), padding.c_str(),
+                       record["error"].is_null()
+                           ? (std::to_string(record["j_per_example"].is_null() ? -1.0 : record["j_per_example"].get<double>()) +
+                              " J/ex, " + std::to_string(record["ms_per_example"].get<double>()) + " ms/ex")
+                                 .c_str()
+                           : record["error"].get<std::string>().c_str());
+          out["records"].push_back(record);
+          if (!o.out.empty()) write_file_atomic(o.out, out.dump(2) + "\n");
+        }
+      }
+    }
+  }
+  sampler.stop();
+  std::cout << out.dump(2) << "\n";
+  return 0;
+}
+
+}  // namespace
+}  // namespace nlpf
+
+int main(int argc, char** argv) {
+  nlpf::Options o;
+  CLI::App app("nlpf side of the GPU inference benchmark (bench/peer/peer_gpu_inference.py is the peer)");
+  app.add_option("--dev-tsv", o.dev_tsv, "SST-2 dev.tsv")->required();
+  app.add_option("--vocab-dir", o.vocab_dir, "bert-base-uncased vocab.txt + tokenizer_config.json")->required();
+  app.add_option("--config-dir", o.config_dir, "bert-base-uncased config.json directory (model bert_base)");
+  app.add_option("--minilm-dir", o.minilm_dir, "all-MiniLM-L6-v2 checkpoint (model minilm)");
+  app.add_option("--models", o.models)->check(CLI::IsMember({"bert_base", "minilm"}));
+  app.add_option("--precisions", o.precisions);
+  app.add_option("--batch-sizes", o.batch_sizes);
+  app.add_option("--paddings", o.paddings)->check(CLI::IsMember({"max_length", "longest"}));
+  app.add_option("--max-length", o.max_length);
+  app.add_option("--trials", o.protocol.trials);
+  app.add_option("--min-trial-seconds", o.protocol.min_trial_seconds);
+  app.add_option("--idle-seconds", o.protocol.idle_seconds);
+  app.add_option("--warmup-seconds", o.protocol.warmup_min_seconds);
+  app.add_option("--gpu-warmup-seconds", o.gpu_warmup_seconds);
+  app.add_option("--out", o.out, "also write the JSON here (rewritten after every record)");
+  CLI11_PARSE(app, argc, argv);
+  try {
+    return nlpf::run(o);
+  } catch (const nlpf::Error& e) {
+    std::fprintf(stderr, "gpu_inference_bench: %s\n", e.what());
+    return 3;
+  }
+}

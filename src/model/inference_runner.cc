@@ -1,0 +1,166 @@
+// InferenceRunner (see inference_runner.h).
+#include "model/inference_runner.h"
+
+#include <algorithm>
+#include <span>
+
+#include "core/error.h"
+
+namespace nlpf {
+namespace {
+
+// The batch re-padded to length T (>= its own): pad id, token type 0, mask 0 on the new columns.
+Batch padded_to(const Batch& batch, int64_t T, int32_t pad_id) {
+  if (T == batch.T) return batch;
+  Batch out = batch;
+  out.T = T;
+  out.input_ids.assign(static_cast<size_t>(batch.B * T), pad_id);
+  out.token_type_ids.assign(static_cast<size_t>(batch.B * T), 0);
+  out.attention_mask.assign(static_cast<size_t>(batch.B * T), 0);
+  for (int64_t b = 0; b < batch.B; ++b) {
+    for (int64_t t = 0; t < batch.T; ++t) {
+      const size_t from = static_cast<size_t>(b * batch.T + t), to = static_cast<size_t>(b * T + t);
+      out.input_ids[to] = batch.input_ids[from];
+      out.token_type_ids[to] = batch.token_type_ids[from];
+      out.attention_mask[to] = batch.attention_mask[from];
+    }
+  }
+  return out;
+}
+
+// What the kernels cannot check: ids inside the tables, labels inside the classes.
+void validate(const Batch& batch, const BertConfig& config) {
+  for (size_t i = 0; i < batch.input_ids.size(); ++i) {
+    NLPF_CHECK(batch.input_ids[i] >= 0 && batch.input_ids[i] < config.vocab_size, ErrorCode::INVALID_ARGUMENT,
+               "evaluation example ", batch.example_index[i / static_cast<size_t>(batch.T)], ": token id ",
+               batch.input_ids[i], " is outside the model's vocabulary of ", config.vocab_size);
+    NLPF_CHECK(batch.token_type_ids[i] >= 0 && batch.token_type_ids[i] < config.type_vocab_size,
+               ErrorCode::INVALID_ARGUMENT, "evaluation example ",
+               batch.example_index[i / static_cast<size_t>(batch.T)], ": token type ", batch.token_type_ids[i],
+               " is outside type_vocab_size ", config.type_vocab_size);
+  }
+  for (size_t b = 0; b < batch.labels.size(); ++b) {
+    NLPF_CHECK(batch.labels[b] == kNoLabel || (batch.labels[b] >= 0 && batch.labels[b] < config.num_labels()),
+               ErrorCode::INVALID_ARGUMENT, "evaluation example ", batch.example_index[b], ": label ",
+               batch.labels[b], " is outside the model's ", config.num_labels(), " labels");
+  }
+}
+
+Tensor host_ints(const std::vector<int32_t>& values) {
+  Tensor t = Tensor::empty(DType::I32, {static_cast<int64_t>(values.size())});
+  std::copy(values.begin(), values.end(), t.data<int32_t>());
+  return t;
+}
+
+}  // namespace
+
+InferenceRunner::InferenceRunner(BertInference& engine, const TokenizedDataset& data,
+                                 const InferenceRunnerOptions& options)
+    : engine_(engine), ctx_(engine.context()), options_(options), labels_(data.labels) {
+  NLPF_CHECK(data.size() > 0, ErrorCode::INVALID_ARGUMENT, "the evaluation set is empty");
+  NLPF_CHECK(options.batch_size > 0 && options.batch_size <= engine.max_batch_size(), ErrorCode::INVALID_ARGUMENT,
+             "evaluation batch size ", options.batch_size, " (the engine is planned for 1..",
+             engine.max_batch_size(), ")");
+  NLPF_CHECK(data.max_length <= engine.max_sequence_length(), ErrorCode::INVALID_ARGUMENT, "evaluation length ",
+             data.max_length, " exceeds the engine's planned ", engine.max_sequence_length());
+  NLPF_CHECK(options.length_multiple > 0, ErrorCode::INVALID_ARGUMENT, "length multiple must be positive");
+  std::vector<int32_t> ids, types, mask, labels;
+  const std::vector<int64_t> order = sequential_order(data.size());
+  for (int64_t begin = 0; begin < data.size(); begin += options.batch_size) {
+    const int64_t end = std::min(data.size(), begin + options.batch_size);
+    Batch batch = make_batch(data, std::span<const int64_t>(order.data() + begin, order.data() + end),
+                             options.padding, data.max_length);
+    if (options.padding == PaddingMode::LONGEST) {
+      const int64_t rounded = (batch.T + options.length_multiple - 1) / options.length_multiple * options.length_multiple;
+      batch = padded_to(batch, std::min(rounded, data.max_length), data.pad_id);
+    }
+    validate(batch, engine.config());
+    DeviceBatch device;
+    device.B = batch.B;
+    device.T = batch.T;
+    device.first_example = begin;
+    batches_.push_back(device);
+    ids.insert(ids.end(), batch.input_ids.begin(), batch.input_ids.end());
+    types.insert(types.end(), batch.token_type_ids.begin(), batch.token_type_ids.end());
+    mask.insert(mask.end(), batch.attention_mask.begin(), batch.attention_mask.end());
+    labels.insert(labels.end(), batch.labels.begin(), batch.labels.end());
+  }
+  set_ids_ = to_device(ctx_, host_ints(ids));
+  set_types_ = to_device(ctx_, host_ints(types));
+  set_mask_ = to_device(ctx_, host_ints(mask));
+  set_labels_ = to_device(ctx_, host_ints(labels));
+  size_t token_offset = 0;
+  for (DeviceBatch& batch : batches_) {
+    const size_t bytes = token_offset * sizeof(int32_t);
+    batch.input_ids = set_ids_.view({batch.B, batch.T}, bytes);
+    batch.token_type_ids = set_types_.view({batch.B, batch.T}, bytes);
+    batch.attention_mask = set_mask_.view({batch.B, batch.T}, bytes);
+    batch.labels = set_labels_.view({batch.B}, static_cast<size_t>(batch.first_example) * sizeof(int32_t));
+    token_offset += static_cast<size_t>(batch.B * batch.T);
+  }
+  const int64_t tokens = options.batch_size * data.max_length;
+  input_ids_ = empty_tensor(ctx_, DType::I32, {tokens});
+  token_type_ids_ = empty_tensor(ctx_, DType::I32, {tokens});
+  attention_mask_ = empty_tensor(ctx_, DType::I32, {tokens});
+  labels_in_ = empty_tensor(ctx_, DType::I32, {options.batch_size});
+  correct_ = empty_tensor(ctx_, DType::I32, {1});
+  predictions_ = empty_tensor(ctx_, DType::I32, {data.size()});
+}
+
+std::vector<std::pair<int64_t, int64_t>> InferenceRunner::shapes() const {
+  std::vector<std::pair<int64_t, int64_t>> out;
+  for (const DeviceBatch& b : batches_) {
+    if (std::find(out.begin(), out.end(), std::make_pair(b.B, b.T)) == out.end()) out.emplace_back(b.B, b.T);
+  }
+  return out;
+}
+
+void InferenceRunner::run_batch(const DeviceBatch& batch) {
+  // Into the fixed buffers the graphs were captured with (device to device, queued, no wait).
+  Tensor ids = input_ids_.view({batch.B, batch.T}), types = token_type_ids_.view({batch.B, batch.T}),
+         mask = attention_mask_.view({batch.B, batch.T}), labels = labels_in_.view({batch.B});
+  copy_tensor(ctx_, ids, batch.input_ids);
+  copy_tensor(ctx_, types, batch.token_type_ids);
+  copy_tensor(ctx_, mask, batch.attention_mask);
+  copy_tensor(ctx_, labels, batch.labels);
+  Tensor predictions;
+  if (options_.use_graphs) {
+    Graph& graph = graphs_[{batch.B, batch.T}];
+    if (!graph.work) {
+      graph.work = ctx_.capture(
+          [&] { graph.predictions = engine_.forward(ids, types, mask, &labels, &correct_).predictions; });
+    }
+    graph.work->replay();
+    predictions = graph.predictions;
+  } else {
+    predictions = engine_.forward(ids, types, mask, &labels, &correct_).predictions;
+  }
+  Tensor gathered = predictions_.view({batch.B}, static_cast<size_t>(batch.first_example) * sizeof(int32_t));
+  copy_tensor(ctx_, gathered, predictions);
+}
+
+EvaluationResult InferenceRunner::run_pass(BatchTimer* timer) {
+  fill_zero(ctx_, correct_);
+  for (const DeviceBatch& batch : batches_) {
+    if (timer) timer->start();
+    run_batch(batch);
+    if (timer) timer->stop();
+  }
+  EvaluationResult result;
+  const Tensor predictions = to_host(ctx_, predictions_);  // waits for the pass
+  const int32_t device_correct = to_host(ctx_, correct_).data<int32_t>()[0];
+  result.predictions.assign(predictions.data<int32_t>(), predictions.data<int32_t>() + predictions.numel());
+  int64_t labelled = 0, correct = 0;
+  for (size_t i = 0; i < labels_.size(); ++i) {
+    if (labels_[i] == kNoLabel) continue;
+    ++labelled;
+    correct += result.predictions[i] == labels_[i];
+  }
+  NLPF_CHECK(correct == device_correct, ErrorCode::INTERNAL, "the device counted ", device_correct,
+             " correct predictions, the predictions say ", correct);
+  if (labelled > 0) result.accuracy = static_cast<double>(correct) / static_cast<double>(labelled);
+  if (timer) result.batch_latencies_ms = timer->finish();
+  return result;
+}
+
+}  // namespace nlpf

@@ -1,0 +1,303 @@
+// The fused BERT inference ops (bert_fused.h): argument checks, the CPU chains of reference ops, and the
+// CUDA dispatch.
+#include "ops/bert_fused.h"
+
+#include <cstring>
+
+#include "backend/device.h"
+#include "ops/add.h"
+#include "ops/attention.h"
+#include "ops/attention_cuda.h"
+#include "ops/classifier_head_cuda.h"
+#include "ops/embeddings.h"
+#include "ops/gelu.h"
+#include "ops/gelu_cuda.h"
+#include "ops/layer_norm.h"
+#include "ops/layer_norm_cuda.h"
+#include "ops/linear.h"
+#include "ops/linear_cuda.h"
+#include "ops/op_util.h"
+#include "ops/tanh.h"
+#include "ops/token_select.h"
+
+namespace nlpf::ops {
+namespace {
+
+// The compute dtype of an op on `device`: f32 on the CPU; f32, bf16 or f16 on CUDA.
+void check_compute_dtype(const char* op, const char* name, const Tensor& t, Device device) {
+  if (device.type == DeviceType::CPU) {
+    detail::check_dtype(op, name, t, DType::F32);
+    return;
+  }
+  NLPF_CHECK(t.dtype() == DType::F32 || t.dtype() == DType::BF16 || t.dtype() == DType::F16,
+             ErrorCode::UNSUPPORTED, op, ": ", name, " has dtype ", dtype_name(t.dtype()),
+             ", expected f32, bf16 or f16");
+}
+
+// Every tensor of the list has the dtype of the first.
+void check_same_dtype(const char* op, std::initializer_list<detail::NamedTensor> tensors) {
+  const detail::NamedTensor& first = *tensors.begin();
+  for (const detail::NamedTensor& t : tensors) {
+    NLPF_CHECK(t.tensor->dtype() == first.tensor->dtype(), ErrorCode::INVALID_ARGUMENT, op, ": ", t.name,
+               " has dtype ", dtype_name(t.tensor->dtype()), " but ", first.name, " has ",
+               dtype_name(first.tensor->dtype()));
+  }
+}
+
+// Checks x [..., C] and weight [OC, C]; returns y's shape.
+Shape linear_shape(const char* op, const Tensor& x, const Tensor& weight, const Tensor& bias) {
+  detail::check_min_rank(op, "x", x, 1);
+  NLPF_CHECK(weight.rank() == 2 && weight.dim(1) == x.dim(-1), ErrorCode::INVALID_ARGUMENT, op,
+             ": weight has shape ", shape_string(weight.shape()), ", expected [OC, ", x.dim(-1), "]");
+  detail::check_shape(op, "bias", bias, {weight.dim(0)});
+  Shape shape = x.shape();
+  shape.back() = weight.dim(0);
+  return shape;
+}
+
+// A host copy of a contiguous slice: columns [begin, begin + width) of every row of a [rows, stride] f32 array.
+void copy_columns(float* out, const float* in, int64_t rows, int64_t stride, int64_t begin, int64_t width) {
+  for (int64_t r = 0; r < rows; ++r) std::memcpy(out + r * width, in + r * stride + begin, width * sizeof(float));
+}
+
+}  // namespace
+
+void embeddings_layer_norm_forward(ExecutionContext& ctx, Tensor& out, const Tensor& input_ids,
+                                   const Tensor& token_type_ids, const Tensor& word, const Tensor& position,
+                                   const Tensor& token_type, const Tensor& weight, const Tensor& bias, double eps) {
+  constexpr const char* kOp = "embeddings_layer_norm_forward";
+  const Device device = detail::common_device(kOp, ctx,
+                                              {{"out", &out},
+                                               {"input_ids", &input_ids},
+                                               {"token_type_ids", &token_type_ids},
+                                               {"word", &word},
+                                               {"position", &position},
+                                               {"token_type", &token_type},
+                                               {"weight", &weight},
+                                               {"bias", &bias}});
+  detail::check_dtype(kOp, "input_ids", input_ids, DType::I32);
+  detail::check_dtype(kOp, "token_type_ids", token_type_ids, DType::I32);
+  NLPF_CHECK(input_ids.rank() == 2, ErrorCode::INVALID_ARGUMENT, kOp, ": input_ids has shape ",
+             shape_string(input_ids.shape()), ", expected [B, T]");
+  const int64_t B = input_ids.dim(0), T = input_ids.dim(1), C = word.dim(-1);
+  detail::check_shape(kOp, "token_type_ids", token_type_ids, {B, T});
+  check_compute_dtype(kOp, "word", word, device);
+  check_same_dtype(kOp, {{"word", &word}, {"position", &position}, {"token_type", &token_type}, {"out", &out}});
+  detail::check_shape(kOp, "out", out, {B, T, C});
+  NLPF_CHECK(position.rank() == 2 && position.dim(0) >= T && position.dim(1) == C, ErrorCode::INVALID_ARGUMENT,
+             kOp, ": position has shape ", shape_string(position.shape()), ", expected [P >= ", T, ", ", C, "]");
+  detail::check_dtype(kOp, "weight", weight, DType::F32);
+  detail::check_dtype(kOp, "bias", bias, DType::F32);
+  detail::check_shape(kOp, "weight", weight, {C});
+  detail::check_shape(kOp, "bias", bias, {C});
+  switch (device.type) {
+    case DeviceType::CPU: {
+      Tensor sum = Tensor::empty(DType::F32, {B, T, C}), mean = Tensor::empty(DType::F32, {B * T}),
+             rstd = Tensor::empty(DType::F32, {B * T});
+      embeddings_forward(ctx, sum, input_ids, token_type_ids, word, position, token_type);
+      layer_norm_forward(ctx, out, mean, rstd, sum, weight, bias, eps);
+      return;
+    }
+    case DeviceType::CUDA:
+      if constexpr (kCudaBuilt) {
+        cuda::embeddings_layer_norm_forward(ctx, out.raw_data(), input_ids.data<int32_t>(),
+                                            token_type_ids.data<int32_t>(), word.raw_data(), position.raw_data(),
+                                            token_type.raw_data(), weight.data<float>(), bias.data<float>(),
+                                            out.dtype(), B, T, C, eps);
+        return;
+      }
+      detail::throw_no_cuda_kernel(kOp);
+  }
+}
+
+void linear_residual_forward(ExecutionContext& ctx, Tensor& y, const Tensor& x, const Tensor& weight,
+                             const Tensor& bias, const Tensor* residual) {
+  constexpr const char* kOp = "linear_residual_forward";
+  const Device device = detail::common_device(kOp, ctx, {{"y", &y}, {"x", &x}, {"weight", &weight}, {"bias", &bias}});
+  const Shape y_shape = linear_shape(kOp, x, weight, bias);
+  detail::check_shape(kOp, "y", y, y_shape);
+  check_compute_dtype(kOp, "x", x, device);
+  check_same_dtype(kOp, {{"x", &x}, {"weight", &weight}, {"bias", &bias}, {"y", &y}});
+  if (residual) {
+    detail::common_device(kOp, ctx, {{"y", &y}, {"residual", residual}});
+    detail::check_shape(kOp, "residual", *residual, y_shape);
+    check_same_dtype(kOp, {{"y", &y}, {"residual", residual}});
+  }
+  switch (device.type) {
+    case DeviceType::CPU: {
+      Tensor product = Tensor::empty(DType::F32, y_shape);
+      linear_forward(ctx, product, x, weight, bias);
+      if (residual) {
+        add_forward(ctx, y, product, *residual);
+      } else {
+        std::memcpy(y.raw_data(), product.raw_data(), product.nbytes());
+      }
+      return;
+    }
+    case DeviceType::CUDA:
+      if constexpr (kCudaBuilt) {
+        const int64_t C = x.dim(-1), OC = weight.dim(0);
+        cuda::linear_forward(ctx, y.raw_data(), x.raw_data(), weight.raw_data(), bias.raw_data(),
+                             residual ? residual->raw_data() : nullptr, y.dtype(), x.numel() / C, C, OC, C);
+        return;
+      }
+      detail::throw_no_cuda_kernel(kOp);
+  }
+}
+
+void linear_gelu_forward(ExecutionContext& ctx, Tensor& y, const Tensor& x, const Tensor& weight, const Tensor& bias) {
+  linear_residual_forward(ctx, y, x, weight, bias, nullptr);
+  switch (y.device().type) {
+    case DeviceType::CPU:
+      gelu_forward(ctx, y, y);
+      return;
+    case DeviceType::CUDA:
+      if constexpr (kCudaBuilt) {
+        cuda::gelu_forward(ctx, y.raw_data(), y.raw_data(), y.dtype(), y.numel());
+        return;
+      }
+      detail::throw_no_cuda_kernel("linear_gelu_forward");
+  }
+}
+
+void layer_norm_inference_forward(ExecutionContext& ctx, Tensor& out, const Tensor& x, const Tensor& weight,
+                                  const Tensor& bias, double eps) {
+  constexpr const char* kOp = "layer_norm_inference_forward";
+  const Device device =
+      detail::common_device(kOp, ctx, {{"out", &out}, {"x", &x}, {"weight", &weight}, {"bias", &bias}});
+  detail::check_min_rank(kOp, "x", x, 1);
+  const int64_t C = x.dim(-1), N = x.numel() / C;
+  detail::check_shape(kOp, "out", out, x.shape());
+  check_compute_dtype(kOp, "x", x, device);
+  check_same_dtype(kOp, {{"x", &x}, {"out", &out}});
+  detail::check_dtype(kOp, "weight", weight, DType::F32);
+  detail::check_dtype(kOp, "bias", bias, DType::F32);
+  detail::check_shape(kOp, "weight", weight, {C});
+  detail::check_shape(kOp, "bias", bias, {C});
+  switch (device.type) {
+    case DeviceType::CPU: {
+      Tensor input = x.clone(), mean = Tensor::empty(DType::F32, {N}), rstd = Tensor::empty(DType::F32, {N});
+      layer_norm_forward(ctx, out, mean, rstd, input, weight, bias, eps);
+      return;
+    }
+    case DeviceType::CUDA:
+      if constexpr (kCudaBuilt) {
+        cuda::layer_norm_forward(ctx, out.raw_data(), x.raw_data(), weight.data<float>(), bias.data<float>(),
+                                 x.dtype(), N, C, eps);
+        return;
+      }
+      detail::throw_no_cuda_kernel(kOp);
+  }
+}
+
+void fused_attention_forward(ExecutionContext& ctx, Tensor& out, const Tensor& qkv, const Tensor& attention_mask,
+                             int64_t NH) {
+  constexpr const char* kOp = "fused_attention_forward";
+  const Device device =
+      detail::common_device(kOp, ctx, {{"out", &out}, {"qkv", &qkv}, {"attention_mask", &attention_mask}});
+  NLPF_CHECK(qkv.rank() == 3 && qkv.dim(2) % 3 == 0, ErrorCode::INVALID_ARGUMENT, kOp, ": qkv has shape ",
+             shape_string(qkv.shape()), ", expected [B, T, 3C]");
+  const int64_t B = qkv.dim(0), T = qkv.dim(1), C = qkv.dim(2) / 3;
+  NLPF_CHECK(NH > 0 && C % NH == 0, ErrorCode::INVALID_ARGUMENT, kOp, ": C = ", C, " is not a multiple of NH = ", NH);
+  detail::check_shape(kOp, "out", out, {B, T, C});
+  detail::check_dtype(kOp, "attention_mask", attention_mask, DType::I32);
+  detail::check_shape(kOp, "attention_mask", attention_mask, {B, T});
+  check_compute_dtype(kOp, "qkv", qkv, device);
+  check_same_dtype(kOp, {{"qkv", &qkv}, {"out", &out}});
+  switch (device.type) {
+    case DeviceType::CPU: {
+      Tensor q = Tensor::empty(DType::F32, {B, T, C}), k = Tensor::empty(DType::F32, {B, T, C}),
+             v = Tensor::empty(DType::F32, {B, T, C}), probs = Tensor::empty(DType::F32, {B, NH, T, T});
+      copy_columns(q.data<float>(), qkv.data<float>(), B * T, 3 * C, 0, C);
+      copy_columns(k.data<float>(), qkv.data<float>(), B * T, 3 * C, C, C);
+      copy_columns(v.data<float>(), qkv.data<float>(), B * T, 3 * C, 2 * C, C);
+      attention_forward(ctx, out, probs, q, k, v, attention_mask, NH);
+      return;
+    }
+    case DeviceType::CUDA:
+      if constexpr (kCudaBuilt) {
+        cuda::fused_attention_forward(ctx, out.raw_data(), qkv.raw_data(), attention_mask.data<int32_t>(),
+                                      qkv.dtype(), B, T, NH, C / NH);
+        return;
+      }
+      detail::throw_no_cuda_kernel(kOp);
+  }
+}
+
+void classifier_head_forward(ExecutionContext& ctx, Tensor& logits, Tensor& predictions, Tensor* correct,
+                             Tensor& pooler_scratch, const Tensor& hidden, const Tensor& pooler_weight,
+                             const Tensor& pooler_bias, const Tensor& classifier_weight,
+                             const Tensor& classifier_bias, const Tensor* labels) {
+  constexpr const char* kOp = "classifier_head_forward";
+  const Device device = detail::common_device(kOp, ctx,
+                                              {{"logits", &logits},
+                                               {"predictions", &predictions},
+                                               {"pooler_scratch", &pooler_scratch},
+                                               {"hidden", &hidden},
+                                               {"pooler_weight", &pooler_weight},
+                                               {"pooler_bias", &pooler_bias},
+                                               {"classifier_weight", &classifier_weight},
+                                               {"classifier_bias", &classifier_bias}});
+  NLPF_CHECK(hidden.rank() == 3, ErrorCode::INVALID_ARGUMENT, kOp, ": hidden has shape ",
+             shape_string(hidden.shape()), ", expected [B, T, C]");
+  const int64_t B = hidden.dim(0), T = hidden.dim(1), C = hidden.dim(2), NL = classifier_weight.dim(0);
+  check_compute_dtype(kOp, "hidden", hidden, device);
+  check_same_dtype(kOp, {{"hidden", &hidden},
+                         {"pooler_weight", &pooler_weight},
+                         {"pooler_bias", &pooler_bias},
+                         {"pooler_scratch", &pooler_scratch},
+                         {"classifier_weight", &classifier_weight}});
+  detail::check_shape(kOp, "pooler_weight", pooler_weight, {C, C});
+  detail::check_shape(kOp, "pooler_bias", pooler_bias, {C});
+  detail::check_shape(kOp, "pooler_scratch", pooler_scratch, {B, C});
+  detail::check_shape(kOp, "classifier_weight", classifier_weight, {NL, C});
+  detail::check_dtype(kOp, "classifier_bias", classifier_bias, DType::F32);
+  detail::check_shape(kOp, "classifier_bias", classifier_bias, {NL});
+  detail::check_dtype(kOp, "logits", logits, DType::F32);
+  detail::check_shape(kOp, "logits", logits, {B, NL});
+  detail::check_dtype(kOp, "predictions", predictions, DType::I32);
+  detail::check_shape(kOp, "predictions", predictions, {B});
+  NLPF_CHECK((correct == nullptr) == (labels == nullptr), ErrorCode::INVALID_ARGUMENT, kOp,
+             ": correct and labels are given together or not at all");
+  if (labels) {
+    detail::common_device(kOp, ctx, {{"logits", &logits}, {"labels", labels}, {"correct", correct}});
+    detail::check_dtype(kOp, "labels", *labels, DType::I32);
+    detail::check_shape(kOp, "labels", *labels, {B});
+    detail::check_dtype(kOp, "correct", *correct, DType::I32);
+    detail::check_shape(kOp, "correct", *correct, {1});
+  }
+  switch (device.type) {
+    case DeviceType::CPU: {
+      Tensor cls = Tensor::empty(DType::F32, {B, C});
+      token_select_forward(ctx, cls, hidden, 0);
+      linear_forward(ctx, pooler_scratch, cls, pooler_weight, pooler_bias);
+      tanh_forward(ctx, pooler_scratch, pooler_scratch);
+      linear_forward(ctx, logits, pooler_scratch, classifier_weight, classifier_bias);
+      const float* l = logits.data<float>();
+      int32_t* p = predictions.data<int32_t>();
+      for (int64_t b = 0; b < B; ++b) {
+        int32_t best = 0;
+        for (int64_t j = 1; j < NL; ++j) {
+          if (l[b * NL + j] > l[b * NL + best]) best = static_cast<int32_t>(j);
+        }
+        p[b] = best;
+        if (labels && best == labels->data<int32_t>()[b]) ++correct->data<int32_t>()[0];
+      }
+      return;
+    }
+    case DeviceType::CUDA:
+      if constexpr (kCudaBuilt) {
+        // The pooler reads token 0 of every sequence in place: rows of hidden at stride T C.
+        cuda::linear_forward(ctx, pooler_scratch.raw_data(), hidden.raw_data(), pooler_weight.raw_data(),
+                             pooler_bias.raw_data(), nullptr, hidden.dtype(), B, C, C, T * C);
+        cuda::classifier_head_forward(ctx, logits.data<float>(), predictions.data<int32_t>(),
+                                      correct ? correct->data<int32_t>() : nullptr, pooler_scratch.raw_data(),
+                                      classifier_weight.raw_data(), classifier_bias.data<float>(),
+                                      labels ? labels->data<int32_t>() : nullptr, hidden.dtype(), B, C, NL);
+        return;
+      }
+      detail::throw_no_cuda_kernel(kOp);
+  }
+}
+
+}  // namespace nlpf::ops

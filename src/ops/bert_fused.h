@@ -1,0 +1,50 @@
+// The fused-op layer of BERT inference (docs/ENGINE.md): each op is one step of the data path from a batch to
+// its predictions, fused where the GPU gains by it. The CPU version of each chains the reference ops (so the
+// goldens and gradient tests of those ops cover it, and the CUDA kernels are tested against it); the CUDA
+// version is one or two kernels. Inference only: nothing is saved for backward.
+// Dtypes: activations and weights of one compute dtype (CPU: F32; CUDA: F32, BF16 or F16, fp32 accumulation
+// and statistics), LayerNorm weight and bias F32, ids and masks I32, logits F32. Dimension letters: B batch,
+// T tokens, C hidden, NH heads, I intermediate, NL labels, N = B T rows.
+#pragma once
+
+#include <cstdint>
+
+#include "backend/context.h"
+#include "core/tensor.h"
+
+namespace nlpf::ops {
+
+// out [B,T,C] = LayerNorm(word[input_ids] + position[0..T-1] + token_type[token_type_ids]); input_ids,
+// token_type_ids [B,T]; word [V,C], position [P,C], token_type [TV,C]; weight, bias [C] f32.
+void embeddings_layer_norm_forward(ExecutionContext& ctx, Tensor& out, const Tensor& input_ids,
+                                   const Tensor& token_type_ids, const Tensor& word, const Tensor& position,
+                                   const Tensor& token_type, const Tensor& weight, const Tensor& bias, double eps);
+
+// y [..., OC] = x [..., C] W^T + bias (+ residual [..., OC] when given; may be y): the attention output and
+// feed-forward output projections add the layer's input here, before their LayerNorm.
+void linear_residual_forward(ExecutionContext& ctx, Tensor& y, const Tensor& x, const Tensor& weight,
+                             const Tensor& bias, const Tensor* residual);
+
+// y [..., OC] = gelu(x W^T + bias) (exact erf GELU): the feed-forward intermediate.
+void linear_gelu_forward(ExecutionContext& ctx, Tensor& y, const Tensor& x, const Tensor& weight, const Tensor& bias);
+
+// out [..., C] = LayerNorm(x) over the last dimension, weight and bias [C] f32; out may be x.
+void layer_norm_inference_forward(ExecutionContext& ctx, Tensor& out, const Tensor& x, const Tensor& weight,
+                                  const Tensor& bias, double eps);
+
+// out [B,T,C] = multi-head attention of the packed projection qkv [B,T,3C] (q | k | v, from one GEMM with the
+// packed weight [3C, C]) under attention_mask [B,T] (1 = token, 0 = padding), NH heads.
+void fused_attention_forward(ExecutionContext& ctx, Tensor& out, const Tensor& qkv, const Tensor& attention_mask,
+                             int64_t NH);
+
+// The pooler and classifier on token 0 of hidden [B,T,C]: pooled = tanh(hidden[:,0] pooler_weight^T +
+// pooler_bias), logits [B,NL] f32 = pooled classifier_weight^T + classifier_bias (classifier_bias f32),
+// predictions [B] i32 = argmax (first maximum), and, when labels [B] i32 is given, correct [1] i32 += the
+// number of b with predictions[b] == labels[b]. pooler_scratch [B,C] of the compute dtype holds the pooler's
+// pre-activation (a workspace: the forward allocates nothing).
+void classifier_head_forward(ExecutionContext& ctx, Tensor& logits, Tensor& predictions, Tensor* correct,
+                             Tensor& pooler_scratch, const Tensor& hidden, const Tensor& pooler_weight,
+                             const Tensor& pooler_bias, const Tensor& classifier_weight,
+                             const Tensor& classifier_bias, const Tensor* labels);
+
+}  // namespace nlpf::ops

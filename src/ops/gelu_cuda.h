@@ -1,0 +1,15 @@
+// CUDA kernel of exact GELU (gelu_cuda.cu), declared without CUDA headers. cuBLASLt's GELU epilogue is not
+// used: BERT's GELU is the exact erf form (HF "gelu").
+#pragma once
+
+#include <cstdint>
+
+#include "backend/context.h"
+#include "core/dtype.h"
+
+namespace nlpf::cuda {
+
+// out [N] = 0.5 x (1 + erf(x / sqrt 2)), computed in fp32; dtype F32, BF16 or F16; out may be x.
+void gelu_forward(ExecutionContext& ctx, void* out, const void* x, DType dtype, int64_t N);
+
+}  // namespace nlpf::cuda

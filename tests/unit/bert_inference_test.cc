@@ -1,0 +1,156 @@
+// BertInference on the CPU (the fused-op chain the CUDA engine runs, with the reference ops behind it)
+// against BertForSequenceClassification's EVAL forward: logits, predictions and the on-device correct count on
+// a padded batch, batches smaller than the plan, truncated layer counts, and the refusals (precision on the
+// CPU, a batch beyond the plan, a missing parameter).
+#include "model/bert_inference.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <random>
+
+#include "model/bert_model.h"
+#include "model/inference_runner.h"
+#include "train/trainer.h"
+#include "ops/op_test_util.h"
+
+namespace nlpf {
+namespace {
+
+BertConfig tiny_config(int64_t layers = 2) {
+  BertConfig c;
+  c.vocab_size = 40;
+  c.hidden_size = 16;
+  c.num_hidden_layers = layers;
+  c.num_attention_heads = 2;
+  c.intermediate_size = 32;
+  c.max_position_embeddings = 16;
+  c.initializer_range = 0.2;  // far from linear, as in bert_model_test
+  return c;
+}
+
+Batch tiny_batch() {
+  Batch b;
+  b.B = 3;
+  b.T = 7;
+  b.input_ids = {2, 5, 9, 3, 11, 12, 3, 2, 7, 8, 20, 3, 0, 0, 2, 39, 3, 0, 0, 0, 0};
+  b.token_type_ids = {0, 0, 0, 0, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+  b.attention_mask = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 1, 1, 1, 0, 0, 0, 0};
+  b.labels = {1, 0, 1};
+  return b;
+}
+
+Tensor ints(const Shape& shape, const std::vector<int32_t>& values) { return test::i32_tensor(shape, values); }
+
+void expect_same_as_model(BertForSequenceClassification& model, int64_t max_batch, int64_t max_tokens) {
+  const Batch batch = tiny_batch();
+  const ModelOutput ref = model.forward(batch, ForwardMode::EVAL);
+  BertInference engine(cpu_context(), model.config(), model.parameters(), Precision::FP32, max_batch, max_tokens);
+  Tensor correct = ints({1}, {5});  // accumulates onto what is there
+  const Tensor labels = ints({batch.B}, batch.labels);
+  const BertInference::Output out = engine.forward(ints({batch.B, batch.T}, batch.input_ids),
+                                                   ints({batch.B, batch.T}, batch.token_type_ids),
+                                                   ints({batch.B, batch.T}, batch.attention_mask), &labels, &correct);
+  EXPECT_TRUE(test::all_close(out.logits, test::to_double(ref.logits), test::Tolerance{1e-5, 1e-6}));
+  int32_t expected_correct = 5;
+  for (int64_t b = 0; b < batch.B; ++b) {
+    const float* l = ref.logits.data<float>() + b * 2;
+    const int32_t prediction = l[1] > l[0] ? 1 : 0;
+    EXPECT_EQ(out.predictions.data<int32_t>()[b], prediction) << "row " << b;
+    expected_correct += prediction == batch.labels[b];
+  }
+  EXPECT_EQ(correct.data<int32_t>()[0], expected_correct);
+}
+
+TEST(BertInference, CpuChainEqualsTheModel) {
+  BertForSequenceClassification model(tiny_config(), 11);
+  expect_same_as_model(model, 3, 7);
+}
+
+TEST(BertInference, BatchSmallerThanThePlanAndTruncatedLayers) {
+  BertForSequenceClassification model(tiny_config(3), 12);
+  expect_same_as_model(model, 8, 16);
+  model.truncate_layers(1);
+  expect_same_as_model(model, 4, 9);
+}
+
+TEST(BertInference, Refusals) {
+  BertForSequenceClassification model(tiny_config(), 11);
+  EXPECT_THROW(BertInference(cpu_context(), model.config(), model.parameters(), Precision::FP16, 2, 8), Error);
+  EXPECT_THROW(BertInference(cpu_context(), model.config(), model.parameters(), Precision::FP32, 2, 17), Error)
+      << "longer than max_position_embeddings";
+  BertInference engine(cpu_context(), model.config(), model.parameters(), Precision::FP32, 2, 8);
+  const Batch batch = tiny_batch();  // B = 3 > 2
+  try {
+    engine.forward(ints({3, 7}, batch.input_ids), ints({3, 7}, batch.token_type_ids),
+                   ints({3, 7}, batch.attention_mask), nullptr, nullptr);
+    FAIL() << "a batch beyond the plan ran";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("exceeds the planned [2, 8]"), std::string::npos) << e.what();
+  }
+  std::map<std::string, Tensor> parameters = model.parameters();
+  parameters.erase("bert.pooler.dense.bias");
+  try {
+    BertInference broken(cpu_context(), model.config(), parameters, Precision::FP32, 2, 8);
+    FAIL() << "a model without its pooler bias loaded";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("bert.pooler.dense.bias"), std::string::npos) << e.what();
+  }
+}
+
+// 11 examples of lengths 3..12 (random ids in the tiny vocabulary), labels alternating.
+TokenizedDataset tiny_dataset(int64_t max_length) {
+  TokenizedDataset data;
+  data.max_length = max_length;
+  std::mt19937 rng(5);
+  std::uniform_int_distribution<int32_t> id(4, 39);
+  for (int64_t i = 0; i < 11; ++i) {
+    Encoding e;
+    const int64_t length = std::min<int64_t>(3 + i, max_length);
+    for (int64_t t = 0; t < length; ++t) {
+      e.input_ids.push_back(t == 0 ? 2 : t == length - 1 ? 3 : id(rng));
+      e.token_type_ids.push_back(0);
+      e.attention_mask.push_back(1);
+    }
+    data.encodings.push_back(e);
+    data.labels.push_back(static_cast<int32_t>(i % 2));
+  }
+  return data;
+}
+
+TEST(InferenceRunner, PassEqualsEvaluateClassifierWithAndWithoutCapture) {
+  BertForSequenceClassification model(tiny_config(), 21);
+  const TokenizedDataset data = tiny_dataset(16);
+  const EvaluationResult ref = evaluate_classifier(model, data, 4, 16);
+  BertInference engine(cpu_context(), model.config(), model.parameters(), Precision::FP32, 4, 16);
+  for (bool graphs : {true, false}) {
+    for (PaddingMode padding : {PaddingMode::LONGEST, PaddingMode::MAX_LENGTH}) {
+      InferenceRunner runner(engine, data, {.batch_size = 4, .padding = padding, .length_multiple = 8,
+                                            .use_graphs = graphs});
+      EXPECT_EQ(runner.batches(), 3u);
+      for (const auto& [B, T] : runner.shapes()) EXPECT_EQ(T % 8, 0) << "B " << B << " T " << T;
+      for (int pass = 0; pass < 2; ++pass) {
+        const EvaluationResult out = runner.run_pass();
+        EXPECT_EQ(out.predictions, ref.predictions) << "graphs " << graphs << " pass " << pass;
+        ASSERT_TRUE(out.accuracy && ref.accuracy);
+        EXPECT_EQ(*out.accuracy, *ref.accuracy);
+      }
+    }
+  }
+}
+
+TEST(InferenceRunner, IdsOutsideTheVocabularyAreRefusedBeforeAnyWork) {
+  BertForSequenceClassification model(tiny_config(), 21);
+  TokenizedDataset data = tiny_dataset(16);
+  data.encodings[7].input_ids[1] = 40;  // vocab_size is 40
+  BertInference engine(cpu_context(), model.config(), model.parameters(), Precision::FP32, 4, 16);
+  try {
+    InferenceRunner runner(engine, data, {.batch_size = 4});
+    FAIL() << "an id outside the vocabulary was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("evaluation example 7: token id 40"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace nlpf
