@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <regex>
 
+#include "text/batching.h"
+
 namespace nlpf::cli {
 
 std::string flag_names(const std::string& dashed) {
@@ -37,6 +39,15 @@ void add_common_options(CLI::App& app, DataSettings& data, ProtocolOptions& o, b
       ->capture_default_str()
       ->check(CLI::Range(0.0, 3600.0));
   app.add_flag("--quiet,-q", quiet, "No progress output");
+}
+
+void add_padding_option(CLI::App& app, std::string& padding) {
+  app.add_option(
+         flag_names("padding"), padding,
+         "How evaluation batches are padded: max-length (the study's), longest (to the batch's longest "
+         "example) or bucketed (examples sorted by length, predictions in file order)")
+      ->capture_default_str()
+      ->check(CLI::IsMember(padding_names()));
 }
 
 void add_data_options(CLI::App& app, DataSettings& o) {

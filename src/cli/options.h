@@ -18,6 +18,8 @@ std::string flag_names(const std::string& dashed);
 // --max-train-examples, --max-eval-examples, --trials, --min-trial-seconds, --idle-seconds,
 // --warmup-seconds, --cooldown-seconds, --quiet, bound straight into the library's settings.
 void add_common_options(CLI::App& app, DataSettings& data, ProtocolOptions& protocol, bool& quiet);
+// --padding max-length|longest|bucketed: how every measured evaluation pads its batches.
+void add_padding_option(CLI::App& app, std::string& padding);
 // --data-dir, --train-file, --eval-file, --task, --text-column, --label-column.
 void add_data_options(CLI::App& app, DataSettings& data);
 // Validator for --device: auto, cpu, cuda or cuda:N.

@@ -43,6 +43,7 @@ void register_phase1(CLI::App& app, Action& action) {
   sub->add_option(flag_names("eval-batch-size"), o.eval_batch_size, "Evaluation batch size")
       ->capture_default_str()
       ->check(positive());
+  add_padding_option(*sub, o.padding);
   sub->add_option("--device", o.device, "auto, cpu, cuda or cuda:N")
       ->capture_default_str()
       ->check(device_validator());

@@ -58,6 +58,7 @@ void add_sweep(CLI::App& sub, SweepKind sweep, Action& action) {
   sub.add_option(flag_names("eval-batch-size"), o.eval_batch_size, "Evaluation batch size")
       ->capture_default_str()
       ->check(positive());
+  add_padding_option(sub, o.padding);
   sub.add_option("--device", o.device, "auto, cpu, cuda or cuda:N")
       ->capture_default_str()
       ->check(device_validator());

@@ -46,6 +46,7 @@ void check_settings(const Phase1Settings& s) {
              ": only fp32 training runs on the CPU for now (bf16 comes later); use --train-precision fp32");
   NLPF_CHECK(s.init == "pretrained" || s.init == "random", ErrorCode::INVALID_ARGUMENT,
              "--init: expected pretrained or random, got '", s.init, "'");
+  parse_padding(s.padding);
   check_data_settings(s.data, /*need_train=*/true);
 }
 
@@ -62,6 +63,7 @@ Phase1Result run_phase1(const Phase1Settings& s) {
   // The CUDA device refusal comes first: nothing may be loaded or fetched for a run that cannot happen.
   const Device device = choose_cpu_device(s.device, "training", s.quiet, log);
   check_settings(s);
+  const PaddingMode padding = parse_padding(s.padding);
   const bool show_progress = !s.quiet;  // Progress itself stays silent unless stderr is a terminal
 
   // ---- model ----
@@ -131,6 +133,7 @@ Phase1Result run_phase1(const Phase1Settings& s) {
   trainer.batch_size = s.batch_size;
   trainer.max_length = s.max_sequence_length;
   trainer.eval_batch_size = s.eval_batch_size;
+  trainer.eval_padding = padding;
   trainer.seed = s.seed;
   trainer.warmup_ratio = s.warmup_ratio;
   trainer.optimizer.learning_rate = s.learning_rate;
@@ -170,7 +173,7 @@ Phase1Result run_phase1(const Phase1Settings& s) {
       NLPF_CHECK(!interrupt_flag().load(), ErrorCode::INTERRUPTED,
                  "interrupted by Ctrl-C during measurement; no run directory was completed");
       EvaluationResult pass =
-          evaluate_classifier(measured, eval_data, s.eval_batch_size, s.max_sequence_length);
+          evaluate_classifier(measured, eval_data, s.eval_batch_size, s.max_sequence_length, padding);
       PassResult result;
       result.examples = eval_data.size();
       result.predictions = std::move(pass.predictions);
@@ -297,7 +300,7 @@ Phase1Result run_phase1(const Phase1Settings& s) {
           {"attention", config.attention_probs_dropout_prob},
           {"classifier", config.effective_classifier_dropout()}}},
         {"train_padding", "longest in batch (masked; equals max-length padding up to rounding)"},
-        {"eval_padding", "longest in batch"},
+        {"padding", padding_name(padding)},
         {"seed", s.seed},
         {"eval_batch_size", s.eval_batch_size},
         {"device", s.device},

@@ -15,6 +15,7 @@
 
 #include "experiment/data_settings.h"
 #include "measure/protocol.h"
+#include "text/batching.h"
 #include "train/optimizer.h"
 
 namespace nlpf {
@@ -33,6 +34,9 @@ struct Phase1Settings {
   double warmup_ratio = 0.06;
   uint64_t seed = 42;
   int64_t eval_batch_size = 64;
+  // How evaluation batches are padded (text/batching.h): max-length, longest or bucketed; the per-epoch
+  // evaluation and the measured passes use the same.
+  std::string padding = padding_name(kDefaultEvalPadding);
   std::string device = "auto";
   std::string train_precision = "fp32";
   std::string runs_dir = "runs";
@@ -50,7 +54,8 @@ struct Phase1Result {
 };
 
 // Errors: UNSUPPORTED before any work for a CUDA --device or a --train-precision other than fp32;
-// INVALID_ARGUMENT naming the option or file; IO; NUMERIC; INTERRUPTED on Ctrl-C (nothing is left behind).
+// INVALID_ARGUMENT naming the option or file (an unknown --padding before any work); IO; NUMERIC;
+// INTERRUPTED on Ctrl-C (nothing is left behind).
 Phase1Result run_phase1(const Phase1Settings& settings);
 
 // "2026-11-28_22-58-08_phase_1_baseline" for a local time.

@@ -49,6 +49,7 @@ struct Point {
   int64_t max_sequence_length = 0;
   int64_t num_layers = 0;
   std::string precision;
+  std::string padding;  // padding_name spelling
   int64_t eval_batch_size = 0;
   std::string label;                                     // also the point's folder name
   std::vector<std::pair<std::string, json>> parameters;  // pareto.csv's parameter columns
@@ -74,8 +75,8 @@ void check_not_interrupted() {
 // and the uploaded set; NVML's per-process figure is read while they are alive.
 ProtocolResult measure_on_gpu(ExecutionContext& gpu, EnergyMeter& meter, PowerSampler& sampler,
                               std::unique_ptr<BertForSequenceClassification> model, Precision precision,
-                              const TokenizedDataset& eval_data, int64_t batch_size, const ProtocolOptions& protocol,
-                              InferenceMetricsInputs& inputs) {
+                              const TokenizedDataset& eval_data, int64_t batch_size, PaddingMode padding,
+                              const ProtocolOptions& protocol, InferenceMetricsInputs& inputs) {
   Allocator& allocator = gpu.allocator();
   allocator.reset_peak();
   std::optional<BertInference> engine;
@@ -87,7 +88,7 @@ ProtocolResult measure_on_gpu(ExecutionContext& gpu, EnergyMeter& meter, PowerSa
                precision_name(precision), "): ", e.what(), "; try a smaller --eval-batch-size");
   }
   model.reset();
-  InferenceRunner runner(*engine, eval_data, {.batch_size = batch_size, .padding = PaddingMode::LONGEST});
+  InferenceRunner runner(*engine, eval_data, {.batch_size = batch_size, .padding = padding});
   const std::unique_ptr<BatchTimer> timer = make_batch_timer(gpu.device(), gpu.native_stream());
   const Workload workload = [&]() {
     check_not_interrupted();
@@ -180,6 +181,7 @@ std::vector<Point> make_points(const Phase2Settings& s, const BertConfig& config
                config.num_hidden_layers, ")");
   }
   for (const std::string& p : precisions) parse_precision(p);
+  parse_padding(s.padding);
   for (int64_t b : batch_sizes) {
     NLPF_CHECK(b >= 1, ErrorCode::INVALID_ARGUMENT, "--eval-batch-size must be >= 1, got ", b);
   }
@@ -189,7 +191,7 @@ std::vector<Point> make_points(const Phase2Settings& s, const BertConfig& config
     for (int64_t k : layers) {
       for (const std::string& p : precisions) {
         for (int64_t b : batch_sizes) {
-          Point point{L, k, p, b, "", {}};
+          Point point{L, k, p, s.padding, b, "", {}};
           std::vector<std::string> parts;
           const auto add = [&](bool swept, const std::string& name, const json& value) {
             if (!swept) return;
@@ -428,24 +430,26 @@ Phase2Result run_phase2(const Phase2Settings& s) {
         trainer.epochs = s.refit_epochs;
         trainer.max_length = point.max_sequence_length;
         trainer.eval_batch_size = point.eval_batch_size;
+        trainer.eval_padding = parse_padding(point.padding);
         trainer.show_progress = !s.quiet;
         train_classifier(*model, train_data, eval_data, trainer);  // the optimizer's state dies with it
       }
       model->drop_gradients();
       const Precision precision = parse_precision(point.precision);
+      const PaddingMode padding = parse_padding(point.padding);
       InferenceMetricsInputs inputs;
       ProtocolResult measured;
       if (gpu) {
-        measured = measure_on_gpu(*gpu, *meter, sampler, std::move(model), precision, eval_data, point.eval_batch_size,
-                                  s.protocol, inputs);
+        measured = measure_on_gpu(*gpu, *meter, sampler, std::move(model), precision, eval_data,
+                                  point.eval_batch_size, padding, s.protocol, inputs);
       } else {
         model->set_inference_precision(precision);
         Allocator& allocator = host_allocator();
         allocator.reset_peak();
         const Workload workload = [&]() {
           check_not_interrupted();
-          EvaluationResult pass =
-              evaluate_classifier(*model, eval_data, point.eval_batch_size, point.max_sequence_length);
+          EvaluationResult pass = evaluate_classifier(*model, eval_data, point.eval_batch_size,
+                                                      point.max_sequence_length, padding);
           PassResult result;
           result.examples = eval_data.size();
           result.predictions = std::move(pass.predictions);
@@ -477,6 +481,7 @@ Phase2Result run_phase2(const Phase2Settings& s) {
         {"max_sequence_length", point.max_sequence_length},
         {"num_layers", point.num_layers},
         {"precision", point.precision},
+        {"padding", point.padding},
         {"eval_batch_size", point.eval_batch_size},
         {"refit_epochs", refit && point.num_layers < config.num_hidden_layers ? s.refit_epochs : 0},
         {"truncated_examples", eval_data.num_truncated},
@@ -543,12 +548,13 @@ Phase2Result run_phase2(const Phase2Settings& s) {
       {"eval_batch_sizes", s.eval_batch_sizes},
       {"max_sequence_length", fixed_length},
       {"eval_batch_size", s.eval_batch_size},
+      {"padding", s.padding},
       {"refit_epochs", s.refit_epochs},
       {"skip_failed_precisions", s.skip_failed_precisions},
       {"device", s.device},
       {"runs_dir", s.runs_dir},
-      {"eval_padding", gpu ? "longest in batch, rounded up to a multiple of 8 (CUDA graphs per shape)"
-                           : "longest in batch"},
+      // GPU: a longest or bucketed batch is padded up to a multiple of 8 tokens (CUDA graphs per shape).
+      {"padding_length_multiple", gpu ? json(InferenceRunnerOptions{}.length_multiple) : json(1)},
       {"max_eval_examples", data.max_eval_examples ? json(*data.max_eval_examples) : json(nullptr)},
       {"trials", s.protocol.trials},
       {"min_trial_seconds", s.protocol.min_trial_seconds},

@@ -17,6 +17,7 @@
 #include "experiment/data_settings.h"
 #include "measure/protocol.h"
 #include "model/bert_config.h"
+#include "text/batching.h"
 
 namespace nlpf {
 
@@ -40,6 +41,9 @@ struct Phase2Settings {
   // the baseline's Phase 1 max_sequence_length from its run.json, else 128.
   std::optional<int64_t> max_sequence_length;
   int64_t eval_batch_size = 64;
+  // How every point's evaluation batches are padded (text/batching.h): max-length (the study's), longest or
+  // bucketed.
+  std::string padding = padding_name(kDefaultEvalPadding);
   int refit_epochs = 0;  // re-fine-tune each truncated model this many epochs (the baseline's recipe)
   bool skip_failed_precisions = false;
   std::string device = "auto";
@@ -58,7 +62,8 @@ struct Phase2Result {
 };
 
 // Errors, all before any measurement unless said: INVALID_ARGUMENT naming the option (empty list, a
-// length above max_position_embeddings, more layers than the model has, a missing baseline), UNSUPPORTED
+// length above max_position_embeddings, more layers than the model has, an unknown padding, a missing
+// baseline), UNSUPPORTED
 // for a CUDA device or a precision the device cannot run (without skip_failed_precisions), IO, NUMERIC
 // (passes disagree: a bug), INTERRUPTED on Ctrl-C (nothing is left behind).
 Phase2Result run_phase2(const Phase2Settings& settings);

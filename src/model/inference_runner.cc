@@ -56,7 +56,11 @@ Tensor host_ints(const std::vector<int32_t>& values) {
 
 InferenceRunner::InferenceRunner(BertInference& engine, const TokenizedDataset& data,
                                  const InferenceRunnerOptions& options)
-    : engine_(engine), ctx_(engine.context()), options_(options), labels_(data.labels) {
+    : engine_(engine),
+      ctx_(engine.context()),
+      options_(options),
+      labels_(data.labels),
+      order_(evaluation_order(data, options.batch_size, options.padding)) {
   NLPF_CHECK(data.size() > 0, ErrorCode::INVALID_ARGUMENT, "the evaluation set is empty");
   NLPF_CHECK(options.batch_size > 0 && options.batch_size <= engine.max_batch_size(), ErrorCode::INVALID_ARGUMENT,
              "evaluation batch size ", options.batch_size, " (the engine is planned for 1..",
@@ -65,12 +69,11 @@ InferenceRunner::InferenceRunner(BertInference& engine, const TokenizedDataset& 
              data.max_length, " exceeds the engine's planned ", engine.max_sequence_length());
   NLPF_CHECK(options.length_multiple > 0, ErrorCode::INVALID_ARGUMENT, "length multiple must be positive");
   std::vector<int32_t> ids, types, mask, labels;
-  const std::vector<int64_t> order = sequential_order(data.size());
   for (int64_t begin = 0; begin < data.size(); begin += options.batch_size) {
     const int64_t end = std::min(data.size(), begin + options.batch_size);
-    Batch batch = make_batch(data, std::span<const int64_t>(order.data() + begin, order.data() + end),
+    Batch batch = make_batch(data, std::span<const int64_t>(order_.data() + begin, order_.data() + end),
                              options.padding, data.max_length);
-    if (options.padding == PaddingMode::LONGEST) {
+    if (options.padding != PaddingMode::MAX_LENGTH) {
       const int64_t rounded = (batch.T + options.length_multiple - 1) / options.length_multiple * options.length_multiple;
       batch = padded_to(batch, std::min(rounded, data.max_length), data.pad_id);
     }
@@ -78,7 +81,7 @@ InferenceRunner::InferenceRunner(BertInference& engine, const TokenizedDataset& 
     DeviceBatch device;
     device.B = batch.B;
     device.T = batch.T;
-    device.first_example = begin;
+    device.first_position = begin;
     batches_.push_back(device);
     ids.insert(ids.end(), batch.input_ids.begin(), batch.input_ids.end());
     types.insert(types.end(), batch.token_type_ids.begin(), batch.token_type_ids.end());
@@ -95,7 +98,7 @@ InferenceRunner::InferenceRunner(BertInference& engine, const TokenizedDataset& 
     batch.input_ids = set_ids_.view({batch.B, batch.T}, bytes);
     batch.token_type_ids = set_types_.view({batch.B, batch.T}, bytes);
     batch.attention_mask = set_mask_.view({batch.B, batch.T}, bytes);
-    batch.labels = set_labels_.view({batch.B}, static_cast<size_t>(batch.first_example) * sizeof(int32_t));
+    batch.labels = set_labels_.view({batch.B}, static_cast<size_t>(batch.first_position) * sizeof(int32_t));
     token_offset += static_cast<size_t>(batch.B * batch.T);
   }
   const int64_t tokens = options.batch_size * data.max_length;
@@ -135,7 +138,7 @@ void InferenceRunner::run_batch(const DeviceBatch& batch) {
   } else {
     predictions = engine_.forward(ids, types, mask, &labels, &correct_).predictions;
   }
-  Tensor gathered = predictions_.view({batch.B}, static_cast<size_t>(batch.first_example) * sizeof(int32_t));
+  Tensor gathered = predictions_.view({batch.B}, static_cast<size_t>(batch.first_position) * sizeof(int32_t));
   copy_tensor(ctx_, gathered, predictions);
 }
 
@@ -149,7 +152,12 @@ EvaluationResult InferenceRunner::run_pass(BatchTimer* timer) {
   EvaluationResult result;
   const Tensor predictions = to_host(ctx_, predictions_);  // waits for the pass
   const int32_t device_correct = to_host(ctx_, correct_).data<int32_t>()[0];
-  result.predictions.assign(predictions.data<int32_t>(), predictions.data<int32_t>() + predictions.numel());
+  // Pass order back to file order (the identity for MAX_LENGTH and LONGEST).
+  const int32_t* in_pass_order = predictions.data<int32_t>();
+  result.predictions.assign(order_.size(), 0);
+  for (size_t position = 0; position < order_.size(); ++position) {
+    result.predictions[static_cast<size_t>(order_[position])] = in_pass_order[position];
+  }
   int64_t labelled = 0, correct = 0;
   for (size_t i = 0; i < labels_.size(); ++i) {
     if (labels_[i] == kNoLabel) continue;

@@ -1,11 +1,14 @@
 // InferenceRunner: the evaluation set on the device and the pass over it that the GPU measurements time (the
-// GPU's counterpart of evaluate_classifier). The set is tokenised, cut into batches in file order, validated
-// by batching on the host and uploaded once; a pass then does no host work per batch but a few launches: the
-// batch's inputs are copied into fixed device buffers and the CUDA graph of its shape (B, T) is replayed
-// (captured on first use, so a warm-up pass pays for it), its predictions gathered on the device, and the
-// correct count accumulated there. The host waits once, at the end of the pass, to read predictions and count.
-// LONGEST padding rounds each batch's length up to a multiple of `length_multiple`, so a pass needs a handful
-// of shapes (and graphs); the padding is masked, so predictions do not change.
+// GPU's counterpart of evaluate_classifier). The set is tokenised, cut into batches in evaluation_order (file
+// order, or length order for BUCKETED), validated by batching on the host and uploaded once; a pass then does
+// no host work per batch but a few launches: the batch's inputs are copied into fixed device buffers and the
+// CUDA graph of its shape (B, T) is replayed (captured on first use, so a warm-up pass pays for it), its
+// predictions gathered on the device at the batch's position in the pass order, and the correct count
+// accumulated there. The host waits once, at the end of the pass, to read predictions and count, and puts the
+// predictions back in file order through the pass order (an index map kept on the host: O(examples) once per
+// pass, no kernel and no host work per batch).
+// LONGEST and BUCKETED padding round each batch's length up to a multiple of `length_multiple`, so a pass
+// needs a handful of shapes (and graphs); the padding is masked, so predictions do not change.
 #pragma once
 
 #include <cstdint>
@@ -46,7 +49,7 @@ class InferenceRunner {
 
  private:
   struct DeviceBatch {
-    int64_t B = 0, T = 0, first_example = 0;
+    int64_t B = 0, T = 0, first_position = 0;                  // its first example's position in order_
     Tensor input_ids, token_type_ids, attention_mask, labels;  // views of the uploaded set
   };
   void run_batch(const DeviceBatch& batch);
@@ -56,8 +59,10 @@ class InferenceRunner {
   InferenceRunnerOptions options_;
   std::vector<DeviceBatch> batches_;
   std::vector<int32_t> labels_;  // host copy, file order
+  std::vector<int64_t> order_;   // the pass order: position p holds example order_[p]
   Tensor set_ids_, set_types_, set_mask_, set_labels_;  // the uploaded set, batch after batch
-  Tensor input_ids_, token_type_ids_, attention_mask_, labels_in_, correct_, predictions_;  // fixed buffers
+  // Fixed buffers; predictions_ is in pass order.
+  Tensor input_ids_, token_type_ids_, attention_mask_, labels_in_, correct_, predictions_;
   struct Graph {
     std::unique_ptr<CapturedWork> work;
     Tensor predictions;  // the engine's output view the graph writes

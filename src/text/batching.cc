@@ -83,6 +83,30 @@ TokenizedDataset tokenize_dataset(const Dataset& dataset, const WordPieceTokeniz
   return out;
 }
 
+std::string padding_name(PaddingMode padding) {
+  switch (padding) {
+    case PaddingMode::MAX_LENGTH:
+      return "max-length";
+    case PaddingMode::LONGEST:
+      return "longest";
+    case PaddingMode::BUCKETED:
+      return "bucketed";
+  }
+  NLPF_THROW(ErrorCode::INTERNAL, "unknown padding mode ", static_cast<int>(padding));
+}
+
+std::vector<std::string> padding_names() {
+  return {padding_name(PaddingMode::MAX_LENGTH), padding_name(PaddingMode::LONGEST),
+          padding_name(PaddingMode::BUCKETED)};
+}
+
+PaddingMode parse_padding(const std::string& name, const std::string& option) {
+  for (PaddingMode mode : {PaddingMode::MAX_LENGTH, PaddingMode::LONGEST, PaddingMode::BUCKETED}) {
+    if (name == padding_name(mode)) return mode;
+  }
+  NLPF_THROW(ErrorCode::INVALID_ARGUMENT, option, " ", name, ": expected max-length, longest or bucketed");
+}
+
 Batch make_batch(const TokenizedDataset& data, std::span<const int64_t> indices, PaddingMode padding,
                  int64_t max_length) {
   NLPF_CHECK(!indices.empty(), ErrorCode::INVALID_ARGUMENT, "a batch needs at least one example");
@@ -181,6 +205,11 @@ std::vector<int64_t> bucketed_order(const TokenizedDataset& data, int64_t batch_
   }
   out.insert(out.end(), order.begin() + static_cast<ptrdiff_t>(full_batches * size), order.end());
   return out;
+}
+
+std::vector<int64_t> evaluation_order(const TokenizedDataset& data, int64_t batch_size, PaddingMode padding) {
+  if (padding == PaddingMode::BUCKETED) return bucketed_order(data, batch_size, std::nullopt);
+  return sequential_order(data.size());
 }
 
 }  // namespace nlpf

@@ -2,11 +2,13 @@
 // max_length), then gather examples in a given order into (B, T) row-major int32 batches. Padding uses
 // the vocabulary's [PAD] id with attention mask 0 and token type 0. Orders are vectors of example
 // indices so the trainer shuffles and evaluation maps outputs back through Batch::example_index.
+// Evaluation padding (DESIGN §2 --padding): max-length (the study's), longest, or bucketed (length order).
 #pragma once
 
 #include <cstdint>
 #include <optional>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "text/dataset.h"
@@ -34,7 +36,22 @@ TokenizedDataset tokenize_dataset(const Dataset& dataset, const WordPieceTokeniz
 enum class PaddingMode {
   MAX_LENGTH,  // T = max_length for every batch (the reference study's behaviour)
   LONGEST,     // T = the longest example of the batch
+  // T = the longest example of the batch, as LONGEST; an evaluation cuts its batches from the examples
+  // sorted by length (evaluation_order), so a batch holds examples of nearly one length, and writes its
+  // outputs back in file order through Batch::example_index.
+  BUCKETED,
 };
+
+// The default of every measured evaluation: the least work for the same predictions (padding is masked, so
+// the three modes predict alike up to float summation order; bucketed pads least).
+constexpr PaddingMode kDefaultEvalPadding = PaddingMode::BUCKETED;
+
+// "max-length", "longest", "bucketed": the --padding spellings.
+std::string padding_name(PaddingMode padding);
+// The spellings of padding_name, in enum order.
+std::vector<std::string> padding_names();
+// The inverse of padding_name. Errors: INVALID_ARGUMENT naming `option` ("--padding") and the choices.
+PaddingMode parse_padding(const std::string& name, const std::string& option = "--padding");
 
 struct Batch {
   int64_t B = 0, T = 0;
@@ -67,5 +84,9 @@ std::vector<int64_t> shuffled_order(int64_t n, uint64_t seed);
 // (the largest batch comes first, so memory trouble shows at once), ties in index order.
 std::vector<int64_t> bucketed_order(const TokenizedDataset& data, int64_t batch_size,
                                     std::optional<uint64_t> shuffle_seed, int64_t chunk_batches = 50);
+
+// The order an evaluation pass batches the examples in: file order for MAX_LENGTH and LONGEST, the
+// unseeded bucketed_order (longest first) for BUCKETED.
+std::vector<int64_t> evaluation_order(const TokenizedDataset& data, int64_t batch_size, PaddingMode padding);
 
 }  // namespace nlpf

@@ -43,21 +43,20 @@ uint64_t epoch_shuffle_seed(uint64_t seed, int epoch) {
 }
 
 EvaluationResult evaluate_classifier(BertForSequenceClassification& model, const TokenizedDataset& data,
-                                     int64_t batch_size, int64_t max_length) {
+                                     int64_t batch_size, int64_t max_length, PaddingMode padding) {
   NLPF_CHECK(batch_size > 0, ErrorCode::INVALID_ARGUMENT, "--eval-batch-size must be > 0, got ", batch_size);
   EvaluationResult result;
   result.predictions.assign(static_cast<size_t>(data.size()), 0);
-  const std::vector<int64_t> order = sequential_order(data.size());
+  const std::vector<int64_t> order = evaluation_order(data, batch_size, padding);
   int64_t labelled = 0;
   int64_t correct = 0;
   for (int64_t begin = 0; begin < data.size(); begin += batch_size) {
     const int64_t end = std::min(data.size(), begin + batch_size);
     const auto start = std::chrono::steady_clock::now();
-    const Batch batch = make_batch(data, std::span<const int64_t>(order.data() + begin, order.data() + end),
-                                   PaddingMode::LONGEST, max_length);
-    Batch unlabelled = batch;
-    unlabelled.labels.clear();  // no loss needed, and test splits have none
-    const ModelOutput out = model.forward(unlabelled, ForwardMode::EVAL);
+    Batch batch = make_batch(data, std::span<const int64_t>(order.data() + begin, order.data() + end),
+                             padding, max_length);
+    batch.labels.clear();  // no loss needed, and test splits have none (labels are read from `data` below)
+    const ModelOutput out = model.forward(batch, ForwardMode::EVAL);
     const float* logits = out.logits.data<float>();
     const int64_t num_labels = out.logits.dim(1);
     for (int64_t b = 0; b < batch.B; ++b) {
@@ -131,8 +130,8 @@ TrainResult train_classifier(BertForSequenceClassification& model, const Tokeniz
     result.train_seconds += train_seconds;
     result.examples += train_data.size();
 
-    EvaluationResult evaluation =
-        evaluate_classifier(model, eval_data, options.eval_batch_size, options.max_length);
+    EvaluationResult evaluation = evaluate_classifier(model, eval_data, options.eval_batch_size,
+                                                      options.max_length, options.eval_padding);
     EpochResult epoch_result;
     epoch_result.epoch = epoch;
     epoch_result.steps_done = optimizer.steps_done();

@@ -33,6 +33,9 @@ struct TrainerOptions {
   int64_t batch_size = 32;
   int64_t max_length = 128;  // the padding bound of make_batch; the data must be tokenized to it
   int64_t eval_batch_size = 64;
+  // The per-epoch evaluation's padding; Phase 1 passes its --padding so that the measured passes of each
+  // epoch's model run the very batches that chose the best epoch.
+  PaddingMode eval_padding = kDefaultEvalPadding;
   uint64_t seed = 42;
   double warmup_ratio = 0.06;
   // learning_rate, weight_decay, betas, eps, max_grad_norm; total and warm-up steps are computed by train().
@@ -68,8 +71,10 @@ struct EvaluationResult {
   std::vector<double> batch_latencies_ms;
 };
 
-// One EVAL pass in file order, batches of batch_size padded to their longest example.
+// One EVAL pass in evaluation_order(data, batch_size, padding) (file order, or length order for BUCKETED),
+// batches of batch_size padded as `padding` says (to max_length for MAX_LENGTH); predictions come back in
+// file order whatever the order of the batches, and batch_latencies_ms in the order the batches ran.
 EvaluationResult evaluate_classifier(BertForSequenceClassification& model, const TokenizedDataset& data,
-                                     int64_t batch_size, int64_t max_length);
+                                     int64_t batch_size, int64_t max_length, PaddingMode padding);
 
 }  // namespace nlpf

@@ -139,9 +139,9 @@ TEST(TokenizeDataset, ErrorsNameFileAndLine) {
 TEST(MakeBatch, PadsWithPadIdMaskZeroTypeZero) {
   const TokenizedDataset data = synthetic_dataset({4, 2, 6}, 8);
   const std::vector<int64_t> indices = {2, 1};
-  for (PaddingMode mode : {PaddingMode::LONGEST, PaddingMode::MAX_LENGTH}) {
+  for (PaddingMode mode : {PaddingMode::LONGEST, PaddingMode::MAX_LENGTH, PaddingMode::BUCKETED}) {
     const Batch b = make_batch(data, indices, mode, 8);
-    const int64_t T = mode == PaddingMode::LONGEST ? 6 : 8;
+    const int64_t T = mode == PaddingMode::MAX_LENGTH ? 8 : 6;  // bucketed pads to the longest, as longest
     ASSERT_EQ(b.B, 2);
     ASSERT_EQ(b.T, T);
     ASSERT_EQ(b.input_ids.size(), static_cast<size_t>(2 * T));
@@ -214,6 +214,37 @@ TEST(Orders, BucketedForEvaluationSortsLongestFirst) {
   const TokenizedDataset data = synthetic_dataset({5, 9, 3, 9, 7, 5}, 9);
   const std::vector<int64_t> order = bucketed_order(data, 2, std::nullopt);
   EXPECT_EQ(order, (std::vector<int64_t>{1, 3, 4, 0, 5, 2}));
+}
+
+TEST(Orders, EvaluationOrderIsFileOrderUnlessBucketed) {
+  const TokenizedDataset data = synthetic_dataset({5, 9, 3, 9, 7, 5}, 9);
+  EXPECT_EQ(evaluation_order(data, 2, PaddingMode::MAX_LENGTH), sequential_order(6));
+  EXPECT_EQ(evaluation_order(data, 2, PaddingMode::LONGEST), sequential_order(6));
+  EXPECT_EQ(evaluation_order(data, 2, PaddingMode::BUCKETED), (std::vector<int64_t>{1, 3, 4, 0, 5, 2}));
+  // Bucketed batches carry the least padding of the three: (9,9) (7,5) (5,3) against (5,9) (3,9) (7,5).
+  const auto cells = [&](PaddingMode mode) {
+    int64_t padding = 0;
+    for (const Batch& b : make_batches(data, 2, mode, 9, evaluation_order(data, 2, mode))) {
+      padding += std::count(b.attention_mask.begin(), b.attention_mask.end(), 0);
+    }
+    return padding;
+  };
+  EXPECT_EQ(cells(PaddingMode::BUCKETED), 0 + 2 + 2);
+  EXPECT_EQ(cells(PaddingMode::LONGEST), 4 + 6 + 2);
+  EXPECT_EQ(cells(PaddingMode::MAX_LENGTH), 6 * 9 - (5 + 9 + 3 + 9 + 7 + 5));
+}
+
+TEST(Orders, PaddingNamesRoundTripAndUnknownNamesAreRefused) {
+  EXPECT_EQ(padding_names(), (std::vector<std::string>{"max-length", "longest", "bucketed"}));
+  for (const std::string& name : padding_names()) EXPECT_EQ(padding_name(parse_padding(name)), name);
+  EXPECT_EQ(kDefaultEvalPadding, PaddingMode::BUCKETED);
+  try {
+    parse_padding("max_length", "--paddings");
+    FAIL() << "an unknown padding was accepted";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::INVALID_ARGUMENT);
+    EXPECT_NE(std::string(e.what()).find("--paddings max_length"), std::string::npos) << e.what();
+  }
 }
 
 TEST(Orders, BucketedForTrainingShufflesBatchesAndCutsPadding) {

@@ -118,20 +118,55 @@ TokenizedDataset tiny_dataset(int64_t max_length) {
   return data;
 }
 
-TEST(InferenceRunner, PassEqualsEvaluateClassifierWithAndWithoutCapture) {
-  BertForSequenceClassification model(tiny_config(), 21);
+// The prediction of every example evaluated alone (batch of 1, no padding at all), in file order.
+std::vector<int32_t> one_by_one(BertForSequenceClassification& model, const TokenizedDataset& data) {
+  return evaluate_classifier(model, data, 1, data.max_length, PaddingMode::LONGEST).predictions;
+}
+
+// A seed whose tiny model predicts both classes on tiny_dataset (6 of 11 positive), in no symmetric pattern.
+constexpr uint64_t kMixedSeed = 10;
+
+TEST(EvaluateClassifier, ThreePaddingsPredictAlikeInFileOrder) {
+  BertForSequenceClassification model(tiny_config(), kMixedSeed);
   const TokenizedDataset data = tiny_dataset(16);
-  const EvaluationResult ref = evaluate_classifier(model, data, 4, 16);
+  const std::vector<int32_t> alone = one_by_one(model, data);
+  // Lengths rise with the index, so the bucketed order (longest first) is file order reversed; the predictions
+  // are no palindrome, so a pass that wrote them back in pass order would show.
+  ASSERT_EQ(evaluation_order(data, 4, PaddingMode::BUCKETED),
+            (std::vector<int64_t>{10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0}));
+  ASSERT_NE(std::vector<int32_t>(alone.rbegin(), alone.rend()), alone);
+  for (PaddingMode padding : {PaddingMode::MAX_LENGTH, PaddingMode::LONGEST, PaddingMode::BUCKETED}) {
+    const EvaluationResult out = evaluate_classifier(model, data, 4, 16, padding);
+    EXPECT_EQ(out.predictions, alone) << padding_name(padding);
+    EXPECT_EQ(out.batch_latencies_ms.size(), 3u) << padding_name(padding);
+    ASSERT_TRUE(out.accuracy.has_value());
+    int64_t correct = 0;
+    for (size_t i = 0; i < alone.size(); ++i) correct += alone[i] == data.labels[i];
+    EXPECT_EQ(*out.accuracy, static_cast<double>(correct) / static_cast<double>(alone.size()));
+  }
+}
+
+TEST(InferenceRunner, PassEqualsEvaluateClassifierWithAndWithoutCapture) {
+  BertForSequenceClassification model(tiny_config(), kMixedSeed);
+  const TokenizedDataset data = tiny_dataset(16);
+  const EvaluationResult ref = evaluate_classifier(model, data, 4, 16, PaddingMode::LONGEST);
+  ASSERT_EQ(ref.predictions, one_by_one(model, data));
   BertInference engine(cpu_context(), model.config(), model.parameters(), Precision::FP32, 4, 16);
   for (bool graphs : {true, false}) {
-    for (PaddingMode padding : {PaddingMode::LONGEST, PaddingMode::MAX_LENGTH}) {
+    // BUCKETED batches run longest first; the predictions come back in file order.
+    for (PaddingMode padding : {PaddingMode::LONGEST, PaddingMode::MAX_LENGTH, PaddingMode::BUCKETED}) {
       InferenceRunner runner(engine, data, {.batch_size = 4, .padding = padding, .length_multiple = 8,
                                             .use_graphs = graphs});
       EXPECT_EQ(runner.batches(), 3u);
       for (const auto& [B, T] : runner.shapes()) EXPECT_EQ(T % 8, 0) << "B " << B << " T " << T;
+      if (padding == PaddingMode::BUCKETED) {
+        // Lengths 13..10, 9..6 and 5..3 batched together: 16, 16 (9 rounded up) and 8 tokens.
+        EXPECT_EQ(runner.shapes(), (std::vector<std::pair<int64_t, int64_t>>{{4, 16}, {3, 8}}));
+      }
       for (int pass = 0; pass < 2; ++pass) {
         const EvaluationResult out = runner.run_pass();
-        EXPECT_EQ(out.predictions, ref.predictions) << "graphs " << graphs << " pass " << pass;
+        EXPECT_EQ(out.predictions, ref.predictions)
+            << "graphs " << graphs << " padding " << padding_name(padding) << " pass " << pass;
         ASSERT_TRUE(out.accuracy && ref.accuracy);
         EXPECT_EQ(*out.accuracy, *ref.accuracy);
       }

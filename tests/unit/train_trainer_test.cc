@@ -62,9 +62,12 @@ TEST(Trainer, LogsEveryStepAndEvaluatesEveryEpoch) {
   EXPECT_EQ(result.best_epoch, a2 > a1 ? 2 : 1);
   EXPECT_EQ(count_lines(result.train_log_csv), 1 + 8);
   EXPECT_EQ(result.train_log_csv.rfind("step,epoch,learning_rate,loss,grad_norm,examples_per_s\n", 0), 0u);
-  // The evaluation pass agrees with a separate one on the final weights.
-  const EvaluationResult again = evaluate_classifier(model, tokens, 5, 32);
-  EXPECT_EQ(again.predictions, result.epochs[1].predictions);
+  // The evaluation pass agrees with a separate one on the final weights, whatever the padding.
+  EXPECT_EQ(options.eval_padding, PaddingMode::BUCKETED);
+  for (PaddingMode padding : {PaddingMode::BUCKETED, PaddingMode::LONGEST, PaddingMode::MAX_LENGTH}) {
+    const EvaluationResult again = evaluate_classifier(model, tokens, 5, 32, padding);
+    EXPECT_EQ(again.predictions, result.epochs[1].predictions) << padding_name(padding);
+  }
 }
 
 TEST(Trainer, InterruptFlagStopsAfterTheCurrentStep) {
