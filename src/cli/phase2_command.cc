@@ -1,4 +1,5 @@
-// nlpf phase2 max-sequence-length|layers|precision|grid and the study's run_phase_2_* aliases.
+// nlpf phase2 max-sequence-length|layers|precision|padding|batch-size|grid and the run_phase_2_* aliases
+// (the study's three, and the same spelling for the two sweeps it did not have).
 #include <algorithm>
 #include <memory>
 #include <string>
@@ -8,6 +9,7 @@
 #include "cli/options.h"
 #include "core/error.h"
 #include "experiment/phase2.h"
+#include "text/batching.h"
 
 namespace nlpf::cli {
 namespace {
@@ -45,9 +47,19 @@ void add_sweep(CLI::App& sub, SweepKind sweep, Action& action) {
     sub.add_flag(flag_names("skip-failed-precisions"), o.skip_failed_precisions,
                  "Record refused or failed precisions in errors.json and go on");
   }
-  if (grid) {
-    sub.add_option(flag_names("eval-batch-sizes"), o.eval_batch_sizes, "Evaluation batch sizes")
-        ->check(positive());
+  if (sweep == SweepKind::PADDING || grid) {
+    auto* opt = sub.add_option(flag_names("paddings"), o.paddings, "Evaluation paddings to sweep")
+                    ->check(CLI::IsMember(padding_names()));
+    if (!grid) opt->default_str("max-length longest bucketed");
+  } else {
+    add_padding_option(sub, o.padding);
+  }
+  if (sweep == SweepKind::BATCH_SIZE || grid) {
+    // --eval-batch-sizes: the grid's name for the list before the batch-size sweep existed.
+    auto* opt = sub.add_option(flag_names("batch-sizes") + (grid ? "," + flag_names("eval-batch-sizes") : ""),
+                               o.batch_sizes, "Evaluation batch sizes to sweep")
+                    ->check(positive());
+    if (!grid) opt->default_str("1 8 32 64 256");
   }
   if (sweep != SweepKind::MAX_SEQUENCE_LENGTH) {
     sub.add_option(flag_names("max-sequence-length"), o.max_sequence_length,
@@ -55,10 +67,12 @@ void add_sweep(CLI::App& sub, SweepKind sweep, Action& action) {
                         : "Tokens per example (default: the baseline's Phase 1 length, else 128)")
         ->check(CLI::Range(int64_t{2}, int64_t{4096}));
   }
-  sub.add_option(flag_names("eval-batch-size"), o.eval_batch_size, "Evaluation batch size")
-      ->capture_default_str()
-      ->check(positive());
-  add_padding_option(sub, o.padding);
+  if (sweep != SweepKind::BATCH_SIZE) {
+    sub.add_option(flag_names("eval-batch-size"), o.eval_batch_size,
+                   grid ? "Evaluation batch size where --batch-sizes is not given" : "Evaluation batch size")
+        ->capture_default_str()
+        ->check(positive());
+  }
   sub.add_option("--device", o.device, "auto, cpu, cuda or cuda:N")
       ->capture_default_str()
       ->check(device_validator());
@@ -85,7 +99,11 @@ constexpr SweepName kSweeps[] = {
      "Sweep the maximum sequence length"},
     {"layers", "run_phase_2_layers", SweepKind::LAYERS, "Sweep the number of encoder layers kept"},
     {"precision", "run_phase_2_precision", SweepKind::PRECISION, "Sweep the inference precision"},
-    {"grid", nullptr, SweepKind::GRID, "Cross lengths x layers x precisions into one frontier"},
+    {"padding", "run_phase_2_padding", SweepKind::PADDING, "Sweep how evaluation batches are padded"},
+    {"batch-size", "run_phase_2_batch_size", SweepKind::BATCH_SIZE,
+     "Sweep the evaluation batch size (plots p99 batch latency beside the cost)"},
+    {"grid", nullptr, SweepKind::GRID,
+     "Cross lengths x layers x precisions x paddings x batch sizes into one frontier"},
 };
 
 }  // namespace
@@ -100,7 +118,7 @@ void register_phase2(CLI::App& app, Action& action) {
     if (underscored != s.name) sub->alias(underscored);
     add_sweep(*sub, s.kind, action);
     if (s.alias != nullptr) {
-      // The study ran each sweep as its own top-level command.
+      // The study ran each sweep as its own top-level command (padding and batch size are ours, same style).
       CLI::App* top = app.add_subcommand(s.alias, std::string(s.help) + " (alias of phase2 " + s.name + ")");
       top->group("Study aliases");
       add_sweep(*top, s.kind, action);

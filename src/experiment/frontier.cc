@@ -2,8 +2,10 @@
 // (what it was: command, task, device, plot title) and its pareto.csv (what it measured).
 #include "experiment/frontier.h"
 
+#include <algorithm>
 #include <chrono>
 #include <iostream>
+#include <set>
 
 #include <nlohmann/json.hpp>
 
@@ -114,6 +116,9 @@ std::filesystem::path merge_frontier(const FrontierSettings& s) {
              "frontier: give at least one run directory");
   const auto start_time = std::chrono::system_clock::now();
   std::vector<ParetoRow> rows;
+  // The padding each row was measured with: its own column (a padding sweep or grid), else its run's
+  // config.padding (null for runs made before --padding existed).
+  std::vector<json> row_padding;
   json sources = json::array();
   RunPlotTitle title;
   std::string device;
@@ -146,16 +151,35 @@ std::filesystem::path merge_frontier(const FrontierSettings& s) {
     const std::string command = text_at(run, "command");
     const std::string prefix = command == "phase2" ? text_at(value_or_null(run, "config"), "sweep") : command;
     const ParetoFile pareto = read_pareto_csv(dir / "pareto.csv");
+    const json run_padding = value_or_null(value_or_null(run, "config"), "padding");
     for (const ParetoRow& r : pareto.rows) {
       ParetoRow row = r;
       row.label = prefix + "/" + r.label;
       row.parameters.insert(row.parameters.begin(), {"source_run", dir.filename().string()});
+      json padding = run_padding.is_string() ? run_padding : json(nullptr);
+      for (const auto& [name, value] : r.parameters) {
+        if (name == "padding") padding = value;
+      }
+      row_padding.push_back(padding);
       rows.push_back(std::move(row));
     }
     sources.push_back({{"run_directory", std::filesystem::absolute(dir).string()},
                        {"command", command},
                        {"points", pareto.rows.size()},
                        {"frontier_cost", pareto.frontier_cost}});
+  }
+  // Runs measured with different paddings did different work for the same setting: say which, in a column.
+  std::set<std::string> paddings;
+  for (const json& padding : row_padding) {
+    if (padding.is_string()) paddings.insert(padding.get<std::string>());
+  }
+  if (paddings.size() > 1) {
+    for (size_t i = 0; i < rows.size(); ++i) {
+      std::vector<std::pair<std::string, json>>& parameters = rows[i].parameters;
+      const bool has_column = std::any_of(parameters.begin(), parameters.end(),
+                                          [](const auto& parameter) { return parameter.first == "padding"; });
+      if (!has_column) parameters.insert(parameters.begin() + 1, {"padding", row_padding[i]});
+    }
   }
   const ParetoTable table = make_pareto_table(rows);
   std::filesystem::create_directories(s.runs_dir);

@@ -18,7 +18,8 @@ struct FrontierSettings {
   bool quiet = false;           // only skipped plots and the run directory are printed
 };
 
-// Writes runs/<timestamp>_frontier/ (pareto.csv with a source_run column, energy_accuracy_frontier.png,
+// Writes runs/<timestamp>_frontier/ (pareto.csv with a source_run column, and a padding column where the
+// runs' evaluation paddings differ (from each run's config.padding), energy_accuracy_frontier.png,
 // energy_latency_frontier.png, run.json naming the sources) and returns its path. Errors: IO for a missing
 // run directory or file; INVALID_ARGUMENT naming the run when tasks or devices differ, when a run is not
 // finished (no run.json) or when fewer than one run is given.

@@ -85,7 +85,7 @@ ProtocolResult measure_on_gpu(ExecutionContext& gpu, EnergyMeter& meter, PowerSa
   } catch (const Error& e) {
     if (e.code() != ErrorCode::OUT_OF_MEMORY) throw;
     NLPF_THROW(ErrorCode::OUT_OF_MEMORY, "batch size ", batch_size, " at length ", eval_data.max_length, " (",
-               precision_name(precision), "): ", e.what(), "; try a smaller --eval-batch-size");
+               precision_name(precision), "): ", e.what(), "; try a smaller evaluation batch size");
   }
   model.reset();
   InferenceRunner runner(*engine, eval_data, {.batch_size = batch_size, .padding = padding});
@@ -131,19 +131,26 @@ std::vector<int64_t> default_num_layers(const BertConfig& config) {
   return layers;
 }
 
+std::vector<int64_t> default_batch_sizes() {
+  return {1, 8, 32, 64, 256};
+}
+
 namespace {
 
 std::vector<Point> make_points(const Phase2Settings& s, const BertConfig& config, int64_t fixed_length) {
   const bool grid = s.sweep == SweepKind::GRID;
-  NLPF_CHECK(
-      !grid || !s.sequence_lengths.empty() || !s.num_layers.empty() || !s.precisions.empty() ||
-          !s.eval_batch_sizes.empty(),
-      ErrorCode::INVALID_ARGUMENT,
-      "phase2 grid: give at least one of --sequence-lengths, --num-layers, --precisions, --eval-batch-sizes");
+  NLPF_CHECK(!grid || !s.sequence_lengths.empty() || !s.num_layers.empty() || !s.precisions.empty() ||
+                 !s.paddings.empty() || !s.batch_sizes.empty(),
+             ErrorCode::INVALID_ARGUMENT,
+             "phase2 grid: give at least one of --sequence-lengths, --num-layers, --precisions, --paddings, "
+             "--batch-sizes");
   std::vector<int64_t> lengths = {fixed_length};
   std::vector<int64_t> layers = {config.num_hidden_layers};
   std::vector<std::string> precisions = {"fp32"};
+  std::vector<std::string> paddings = {s.padding};
   std::vector<int64_t> batch_sizes = {s.eval_batch_size};
+  const char* padding_option = "--padding";
+  const char* batch_size_option = "--eval-batch-size";
   if (s.sweep == SweepKind::MAX_SEQUENCE_LENGTH) {
     lengths = s.sequence_lengths.empty() ? default_sequence_lengths(config) : s.sequence_lengths;
     check_list(lengths, "--sequence-lengths");
@@ -165,10 +172,23 @@ std::vector<Point> make_points(const Phase2Settings& s, const BertConfig& config
     check_list(s.precisions, "--precisions");
     precisions = s.precisions;
   }
-  if (grid && !s.eval_batch_sizes.empty()) {
-    check_list(s.eval_batch_sizes, "--eval-batch-sizes");
-    batch_sizes = s.eval_batch_sizes;
+  if (s.sweep == SweepKind::PADDING) {
+    paddings = s.paddings.empty() ? padding_names() : s.paddings;
+    check_list(paddings, "--paddings");
+  } else if (grid && !s.paddings.empty()) {
+    check_list(s.paddings, "--paddings");
+    paddings = s.paddings;
   }
+  if (s.sweep == SweepKind::PADDING || (grid && !s.paddings.empty())) padding_option = "--paddings";
+  if (s.sweep == SweepKind::BATCH_SIZE) {
+    batch_sizes = s.batch_sizes.empty() ? default_batch_sizes() : s.batch_sizes;
+    check_list(batch_sizes, "--batch-sizes");
+  } else if (grid && !s.batch_sizes.empty()) {
+    check_list(s.batch_sizes, "--batch-sizes");
+    batch_sizes = s.batch_sizes;
+  }
+  if (s.sweep == SweepKind::BATCH_SIZE || (grid && !s.batch_sizes.empty()))
+    batch_size_option = "--batch-sizes";
   for (int64_t L : lengths) {
     NLPF_CHECK(
         L >= 2 && L <= config.max_position_embeddings, ErrorCode::INVALID_ARGUMENT,
@@ -181,30 +201,35 @@ std::vector<Point> make_points(const Phase2Settings& s, const BertConfig& config
                config.num_hidden_layers, ")");
   }
   for (const std::string& p : precisions) parse_precision(p);
-  parse_padding(s.padding);
+  parse_padding(s.padding);  // the fixed value is checked even where a list replaces it
+  for (const std::string& p : paddings) parse_padding(p, padding_option);
   for (int64_t b : batch_sizes) {
-    NLPF_CHECK(b >= 1, ErrorCode::INVALID_ARGUMENT, "--eval-batch-size must be >= 1, got ", b);
+    NLPF_CHECK(b >= 1, ErrorCode::INVALID_ARGUMENT, batch_size_option, " ", b,
+               ": a batch holds at least 1 example");
   }
 
   std::vector<Point> points;
   for (int64_t L : lengths) {
     for (int64_t k : layers) {
       for (const std::string& p : precisions) {
-        for (int64_t b : batch_sizes) {
-          Point point{L, k, p, s.padding, b, "", {}};
-          std::vector<std::string> parts;
-          const auto add = [&](bool swept, const std::string& name, const json& value) {
-            if (!swept) return;
-            point.parameters.emplace_back(name, value);
-            parts.push_back(name + "_" + csv_cell(value));
-          };
-          add(s.sweep == SweepKind::MAX_SEQUENCE_LENGTH || (grid && !s.sequence_lengths.empty()),
-              "max_sequence_length", L);
-          add(s.sweep == SweepKind::LAYERS || (grid && !s.num_layers.empty()), "num_layers", k);
-          add(s.sweep == SweepKind::PRECISION || (grid && !s.precisions.empty()), "precision", p);
-          add(grid && !s.eval_batch_sizes.empty(), "eval_batch_size", b);
-          for (const std::string& part : parts) point.label += (point.label.empty() ? "" : "-") + part;
-          points.push_back(std::move(point));
+        for (const std::string& padding : paddings) {
+          for (int64_t b : batch_sizes) {
+            Point point{L, k, p, padding, b, "", {}};
+            std::vector<std::string> parts;
+            const auto add = [&](bool swept, const std::string& name, const json& value) {
+              if (!swept) return;
+              point.parameters.emplace_back(name, value);
+              parts.push_back(name + "_" + csv_cell(value));
+            };
+            add(s.sweep == SweepKind::MAX_SEQUENCE_LENGTH || (grid && !s.sequence_lengths.empty()),
+                "max_sequence_length", L);
+            add(s.sweep == SweepKind::LAYERS || (grid && !s.num_layers.empty()), "num_layers", k);
+            add(s.sweep == SweepKind::PRECISION || (grid && !s.precisions.empty()), "precision", p);
+            add(s.sweep == SweepKind::PADDING || (grid && !s.paddings.empty()), "padding", padding);
+            add(s.sweep == SweepKind::BATCH_SIZE || (grid && !s.batch_sizes.empty()), "batch_size", b);
+            for (const std::string& part : parts) point.label += (point.label.empty() ? "" : "-") + part;
+            points.push_back(std::move(point));
+          }
         }
       }
     }
@@ -282,6 +307,10 @@ std::string sweep_file_tag(SweepKind sweep) {
       return "layers";
     case SweepKind::PRECISION:
       return "precision";
+    case SweepKind::PADDING:
+      return "padding";
+    case SweepKind::BATCH_SIZE:
+      return "batch_size";
     case SweepKind::GRID:
       return "grid";
   }
@@ -297,6 +326,10 @@ std::string phase2_run_name(SweepKind sweep, std::time_t time) {
       return stamp + "_phase_2_layers_sweep";
     case SweepKind::PRECISION:
       return stamp + "_phase_2_precision_sweep";
+    case SweepKind::PADDING:
+      return stamp + "_phase_2_padding_sweep";
+    case SweepKind::BATCH_SIZE:
+      return stamp + "_phase_2_batch_size_sweep";
     case SweepKind::GRID:
       return stamp + "_phase_2_grid";
   }
@@ -537,6 +570,10 @@ Phase2Result run_phase2(const Phase2Settings& s) {
   plots[latency_png] = latency_skipped ? json(*latency_skipped) : json("written");
   if (!errors.empty()) write_file_atomic(run.path() / "errors.json", errors.dump(2) + "\n");
 
+  const bool padding_swept =
+      s.sweep == SweepKind::PADDING || (s.sweep == SweepKind::GRID && !s.paddings.empty());
+  const bool batch_size_swept =
+      s.sweep == SweepKind::BATCH_SIZE || (s.sweep == SweepKind::GRID && !s.batch_sizes.empty());
   json config_json = {
       {"sweep", tag},
       {"baseline_model_directory", std::filesystem::absolute(model_dir).string()},
@@ -545,10 +582,12 @@ Phase2Result run_phase2(const Phase2Settings& s) {
       {"sequence_lengths", s.sequence_lengths},
       {"num_layers", s.num_layers},
       {"precisions", s.precisions},
-      {"eval_batch_sizes", s.eval_batch_sizes},
+      {"paddings", s.paddings},
+      {"batch_sizes", s.batch_sizes},
       {"max_sequence_length", fixed_length},
-      {"eval_batch_size", s.eval_batch_size},
-      {"padding", s.padding},
+      // The fixed values, null where a list replaced them (each point's own are in "points").
+      {"eval_batch_size", batch_size_swept ? json(nullptr) : json(s.eval_batch_size)},
+      {"padding", padding_swept ? json(nullptr) : json(s.padding)},
       {"refit_epochs", s.refit_epochs},
       {"skip_failed_precisions", s.skip_failed_precisions},
       {"device", s.device},

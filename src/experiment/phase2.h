@@ -1,5 +1,6 @@
 // `nlpf phase2`: sweeps from a fine-tuned baseline (DESIGN §2, §3, §5): maximum sequence length, encoder
-// layers kept (first k, no retraining unless refit_epochs), inference precision, or all crossed (grid).
+// layers kept (first k, no retraining unless refit_epochs), inference precision, evaluation padding,
+// evaluation batch size, or any of them crossed (grid).
 // Every point is measured with the protocol (measure/protocol.h) into its own folder; pareto.csv holds
 // one row per measured point with the true frontier, errors.json the refused or failed points. The run
 // directory is staged under a temporary name and renamed only when complete.
@@ -21,7 +22,7 @@
 
 namespace nlpf {
 
-enum class SweepKind { MAX_SEQUENCE_LENGTH, LAYERS, PRECISION, GRID };
+enum class SweepKind { MAX_SEQUENCE_LENGTH, LAYERS, PRECISION, PADDING, BATCH_SIZE, GRID };
 
 struct Phase2Settings {
   SweepKind sweep = SweepKind::GRID;
@@ -29,20 +30,20 @@ struct Phase2Settings {
   // Where evaluation (and, with refit_epochs, training) data come from. When no path is given, the
   // baseline's run.json (best_model/../run.json) names them, else the cached SST-2.
   DataSettings data;
-  // The swept values. In a single sweep only its own list is read, and an empty one means the study's
-  // list (default_sequence_lengths, default_num_layers, fp32 fp16 fp8); in a grid only the lists given are
-  // crossed (at least one), the rest take the fixed value: max_sequence_length, every layer, fp32,
-  // eval_batch_size.
+  // The swept values. In a single sweep only its own list is read, and an empty one means the default list
+  // (default_sequence_lengths, default_num_layers, fp32 fp16 fp8, max-length longest bucketed,
+  // default_batch_sizes); in a grid only the lists given are crossed (at least one), the rest take the fixed
+  // value: max_sequence_length, every layer, fp32, padding, eval_batch_size.
   std::vector<int64_t> sequence_lengths;
   std::vector<int64_t> num_layers;
   std::vector<std::string> precisions;
-  std::vector<int64_t> eval_batch_sizes;  // grid only
+  std::vector<std::string> paddings;  // padding_name spellings
+  std::vector<int64_t> batch_sizes;   // evaluation batch sizes
   // Fixed length of the layers and precision sweeps (and of a grid without --sequence-lengths); unset:
   // the baseline's Phase 1 max_sequence_length from its run.json, else 128.
   std::optional<int64_t> max_sequence_length;
-  int64_t eval_batch_size = 64;
-  // How every point's evaluation batches are padded (text/batching.h): max-length (the study's), longest or
-  // bucketed.
+  int64_t eval_batch_size = 64;  // fixed batch size of the other sweeps
+  // Fixed padding of the other sweeps (text/batching.h): max-length (the study's), longest or bucketed.
   std::string padding = padding_name(kDefaultEvalPadding);
   int refit_epochs = 0;  // re-fine-tune each truncated model this many epochs (the baseline's recipe)
   bool skip_failed_precisions = false;
@@ -62,10 +63,10 @@ struct Phase2Result {
 };
 
 // Errors, all before any measurement unless said: INVALID_ARGUMENT naming the option (empty list, a
-// length above max_position_embeddings, more layers than the model has, an unknown padding, a missing
-// baseline), UNSUPPORTED
-// for a CUDA device or a precision the device cannot run (without skip_failed_precisions), IO, NUMERIC
-// (passes disagree: a bug), INTERRUPTED on Ctrl-C (nothing is left behind).
+// length above max_position_embeddings, more layers than the model has, an unknown padding, a batch size
+// below 1, a missing baseline), UNSUPPORTED for a CUDA device or a precision the device cannot run (without
+// skip_failed_precisions), IO, NUMERIC (passes disagree: a bug), INTERRUPTED on Ctrl-C (nothing is left
+// behind).
 Phase2Result run_phase2(const Phase2Settings& settings);
 
 // 128 96 64 48 40 32 24 16, without lengths above the model's max_position_embeddings.
@@ -73,10 +74,14 @@ std::vector<int64_t> default_sequence_lengths(const BertConfig& config);
 // Every other layer count from all layers down to 2: 12 10 8 6 4 2 for bert-base (the study), 6 4 2 for
 // all-MiniLM-L6-v2.
 std::vector<int64_t> default_num_layers(const BertConfig& config);
+// 1 8 32 64 256: from one request at a time to a large serving batch (issue 14's list).
+std::vector<int64_t> default_batch_sizes();
 
-// "<timestamp>_phase_2_sequence_length_sweep", "..._layers_sweep", "..._precision_sweep", "..._grid".
+// "<timestamp>_phase_2_sequence_length_sweep", "..._layers_sweep", "..._precision_sweep",
+// "..._padding_sweep", "..._batch_size_sweep", "..._grid".
 std::string phase2_run_name(SweepKind sweep, std::time_t time);
-// "max_sequence_length", "layers", "precision", "grid": the <sweep> of energy_accuracy_<sweep>.png.
+// "max_sequence_length", "layers", "precision", "padding", "batch_size", "grid": the <sweep> of
+// energy_accuracy_<sweep>.png.
 std::string sweep_file_tag(SweepKind sweep);
 
 }  // namespace nlpf

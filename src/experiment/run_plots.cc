@@ -1,6 +1,8 @@
 // Run plots from pareto rows; see run_plots.h. Drawing itself is experiment/plot.h (PLplot).
 #include "experiment/run_plots.h"
 
+#include <set>
+
 #include "experiment/pareto.h"
 #include "experiment/plot.h"
 
@@ -31,7 +33,7 @@ std::string plot_label(const ParetoRow& row) {
       part = "len " + csv_cell(value);
     } else if (name == "num_layers") {
       part = csv_cell(value) + (csv_cell(value) == "1" ? " layer" : " layers");
-    } else if (name == "eval_batch_size") {
+    } else if (name == "batch_size" || name == "eval_batch_size") {
       part = "bs " + csv_cell(value);
     } else if (name == "epoch") {
       part = "epoch " + csv_cell(value);
@@ -78,29 +80,49 @@ std::optional<std::string> draw_accuracy_plot(const std::filesystem::path& path,
   return plot_frontier_png(path, plot);
 }
 
+std::string latency_axis(const std::vector<ParetoRow>& rows) {
+  std::set<std::string> batch_sizes;
+  for (const ParetoRow& row : rows) {
+    for (const auto& [name, value] : row.parameters) {
+      if ((name == "batch_size" || name == "eval_batch_size") && !value.is_null())
+        batch_sizes.insert(value.dump());
+    }
+  }
+  return batch_sizes.size() > 1 ? "latency_p99_ms" : "average_latency_per_example_ms";
+}
+
 std::optional<std::string> draw_energy_latency_plot(const std::filesystem::path& path,
                                                     const std::vector<ParetoRow>& rows,
                                                     const RunPlotTitle& title) {
+  const std::string latency_key = latency_axis(rows);
+  const bool per_batch = latency_key == "latency_p99_ms";
+  bool any_energy = false;
+  for (const ParetoRow& row : rows) any_energy = any_energy || number(row.metrics, "energy_per_example_j");
+  if (!any_energy && !per_batch) {
+    return std::string("no point has an energy reading (energy-latency plot skipped)");
+  }
+  const std::string cost_key = any_energy ? "energy_per_example_j" : "average_latency_per_example_ms";
   FrontierPlot plot;
   plot.title = title_text(title);
-  plot.cost_label = "energy per example (J)";
-  plot.y_label = "latency per example (ms)";
+  plot.cost_label = any_energy ? "energy per example (J)" : "latency per example (ms; no energy reading)";
+  plot.y_label = per_batch ? "p99 batch latency (ms)" : "latency per example (ms)";
   std::vector<ParetoPoint> points;
   std::vector<size_t> row_of;
   for (size_t i = 0; i < rows.size(); ++i) {
-    const std::optional<double> energy = number(rows[i].metrics, "energy_per_example_j");
-    const std::optional<double> latency = number(rows[i].metrics, "average_latency_per_example_ms");
-    if (!energy || !latency) continue;
-    // Lower is better on both axes: the frontier of (energy, -latency) is the non-dominated set.
-    points.push_back({*energy, -*latency});
+    const std::optional<double> cost = number(rows[i].metrics, cost_key);
+    const std::optional<double> latency = number(rows[i].metrics, latency_key);
+    if (!cost || !latency) continue;
+    // Lower is better on both axes: the frontier of (cost, -latency) is the non-dominated set.
+    points.push_back({*cost, -*latency});
     row_of.push_back(i);
   }
-  if (points.empty()) return std::string("no point has an energy reading (energy-latency plot skipped)");
+  if (points.empty())
+    return std::string("no point has both a cost and a latency (energy-latency plot skipped)");
   const std::vector<bool> frontier = pareto_frontier(points);
   for (size_t j = 0; j < points.size(); ++j) {
     const ParetoRow& row = rows[row_of[j]];
     PlotPoint point{*points[j].cost, -points[j].accuracy, static_cast<bool>(frontier[j]), plot_label(row)};
-    add_whiskers(point, row.metrics, "energy_per_example_j");
+    add_whiskers(point, row.metrics, cost_key);
     plot.points.push_back(point);
   }
   return plot_frontier_png(path, plot);

@@ -2,10 +2,14 @@
 // per sweep, lengths above the longest example giving identical predictions, the layer and precision
 // refusals before any work (no directory left), errors.json with --skip-failed-precisions, the grid's
 // cross product, the baseline's run.json supplying data and length, Ctrl-C, and frontier/plot on the runs.
+// The padding and batch-size sweeps: identical predictions in file order, their files, p99 columns and plot,
+// frontier flags, refusals of bad values before any work; a merged frontier's padding column.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <sstream>
 
 #include <nlohmann/json.hpp>
@@ -16,9 +20,17 @@
 #include "experiment/frontier.h"
 #include "experiment/phase1.h"
 #include "experiment/phase2.h"
+#include "experiment/plot.h"
 #include "experiment/run_files.h"
+#include "experiment/run_plots.h"
+#include "model/bert_model.h"
+#include "model/checkpoint.h"
 #include "test_util.h"
+#include "text/batching.h"
+#include "text/dataset.h"
+#include "text/tokenizer.h"
 #include "train/interrupt.h"
+#include "train/trainer.h"
 
 namespace nlpf {
 namespace {
@@ -58,6 +70,66 @@ std::vector<json> read_jsonl(const fs::path& path) {
   std::string line;
   while (std::getline(in, line)) rows.push_back(json::parse(line));
   return rows;
+}
+
+// sample.tsv's labels in file order (they alternate 1, 0, 1, ...).
+std::vector<int> sample_labels() {
+  std::vector<int> labels;
+  for (const Example& e : read_dataset(kSample).examples) labels.push_back(e.label);
+  return labels;
+}
+
+// A baseline whose predictions on the sample mix both classes in no simple pattern (the tiny checkpoint
+// predicts 0 throughout, so a prediction written at another example's place would not show): the tiny
+// config with a wider initialisation, seed 17, saved under `parent`. `alone` holds the prediction of every
+// example evaluated by itself (batch of 1, no padding), in file order.
+struct MixedBaseline {
+  fs::path directory;
+  std::vector<int32_t> alone;
+};
+
+MixedBaseline mixed_baseline(const fs::path& parent) {
+  BertConfig config = BertConfig::load(kTiny / "config.json");
+  config.initializer_range = 0.5;
+  BertForSequenceClassification model(config, 17);
+  const WordPieceTokenizer tokenizer = WordPieceTokenizer::from_model_dir(kTiny);
+  const TokenizedDataset tokens = tokenize_dataset(read_dataset(kSample), tokenizer, 32, false);
+  MixedBaseline baseline{parent / "mixed_baseline",
+                         evaluate_classifier(model, tokens, 1, 32, PaddingMode::LONGEST).predictions};
+  save_checkpoint(baseline.directory, config, model.to_checkpoint_tensors(), tokenizer.vocab(),
+                  tokenizer.options().do_lower_case);
+  const auto ones = std::count(baseline.alone.begin(), baseline.alone.end(), 1);
+  EXPECT_TRUE(ones >= 5 && ones <= 15) << ones << " of 20 predicted positive";
+  return baseline;
+}
+
+// predictions.jsonl holds one line per example in file order: the file's label and that example's own
+// prediction (`alone`; empty: not checked).
+void expect_file_order(const std::vector<json>& predictions, const std::string& where,
+                       const std::vector<int32_t>& alone = {}) {
+  const std::vector<int> labels = sample_labels();
+  ASSERT_EQ(predictions.size(), labels.size()) << where;
+  for (size_t i = 0; i < labels.size(); ++i) {
+    EXPECT_EQ(predictions[i]["label"], labels[i]) << where << " line " << i + 1;
+    if (!alone.empty()) {
+      EXPECT_EQ(predictions[i]["prediction"], alone[i]) << where << " line " << i + 1;
+    }
+  }
+}
+
+// Where every row has the same accuracy, the frontier is the cheapest row alone (by the run's cost axis).
+void expect_frontier_is_the_cheapest(const ParetoFile& pareto) {
+  ASSERT_FALSE(pareto.rows.empty());
+  double cheapest = 1e300;
+  for (const ParetoRow& row : pareto.rows) {
+    ASSERT_EQ(row.metrics["accuracy"], pareto.rows[0].metrics["accuracy"]) << row.label;
+    cheapest = std::min(cheapest, row.metrics[pareto.frontier_cost].get<double>());
+  }
+  for (size_t i = 0; i < pareto.rows.size(); ++i) {
+    ASSERT_TRUE(pareto.on_frontier[i].has_value()) << pareto.rows[i].label;
+    EXPECT_EQ(*pareto.on_frontier[i], pareto.rows[i].metrics[pareto.frontier_cost].get<double>() == cheapest)
+        << pareto.rows[i].label;
+  }
 }
 
 template <typename F>
@@ -264,18 +336,205 @@ TEST(Phase2, GridCrossesOnlyTheListsGiven) {
 
   s.sequence_lengths = {16, 8};
   s.num_layers = {2, 1};
-  s.eval_batch_sizes = {4, 20};
+  s.batch_sizes = {4, 20};
   const Phase2Result result = run_phase2(s);
   EXPECT_EQ(result.points_measured, 8);
   const ParetoFile pareto = read_pareto_csv(result.run_directory / "pareto.csv");
   EXPECT_EQ(pareto.parameter_columns,
-            (std::vector<std::string>{"max_sequence_length", "num_layers", "eval_batch_size"}));
-  EXPECT_EQ(pareto.rows[0].label, "max_sequence_length_16-num_layers_2-eval_batch_size_4");
+            (std::vector<std::string>{"max_sequence_length", "num_layers", "batch_size"}));
+  EXPECT_EQ(pareto.rows[0].label, "max_sequence_length_16-num_layers_2-batch_size_4");
   // The batch size changes the work's shape, never the predictions.
-  EXPECT_EQ(read_jsonl(result.run_directory / "max_sequence_length_16-num_layers_1-eval_batch_size_4" /
+  EXPECT_EQ(read_jsonl(result.run_directory / "max_sequence_length_16-num_layers_1-batch_size_4" /
                        "predictions.jsonl"),
-            read_jsonl(result.run_directory / "max_sequence_length_16-num_layers_1-eval_batch_size_20" /
+            read_jsonl(result.run_directory / "max_sequence_length_16-num_layers_1-batch_size_20" /
                        "predictions.jsonl"));
+}
+
+TEST(Phase2, GridCrossesPaddingsAndBatchSizes) {
+  const TempDir temp("phase2_grid_padding");
+  Quiet q;
+  Phase2Settings s = tiny_phase2(temp.path(), SweepKind::GRID, q);
+  const MixedBaseline baseline = mixed_baseline(temp.path());
+  s.baseline_model_directory = baseline.directory.string();
+  s.paddings = {"max-length", "bucketed"};
+  s.batch_sizes = {4, 20};
+  const Phase2Result result = run_phase2(s);
+  ASSERT_EQ(result.points_measured, 4);
+  const ParetoFile pareto = read_pareto_csv(result.run_directory / "pareto.csv");
+  EXPECT_EQ(pareto.parameter_columns, (std::vector<std::string>{"padding", "batch_size"}));
+  std::vector<std::string> labels;
+  for (const ParetoRow& row : pareto.rows) labels.push_back(row.label);
+  EXPECT_EQ(labels,
+            (std::vector<std::string>{"padding_max-length-batch_size_4", "padding_max-length-batch_size_20",
+                                      "padding_bucketed-batch_size_4", "padding_bucketed-batch_size_20"}));
+  for (const std::string& label : labels) {
+    expect_file_order(read_jsonl(result.run_directory / label / "predictions.jsonl"), label, baseline.alone);
+  }
+  expect_frontier_is_the_cheapest(pareto);
+  const json run_json = json::parse(read_file(result.run_directory / "run.json"));
+  EXPECT_EQ(run_json["config"]["paddings"], json::array({"max-length", "bucketed"}));
+  EXPECT_EQ(run_json["config"]["batch_sizes"], json::array({4, 20}));
+  EXPECT_TRUE(run_json["config"]["padding"].is_null());  // no fixed value where the lists replace them
+  EXPECT_TRUE(run_json["config"]["eval_batch_size"].is_null());
+  EXPECT_EQ(run_json["points"][1]["padding"], "max-length");
+  EXPECT_EQ(run_json["points"][1]["eval_batch_size"], 20);
+}
+
+TEST(Phase2, PaddingSweepPredictsAlikeInFileOrder) {
+  const TempDir temp("phase2_padding");
+  Quiet q;
+  Phase2Settings s = tiny_phase2(temp.path(), SweepKind::PADDING, q);
+  const MixedBaseline baseline = mixed_baseline(temp.path());
+  s.baseline_model_directory = baseline.directory.string();
+  s.eval_batch_size = 4;  // 5 batches: the bucketed ones hold other examples than the file's consecutive ones
+  {
+    const WordPieceTokenizer tokenizer = WordPieceTokenizer::from_model_dir(kTiny);
+    const TokenizedDataset tokens = tokenize_dataset(read_dataset(kSample), tokenizer, 32, false);
+    ASSERT_NE(evaluation_order(tokens, 4, PaddingMode::BUCKETED), sequential_order(tokens.size()));
+  }
+  const Phase2Result result = run_phase2(s);  // no list given: max-length longest bucketed
+  ASSERT_EQ(result.points_measured, 3);
+  const fs::path run = result.run_directory;
+  EXPECT_NE(run.filename().string().find("_phase_2_padding_sweep"), std::string::npos) << run;
+  for (const char* file : {"pareto.csv", "run.json"}) EXPECT_TRUE(fs::exists(run / file)) << file;
+  const std::vector<std::string> points = {"padding_max-length", "padding_longest", "padding_bucketed"};
+  for (const std::string& point : points) {
+    for (const char* file : {"metrics.json", "power_trace.csv", "predictions.jsonl"}) {
+      EXPECT_TRUE(fs::exists(run / point / file)) << point << "/" << file;
+    }
+  }
+  // fp32 on the CPU: the padding is masked, so the three predict alike, each line at its example's place
+  // (bucketed batches ran longest first).
+  for (const std::string& point : points) {
+    expect_file_order(read_jsonl(run / point / "predictions.jsonl"), point, baseline.alone);
+  }
+
+  const json metrics = json::parse(read_file(run / "padding_bucketed" / "metrics.json"));
+  EXPECT_EQ(metrics["point"]["padding"], "bucketed");
+  const ParetoFile pareto = read_pareto_csv(run / "pareto.csv");
+  EXPECT_EQ(pareto.parameter_columns, std::vector<std::string>{"padding"});
+  ASSERT_EQ(pareto.rows.size(), 3u);
+  for (size_t i = 0; i < 3; ++i) {
+    EXPECT_EQ(pareto.rows[i].label, points[i]);
+    EXPECT_EQ(pareto.rows[i].parameters[0].second, points[i].substr(std::string("padding_").size()));
+  }
+  expect_frontier_is_the_cheapest(pareto);
+  const json run_json = json::parse(read_file(run / "run.json"));
+  EXPECT_EQ(run_json["config"]["sweep"], "padding");
+  EXPECT_TRUE(run_json["plots"].contains("energy_accuracy_padding.png")) << run_json["plots"].dump();
+}
+
+TEST(Phase2, BatchSizeSweepHasP99ColumnsPlotAndFrontier) {
+  const TempDir temp("phase2_batch_size");
+  Quiet q;
+  Phase2Settings s = tiny_phase2(temp.path(), SweepKind::BATCH_SIZE, q);
+  const MixedBaseline baseline = mixed_baseline(temp.path());
+  s.baseline_model_directory = baseline.directory.string();
+  s.batch_sizes = {1, 8, 32};  // 32 > 20 examples: one batch of 20
+  const Phase2Result result = run_phase2(s);
+  ASSERT_EQ(result.points_measured, 3);
+  const fs::path run = result.run_directory;
+  EXPECT_NE(run.filename().string().find("_phase_2_batch_size_sweep"), std::string::npos) << run;
+  for (const char* point : {"batch_size_1", "batch_size_8", "batch_size_32"}) {
+    expect_file_order(read_jsonl(run / point / "predictions.jsonl"), point, baseline.alone);
+  }
+  const json metrics = json::parse(read_file(run / "batch_size_8" / "metrics.json"));
+  EXPECT_EQ(metrics["point"]["eval_batch_size"], 8);
+  EXPECT_EQ(metrics["point"]["padding"], "bucketed");
+
+  const std::string csv = read_file(run / "pareto.csv");
+  EXPECT_EQ(csv.rfind("label,batch_size,accuracy,", 0), 0u) << csv;
+  const ParetoFile pareto = read_pareto_csv(run / "pareto.csv");
+  EXPECT_EQ(pareto.parameter_columns, std::vector<std::string>{"batch_size"});
+  for (const ParetoRow& row : pareto.rows) {
+    for (const char* key : {"latency_p50_ms", "latency_p90_ms", "latency_p99_ms"}) {
+      ASSERT_TRUE(row.metrics[key].is_number()) << row.label << " " << key;
+    }
+    EXPECT_LE(row.metrics["latency_p50_ms"].get<double>(), row.metrics["latency_p99_ms"].get<double>());
+  }
+  expect_frontier_is_the_cheapest(pareto);
+  // The latency plot of this sweep shows p99 batch latency, and is drawn even without an energy reading.
+  EXPECT_EQ(latency_axis(pareto.rows), "latency_p99_ms");
+  const json run_json = json::parse(read_file(run / "run.json"));
+  EXPECT_EQ(run_json["config"]["sweep"], "batch_size");
+  const json plot = run_json["plots"]["energy_latency_batch_size.png"];
+  if (plots_available()) {
+    EXPECT_EQ(plot, "written");
+    EXPECT_GT(fs::file_size(run / "energy_latency_batch_size.png"), 1000u);
+  } else {
+    EXPECT_NE(plot.get<std::string>().find("PLplot"), std::string::npos) << plot;
+  }
+}
+
+TEST(Phase2, BadPaddingOrBatchSizeRefusedBeforeAnyWork) {
+  struct Case {
+    SweepKind sweep;
+    std::function<void(Phase2Settings&)> set;
+    std::string expected;
+  };
+  const std::vector<Case> cases = {
+      {SweepKind::BATCH_SIZE,
+       [](Phase2Settings& s) {
+         s.batch_sizes = {8, 0};
+       },
+       "--batch-sizes 0"},
+      {SweepKind::GRID, [](Phase2Settings& s) { s.batch_sizes = {0}; }, "--batch-sizes 0"},
+      {SweepKind::LAYERS, [](Phase2Settings& s) { s.eval_batch_size = 0; }, "--eval-batch-size 0"},
+      {SweepKind::PADDING,
+       [](Phase2Settings& s) {
+         s.paddings = {"bucketed", "fast"};
+       },
+       "--paddings fast"},
+      {SweepKind::GRID, [](Phase2Settings& s) { s.paddings = {"max_length"}; }, "--paddings max_length"},
+      {SweepKind::MAX_SEQUENCE_LENGTH, [](Phase2Settings& s) { s.padding = "fast"; }, "--padding fast"},
+      {SweepKind::PADDING,
+       [](Phase2Settings& s) {
+         s.paddings = {"longest", "longest"};
+       },
+       "lists longest twice"},
+  };
+  for (const Case& c : cases) {
+    const TempDir temp("phase2_bad_value");
+    Quiet q;
+    Phase2Settings s = tiny_phase2(temp.path(), c.sweep, q);
+    c.set(s);
+    std::string message;
+    EXPECT_EQ(code_of([&] { run_phase2(s); }, message), ErrorCode::INVALID_ARGUMENT) << c.expected;
+    EXPECT_NE(message.find(c.expected), std::string::npos) << message;
+    EXPECT_TRUE(fs::is_empty(temp.path())) << c.expected;
+  }
+}
+
+TEST(Phase1, PaddingIsRecordedAndAnUnknownOneRefusedBeforeAnyWork) {
+  const TempDir temp("phase1_padding");
+  Quiet q;
+  Phase1Settings p1;
+  p1.model = kTiny.string();
+  p1.data.train_file = kSample.string();
+  p1.data.eval_file = kSample.string();
+  p1.max_sequence_length = 24;
+  p1.batch_size = 4;
+  p1.epochs = 1;
+  p1.device = "cpu";
+  p1.runs_dir = temp.path().string();
+  p1.protocol.trials = 1;
+  p1.protocol.min_trial_seconds = 0.01;
+  p1.protocol.idle_seconds = 0.01;
+  p1.protocol.warmup_min_seconds = 0.01;
+  p1.quiet = true;
+  p1.out = &q.out;
+  p1.log = &q.log;
+  p1.padding = "fast";
+  std::string message;
+  EXPECT_EQ(code_of([&] { run_phase1(p1); }, message), ErrorCode::INVALID_ARGUMENT);
+  EXPECT_NE(message.find("--padding fast"), std::string::npos) << message;
+  EXPECT_TRUE(fs::is_empty(temp.path()));
+
+  p1.padding = "max-length";
+  const Phase1Result result = run_phase1(p1);
+  const json run_json = json::parse(read_file(result.run_directory / "run.json"));
+  EXPECT_EQ(run_json["config"]["padding"], "max-length");
+  expect_file_order(read_jsonl(result.run_directory / "predictions.jsonl"), "phase1");
 }
 
 TEST(Phase2, CtrlCLeavesNoRunDirectory) {
@@ -339,6 +598,36 @@ TEST(Phase2, BaselineRunJsonSuppliesDataAndLengthThenFrontierAndPlotReadTheRuns)
   const std::vector<std::string> lines = redraw_plots(layers.run_directory);
   ASSERT_EQ(lines.size(), 2u);
   EXPECT_NE(lines[0].find("energy_accuracy_layers.png"), std::string::npos) << lines[0];
+}
+
+TEST(Frontier, MergedRunsOfDifferentPaddingsGetAPaddingColumn) {
+  const TempDir temp("frontier_padding");
+  Quiet q;
+  std::vector<fs::path> runs;
+  for (const char* padding : {"max-length", "bucketed", "bucketed"}) {
+    // One runs folder per run: two runs started in the same second would want the same name.
+    Phase2Settings s = tiny_phase2(temp.path() / std::to_string(runs.size()), SweepKind::LAYERS, q);
+    s.num_layers = {1};
+    s.padding = padding;
+    runs.push_back(run_phase2(s).run_directory);
+    const json run_json = json::parse(read_file(runs.back() / "run.json"));
+    EXPECT_EQ(run_json["config"]["padding"], padding);
+  }
+  FrontierSettings f;
+  f.runs_dir = (temp.path() / "merged").string();
+  f.out = &q.out;
+  f.quiet = true;
+  f.run_directories = {runs[0], runs[1]};
+  const ParetoFile mixed = read_pareto_csv(merge_frontier(f) / "pareto.csv");
+  EXPECT_EQ(mixed.parameter_columns, (std::vector<std::string>{"source_run", "padding", "num_layers"}));
+  ASSERT_EQ(mixed.rows.size(), 2u);
+  EXPECT_EQ(mixed.rows[0].parameters[1].second, "max-length");
+  EXPECT_EQ(mixed.rows[1].parameters[1].second, "bucketed");
+  // One padding throughout: nothing to tell apart, no column.
+  f.runs_dir = (temp.path() / "merged_same").string();
+  f.run_directories = {runs[1], runs[2]};
+  const ParetoFile same = read_pareto_csv(merge_frontier(f) / "pareto.csv");
+  EXPECT_EQ(same.parameter_columns, (std::vector<std::string>{"source_run", "num_layers"}));
 }
 
 TEST(Frontier, RefusesRunsOfDifferentTasksOrUnfinishedDirectories) {

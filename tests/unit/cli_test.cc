@@ -37,10 +37,28 @@ TEST(Cli, VersionNamesCommit) {
 }
 
 TEST(Cli, HelpForEverySubcommand) {
-  for (const char* sub : {"phase1", "run_phase_1", "phase2", "phase2 max-sequence-length", "phase2 layers",
-                          "phase2 precision", "phase2 grid", "run_phase_2_max_sequence_length",
-                          "run_phase_2_layers", "run_phase_2_precision", "frontier", "plot", "fetch",
-                          "fetch model", "fetch dataset", "demo", "inspect"}) {
+  for (const char* sub : {"phase1",
+                          "run_phase_1",
+                          "phase2",
+                          "phase2 max-sequence-length",
+                          "phase2 layers",
+                          "phase2 precision",
+                          "phase2 padding",
+                          "phase2 batch-size",
+                          "phase2 batch_size",
+                          "phase2 grid",
+                          "run_phase_2_max_sequence_length",
+                          "run_phase_2_layers",
+                          "run_phase_2_precision",
+                          "run_phase_2_padding",
+                          "run_phase_2_batch_size",
+                          "frontier",
+                          "plot",
+                          "fetch",
+                          "fetch model",
+                          "fetch dataset",
+                          "demo",
+                          "inspect"}) {
     Result r = run_nlpf(std::string(sub) + " --help");
     EXPECT_EQ(r.exit_code, 0) << sub << ": " << r.output;
     EXPECT_NE(r.output.find("Usage"), std::string::npos) << sub;
@@ -55,9 +73,15 @@ TEST(Cli, UnknownOptionIsOneLineExitTwo) {
 }
 
 TEST(Cli, BadValueNamesOption) {
-  for (const char* args : {"phase1 --batch-size zero", "phase1 --device gpu7", "phase1 --train-precision fp8",
-                           "phase2 precision --baseline-model-directory x --precisions fp4",
-                           "run_phase_2_layers --baseline_model_directory x --num_layers 0"}) {
+  for (const char* args :
+       {"phase1 --batch-size zero", "phase1 --device gpu7", "phase1 --train-precision fp8",
+        "phase2 precision --baseline-model-directory x --precisions fp4",
+        "run_phase_2_layers --baseline_model_directory x --num_layers 0", "phase1 --padding fast",
+        "phase2 layers --baseline-model-directory x --padding max_length",
+        "phase2 padding --baseline-model-directory x --paddings longest fast",
+        "phase2 batch-size --baseline-model-directory x --batch-sizes 8 0",
+        "phase2 grid --baseline-model-directory x --batch-sizes 0",
+        "phase2 grid --baseline-model-directory x --eval-batch-sizes -4"}) {
     Result r = run_nlpf(args);
     EXPECT_EQ(r.exit_code, 2) << args << ": " << r.output;
     EXPECT_EQ(count_lines(r.output), 1) << args << ": " << r.output;
@@ -72,6 +96,22 @@ TEST(Cli, UnderscoreSpellingsAccepted) {
   EXPECT_NE(r.exit_code, 2) << r.output;
   Result p = run_nlpf("phase2 precision --baseline-model-directory m --precisions fp32 fp16 --skip_failed_precisions");
   EXPECT_NE(p.exit_code, 2) << p.output;
+  for (const char* args :
+       {"run_phase_2_batch_size --baseline_model_directory m --batch_sizes 1 8 --padding longest",
+        "run_phase_2_padding --baseline_model_directory m --paddings max-length bucketed",
+        "phase2 grid --baseline-model-directory m --paddings longest --eval_batch_sizes 4 8"}) {
+    Result r = run_nlpf(args);
+    EXPECT_NE(r.exit_code, 2) << args << ": " << r.output;
+  }
+}
+
+TEST(Cli, SweepsOnlyTakeTheirOwnFixedValues) {
+  // The padding sweep has no fixed --padding, the batch-size sweep no fixed --eval-batch-size (usage errors).
+  for (const char* args : {"phase2 padding --baseline-model-directory m --padding longest",
+                           "phase2 batch-size --baseline-model-directory m --eval-batch-size 8"}) {
+    Result r = run_nlpf(args);
+    EXPECT_EQ(r.exit_code, 2) << args << ": " << r.output;
+  }
 }
 
 TEST(Cli, UnbuiltBackendSaysSoAndFails) {

@@ -1,6 +1,7 @@
 // Frontier plots: the log-axis decision, label placement (inside the box, apart from each other), PNGs for
 // the shapes a sweep produces (few points, a 100x cost span, ties, one point, whiskers) and the errors.
-// With NLPF_PLOT_SAMPLES_DIR set, the sample PNGs are also written there, to be looked at.
+// With NLPF_PLOT_SAMPLES_DIR set, the sample PNGs are also written there, to be looked at. Run plots: the
+// latency axis of the energy-latency plot (p99 batch latency where the batch size varies) and point labels.
 #include "experiment/plot.h"
 
 #include <gtest/gtest.h>
@@ -15,6 +16,7 @@
 
 #include "core/error.h"
 #include "core/file_util.h"
+#include "experiment/run_plots.h"
 #include "test_util.h"
 
 namespace nlpf {
@@ -216,6 +218,44 @@ TEST(PlotPng, RejectsNonFiniteAndHalfIntervals) {
   expect_error([&] { plot_frontier_png(dir / "b.png", plot); }, ErrorCode::INVALID_ARGUMENT,
                {"b.png", "len 32", "interval"});
   EXPECT_FALSE(std::filesystem::exists(dir / "a.png"));
+}
+
+ParetoRow sweep_row(const std::string& name, const nlohmann::json& value, double latency_ms, double p99_ms) {
+  return ParetoRow{name + "_" + csv_cell(value),
+                   {{name, value}},
+                   {{"accuracy", 0.9},
+                    {"average_latency_per_example_ms", latency_ms},
+                    {"latency_p99_ms", p99_ms},
+                    {"energy_per_example_j", nullptr}}};
+}
+
+TEST(RunPlots, VaryingBatchSizesPutP99BatchLatencyOnTheLatencyPlot) {
+  const std::vector<ParetoRow> batch_sizes = {sweep_row("batch_size", 1, 2.0, 2.5),
+                                              sweep_row("batch_size", 64, 0.5, 40.0)};
+  EXPECT_EQ(latency_axis(batch_sizes), "latency_p99_ms");
+  EXPECT_EQ(latency_axis({sweep_row("eval_batch_size", 4, 1, 4), sweep_row("eval_batch_size", 20, 1, 9)}),
+            "latency_p99_ms");  // grids written before the batch-size sweep
+  EXPECT_EQ(latency_axis({sweep_row("batch_size", 64, 1, 4), sweep_row("batch_size", 64, 1, 4)}),
+            "average_latency_per_example_ms");
+  const std::vector<ParetoRow> paddings = {sweep_row("padding", "longest", 1.0, 9.0),
+                                           sweep_row("padding", "bucketed", 0.8, 8.0)};
+  EXPECT_EQ(latency_axis(paddings), "average_latency_per_example_ms");
+  EXPECT_EQ(plot_label(batch_sizes[1]), "bs 64");
+  EXPECT_EQ(plot_label(paddings[1]), "bucketed");
+
+  // Without an energy reading the p99 plot still has a cost (latency per example); the other is skipped.
+  TempDir dir("run_plots");
+  const RunPlotTitle title{"m", "sst2", "cpu"};
+  const std::optional<std::string> batch_plot = draw_energy_latency_plot(dir / "b.png", batch_sizes, title);
+  if (plots_available()) {
+    EXPECT_FALSE(batch_plot.has_value()) << *batch_plot;
+    EXPECT_TRUE(std::filesystem::exists(dir / "b.png"));
+  } else {
+    EXPECT_EQ(batch_plot, std::optional<std::string>("plots skipped (built without PLplot)"));
+  }
+  const std::optional<std::string> padding_plot = draw_energy_latency_plot(dir / "p.png", paddings, title);
+  ASSERT_TRUE(padding_plot.has_value());
+  EXPECT_NE(padding_plot->find("no point has an energy reading"), std::string::npos) << *padding_plot;
 }
 
 }  // namespace
