@@ -6,6 +6,7 @@
 # Usage: tools/device_check.sh [all|build|test|sanitize|goldens|roundtrip|finetune|bench|bench_cpu|bench_gpu|measure]...
 #        (default: all; bench_gpu is not in all: about 10 minutes per model, run it on its own)
 # sanitize: the cuda-labelled tests under compute-sanitizer memcheck and racecheck
+# phase2_gpu: nlpf phase2 precision on the GPU from all-MiniLM-L6-v2 (its head from seed 42), the product path
 # bench_gpu: GPU inference, nlpf (bench/gpu_inference_bench) and PyTorch eager + torch.compile
 #            (bench/peer/peer_gpu_inference.py) side by side; BENCH_GPU_MODELS, BENCH_GPU_PRECISIONS,
 #            BENCH_GPU_BATCHES, BENCH_GPU_TRIALS, BENCH_GPU_SECONDS, BENCH_GPU_ENGINES narrow it
@@ -19,7 +20,7 @@ res="$out/results"  # everything but summary.txt and env.txt ends up in results.
 mkdir -p "$res/logs"
 carry="$root/carry"
 steps=${*:-all}
-want() { [[ " $steps " == *" all "* && $1 != bench_gpu || " $steps " == *" $1 "* ]]; }
+want() { [[ " $steps " == *" all "* && $1 != bench_gpu && $1 != phase2_gpu || " $steps " == *" $1 "* ]]; }
 status=0
 note() { echo "== $*" | tee -a "$out/summary.txt"; }
 run_step() {  # run_step NAME command...: logs to results/logs/NAME.log, records pass/fail in summary
@@ -57,7 +58,7 @@ env_report >"$out/env.txt" 2>&1
 export NLPF_MINILM_DIR="$carry/minilm-f16"
 
 if want build || want test || want sanitize || want roundtrip || want finetune || want bench || want bench_cpu ||
-  want bench_gpu || want measure; then
+  want bench_gpu || want phase2_gpu || want measure; then
   run_step build build
 fi
 if want test; then
@@ -130,6 +131,14 @@ if want bench_cpu; then
     --config-dir "$carry/shared/models/bert-base-uncased" --minilm-dir "$carry/minilm-f16" --threads $threads \
     --out "$res/cpu_engine_peer.json"
   python3 bench/report_cpu_engine.py "$res/cpu_engine_ours.json" "$res/cpu_engine_peer.json" | tee -a "$out/summary.txt"
+fi
+if want phase2_gpu; then
+  rm -rf "$res/phase2_gpu"
+  run_step phase2_gpu build-gpu/nlpf phase2 precision --baseline-model-directory "$carry/minilm-f16" \
+    --data-dir "$carry/shared/data/sst2" --device cuda --precisions fp32 tf32 bf16 fp16 fp8 --skip-failed-precisions \
+    --eval-batch-size 64 --trials 3 --min-trial-seconds 2 --idle-seconds 1 --warmup-seconds 3 --quiet \
+    --runs-dir "$res/phase2_gpu"
+  for f in "$res"/phase2_gpu/*/pareto.csv; do [ -f "$f" ] && cat "$f" | tee -a "$out/summary.txt"; done
 fi
 if want bench_gpu; then
   models=${BENCH_GPU_MODELS:-bert_base minilm}

@@ -22,7 +22,7 @@ inline void check_status(cudaError_t status, const char* call, const char* file,
 inline void check_status(cublasStatus_t status, const char* call, const char* file, int line) {
   if (status != CUBLAS_STATUS_SUCCESS) {
     NLPF_THROW(status == CUBLAS_STATUS_ALLOC_FAILED ? ErrorCode::OUT_OF_MEMORY : ErrorCode::CUBLAS, call, ": ",
-               cublasGetStatusName(status), " (", cublasGetStatusString(status), ") at ", file, ":", line);
+               cublasLtGetStatusName(status), " (", cublasLtGetStatusString(status), ") at ", file, ":", line);
   }
 }
 

@@ -1,0 +1,131 @@
+// Exact (erf) GELU on CUDA (gelu_cuda.h), element-wise in fp32 over the storage dtype: 16-byte vectors where
+// both pointers are 16-byte aligned, single elements for the tail and for unaligned buffers. In place
+// allowed. It runs on the feed-forward intermediate [B T, I] right after its GEMM: memory-bound, one read and
+// one write.
+#include "ops/gelu_cuda.h"
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+#include <type_traits>
+
+#include "backend/cuda/cuda_check.h"
+#include "backend/cuda/cuda_context.h"
+
+namespace nlpf::cuda {
+namespace {
+
+template <typename T>
+constexpr int kVec = 16 / static_cast<int>(sizeof(T));  // elements per 16-byte vector
+
+constexpr int kThreads = 256;
+constexpr int kBlocksPerSm =
+    16;  // a grid-stride loop over at most this many blocks per SM (8 resident, 2 rounds)
+
+// 0.5 x (1 + erf(x / sqrt 2)), HF's "gelu"; erff is within 2 ulp.
+__device__ __forceinline__ float gelu(float x) {
+  return 0.5f * x * (1.0f + erff(x * 0.707106781186547524f));
+}
+
+template <typename T>
+__device__ __forceinline__ float to_float(T v) {
+  if constexpr (std::is_same_v<T, float>) {
+    return v;
+  } else if constexpr (std::is_same_v<T, __half>) {
+    return __half2float(v);
+  } else {
+    return __bfloat162float(v);
+  }
+}
+
+template <typename T>
+__device__ __forceinline__ T from_float(float v) {
+  if constexpr (std::is_same_v<T, float>) {
+    return v;
+  } else if constexpr (std::is_same_v<T, __half>) {
+    return __float2half_rn(v);
+  } else {
+    return __float2bfloat16_rn(v);
+  }
+}
+
+// GELU of the 16 bytes `raw` holds, in place. Pairs of 16-bit values go through their float2 conversions.
+template <typename T>
+__device__ __forceinline__ uint4 gelu_vec(uint4 raw) {
+  if constexpr (std::is_same_v<T, float>) {
+    return make_uint4(
+        __float_as_uint(gelu(__uint_as_float(raw.x))), __float_as_uint(gelu(__uint_as_float(raw.y))),
+        __float_as_uint(gelu(__uint_as_float(raw.z))), __float_as_uint(gelu(__uint_as_float(raw.w))));
+  } else {
+    using T2 = std::conditional_t<std::is_same_v<T, __half>, __half2, __nv_bfloat162>;
+    T2 h[4];
+    memcpy(h, &raw,
+           sizeof h);  // type punning by memcpy: writing through a cast pointer broke strict aliasing
+#pragma unroll
+    for (int i = 0; i < 4; ++i) {
+      if constexpr (std::is_same_v<T, __half>) {
+        const float2 f = __half22float2(h[i]);
+        h[i] = __floats2half2_rn(gelu(f.x), gelu(f.y));
+      } else {
+        const float2 f = __bfloat1622float2(h[i]);
+        h[i] = __floats2bfloat162_rn(gelu(f.x), gelu(f.y));
+      }
+    }
+    memcpy(&raw, h, sizeof raw);
+    return raw;
+  }
+}
+
+// out [N] = gelu(x [N]); out may be x (each element is read before it is written, by the same thread).
+// Vectors [0, vectors) are 16 bytes each (vectors = 0 when a pointer is unaligned); elements from vectors V
+// on, the tail, one at a time. Grid-stride loops over a 1-D grid of kThreads-thread blocks.
+template <typename T>
+__global__ void __launch_bounds__(kThreads)
+    gelu_forward_kernel(T* out, const T* x, int64_t vectors, int64_t N) {
+  const int64_t stride = static_cast<int64_t>(gridDim.x) * kThreads;
+  const int64_t first = static_cast<int64_t>(blockIdx.x) * kThreads + threadIdx.x;
+  for (int64_t i = first; i < vectors; i += stride) {
+    const uint4 raw = *reinterpret_cast<const uint4*>(x + i * kVec<T>);
+    __stwb(reinterpret_cast<uint4*>(out + i * kVec<T>), gelu_vec<T>(raw));
+  }
+  for (int64_t i = vectors * kVec<T> + first; i < N; i += stride)
+    out[i] = from_float<T>(gelu(to_float(x[i])));
+}
+
+template <typename T>
+void launch(CudaContext& ctx, void* out, const void* x, int64_t N) {
+  const bool aligned = reinterpret_cast<uintptr_t>(out) % 16 == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0;
+  const int64_t vectors = aligned ? N / kVec<T> : 0;
+  const int64_t items = std::max(vectors, N - vectors * kVec<T>);  // per-thread steps of the longer loop
+  const int64_t blocks = std::min<int64_t>((items + kThreads - 1) / kThreads,
+                                           static_cast<int64_t>(ctx.multiprocessor_count()) * kBlocksPerSm);
+  gelu_forward_kernel<T><<<static_cast<unsigned>(blocks), kThreads, 0, ctx.stream()>>>(
+      static_cast<T*>(out), static_cast<const T*>(x), vectors, N);
+  NLPF_CUDA_CHECK_LAUNCH();
+}
+
+}  // namespace
+
+void gelu_forward(ExecutionContext& ctx, void* out, const void* x, DType dtype, int64_t N) {
+  NLPF_CHECK(N >= 0, ErrorCode::INVALID_ARGUMENT, "gelu_forward (cuda): N = ", N);
+  if (N == 0) return;
+  CudaContext& cuda = cuda_context(ctx);
+  switch (dtype) {
+    case DType::F32:
+      return launch<float>(cuda, out, x, N);
+    case DType::BF16:
+      return launch<__nv_bfloat16>(cuda, out, x, N);
+    case DType::F16:
+      return launch<__half>(cuda, out, x, N);
+    default:
+      break;
+  }
+  NLPF_THROW(ErrorCode::UNSUPPORTED, "gelu_forward (cuda): dtype ", dtype_name(dtype),
+             ", expected f32, bf16 or f16");
+}
+
+}  // namespace nlpf::cuda

@@ -1,0 +1,381 @@
+// The fused BERT inference ops (ops/bert_fused.h) on CUDA against the same ops on the CPU: every op at f32,
+// bf16 and f16 on fresh random inputs with odd sizes and ragged padding (a sequence with holes, one cut
+// short, one all padding), a 16-bit run compared with the CPU f32 op on the inputs rounded to its dtype.
+// Outputs are poisoned with NaN before each GPU run, so an element no kernel writes fails; a captured graph
+// must replay the eager results bit for bit. Skipped with the reason where the build has no CUDA or no GPU is
+// visible; only the CUDA-free op layer is called, so this file builds without CUDA too.
+#include "ops/bert_fused.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <memory>
+#include <string>
+
+#include "backend/context.h"
+#include "backend/device.h"
+#include "ops/op_test_util.h"
+
+namespace nlpf::test {
+namespace {
+
+constexpr double kEps = 1e-12;  // BERT's layer_norm_eps
+
+// STYLE "Tests": an op at fp32 1e-5 (atol 1e-6), fp16 1e-2, bf16 4e-2; a 16-bit run takes the tolerance as
+// both rtol and atol (values near 0 round at an absolute, not a relative, granularity).
+struct DtypeCase {
+  DType dtype;
+  double tol;
+};
+const DtypeCase kCases[] = {{DType::F32, 1e-5}, {DType::BF16, 4e-2}, {DType::F16, 1e-2}};
+
+Tolerance elementwise(const DtypeCase& c) {
+  return c.dtype == DType::F32 ? Tolerance{1e-5, 1e-6} : Tolerance{c.tol, c.tol};
+}
+
+double largest_abs(const std::vector<double>& v) {
+  double m = 0;
+  for (const double x : v) m = std::max(m, std::abs(x));
+  return m;
+}
+
+// Relative to the largest |ref| as well as to each element, for outputs that are sums of many terms:
+// attention (1e-5 of max |ref| for f32), and the cuBLASLt products, whose summation order differs from
+// OpenBLAS's, so an output that cancels to near 0 keeps an absolute error of the size of its terms.
+Tolerance scaled(const DtypeCase& c, const std::vector<double>& ref) {
+  return Tolerance{c.tol, c.tol * largest_abs(ref)};
+}
+
+class BertFusedCuda : public ::testing::TestWithParam<DtypeCase> {
+ protected:
+  void SetUp() override {
+    if (!cuda_built()) GTEST_SKIP() << "built without CUDA";
+    if (cuda_devices().empty()) GTEST_SKIP() << "no CUDA device visible";
+    ctx_ = make_execution_context(Device{DeviceType::CUDA, 0});
+  }
+  DType dtype() const { return GetParam().dtype; }
+  ExecutionContext& gpu() { return *ctx_; }
+
+  // The f32 host tensor rounded to the case's dtype and back: the CPU reference sees the GPU's inputs.
+  Tensor rounded(const Tensor& f32) const { return f32.to(dtype()).to(DType::F32); }
+  // The f32 host tensor in the case's dtype on the GPU.
+  Tensor device(const Tensor& f32) { return to_device(gpu(), f32.to(dtype())); }
+  // A device tensor whose every byte is 0xFF: NaN in f32, bf16 and f16, -1 in i32.
+  Tensor poisoned(DType dtype, const Shape& shape) {
+    Tensor host = Tensor::empty(dtype, shape);
+    std::memset(host.raw_data(), 0xFF, host.nbytes());
+    return to_device(gpu(), host);
+  }
+  std::vector<double> values(const Tensor& device_tensor) {
+    const Tensor host = to_host(gpu(), device_tensor);
+    return to_double(host.dtype() == DType::F32 ? host : host.to(DType::F32));
+  }
+
+  std::unique_ptr<ExecutionContext> ctx_;
+};
+
+std::string case_name(const ::testing::TestParamInfo<DtypeCase>& info) {
+  return dtype_name(info.param.dtype);
+}
+
+Tensor random_tensor(std::mt19937& rng, const Shape& shape, double low, double high) {
+  return f32_tensor(shape, random_vector(rng, static_cast<size_t>(shape_numel(shape)), low, high));
+}
+
+Tensor random_ids(std::mt19937& rng, const Shape& shape, int32_t end) {
+  std::uniform_int_distribution<int32_t> dist(0, end - 1);
+  Tensor t = Tensor::empty(DType::I32, shape);
+  for (int64_t i = 0; i < t.numel(); ++i) t.data<int32_t>()[i] = dist(rng);
+  return t;
+}
+
+// Mask [B,T]: sequence 0 with random holes (its first token kept), 1 a prefix of about a third, the last all
+// padding; further sequences full. At T = 130 the prefix leaves whole key tiles of padding.
+Tensor ragged_mask(std::mt19937& rng, int64_t B, int64_t T) {
+  std::bernoulli_distribution kept(0.7);
+  Tensor mask = Tensor::empty(DType::I32, {B, T});
+  int32_t* m = mask.data<int32_t>();
+  for (int64_t b = 0; b < B; ++b) {
+    for (int64_t t = 0; t < T; ++t) {
+      int32_t token = 1;
+      if (b == B - 1) {
+        token = 0;
+      } else if (b == 0) {
+        token = t == 0 || kept(rng) ? 1 : 0;
+      } else if (b == 1) {
+        token = t < std::max<int64_t>(1, T / 3) ? 1 : 0;
+      }
+      m[b * T + t] = token;
+    }
+  }
+  return mask;
+}
+
+TEST_P(BertFusedCuda, EmbeddingsLayerNormMatchesCpu) {
+  std::mt19937 rng(101);
+  struct Size {
+    int64_t B, T, C;
+  };
+  // C = 44 at 16 bits is not a multiple of the 8-element vector: the block-per-row kernel.
+  for (const Size s : {Size{3, 37, 72}, Size{3, 1, 40}, Size{2, 130, 768}, Size{3, 37, 44}}) {
+    SCOPED_TRACE("B=" + std::to_string(s.B) + " T=" + std::to_string(s.T) + " C=" + std::to_string(s.C));
+    const int64_t V = 50, P = s.T + 3, TV = 2;
+    const Tensor ids = random_ids(rng, {s.B, s.T}, V), types = random_ids(rng, {s.B, s.T}, TV);
+    const Tensor word = random_tensor(rng, {V, s.C}, -1, 1), position = random_tensor(rng, {P, s.C}, -1, 1),
+                 token_type = random_tensor(rng, {TV, s.C}, -1, 1);
+    const Tensor weight = random_tensor(rng, {s.C}, 0.5, 1.5), bias = random_tensor(rng, {s.C}, -0.5, 0.5);
+
+    Tensor ref = Tensor::empty(DType::F32, {s.B, s.T, s.C});
+    ops::embeddings_layer_norm_forward(cpu_context(), ref, ids, types, rounded(word), rounded(position),
+                                       rounded(token_type), weight, bias, kEps);
+    Tensor out = poisoned(dtype(), {s.B, s.T, s.C});
+    ops::embeddings_layer_norm_forward(gpu(), out, to_device(gpu(), ids), to_device(gpu(), types),
+                                       device(word), device(position), device(token_type),
+                                       to_device(gpu(), weight), to_device(gpu(), bias), kEps);
+    EXPECT_TRUE(all_close(values(out), to_double(ref), elementwise(GetParam())));
+  }
+}
+
+TEST_P(BertFusedCuda, LayerNormMatchesCpuAlsoInPlace) {
+  std::mt19937 rng(102);
+  struct Size {
+    int64_t N, C;
+  };
+  // 768: the warp kernel with no idle lane; 44 and 1030: rows off the 16-byte vector (block kernel at 16
+  // bits, and at f32 for 1030); 2304: too long for the registers of one warp.
+  for (const Size s :
+       {Size{111, 72}, Size{111, 40}, Size{37, 768}, Size{7, 44}, Size{3, 1030}, Size{2, 2304}}) {
+    for (const bool in_place : {false, true}) {
+      SCOPED_TRACE("N=" + std::to_string(s.N) + " C=" + std::to_string(s.C) + (in_place ? " in place" : ""));
+      // Rows centred near 0.5: off zero, so the mean matters, yet close enough that the CPU f32 reference's
+      // own rounding of the mean stays inside 1e-6 (rows in [1, 3] at C = 768 took it past that against
+      // double).
+      const Tensor x = random_tensor(rng, {s.N, s.C}, -1.5, 2.5);
+      const Tensor weight = random_tensor(rng, {s.C}, 0.5, 1.5), bias = random_tensor(rng, {s.C}, -0.5, 0.5);
+      Tensor ref = Tensor::empty(DType::F32, {s.N, s.C});
+      ops::layer_norm_inference_forward(cpu_context(), ref, rounded(x), weight, bias, kEps);
+      Tensor x_gpu = device(x);
+      Tensor out = in_place ? x_gpu : poisoned(dtype(), {s.N, s.C});
+      ops::layer_norm_inference_forward(gpu(), out, x_gpu, to_device(gpu(), weight), to_device(gpu(), bias),
+                                        kEps);
+      EXPECT_TRUE(all_close(values(out), to_double(ref), elementwise(GetParam())));
+    }
+  }
+}
+
+TEST_P(BertFusedCuda, AttentionMatchesCpuWithPadding) {
+  std::mt19937 rng(103);
+  struct Size {
+    int64_t B, T, C, NH;
+  };
+  // Head sizes 24, 8 and 40 fill part of their register tile; 64 is BERT-base's, 128 the largest.
+  for (const Size s : {Size{3, 37, 72, 3}, Size{3, 1, 40, 5}, Size{3, 130, 768, 12}, Size{3, 512, 768, 12},
+                       Size{3, 65, 120, 3}, Size{3, 37, 256, 2}}) {
+    SCOPED_TRACE("B=" + std::to_string(s.B) + " T=" + std::to_string(s.T) + " C=" + std::to_string(s.C) +
+                 " NH=" + std::to_string(s.NH));
+    const Tensor qkv = random_tensor(rng, {s.B, s.T, 3 * s.C}, -2, 2);
+    const Tensor mask = ragged_mask(rng, s.B, s.T);
+    Tensor ref = Tensor::empty(DType::F32, {s.B, s.T, s.C});
+    ops::fused_attention_forward(cpu_context(), ref, rounded(qkv), mask, s.NH);
+    Tensor out = poisoned(dtype(), {s.B, s.T, s.C});
+    ops::fused_attention_forward(gpu(), out, device(qkv), to_device(gpu(), mask), s.NH);
+    const std::vector<double> ref_values = to_double(ref);
+    EXPECT_TRUE(all_close(values(out), ref_values, scaled(GetParam(), ref_values)));
+  }
+}
+
+TEST_P(BertFusedCuda, AttentionRefusesWhatItsKernelCannotRun) {
+  const Tensor mask_long = i32_tensor({1, 513}, std::vector<int32_t>(513, 1));
+  Tensor out_long = poisoned(dtype(), {1, 513, 16}), qkv_long = poisoned(dtype(), {1, 513, 48});
+  expect_error(
+      [&] { ops::fused_attention_forward(gpu(), out_long, qkv_long, to_device(gpu(), mask_long), 2); },
+      ErrorCode::UNSUPPORTED, {"T = 513"});
+  const Tensor mask = i32_tensor({1, 4}, std::vector<int32_t>(4, 1));
+  Tensor out = poisoned(dtype(), {1, 4, 36}), qkv = poisoned(dtype(), {1, 4, 108});
+  expect_error([&] { ops::fused_attention_forward(gpu(), out, qkv, to_device(gpu(), mask), 3); },
+               ErrorCode::UNSUPPORTED, {"head size HS = 12"});
+}
+
+struct LinearSize {
+  int64_t B, T, C, OC;
+};
+
+TEST_P(BertFusedCuda, LinearResidualMatchesCpu) {
+  std::mt19937 rng(104);
+  for (const LinearSize s :
+       {LinearSize{3, 37, 72, 72}, LinearSize{2, 13, 768, 768}, LinearSize{3, 5, 40, 122}}) {
+    // 0: no residual; 1: a residual tensor; 2: the residual is y itself (the encoder's in-place add).
+    for (const int residual_kind : {0, 1, 2}) {
+      SCOPED_TRACE("C=" + std::to_string(s.C) + " OC=" + std::to_string(s.OC) + " residual kind " +
+                   std::to_string(residual_kind));
+      const double bound = 1.0 / std::sqrt(static_cast<double>(s.C));
+      const Tensor x = random_tensor(rng, {s.B, s.T, s.C}, -1, 1);
+      const Tensor weight = random_tensor(rng, {s.OC, s.C}, -bound, bound),
+                   bias = random_tensor(rng, {s.OC}, -1, 1);
+      const Tensor residual = random_tensor(rng, {s.B, s.T, s.OC}, -1, 1);
+      Tensor ref = Tensor::empty(DType::F32, {s.B, s.T, s.OC});
+      const Tensor residual_rounded = rounded(residual);
+      ops::linear_residual_forward(cpu_context(), ref, rounded(x), rounded(weight), rounded(bias),
+                                   residual_kind == 0 ? nullptr : &residual_rounded);
+      Tensor y = residual_kind == 2 ? device(residual) : poisoned(dtype(), {s.B, s.T, s.OC});
+      const Tensor residual_gpu = device(residual);
+      const Tensor* residual_arg = residual_kind == 0 ? nullptr : residual_kind == 1 ? &residual_gpu : &y;
+      ops::linear_residual_forward(gpu(), y, device(x), device(weight), device(bias), residual_arg);
+      const std::vector<double> ref_values = to_double(ref);
+      EXPECT_TRUE(all_close(values(y), ref_values, scaled(GetParam(), ref_values)));
+    }
+  }
+}
+
+TEST_P(BertFusedCuda, LinearGeluMatchesCpu) {
+  std::mt19937 rng(105);
+  // OC = 161: the element count is no multiple of the 16-byte vector, so the GELU takes its scalar tail too.
+  for (const LinearSize s :
+       {LinearSize{3, 37, 72, 288}, LinearSize{2, 13, 768, 3072}, LinearSize{3, 5, 40, 161}}) {
+    SCOPED_TRACE("C=" + std::to_string(s.C) + " OC=" + std::to_string(s.OC));
+    const double bound = 2.0 / std::sqrt(static_cast<double>(s.C));
+    const Tensor x = random_tensor(rng, {s.B, s.T, s.C}, -1, 1);
+    const Tensor weight = random_tensor(rng, {s.OC, s.C}, -bound, bound),
+                 bias = random_tensor(rng, {s.OC}, -1, 1);
+    Tensor ref = Tensor::empty(DType::F32, {s.B, s.T, s.OC});
+    ops::linear_gelu_forward(cpu_context(), ref, rounded(x), rounded(weight), rounded(bias));
+    Tensor y = poisoned(dtype(), {s.B, s.T, s.OC});
+    ops::linear_gelu_forward(gpu(), y, device(x), device(weight), device(bias));
+    const std::vector<double> ref_values = to_double(ref);
+    EXPECT_TRUE(all_close(values(y), ref_values, scaled(GetParam(), ref_values)));
+  }
+}
+
+TEST_P(BertFusedCuda, LinearGeluIntoAnUnalignedViewMatchesCpu) {
+  // y one element past a 16-byte boundary: the GELU kernel's element-at-a-time path.
+  std::mt19937 rng(106);
+  const int64_t N = 17, C = 40, OC = 97;
+  const Tensor x = random_tensor(rng, {N, C}, -1, 1);
+  const Tensor weight = random_tensor(rng, {OC, C}, -0.3, 0.3), bias = random_tensor(rng, {OC}, -1, 1);
+  Tensor ref = Tensor::empty(DType::F32, {N, OC});
+  ops::linear_gelu_forward(cpu_context(), ref, rounded(x), rounded(weight), rounded(bias));
+  const Tensor storage = poisoned(dtype(), {N * OC + 1});
+  Tensor y = storage.view({N, OC}, dtype_size(dtype()));
+  ops::linear_gelu_forward(gpu(), y, device(x), device(weight), device(bias));
+  const std::vector<double> ref_values = to_double(ref);
+  EXPECT_TRUE(all_close(values(y), ref_values, scaled(GetParam(), ref_values)));
+}
+
+TEST_P(BertFusedCuda, ClassifierHeadMatchesCpuAndCountsCorrect) {
+  std::mt19937 rng(107);
+  struct Size {
+    int64_t B, T, C, NL;
+  };
+  for (const Size s : {Size{5, 7, 72, 2}, Size{33, 3, 768, 3}}) {
+    SCOPED_TRACE("B=" + std::to_string(s.B) + " C=" + std::to_string(s.C) + " NL=" + std::to_string(s.NL));
+    const double bound = 1.5 / std::sqrt(static_cast<double>(s.C));
+    const Tensor hidden = random_tensor(rng, {s.B, s.T, s.C}, -1, 1);
+    const Tensor pooler_weight = random_tensor(rng, {s.C, s.C}, -bound, bound),
+                 pooler_bias = random_tensor(rng, {s.C}, -0.5, 0.5),
+                 classifier_weight = random_tensor(rng, {s.NL, s.C}, -bound, bound),
+                 classifier_bias = random_tensor(rng, {s.NL}, -0.1, 0.1);
+    const Tensor labels = random_ids(rng, {s.B}, static_cast<int32_t>(s.NL));
+
+    Tensor ref_logits = Tensor::empty(DType::F32, {s.B, s.NL}),
+           ref_predictions = Tensor::empty(DType::I32, {s.B}),
+           ref_scratch = Tensor::empty(DType::F32, {s.B, s.C}), ref_correct = i32_tensor({1}, {5});
+    ops::classifier_head_forward(cpu_context(), ref_logits, ref_predictions, &ref_correct, ref_scratch,
+                                 rounded(hidden), rounded(pooler_weight), rounded(pooler_bias),
+                                 rounded(classifier_weight), classifier_bias, &labels);
+
+    const Tensor hidden_gpu = device(hidden), pooler_weight_gpu = device(pooler_weight),
+                 pooler_bias_gpu = device(pooler_bias), classifier_weight_gpu = device(classifier_weight),
+                 classifier_bias_gpu = to_device(gpu(), classifier_bias),
+                 labels_gpu = to_device(gpu(), labels);
+    Tensor scratch = poisoned(dtype(), {s.B, s.C});
+    Tensor correct = to_device(gpu(), i32_tensor({1}, {5}));
+    for (const bool with_labels : {true, false}) {
+      SCOPED_TRACE(with_labels ? "with labels" : "without labels");
+      Tensor logits = poisoned(DType::F32, {s.B, s.NL}), predictions = poisoned(DType::I32, {s.B});
+      ops::classifier_head_forward(gpu(), logits, predictions, with_labels ? &correct : nullptr, scratch,
+                                   hidden_gpu, pooler_weight_gpu, pooler_bias_gpu, classifier_weight_gpu,
+                                   classifier_bias_gpu, with_labels ? &labels_gpu : nullptr);
+      const std::vector<double> got = values(logits), ref = to_double(ref_logits);
+      EXPECT_TRUE(all_close(got, ref, scaled(GetParam(), ref)));
+
+      // Predictions: the first maximum of the GPU's own logits; the CPU's wherever its top two are apart.
+      const Tensor p = to_host(gpu(), predictions);
+      int32_t expected_correct = 5;
+      for (int64_t b = 0; b < s.B; ++b) {
+        int32_t first_max = 0, runner_up = -1;
+        for (int32_t j = 1; j < s.NL; ++j) {
+          if (got[b * s.NL + j] > got[b * s.NL + first_max]) first_max = j;
+        }
+        EXPECT_EQ(p.data<int32_t>()[b], first_max) << "row " << b;
+        for (int32_t j = 0; j < s.NL; ++j) {
+          if (j != ref_predictions.data<int32_t>()[b] &&
+              (runner_up < 0 || ref[b * s.NL + j] > ref[b * s.NL + runner_up]))
+            runner_up = j;
+        }
+        const double margin = ref[b * s.NL + ref_predictions.data<int32_t>()[b]] - ref[b * s.NL + runner_up];
+        if (margin > 10 * GetParam().tol * largest_abs(ref)) {
+          EXPECT_EQ(p.data<int32_t>()[b], ref_predictions.data<int32_t>()[b]) << "row " << b;
+        }
+        expected_correct += p.data<int32_t>()[b] == labels.data<int32_t>()[b] ? 1 : 0;
+      }
+      // The count accumulates (+=) with labels, and is left alone without them.
+      EXPECT_EQ(to_host(gpu(), correct).data<int32_t>()[0], expected_correct);
+    }
+  }
+}
+
+TEST_P(BertFusedCuda, CapturedGraphReplaysEagerResults) {
+  // One encoder-like chain with the pooler head, queued eagerly and then as a CUDA graph: same bits. Nothing
+  // in it may allocate, synchronise or read back, or the capture fails.
+  std::mt19937 rng(108);
+  const int64_t B = 3, T = 37, C = 72, NH = 3, I = 144, NL = 2;
+  const Tensor mask = to_device(gpu(), ragged_mask(rng, B, T));
+  const Tensor qkv = device(random_tensor(rng, {B, T, 3 * C}, -2, 2));
+  const Tensor w1 = device(random_tensor(rng, {I, C}, -0.2, 0.2)),
+               b1 = device(random_tensor(rng, {I}, -1, 1));
+  const Tensor w2 = device(random_tensor(rng, {C, I}, -0.1, 0.1)),
+               b2 = device(random_tensor(rng, {C}, -1, 1));
+  const Tensor ln_w = to_device(gpu(), random_tensor(rng, {C}, 0.5, 1.5)),
+               ln_b = to_device(gpu(), random_tensor(rng, {C}, -0.5, 0.5));
+  const Tensor pw = device(random_tensor(rng, {C, C}, -0.2, 0.2)),
+               pb = device(random_tensor(rng, {C}, -0.5, 0.5));
+  const Tensor cw = device(random_tensor(rng, {NL, C}, -0.2, 0.2)),
+               cb = to_device(gpu(), random_tensor(rng, {NL}, -0.1, 0.1));
+  const Tensor labels = to_device(gpu(), random_ids(rng, {B}, NL));
+  Tensor attn = poisoned(dtype(), {B, T, C}), inter = poisoned(dtype(), {B, T, I}),
+         hidden = poisoned(dtype(), {B, T, C}), scratch = poisoned(dtype(), {B, C}),
+         logits = poisoned(DType::F32, {B, NL}), predictions = poisoned(DType::I32, {B}),
+         correct = to_device(gpu(), i32_tensor({1}, {0}));
+  const auto work = [&] {
+    ops::fused_attention_forward(gpu(), attn, qkv, mask, NH);
+    ops::layer_norm_inference_forward(gpu(), attn, attn, ln_w, ln_b, kEps);
+    ops::linear_gelu_forward(gpu(), inter, attn, w1, b1);
+    ops::linear_residual_forward(gpu(), hidden, inter, w2, b2, &attn);
+    ops::layer_norm_inference_forward(gpu(), hidden, hidden, ln_w, ln_b, kEps);
+    ops::classifier_head_forward(gpu(), logits, predictions, &correct, scratch, hidden, pw, pb, cw, cb,
+                                 &labels);
+  };
+  work();
+  const std::vector<double> eager_hidden = values(hidden), eager_logits = values(logits);
+  const Tensor eager_predictions = to_host(gpu(), predictions);
+  const int32_t eager_correct = to_host(gpu(), correct).data<int32_t>()[0];
+
+  const std::unique_ptr<CapturedWork> graph = gpu().capture(work);
+  const Tensor nan_hidden = to_host(gpu(), poisoned(dtype(), {B, T, C}));
+  copy_tensor(gpu(), hidden, nan_hidden);
+  copy_tensor(gpu(), logits, to_host(gpu(), poisoned(DType::F32, {B, NL})));
+  graph->replay();
+  gpu().synchronize();
+  EXPECT_EQ(values(hidden), eager_hidden);
+  EXPECT_EQ(values(logits), eager_logits);
+  const Tensor replay_predictions = to_host(gpu(), predictions);
+  for (int64_t b = 0; b < B; ++b)
+    EXPECT_EQ(replay_predictions.data<int32_t>()[b], eager_predictions.data<int32_t>()[b]);
+  EXPECT_EQ(to_host(gpu(), correct).data<int32_t>()[0], 2 * eager_correct)
+      << "the count accumulates per replay";
+}
+
+INSTANTIATE_TEST_SUITE_P(Dtypes, BertFusedCuda, ::testing::ValuesIn(kCases), case_name);
+
+}  // namespace
+}  // namespace nlpf::test
