@@ -69,8 +69,9 @@ if want sanitize; then
   # Every cuda-labelled test binary under memcheck and racecheck; a report of errors fails the step.
   for t in $(cd build-gpu/tests && ls *cuda*_test 2>/dev/null); do
     for tool in memcheck racecheck; do
-      # The SST-2 pass (872 sentences x 4 precisions) runs the same kernels as the other tests, 100x slower here.
-      run_step "sanitize_${tool}_$t" env GTEST_FILTER='-*Sst2Dev*' compute-sanitizer --tool $tool --error-exitcode 1 \
+      # The SST-2 pass (872 sentences x 4 precisions) runs the same kernels as the other tests, 100x slower here;
+      # the out-of-memory test makes a CUDA call fail on purpose, which memcheck reports as an API error.
+      run_step "sanitize_${tool}_$t" env GTEST_FILTER='-*Sst2Dev*:*OutOfMemory*' compute-sanitizer --tool $tool --error-exitcode 1 \
         "build-gpu/tests/$t"
       grep -h -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$res/logs/sanitize_${tool}_$t.log" | sed "s/^/$t $tool: /" |
         tee -a "$out/summary.txt"

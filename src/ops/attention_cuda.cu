@@ -186,15 +186,28 @@ __global__ void __launch_bounds__(Tiling<HS_MAX, QT, KT>::kThreads, Tiling<HS_MA
 
   // Whether any key of the sequence is a token (else HF's uniform row), and the columns [HS, HS_MAX) of KVs
   // zeroed once (tiles write only [0, HS)), so the product loops can run over HS_MAX without guards.
-  int any_token = 0;
-  for (int s = threadIdx.x; s < T_len; s += kThreads) any_token |= mask_b[s] != 0;
+  int any_token = 0, tile_token = 0;
+  for (int s = threadIdx.x; s < T_len; s += kThreads) {
+    const int token = mask_b[s] != 0;
+    any_token |= token;
+    tile_token |= token & (s >= t0 && s < t0 + QT);
+  }
+  const bool all_padding = __syncthreads_or(any_token) == 0;
+  // A tile of padded queries only (most of them when batches are padded to max-length): their rows are 0 by
+  // the op's contract (no token ever reads them: padded keys are masked), so the block writes zeros and stops.
+  if (__syncthreads_or(tile_token) == 0 && !all_padding) {
+    for (int i = threadIdx.x; i < QT * HS; i += kThreads) {
+      const int t = t0 + i / HS;
+      if (t < T_len) out[(static_cast<int64_t>(b) * T_len + t) * C + h * HS + i % HS] = static_cast<T>(0.0f);
+    }
+    return;
+  }
   if (HS < HS_MAX) {
     const int pad = HS_MAX - HS;
     for (int i = threadIdx.x; i < KT * pad; i += kThreads) KVs[(i / pad) * kRowStride + HS + i % pad] = 0.0f;
   }
   load_tile<T, QT, HS_MAX, kThreads>(Qs, q_head + static_cast<int64_t>(t0) * row_stride, row_stride,
-                                     T_len - t0, HS, q_scale);
-  const bool all_padding = __syncthreads_or(any_token) == 0;
+                                     T_len - t0, HS, q_scale);  // the first key tile's barrier waits for it
 
   float o[4][Tile::kCols];
   float m[4], l[4];  // running max (log2 units) and this thread's part of the running sum, per row
@@ -317,7 +330,7 @@ __global__ void __launch_bounds__(Tiling<HS_MAX, QT, KT>::kThreads, Tiling<HS_MA
     for (int offset = kTx / 2; offset > 0; offset /= 2) total += __shfl_xor_sync(0xffffffffu, total, offset);
     const int t = t0 + ty + i * kTy;
     if (t >= T_len) continue;
-    const float inv = 1.0f / total;
+    const float inv = all_padding || mask_b[t] != 0 ? 1.0f / total : 0.0f;  // a padded query's row is 0
     T* out_row = out + (static_cast<int64_t>(b) * T_len + t) * C + h * HS;
 #pragma unroll
     for (int ch = 0; ch < kColChunks; ++ch) {

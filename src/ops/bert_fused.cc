@@ -2,6 +2,7 @@
 // CUDA dispatch.
 #include "ops/bert_fused.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "backend/device.h"
@@ -146,6 +147,20 @@ void linear_residual_forward(ExecutionContext& ctx, Tensor& y, const Tensor& x, 
 }
 
 void linear_gelu_forward(ExecutionContext& ctx, Tensor& y, const Tensor& x, const Tensor& weight, const Tensor& bias) {
+  if constexpr (kCudaBuilt) {
+    if (y.device().type == DeviceType::CUDA && y.dtype() != DType::F32) {
+      // 16-bit: GELU in the GEMM's epilogue (tanh form; linear_cuda.h says why that is close enough here),
+      // saving a read and a write of the [N, I] activations.
+      const Shape y_shape = linear_shape("linear_gelu_forward", x, weight, bias);
+      detail::common_device("linear_gelu_forward", ctx, {{"y", &y}, {"x", &x}, {"weight", &weight}, {"bias", &bias}});
+      detail::check_shape("linear_gelu_forward", "y", y, y_shape);
+      check_same_dtype("linear_gelu_forward", {{"x", &x}, {"weight", &weight}, {"bias", &bias}, {"y", &y}});
+      const int64_t C = x.dim(-1);
+      cuda::linear_gelu_tanh_forward(ctx, y.raw_data(), x.raw_data(), weight.raw_data(), bias.raw_data(), y.dtype(),
+                                     x.numel() / C, C, weight.dim(0));
+      return;
+    }
+  }
   linear_residual_forward(ctx, y, x, weight, bias, nullptr);
   switch (y.device().type) {
     case DeviceType::CPU:
@@ -212,6 +227,13 @@ void fused_attention_forward(ExecutionContext& ctx, Tensor& out, const Tensor& q
       copy_columns(k.data<float>(), qkv.data<float>(), B * T, 3 * C, C, C);
       copy_columns(v.data<float>(), qkv.data<float>(), B * T, 3 * C, 2 * C, C);
       attention_forward(ctx, out, probs, q, k, v, attention_mask, NH);
+      const int32_t* mask = attention_mask.data<int32_t>();
+      for (int64_t b = 0; b < B; ++b) {
+        if (std::all_of(mask + b * T, mask + (b + 1) * T, [](int32_t m) { return m == 0; })) continue;
+        for (int64_t t = 0; t < T; ++t) {
+          if (mask[b * T + t] == 0) std::fill_n(out.data<float>() + (b * T + t) * C, C, 0.0f);
+        }
+      }
       return;
     }
     case DeviceType::CUDA:

@@ -25,7 +25,9 @@ void embeddings_layer_norm_forward(ExecutionContext& ctx, Tensor& out, const Ten
 void linear_residual_forward(ExecutionContext& ctx, Tensor& y, const Tensor& x, const Tensor& weight,
                              const Tensor& bias, const Tensor* residual);
 
-// y [..., OC] = gelu(x W^T + bias) (exact erf GELU): the feed-forward intermediate.
+// y [..., OC] = gelu(x W^T + bias): the feed-forward intermediate. Exact erf GELU (HF's "gelu") on the CPU and
+// for f32 on CUDA; for 16-bit on CUDA the GEMM's fused epilogue computes GELU's tanh form, within 4.7e-4 of the
+// erf form (linear_cuda.h), the order of fp16's rounding of the activation.
 void linear_gelu_forward(ExecutionContext& ctx, Tensor& y, const Tensor& x, const Tensor& weight, const Tensor& bias);
 
 // out [..., C] = LayerNorm(x) over the last dimension, weight and bias [C] f32; out may be x.
@@ -33,7 +35,10 @@ void layer_norm_inference_forward(ExecutionContext& ctx, Tensor& out, const Tens
                                   const Tensor& bias, double eps);
 
 // out [B,T,C] = multi-head attention of the packed projection qkv [B,T,3C] (q | k | v, from one GEMM with the
-// packed weight [3C, C]) under attention_mask [B,T] (1 = token, 0 = padding), NH heads.
+// packed weight [3C, C]) under attention_mask [B,T] (1 = token, 0 = padding), NH heads. The row of a padded
+// query is 0, unlike HF, which attends from it too: no token's output depends on it (padded keys are masked,
+// the pooler reads token 0), so the logits are HF's, and the GPU skips the work (most of a batch padded to
+// max-length). A sequence with no token at all keeps HF's rows (uniform attention over all T keys).
 void fused_attention_forward(ExecutionContext& ctx, Tensor& out, const Tensor& qkv, const Tensor& attention_mask,
                              int64_t NH);
 

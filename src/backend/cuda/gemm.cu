@@ -54,7 +54,8 @@ std::unique_ptr<GemmPlanCache::Plan> make_plan(CudaContext& ctx, const GemmArgs&
   const cublasOperation_t transpose = CUBLAS_OP_T, none = CUBLAS_OP_N;
   NLPF_CUDA_CHECK(cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_TRANSA, &transpose, sizeof transpose));
   NLPF_CUDA_CHECK(cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_TRANSB, &none, sizeof none));
-  const cublasLtEpilogue_t epilogue = g.bias ? CUBLASLT_EPILOGUE_BIAS : CUBLASLT_EPILOGUE_DEFAULT;
+  const cublasLtEpilogue_t epilogue = g.gelu ? (g.bias ? CUBLASLT_EPILOGUE_GELU_BIAS : CUBLASLT_EPILOGUE_GELU)
+                                             : (g.bias ? CUBLASLT_EPILOGUE_BIAS : CUBLASLT_EPILOGUE_DEFAULT);
   NLPF_CUDA_CHECK(cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue, sizeof epilogue));
   // Column-major views: A = W (C x OC, ld C, transposed), B = X (C x N, ld ldx), C = residual and D = Y (OC x N).
   NLPF_CUDA_CHECK(cublasLtMatrixLayoutCreate(&plan->a, type, g.C, g.OC, g.C));
@@ -96,10 +97,11 @@ void gemm(ExecutionContext& base, const GemmArgs& g) {
   CudaContext& ctx = cuda_context(base);
   NLPF_CHECK(g.N > 0 && g.C > 0 && g.OC > 0 && g.ldx >= g.C, ErrorCode::INVALID_ARGUMENT, "gemm: N=", g.N,
              " C=", g.C, " OC=", g.OC, " ldx=", g.ldx);
+  NLPF_CHECK(!(g.gelu && g.residual), ErrorCode::INVALID_ARGUMENT, "gemm: GELU after a residual is not BERT's");
   const int align_x = alignment_of(g.x), align_w = alignment_of(g.weight), align_y = alignment_of(g.y);
   const int align_r = g.residual ? alignment_of(g.residual) : align_y;
   const GemmPlanCache::Key key{static_cast<int>(g.dtype), static_cast<int>(ctx.math_mode()), g.N, g.C, g.OC, g.ldx,
-                               g.bias != nullptr, g.residual != nullptr, align_x, align_w, align_r, align_y};
+                               g.bias != nullptr, g.residual != nullptr, g.gelu, align_x, align_w, align_r, align_y};
   std::unique_ptr<GemmPlanCache::Plan>& plan = ctx.gemm_plans().plans[key];
   if (!plan) plan = make_plan(ctx, g, align_x, align_w, align_r, align_y);
   if (g.bias) {

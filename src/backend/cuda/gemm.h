@@ -29,6 +29,7 @@ struct GemmArgs {
   const void* bias = nullptr;      // [OC], dtype of y; nullptr: no bias
   const void* residual = nullptr;  // [N, OC]; nullptr: none (may equal y)
   DType dtype = DType::F32;        // of x, weight, bias, residual and y
+  bool gelu = false;               // cuBLASLt's GELU epilogue after the bias: the tanh form of GELU
   int64_t N = 0, C = 0, OC = 0, ldx = 0;
 };
 
@@ -40,8 +41,8 @@ class GemmPlanCache {
   GemmPlanCache& operator=(const GemmPlanCache&) = delete;
 
   struct Plan;
-  // (dtype, math mode, N, C, OC, ldx, has bias, has residual, alignment of x, weight, residual, y)
-  using Key = std::tuple<int, int, int64_t, int64_t, int64_t, int64_t, bool, bool, int, int, int, int>;
+  // (dtype, math mode, N, C, OC, ldx, has bias, has residual, gelu, alignment of x, weight, residual, y)
+  using Key = std::tuple<int, int, int64_t, int64_t, int64_t, int64_t, bool, bool, bool, int, int, int, int>;
   std::map<Key, std::unique_ptr<Plan>> plans;
 };
 
