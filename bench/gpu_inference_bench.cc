@@ -77,10 +77,12 @@ json measure(ExecutionContext& gpu, EnergyMeter& meter, PowerSampler& sampler, c
       NLPF_THROW(ErrorCode::UNSUPPORTED, *reason);
     }
     gpu.allocator().reset_peak();
-    BertInference engine(gpu, model.config(), model.parameters(), precision, batch_size, o.max_length);
-    InferenceRunner runner(engine, data,
-                           {.batch_size = batch_size,
-                            .padding = padding_text == "max_length" ? PaddingMode::MAX_LENGTH : PaddingMode::LONGEST});
+    const InferenceRunnerOptions options{
+        .batch_size = batch_size,
+        .padding = padding_text == "max_length" ? PaddingMode::MAX_LENGTH : PaddingMode::LONGEST};
+    BertInference engine(gpu, model.config(), model.parameters(), precision, batch_size,
+                         planned_sequence_length(data, options));
+    InferenceRunner runner(engine, data, options);
     if (!gpu_warm) {
       warm_up_gpu(runner, o.gpu_warmup_seconds);
       gpu_warm = true;

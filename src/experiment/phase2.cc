@@ -79,16 +79,18 @@ ProtocolResult measure_on_gpu(ExecutionContext& gpu, EnergyMeter& meter, PowerSa
                               const ProtocolOptions& protocol, InferenceMetricsInputs& inputs) {
   Allocator& allocator = gpu.allocator();
   allocator.reset_peak();
+  const InferenceRunnerOptions options{.batch_size = batch_size, .padding = padding};
+  const int64_t length = planned_sequence_length(eval_data, options);
   std::optional<BertInference> engine;
   try {
-    engine.emplace(gpu, model->config(), model->parameters(), precision, batch_size, eval_data.max_length);
+    engine.emplace(gpu, model->config(), model->parameters(), precision, batch_size, length);
   } catch (const Error& e) {
     if (e.code() != ErrorCode::OUT_OF_MEMORY) throw;
-    NLPF_THROW(ErrorCode::OUT_OF_MEMORY, "batch size ", batch_size, " at length ", eval_data.max_length, " (",
+    NLPF_THROW(ErrorCode::OUT_OF_MEMORY, "batch size ", batch_size, " at length ", length, " (",
                precision_name(precision), "): ", e.what(), "; try a smaller evaluation batch size");
   }
   model.reset();
-  InferenceRunner runner(*engine, eval_data, {.batch_size = batch_size, .padding = padding});
+  InferenceRunner runner(*engine, eval_data, options);
   const std::unique_ptr<BatchTimer> timer = make_batch_timer(gpu.device(), gpu.native_stream());
   const Workload workload = [&]() {
     check_not_interrupted();

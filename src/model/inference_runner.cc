@@ -54,6 +54,14 @@ Tensor host_ints(const std::vector<int32_t>& values) {
 
 }  // namespace
 
+int64_t planned_sequence_length(const TokenizedDataset& data, const InferenceRunnerOptions& options) {
+  if (options.padding == PaddingMode::MAX_LENGTH) return data.max_length;
+  int64_t longest = 1;
+  for (const Encoding& e : data.encodings) longest = std::max(longest, e.size());
+  const int64_t rounded = (longest + options.length_multiple - 1) / options.length_multiple * options.length_multiple;
+  return std::min(rounded, data.max_length);
+}
+
 InferenceRunner::InferenceRunner(BertInference& engine, const TokenizedDataset& data,
                                  const InferenceRunnerOptions& options)
     : engine_(engine),
@@ -65,9 +73,10 @@ InferenceRunner::InferenceRunner(BertInference& engine, const TokenizedDataset& 
   NLPF_CHECK(options.batch_size > 0 && options.batch_size <= engine.max_batch_size(), ErrorCode::INVALID_ARGUMENT,
              "evaluation batch size ", options.batch_size, " (the engine is planned for 1..",
              engine.max_batch_size(), ")");
-  NLPF_CHECK(data.max_length <= engine.max_sequence_length(), ErrorCode::INVALID_ARGUMENT, "evaluation length ",
-             data.max_length, " exceeds the engine's planned ", engine.max_sequence_length());
   NLPF_CHECK(options.length_multiple > 0, ErrorCode::INVALID_ARGUMENT, "length multiple must be positive");
+  const int64_t longest = planned_sequence_length(data, options);
+  NLPF_CHECK(longest <= engine.max_sequence_length(), ErrorCode::INVALID_ARGUMENT, "evaluation batches of length ",
+             longest, " exceed the engine's planned ", engine.max_sequence_length());
   std::vector<int32_t> ids, types, mask, labels;
   for (int64_t begin = 0; begin < data.size(); begin += options.batch_size) {
     const int64_t end = std::min(data.size(), begin + options.batch_size);

@@ -32,6 +32,11 @@ struct InferenceRunnerOptions {
   bool use_graphs = true;  // false: every batch runs eagerly (the graph-equals-eager test)
 };
 
+// The longest batch a runner with these options makes of `data` (max_length when padding to it; else the
+// longest example rounded up to length_multiple): what to plan the engine's workspaces for, so that memory
+// follows the data as PyTorch's allocator does rather than the truncation length.
+int64_t planned_sequence_length(const TokenizedDataset& data, const InferenceRunnerOptions& options);
+
 class InferenceRunner {
  public:
   // `engine` must be planned for at least batch_size x data.max_length. Errors: INVALID_ARGUMENT from

@@ -174,6 +174,25 @@ TEST(InferenceRunner, PassEqualsEvaluateClassifierWithAndWithoutCapture) {
   }
 }
 
+TEST(InferenceRunner, PlansForTheLongestBatchNotTheTruncationLength) {
+  const TokenizedDataset data = tiny_dataset(16);  // examples of 3..13 tokens
+  EXPECT_EQ(planned_sequence_length(data, {.batch_size = 4, .padding = PaddingMode::LONGEST}), 16);
+  EXPECT_EQ(planned_sequence_length(data, {.batch_size = 4, .padding = PaddingMode::MAX_LENGTH}), 16);
+  const TokenizedDataset shorter = tiny_dataset(64);  // same examples, truncation length 64
+  EXPECT_EQ(planned_sequence_length(shorter, {.batch_size = 4, .padding = PaddingMode::LONGEST}), 16);
+  EXPECT_EQ(planned_sequence_length(shorter, {.batch_size = 4, .padding = PaddingMode::LONGEST, .length_multiple = 5}),
+            15);
+  EXPECT_EQ(planned_sequence_length(shorter, {.batch_size = 4, .padding = PaddingMode::MAX_LENGTH}), 64);
+  // A runner on an engine planned that short runs, and one planned shorter is refused before any work.
+  BertConfig config = tiny_config();
+  config.max_position_embeddings = 64;
+  BertForSequenceClassification model(config, 21);
+  BertInference engine(cpu_context(), model.config(), model.parameters(), Precision::FP32, 4, 16);
+  InferenceRunner runner(engine, shorter, {.batch_size = 4, .padding = PaddingMode::LONGEST});
+  EXPECT_EQ(runner.run_pass().predictions.size(), 11u);
+  EXPECT_THROW(InferenceRunner(engine, shorter, {.batch_size = 4, .padding = PaddingMode::MAX_LENGTH}), Error);
+}
+
 TEST(InferenceRunner, IdsOutsideTheVocabularyAreRefusedBeforeAnyWork) {
   BertForSequenceClassification model(tiny_config(), 21);
   TokenizedDataset data = tiny_dataset(16);
