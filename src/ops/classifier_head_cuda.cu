@@ -12,6 +12,7 @@
 #include <type_traits>
 
 #include "backend/cuda/cuda_check.h"
+#include "backend/cuda/float_convert.cuh"
 #include "backend/cuda/cuda_context.h"
 
 namespace nlpf::cuda {
@@ -20,28 +21,6 @@ namespace {
 constexpr int kThreads = 256;
 constexpr int kWarps = kThreads / 32;
 constexpr int64_t kMaxSharedFloats = 12 * 1024;  // 48 KB of dynamic shared memory: C + NL floats
-
-template <typename T>
-__device__ __forceinline__ float to_float(T v) {
-  if constexpr (std::is_same_v<T, float>) {
-    return v;
-  } else if constexpr (std::is_same_v<T, __half>) {
-    return __half2float(v);
-  } else {
-    return __bfloat162float(v);
-  }
-}
-
-template <typename T>
-__device__ __forceinline__ T from_float(float v) {
-  if constexpr (std::is_same_v<T, float>) {
-    return v;
-  } else if constexpr (std::is_same_v<T, __half>) {
-    return __float2half_rn(v);
-  } else {
-    return __float2bfloat16_rn(v);
-  }
-}
 
 // logits [B,NL] f32, predictions [B] i32, *correct (+=, when labels is not null); pooler_pre [B,C] and
 // weight [NL,C] of T, bias [NL] f32, labels [B] i32 or null. Grid B, kThreads threads, dynamic shared memory

@@ -14,6 +14,7 @@
 #include <type_traits>
 
 #include "backend/cuda/cuda_check.h"
+#include "backend/cuda/float_convert.cuh"
 #include "backend/cuda/cuda_context.h"
 
 namespace nlpf::cuda {
@@ -29,28 +30,6 @@ constexpr int kBlocksPerSm =
 // 0.5 x (1 + erf(x / sqrt 2)), HF's "gelu"; erff is within 2 ulp.
 __device__ __forceinline__ float gelu(float x) {
   return 0.5f * x * (1.0f + erff(x * 0.707106781186547524f));
-}
-
-template <typename T>
-__device__ __forceinline__ float to_float(T v) {
-  if constexpr (std::is_same_v<T, float>) {
-    return v;
-  } else if constexpr (std::is_same_v<T, __half>) {
-    return __half2float(v);
-  } else {
-    return __bfloat162float(v);
-  }
-}
-
-template <typename T>
-__device__ __forceinline__ T from_float(float v) {
-  if constexpr (std::is_same_v<T, float>) {
-    return v;
-  } else if constexpr (std::is_same_v<T, __half>) {
-    return __float2half_rn(v);
-  } else {
-    return __float2bfloat16_rn(v);
-  }
 }
 
 // GELU of the 16 bytes `raw` holds, in place. Pairs of 16-bit values go through their float2 conversions.

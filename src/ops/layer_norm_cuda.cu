@@ -14,6 +14,7 @@
 #include <type_traits>
 
 #include "backend/cuda/cuda_check.h"
+#include "backend/cuda/float_convert.cuh"
 #include "backend/cuda/cuda_context.h"
 
 namespace nlpf::cuda {
@@ -70,28 +71,6 @@ __device__ __forceinline__ void store_vec(T* p, const float (&f)[kVec<T>]) {
   } else {
     __stwb(reinterpret_cast<uint4*>(p), make_uint4(pack2(p, f[0], f[1]), pack2(p, f[2], f[3]),
                                                    pack2(p, f[4], f[5]), pack2(p, f[6], f[7])));
-  }
-}
-
-template <typename T>
-__device__ __forceinline__ float to_float(T v) {
-  if constexpr (std::is_same_v<T, float>) {
-    return v;
-  } else if constexpr (std::is_same_v<T, __half>) {
-    return __half2float(v);
-  } else {
-    return __bfloat162float(v);
-  }
-}
-
-template <typename T>
-__device__ __forceinline__ T from_float(float v) {
-  if constexpr (std::is_same_v<T, float>) {
-    return v;
-  } else if constexpr (std::is_same_v<T, __half>) {
-    return __float2half_rn(v);
-  } else {
-    return __float2bfloat16_rn(v);
   }
 }
 
