@@ -14,6 +14,7 @@
 #include "backend/device.h"
 #include "model/bert_inference.h"
 #include "model/bert_model.h"
+#include "golden/formula_weights.h"
 #include "model/checkpoint.h"
 #include "model/inference_runner.h"
 #include "model/safetensors.h"
@@ -73,25 +74,6 @@ std::vector<double> engine_logits(ExecutionContext& ctx, const BertConfig& confi
   return values_of(on_device ? to_host(ctx, out.logits) : out.logits.clone());
 }
 
-uint64_t splitmix64(uint64_t x) {  // as tools/dump_hf_model_goldens.py and bert_model_golden_test.cc
-  uint64_t z = x + 0x9E3779B97F4A7C15ull;
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
-
-Tensor formula_weights(uint64_t index, const ParameterSpec& spec) {
-  Tensor t = Tensor::empty(DType::F32, spec.shape);
-  const bool bias = spec.name.ends_with(".bias");
-  const bool layer_norm = spec.name.find("LayerNorm") != std::string::npos;
-  for (int64_t e = 0; e < t.numel(); ++e) {
-    const auto r = static_cast<double>(
-        static_cast<int64_t>((splitmix64((index << 32) + static_cast<uint64_t>(e)) >> 40) % 129) - 64);
-    t.data<float>()[e] = static_cast<float>(bias ? r / 4096.0 : layer_norm ? 1.0 + r / 512.0 : r / 2048.0);
-  }
-  return t;
-}
-
 void expect_goldens(ExecutionContext& ctx, const BertConfig& config, const std::map<std::string, Tensor>& parameters,
                     const SafetensorsFile& goldens) {
   const Tensor ids = goldens.tensors.at("input_ids"), types = goldens.tensors.at("token_type_ids"),
@@ -125,7 +107,7 @@ TEST_F(CudaInferenceTest, BaseShapeSliceMatchesTransformersAtEveryPrecision) {
   const BertConfig config = BertConfig::load(dir / "config.json");
   std::map<std::string, Tensor> parameters;
   const std::vector<ParameterSpec> specs = bert_parameter_specs(config);
-  for (size_t i = 0; i < specs.size(); ++i) parameters.emplace(specs[i].name, formula_weights(i, specs[i]));
+  for (size_t i = 0; i < specs.size(); ++i) parameters.emplace(specs[i].name, test::formula_weights(i, specs[i]));
   expect_goldens(*ctx_, config, parameters, read_safetensors(dir / "goldens.safetensors"));
 }
 

@@ -10,6 +10,7 @@
 #include <cmath>
 #include <filesystem>
 
+#include "golden/formula_weights.h"
 #include "model/checkpoint.h"
 #include "model/safetensors.h"
 #include "ops/op_test_util.h"
@@ -65,27 +66,6 @@ Batch batch_of(const SafetensorsFile& goldens) {
   batch.attention_mask = ints_of(goldens.tensors.at("attention_mask"));
   batch.labels = ints_of(goldens.tensors.at("labels"));
   return batch;
-}
-
-// splitmix64's output function, as formula_weights in tools/dump_hf_model_goldens.py.
-uint64_t splitmix64(uint64_t x) {
-  uint64_t z = x + 0x9E3779B97F4A7C15ull;
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
-
-Tensor formula_weights(uint64_t index, const ParameterSpec& spec) {
-  Tensor t = Tensor::empty(DType::F32, spec.shape);
-  float* p = t.data<float>();
-  const bool bias = spec.name.ends_with(".bias");
-  const bool layer_norm = spec.name.find("LayerNorm") != std::string::npos;
-  for (int64_t e = 0; e < t.numel(); ++e) {
-    const auto r = static_cast<double>(
-        static_cast<int64_t>((splitmix64((index << 32) + static_cast<uint64_t>(e)) >> 40) % 129) - 64);
-    p[e] = static_cast<float>(bias ? r / 4096.0 : layer_norm ? 1.0 + r / 512.0 : r / 2048.0);
-  }
-  return t;
 }
 
 // EVAL logits and loss, then TRAIN (dropout 0) gradients, compared with the goldens.
@@ -162,7 +142,7 @@ TEST(BertModelGolden, BaseShapeSliceMatchesTransformers) {
   ASSERT_EQ(checkpoint.config.intermediate_size, 3072);
   const std::vector<ParameterSpec> specs = bert_parameter_specs(checkpoint.config);
   for (size_t i = 0; i < specs.size(); ++i)
-    checkpoint.tensors.emplace(specs[i].name, formula_weights(i, specs[i]));
+    checkpoint.tensors.emplace(specs[i].name, test::formula_weights(i, specs[i]));
   BertForSequenceClassification model(checkpoint);
   const SafetensorsFile goldens = read_safetensors(dir / "goldens.safetensors");
   expect_matches_goldens(model, goldens);
