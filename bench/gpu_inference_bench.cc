@@ -4,8 +4,8 @@
 // the model's weights go to the GPU in the precision's compute dtype (BertInference), SST-2 dev is tokenised
 // with the bert-base-uncased vocabulary and uploaded once in file-order batches (InferenceRunner: CUDA graphs
 // per shape, LONGEST rounded up to a multiple of 8), and run_protocol measures it (NVML energy counter, idle
-// baseline, warm-up, N trials of >= min-trial-seconds). bert_base: the config at --config-dir with HF's random
-// init (seed 42); minilm: the checkpoint at --minilm-dir (its classifier initialised from seed 42).
+// baseline, warm-up, N trials of >= min-trial-seconds). bert_base: the config at --config-dir with HF's
+// random init (seed 42); minilm: the checkpoint at --minilm-dir (its classifier initialised from seed 42).
 // Exit: 0 done (failed points are records with "error"), 2 bad options, 3 an error, 4 no GPU.
 #include <unistd.h>
 
@@ -56,21 +56,31 @@ struct Options {
   double gpu_warmup_seconds = 25.0;
 };
 
-json optional_json(const std::optional<double>& v) { return v ? json(*v) : json(nullptr); }
+json optional_json(const std::optional<double>& v) {
+  return v ? json(*v) : json(nullptr);
+}
 
 // Keeps the GPU busy with the engine itself for `seconds` (a fresh H200 draws ~28% more power for its first
 // ~22 s of load: METHOD and README).
 void warm_up_gpu(InferenceRunner& runner, double seconds) {
   const auto start = std::chrono::steady_clock::now();
-  while (std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() < seconds) runner.run_pass();
+  while (std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() < seconds)
+    runner.run_pass();
 }
 
-json measure(ExecutionContext& gpu, EnergyMeter& meter, PowerSampler& sampler, const BertForSequenceClassification& model,
-             const std::string& model_name, const std::string& precision_text, int64_t batch_size,
-             const std::string& padding_text, const TokenizedDataset& data, const Options& o, bool& gpu_warm) {
-  json record = {{"engine", "nlpf"},           {"compile_mode", nullptr}, {"model", model_name},
-                 {"precision", precision_text}, {"batch_size", batch_size}, {"padding", padding_text},
-                 {"max_length", o.max_length},  {"examples_per_pass", data.size()}, {"error", nullptr}};
+json measure(ExecutionContext& gpu, EnergyMeter& meter, PowerSampler& sampler,
+             const BertForSequenceClassification& model, const std::string& model_name,
+             const std::string& precision_text, int64_t batch_size, const std::string& padding_text,
+             const TokenizedDataset& data, const Options& o, bool& gpu_warm) {
+  json record = {{"engine", "nlpf"},
+                 {"compile_mode", nullptr},
+                 {"model", model_name},
+                 {"precision", precision_text},
+                 {"batch_size", batch_size},
+                 {"padding", padding_text},
+                 {"max_length", o.max_length},
+                 {"examples_per_pass", data.size()},
+                 {"error", nullptr}};
   try {
     const Precision precision = parse_precision(precision_text);
     if (const auto reason = precision_unsupported_reason(describe_device(gpu.device()), precision)) {
@@ -154,22 +164,25 @@ int run(const Options& o) {
   for (const std::string& model_name : o.models) {
     std::unique_ptr<BertForSequenceClassification> model;
     if (model_name == "bert_base") {
-      model = std::make_unique<BertForSequenceClassification>(BertConfig::load(o.config_dir + "/config.json"), 42);
+      model = std::make_unique<BertForSequenceClassification>(BertConfig::load(o.config_dir + "/config.json"),
+                                                              42);
     } else {
       model = std::make_unique<BertForSequenceClassification>(load_checkpoint(o.minilm_dir, {.quiet = true}));
     }
     for (const std::string& precision : o.precisions) {
       for (int64_t batch_size : o.batch_sizes) {
         for (const std::string& padding : o.paddings) {
-          json record =
-              measure(*gpu, *meter, sampler, *model, model_name, precision, batch_size, padding, data, o, gpu_warm);
-          std::fprintf(stderr, "nlpf %s %s b%lld %s: %s\n", model_name.c_str(), precision.c_str(),
-                       static_cast<long long>(batch_size), padding.c_str(),
-                       record["error"].is_null()
-                           ? (std::to_string(record["j_per_example"].is_null() ? -1.0 : record["j_per_example"].get<double>()) +
-                              " J/ex, " + std::to_string(record["ms_per_example"].get<double>()) + " ms/ex")
-                                 .c_str()
-                           : record["error"].get<std::string>().c_str());
+          json record = measure(*gpu, *meter, sampler, *model, model_name, precision, batch_size, padding,
+                                data, o, gpu_warm);
+          std::fprintf(
+              stderr, "nlpf %s %s b%lld %s: %s\n", model_name.c_str(), precision.c_str(),
+              static_cast<long long>(batch_size), padding.c_str(),
+              record["error"].is_null()
+                  ? (std::to_string(
+                         record["j_per_example"].is_null() ? -1.0 : record["j_per_example"].get<double>()) +
+                     " J/ex, " + std::to_string(record["ms_per_example"].get<double>()) + " ms/ex")
+                        .c_str()
+                  : record["error"].get<std::string>().c_str());
           out["records"].push_back(record);
           if (!o.out.empty()) write_file_atomic(o.out, out.dump(2) + "\n");
         }
@@ -188,7 +201,8 @@ int main(int argc, char** argv) {
   nlpf::Options o;
   CLI::App app("nlpf side of the GPU inference benchmark (bench/peer/peer_gpu_inference.py is the peer)");
   app.add_option("--dev-tsv", o.dev_tsv, "SST-2 dev.tsv")->required();
-  app.add_option("--vocab-dir", o.vocab_dir, "bert-base-uncased vocab.txt + tokenizer_config.json")->required();
+  app.add_option("--vocab-dir", o.vocab_dir, "bert-base-uncased vocab.txt + tokenizer_config.json")
+      ->required();
   app.add_option("--config-dir", o.config_dir, "bert-base-uncased config.json directory (model bert_base)");
   app.add_option("--minilm-dir", o.minilm_dir, "all-MiniLM-L6-v2 checkpoint (model minilm)");
   app.add_option("--models", o.models)->check(CLI::IsMember({"bert_base", "minilm"}));

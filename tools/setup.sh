@@ -13,6 +13,7 @@ packages=(
   libcurl4-openssl-dev libzip-dev libssl-dev   # downloads: HTTP, SST-2.zip, SHA-256 (libcrypto)
   libgtest-dev libgmock-dev libbenchmark-dev
   clang libclang-rt-14-dev libomp-dev  # libFuzzer targets (tools/fuzz.sh); clang needs libomp for OpenMP
+  llvm-14 lld-14  # the clang toolchain CMake picks for them: llvm-ar/ranlib archive, ld.lld is recorded
 )
 
 if [ "${1:-}" = "--print-packages" ]; then

@@ -43,7 +43,8 @@ class ExecutionContext {
 
   // Copies `bytes` from `src` to `dst`, each on the host or on this context's device as the flags say,
   // ordered after the work queued so far. A copy to the host has landed when this returns.
-  virtual void copy_bytes(void* dst, bool dst_on_device, const void* src, bool src_on_device, size_t bytes) = 0;
+  virtual void copy_bytes(void* dst, bool dst_on_device, const void* src, bool src_on_device,
+                          size_t bytes) = 0;
   // Zeroes `bytes` at `dst` on this context's device, in order.
   virtual void fill_zero_bytes(void* dst, size_t bytes) = 0;
   // Records the device work that `work` queues on this context, without running it, for replay (CUDA: stream
@@ -64,8 +65,8 @@ std::unique_ptr<ExecutionContext> make_execution_context(Device device);
 
 // Tensor helpers over a context. Every tensor given must live on the host or on ctx's device.
 Tensor empty_tensor(ExecutionContext& ctx, DType dtype, Shape shape);  // on ctx's device
-Tensor to_device(ExecutionContext& ctx, const Tensor& tensor);        // a copy on ctx's device
-Tensor to_host(ExecutionContext& ctx, const Tensor& tensor);          // a host copy (landed on return)
+Tensor to_device(ExecutionContext& ctx, const Tensor& tensor);         // a copy on ctx's device
+Tensor to_host(ExecutionContext& ctx, const Tensor& tensor);           // a host copy (landed on return)
 // dst = src: same dtype and element count (shapes may differ), any of the two placements.
 void copy_tensor(ExecutionContext& ctx, Tensor& dst, const Tensor& src);
 void fill_zero(ExecutionContext& ctx, Tensor& tensor);

@@ -1,9 +1,9 @@
 // Device discovery and --device resolution; holds the project's one #if NLPF_WITH_CUDA.
 #include "backend/device.h"
 
-#include "backend/context.h"
 #include <fstream>
 #include <string>
+#include "backend/context.h"
 
 #include "core/error.h"
 #include "measure/batch_timer.h"

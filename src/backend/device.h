@@ -22,8 +22,8 @@ struct DeviceDescription {
 };
 
 bool cuda_built();
-// The same at compile time, for `if constexpr` around calls of CUDA kernels (their definitions exist only in a
-// build with CUDA; a discarded branch needs none).
+// The same at compile time, for `if constexpr` around calls of CUDA kernels (their definitions exist only in
+// a build with CUDA; a discarded branch needs none).
 inline constexpr bool kCudaBuilt = NLPF_WITH_CUDA != 0;
 // The CUDA devices visible now (empty without a driver, a GPU, or a CUDA build).
 std::vector<DeviceDescription> cuda_devices();

@@ -31,7 +31,8 @@ void register_fetch(CLI::App& app, Action& action) {
   fetch->require_subcommand(1);
   auto name = std::make_shared<std::string>();
   auto quiet = std::make_shared<bool>(false);
-  // --quiet is accepted before or after the subcommand (`nlpf fetch --quiet model X`, `nlpf fetch model X -q`).
+  // --quiet is accepted before or after the subcommand (`nlpf fetch --quiet model X`, `nlpf fetch model X
+  // -q`).
   fetch->add_flag("--quiet,-q", *quiet, "No progress output or notes; only the cache directory on stdout");
   CLI::App* model = fetch->add_subcommand("model", "Fetch a Hugging Face model (e.g. bert-base-uncased)");
   model->add_option("name", *name, "Hub model name")->required();

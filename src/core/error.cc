@@ -11,7 +11,8 @@ const char* error_code_name(ErrorCode code) {
     case ErrorCode::CUDA: return "CUDA error";
     case ErrorCode::CUBLAS: return "cuBLAS error";
     case ErrorCode::NVML: return "NVML error";
-    case ErrorCode::OUT_OF_MEMORY: return "out of memory";
+    case ErrorCode::OUT_OF_MEMORY:
+      return "out of memory";
     case ErrorCode::NUMERIC: return "numeric error";
     case ErrorCode::INTERRUPTED: return "interrupted";
     case ErrorCode::INTERNAL: return "internal error";
@@ -27,7 +28,8 @@ int error_exit_code(ErrorCode code) {
     case ErrorCode::CUDA:
     case ErrorCode::CUBLAS: return 6;
     case ErrorCode::NVML: return 7;
-    case ErrorCode::OUT_OF_MEMORY: return 9;
+    case ErrorCode::OUT_OF_MEMORY:
+      return 9;
     case ErrorCode::NUMERIC: return 8;
     case ErrorCode::INTERRUPTED: return 130;
     case ErrorCode::INTERNAL: return 70;

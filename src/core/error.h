@@ -18,9 +18,9 @@ enum class ErrorCode {
   CUBLAS,
   NVML,
   OUT_OF_MEMORY,  // a device (or host) allocation failed: the message names the size asked for
-  NUMERIC,      // NaN/Inf where a finite value is required
-  INTERRUPTED,  // Ctrl-C
-  INTERNAL,     // a broken invariant (a bug)
+  NUMERIC,        // NaN/Inf where a finite value is required
+  INTERRUPTED,    // Ctrl-C
+  INTERNAL,       // a broken invariant (a bug)
 };
 
 const char* error_code_name(ErrorCode code);

@@ -26,7 +26,9 @@ int64_t shape_numel(const Shape& shape) {
 Buffer::Buffer(Allocator& allocator, size_t bytes)
     : allocator_(allocator), bytes_(bytes), data_(allocator.allocate(bytes)) {}
 
-Buffer::~Buffer() { allocator_.deallocate(data_, bytes_); }
+Buffer::~Buffer() {
+  allocator_.deallocate(data_, bytes_);
+}
 
 Tensor Tensor::empty(DType dtype, Shape shape, Allocator& allocator) {
   Tensor t;
@@ -37,7 +39,9 @@ Tensor Tensor::empty(DType dtype, Shape shape, Allocator& allocator) {
   return t;
 }
 
-Tensor Tensor::empty(DType dtype, Shape shape) { return empty(dtype, std::move(shape), host_allocator()); }
+Tensor Tensor::empty(DType dtype, Shape shape) {
+  return empty(dtype, std::move(shape), host_allocator());
+}
 
 Tensor Tensor::zeros(DType dtype, Shape shape) {
   Tensor t = empty(dtype, std::move(shape));

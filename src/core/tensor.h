@@ -1,8 +1,8 @@
 // Tensor: dtype, shape (row-major, contiguous), and a byte offset into a shared buffer that keeps the
 // allocator it came from (host, or a CUDA context's). Copies share the buffer (like a handle); view() gives a
 // tensor over part of it (a packed QKV weight's Q rows, a max-shape workspace's [B, T] prefix); clone()
-// copies the data. Host-side data access (clone, to, zeros) is for host tensors; device tensors are filled and
-// copied through backend/copy.h. Shapes use int64_t, bytes size_t.
+// copies the data. Host-side data access (clone, to, zeros) is for host tensors; device tensors are filled
+// and copied through backend/copy.h. Shapes use int64_t, bytes size_t.
 #pragma once
 
 #include <cstdint>
@@ -67,7 +67,9 @@ class Tensor {
   size_t byte_offset() const { return offset_; }
 
   void* raw_data() { return buffer_ ? static_cast<char*>(buffer_->data()) + offset_ : nullptr; }
-  const void* raw_data() const { return buffer_ ? static_cast<const char*>(buffer_->data()) + offset_ : nullptr; }
+  const void* raw_data() const {
+    return buffer_ ? static_cast<const char*>(buffer_->data()) + offset_ : nullptr;
+  }
   template <typename T>
   T* data() {
     check_dtype(dtype_of<T>());
@@ -90,7 +92,9 @@ class Tensor {
   // A tensor of `dtype` and `shape` over this one's storage from `byte_offset` on (relative to this tensor's
   // own start); INVALID_ARGUMENT when it would reach past this tensor's bytes or is misaligned for `dtype`.
   Tensor view(DType dtype, Shape shape, size_t byte_offset = 0) const;
-  Tensor view(Shape shape, size_t byte_offset = 0) const { return view(dtype_, std::move(shape), byte_offset); }
+  Tensor view(Shape shape, size_t byte_offset = 0) const {
+    return view(dtype_, std::move(shape), byte_offset);
+  }
 
  private:
   void check_dtype(DType expected) const;

@@ -26,13 +26,13 @@
 #include "experiment/run_files.h"
 #include "experiment/run_plots.h"
 #include "measure/energy_meter.h"
-#include "measure/nvml_meter.h"
 #include "measure/metrics_json.h"
+#include "measure/nvml_meter.h"
 #include "measure/power_sampler.h"
 #include "model/bert_inference.h"
 #include "model/bert_model.h"
-#include "model/inference_runner.h"
 #include "model/checkpoint.h"
+#include "model/inference_runner.h"
 #include "text/batching.h"
 #include "text/tokenizer.h"
 #include "train/interrupt.h"
@@ -433,8 +433,10 @@ Phase2Result run_phase2(const Phase2Settings& s) {
   StagedDirectory run(std::filesystem::path(s.runs_dir) /
                       phase2_run_name(s.sweep, std::chrono::system_clock::to_time_t(start_time)));
   std::unique_ptr<EnergyMeter> meter = choose_meter(description);
-  // One CUDA context for the sweep (stream, cuBLASLt, allocator); each point's engine is freed before the next.
-  std::unique_ptr<ExecutionContext> gpu = device.type == DeviceType::CUDA ? make_execution_context(device) : nullptr;
+  // One CUDA context for the sweep (stream, cuBLASLt, allocator); each point's engine is freed before the
+  // next.
+  std::unique_ptr<ExecutionContext> gpu =
+      device.type == DeviceType::CUDA ? make_execution_context(device) : nullptr;
   PowerSampler sampler(*meter);
   sampler.start();
 

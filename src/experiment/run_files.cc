@@ -85,8 +85,8 @@ Device choose_inference_device(const std::string& spec, bool quiet, std::ostream
   if (spec == "auto" && !quiet) {
     log << "device: auto -> " << device_string(device) << " ("
         << (device.type == DeviceType::CUDA ? describe_device(device).name
-                                            : cuda_built() ? std::string("no CUDA GPU visible")
-                                                           : std::string("no CUDA in this build"))
+            : cuda_built()                  ? std::string("no CUDA GPU visible")
+                                            : std::string("no CUDA in this build"))
         << ")\n";
   }
   return device;

@@ -29,8 +29,9 @@ std::string iso_time(std::chrono::system_clock::time_point t);
 // (unless quiet) saying why, naming `backend` ("training", "inference"); UNSUPPORTED for cuda / cuda:N before
 // any work; INVALID_ARGUMENT for anything else.
 Device choose_cpu_device(const std::string& spec, const std::string& backend, bool quiet, std::ostream& log);
-// The device of a measurement that the CUDA inference engine can run: "auto" takes the first CUDA GPU, else the
-// CPU (saying which on `log` unless quiet); "cuda[:N]" must be visible; throws Error naming --device otherwise.
+// The device of a measurement that the CUDA inference engine can run: "auto" takes the first CUDA GPU, else
+// the CPU (saying which on `log` unless quiet); "cuda[:N]" must be visible; throws Error naming --device
+// otherwise.
 Device choose_inference_device(const std::string& spec, bool quiet, std::ostream& log);
 // The description of a device (the GPU's name, bus id and UUID, or the CPU's model).
 DeviceDescription describe_device(Device device);

@@ -11,10 +11,14 @@ namespace nlpf {
 DType compute_dtype(Precision precision) {
   switch (precision) {
     case Precision::FP32:
-    case Precision::TF32: return DType::F32;
-    case Precision::BF16: return DType::BF16;
-    case Precision::FP16: return DType::F16;
-    default: break;
+    case Precision::TF32:
+      return DType::F32;
+    case Precision::BF16:
+      return DType::BF16;
+    case Precision::FP16:
+      return DType::F16;
+    default:
+      break;
   }
   NLPF_THROW(ErrorCode::UNSUPPORTED, "precision ", precision_name(precision),
              " has no compute dtype in the inference engine yet");
@@ -27,7 +31,8 @@ const Tensor& parameter(const std::map<std::string, Tensor>& parameters, const s
   NLPF_CHECK(it != parameters.end(), ErrorCode::INVALID_ARGUMENT, "inference engine: parameter ", name,
              " is missing");
   NLPF_CHECK(it->second.dtype() == DType::F32 && it->second.device().type == DeviceType::CPU,
-             ErrorCode::INVALID_ARGUMENT, "inference engine: parameter ", name, " must be an f32 host tensor");
+             ErrorCode::INVALID_ARGUMENT, "inference engine: parameter ", name,
+             " must be an f32 host tensor");
   return it->second;
 }
 
@@ -64,10 +69,10 @@ BertInference::BertInference(ExecutionContext& ctx, const BertConfig& config,
       max_tokens_(max_sequence_length) {
   NLPF_CHECK(ctx.device().type == DeviceType::CUDA || precision == Precision::FP32, ErrorCode::UNSUPPORTED,
              "inference engine on the CPU: fp32 only (", precision_name(precision), " asked)");
-  NLPF_CHECK(max_batch_size > 0 && max_sequence_length > 0 &&
-                 max_sequence_length <= config.max_position_embeddings,
-             ErrorCode::INVALID_ARGUMENT, "inference engine: batch size ", max_batch_size, " and length ",
-             max_sequence_length, " must be positive, the length at most ", config.max_position_embeddings);
+  NLPF_CHECK(
+      max_batch_size > 0 && max_sequence_length > 0 && max_sequence_length <= config.max_position_embeddings,
+      ErrorCode::INVALID_ARGUMENT, "inference engine: batch size ", max_batch_size, " and length ",
+      max_sequence_length, " must be positive, the length at most ", config.max_position_embeddings);
   const MathMode math = precision == Precision::TF32 ? MathMode::TF32 : MathMode::IEEE_FP32;
   ctx.set_math_mode(math);
   const auto get = [&](const std::string& name) -> const Tensor& { return parameter(parameters, name); };
@@ -79,9 +84,10 @@ BertInference::BertInference(ExecutionContext& ctx, const BertConfig& config,
   for (int64_t l = 0; l < config.num_hidden_layers; ++l) {
     const std::string p = "bert.encoder.layer." + std::to_string(l) + ".";
     Layer layer;
-    layer.qkv_w = upload(concat_rows(get(p + "attention.self.query.weight"), get(p + "attention.self.key.weight"),
-                                     get(p + "attention.self.value.weight")),
-                         dtype_);
+    layer.qkv_w =
+        upload(concat_rows(get(p + "attention.self.query.weight"), get(p + "attention.self.key.weight"),
+                           get(p + "attention.self.value.weight")),
+               dtype_);
     layer.qkv_b = upload(concat_rows(get(p + "attention.self.query.bias"), get(p + "attention.self.key.bias"),
                                      get(p + "attention.self.value.bias")),
                          dtype_);
@@ -119,13 +125,14 @@ BertInference::BertInference(ExecutionContext& ctx, const BertConfig& config,
 }
 
 BertInference::Output BertInference::forward(const Tensor& input_ids, const Tensor& token_type_ids,
-                                             const Tensor& attention_mask, const Tensor* labels, Tensor* correct) {
+                                             const Tensor& attention_mask, const Tensor* labels,
+                                             Tensor* correct) {
   NLPF_CHECK(input_ids.rank() == 2, ErrorCode::INVALID_ARGUMENT, "inference engine: input_ids has shape ",
              shape_string(input_ids.shape()), ", expected [B, T]");
   const int64_t B = input_ids.dim(0), T = input_ids.dim(1), C = config_.hidden_size,
                 I = config_.intermediate_size, NL = config_.num_labels();
-  NLPF_CHECK(B <= max_batch_ && T <= max_tokens_, ErrorCode::INVALID_ARGUMENT, "inference engine: batch [", B, ", ",
-             T, "] exceeds the planned [", max_batch_, ", ", max_tokens_, "]");
+  NLPF_CHECK(B <= max_batch_ && T <= max_tokens_, ErrorCode::INVALID_ARGUMENT, "inference engine: batch [", B,
+             ", ", T, "] exceeds the planned [", max_batch_, ", ", max_tokens_, "]");
   const double eps = config_.layer_norm_eps;
   Tensor hidden = hidden_.view({B, T, C}), qkv = qkv_.view({B, T, 3 * C}), context = context_.view({B, T, C}),
          attn = attn_.view({B, T, C}), inter = inter_.view({B, T, I});

@@ -1,9 +1,10 @@
 // BertInference: the inference engine of a BertForSequenceClassification on one execution context (the GPU
-// path; on the CPU it runs the same fused-op chain, which is how it is tested against the CPU model). It keeps
-// the weights in the compute dtype of its precision on the context's device (q, k, v packed into one [3C, C]
-// weight; LayerNorm weights in fp32), plans every workspace once for batches up to (B_max, T_max), and then
-// runs a batch with no allocation, no host synchronisation and no host work beyond the launches, which is what
-// lets a pass be captured as CUDA graphs (model/inference_runner.h). Data path of one batch (docs/ENGINE.md):
+// path; on the CPU it runs the same fused-op chain, which is how it is tested against the CPU model). It
+// keeps the weights in the compute dtype of its precision on the context's device (q, k, v packed into one
+// [3C, C] weight; LayerNorm weights in fp32), plans every workspace once for batches up to (B_max, T_max),
+// and then runs a batch with no allocation, no host synchronisation and no host work beyond the launches,
+// which is what lets a pass be captured as CUDA graphs (model/inference_runner.h). Data path of one batch
+// (docs/ENGINE.md):
 //   embeddings + LayerNorm -> per layer: QKV GEMM -> fused attention -> output GEMM + bias + residual ->
 //   LayerNorm -> GEMM + bias + GELU -> GEMM + bias + residual -> LayerNorm -> pooler GEMM on token 0 ->
 //   tanh, classifier, argmax, correct count.
@@ -30,10 +31,11 @@ class BertInference {
  public:
   // Copies `parameters` (f32 host tensors named as BertForSequenceClassification names them; config's
   // num_hidden_layers layers are used) to ctx's device in the compute dtype. UNSUPPORTED for a precision this
-  // context cannot run (CPU: fp32 only; the CPU model runs bf16 itself); OUT_OF_MEMORY naming the size when the
-  // weights or workspaces do not fit.
-  BertInference(ExecutionContext& ctx, const BertConfig& config, const std::map<std::string, Tensor>& parameters,
-                Precision precision, int64_t max_batch_size, int64_t max_sequence_length);
+  // context cannot run (CPU: fp32 only; the CPU model runs bf16 itself); OUT_OF_MEMORY naming the size when
+  // the weights or workspaces do not fit.
+  BertInference(ExecutionContext& ctx, const BertConfig& config,
+                const std::map<std::string, Tensor>& parameters, Precision precision, int64_t max_batch_size,
+                int64_t max_sequence_length);
 
   struct Output {
     Tensor logits;       // [B, NL] f32 on the device (a view of the workspace: valid until the next forward)

@@ -49,7 +49,8 @@ void check_dropout_p(double p, const char* name) {
 }
 
 // The keep mask of one dropout site, or nullptr when p = 0 (no dropout at all, as HF with p = 0).
-const Tensor* make_mask(ExecutionContext& ctx, Tensor& keep, double p, uint64_t seed, uint64_t step, uint64_t site) {
+const Tensor* make_mask(ExecutionContext& ctx, Tensor& keep, double p, uint64_t seed, uint64_t step,
+                        uint64_t site) {
   if (p == 0) return nullptr;
   NLPF_CHECK(static_cast<uint64_t>(keep.numel()) <= (uint64_t{1} << kSiteStreamBits), ErrorCode::UNSUPPORTED,
              "dropout mask ", shape_string(keep.shape()),
@@ -253,8 +254,8 @@ void BertForSequenceClassification::layer_forward(int64_t layer, const Tensor& x
   ops::linear_forward(*ctx_, a.v, x, w.v_w, w.v_b);
   const Tensor* attention_keep = make_mask(*ctx_, s.attention_keep, attention_p, seed, step,
                                            layer_dropout_site(layer, DropoutSite::ATTENTION_PROBS));
-  ops::attention_forward(*ctx_, a.context, a.probs, a.q, a.k, a.v, attention_mask, config_.num_attention_heads,
-                         {attention_keep, attention_p});
+  ops::attention_forward(*ctx_, a.context, a.probs, a.q, a.k, a.v, attention_mask,
+                         config_.num_attention_heads, {attention_keep, attention_p});
 
   ops::linear_forward(*ctx_, a.sum1, a.context, w.attn_out_w, w.attn_out_b);
   if (const Tensor* keep = make_mask(*ctx_, s.hidden_keep, hidden_p, seed, step,
@@ -419,7 +420,8 @@ void BertForSequenceClassification::layer_backward(int64_t layer, Tensor& dh, co
     ops::dropout_backward(*ctx_, s.dtmp, s.dsum, *keep, hidden_p);
     dy = &s.dtmp;
   }
-  ops::gelu_forward(*ctx_, s.forward.gelu_out, a.inter);  // recomputed rather than kept (bert_model.h: Memory)
+  ops::gelu_forward(*ctx_, s.forward.gelu_out,
+                    a.inter);  // recomputed rather than kept (bert_model.h: Memory)
   ops::linear_backward(*ctx_, s.dinter, dw.out_w, dw.out_b, *dy, s.forward.gelu_out, w.out_w);
   ops::gelu_backward(*ctx_, s.dinter, s.dinter, a.inter);
   ops::linear_backward(*ctx_, dh, dw.inter_w, dw.inter_b, s.dinter, a.h1, w.inter_w);
@@ -490,9 +492,10 @@ void BertForSequenceClassification::backward(double dloss) {
           make_mask(*ctx_, s.forward.hidden_keep, dropout_.hidden_p, seed, step, embeddings_dropout_site())) {
     ops::dropout_backward(*ctx_, dh, dh, *keep, dropout_.hidden_p);
   }
-  ops::layer_norm_backward(*ctx_, s.dsum, dp_.emb_ln_w, dp_.emb_ln_b, dh, act.emb_sum, p_.emb_ln_w, act.emb_mean,
-                           act.emb_rstd);
-  ops::embeddings_backward(*ctx_, dp_.word, dp_.position, dp_.token_type, s.dsum, act.input_ids, act.token_type_ids);
+  ops::layer_norm_backward(*ctx_, s.dsum, dp_.emb_ln_w, dp_.emb_ln_b, dh, act.emb_sum, p_.emb_ln_w,
+                           act.emb_mean, act.emb_rstd);
+  ops::embeddings_backward(*ctx_, dp_.word, dp_.position, dp_.token_type, s.dsum, act.input_ids,
+                           act.token_type_ids);
 }
 
 }  // namespace nlpf

@@ -36,8 +36,8 @@ void validate(const Batch& batch, const BertConfig& config) {
                batch.input_ids[i], " is outside the model's vocabulary of ", config.vocab_size);
     NLPF_CHECK(batch.token_type_ids[i] >= 0 && batch.token_type_ids[i] < config.type_vocab_size,
                ErrorCode::INVALID_ARGUMENT, "evaluation example ",
-               batch.example_index[i / static_cast<size_t>(batch.T)], ": token type ", batch.token_type_ids[i],
-               " is outside type_vocab_size ", config.type_vocab_size);
+               batch.example_index[i / static_cast<size_t>(batch.T)], ": token type ",
+               batch.token_type_ids[i], " is outside type_vocab_size ", config.type_vocab_size);
   }
   for (size_t b = 0; b < batch.labels.size(); ++b) {
     NLPF_CHECK(batch.labels[b] == kNoLabel || (batch.labels[b] >= 0 && batch.labels[b] < config.num_labels()),
@@ -58,7 +58,8 @@ int64_t planned_sequence_length(const TokenizedDataset& data, const InferenceRun
   if (options.padding == PaddingMode::MAX_LENGTH) return data.max_length;
   int64_t longest = 1;
   for (const Encoding& e : data.encodings) longest = std::max(longest, e.size());
-  const int64_t rounded = (longest + options.length_multiple - 1) / options.length_multiple * options.length_multiple;
+  const int64_t rounded =
+      (longest + options.length_multiple - 1) / options.length_multiple * options.length_multiple;
   return std::min(rounded, data.max_length);
 }
 
@@ -70,20 +71,22 @@ InferenceRunner::InferenceRunner(BertInference& engine, const TokenizedDataset& 
       labels_(data.labels),
       order_(evaluation_order(data, options.batch_size, options.padding)) {
   NLPF_CHECK(data.size() > 0, ErrorCode::INVALID_ARGUMENT, "the evaluation set is empty");
-  NLPF_CHECK(options.batch_size > 0 && options.batch_size <= engine.max_batch_size(), ErrorCode::INVALID_ARGUMENT,
-             "evaluation batch size ", options.batch_size, " (the engine is planned for 1..",
-             engine.max_batch_size(), ")");
+  NLPF_CHECK(options.batch_size > 0 && options.batch_size <= engine.max_batch_size(),
+             ErrorCode::INVALID_ARGUMENT, "evaluation batch size ", options.batch_size,
+             " (the engine is planned for 1..", engine.max_batch_size(), ")");
   NLPF_CHECK(options.length_multiple > 0, ErrorCode::INVALID_ARGUMENT, "length multiple must be positive");
   const int64_t longest = planned_sequence_length(data, options);
-  NLPF_CHECK(longest <= engine.max_sequence_length(), ErrorCode::INVALID_ARGUMENT, "evaluation batches of length ",
-             longest, " exceed the engine's planned ", engine.max_sequence_length());
+  NLPF_CHECK(longest <= engine.max_sequence_length(), ErrorCode::INVALID_ARGUMENT,
+             "evaluation batches of length ", longest, " exceed the engine's planned ",
+             engine.max_sequence_length());
   std::vector<int32_t> ids, types, mask, labels;
   for (int64_t begin = 0; begin < data.size(); begin += options.batch_size) {
     const int64_t end = std::min(data.size(), begin + options.batch_size);
     Batch batch = make_batch(data, std::span<const int64_t>(order_.data() + begin, order_.data() + end),
                              options.padding, data.max_length);
     if (options.padding != PaddingMode::MAX_LENGTH) {
-      const int64_t rounded = (batch.T + options.length_multiple - 1) / options.length_multiple * options.length_multiple;
+      const int64_t rounded =
+          (batch.T + options.length_multiple - 1) / options.length_multiple * options.length_multiple;
       batch = padded_to(batch, std::min(rounded, data.max_length), data.pad_id);
     }
     validate(batch, engine.config());

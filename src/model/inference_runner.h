@@ -63,8 +63,8 @@ class InferenceRunner {
   ExecutionContext& ctx_;
   InferenceRunnerOptions options_;
   std::vector<DeviceBatch> batches_;
-  std::vector<int32_t> labels_;  // host copy, file order
-  std::vector<int64_t> order_;   // the pass order: position p holds example order_[p]
+  std::vector<int32_t> labels_;                         // host copy, file order
+  std::vector<int64_t> order_;                          // the pass order: position p holds example order_[p]
   Tensor set_ids_, set_types_, set_mask_, set_labels_;  // the uploaded set, batch after batch
   // Fixed buffers; predictions_ is in pass order.
   Tensor input_ids_, token_type_ids_, attention_mask_, labels_in_, correct_, predictions_;

@@ -1,14 +1,14 @@
 // adamw_update: argument checks and device dispatch (kernel in adamw_cpu.cc).
 #include "ops/adamw.h"
-#include "ops/adamw_cpu.h"
 #include <cmath>
+#include "ops/adamw_cpu.h"
 
 #include "ops/op_util.h"
 
 namespace nlpf::ops {
 
-void adamw_update(ExecutionContext& ctx, Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, const AdamWConfig& config,
-                  int64_t step, WeightDecay decay) {
+void adamw_update(ExecutionContext& ctx, Tensor& param, const Tensor& grad, Tensor& m, Tensor& v,
+                  const AdamWConfig& config, int64_t step, WeightDecay decay) {
   constexpr const char* kOp = "adamw_update";
   NLPF_CHECK(step >= 1, ErrorCode::INVALID_ARGUMENT, kOp, ": step = ", step, ", expected >= 1");
   NLPF_CHECK(std::isfinite(config.lr) && config.lr >= 0, ErrorCode::INVALID_ARGUMENT, kOp,

@@ -24,7 +24,7 @@ enum class WeightDecay { APPLY, SKIP };
 // included), as torch's state["step"] after its increment. In order, as torch's single-tensor AdamW:
 //   param *= 1 - lr wd;  m += (1 - beta1)(g - m);  v = beta2 v + (1 - beta2) g^2;
 //   param -= lr / (1 - beta1^step) * m / (sqrt(v) / sqrt(1 - beta2^step) + eps).
-void adamw_update(ExecutionContext& ctx, Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, const AdamWConfig& config,
-                  int64_t step, WeightDecay decay);
+void adamw_update(ExecutionContext& ctx, Tensor& param, const Tensor& grad, Tensor& m, Tensor& v,
+                  const AdamWConfig& config, int64_t step, WeightDecay decay);
 
 }  // namespace nlpf::ops

@@ -1,5 +1,6 @@
-// CPU reference kernels of ops/adamw.h on raw row-major arrays (Real = float or double, so that gradient tests
-// run in double). Only src/ops/adamw*.cc and tests include this; the Tensor-level op in ops/adamw.h dispatches here.
+// CPU reference kernels of ops/adamw.h on raw row-major arrays (Real = float or double, so that gradient
+// tests run in double). Only src/ops/adamw*.cc and tests include this; the Tensor-level op in ops/adamw.h
+// dispatches here.
 #pragma once
 
 #include <cstdint>

@@ -11,8 +11,8 @@ struct Dims {
   int64_t B, T, C, NH, HS;
 };
 
-Dims check_inputs(const ExecutionContext& ctx, const char* op, const Tensor& q, const Tensor& k, const Tensor& v,
-                  const Tensor& attention_mask, const Tensor& probs, int64_t NH,
+Dims check_inputs(const ExecutionContext& ctx, const char* op, const Tensor& q, const Tensor& k,
+                  const Tensor& v, const Tensor& attention_mask, const Tensor& probs, int64_t NH,
                   const AttentionDropout& dropout) {
   detail::check_dtype(op, "q", q, DType::F32);
   NLPF_CHECK(q.rank() == 3 && q.numel() > 0, ErrorCode::INVALID_ARGUMENT, op, ": q has shape ",
@@ -44,18 +44,19 @@ const float* keep_data(const AttentionDropout& dropout) {
 
 }  // namespace
 
-void attention_forward(ExecutionContext& ctx, Tensor& out, Tensor& probs, const Tensor& q, const Tensor& k, const Tensor& v,
-                       const Tensor& attention_mask, int64_t NH, AttentionDropout dropout) {
+void attention_forward(ExecutionContext& ctx, Tensor& out, Tensor& probs, const Tensor& q, const Tensor& k,
+                       const Tensor& v, const Tensor& attention_mask, int64_t NH, AttentionDropout dropout) {
   constexpr const char* kOp = "attention_forward";
   const Dims d = check_inputs(ctx, kOp, q, k, v, attention_mask, probs, NH, dropout);
   detail::check_dtype(kOp, "out", out, DType::F32);
   detail::check_shape(kOp, "out", out, q.shape());
-  const Device device = detail::common_device(kOp, ctx, {{"out", &out},
-                                                    {"probs", &probs},
-                                                    {"q", &q},
-                                                    {"k", &k},
-                                                    {"v", &v},
-                                                    {"attention_mask", &attention_mask}});
+  const Device device = detail::common_device(kOp, ctx,
+                                              {{"out", &out},
+                                               {"probs", &probs},
+                                               {"q", &q},
+                                               {"k", &k},
+                                               {"v", &v},
+                                               {"attention_mask", &attention_mask}});
   switch (device.type) {
     case DeviceType::CPU:
       cpu::attention_forward(out.data<float>(), probs.data<float>(), q.data<float>(), k.data<float>(),
@@ -67,9 +68,9 @@ void attention_forward(ExecutionContext& ctx, Tensor& out, Tensor& probs, const 
   }
 }
 
-void attention_backward(ExecutionContext& ctx, Tensor& dq, Tensor& dk, Tensor& dv, const Tensor& dout, const Tensor& q,
-                        const Tensor& k, const Tensor& v, const Tensor& attention_mask, const Tensor& probs,
-                        int64_t NH, AttentionDropout dropout) {
+void attention_backward(ExecutionContext& ctx, Tensor& dq, Tensor& dk, Tensor& dv, const Tensor& dout,
+                        const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& attention_mask,
+                        const Tensor& probs, int64_t NH, AttentionDropout dropout) {
   constexpr const char* kOp = "attention_backward";
   const Dims d = check_inputs(ctx, kOp, q, k, v, attention_mask, probs, NH, dropout);
   detail::check_dtype(kOp, "dout", dout, DType::F32);
@@ -80,15 +81,16 @@ void attention_backward(ExecutionContext& ctx, Tensor& dq, Tensor& dk, Tensor& d
   detail::check_shape(kOp, "dk", dk, q.shape());
   detail::check_dtype(kOp, "dv", dv, DType::F32);
   detail::check_shape(kOp, "dv", dv, q.shape());
-  const Device device = detail::common_device(kOp, ctx, {{"dq", &dq},
-                                                    {"dk", &dk},
-                                                    {"dv", &dv},
-                                                    {"dout", &dout},
-                                                    {"q", &q},
-                                                    {"k", &k},
-                                                    {"v", &v},
-                                                    {"attention_mask", &attention_mask},
-                                                    {"probs", &probs}});
+  const Device device = detail::common_device(kOp, ctx,
+                                              {{"dq", &dq},
+                                               {"dk", &dk},
+                                               {"dv", &dv},
+                                               {"dout", &dout},
+                                               {"q", &q},
+                                               {"k", &k},
+                                               {"v", &v},
+                                               {"attention_mask", &attention_mask},
+                                               {"probs", &probs}});
   switch (device.type) {
     case DeviceType::CPU:
       cpu::attention_backward(dq.data<float>(), dk.data<float>(), dv.data<float>(), dout.data<float>(),

@@ -22,12 +22,13 @@ struct AttentionDropout {
 // [B,T] i32 (1 = token, 0 = padding). Saves probs [B,NH,T,T]. HF adds finfo.min to the scores of padded
 // keys; the effect, reproduced exactly here, is probability 0 for padded keys, and, in a sequence whose
 // keys are all padding, the uniform 1/T (HF's finfo.min absorbs the scores) with no gradient to q, k.
-void attention_forward(ExecutionContext& ctx, Tensor& out, Tensor& probs, const Tensor& q, const Tensor& k, const Tensor& v,
-                       const Tensor& attention_mask, int64_t NH, AttentionDropout dropout = {});
+void attention_forward(ExecutionContext& ctx, Tensor& out, Tensor& probs, const Tensor& q, const Tensor& k,
+                       const Tensor& v, const Tensor& attention_mask, int64_t NH,
+                       AttentionDropout dropout = {});
 
 // dq, dk, dv [B,T,C] (=) from dout [B,T,C] and the forward's q, k, v, attention_mask, probs and dropout.
-void attention_backward(ExecutionContext& ctx, Tensor& dq, Tensor& dk, Tensor& dv, const Tensor& dout, const Tensor& q,
-                        const Tensor& k, const Tensor& v, const Tensor& attention_mask, const Tensor& probs,
-                        int64_t NH, AttentionDropout dropout = {});
+void attention_backward(ExecutionContext& ctx, Tensor& dq, Tensor& dk, Tensor& dv, const Tensor& dout,
+                        const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& attention_mask,
+                        const Tensor& probs, int64_t NH, AttentionDropout dropout = {});
 
 }  // namespace nlpf::ops

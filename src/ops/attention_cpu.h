@@ -1,5 +1,6 @@
-// CPU reference kernels of ops/attention.h on raw row-major arrays (Real = float or double, so that gradient tests
-// run in double). Only src/ops/attention*.cc and tests include this; the Tensor-level op in ops/attention.h dispatches here.
+// CPU reference kernels of ops/attention.h on raw row-major arrays (Real = float or double, so that gradient
+// tests run in double). Only src/ops/attention*.cc and tests include this; the Tensor-level op in
+// ops/attention.h dispatches here.
 #pragma once
 
 #include <cstdint>

@@ -56,16 +56,19 @@ Shape linear_shape(const char* op, const Tensor& x, const Tensor& weight, const 
   return shape;
 }
 
-// A host copy of a contiguous slice: columns [begin, begin + width) of every row of a [rows, stride] f32 array.
+// A host copy of a contiguous slice: columns [begin, begin + width) of every row of a [rows, stride] f32
+// array.
 void copy_columns(float* out, const float* in, int64_t rows, int64_t stride, int64_t begin, int64_t width) {
-  for (int64_t r = 0; r < rows; ++r) std::memcpy(out + r * width, in + r * stride + begin, width * sizeof(float));
+  for (int64_t r = 0; r < rows; ++r)
+    std::memcpy(out + r * width, in + r * stride + begin, width * sizeof(float));
 }
 
 }  // namespace
 
 void embeddings_layer_norm_forward(ExecutionContext& ctx, Tensor& out, const Tensor& input_ids,
                                    const Tensor& token_type_ids, const Tensor& word, const Tensor& position,
-                                   const Tensor& token_type, const Tensor& weight, const Tensor& bias, double eps) {
+                                   const Tensor& token_type, const Tensor& weight, const Tensor& bias,
+                                   double eps) {
   constexpr const char* kOp = "embeddings_layer_norm_forward";
   const Device device = detail::common_device(kOp, ctx,
                                               {{"out", &out},
@@ -83,10 +86,12 @@ void embeddings_layer_norm_forward(ExecutionContext& ctx, Tensor& out, const Ten
   const int64_t B = input_ids.dim(0), T = input_ids.dim(1), C = word.dim(-1);
   detail::check_shape(kOp, "token_type_ids", token_type_ids, {B, T});
   check_compute_dtype(kOp, "word", word, device);
-  check_same_dtype(kOp, {{"word", &word}, {"position", &position}, {"token_type", &token_type}, {"out", &out}});
+  check_same_dtype(kOp,
+                   {{"word", &word}, {"position", &position}, {"token_type", &token_type}, {"out", &out}});
   detail::check_shape(kOp, "out", out, {B, T, C});
-  NLPF_CHECK(position.rank() == 2 && position.dim(0) >= T && position.dim(1) == C, ErrorCode::INVALID_ARGUMENT,
-             kOp, ": position has shape ", shape_string(position.shape()), ", expected [P >= ", T, ", ", C, "]");
+  NLPF_CHECK(position.rank() == 2 && position.dim(0) >= T && position.dim(1) == C,
+             ErrorCode::INVALID_ARGUMENT, kOp, ": position has shape ", shape_string(position.shape()),
+             ", expected [P >= ", T, ", ", C, "]");
   detail::check_dtype(kOp, "weight", weight, DType::F32);
   detail::check_dtype(kOp, "bias", bias, DType::F32);
   detail::check_shape(kOp, "weight", weight, {C});
@@ -102,9 +107,9 @@ void embeddings_layer_norm_forward(ExecutionContext& ctx, Tensor& out, const Ten
     case DeviceType::CUDA:
       if constexpr (kCudaBuilt) {
         cuda::embeddings_layer_norm_forward(ctx, out.raw_data(), input_ids.data<int32_t>(),
-                                            token_type_ids.data<int32_t>(), word.raw_data(), position.raw_data(),
-                                            token_type.raw_data(), weight.data<float>(), bias.data<float>(),
-                                            out.dtype(), B, T, C, eps);
+                                            token_type_ids.data<int32_t>(), word.raw_data(),
+                                            position.raw_data(), token_type.raw_data(), weight.data<float>(),
+                                            bias.data<float>(), out.dtype(), B, T, C, eps);
         return;
       }
       detail::throw_no_cuda_kernel(kOp);
@@ -114,7 +119,8 @@ void embeddings_layer_norm_forward(ExecutionContext& ctx, Tensor& out, const Ten
 void linear_residual_forward(ExecutionContext& ctx, Tensor& y, const Tensor& x, const Tensor& weight,
                              const Tensor& bias, const Tensor* residual) {
   constexpr const char* kOp = "linear_residual_forward";
-  const Device device = detail::common_device(kOp, ctx, {{"y", &y}, {"x", &x}, {"weight", &weight}, {"bias", &bias}});
+  const Device device =
+      detail::common_device(kOp, ctx, {{"y", &y}, {"x", &x}, {"weight", &weight}, {"bias", &bias}});
   const Shape y_shape = linear_shape(kOp, x, weight, bias);
   detail::check_shape(kOp, "y", y, y_shape);
   check_compute_dtype(kOp, "x", x, device);
@@ -146,18 +152,20 @@ void linear_residual_forward(ExecutionContext& ctx, Tensor& y, const Tensor& x, 
   }
 }
 
-void linear_gelu_forward(ExecutionContext& ctx, Tensor& y, const Tensor& x, const Tensor& weight, const Tensor& bias) {
+void linear_gelu_forward(ExecutionContext& ctx, Tensor& y, const Tensor& x, const Tensor& weight,
+                         const Tensor& bias) {
   if constexpr (kCudaBuilt) {
     if (y.device().type == DeviceType::CUDA && y.dtype() != DType::F32) {
       // 16-bit: GELU in the GEMM's epilogue (tanh form; linear_cuda.h says why that is close enough here),
       // saving a read and a write of the [N, I] activations.
       const Shape y_shape = linear_shape("linear_gelu_forward", x, weight, bias);
-      detail::common_device("linear_gelu_forward", ctx, {{"y", &y}, {"x", &x}, {"weight", &weight}, {"bias", &bias}});
+      detail::common_device("linear_gelu_forward", ctx,
+                            {{"y", &y}, {"x", &x}, {"weight", &weight}, {"bias", &bias}});
       detail::check_shape("linear_gelu_forward", "y", y, y_shape);
       check_same_dtype("linear_gelu_forward", {{"x", &x}, {"weight", &weight}, {"bias", &bias}, {"y", &y}});
       const int64_t C = x.dim(-1);
-      cuda::linear_gelu_tanh_forward(ctx, y.raw_data(), x.raw_data(), weight.raw_data(), bias.raw_data(), y.dtype(),
-                                     x.numel() / C, C, weight.dim(0));
+      cuda::linear_gelu_tanh_forward(ctx, y.raw_data(), x.raw_data(), weight.raw_data(), bias.raw_data(),
+                                     y.dtype(), x.numel() / C, C, weight.dim(0));
       return;
     }
   }
@@ -205,15 +213,16 @@ void layer_norm_inference_forward(ExecutionContext& ctx, Tensor& out, const Tens
   }
 }
 
-void fused_attention_forward(ExecutionContext& ctx, Tensor& out, const Tensor& qkv, const Tensor& attention_mask,
-                             int64_t NH) {
+void fused_attention_forward(ExecutionContext& ctx, Tensor& out, const Tensor& qkv,
+                             const Tensor& attention_mask, int64_t NH) {
   constexpr const char* kOp = "fused_attention_forward";
   const Device device =
       detail::common_device(kOp, ctx, {{"out", &out}, {"qkv", &qkv}, {"attention_mask", &attention_mask}});
   NLPF_CHECK(qkv.rank() == 3 && qkv.dim(2) % 3 == 0, ErrorCode::INVALID_ARGUMENT, kOp, ": qkv has shape ",
              shape_string(qkv.shape()), ", expected [B, T, 3C]");
   const int64_t B = qkv.dim(0), T = qkv.dim(1), C = qkv.dim(2) / 3;
-  NLPF_CHECK(NH > 0 && C % NH == 0, ErrorCode::INVALID_ARGUMENT, kOp, ": C = ", C, " is not a multiple of NH = ", NH);
+  NLPF_CHECK(NH > 0 && C % NH == 0, ErrorCode::INVALID_ARGUMENT, kOp, ": C = ", C,
+             " is not a multiple of NH = ", NH);
   detail::check_shape(kOp, "out", out, {B, T, C});
   detail::check_dtype(kOp, "attention_mask", attention_mask, DType::I32);
   detail::check_shape(kOp, "attention_mask", attention_mask, {B, T});

@@ -18,17 +18,19 @@ namespace nlpf::ops {
 // token_type_ids [B,T]; word [V,C], position [P,C], token_type [TV,C]; weight, bias [C] f32.
 void embeddings_layer_norm_forward(ExecutionContext& ctx, Tensor& out, const Tensor& input_ids,
                                    const Tensor& token_type_ids, const Tensor& word, const Tensor& position,
-                                   const Tensor& token_type, const Tensor& weight, const Tensor& bias, double eps);
+                                   const Tensor& token_type, const Tensor& weight, const Tensor& bias,
+                                   double eps);
 
 // y [..., OC] = x [..., C] W^T + bias (+ residual [..., OC] when given; may be y): the attention output and
 // feed-forward output projections add the layer's input here, before their LayerNorm.
 void linear_residual_forward(ExecutionContext& ctx, Tensor& y, const Tensor& x, const Tensor& weight,
                              const Tensor& bias, const Tensor* residual);
 
-// y [..., OC] = gelu(x W^T + bias): the feed-forward intermediate. Exact erf GELU (HF's "gelu") on the CPU and
-// for f32 on CUDA; for 16-bit on CUDA the GEMM's fused epilogue computes GELU's tanh form, within 4.7e-4 of the
-// erf form (linear_cuda.h), the order of fp16's rounding of the activation.
-void linear_gelu_forward(ExecutionContext& ctx, Tensor& y, const Tensor& x, const Tensor& weight, const Tensor& bias);
+// y [..., OC] = gelu(x W^T + bias): the feed-forward intermediate. Exact erf GELU (HF's "gelu") on the CPU
+// and for f32 on CUDA; for 16-bit on CUDA the GEMM's fused epilogue computes GELU's tanh form, within 4.7e-4
+// of the erf form (linear_cuda.h), the order of fp16's rounding of the activation.
+void linear_gelu_forward(ExecutionContext& ctx, Tensor& y, const Tensor& x, const Tensor& weight,
+                         const Tensor& bias);
 
 // out [..., C] = LayerNorm(x) over the last dimension, weight and bias [C] f32; out may be x.
 void layer_norm_inference_forward(ExecutionContext& ctx, Tensor& out, const Tensor& x, const Tensor& weight,
@@ -39,8 +41,8 @@ void layer_norm_inference_forward(ExecutionContext& ctx, Tensor& out, const Tens
 // query is 0, unlike HF, which attends from it too: no token's output depends on it (padded keys are masked,
 // the pooler reads token 0), so the logits are HF's, and the GPU skips the work (most of a batch padded to
 // max-length). A sequence with no token at all keeps HF's rows (uniform attention over all T keys).
-void fused_attention_forward(ExecutionContext& ctx, Tensor& out, const Tensor& qkv, const Tensor& attention_mask,
-                             int64_t NH);
+void fused_attention_forward(ExecutionContext& ctx, Tensor& out, const Tensor& qkv,
+                             const Tensor& attention_mask, int64_t NH);
 
 // The pooler and classifier on token 0 of hidden [B,T,C]: pooled = tanh(hidden[:,0] pooler_weight^T +
 // pooler_bias), logits [B,NL] f32 = pooled classifier_weight^T + classifier_bias (classifier_bias f32),

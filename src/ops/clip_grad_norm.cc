@@ -1,8 +1,8 @@
 // clip_grad_norm: argument checks and device dispatch (kernels in clip_grad_norm_cpu.cc).
 #include "ops/clip_grad_norm.h"
-#include "ops/clip_grad_norm_cpu.h"
 #include <cmath>
 #include <string>
+#include "ops/clip_grad_norm_cpu.h"
 
 #include "ops/op_util.h"
 

@@ -1,5 +1,6 @@
-// CPU reference kernels of ops/clip_grad_norm.h on raw row-major arrays (Real = float or double, so that gradient tests
-// run in double). Only src/ops/clip_grad_norm*.cc and tests include this; the Tensor-level op in ops/clip_grad_norm.h dispatches here.
+// CPU reference kernels of ops/clip_grad_norm.h on raw row-major arrays (Real = float or double, so that
+// gradient tests run in double). Only src/ops/clip_grad_norm*.cc and tests include this; the Tensor-level op
+// in ops/clip_grad_norm.h dispatches here.
 #pragma once
 
 #include <cstdint>

@@ -17,12 +17,14 @@ void check_probs_labels(const char* op, const char* name, const Tensor& probs, c
 
 }  // namespace
 
-double cross_entropy_forward(ExecutionContext& ctx, Tensor& probs, const Tensor& logits, const Tensor& labels) {
+double cross_entropy_forward(ExecutionContext& ctx, Tensor& probs, const Tensor& logits,
+                             const Tensor& labels) {
   constexpr const char* kOp = "cross_entropy_forward";
   check_probs_labels(kOp, "logits", logits, labels);
   detail::check_dtype(kOp, "probs", probs, DType::F32);
   detail::check_shape(kOp, "probs", probs, logits.shape());
-  switch (detail::common_device(kOp, ctx, {{"probs", &probs}, {"logits", &logits}, {"labels", &labels}}).type) {
+  switch (
+      detail::common_device(kOp, ctx, {{"probs", &probs}, {"logits", &logits}, {"labels", &labels}}).type) {
     case DeviceType::CPU:
       return cpu::cross_entropy_forward(probs.data<float>(), logits.data<float>(), labels.data<int32_t>(),
                                         logits.dim(0), logits.dim(1));
@@ -32,12 +34,14 @@ double cross_entropy_forward(ExecutionContext& ctx, Tensor& probs, const Tensor&
   NLPF_THROW(ErrorCode::INTERNAL, kOp, ": unknown device type");
 }
 
-void cross_entropy_backward(ExecutionContext& ctx, Tensor& dlogits, const Tensor& probs, const Tensor& labels, double dloss) {
+void cross_entropy_backward(ExecutionContext& ctx, Tensor& dlogits, const Tensor& probs, const Tensor& labels,
+                            double dloss) {
   constexpr const char* kOp = "cross_entropy_backward";
   check_probs_labels(kOp, "probs", probs, labels);
   detail::check_dtype(kOp, "dlogits", dlogits, DType::F32);
   detail::check_shape(kOp, "dlogits", dlogits, probs.shape());
-  switch (detail::common_device(kOp, ctx, {{"dlogits", &dlogits}, {"probs", &probs}, {"labels", &labels}}).type) {
+  switch (
+      detail::common_device(kOp, ctx, {{"dlogits", &dlogits}, {"probs", &probs}, {"labels", &labels}}).type) {
     case DeviceType::CPU:
       cpu::cross_entropy_backward(dlogits.data<float>(), probs.data<float>(), labels.data<int32_t>(), dloss,
                                   probs.dim(0), probs.dim(1));

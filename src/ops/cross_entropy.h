@@ -12,10 +12,12 @@ namespace nlpf::ops {
 
 // Returns loss = mean_b (logsumexp(logits[b]) - logits[b, labels[b]]); logits [B,NL] f32, labels [B] i32 in
 // [0, NL) (else INVALID_ARGUMENT); saves probs [B,NL] f32 = softmax(logits).
-double cross_entropy_forward(ExecutionContext& ctx, Tensor& probs, const Tensor& logits, const Tensor& labels);
+double cross_entropy_forward(ExecutionContext& ctx, Tensor& probs, const Tensor& logits,
+                             const Tensor& labels);
 
 // dlogits [B,NL] (=) = dloss (probs - onehot(labels)) / B; dloss is the gradient reaching the loss (1 for
 // plain training; the loss scale under fp16 loss scaling).
-void cross_entropy_backward(ExecutionContext& ctx, Tensor& dlogits, const Tensor& probs, const Tensor& labels, double dloss = 1.0);
+void cross_entropy_backward(ExecutionContext& ctx, Tensor& dlogits, const Tensor& probs, const Tensor& labels,
+                            double dloss = 1.0);
 
 }  // namespace nlpf::ops

@@ -7,10 +7,11 @@
 namespace nlpf::ops {
 namespace {
 
-void dropout_apply(ExecutionContext& ctx, const char* op, Tensor& out, const char* out_name, const Tensor& in, const char* in_name,
-                   const Tensor& keep, double p) {
+void dropout_apply(ExecutionContext& ctx, const char* op, Tensor& out, const char* out_name, const Tensor& in,
+                   const char* in_name, const Tensor& keep, double p) {
   NLPF_CHECK(p >= 0 && p < 1, ErrorCode::INVALID_ARGUMENT, op, ": p = ", p, " is outside [0, 1)");
-  const Device device = detail::check_elementwise(op, ctx, {{in_name, &in}, {"keep", &keep}, {out_name, &out}});
+  const Device device =
+      detail::check_elementwise(op, ctx, {{in_name, &in}, {"keep", &keep}, {out_name, &out}});
   switch (device.type) {
     case DeviceType::CPU:
       cpu::dropout_forward(out.data<float>(), in.data<float>(), keep.data<float>(),

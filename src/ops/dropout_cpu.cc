@@ -1,8 +1,8 @@
 // CPU reference of dropout with a given keep mask, templated over float and double, and the Philox keep
 // mask. The backward is the same map applied to dout, so one kernel serves both. Activation gradients
 // overwrite (=).
-#include "core/random.h"
 #include "ops/dropout_cpu.h"
+#include "core/random.h"
 
 namespace nlpf::cpu {
 

@@ -24,8 +24,9 @@ void check_table(const char* op, const char* name, const Tensor& table, int64_t 
 }
 }  // namespace
 
-void embeddings_forward(ExecutionContext& ctx, Tensor& out, const Tensor& input_ids, const Tensor& token_type_ids,
-                        const Tensor& word, const Tensor& position, const Tensor& token_type) {
+void embeddings_forward(ExecutionContext& ctx, Tensor& out, const Tensor& input_ids,
+                        const Tensor& token_type_ids, const Tensor& word, const Tensor& position,
+                        const Tensor& token_type) {
   check_ids(kForward, input_ids, token_type_ids);
   detail::check_min_rank(kForward, "word", word, 2);
   const int64_t B = input_ids.dim(0), T = input_ids.dim(1), C = word.dim(1);
@@ -36,12 +37,13 @@ void embeddings_forward(ExecutionContext& ctx, Tensor& out, const Tensor& input_
              shape_string(position.shape()), ", fewer rows than the sequence length T = ", T);
   detail::check_dtype(kForward, "out", out, DType::F32);
   detail::check_shape(kForward, "out", out, {B, T, C});
-  const Device device = detail::common_device(kForward, ctx, {{"out", &out},
-                                                         {"input_ids", &input_ids},
-                                                         {"token_type_ids", &token_type_ids},
-                                                         {"word", &word},
-                                                         {"position", &position},
-                                                         {"token_type", &token_type}});
+  const Device device = detail::common_device(kForward, ctx,
+                                              {{"out", &out},
+                                               {"input_ids", &input_ids},
+                                               {"token_type_ids", &token_type_ids},
+                                               {"word", &word},
+                                               {"position", &position},
+                                               {"token_type", &token_type}});
   switch (device.type) {
     case DeviceType::CPU:
       cpu::embeddings_forward(out.data<float>(), input_ids.data<int32_t>(), token_type_ids.data<int32_t>(),
@@ -53,8 +55,8 @@ void embeddings_forward(ExecutionContext& ctx, Tensor& out, const Tensor& input_
   }
 }
 
-void embeddings_backward(ExecutionContext& ctx, Tensor& dword, Tensor& dposition, Tensor& dtoken_type, const Tensor& dout,
-                         const Tensor& input_ids, const Tensor& token_type_ids) {
+void embeddings_backward(ExecutionContext& ctx, Tensor& dword, Tensor& dposition, Tensor& dtoken_type,
+                         const Tensor& dout, const Tensor& input_ids, const Tensor& token_type_ids) {
   check_ids(kBackward, input_ids, token_type_ids);
   detail::check_min_rank(kBackward, "dword", dword, 2);
   const int64_t B = input_ids.dim(0), T = input_ids.dim(1), C = dword.dim(1);
@@ -65,12 +67,13 @@ void embeddings_backward(ExecutionContext& ctx, Tensor& dword, Tensor& dposition
              shape_string(dposition.shape()), ", fewer rows than the sequence length T = ", T);
   detail::check_dtype(kBackward, "dout", dout, DType::F32);
   detail::check_shape(kBackward, "dout", dout, {B, T, C});
-  const Device device = detail::common_device(kBackward, ctx, {{"dword", &dword},
-                                                          {"dposition", &dposition},
-                                                          {"dtoken_type", &dtoken_type},
-                                                          {"dout", &dout},
-                                                          {"input_ids", &input_ids},
-                                                          {"token_type_ids", &token_type_ids}});
+  const Device device = detail::common_device(kBackward, ctx,
+                                              {{"dword", &dword},
+                                               {"dposition", &dposition},
+                                               {"dtoken_type", &dtoken_type},
+                                               {"dout", &dout},
+                                               {"input_ids", &input_ids},
+                                               {"token_type_ids", &token_type_ids}});
   switch (device.type) {
     case DeviceType::CPU:
       cpu::embeddings_backward(dword.data<float>(), dposition.data<float>(), dtoken_type.data<float>(),

@@ -13,11 +13,12 @@ namespace nlpf::ops {
 // out [B,T,C] f32 = word[input_ids] + position[t] + token_type[token_type_ids].
 // input_ids, token_type_ids: [B,T] i32; word [V,C], position [P,C] (P >= T), token_type [TV,C]: f32.
 // An id out of range is INVALID_ARGUMENT. Saves nothing: backward needs only the ids.
-void embeddings_forward(ExecutionContext& ctx, Tensor& out, const Tensor& input_ids, const Tensor& token_type_ids,
-                        const Tensor& word, const Tensor& position, const Tensor& token_type);
+void embeddings_forward(ExecutionContext& ctx, Tensor& out, const Tensor& input_ids,
+                        const Tensor& token_type_ids, const Tensor& word, const Tensor& position,
+                        const Tensor& token_type);
 
 // dword [V,C], dposition [P,C], dtoken_type [TV,C] += the rows of dout [B,T,C] scattered by id.
-void embeddings_backward(ExecutionContext& ctx, Tensor& dword, Tensor& dposition, Tensor& dtoken_type, const Tensor& dout,
-                         const Tensor& input_ids, const Tensor& token_type_ids);
+void embeddings_backward(ExecutionContext& ctx, Tensor& dword, Tensor& dposition, Tensor& dtoken_type,
+                         const Tensor& dout, const Tensor& input_ids, const Tensor& token_type_ids);
 
 }  // namespace nlpf::ops

@@ -23,8 +23,8 @@ void check_common(const char* op, const Tensor& x, const Tensor& weight, const T
 }
 }  // namespace
 
-void layer_norm_forward(ExecutionContext& ctx, Tensor& out, Tensor& mean, Tensor& rstd, const Tensor& x, const Tensor& weight,
-                        const Tensor& bias, double eps) {
+void layer_norm_forward(ExecutionContext& ctx, Tensor& out, Tensor& mean, Tensor& rstd, const Tensor& x,
+                        const Tensor& weight, const Tensor& bias, double eps) {
   check_common(kForward, x, weight, mean, rstd);
   const int64_t C = x.dim(-1), N = x.numel() / C;
   detail::check_dtype(kForward, "bias", bias, DType::F32);
@@ -45,8 +45,9 @@ void layer_norm_forward(ExecutionContext& ctx, Tensor& out, Tensor& mean, Tensor
   }
 }
 
-void layer_norm_backward(ExecutionContext& ctx, Tensor& dx, Tensor& dweight, Tensor& dbias, const Tensor& dout, const Tensor& x,
-                         const Tensor& weight, const Tensor& mean, const Tensor& rstd) {
+void layer_norm_backward(ExecutionContext& ctx, Tensor& dx, Tensor& dweight, Tensor& dbias,
+                         const Tensor& dout, const Tensor& x, const Tensor& weight, const Tensor& mean,
+                         const Tensor& rstd) {
   check_common(kBackward, x, weight, mean, rstd);
   const int64_t C = x.dim(-1), N = x.numel() / C;
   detail::check_dtype(kBackward, "dout", dout, DType::F32);
@@ -57,14 +58,15 @@ void layer_norm_backward(ExecutionContext& ctx, Tensor& dx, Tensor& dweight, Ten
   detail::check_shape(kBackward, "dweight", dweight, {C});
   detail::check_dtype(kBackward, "dbias", dbias, DType::F32);
   detail::check_shape(kBackward, "dbias", dbias, {C});
-  const Device device = detail::common_device(kBackward, ctx, {{"dx", &dx},
-                                                          {"dweight", &dweight},
-                                                          {"dbias", &dbias},
-                                                          {"dout", &dout},
-                                                          {"x", &x},
-                                                          {"weight", &weight},
-                                                          {"mean", &mean},
-                                                          {"rstd", &rstd}});
+  const Device device = detail::common_device(kBackward, ctx,
+                                              {{"dx", &dx},
+                                               {"dweight", &dweight},
+                                               {"dbias", &dbias},
+                                               {"dout", &dout},
+                                               {"x", &x},
+                                               {"weight", &weight},
+                                               {"mean", &mean},
+                                               {"rstd", &rstd}});
   switch (device.type) {
     case DeviceType::CPU:
       cpu::layer_norm_backward(dx.data<float>(), dweight.data<float>(), dbias.data<float>(),

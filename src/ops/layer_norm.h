@@ -12,11 +12,12 @@ namespace nlpf::ops {
 
 // out [..., C] = (x - mean) * rstd * weight + bias, rstd = 1 / sqrt(var + eps); x [..., C] (N rows);
 // weight, bias [C]; saves mean [N] and rstd [N] (flat, N = x.numel() / C). All f32.
-void layer_norm_forward(ExecutionContext& ctx, Tensor& out, Tensor& mean, Tensor& rstd, const Tensor& x, const Tensor& weight,
-                        const Tensor& bias, double eps);
+void layer_norm_forward(ExecutionContext& ctx, Tensor& out, Tensor& mean, Tensor& rstd, const Tensor& x,
+                        const Tensor& weight, const Tensor& bias, double eps);
 
 // dx [..., C] (=), dweight [C] (+=), dbias [C] (+=), from dout [..., C] and the saved x, mean, rstd.
-void layer_norm_backward(ExecutionContext& ctx, Tensor& dx, Tensor& dweight, Tensor& dbias, const Tensor& dout, const Tensor& x,
-                         const Tensor& weight, const Tensor& mean, const Tensor& rstd);
+void layer_norm_backward(ExecutionContext& ctx, Tensor& dx, Tensor& dweight, Tensor& dbias,
+                         const Tensor& dout, const Tensor& x, const Tensor& weight, const Tensor& mean,
+                         const Tensor& rstd);
 
 }  // namespace nlpf::ops

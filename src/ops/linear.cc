@@ -27,7 +27,8 @@ Shape check_x_weight(const char* op, const Tensor& x, const Tensor& weight) {
 }
 }  // namespace
 
-void linear_forward(ExecutionContext& ctx, Tensor& y, const Tensor& x, const Tensor& weight, const Tensor& bias) {
+void linear_forward(ExecutionContext& ctx, Tensor& y, const Tensor& x, const Tensor& weight,
+                    const Tensor& bias) {
   const Shape y_shape = check_x_weight(kForward, x, weight);
   const int64_t C = x.dim(-1), N = x.numel() / C, OC = weight.dim(0);
   detail::check_dtype(kForward, "bias", bias, DType::F32);
@@ -51,8 +52,8 @@ void linear_forward(ExecutionContext& ctx, Tensor& y, const Tensor& x, const Ten
   }
 }
 
-void linear_backward(ExecutionContext& ctx, Tensor& dx, Tensor& dweight, Tensor& dbias, const Tensor& dy, const Tensor& x,
-                     const Tensor& weight) {
+void linear_backward(ExecutionContext& ctx, Tensor& dx, Tensor& dweight, Tensor& dbias, const Tensor& dy,
+                     const Tensor& x, const Tensor& weight) {
   const Shape y_shape = check_x_weight(kBackward, x, weight);
   const int64_t C = x.dim(-1), N = x.numel() / C, OC = weight.dim(0);
   detail::check_dtype(kBackward, "dy", dy, DType::F32);

@@ -13,10 +13,11 @@ namespace nlpf::ops {
 // y [..., OC] = x [..., C] W^T + b; weight [OC,C], bias [OC]; N = x.numel() / C rows. All f32, except a
 // BF16 weight (bf16 inference, DESIGN §5): x is then rounded to bf16 and the product runs as a bf16 GEMM
 // with fp32 accumulation (cpu::linear_bf16); y and the bias stay f32.
-void linear_forward(ExecutionContext& ctx, Tensor& y, const Tensor& x, const Tensor& weight, const Tensor& bias);
+void linear_forward(ExecutionContext& ctx, Tensor& y, const Tensor& x, const Tensor& weight,
+                    const Tensor& bias);
 
 // dx [..., C] (=) = dy W; dweight [OC,C] (+=) dy^T x; dbias [OC] (+=) sum over rows of dy.
-void linear_backward(ExecutionContext& ctx, Tensor& dx, Tensor& dweight, Tensor& dbias, const Tensor& dy, const Tensor& x,
-                     const Tensor& weight);
+void linear_backward(ExecutionContext& ctx, Tensor& dx, Tensor& dweight, Tensor& dbias, const Tensor& dy,
+                     const Tensor& x, const Tensor& weight);
 
 }  // namespace nlpf::ops

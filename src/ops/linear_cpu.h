@@ -1,5 +1,6 @@
-// CPU reference kernels of ops/linear.h on raw row-major arrays (Real = float or double, so that gradient tests
-// run in double). Only src/ops/linear*.cc and tests include this; the Tensor-level op in ops/linear.h dispatches here.
+// CPU reference kernels of ops/linear.h on raw row-major arrays (Real = float or double, so that gradient
+// tests run in double). Only src/ops/linear*.cc and tests include this; the Tensor-level op in ops/linear.h
+// dispatches here.
 #pragma once
 
 #include <cstdint>

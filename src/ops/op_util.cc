@@ -27,7 +27,8 @@ void check_min_rank(const char* op, const char* name, const Tensor& t, int min_r
   }
 }
 
-Device common_device(const char* op, const ExecutionContext& ctx, std::initializer_list<NamedTensor> tensors) {
+Device common_device(const char* op, const ExecutionContext& ctx,
+                     std::initializer_list<NamedTensor> tensors) {
   const NamedTensor& first = *tensors.begin();
   const Device device = first.tensor->device();
   for (const NamedTensor& t : tensors) {
@@ -49,7 +50,8 @@ void throw_no_cuda_kernel(const char* op) {
 
 namespace nlpf::ops::detail {
 
-Device check_elementwise(const char* op, const ExecutionContext& ctx, std::initializer_list<NamedTensor> tensors) {
+Device check_elementwise(const char* op, const ExecutionContext& ctx,
+                         std::initializer_list<NamedTensor> tensors) {
   const Shape& shape = tensors.begin()->tensor->shape();
   for (const NamedTensor& t : tensors) {
     check_dtype(op, t.name, *t.tensor, DType::F32);

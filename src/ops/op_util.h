@@ -31,6 +31,7 @@ Device common_device(const char* op, const ExecutionContext& ctx, std::initializ
 namespace nlpf::ops::detail {
 
 // Elementwise ops: every tensor f32 with the shape of the first; returns their common device.
-Device check_elementwise(const char* op, const ExecutionContext& ctx, std::initializer_list<NamedTensor> tensors);
+Device check_elementwise(const char* op, const ExecutionContext& ctx,
+                         std::initializer_list<NamedTensor> tensors);
 
 }  // namespace nlpf::ops::detail

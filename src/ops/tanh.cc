@@ -1,8 +1,8 @@
 // tanh_forward / tanh_backward: argument checks and device dispatch (kernels in tanh_cpu.cc).
 // Activation gradients overwrite (=).
 #include "ops/tanh.h"
-#include "ops/tanh_cpu.h"
 #include "ops/op_util.h"
+#include "ops/tanh_cpu.h"
 
 namespace nlpf::ops {
 

@@ -1,5 +1,6 @@
 // CPU reference kernels of ops/tanh.h on raw row-major arrays (Real = float or double, so that gradient tests
-// run in double). Only src/ops/tanh*.cc and tests include this; the Tensor-level op in ops/tanh.h dispatches here.
+// run in double). Only src/ops/tanh*.cc and tests include this; the Tensor-level op in ops/tanh.h dispatches
+// here.
 #pragma once
 
 #include <cstdint>

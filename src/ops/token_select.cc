@@ -1,8 +1,8 @@
 // token_select_forward / token_select_backward: argument checks and device dispatch (kernels in
 // token_select_cpu.cc). Activation gradients overwrite (=).
 #include "ops/token_select.h"
-#include "ops/token_select_cpu.h"
 #include "ops/op_util.h"
+#include "ops/token_select_cpu.h"
 
 namespace nlpf::ops {
 namespace {

@@ -1,5 +1,6 @@
-// CPU reference kernels of ops/token_select.h on raw row-major arrays (Real = float or double, so that gradient tests
-// run in double). Only src/ops/token_select*.cc and tests include this; the Tensor-level op in ops/token_select.h dispatches here.
+// CPU reference kernels of ops/token_select.h on raw row-major arrays (Real = float or double, so that
+// gradient tests run in double). Only src/ops/token_select*.cc and tests include this; the Tensor-level op in
+// ops/token_select.h dispatches here.
 #pragma once
 
 #include <cstdint>

@@ -1,8 +1,8 @@
 // The CUDA inference engine against Hugging Face and against the CPU: whole-model logits on the committed HF
 // fixtures (tiny and the bert-base-shape slice) at every precision, the CPU fused chain against the GPU on a
 // random model with odd sizes and padding, graph replay against eager, and on SST-2 dev with
-// all-MiniLM-L6-v2 (NLPF_MINILM_DIR) the agreement of predictions with the CPU model's. Skipped with the reason
-// where the build has no CUDA, no GPU is visible, or a fixture is absent.
+// all-MiniLM-L6-v2 (NLPF_MINILM_DIR) the agreement of predictions with the CPU model's. Skipped with the
+// reason where the build has no CUDA, no GPU is visible, or a fixture is absent.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -12,9 +12,9 @@
 
 #include "backend/context.h"
 #include "backend/device.h"
+#include "golden/formula_weights.h"
 #include "model/bert_inference.h"
 #include "model/bert_model.h"
-#include "golden/formula_weights.h"
 #include "model/checkpoint.h"
 #include "model/inference_runner.h"
 #include "model/safetensors.h"
@@ -37,8 +37,8 @@ struct PrecisionCase {
   Precision precision;
   double rtol;
 };
-const PrecisionCase kCases[] = {{Precision::FP32, 1e-5}, {Precision::TF32, 1e-2}, {Precision::BF16, 4e-2},
-                                {Precision::FP16, 1e-2}};
+const PrecisionCase kCases[] = {
+    {Precision::FP32, 1e-5}, {Precision::TF32, 1e-2}, {Precision::BF16, 4e-2}, {Precision::FP16, 1e-2}};
 
 class CudaInferenceTest : public ::testing::Test {
  protected:
@@ -68,20 +68,22 @@ std::vector<double> engine_logits(ExecutionContext& ctx, const BertConfig& confi
   const int64_t B = ids.dim(0), T = ids.dim(1);
   BertInference engine(ctx, config, parameters, precision, B + 1, T + 3);  // a plan larger than the batch
   const bool on_device = ctx.device().type == DeviceType::CUDA;
-  const Tensor d_ids = on_device ? to_device(ctx, ids) : ids, d_types = on_device ? to_device(ctx, types) : types,
+  const Tensor d_ids = on_device ? to_device(ctx, ids) : ids,
+               d_types = on_device ? to_device(ctx, types) : types,
                d_mask = on_device ? to_device(ctx, mask) : mask;
   const BertInference::Output out = engine.forward(d_ids, d_types, d_mask, nullptr, nullptr);
   return values_of(on_device ? to_host(ctx, out.logits) : out.logits.clone());
 }
 
-void expect_goldens(ExecutionContext& ctx, const BertConfig& config, const std::map<std::string, Tensor>& parameters,
-                    const SafetensorsFile& goldens) {
+void expect_goldens(ExecutionContext& ctx, const BertConfig& config,
+                    const std::map<std::string, Tensor>& parameters, const SafetensorsFile& goldens) {
   const Tensor ids = goldens.tensors.at("input_ids"), types = goldens.tensors.at("token_type_ids"),
                mask = goldens.tensors.at("attention_mask");
   const auto as_i32 = [](const Tensor& t) {
     if (t.dtype() == DType::I32) return t.clone();
     Tensor out = Tensor::empty(DType::I32, t.shape());
-    for (int64_t i = 0; i < t.numel(); ++i) out.data<int32_t>()[i] = static_cast<int32_t>(t.data<int64_t>()[i]);
+    for (int64_t i = 0; i < t.numel(); ++i)
+      out.data<int32_t>()[i] = static_cast<int32_t>(t.data<int64_t>()[i]);
     return out;
   };
   const std::vector<double> ref = values_of(goldens.tensors.at("logits"));
@@ -107,7 +109,8 @@ TEST_F(CudaInferenceTest, BaseShapeSliceMatchesTransformersAtEveryPrecision) {
   const BertConfig config = BertConfig::load(dir / "config.json");
   std::map<std::string, Tensor> parameters;
   const std::vector<ParameterSpec> specs = bert_parameter_specs(config);
-  for (size_t i = 0; i < specs.size(); ++i) parameters.emplace(specs[i].name, test::formula_weights(i, specs[i]));
+  for (size_t i = 0; i < specs.size(); ++i)
+    parameters.emplace(specs[i].name, test::formula_weights(i, specs[i]));
   expect_goldens(*ctx_, config, parameters, read_safetensors(dir / "goldens.safetensors"));
 }
 
@@ -140,7 +143,8 @@ TEST_F(CudaInferenceTest, GpuEqualsCpuOnOddSizesAndPadding) {
       engine_logits(cpu_context(), config, model.parameters(), Precision::FP32, ids, types, mask);
   for (const PrecisionCase& c : kCases) {
     SCOPED_TRACE(precision_name(c.precision));
-    const std::vector<double> gpu = engine_logits(*ctx_, config, model.parameters(), c.precision, ids, types, mask);
+    const std::vector<double> gpu =
+        engine_logits(*ctx_, config, model.parameters(), c.precision, ids, types, mask);
     EXPECT_TRUE(test::all_close(gpu, cpu, test::Tolerance{c.rtol, c.rtol * largest_abs(cpu)}));
   }
 }
@@ -177,8 +181,10 @@ TEST_F(CudaInferenceTest, Sst2DevPredictionsAgreeWithTheCpuModel) {
     SCOPED_TRACE(precision_name(c.precision));
     BertInference engine(*ctx_, model.config(), model.parameters(), c.precision, 64, 128);
     InferenceRunner graphs(engine, data, {.batch_size = 64, .padding = PaddingMode::LONGEST});
-    InferenceRunner eager(engine, data, {.batch_size = 64, .padding = PaddingMode::LONGEST, .use_graphs = false});
-    const EvaluationResult with_graphs = graphs.run_pass(), again = graphs.run_pass(), eagerly = eager.run_pass();
+    InferenceRunner eager(engine, data,
+                          {.batch_size = 64, .padding = PaddingMode::LONGEST, .use_graphs = false});
+    const EvaluationResult with_graphs = graphs.run_pass(), again = graphs.run_pass(),
+                           eagerly = eager.run_pass();
     EXPECT_EQ(with_graphs.predictions, eagerly.predictions) << "graph replay differs from eager";
     EXPECT_EQ(with_graphs.predictions, again.predictions) << "a second replay differs";
     int64_t same = 0, confident = 0, confident_same = 0;
@@ -193,7 +199,8 @@ TEST_F(CudaInferenceTest, Sst2DevPredictionsAgreeWithTheCpuModel) {
     if (c.precision == Precision::FP32) {
       EXPECT_EQ(confident_same, confident) << "fp32 predictions differ where the CPU margin exceeds 1e-4";
     } else {
-      EXPECT_GE(static_cast<double>(same) / static_cast<double>(margin.size()), 0.995) << same << " of " << margin.size();
+      EXPECT_GE(static_cast<double>(same) / static_cast<double>(margin.size()), 0.995)
+          << same << " of " << margin.size();
     }
   }
 }

@@ -34,7 +34,8 @@ TEST(AdamW, F32MatchesHandSteps) {
   Tensor p = f32_tensor({2}, {1.0, -2.0}), m = Tensor::zeros(DType::F32, {2}),
          v = Tensor::zeros(DType::F32, {2});
   for (int step = 1; step <= 3; ++step) {
-    ops::adamw_update(cpu_context(), p, f32_tensor({2}, kGrads[step - 1]), m, v, kConfig, step, ops::WeightDecay::APPLY);
+    ops::adamw_update(cpu_context(), p, f32_tensor({2}, kGrads[step - 1]), m, v, kConfig, step,
+                      ops::WeightDecay::APPLY);
     EXPECT_TRUE(all_close(p, kParams[step - 1], Tolerance{1e-6, 0})) << "step " << step;
   }
   EXPECT_TRUE(all_close(m, kM3, Tolerance{1e-5, 0}));

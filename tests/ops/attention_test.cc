@@ -97,7 +97,8 @@ TEST_P(Attention, BackwardF32MatchesDoubleKernel) {
   ops::attention_forward(cpu_context(), out, probs, q, k, v, mask, NH, dropout);
   Tensor dq = Tensor::empty(DType::F32, {B, T, C}), dk = Tensor::empty(DType::F32, {B, T, C}),
          dv = Tensor::empty(DType::F32, {B, T, C});
-  ops::attention_backward(cpu_context(), dq, dk, dv, f32_tensor({B, T, C}, dout), q, k, v, mask, probs, NH, dropout);
+  ops::attention_backward(cpu_context(), dq, dk, dv, f32_tensor({B, T, C}, dout), q, k, v, mask, probs, NH,
+                          dropout);
 
   std::vector<double> ref_out(B * T * C), ref_probs(B * NH * T * T), ref_dq(B * T * C), ref_dk(B * T * C),
       ref_dv(B * T * C);
@@ -122,8 +123,8 @@ INSTANTIATE_TEST_SUITE_P(Dropout, Attention, ::testing::Values(0.0, 0.25));
 TEST(AttentionErrors, ArgumentErrorsNameOpAndTensor) {
   Tensor q = Tensor::zeros(DType::F32, {B, T, C}), out = Tensor::empty(DType::F32, {B, T, C});
   Tensor probs = Tensor::empty(DType::F32, {B, NH, T, T}), mask = i32_tensor({B, T}, kMask);
-  expect_error([&] { ops::attention_forward(cpu_context(), out, probs, q, q, q, mask, 4); }, ErrorCode::INVALID_ARGUMENT,
-               {"attention_forward", "C = 6", "NH = 4"});
+  expect_error([&] { ops::attention_forward(cpu_context(), out, probs, q, q, q, mask, 4); },
+               ErrorCode::INVALID_ARGUMENT, {"attention_forward", "C = 6", "NH = 4"});
   Tensor bad_k = Tensor::zeros(DType::F32, {B, T + 1, C});
   expect_error([&] { ops::attention_forward(cpu_context(), out, probs, q, bad_k, q, mask, NH); },
                ErrorCode::INVALID_ARGUMENT, {"attention_forward", "k", "[3, 6, 6]", "[3, 5, 6]"});

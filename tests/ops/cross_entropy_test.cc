@@ -13,8 +13,8 @@ constexpr Tolerance kF32{1e-5, 1e-6};
 TEST(CrossEntropy, HandComputedLoss) {
   // Logits [0, 0] with label 0 (loss ln 2) and [0, ln 3] with label 1 (probs 1/4, 3/4, loss ln 4/3).
   Tensor probs = Tensor::empty(DType::F32, {2, 2});
-  const double loss = ops::cross_entropy_forward(cpu_context(), probs, f32_tensor({2, 2}, {0, 0, 0, std::log(3.0)}),
-                                                 i32_tensor({2}, {0, 1}));
+  const double loss = ops::cross_entropy_forward(
+      cpu_context(), probs, f32_tensor({2, 2}, {0, 0, 0, std::log(3.0)}), i32_tensor({2}, {0, 1}));
   EXPECT_NEAR(loss, (std::log(2.0) + std::log(4.0 / 3.0)) / 2, 1e-7);
   EXPECT_TRUE(all_close(probs, {0.5, 0.5, 0.25, 0.75}, kF32));
   Tensor dlogits = Tensor::empty(DType::F32, {2, 2});
@@ -25,8 +25,8 @@ TEST(CrossEntropy, HandComputedLoss) {
 TEST(CrossEntropy, LargeLogitsStayFinite) {
   // log(e + e^2 + e^3) - 3, shifted by 1000: a naive exp would overflow.
   Tensor probs = Tensor::empty(DType::F32, {1, 3});
-  const double loss =
-      ops::cross_entropy_forward(cpu_context(), probs, f32_tensor({1, 3}, {1001, 1002, 1003}), i32_tensor({1}, {2}));
+  const double loss = ops::cross_entropy_forward(cpu_context(), probs, f32_tensor({1, 3}, {1001, 1002, 1003}),
+                                                 i32_tensor({1}, {2}));
   EXPECT_NEAR(loss, 0.40760596444438013, 1e-6);
 }
 
@@ -36,7 +36,8 @@ TEST(CrossEntropy, F32MatchesDoubleKernel) {
   const std::vector<double> logits = round_to_float(random_vector(rng, B * NL, -4, 4));
   const std::vector<int32_t> labels = {0, 2, 1, 1, 0};
   Tensor probs = Tensor::empty(DType::F32, {B, NL}), dlogits = Tensor::empty(DType::F32, {B, NL});
-  const double loss = ops::cross_entropy_forward(cpu_context(), probs, f32_tensor({B, NL}, logits), i32_tensor({B}, labels));
+  const double loss =
+      ops::cross_entropy_forward(cpu_context(), probs, f32_tensor({B, NL}, logits), i32_tensor({B}, labels));
   ops::cross_entropy_backward(cpu_context(), dlogits, probs, i32_tensor({B}, labels), 2.0);
   std::vector<double> ref_probs(B * NL), ref_dlogits(B * NL);
   const double ref_loss = cpu::cross_entropy_forward(ref_probs.data(), logits.data(), labels.data(), B, NL);

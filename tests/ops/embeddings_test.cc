@@ -63,27 +63,34 @@ TEST(Embeddings, ArgumentErrorsNameOpAndTensor) {
          token_type = f32_tensor({TV, C}, in.token_type);
   Tensor out = Tensor::empty(DType::F32, {B, T, C});
   Tensor bad_out = Tensor::empty(DType::F32, {B, T, C + 1});
-  expect_error([&] { ops::embeddings_forward(cpu_context(), bad_out, ids, types, word, position, token_type); },
-               ErrorCode::INVALID_ARGUMENT, {"embeddings_forward", "out", "[2, 3, 6]", "[2, 3, 5]"});
+  expect_error(
+      [&] { ops::embeddings_forward(cpu_context(), bad_out, ids, types, word, position, token_type); },
+      ErrorCode::INVALID_ARGUMENT, {"embeddings_forward", "out", "[2, 3, 6]", "[2, 3, 5]"});
   Tensor short_position = f32_tensor({2, C}, std::vector<double>(2 * C, 0.0));
-  expect_error([&] { ops::embeddings_forward(cpu_context(), out, ids, types, word, short_position, token_type); },
-               ErrorCode::INVALID_ARGUMENT, {"embeddings_forward", "position", "[2, 5]"});
+  expect_error(
+      [&] { ops::embeddings_forward(cpu_context(), out, ids, types, word, short_position, token_type); },
+      ErrorCode::INVALID_ARGUMENT, {"embeddings_forward", "position", "[2, 5]"});
   Tensor float_ids = f32_tensor({B, T}, std::vector<double>(B * T, 0.0));
-  expect_error([&] { ops::embeddings_forward(cpu_context(), out, float_ids, types, word, position, token_type); },
-               ErrorCode::INVALID_ARGUMENT, {"embeddings_forward", "input_ids", "f32"});
+  expect_error(
+      [&] { ops::embeddings_forward(cpu_context(), out, float_ids, types, word, position, token_type); },
+      ErrorCode::INVALID_ARGUMENT, {"embeddings_forward", "input_ids", "f32"});
   Tensor bad_ids = i32_tensor({B, T}, {0, 1, 2, 3, 9, 0});
-  expect_error([&] { ops::embeddings_forward(cpu_context(), out, bad_ids, types, word, position, token_type); },
-               ErrorCode::INVALID_ARGUMENT, {"embeddings_forward", "input_ids[4] = 9"});
+  expect_error(
+      [&] { ops::embeddings_forward(cpu_context(), out, bad_ids, types, word, position, token_type); },
+      ErrorCode::INVALID_ARGUMENT, {"embeddings_forward", "input_ids[4] = 9"});
   Tensor bad_types = i32_tensor({B, T}, {0, 0, 2, 0, 0, 0});
-  expect_error([&] { ops::embeddings_forward(cpu_context(), out, ids, bad_types, word, position, token_type); },
-               ErrorCode::INVALID_ARGUMENT, {"embeddings_forward", "token_type_ids[2] = 2"});
+  expect_error(
+      [&] { ops::embeddings_forward(cpu_context(), out, ids, bad_types, word, position, token_type); },
+      ErrorCode::INVALID_ARGUMENT, {"embeddings_forward", "token_type_ids[2] = 2"});
   Tensor dword = Tensor::zeros(DType::F32, {V, C}), dposition = Tensor::zeros(DType::F32, {P, C}),
          dtoken_type = Tensor::zeros(DType::F32, {TV, C + 1});
-  expect_error([&] { ops::embeddings_backward(cpu_context(), dword, dposition, dtoken_type, out, ids, types); },
-               ErrorCode::INVALID_ARGUMENT, {"embeddings_backward", "dtoken_type", "[2, 6]"});
+  expect_error(
+      [&] { ops::embeddings_backward(cpu_context(), dword, dposition, dtoken_type, out, ids, types); },
+      ErrorCode::INVALID_ARGUMENT, {"embeddings_backward", "dtoken_type", "[2, 6]"});
   Tensor dtoken_type_ok = Tensor::zeros(DType::F32, {TV, C});
-  expect_error([&] { ops::embeddings_backward(cpu_context(), dword, dposition, dtoken_type_ok, out, bad_ids, types); },
-               ErrorCode::INVALID_ARGUMENT, {"embeddings_backward", "input_ids[4] = 9"});
+  expect_error(
+      [&] { ops::embeddings_backward(cpu_context(), dword, dposition, dtoken_type_ok, out, bad_ids, types); },
+      ErrorCode::INVALID_ARGUMENT, {"embeddings_backward", "input_ids[4] = 9"});
 }
 
 }  // namespace

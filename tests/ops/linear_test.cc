@@ -25,7 +25,8 @@ TEST(Linear, ForwardMatchesNaiveLoops) {
                             weight = round_to_float(random_vector(rng, OC * C)),
                             bias = round_to_float(random_vector(rng, OC));
   Tensor y = Tensor::empty(DType::F32, {1, N, OC});
-  ops::linear_forward(cpu_context(), y, f32_tensor({1, N, C}, x), f32_tensor({OC, C}, weight), f32_tensor({OC}, bias));
+  ops::linear_forward(cpu_context(), y, f32_tensor({1, N, C}, x), f32_tensor({OC, C}, weight),
+                      f32_tensor({OC}, bias));
   std::vector<double> ref(N * OC);
   for (int64_t n = 0; n < N; ++n)
     for (int64_t o = 0; o < OC; ++o) {
@@ -62,18 +63,18 @@ TEST(Linear, ArgumentErrorsNameOpAndTensor) {
   Tensor x = Tensor::zeros(DType::F32, {N, C}), y = Tensor::empty(DType::F32, {N, OC});
   Tensor weight = Tensor::zeros(DType::F32, {OC, C}), bias = Tensor::zeros(DType::F32, {OC});
   Tensor transposed = Tensor::zeros(DType::F32, {C, OC});
-  expect_error([&] { ops::linear_forward(cpu_context(), y, x, transposed, bias); }, ErrorCode::INVALID_ARGUMENT,
-               {"linear_forward", "weight", "[11, 7]", "[OC, 11]"});
+  expect_error([&] { ops::linear_forward(cpu_context(), y, x, transposed, bias); },
+               ErrorCode::INVALID_ARGUMENT, {"linear_forward", "weight", "[11, 7]", "[OC, 11]"});
   Tensor bad_bias = Tensor::zeros(DType::F32, {C});
-  expect_error([&] { ops::linear_forward(cpu_context(), y, x, weight, bad_bias); }, ErrorCode::INVALID_ARGUMENT,
-               {"linear_forward", "bias", "[11]", "[7]"});
+  expect_error([&] { ops::linear_forward(cpu_context(), y, x, weight, bad_bias); },
+               ErrorCode::INVALID_ARGUMENT, {"linear_forward", "bias", "[11]", "[7]"});
   Tensor bad_y = Tensor::empty(DType::F32, {OC, N});
-  expect_error([&] { ops::linear_forward(cpu_context(), bad_y, x, weight, bias); }, ErrorCode::INVALID_ARGUMENT,
-               {"linear_forward", "y", "[7, 5]", "[5, 7]"});
+  expect_error([&] { ops::linear_forward(cpu_context(), bad_y, x, weight, bias); },
+               ErrorCode::INVALID_ARGUMENT, {"linear_forward", "y", "[7, 5]", "[5, 7]"});
   Tensor dweight = Tensor::zeros(DType::F32, {OC, C}), dbias = Tensor::zeros(DType::F32, {OC});
   Tensor dx = Tensor::empty(DType::F32, {N, C});
-  expect_error([&] { ops::linear_backward(cpu_context(), dx, dweight, dbias, x, x, weight); }, ErrorCode::INVALID_ARGUMENT,
-               {"linear_backward", "dy", "[5, 11]", "[5, 7]"});
+  expect_error([&] { ops::linear_backward(cpu_context(), dx, dweight, dbias, x, x, weight); },
+               ErrorCode::INVALID_ARGUMENT, {"linear_backward", "dy", "[5, 11]", "[5, 7]"});
 }
 
 }  // namespace

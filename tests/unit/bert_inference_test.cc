@@ -1,7 +1,7 @@
 // BertInference on the CPU (the fused-op chain the CUDA engine runs, with the reference ops behind it)
-// against BertForSequenceClassification's EVAL forward: logits, predictions and the on-device correct count on
-// a padded batch, batches smaller than the plan, truncated layer counts, and the refusals (precision on the
-// CPU, a batch beyond the plan, a missing parameter).
+// against BertForSequenceClassification's EVAL forward: logits, predictions and the on-device correct count
+// on a padded batch, batches smaller than the plan, truncated layer counts, and the refusals (precision on
+// the CPU, a batch beyond the plan, a missing parameter).
 #include "model/bert_inference.h"
 
 #include <gtest/gtest.h>
@@ -11,8 +11,8 @@
 
 #include "model/bert_model.h"
 #include "model/inference_runner.h"
-#include "train/trainer.h"
 #include "ops/op_test_util.h"
+#include "train/trainer.h"
 
 namespace nlpf {
 namespace {
@@ -40,17 +40,20 @@ Batch tiny_batch() {
   return b;
 }
 
-Tensor ints(const Shape& shape, const std::vector<int32_t>& values) { return test::i32_tensor(shape, values); }
+Tensor ints(const Shape& shape, const std::vector<int32_t>& values) {
+  return test::i32_tensor(shape, values);
+}
 
 void expect_same_as_model(BertForSequenceClassification& model, int64_t max_batch, int64_t max_tokens) {
   const Batch batch = tiny_batch();
   const ModelOutput ref = model.forward(batch, ForwardMode::EVAL);
-  BertInference engine(cpu_context(), model.config(), model.parameters(), Precision::FP32, max_batch, max_tokens);
+  BertInference engine(cpu_context(), model.config(), model.parameters(), Precision::FP32, max_batch,
+                       max_tokens);
   Tensor correct = ints({1}, {5});  // accumulates onto what is there
   const Tensor labels = ints({batch.B}, batch.labels);
-  const BertInference::Output out = engine.forward(ints({batch.B, batch.T}, batch.input_ids),
-                                                   ints({batch.B, batch.T}, batch.token_type_ids),
-                                                   ints({batch.B, batch.T}, batch.attention_mask), &labels, &correct);
+  const BertInference::Output out = engine.forward(
+      ints({batch.B, batch.T}, batch.input_ids), ints({batch.B, batch.T}, batch.token_type_ids),
+      ints({batch.B, batch.T}, batch.attention_mask), &labels, &correct);
   EXPECT_TRUE(test::all_close(out.logits, test::to_double(ref.logits), test::Tolerance{1e-5, 1e-6}));
   int32_t expected_correct = 5;
   for (int64_t b = 0; b < batch.B; ++b) {
@@ -76,8 +79,10 @@ TEST(BertInference, BatchSmallerThanThePlanAndTruncatedLayers) {
 
 TEST(BertInference, Refusals) {
   BertForSequenceClassification model(tiny_config(), 11);
-  EXPECT_THROW(BertInference(cpu_context(), model.config(), model.parameters(), Precision::FP16, 2, 8), Error);
-  EXPECT_THROW(BertInference(cpu_context(), model.config(), model.parameters(), Precision::FP32, 2, 17), Error)
+  EXPECT_THROW(BertInference(cpu_context(), model.config(), model.parameters(), Precision::FP16, 2, 8),
+               Error);
+  EXPECT_THROW(BertInference(cpu_context(), model.config(), model.parameters(), Precision::FP32, 2, 17),
+               Error)
       << "longer than max_position_embeddings";
   BertInference engine(cpu_context(), model.config(), model.parameters(), Precision::FP32, 2, 8);
   const Batch batch = tiny_batch();  // B = 3 > 2
@@ -130,8 +135,8 @@ TEST(EvaluateClassifier, ThreePaddingsPredictAlikeInFileOrder) {
   BertForSequenceClassification model(tiny_config(), kMixedSeed);
   const TokenizedDataset data = tiny_dataset(16);
   const std::vector<int32_t> alone = one_by_one(model, data);
-  // Lengths rise with the index, so the bucketed order (longest first) is file order reversed; the predictions
-  // are no palindrome, so a pass that wrote them back in pass order would show.
+  // Lengths rise with the index, so the bucketed order (longest first) is file order reversed; the
+  // predictions are no palindrome, so a pass that wrote them back in pass order would show.
   ASSERT_EQ(evaluation_order(data, 4, PaddingMode::BUCKETED),
             (std::vector<int64_t>{10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0}));
   ASSERT_NE(std::vector<int32_t>(alone.rbegin(), alone.rend()), alone);
@@ -155,8 +160,8 @@ TEST(InferenceRunner, PassEqualsEvaluateClassifierWithAndWithoutCapture) {
   for (bool graphs : {true, false}) {
     // BUCKETED batches run longest first; the predictions come back in file order.
     for (PaddingMode padding : {PaddingMode::LONGEST, PaddingMode::MAX_LENGTH, PaddingMode::BUCKETED}) {
-      InferenceRunner runner(engine, data, {.batch_size = 4, .padding = padding, .length_multiple = 8,
-                                            .use_graphs = graphs});
+      InferenceRunner runner(
+          engine, data, {.batch_size = 4, .padding = padding, .length_multiple = 8, .use_graphs = graphs});
       EXPECT_EQ(runner.batches(), 3u);
       for (const auto& [B, T] : runner.shapes()) EXPECT_EQ(T % 8, 0) << "B " << B << " T " << T;
       if (padding == PaddingMode::BUCKETED) {
@@ -180,7 +185,8 @@ TEST(InferenceRunner, PlansForTheLongestBatchNotTheTruncationLength) {
   EXPECT_EQ(planned_sequence_length(data, {.batch_size = 4, .padding = PaddingMode::MAX_LENGTH}), 16);
   const TokenizedDataset shorter = tiny_dataset(64);  // same examples, truncation length 64
   EXPECT_EQ(planned_sequence_length(shorter, {.batch_size = 4, .padding = PaddingMode::LONGEST}), 16);
-  EXPECT_EQ(planned_sequence_length(shorter, {.batch_size = 4, .padding = PaddingMode::LONGEST, .length_multiple = 5}),
+  EXPECT_EQ(planned_sequence_length(shorter,
+                                    {.batch_size = 4, .padding = PaddingMode::LONGEST, .length_multiple = 5}),
             15);
   EXPECT_EQ(planned_sequence_length(shorter, {.batch_size = 4, .padding = PaddingMode::MAX_LENGTH}), 64);
   // A runner on an engine planned that short runs, and one planned shorter is refused before any work.
@@ -190,7 +196,8 @@ TEST(InferenceRunner, PlansForTheLongestBatchNotTheTruncationLength) {
   BertInference engine(cpu_context(), model.config(), model.parameters(), Precision::FP32, 4, 16);
   InferenceRunner runner(engine, shorter, {.batch_size = 4, .padding = PaddingMode::LONGEST});
   EXPECT_EQ(runner.run_pass().predictions.size(), 11u);
-  EXPECT_THROW(InferenceRunner(engine, shorter, {.batch_size = 4, .padding = PaddingMode::MAX_LENGTH}), Error);
+  EXPECT_THROW(InferenceRunner(engine, shorter, {.batch_size = 4, .padding = PaddingMode::MAX_LENGTH}),
+               Error);
 }
 
 TEST(InferenceRunner, IdsOutsideTheVocabularyAreRefusedBeforeAnyWork) {

@@ -80,7 +80,8 @@ TEST_F(CudaContextTest, OutOfMemoryNamesTheSizeAndTheContextStaysUsable) {
     FAIL() << "a 1 PiB tensor was allocated";
   } catch (const Error& e) {
     EXPECT_EQ(e.code(), ErrorCode::OUT_OF_MEMORY) << e.what();
-    EXPECT_NE(std::string(e.what()).find(std::to_string(elements * 4) + " bytes"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find(std::to_string(elements * 4) + " bytes"), std::string::npos)
+        << e.what();
     EXPECT_NE(std::string(e.what()).find("GPU"), std::string::npos) << e.what();
   }
   const Tensor back = to_host(*ctx_, to_device(*ctx_, iota(4)));

@@ -99,8 +99,8 @@ TEST(Tensor, ViewsShareStorageAtByteOffsets) {
   Tensor row = k.view({5}, 5 * sizeof(float));  // a view of a view: offsets add up
   EXPECT_EQ(row.byte_offset(), 100u);
   EXPECT_EQ(row.data<float>()[0], 25.0f);
-  Tensor bits = qkv.view(DType::I32, {2}, 8);  // another dtype over the same bytes
-  EXPECT_EQ(bits.data<int32_t>()[0], 0x40000000);  // 2.0f
+  Tensor bits = qkv.view(DType::I32, {2}, 8);                 // another dtype over the same bytes
+  EXPECT_EQ(bits.data<int32_t>()[0], 0x40000000);             // 2.0f
   EXPECT_THROW(qkv.view({4, 5}, 41 * sizeof(float)), Error);  // past the end
   EXPECT_THROW(qkv.view(DType::F32, {1}, 2), Error);          // misaligned for f32
   EXPECT_THROW(k.view({21}), Error);                          // past the view's own end
@@ -133,7 +133,6 @@ TEST(ExecutionContext, CpuContextCopiesAndZeroes) {
   EXPECT_EQ(flat.data<float>()[4], 0.0f);
   EXPECT_THROW(make_execution_context(Device{}), Error);  // the CPU has one shared context
 }
-
 
 class FileUtil : public ::testing::Test {
  protected:

@@ -1,7 +1,7 @@
 // NLPF_CUDA_CHECK: the one check for every CUDA runtime and cuBLASLt call in the project (STYLE "Errors"),
-// throwing nlpf::Error(CUDA or CUBLAS) with the call, its status string, file and line. NLPF_CUDA_CHECK_LAUNCH
-// follows every kernel launch (launch errors surface at once; errors inside the kernel at the next sync).
-// Included by *.cu files and by backend/cuda headers only.
+// throwing nlpf::Error(CUDA or CUBLAS) with the call, its status string, file and line.
+// NLPF_CUDA_CHECK_LAUNCH follows every kernel launch (launch errors surface at once; errors inside the kernel
+// at the next sync). Included by *.cu files and by backend/cuda headers only.
 #pragma once
 
 #include <cublasLt.h>
@@ -21,8 +21,9 @@ inline void check_status(cudaError_t status, const char* call, const char* file,
 
 inline void check_status(cublasStatus_t status, const char* call, const char* file, int line) {
   if (status != CUBLAS_STATUS_SUCCESS) {
-    NLPF_THROW(status == CUBLAS_STATUS_ALLOC_FAILED ? ErrorCode::OUT_OF_MEMORY : ErrorCode::CUBLAS, call, ": ",
-               cublasLtGetStatusName(status), " (", cublasLtGetStatusString(status), ") at ", file, ":", line);
+    NLPF_THROW(status == CUBLAS_STATUS_ALLOC_FAILED ? ErrorCode::OUT_OF_MEMORY : ErrorCode::CUBLAS, call,
+               ": ", cublasLtGetStatusName(status), " (", cublasLtGetStatusString(status), ") at ", file, ":",
+               line);
   }
 }
 
