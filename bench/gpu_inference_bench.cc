@@ -98,10 +98,7 @@ json measure(ExecutionContext& gpu, EnergyMeter& meter, PowerSampler& sampler,
       gpu_warm = true;
     }
     const std::unique_ptr<BatchTimer> timer = make_batch_timer(gpu.device(), gpu.native_stream());
-    const Workload workload = [&]() {
-      EvaluationResult pass = runner.run_pass(timer.get());
-      return PassResult{data.size(), std::move(pass.predictions), std::move(pass.batch_latencies_ms)};
-    };
+    const Workload workload = evaluation_workload([&] { return runner.run_pass(timer.get()); }, data.size());
     const ProtocolResult r = run_protocol(o.protocol, meter, &sampler, workload);
     int64_t correct = 0;
     for (size_t i = 0; i < r.predictions.size(); ++i) correct += r.predictions[i] == data.labels[i];

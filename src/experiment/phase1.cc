@@ -169,17 +169,9 @@ Phase1Result run_phase1(const Phase1Settings& s) {
     mark("measure epoch " + std::to_string(epoch.epoch));
     Allocator& allocator = host_allocator();  // the CPU engine's; a CUDA run measures its context's
     allocator.reset_peak();
-    const Workload workload = [&]() {
-      NLPF_CHECK(!interrupt_flag().load(), ErrorCode::INTERRUPTED,
-                 "interrupted by Ctrl-C during measurement; no run directory was completed");
-      EvaluationResult pass =
-          evaluate_classifier(measured, eval_data, s.eval_batch_size, s.max_sequence_length, padding);
-      PassResult result;
-      result.examples = eval_data.size();
-      result.predictions = std::move(pass.predictions);
-      result.batch_latencies_ms = std::move(pass.batch_latencies_ms);
-      return result;
-    };
+    const Workload workload = evaluation_workload(
+        [&] { return evaluate_classifier(measured, eval_data, s.eval_batch_size, s.max_sequence_length, padding); },
+        eval_data.size());
     const ProtocolResult measured_result =
         run_protocol(s.protocol, *meter, meter->available() ? &sampler : nullptr, workload);
     NLPF_CHECK(measured_result.predictions == epoch.predictions, ErrorCode::INTERNAL, "epoch ", epoch.epoch,

@@ -64,11 +64,6 @@ void check_list(const std::vector<T>& values, const char* option) {
   }
 }
 
-void check_not_interrupted() {
-  NLPF_CHECK(!interrupt_flag().load(), ErrorCode::INTERRUPTED,
-             "interrupted by Ctrl-C during measurement; no run directory was completed");
-}
-
 // One point on the GPU: the model's weights go to the device in the point's compute precision (the host model
 // is freed), the evaluation set is uploaded once, and each protocol pass replays CUDA graphs with per-batch
 // CUDA-event latencies. Peak GPU memory is the context allocator's high-water mark over weights, workspaces
@@ -92,15 +87,7 @@ ProtocolResult measure_on_gpu(ExecutionContext& gpu, EnergyMeter& meter, PowerSa
   model.reset();
   InferenceRunner runner(*engine, eval_data, options);
   const std::unique_ptr<BatchTimer> timer = make_batch_timer(gpu.device(), gpu.native_stream());
-  const Workload workload = [&]() {
-    check_not_interrupted();
-    EvaluationResult pass = runner.run_pass(timer.get());
-    PassResult result;
-    result.examples = eval_data.size();
-    result.predictions = std::move(pass.predictions);
-    result.batch_latencies_ms = std::move(pass.batch_latencies_ms);
-    return result;
-  };
+  const Workload workload = evaluation_workload([&] { return runner.run_pass(timer.get()); }, eval_data.size());
   ProtocolResult measured = run_protocol(protocol, meter, meter.available() ? &sampler : nullptr, workload);
   inputs.peak_gpu_memory_mb = static_cast<double>(allocator.peak_bytes()) / (1024.0 * 1024.0);
   if (const auto* nvml = dynamic_cast<const NvmlMeter*>(&meter)) {
@@ -483,16 +470,12 @@ Phase2Result run_phase2(const Phase2Settings& s) {
         model->set_inference_precision(precision);
         Allocator& allocator = host_allocator();
         allocator.reset_peak();
-        const Workload workload = [&]() {
-          check_not_interrupted();
-          EvaluationResult pass = evaluate_classifier(*model, eval_data, point.eval_batch_size,
-                                                      point.max_sequence_length, padding);
-          PassResult result;
-          result.examples = eval_data.size();
-          result.predictions = std::move(pass.predictions);
-          result.batch_latencies_ms = std::move(pass.batch_latencies_ms);
-          return result;
-        };
+        const Workload workload = evaluation_workload(
+            [&] {
+              return evaluate_classifier(*model, eval_data, point.eval_batch_size, point.max_sequence_length,
+                                         padding);
+            },
+            eval_data.size());
         measured = run_protocol(s.protocol, *meter, meter->available() ? &sampler : nullptr, workload);
         inputs.peak_gpu_memory_null_reason = "CPU run: no GPU memory; see peak_memory_mb (host allocator)";
         inputs.peak_memory_mb = static_cast<double>(allocator.peak_bytes()) / (1024.0 * 1024.0);

@@ -16,6 +16,7 @@
 #include "experiment/pareto.h"
 #include "nlpf/build_info.h"
 #include "text/csv.h"
+#include "train/interrupt.h"
 
 namespace nlpf {
 
@@ -98,6 +99,15 @@ DeviceDescription describe_device(Device device) {
     if (d.device == device) return d;
   }
   NLPF_THROW(ErrorCode::UNSUPPORTED, device_string(device), " is not visible");
+}
+
+Workload evaluation_workload(std::function<EvaluationResult()> pass, int64_t examples) {
+  return [pass = std::move(pass), examples]() {
+    NLPF_CHECK(!interrupt_flag().load(), ErrorCode::INTERRUPTED,
+               "interrupted by Ctrl-C during measurement; no run directory was completed");
+    EvaluationResult result = pass();
+    return PassResult{examples, std::move(result.predictions), std::move(result.batch_latencies_ms)};
+  };
 }
 
 json environment_json(Device device, const DeviceDescription& description, const EnergyMeter& meter) {

@@ -17,6 +17,8 @@
 
 #include "backend/device.h"
 #include "measure/energy_meter.h"
+#include "measure/protocol.h"
+#include "train/trainer.h"
 
 namespace nlpf {
 
@@ -35,6 +37,11 @@ Device choose_cpu_device(const std::string& spec, const std::string& backend, bo
 Device choose_inference_device(const std::string& spec, bool quiet, std::ostream& log);
 // The description of a device (the GPU's name, bus id and UUID, or the CPU's model).
 DeviceDescription describe_device(Device device);
+
+// The protocol's workload of one evaluation pass (CPU model or GPU runner): refuses to start a pass after
+// Ctrl-C (INTERRUPTED: no run directory was completed), then hands the pass's predictions and batch latencies
+// to the protocol.
+Workload evaluation_workload(std::function<EvaluationResult()> pass, int64_t examples);
 
 // run.json's "environment": nlpf version and commit, device, CPU model, threads, CUDA runtime/driver,
 // host name, and the energy meter (source, availability and reason, description).

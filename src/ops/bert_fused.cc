@@ -56,6 +56,18 @@ Shape linear_shape(const char* op, const Tensor& x, const Tensor& weight, const 
   return shape;
 }
 
+// The checks of a linear op y [..., OC] = x [..., C] W^T + bias: one device (ctx's), shapes, one compute
+// dtype. Returns the device.
+Device check_linear(const char* op, const ExecutionContext& ctx, const Tensor& y, const Tensor& x,
+                    const Tensor& weight, const Tensor& bias) {
+  const Device device =
+      detail::common_device(op, ctx, {{"y", &y}, {"x", &x}, {"weight", &weight}, {"bias", &bias}});
+  detail::check_shape(op, "y", y, linear_shape(op, x, weight, bias));
+  check_compute_dtype(op, "x", x, device);
+  check_same_dtype(op, {{"x", &x}, {"weight", &weight}, {"bias", &bias}, {"y", &y}});
+  return device;
+}
+
 // A host copy of a contiguous slice: columns [begin, begin + width) of every row of a [rows, stride] f32
 // array.
 void copy_columns(float* out, const float* in, int64_t rows, int64_t stride, int64_t begin, int64_t width) {
@@ -119,12 +131,8 @@ void embeddings_layer_norm_forward(ExecutionContext& ctx, Tensor& out, const Ten
 void linear_residual_forward(ExecutionContext& ctx, Tensor& y, const Tensor& x, const Tensor& weight,
                              const Tensor& bias, const Tensor* residual) {
   constexpr const char* kOp = "linear_residual_forward";
-  const Device device =
-      detail::common_device(kOp, ctx, {{"y", &y}, {"x", &x}, {"weight", &weight}, {"bias", &bias}});
-  const Shape y_shape = linear_shape(kOp, x, weight, bias);
-  detail::check_shape(kOp, "y", y, y_shape);
-  check_compute_dtype(kOp, "x", x, device);
-  check_same_dtype(kOp, {{"x", &x}, {"weight", &weight}, {"bias", &bias}, {"y", &y}});
+  const Device device = check_linear(kOp, ctx, y, x, weight, bias);
+  const Shape& y_shape = y.shape();
   if (residual) {
     detail::common_device(kOp, ctx, {{"y", &y}, {"residual", residual}});
     detail::check_shape(kOp, "residual", *residual, y_shape);
@@ -158,11 +166,7 @@ void linear_gelu_forward(ExecutionContext& ctx, Tensor& y, const Tensor& x, cons
     if (y.device().type == DeviceType::CUDA && y.dtype() != DType::F32) {
       // 16-bit: GELU in the GEMM's epilogue (tanh form; linear_cuda.h says why that is close enough here),
       // saving a read and a write of the [N, I] activations.
-      const Shape y_shape = linear_shape("linear_gelu_forward", x, weight, bias);
-      detail::common_device("linear_gelu_forward", ctx,
-                            {{"y", &y}, {"x", &x}, {"weight", &weight}, {"bias", &bias}});
-      detail::check_shape("linear_gelu_forward", "y", y, y_shape);
-      check_same_dtype("linear_gelu_forward", {{"x", &x}, {"weight", &weight}, {"bias", &bias}, {"y", &y}});
+      check_linear("linear_gelu_forward", ctx, y, x, weight, bias);
       const int64_t C = x.dim(-1);
       cuda::linear_gelu_tanh_forward(ctx, y.raw_data(), x.raw_data(), weight.raw_data(), bias.raw_data(),
                                      y.dtype(), x.numel() / C, C, weight.dim(0));

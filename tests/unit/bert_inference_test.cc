@@ -13,32 +13,13 @@
 #include "model/inference_runner.h"
 #include "ops/op_test_util.h"
 #include "train/trainer.h"
+#include "unit/tiny_bert.h"
 
 namespace nlpf {
 namespace {
 
-BertConfig tiny_config(int64_t layers = 2) {
-  BertConfig c;
-  c.vocab_size = 40;
-  c.hidden_size = 16;
-  c.num_hidden_layers = layers;
-  c.num_attention_heads = 2;
-  c.intermediate_size = 32;
-  c.max_position_embeddings = 16;
-  c.initializer_range = 0.2;  // far from linear, as in bert_model_test
-  return c;
-}
-
-Batch tiny_batch() {
-  Batch b;
-  b.B = 3;
-  b.T = 7;
-  b.input_ids = {2, 5, 9, 3, 11, 12, 3, 2, 7, 8, 20, 3, 0, 0, 2, 39, 3, 0, 0, 0, 0};
-  b.token_type_ids = {0, 0, 0, 0, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
-  b.attention_mask = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 1, 1, 1, 0, 0, 0, 0};
-  b.labels = {1, 0, 1};
-  return b;
-}
+using test::tiny_batch;
+using test::tiny_config;
 
 Tensor ints(const Shape& shape, const std::vector<int32_t>& values) {
   return test::i32_tensor(shape, values);

@@ -14,6 +14,7 @@
 #include "core/error.h"
 #include "model/checkpoint.h"
 #include "ops/op_test_util.h"
+#include "unit/tiny_bert.h"
 #include "test_util.h"
 
 namespace nlpf {
@@ -21,31 +22,8 @@ namespace {
 
 namespace fs = std::filesystem;
 using test::expect_error;
-
-BertConfig tiny_config(int64_t layers = 2) {
-  BertConfig c;
-  c.vocab_size = 40;
-  c.hidden_size = 16;
-  c.num_hidden_layers = layers;
-  c.num_attention_heads = 2;
-  c.intermediate_size = 32;
-  c.max_position_embeddings = 16;
-  // Larger than HF's 0.02 so that attention and GELU are far from linear in these tiny models.
-  c.initializer_range = 0.2;
-  return c;
-}
-
-// B = 3, T = 7: one full row with a sentence pair, two padded rows.
-Batch tiny_batch() {
-  Batch b;
-  b.B = 3;
-  b.T = 7;
-  b.input_ids = {2, 5, 9, 3, 11, 12, 3, 2, 7, 8, 20, 3, 0, 0, 2, 39, 3, 0, 0, 0, 0};
-  b.token_type_ids = {0, 0, 0, 0, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
-  b.attention_mask = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 1, 1, 1, 0, 0, 0, 0};
-  b.labels = {1, 0, 1};
-  return b;
-}
+using test::tiny_batch;
+using test::tiny_config;
 
 DropoutSettings no_dropout(uint64_t seed = 0) {
   return DropoutSettings{0, 0, 0, seed};

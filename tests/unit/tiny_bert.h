@@ -1,0 +1,37 @@
+// A tiny BERT and a padded batch for the model tests (bert_model_test, bert_inference_test): small enough for
+// finite differences, large enough that attention and GELU are far from linear.
+#pragma once
+
+#include <cstdint>
+
+#include "model/bert_config.h"
+#include "text/batching.h"
+
+namespace nlpf::test {
+
+inline BertConfig tiny_config(int64_t layers = 2) {
+  BertConfig c;
+  c.vocab_size = 40;
+  c.hidden_size = 16;
+  c.num_hidden_layers = layers;
+  c.num_attention_heads = 2;
+  c.intermediate_size = 32;
+  c.max_position_embeddings = 16;
+  // Larger than HF's 0.02 so that attention and GELU are far from linear in these tiny models.
+  c.initializer_range = 0.2;
+  return c;
+}
+
+// B = 3, T = 7: one full row with a sentence pair, two padded rows.
+inline Batch tiny_batch() {
+  Batch b;
+  b.B = 3;
+  b.T = 7;
+  b.input_ids = {2, 5, 9, 3, 11, 12, 3, 2, 7, 8, 20, 3, 0, 0, 2, 39, 3, 0, 0, 0, 0};
+  b.token_type_ids = {0, 0, 0, 0, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0};
+  b.attention_mask = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 1, 1, 1, 0, 0, 0, 0};
+  b.labels = {1, 0, 1};
+  return b;
+}
+
+}  // namespace nlpf::test
