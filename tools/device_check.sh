@@ -3,14 +3,17 @@
 # tools/make_device_carry.sh). Builds nlpf with CUDA, runs the whole test suite (cpu + cuda labels), makes the
 # Hugging Face reference fixtures, checks that transformers loads what nlpf writes, and runs the benchmarks
 # side by side with PyTorch/HF. Logs and results go to $OUT (results.tgz holds the fixtures and JSON).
-# Usage: tools/device_check.sh [all|build|test|sanitize|goldens|roundtrip|finetune|bench|bench_cpu|bench_gpu|measure]...
-#        (default: all; bench_gpu is not in all: about 10 minutes per model, run it on its own)
+# Usage: tools/device_check.sh [all|build|test|sanitize|goldens|roundtrip|finetune|bench|bench_cpu|bench_gpu|measure|finetune_gpu]...
+#        (default: all; bench_gpu is not in all: about 10 minutes per model, run it on its own; nor is finetune_gpu)
 # sanitize: the cuda-labelled tests under compute-sanitizer memcheck and racecheck
 # phase2_gpu: nlpf phase2 precision on the GPU from all-MiniLM-L6-v2 (its head from seed 42), the product path
 # bench_gpu: GPU inference, nlpf (bench/gpu_inference_bench) and PyTorch eager + torch.compile
 #            (bench/peer/peer_gpu_inference.py) side by side; BENCH_GPU_MODELS, BENCH_GPU_PRECISIONS,
 #            BENCH_GPU_BATCHES, BENCH_GPU_TRIALS, BENCH_GPU_SECONDS, BENCH_GPU_ENGINES narrow it
 # measure: GPU measurement validation (bench/gpu_measure_validation.cu: counter vs trace, protocol CV, sampler cost)
+# finetune_gpu: GPU fine-tuning, nlpf phase1 --device cuda and the Hugging Face Trainer
+#               (bench/peer/peer_finetune_trainer.py) on all-MiniLM-L6-v2 and SST-2 (issue 12 items 5-6); each run
+#               under `timeout`, all of them within FINETUNE_DEADLINE_S of this script's start (see the step)
 # goldens: tokenizer ids (tools/dump_tokenizer_goldens.py) and BERT logits/loss/gradients (tools/dump_hf_model_goldens.py)
 set -uo pipefail
 root=$(pwd)
@@ -20,7 +23,7 @@ res="$out/results"  # everything but summary.txt and env.txt ends up in results.
 mkdir -p "$res/logs"
 carry="$root/carry"
 steps=${*:-all}
-want() { [[ " $steps " == *" all "* && $1 != bench_gpu && $1 != phase2_gpu || " $steps " == *" $1 "* ]]; }
+want() { [[ " $steps " == *" all "* && $1 != bench_gpu && $1 != phase2_gpu && $1 != finetune_gpu || " $steps " == *" $1 "* ]]; }
 status=0
 note() { echo "== $*" | tee -a "$out/summary.txt"; }
 run_step() {  # run_step NAME command...: logs to results/logs/NAME.log, records pass/fail in summary
@@ -58,7 +61,7 @@ env_report >"$out/env.txt" 2>&1
 export NLPF_MINILM_DIR="$carry/minilm-f16"
 
 if want build || want test || want sanitize || want roundtrip || want finetune || want bench || want bench_cpu ||
-  want bench_gpu || want phase2_gpu || want measure; then
+  want bench_gpu || want phase2_gpu || want measure || want finetune_gpu; then
   run_step build build
 fi
 if want test; then
@@ -165,6 +168,83 @@ if want measure; then
   run_step measure build-gpu/bench/gpu_measure_validation --out "$res/measure_validation.json"
   grep -h -E '^(GPU |memory:|check |RESULT)' "$res/logs/measure.log" | tee -a "$out/summary.txt"
   cp "$res/measure_validation.json" "$out/" 2>/dev/null || true  # small; also readable without results.tgz
+fi
+if want finetune_gpu; then
+  # Issue 12 items 5-6: nlpf phase1 on the GPU, then the Hugging Face Trainer peer, same model, data and recipe.
+  # FINETUNE_NLPF_PRECISIONS   nlpf --train-precision values (default "fp32"; "" runs none)
+  # FINETUNE_PEER_RUNS         peer runs as precision:padding (default "fp32:max_length fp32:longest
+  #                            bf16:max_length bf16:longest"; "" runs none)
+  # FINETUNE_MAX_TRAIN_EXAMPLES  --max-train-examples for both (unset: all 67,349; a full run takes minutes,
+  #                            so give one or two runs per device call)
+  # FINETUNE_DEADLINE_S        every run ends by this many seconds after device_check started (default 570, for
+  #                            a 600 s device call: the build counts); a run with under 30 s left is skipped
+  # FINETUNE_RUN_TIMEOUT_S     at most this long per run (default 540)
+  # FINETUNE_WARMUP_SECONDS    GPU matmul load before each run's idle baseline and training (default 25: a
+  #                            fresh H200 draws ~28% more power for its first ~22 s of load): the peer's
+  #                            --warmup-seconds, and before nlpf (phase1 has none of its own) the same load
+  #                            from bench/peer/peer_gpu_inference.py's gpu_warmup; 0: none
+  # FINETUNE_NLPF_EXTRA        more nlpf phase1 arguments (e.g. "--trials 3 --min-trial-seconds 2")
+  # Results in results/finetune_gpu/: nlpf_<p>/ (metrics.json, run.json, train_log.csv, pareto.csv,
+  # power_trace.csv, predictions.jsonl; no weights), peer_<p>_<padding>.json and _train_log.csv.
+  ft="$res/finetune_gpu"
+  rm -rf "$ft" && mkdir -p "$ft"
+  ft_limit=()
+  [ -n "${FINETUNE_MAX_TRAIN_EXAMPLES:-}" ] && ft_limit=(--max-train-examples "$FINETUNE_MAX_TRAIN_EXAMPLES")
+  ft_warmup=${FINETUNE_WARMUP_SECONDS:-25}
+  ft_time() {  # seconds the next run may take: FINETUNE_RUN_TIMEOUT_S, cut to what is left before the deadline
+    local left=$((${FINETUNE_DEADLINE_S:-570} - SECONDS - 15)) cap=${FINETUNE_RUN_TIMEOUT_S:-540}
+    echo $((left < cap ? left : cap))
+  }
+  for p in ${FINETUNE_NLPF_PRECISIONS-fp32}; do
+    t=$(ft_time)
+    if [ "$t" -lt 30 ]; then note "finetune_nlpf_$p: skipped, ${t} s left before FINETUNE_DEADLINE_S"; continue; fi
+    if [ "$ft_warmup" != 0 ]; then  # nlpf phase1 has no GPU warm-up of its own before training: the peer's
+      python3 -c 'import sys, torch; sys.path.insert(0, "bench/peer")
+from peer_gpu_inference import gpu_warmup; gpu_warmup(torch, float(sys.argv[1]))' "$ft_warmup" \
+        >"$res/logs/finetune_nlpf_${p}_gpu_warmup.log" 2>&1
+      t=$(ft_time)
+    fi
+    # shellcheck disable=SC2086  # FINETUNE_NLPF_EXTRA is a list of arguments
+    run_step "finetune_nlpf_$p" timeout -k 10 "$t" build-gpu/nlpf phase1 --device cuda --model "$carry/minilm-f16" \
+      --data-dir "$carry/shared/data/sst2" --train-precision "$p" "${ft_limit[@]}" ${FINETUNE_NLPF_EXTRA:-} \
+      --runs-dir "$ft/runs_nlpf_$p" --quiet
+    for d in "$ft/runs_nlpf_$p"/*/; do  # the small files of the run; its best_model/ (weights) stays behind
+      [ -f "$d/metrics.json" ] || [ -f "$d/run.json" ] || continue
+      mkdir -p "$ft/nlpf_$p"
+      for f in metrics.json run.json train_log.csv pareto.csv power_trace.csv predictions.jsonl; do
+        [ -f "$d/$f" ] && cp "$d/$f" "$ft/nlpf_$p/"
+      done
+    done
+    rm -rf "$ft/runs_nlpf_$p"
+    python3 - "$ft/nlpf_$p/metrics.json" "nlpf $p" <<'PY' 2>/dev/null | tee -a "$out/summary.txt"
+import json, sys
+m = json.load(open(sys.argv[1]))
+t = m.get("training", {})
+e = t.get("energy") or {}
+acc = [x.get("inference_benchmark_metrics", {}).get("accuracy") for x in m.get("epochs", [])]
+print(f"{sys.argv[2]}: training {t.get('seconds')} s, {e.get('joules')} J (evaluation included), "
+      f"{t.get('steps')} steps, peak {t.get('peak_gpu_memory_mb')} MB, accuracy per epoch {acc}")
+PY
+  done
+  for r in ${FINETUNE_PEER_RUNS-fp32:max_length fp32:longest bf16:max_length bf16:longest}; do
+    prec=${r%%:*} pad=${r#*:}
+    name="peer_${prec}_$pad"
+    t=$(ft_time)
+    if [ "$t" -lt 30 ]; then note "finetune_$name: skipped, ${t} s left before FINETUNE_DEADLINE_S"; continue; fi
+    run_step "finetune_$name" env PYTHONUNBUFFERED=1 timeout -k 10 "$t" python3 bench/peer/peer_finetune_trainer.py \
+      --model "$carry/minilm-f16" --train-tsv "$carry/shared/data/sst2/train.tsv" \
+      --dev-tsv "$carry/shared/data/sst2/dev.tsv" --padding "$pad" --precision "$prec" "${ft_limit[@]}" \
+      --warmup-seconds "$ft_warmup" --out "$ft/$name.json" --log-file "$ft/${name}_train_log.csv"
+    python3 - "$ft/$name.json" "$name" <<'PY' 2>/dev/null | tee -a "$out/summary.txt"
+import json, sys
+j = json.load(open(sys.argv[1]))
+r = j["results"]
+print(f"{sys.argv[2]}: training {r['train_seconds']:.1f} s, {r['train_energy_j']} J (steps only), window "
+      f"{r['window_seconds']} s / {r['window_energy_j']} J (evaluation included), {r['steps']} steps, "
+      f"accuracy per epoch {[e['accuracy'] for e in r['per_epoch']]}, peak {r['peak_memory_mb']} MB, "
+      f"complete {j['complete']}")
+PY
+  done
 fi
 tar -C "$out" -czf "$out/results.tgz" results && rm -rf "$res"
 note "device_check done, status $status"
