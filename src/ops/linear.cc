@@ -1,7 +1,10 @@
-// linear_forward / linear_backward: argument checks and device dispatch (kernels in linear_cpu.cc).
-// Parameter gradients accumulate (+=), activation gradients overwrite (=).
+// linear_forward / linear_backward: argument checks and device dispatch (kernels in linear_cpu.cc and
+// linear_cuda.cu). Parameter gradients accumulate (+=), activation gradients overwrite (=).
 #include "ops/linear.h"
+
+#include "backend/device.h"
 #include "ops/linear_cpu.h"
+#include "ops/linear_cuda.h"
 #include "ops/op_util.h"
 
 namespace nlpf::ops {
@@ -47,7 +50,16 @@ void linear_forward(ExecutionContext& ctx, Tensor& y, const Tensor& x, const Ten
                             OC);
       }
       return;
-    case DeviceType::CUDA:  // cuda::linear_forward (cuBLASLt with the bias epilogue) goes here
+    case DeviceType::CUDA:
+      // The bf16 weight with f32 activations is the CPU's bf16 inference path; the GPU runs 16-bit
+      // inference through the fused ops (bert_fused.h), with every operand in the compute dtype.
+      NLPF_CHECK(weight.dtype() == DType::F32, ErrorCode::UNSUPPORTED, kForward,
+                 ": a bf16 weight with f32 x is CPU only (CUDA: linear_residual_forward in bf16)");
+      if constexpr (kCudaBuilt) {
+        cuda::linear_forward(ctx, y.raw_data(), x.raw_data(), weight.raw_data(), bias.raw_data(), nullptr,
+                             DType::F32, N, C, OC, C);
+        return;
+      }
       detail::throw_no_cuda_kernel(kForward);
   }
 }
@@ -72,7 +84,12 @@ void linear_backward(ExecutionContext& ctx, Tensor& dx, Tensor& dweight, Tensor&
       cpu::linear_backward(dx.data<float>(), dweight.data<float>(), dbias.data<float>(), dy.data<float>(),
                            x.data<float>(), weight.data<float>(), N, C, OC);
       return;
-    case DeviceType::CUDA:  // cuda::linear_backward (linear_cuda.cu) goes here
+    case DeviceType::CUDA:
+      if constexpr (kCudaBuilt) {
+        cuda::linear_backward(ctx, dx.data<float>(), dweight.data<float>(), dbias.data<float>(),
+                              dy.data<float>(), x.data<float>(), weight.data<float>(), N, C, OC);
+        return;
+      }
       detail::throw_no_cuda_kernel(kBackward);
   }
 }

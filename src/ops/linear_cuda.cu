@@ -1,9 +1,86 @@
-// linear_forward on CUDA: one cuBLASLt GEMM with the bias epilogue and the residual as its C matrix.
+// The linear layer on CUDA: forward is one cuBLASLt GEMM with the bias epilogue and the residual as its C
+// matrix; backward is two GEMMs (dx = dy W, dweight += dy^T x with beta = 1) and a column-sum kernel for the
+// bias gradient. Parameter gradients accumulate (+=), activation gradients overwrite (=).
 #include "ops/linear_cuda.h"
 
+#include <cuda_runtime.h>
+
+#include <algorithm>
+
+#include "backend/cuda/cuda_check.h"
+#include "backend/cuda/cuda_context.h"
 #include "backend/cuda/gemm.h"
+#include "core/tensor.h"
 
 namespace nlpf::cuda {
+namespace {
+
+// Column sums of dy [N,OC]: a block owns kColumns columns (one per lane: a warp reads 128 contiguous bytes of
+// a row) and one chunk of kChunkRows rows, which its kRowThreads rows of threads walk with stride
+// kRowThreads. Sums run in double (as the CPU's) in a fixed order, so the result does not depend on timing:
+// no atomics.
+constexpr int kColumns = 32;
+constexpr int kRowThreads = 8;
+constexpr int64_t kChunkRows = 512;
+
+// grid (ceil(OC / kColumns), chunks), block (kColumns, kRowThreads). partial [chunks, OC] gets each chunk's
+// sum; with partial == nullptr (a single chunk) the sum is added straight into dbias [OC] (+=).
+__global__ void bias_gradient_partial_kernel(double* __restrict__ partial, float* __restrict__ dbias,
+                                             const float* __restrict__ dy, int64_t N, int64_t OC) {
+  __shared__ double sums[kRowThreads][kColumns];
+  const int64_t o = static_cast<int64_t>(blockIdx.x) * kColumns + threadIdx.x;
+  const int64_t row_begin = static_cast<int64_t>(blockIdx.y) * kChunkRows;
+  const int64_t row_end = min(N, row_begin + kChunkRows);
+  double sum = 0;
+  if (o < OC) {
+    for (int64_t n = row_begin + threadIdx.y; n < row_end; n += kRowThreads) sum += dy[n * OC + o];
+  }
+  sums[threadIdx.y][threadIdx.x] = sum;
+  __syncthreads();
+  if (threadIdx.y != 0 || o >= OC) return;
+  double total = 0;
+#pragma unroll
+  for (int r = 0; r < kRowThreads; ++r) total += sums[r][threadIdx.x];
+  if (partial != nullptr) {
+    partial[static_cast<int64_t>(blockIdx.y) * OC + o] = total;
+  } else {
+    dbias[o] += static_cast<float>(total);
+  }
+}
+
+// dbias [OC] (+=) the sum over chunks, in chunk order, of partial [chunks, OC].
+__global__ void bias_gradient_finish_kernel(float* __restrict__ dbias, const double* __restrict__ partial,
+                                            int64_t chunks, int64_t OC) {
+  const int64_t o = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (o >= OC) return;
+  double total = 0;
+  for (int64_t c = 0; c < chunks; ++c) total += partial[c * OC + o];
+  dbias[o] += static_cast<float>(total);
+}
+
+void bias_gradient(CudaContext& ctx, float* dbias, const float* dy, int64_t N, int64_t OC) {
+  const int64_t chunks = (N + kChunkRows - 1) / kChunkRows;
+  NLPF_CHECK(chunks <= 65535, ErrorCode::UNSUPPORTED, "linear_backward (cuda): N = ", N,
+             " rows exceed the bias-gradient grid");
+  const dim3 grid(static_cast<unsigned>((OC + kColumns - 1) / kColumns), static_cast<unsigned>(chunks));
+  const dim3 block(kColumns, kRowThreads);
+  if (chunks == 1) {
+    bias_gradient_partial_kernel<<<grid, block, 0, ctx.stream()>>>(nullptr, dbias, dy, N, OC);
+    NLPF_CUDA_CHECK_LAUNCH();
+    return;
+  }
+  // Stream-ordered scratch: freed (cudaFreeAsync on the stream) after the kernels that use it.
+  Buffer partial(ctx.allocator(), static_cast<size_t>(chunks * OC) * sizeof(double));
+  double* partial_data = static_cast<double*>(partial.data());
+  bias_gradient_partial_kernel<<<grid, block, 0, ctx.stream()>>>(partial_data, nullptr, dy, N, OC);
+  NLPF_CUDA_CHECK_LAUNCH();
+  constexpr int kThreads = 256;
+  bias_gradient_finish_kernel<<<static_cast<unsigned>((OC + kThreads - 1) / kThreads), kThreads, 0,
+                                ctx.stream()>>>(dbias, partial_data, chunks, OC);
+  NLPF_CUDA_CHECK_LAUNCH();
+}
+
+}  // namespace
 
 void linear_forward(ExecutionContext& ctx, void* y, const void* x, const void* weight, const void* bias,
                     const void* residual, DType dtype, int64_t N, int64_t C, int64_t OC, int64_t ldx) {
@@ -21,8 +98,8 @@ void linear_forward(ExecutionContext& ctx, void* y, const void* x, const void* w
   gemm(ctx, args);
 }
 
-void linear_gelu_tanh_forward(ExecutionContext& ctx, void* y, const void* x, const void* weight, const void* bias,
-                              DType dtype, int64_t N, int64_t C, int64_t OC) {
+void linear_gelu_tanh_forward(ExecutionContext& ctx, void* y, const void* x, const void* weight,
+                              const void* bias, DType dtype, int64_t N, int64_t C, int64_t OC) {
   GemmArgs args;
   args.y = y;
   args.x = x;
@@ -35,6 +112,37 @@ void linear_gelu_tanh_forward(ExecutionContext& ctx, void* y, const void* x, con
   args.OC = OC;
   args.ldx = C;
   gemm(ctx, args);
+}
+
+void linear_backward(ExecutionContext& ctx, float* dx, float* dweight, float* dbias, const float* dy,
+                     const float* x, const float* weight, int64_t N, int64_t C, int64_t OC) {
+  // dx [N,C] = dy [N,OC] W [OC,C]: both as stored.
+  MatmulArgs dx_args;
+  dx_args.d = dx;
+  dx_args.a = dy;
+  dx_args.b = weight;
+  dx_args.M = N;
+  dx_args.N = C;
+  dx_args.K = OC;
+  dx_args.lda = OC;
+  dx_args.ldb = C;
+  dx_args.ldd = C;
+  matmul(ctx, dx_args);
+  // dweight [OC,C] += dy^T x: dy stored [N,OC] read transposed, x [N,C] as stored.
+  MatmulArgs dweight_args;
+  dweight_args.d = dweight;
+  dweight_args.a = dy;
+  dweight_args.b = x;
+  dweight_args.transpose_a = Transpose::YES;
+  dweight_args.accumulate = true;
+  dweight_args.M = OC;
+  dweight_args.N = C;
+  dweight_args.K = N;
+  dweight_args.lda = OC;
+  dweight_args.ldb = C;
+  dweight_args.ldd = C;
+  matmul(ctx, dweight_args);
+  bias_gradient(cuda_context(ctx), dbias, dy, N, OC);
 }
 
 }  // namespace nlpf::cuda

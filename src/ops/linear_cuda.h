@@ -1,4 +1,5 @@
 // CUDA linear layer (linear_cuda.cu): cuBLASLt through backend/cuda/gemm.h, declared without CUDA headers.
+// Parameter gradients accumulate (+=), activation gradients overwrite (=).
 #pragma once
 
 #include <cstdint>
@@ -19,5 +20,11 @@ void linear_forward(ExecutionContext& ctx, void* y, const void* x, const void* w
 // difference is of the order of the storage rounding of the activations; fp32 and tf32 keep the exact GELU.
 void linear_gelu_tanh_forward(ExecutionContext& ctx, void* y, const void* x, const void* weight,
                               const void* bias, DType dtype, int64_t N, int64_t C, int64_t OC);
+
+// The backward of y = x W^T + bias, all f32 under ctx's math mode: dx [N,C] (=) dy [N,OC] W [OC,C];
+// dweight [OC,C] (+=) dy^T x [N,C]; dbias [OC] (+=) the column sums of dy, accumulated in double in row order
+// within fixed chunks of rows and the chunks in order (deterministic; the CPU's sum up to reassociation).
+void linear_backward(ExecutionContext& ctx, float* dx, float* dweight, float* dbias, const float* dy,
+                     const float* x, const float* weight, int64_t N, int64_t C, int64_t OC);
 
 }  // namespace nlpf::cuda

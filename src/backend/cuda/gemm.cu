@@ -1,4 +1,5 @@
-// cuBLASLt GEMM plans and launches (see gemm.h).
+// cuBLASLt GEMM plans and launches (see gemm.h): gemm's nn.Linear form is one case of matmul's row-major
+// d = op(a) op(b) (a = x, b = W transposed), so both share one plan builder and one cache.
 #include "backend/cuda/gemm.h"
 
 #include <cuda_runtime.h>
@@ -26,12 +27,29 @@ GemmPlanCache::~GemmPlanCache() = default;
 
 namespace {
 
+// One GEMM in matmul's row-major terms, with the epilogue and the C matrix: what a plan depends on, and the
+// pointers of one launch.
+struct Problem {
+  void* d = nullptr;
+  const void* a = nullptr;
+  const void* b = nullptr;
+  const void* c = nullptr;     // read with beta = 1 (residual, or d when accumulating); nullptr: beta = 0
+  const void* bias = nullptr;  // [N] added to every row of d (BIAS epilogue); nullptr: none
+  bool transpose_a = false, transpose_b = false, gelu = false;
+  DType dtype = DType::F32;
+  int64_t M = 0, N = 0, K = 0, lda = 0, ldb = 0, ldd = 0;
+};
+
 cudaDataType_t cuda_data_type(DType dtype) {
   switch (dtype) {
-    case DType::F32: return CUDA_R_32F;
-    case DType::BF16: return CUDA_R_16BF;
-    case DType::F16: return CUDA_R_16F;
-    default: break;
+    case DType::F32:
+      return CUDA_R_32F;
+    case DType::BF16:
+      return CUDA_R_16BF;
+    case DType::F16:
+      return CUDA_R_16F;
+    default:
+      break;
   }
   NLPF_THROW(ErrorCode::UNSUPPORTED, "gemm: dtype ", dtype_name(dtype), " (expected f32, bf16 or f16)");
 }
@@ -44,30 +62,55 @@ int alignment_of(const void* ptr) {
   return alignment;
 }
 
-std::unique_ptr<GemmPlanCache::Plan> make_plan(CudaContext& ctx, const GemmArgs& g, int align_x, int align_w,
-                                               int align_r, int align_y) {
+cublasLtEpilogue_t epilogue_of(const Problem& p) {
+  return p.gelu ? (p.bias ? CUBLASLT_EPILOGUE_GELU_BIAS : CUBLASLT_EPILOGUE_GELU)
+                : (p.bias ? CUBLASLT_EPILOGUE_BIAS : CUBLASLT_EPILOGUE_DEFAULT);
+}
+
+// Alignments in cuBLASLt's order: A (= b), B (= a), C, D.
+struct Alignments {
+  int a, b, c, d;
+};
+
+// The column-major view (gemm.h): cuBLASLt computes D' [N, M] = op'(A') op'(B') with A' = b's memory and
+// B' = a's. A row-major b stored [K, N] (no transpose) is the column-major N x K matrix op(b)^T as it is
+// (OP_N); stored [N, K] (transposed) it is the column-major K x N matrix op(b), so OP_T gives op(b)^T.
+// Likewise a: stored [M, K] it is column-major K x M = op(a)^T (OP_N); stored [K, M] it is M x K (OP_T).
+std::unique_ptr<GemmPlanCache::Plan> make_plan(CudaContext& ctx, const Problem& p, const Alignments& align) {
   auto plan = std::make_unique<GemmPlanCache::Plan>();
-  const cudaDataType_t type = cuda_data_type(g.dtype);
-  const cublasComputeType_t compute =
-      g.dtype == DType::F32 && ctx.math_mode() == MathMode::TF32 ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F;
+  const cudaDataType_t type = cuda_data_type(p.dtype);
+  const cublasComputeType_t compute = p.dtype == DType::F32 && ctx.math_mode() == MathMode::TF32
+                                          ? CUBLAS_COMPUTE_32F_FAST_TF32
+                                          : CUBLAS_COMPUTE_32F;
   NLPF_CUDA_CHECK(cublasLtMatmulDescCreate(&plan->desc, compute, CUDA_R_32F));
-  const cublasOperation_t transpose = CUBLAS_OP_T, none = CUBLAS_OP_N;
-  NLPF_CUDA_CHECK(cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_TRANSA, &transpose, sizeof transpose));
-  NLPF_CUDA_CHECK(cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_TRANSB, &none, sizeof none));
-  const cublasLtEpilogue_t epilogue = g.gelu ? (g.bias ? CUBLASLT_EPILOGUE_GELU_BIAS : CUBLASLT_EPILOGUE_GELU)
-                                             : (g.bias ? CUBLASLT_EPILOGUE_BIAS : CUBLASLT_EPILOGUE_DEFAULT);
-  NLPF_CUDA_CHECK(cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue, sizeof epilogue));
-  // Column-major views: A = W (C x OC, ld C, transposed), B = X (C x N, ld ldx), C = residual and D = Y (OC x N).
-  NLPF_CUDA_CHECK(cublasLtMatrixLayoutCreate(&plan->a, type, g.C, g.OC, g.C));
-  NLPF_CUDA_CHECK(cublasLtMatrixLayoutCreate(&plan->b, type, g.C, g.N, g.ldx));
-  NLPF_CUDA_CHECK(cublasLtMatrixLayoutCreate(&plan->c, type, g.OC, g.N, g.OC));
-  NLPF_CUDA_CHECK(cublasLtMatrixLayoutCreate(&plan->d, type, g.OC, g.N, g.OC));
+  const cublasOperation_t op_a = p.transpose_b ? CUBLAS_OP_T : CUBLAS_OP_N;
+  const cublasOperation_t op_b = p.transpose_a ? CUBLAS_OP_T : CUBLAS_OP_N;
+  NLPF_CUDA_CHECK(
+      cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_TRANSA, &op_a, sizeof op_a));
+  NLPF_CUDA_CHECK(
+      cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_TRANSB, &op_b, sizeof op_b));
+  const cublasLtEpilogue_t epilogue = epilogue_of(p);
+  NLPF_CUDA_CHECK(
+      cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue, sizeof epilogue));
+  // Layouts as stored (rows, columns, leading dimension), column-major.
+  if (p.transpose_b) {
+    NLPF_CUDA_CHECK(cublasLtMatrixLayoutCreate(&plan->a, type, p.K, p.N, p.ldb));
+  } else {
+    NLPF_CUDA_CHECK(cublasLtMatrixLayoutCreate(&plan->a, type, p.N, p.K, p.ldb));
+  }
+  if (p.transpose_a) {
+    NLPF_CUDA_CHECK(cublasLtMatrixLayoutCreate(&plan->b, type, p.M, p.K, p.lda));
+  } else {
+    NLPF_CUDA_CHECK(cublasLtMatrixLayoutCreate(&plan->b, type, p.K, p.M, p.lda));
+  }
+  NLPF_CUDA_CHECK(cublasLtMatrixLayoutCreate(&plan->c, type, p.N, p.M, p.ldd));
+  NLPF_CUDA_CHECK(cublasLtMatrixLayoutCreate(&plan->d, type, p.N, p.M, p.ldd));
 
   cublasLtMatmulPreference_t preference = nullptr;
   NLPF_CUDA_CHECK(cublasLtMatmulPreferenceCreate(&preference));
   const size_t workspace = ctx.workspace_bytes();
-  const uint32_t alignments[4] = {static_cast<uint32_t>(align_w), static_cast<uint32_t>(align_x),
-                                  static_cast<uint32_t>(align_r), static_cast<uint32_t>(align_y)};
+  const uint32_t alignments[4] = {static_cast<uint32_t>(align.a), static_cast<uint32_t>(align.b),
+                                  static_cast<uint32_t>(align.c), static_cast<uint32_t>(align.d)};
   cublasStatus_t status = cublasLtMatmulPreferenceSetAttribute(
       preference, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &workspace, sizeof workspace);
   const cublasLtMatmulPreferenceAttributes_t alignment_attributes[4] = {
@@ -85,33 +128,92 @@ std::unique_ptr<GemmPlanCache::Plan> make_plan(CudaContext& ctx, const GemmArgs&
   }
   cublasLtMatmulPreferenceDestroy(preference);
   NLPF_CUDA_CHECK(status);
-  NLPF_CHECK(found > 0, ErrorCode::CUBLAS, "gemm: cuBLASLt has no algorithm for ", dtype_name(g.dtype), " N=", g.N,
-             " C=", g.C, " OC=", g.OC, " ldx=", g.ldx);
+  NLPF_CHECK(found > 0, ErrorCode::CUBLAS, "gemm: cuBLASLt has no algorithm for ", dtype_name(p.dtype),
+             " M=", p.M, " N=", p.N, " K=", p.K, " lda=", p.lda, " ldb=", p.ldb, " ldd=", p.ldd,
+             " transposes ", p.transpose_a, p.transpose_b);
   plan->algo = result.algo;
   return plan;
 }
 
+void run(ExecutionContext& base, const Problem& p) {
+  CudaContext& ctx = cuda_context(base);
+  const Alignments align{alignment_of(p.b), alignment_of(p.a), p.c ? alignment_of(p.c) : alignment_of(p.d),
+                         alignment_of(p.d)};
+  const GemmPlanCache::Key key{static_cast<int>(p.dtype),
+                               static_cast<int>(ctx.math_mode()),
+                               p.transpose_a,
+                               p.transpose_b,
+                               p.M,
+                               p.N,
+                               p.K,
+                               p.lda,
+                               p.ldb,
+                               p.ldd,
+                               static_cast<int>(epilogue_of(p)),
+                               p.c != nullptr,
+                               align.a,
+                               align.b,
+                               align.c,
+                               align.d};
+  std::unique_ptr<GemmPlanCache::Plan>& plan = ctx.gemm_plans().plans[key];
+  if (!plan) plan = make_plan(ctx, p, align);
+  if (p.bias) {
+    NLPF_CUDA_CHECK(cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &p.bias,
+                                                   sizeof p.bias));
+  }
+  const float alpha = 1.0f, beta = p.c ? 1.0f : 0.0f;
+  NLPF_CUDA_CHECK(cublasLtMatmul(ctx.cublaslt(), plan->desc, &alpha, p.b, plan->a, p.a, plan->b, &beta,
+                                 p.c ? p.c : p.d, plan->c, p.d, plan->d, &plan->algo, ctx.workspace(),
+                                 ctx.workspace_bytes(), ctx.stream()));
+}
+
 }  // namespace
 
-void gemm(ExecutionContext& base, const GemmArgs& g) {
-  CudaContext& ctx = cuda_context(base);
+void gemm(ExecutionContext& ctx, const GemmArgs& g) {
   NLPF_CHECK(g.N > 0 && g.C > 0 && g.OC > 0 && g.ldx >= g.C, ErrorCode::INVALID_ARGUMENT, "gemm: N=", g.N,
              " C=", g.C, " OC=", g.OC, " ldx=", g.ldx);
-  NLPF_CHECK(!(g.gelu && g.residual), ErrorCode::INVALID_ARGUMENT, "gemm: GELU after a residual is not BERT's");
-  const int align_x = alignment_of(g.x), align_w = alignment_of(g.weight), align_y = alignment_of(g.y);
-  const int align_r = g.residual ? alignment_of(g.residual) : align_y;
-  const GemmPlanCache::Key key{static_cast<int>(g.dtype), static_cast<int>(ctx.math_mode()), g.N, g.C, g.OC, g.ldx,
-                               g.bias != nullptr, g.residual != nullptr, g.gelu, align_x, align_w, align_r, align_y};
-  std::unique_ptr<GemmPlanCache::Plan>& plan = ctx.gemm_plans().plans[key];
-  if (!plan) plan = make_plan(ctx, g, align_x, align_w, align_r, align_y);
-  if (g.bias) {
-    NLPF_CUDA_CHECK(cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &g.bias,
-                                                   sizeof g.bias));
-  }
-  const float alpha = 1.0f, beta = g.residual ? 1.0f : 0.0f;
-  NLPF_CUDA_CHECK(cublasLtMatmul(ctx.cublaslt(), plan->desc, &alpha, g.weight, plan->a, g.x, plan->b, &beta,
-                                 g.residual ? g.residual : g.y, plan->c, g.y, plan->d, &plan->algo, ctx.workspace(),
-                                 ctx.workspace_bytes(), ctx.stream()));
+  NLPF_CHECK(!(g.gelu && g.residual), ErrorCode::INVALID_ARGUMENT,
+             "gemm: GELU after a residual is not BERT's");
+  // y [N, OC] = x [N, C] op(W) with W stored [OC, C], transposed.
+  Problem p;
+  p.d = g.y;
+  p.a = g.x;
+  p.b = g.weight;
+  p.c = g.residual;
+  p.bias = g.bias;
+  p.transpose_b = true;
+  p.gelu = g.gelu;
+  p.dtype = g.dtype;
+  p.M = g.N;
+  p.N = g.OC;
+  p.K = g.C;
+  p.lda = g.ldx;
+  p.ldb = g.C;
+  p.ldd = g.OC;
+  run(ctx, p);
+}
+
+void matmul(ExecutionContext& ctx, const MatmulArgs& m) {
+  const bool transpose_a = m.transpose_a == Transpose::YES, transpose_b = m.transpose_b == Transpose::YES;
+  NLPF_CHECK(m.M > 0 && m.N > 0 && m.K > 0 && m.lda >= (transpose_a ? m.M : m.K) &&
+                 m.ldb >= (transpose_b ? m.K : m.N) && m.ldd >= m.N,
+             ErrorCode::INVALID_ARGUMENT, "matmul: M=", m.M, " N=", m.N, " K=", m.K, " lda=", m.lda,
+             " ldb=", m.ldb, " ldd=", m.ldd, " (transposes ", transpose_a, ", ", transpose_b, ")");
+  Problem p;
+  p.d = m.d;
+  p.a = m.a;
+  p.b = m.b;
+  p.c = m.accumulate ? m.d : nullptr;
+  p.transpose_a = transpose_a;
+  p.transpose_b = transpose_b;
+  p.dtype = m.dtype;
+  p.M = m.M;
+  p.N = m.N;
+  p.K = m.K;
+  p.lda = m.lda;
+  p.ldb = m.ldb;
+  p.ldd = m.ldd;
+  run(ctx, p);
 }
 
 }  // namespace nlpf::cuda

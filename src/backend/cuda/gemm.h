@@ -1,13 +1,17 @@
-// Row-major GEMMs through cuBLASLt with fused epilogues, for the ops' CUDA kernels:
-//   y [N, OC] (=) x [N, C] W^T + bias (+ residual)      W [OC, C] as nn.Linear stores it.
-// Mapped to cuBLASLt's column-major view as D [OC, N] = W^T(col-major C x OC, transposed) * X (C x N), so no
-// operand is transposed in memory; x rows may be strided (ldx >= C: the pooler reads token 0 of every
-// sequence with ldx = T C). The bias is cuBLASLt's BIAS epilogue; the residual is its C matrix with beta = 1,
-// so "bias + residual" costs no extra pass. Math (DESIGN §5): f32 with IEEE fp32 (MathMode::IEEE_FP32) or
-// TF32 tensor cores (MathMode::TF32); bf16 and f16 with fp32 accumulation and scale. Plans (descriptors,
-// layouts and the heuristic's algorithm) are cached per shape, dtype, math mode and operand alignment in the
-// context, so a repeated shape costs a pointer update and the launch, and a CUDA graph can capture it (the
-// workspace is the context's, no allocation inside).
+// Row-major GEMMs through cuBLASLt with fused epilogues, for the ops' CUDA kernels. Two entry points:
+//   gemm:   y [N, OC] (=) x [N, C] W^T + bias (+ residual)      W [OC, C] as nn.Linear stores it;
+//   matmul: d [M, N] (= or +=) op(a) [M, K] op(b) [K, N]        op = identity or transpose (the backward
+//           products dx = dy W and dweight += dy^T x).
+// Both map to cuBLASLt's column-major view: a row-major [r, c] array with leading dimension ld is the
+// column-major [c, r] matrix, its transpose, so d^T [N, M] = op(b)^T op(a)^T with b as cuBLASLt's A matrix
+// and a as its B matrix; no operand is transposed in memory. Leading dimensions may exceed the row width
+// (the pooler reads token 0 of every sequence with ldx = T C). The bias is cuBLASLt's BIAS epilogue; the
+// residual, or d itself when accumulating, is its C matrix with beta = 1, so "bias + residual" and "+=" cost
+// no extra pass. Math (DESIGN §5): f32 with IEEE fp32 (MathMode::IEEE_FP32) or TF32 tensor cores
+// (MathMode::TF32), for every GEMM here; bf16 and f16 with fp32 accumulation and scale. Plans (descriptors,
+// layouts and the heuristic's algorithm) are cached in the context per transposes, shape, leading dimensions,
+// dtype, math mode, epilogue, C matrix and operand alignment, so a repeated shape costs a pointer update and
+// the launch, and a CUDA graph can capture it (the workspace is the context's, no allocation inside).
 #pragma once
 
 #include <cublasLt.h>
@@ -33,6 +37,22 @@ struct GemmArgs {
   int64_t N = 0, C = 0, OC = 0, ldx = 0;
 };
 
+// Whether an operand of matmul is read as stored or transposed.
+enum class Transpose { NO, YES };
+
+// d [M, N] (row stride ldd) (=, or += with Accumulate) op(a) op(b). a is stored [M, K] (Transpose::NO) or
+// [K, M] (YES), row stride lda; b is stored [K, N] (NO) or [N, K] (YES), row stride ldb. Every array of
+// `dtype`.
+struct MatmulArgs {
+  void* d = nullptr;
+  const void* a = nullptr;
+  const void* b = nullptr;
+  Transpose transpose_a = Transpose::NO, transpose_b = Transpose::NO;
+  bool accumulate = false;  // d += op(a) op(b) (beta = 1, d as cuBLASLt's C matrix); else d = op(a) op(b)
+  DType dtype = DType::F32;
+  int64_t M = 0, N = 0, K = 0, lda = 0, ldb = 0, ldd = 0;
+};
+
 class GemmPlanCache {
  public:
   GemmPlanCache();
@@ -41,13 +61,16 @@ class GemmPlanCache {
   GemmPlanCache& operator=(const GemmPlanCache&) = delete;
 
   struct Plan;
-  // (dtype, math mode, N, C, OC, ldx, has bias, has residual, gelu, alignment of x, weight, residual, y)
-  using Key = std::tuple<int, int, int64_t, int64_t, int64_t, int64_t, bool, bool, bool, int, int, int, int>;
+  // (dtype, math mode, transpose a, transpose b, M, N, K, lda, ldb, ldd, epilogue, reads C, alignment of
+  // cuBLASLt's A, B, C and D) in matmul's row-major terms.
+  using Key = std::tuple<int, int, bool, bool, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int,
+                         bool, int, int, int, int>;
   std::map<Key, std::unique_ptr<Plan>> plans;
 };
 
-// Queues the GEMM on ctx's stream. Errors: INVALID_ARGUMENT for sizes (non-positive, ldx < C), UNSUPPORTED
-// for a dtype cuBLASLt is not asked to do here, CUBLAS when no algorithm fits.
+// Queue the GEMM on ctx's stream. Errors: INVALID_ARGUMENT for sizes (non-positive, a leading dimension below
+// the row width), UNSUPPORTED for a dtype cuBLASLt is not asked to do here, CUBLAS when no algorithm fits.
 void gemm(ExecutionContext& ctx, const GemmArgs& args);
+void matmul(ExecutionContext& ctx, const MatmulArgs& args);
 
 }  // namespace nlpf::cuda

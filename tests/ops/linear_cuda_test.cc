@@ -1,0 +1,103 @@
+// linear_forward / linear_backward on CUDA (cuBLASLt, ops/linear.h) against the CPU op on random inputs with
+// odd sizes, in both math modes: IEEE fp32 within 1e-5; TF32 within 1e-2 (TF32 keeps 10 mantissa bits of each
+// input, a relative rounding of 2^-11 per product, so sums of tens of terms land near 1e-3 of max |ref|).
+// Gradients of the parameters start non-zero (they must accumulate), dx is poisoned with NaN (it must be
+// overwritten); N > 512 rows takes the chunked bias-gradient path.
+#include "ops/linear.h"
+
+#include <string>
+
+#include "ops/train_op_cuda_util.h"
+
+namespace nlpf::test {
+namespace {
+
+struct Size {
+  int64_t B, T, C, OC;
+};
+constexpr Size kSizes[] = {{5, 13, 37, 29}, {1, 1, 3, 1}, {7, 157, 37, 29}};
+
+struct ModeCase {
+  MathMode mode;
+  double tol;
+};
+const ModeCase kModes[] = {{MathMode::IEEE_FP32, 1e-5}, {MathMode::TF32, 1e-2}};
+
+class LinearCuda : public TrainOpCudaTest {};
+
+TEST_F(LinearCuda, ForwardMatchesCpu) {
+  std::mt19937 rng(701);
+  for (const ModeCase m : kModes) {
+    gpu().set_math_mode(m.mode);
+    for (const Size s : kSizes) {
+      SCOPED_TRACE("B=" + std::to_string(s.B) + " T=" + std::to_string(s.T) + " C=" + std::to_string(s.C) +
+                   " OC=" + std::to_string(s.OC) + (m.mode == MathMode::TF32 ? " tf32" : " ieee"));
+      const Tensor x = random_f32(rng, {s.B, s.T, s.C}), weight = random_f32(rng, {s.OC, s.C}),
+                   bias = random_f32(rng, {s.OC});
+      Tensor ref = Tensor::empty(DType::F32, {s.B, s.T, s.OC});
+      ops::linear_forward(cpu_context(), ref, x, weight, bias);
+      Tensor y = poisoned({s.B, s.T, s.OC});
+      ops::linear_forward(gpu(), y, device(x), device(weight), device(bias));
+      const std::vector<double> expected = to_double(ref);
+      EXPECT_TRUE(all_close(values(y), expected, scaled_tolerance(m.tol, expected)));
+    }
+  }
+}
+
+TEST_F(LinearCuda, BackwardMatchesCpuAndAccumulates) {
+  std::mt19937 rng(702);
+  for (const ModeCase m : kModes) {
+    gpu().set_math_mode(m.mode);
+    for (const Size s : kSizes) {
+      SCOPED_TRACE("B=" + std::to_string(s.B) + " T=" + std::to_string(s.T) + " C=" + std::to_string(s.C) +
+                   " OC=" + std::to_string(s.OC) + (m.mode == MathMode::TF32 ? " tf32" : " ieee"));
+      const Tensor x = random_f32(rng, {s.B, s.T, s.C}), weight = random_f32(rng, {s.OC, s.C}),
+                   dy = random_f32(rng, {s.B, s.T, s.OC});
+      const Tensor dweight0 = random_f32(rng, {s.OC, s.C}), dbias0 = random_f32(rng, {s.OC});
+      Tensor ref_dx = Tensor::empty(DType::F32, {s.B, s.T, s.C}), ref_dweight = host_copy(dweight0),
+             ref_dbias = host_copy(dbias0);
+      ops::linear_backward(cpu_context(), ref_dx, ref_dweight, ref_dbias, dy, x, weight);
+
+      Tensor dx = poisoned({s.B, s.T, s.C}), dweight = device(dweight0), dbias = device(dbias0);
+      ops::linear_backward(gpu(), dx, dweight, dbias, device(dy), device(x), device(weight));
+      const std::vector<double> expected_dx = to_double(ref_dx), expected_dweight = to_double(ref_dweight),
+                                expected_dbias = to_double(ref_dbias);
+      EXPECT_TRUE(all_close(values(dx), expected_dx, scaled_tolerance(m.tol, expected_dx)));
+      EXPECT_TRUE(all_close(values(dweight), expected_dweight, scaled_tolerance(m.tol, expected_dweight)));
+      // The bias gradient is a sum in double on both devices, whatever the math mode: fp32 tolerance.
+      EXPECT_TRUE(all_close(values(dbias), expected_dbias, scaled_tolerance(1e-5, expected_dbias)));
+    }
+  }
+}
+
+TEST_F(LinearCuda, BackwardIsDeterministic) {
+  std::mt19937 rng(703);
+  const Tensor x = random_f32(rng, {7, 157, 37}), weight = random_f32(rng, {29, 37}),
+               dy = random_f32(rng, {7, 157, 29});
+  std::vector<double> first[3];
+  for (int run = 0; run < 2; ++run) {
+    Tensor dx = poisoned({7, 157, 37}), dweight = device(Tensor::zeros(DType::F32, {29, 37})),
+           dbias = device(Tensor::zeros(DType::F32, {29}));
+    ops::linear_backward(gpu(), dx, dweight, dbias, device(dy), device(x), device(weight));
+    const std::vector<double> got[3] = {values(dx), values(dweight), values(dbias)};
+    for (int i = 0; i < 3; ++i) {
+      if (run == 0) {
+        first[i] = got[i];
+      } else {
+        EXPECT_EQ(got[i], first[i]) << "output " << i << " differs between two runs";
+      }
+    }
+  }
+}
+
+TEST_F(LinearCuda, Bf16WeightIsCpuOnly) {
+  const Tensor x = device(Tensor::zeros(DType::F32, {2, 3})),
+               weight = device(Tensor::zeros(DType::F32, {4, 3}).to(DType::BF16)),
+               bias = device(Tensor::zeros(DType::F32, {4}));
+  Tensor y = poisoned({2, 4});
+  expect_error([&] { ops::linear_forward(gpu(), y, x, weight, bias); }, ErrorCode::UNSUPPORTED,
+               {"linear_forward", "bf16"});
+}
+
+}  // namespace
+}  // namespace nlpf::test
