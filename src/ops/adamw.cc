@@ -1,8 +1,11 @@
-// adamw_update: argument checks and device dispatch (kernel in adamw_cpu.cc).
+// adamw_update: argument checks and device dispatch (kernels in adamw_cpu.cc and adamw_cuda.cu).
 #include "ops/adamw.h"
-#include <cmath>
-#include "ops/adamw_cpu.h"
 
+#include <cmath>
+
+#include "backend/device.h"
+#include "ops/adamw_cpu.h"
+#include "ops/adamw_cuda.h"
 #include "ops/op_util.h"
 
 namespace nlpf::ops {
@@ -27,7 +30,13 @@ void adamw_update(ExecutionContext& ctx, Tensor& param, const Tensor& grad, Tens
       cpu::adamw_update(param.data<float>(), grad.data<float>(), m.data<float>(), v.data<float>(),
                         grad.numel(), config.lr, config.beta1, config.beta2, config.eps, weight_decay, step);
       return;
-    case DeviceType::CUDA:  // cuda::adamw_update (adamw_cuda.cu) goes here
+    case DeviceType::CUDA:
+      if constexpr (kCudaBuilt) {
+        cuda::adamw_update(ctx, param.data<float>(), grad.data<float>(), m.data<float>(), v.data<float>(),
+                           grad.numel(), config.lr, config.beta1, config.beta2, config.eps, weight_decay,
+                           step);
+        return;
+      }
       detail::throw_no_cuda_kernel(kOp);
   }
 }

@@ -1,9 +1,14 @@
-// clip_grad_norm: argument checks and device dispatch (kernels in clip_grad_norm_cpu.cc).
+// clip_grad_norm: argument checks and device dispatch (kernels in clip_grad_norm_cpu.cc and
+// clip_grad_norm_cuda.cu). The norm and the decision to scale are the host's on both devices.
 #include "ops/clip_grad_norm.h"
+
 #include <cmath>
 #include <string>
-#include "ops/clip_grad_norm_cpu.h"
+#include <vector>
 
+#include "backend/device.h"
+#include "ops/clip_grad_norm_cpu.h"
+#include "ops/clip_grad_norm_cuda.h"
 #include "ops/op_util.h"
 
 namespace nlpf::ops {
@@ -17,21 +22,32 @@ double clip_grad_norm(ExecutionContext& ctx, std::span<Tensor> grads, double max
     detail::check_dtype(kOp, name.c_str(), grads[i], DType::F32);
     detail::common_device(kOp, ctx, {{"grads[0]", &grads[0]}, {name.c_str(), &grads[i]}});
   }
-  switch (grads[0].device().type) {
-    case DeviceType::CPU: {
-      double sum = 0;
-      for (Tensor& g : grads) sum += cpu::sum_squares(g.data<float>(), g.numel());
-      const double norm = std::sqrt(sum);
-      const double coefficient = max_norm / (norm + 1e-6);  // torch's formula, 1e-6 included
-      if (std::isfinite(norm) && coefficient < 1.0) {
-        for (Tensor& g : grads) cpu::scale_inplace(g.data<float>(), g.numel(), coefficient);
-      }
-      return norm;
+  const bool on_cuda = grads[0].device().type == DeviceType::CUDA;
+  if (on_cuda && !kCudaBuilt) detail::throw_no_cuda_kernel(kOp);
+  double sum = 0;
+  if (!on_cuda) {
+    for (Tensor& g : grads) sum += cpu::sum_squares(g.data<float>(), g.numel());
+  } else if constexpr (kCudaBuilt) {
+    std::vector<const float*> arrays;
+    std::vector<int64_t> sizes;
+    for (Tensor& g : grads) {
+      arrays.push_back(g.data<float>());
+      sizes.push_back(g.numel());
     }
-    case DeviceType::CUDA:  // cuda::sum_squares / cuda::scale_inplace (clip_grad_norm_cuda.cu) go here
-      detail::throw_no_cuda_kernel(kOp);
+    sum = cuda::sum_squares(ctx, arrays, sizes);  // read back to the host
   }
-  NLPF_THROW(ErrorCode::INTERNAL, kOp, ": unknown device type");
+  const double norm = std::sqrt(sum);
+  const double coefficient = max_norm / (norm + 1e-6);  // torch's formula, 1e-6 included
+  if (std::isfinite(norm) && coefficient < 1.0) {
+    for (Tensor& g : grads) {
+      if (!on_cuda) {
+        cpu::scale_inplace(g.data<float>(), g.numel(), coefficient);
+      } else if constexpr (kCudaBuilt) {
+        cuda::scale_inplace(ctx, g.data<float>(), g.numel(), coefficient);
+      }
+    }
+  }
+  return norm;
 }
 
 }  // namespace nlpf::ops

@@ -1,7 +1,10 @@
 // cross_entropy_forward / cross_entropy_backward: argument checks and device dispatch (kernels in
-// cross_entropy_cpu.cc). Activation gradients overwrite (=).
+// cross_entropy_cpu.cc and cross_entropy_cuda.cu). Activation gradients overwrite (=).
 #include "ops/cross_entropy.h"
+
+#include "backend/device.h"
 #include "ops/cross_entropy_cpu.h"
+#include "ops/cross_entropy_cuda.h"
 #include "ops/op_util.h"
 
 namespace nlpf::ops {
@@ -28,7 +31,11 @@ double cross_entropy_forward(ExecutionContext& ctx, Tensor& probs, const Tensor&
     case DeviceType::CPU:
       return cpu::cross_entropy_forward(probs.data<float>(), logits.data<float>(), labels.data<int32_t>(),
                                         logits.dim(0), logits.dim(1));
-    case DeviceType::CUDA:  // cuda::cross_entropy_forward (cross_entropy_cuda.cu) goes here
+    case DeviceType::CUDA:
+      if constexpr (kCudaBuilt) {
+        return cuda::cross_entropy_forward(ctx, probs.data<float>(), logits.data<float>(),
+                                           labels.data<int32_t>(), logits.dim(0), logits.dim(1));
+      }
       detail::throw_no_cuda_kernel(kOp);
   }
   NLPF_THROW(ErrorCode::INTERNAL, kOp, ": unknown device type");
@@ -46,7 +53,12 @@ void cross_entropy_backward(ExecutionContext& ctx, Tensor& dlogits, const Tensor
       cpu::cross_entropy_backward(dlogits.data<float>(), probs.data<float>(), labels.data<int32_t>(), dloss,
                                   probs.dim(0), probs.dim(1));
       return;
-    case DeviceType::CUDA:  // cuda::cross_entropy_backward (cross_entropy_cuda.cu) goes here
+    case DeviceType::CUDA:
+      if constexpr (kCudaBuilt) {
+        cuda::cross_entropy_backward(ctx, dlogits.data<float>(), probs.data<float>(), labels.data<int32_t>(),
+                                     dloss, probs.dim(0), probs.dim(1));
+        return;
+      }
       detail::throw_no_cuda_kernel(kOp);
   }
 }

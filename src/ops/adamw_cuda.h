@@ -1,0 +1,17 @@
+// CUDA kernel of the AdamW step (adamw_cuda.cu), declared without CUDA headers for the dispatch in adamw.cc.
+#pragma once
+
+#include <cstdint>
+
+#include "backend/context.h"
+
+namespace nlpf::cuda {
+
+// param [N], m [N], v [N] updated in place from grad [N], all f32 (formula and order in adamw.h);
+// weight_decay is 0 for a parameter without decay. The scalars are rounded to f32 on the host exactly as the
+// CPU kernel rounds them, and the element math is the CPU's f32 operations, each rounded (no fused
+// multiply-add), so the two agree to the rounding of sqrt and division (both IEEE here).
+void adamw_update(ExecutionContext& ctx, float* param, const float* grad, float* m, float* v, int64_t N,
+                  double lr, double beta1, double beta2, double eps, double weight_decay, int64_t step);
+
+}  // namespace nlpf::cuda
