@@ -1,7 +1,10 @@
-// attention_forward / attention_backward: argument checks and device dispatch (kernels in attention_cpu.cc).
-// Activation gradients overwrite (=).
+// attention_forward / attention_backward: argument checks and device dispatch (kernels in attention_cpu.cc
+// and attention_training_cuda.cu). Activation gradients overwrite (=).
 #include "ops/attention.h"
+
+#include "backend/device.h"
 #include "ops/attention_cpu.h"
+#include "ops/attention_cuda.h"
 #include "ops/op_util.h"
 
 namespace nlpf::ops {
@@ -63,7 +66,13 @@ void attention_forward(ExecutionContext& ctx, Tensor& out, Tensor& probs, const 
                              v.data<float>(), attention_mask.data<int32_t>(), keep_data(dropout),
                              static_cast<float>(1 / (1 - dropout.p)), d.B, d.T, d.NH, d.HS);
       return;
-    case DeviceType::CUDA:  // cuda::attention_forward (attention_cuda.cu) goes here
+    case DeviceType::CUDA:
+      if constexpr (kCudaBuilt) {
+        cuda::attention_forward(ctx, out.data<float>(), probs.data<float>(), q.data<float>(), k.data<float>(),
+                                v.data<float>(), attention_mask.data<int32_t>(), keep_data(dropout),
+                                static_cast<float>(1 / (1 - dropout.p)), d.B, d.T, d.NH, d.HS);
+        return;
+      }
       detail::throw_no_cuda_kernel(kOp);
   }
 }
@@ -98,7 +107,14 @@ void attention_backward(ExecutionContext& ctx, Tensor& dq, Tensor& dk, Tensor& d
                               attention_mask.data<int32_t>(), probs.data<float>(), keep_data(dropout),
                               static_cast<float>(1 / (1 - dropout.p)), d.B, d.T, d.NH, d.HS);
       return;
-    case DeviceType::CUDA:  // cuda::attention_backward (attention_cuda.cu) goes here
+    case DeviceType::CUDA:
+      if constexpr (kCudaBuilt) {
+        cuda::attention_backward(ctx, dq.data<float>(), dk.data<float>(), dv.data<float>(),
+                                 dout.data<float>(), q.data<float>(), k.data<float>(), v.data<float>(),
+                                 attention_mask.data<int32_t>(), probs.data<float>(), keep_data(dropout),
+                                 static_cast<float>(1 / (1 - dropout.p)), d.B, d.T, d.NH, d.HS);
+        return;
+      }
       detail::throw_no_cuda_kernel(kOp);
   }
 }

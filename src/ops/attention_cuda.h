@@ -1,5 +1,7 @@
-// CUDA kernels of the attention op (attention_cuda.cu), declared without CUDA headers so that the dispatch in
-// attention.cc / fused ops can call them. Inference: no probabilities are stored.
+// CUDA kernels of the attention op, declared without CUDA headers so that the dispatch in attention.cc /
+// fused ops can call them. Inference (attention_cuda.cu): fused, no probabilities are stored. Training
+// (attention_training_cuda.cu): the f32 forward that saves probs and its backward, the CPU reference's
+// semantics (attention.h). Activation gradients overwrite (=).
 #pragma once
 
 #include <cstdint>
@@ -19,5 +21,28 @@ namespace nlpf::cuda {
 // so T is limited only by max_position_embeddings (T <= 512 checked); HS a multiple of 8, at most 128.
 void fused_attention_forward(ExecutionContext& ctx, void* out, const void* qkv, const int32_t* attention_mask,
                              DType dtype, int64_t B, int64_t T, int64_t NH, int64_t HS);
+
+// Training forward, f32: out [B,T,C] (=) dropout(probs) v, probs [B,NH,T,T] (=, saved, before dropout) =
+// softmax(q k^T / sqrt(HS)) over the keys with attention_mask [B,T] != 0 (padded keys get exactly 0; in a
+// sequence whose keys are all padding every row is the uniform 1/T); q, k, v [B,T,C], C = NH HS, head h in
+// channels [h HS, (h+1) HS). keep [B,NH,T,T] (0 or 1) or null (no dropout), keep_scale = 1 / (1 - p). Unlike
+// the fused inference kernel, padded query rows are computed as the CPU computes them (the backward needs
+// them). The mask is not validated here (the host would have to wait): any non-zero value is a token.
+// Any T and HS whose per-warp rows fit in shared memory ((T + HS) floats per warp; T <= 512 with any BERT
+// HS).
+void attention_forward(ExecutionContext& ctx, float* out, float* probs, const float* q, const float* k,
+                       const float* v, const int32_t* attention_mask, const float* keep, float keep_scale,
+                       int64_t B, int64_t T, int64_t NH, int64_t HS);
+
+// Training backward, f32: dq, dk, dv [B,T,C] (=) from dout [B,T,C] and the forward's q, k, v,
+// attention_mask, probs and keep (as attention_forward). Per head, pd = dropout(probs), scale = 1 / sqrt(HS):
+// dv = pd^T dout, dp = dropout(dout v^T), dscore = scale p (dp - rowsum(p dp)), dq = dscore k,
+// dk = dscore^T q; a sequence whose keys are all padding gets dq = dk = 0. Deterministic (no atomics): one
+// warp per query row for dq and the row sums (kept in stream-ordered scratch [B,NH,T]), then one warp per key
+// row for dk and dv, which recomputes its column of dp.
+void attention_backward(ExecutionContext& ctx, float* dq, float* dk, float* dv, const float* dout,
+                        const float* q, const float* k, const float* v, const int32_t* attention_mask,
+                        const float* probs, const float* keep, float keep_scale, int64_t B, int64_t T,
+                        int64_t NH, int64_t HS);
 
 }  // namespace nlpf::cuda

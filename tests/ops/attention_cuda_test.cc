@@ -1,0 +1,166 @@
+// attention_forward / attention_backward on CUDA (the training kernels) against the CPU op: odd sizes, ragged
+// padding masks (a sequence with holes, one cut short, one all padding), with and without a dropout keep
+// mask. Outputs are poisoned with NaN first (every element must be written). Tolerance: fp32 1e-5, relative
+// to each element and to the largest |ref| of the tensor (sums over T keys in another order). Exact: padded
+// keys have probability 0, the all-padding sequence the uniform 1/T and no gradient to q, k.
+#include "ops/attention.h"
+
+#include <string>
+
+#include "ops/train_op_cuda_util.h"
+
+namespace nlpf::test {
+namespace {
+
+constexpr double kTol = 1e-5;
+
+class AttentionCuda : public TrainOpCudaTest {};
+
+// Mask [B,T]: sequence 0 with random holes (its first token kept), 1 a prefix of about a third, the last all
+// padding, further ones full.
+Tensor ragged_mask(std::mt19937& rng, int64_t B, int64_t T) {
+  std::bernoulli_distribution kept(0.7);
+  Tensor mask = Tensor::empty(DType::I32, {B, T});
+  for (int64_t b = 0; b < B; ++b) {
+    for (int64_t t = 0; t < T; ++t) {
+      int32_t token = 1;
+      if (b == B - 1) {
+        token = 0;
+      } else if (b == 0) {
+        token = t == 0 || kept(rng) ? 1 : 0;
+      } else if (b == 1) {
+        token = t < std::max<int64_t>(1, T / 3) ? 1 : 0;
+      }
+      mask.data<int32_t>()[b * T + t] = token;
+    }
+  }
+  return mask;
+}
+
+Tensor keep_mask(std::mt19937& rng, const Shape& shape, double p) {
+  std::bernoulli_distribution kept(1 - p);
+  Tensor keep = Tensor::empty(DType::F32, shape);
+  for (int64_t i = 0; i < keep.numel(); ++i) keep.data<float>()[i] = kept(rng) ? 1.0f : 0.0f;
+  return keep;
+}
+
+struct Size {
+  int64_t B, T, NH, HS;
+};
+
+TEST_F(AttentionCuda, ForwardAndBackwardMatchCpu) {
+  std::mt19937 rng(1101);
+  for (const Size s : {Size{3, 19, 3, 8}, Size{3, 67, 2, 40}, Size{2, 1, 1, 3}}) {
+    for (const bool with_dropout : {false, true}) {
+      SCOPED_TRACE("B=" + std::to_string(s.B) + " T=" + std::to_string(s.T) + " NH=" + std::to_string(s.NH) +
+                   " HS=" + std::to_string(s.HS) + (with_dropout ? " dropout" : ""));
+      const int64_t C = s.NH * s.HS;
+      const Shape x_shape{s.B, s.T, C}, p_shape{s.B, s.NH, s.T, s.T};
+      const Tensor q = random_f32(rng, x_shape, -2, 2), k = random_f32(rng, x_shape, -2, 2),
+                   v = random_f32(rng, x_shape), dout = random_f32(rng, x_shape);
+      const Tensor mask = ragged_mask(rng, s.B, s.T);
+      const Tensor keep = keep_mask(rng, p_shape, 0.1);
+      const Tensor keep_d = device(keep);
+      const ops::AttentionDropout cpu_dropout =
+          with_dropout ? ops::AttentionDropout{&keep, 0.1} : ops::AttentionDropout{};
+      const ops::AttentionDropout gpu_dropout =
+          with_dropout ? ops::AttentionDropout{&keep_d, 0.1} : ops::AttentionDropout{};
+
+      Tensor ref_out = Tensor::empty(DType::F32, x_shape), ref_probs = Tensor::empty(DType::F32, p_shape);
+      ops::attention_forward(cpu_context(), ref_out, ref_probs, q, k, v, mask, s.NH, cpu_dropout);
+      const Tensor q_d = device(q), k_d = device(k), v_d = device(v), mask_d = device(mask);
+      Tensor out = poisoned(x_shape), probs = poisoned(p_shape);
+      ops::attention_forward(gpu(), out, probs, q_d, k_d, v_d, mask_d, s.NH, gpu_dropout);
+      const std::vector<double> expected_out = to_double(ref_out), expected_probs = to_double(ref_probs);
+      const std::vector<double> got_probs = values(probs);
+      EXPECT_TRUE(all_close(values(out), expected_out, scaled_tolerance(kTol, expected_out)));
+      EXPECT_TRUE(all_close(got_probs, expected_probs, Tolerance{kTol, 1e-6}));
+      // Exact zeros for padded keys, the exact uniform row for the all-padding sequence.
+      for (int64_t b = 0; b < s.B; ++b) {
+        for (int64_t i = 0; i < s.NH * s.T * s.T; ++i) {
+          const int64_t key = i % s.T, at = b * s.NH * s.T * s.T + i;
+          if (b == s.B - 1) {
+            ASSERT_EQ(got_probs[at], static_cast<double>(static_cast<float>(1.0 / s.T)))
+                << "probs[" << at << "]";
+          } else if (mask.data<int32_t>()[b * s.T + key] == 0) {
+            ASSERT_EQ(got_probs[at], 0.0) << "probs[" << at << "]";
+          }
+        }
+      }
+
+      // Backward from the CPU's probabilities on both devices, so that only the backward is compared.
+      Tensor ref_dq = Tensor::empty(DType::F32, x_shape), ref_dk = Tensor::empty(DType::F32, x_shape),
+             ref_dv = Tensor::empty(DType::F32, x_shape);
+      ops::attention_backward(cpu_context(), ref_dq, ref_dk, ref_dv, dout, q, k, v, mask, ref_probs, s.NH,
+                              cpu_dropout);
+      Tensor dq = poisoned(x_shape), dk = poisoned(x_shape), dv = poisoned(x_shape);
+      ops::attention_backward(gpu(), dq, dk, dv, device(dout), q_d, k_d, v_d, mask_d, device(ref_probs), s.NH,
+                              gpu_dropout);
+      const std::vector<double> expected_dq = to_double(ref_dq), expected_dk = to_double(ref_dk),
+                                expected_dv = to_double(ref_dv);
+      const std::vector<double> got_dq = values(dq), got_dk = values(dk);
+      EXPECT_TRUE(all_close(got_dq, expected_dq, scaled_tolerance(kTol, expected_dq)));
+      EXPECT_TRUE(all_close(got_dk, expected_dk, scaled_tolerance(kTol, expected_dk)));
+      EXPECT_TRUE(all_close(values(dv), expected_dv, scaled_tolerance(kTol, expected_dv)));
+      // No gradient to q, k of the all-padding sequence (the last).
+      for (int64_t i = (s.B - 1) * s.T * C; i < s.B * s.T * C; ++i) {
+        ASSERT_EQ(got_dq[i], 0.0) << "dq[" << i << "]";
+        ASSERT_EQ(got_dk[i], 0.0) << "dk[" << i << "]";
+      }
+    }
+  }
+}
+
+TEST_F(AttentionCuda, LongSequenceMatchesCpu) {
+  // T = 512 (BERT's longest) with BERT-base's head size: the shared rows at their largest.
+  std::mt19937 rng(1102);
+  const int64_t B = 2, T = 512, NH = 2, HS = 64, C = NH * HS;
+  const Shape x_shape{B, T, C}, p_shape{B, NH, T, T};
+  const Tensor q = random_f32(rng, x_shape), k = random_f32(rng, x_shape), v = random_f32(rng, x_shape),
+               dout = random_f32(rng, x_shape), mask = ragged_mask(rng, B, T);
+  Tensor ref_out = Tensor::empty(DType::F32, x_shape), ref_probs = Tensor::empty(DType::F32, p_shape);
+  ops::attention_forward(cpu_context(), ref_out, ref_probs, q, k, v, mask, NH);
+  Tensor out = poisoned(x_shape), probs = poisoned(p_shape);
+  const Tensor q_d = device(q), k_d = device(k), v_d = device(v), mask_d = device(mask);
+  ops::attention_forward(gpu(), out, probs, q_d, k_d, v_d, mask_d, NH);
+  const std::vector<double> expected_out = to_double(ref_out);
+  EXPECT_TRUE(all_close(values(out), expected_out, scaled_tolerance(kTol, expected_out)));
+  EXPECT_TRUE(all_close(values(probs), to_double(ref_probs), Tolerance{kTol, 1e-6}));
+
+  Tensor ref_dq = Tensor::empty(DType::F32, x_shape), ref_dk = Tensor::empty(DType::F32, x_shape),
+         ref_dv = Tensor::empty(DType::F32, x_shape);
+  ops::attention_backward(cpu_context(), ref_dq, ref_dk, ref_dv, dout, q, k, v, mask, ref_probs, NH);
+  Tensor dq = poisoned(x_shape), dk = poisoned(x_shape), dv = poisoned(x_shape);
+  ops::attention_backward(gpu(), dq, dk, dv, device(dout), q_d, k_d, v_d, mask_d, device(ref_probs), NH);
+  for (const auto& [got, ref] : {std::pair{&dq, &ref_dq}, std::pair{&dk, &ref_dk}, std::pair{&dv, &ref_dv}}) {
+    const std::vector<double> expected = to_double(*ref);
+    EXPECT_TRUE(all_close(values(*got), expected, scaled_tolerance(kTol, expected)));
+  }
+}
+
+TEST_F(AttentionCuda, BackwardIsDeterministic) {
+  std::mt19937 rng(1103);
+  const int64_t B = 3, T = 19, NH = 3, HS = 8;
+  const Shape x_shape{B, T, NH * HS};
+  const Tensor q = device(random_f32(rng, x_shape)), k = device(random_f32(rng, x_shape)),
+               v = device(random_f32(rng, x_shape)), dout = device(random_f32(rng, x_shape)),
+               mask = device(ragged_mask(rng, B, T));
+  Tensor out = poisoned(x_shape), probs = poisoned({B, NH, T, T});
+  ops::attention_forward(gpu(), out, probs, q, k, v, mask, NH);
+  std::vector<double> first[3];
+  for (int run = 0; run < 2; ++run) {
+    Tensor dq = poisoned(x_shape), dk = poisoned(x_shape), dv = poisoned(x_shape);
+    ops::attention_backward(gpu(), dq, dk, dv, dout, q, k, v, mask, probs, NH);
+    const std::vector<double> got[3] = {values(dq), values(dk), values(dv)};
+    for (int i = 0; i < 3; ++i) {
+      if (run == 0) {
+        first[i] = got[i];
+      } else {
+        EXPECT_EQ(got[i], first[i]) << "gradient " << i << " differs between two runs";
+      }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace nlpf::test
