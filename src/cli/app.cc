@@ -14,6 +14,7 @@ void build_app(CLI::App& app, Action& action) {
   app.fallthrough(false);
   register_phase1(app, action);
   register_phase2(app, action);
+  register_status(app, action);
   register_frontier(app, action);
   register_plot(app, action);
   register_fetch(app, action);

@@ -12,6 +12,7 @@ using Action = std::function<int()>;
 
 void register_phase1(CLI::App& app, Action& action);
 void register_phase2(CLI::App& app, Action& action);
+void register_status(CLI::App& app, Action& action);  // in phase2_command.cc
 void register_frontier(CLI::App& app, Action& action);
 void register_plot(CLI::App& app, Action& action);
 void register_fetch(CLI::App& app, Action& action);

@@ -1,6 +1,9 @@
 // nlpf phase2 max-sequence-length|layers|precision|padding|batch-size|grid and the run_phase_2_* aliases
-// (the study's three, and the same spelling for the two sweeps it did not have).
+// (the study's three, and the same spelling for the two sweeps it did not have); the scale-out options
+// (--submit slurm, --devices, --resume), the hidden steps their processes run (run-point, merge), nlpf
+// status.
 #include <algorithm>
+#include <iostream>
 #include <memory>
 #include <string>
 
@@ -9,6 +12,7 @@
 #include "cli/options.h"
 #include "core/error.h"
 #include "experiment/phase2.h"
+#include "experiment/phase2_scale_out.h"
 #include "text/batching.h"
 
 namespace nlpf::cli {
@@ -79,6 +83,34 @@ void add_sweep(CLI::App& sub, SweepKind sweep, Action& action) {
   sub.add_option(flag_names("runs-dir"), o.runs_dir, "Where run directories are created")
       ->capture_default_str();
   add_common_options(sub, o.data, o.protocol, o.quiet);
+  // Scale-out (experiment/phase2_scale_out.h).
+  const char* kScaleOut = "Scale-out (Slurm job arrays, several devices)";
+  sub.add_option("--submit", o.submit, "slurm: one job-array task per point, then a merge job")
+      ->check(CLI::IsMember({"slurm"}))
+      ->group(kScaleOut);
+  sub.add_option(flag_names("slurm-partition"), o.slurm.partition, "sbatch --partition")->group(kScaleOut);
+  sub.add_option(flag_names("slurm-account"), o.slurm.account, "sbatch --account")->group(kScaleOut);
+  sub.add_option(flag_names("slurm-time"), o.slurm.time,
+                 "sbatch --time of each point's task (e.g. 30, 2:00:00)")
+      ->group(kScaleOut);
+  sub.add_option(flag_names("slurm-gres"), o.slurm.gres,
+                 "sbatch --gres of each point's task (default gpu:1 for cuda or auto, none for cpu; 'none')")
+      ->group(kScaleOut);
+  sub.add_option(flag_names("slurm-option"), o.slurm.extra,
+                 "Passed to sbatch as an #SBATCH line, repeatable (write --slurm-option=--qos=high)")
+      ->allow_extra_args(false)
+      ->group(kScaleOut);
+  sub.add_option("--devices", o.devices,
+                 "Run points in parallel, one process per device: cuda:0,cuda:1 (same files as --submit)")
+      ->delimiter(',')
+      ->allow_extra_args(false)
+      ->check(device_validator())
+      ->group(kScaleOut);
+  sub.add_option(
+         "--resume", o.resume_directory,
+         "A sweep directory planned by --submit or --devices: run only its points not done, then merge")
+      ->check(CLI::ExistingDirectory)
+      ->group(kScaleOut);
   sub.callback([&action, settings] {
     action = [settings] {
       run_phase2(*settings);
@@ -106,7 +138,54 @@ constexpr SweepName kSweeps[] = {
      "Cross lengths x layers x precisions x paddings x batch sizes into one frontier"},
 };
 
+// The hidden steps of a scaled-out sweep: what one Slurm task (or --devices process) and the merge job run.
+void add_scale_out_steps(CLI::App& phase2, Action& action) {
+  struct PointOptions {
+    std::string directory;
+    int64_t index = 0;
+    std::string device;
+    bool quiet = false;
+  };
+  auto point = std::make_shared<PointOptions>();
+  CLI::App* run_point = phase2.add_subcommand("run-point", "Measure point K of a planned sweep directory");
+  run_point->group("");  // hidden: the commands of plan.json and the sbatch scripts
+  run_point->add_option("directory", point->directory, "Sweep directory (plan.json)")->required();
+  run_point->add_option("index", point->index, "Point index in plan.json")->required();
+  run_point->add_option("--device", point->device, "Device (default: the plan's)")->check(device_validator());
+  run_point->add_flag("--quiet,-q", point->quiet, "No progress output");
+  run_point->callback([&action, point] {
+    action = [point] {
+      run_phase2_point(point->directory, point->index, point->device, point->quiet, std::cerr);
+      return 0;
+    };
+  });
+  auto merge = std::make_shared<PointOptions>();
+  CLI::App* merge_app = phase2.add_subcommand("merge", "Finish a planned sweep directory from its points");
+  merge_app->group("");
+  merge_app->add_option("directory", merge->directory, "Sweep directory (plan.json)")->required();
+  merge_app->add_flag("--quiet,-q", merge->quiet, "No progress output");
+  merge_app->callback([&action, merge] {
+    action = [merge] {
+      merge_phase2(merge->directory, merge->quiet, std::cout, std::cerr);
+      return 0;
+    };
+  });
+}
+
 }  // namespace
+
+void register_status(CLI::App& app, Action& action) {
+  auto directory = std::make_shared<std::string>();
+  CLI::App* status = app.add_subcommand(
+      "status", "Points done, pending, running and failed of a sweep run with --submit slurm or --devices");
+  status->add_option("run_dir", *directory, "Sweep directory")->required()->check(CLI::ExistingDirectory);
+  status->callback([&action, directory] {
+    action = [directory] {
+      print_phase2_status(phase2_status(*directory), std::cout);
+      return 0;
+    };
+  });
+}
 
 void register_phase2(CLI::App& app, Action& action) {
   CLI::App* phase2 = app.add_subcommand("phase2", "Sweep efficiency techniques from a fine-tuned baseline");
@@ -124,6 +203,7 @@ void register_phase2(CLI::App& app, Action& action) {
       add_sweep(*top, s.kind, action);
     }
   }
+  add_scale_out_steps(*phase2, action);
 }
 
 }  // namespace nlpf::cli

@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <iostream>
 #include <map>
 #include <memory>
@@ -23,6 +24,7 @@
 #include "core/allocator.h"
 #include "core/error.h"
 #include "core/file_util.h"
+#include "experiment/phase2_steps.h"
 #include "experiment/run_files.h"
 #include "experiment/run_plots.h"
 #include "measure/energy_meter.h"
@@ -43,17 +45,6 @@ namespace nlpf {
 using json = nlohmann::json;
 
 namespace {
-
-// One configuration to measure.
-struct Point {
-  int64_t max_sequence_length = 0;
-  int64_t num_layers = 0;
-  std::string precision;
-  std::string padding;  // padding_name spelling
-  int64_t eval_batch_size = 0;
-  std::string label;                                     // also the point's folder name
-  std::vector<std::pair<std::string, json>> parameters;  // pareto.csv's parameter columns
-};
 
 template <typename T>
 void check_list(const std::vector<T>& values, const char* option) {
@@ -87,7 +78,8 @@ ProtocolResult measure_on_gpu(ExecutionContext& gpu, EnergyMeter& meter, PowerSa
   model.reset();
   InferenceRunner runner(*engine, eval_data, options);
   const std::unique_ptr<BatchTimer> timer = make_batch_timer(gpu.device(), gpu.native_stream());
-  const Workload workload = evaluation_workload([&] { return runner.run_pass(timer.get()); }, eval_data.size());
+  const Workload workload =
+      evaluation_workload([&] { return runner.run_pass(timer.get()); }, eval_data.size());
   ProtocolResult measured = run_protocol(protocol, meter, meter.available() ? &sampler : nullptr, workload);
   inputs.peak_gpu_memory_mb = static_cast<double>(allocator.peak_bytes()) / (1024.0 * 1024.0);
   if (const auto* nvml = dynamic_cast<const NvmlMeter*>(&meter)) {
@@ -126,7 +118,8 @@ std::vector<int64_t> default_batch_sizes() {
 
 namespace {
 
-std::vector<Point> make_points(const Phase2Settings& s, const BertConfig& config, int64_t fixed_length) {
+std::vector<Phase2Point> make_points(const Phase2Settings& s, const BertConfig& config,
+                                     int64_t fixed_length) {
   const bool grid = s.sweep == SweepKind::GRID;
   NLPF_CHECK(!grid || !s.sequence_lengths.empty() || !s.num_layers.empty() || !s.precisions.empty() ||
                  !s.paddings.empty() || !s.batch_sizes.empty(),
@@ -197,13 +190,13 @@ std::vector<Point> make_points(const Phase2Settings& s, const BertConfig& config
                ": a batch holds at least 1 example");
   }
 
-  std::vector<Point> points;
+  std::vector<Phase2Point> points;
   for (int64_t L : lengths) {
     for (int64_t k : layers) {
       for (const std::string& p : precisions) {
         for (const std::string& padding : paddings) {
           for (int64_t b : batch_sizes) {
-            Point point{L, k, p, padding, b, "", {}};
+            Phase2Point point{L, k, p, padding, b, "", {}};
             std::vector<std::string> parts;
             const auto add = [&](bool swept, const std::string& name, const json& value) {
               if (!swept) return;
@@ -325,237 +318,248 @@ std::string phase2_run_name(SweepKind sweep, std::time_t time) {
   return stamp + "_phase_2_grid";
 }
 
-Phase2Result run_phase2(const Phase2Settings& s) {
-  std::ostream& out = s.out ? *s.out : std::cout;
-  std::ostream& log = s.log ? *s.log : std::cerr;
-  const auto start_time = std::chrono::system_clock::now();
-
-  // ---- everything that can be refused is refused here, before any measurement ----
-  const Device device = choose_inference_device(s.device, s.quiet, log);
+Phase2Plan plan_phase2(const Phase2Settings& s) {
+  Phase2Plan plan;
+  plan.settings = s;
   NLPF_CHECK(!s.baseline_model_directory.empty(), ErrorCode::INVALID_ARGUMENT,
              "--baseline-model-directory is required");
-  const std::filesystem::path model_dir = s.baseline_model_directory;
-  NLPF_CHECK(std::filesystem::is_directory(model_dir), ErrorCode::IO, "--baseline-model-directory ",
-             model_dir.string(), ": no such directory");
+  plan.model_dir = s.baseline_model_directory;
+  NLPF_CHECK(std::filesystem::is_directory(plan.model_dir), ErrorCode::IO, "--baseline-model-directory ",
+             plan.model_dir.string(), ": no such directory");
   NLPF_CHECK(s.refit_epochs >= 0, ErrorCode::INVALID_ARGUMENT, "--refit-epochs must be >= 0");
-  const bool refit = s.refit_epochs > 0 && (s.sweep == SweepKind::LAYERS || s.sweep == SweepKind::GRID);
+  plan.refit = s.refit_epochs > 0 && (s.sweep == SweepKind::LAYERS || s.sweep == SweepKind::GRID);
   check_data_settings(s.data, /*need_train=*/false);
-  const BertConfig config = BertConfig::load(model_dir / "config.json");
-  std::filesystem::path baseline_run_path;
-  const json baseline_run = read_baseline_run_json(model_dir, baseline_run_path);
-  int64_t fixed_length = 128;
+  plan.config = BertConfig::load(plan.model_dir / "config.json");
+  plan.baseline_run = read_baseline_run_json(plan.model_dir, plan.baseline_run_path);
   if (s.max_sequence_length) {
-    fixed_length = *s.max_sequence_length;
-  } else if (!baseline_run.is_null()) {
-    const json length = value_or_null(value_or_null(baseline_run, "config"), "max_sequence_length");
-    if (length.is_number_integer()) fixed_length = length.get<int64_t>();
+    plan.fixed_length = *s.max_sequence_length;
+  } else if (!plan.baseline_run.is_null()) {
+    const json length = value_or_null(value_or_null(plan.baseline_run, "config"), "max_sequence_length");
+    if (length.is_number_integer()) plan.fixed_length = length.get<int64_t>();
   }
-  std::vector<Point> points = make_points(s, config, fixed_length);
+  plan.points = make_points(s, plan.config, plan.fixed_length);
+  return plan;
+}
 
-  const DeviceDescription description = describe_device(device);
-  json errors = json::array();
-  {
-    std::map<std::string, std::optional<std::string>> refusals;
-    for (const Point& p : points) {
-      if (!refusals.count(p.precision)) {
-        refusals[p.precision] = precision_unsupported_reason(description, parse_precision(p.precision));
-      }
+std::vector<Phase2Point> refuse_unsupported_points(const Phase2Plan& plan,
+                                                   const DeviceDescription& description, json& errors,
+                                                   std::ostream& log) {
+  const Phase2Settings& s = plan.settings;
+  std::map<std::string, std::optional<std::string>> refusals;
+  for (const Phase2Point& p : plan.points) {
+    if (!refusals.count(p.precision)) {
+      refusals[p.precision] = precision_unsupported_reason(description, parse_precision(p.precision));
     }
-    for (const auto& [precision, reason] : refusals) {
-      if (!reason) continue;
-      NLPF_CHECK(s.skip_failed_precisions, ErrorCode::UNSUPPORTED, "--precisions ", precision, ": ", *reason,
-                 " (nothing was run; --skip-failed-precisions records it in errors.json and goes on)");
-      if (!s.quiet) log << "precision " << precision << " refused: " << *reason << "\n";
-    }
-    std::vector<Point> runnable;
-    for (Point& p : points) {
-      const std::optional<std::string>& reason = refusals[p.precision];
-      if (reason) {
-        errors.push_back({{"point", p.label},
-                          {"precision", p.precision},
-                          {"stage", "refused"},
-                          {"error", *reason},
-                          {"code", error_code_name(ErrorCode::UNSUPPORTED)}});
-      } else {
-        runnable.push_back(std::move(p));
-      }
-    }
-    points = std::move(runnable);
   }
-  NLPF_CHECK(!points.empty(), ErrorCode::UNSUPPORTED, "phase2: every point was refused on ",
-             device_string(device), " (", errors.size(), " refusals, e.g. ",
-             errors[0]["error"].get<std::string>(), "); nothing was run");
+  for (const auto& [precision, reason] : refusals) {
+    if (!reason) continue;
+    NLPF_CHECK(s.skip_failed_precisions, ErrorCode::UNSUPPORTED, "--precisions ", precision, ": ", *reason,
+               " (nothing was run; --skip-failed-precisions records it in errors.json and goes on)");
+    if (!s.quiet) log << "precision " << precision << " refused: " << *reason << "\n";
+  }
+  std::vector<Phase2Point> runnable;
+  for (const Phase2Point& p : plan.points) {
+    const std::optional<std::string>& reason = refusals[p.precision];
+    if (reason) {
+      errors.push_back({{"point", p.label},
+                        {"precision", p.precision},
+                        {"stage", "refused"},
+                        {"error", *reason},
+                        {"code", error_code_name(ErrorCode::UNSUPPORTED)}});
+    } else {
+      runnable.push_back(p);
+    }
+  }
+  return runnable;
+}
 
-  // ---- baseline, data ----
-  {
-    CheckpointLoadOptions load_options;
-    load_options.quiet = s.quiet;
-    load_options.notices = &log;
-    load_checkpoint(model_dir, load_options);  // every file checked once, notices (missing head) shown once
-  }
-  TrainerOptions recipe;  // a refit's: the baseline's recipe (run.json) where known, else the reference one
-  const DataSettings data = resolve_data(s, baseline_run, baseline_run_path, recipe);
-  check_data_settings(data, /*need_train=*/refit);
-  const DataFiles files = locate_data(data, /*need_train=*/refit);
-  const WordPieceTokenizer tokenizer = WordPieceTokenizer::from_model_dir(model_dir);
-  const Dataset eval_set = read_split(files.eval, data, config.num_labels(), data.max_eval_examples);
-  for (const Example& e : eval_set.examples) {
-    NLPF_CHECK(e.label != kNoLabel, ErrorCode::INVALID_ARGUMENT, files.eval.string(), ":", e.line,
+Phase2Inputs load_phase2_inputs(const Phase2Plan& plan, const std::vector<Phase2Point>& points) {
+  Phase2Inputs in;
+  // a refit's recipe: the baseline's (run.json) where known, else the reference one
+  in.data = resolve_data(plan.settings, plan.baseline_run, plan.baseline_run_path, in.recipe);
+  check_data_settings(in.data, /*need_train=*/plan.refit);
+  in.files = locate_data(in.data, /*need_train=*/plan.refit);
+  in.tokenizer.emplace(WordPieceTokenizer::from_model_dir(plan.model_dir));
+  in.eval_set = read_split(in.files.eval, in.data, plan.config.num_labels(), in.data.max_eval_examples);
+  for (const Example& e : in.eval_set.examples) {
+    NLPF_CHECK(e.label != kNoLabel, ErrorCode::INVALID_ARGUMENT, in.files.eval.string(), ":", e.line,
                ": the evaluation split needs labels (accuracy is one axis of the frontier)");
   }
-  Dataset train_set;
-  if (refit) train_set = read_split(files.train, data, config.num_labels(), data.max_train_examples);
-  std::map<int64_t, TokenizedDataset> eval_by_length;
-  for (const Point& p : points) {
-    if (!eval_by_length.count(p.max_sequence_length)) {
-      eval_by_length.emplace(
+  if (plan.refit) {
+    in.train_set = read_split(in.files.train, in.data, plan.config.num_labels(), in.data.max_train_examples);
+  }
+  for (const Phase2Point& p : points) {
+    if (!in.eval_by_length.count(p.max_sequence_length)) {
+      in.eval_by_length.emplace(
           p.max_sequence_length,
-          tokenize_dataset(eval_set, tokenizer, p.max_sequence_length, /*show_progress=*/false));
+          tokenize_dataset(in.eval_set, *in.tokenizer, p.max_sequence_length, /*show_progress=*/false));
     }
   }
+  return in;
+}
 
-  // ---- run directory, meter ----
-  SigintGuard sigint_guard;
-  std::filesystem::create_directories(s.runs_dir);
-  StagedDirectory run(std::filesystem::path(s.runs_dir) /
-                      phase2_run_name(s.sweep, std::chrono::system_clock::to_time_t(start_time)));
-  std::unique_ptr<EnergyMeter> meter = choose_meter(description);
-  // One CUDA context for the sweep (stream, cuBLASLt, allocator); each point's engine is freed before the
-  // next.
-  std::unique_ptr<ExecutionContext> gpu =
-      device.type == DeviceType::CUDA ? make_execution_context(device) : nullptr;
-  PowerSampler sampler(*meter);
-  sampler.start();
+PointMeasurer make_point_measurer(Device device) {
+  PointMeasurer m;
+  m.device = device;
+  m.description = describe_device(device);
+  m.meter = choose_meter(m.description);
+  m.gpu = device.type == DeviceType::CUDA ? make_execution_context(device) : nullptr;
+  m.sampler = std::make_unique<PowerSampler>(*m.meter);
+  m.sampler->start();
+  return m;
+}
 
-  std::vector<ParetoRow> rows;
-  json point_entries = json::array();
-  for (size_t index = 0; index < points.size(); ++index) {
-    const Point& point = points[index];
-    const TokenizedDataset& eval_data = eval_by_length.at(point.max_sequence_length);
-    const double trace_start = sampler.elapsed_s();
-    json metrics;
-    std::vector<int32_t> predictions;
-    if (s.on_point) s.on_point(point.label);
-    try {
-      CheckpointLoadOptions load_options;
-      load_options.quiet = true;
-      std::unique_ptr<BertForSequenceClassification> model;
-      {
-        const Checkpoint checkpoint = load_checkpoint(model_dir, load_options);
-        model = std::make_unique<BertForSequenceClassification>(checkpoint);
-      }
-      if (point.num_layers < model->config().num_hidden_layers) model->truncate_layers(point.num_layers);
-      if (refit && point.num_layers < config.num_hidden_layers) {
-        if (!s.quiet) log << point.label << ": re-fine-tuning " << s.refit_epochs << " epoch(s)\n";
-        const TokenizedDataset train_data =
-            tokenize_dataset(train_set, tokenizer, point.max_sequence_length, /*show_progress=*/!s.quiet);
-        model->set_dropout(DropoutSettings::from_config(model->config(), recipe.seed));
-        TrainerOptions trainer = recipe;
-        trainer.epochs = s.refit_epochs;
-        trainer.max_length = point.max_sequence_length;
-        trainer.eval_batch_size = point.eval_batch_size;
-        trainer.eval_padding = parse_padding(point.padding);
-        trainer.show_progress = !s.quiet;
-        train_classifier(*model, train_data, eval_data, trainer);  // the optimizer's state dies with it
-      }
-      model->drop_gradients();
-      const Precision precision = parse_precision(point.precision);
-      const PaddingMode padding = parse_padding(point.padding);
-      InferenceMetricsInputs inputs;
-      ProtocolResult measured;
-      if (gpu) {
-        measured = measure_on_gpu(*gpu, *meter, sampler, std::move(model), precision, eval_data,
-                                  point.eval_batch_size, padding, s.protocol, inputs);
-      } else {
-        model->set_inference_precision(precision);
-        Allocator& allocator = host_allocator();
-        allocator.reset_peak();
-        const Workload workload = evaluation_workload(
-            [&] {
-              return evaluate_classifier(*model, eval_data, point.eval_batch_size, point.max_sequence_length,
-                                         padding);
-            },
-            eval_data.size());
-        measured = run_protocol(s.protocol, *meter, meter->available() ? &sampler : nullptr, workload);
-        inputs.peak_gpu_memory_null_reason = "CPU run: no GPU memory; see peak_memory_mb (host allocator)";
-        inputs.peak_memory_mb = static_cast<double>(allocator.peak_bytes()) / (1024.0 * 1024.0);
-      }
-      int64_t correct = 0;
-      for (size_t i = 0; i < measured.predictions.size(); ++i)
-        correct += measured.predictions[i] == eval_data.labels[i];
-      inputs.accuracy = static_cast<double>(correct) / static_cast<double>(eval_data.size());
-      metrics = inference_metrics_json(measured, inputs);
-      predictions = measured.predictions;
-    } catch (const Error& e) {
-      if (e.code() == ErrorCode::INTERRUPTED || !s.skip_failed_precisions || point.precision == "fp32") throw;
-      if (!s.quiet) log << point.label << " failed: " << e.what() << " (recorded in errors.json)\n";
-      errors.push_back({{"point", point.label},
-                        {"precision", point.precision},
-                        {"stage", "failed"},
-                        {"error", e.what()},
-                        {"code", error_code_name(e.code())}});
-      continue;
+json point_device_json(const PointMeasurer& m) {
+  const json environment = environment_json(m.device, m.description, *m.meter);
+  const bool gpu = m.device.type == DeviceType::CUDA;
+  return {{"host", environment.at("hostname")},
+          {"device", device_string(m.device)},
+          {"device_name", m.description.name},
+          {"gpu_name", gpu ? json(m.description.name) : json(nullptr)},
+          {"gpu_uuid", gpu && !m.description.uuid.empty() ? json(m.description.uuid) : json(nullptr)},
+          {"gpu_null_reason", gpu ? json(nullptr) : json("CPU run: no GPU")},
+          {"slurm_job_id", std::getenv("SLURM_JOB_ID") ? json(std::getenv("SLURM_JOB_ID")) : json(nullptr)},
+          {"environment", environment}};
+}
+
+MeasuredPoint measure_point(const Phase2Plan& plan, const Phase2Inputs& in, PointMeasurer& measurer,
+                            const Phase2Point& point, const std::filesystem::path& directory,
+                            std::ostream& log, const std::function<void()>& before_commit) {
+  const Phase2Settings& s = plan.settings;
+  const TokenizedDataset& eval_data = in.eval_by_length.at(point.max_sequence_length);
+  PowerSampler& sampler = *measurer.sampler;
+  EnergyMeter& meter = *measurer.meter;
+  const double trace_start = sampler.elapsed_s();
+  const bool refit = plan.refit && point.num_layers < plan.config.num_hidden_layers;
+  json metrics;
+  std::vector<int32_t> predictions;
+  {
+    CheckpointLoadOptions load_options;
+    load_options.quiet = true;
+    std::unique_ptr<BertForSequenceClassification> model;
+    {
+      const Checkpoint checkpoint = load_checkpoint(plan.model_dir, load_options);
+      model = std::make_unique<BertForSequenceClassification>(checkpoint);
     }
-    json point_info = {
-        {"label", point.label},
-        {"max_sequence_length", point.max_sequence_length},
-        {"num_layers", point.num_layers},
-        {"precision", point.precision},
-        {"padding", point.padding},
-        {"eval_batch_size", point.eval_batch_size},
-        {"refit_epochs", refit && point.num_layers < config.num_hidden_layers ? s.refit_epochs : 0},
-        {"truncated_examples", eval_data.num_truncated},
-        {"eval_examples", eval_data.size()}};
-    const std::filesystem::path point_dir = run.path() / point.label;
-    std::filesystem::create_directories(point_dir);
-    write_file_atomic(point_dir / "metrics.json",
-                      json{{"point", point_info}, {"inference_benchmark_metrics", metrics}}.dump(2) + "\n");
-    std::ostringstream lines;
-    for (size_t i = 0; i < predictions.size(); ++i) {
-      lines << json{{"prediction", predictions[i]}, {"label", eval_data.labels[i]}}.dump() << '\n';
+    if (point.num_layers < model->config().num_hidden_layers) model->truncate_layers(point.num_layers);
+    if (refit) {
+      if (!s.quiet) log << point.label << ": re-fine-tuning " << s.refit_epochs << " epoch(s)\n";
+      const TokenizedDataset train_data = tokenize_dataset(
+          in.train_set, *in.tokenizer, point.max_sequence_length, /*show_progress=*/!s.quiet);
+      model->set_dropout(DropoutSettings::from_config(model->config(), in.recipe.seed));
+      TrainerOptions trainer = in.recipe;
+      trainer.epochs = s.refit_epochs;
+      trainer.max_length = point.max_sequence_length;
+      trainer.eval_batch_size = point.eval_batch_size;
+      trainer.eval_padding = parse_padding(point.padding);
+      trainer.show_progress = !s.quiet;
+      train_classifier(*model, train_data, eval_data, trainer);  // the optimizer's state dies with it
     }
-    write_file_atomic(point_dir / "predictions.jsonl", lines.str());
-    std::vector<PowerTraceRow> trace;
-    const double trace_end = sampler.elapsed_s();
-    for (const PowerTraceRow& row : sampler.rows()) {
-      if (row.timestamp_s >= trace_start && row.timestamp_s <= trace_end) trace.push_back(row);
+    model->drop_gradients();
+    const Precision precision = parse_precision(point.precision);
+    const PaddingMode padding = parse_padding(point.padding);
+    InferenceMetricsInputs inputs;
+    ProtocolResult measured;
+    if (measurer.gpu) {
+      measured = measure_on_gpu(*measurer.gpu, meter, sampler, std::move(model), precision, eval_data,
+                                point.eval_batch_size, padding, s.protocol, inputs);
+    } else {
+      model->set_inference_precision(precision);
+      Allocator& allocator = host_allocator();
+      allocator.reset_peak();
+      const Workload workload = evaluation_workload(
+          [&] {
+            return evaluate_classifier(*model, eval_data, point.eval_batch_size, point.max_sequence_length,
+                                       padding);
+          },
+          eval_data.size());
+      measured = run_protocol(s.protocol, meter, meter.available() ? &sampler : nullptr, workload);
+      inputs.peak_gpu_memory_null_reason = "CPU run: no GPU memory; see peak_memory_mb (host allocator)";
+      inputs.peak_memory_mb = static_cast<double>(allocator.peak_bytes()) / (1024.0 * 1024.0);
     }
-    write_power_trace_csv(point_dir / "power_trace.csv", trace);
-    rows.push_back({point.label, point.parameters, metrics});
-    point_entries.push_back(point_info);
-    if (!s.quiet) {
-      log << "[" << index + 1 << "/" << points.size() << "] " << point.label << ": accuracy "
-          << csv_cell(metrics.at("accuracy")) << ", "
-          << csv_cell(metrics.at("average_latency_per_example_ms")) << " ms/example, J/example "
-          << (metrics.at("energy_per_example_j").is_null() ? std::string("null")
-                                                           : csv_cell(metrics.at("energy_per_example_j")))
-          << "\n";
-    }
+    int64_t correct = 0;
+    for (size_t i = 0; i < measured.predictions.size(); ++i)
+      correct += measured.predictions[i] == eval_data.labels[i];
+    inputs.accuracy = static_cast<double>(correct) / static_cast<double>(eval_data.size());
+    metrics = inference_metrics_json(measured, inputs);
+    predictions = measured.predictions;
   }
-  sampler.stop();
-  const auto end_time = std::chrono::system_clock::now();
-  NLPF_CHECK(!rows.empty(), ErrorCode::UNSUPPORTED, "phase2: every point failed (", errors.size(),
-             " in all, e.g. ", errors[0]["error"].get<std::string>(), "); no run directory was completed");
+  json point_info = {{"label", point.label},
+                     {"max_sequence_length", point.max_sequence_length},
+                     {"num_layers", point.num_layers},
+                     {"precision", point.precision},
+                     {"padding", point.padding},
+                     {"eval_batch_size", point.eval_batch_size},
+                     {"refit_epochs", refit ? s.refit_epochs : 0},
+                     {"truncated_examples", eval_data.num_truncated},
+                     {"eval_examples", eval_data.size()}};
+  StagedDirectory point_dir(directory);
+  std::ostringstream lines;
+  for (size_t i = 0; i < predictions.size(); ++i) {
+    lines << json{{"prediction", predictions[i]}, {"label", eval_data.labels[i]}}.dump() << '\n';
+  }
+  write_file_atomic(point_dir.path() / "predictions.jsonl", lines.str());
+  std::vector<PowerTraceRow> trace;
+  const double trace_end = sampler.elapsed_s();
+  for (const PowerTraceRow& row : sampler.rows()) {
+    if (row.timestamp_s >= trace_start && row.timestamp_s <= trace_end) trace.push_back(row);
+  }
+  write_power_trace_csv(point_dir.path() / "power_trace.csv", trace);
+  // metrics.json last: a point folder holding it is complete.
+  write_file_atomic(point_dir.path() / "metrics.json", json{{"point", point_info},
+                                                            {"device", point_device_json(measurer)},
+                                                            {"inference_benchmark_metrics", metrics}}
+                                                               .dump(2) +
+                                                           "\n");
+  if (before_commit) before_commit();
+  point_dir.commit();
+  return MeasuredPoint{ParetoRow{point.label, point.parameters, metrics}, point_info};
+}
 
-  // ---- pareto.csv, plots, errors.json, run.json ----
-  const ParetoTable pareto = make_pareto_table(rows);
-  write_file_atomic(run.path() / "pareto.csv", pareto.csv);
+void log_measured_point(std::ostream& log, size_t index, size_t count, const MeasuredPoint& measured) {
+  const json& metrics = measured.row.metrics;
+  log << "[" << index + 1 << "/" << count << "] " << measured.row.label << ": accuracy "
+      << csv_cell(metrics.at("accuracy")) << ", " << csv_cell(metrics.at("average_latency_per_example_ms"))
+      << " ms/example, J/example "
+      << (metrics.at("energy_per_example_j").is_null() ? std::string("null")
+                                                       : csv_cell(metrics.at("energy_per_example_j")))
+      << "\n";
+}
+
+Phase2Finish finish_phase2(const Phase2Plan& plan, const Phase2Inputs& in,
+                           const std::filesystem::path& directory, const std::vector<ParetoRow>& rows,
+                           const json& point_entries, const json& errors, const json& environment,
+                           const std::string& device_name, bool gpu,
+                           std::chrono::system_clock::time_point start_time,
+                           std::chrono::system_clock::time_point end_time) {
+  const Phase2Settings& s = plan.settings;
+  Phase2Finish finish;
+  finish.pareto = make_pareto_table(rows);
+  write_file_atomic(directory / "pareto.csv", finish.pareto.csv);
   const std::string tag = sweep_file_tag(s.sweep);
   // The model is named as its Phase 1 run named it (a best_model/ folder says nothing by itself).
-  std::string model_name = std::filesystem::absolute(model_dir).lexically_normal().filename().string();
-  const json baseline_title = value_or_null(value_or_null(baseline_run, "plot_title"), "model");
+  std::string model_name = std::filesystem::absolute(plan.model_dir).lexically_normal().filename().string();
+  const json baseline_title = value_or_null(value_or_null(plan.baseline_run, "plot_title"), "model");
   if (baseline_title.is_string()) model_name = baseline_title.get<std::string>() + " (fine-tuned)";
-  const RunPlotTitle title{model_name, data.task, description.name};
+  const RunPlotTitle title{model_name, in.data.task, device_name};
   json plots = json::object();
   const std::string accuracy_png = "energy_accuracy_" + tag + ".png";
   const std::string latency_png = "energy_latency_" + tag + ".png";
-  const std::optional<std::string> accuracy_skipped =
-      draw_accuracy_plot(run.path() / accuracy_png, rows, pareto.on_frontier, pareto.frontier_cost, title);
+  const std::optional<std::string> accuracy_skipped = draw_accuracy_plot(
+      directory / accuracy_png, rows, finish.pareto.on_frontier, finish.pareto.frontier_cost, title);
   const std::optional<std::string> latency_skipped =
-      draw_energy_latency_plot(run.path() / latency_png, rows, title);
+      draw_energy_latency_plot(directory / latency_png, rows, title);
   plots[accuracy_png] = accuracy_skipped ? json(*accuracy_skipped) : json("written");
   plots[latency_png] = latency_skipped ? json(*latency_skipped) : json("written");
-  if (!errors.empty()) write_file_atomic(run.path() / "errors.json", errors.dump(2) + "\n");
+  for (const std::optional<std::string>& skipped : {accuracy_skipped, latency_skipped}) {
+    if (skipped) finish.plot_notices.push_back(*skipped);
+  }
+  if (!errors.empty()) {
+    write_file_atomic(directory / "errors.json", errors.dump(2) + "\n");
+  } else {
+    std::error_code ec;
+    std::filesystem::remove(directory / "errors.json", ec);  // a merge again after a resubmission
+  }
 
   const bool padding_swept =
       s.sweep == SweepKind::PADDING || (s.sweep == SweepKind::GRID && !s.paddings.empty());
@@ -563,15 +567,16 @@ Phase2Result run_phase2(const Phase2Settings& s) {
       s.sweep == SweepKind::BATCH_SIZE || (s.sweep == SweepKind::GRID && !s.batch_sizes.empty());
   json config_json = {
       {"sweep", tag},
-      {"baseline_model_directory", std::filesystem::absolute(model_dir).string()},
-      {"baseline_run_json", baseline_run.is_null() ? json(nullptr) : json(baseline_run_path.string())},
-      {"task", data.task},
+      {"baseline_model_directory", std::filesystem::absolute(plan.model_dir).string()},
+      {"baseline_run_json",
+       plan.baseline_run.is_null() ? json(nullptr) : json(plan.baseline_run_path.string())},
+      {"task", in.data.task},
       {"sequence_lengths", s.sequence_lengths},
       {"num_layers", s.num_layers},
       {"precisions", s.precisions},
       {"paddings", s.paddings},
       {"batch_sizes", s.batch_sizes},
-      {"max_sequence_length", fixed_length},
+      {"max_sequence_length", plan.fixed_length},
       // The fixed values, null where a list replaced them (each point's own are in "points").
       {"eval_batch_size", batch_size_swept ? json(nullptr) : json(s.eval_batch_size)},
       {"padding", padding_swept ? json(nullptr) : json(s.padding)},
@@ -581,51 +586,121 @@ Phase2Result run_phase2(const Phase2Settings& s) {
       {"runs_dir", s.runs_dir},
       // GPU: a longest or bucketed batch is padded up to a multiple of 8 tokens (CUDA graphs per shape).
       {"padding_length_multiple", gpu ? json(InferenceRunnerOptions{}.length_multiple) : json(1)},
-      {"max_eval_examples", data.max_eval_examples ? json(*data.max_eval_examples) : json(nullptr)},
+      {"max_eval_examples", in.data.max_eval_examples ? json(*in.data.max_eval_examples) : json(nullptr)},
       {"trials", s.protocol.trials},
       {"min_trial_seconds", s.protocol.min_trial_seconds},
       {"idle_seconds", s.protocol.idle_seconds},
       {"warmup_seconds", s.protocol.warmup_min_seconds},
       {"cooldown_seconds", s.protocol.cooldown_seconds}};
-  if (refit) {
-    config_json["refit_recipe"] = {{"batch_size", recipe.batch_size},
-                                   {"learning_rate", recipe.optimizer.learning_rate},
-                                   {"weight_decay", recipe.optimizer.weight_decay},
-                                   {"warmup_ratio", recipe.warmup_ratio},
-                                   {"seed", recipe.seed},
+  if (!s.devices.empty()) config_json["devices"] = s.devices;
+  if (!s.submit.empty()) config_json["submit"] = s.submit;
+  if (plan.refit) {
+    config_json["refit_recipe"] = {{"batch_size", in.recipe.batch_size},
+                                   {"learning_rate", in.recipe.optimizer.learning_rate},
+                                   {"weight_decay", in.recipe.optimizer.weight_decay},
+                                   {"warmup_ratio", in.recipe.warmup_ratio},
+                                   {"seed", in.recipe.seed},
                                    {"weights_kept", "last refit epoch"}};
   }
-  json data_json = {{"eval", data_file_json(files.eval, eval_set)}};
-  if (refit) data_json["train"] = data_file_json(files.train, train_set);
+  json data_json = {{"eval", data_file_json(in.files.eval, in.eval_set)}};
+  if (plan.refit) data_json["train"] = data_file_json(in.files.train, in.train_set);
   const json run_json = {
       {"command", "phase2"},
       {"config", config_json},
       {"data", data_json},
       {"points", point_entries},
-      {"frontier_cost", pareto.frontier_cost},
+      {"frontier_cost", finish.pareto.frontier_cost},
       {"plots", plots},
       {"errors", errors.size()},
-      {"environment", environment_json(device, description, *meter)},
+      {"environment", environment},
       {"plot_title", {{"model", title.model}, {"task", title.task}, {"device", title.device}}},
       {"start_time", iso_time(start_time)},
       {"end_time", iso_time(end_time)}};
-  write_file_atomic(run.path() / "run.json", run_json.dump(2) + "\n");
+  write_file_atomic(directory / "run.json", run_json.dump(2) + "\n");
+  return finish;
+}
+
+void print_phase2_summary(std::ostream& out, const Phase2Plan& plan, const std::vector<ParetoRow>& rows,
+                          size_t error_count, const Phase2Finish& finish,
+                          const std::filesystem::path& directory) {
+  out << "phase2 " << sweep_file_tag(plan.settings.sweep) << ": " << rows.size() << " point(s) measured";
+  if (error_count > 0) out << ", " << error_count << " refused or failed (errors.json)";
+  out << "; frontier by " << finish.pareto.frontier_cost << ":";
+  for (size_t i = 0; i < rows.size(); ++i) {
+    if (finish.pareto.on_frontier[i].value_or(false)) out << " " << rows[i].label;
+  }
+  out << "\n";
+  for (const std::string& notice : finish.plot_notices) out << notice << "\n";
+  out << "run directory: " << directory.string() << "\n";
+}
+
+Phase2Result run_phase2(const Phase2Settings& s) {
+  if (!s.submit.empty() || !s.devices.empty() || !s.resume_directory.empty()) return run_phase2_scaled_out(s);
+  std::ostream& out = s.out ? *s.out : std::cout;
+  std::ostream& log = s.log ? *s.log : std::cerr;
+  const auto start_time = std::chrono::system_clock::now();
+
+  // ---- everything that can be refused is refused here, before any measurement ----
+  const Device device = choose_inference_device(s.device, s.quiet, log);
+  Phase2Plan plan = plan_phase2(s);
+  json errors = json::array();
+  const std::vector<Phase2Point> points =
+      refuse_unsupported_points(plan, describe_device(device), errors, log);
+  NLPF_CHECK(!points.empty(), ErrorCode::UNSUPPORTED, "phase2: every point was refused on ",
+             device_string(device), " (", errors.size(), " refusals, e.g. ",
+             errors[0]["error"].get<std::string>(), "); nothing was run");
+
+  // ---- baseline, data ----
+  {
+    CheckpointLoadOptions load_options;
+    load_options.quiet = s.quiet;
+    load_options.notices = &log;
+    load_checkpoint(plan.model_dir,
+                    load_options);  // every file checked once, notices (missing head) shown once
+  }
+  const Phase2Inputs inputs = load_phase2_inputs(plan, points);
+
+  // ---- run directory, meter ----
+  SigintGuard sigint_guard;
+  std::filesystem::create_directories(s.runs_dir);
+  StagedDirectory run(std::filesystem::path(s.runs_dir) /
+                      phase2_run_name(s.sweep, std::chrono::system_clock::to_time_t(start_time)));
+  PointMeasurer measurer = make_point_measurer(device);
+
+  std::vector<ParetoRow> rows;
+  json point_entries = json::array();
+  for (size_t index = 0; index < points.size(); ++index) {
+    const Phase2Point& point = points[index];
+    if (s.on_point) s.on_point(point.label);
+    try {
+      MeasuredPoint measured = measure_point(plan, inputs, measurer, point, run.path() / point.label, log);
+      if (!s.quiet) log_measured_point(log, index, points.size(), measured);
+      rows.push_back(std::move(measured.row));
+      point_entries.push_back(std::move(measured.info));
+    } catch (const Error& e) {
+      if (e.code() == ErrorCode::INTERRUPTED || !s.skip_failed_precisions || point.precision == "fp32") throw;
+      if (!s.quiet) log << point.label << " failed: " << e.what() << " (recorded in errors.json)\n";
+      errors.push_back({{"point", point.label},
+                        {"precision", point.precision},
+                        {"stage", "failed"},
+                        {"error", e.what()},
+                        {"code", error_code_name(e.code())}});
+    }
+  }
+  measurer.sampler->stop();
+  const auto end_time = std::chrono::system_clock::now();
+  NLPF_CHECK(!rows.empty(), ErrorCode::UNSUPPORTED, "phase2: every point failed (", errors.size(),
+             " in all, e.g. ", errors[0]["error"].get<std::string>(), "); no run directory was completed");
+
+  // ---- pareto.csv, plots, errors.json, run.json ----
+  const Phase2Finish finish =
+      finish_phase2(plan, inputs, run.path(), rows, point_entries, errors,
+                    environment_json(device, measurer.description, *measurer.meter),
+                    measurer.description.name, measurer.gpu != nullptr, start_time, end_time);
   NLPF_CHECK(!interrupt_flag().load(), ErrorCode::INTERRUPTED,
              "interrupted by Ctrl-C while writing the run; no run directory was completed");
   run.commit();
-
-  // ---- summary ----
-  out << "phase2 " << tag << ": " << rows.size() << " point(s) measured";
-  if (!errors.empty()) out << ", " << errors.size() << " refused or failed (errors.json)";
-  out << "; frontier by " << pareto.frontier_cost << ":";
-  for (size_t i = 0; i < rows.size(); ++i) {
-    if (pareto.on_frontier[i].value_or(false)) out << " " << rows[i].label;
-  }
-  out << "\n";
-  for (const std::optional<std::string>& skipped : {accuracy_skipped, latency_skipped}) {
-    if (skipped) out << *skipped << "\n";
-  }
-  out << "run directory: " << run.final_path().string() << "\n";
+  print_phase2_summary(out, plan, rows, errors.size(), finish, run.final_path());
   return Phase2Result{run.final_path(), static_cast<int>(rows.size()), static_cast<int>(errors.size())};
 }
 

@@ -24,6 +24,16 @@ namespace nlpf {
 
 enum class SweepKind { MAX_SEQUENCE_LENGTH, LAYERS, PRECISION, PADDING, BATCH_SIZE, GRID };
 
+// sbatch settings of `--submit slurm` (phase2_scale_out.h).
+struct SlurmOptions {
+  std::string partition;  // --slurm-partition (empty: the cluster's default)
+  std::string account;    // --slurm-account
+  std::string time;       // --slurm-time, per array task (Slurm's syntax: 30, 2:00:00, 1-00:00:00)
+  // --slurm-gres; unset: gpu:1 for a CUDA (or auto) device, none for the CPU; "none": no --gres line.
+  std::optional<std::string> gres;
+  std::vector<std::string> extra;  // --slurm-option, passed through as "#SBATCH <option>" lines
+};
+
 struct Phase2Settings {
   SweepKind sweep = SweepKind::GRID;
   std::string baseline_model_directory;  // Phase 1's best_model/ (or any fine-tuned HF directory)
@@ -50,6 +60,13 @@ struct Phase2Settings {
   std::string device = "auto";
   std::string runs_dir = "runs";
   ProtocolOptions protocol;
+  // Scale-out (phase2_scale_out.h): with any of these the sweep directory is planned first (plan.json), each
+  // point runs in its own process, and a merge finishes the directory.
+  std::string submit;                // "slurm": one job-array task per point, then a merge job
+  SlurmOptions slurm;                // sbatch settings of submit == "slurm"
+  std::vector<std::string> devices;  // --devices cuda:0,cuda:1: one process per device, points in parallel
+  std::string resume_directory;      // --resume DIR: the same sweep again, running only its points not done
+  std::string executable;            // the nlpf binary that runs a point (empty: this process's own)
   bool quiet = false;
   std::ostream* out = nullptr;                             // summary (nullptr: std::cout)
   std::ostream* log = nullptr;                             // notices and per-point lines (nullptr: std::cerr)
@@ -68,6 +85,8 @@ struct Phase2Result {
 // skip_failed_precisions), IO, NUMERIC (passes disagree: a bug), INTERRUPTED on Ctrl-C (nothing is left
 // behind).
 Phase2Result run_phase2(const Phase2Settings& settings);
+// run_phase2 with submit, devices or resume_directory set (phase2_scale_out.cc).
+Phase2Result run_phase2_scaled_out(const Phase2Settings& settings);
 
 // 128 96 64 48 40 32 24 16, without lengths above the model's max_position_embeddings.
 std::vector<int64_t> default_sequence_lengths(const BertConfig& config);
