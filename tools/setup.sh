@@ -14,6 +14,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   clang libclang-rt-14-dev libomp-dev  # libFuzzer targets (tools/fuzz.sh); clang needs libomp for OpenMP
   llvm-14 lld-14  # the clang toolchain CMake picks for them: llvm-ar/ranlib archive, ld.lld is recorded
+  slurmctld slurmd slurm-client munge  # a one-node Slurm for the job-array tests (tools/slurm_local.sh)
 )
 
 if [ "${1:-}" = "--print-packages" ]; then
