@@ -20,6 +20,7 @@
 #include "core/allocator.h"
 #include "core/error.h"
 #include "core/file_util.h"
+#include "experiment/gpu_measure.h"
 #include "experiment/run_files.h"
 #include "experiment/run_plots.h"
 #include "fetch/fetch.h"
@@ -41,9 +42,17 @@ namespace {
 
 using json = nlohmann::json;
 
-void check_settings(const Phase1Settings& s) {
-  NLPF_CHECK(s.train_precision == "fp32", ErrorCode::UNSUPPORTED, "--train-precision ", s.train_precision,
-             ": only fp32 training runs on the CPU for now (bf16 comes later); use --train-precision fp32");
+void check_settings(const Phase1Settings& s, Device device) {
+  const bool cuda = device.type == DeviceType::CUDA;
+  if (s.train_precision == "bf16" || s.train_precision == "fp16") {
+    NLPF_THROW(ErrorCode::UNSUPPORTED, "--train-precision ", s.train_precision,
+               ": mixed-precision training is not built yet; use --train-precision fp32",
+               cuda ? " or tf32" : "");
+  }
+  NLPF_CHECK(s.train_precision == "fp32" || (cuda && s.train_precision == "tf32"), ErrorCode::UNSUPPORTED,
+             "--train-precision ", s.train_precision,
+             s.train_precision == "tf32" ? ": TF32 is a GPU math mode (the CPU trains in fp32); use fp32"
+                                         : ": expected fp32, tf32, bf16 or fp16");
   NLPF_CHECK(s.init == "pretrained" || s.init == "random", ErrorCode::INVALID_ARGUMENT,
              "--init: expected pretrained or random, got '", s.init, "'");
   parse_padding(s.padding);
@@ -60,9 +69,10 @@ Phase1Result run_phase1(const Phase1Settings& s) {
   std::ostream& out = s.out ? *s.out : std::cout;
   std::ostream& log = s.log ? *s.log : std::cerr;
   const auto start_time = std::chrono::system_clock::now();
-  // The CUDA device refusal comes first: nothing may be loaded or fetched for a run that cannot happen.
-  const Device device = choose_cpu_device(s.device, "training", s.quiet, log);
-  check_settings(s);
+  // Device and precision refusals come first: nothing may be loaded or fetched for a run that cannot happen.
+  const Device device = choose_inference_device(s.device, s.quiet, log);
+  check_settings(s, device);
+  const bool on_gpu = device.type == DeviceType::CUDA;
   const PaddingMode padding = parse_padding(s.padding);
   const bool show_progress = !s.quiet;  // Progress itself stays silent unless stderr is a terminal
 
@@ -83,6 +93,15 @@ Phase1Result run_phase1(const Phase1Settings& s) {
     model = std::make_unique<BertForSequenceClassification>(checkpoint);
   }
   model->set_dropout(DropoutSettings::from_config(config, s.seed));
+  // On a GPU, training runs on one context (its math mode is the training precision's) and every evaluation
+  // and measurement on another (the inference engine sets its own math mode on the context it is given).
+  std::unique_ptr<ExecutionContext> train_gpu, eval_gpu;
+  if (on_gpu) {
+    train_gpu = make_execution_context(device);
+    train_gpu->set_math_mode(s.train_precision == "tf32" ? MathMode::TF32 : MathMode::IEEE_FP32);
+    eval_gpu = make_execution_context(device);
+    model->to_context(*train_gpu);
+  }
   NLPF_CHECK(s.max_sequence_length <= config.max_position_embeddings, ErrorCode::INVALID_ARGUMENT,
              "--max-sequence-length ", s.max_sequence_length, " exceeds max_position_embeddings ",
              config.max_position_embeddings, " of ", (model_dir / "config.json").string());
@@ -109,7 +128,7 @@ Phase1Result run_phase1(const Phase1Settings& s) {
                       phase1_run_name(std::chrono::system_clock::to_time_t(start_time)));
   const std::filesystem::path epochs_dir = run.path() / ".epochs";
   std::filesystem::create_directories(epochs_dir);
-  const DeviceDescription device_description = cpu_description();
+  const DeviceDescription device_description = describe_device(device);
   std::unique_ptr<EnergyMeter> meter = choose_meter(device_description);
   PowerSampler sampler(*meter);
   std::vector<PowerTraceRow> markers;  // the trace's rows when the meter has no reading (power empty)
@@ -140,6 +159,15 @@ Phase1Result run_phase1(const Phase1Settings& s) {
   trainer.optimizer.weight_decay = s.weight_decay;
   trainer.show_progress = show_progress;
   trainer.on_step = s.on_step;
+  if (meter->available()) trainer.read_energy_j = [&] { return meter->read_energy_j(); };
+  GpuEvaluationOptions gpu_eval;
+  gpu_eval.batch_size = s.eval_batch_size;
+  gpu_eval.padding = padding;
+  if (on_gpu) {
+    trainer.evaluate = [&](BertForSequenceClassification& m) {
+      return evaluate_on_gpu(*eval_gpu, m.config(), m.to_checkpoint_tensors(), eval_data, gpu_eval);
+    };
+  }
   trainer.on_epoch_end = [&](const EpochResult& epoch, BertForSequenceClassification& m) {
     if (!s.quiet) {
       log << "epoch " << epoch.epoch << ": accuracy "
@@ -155,6 +183,11 @@ Phase1Result run_phase1(const Phase1Settings& s) {
   const TrainResult trained = train_classifier(*model, train_data, eval_data, trainer);
   const double train_energy_end = energy_measured ? meter->read_energy_j() : 0.0;
   model.reset();  // frees parameters, gradients and activations before inference is measured
+  // The training context's allocator high-water mark (parameters, gradients, AdamW moments, activations).
+  const json train_peak_gpu_mb =
+      on_gpu ? json(static_cast<double>(train_gpu->allocator().peak_bytes()) / (1024.0 * 1024.0))
+             : json(nullptr);
+  train_gpu.reset();
   NLPF_CHECK(trained.best_epoch >= 1, ErrorCode::INTERNAL, "phase1: no epoch had an accuracy");
 
   // ---- measurement of every epoch's model ----
@@ -167,22 +200,31 @@ Phase1Result run_phase1(const Phase1Settings& s) {
     BertForSequenceClassification measured(checkpoint);
     measured.drop_gradients();
     mark("measure epoch " + std::to_string(epoch.epoch));
-    Allocator& allocator = host_allocator();  // the CPU engine's; a CUDA run measures its context's
-    allocator.reset_peak();
-    const Workload workload = evaluation_workload(
-        [&] { return evaluate_classifier(measured, eval_data, s.eval_batch_size, s.max_sequence_length, padding); },
-        eval_data.size());
-    const ProtocolResult measured_result =
-        run_protocol(s.protocol, *meter, meter->available() ? &sampler : nullptr, workload);
-    NLPF_CHECK(measured_result.predictions == epoch.predictions, ErrorCode::INTERNAL, "epoch ", epoch.epoch,
-               ": the reloaded checkpoint predicts differently from the model it was saved from");
     InferenceMetricsInputs inputs;
     inputs.accuracy = epoch.accuracy;
-    inputs.peak_gpu_memory_null_reason = "CPU run: no GPU memory; see peak_memory_mb (host allocator)";
-    inputs.peak_memory_mb = static_cast<double>(allocator.peak_bytes()) / (1024.0 * 1024.0);
+    ProtocolResult measured_result;
+    if (on_gpu) {
+      measured_result = measure_on_gpu(*eval_gpu, *meter, sampler, measured.config(), measured.parameters(),
+                                       eval_data, gpu_eval, s.protocol, inputs);
+    } else {
+      Allocator& allocator = host_allocator();
+      allocator.reset_peak();
+      const Workload workload = evaluation_workload(
+          [&] {
+            return evaluate_classifier(measured, eval_data, s.eval_batch_size, s.max_sequence_length,
+                                       padding);
+          },
+          eval_data.size());
+      measured_result = run_protocol(s.protocol, *meter, meter->available() ? &sampler : nullptr, workload);
+      inputs.peak_gpu_memory_null_reason = "CPU run: no GPU memory; see peak_memory_mb (host allocator)";
+      inputs.peak_memory_mb = static_cast<double>(allocator.peak_bytes()) / (1024.0 * 1024.0);
+    }
+    NLPF_CHECK(measured_result.predictions == epoch.predictions, ErrorCode::INTERNAL, "epoch ", epoch.epoch,
+               ": the reloaded checkpoint predicts differently from the model it was saved from");
     epoch_metrics.push_back(inference_metrics_json(measured_result, inputs));
   }
   mark("end");
+  const double run_energy_end = energy_measured ? meter->read_energy_j() : 0.0;
   sampler.stop();
   const auto end_time = std::chrono::system_clock::now();
 
@@ -225,17 +267,28 @@ Phase1Result run_phase1(const Phase1Settings& s) {
       {"examples", trained.examples},
       {"examples_per_s", static_cast<double>(trained.examples) / std::max(trained.train_seconds, 1e-9)},
       {"energy_source", meter->source()},
-      {"best_epoch", trained.best_epoch}};
+      {"best_epoch", trained.best_epoch},
+      {"device", device_string(device)},
+      {"precision", s.train_precision},
+      {"peak_gpu_memory_mb", train_peak_gpu_mb}};
+  if (!on_gpu) training["null_reasons"]["peak_gpu_memory_mb"] = "CPU run: no GPU memory";
   if (energy_measured) {
-    // The window includes the per-epoch evaluation passes (a few percent of an epoch's work).
-    const double joules = train_energy_end - train_energy_start;
+    // joules: the training steps only (the same window as seconds); window_joules: from the first step to the
+    // end of the last epoch, the per-epoch evaluations and checkpoint writes included.
+    double joules = 0.0;
+    for (const EpochResult& epoch : trained.epochs) joules += epoch.train_energy_j.value_or(0.0);
     training["energy"] = {{"joules", joules},
                           {"joules_per_step", joules / static_cast<double>(trained.steps)},
+                          {"joules_per_example", joules / static_cast<double>(trained.examples)},
                           {"average_power_w", joules / std::max(trained.train_seconds, 1e-9)},
-                          {"includes_epoch_evaluation", true}};
+                          {"window_joules", train_energy_end - train_energy_start},
+                          {"includes_epoch_evaluation", false}};
+    // Training plus the inference benchmark: every joule from the first training step to the end of the
+    // last measurement (idle baselines and warm-ups included): the run's energy as one figure.
+    training["run_energy_j"] = run_energy_end - train_energy_start;
   } else {
     training["energy"] = nullptr;
-    training["null_reasons"] = {{"energy", meter->unavailable_reason()}};
+    training["null_reasons"]["energy"] = meter->unavailable_reason();
   }
   json per_epoch = json::array();
   for (size_t i = 0; i < epoch_metrics.size(); ++i) {
@@ -243,6 +296,8 @@ Phase1Result run_phase1(const Phase1Settings& s) {
         {{"epoch", trained.epochs[i].epoch},
          {"steps_done", trained.epochs[i].steps_done},
          {"train_seconds", trained.epochs[i].train_seconds},
+         {"train_energy_j",
+          trained.epochs[i].train_energy_j ? json(*trained.epochs[i].train_energy_j) : json(nullptr)},
          {"on_frontier", pareto.on_frontier[i] ? json(*pareto.on_frontier[i]) : json(nullptr)},
          {"inference_benchmark_metrics", epoch_metrics[i]}});
   }

@@ -34,14 +34,31 @@ std::string layer_prefix(int64_t layer) {
   return "bert.encoder.layer." + std::to_string(layer) + ".";
 }
 
-Tensor f32(const Shape& shape) {
-  return Tensor::empty(DType::F32, shape);
-}
-
-Tensor i32_from(const std::vector<int32_t>& values, const Shape& shape) {
+// The values on ctx's device (host tensors stay on the host for the CPU context).
+Tensor i32_from(ExecutionContext& ctx, const std::vector<int32_t>& values, const Shape& shape) {
   Tensor t = Tensor::empty(DType::I32, shape);
   std::copy(values.begin(), values.end(), t.data<int32_t>());
-  return t;
+  return ctx.device().type == DeviceType::CPU ? t : to_device(ctx, t);
+}
+
+// The CPU kernels reject out-of-range ids and labels themselves; a CUDA kernel cannot throw, so a batch
+// bound for the GPU is checked here, with the same messages, before it is uploaded.
+void check_batch_ranges(const Batch& batch, const BertConfig& config, bool has_loss) {
+  for (size_t i = 0; i < batch.input_ids.size(); ++i) {
+    const int32_t id = batch.input_ids[i], type = batch.token_type_ids[i];
+    NLPF_CHECK(id >= 0 && id < config.vocab_size, ErrorCode::INVALID_ARGUMENT,
+               "embeddings_forward: input_ids[", i, "] = ", id, " is outside the vocabulary [0, ",
+               config.vocab_size, ")");
+    NLPF_CHECK(type >= 0 && type < config.type_vocab_size, ErrorCode::INVALID_ARGUMENT,
+               "embeddings_forward: token_type_ids[", i, "] = ", type, " is outside [0, ",
+               config.type_vocab_size, ")");
+  }
+  if (!has_loss) return;
+  for (size_t b = 0; b < batch.labels.size(); ++b) {
+    NLPF_CHECK(batch.labels[b] >= 0 && batch.labels[b] < config.num_labels(), ErrorCode::INVALID_ARGUMENT,
+               "cross_entropy_forward: labels[", b, "] = ", batch.labels[b], " is outside [0, ",
+               config.num_labels(), ")");
+  }
 }
 
 void check_dropout_p(double p, const char* name) {
@@ -130,7 +147,40 @@ BertForSequenceClassification::BertForSequenceClassification(const BertConfig& c
 
 void BertForSequenceClassification::init_gradients() {
   gradients_.clear();
-  for (const auto& [name, t] : parameters_) gradients_.emplace(name, Tensor::zeros(DType::F32, t.shape()));
+  for (const auto& [name, t] : parameters_) {
+    Tensor g = f32(t.shape());
+    fill_zero(*ctx_, g);
+    gradients_.emplace(name, std::move(g));
+  }
+}
+
+Tensor BertForSequenceClassification::f32(const Shape& shape) const {
+  return empty_tensor(*ctx_, DType::F32, shape);
+}
+
+void BertForSequenceClassification::to_context(ExecutionContext& ctx) {
+  saved_.reset();
+  eval_buffers_.reset();
+  for (auto& [name, t] : parameters_) {
+    Tensor moved = empty_tensor(ctx, DType::F32, t.shape());
+    copy_tensor(ctx, moved, t);
+    t = std::move(moved);
+  }
+  for (auto& [name, g] : gradients_) {
+    Tensor moved = empty_tensor(ctx, DType::F32, g.shape());
+    copy_tensor(ctx, moved, g);
+    g = std::move(moved);
+  }
+  ctx.synchronize();  // the copies have landed before the old storage goes with this function's handles
+  ctx_ = &ctx;
+  bind_views();
+}
+
+std::map<std::string, Tensor> BertForSequenceClassification::to_checkpoint_tensors() const {
+  if (ctx_->device().type == DeviceType::CPU) return parameters_;
+  std::map<std::string, Tensor> host;
+  for (const auto& [name, t] : parameters_) host.emplace(name, to_host(*ctx_, t));
+  return host;
 }
 
 BertForSequenceClassification::ModelTensors BertForSequenceClassification::views_of(
@@ -191,10 +241,7 @@ void BertForSequenceClassification::set_dropout(const DropoutSettings& dropout) 
 }
 
 void BertForSequenceClassification::zero_grad() {
-  for (auto& [name, g] : gradients_) {
-    float* d = g.data<float>();
-    std::fill(d, d + g.numel(), 0.0f);
-  }
+  for (auto& [name, g] : gradients_) fill_zero(*ctx_, g);
 }
 
 void BertForSequenceClassification::truncate_layers(int64_t k) {
@@ -218,8 +265,8 @@ int64_t BertForSequenceClassification::num_parameters() const {
 }
 
 BertForSequenceClassification::LayerActivations BertForSequenceClassification::allocate_layer(
-    int64_t B, int64_t T, const BertConfig& config) {
-  const int64_t C = config.hidden_size, I = config.intermediate_size, NH = config.num_attention_heads;
+    int64_t B, int64_t T) const {
+  const int64_t C = config_.hidden_size, I = config_.intermediate_size, NH = config_.num_attention_heads;
   LayerActivations a;
   a.q = f32({B, T, C});
   a.k = f32({B, T, C});
@@ -311,12 +358,14 @@ ModelOutput BertForSequenceClassification::forward(const Batch& batch, ForwardMo
                " exceeds the dropout stream's limit of ", kDropoutStepLimit, " steps per seed");
   }
 
+  if (ctx_->device().type != DeviceType::CPU) check_batch_ranges(batch, config_, has_loss);
+
   saved_.reset();  // a previous forward's activations go first, so they never coexist with new ones
   SavedActivations act;
-  act.input_ids = i32_from(batch.input_ids, {B, T});
-  act.token_type_ids = i32_from(batch.token_type_ids, {B, T});
-  act.attention_mask = i32_from(batch.attention_mask, {B, T});
-  if (has_loss) act.labels = i32_from(batch.labels, {B});
+  act.input_ids = i32_from(*ctx_, batch.input_ids, {B, T});
+  act.token_type_ids = i32_from(*ctx_, batch.token_type_ids, {B, T});
+  act.attention_mask = i32_from(*ctx_, batch.attention_mask, {B, T});
+  if (has_loss) act.labels = i32_from(*ctx_, batch.labels, {B});
   act.has_loss = has_loss;
   act.step = step;
 
@@ -343,7 +392,7 @@ ModelOutput BertForSequenceClassification::forward(const Batch& batch, ForwardMo
       EvalBuffers e;
       e.B = B;
       e.T = T;
-      e.layer = allocate_layer(B, T, config_);
+      e.layer = allocate_layer(B, T);
       e.hidden = f32({B, T, C});
       e.layer.h2 = e.hidden;
       e.emb_mean = f32({B * T});
@@ -370,7 +419,7 @@ ModelOutput BertForSequenceClassification::forward(const Batch& batch, ForwardMo
   act.layers.reserve(static_cast<size_t>(L));  // x points into act.layers
   for (int64_t l = 0; l < L; ++l) {
     if (train) {
-      act.layers.push_back(allocate_layer(B, T, config_));
+      act.layers.push_back(allocate_layer(B, T));
       act.layers.back().h2 = f32({B, T, C});
       layer_forward(l, *x, act.layers.back(), s, act.attention_mask, /*train=*/true, step);
       x = &act.layers.back().h2;

@@ -87,6 +87,12 @@ class BertForSequenceClassification {
   void backward(double dloss = 1.0);
 
   void zero_grad();
+  // Moves parameters and gradients to ctx's device (copies; the old storage is freed) and runs every later
+  // forward, backward and optimizer step there, in ctx's math mode. Kept activations and EVAL buffers go.
+  // On a CUDA context, batch ids, token types and labels are validated on the host before upload (a kernel
+  // cannot throw), with the CPU kernels' messages.
+  void to_context(ExecutionContext& ctx);
+  ExecutionContext& context() const { return *ctx_; }
   // Keeps the first k encoder layers (1 <= k <= num_hidden_layers), dropping their weights and gradients
   // and any kept activations; config().num_hidden_layers becomes k.
   void truncate_layers(int64_t k);
@@ -112,8 +118,8 @@ class BertForSequenceClassification {
   // place). The gradient map has the same names and shapes.
   const std::map<std::string, Tensor>& parameters() const { return parameters_; }
   const std::map<std::string, Tensor>& gradients() const { return gradients_; }
-  // The parameters for save_checkpoint (shared storage, not copies).
-  std::map<std::string, Tensor> to_checkpoint_tensors() const { return parameters_; }
+  // The parameters for save_checkpoint: shared storage on the CPU, host copies when on a device.
+  std::map<std::string, Tensor> to_checkpoint_tensors() const;
   int64_t num_parameters() const;
   // Whether activations of a TRAIN forward are kept (backward() can run).
   bool has_saved_activations() const { return saved_.has_value(); }
@@ -153,7 +159,8 @@ class BertForSequenceClassification {
   struct Scratch {
     Tensor gelu_out, hidden_keep, attention_keep;
   };
-  static LayerActivations allocate_layer(int64_t B, int64_t T, const BertConfig& config);
+  Tensor f32(const Shape& shape) const;  // uninitialised, on the model's device
+  LayerActivations allocate_layer(int64_t B, int64_t T) const;
   void layer_forward(int64_t layer, const Tensor& x, LayerActivations& a, Scratch& s,
                      const Tensor& attention_mask, bool train, uint64_t step) const;
   // Gradient buffers of backward(): [B,T,C] x6 and [B,T,I] for dGELU, with the forward's Scratch to
@@ -175,7 +182,9 @@ class BertForSequenceClassification {
     Tensor hidden, emb_mean, emb_rstd;
   };
 
-  ExecutionContext* ctx_ = &cpu_context();  // the CPU engine; the CUDA engine is its own class
+  // The CPU, or a CUDA context for training on the GPU (to_context); the CUDA inference engine is its own
+  // class (model/bert_inference.h).
+  ExecutionContext* ctx_ = &cpu_context();
   BertConfig config_;
   DropoutSettings dropout_;
   std::map<std::string, Tensor> parameters_;

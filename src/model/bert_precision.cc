@@ -8,6 +8,9 @@ namespace nlpf {
 
 void BertForSequenceClassification::set_inference_precision(Precision precision) {
   if (precision == precision_) return;
+  NLPF_CHECK(ctx_->device().type == DeviceType::CPU, ErrorCode::UNSUPPORTED,
+             "set_inference_precision: this model trains on the GPU; GPU inference in ",
+             precision_name(precision), " runs in BertInference (model/bert_inference.h)");
   NLPF_CHECK(precision_ == Precision::FP32, ErrorCode::INVALID_ARGUMENT,
              "set_inference_precision: the model is ", precision_name(precision_),
              " already; convert from fp32 only");

@@ -30,9 +30,13 @@ Optimizer::Optimizer(BertForSequenceClassification& model, const OptimizerSettin
              " outside [0, total steps ", settings.total_steps, "]");
   NLPF_CHECK(settings.max_grad_norm > 0.0, ErrorCode::INVALID_ARGUMENT,
              "optimizer: max_grad_norm must be > 0");
+  ExecutionContext& ctx = model.context();  // the moments live beside the parameters
   for (const auto& [name, param] : model.parameters()) {
-    moments_.emplace(name, Moments{Tensor::zeros(DType::F32, param.shape()),
-                                   Tensor::zeros(DType::F32, param.shape()), weight_decay_for(name)});
+    Moments moments{empty_tensor(ctx, DType::F32, param.shape()),
+                    empty_tensor(ctx, DType::F32, param.shape()), weight_decay_for(name)};
+    fill_zero(ctx, moments.m);
+    fill_zero(ctx, moments.v);
+    moments_.emplace(name, std::move(moments));
   }
 }
 
@@ -58,7 +62,7 @@ StepResult Optimizer::step(const Batch& batch) {
   std::vector<Tensor> grads;
   grads.reserve(model_.gradients().size());
   for (const auto& [name, grad] : model_.gradients()) grads.push_back(grad);
-  result.grad_norm = ops::clip_grad_norm(cpu_context(), grads, settings_.max_grad_norm);
+  result.grad_norm = ops::clip_grad_norm(model_.context(), grads, settings_.max_grad_norm);
   NLPF_CHECK(std::isfinite(result.grad_norm), ErrorCode::NUMERIC, "training step ", steps_done_,
              ": the gradient norm is not finite (", result.grad_norm, ")");
 
@@ -72,8 +76,8 @@ StepResult Optimizer::step(const Batch& batch) {
   for (const auto& [name, param] : model_.parameters()) {
     Moments& moments = moments_.at(name);
     Tensor p = param;  // shares the model's storage
-    ops::adamw_update(cpu_context(), p, grads_by_name.at(name), moments.m, moments.v, config, steps_done_ + 1,
-                      moments.decay);
+    ops::adamw_update(model_.context(), p, grads_by_name.at(name), moments.m, moments.v, config,
+                      steps_done_ + 1, moments.decay);
   }
   ++steps_done_;
   return result;

@@ -57,7 +57,10 @@ EvaluationResult evaluate_classifier(BertForSequenceClassification& model, const
                              padding, max_length);
     batch.labels.clear();  // no loss needed, and test splits have none (labels are read from `data` below)
     const ModelOutput out = model.forward(batch, ForwardMode::EVAL);
-    const float* logits = out.logits.data<float>();
+    // A model training on the GPU answers with device logits: B x NL floats come back (the copy waits).
+    const Tensor host_logits =
+        out.logits.device().type == DeviceType::CPU ? out.logits : to_host(model.context(), out.logits);
+    const float* logits = host_logits.data<float>();
     const int64_t num_labels = out.logits.dim(1);
     for (int64_t b = 0; b < batch.B; ++b) {
       int32_t best = 0;
@@ -107,6 +110,7 @@ TrainResult train_classifier(BertForSequenceClassification& model, const Tokeniz
     char label[64];
     std::snprintf(label, sizeof label, "train epoch %d/%d", epoch, options.epochs);
     Progress progress(label, train_data.size(), options.show_progress);
+    const double epoch_energy_start = options.read_energy_j ? options.read_energy_j() : 0.0;
     const auto epoch_start = std::chrono::steady_clock::now();
     for (size_t i = 0; i < batches.size(); ++i) {
       const auto step_start = std::chrono::steady_clock::now();
@@ -126,16 +130,22 @@ TrainResult train_classifier(BertForSequenceClassification& model, const Tokeniz
       }
     }
     progress.finish();
-    const double train_seconds = seconds_since(epoch_start);
+    const double train_seconds = seconds_since(epoch_start);  // each step waited for its loss
+    const std::optional<double> train_energy_j =
+        options.read_energy_j ? std::optional<double>(options.read_energy_j() - epoch_energy_start)
+                              : std::nullopt;
     result.train_seconds += train_seconds;
     result.examples += train_data.size();
 
-    EvaluationResult evaluation = evaluate_classifier(model, eval_data, options.eval_batch_size,
-                                                      options.max_length, options.eval_padding);
+    EvaluationResult evaluation = options.evaluate
+                                      ? options.evaluate(model)
+                                      : evaluate_classifier(model, eval_data, options.eval_batch_size,
+                                                            options.max_length, options.eval_padding);
     EpochResult epoch_result;
     epoch_result.epoch = epoch;
     epoch_result.steps_done = optimizer.steps_done();
     epoch_result.train_seconds = train_seconds;
+    epoch_result.train_energy_j = train_energy_j;
     epoch_result.accuracy = evaluation.accuracy;
     epoch_result.predictions = std::move(evaluation.predictions);
     if (epoch_result.accuracy && *epoch_result.accuracy > best_accuracy) {

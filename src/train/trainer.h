@@ -20,12 +20,19 @@
 
 namespace nlpf {
 
+struct EvaluationResult {
+  std::vector<int32_t> predictions;  // argmax of the logits (first maximum on ties), in file order
+  std::optional<double> accuracy;    // over examples with labels; null when none has one
+  std::vector<double> batch_latencies_ms;
+};
+
 struct EpochResult {
-  int epoch = 0;                     // 1-based
-  int64_t steps_done = 0;            // total updates after this epoch
-  double train_seconds = 0;          // training steps only (no evaluation)
-  std::optional<double> accuracy;    // null when the evaluation split has no labels
-  std::vector<int32_t> predictions;  // one per evaluation example, in file order
+  int epoch = 0;                         // 1-based
+  int64_t steps_done = 0;                // total updates after this epoch
+  double train_seconds = 0;              // training steps only (no evaluation)
+  std::optional<double> train_energy_j;  // joules over the same steps, when TrainerOptions::read_energy_j
+  std::optional<double> accuracy;        // null when the evaluation split has no labels
+  std::vector<int32_t> predictions;      // one per evaluation example, in file order
 };
 
 struct TrainerOptions {
@@ -41,6 +48,11 @@ struct TrainerOptions {
   // learning_rate, weight_decay, betas, eps, max_grad_norm; total and warm-up steps are computed by train().
   OptimizerSettings optimizer;
   bool show_progress = false;
+  // An energy counter in joules (the meter's), read around each epoch's training steps; empty: none.
+  std::function<double()> read_energy_j;
+  // The per-epoch evaluation; empty: evaluate_classifier(model, eval_data, eval_batch_size, max_length,
+  // eval_padding). A GPU run evaluates with the inference engine it will measure (experiment/gpu_measure.h).
+  std::function<EvaluationResult(BertForSequenceClassification&)> evaluate;
   // Called after every step (tests raise interrupt_flag() here) and after every epoch's evaluation (the
   // model then holds that epoch's weights).
   std::function<void(const StepResult&)> on_step;
@@ -64,12 +76,6 @@ uint64_t epoch_shuffle_seed(uint64_t seed, int epoch);
 // INTERRUPTED "interrupted by Ctrl-C after step N; ..." when interrupt_flag() is raised.
 TrainResult train_classifier(BertForSequenceClassification& model, const TokenizedDataset& train_data,
                              const TokenizedDataset& eval_data, const TrainerOptions& options);
-
-struct EvaluationResult {
-  std::vector<int32_t> predictions;  // argmax of the logits (first maximum on ties), in file order
-  std::optional<double> accuracy;    // over examples with labels; null when none has one
-  std::vector<double> batch_latencies_ms;
-};
 
 // One EVAL pass in evaluation_order(data, batch_size, padding) (file order, or length order for BUCKETED),
 // batches of batch_size padded as `padding` says (to max_length for MAX_LENGTH); predictions come back in

@@ -106,8 +106,8 @@ TEST(Phase1E2E, TinyRunWritesEveryFile) {
   EXPECT_EQ(run_json["environment"]["device"], "cpu");
   EXPECT_EQ(run_json["config"]["epochs"], 2);
   EXPECT_EQ(run_json["config"]["padding"], "bucketed");  // the default: least work, same predictions
-  EXPECT_EQ(run_json["config"]["total_steps"], 10);  // 20 examples / 4 x 2 epochs
-  EXPECT_EQ(run_json["config"]["warmup_steps"], 1);  // ceil(0.06 * 10)
+  EXPECT_EQ(run_json["config"]["total_steps"], 10);      // 20 examples / 4 x 2 epochs
+  EXPECT_EQ(run_json["config"]["warmup_steps"], 1);      // ceil(0.06 * 10)
   EXPECT_EQ(run_json["data"]["train"]["examples_used"], 20);
   EXPECT_TRUE(run_json.contains("start_time") && run_json.contains("end_time"));
 
@@ -228,13 +228,12 @@ TEST(Phase1E2E, RandomInitNeedsNoWeights) {
   EXPECT_NE(r.output.find("run directory:"), std::string::npos) << r.output;
 }
 
-TEST(Phase1E2E, CudaDeviceRefusedWithExitCodeOfUnsupported) {
+TEST(Phase1E2E, InvisibleCudaDeviceRefusedWithExitCodeOfUnsupported) {
   const TempDir temp("e2e_phase1_cuda");
   const fs::path runs = temp.path();
-  const Result r = run_nlpf("phase1 --device cuda --model /nonexistent --runs-dir " + runs.string());
+  const Result r = run_nlpf("phase1 --device cuda:64 --model /nonexistent --runs-dir " + runs.string());
   EXPECT_EQ(r.exit_code, error_exit_code(ErrorCode::UNSUPPORTED)) << r.output;
-  EXPECT_NE(r.output.find("the CUDA backend is not built yet; use --device cpu"), std::string::npos)
-      << r.output;
+  EXPECT_NE(r.output.find("--device cuda:64"), std::string::npos) << r.output;
   EXPECT_TRUE(fs::is_empty(runs));
 }
 

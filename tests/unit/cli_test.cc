@@ -94,7 +94,8 @@ TEST(Cli, UnderscoreSpellingsAccepted) {
       "run_phase_2_max_sequence_length --baseline_model_directory m --sequence_lengths 128 64 16 "
       "--max_eval_examples 10");
   EXPECT_NE(r.exit_code, 2) << r.output;
-  Result p = run_nlpf("phase2 precision --baseline-model-directory m --precisions fp32 fp16 --skip_failed_precisions");
+  Result p = run_nlpf(
+      "phase2 precision --baseline-model-directory m --precisions fp32 fp16 --skip_failed_precisions");
   EXPECT_NE(p.exit_code, 2) << p.output;
   for (const char* args :
        {"run_phase_2_batch_size --baseline_model_directory m --batch_sizes 1 8 --padding longest",
@@ -114,12 +115,13 @@ TEST(Cli, SweepsOnlyTakeTheirOwnFixedValues) {
   }
 }
 
-TEST(Cli, UnbuiltBackendSaysSoAndFails) {
-  // The CUDA trainer is not built yet: refused before any work (the model path is never read).
-  Result r = run_nlpf("phase1 --device cuda --model /nonexistent");
+TEST(Cli, InvisibleDeviceSaysSoAndFails) {
+  // A GPU that is not there (or a build without CUDA): refused before any work (the model path is never
+  // read).
+  Result r = run_nlpf("phase1 --device cuda:64 --model /nonexistent");
   EXPECT_EQ(r.exit_code, 4) << r.output;
   EXPECT_EQ(count_lines(r.output), 1) << r.output;
-  EXPECT_NE(r.output.find("--device cpu"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("--device cuda:64"), std::string::npos) << r.output;
 }
 
 TEST(Cli, NoSubcommandIsUsageError) {

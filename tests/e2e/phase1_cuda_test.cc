@@ -1,0 +1,126 @@
+// `nlpf phase1 --device cuda` end to end through the binary on the committed tiny checkpoint: training and
+// the inference benchmark on the GPU write every file, with the GPU named in run.json and GPU memory in
+// metrics.json; the training log follows the same run on the CPU step by step (same seed, dropout on: the
+// masks are drawn from the same Philox stream on both devices).
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <filesystem>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "backend/device.h"
+#include "core/file_util.h"
+#include "test_util.h"
+
+namespace nlpf {
+namespace {
+
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+using testing_util::TempDir;
+const fs::path kTiny = fs::path(NLPF_TEST_DATA) / "checkpoint" / "tiny";
+const fs::path kSample = fs::path(NLPF_TEST_DATA) / "text" / "sample.tsv";
+
+struct Result {
+  int exit_code;
+  std::string output;
+};
+
+Result run_nlpf(const std::string& args) {
+  const std::string command = std::string(NLPF_BINARY) + " " + args + " 2>&1";
+  FILE* pipe = popen(command.c_str(), "r");
+  EXPECT_NE(pipe, nullptr);
+  std::string output;
+  char buffer[4096];
+  size_t n;
+  while ((n = fread(buffer, 1, sizeof buffer, pipe)) > 0) output.append(buffer, n);
+  const int status = pclose(pipe);
+  return {WEXITSTATUS(status), output};
+}
+
+// The one run directory under `runs`.
+fs::path only_run(const fs::path& runs) {
+  std::vector<fs::path> entries;
+  for (const auto& e : fs::directory_iterator(runs)) entries.push_back(e.path());
+  EXPECT_EQ(entries.size(), 1u);
+  return entries.empty() ? fs::path() : entries[0];
+}
+
+// train_log.csv rows as numbers: step, epoch, learning_rate, loss, grad_norm, examples_per_s.
+std::vector<std::vector<double>> train_log(const fs::path& run) {
+  std::vector<std::vector<double>> rows;
+  std::istringstream in(read_file(run / "train_log.csv"));
+  std::string line;
+  std::getline(in, line);  // header
+  while (std::getline(in, line)) {
+    std::vector<double> row;
+    std::istringstream cells(line);
+    for (std::string cell; std::getline(cells, cell, ',');) row.push_back(std::stod(cell));
+    rows.push_back(row);
+  }
+  return rows;
+}
+
+TEST(Phase1CudaE2E, TrainsAndMeasuresOnTheGpuFollowingTheCpu) {
+  if (!cuda_built()) GTEST_SKIP() << "built without CUDA";
+  if (cuda_devices().empty()) GTEST_SKIP() << "no CUDA device visible";
+  const TempDir temp("e2e_phase1_cuda_run");
+  const std::string common = "phase1 --model " + kTiny.string() + " --train-file " + kSample.string() +
+                             " --eval-file " + kSample.string() +
+                             " --max-sequence-length 32 --batch-size 4 --epochs 2 --learning-rate 1e-3"
+                             " --trials 2 --min-trial-seconds 0.05 --idle-seconds 0.05 --quiet";
+  const Result gpu = run_nlpf(common + " --device cuda --runs-dir " + (temp.path() / "gpu").string());
+  ASSERT_EQ(gpu.exit_code, 0) << gpu.output;
+  const Result cpu = run_nlpf(common + " --device cpu --runs-dir " + (temp.path() / "cpu").string());
+  ASSERT_EQ(cpu.exit_code, 0) << cpu.output;
+  const fs::path gpu_run = only_run(temp.path() / "gpu"), cpu_run = only_run(temp.path() / "cpu");
+  ASSERT_FALSE(gpu_run.empty() || cpu_run.empty());
+  for (const char* file : {"run.json", "metrics.json", "power_trace.csv", "pareto.csv", "predictions.jsonl",
+                           "train_log.csv", "best_model/model.safetensors", "best_model/config.json"}) {
+    EXPECT_TRUE(fs::exists(gpu_run / file)) << file;
+  }
+
+  const json run_json = json::parse(read_file(gpu_run / "run.json"));
+  EXPECT_EQ(run_json["environment"]["device"], "cuda:0");
+  EXPECT_FALSE(run_json["environment"]["device_name"].get<std::string>().empty());
+  EXPECT_TRUE(run_json["environment"]["cuda_driver"].is_string());
+
+  const json metrics = json::parse(read_file(gpu_run / "metrics.json"));
+  EXPECT_GT(metrics["inference_benchmark_metrics"]["peak_gpu_memory_mb"].get<double>(), 0.0);
+  EXPECT_GT(metrics["training"]["peak_gpu_memory_mb"].get<double>(), 0.0);
+  EXPECT_EQ(metrics["training"]["device"], "cuda:0");
+  EXPECT_EQ(metrics["training"]["steps"], 10);
+
+  // Step by step, the GPU's training follows the CPU's (fp32, IEEE GEMMs).
+  const std::vector<std::vector<double>> g = train_log(gpu_run), c = train_log(cpu_run);
+  ASSERT_EQ(g.size(), 10u);
+  ASSERT_EQ(g.size(), c.size());
+  for (size_t i = 0; i < g.size(); ++i) {
+    EXPECT_EQ(g[i][0], c[i][0]);
+    EXPECT_EQ(g[i][2], c[i][2]) << "learning rate, step " << i + 1;
+    EXPECT_NEAR(g[i][3], c[i][3], 1e-4) << "loss, step " << i + 1;
+    EXPECT_NEAR(g[i][4], c[i][4], 1e-4 * std::max(1.0, c[i][4])) << "grad norm, step " << i + 1;
+  }
+  const json cpu_metrics = json::parse(read_file(cpu_run / "metrics.json"));
+  EXPECT_NEAR(metrics["inference_benchmark_metrics"]["accuracy"].get<double>(),
+              cpu_metrics["inference_benchmark_metrics"]["accuracy"].get<double>(), 0.051)
+      << "at most one of the 20 examples may flip";
+}
+
+TEST(Phase1CudaE2E, MixedPrecisionTrainingRefusedBeforeAnyWork) {
+  if (!cuda_built()) GTEST_SKIP() << "built without CUDA";
+  if (cuda_devices().empty()) GTEST_SKIP() << "no CUDA device visible";
+  const TempDir temp("e2e_phase1_cuda_bf16");
+  const Result r = run_nlpf("phase1 --device cuda --train-precision bf16 --model /nonexistent --runs-dir " +
+                            temp.path().string());
+  EXPECT_EQ(r.exit_code, 4) << r.output;
+  EXPECT_NE(r.output.find("--train-precision bf16"), std::string::npos) << r.output;
+  EXPECT_TRUE(fs::is_empty(temp.path()));
+}
+
+}  // namespace
+}  // namespace nlpf

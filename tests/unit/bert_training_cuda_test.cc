@@ -1,0 +1,186 @@
+// Training on the GPU (BertForSequenceClassification moved to a CUDA context, every op's CUDA kernel) against
+// the same model on the CPU: one TRAIN forward and backward (logits, loss, every parameter gradient, dropout
+// on), and 20 optimizer steps (AdamW, clipping, warm-up) whose losses, gradient norms and final weights must
+// agree (issue 12: within 1e-4 on every loss in fp32; TF32 within 1e-2). Also the host-side validation of a
+// batch bound for the GPU, where a kernel cannot throw.
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <memory>
+#include <random>
+
+#include "backend/device.h"
+#include "core/error.h"
+#include "model/bert_model.h"
+#include "ops/op_test_util.h"
+#include "train/optimizer.h"
+#include "unit/tiny_bert.h"
+
+namespace nlpf {
+namespace {
+
+using test::tiny_batch;
+using test::tiny_config;
+
+// Odd sizes beyond the tiny model: C = 48 over NH = 3 heads (HS = 16), I = 70, T up to 37.
+BertConfig odd_config() {
+  BertConfig c = tiny_config(2);
+  c.vocab_size = 53;
+  c.hidden_size = 48;
+  c.num_attention_heads = 3;
+  c.intermediate_size = 70;
+  c.max_position_embeddings = 40;
+  c.type_vocab_size = 2;
+  return c;
+}
+
+// A labelled batch of B rows padded to T, row lengths drawn in [1, T] (one row always full length).
+Batch random_batch(std::mt19937& rng, const BertConfig& config, int64_t B, int64_t T) {
+  Batch b;
+  b.B = B;
+  b.T = T;
+  std::uniform_int_distribution<int32_t> id(1, static_cast<int32_t>(config.vocab_size) - 1);
+  std::uniform_int_distribution<int64_t> length(1, T);
+  std::uniform_int_distribution<int32_t> label(0, static_cast<int32_t>(config.num_labels()) - 1);
+  for (int64_t r = 0; r < B; ++r) {
+    const int64_t n = r == 0 ? T : length(rng);
+    for (int64_t t = 0; t < T; ++t) {
+      b.input_ids.push_back(t < n ? id(rng) : 0);
+      b.token_type_ids.push_back(t < n && t > n / 2 ? 1 : 0);
+      b.attention_mask.push_back(t < n ? 1 : 0);
+    }
+    b.labels.push_back(label(rng));
+  }
+  return b;
+}
+
+double max_abs(const std::vector<double>& v) {
+  double m = 0;
+  for (double x : v) m = std::max(m, std::abs(x));
+  return m;
+}
+
+class BertTrainingCuda : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!cuda_built()) GTEST_SKIP() << "built without CUDA";
+    if (cuda_devices().empty()) GTEST_SKIP() << "no CUDA device visible";
+    gpu_ = make_execution_context(Device{DeviceType::CUDA, 0});
+  }
+  std::vector<double> host_values(const Tensor& t) {
+    return test::to_double(t.device().type == DeviceType::CPU ? t : to_host(*gpu_, t));
+  }
+  // Every gradient of the GPU model against the CPU model's, relative to the tensor's largest entry.
+  void expect_same_gradients(const BertForSequenceClassification& cpu,
+                             const BertForSequenceClassification& gpu, double tol) {
+    for (const auto& [name, ref] : cpu.gradients()) {
+      const std::vector<double> r = test::to_double(ref);
+      EXPECT_TRUE(test::all_close(to_host(*gpu_, gpu.gradients().at(name)), r,
+                                  test::Tolerance{tol, tol * std::max(max_abs(r), 1e-6)}))
+          << name;
+    }
+  }
+  std::unique_ptr<ExecutionContext> gpu_;
+};
+
+TEST_F(BertTrainingCuda, ForwardBackwardEqualTheCpuWithDropout) {
+  for (const BertConfig& config : {tiny_config(2), odd_config()}) {
+    std::mt19937 rng(7);
+    const Batch batch = config.hidden_size == 16 ? tiny_batch() : random_batch(rng, config, 5, 37);
+    BertForSequenceClassification cpu(config, 3), gpu(config, 3);
+    const DropoutSettings dropout{0.1, 0.1, 0.1, 1234};
+    cpu.set_dropout(dropout);
+    gpu.set_dropout(dropout);
+    gpu.to_context(*gpu_);
+    EXPECT_EQ(gpu.parameters().begin()->second.device().type, DeviceType::CUDA);
+    for (uint64_t step : {0u, 5u}) {
+      cpu.zero_grad();
+      gpu.zero_grad();
+      const ModelOutput ref = cpu.forward(batch, ForwardMode::TRAIN, step);
+      const ModelOutput out = gpu.forward(batch, ForwardMode::TRAIN, step);
+      const std::vector<double> ref_logits = test::to_double(ref.logits);
+      EXPECT_TRUE(test::all_close(to_host(*gpu_, out.logits), ref_logits,
+                                  test::Tolerance{1e-5, 1e-5 * max_abs(ref_logits)}))
+          << "C = " << config.hidden_size << ", step " << step;
+      ASSERT_TRUE(ref.loss && out.loss);
+      EXPECT_NEAR(*out.loss, *ref.loss, 1e-5 * std::abs(*ref.loss)) << "step " << step;
+      cpu.backward();
+      gpu.backward();
+      expect_same_gradients(cpu, gpu, 1e-4);  // sums over B*T rows in another order, then through 2 layers
+    }
+    // EVAL after TRAIN on the device: no dropout, same logits as the CPU.
+    const ModelOutput ref = cpu.forward(batch, ForwardMode::EVAL);
+    const ModelOutput out = gpu.forward(batch, ForwardMode::EVAL);
+    const std::vector<double> ref_logits = test::to_double(ref.logits);
+    EXPECT_TRUE(test::all_close(to_host(*gpu_, out.logits), ref_logits,
+                                test::Tolerance{1e-5, 1e-5 * max_abs(ref_logits)}));
+  }
+}
+
+// 20 AdamW steps with dropout, warm-up and clipping on batches of varying length: the GPU follows the CPU.
+void run_twenty_steps(ExecutionContext& gpu_ctx, MathMode math, double loss_tol, double weight_tol) {
+  const BertConfig config = odd_config();
+  BertForSequenceClassification cpu(config, 21), gpu(config, 21);
+  const DropoutSettings dropout{0.1, 0.1, 0.1, 42};
+  cpu.set_dropout(dropout);
+  gpu.set_dropout(dropout);
+  gpu_ctx.set_math_mode(math);
+  gpu.to_context(gpu_ctx);
+  OptimizerSettings settings;
+  settings.learning_rate = 1e-3;  // large enough that 20 steps move the weights visibly
+  settings.total_steps = 20;
+  settings.warmup_steps = 2;
+  settings.max_grad_norm = 1.0;
+  Optimizer cpu_opt(cpu, settings), gpu_opt(gpu, settings);
+  std::mt19937 rng(99);
+  for (int step = 0; step < 20; ++step) {
+    const Batch batch = random_batch(rng, config, 6, 9 + step % 5 * 7);
+    const StepResult r = cpu_opt.step(batch);
+    const StepResult g = gpu_opt.step(batch);
+    EXPECT_NEAR(g.loss, r.loss, loss_tol) << "step " << step;
+    EXPECT_NEAR(g.grad_norm, r.grad_norm, loss_tol * std::max(1.0, r.grad_norm)) << "step " << step;
+    EXPECT_EQ(g.learning_rate, r.learning_rate);
+  }
+  for (const auto& [name, ref] : cpu.parameters()) {
+    const std::vector<double> r = test::to_double(ref);
+    EXPECT_TRUE(test::all_close(to_host(gpu_ctx, gpu.parameters().at(name)), r,
+                                test::Tolerance{weight_tol, weight_tol * std::max(max_abs(r), 1e-6)}))
+        << name;
+  }
+}
+
+TEST_F(BertTrainingCuda, TwentyStepsFp32MatchTheCpu) {
+  run_twenty_steps(*gpu_, MathMode::IEEE_FP32, 1e-4, 1e-4);
+}
+
+TEST_F(BertTrainingCuda, TwentyStepsTf32WithinOnePercent) {
+  // TF32 rounds GEMM inputs to 10 mantissa bits (relative error ~5e-4 per product): 1e-2 as issue 12 asks.
+  run_twenty_steps(*gpu_, MathMode::TF32, 1e-2, 1e-2);
+}
+
+TEST_F(BertTrainingCuda, OutOfRangeIdsAndLabelsRefusedBeforeUpload) {
+  BertForSequenceClassification gpu(tiny_config(), 5);
+  gpu.to_context(*gpu_);
+  Batch batch = tiny_batch();
+  batch.input_ids[4] = 40;  // vocab_size 40
+  try {
+    gpu.forward(batch, ForwardMode::TRAIN, 0);
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::INVALID_ARGUMENT);
+    EXPECT_NE(std::string(e.what()).find("input_ids[4] = 40"), std::string::npos) << e.what();
+  }
+  batch = tiny_batch();
+  batch.labels[2] = 2;
+  try {
+    gpu.forward(batch, ForwardMode::TRAIN, 0);
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::INVALID_ARGUMENT);
+    EXPECT_NE(std::string(e.what()).find("labels[2] = 2"), std::string::npos) << e.what();
+  }
+}
+
+}  // namespace
+}  // namespace nlpf
