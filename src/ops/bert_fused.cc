@@ -9,6 +9,7 @@
 #include "ops/add.h"
 #include "ops/attention.h"
 #include "ops/attention_cuda.h"
+#include "ops/attention_mma_cuda.h"
 #include "ops/classifier_head_cuda.h"
 #include "ops/embeddings.h"
 #include "ops/gelu.h"
@@ -251,8 +252,14 @@ void fused_attention_forward(ExecutionContext& ctx, Tensor& out, const Tensor& q
     }
     case DeviceType::CUDA:
       if constexpr (kCudaBuilt) {
-        cuda::fused_attention_forward(ctx, out.raw_data(), qkv.raw_data(), attention_mask.data<int32_t>(),
-                                      qkv.dtype(), B, T, NH, C / NH);
+        // 16-bit at BERT's head sizes: the tensor-core kernel; f32 and other head sizes: the CUDA-core one.
+        if (cuda::fused_attention_mma_supports(qkv.dtype(), C / NH, T)) {
+          cuda::fused_attention_forward_mma(ctx, out.raw_data(), qkv.raw_data(),
+                                            attention_mask.data<int32_t>(), qkv.dtype(), B, T, NH, C / NH);
+        } else {
+          cuda::fused_attention_forward(ctx, out.raw_data(), qkv.raw_data(), attention_mask.data<int32_t>(),
+                                        qkv.dtype(), B, T, NH, C / NH);
+        }
         return;
       }
       detail::throw_no_cuda_kernel(kOp);

@@ -168,9 +168,12 @@ TEST_P(BertFusedCuda, AttentionMatchesCpuWithPadding) {
   struct Size {
     int64_t B, T, C, NH;
   };
-  // Head sizes 24, 8 and 40 fill part of their register tile; 64 is BERT-base's, 128 the largest.
+  // Head sizes 24, 8 and 40 fill part of their register tile; 64 is BERT-base's, 128 the largest; at 16 bits
+  // 32 (MiniLM's), 64 and 128 take the tensor-core kernel (T = 64 and 128: whole tiles; 511 and 130:
+  // partial).
   for (const Size s : {Size{3, 37, 72, 3}, Size{3, 1, 40, 5}, Size{3, 130, 768, 12}, Size{3, 512, 768, 12},
-                       Size{3, 65, 120, 3}, Size{3, 37, 256, 2}}) {
+                       Size{3, 65, 120, 3}, Size{3, 37, 256, 2}, Size{4, 70, 384, 12}, Size{5, 128, 768, 12},
+                       Size{3, 64, 384, 12}, Size{2, 511, 256, 2}}) {
     SCOPED_TRACE("B=" + std::to_string(s.B) + " T=" + std::to_string(s.T) + " C=" + std::to_string(s.C) +
                  " NH=" + std::to_string(s.NH));
     const Tensor qkv = random_tensor(rng, {s.B, s.T, 3 * s.C}, -2, 2);

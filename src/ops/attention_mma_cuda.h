@@ -1,0 +1,25 @@
+// Tensor-core fused attention for 16-bit inference (attention_mma_cuda.cu): the same contract as
+// cuda::fused_attention_forward (attention_cuda.h) for F16 and BF16 at head sizes 32, 64 and 128, with the
+// two products on the tensor cores (mma.sync m16n8k16, fp32 accumulation) instead of the CUDA cores.
+#pragma once
+
+#include <cstdint>
+
+#include "backend/context.h"
+#include "core/dtype.h"
+
+namespace nlpf::cuda {
+
+// Whether fused_attention_forward_mma takes this case: dtype F16 or BF16, HS 32, 64 or 128, T <= 512.
+bool fused_attention_mma_supports(DType dtype, int64_t HS, int64_t T);
+
+// out [B,T,C] = softmax(q k^T / sqrt(HS) + padding mask) v per head from qkv [B,T,3C], exactly the contract
+// of fused_attention_forward: padded keys get probability 0, padded query rows are 0, and a sequence whose
+// keys are all padding gets the uniform 1/T over its T keys. Scores, softmax statistics and the output
+// accumulate in fp32; the probabilities enter the second product rounded to the storage dtype
+// (FlashAttention-2's choice). INVALID_ARGUMENT for a case fused_attention_mma_supports refuses.
+void fused_attention_forward_mma(ExecutionContext& ctx, void* out, const void* qkv,
+                                 const int32_t* attention_mask, DType dtype, int64_t B, int64_t T, int64_t NH,
+                                 int64_t HS);
+
+}  // namespace nlpf::cuda
