@@ -1,6 +1,8 @@
-// add_forward: argument checks and device dispatch (kernel in add_cpu.cc).
+// add_forward: argument checks and device dispatch (kernels in add_cpu.cc and add_cuda.cu).
 #include "ops/add.h"
+#include "backend/device.h"
 #include "ops/add_cpu.h"
+#include "ops/add_cuda.h"
 #include "ops/op_util.h"
 
 namespace nlpf::ops {
@@ -11,7 +13,11 @@ void add_forward(ExecutionContext& ctx, Tensor& out, const Tensor& a, const Tens
     case DeviceType::CPU:
       cpu::add_forward(out.data<float>(), a.data<float>(), b.data<float>(), a.numel());
       return;
-    case DeviceType::CUDA:  // cuda::add_forward (add_cuda.cu) goes here
+    case DeviceType::CUDA:
+      if constexpr (kCudaBuilt) {
+        cuda::add_forward(ctx, out.data<float>(), a.data<float>(), b.data<float>(), a.numel());
+        return;
+      }
       detail::throw_no_cuda_kernel(kOp);
   }
 }

@@ -1,7 +1,9 @@
-// dropout_forward / dropout_backward: argument checks and device dispatch (kernel in dropout_cpu.cc).
-// Activation gradients overwrite (=).
+// dropout_forward / dropout_backward / dropout_mask: argument checks and device dispatch (kernels in
+// dropout_cpu.cc and dropout_cuda.cu). Activation gradients overwrite (=).
 #include "ops/dropout.h"
+#include "backend/device.h"
 #include "ops/dropout_cpu.h"
+#include "ops/dropout_cuda.h"
 #include "ops/op_util.h"
 
 namespace nlpf::ops {
@@ -17,7 +19,12 @@ void dropout_apply(ExecutionContext& ctx, const char* op, Tensor& out, const cha
       cpu::dropout_forward(out.data<float>(), in.data<float>(), keep.data<float>(),
                            static_cast<float>(1 / (1 - p)), in.numel());
       return;
-    case DeviceType::CUDA:  // cuda::dropout_forward (dropout_cuda.cu) goes here
+    case DeviceType::CUDA:
+      if constexpr (kCudaBuilt) {
+        cuda::dropout_forward(ctx, out.data<float>(), in.data<float>(), keep.data<float>(),
+                              static_cast<float>(1 / (1 - p)), in.numel());
+        return;
+      }
       detail::throw_no_cuda_kernel(op);
   }
 }
@@ -40,7 +47,11 @@ void dropout_mask(ExecutionContext& ctx, Tensor& keep, double p, uint64_t seed, 
     case DeviceType::CPU:
       cpu::dropout_mask(keep.data<float>(), p, seed, offset, keep.numel());
       return;
-    case DeviceType::CUDA:  // cuda::dropout_mask (dropout_cuda.cu) goes here
+    case DeviceType::CUDA:
+      if constexpr (kCudaBuilt) {
+        cuda::dropout_mask(ctx, keep.data<float>(), p, seed, offset, keep.numel());
+        return;
+      }
       detail::throw_no_cuda_kernel(kOp);
   }
 }

@@ -1,7 +1,9 @@
-// gelu_forward / gelu_backward: argument checks and device dispatch (kernels in gelu_cpu.cc).
-// Activation gradients overwrite (=).
+// gelu_forward / gelu_backward: argument checks and device dispatch (kernels in gelu_cpu.cc and
+// gelu_cuda.cu). Activation gradients overwrite (=).
 #include "ops/gelu.h"
+#include "backend/device.h"
 #include "ops/gelu_cpu.h"
+#include "ops/gelu_cuda.h"
 #include "ops/op_util.h"
 
 namespace nlpf::ops {
@@ -12,7 +14,11 @@ void gelu_forward(ExecutionContext& ctx, Tensor& out, const Tensor& x) {
     case DeviceType::CPU:
       cpu::gelu_forward(out.data<float>(), x.data<float>(), x.numel());
       return;
-    case DeviceType::CUDA:  // cuda::gelu_forward (gelu_cuda.cu) goes here
+    case DeviceType::CUDA:
+      if constexpr (kCudaBuilt) {
+        cuda::gelu_forward(ctx, out.raw_data(), x.raw_data(), DType::F32, x.numel());
+        return;
+      }
       detail::throw_no_cuda_kernel(kOp);
   }
 }
@@ -23,7 +29,11 @@ void gelu_backward(ExecutionContext& ctx, Tensor& dx, const Tensor& dout, const 
     case DeviceType::CPU:
       cpu::gelu_backward(dx.data<float>(), dout.data<float>(), x.data<float>(), x.numel());
       return;
-    case DeviceType::CUDA:  // cuda::gelu_backward (gelu_cuda.cu) goes here
+    case DeviceType::CUDA:
+      if constexpr (kCudaBuilt) {
+        cuda::gelu_backward(ctx, dx.data<float>(), dout.data<float>(), x.data<float>(), x.numel());
+        return;
+      }
       detail::throw_no_cuda_kernel(kOp);
   }
 }

@@ -1,5 +1,5 @@
-// CUDA kernel of exact GELU (gelu_cuda.cu), declared without CUDA headers. cuBLASLt's GELU epilogue is not
-// used: BERT's GELU is the exact erf form (HF "gelu").
+// CUDA kernels of exact GELU (gelu_cuda.cu), declared without CUDA headers. cuBLASLt's GELU epilogue is not
+// used: BERT's GELU is the exact erf form (HF "gelu"). Activation gradients overwrite (=).
 #pragma once
 
 #include <cstdint>
@@ -11,5 +11,9 @@ namespace nlpf::cuda {
 
 // out [N] = 0.5 x (1 + erf(x / sqrt 2)), computed in fp32; dtype F32, BF16 or F16; out may be x.
 void gelu_forward(ExecutionContext& ctx, void* out, const void* x, DType dtype, int64_t N);
+
+// dx [N] (=) = dout [N] (Phi(x) + x phi(x)) from the forward's input x [N], f32 (Phi the standard normal
+// CDF, phi its density); dx may be dout.
+void gelu_backward(ExecutionContext& ctx, float* dx, const float* dout, const float* x, int64_t N);
 
 }  // namespace nlpf::cuda

@@ -1,8 +1,10 @@
-// tanh_forward / tanh_backward: argument checks and device dispatch (kernels in tanh_cpu.cc).
-// Activation gradients overwrite (=).
+// tanh_forward / tanh_backward: argument checks and device dispatch (kernels in tanh_cpu.cc and
+// tanh_cuda.cu). Activation gradients overwrite (=).
 #include "ops/tanh.h"
+#include "backend/device.h"
 #include "ops/op_util.h"
 #include "ops/tanh_cpu.h"
+#include "ops/tanh_cuda.h"
 
 namespace nlpf::ops {
 
@@ -12,7 +14,11 @@ void tanh_forward(ExecutionContext& ctx, Tensor& out, const Tensor& x) {
     case DeviceType::CPU:
       cpu::tanh_forward(out.data<float>(), x.data<float>(), x.numel());
       return;
-    case DeviceType::CUDA:  // cuda::tanh_forward (tanh_cuda.cu) goes here
+    case DeviceType::CUDA:
+      if constexpr (kCudaBuilt) {
+        cuda::tanh_forward(ctx, out.data<float>(), x.data<float>(), x.numel());
+        return;
+      }
       detail::throw_no_cuda_kernel(kOp);
   }
 }
@@ -23,7 +29,11 @@ void tanh_backward(ExecutionContext& ctx, Tensor& dx, const Tensor& dout, const 
     case DeviceType::CPU:
       cpu::tanh_backward(dx.data<float>(), dout.data<float>(), out.data<float>(), out.numel());
       return;
-    case DeviceType::CUDA:  // cuda::tanh_backward (tanh_cuda.cu) goes here
+    case DeviceType::CUDA:
+      if constexpr (kCudaBuilt) {
+        cuda::tanh_backward(ctx, dx.data<float>(), dout.data<float>(), out.data<float>(), out.numel());
+        return;
+      }
       detail::throw_no_cuda_kernel(kOp);
   }
 }

@@ -1,8 +1,10 @@
 // token_select_forward / token_select_backward: argument checks and device dispatch (kernels in
-// token_select_cpu.cc). Activation gradients overwrite (=).
+// token_select_cpu.cc and token_select_cuda.cu). Activation gradients overwrite (=).
 #include "ops/token_select.h"
+#include "backend/device.h"
 #include "ops/op_util.h"
 #include "ops/token_select_cpu.h"
+#include "ops/token_select_cuda.h"
 
 namespace nlpf::ops {
 namespace {
@@ -27,7 +29,12 @@ void token_select_forward(ExecutionContext& ctx, Tensor& out, const Tensor& x, i
     case DeviceType::CPU:
       cpu::token_select_forward(out.data<float>(), x.data<float>(), index, x.dim(0), x.dim(1), x.dim(2));
       return;
-    case DeviceType::CUDA:  // cuda::token_select_forward (token_select_cuda.cu) goes here
+    case DeviceType::CUDA:
+      if constexpr (kCudaBuilt) {
+        cuda::token_select_forward(ctx, out.data<float>(), x.data<float>(), index, x.dim(0), x.dim(1),
+                                   x.dim(2));
+        return;
+      }
       detail::throw_no_cuda_kernel(kOp);
   }
 }
@@ -40,7 +47,12 @@ void token_select_backward(ExecutionContext& ctx, Tensor& dx, const Tensor& dout
       cpu::token_select_backward(dx.data<float>(), dout.data<float>(), index, dx.dim(0), dx.dim(1),
                                  dx.dim(2));
       return;
-    case DeviceType::CUDA:  // cuda::token_select_backward (token_select_cuda.cu) goes here
+    case DeviceType::CUDA:
+      if constexpr (kCudaBuilt) {
+        cuda::token_select_backward(ctx, dx.data<float>(), dout.data<float>(), index, dx.dim(0), dx.dim(1),
+                                    dx.dim(2));
+        return;
+      }
       detail::throw_no_cuda_kernel(kOp);
   }
 }

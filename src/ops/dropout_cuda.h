@@ -1,0 +1,21 @@
+// CUDA kernels of dropout (dropout_cuda.cu), declared without CUDA headers: the keep mask drawn from Philox
+// on the device, bit for bit the CPU's (cpu::dropout_mask), and the masked scale shared by forward and
+// backward. All f32. Activation gradients overwrite (=).
+#pragma once
+
+#include <cstdint>
+
+#include "backend/context.h"
+
+namespace nlpf::cuda {
+
+// out [N] = x [N] * keep [N] * scale, scale = 1 / (1 - p); out may be x. The backward is the same call on
+// (dx, dout).
+void dropout_forward(ExecutionContext& ctx, float* out, const float* x, const float* keep, float scale,
+                     int64_t N);
+
+// keep [N] = 1 where philox_uniform(seed, offset + i) < float(1 - p), else 0 (core/random.h), the CPU mask
+// for any offset (not only multiples of 4). 0 <= p < 1.
+void dropout_mask(ExecutionContext& ctx, float* keep, double p, uint64_t seed, uint64_t offset, int64_t N);
+
+}  // namespace nlpf::cuda

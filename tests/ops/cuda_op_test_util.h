@@ -1,0 +1,80 @@
+// Helpers of the CUDA-vs-CPU op tests (tests/ops/*_cuda_test.cc): a fixture that skips where the build has
+// no CUDA or no device is visible, random host tensors, device tensors poisoned with NaN (so an element no
+// kernel writes fails the comparison), views at an odd float offset (the kernels' unaligned paths) and host
+// values of device tensors. Only the CUDA-free op layer is used, so the tests build without CUDA too.
+#pragma once
+
+#include <cstring>
+#include <memory>
+#include <random>
+#include <sstream>
+#include <vector>
+
+#include "backend/context.h"
+#include "backend/device.h"
+#include "ops/op_test_util.h"
+
+namespace nlpf::test {
+
+// STYLE "Tests": fp32 1e-5 for an op; atol 1e-6 for values near 0.
+constexpr Tolerance kCudaF32{1e-5, 1e-6};
+
+class CudaOpTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!cuda_built()) GTEST_SKIP() << "built without CUDA";
+    if (cuda_devices().empty()) GTEST_SKIP() << "no CUDA device visible";
+    ctx_ = make_execution_context(Device{DeviceType::CUDA, 0});
+  }
+  ExecutionContext& gpu() { return *ctx_; }
+
+  // A device f32 tensor of `shape` whose every byte is 0xFF (NaN), `float_offset` floats into its buffer: an
+  // offset of 1 makes the view 4 but not 16-byte aligned.
+  Tensor poisoned(const Shape& shape, int64_t float_offset = 0) {
+    Tensor host = Tensor::empty(DType::F32, {shape_numel(shape) + float_offset});
+    std::memset(host.raw_data(), 0xFF, host.nbytes());
+    return to_device(gpu(), host).view(shape, static_cast<size_t>(float_offset) * sizeof(float));
+  }
+  // A device copy of a host f32 tensor, `float_offset` floats into its buffer (the rest is NaN).
+  Tensor device(const Tensor& host, int64_t float_offset = 0) {
+    Tensor out = poisoned(host.shape(), float_offset);
+    copy_tensor(gpu(), out, host);
+    return out;
+  }
+  std::vector<double> values(const Tensor& device_tensor) { return to_double(to_host(gpu(), device_tensor)); }
+
+  std::unique_ptr<ExecutionContext> ctx_;
+};
+
+inline Tensor random_tensor(std::mt19937& rng, const Shape& shape, double low = -1.0, double high = 1.0) {
+  return f32_tensor(shape, random_vector(rng, static_cast<size_t>(shape_numel(shape)), low, high));
+}
+
+inline Tensor random_ids(std::mt19937& rng, const Shape& shape, int32_t end) {
+  std::uniform_int_distribution<int32_t> dist(0, end - 1);
+  Tensor t = Tensor::empty(DType::I32, shape);
+  for (int64_t i = 0; i < t.numel(); ++i) t.data<int32_t>()[i] = dist(rng);
+  return t;
+}
+
+// Whether two float vectors are equal bit for bit; the first differences are printed with their indices.
+inline ::testing::AssertionResult bit_identical(const Tensor& actual, const Tensor& expected) {
+  if (actual.numel() != expected.numel()) {
+    return ::testing::AssertionFailure() << "sizes " << actual.numel() << " != " << expected.numel();
+  }
+  int64_t differ = 0;
+  std::ostringstream first;
+  for (int64_t i = 0; i < actual.numel(); ++i) {
+    uint32_t a, e;
+    std::memcpy(&a, actual.data<float>() + i, sizeof a);
+    std::memcpy(&e, expected.data<float>() + i, sizeof e);
+    if (a != e && differ++ < 8) {
+      first << "\n  [" << i << "] got " << actual.data<float>()[i] << ", expected "
+            << expected.data<float>()[i];
+    }
+  }
+  if (differ == 0) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure() << differ << " of " << actual.numel() << " differ:" << first.str();
+}
+
+}  // namespace nlpf::test

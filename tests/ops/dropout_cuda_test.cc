@@ -1,0 +1,73 @@
+// dropout on CUDA against the CPU op: the Philox keep mask bit for bit for several (seed, offset, p),
+// offsets off the 4-element Philox block and a mask longer than one grid pass; forward and backward on odd
+// sizes, off the 16-byte vector, and in place. Skipped where the build has no CUDA or no GPU is visible.
+#include "ops/dropout.h"
+
+#include <string>
+
+#include "ops/cuda_op_test_util.h"
+
+namespace nlpf::test {
+namespace {
+
+class DropoutCuda : public CudaOpTest {};
+
+TEST_F(DropoutCuda, MaskIsTheCpuMaskBitForBit) {
+  struct Case {
+    uint64_t seed, offset;
+    double p;
+    int64_t N;
+  };
+  const Case cases[] = {
+      {0, 0, 0.1, 1},
+      {1234, 0, 0.1, 5 * 13 * 37},
+      {1234, 1, 0.1, 5 * 13 * 37},
+      {1234, 2, 0.5, 3},
+      {1234, 3, 0.5, 6},
+      {77, 5, 0.9, 1001},
+      {77, 4000000001ull, 0.5, 11},
+      {(uint64_t{1} << 40) + 7, (uint64_t{1} << 33) + 3, 0.25, 4097},
+      {99, 7, 0.0, 130},                  // p = 0 keeps everything
+      {99, 6, 0.999, 2000},               // keeps almost nothing
+      {5, 4 * 123457 + 1, 0.1, 3000001},  // more Philox blocks than one pass of the grid
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE("seed=" + std::to_string(c.seed) + " offset=" + std::to_string(c.offset) +
+                 " p=" + std::to_string(c.p) + " N=" + std::to_string(c.N));
+    Tensor ref = Tensor::empty(DType::F32, {c.N});
+    ops::dropout_mask(cpu_context(), ref, c.p, c.seed, c.offset);
+    Tensor keep = poisoned({c.N}, c.offset % 2);
+    ops::dropout_mask(gpu(), keep, c.p, c.seed, c.offset);
+    EXPECT_TRUE(bit_identical(to_host(gpu(), keep), ref));
+  }
+}
+
+TEST_F(DropoutCuda, ForwardAndBackwardMatchCpuAlsoInPlace) {
+  std::mt19937 rng(12);
+  for (const int64_t N : {int64_t{3}, int64_t{5 * 13 * 37}, int64_t{4 * 100003 + 1}}) {
+    for (const int64_t offset : {0, 1}) {
+      for (const bool in_place : {false, true}) {
+        SCOPED_TRACE("N=" + std::to_string(N) + " offset=" + std::to_string(offset) +
+                     (in_place ? " in place" : ""));
+        const double p = 0.1;
+        const Tensor x = random_tensor(rng, {N}, -2, 2), dout = random_tensor(rng, {N}, -2, 2);
+        Tensor keep = Tensor::empty(DType::F32, {N});
+        ops::dropout_mask(cpu_context(), keep, p, 4321, 17);
+        Tensor out_ref = Tensor::empty(DType::F32, {N}), dx_ref = Tensor::empty(DType::F32, {N});
+        ops::dropout_forward(cpu_context(), out_ref, x, keep, p);
+        ops::dropout_backward(cpu_context(), dx_ref, dout, keep, p);
+
+        Tensor x_gpu = device(x, offset), dout_gpu = device(dout, offset), keep_gpu = device(keep, offset);
+        Tensor out = in_place ? x_gpu : poisoned({N}, offset);
+        Tensor dx = in_place ? dout_gpu : poisoned({N}, offset);
+        ops::dropout_forward(gpu(), out, x_gpu, keep_gpu, p);
+        ops::dropout_backward(gpu(), dx, dout_gpu, keep_gpu, p);
+        EXPECT_TRUE(all_close(values(out), to_double(out_ref), kCudaF32));
+        EXPECT_TRUE(all_close(values(dx), to_double(dx_ref), kCudaF32));
+      }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace nlpf::test
