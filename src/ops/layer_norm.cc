@@ -1,7 +1,10 @@
 // layer_norm_forward / layer_norm_backward: argument checks and device dispatch (kernels in
-// layer_norm_cpu.cc). Parameter gradients accumulate (+=), activation gradients overwrite (=).
+// layer_norm_cpu.cc and layer_norm_cuda.cu). Parameter gradients accumulate (+=), activation gradients
+// overwrite (=).
 #include "ops/layer_norm.h"
+#include "backend/device.h"
 #include "ops/layer_norm_cpu.h"
+#include "ops/layer_norm_cuda.h"
 #include "ops/op_util.h"
 
 namespace nlpf::ops {
@@ -40,7 +43,12 @@ void layer_norm_forward(ExecutionContext& ctx, Tensor& out, Tensor& mean, Tensor
       cpu::layer_norm_forward(out.data<float>(), mean.data<float>(), rstd.data<float>(), x.data<float>(),
                               weight.data<float>(), bias.data<float>(), eps, N, C);
       return;
-    case DeviceType::CUDA:  // cuda::layer_norm_forward (layer_norm_cuda.cu) goes here
+    case DeviceType::CUDA:
+      if constexpr (kCudaBuilt) {
+        cuda::layer_norm_forward(ctx, out.data<float>(), mean.data<float>(), rstd.data<float>(),
+                                 x.data<float>(), weight.data<float>(), bias.data<float>(), N, C, eps);
+        return;
+      }
       detail::throw_no_cuda_kernel(kForward);
   }
 }
@@ -73,7 +81,13 @@ void layer_norm_backward(ExecutionContext& ctx, Tensor& dx, Tensor& dweight, Ten
                                dout.data<float>(), x.data<float>(), weight.data<float>(), mean.data<float>(),
                                rstd.data<float>(), N, C);
       return;
-    case DeviceType::CUDA:  // cuda::layer_norm_backward (layer_norm_cuda.cu) goes here
+    case DeviceType::CUDA:
+      if constexpr (kCudaBuilt) {
+        cuda::layer_norm_backward(ctx, dx.data<float>(), dweight.data<float>(), dbias.data<float>(),
+                                  dout.data<float>(), x.data<float>(), weight.data<float>(),
+                                  mean.data<float>(), rstd.data<float>(), N, C);
+        return;
+      }
       detail::throw_no_cuda_kernel(kBackward);
   }
 }

@@ -1,21 +1,23 @@
-// LayerNorm for inference on CUDA (layer_norm_cuda.h): layer_norm_forward, and the BERT embeddings fused with
-// their LayerNorm (the gathered sum never reaches device memory). One warp per row holds the row in registers
-// (16-byte accesses, fp32 two-pass statistics); a row too long for that or not 16-byte aligned takes one
-// block that reads it three times. x, out [N,C] (N = B T rows) of the storage dtype, weight and bias f32 [C];
-// biased variance as torch.nn.LayerNorm; nothing is saved for backward.
+// LayerNorm on CUDA (layer_norm_cuda.h): layer_norm_forward for inference, and the BERT embeddings fused with
+// their LayerNorm (the gathered sum never reaches device memory); for training, the f32 forward that saves
+// mean and rstd, and the backward. One warp per row holds the row in registers (16-byte accesses, fp32
+// two-pass statistics); a row too long for that or not 16-byte aligned takes one block that reads it three
+// times. x, out [N,C] (N = B T rows) of the storage dtype, weight and bias f32 [C]; biased variance as
+// torch.nn.LayerNorm. Parameter gradients accumulate (+=) deterministically (no atomics), dx overwrites (=).
 #include "ops/layer_norm_cuda.h"
 
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <type_traits>
 
 #include "backend/cuda/cuda_check.h"
-#include "backend/cuda/float_convert.cuh"
 #include "backend/cuda/cuda_context.h"
+#include "backend/cuda/float_convert.cuh"
 
 namespace nlpf::cuda {
 namespace {
@@ -133,11 +135,13 @@ __device__ __forceinline__ float warp_sum(float v) {
 // out [N,C] = LayerNorm(rows), weight, bias [C]; one warp per row, kWarpsPerBlock rows per block, grid
 // ceil(N / kWarpsPerBlock). Lane l holds the 16-byte vectors l + 32 k (k < NV) of the row, so C <= 32 NV V
 // with V = 16 / sizeof(T), C a multiple of V and every row 16-byte aligned. Two passes over the registers:
-// the centred sum of squares does not cancel like E[x^2] - mean^2 would in fp32.
+// the centred sum of squares does not cancel like E[x^2] - mean^2 would in fp32. mean_out, rstd_out [N]
+// receive the row statistics (training), or are nullptr (inference).
 template <typename T, int NV, typename Rows>
 __global__ void __launch_bounds__(kWarpsPerBlock * 32)
-    layer_norm_rows_kernel(T* out, Rows rows, const float* __restrict__ weight,
-                           const float* __restrict__ bias, int64_t N, int C, float eps) {
+    layer_norm_rows_kernel(T* out, float* mean_out, float* rstd_out, Rows rows,
+                           const float* __restrict__ weight, const float* __restrict__ bias, int64_t N, int C,
+                           float eps) {
   constexpr int V = kVec<T>;
   const int64_t n = static_cast<int64_t>(blockIdx.x) * kWarpsPerBlock + threadIdx.x / 32;
   if (n >= N) return;  // whole warps leave: the shuffles below see full warps
@@ -171,6 +175,10 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32)
     }
   }
   const float rstd = rsqrtf(warp_sum(sq) * inv_c + eps);
+  if (mean_out != nullptr && lane == 0) {  // training: the statistics the backward reads
+    mean_out[n] = mean;
+    rstd_out[n] = rstd;
+  }
   T* out_row = out + n * C;
 #pragma unroll
   for (int k = 0; k < NV; ++k) {
@@ -204,11 +212,12 @@ __device__ float block_sum(float v, float* scratch) {
 }
 
 // The same for any C and alignment: one block of kGenericThreads per row, grid N, scalar accesses, the row
-// read three times (from L1/L2 after the first).
+// read three times (from L1/L2 after the first); mean_out, rstd_out as above.
 template <typename T, typename Rows>
 __global__ void __launch_bounds__(kGenericThreads)
-    layer_norm_rows_generic_kernel(T* out, Rows rows, const float* __restrict__ weight,
-                                   const float* __restrict__ bias, int C, float eps) {
+    layer_norm_rows_generic_kernel(T* out, float* mean_out, float* rstd_out, Rows rows,
+                                   const float* __restrict__ weight, const float* __restrict__ bias, int C,
+                                   float eps) {
   __shared__ float scratch[kGenericThreads / 32];
   const int64_t n = blockIdx.x;
   const typename Rows::Row row = rows.row(n);
@@ -219,6 +228,10 @@ __global__ void __launch_bounds__(kGenericThreads)
   float sq = 0.0f;
   for (int c = threadIdx.x; c < C; c += kGenericThreads) sq += (row.at(c) - mean) * (row.at(c) - mean);
   const float rstd = rsqrtf(block_sum(sq, scratch) * inv_c + eps);
+  if (mean_out != nullptr && threadIdx.x == 0) {
+    mean_out[n] = mean;
+    rstd_out[n] = rstd;
+  }
   T* out_row = out + n * C;
   for (int c = threadIdx.x; c < C; c += kGenericThreads) {
     out_row[c] = from_float<T>((row.at(c) - mean) * rstd * weight[c] + bias[c]);
@@ -226,19 +239,20 @@ __global__ void __launch_bounds__(kGenericThreads)
 }
 
 template <typename T, int NV, typename Rows>
-void launch_warp_rows(CudaContext& ctx, T* out, const Rows& rows, const float* weight, const float* bias,
-                      int64_t N, int64_t C, float eps) {
+void launch_warp_rows(CudaContext& ctx, T* out, float* mean, float* rstd, const Rows& rows,
+                      const float* weight, const float* bias, int64_t N, int64_t C, float eps) {
   const auto blocks = static_cast<unsigned>((N + kWarpsPerBlock - 1) / kWarpsPerBlock);
   layer_norm_rows_kernel<T, NV, Rows><<<blocks, kWarpsPerBlock * 32, 0, ctx.stream()>>>(
-      out, rows, weight, bias, N, static_cast<int>(C), eps);
+      out, mean, rstd, rows, weight, bias, N, static_cast<int>(C), eps);
   NLPF_CUDA_CHECK_LAUNCH();
 }
 
 // The warp kernel when the rows fit it (vectors per lane NV in {1, 2, 3, 4, 6, 8}: C = 768 is 3 at 16 bits
-// and 6 at f32, with no idle lanes), else the block kernel.
+// and 6 at f32, with no idle lanes), else the block kernel. mean and rstd [N] receive the statistics, or are
+// both nullptr (inference).
 template <typename T, typename Rows>
-void launch_rows(CudaContext& ctx, T* out, const Rows& rows, const float* weight, const float* bias,
-                 int64_t N, int64_t C, double eps, bool aligned) {
+void launch_rows(CudaContext& ctx, T* out, float* mean, float* rstd, const Rows& rows, const float* weight,
+                 const float* bias, int64_t N, int64_t C, double eps, bool aligned) {
   constexpr int V = kVec<T>;
   NLPF_CHECK(C > 0 && C <= 0x7fffffff && N <= 0x7fffffff, ErrorCode::UNSUPPORTED,
              "layer_norm (cuda): N = ", N, ", C = ", C);
@@ -248,22 +262,22 @@ void launch_rows(CudaContext& ctx, T* out, const Rows& rows, const float* weight
   if (aligned && C % V == 0 && per_lane <= 8) {
     switch (per_lane) {
       case 1:
-        return launch_warp_rows<T, 1>(ctx, out, rows, weight, bias, N, C, eps_f);
+        return launch_warp_rows<T, 1>(ctx, out, mean, rstd, rows, weight, bias, N, C, eps_f);
       case 2:
-        return launch_warp_rows<T, 2>(ctx, out, rows, weight, bias, N, C, eps_f);
+        return launch_warp_rows<T, 2>(ctx, out, mean, rstd, rows, weight, bias, N, C, eps_f);
       case 3:
-        return launch_warp_rows<T, 3>(ctx, out, rows, weight, bias, N, C, eps_f);
+        return launch_warp_rows<T, 3>(ctx, out, mean, rstd, rows, weight, bias, N, C, eps_f);
       case 4:
-        return launch_warp_rows<T, 4>(ctx, out, rows, weight, bias, N, C, eps_f);
+        return launch_warp_rows<T, 4>(ctx, out, mean, rstd, rows, weight, bias, N, C, eps_f);
       case 5:
       case 6:
-        return launch_warp_rows<T, 6>(ctx, out, rows, weight, bias, N, C, eps_f);
+        return launch_warp_rows<T, 6>(ctx, out, mean, rstd, rows, weight, bias, N, C, eps_f);
       default:
-        return launch_warp_rows<T, 8>(ctx, out, rows, weight, bias, N, C, eps_f);
+        return launch_warp_rows<T, 8>(ctx, out, mean, rstd, rows, weight, bias, N, C, eps_f);
     }
   }
   layer_norm_rows_generic_kernel<T, Rows><<<static_cast<unsigned>(N), kGenericThreads, 0, ctx.stream()>>>(
-      out, rows, weight, bias, static_cast<int>(C), eps_f);
+      out, mean, rstd, rows, weight, bias, static_cast<int>(C), eps_f);
   NLPF_CUDA_CHECK_LAUNCH();
 }
 
@@ -275,8 +289,8 @@ template <typename T>
 void layer_norm_typed(CudaContext& ctx, void* out, const void* x, const float* weight, const float* bias,
                       int64_t N, int64_t C, double eps) {
   const bool aligned = aligned16(out) && aligned16(x) && aligned16(weight) && aligned16(bias);
-  launch_rows(ctx, static_cast<T*>(out), XRows<T>{static_cast<const T*>(x), C}, weight, bias, N, C, eps,
-              aligned);
+  launch_rows(ctx, static_cast<T*>(out), nullptr, nullptr, XRows<T>{static_cast<const T*>(x), C}, weight,
+              bias, N, C, eps, aligned);
 }
 
 template <typename T>
@@ -293,8 +307,137 @@ void embeddings_layer_norm_typed(CudaContext& ctx, void* out, const int32_t* inp
                               static_cast<const T*>(token_type),
                               T_len,
                               C};
-  launch_rows(ctx, static_cast<T*>(out), rows, weight, bias, B * T_len, C, eps, aligned);
+  launch_rows(ctx, static_cast<T*>(out), nullptr, nullptr, rows, weight, bias, B * T_len, C, eps, aligned);
 }
+
+// ---- backward (f32, training) ----
+//
+// dx per row: with xhat = (x - mean) rstd and g = dout weight, dx = rstd (g - mean_C(g) - xhat mean_C(g
+// xhat)) (the CPU reference's formula). The row sums and the formula run in double, as the CPU reference
+// does, so the two agree to float rounding; the H200's FP64 rate keeps this memory-bound. dweight = sum_N
+// dout xhat, dbias = sum_N dout (+=): a deterministic two-pass reduction over rows, no atomics. Pass 1
+// (partial kernel): row chunks of a fixed size (a function of N only) times column tiles; a block sums its
+// chunk in a fixed order into double partials [chunks, 2, C] in a workspace. Pass 2 (finish kernel): each
+// column sums the chunks in order and adds the float-rounded total, as the CPU does (dweight[c] +=
+// float(sum)). The same inputs give the same bits on every run.
+
+constexpr int kBackwardWarps = 8;         // rows per block of the dx kernel, one warp each
+constexpr int kColumnTile = 32;           // columns of a partial-sum block: one 128-byte row segment per warp
+constexpr int kRowLanes = 8;              // rows a partial-sum block reads at once
+constexpr int64_t kMinRowsPerChunk = 64;  // rows of one partial sum, at least
+constexpr int64_t kMaxChunks = 256;       // partial sums per column, at most
+constexpr int kFinishThreads = 256;
+
+__device__ __forceinline__ double warp_sum_double(double v) {
+#pragma unroll
+  for (int offset = 16; offset > 0; offset /= 2) v += __shfl_xor_sync(0xffffffffu, v, offset);
+  return v;
+}
+
+// dx [N,C] (=) from dout, x [N,C], weight [C], mean, rstd [N]; one warp per row, kBackwardWarps rows per
+// block, grid ceil(N / kBackwardWarps). Two passes over the row (the second from L1/L2).
+__global__ void __launch_bounds__(kBackwardWarps * 32)
+    layer_norm_backward_dx_kernel(float* __restrict__ dx, const float* __restrict__ dout,
+                                  const float* __restrict__ x, const float* __restrict__ weight,
+                                  const float* __restrict__ mean, const float* __restrict__ rstd, int64_t N,
+                                  int64_t C) {
+  const int64_t n = static_cast<int64_t>(blockIdx.x) * kBackwardWarps + threadIdx.x / 32;
+  if (n >= N) return;  // whole warps leave: the shuffles below see full warps
+  const int lane = threadIdx.x % 32;
+  const float* dout_row = dout + n * C;
+  const float* x_row = x + n * C;
+  const double m = mean[n], s = rstd[n];
+  double g_sum = 0, gx_sum = 0;
+  for (int64_t c = lane; c < C; c += 32) {
+    const double g = static_cast<double>(dout_row[c]) * weight[c];
+    g_sum += g;
+    gx_sum += g * (x_row[c] - m) * s;
+  }
+  const double g_mean = warp_sum_double(g_sum) / static_cast<double>(C);
+  const double gx_mean = warp_sum_double(gx_sum) / static_cast<double>(C);
+  float* dx_row = dx + n * C;
+  for (int64_t c = lane; c < C; c += 32) {
+    const double g = static_cast<double>(dout_row[c]) * weight[c];
+    dx_row[c] = static_cast<float>(s * (g - g_mean - (x_row[c] - m) * s * gx_mean));
+  }
+}
+
+// partial [chunks, 2, C]: partial[k][0][c] = sum over rows n of chunk k of dout[n,c] xhat[n,c],
+// partial[k][1][c] = sum of dout[n,c]; chunk k is rows [k rows_per_chunk, min(N, (k + 1) rows_per_chunk)).
+// Block (kColumnTile, kRowLanes) threads, grid (ceil(C / kColumnTile), chunks): thread (tx, ty) sums rows ty,
+// ty + kRowLanes, ... of the chunk for column tile * kColumnTile + tx, then thread row 0 adds the kRowLanes
+// sums in order.
+__global__ void __launch_bounds__(kColumnTile* kRowLanes)
+    layer_norm_backward_partial_kernel(double* __restrict__ partial, const float* __restrict__ dout,
+                                       const float* __restrict__ x, const float* __restrict__ mean,
+                                       const float* __restrict__ rstd, int64_t N, int64_t C,
+                                       int64_t rows_per_chunk) {
+  __shared__ double dw_lanes[kRowLanes][kColumnTile];
+  __shared__ double db_lanes[kRowLanes][kColumnTile];
+  const int tx = threadIdx.x, ty = threadIdx.y;
+  const int64_t c = static_cast<int64_t>(blockIdx.x) * kColumnTile + tx;
+  const int64_t chunk = blockIdx.y;
+  const int64_t row_begin = chunk * rows_per_chunk;
+  const int64_t row_end = row_begin + rows_per_chunk < N ? row_begin + rows_per_chunk : N;
+  double dw = 0, db = 0;
+  if (c < C) {
+    for (int64_t n = row_begin + ty; n < row_end; n += kRowLanes) {
+      const double d = dout[n * C + c];
+      dw += d * (x[n * C + c] - static_cast<double>(mean[n])) * rstd[n];
+      db += d;
+    }
+  }
+  dw_lanes[ty][tx] = dw;
+  db_lanes[ty][tx] = db;
+  __syncthreads();
+  if (ty == 0 && c < C) {
+    double dw_total = 0, db_total = 0;
+#pragma unroll
+    for (int lane = 0; lane < kRowLanes; ++lane) {
+      dw_total += dw_lanes[lane][tx];
+      db_total += db_lanes[lane][tx];
+    }
+    partial[(chunk * 2) * C + c] = dw_total;
+    partial[(chunk * 2 + 1) * C + c] = db_total;
+  }
+}
+
+// dweight [C] += float(sum_k partial[k][0]), dbias [C] += float(sum_k partial[k][1]), chunks in order; one
+// thread per column.
+__global__ void __launch_bounds__(kFinishThreads)
+    layer_norm_backward_finish_kernel(float* __restrict__ dweight, float* __restrict__ dbias,
+                                      const double* __restrict__ partial, int64_t chunks, int64_t C) {
+  const int64_t c = static_cast<int64_t>(blockIdx.x) * kFinishThreads + threadIdx.x;
+  if (c >= C) return;
+  double dw = 0, db = 0;
+  for (int64_t k = 0; k < chunks; ++k) {
+    dw += partial[(k * 2) * C + c];
+    db += partial[(k * 2 + 1) * C + c];
+  }
+  dweight[c] += static_cast<float>(dw);
+  dbias[c] += static_cast<float>(db);
+}
+
+// Device memory from the context's stream-ordered allocator, given back (on the stream, after the work queued
+// so far) when the scope ends, also when a launch check throws.
+class Workspace {
+ public:
+  Workspace(Allocator& allocator, size_t bytes) : allocator_(allocator), bytes_(bytes) {
+    ptr_ = allocator_.allocate(bytes_);
+  }
+  ~Workspace() { allocator_.deallocate(ptr_, bytes_); }
+  Workspace(const Workspace&) = delete;
+  Workspace& operator=(const Workspace&) = delete;
+  template <typename T>
+  T* as() const {
+    return static_cast<T*>(ptr_);
+  }
+
+ private:
+  Allocator& allocator_;
+  size_t bytes_;
+  void* ptr_ = nullptr;
+};
 
 [[noreturn]] void unsupported_dtype(const char* op, DType dtype) {
   NLPF_THROW(ErrorCode::UNSUPPORTED, op, " (cuda): dtype ", dtype_name(dtype), ", expected f32, bf16 or f16");
@@ -335,6 +478,43 @@ void embeddings_layer_norm_forward(ExecutionContext& ctx, void* out, const int32
     default:
       unsupported_dtype("embeddings_layer_norm_forward", dtype);
   }
+}
+
+void layer_norm_forward(ExecutionContext& ctx, float* out, float* mean, float* rstd, const float* x,
+                        const float* weight, const float* bias, int64_t N, int64_t C, double eps) {
+  CudaContext& cuda = cuda_context(ctx);
+  const bool aligned = aligned16(out) && aligned16(x) && aligned16(weight) && aligned16(bias);
+  launch_rows(cuda, out, mean, rstd, XRows<float>{x, C}, weight, bias, N, C, eps, aligned);
+}
+
+void layer_norm_backward(ExecutionContext& ctx, float* dx, float* dweight, float* dbias, const float* dout,
+                         const float* x, const float* weight, const float* mean, const float* rstd, int64_t N,
+                         int64_t C) {
+  NLPF_CHECK(N >= 0 && C > 0, ErrorCode::INVALID_ARGUMENT, "layer_norm_backward (cuda): N = ", N,
+             ", C = ", C);
+  if (N == 0) return;
+  CudaContext& cuda = cuda_context(ctx);
+  const int64_t column_tiles = (C + kColumnTile - 1) / kColumnTile;
+  NLPF_CHECK((N + kBackwardWarps - 1) / kBackwardWarps <= 0x7fffffff && column_tiles <= 0x7fffffff,
+             ErrorCode::UNSUPPORTED, "layer_norm_backward (cuda): N = ", N, ", C = ", C, " exceed the grid");
+  layer_norm_backward_dx_kernel<<<static_cast<unsigned>((N + kBackwardWarps - 1) / kBackwardWarps),
+                                  kBackwardWarps * 32, 0, cuda.stream()>>>(dx, dout, x, weight, mean, rstd, N,
+                                                                           C);
+  NLPF_CUDA_CHECK_LAUNCH();
+
+  // The chunking depends on N only, so the summation order (and the result) does not depend on the device.
+  const int64_t rows_per_chunk = std::max(kMinRowsPerChunk, (N + kMaxChunks - 1) / kMaxChunks);
+  const int64_t chunks = (N + rows_per_chunk - 1) / rows_per_chunk;  // <= kMaxChunks: a valid grid.y
+  Workspace partial(ctx.allocator(), static_cast<size_t>(chunks * 2 * C) * sizeof(double));
+  layer_norm_backward_partial_kernel<<<dim3(static_cast<unsigned>(column_tiles),
+                                            static_cast<unsigned>(chunks)),
+                                       dim3(kColumnTile, kRowLanes), 0, cuda.stream()>>>(
+      partial.as<double>(), dout, x, mean, rstd, N, C, rows_per_chunk);
+  NLPF_CUDA_CHECK_LAUNCH();
+  layer_norm_backward_finish_kernel<<<static_cast<unsigned>((C + kFinishThreads - 1) / kFinishThreads),
+                                      kFinishThreads, 0, cuda.stream()>>>(dweight, dbias,
+                                                                          partial.as<double>(), chunks, C);
+  NLPF_CUDA_CHECK_LAUNCH();
 }
 
 }  // namespace nlpf::cuda

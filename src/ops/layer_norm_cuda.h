@@ -1,4 +1,6 @@
-// CUDA kernels of LayerNorm for inference (layer_norm_cuda.cu), declared without CUDA headers.
+// CUDA kernels of LayerNorm (layer_norm_cuda.cu), declared without CUDA headers: inference forwards of the
+// storage dtype, and the f32 training forward (saving mean, rstd) and backward. Parameter gradients
+// accumulate (+=), activation gradients overwrite (=).
 #pragma once
 
 #include <cstdint>
@@ -22,5 +24,18 @@ void embeddings_layer_norm_forward(ExecutionContext& ctx, void* out, const int32
                                    const int32_t* token_type_ids, const void* word, const void* position,
                                    const void* token_type, const float* weight, const float* bias,
                                    DType dtype, int64_t B, int64_t T, int64_t C, double eps);
+
+// Training forward, f32: out [N,C] as above from x [N,C], weight, bias [C]; saves mean [N] and rstd [N] for
+// the backward (fp32 statistics, as the CPU float kernel). out may be x.
+void layer_norm_forward(ExecutionContext& ctx, float* out, float* mean, float* rstd, const float* x,
+                        const float* weight, const float* bias, int64_t N, int64_t C, double eps);
+
+// dx [N,C] (=), dweight [C] (+=), dbias [C] (+=) from dout [N,C] and the forward's x [N,C], weight [C], mean
+// and rstd [N]; f32 tensors, row sums in double (as the CPU reference). dx must not alias dout or x. The
+// parameter gradients are reduced over rows in a fixed order through a workspace from ctx's allocator (no
+// atomics): bit-identical results from run to run.
+void layer_norm_backward(ExecutionContext& ctx, float* dx, float* dweight, float* dbias, const float* dout,
+                         const float* x, const float* weight, const float* mean, const float* rstd, int64_t N,
+                         int64_t C);
 
 }  // namespace nlpf::cuda
