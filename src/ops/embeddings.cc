@@ -1,7 +1,10 @@
 // embeddings_forward / embeddings_backward: argument checks and device dispatch (kernels in
-// embeddings_cpu.cc). Parameter gradients accumulate (+=), activation gradients overwrite (=).
+// embeddings_cpu.cc and embeddings_cuda.cu). Parameter gradients accumulate (+=), activation gradients
+// overwrite (=).
 #include "ops/embeddings.h"
+#include "backend/device.h"
 #include "ops/embeddings_cpu.h"
+#include "ops/embeddings_cuda.h"
 #include "ops/op_util.h"
 
 namespace nlpf::ops {
@@ -50,7 +53,13 @@ void embeddings_forward(ExecutionContext& ctx, Tensor& out, const Tensor& input_
                               word.data<float>(), position.data<float>(), token_type.data<float>(), B, T, C,
                               word.dim(0), position.dim(0), token_type.dim(0));
       return;
-    case DeviceType::CUDA:  // cuda::embeddings_forward (embeddings_cuda.cu) goes here
+    case DeviceType::CUDA:
+      if constexpr (kCudaBuilt) {
+        cuda::embeddings_forward(ctx, out.data<float>(), input_ids.data<int32_t>(),
+                                 token_type_ids.data<int32_t>(), word.data<float>(), position.data<float>(),
+                                 token_type.data<float>(), B, T, C, word.dim(0), token_type.dim(0));
+        return;
+      }
       detail::throw_no_cuda_kernel(kForward);
   }
 }
@@ -80,7 +89,13 @@ void embeddings_backward(ExecutionContext& ctx, Tensor& dword, Tensor& dposition
                                dout.data<float>(), input_ids.data<int32_t>(), token_type_ids.data<int32_t>(),
                                B, T, C, dword.dim(0), dtoken_type.dim(0));
       return;
-    case DeviceType::CUDA:  // cuda::embeddings_backward (embeddings_cuda.cu) goes here
+    case DeviceType::CUDA:
+      if constexpr (kCudaBuilt) {
+        cuda::embeddings_backward(ctx, dword.data<float>(), dposition.data<float>(),
+                                  dtoken_type.data<float>(), dout.data<float>(), input_ids.data<int32_t>(),
+                                  token_type_ids.data<int32_t>(), B, T, C, dword.dim(0), dtoken_type.dim(0));
+        return;
+      }
       detail::throw_no_cuda_kernel(kBackward);
   }
 }

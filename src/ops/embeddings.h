@@ -12,12 +12,16 @@ namespace nlpf::ops {
 
 // out [B,T,C] f32 = word[input_ids] + position[t] + token_type[token_type_ids].
 // input_ids, token_type_ids: [B,T] i32; word [V,C], position [P,C] (P >= T), token_type [TV,C]: f32.
-// An id out of range is INVALID_ARGUMENT. Saves nothing: backward needs only the ids.
+// An id out of range is INVALID_ARGUMENT on the CPU; on CUDA the ids stay on the device (a check would make
+// the host wait), so its row is NaN there (see embeddings_cuda.h). Saves nothing: backward needs only the
+// ids.
 void embeddings_forward(ExecutionContext& ctx, Tensor& out, const Tensor& input_ids,
                         const Tensor& token_type_ids, const Tensor& word, const Tensor& position,
                         const Tensor& token_type);
 
-// dword [V,C], dposition [P,C], dtoken_type [TV,C] += the rows of dout [B,T,C] scattered by id.
+// dword [V,C], dposition [P,C], dtoken_type [TV,C] += the rows of dout [B,T,C] scattered by id; each table
+// row adds its dout rows in row order on both devices (deterministic, the same bits). An id out of range:
+// INVALID_ARGUMENT on the CPU, its row adds nothing to that table on CUDA.
 void embeddings_backward(ExecutionContext& ctx, Tensor& dword, Tensor& dposition, Tensor& dtoken_type,
                          const Tensor& dout, const Tensor& input_ids, const Tensor& token_type_ids);
 

@@ -1,0 +1,219 @@
+// The BERT embeddings on CUDA (embeddings_cuda.h), f32. Forward: one block per row gathers and sums the three
+// table rows. Backward without atomics, deterministic and bit-identical to the CPU reference, which adds the
+// rows of dout into each table row one by one in row order:
+//   position: thread (t, c) adds dout[b, t, c] for b = 0..B-1 to dposition[t, c] in a register, in order;
+//   word and token type (ids repeat): the (id, row) pairs are sorted by id with CUB's radix sort, which is
+//   stable, so each id's rows stay in ascending order; the thread of (first row of an id's run, column c)
+//   then adds that run's dout rows in order to the table entry. Sort buffers come from ctx's allocator.
+// Parameter gradients accumulate (+=), activation gradients overwrite (=).
+#include "ops/embeddings_cuda.h"
+
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cub/device/device_radix_sort.cuh>
+#include <limits>
+
+#include "backend/cuda/cuda_check.h"
+#include "backend/cuda/cuda_context.h"
+
+namespace nlpf::cuda {
+namespace {
+
+constexpr int kForwardThreads = 256;
+constexpr int kColumnTile = 32;  // columns of a backward block: one 128-byte row segment per warp
+constexpr int kRunLanes = 8;     // sorted positions (or positions t) per backward block
+constexpr int kBatch = 8;        // dout rows whose loads a run thread issues before adding them in order
+
+// out [B T, C]; block n = b T + t (grid B T), threads over columns.
+__global__ void __launch_bounds__(kForwardThreads)
+    embeddings_forward_kernel(float* __restrict__ out, const int32_t* __restrict__ input_ids,
+                              const int32_t* __restrict__ token_type_ids, const float* __restrict__ word,
+                              const float* __restrict__ position, const float* __restrict__ token_type,
+                              int64_t T, int64_t C, int64_t V, int64_t TV) {
+  const int64_t n = blockIdx.x;
+  const int32_t id = input_ids[n], type = token_type_ids[n];
+  float* out_row = out + n * C;
+  if (id < 0 || id >= V || type < 0 || type >= TV) {  // see embeddings_cuda.h: NaN, never a stray read
+    for (int64_t c = threadIdx.x; c < C; c += kForwardThreads) out_row[c] = __int_as_float(0x7fc00000);
+    return;
+  }
+  const float* w = word + id * C;
+  const float* p = position + (n % T) * C;
+  const float* tt = token_type + type * C;
+  for (int64_t c = threadIdx.x; c < C; c += kForwardThreads) out_row[c] = w[c] + p[c] + tt[c];
+}
+
+// dposition [T, C] (+=): thread (t, c) of block (t tile, column tile) adds dout[b, t, c] for b in order.
+__global__ void __launch_bounds__(kColumnTile* kRunLanes)
+    embeddings_position_backward_kernel(float* __restrict__ dposition, const float* __restrict__ dout,
+                                        int64_t B, int64_t T, int64_t C) {
+  const int64_t t = static_cast<int64_t>(blockIdx.x) * kRunLanes + threadIdx.y;
+  const int64_t c = static_cast<int64_t>(blockIdx.y) * kColumnTile + threadIdx.x;
+  if (t >= T || c >= C) return;
+  float acc = dposition[t * C + c];
+  for (int64_t b = 0; b < B; ++b) acc += dout[(b * T + t) * C + c];
+  dposition[t * C + c] = acc;
+}
+
+// keys [BT] = ids, with an id outside [0, rows) replaced by `rows` (sorted last, then skipped); order [BT] =
+// 0..BT-1, the row of each key.
+__global__ void embeddings_sort_keys_kernel(uint32_t* __restrict__ keys, int32_t* __restrict__ order,
+                                            const int32_t* __restrict__ ids, int64_t BT, int64_t rows) {
+  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= BT) return;
+  const int32_t id = ids[i];
+  keys[i] = id >= 0 && id < rows ? static_cast<uint32_t>(id) : static_cast<uint32_t>(rows);
+  order[i] = static_cast<int32_t>(i);
+}
+
+// dtable [rows, C] (+=) from dout [BT, C] and (keys, order) sorted by key, stably. Thread (k, c) of block
+// (k tile, column tile), k the sorted position: where k starts a run of equal valid keys, it adds the run's
+// dout rows to dtable[key, c] in sorted (= row) order, issuing kBatch loads at a time.
+__global__ void __launch_bounds__(kColumnTile* kRunLanes)
+    embeddings_table_backward_kernel(float* __restrict__ dtable, const float* __restrict__ dout,
+                                     const uint32_t* __restrict__ keys, const int32_t* __restrict__ order,
+                                     int64_t BT, int64_t C, int64_t rows) {
+  const int64_t k = static_cast<int64_t>(blockIdx.x) * kRunLanes + threadIdx.y;
+  const int64_t c = static_cast<int64_t>(blockIdx.y) * kColumnTile + threadIdx.x;
+  if (k >= BT || c >= C) return;
+  const uint32_t key = keys[k];
+  if (key >= rows || (k > 0 && keys[k - 1] == key)) return;  // an invalid id, or not the first of its run
+  float acc = dtable[key * C + c];
+  for (int64_t j = k; j < BT; j += kBatch) {
+    float d[kBatch];
+    bool in_run[kBatch];
+#pragma unroll
+    for (int e = 0; e < kBatch; ++e) {
+      in_run[e] = j + e < BT && keys[j + e] == key;
+      d[e] = in_run[e] ? dout[static_cast<int64_t>(order[j + e]) * C + c] : 0.0f;
+    }
+    bool run_goes_on = true;
+#pragma unroll
+    for (int e = 0; e < kBatch; ++e) {
+      if (in_run[e]) acc += d[e];  // keys are sorted: once out of the run, the rest of the batch is too
+      run_goes_on = in_run[e];
+    }
+    if (!run_goes_on) break;
+  }
+  dtable[key * C + c] = acc;
+}
+
+// Bits that hold every key in [0, rows] (rows itself marks an invalid id).
+int key_bits(int64_t rows) {
+  int bits = 1;
+  while (bits < 32 && (int64_t{1} << bits) <= rows) ++bits;
+  return bits;
+}
+
+// Device memory from the context's stream-ordered allocator, given back (on the stream, after the work
+// queued so far) when the scope ends, also when a check throws.
+class Workspace {
+ public:
+  Workspace(Allocator& allocator, size_t bytes) : allocator_(allocator), bytes_(bytes) {
+    ptr_ = allocator_.allocate(bytes_);
+  }
+  ~Workspace() { allocator_.deallocate(ptr_, bytes_); }
+  Workspace(const Workspace&) = delete;
+  Workspace& operator=(const Workspace&) = delete;
+  char* bytes() const { return static_cast<char*>(ptr_); }
+
+ private:
+  Allocator& allocator_;
+  size_t bytes_;
+  void* ptr_ = nullptr;
+};
+
+size_t round_up_256(size_t bytes) {
+  return (bytes + 255) / 256 * 256;
+}
+
+// The sort buffers of one backward: keys and order in and out [BT], then CUB's temporary storage.
+struct SortBuffers {
+  uint32_t* keys_in;
+  uint32_t* keys_out;
+  int32_t* order_in;
+  int32_t* order_out;
+  void* temp;
+  size_t temp_bytes;
+};
+
+// dtable [rows, C] += dout rows scattered by ids [BT] (the sorted-run method above).
+void scatter_rows(CudaContext& ctx, const SortBuffers& buffers, float* dtable, const float* dout,
+                  const int32_t* ids, int64_t BT, int64_t C, int64_t rows) {
+  constexpr int kKeyThreads = 256;
+  embeddings_sort_keys_kernel<<<static_cast<unsigned>((BT + kKeyThreads - 1) / kKeyThreads), kKeyThreads, 0,
+                                ctx.stream()>>>(buffers.keys_in, buffers.order_in, ids, BT, rows);
+  NLPF_CUDA_CHECK_LAUNCH();
+  size_t temp_bytes = buffers.temp_bytes;
+  NLPF_CUDA_CHECK(cub::DeviceRadixSort::SortPairs(buffers.temp, temp_bytes, buffers.keys_in, buffers.keys_out,
+                                                  buffers.order_in, buffers.order_out, BT, 0, key_bits(rows),
+                                                  ctx.stream()));
+  const dim3 grid(static_cast<unsigned>((BT + kRunLanes - 1) / kRunLanes),
+                  static_cast<unsigned>((C + kColumnTile - 1) / kColumnTile));
+  embeddings_table_backward_kernel<<<grid, dim3(kColumnTile, kRunLanes), 0, ctx.stream()>>>(
+      dtable, dout, buffers.keys_out, buffers.order_out, BT, C, rows);
+  NLPF_CUDA_CHECK_LAUNCH();
+}
+
+void check_sizes(const char* op, int64_t B, int64_t T, int64_t C, int64_t V, int64_t TV) {
+  NLPF_CHECK(B >= 0 && T > 0 && C > 0 && V > 0 && TV > 0, ErrorCode::INVALID_ARGUMENT, op, " (cuda): B = ", B,
+             ", T = ", T, ", C = ", C, ", V = ", V, ", TV = ", TV);
+  // Rows are blocks of a 1-D grid and i32 indices of the sort; table rows u32 keys; column tiles grid.y.
+  NLPF_CHECK(B * T <= std::numeric_limits<int32_t>::max() && V < std::numeric_limits<int32_t>::max() &&
+                 TV < std::numeric_limits<int32_t>::max() && (C + kColumnTile - 1) / kColumnTile <= 0xffff,
+             ErrorCode::UNSUPPORTED, op, " (cuda): B T = ", B * T, ", C = ", C, " exceed the kernels' grid");
+}
+
+}  // namespace
+
+void embeddings_forward(ExecutionContext& ctx, float* out, const int32_t* input_ids,
+                        const int32_t* token_type_ids, const float* word, const float* position,
+                        const float* token_type, int64_t B, int64_t T, int64_t C, int64_t V, int64_t TV) {
+  check_sizes("embeddings_forward", B, T, C, V, TV);
+  if (B == 0) return;
+  CudaContext& cuda = cuda_context(ctx);
+  embeddings_forward_kernel<<<static_cast<unsigned>(B * T), kForwardThreads, 0, cuda.stream()>>>(
+      out, input_ids, token_type_ids, word, position, token_type, T, C, V, TV);
+  NLPF_CUDA_CHECK_LAUNCH();
+}
+
+void embeddings_backward(ExecutionContext& ctx, float* dword, float* dposition, float* dtoken_type,
+                         const float* dout, const int32_t* input_ids, const int32_t* token_type_ids,
+                         int64_t B, int64_t T, int64_t C, int64_t V, int64_t TV) {
+  check_sizes("embeddings_backward", B, T, C, V, TV);
+  if (B == 0) return;
+  CudaContext& cuda = cuda_context(ctx);
+  const int64_t BT = B * T;
+
+  const dim3 position_grid(static_cast<unsigned>((T + kRunLanes - 1) / kRunLanes),
+                           static_cast<unsigned>((C + kColumnTile - 1) / kColumnTile));
+  embeddings_position_backward_kernel<<<position_grid, dim3(kColumnTile, kRunLanes), 0, cuda.stream()>>>(
+      dposition, dout, B, T, C);
+  NLPF_CUDA_CHECK_LAUNCH();
+
+  // CUB's temporary storage for the larger key range (a query: nothing runs, nothing waits).
+  size_t temp_bytes = 0;
+  for (const int64_t rows : {V, TV}) {
+    size_t bytes = 0;
+    NLPF_CUDA_CHECK(cub::DeviceRadixSort::SortPairs(
+        nullptr, bytes, static_cast<const uint32_t*>(nullptr), static_cast<uint32_t*>(nullptr),
+        static_cast<const int32_t*>(nullptr), static_cast<int32_t*>(nullptr), BT, 0, key_bits(rows),
+        cuda.stream()));
+    temp_bytes = std::max(temp_bytes, bytes);
+  }
+  const size_t array_bytes = round_up_256(static_cast<size_t>(BT) * sizeof(uint32_t));
+  Workspace workspace(ctx.allocator(), 4 * array_bytes + round_up_256(temp_bytes));
+  char* base = workspace.bytes();
+  const SortBuffers buffers{reinterpret_cast<uint32_t*>(base),
+                            reinterpret_cast<uint32_t*>(base + array_bytes),
+                            reinterpret_cast<int32_t*>(base + 2 * array_bytes),
+                            reinterpret_cast<int32_t*>(base + 3 * array_bytes),
+                            base + 4 * array_bytes,
+                            temp_bytes};
+  scatter_rows(cuda, buffers, dword, dout, input_ids, BT, C, V);
+  scatter_rows(cuda, buffers, dtoken_type, dout, token_type_ids, BT, C, TV);
+}
+
+}  // namespace nlpf::cuda
