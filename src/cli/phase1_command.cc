@@ -27,9 +27,9 @@ void register_phase1(CLI::App& app, Action& action) {
   sub->add_option(flag_names("batch-size"), o.batch_size, "Training batch size")
       ->capture_default_str()
       ->check(positive());
-  sub->add_option(flag_names("epochs"), o.epochs, "Training epochs")
+  sub->add_option(flag_names("epochs"), o.epochs, "Training epochs (0: measure the given model as it is)")
       ->capture_default_str()
-      ->check(CLI::Range(1, 1000));
+      ->check(CLI::Range(0, 1000));
   sub->add_option(flag_names("learning-rate"), o.learning_rate, "Peak AdamW learning rate")
       ->capture_default_str()
       ->check(positive());

@@ -56,7 +56,7 @@ void check_settings(const Phase1Settings& s, Device device) {
   NLPF_CHECK(s.init == "pretrained" || s.init == "random", ErrorCode::INVALID_ARGUMENT,
              "--init: expected pretrained or random, got '", s.init, "'");
   parse_padding(s.padding);
-  check_data_settings(s.data, /*need_train=*/true);
+  check_data_settings(s.data, /*need_train=*/s.epochs > 0);
 }
 
 }  // namespace
@@ -97,10 +97,12 @@ Phase1Result run_phase1(const Phase1Settings& s) {
   // and measurement on another (the inference engine sets its own math mode on the context it is given).
   std::unique_ptr<ExecutionContext> train_gpu, eval_gpu;
   if (on_gpu) {
-    train_gpu = make_execution_context(device);
-    train_gpu->set_math_mode(s.train_precision == "tf32" ? MathMode::TF32 : MathMode::IEEE_FP32);
     eval_gpu = make_execution_context(device);
-    model->to_context(*train_gpu);
+    if (s.epochs > 0) {
+      train_gpu = make_execution_context(device);
+      train_gpu->set_math_mode(s.train_precision == "tf32" ? MathMode::TF32 : MathMode::IEEE_FP32);
+      model->to_context(*train_gpu);
+    }
   }
   NLPF_CHECK(s.max_sequence_length <= config.max_position_embeddings, ErrorCode::INVALID_ARGUMENT,
              "--max-sequence-length ", s.max_sequence_length, " exceeds max_position_embeddings ",
@@ -108,8 +110,11 @@ Phase1Result run_phase1(const Phase1Settings& s) {
   const WordPieceTokenizer tokenizer = WordPieceTokenizer::from_model_dir(model_dir);
 
   // ---- data ----
-  const DataFiles files = locate_data(s.data, /*need_train=*/true);
-  const Dataset train_set = read_split(files.train, s.data, config.num_labels(), s.data.max_train_examples);
+  // --epochs 0 measures the given model as it is (a fine-tuned checkpoint): no training data is read.
+  const bool train = s.epochs > 0;
+  const DataFiles files = locate_data(s.data, /*need_train=*/train);
+  const Dataset train_set =
+      train ? read_split(files.train, s.data, config.num_labels(), s.data.max_train_examples) : Dataset{};
   const Dataset eval_set = read_split(files.eval, s.data, config.num_labels(), s.data.max_eval_examples);
   for (const Example& e : eval_set.examples) {
     NLPF_CHECK(e.label != kNoLabel, ErrorCode::INVALID_ARGUMENT, files.eval.string(), ":", e.line,
@@ -185,10 +190,11 @@ Phase1Result run_phase1(const Phase1Settings& s) {
   model.reset();  // frees parameters, gradients and activations before inference is measured
   // The training context's allocator high-water mark (parameters, gradients, AdamW moments, activations).
   const json train_peak_gpu_mb =
-      on_gpu ? json(static_cast<double>(train_gpu->allocator().peak_bytes()) / (1024.0 * 1024.0))
-             : json(nullptr);
+      train_gpu ? json(static_cast<double>(train_gpu->allocator().peak_bytes()) / (1024.0 * 1024.0))
+                : json(nullptr);
   train_gpu.reset();
-  NLPF_CHECK(trained.best_epoch >= 1, ErrorCode::INTERNAL, "phase1: no epoch had an accuracy");
+  NLPF_CHECK(trained.best_index >= 0, ErrorCode::INTERNAL, "phase1: no epoch had an accuracy");
+  const auto best_index = static_cast<size_t>(trained.best_index);
 
   // ---- measurement of every epoch's model ----
   std::vector<json> epoch_metrics;
@@ -232,7 +238,7 @@ Phase1Result run_phase1(const Phase1Settings& s) {
   const std::filesystem::path best_dir = run.path() / "best_model";
   std::filesystem::rename(epochs_dir / ("epoch_" + std::to_string(trained.best_epoch)), best_dir);
   std::filesystem::remove_all(epochs_dir);
-  const EpochResult& best = trained.epochs[static_cast<size_t>(trained.best_epoch - 1)];
+  const EpochResult& best = trained.epochs[best_index];
 
   // ---- pareto.csv and the plot ----
   std::vector<ParetoRow> pareto_rows;
@@ -261,18 +267,23 @@ Phase1Result run_phase1(const Phase1Settings& s) {
   write_power_trace_csv(run.path() / "power_trace.csv", meter->available() ? sampler.rows() : markers);
 
   // ---- metrics.json ----
+  const char* kNoTraining = "no training (--epochs 0): the given model is measured as it is";
   json training = {
       {"seconds", trained.train_seconds},
       {"steps", trained.steps},
       {"examples", trained.examples},
-      {"examples_per_s", static_cast<double>(trained.examples) / std::max(trained.train_seconds, 1e-9)},
+      {"examples_per_s", train ? json(static_cast<double>(trained.examples) / std::max(trained.train_seconds, 1e-9))
+                               : json(nullptr)},
       {"energy_source", meter->source()},
       {"best_epoch", trained.best_epoch},
       {"device", device_string(device)},
       {"precision", s.train_precision},
       {"peak_gpu_memory_mb", train_peak_gpu_mb}};
-  if (!on_gpu) training["null_reasons"]["peak_gpu_memory_mb"] = "CPU run: no GPU memory";
-  if (energy_measured) {
+  if (!train_peak_gpu_mb.is_number()) {
+    training["null_reasons"]["peak_gpu_memory_mb"] = !on_gpu ? "CPU run: no GPU memory" : kNoTraining;
+  }
+  if (!train) training["null_reasons"]["examples_per_s"] = kNoTraining;
+  if (energy_measured && train) {
     // joules: the training steps only (the same window as seconds); window_joules: from the first step to the
     // end of the last epoch, the per-epoch evaluations and checkpoint writes included.
     double joules = 0.0;
@@ -288,7 +299,7 @@ Phase1Result run_phase1(const Phase1Settings& s) {
     training["run_energy_j"] = run_energy_end - train_energy_start;
   } else {
     training["energy"] = nullptr;
-    training["null_reasons"]["energy"] = meter->unavailable_reason();
+    training["null_reasons"]["energy"] = train ? meter->unavailable_reason() : kNoTraining;
   }
   json per_epoch = json::array();
   for (size_t i = 0; i < epoch_metrics.size(); ++i) {
@@ -304,7 +315,7 @@ Phase1Result run_phase1(const Phase1Settings& s) {
   const std::filesystem::path final_best_dir = std::filesystem::absolute(run.final_path() / "best_model");
   json metrics = {{"best_model_directory", final_best_dir.string()},
                   {"best_epoch", trained.best_epoch},
-                  {"inference_benchmark_metrics", epoch_metrics[static_cast<size_t>(trained.best_epoch - 1)]},
+                  {"inference_benchmark_metrics", epoch_metrics[best_index]},
                   {"training", training},
                   {"epochs", per_epoch},
                   {"frontier_cost", pareto.frontier_cost},
@@ -362,7 +373,7 @@ Phase1Result run_phase1(const Phase1Settings& s) {
         {"warmup_seconds", s.protocol.warmup_min_seconds},
         {"cooldown_seconds", s.protocol.cooldown_seconds}}},
       {"data",
-       {{"train", file_entry(files.train, train_set, train_data)},
+       {{"train", train ? file_entry(files.train, train_set, train_data) : json(nullptr)},
         {"eval", file_entry(files.eval, eval_set, eval_data)}}},
       {"environment", environment_json(device, device_description, *meter)},
       {"plot_title", {{"model", plot_title.model}, {"task", plot_title.task}, {"device", plot_title.device}}},
@@ -375,7 +386,7 @@ Phase1Result run_phase1(const Phase1Settings& s) {
   run.commit();
 
   // ---- summary ----
-  const json& best_metrics = epoch_metrics[static_cast<size_t>(trained.best_epoch - 1)];
+  const json& best_metrics = epoch_metrics[best_index];
   out << "phase1 done: best epoch " << trained.best_epoch << " of " << s.epochs << ", accuracy "
       << csv_cell(best_metrics.at("accuracy")) << ", "
       << csv_cell(best_metrics.at("average_latency_per_example_ms")) << " ms/example, ";

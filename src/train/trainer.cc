@@ -83,9 +83,28 @@ EvaluationResult evaluate_classifier(BertForSequenceClassification& model, const
 
 TrainResult train_classifier(BertForSequenceClassification& model, const TokenizedDataset& train_data,
                              const TokenizedDataset& eval_data, const TrainerOptions& options) {
-  NLPF_CHECK(options.epochs >= 1, ErrorCode::INVALID_ARGUMENT, "--epochs must be >= 1, got ", options.epochs);
+  NLPF_CHECK(options.epochs >= 0, ErrorCode::INVALID_ARGUMENT, "--epochs must be >= 0, got ", options.epochs);
   NLPF_CHECK(options.batch_size >= 1, ErrorCode::INVALID_ARGUMENT, "--batch-size must be >= 1, got ",
              options.batch_size);
+  const auto evaluate = [&] {
+    return options.evaluate ? options.evaluate(model)
+                            : evaluate_classifier(model, eval_data, options.eval_batch_size, options.max_length,
+                                                  options.eval_padding);
+  };
+  TrainResult result;
+  std::ostringstream log;
+  log << "step,epoch,learning_rate,loss,grad_norm,examples_per_s\n";
+  if (options.epochs == 0) {  // the given model as it is: one evaluation as "epoch 0", no step
+    EvaluationResult evaluation = evaluate();
+    EpochResult epoch_result;
+    epoch_result.accuracy = evaluation.accuracy;
+    epoch_result.predictions = std::move(evaluation.predictions);
+    if (epoch_result.accuracy) result.best_index = 0;
+    if (options.on_epoch_end) options.on_epoch_end(epoch_result, model);
+    result.epochs.push_back(std::move(epoch_result));
+    result.train_log_csv = log.str();
+    return result;
+  }
   NLPF_CHECK(train_data.size() > 0, ErrorCode::INVALID_ARGUMENT, "the training set has no examples");
   for (int32_t label : train_data.labels) {
     NLPF_CHECK(label != kNoLabel, ErrorCode::INVALID_ARGUMENT,
@@ -98,9 +117,6 @@ TrainResult train_classifier(BertForSequenceClassification& model, const Tokeniz
   settings.warmup_steps = warmup_steps_for(options.warmup_ratio, settings.total_steps);
   Optimizer optimizer(model, settings);
 
-  TrainResult result;
-  std::ostringstream log;
-  log << "step,epoch,learning_rate,loss,grad_norm,examples_per_s\n";
   double best_accuracy = -1.0;
   for (int epoch = 1; epoch <= options.epochs; ++epoch) {
     const std::vector<int64_t> order =
@@ -137,10 +153,7 @@ TrainResult train_classifier(BertForSequenceClassification& model, const Tokeniz
     result.train_seconds += train_seconds;
     result.examples += train_data.size();
 
-    EvaluationResult evaluation = options.evaluate
-                                      ? options.evaluate(model)
-                                      : evaluate_classifier(model, eval_data, options.eval_batch_size,
-                                                            options.max_length, options.eval_padding);
+    EvaluationResult evaluation = evaluate();
     EpochResult epoch_result;
     epoch_result.epoch = epoch;
     epoch_result.steps_done = optimizer.steps_done();
@@ -151,6 +164,7 @@ TrainResult train_classifier(BertForSequenceClassification& model, const Tokeniz
     if (epoch_result.accuracy && *epoch_result.accuracy > best_accuracy) {
       best_accuracy = *epoch_result.accuracy;
       result.best_epoch = epoch;
+      result.best_index = static_cast<int>(result.epochs.size());
     }
     if (options.on_epoch_end) options.on_epoch_end(epoch_result, model);
     result.epochs.push_back(std::move(epoch_result));

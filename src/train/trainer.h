@@ -36,7 +36,7 @@ struct EpochResult {
 };
 
 struct TrainerOptions {
-  int epochs = 2;
+  int epochs = 2;  // 0: no training, the given model is evaluated once (as epoch 0)
   int64_t batch_size = 32;
   int64_t max_length = 128;  // the padding bound of make_batch; the data must be tokenized to it
   int64_t eval_batch_size = 64;
@@ -61,7 +61,8 @@ struct TrainerOptions {
 
 struct TrainResult {
   std::vector<EpochResult> epochs;
-  int best_epoch = 0;  // 1-based; the first epoch of highest accuracy (0 when no epoch has an accuracy)
+  int best_epoch = 0;  // 1-based; the first epoch of highest accuracy (0 when none has one, or epochs = 0)
+  int best_index = -1;  // its index in `epochs` (0 for the given model when epochs = 0); -1 when none
   int64_t steps = 0;
   int64_t examples = 0;  // training examples processed (epochs x training set)
   double train_seconds = 0.0;

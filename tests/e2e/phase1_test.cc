@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -226,6 +227,40 @@ TEST(Phase1E2E, RandomInitNeedsNoWeights) {
                             out.string());
   ASSERT_EQ(r.exit_code, 0) << r.output;
   EXPECT_NE(r.output.find("run directory:"), std::string::npos) << r.output;
+}
+
+// --epochs 0: the inference benchmark of a given (fine-tuned) model, no training data needed; its weights
+// come back unchanged as best_model, and the training figures are null with the reason.
+TEST(Phase1E2E, EpochsZeroMeasuresTheGivenModelAsItIs) {
+  const TempDir temp("e2e_phase1_epochs0");
+  const fs::path runs = temp.path();
+  const Result r = run_nlpf("phase1 --model " + kTiny.string() + " --eval-file " + kSample.string() +
+                            " --max-sequence-length 32 --epochs 0 --device cpu --quiet"
+                            " --trials 1 --min-trial-seconds 0.01 --idle-seconds 0.01 --runs-dir " +
+                            runs.string());
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  std::vector<fs::path> entries;
+  for (const auto& e : fs::directory_iterator(runs)) entries.push_back(e.path());
+  ASSERT_EQ(entries.size(), 1u);
+  const fs::path run = entries[0];
+  const json metrics = json::parse(read_file(run / "metrics.json"));
+  EXPECT_EQ(metrics["best_epoch"], 0);
+  EXPECT_TRUE(metrics["inference_benchmark_metrics"]["accuracy"].is_number());
+  EXPECT_EQ(metrics["training"]["steps"], 0);
+  EXPECT_TRUE(metrics["training"]["energy"].is_null());
+  EXPECT_NE(metrics["training"]["null_reasons"]["energy"].get<std::string>().find("--epochs 0"), std::string::npos);
+  EXPECT_TRUE(metrics["training"]["examples_per_s"].is_null());
+  const json run_json = json::parse(read_file(run / "run.json"));
+  EXPECT_TRUE(run_json["data"]["train"].is_null());
+  EXPECT_EQ(run_json["config"]["total_steps"], 0);
+  EXPECT_EQ(lines_of(read_file(run / "predictions.jsonl")).size(), 20u);
+  EXPECT_EQ(lines_of(read_file(run / "train_log.csv")).size(), 1u);  // the header only
+  // The given weights, unchanged.
+  const Checkpoint given = load_checkpoint(kTiny), saved = load_checkpoint(run / "best_model");
+  const Tensor& a = given.tensor("bert.embeddings.word_embeddings.weight");
+  const Tensor b = saved.tensor("bert.embeddings.word_embeddings.weight").to(a.dtype());
+  ASSERT_EQ(a.nbytes(), b.nbytes());
+  EXPECT_EQ(std::memcmp(a.raw_data(), b.raw_data(), a.nbytes()), 0);
 }
 
 TEST(Phase1E2E, InvisibleCudaDeviceRefusedWithExitCodeOfUnsupported) {
