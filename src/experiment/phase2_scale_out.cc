@@ -208,6 +208,22 @@ bool process_alive(const json& marker) {
   return ::kill(static_cast<pid_t>(marker.at("pid").get<int64_t>()), 0) == 0 || errno == EPERM;
 }
 
+// Staged folders (".<label>.partial-<pid>") that no process will finish: those of points done or failed (a
+// task killed mid-point leaves one behind; it never looks complete, but takes space).
+void remove_stale_partials(const fs::path& directory, const SweepStatus& status) {
+  std::set<std::string> stale;
+  for (const PointStatus& p : status.points) {
+    if (p.state == PointState::DONE || p.state == PointState::FAILED) stale.insert(p.label);
+  }
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(directory, ec)) {
+    const std::string name = entry.path().filename().string();
+    const size_t partial = name.rfind(".partial-");
+    if (name.empty() || name[0] != '.' || partial == std::string::npos) continue;
+    if (stale.count(name.substr(1, partial - 1))) fs::remove_all(entry.path(), ec);
+  }
+}
+
 }  // namespace
 
 const char* point_state_name(PointState state) {
@@ -529,6 +545,7 @@ Phase2Result merge_phase2(const fs::path& directory, bool quiet, std::ostream& o
              (directory / kPlanFile).string(), ": its settings now plan ", plan.points.size(),
              " points, the plan holds ", labels.size());
   const SweepStatus status = phase2_status(directory);
+  remove_stale_partials(directory, status);
   std::map<std::string, json> refused;
   for (const json& e : plan_json.value("errors", json::array()))
     refused[e.at("point").get<std::string>()] = e;

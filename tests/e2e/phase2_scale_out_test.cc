@@ -1,7 +1,8 @@
 // The scaled-out phase 2 without Slurm (phase2_scale_out.h): --devices cpu,cpu gives the same points and
 // predictions as the local grid, with plan.json, each point's device block and nlpf status; a point made to
 // fail (NLPF_FAIL_POINTS) lands in errors.json and --resume completes it; the merge refuses points of two
-// device models; a point process killed with SIGKILL mid-measurement leaves no complete-looking point.
+// device models; a point process killed with SIGKILL mid-measurement leaves no complete-looking point, and
+// the merge removes what it staged.
 // The Slurm job array itself: slurm_slow_test.cc.
 #include <gtest/gtest.h>
 
@@ -174,6 +175,13 @@ TEST(Phase2ScaleOut, PointKilledMidMeasurementLeavesNoCompletePoint) {
   EXPECT_EQ(status.points[0].state, PointState::FAILED) << status.points[0].detail;
   EXPECT_NE(status.points[0].detail.find("gone"), std::string::npos) << status.points[0].detail;
   for (size_t i = 1; i < 4; ++i) EXPECT_EQ(status.points[i].state, PointState::PENDING);
+
+  // A staged folder a killed point left behind is removed by the merge (which finds nothing to merge here).
+  const fs::path leftover = dir / ("." + status.points[0].label + ".partial-999999");
+  fs::create_directories(leftover);
+  std::ostringstream sink;
+  EXPECT_THROW(merge_phase2(dir, true, sink, sink), Error);
+  EXPECT_FALSE(fs::exists(leftover));
 }
 
 }  // namespace
