@@ -27,6 +27,7 @@
 #include "measure/energy_meter.h"
 #include "measure/metrics_json.h"
 #include "measure/power_sampler.h"
+#include "model/bert_inference.h"
 #include "model/bert_model.h"
 #include "model/checkpoint.h"
 #include "text/batching.h"
@@ -78,6 +79,8 @@ Phase1Result run_phase1(const Phase1Settings& s) {
 
   // ---- model ----
   const std::filesystem::path model_dir = ensure_model(s.model);
+  // The GPU contexts outlive the model (its tensors free into their allocators), also when an error unwinds.
+  std::unique_ptr<ExecutionContext> train_gpu, eval_gpu;
   std::unique_ptr<BertForSequenceClassification> model;
   BertConfig config;
   if (s.init == "random") {
@@ -92,10 +95,12 @@ Phase1Result run_phase1(const Phase1Settings& s) {
     config = checkpoint.config;
     model = std::make_unique<BertForSequenceClassification>(checkpoint);
   }
+  if (const std::optional<std::string> reason = BertInference::unsupported_reason(config, device)) {
+    NLPF_THROW(ErrorCode::UNSUPPORTED, "--device ", s.device, ": ", *reason);  // before any training
+  }
   model->set_dropout(DropoutSettings::from_config(config, s.seed));
   // On a GPU, training runs on one context (its math mode is the training precision's) and every evaluation
   // and measurement on another (the inference engine sets its own math mode on the context it is given).
-  std::unique_ptr<ExecutionContext> train_gpu, eval_gpu;
   if (on_gpu) {
     eval_gpu = make_execution_context(device);
     if (s.epochs > 0) {

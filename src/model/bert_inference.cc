@@ -58,6 +58,18 @@ Tensor BertInference::upload(const Tensor& host, DType dtype) {
   return device;
 }
 
+std::optional<std::string> BertInference::unsupported_reason(const BertConfig& config, Device device) {
+  if (device.type != DeviceType::CUDA) return std::nullopt;
+  const int64_t HS = config.hidden_size / config.num_attention_heads;
+  if (HS % 8 != 0 || HS > 128) {
+    return "the CUDA inference engine's attention needs a head size that is a multiple of 8 up to 128; this "
+           "model has hidden_size " +
+           std::to_string(config.hidden_size) + " over " + std::to_string(config.num_attention_heads) +
+           " heads (" + std::to_string(HS) + ")";
+  }
+  return std::nullopt;
+}
+
 BertInference::BertInference(ExecutionContext& ctx, const BertConfig& config,
                              const std::map<std::string, Tensor>& parameters, Precision precision,
                              int64_t max_batch_size, int64_t max_sequence_length)
@@ -69,6 +81,9 @@ BertInference::BertInference(ExecutionContext& ctx, const BertConfig& config,
       max_tokens_(max_sequence_length) {
   NLPF_CHECK(ctx.device().type == DeviceType::CUDA || precision == Precision::FP32, ErrorCode::UNSUPPORTED,
              "inference engine on the CPU: fp32 only (", precision_name(precision), " asked)");
+  if (const std::optional<std::string> reason = unsupported_reason(config, ctx.device())) {
+    NLPF_THROW(ErrorCode::UNSUPPORTED, *reason);
+  }
   NLPF_CHECK(
       max_batch_size > 0 && max_sequence_length > 0 && max_sequence_length <= config.max_position_embeddings,
       ErrorCode::INVALID_ARGUMENT, "inference engine: batch size ", max_batch_size, " and length ",

@@ -14,6 +14,7 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -36,6 +37,10 @@ class BertInference {
   BertInference(ExecutionContext& ctx, const BertConfig& config,
                 const std::map<std::string, Tensor>& parameters, Precision precision, int64_t max_batch_size,
                 int64_t max_sequence_length);
+
+  // Why this engine cannot run `config` on `device` (the CUDA attention kernels need a head size that is a
+  // multiple of 8 up to 128), or nullopt. Checked by the constructor; callers ask first to refuse before work.
+  static std::optional<std::string> unsupported_reason(const BertConfig& config, Device device);
 
   struct Output {
     Tensor logits;       // [B, NL] f32 on the device (a view of the workspace: valid until the next forward)

@@ -69,7 +69,16 @@ TEST(Phase1CudaE2E, TrainsAndMeasuresOnTheGpuFollowingTheCpu) {
   if (!cuda_built()) GTEST_SKIP() << "built without CUDA";
   if (cuda_devices().empty()) GTEST_SKIP() << "no CUDA device visible";
   const TempDir temp("e2e_phase1_cuda_run");
-  const std::string common = "phase1 --model " + kTiny.string() + " --train-file " + kSample.string() +
+  // The tiny checkpoint's head size (4) is below what the CUDA attention kernels take (a multiple of 8): a
+  // config-only copy with hidden_size 16 over 2 heads, initialised from the seed on both devices.
+  const fs::path model = temp.path() / "tiny_hs8";
+  fs::create_directories(model);
+  for (const char* f : {"vocab.txt", "tokenizer_config.json"}) fs::copy_file(kTiny / f, model / f);
+  json config = json::parse(read_file(kTiny / "config.json"));
+  config["hidden_size"] = 16;
+  config["intermediate_size"] = 32;
+  write_file_atomic(model / "config.json", config.dump(2));
+  const std::string common = "phase1 --init random --model " + model.string() + " --train-file " + kSample.string() +
                              " --eval-file " + kSample.string() +
                              " --max-sequence-length 32 --batch-size 4 --epochs 2 --learning-rate 1e-3"
                              " --trials 2 --min-trial-seconds 0.05 --idle-seconds 0.05 --quiet";
@@ -109,6 +118,18 @@ TEST(Phase1CudaE2E, TrainsAndMeasuresOnTheGpuFollowingTheCpu) {
   EXPECT_NEAR(metrics["inference_benchmark_metrics"]["accuracy"].get<double>(),
               cpu_metrics["inference_benchmark_metrics"]["accuracy"].get<double>(), 0.051)
       << "at most one of the 20 examples may flip";
+}
+
+TEST(Phase1CudaE2E, HeadSizeTheGpuEngineCannotRunRefusedBeforeTraining) {
+  if (!cuda_built()) GTEST_SKIP() << "built without CUDA";
+  if (cuda_devices().empty()) GTEST_SKIP() << "no CUDA device visible";
+  const TempDir temp("e2e_phase1_cuda_hs4");
+  const Result r = run_nlpf("phase1 --device cuda --model " + kTiny.string() + " --train-file " +
+                            kSample.string() + " --eval-file " + kSample.string() +
+                            " --max-sequence-length 32 --quiet --runs-dir " + temp.path().string());
+  EXPECT_EQ(r.exit_code, 4) << r.output;
+  EXPECT_NE(r.output.find("head size"), std::string::npos) << r.output;
+  EXPECT_TRUE(fs::is_empty(temp.path()));
 }
 
 TEST(Phase1CudaE2E, MixedPrecisionTrainingRefusedBeforeAnyWork) {

@@ -9,6 +9,7 @@
 #include <cmath>
 #include <memory>
 #include <random>
+#include <string>
 
 #include "backend/device.h"
 #include "core/error.h"
@@ -55,6 +56,10 @@ Batch random_batch(std::mt19937& rng, const BertConfig& config, int64_t B, int64
   return b;
 }
 
+bool is_key_bias(const std::string& name) {
+  return name.ends_with("attention.self.key.bias");
+}
+
 double max_abs(const std::vector<double>& v) {
   double m = 0;
   for (double x : v) m = std::max(m, std::abs(x));
@@ -71,14 +76,24 @@ class BertTrainingCuda : public ::testing::Test {
   std::vector<double> host_values(const Tensor& t) {
     return test::to_double(t.device().type == DeviceType::CPU ? t : to_host(*gpu_, t));
   }
-  // Every gradient of the GPU model against the CPU model's, relative to the tensor's largest entry.
+  // Every gradient of the GPU model against the CPU model's, relative to the tensor's largest entry. The
+  // key biases' gradients are 0 in exact arithmetic (a key bias adds the same q . b_k to every score of a
+  // query's row, which the softmax ignores): both devices hold rounding noise there, bounded by the scale of
+  // the query biases' gradients (the size of the terms that cancel).
   void expect_same_gradients(const BertForSequenceClassification& cpu,
                              const BertForSequenceClassification& gpu, double tol) {
     for (const auto& [name, ref] : cpu.gradients()) {
       const std::vector<double> r = test::to_double(ref);
-      EXPECT_TRUE(test::all_close(to_host(*gpu_, gpu.gradients().at(name)), r,
-                                  test::Tolerance{tol, tol * std::max(max_abs(r), 1e-6)}))
-          << name;
+      const std::vector<double> got = test::to_double(to_host(*gpu_, gpu.gradients().at(name)));
+      if (is_key_bias(name)) {
+        std::string query = name;
+        query.replace(query.find("key"), 3, "query");
+        const double noise_bound = tol * max_abs(test::to_double(cpu.gradients().at(query)));
+        EXPECT_LE(max_abs(got), noise_bound) << name;
+        EXPECT_LE(max_abs(r), noise_bound) << name;
+        continue;
+      }
+      EXPECT_TRUE(test::all_close(got, r, test::Tolerance{tol, tol * std::max(max_abs(r), 1e-6)})) << name;
     }
   }
   std::unique_ptr<ExecutionContext> gpu_;
@@ -143,6 +158,9 @@ void run_twenty_steps(ExecutionContext& gpu_ctx, MathMode math, double loss_tol,
     EXPECT_EQ(g.learning_rate, r.learning_rate);
   }
   for (const auto& [name, ref] : cpu.parameters()) {
+    // A key bias only ever receives rounding noise (its gradient is 0 in exact arithmetic, see
+    // expect_same_gradients), which AdamW normalises into steps of size lr: on both devices it walks at random.
+    if (is_key_bias(name)) continue;
     const std::vector<double> r = test::to_double(ref);
     EXPECT_TRUE(test::all_close(to_host(gpu_ctx, gpu.parameters().at(name)), r,
                                 test::Tolerance{weight_tol, weight_tol * std::max(max_abs(r), 1e-6)}))
