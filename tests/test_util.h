@@ -1,9 +1,12 @@
 // Helpers shared by the tests under tests/: TempDir, a fresh empty directory under the system temp dir that
-// lives as long as the object. mkdtemp makes the name unique per process and per instance, so tests that
-// ctest runs in parallel (and several TempDirs in one test) never share or delete each other's files.
+// lives as long as the object (mkdtemp makes the name unique per process and per instance, so tests that
+// ctest runs in parallel, and several TempDirs in one test, never share or delete each other's files); and
+// run_nlpf, the binary under test run through the shell.
 #pragma once
 
+#include <stdio.h>
 #include <stdlib.h>
+#include <sys/wait.h>
 
 #include <filesystem>
 #include <fstream>
@@ -51,5 +54,23 @@ class TempDir {
  private:
   std::filesystem::path path_;
 };
+
+// `nlpf <args>` through the shell (NLPF_BINARY, the build's binary), stdout and stderr together.
+struct CommandResult {
+  int exit_code;       // -1 when the command did not exit normally (a signal) or could not start
+  std::string output;  // stdout and stderr together
+};
+
+inline CommandResult run_nlpf(const std::string& args) {
+  const std::string command = std::string(NLPF_BINARY) + " " + args + " 2>&1";
+  FILE* pipe = ::popen(command.c_str(), "r");
+  if (pipe == nullptr) return {-1, "popen failed: " + command};
+  std::string output;
+  char buffer[4096];
+  size_t n = 0;
+  while ((n = std::fread(buffer, 1, sizeof buffer, pipe)) > 0) output.append(buffer, n);
+  const int status = ::pclose(pipe);
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, output};
+}
 
 }  // namespace nlpf::testing_util

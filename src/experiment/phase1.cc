@@ -71,7 +71,7 @@ Phase1Result run_phase1(const Phase1Settings& s) {
   std::ostream& log = s.log ? *s.log : std::cerr;
   const auto start_time = std::chrono::system_clock::now();
   // Device and precision refusals come first: nothing may be loaded or fetched for a run that cannot happen.
-  const Device device = choose_inference_device(s.device, s.quiet, log);
+  const Device device = choose_run_device(s.device, s.quiet, log);
   check_settings(s, device);
   const bool on_gpu = device.type == DeviceType::CUDA;
   const PaddingMode padding = parse_padding(s.padding);
@@ -273,17 +273,17 @@ Phase1Result run_phase1(const Phase1Settings& s) {
 
   // ---- metrics.json ----
   const char* kNoTraining = "no training (--epochs 0): the given model is measured as it is";
-  json training = {
-      {"seconds", trained.train_seconds},
-      {"steps", trained.steps},
-      {"examples", trained.examples},
-      {"examples_per_s", train ? json(static_cast<double>(trained.examples) / std::max(trained.train_seconds, 1e-9))
-                               : json(nullptr)},
-      {"energy_source", meter->source()},
-      {"best_epoch", trained.best_epoch},
-      {"device", device_string(device)},
-      {"precision", s.train_precision},
-      {"peak_gpu_memory_mb", train_peak_gpu_mb}};
+  json training = {{"seconds", trained.train_seconds},
+                   {"steps", trained.steps},
+                   {"examples", trained.examples},
+                   {"examples_per_s", train ? json(static_cast<double>(trained.examples) /
+                                                   std::max(trained.train_seconds, 1e-9))
+                                            : json(nullptr)},
+                   {"energy_source", meter->source()},
+                   {"best_epoch", trained.best_epoch},
+                   {"device", device_string(device)},
+                   {"precision", s.train_precision},
+                   {"peak_gpu_memory_mb", train_peak_gpu_mb}};
   if (!train_peak_gpu_mb.is_number()) {
     training["null_reasons"]["peak_gpu_memory_mb"] = !on_gpu ? "CPU run: no GPU memory" : kNoTraining;
   }

@@ -24,6 +24,7 @@
 #include "core/allocator.h"
 #include "core/error.h"
 #include "core/file_util.h"
+#include "experiment/gpu_measure.h"
 #include "experiment/phase2_steps.h"
 #include "experiment/run_files.h"
 #include "experiment/run_plots.h"
@@ -53,46 +54,6 @@ void check_list(const std::vector<T>& values, const char* option) {
   for (const T& v : values) {
     NLPF_CHECK(seen.insert(v).second, ErrorCode::INVALID_ARGUMENT, option, " lists ", v, " twice");
   }
-}
-
-// One point on the GPU: the model's weights go to the device in the point's compute precision (the host model
-// is freed), the evaluation set is uploaded once, and each protocol pass replays CUDA graphs with per-batch
-// CUDA-event latencies. Peak GPU memory is the context allocator's high-water mark over weights, workspaces
-// and the uploaded set; NVML's per-process figure is read while they are alive.
-ProtocolResult measure_on_gpu(ExecutionContext& gpu, EnergyMeter& meter, PowerSampler& sampler,
-                              std::unique_ptr<BertForSequenceClassification> model, Precision precision,
-                              const TokenizedDataset& eval_data, int64_t batch_size, PaddingMode padding,
-                              const ProtocolOptions& protocol, InferenceMetricsInputs& inputs) {
-  Allocator& allocator = gpu.allocator();
-  allocator.reset_peak();
-  const InferenceRunnerOptions options{.batch_size = batch_size, .padding = padding};
-  const int64_t length = planned_sequence_length(eval_data, options);
-  std::optional<BertInference> engine;
-  try {
-    engine.emplace(gpu, model->config(), model->parameters(), precision, batch_size, length);
-  } catch (const Error& e) {
-    if (e.code() != ErrorCode::OUT_OF_MEMORY) throw;
-    NLPF_THROW(ErrorCode::OUT_OF_MEMORY, "batch size ", batch_size, " at length ", length, " (",
-               precision_name(precision), "): ", e.what(), "; try a smaller evaluation batch size");
-  }
-  model.reset();
-  InferenceRunner runner(*engine, eval_data, options);
-  const std::unique_ptr<BatchTimer> timer = make_batch_timer(gpu.device(), gpu.native_stream());
-  const Workload workload =
-      evaluation_workload([&] { return runner.run_pass(timer.get()); }, eval_data.size());
-  ProtocolResult measured = run_protocol(protocol, meter, meter.available() ? &sampler : nullptr, workload);
-  inputs.peak_gpu_memory_mb = static_cast<double>(allocator.peak_bytes()) / (1024.0 * 1024.0);
-  if (const auto* nvml = dynamic_cast<const NvmlMeter*>(&meter)) {
-    const NvmlProcessMemory process = nvml->process_memory(static_cast<unsigned int>(::getpid()));
-    if (process.used_bytes) {
-      inputs.gpu_process_memory_mb = static_cast<double>(*process.used_bytes) / (1024.0 * 1024.0);
-    } else {
-      inputs.gpu_process_memory_null_reason = process.reason;
-    }
-  } else {
-    inputs.gpu_process_memory_null_reason = "no NVML meter on this run";
-  }
-  return measured;
 }
 
 }  // namespace
@@ -461,8 +422,10 @@ MeasuredPoint measure_point(const Phase2Plan& plan, const Phase2Inputs& in, Poin
     InferenceMetricsInputs inputs;
     ProtocolResult measured;
     if (measurer.gpu) {
-      measured = measure_on_gpu(*measurer.gpu, meter, sampler, std::move(model), precision, eval_data,
-                                point.eval_batch_size, padding, s.protocol, inputs);
+      const GpuEvaluationOptions options{
+          .precision = precision, .batch_size = point.eval_batch_size, .padding = padding};
+      measured = measure_on_gpu(*measurer.gpu, meter, sampler, model->config(), model->parameters(),
+                                eval_data, options, s.protocol, inputs);
     } else {
       model->set_inference_precision(precision);
       Allocator& allocator = host_allocator();
@@ -641,7 +604,7 @@ Phase2Result run_phase2(const Phase2Settings& s) {
   const auto start_time = std::chrono::system_clock::now();
 
   // ---- everything that can be refused is refused here, before any measurement ----
-  const Device device = choose_inference_device(s.device, s.quiet, log);
+  const Device device = choose_run_device(s.device, s.quiet, log);
   Phase2Plan plan = plan_phase2(s);
   json errors = json::array();
   const std::vector<Phase2Point> points =

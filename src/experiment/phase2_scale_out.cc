@@ -492,7 +492,7 @@ void run_phase2_point(const fs::path& directory, int64_t index, const std::strin
   std::string stage = "failed";
   std::string precision;
   try {
-    const Device device = choose_inference_device(settings.device, /*quiet=*/true, log);
+    const Device device = choose_run_device(settings.device, /*quiet=*/true, log);
     Phase2Plan plan = plan_phase2(settings);
     NLPF_CHECK(plan.points.size() == labels.size() && plan.points[static_cast<size_t>(index)].label == label,
                ErrorCode::INVALID_ARGUMENT, (directory / kPlanFile).string(),
@@ -816,7 +816,7 @@ Phase2Result run_phase2_scaled_out(const Phase2Settings& given) {
   if (!s.devices.empty()) {
     std::map<std::string, std::vector<std::string>> names;
     for (const std::string& d : s.devices) {
-      names[describe_device(choose_inference_device(d, /*quiet=*/true, log)).name].push_back(d);
+      names[describe_device(choose_run_device(d, /*quiet=*/true, log)).name].push_back(d);
     }
     if (names.size() > 1) {
       std::ostringstream which;
@@ -832,7 +832,7 @@ Phase2Result run_phase2_scaled_out(const Phase2Settings& given) {
              "other\n";
     }
     const std::vector<Phase2Point> runnable = refuse_unsupported_points(
-        plan, describe_device(choose_inference_device(s.devices[0], true, log)), errors, log);
+        plan, describe_device(choose_run_device(s.devices[0], true, log)), errors, log);
     NLPF_CHECK(!runnable.empty(), ErrorCode::UNSUPPORTED, "phase2: every point was refused on ", s.devices[0],
                "; nothing was run");
   } else if (s.device.rfind("cuda:", 0) == 0) {

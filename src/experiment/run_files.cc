@@ -63,25 +63,7 @@ std::string iso_time(std::chrono::system_clock::time_point t) {
   return local_time_string(std::chrono::system_clock::to_time_t(t), "%Y-%m-%dT%H:%M:%S%z");
 }
 
-Device choose_cpu_device(const std::string& spec, const std::string& backend, bool quiet, std::ostream& log) {
-  if (spec == "cpu") return Device{DeviceType::CPU, 0};
-  if (spec == "auto") {
-    if (!quiet) {
-      log << "device: auto -> cpu ("
-          << (cuda_built() ? "the CUDA " + backend + " backend is not built yet"
-                           : std::string("no CUDA in this build"))
-          << ")\n";
-    }
-    return Device{DeviceType::CPU, 0};
-  }
-  if (spec == "cuda" || spec.rfind("cuda:", 0) == 0) {
-    NLPF_THROW(ErrorCode::UNSUPPORTED, "--device ", spec,
-               ": the CUDA backend is not built yet; use --device cpu");
-  }
-  NLPF_THROW(ErrorCode::INVALID_ARGUMENT, "--device: expected auto, cpu, cuda or cuda:N, got '", spec, "'");
-}
-
-Device choose_inference_device(const std::string& spec, bool quiet, std::ostream& log) {
+Device choose_run_device(const std::string& spec, bool quiet, std::ostream& log) {
   const Device device = resolve_device(spec);
   if (spec == "auto" && !quiet) {
     log << "device: auto -> " << device_string(device) << " ("

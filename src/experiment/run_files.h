@@ -27,14 +27,10 @@ std::string run_timestamp(std::time_t time);
 // ISO 8601 local time with offset, for run.json.
 std::string iso_time(std::chrono::system_clock::time_point t);
 
-// --device for an engine that runs on the CPU only (for now): "cpu"; "auto" -> cpu with a notice on `log`
-// (unless quiet) saying why, naming `backend` ("training", "inference"); UNSUPPORTED for cuda / cuda:N before
-// any work; INVALID_ARGUMENT for anything else.
-Device choose_cpu_device(const std::string& spec, const std::string& backend, bool quiet, std::ostream& log);
-// The device of a measurement that the CUDA inference engine can run: "auto" takes the first CUDA GPU, else
+// The device of a run (training or measurement): "auto" takes the first CUDA GPU, else
 // the CPU (saying which on `log` unless quiet); "cuda[:N]" must be visible; throws Error naming --device
 // otherwise.
-Device choose_inference_device(const std::string& spec, bool quiet, std::ostream& log);
+Device choose_run_device(const std::string& spec, bool quiet, std::ostream& log);
 // The description of a device (the GPU's name, bus id and UUID, or the CPU's model).
 DeviceDescription describe_device(Device device);
 

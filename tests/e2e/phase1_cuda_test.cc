@@ -21,26 +21,11 @@ namespace {
 
 namespace fs = std::filesystem;
 using json = nlohmann::json;
+using testing_util::run_nlpf;
 using testing_util::TempDir;
+using Result = testing_util::CommandResult;
 const fs::path kTiny = fs::path(NLPF_TEST_DATA) / "checkpoint" / "tiny";
 const fs::path kSample = fs::path(NLPF_TEST_DATA) / "text" / "sample.tsv";
-
-struct Result {
-  int exit_code;
-  std::string output;
-};
-
-Result run_nlpf(const std::string& args) {
-  const std::string command = std::string(NLPF_BINARY) + " " + args + " 2>&1";
-  FILE* pipe = popen(command.c_str(), "r");
-  EXPECT_NE(pipe, nullptr);
-  std::string output;
-  char buffer[4096];
-  size_t n;
-  while ((n = fread(buffer, 1, sizeof buffer, pipe)) > 0) output.append(buffer, n);
-  const int status = pclose(pipe);
-  return {WEXITSTATUS(status), output};
-}
 
 // The one run directory under `runs`.
 fs::path only_run(const fs::path& runs) {
@@ -78,8 +63,8 @@ TEST(Phase1CudaE2E, TrainsAndMeasuresOnTheGpuFollowingTheCpu) {
   config["hidden_size"] = 16;
   config["intermediate_size"] = 32;
   write_file_atomic(model / "config.json", config.dump(2));
-  const std::string common = "phase1 --init random --model " + model.string() + " --train-file " + kSample.string() +
-                             " --eval-file " + kSample.string() +
+  const std::string common = "phase1 --init random --model " + model.string() + " --train-file " +
+                             kSample.string() + " --eval-file " + kSample.string() +
                              " --max-sequence-length 32 --batch-size 4 --epochs 2 --learning-rate 1e-3"
                              " --trials 2 --min-trial-seconds 0.05 --idle-seconds 0.05 --quiet";
   const Result gpu = run_nlpf(common + " --device cuda --runs-dir " + (temp.path() / "gpu").string());

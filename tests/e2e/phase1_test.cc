@@ -30,26 +30,11 @@ namespace {
 
 namespace fs = std::filesystem;
 using json = nlohmann::json;
+using testing_util::run_nlpf;
 using testing_util::TempDir;
+using Result = testing_util::CommandResult;
 const fs::path kTiny = fs::path(NLPF_TEST_DATA) / "checkpoint" / "tiny";
 const fs::path kSample = fs::path(NLPF_TEST_DATA) / "text" / "sample.tsv";
-
-struct Result {
-  int exit_code;
-  std::string output;
-};
-
-Result run_nlpf(const std::string& args) {
-  const std::string command = std::string(NLPF_BINARY) + " " + args + " 2>&1";
-  FILE* pipe = popen(command.c_str(), "r");
-  EXPECT_NE(pipe, nullptr);
-  std::string output;
-  char buffer[4096];
-  size_t n;
-  while ((n = fread(buffer, 1, sizeof buffer, pipe)) > 0) output.append(buffer, n);
-  const int status = pclose(pipe);
-  return {WEXITSTATUS(status), output};
-}
 
 std::vector<std::string> lines_of(const std::string& text) {
   std::vector<std::string> lines;
@@ -248,7 +233,8 @@ TEST(Phase1E2E, EpochsZeroMeasuresTheGivenModelAsItIs) {
   EXPECT_TRUE(metrics["inference_benchmark_metrics"]["accuracy"].is_number());
   EXPECT_EQ(metrics["training"]["steps"], 0);
   EXPECT_TRUE(metrics["training"]["energy"].is_null());
-  EXPECT_NE(metrics["training"]["null_reasons"]["energy"].get<std::string>().find("--epochs 0"), std::string::npos);
+  EXPECT_NE(metrics["training"]["null_reasons"]["energy"].get<std::string>().find("--epochs 0"),
+            std::string::npos);
   EXPECT_TRUE(metrics["training"]["examples_per_s"].is_null());
   const json run_json = json::parse(read_file(run / "run.json"));
   EXPECT_TRUE(run_json["data"]["train"].is_null());

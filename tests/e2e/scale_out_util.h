@@ -21,6 +21,7 @@
 #include "core/file_util.h"
 #include "experiment/phase2.h"
 #include "experiment/run_files.h"
+#include "test_util.h"
 
 namespace nlpf::testing_util {
 
@@ -60,16 +61,11 @@ inline Phase2Settings tiny_grid_settings(const std::filesystem::path& runs, std:
   return s;
 }
 
-// Runs `nlpf <arguments>` (through the shell, stderr with stdout); returns the exit code.
+// Runs `nlpf <arguments>` (testing_util::run_nlpf); returns the exit code, the output in `output`.
 inline int run_nlpf(const std::string& arguments, std::string& output) {
-  output.clear();
-  FILE* pipe = ::popen((std::string(NLPF_BINARY) + " " + arguments + " 2>&1").c_str(), "r");
-  if (!pipe) return -1;
-  char buffer[4096];
-  size_t n = 0;
-  while ((n = std::fread(buffer, 1, sizeof buffer, pipe)) > 0) output.append(buffer, n);
-  const int status = ::pclose(pipe);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  CommandResult r = testing_util::run_nlpf(arguments);
+  output = std::move(r.output);
+  return r.exit_code;
 }
 
 // Waits until `done()` holds, at most `seconds`; returns whether it held.

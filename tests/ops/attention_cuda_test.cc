@@ -7,14 +7,14 @@
 
 #include <string>
 
-#include "ops/train_op_cuda_util.h"
+#include "ops/cuda_op_test_util.h"
 
 namespace nlpf::test {
 namespace {
 
 constexpr double kTol = 1e-5;
 
-class AttentionCuda : public TrainOpCudaTest {};
+class AttentionCuda : public CudaOpTest {};
 
 // Mask [B,T]: sequence 0 with random holes (its first token kept), 1 a prefix of about a third, the last all
 // padding, further ones full.
@@ -56,8 +56,8 @@ TEST_F(AttentionCuda, ForwardAndBackwardMatchCpu) {
                    " HS=" + std::to_string(s.HS) + (with_dropout ? " dropout" : ""));
       const int64_t C = s.NH * s.HS;
       const Shape x_shape{s.B, s.T, C}, p_shape{s.B, s.NH, s.T, s.T};
-      const Tensor q = random_f32(rng, x_shape, -2, 2), k = random_f32(rng, x_shape, -2, 2),
-                   v = random_f32(rng, x_shape), dout = random_f32(rng, x_shape);
+      const Tensor q = random_tensor(rng, x_shape, -2, 2), k = random_tensor(rng, x_shape, -2, 2),
+                   v = random_tensor(rng, x_shape), dout = random_tensor(rng, x_shape);
       const Tensor mask = ragged_mask(rng, s.B, s.T);
       const Tensor keep = keep_mask(rng, p_shape, 0.1);
       const Tensor keep_d = device(keep);
@@ -101,7 +101,8 @@ TEST_F(AttentionCuda, ForwardAndBackwardMatchCpu) {
       const std::vector<double> got_dq = values(dq), got_dk = values(dk);
       // dq and dk are differences of nearly equal terms (dp - rowsum(p dp)), exactly 0 in a row with one
       // key: their error scales with the terms, which dv's size measures, not with their own (tiny) size.
-      const double scale = std::max(largest_abs(expected_dv), std::max(largest_abs(expected_dq), largest_abs(expected_dk)));
+      const double scale =
+          std::max(largest_abs(expected_dv), std::max(largest_abs(expected_dq), largest_abs(expected_dk)));
       EXPECT_TRUE(all_close(got_dq, expected_dq, Tolerance{kTol, kTol * scale}));
       EXPECT_TRUE(all_close(got_dk, expected_dk, Tolerance{kTol, kTol * scale}));
       EXPECT_TRUE(all_close(values(dv), expected_dv, scaled_tolerance(kTol, expected_dv)));
@@ -119,8 +120,9 @@ TEST_F(AttentionCuda, LongSequenceMatchesCpu) {
   std::mt19937 rng(1102);
   const int64_t B = 2, T = 512, NH = 2, HS = 64, C = NH * HS;
   const Shape x_shape{B, T, C}, p_shape{B, NH, T, T};
-  const Tensor q = random_f32(rng, x_shape), k = random_f32(rng, x_shape), v = random_f32(rng, x_shape),
-               dout = random_f32(rng, x_shape), mask = ragged_mask(rng, B, T);
+  const Tensor q = random_tensor(rng, x_shape), k = random_tensor(rng, x_shape),
+               v = random_tensor(rng, x_shape), dout = random_tensor(rng, x_shape),
+               mask = ragged_mask(rng, B, T);
   Tensor ref_out = Tensor::empty(DType::F32, x_shape), ref_probs = Tensor::empty(DType::F32, p_shape);
   ops::attention_forward(cpu_context(), ref_out, ref_probs, q, k, v, mask, NH);
   Tensor out = poisoned(x_shape), probs = poisoned(p_shape);
@@ -145,8 +147,8 @@ TEST_F(AttentionCuda, BackwardIsDeterministic) {
   std::mt19937 rng(1103);
   const int64_t B = 3, T = 19, NH = 3, HS = 8;
   const Shape x_shape{B, T, NH * HS};
-  const Tensor q = device(random_f32(rng, x_shape)), k = device(random_f32(rng, x_shape)),
-               v = device(random_f32(rng, x_shape)), dout = device(random_f32(rng, x_shape)),
+  const Tensor q = device(random_tensor(rng, x_shape)), k = device(random_tensor(rng, x_shape)),
+               v = device(random_tensor(rng, x_shape)), dout = device(random_tensor(rng, x_shape)),
                mask = device(ragged_mask(rng, B, T));
   Tensor out = poisoned(x_shape), probs = poisoned({B, NH, T, T});
   ops::attention_forward(gpu(), out, probs, q, k, v, mask, NH);

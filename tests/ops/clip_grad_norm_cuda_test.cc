@@ -8,17 +8,17 @@
 #include <limits>
 #include <vector>
 
-#include "ops/train_op_cuda_util.h"
+#include "ops/cuda_op_test_util.h"
 
 namespace nlpf::test {
 namespace {
 
-class ClipGradNormCuda : public TrainOpCudaTest {
+class ClipGradNormCuda : public CudaOpTest {
  protected:
   std::vector<Tensor> random_grads(std::mt19937& rng) {
     std::vector<Tensor> grads;
     for (const Shape& shape : {Shape{37}, Shape{29, 37}, Shape{5, 13, 37}, Shape{1}, Shape{300007}}) {
-      grads.push_back(random_f32(rng, shape, -0.5, 0.5));
+      grads.push_back(random_tensor(rng, shape, -0.5, 0.5));
     }
     return grads;
   }

@@ -7,14 +7,14 @@
 #include <cmath>
 #include <string>
 
-#include "ops/train_op_cuda_util.h"
+#include "ops/cuda_op_test_util.h"
 
 namespace nlpf::test {
 namespace {
 
 constexpr Tolerance kF32{1e-5, 1e-6};
 
-class CrossEntropyCuda : public TrainOpCudaTest {};
+class CrossEntropyCuda : public CudaOpTest {};
 
 Tensor random_labels(std::mt19937& rng, int64_t B, int64_t NL) {
   std::uniform_int_distribution<int32_t> dist(0, static_cast<int32_t>(NL) - 1);
@@ -30,7 +30,7 @@ TEST_F(CrossEntropyCuda, ForwardAndBackwardMatchCpu) {
   };
   for (const Size s : {Size{37, 5}, Size{1, 2}, Size{300, 2}, Size{13, 131}}) {
     SCOPED_TRACE("B=" + std::to_string(s.B) + " NL=" + std::to_string(s.NL));
-    const Tensor logits = random_f32(rng, {s.B, s.NL}, -8, 8), labels = random_labels(rng, s.B, s.NL);
+    const Tensor logits = random_tensor(rng, {s.B, s.NL}, -8, 8), labels = random_labels(rng, s.B, s.NL);
     Tensor ref_probs = Tensor::empty(DType::F32, {s.B, s.NL});
     const double ref_loss = ops::cross_entropy_forward(cpu_context(), ref_probs, logits, labels);
     Tensor probs = poisoned({s.B, s.NL});
@@ -54,7 +54,7 @@ TEST_F(CrossEntropyCuda, ForwardAndBackwardMatchCpu) {
 
 TEST_F(CrossEntropyCuda, OutOfRangeLabelIsReported) {
   std::mt19937 rng(802);
-  const Tensor logits = random_f32(rng, {6, 5});
+  const Tensor logits = random_tensor(rng, {6, 5});
   for (const int32_t bad : {5, -1}) {
     Tensor labels = i32_tensor({6}, {0, 4, 1, bad, 2, 7});
     Tensor probs = poisoned({6, 5});

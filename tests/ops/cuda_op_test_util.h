@@ -1,9 +1,13 @@
 // Helpers of the CUDA-vs-CPU op tests (tests/ops/*_cuda_test.cc): a fixture that skips where the build has
 // no CUDA or no device is visible, random host tensors, device tensors poisoned with NaN (so an element no
-// kernel writes fails the comparison), views at an odd float offset (the kernels' unaligned paths) and host
-// values of device tensors. Only the CUDA-free op layer is used, so the tests build without CUDA too.
+// kernel writes fails the comparison), views at an odd float offset (the kernels' unaligned paths), host
+// values of device tensors, and a tolerance relative to the largest |ref| for outputs that are sums of many
+// terms (a GEMM's summation order differs from OpenBLAS's, so an output that cancels to near 0 keeps an
+// absolute error of the size of its terms). Only the CUDA-free op layer is used, so the tests build anywhere.
 #pragma once
 
+#include <algorithm>
+#include <cmath>
 #include <cstring>
 #include <memory>
 #include <random>
@@ -18,6 +22,17 @@ namespace nlpf::test {
 
 // STYLE "Tests": fp32 1e-5 for an op; atol 1e-6 for values near 0.
 constexpr Tolerance kCudaF32{1e-5, 1e-6};
+
+inline double largest_abs(const std::vector<double>& v) {
+  double m = 0;
+  for (const double x : v) m = std::max(m, std::abs(x));
+  return m;
+}
+
+// rtol = tol, atol = tol max |ref|.
+inline Tolerance scaled_tolerance(double tol, const std::vector<double>& ref) {
+  return Tolerance{tol, tol * std::max(largest_abs(ref), 1e-30)};
+}
 
 class CudaOpTest : public ::testing::Test {
  protected:
@@ -35,9 +50,16 @@ class CudaOpTest : public ::testing::Test {
     std::memset(host.raw_data(), 0xFF, host.nbytes());
     return to_device(gpu(), host).view(shape, static_cast<size_t>(float_offset) * sizeof(float));
   }
-  // A device copy of a host f32 tensor, `float_offset` floats into its buffer (the rest is NaN).
+  // A device tensor of any dtype whose every byte is 0xFF: NaN in f32, -1 in i32.
+  Tensor poisoned(const Shape& shape, DType dtype) {
+    Tensor host = Tensor::empty(dtype, shape);
+    std::memset(host.raw_data(), 0xFF, host.nbytes());
+    return to_device(gpu(), host);
+  }
+  // A device copy of a host tensor (any dtype; f32 `float_offset` floats into its buffer, the rest NaN).
   Tensor device(const Tensor& host, int64_t float_offset = 0) {
-    Tensor out = poisoned(host.shape(), float_offset);
+    Tensor out =
+        float_offset == 0 ? poisoned(host.shape(), host.dtype()) : poisoned(host.shape(), float_offset);
     copy_tensor(gpu(), out, host);
     return out;
   }
@@ -55,6 +77,13 @@ inline Tensor random_ids(std::mt19937& rng, const Shape& shape, int32_t end) {
   Tensor t = Tensor::empty(DType::I32, shape);
   for (int64_t i = 0; i < t.numel(); ++i) t.data<int32_t>()[i] = dist(rng);
   return t;
+}
+
+// A host copy of a host tensor, for a CPU reference that updates in place what the GPU run also starts from.
+inline Tensor host_copy(const Tensor& t) {
+  Tensor copy = Tensor::empty(t.dtype(), t.shape());
+  std::memcpy(copy.raw_data(), t.raw_data(), t.nbytes());
+  return copy;
 }
 
 // Whether two float vectors are equal bit for bit; the first differences are printed with their indices.

@@ -7,7 +7,7 @@
 
 #include <string>
 
-#include "ops/train_op_cuda_util.h"
+#include "ops/cuda_op_test_util.h"
 
 namespace nlpf::test {
 namespace {
@@ -23,7 +23,7 @@ struct ModeCase {
 };
 const ModeCase kModes[] = {{MathMode::IEEE_FP32, 1e-5}, {MathMode::TF32, 1e-2}};
 
-class LinearCuda : public TrainOpCudaTest {};
+class LinearCuda : public CudaOpTest {};
 
 TEST_F(LinearCuda, ForwardMatchesCpu) {
   std::mt19937 rng(701);
@@ -32,8 +32,8 @@ TEST_F(LinearCuda, ForwardMatchesCpu) {
     for (const Size s : kSizes) {
       SCOPED_TRACE("B=" + std::to_string(s.B) + " T=" + std::to_string(s.T) + " C=" + std::to_string(s.C) +
                    " OC=" + std::to_string(s.OC) + (m.mode == MathMode::TF32 ? " tf32" : " ieee"));
-      const Tensor x = random_f32(rng, {s.B, s.T, s.C}), weight = random_f32(rng, {s.OC, s.C}),
-                   bias = random_f32(rng, {s.OC});
+      const Tensor x = random_tensor(rng, {s.B, s.T, s.C}), weight = random_tensor(rng, {s.OC, s.C}),
+                   bias = random_tensor(rng, {s.OC});
       Tensor ref = Tensor::empty(DType::F32, {s.B, s.T, s.OC});
       ops::linear_forward(cpu_context(), ref, x, weight, bias);
       Tensor y = poisoned({s.B, s.T, s.OC});
@@ -51,9 +51,9 @@ TEST_F(LinearCuda, BackwardMatchesCpuAndAccumulates) {
     for (const Size s : kSizes) {
       SCOPED_TRACE("B=" + std::to_string(s.B) + " T=" + std::to_string(s.T) + " C=" + std::to_string(s.C) +
                    " OC=" + std::to_string(s.OC) + (m.mode == MathMode::TF32 ? " tf32" : " ieee"));
-      const Tensor x = random_f32(rng, {s.B, s.T, s.C}), weight = random_f32(rng, {s.OC, s.C}),
-                   dy = random_f32(rng, {s.B, s.T, s.OC});
-      const Tensor dweight0 = random_f32(rng, {s.OC, s.C}), dbias0 = random_f32(rng, {s.OC});
+      const Tensor x = random_tensor(rng, {s.B, s.T, s.C}), weight = random_tensor(rng, {s.OC, s.C}),
+                   dy = random_tensor(rng, {s.B, s.T, s.OC});
+      const Tensor dweight0 = random_tensor(rng, {s.OC, s.C}), dbias0 = random_tensor(rng, {s.OC});
       Tensor ref_dx = Tensor::empty(DType::F32, {s.B, s.T, s.C}), ref_dweight = host_copy(dweight0),
              ref_dbias = host_copy(dbias0);
       ops::linear_backward(cpu_context(), ref_dx, ref_dweight, ref_dbias, dy, x, weight);
@@ -72,8 +72,8 @@ TEST_F(LinearCuda, BackwardMatchesCpuAndAccumulates) {
 
 TEST_F(LinearCuda, BackwardIsDeterministic) {
   std::mt19937 rng(703);
-  const Tensor x = random_f32(rng, {7, 157, 37}), weight = random_f32(rng, {29, 37}),
-               dy = random_f32(rng, {7, 157, 29});
+  const Tensor x = random_tensor(rng, {7, 157, 37}), weight = random_tensor(rng, {29, 37}),
+               dy = random_tensor(rng, {7, 157, 29});
   std::vector<double> first[3];
   for (int run = 0; run < 2; ++run) {
     Tensor dx = poisoned({7, 157, 37}), dweight = device(Tensor::zeros(DType::F32, {29, 37})),

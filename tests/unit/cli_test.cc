@@ -5,24 +5,12 @@
 #include <cstdio>
 #include <string>
 
+#include "test_util.h"
+
 namespace {
 
-struct Result {
-  int exit_code;
-  std::string output;  // stdout and stderr together
-};
-
-Result run_nlpf(const std::string& args) {
-  const std::string command = std::string(NLPF_BINARY) + " " + args + " 2>&1";
-  FILE* pipe = popen(command.c_str(), "r");
-  EXPECT_NE(pipe, nullptr);
-  std::string output;
-  std::array<char, 4096> buffer;
-  size_t n;
-  while ((n = fread(buffer.data(), 1, buffer.size(), pipe)) > 0) output.append(buffer.data(), n);
-  const int status = pclose(pipe);
-  return {WEXITSTATUS(status), output};
-}
+using nlpf::testing_util::run_nlpf;
+using Result = nlpf::testing_util::CommandResult;
 
 int count_lines(const std::string& s) {
   int lines = 0;
