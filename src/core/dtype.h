@@ -10,7 +10,9 @@
 
 namespace nlpf {
 
-enum class DType { F32, F16, BF16, I32, I64 };
+// F8E4M3: one byte per element, the code of core/fp8.h; meaningful only with the scale kept beside it, so it
+// is not a "float" dtype here (no scale-less conversion) and not read from checkpoints.
+enum class DType { F32, F16, BF16, I32, I64, F8E4M3 };
 
 size_t dtype_size(DType dtype);
 // Our name ("f32") and the safetensors name ("F32").

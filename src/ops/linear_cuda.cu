@@ -114,6 +114,23 @@ void linear_gelu_tanh_forward(ExecutionContext& ctx, void* y, const void* x, con
   gemm(ctx, args);
 }
 
+void linear_fp8_forward(ExecutionContext& ctx, void* y, const void* x, const void* weight,
+                        const float* x_scale, const float* weight_scale, const void* bias, DType y_dtype,
+                        int64_t N, int64_t C, int64_t OC) {
+  Fp8GemmArgs g;
+  g.y = y;
+  g.x = x;
+  g.weight = weight;
+  g.x_scale = x_scale;
+  g.weight_scale = weight_scale;
+  g.bias = bias;
+  g.out_dtype = y_dtype;
+  g.N = N;
+  g.C = C;
+  g.OC = OC;
+  gemm_fp8(ctx, g);
+}
+
 void linear_backward(ExecutionContext& ctx, float* dx, float* dweight, float* dbias, const float* dy,
                      const float* x, const float* weight, int64_t N, int64_t C, int64_t OC) {
   // dx [N,C] = dy [N,OC] W [OC,C]: both as stored.

@@ -24,6 +24,11 @@ void linear_gelu_tanh_forward(ExecutionContext& ctx, void* y, const void* x, con
 // The backward of y = x W^T + bias, all f32 under ctx's math mode: dx [N,C] (=) dy [N,OC] W [OC,C];
 // dweight [OC,C] (+=) dy^T x [N,C]; dbias [OC] (+=) the column sums of dy, accumulated in double in row order
 // within fixed chunks of rows and the chunks in order (deterministic; the CPU's sum up to reassociation).
+// ops::linear_fp8_forward on cuBLASLt's fp8 GEMM: x [N,C] and weight [OC,C] E4M3, the scales one f32 each in
+// device memory, bias [OC] and y [N,OC] in y_dtype (F16 or BF16).
+void linear_fp8_forward(ExecutionContext& ctx, void* y, const void* x, const void* weight,
+                        const float* x_scale, const float* weight_scale, const void* bias, DType y_dtype,
+                        int64_t N, int64_t C, int64_t OC);
 void linear_backward(ExecutionContext& ctx, float* dx, float* dweight, float* dbias, const float* dy,
                      const float* x, const float* weight, int64_t N, int64_t C, int64_t OC);
 

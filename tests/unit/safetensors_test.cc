@@ -55,6 +55,9 @@ Tensor iota(DType dtype, Shape shape) {
       case DType::I64:
         t.data<int64_t>()[i] = static_cast<int64_t>(i) * 10000000000ll;
         break;
+      case DType::F8E4M3:  // codes, not values: any byte pattern but NaN's
+        static_cast<uint8_t*>(t.raw_data())[i] = static_cast<uint8_t>(i % 0x7F);
+        break;
     }
   }
   return t;

@@ -36,7 +36,11 @@ struct Problem {
   const void* c = nullptr;     // read with beta = 1 (residual, or d when accumulating); nullptr: beta = 0
   const void* bias = nullptr;  // [N] added to every row of d (BIAS epilogue); nullptr: none
   bool transpose_a = false, transpose_b = false, gelu = false;
-  DType dtype = DType::F32;
+  DType dtype = DType::F32;  // of d, c and bias; of a and b too unless fp8
+  // a and b as E4M3 codes with one f32 scale each in device memory (cuBLASLt's A and B scale pointers).
+  bool fp8 = false;
+  const float* scale_a = nullptr;
+  const float* scale_b = nullptr;
   int64_t M = 0, N = 0, K = 0, lda = 0, ldb = 0, ldd = 0;
 };
 
@@ -79,6 +83,7 @@ struct Alignments {
 std::unique_ptr<GemmPlanCache::Plan> make_plan(CudaContext& ctx, const Problem& p, const Alignments& align) {
   auto plan = std::make_unique<GemmPlanCache::Plan>();
   const cudaDataType_t type = cuda_data_type(p.dtype);
+  const cudaDataType_t operand_type = p.fp8 ? CUDA_R_8F_E4M3 : type;
   const cublasComputeType_t compute = p.dtype == DType::F32 && ctx.math_mode() == MathMode::TF32
                                           ? CUBLAS_COMPUTE_32F_FAST_TF32
                                           : CUBLAS_COMPUTE_32F;
@@ -92,16 +97,21 @@ std::unique_ptr<GemmPlanCache::Plan> make_plan(CudaContext& ctx, const Problem& 
   const cublasLtEpilogue_t epilogue = epilogue_of(p);
   NLPF_CUDA_CHECK(
       cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue, sizeof epilogue));
+  if (p.fp8 && p.bias) {  // the bias in D's type (cuBLASLt's default for 16-bit D, said explicitly for fp8)
+    const auto bias_type = static_cast<int32_t>(type);
+    NLPF_CUDA_CHECK(cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE,
+                                                   &bias_type, sizeof bias_type));
+  }
   // Layouts as stored (rows, columns, leading dimension), column-major.
   if (p.transpose_b) {
-    NLPF_CUDA_CHECK(cublasLtMatrixLayoutCreate(&plan->a, type, p.K, p.N, p.ldb));
+    NLPF_CUDA_CHECK(cublasLtMatrixLayoutCreate(&plan->a, operand_type, p.K, p.N, p.ldb));
   } else {
-    NLPF_CUDA_CHECK(cublasLtMatrixLayoutCreate(&plan->a, type, p.N, p.K, p.ldb));
+    NLPF_CUDA_CHECK(cublasLtMatrixLayoutCreate(&plan->a, operand_type, p.N, p.K, p.ldb));
   }
   if (p.transpose_a) {
-    NLPF_CUDA_CHECK(cublasLtMatrixLayoutCreate(&plan->b, type, p.M, p.K, p.lda));
+    NLPF_CUDA_CHECK(cublasLtMatrixLayoutCreate(&plan->b, operand_type, p.M, p.K, p.lda));
   } else {
-    NLPF_CUDA_CHECK(cublasLtMatrixLayoutCreate(&plan->b, type, p.K, p.M, p.lda));
+    NLPF_CUDA_CHECK(cublasLtMatrixLayoutCreate(&plan->b, operand_type, p.K, p.M, p.lda));
   }
   NLPF_CUDA_CHECK(cublasLtMatrixLayoutCreate(&plan->c, type, p.N, p.M, p.ldd));
   NLPF_CUDA_CHECK(cublasLtMatrixLayoutCreate(&plan->d, type, p.N, p.M, p.ldd));
@@ -154,12 +164,19 @@ void run(ExecutionContext& base, const Problem& p) {
                                align.a,
                                align.b,
                                align.c,
-                               align.d};
+                               align.d,
+                               p.fp8};
   std::unique_ptr<GemmPlanCache::Plan>& plan = ctx.gemm_plans().plans[key];
   if (!plan) plan = make_plan(ctx, p, align);
   if (p.bias) {
     NLPF_CUDA_CHECK(cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &p.bias,
                                                    sizeof p.bias));
+  }
+  if (p.fp8) {  // cuBLASLt's A is b (the weight), its B is a (x)
+    NLPF_CUDA_CHECK(cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER,
+                                                   &p.scale_b, sizeof p.scale_b));
+    NLPF_CUDA_CHECK(cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER,
+                                                   &p.scale_a, sizeof p.scale_a));
   }
   const float alpha = 1.0f, beta = p.c ? 1.0f : 0.0f;
   NLPF_CUDA_CHECK(cublasLtMatmul(ctx.cublaslt(), plan->desc, &alpha, p.b, plan->a, p.a, plan->b, &beta,
@@ -188,6 +205,33 @@ void gemm(ExecutionContext& ctx, const GemmArgs& g) {
   p.N = g.OC;
   p.K = g.C;
   p.lda = g.ldx;
+  p.ldb = g.C;
+  p.ldd = g.OC;
+  run(ctx, p);
+}
+
+void gemm_fp8(ExecutionContext& ctx, const Fp8GemmArgs& g) {
+  NLPF_CHECK(g.N > 0 && g.C > 0 && g.OC > 0 && g.C % 16 == 0 && g.OC % 16 == 0, ErrorCode::INVALID_ARGUMENT,
+             "gemm_fp8: N=", g.N, " C=", g.C, " OC=", g.OC, " (C and OC must be positive multiples of 16)");
+  NLPF_CHECK(g.out_dtype == DType::BF16 || g.out_dtype == DType::F16, ErrorCode::UNSUPPORTED,
+             "gemm_fp8: output dtype ", dtype_name(g.out_dtype), " (expected bf16 or f16)");
+  NLPF_CHECK(g.x_scale != nullptr && g.weight_scale != nullptr, ErrorCode::INVALID_ARGUMENT,
+             "gemm_fp8: the scales of x and the weight are required");
+  // y [N, OC] = x [N, C] op(W), W stored [OC, C] and transposed: cuBLASLt's "TN", the one fp8 layout.
+  Problem p;
+  p.d = g.y;
+  p.a = g.x;
+  p.b = g.weight;
+  p.bias = g.bias;
+  p.transpose_b = true;
+  p.dtype = g.out_dtype;
+  p.fp8 = true;
+  p.scale_a = g.x_scale;
+  p.scale_b = g.weight_scale;
+  p.M = g.N;
+  p.N = g.OC;
+  p.K = g.C;
+  p.lda = g.C;
   p.ldb = g.C;
   p.ldd = g.OC;
   run(ctx, p);

@@ -37,6 +37,22 @@ struct GemmArgs {
   int64_t N = 0, C = 0, OC = 0, ldx = 0;
 };
 
+// The fp8 form of gemm (DESIGN §5 fp8, issue 13): y [N, OC] (=) (x_scale x) (w_scale W)^T + bias with x [N,
+// C] and W [OC, C] as E4M3 codes (core/fp8.h), x_scale and w_scale one f32 each in device memory (read by the
+// GEMM, so a captured graph follows their updates), fp32 accumulation, y and bias in F16 or BF16. cuBLASLt's
+// fp8 products take the weight transposed and x as stored: exactly nn.Linear's layout. C and OC must be
+// multiples of 16 (fp8 tensor-core tiles; cuBLASLt's requirement for E4M3 operands).
+struct Fp8GemmArgs {
+  void* y = nullptr;                    // [N, OC] in out_dtype
+  const void* x = nullptr;              // [N, C] E4M3, row stride C
+  const void* weight = nullptr;         // [OC, C] E4M3
+  const float* x_scale = nullptr;       // device, 1 value
+  const float* weight_scale = nullptr;  // device, 1 value
+  const void* bias = nullptr;           // [OC] in out_dtype; nullptr: none
+  DType out_dtype = DType::BF16;
+  int64_t N = 0, C = 0, OC = 0;
+};
+
 // Whether an operand of matmul is read as stored or transposed.
 enum class Transpose { NO, YES };
 
@@ -62,9 +78,9 @@ class GemmPlanCache {
 
   struct Plan;
   // (dtype, math mode, transpose a, transpose b, M, N, K, lda, ldb, ldd, epilogue, reads C, alignment of
-  // cuBLASLt's A, B, C and D) in matmul's row-major terms.
+  // cuBLASLt's A, B, C and D, fp8 operands) in matmul's row-major terms.
   using Key = std::tuple<int, int, bool, bool, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int,
-                         bool, int, int, int, int>;
+                         bool, int, int, int, int, bool>;
   std::map<Key, std::unique_ptr<Plan>> plans;
 };
 
@@ -72,5 +88,7 @@ class GemmPlanCache {
 // the row width), UNSUPPORTED for a dtype cuBLASLt is not asked to do here, CUBLAS when no algorithm fits.
 void gemm(ExecutionContext& ctx, const GemmArgs& args);
 void matmul(ExecutionContext& ctx, const MatmulArgs& args);
+// INVALID_ARGUMENT also for C or OC not a multiple of 16, UNSUPPORTED for an out_dtype other than F16/BF16.
+void gemm_fp8(ExecutionContext& ctx, const Fp8GemmArgs& args);
 
 }  // namespace nlpf::cuda
