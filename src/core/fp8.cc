@@ -93,7 +93,7 @@ QuantizedWeight quantize_weight_e4m3(std::span<const float> weight, int64_t OC, 
 }
 
 void AmaxObserver::observe(std::span<const float> x) {
-  amax_ = std::max(amax_, amax_of(x, site_));
+  amax_ = std::max(amax_, amax_of(x, site_.c_str()));
   values_ += static_cast<int64_t>(x.size());
 }
 

@@ -9,6 +9,8 @@
 
 #include <cstdint>
 #include <span>
+#include <string>
+#include <utility>
 #include <vector>
 
 namespace nlpf {
@@ -44,14 +46,14 @@ QuantizedWeight quantize_weight_e4m3(std::span<const float> weight, int64_t OC, 
 // batches / 448; a larger value at inference saturates at +-448 scale.
 class AmaxObserver {
  public:
-  explicit AmaxObserver(const char* site) : site_(site) {}
+  explicit AmaxObserver(std::string site) : site_(std::move(site)) {}
   void observe(std::span<const float> x);
   float amax() const { return amax_; }
   int64_t values_seen() const { return values_; }
   float scale() const { return e4m3_scale_for_amax(amax_); }
 
  private:
-  const char* site_;
+  std::string site_;
   float amax_ = 0.0f;
   int64_t values_ = 0;
 };

@@ -296,6 +296,10 @@ void BertForSequenceClassification::layer_forward(int64_t layer, const Tensor& x
   const double hidden_p = train ? dropout_.hidden_p : 0.0, attention_p = train ? dropout_.attention_p : 0.0;
   const uint64_t seed = dropout_.seed;
 
+  const auto observe = [&](const char* site, const Tensor& input) {
+    if (observer_ && !train) observer_("layer." + std::to_string(layer) + "." + site, input, &attention_mask);
+  };
+  observe("qkv", x);
   ops::linear_forward(*ctx_, a.q, x, w.q_w, w.q_b);
   ops::linear_forward(*ctx_, a.k, x, w.k_w, w.k_b);
   ops::linear_forward(*ctx_, a.v, x, w.v_w, w.v_b);
@@ -304,6 +308,7 @@ void BertForSequenceClassification::layer_forward(int64_t layer, const Tensor& x
   ops::attention_forward(*ctx_, a.context, a.probs, a.q, a.k, a.v, attention_mask,
                          config_.num_attention_heads, {attention_keep, attention_p});
 
+  observe("attention_output", a.context);
   ops::linear_forward(*ctx_, a.sum1, a.context, w.attn_out_w, w.attn_out_b);
   if (const Tensor* keep = make_mask(*ctx_, s.hidden_keep, hidden_p, seed, step,
                                      layer_dropout_site(layer, DropoutSite::ATTENTION_OUTPUT))) {
@@ -312,8 +317,10 @@ void BertForSequenceClassification::layer_forward(int64_t layer, const Tensor& x
   ops::add_forward(*ctx_, a.sum1, a.sum1, x);
   ops::layer_norm_forward(*ctx_, a.h1, a.mean1, a.rstd1, a.sum1, w.ln1_w, w.ln1_b, eps);
 
+  observe("intermediate", a.h1);
   ops::linear_forward(*ctx_, a.inter, a.h1, w.inter_w, w.inter_b);
   ops::gelu_forward(*ctx_, s.gelu_out, a.inter);
+  observe("output", s.gelu_out);
   ops::linear_forward(*ctx_, a.sum2, s.gelu_out, w.out_w, w.out_b);
   if (const Tensor* keep = make_mask(*ctx_, s.hidden_keep, hidden_p, seed, step,
                                      layer_dropout_site(layer, DropoutSite::FEED_FORWARD_OUTPUT))) {
@@ -432,6 +439,7 @@ ModelOutput BertForSequenceClassification::forward(const Batch& batch, ForwardMo
   act.pooler_in = f32({B, C});
   act.pooled = f32({B, C});
   ops::token_select_forward(*ctx_, act.pooler_in, *x, 0);
+  if (observer_ && !train) observer_("pooler", act.pooler_in, nullptr);
   ops::linear_forward(*ctx_, act.pooled, act.pooler_in, p_.pooler_w, p_.pooler_b);
   ops::tanh_forward(*ctx_, act.pooled, act.pooled);
   act.classifier_in = act.pooled;
@@ -444,6 +452,7 @@ ModelOutput BertForSequenceClassification::forward(const Batch& batch, ForwardMo
   }
   ModelOutput output;
   output.logits = f32({B, NL});
+  if (observer_ && !train) observer_("classifier", act.classifier_in, nullptr);
   ops::linear_forward(*ctx_, output.logits, act.classifier_in, p_.classifier_w, p_.classifier_b);
   if (has_loss) {
     act.ce_probs = f32({B, NL});

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <optional>
 #include <string>
@@ -109,6 +110,17 @@ class BertForSequenceClassification {
   void set_inference_precision(Precision precision);
   Precision inference_precision() const { return precision_; }
 
+  // Called with the input of every linear layer of an EVAL forward, in order: per encoder layer l the sites
+  // "layer.<l>.qkv" (the layer input [B,T,C], shared by q, k and v), "layer.<l>.attention_output" (the
+  // attention context), "layer.<l>.intermediate" (the attention LayerNorm output) and "layer.<l>.output" (the
+  // GELU output [B,T,I]); then "pooler" ([B,C], token 0) and "classifier" ([B,C]). attention_mask is the
+  // batch's [B,T] i32 for the per-token sites (rows of padding carry values no output depends on) and nullptr
+  // for the last two. fp8 calibration (model/fp8_calibration.h) reads the activations' ranges there. Empty:
+  // none (the default). TRAIN forwards never call it.
+  using ActivationObserver =
+      std::function<void(const std::string& site, const Tensor& x, const Tensor* attention_mask)>;
+  void set_activation_observer(ActivationObserver observer) { observer_ = std::move(observer); }
+
   const BertConfig& config() const { return config_; }
   const DropoutSettings& dropout() const { return dropout_; }
   // Replaces the dropout settings (INVALID_ARGUMENT for p outside [0, 1)); drops kept activations, since
@@ -194,6 +206,7 @@ class BertForSequenceClassification {
   std::optional<SavedActivations> saved_;
   std::optional<EvalBuffers> eval_buffers_;
   Precision precision_ = Precision::FP32;
+  ActivationObserver observer_;
   bool inference_only_ = false;  // gradients dropped (drop_gradients, set_inference_precision)
 };
 

@@ -20,6 +20,7 @@ namespace {
 
 using test::tiny_batch;
 using test::tiny_config;
+using test::tiny_dataset;
 
 Tensor ints(const Shape& shape, const std::vector<int32_t>& values) {
   return test::i32_tensor(shape, values);
@@ -82,26 +83,6 @@ TEST(BertInference, Refusals) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("bert.pooler.dense.bias"), std::string::npos) << e.what();
   }
-}
-
-// 11 examples of lengths 3..12 (random ids in the tiny vocabulary), labels alternating.
-TokenizedDataset tiny_dataset(int64_t max_length) {
-  TokenizedDataset data;
-  data.max_length = max_length;
-  std::mt19937 rng(5);
-  std::uniform_int_distribution<int32_t> id(4, 39);
-  for (int64_t i = 0; i < 11; ++i) {
-    Encoding e;
-    const int64_t length = std::min<int64_t>(3 + i, max_length);
-    for (int64_t t = 0; t < length; ++t) {
-      e.input_ids.push_back(t == 0 ? 2 : t == length - 1 ? 3 : id(rng));
-      e.token_type_ids.push_back(0);
-      e.attention_mask.push_back(1);
-    }
-    data.encodings.push_back(e);
-    data.labels.push_back(static_cast<int32_t>(i % 2));
-  }
-  return data;
 }
 
 // The prediction of every example evaluated alone (batch of 1, no padding at all), in file order.

@@ -1,8 +1,11 @@
-// A tiny BERT and a padded batch for the model tests (bert_model_test, bert_inference_test): small enough for
-// finite differences, large enough that attention and GELU are far from linear.
+// A tiny BERT, a padded batch and a small tokenised set for the model tests (bert_model_test,
+// bert_inference_test): small enough for finite differences, large enough that attention and GELU are far
+// from linear.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
+#include <random>
 
 #include "model/bert_config.h"
 #include "text/batching.h"
@@ -32,6 +35,26 @@ inline Batch tiny_batch() {
   b.attention_mask = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 1, 1, 1, 0, 0, 0, 0};
   b.labels = {1, 0, 1};
   return b;
+}
+
+// 11 examples of lengths 3..12 (random ids in the tiny vocabulary), labels alternating.
+inline TokenizedDataset tiny_dataset(int64_t max_length) {
+  TokenizedDataset data;
+  data.max_length = max_length;
+  std::mt19937 rng(5);
+  std::uniform_int_distribution<int32_t> id(4, 39);
+  for (int64_t i = 0; i < 11; ++i) {
+    Encoding e;
+    const int64_t length = std::min<int64_t>(3 + i, max_length);
+    for (int64_t t = 0; t < length; ++t) {
+      e.input_ids.push_back(t == 0 ? 2 : t == length - 1 ? 3 : id(rng));
+      e.token_type_ids.push_back(0);
+      e.attention_mask.push_back(1);
+    }
+    data.encodings.push_back(e);
+    data.labels.push_back(static_cast<int32_t>(i % 2));
+  }
+  return data;
 }
 
 }  // namespace nlpf::test
