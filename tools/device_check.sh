@@ -3,10 +3,13 @@
 # tools/make_device_carry.sh). Builds nlpf with CUDA, runs the whole test suite (cpu + cuda labels), makes the
 # Hugging Face reference fixtures, checks that transformers loads what nlpf writes, and runs the benchmarks
 # side by side with PyTorch/HF. Logs and results go to $OUT (results.tgz holds the fixtures and JSON).
-# Usage: tools/device_check.sh [all|build|test|sanitize|goldens|roundtrip|finetune|bench|bench_cpu|bench_gpu|measure|finetune_gpu]...
+# Usage: tools/device_check.sh [all|build|test|sanitize|goldens|roundtrip|finetune|bench|bench_cpu|bench_gpu|measure|finetune_gpu|study_gpu]...
 #        (default: all; bench_gpu is not in all: about 10 minutes per model, run it on its own; nor is finetune_gpu)
 # sanitize: the cuda-labelled tests under compute-sanitizer memcheck and racecheck
 # phase2_gpu: nlpf phase2 precision on the GPU from all-MiniLM-L6-v2 (its head from seed 42), the product path
+# study_gpu: the study on the GPU, as bench/RESULTS.md reports it: nlpf phase1 --device cuda (all-MiniLM-L6-v2, all
+#            of SST-2, fp32), then from its best model phase2 max-sequence-length with --padding max-length
+#            (STUDY_GPU_LENGTHS, default 128 96 64 48 40 32 24 16); small files in results/study_gpu/ (no weights)
 # bench_gpu: GPU inference, nlpf (bench/gpu_inference_bench) and PyTorch eager + torch.compile
 #            (bench/peer/peer_gpu_inference.py) side by side; BENCH_GPU_MODELS, BENCH_GPU_PRECISIONS,
 #            BENCH_GPU_BATCHES, BENCH_GPU_TRIALS, BENCH_GPU_SECONDS, BENCH_GPU_ENGINES narrow it
@@ -23,7 +26,8 @@ res="$out/results"  # everything but summary.txt and env.txt ends up in results.
 mkdir -p "$res/logs"
 carry="$root/carry"
 steps=${*:-all}
-want() { [[ " $steps " == *" all "* && $1 != bench_gpu && $1 != phase2_gpu && $1 != finetune_gpu || " $steps " == *" $1 "* ]]; }
+want() { [[ " $steps " == *" all "* && $1 != bench_gpu && $1 != phase2_gpu && $1 != finetune_gpu && $1 != study_gpu ||
+  " $steps " == *" $1 "* ]]; }
 status=0
 note() { echo "== $*" | tee -a "$out/summary.txt"; }
 run_step() {  # run_step NAME command...: logs to results/logs/NAME.log, records pass/fail in summary
@@ -61,7 +65,7 @@ env_report >"$out/env.txt" 2>&1
 export NLPF_MINILM_DIR="$carry/minilm-f16"
 
 if want build || want test || want sanitize || want roundtrip || want finetune || want bench || want bench_cpu ||
-  want bench_gpu || want phase2_gpu || want measure || want finetune_gpu; then
+  want bench_gpu || want phase2_gpu || want measure || want finetune_gpu || want study_gpu; then
   run_step build build
 fi
 if want test; then
@@ -135,6 +139,24 @@ if want bench_cpu; then
     --config-dir "$carry/shared/models/bert-base-uncased" --minilm-dir "$carry/minilm-f16" --threads $threads \
     --out "$res/cpu_engine_peer.json"
   python3 bench/report_cpu_engine.py "$res/cpu_engine_ours.json" "$res/cpu_engine_peer.json" | tee -a "$out/summary.txt"
+fi
+if want study_gpu; then
+  st="$res/study_gpu"
+  rm -rf "$st" && mkdir -p "$st"
+  python3 -c 'import sys, torch; sys.path.insert(0, "bench/peer")
+from peer_gpu_inference import gpu_warmup; gpu_warmup(torch, 25.0)' >"$res/logs/study_gpu_warmup.log" 2>&1
+  run_step study_gpu_phase1 build-gpu/nlpf phase1 --device cuda --model "$carry/minilm-f16" \
+    --data-dir "$carry/shared/data/sst2" --train-precision fp32 --trials 3 --min-trial-seconds 2 --quiet \
+    --runs-dir "$st/runs"
+  baseline=$(ls -d "$st"/runs/*_phase_1_baseline 2>/dev/null | head -1)
+  if [ -n "$baseline" ]; then
+    # shellcheck disable=SC2086  # a list of lengths
+    run_step study_gpu_lengths build-gpu/nlpf phase2 max-sequence-length --baseline-model-directory \
+      "$baseline/best_model" --sequence-lengths ${STUDY_GPU_LENGTHS:-128 96 64 48 40 32 24 16} --padding max-length \
+      --device cuda --trials 3 --min-trial-seconds 2 --quiet --runs-dir "$st/runs"
+  fi
+  find "$st/runs" \( -name '*.safetensors' -o -name 'model.safetensors.index.json' \) -delete
+  for f in "$st"/runs/*/pareto.csv; do [ -f "$f" ] && cut -d, -f1-6 "$f" | tee -a "$out/summary.txt"; done
 fi
 if want phase2_gpu; then
   rm -rf "$res/phase2_gpu"
