@@ -8,6 +8,7 @@
 
 #include "core/error.h"
 #include "core/random.h"
+#include "model/batch_check.h"
 #include "ops/add.h"
 #include "ops/attention.h"
 #include "ops/cross_entropy.h"
@@ -39,26 +40,6 @@ Tensor i32_from(ExecutionContext& ctx, const std::vector<int32_t>& values, const
   Tensor t = Tensor::empty(DType::I32, shape);
   std::copy(values.begin(), values.end(), t.data<int32_t>());
   return ctx.device().type == DeviceType::CPU ? t : to_device(ctx, t);
-}
-
-// The CPU kernels reject out-of-range ids and labels themselves; a CUDA kernel cannot throw, so a batch
-// bound for the GPU is checked here, with the same messages, before it is uploaded.
-void check_batch_ranges(const Batch& batch, const BertConfig& config, bool has_loss) {
-  for (size_t i = 0; i < batch.input_ids.size(); ++i) {
-    const int32_t id = batch.input_ids[i], type = batch.token_type_ids[i];
-    NLPF_CHECK(id >= 0 && id < config.vocab_size, ErrorCode::INVALID_ARGUMENT,
-               "embeddings_forward: input_ids[", i, "] = ", id, " is outside the vocabulary [0, ",
-               config.vocab_size, ")");
-    NLPF_CHECK(type >= 0 && type < config.type_vocab_size, ErrorCode::INVALID_ARGUMENT,
-               "embeddings_forward: token_type_ids[", i, "] = ", type, " is outside [0, ",
-               config.type_vocab_size, ")");
-  }
-  if (!has_loss) return;
-  for (size_t b = 0; b < batch.labels.size(); ++b) {
-    NLPF_CHECK(batch.labels[b] >= 0 && batch.labels[b] < config.num_labels(), ErrorCode::INVALID_ARGUMENT,
-               "cross_entropy_forward: labels[", b, "] = ", batch.labels[b], " is outside [0, ",
-               config.num_labels(), ")");
-  }
 }
 
 void check_dropout_p(double p, const char* name) {
@@ -365,7 +346,9 @@ ModelOutput BertForSequenceClassification::forward(const Batch& batch, ForwardMo
                " exceeds the dropout stream's limit of ", kDropoutStepLimit, " steps per seed");
   }
 
-  if (ctx_->device().type != DeviceType::CPU) check_batch_ranges(batch, config_, has_loss);
+  // The CPU kernels check ids and labels themselves; a CUDA kernel cannot throw, so a batch bound for the GPU
+  // is checked before it is uploaded.
+  if (ctx_->device().type != DeviceType::CPU) check_batch_ranges(batch, config_, "example");
 
   saved_.reset();  // a previous forward's activations go first, so they never coexist with new ones
   SavedActivations act;

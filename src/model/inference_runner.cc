@@ -5,6 +5,7 @@
 #include <span>
 
 #include "core/error.h"
+#include "model/batch_check.h"
 
 namespace nlpf {
 namespace {
@@ -26,24 +27,6 @@ Batch padded_to(const Batch& batch, int64_t T, int32_t pad_id) {
     }
   }
   return out;
-}
-
-// What the kernels cannot check: ids inside the tables, labels inside the classes.
-void validate(const Batch& batch, const BertConfig& config) {
-  for (size_t i = 0; i < batch.input_ids.size(); ++i) {
-    NLPF_CHECK(batch.input_ids[i] >= 0 && batch.input_ids[i] < config.vocab_size, ErrorCode::INVALID_ARGUMENT,
-               "evaluation example ", batch.example_index[i / static_cast<size_t>(batch.T)], ": token id ",
-               batch.input_ids[i], " is outside the model's vocabulary of ", config.vocab_size);
-    NLPF_CHECK(batch.token_type_ids[i] >= 0 && batch.token_type_ids[i] < config.type_vocab_size,
-               ErrorCode::INVALID_ARGUMENT, "evaluation example ",
-               batch.example_index[i / static_cast<size_t>(batch.T)], ": token type ",
-               batch.token_type_ids[i], " is outside type_vocab_size ", config.type_vocab_size);
-  }
-  for (size_t b = 0; b < batch.labels.size(); ++b) {
-    NLPF_CHECK(batch.labels[b] == kNoLabel || (batch.labels[b] >= 0 && batch.labels[b] < config.num_labels()),
-               ErrorCode::INVALID_ARGUMENT, "evaluation example ", batch.example_index[b], ": label ",
-               batch.labels[b], " is outside the model's ", config.num_labels(), " labels");
-  }
 }
 
 Tensor host_ints(const std::vector<int32_t>& values) {
@@ -89,7 +72,7 @@ InferenceRunner::InferenceRunner(BertInference& engine, const TokenizedDataset& 
           (batch.T + options.length_multiple - 1) / options.length_multiple * options.length_multiple;
       batch = padded_to(batch, std::min(rounded, data.max_length), data.pad_id);
     }
-    validate(batch, engine.config());
+    check_batch_ranges(batch, engine.config(), "evaluation example");
     DeviceBatch device;
     device.B = batch.B;
     device.T = batch.T;
