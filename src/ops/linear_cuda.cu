@@ -84,51 +84,45 @@ void bias_gradient(CudaContext& ctx, float* dbias, const float* dy, int64_t N, i
 
 void linear_forward(ExecutionContext& ctx, void* y, const void* x, const void* weight, const void* bias,
                     const void* residual, DType dtype, int64_t N, int64_t C, int64_t OC, int64_t ldx) {
-  GemmArgs args;
-  args.y = y;
-  args.x = x;
-  args.weight = weight;
-  args.bias = bias;
-  args.residual = residual;
-  args.dtype = dtype;
-  args.N = N;
-  args.C = C;
-  args.OC = OC;
-  args.ldx = ldx;
-  gemm(ctx, args);
+  gemm(ctx, GemmArgs{.y = y,
+                     .x = x,
+                     .weight = weight,
+                     .bias = bias,
+                     .residual = residual,
+                     .dtype = dtype,
+                     .N = N,
+                     .C = C,
+                     .OC = OC,
+                     .ldx = ldx});
 }
 
 void linear_gelu_tanh_forward(ExecutionContext& ctx, void* y, const void* x, const void* weight,
                               const void* bias, DType dtype, int64_t N, int64_t C, int64_t OC) {
-  GemmArgs args;
-  args.y = y;
-  args.x = x;
-  args.weight = weight;
-  args.bias = bias;
-  args.dtype = dtype;
-  args.gelu = true;
-  args.N = N;
-  args.C = C;
-  args.OC = OC;
-  args.ldx = C;
-  gemm(ctx, args);
+  gemm(ctx, GemmArgs{.y = y,
+                     .x = x,
+                     .weight = weight,
+                     .bias = bias,
+                     .dtype = dtype,
+                     .gelu = true,
+                     .N = N,
+                     .C = C,
+                     .OC = OC,
+                     .ldx = C});
 }
 
 void linear_fp8_forward(ExecutionContext& ctx, void* y, const void* x, const void* weight,
                         const float* x_scale, const float* weight_scale, const void* bias, DType y_dtype,
                         int64_t N, int64_t C, int64_t OC) {
-  Fp8GemmArgs g;
-  g.y = y;
-  g.x = x;
-  g.weight = weight;
-  g.x_scale = x_scale;
-  g.weight_scale = weight_scale;
-  g.bias = bias;
-  g.out_dtype = y_dtype;
-  g.N = N;
-  g.C = C;
-  g.OC = OC;
-  gemm_fp8(ctx, g);
+  gemm_fp8(ctx, Fp8GemmArgs{.y = y,
+                            .x = x,
+                            .weight = weight,
+                            .x_scale = x_scale,
+                            .weight_scale = weight_scale,
+                            .bias = bias,
+                            .out_dtype = y_dtype,
+                            .N = N,
+                            .C = C,
+                            .OC = OC});
 }
 
 void linear_backward(ExecutionContext& ctx, float* dx, float* dweight, float* dbias, const float* dy,

@@ -184,6 +184,26 @@ void run(ExecutionContext& base, const Problem& p) {
                                  ctx.workspace_bytes(), ctx.stream()));
 }
 
+// nn.Linear's form, y [N, OC] = x [N, C] op(W) with W stored [OC, C] and transposed (cuBLASLt's "TN", also
+// the one layout of its fp8 products): the Problem of gemm and gemm_fp8.
+Problem linear_problem(void* y, const void* x, const void* weight, const void* bias, DType dtype, int64_t N,
+                       int64_t C, int64_t OC, int64_t ldx) {
+  Problem p;
+  p.d = y;
+  p.a = x;
+  p.b = weight;
+  p.bias = bias;
+  p.transpose_b = true;
+  p.dtype = dtype;
+  p.M = N;
+  p.N = OC;
+  p.K = C;
+  p.lda = ldx;
+  p.ldb = C;
+  p.ldd = OC;
+  return p;
+}
+
 }  // namespace
 
 void gemm(ExecutionContext& ctx, const GemmArgs& g) {
@@ -191,22 +211,9 @@ void gemm(ExecutionContext& ctx, const GemmArgs& g) {
              " C=", g.C, " OC=", g.OC, " ldx=", g.ldx);
   NLPF_CHECK(!(g.gelu && g.residual), ErrorCode::INVALID_ARGUMENT,
              "gemm: GELU after a residual is not BERT's");
-  // y [N, OC] = x [N, C] op(W) with W stored [OC, C], transposed.
-  Problem p;
-  p.d = g.y;
-  p.a = g.x;
-  p.b = g.weight;
+  Problem p = linear_problem(g.y, g.x, g.weight, g.bias, g.dtype, g.N, g.C, g.OC, g.ldx);
   p.c = g.residual;
-  p.bias = g.bias;
-  p.transpose_b = true;
   p.gelu = g.gelu;
-  p.dtype = g.dtype;
-  p.M = g.N;
-  p.N = g.OC;
-  p.K = g.C;
-  p.lda = g.ldx;
-  p.ldb = g.C;
-  p.ldd = g.OC;
   run(ctx, p);
 }
 
@@ -217,23 +224,10 @@ void gemm_fp8(ExecutionContext& ctx, const Fp8GemmArgs& g) {
              "gemm_fp8: output dtype ", dtype_name(g.out_dtype), " (expected bf16 or f16)");
   NLPF_CHECK(g.x_scale != nullptr && g.weight_scale != nullptr, ErrorCode::INVALID_ARGUMENT,
              "gemm_fp8: the scales of x and the weight are required");
-  // y [N, OC] = x [N, C] op(W), W stored [OC, C] and transposed: cuBLASLt's "TN", the one fp8 layout.
-  Problem p;
-  p.d = g.y;
-  p.a = g.x;
-  p.b = g.weight;
-  p.bias = g.bias;
-  p.transpose_b = true;
-  p.dtype = g.out_dtype;
+  Problem p = linear_problem(g.y, g.x, g.weight, g.bias, g.out_dtype, g.N, g.C, g.OC, g.C);
   p.fp8 = true;
   p.scale_a = g.x_scale;
   p.scale_b = g.weight_scale;
-  p.M = g.N;
-  p.N = g.OC;
-  p.K = g.C;
-  p.lda = g.C;
-  p.ldb = g.C;
-  p.ldd = g.OC;
   run(ctx, p);
 }
 
