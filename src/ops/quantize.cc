@@ -1,8 +1,8 @@
-// quantize_e4m3_forward: argument checks and device dispatch (the CPU loop over core/fp8.h here; the kernel
+// quantize_e4m3_forward: argument checks and device dispatch (CPU: core/fp8.h's quantize_e4m3; the kernel
 // in quantize_cuda.cu). Both divide in f32 and round the quotient to E4M3, so their codes agree bit for bit.
 #include "ops/quantize.h"
 
-#include <cmath>
+#include <span>
 
 #include "backend/device.h"
 #include "core/fp8.h"
@@ -23,13 +23,10 @@ void quantize_e4m3_forward(ExecutionContext& ctx, Tensor& codes, const Tensor& x
   const Device device = detail::common_device(kOp, ctx, {{"codes", &codes}, {"x", &x}, {"scale", &scale}});
   switch (device.type) {
     case DeviceType::CPU: {
-      const float s = scale.data<float>()[0];
-      NLPF_CHECK(std::isfinite(s) && s > 0.0f, ErrorCode::INVALID_ARGUMENT, kOp, ": scale ", s,
-                 " is not positive");
-      auto* out = static_cast<uint8_t*>(codes.raw_data());
       const Tensor x32 = x.dtype() == DType::F32 ? x : x.to(DType::F32);
-      const float* in = x32.data<float>();
-      for (int64_t i = 0; i < x.numel(); ++i) out[i] = f32_to_e4m3(in[i] / s);
+      const auto n = static_cast<size_t>(x.numel());
+      quantize_e4m3(std::span<const float>(x32.data<float>(), n), scale.data<float>()[0],
+                    std::span<uint8_t>(static_cast<uint8_t*>(codes.raw_data()), n));
       return;
     }
     case DeviceType::CUDA:
