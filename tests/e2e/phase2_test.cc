@@ -45,6 +45,27 @@ struct Quiet {
   std::ostringstream out, log;
 };
 
+// A one-epoch Phase 1 of the tiny checkpoint on the sample file, quiet, fast protocol.
+Phase1Settings tiny_phase1(const fs::path& runs, Quiet& q) {
+  Phase1Settings p1;
+  p1.model = kTiny.string();
+  p1.data.train_file = kSample.string();
+  p1.data.eval_file = kSample.string();
+  p1.max_sequence_length = 24;
+  p1.batch_size = 4;
+  p1.epochs = 1;
+  p1.device = "cpu";
+  p1.runs_dir = runs.string();
+  p1.protocol.trials = 1;
+  p1.protocol.min_trial_seconds = 0.01;
+  p1.protocol.idle_seconds = 0.01;
+  p1.protocol.warmup_min_seconds = 0.01;
+  p1.quiet = true;
+  p1.out = &q.out;
+  p1.log = &q.log;
+  return p1;
+}
+
 Phase2Settings tiny_phase2(const fs::path& runs, SweepKind sweep, Quiet& q) {
   Phase2Settings s;
   s.sweep = sweep;
@@ -508,22 +529,7 @@ TEST(Phase2, BadPaddingOrBatchSizeRefusedBeforeAnyWork) {
 TEST(Phase1, PaddingIsRecordedAndAnUnknownOneRefusedBeforeAnyWork) {
   const TempDir temp("phase1_padding");
   Quiet q;
-  Phase1Settings p1;
-  p1.model = kTiny.string();
-  p1.data.train_file = kSample.string();
-  p1.data.eval_file = kSample.string();
-  p1.max_sequence_length = 24;
-  p1.batch_size = 4;
-  p1.epochs = 1;
-  p1.device = "cpu";
-  p1.runs_dir = temp.path().string();
-  p1.protocol.trials = 1;
-  p1.protocol.min_trial_seconds = 0.01;
-  p1.protocol.idle_seconds = 0.01;
-  p1.protocol.warmup_min_seconds = 0.01;
-  p1.quiet = true;
-  p1.out = &q.out;
-  p1.log = &q.log;
+  Phase1Settings p1 = tiny_phase1(temp.path(), q);
   p1.padding = "fast";
   std::string message;
   EXPECT_EQ(code_of([&] { run_phase1(p1); }, message), ErrorCode::INVALID_ARGUMENT);
@@ -555,22 +561,7 @@ TEST(Phase2, CtrlCLeavesNoRunDirectory) {
 TEST(Phase2, BaselineRunJsonSuppliesDataAndLengthThenFrontierAndPlotReadTheRuns) {
   const TempDir temp("phase2_from_phase1");
   Quiet q;
-  Phase1Settings p1;
-  p1.model = kTiny.string();
-  p1.data.train_file = kSample.string();
-  p1.data.eval_file = kSample.string();
-  p1.max_sequence_length = 24;
-  p1.batch_size = 4;
-  p1.epochs = 1;
-  p1.device = "cpu";
-  p1.runs_dir = temp.path().string();
-  p1.protocol.trials = 1;
-  p1.protocol.min_trial_seconds = 0.01;
-  p1.protocol.idle_seconds = 0.01;
-  p1.protocol.warmup_min_seconds = 0.01;
-  p1.quiet = true;
-  p1.out = &q.out;
-  p1.log = &q.log;
+  Phase1Settings p1 = tiny_phase1(temp.path(), q);
   const Phase1Result baseline = run_phase1(p1);
 
   Phase2Settings s = tiny_phase2(temp.path(), SweepKind::LAYERS, q);

@@ -16,27 +16,6 @@ constexpr double kTol = 1e-5;
 
 class AttentionCuda : public CudaOpTest {};
 
-// Mask [B,T]: sequence 0 with random holes (its first token kept), 1 a prefix of about a third, the last all
-// padding, further ones full.
-Tensor ragged_mask(std::mt19937& rng, int64_t B, int64_t T) {
-  std::bernoulli_distribution kept(0.7);
-  Tensor mask = Tensor::empty(DType::I32, {B, T});
-  for (int64_t b = 0; b < B; ++b) {
-    for (int64_t t = 0; t < T; ++t) {
-      int32_t token = 1;
-      if (b == B - 1) {
-        token = 0;
-      } else if (b == 0) {
-        token = t == 0 || kept(rng) ? 1 : 0;
-      } else if (b == 1) {
-        token = t < std::max<int64_t>(1, T / 3) ? 1 : 0;
-      }
-      mask.data<int32_t>()[b * T + t] = token;
-    }
-  }
-  return mask;
-}
-
 Tensor keep_mask(std::mt19937& rng, const Shape& shape, double p) {
   std::bernoulli_distribution kept(1 - p);
   Tensor keep = Tensor::empty(DType::F32, shape);

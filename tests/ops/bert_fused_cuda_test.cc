@@ -14,6 +14,7 @@
 
 #include "backend/context.h"
 #include "backend/device.h"
+#include "ops/cuda_op_test_util.h"
 #include "ops/op_test_util.h"
 
 namespace nlpf::test {
@@ -31,12 +32,6 @@ const DtypeCase kCases[] = {{DType::F32, 1e-5}, {DType::BF16, 4e-2}, {DType::F16
 
 Tolerance elementwise(const DtypeCase& c) {
   return c.dtype == DType::F32 ? Tolerance{1e-5, 1e-6} : Tolerance{c.tol, c.tol};
-}
-
-double largest_abs(const std::vector<double>& v) {
-  double m = 0;
-  for (const double x : v) m = std::max(m, std::abs(x));
-  return m;
 }
 
 // Relative to the largest |ref| as well as to each element, for outputs that are sums of many terms:
@@ -76,39 +71,6 @@ class BertFusedCuda : public ::testing::TestWithParam<DtypeCase> {
 
 std::string case_name(const ::testing::TestParamInfo<DtypeCase>& info) {
   return dtype_name(info.param.dtype);
-}
-
-Tensor random_tensor(std::mt19937& rng, const Shape& shape, double low, double high) {
-  return f32_tensor(shape, random_vector(rng, static_cast<size_t>(shape_numel(shape)), low, high));
-}
-
-Tensor random_ids(std::mt19937& rng, const Shape& shape, int32_t end) {
-  std::uniform_int_distribution<int32_t> dist(0, end - 1);
-  Tensor t = Tensor::empty(DType::I32, shape);
-  for (int64_t i = 0; i < t.numel(); ++i) t.data<int32_t>()[i] = dist(rng);
-  return t;
-}
-
-// Mask [B,T]: sequence 0 with random holes (its first token kept), 1 a prefix of about a third, the last all
-// padding; further sequences full. At T = 130 the prefix leaves whole key tiles of padding.
-Tensor ragged_mask(std::mt19937& rng, int64_t B, int64_t T) {
-  std::bernoulli_distribution kept(0.7);
-  Tensor mask = Tensor::empty(DType::I32, {B, T});
-  int32_t* m = mask.data<int32_t>();
-  for (int64_t b = 0; b < B; ++b) {
-    for (int64_t t = 0; t < T; ++t) {
-      int32_t token = 1;
-      if (b == B - 1) {
-        token = 0;
-      } else if (b == 0) {
-        token = t == 0 || kept(rng) ? 1 : 0;
-      } else if (b == 1) {
-        token = t < std::max<int64_t>(1, T / 3) ? 1 : 0;
-      }
-      m[b * T + t] = token;
-    }
-  }
-  return mask;
 }
 
 TEST_P(BertFusedCuda, EmbeddingsLayerNormMatchesCpu) {
