@@ -73,9 +73,6 @@ class BertTrainingCuda : public ::testing::Test {
     if (cuda_devices().empty()) GTEST_SKIP() << "no CUDA device visible";
     gpu_ = make_execution_context(Device{DeviceType::CUDA, 0});
   }
-  std::vector<double> host_values(const Tensor& t) {
-    return test::to_double(t.device().type == DeviceType::CPU ? t : to_host(*gpu_, t));
-  }
   // Every gradient of the GPU model against the CPU model's, relative to the tensor's largest entry. The
   // key biases' gradients are 0 in exact arithmetic (a key bias adds the same q . b_k to every score of a
   // query's row, which the softmax ignores): both devices hold rounding noise there, bounded by the scale of
