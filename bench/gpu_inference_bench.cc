@@ -54,6 +54,7 @@ struct Options {
   int64_t max_length = 128;
   ProtocolOptions protocol;
   double gpu_warmup_seconds = 25.0;
+  std::string gemm_selection = "autotune";  // or heuristic (backend/context.h)
 };
 
 json optional_json(const std::optional<double>& v) {
@@ -78,6 +79,7 @@ json measure(ExecutionContext& gpu, EnergyMeter& meter, PowerSampler& sampler,
                  {"precision", precision_text},
                  {"batch_size", batch_size},
                  {"padding", padding_text},
+                 {"gemm_selection", o.gemm_selection},
                  {"max_length", o.max_length},
                  {"examples_per_pass", data.size()},
                  {"error", nullptr}};
@@ -89,7 +91,9 @@ json measure(ExecutionContext& gpu, EnergyMeter& meter, PowerSampler& sampler,
     gpu.allocator().reset_peak();
     const InferenceRunnerOptions options{
         .batch_size = batch_size,
-        .padding = padding_text == "max_length" ? PaddingMode::MAX_LENGTH : PaddingMode::LONGEST};
+        .padding = padding_text == "max_length" ? PaddingMode::MAX_LENGTH : PaddingMode::LONGEST,
+        .gemm_selection =
+            o.gemm_selection == "heuristic" ? GemmSelection::HEURISTIC : GemmSelection::AUTOTUNE};
     BertInference engine(gpu, model.config(), model.parameters(), precision, batch_size,
                          planned_sequence_length(data, options));
     InferenceRunner runner(engine, data, options);
@@ -212,6 +216,9 @@ int main(int argc, char** argv) {
   app.add_option("--idle-seconds", o.protocol.idle_seconds);
   app.add_option("--warmup-seconds", o.protocol.warmup_min_seconds);
   app.add_option("--gpu-warmup-seconds", o.gpu_warmup_seconds);
+  app.add_option("--gemm-selection", o.gemm_selection,
+                 "cuBLASLt algorithm: autotune (the engine's) or heuristic")
+      ->check(CLI::IsMember({"autotune", "heuristic"}));
   app.add_option("--out", o.out, "also write the JSON here (rewritten after every record)");
   CLI11_PARSE(app, argc, argv);
   try {

@@ -25,6 +25,13 @@ class CapturedWork {
 // How f32 GEMMs run (DESIGN §5): IEEE fp32 arithmetic, or TF32 tensor-core inputs with fp32 accumulation.
 enum class MathMode { IEEE_FP32, TF32 };
 
+// How a GEMM's algorithm is chosen when its plan is made (CUDA; the CPU ignores it). HEURISTIC: the library's
+// first choice, the same on every run (training keeps it: deterministic runs). AUTOTUNE: the heuristic's
+// candidates are timed once on the GEMM's own operands and the fastest kept (TensorRT's builder does the
+// same); only for a GEMM that can be repeated (its output is not also its input) and made outside a graph
+// capture, others fall back to HEURISTIC. Each selection keeps its own plans.
+enum class GemmSelection { HEURISTIC, AUTOTUNE };
+
 class ExecutionContext {
  public:
   explicit ExecutionContext(Device device) : device_(device) {}
@@ -36,6 +43,8 @@ class ExecutionContext {
   virtual Allocator& allocator() = 0;
   MathMode math_mode() const { return math_mode_; }
   void set_math_mode(MathMode mode) { math_mode_ = mode; }
+  GemmSelection gemm_selection() const { return gemm_selection_; }
+  void set_gemm_selection(GemmSelection selection) { gemm_selection_ = selection; }
   // Waits until the work queued on this context has finished (CPU: returns at once).
   virtual void synchronize() {}
   // The cudaStream_t work is queued on, for timers that record on it (nullptr on the CPU).
@@ -55,6 +64,7 @@ class ExecutionContext {
  private:
   Device device_;
   MathMode math_mode_ = MathMode::IEEE_FP32;
+  GemmSelection gemm_selection_ = GemmSelection::HEURISTIC;
 };
 
 // The CPU's context (host allocator, no stream): for the CPU engine and host-side tests.

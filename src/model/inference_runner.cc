@@ -54,6 +54,7 @@ InferenceRunner::InferenceRunner(BertInference& engine, const TokenizedDataset& 
       labels_(data.labels),
       order_(evaluation_order(data, options.batch_size, options.padding)) {
   NLPF_CHECK(data.size() > 0, ErrorCode::INVALID_ARGUMENT, "the evaluation set is empty");
+  ctx_.set_gemm_selection(options.gemm_selection);
   NLPF_CHECK(options.batch_size > 0 && options.batch_size <= engine.max_batch_size(),
              ErrorCode::INVALID_ARGUMENT, "evaluation batch size ", options.batch_size,
              " (the engine is planned for 1..", engine.max_batch_size(), ")");
@@ -125,6 +126,9 @@ void InferenceRunner::run_batch(const DeviceBatch& batch) {
   if (options_.use_graphs) {
     Graph& graph = graphs_[{batch.B, batch.T}];
     if (!graph.work) {
+      // The shape's first forward runs eagerly (no labels: it counts nothing), so its GEMM plans are made,
+      // and autotuned, outside the capture.
+      engine_.forward(ids, types, mask, nullptr, nullptr);
       graph.work = ctx_.capture(
           [&] { graph.predictions = engine_.forward(ids, types, mask, &labels, &correct_).predictions; });
     }

@@ -30,6 +30,9 @@ struct InferenceRunnerOptions {
   PaddingMode padding = PaddingMode::LONGEST;
   int64_t length_multiple = 8;
   bool use_graphs = true;  // false: every batch runs eagerly (the graph-equals-eager test)
+  // How the engine's GEMMs pick their algorithm (backend/context.h). AUTOTUNE: each (batch, length) shape
+  // runs once eagerly before its graph is captured, which times cuBLASLt's candidates for its GEMMs.
+  GemmSelection gemm_selection = GemmSelection::AUTOTUNE;
 };
 
 // The longest batch a runner with these options makes of `data` (max_length when padding to it; else the

@@ -2,7 +2,9 @@
 // odd sizes, in both math modes: IEEE fp32 within 1e-5; TF32 within 1e-2 (TF32 keeps 10 mantissa bits of each
 // input, a relative rounding of 2^-11 per product, so sums of tens of terms land near 1e-3 of max |ref|).
 // Gradients of the parameters start non-zero (they must accumulate), dx is poisoned with NaN (it must be
-// overwritten); N > 512 rows takes the chunked bias-gradient path.
+// overwritten); N > 512 rows takes the chunked bias-gradient path. Both GEMM algorithm selections: an
+// autotuned plan must give the same results, and an accumulating GEMM (dweight +=) must not be timed on its
+// own output (it would add several times).
 #include "ops/linear.h"
 
 #include <string>
@@ -27,45 +29,53 @@ class LinearCuda : public CudaOpTest {};
 
 TEST_F(LinearCuda, ForwardMatchesCpu) {
   std::mt19937 rng(701);
-  for (const ModeCase m : kModes) {
-    gpu().set_math_mode(m.mode);
-    for (const Size s : kSizes) {
-      SCOPED_TRACE("B=" + std::to_string(s.B) + " T=" + std::to_string(s.T) + " C=" + std::to_string(s.C) +
-                   " OC=" + std::to_string(s.OC) + (m.mode == MathMode::TF32 ? " tf32" : " ieee"));
-      const Tensor x = random_tensor(rng, {s.B, s.T, s.C}), weight = random_tensor(rng, {s.OC, s.C}),
-                   bias = random_tensor(rng, {s.OC});
-      Tensor ref = Tensor::empty(DType::F32, {s.B, s.T, s.OC});
-      ops::linear_forward(cpu_context(), ref, x, weight, bias);
-      Tensor y = poisoned({s.B, s.T, s.OC});
-      ops::linear_forward(gpu(), y, device(x), device(weight), device(bias));
-      const std::vector<double> expected = to_double(ref);
-      EXPECT_TRUE(all_close(values(y), expected, scaled_tolerance(m.tol, expected)));
+  for (const GemmSelection selection : {GemmSelection::HEURISTIC, GemmSelection::AUTOTUNE}) {
+    gpu().set_gemm_selection(selection);
+    for (const ModeCase m : kModes) {
+      gpu().set_math_mode(m.mode);
+      for (const Size s : kSizes) {
+        SCOPED_TRACE("B=" + std::to_string(s.B) + " T=" + std::to_string(s.T) + " C=" + std::to_string(s.C) +
+                     " OC=" + std::to_string(s.OC) + (m.mode == MathMode::TF32 ? " tf32" : " ieee") +
+                     (selection == GemmSelection::AUTOTUNE ? " autotuned" : ""));
+        const Tensor x = random_tensor(rng, {s.B, s.T, s.C}), weight = random_tensor(rng, {s.OC, s.C}),
+                     bias = random_tensor(rng, {s.OC});
+        Tensor ref = Tensor::empty(DType::F32, {s.B, s.T, s.OC});
+        ops::linear_forward(cpu_context(), ref, x, weight, bias);
+        Tensor y = poisoned({s.B, s.T, s.OC});
+        ops::linear_forward(gpu(), y, device(x), device(weight), device(bias));
+        const std::vector<double> expected = to_double(ref);
+        EXPECT_TRUE(all_close(values(y), expected, scaled_tolerance(m.tol, expected)));
+      }
     }
   }
 }
 
 TEST_F(LinearCuda, BackwardMatchesCpuAndAccumulates) {
   std::mt19937 rng(702);
-  for (const ModeCase m : kModes) {
-    gpu().set_math_mode(m.mode);
-    for (const Size s : kSizes) {
-      SCOPED_TRACE("B=" + std::to_string(s.B) + " T=" + std::to_string(s.T) + " C=" + std::to_string(s.C) +
-                   " OC=" + std::to_string(s.OC) + (m.mode == MathMode::TF32 ? " tf32" : " ieee"));
-      const Tensor x = random_tensor(rng, {s.B, s.T, s.C}), weight = random_tensor(rng, {s.OC, s.C}),
-                   dy = random_tensor(rng, {s.B, s.T, s.OC});
-      const Tensor dweight0 = random_tensor(rng, {s.OC, s.C}), dbias0 = random_tensor(rng, {s.OC});
-      Tensor ref_dx = Tensor::empty(DType::F32, {s.B, s.T, s.C}), ref_dweight = host_copy(dweight0),
-             ref_dbias = host_copy(dbias0);
-      ops::linear_backward(cpu_context(), ref_dx, ref_dweight, ref_dbias, dy, x, weight);
+  for (const GemmSelection selection : {GemmSelection::HEURISTIC, GemmSelection::AUTOTUNE}) {
+    gpu().set_gemm_selection(selection);
+    for (const ModeCase m : kModes) {
+      gpu().set_math_mode(m.mode);
+      for (const Size s : kSizes) {
+        SCOPED_TRACE("B=" + std::to_string(s.B) + " T=" + std::to_string(s.T) + " C=" + std::to_string(s.C) +
+                     " OC=" + std::to_string(s.OC) + (m.mode == MathMode::TF32 ? " tf32" : " ieee") +
+                     (selection == GemmSelection::AUTOTUNE ? " autotuned" : ""));
+        const Tensor x = random_tensor(rng, {s.B, s.T, s.C}), weight = random_tensor(rng, {s.OC, s.C}),
+                     dy = random_tensor(rng, {s.B, s.T, s.OC});
+        const Tensor dweight0 = random_tensor(rng, {s.OC, s.C}), dbias0 = random_tensor(rng, {s.OC});
+        Tensor ref_dx = Tensor::empty(DType::F32, {s.B, s.T, s.C}), ref_dweight = host_copy(dweight0),
+               ref_dbias = host_copy(dbias0);
+        ops::linear_backward(cpu_context(), ref_dx, ref_dweight, ref_dbias, dy, x, weight);
 
-      Tensor dx = poisoned({s.B, s.T, s.C}), dweight = device(dweight0), dbias = device(dbias0);
-      ops::linear_backward(gpu(), dx, dweight, dbias, device(dy), device(x), device(weight));
-      const std::vector<double> expected_dx = to_double(ref_dx), expected_dweight = to_double(ref_dweight),
-                                expected_dbias = to_double(ref_dbias);
-      EXPECT_TRUE(all_close(values(dx), expected_dx, scaled_tolerance(m.tol, expected_dx)));
-      EXPECT_TRUE(all_close(values(dweight), expected_dweight, scaled_tolerance(m.tol, expected_dweight)));
-      // The bias gradient is a sum in double on both devices, whatever the math mode: fp32 tolerance.
-      EXPECT_TRUE(all_close(values(dbias), expected_dbias, scaled_tolerance(1e-5, expected_dbias)));
+        Tensor dx = poisoned({s.B, s.T, s.C}), dweight = device(dweight0), dbias = device(dbias0);
+        ops::linear_backward(gpu(), dx, dweight, dbias, device(dy), device(x), device(weight));
+        const std::vector<double> expected_dx = to_double(ref_dx), expected_dweight = to_double(ref_dweight),
+                                  expected_dbias = to_double(ref_dbias);
+        EXPECT_TRUE(all_close(values(dx), expected_dx, scaled_tolerance(m.tol, expected_dx)));
+        EXPECT_TRUE(all_close(values(dweight), expected_dweight, scaled_tolerance(m.tol, expected_dweight)));
+        // The bias gradient is a sum in double on both devices, whatever the math mode: fp32 tolerance.
+        EXPECT_TRUE(all_close(values(dbias), expected_dbias, scaled_tolerance(1e-5, expected_dbias)));
+      }
     }
   }
 }

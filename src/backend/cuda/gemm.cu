@@ -76,6 +76,78 @@ struct Alignments {
   int a, b, c, d;
 };
 
+// A GEMM that can be run more than once with the same result: its output is not also read as its C matrix
+// (accumulation) or as an operand. Only such a GEMM is timed on its own operands.
+bool repeatable(const Problem& p) {
+  return p.c != p.d && p.a != p.d && p.b != p.d;
+}
+
+bool capturing(CudaContext& ctx) {
+  cudaStreamCaptureStatus status = cudaStreamCaptureStatusNone;
+  NLPF_CUDA_CHECK(cudaStreamIsCapturing(ctx.stream(), &status));
+  return status != cudaStreamCaptureStatusNone;
+}
+
+// The pointers of one launch that live in the matmul descriptor (bias, fp8 scales).
+void bind_pointers(GemmPlanCache::Plan& plan, const Problem& p) {
+  if (p.bias) {
+    NLPF_CUDA_CHECK(
+        cublasLtMatmulDescSetAttribute(plan.desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &p.bias, sizeof p.bias));
+  }
+  if (p.fp8) {  // cuBLASLt's A is b (the weight), its B is a (x)
+    NLPF_CUDA_CHECK(cublasLtMatmulDescSetAttribute(plan.desc, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER,
+                                                   &p.scale_b, sizeof p.scale_b));
+    NLPF_CUDA_CHECK(cublasLtMatmulDescSetAttribute(plan.desc, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER,
+                                                   &p.scale_a, sizeof p.scale_a));
+  }
+}
+
+cublasStatus_t launch(CudaContext& ctx, const GemmPlanCache::Plan& plan, const Problem& p,
+                      const cublasLtMatmulAlgo_t& algo) {
+  const float alpha = 1.0f, beta = p.c ? 1.0f : 0.0f;
+  return cublasLtMatmul(ctx.cublaslt(), plan.desc, &alpha, p.b, plan.a, p.a, plan.b, &beta, p.c ? p.c : p.d,
+                        plan.c, p.d, plan.d, &algo, ctx.workspace(), ctx.workspace_bytes(), ctx.stream());
+}
+
+constexpr int kAutotuneCandidates = 8;
+
+// GemmSelection::AUTOTUNE: each candidate once to warm up, then kRepeats launches timed with CUDA events on
+// the context's stream; the fastest total wins, ties to the heuristic's order. A candidate the library
+// refuses at launch is passed over. Runs only outside a capture, on a repeatable GEMM (the results of the
+// trial launches are those of the real one).
+cublasLtMatmulAlgo_t fastest(CudaContext& ctx, GemmPlanCache::Plan& plan, const Problem& p,
+                             const cublasLtMatmulHeuristicResult_t* results, int found) {
+  constexpr int kRepeats = 5;
+  bind_pointers(plan, p);
+  cudaEvent_t start = nullptr, stop = nullptr;
+  NLPF_CUDA_CHECK(cudaEventCreate(&start));
+  NLPF_CUDA_CHECK(cudaEventCreate(&stop));
+  int best = 0;
+  float best_ms = -1.0f;
+  for (int i = 0; i < found; ++i) {
+    if (results[i].state != CUBLAS_STATUS_SUCCESS ||
+        launch(ctx, plan, p, results[i].algo) != CUBLAS_STATUS_SUCCESS) {
+      continue;
+    }
+    NLPF_CUDA_CHECK(cudaEventRecord(start, ctx.stream()));
+    bool launched = true;
+    for (int r = 0; r < kRepeats && launched; ++r) {
+      launched = launch(ctx, plan, p, results[i].algo) == CUBLAS_STATUS_SUCCESS;
+    }
+    NLPF_CUDA_CHECK(cudaEventRecord(stop, ctx.stream()));
+    NLPF_CUDA_CHECK(cudaEventSynchronize(stop));
+    float ms = 0.0f;
+    NLPF_CUDA_CHECK(cudaEventElapsedTime(&ms, start, stop));
+    if (launched && (best_ms < 0.0f || ms < best_ms)) {
+      best = i;
+      best_ms = ms;
+    }
+  }
+  cudaEventDestroy(stop);
+  cudaEventDestroy(start);
+  return results[best].algo;
+}
+
 // The column-major view (gemm.h): cuBLASLt computes D' [N, M] = op'(A') op'(B') with A' = b's memory and
 // B' = a's. A row-major b stored [K, N] (no transpose) is the column-major N x K matrix op(b)^T as it is
 // (OP_N); stored [N, K] (transposed) it is the column-major K x N matrix op(b), so OP_T gives op(b)^T.
@@ -130,18 +202,21 @@ std::unique_ptr<GemmPlanCache::Plan> make_plan(CudaContext& ctx, const Problem& 
     status = cublasLtMatmulPreferenceSetAttribute(preference, alignment_attributes[i], &alignments[i],
                                                   sizeof alignments[i]);
   }
-  cublasLtMatmulHeuristicResult_t result{};
+  // One candidate for the heuristic's choice; kAutotuneCandidates when the plan may be autotuned.
+  const bool tune = ctx.gemm_selection() == GemmSelection::AUTOTUNE && repeatable(p) && !capturing(ctx);
+  cublasLtMatmulHeuristicResult_t results[kAutotuneCandidates] = {};
   int found = 0;
   if (status == CUBLAS_STATUS_SUCCESS) {
     status = cublasLtMatmulAlgoGetHeuristic(ctx.cublaslt(), plan->desc, plan->a, plan->b, plan->c, plan->d,
-                                            preference, 1, &result, &found);
+                                            preference, tune ? kAutotuneCandidates : 1, results, &found);
   }
   cublasLtMatmulPreferenceDestroy(preference);
   NLPF_CUDA_CHECK(status);
   NLPF_CHECK(found > 0, ErrorCode::CUBLAS, "gemm: cuBLASLt has no algorithm for ", dtype_name(p.dtype),
              " M=", p.M, " N=", p.N, " K=", p.K, " lda=", p.lda, " ldb=", p.ldb, " ldd=", p.ldd,
              " transposes ", p.transpose_a, p.transpose_b);
-  plan->algo = result.algo;
+  plan->algo = results[0].algo;
+  if (tune && found > 1) plan->algo = fastest(ctx, *plan, p, results, found);
   return plan;
 }
 
@@ -165,23 +240,12 @@ void run(ExecutionContext& base, const Problem& p) {
                                align.b,
                                align.c,
                                align.d,
-                               p.fp8};
+                               p.fp8,
+                               static_cast<int>(ctx.gemm_selection())};
   std::unique_ptr<GemmPlanCache::Plan>& plan = ctx.gemm_plans().plans[key];
   if (!plan) plan = make_plan(ctx, p, align);
-  if (p.bias) {
-    NLPF_CUDA_CHECK(cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &p.bias,
-                                                   sizeof p.bias));
-  }
-  if (p.fp8) {  // cuBLASLt's A is b (the weight), its B is a (x)
-    NLPF_CUDA_CHECK(cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_A_SCALE_POINTER,
-                                                   &p.scale_b, sizeof p.scale_b));
-    NLPF_CUDA_CHECK(cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER,
-                                                   &p.scale_a, sizeof p.scale_a));
-  }
-  const float alpha = 1.0f, beta = p.c ? 1.0f : 0.0f;
-  NLPF_CUDA_CHECK(cublasLtMatmul(ctx.cublaslt(), plan->desc, &alpha, p.b, plan->a, p.a, plan->b, &beta,
-                                 p.c ? p.c : p.d, plan->c, p.d, plan->d, &plan->algo, ctx.workspace(),
-                                 ctx.workspace_bytes(), ctx.stream()));
+  bind_pointers(*plan, p);
+  NLPF_CUDA_CHECK(launch(ctx, *plan, p, plan->algo));
 }
 
 // nn.Linear's form, y [N, OC] = x [N, C] op(W) with W stored [OC, C] and transposed (cuBLASLt's "TN", also

@@ -11,7 +11,9 @@
 // (MathMode::TF32), for every GEMM here; bf16 and f16 with fp32 accumulation and scale. Plans (descriptors,
 // layouts and the heuristic's algorithm) are cached in the context per transposes, shape, leading dimensions,
 // dtype, math mode, epilogue, C matrix and operand alignment, so a repeated shape costs a pointer update and
-// the launch, and a CUDA graph can capture it (the workspace is the context's, no allocation inside).
+// the launch, and a CUDA graph can capture it (the workspace is the context's, no allocation inside). The
+// algorithm is the heuristic's first, or with GemmSelection::AUTOTUNE (backend/context.h) the fastest of its
+// first eight timed once on the GEMM's own operands when the plan is made.
 #pragma once
 
 #include <cublasLt.h>
@@ -78,9 +80,9 @@ class GemmPlanCache {
 
   struct Plan;
   // (dtype, math mode, transpose a, transpose b, M, N, K, lda, ldb, ldd, epilogue, reads C, alignment of
-  // cuBLASLt's A, B, C and D, fp8 operands) in matmul's row-major terms.
+  // cuBLASLt's A, B, C and D, fp8 operands, algorithm selection) in matmul's row-major terms.
   using Key = std::tuple<int, int, bool, bool, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int,
-                         bool, int, int, int, int, bool>;
+                         bool, int, int, int, int, bool, int>;
   std::map<Key, std::unique_ptr<Plan>> plans;
 };
 
