@@ -82,6 +82,8 @@ def table(rows, ours_doc, peer_doc):
     shape_keys = ("batch_size", "seq_len", "hidden_size", "num_hidden_layers")
     ours_shape = {k: ours_doc.get("shape", {}).get(k) for k in shape_keys}
     peer_shape = {k: peer_doc.get("shape", {}).get(k) for k in shape_keys}
+    if ours_doc.get("device", "cuda") != "cuda":
+        notes.append(f"nlpf ran with --device {ours_doc.get('device')}: a smoke run of the harness, not a measurement")
     if ours_shape != peer_shape:
         notes.append(f"SHAPE MISMATCH: nlpf {ours_shape} vs peer {peer_shape}: the ratios compare different work")
     for side, recs in (("nlpf", ours_doc.get("records", [])), ("peer", peer_doc.get("records", []))):
