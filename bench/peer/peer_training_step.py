@@ -81,8 +81,15 @@ def build(torch, args, total_steps):
     groups = [{"params": decay, "weight_decay": args.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
     extra = {"fused": True} if args.optim == "adamw_torch_fused" else {}
     optimizer = torch.optim.AdamW(groups, lr=args.learning_rate, betas=(0.9, 0.999), eps=1e-8, **extra)
-    scheduler = transformers.get_linear_schedule_with_warmup(optimizer, math.ceil(WARMUP_RATIO * total_steps),
-                                                             total_steps)
+    warmup = math.ceil(WARMUP_RATIO * total_steps)
+    try:
+        from transformers import get_linear_schedule_with_warmup
+
+        scheduler = get_linear_schedule_with_warmup(optimizer, warmup, total_steps)
+    except ImportError:  # the same schedule (transformers.optimization's lr_lambda), should the export move
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, lambda step: step / max(1, warmup) if step < warmup else
+            max(0.0, (total_steps - step) / max(1, total_steps - warmup)))
     return model, optimizer, scheduler
 
 
@@ -176,7 +183,7 @@ def measure(torch, nvml, precision, engine, args, vocab_size):
     b, k = args.batch_size, args.steps
     ms = [1000.0 * t["seconds"] / k for t in trials]
     j = [t["joules"] / k for t in trials]
-    cv = (lambda v: statistics.stdev(v) / statistics.fmean(v) if len(v) > 1 else None)
+    cv = (lambda v: statistics.stdev(v) / statistics.fmean(v) if len(v) > 1 and statistics.fmean(v) else None)
     fields.update({
         "ms_per_step": statistics.median(ms), "ms_per_step_cv": cv(ms),
         "ms_per_step_events": statistics.median(t["event_ms_sum"] / k for t in trials),
