@@ -4,11 +4,11 @@
 // (seed 42), dropout of config.json, moved to a fresh CUDA context in the precision's math mode; the
 // Optimizer's step (forward TRAIN, backward, clip at 1.0, AdamW lr 3e-5 wd 0.01, linear schedule) on seeded
 // random ids with every token real (attention mask all 1, so no padding work is skipped by either side).
-// Protocol: idle baseline (NVML energy counter, model resident) -> --warmup-steps -> --trials trials of --steps
-// steps each, synchronised at both ends, timed by the steady clock (primary) and CUDA events per step.
-// The caller warms a fresh GPU first (tools/device_check.sh bench_train does). --device cpu runs the same
-// code on the CPU for a smoke run of the harness with a tiny config (not a measurement). Exit: 0 done (a failed
-// precision is a record with "error"), CLI11's code for bad options, 3 an error, 4 no GPU.
+// Protocol: idle baseline (NVML energy counter, model resident) -> --warmup-steps -> --trials trials of
+// --steps steps each, synchronised at both ends, timed by the steady clock (primary) and CUDA events per
+// step. The caller warms a fresh GPU first (tools/device_check.sh bench_train does). --device cpu runs the
+// same code on the CPU for a smoke run of the harness with a tiny config (not a measurement). Exit: 0 done (a
+// failed precision is a record with "error"), CLI11's code for bad options, 3 an error, 4 no GPU.
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -187,25 +187,26 @@ json measure(const Device& device, EnergyMeter& meter, const BertConfig& config,
     auto per_example = [&](const std::vector<double>& v) {
       return v.empty() ? json(nullptr) : json(median(v) / B);
     };
-    record.update(
-        {{"ms_per_step", ms},
-         {"ms_per_step_cv", ms_per_step.size() > 1 ? json(coefficient_of_variation(ms_per_step)) : json(nullptr)},
-         {"ms_per_step_events", median(event_ms_per_step)},
-         {"examples_per_s", 1000.0 * B / ms},
-         {"j_per_step", j_per_step.empty() ? json(nullptr) : json(median(j_per_step))},
-         {"j_per_example", per_example(j_per_step)},
-         {"j_per_step_cv", j_per_step.size() > 1 ? json(coefficient_of_variation(j_per_step)) : json(nullptr)},
-         {"dynamic_j_per_example", per_example(dynamic_j_per_step)},
-         {"avg_power_w", power_w.empty() ? json(nullptr) : json(median(power_w))},
-         {"idle_power_w", optional_json(idle_power_w)},
-         {"peak_memory_mb", static_cast<double>(gpu->allocator().peak_bytes()) / kMiB},
-         {"warmup_s", warmup_s},
-         {"first_loss", losses.front()},
-         {"last_loss", losses.back()},
-         {"last_grad_norm", last.grad_norm},
-         {"throttled", (throttle_reasons & kThrottleReasonsSlowdownMask) != 0},
-         {"clocks_event_reasons", throttle_reasons},
-         {"trial_data", trial_data}});
+    record.update({{"ms_per_step", ms},
+                   {"ms_per_step_cv",
+                    ms_per_step.size() > 1 ? json(coefficient_of_variation(ms_per_step)) : json(nullptr)},
+                   {"ms_per_step_events", median(event_ms_per_step)},
+                   {"examples_per_s", 1000.0 * B / ms},
+                   {"j_per_step", j_per_step.empty() ? json(nullptr) : json(median(j_per_step))},
+                   {"j_per_example", per_example(j_per_step)},
+                   {"j_per_step_cv",
+                    j_per_step.size() > 1 ? json(coefficient_of_variation(j_per_step)) : json(nullptr)},
+                   {"dynamic_j_per_example", per_example(dynamic_j_per_step)},
+                   {"avg_power_w", power_w.empty() ? json(nullptr) : json(median(power_w))},
+                   {"idle_power_w", optional_json(idle_power_w)},
+                   {"peak_memory_mb", static_cast<double>(gpu->allocator().peak_bytes()) / kMiB},
+                   {"warmup_s", warmup_s},
+                   {"first_loss", losses.front()},
+                   {"last_loss", losses.back()},
+                   {"last_grad_norm", last.grad_norm},
+                   {"throttled", (throttle_reasons & kThrottleReasonsSlowdownMask) != 0},
+                   {"clocks_event_reasons", throttle_reasons},
+                   {"trial_data", trial_data}});
   } catch (const Error& e) {
     record["error"] = e.what();
   }
@@ -227,41 +228,42 @@ int run(const Options& o) {
   }
   BertConfig config = BertConfig::load(o.config_dir + "/config.json");
   config.set_num_labels(2);
-  NLPF_CHECK(o.seq_len <= config.max_position_embeddings, ErrorCode::INVALID_ARGUMENT, "--seq-len ", o.seq_len,
-             " exceeds max_position_embeddings ", config.max_position_embeddings);
+  NLPF_CHECK(o.seq_len <= config.max_position_embeddings, ErrorCode::INVALID_ARGUMENT, "--seq-len ",
+             o.seq_len, " exceeds max_position_embeddings ", config.max_position_embeddings);
   const std::vector<Batch> batches = random_batches(config, o);
-  json out = {{"tool", "nlpf"},
-              {"nlpf_commit", kGitCommit},
-              {"device", o.device},
-              {"gpu", description.name},
-              {"gpu_uuid", description.uuid},
-              {"cuda_runtime", cuda_runtime_version()},
-              {"driver", cuda_driver_version()},
-              {"meter", meter->describe()},
-              {"date", iso_time(std::chrono::system_clock::now())},
-              {"config", o.config_dir + "/config.json"},
-              {"shape",
-               {{"hidden_size", config.hidden_size},
-                {"num_hidden_layers", config.num_hidden_layers},
-                {"num_attention_heads", config.num_attention_heads},
-                {"intermediate_size", config.intermediate_size},
-                {"vocab_size", config.vocab_size},
-                {"batch_size", o.batch_size},
-                {"seq_len", o.seq_len}}},
-              {"data",
-               "random ids (mt19937 seed 42, uniform in [1000, vocab_size)), attention mask all 1, token type 0, "
-               "random labels; " +
-                   std::to_string(o.distinct_batches) + " distinct batches cycled"},
-              {"recipe",
-               "AdamW lr 3e-5 (linear, 6% warm-up) wd 0.01 (not on biases/LayerNorm), clip 1.0, dropout on"},
-              {"host_sync_per_step",
-               "Optimizer::step reads the loss and the gradient norm on the host (two waits per step)"},
-              {"protocol",
-               {{"warmup_steps", o.warmup_steps},
-                {"steps_per_trial", o.steps},
-                {"trials", o.trials},
-                {"idle_seconds", o.idle_seconds}}},
-              {"records", json::array()}};
+  json out = {
+      {"tool", "nlpf"},
+      {"nlpf_commit", kGitCommit},
+      {"device", o.device},
+      {"gpu", description.name},
+      {"gpu_uuid", description.uuid},
+      {"cuda_runtime", cuda_runtime_version()},
+      {"driver", cuda_driver_version()},
+      {"meter", meter->describe()},
+      {"date", iso_time(std::chrono::system_clock::now())},
+      {"config", o.config_dir + "/config.json"},
+      {"shape",
+       {{"hidden_size", config.hidden_size},
+        {"num_hidden_layers", config.num_hidden_layers},
+        {"num_attention_heads", config.num_attention_heads},
+        {"intermediate_size", config.intermediate_size},
+        {"vocab_size", config.vocab_size},
+        {"batch_size", o.batch_size},
+        {"seq_len", o.seq_len}}},
+      {"data",
+       "random ids (mt19937 seed 42, uniform in [1000, vocab_size)), attention mask all 1, token type 0, "
+       "random labels; " +
+           std::to_string(o.distinct_batches) + " distinct batches cycled"},
+      {"recipe",
+       "AdamW lr 3e-5 (linear, 6% warm-up) wd 0.01 (not on biases/LayerNorm), clip 1.0, dropout on"},
+      {"host_sync_per_step",
+       "Optimizer::step reads the loss and the gradient norm on the host (two waits per step)"},
+      {"protocol",
+       {{"warmup_steps", o.warmup_steps},
+        {"steps_per_trial", o.steps},
+        {"trials", o.trials},
+        {"idle_seconds", o.idle_seconds}}},
+      {"records", json::array()}};
   for (const std::string& precision : o.precisions) {
     json record = measure(device, *meter, config, batches, precision, o);
     if (record["error"].is_null()) {
