@@ -3,8 +3,9 @@
 # tools/make_device_carry.sh). Builds nlpf with CUDA, runs the whole test suite (cpu + cuda labels), makes the
 # Hugging Face reference fixtures, checks that transformers loads what nlpf writes, and runs the benchmarks
 # side by side with PyTorch/HF. Logs and results go to $OUT (results.tgz holds the fixtures and JSON).
-# Usage: tools/device_check.sh [all|build|test|sanitize|goldens|roundtrip|finetune|bench|bench_cpu|bench_gpu|measure|finetune_gpu|study_gpu]...
-#        (default: all; bench_gpu is not in all: about 10 minutes per model, run it on its own; nor is finetune_gpu)
+# Usage: tools/device_check.sh [all|build|test|sanitize|goldens|roundtrip|finetune|bench|bench_cpu|bench_gpu|measure|finetune_gpu|study_gpu|bench_train]...
+#        (default: all; bench_gpu is not in all: about 10 minutes per model, run it on its own; nor are finetune_gpu
+#        and bench_train)
 # sanitize: the cuda-labelled tests under compute-sanitizer memcheck and racecheck
 # phase2_gpu: nlpf phase2 precision on the GPU from all-MiniLM-L6-v2 (its head from seed 42), the product path
 # study_gpu: the study on the GPU, as bench/RESULTS.md reports it: nlpf phase1 --device cuda (all-MiniLM-L6-v2, all
@@ -13,6 +14,9 @@
 # bench_gpu: GPU inference, nlpf (bench/gpu_inference_bench) and PyTorch eager + torch.compile
 #            (bench/peer/peer_gpu_inference.py) side by side; BENCH_GPU_MODELS, BENCH_GPU_PRECISIONS,
 #            BENCH_GPU_BATCHES, BENCH_GPU_TRIALS, BENCH_GPU_SECONDS, BENCH_GPU_ENGINES narrow it
+# bench_train: one bert-base-shape training step (batch 32 x 128, random weights), nlpf (bench/gpu_training_bench,
+#             fp32 and tf32) against PyTorch eager (bench/peer/peer_training_step.py: fp32, tf32, bf16 autocast);
+#             builds only its target; BENCH_TRAIN_* narrow it (see the step)
 # measure: GPU measurement validation (bench/gpu_measure_validation.cu: counter vs trace, protocol CV, sampler cost)
 # finetune_gpu: GPU fine-tuning, nlpf phase1 --device cuda and the Hugging Face Trainer
 #               (bench/peer/peer_finetune_trainer.py) on all-MiniLM-L6-v2 and SST-2 (issue 12 items 5-6); each run
@@ -26,7 +30,8 @@ res="$out/results"  # everything but summary.txt and env.txt ends up in results.
 mkdir -p "$res/logs"
 carry="$root/carry"
 steps=${*:-all}
-want() { [[ " $steps " == *" all "* && $1 != bench_gpu && $1 != phase2_gpu && $1 != finetune_gpu && $1 != study_gpu ||
+want() { [[ " $steps " == *" all "* && $1 != bench_gpu && $1 != phase2_gpu && $1 != finetune_gpu && $1 != study_gpu &&
+  $1 != bench_train ||
   " $steps " == *" $1 "* ]]; }
 status=0
 note() { echo "== $*" | tee -a "$out/summary.txt"; }
@@ -43,10 +48,15 @@ run_step() {  # run_step NAME command...: logs to results/logs/NAME.log, records
   fi
 }
 
-build() {
+configure() {
   cmake -S . -B build-gpu -DCMAKE_BUILD_TYPE=Release -DNLPF_WITH_CUDA=ON -DCMAKE_CUDA_ARCHITECTURES=90a \
-    -DCMAKE_PREFIX_PATH="$carry/deps" -DGTEST_ROOT="$carry/deps" -DNLPF_SHARED_DIR="$carry/shared" &&
-    cmake --build build-gpu -j "$(nproc)"
+    -DCMAKE_PREFIX_PATH="$carry/deps" -DGTEST_ROOT="$carry/deps" -DNLPF_SHARED_DIR="$carry/shared"
+}
+build() {
+  configure && cmake --build build-gpu -j "$(nproc)"
+}
+build_target() {  # build_target TARGET: configure and build one target (a no-op after a full build)
+  configure && cmake --build build-gpu -j "$(nproc)" --target "$1"
 }
 
 env_report() {
@@ -273,6 +283,41 @@ print(f"{sys.argv[2]}: training {r['train_seconds']:.1f} s, {r['train_energy_j']
       f"complete {j['complete']}")
 PY
   done
+fi
+if want bench_train; then
+  # Issue 12 item 6: "one bert-base-shape training step (batch 32, length 128, random weights) against PyTorch eager:
+  # fp32 at most 0.9x its time, bf16 mixed at most 0.6x PyTorch's bf16 autocast". Both sides: random init (seed
+  # 42), dropout on, random ids with every token real (mask all 1), AdamW lr 3e-5 wd 0.01, clip 1.0, linear
+  # schedule; idle baseline, warm-up steps, then trials of timed steps (wall clock, CUDA events, NVML energy).
+  # BENCH_TRAIN_STEPS          timed steps per trial (default 150: >= 5 s energy windows at fp32; tf32/bf16 less)
+  # BENCH_TRAIN_TRIALS         trials (default 3)
+  # BENCH_TRAIN_WARMUP_STEPS   untimed steps before the trials (default 10; compilation happens there)
+  # BENCH_TRAIN_ENGINES        peer engines (default "eager"; "eager compile" adds torch.compile, ~1-2 min more)
+  # BENCH_TRAIN_PEER_PRECISIONS  peer precisions (default "fp32 tf32 bf16")
+  # BENCH_TRAIN_GPU_WARMUP_S   matmul load before each side (default 25: a fresh H200 draws ~28% more power for
+  #                            its first ~22 s); before nlpf from bench/peer/peer_gpu_inference.py's gpu_warmup
+  # Results: results/gpu_training_{ours,peer}.json, and gpu_training_report.md and both JSONs in $OUT.
+  bt_steps=${BENCH_TRAIN_STEPS:-150}
+  bt_trials=${BENCH_TRAIN_TRIALS:-3}
+  bt_warmup_steps=${BENCH_TRAIN_WARMUP_STEPS:-10}
+  bt_gpu_warmup=${BENCH_TRAIN_GPU_WARMUP_S:-25}
+  bt_common=(--config-dir "$carry/shared/models/bert-base-uncased" --batch-size 32 --seq-len 128 --steps "$bt_steps"
+    --trials "$bt_trials" --warmup-steps "$bt_warmup_steps" --idle-seconds 3)
+  run_step bench_train_build build_target gpu_training_bench
+  if [ "$bt_gpu_warmup" != 0 ]; then  # the bench has no GPU warm-up of its own: the peers' matmul load first
+    python3 -c 'import sys, torch; sys.path.insert(0, "bench/peer")
+from peer_gpu_inference import gpu_warmup; gpu_warmup(torch, float(sys.argv[1]))' "$bt_gpu_warmup" \
+      >"$res/logs/bench_train_gpu_warmup.log" 2>&1
+  fi
+  run_step bench_train_ours build-gpu/bench/gpu_training_bench "${bt_common[@]}" --precisions fp32 tf32 \
+    --out "$res/gpu_training_ours.json"
+  # shellcheck disable=SC2086  # lists of precisions and engines
+  run_step bench_train_peer env PYTHONUNBUFFERED=1 python3 bench/peer/peer_training_step.py "${bt_common[@]}" \
+    --precisions ${BENCH_TRAIN_PEER_PRECISIONS:-fp32 tf32 bf16} --engines ${BENCH_TRAIN_ENGINES:-eager} \
+    --gpu-warmup-seconds "$bt_gpu_warmup" --out "$res/gpu_training_peer.json"
+  python3 bench/report_gpu_training.py "$res/gpu_training_ours.json" "$res/gpu_training_peer.json" \
+    --markdown-out "$out/gpu_training_report.md" | tee -a "$out/summary.txt"
+  cp "$res/gpu_training_ours.json" "$res/gpu_training_peer.json" "$out/" 2>/dev/null || true
 fi
 tar -C "$out" -czf "$out/results.tgz" results && rm -rf "$res"
 note "device_check done, status $status"

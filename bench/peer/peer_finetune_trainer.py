@@ -36,7 +36,6 @@ Usage: peer_finetune_trainer.py --model DIR --train-tsv FILE --dev-tsv FILE [--p
 
 import argparse
 import csv
-import ctypes
 import datetime
 import math
 import os
@@ -49,6 +48,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from nvml_energy import Nvml  # noqa: E402  (pynvml when importable, else ctypes on libnvidia-ml.so.1)
 from peer_gpu_inference import dumps_by_line, gpu_warmup, idle_power_w, log, read_dev_tsv, write_report  # noqa: E402
 
 PADDINGS = ("max_length", "longest")
@@ -110,92 +110,6 @@ def length_summary(features, max_length):
     return {"examples": len(lengths), "longest": max(lengths), "mean_length": round(statistics.fmean(lengths), 2),
             "at_max_length": sum(n == max_length for n in lengths), "real_tokens": sum(lengths),
             "tokens_padded_to_max_length": len(lengths) * max_length}
-
-
-# ---------------------------------------------------------------------------------------------------------
-# NVML: pynvml when importable, else the driver's libnvidia-ml.so.1 through ctypes.
-
-class Nvml:
-    """The NVML handle of the GPU torch uses (matched by UUID, else index 0); energy_j reads the total-energy
-    counter (mJ since driver load, Volta+); device_info the header fields."""
-
-    def __init__(self, torch):
-        self.backend = None
-        uuid = getattr(torch.cuda.get_device_properties(0), "uuid", None)
-        uuid = None if uuid is None else "GPU-" + str(uuid)
-        try:
-            import pynvml
-
-            self._init_pynvml(pynvml, uuid)
-        except ImportError:
-            self._init_ctypes(uuid)
-
-    def _init_pynvml(self, pynvml, uuid):
-        self.nvml, self.backend = pynvml, "pynvml"
-        pynvml.nvmlInit()
-        self.handle = None
-        if uuid is not None:
-            try:
-                self.handle = pynvml.nvmlDeviceGetHandleByUUID(uuid)
-            except Exception:  # noqa: BLE001 - no such UUID (or an older torch's uuid format): use index 0
-                self.handle = None
-        if self.handle is None:
-            self.handle = pynvml.nvmlDeviceGetHandleByIndex(0)
-
-    def _init_ctypes(self, uuid):
-        lib = ctypes.CDLL("libnvidia-ml.so.1")
-        self.lib, self.backend = lib, "ctypes libnvidia-ml.so.1"
-        self._check(lib.nvmlInit_v2(), "nvmlInit_v2")
-        self.handle = ctypes.c_void_p()
-        if uuid is None or lib.nvmlDeviceGetHandleByUUID(uuid.encode(), ctypes.byref(self.handle)) != 0:
-            self._check(lib.nvmlDeviceGetHandleByIndex_v2(ctypes.c_uint(0), ctypes.byref(self.handle)),
-                        "nvmlDeviceGetHandleByIndex_v2")
-
-    def _check(self, rc, what):
-        if rc != 0:
-            raise RuntimeError(f"NVML {what} failed with status {rc}")
-
-    def _ctypes_string(self, name, with_handle=True):
-        buf = ctypes.create_string_buffer(256)
-        args = (self.handle, buf, ctypes.c_uint(256)) if with_handle else (buf, ctypes.c_uint(256))
-        return buf.value.decode() if getattr(self.lib, name)(*args) == 0 else None
-
-    def _ctypes_uint(self, name):
-        value = ctypes.c_uint()
-        return value.value if getattr(self.lib, name)(self.handle, ctypes.byref(value)) == 0 else None
-
-    def energy_j(self):
-        if self.backend == "pynvml":
-            return self.nvml.nvmlDeviceGetTotalEnergyConsumption(self.handle) / 1000.0
-        mj = ctypes.c_ulonglong()
-        self._check(self.lib.nvmlDeviceGetTotalEnergyConsumption(self.handle, ctypes.byref(mj)),
-                    "nvmlDeviceGetTotalEnergyConsumption")
-        return mj.value / 1000.0
-
-    def _query(self, name, *extra):
-        try:
-            value = getattr(self.nvml, name)(self.handle, *extra)
-        except (self.nvml.NVMLError, AttributeError):
-            return None
-        return value.decode() if isinstance(value, bytes) else value
-
-    def device_info(self):
-        if self.backend == "pynvml":
-            driver = self.nvml.nvmlSystemGetDriverVersion()
-            info = {"gpu": self._query("nvmlDeviceGetName"), "gpu_uuid": self._query("nvmlDeviceGetUUID"),
-                    "driver": driver.decode() if isinstance(driver, bytes) else driver,
-                    "power_limit_mw": self._query("nvmlDeviceGetEnforcedPowerLimit"),
-                    "persistence_mode": self._query("nvmlDeviceGetPersistenceMode")}
-        else:
-            info = {"gpu": self._ctypes_string("nvmlDeviceGetName"),
-                    "gpu_uuid": self._ctypes_string("nvmlDeviceGetUUID"),
-                    "driver": self._ctypes_string("nvmlSystemGetDriverVersion", with_handle=False),
-                    "power_limit_mw": self._ctypes_uint("nvmlDeviceGetEnforcedPowerLimit"),
-                    "persistence_mode": self._ctypes_uint("nvmlDeviceGetPersistenceMode")}
-        limit_mw = info.pop("power_limit_mw")
-        info["power_limit_w"] = None if limit_mw is None else limit_mw / 1000.0
-        info["nvml"] = self.backend
-        return info
 
 
 # ---------------------------------------------------------------------------------------------------------

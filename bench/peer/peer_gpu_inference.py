@@ -37,6 +37,9 @@ import statistics
 import sys
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from nvml_energy import Nvml  # noqa: E402  (bench/peer/nvml_energy.py: pynvml, else ctypes)
+
 MODELS = ("bert_base", "minilm")
 PRECISIONS = ("fp32", "tf32", "bf16", "fp16")
 ENGINES = ("eager", "compile")
@@ -184,54 +187,6 @@ def percentile(values, q):
 
 # ---------------------------------------------------------------------------------------------------------
 # GPU side (torch imported lazily so that --dry-run runs without it).
-
-class Nvml:
-    """The NVML handle of the GPU torch uses (matched by UUID, else index 0), and what DESIGN section 6
-    asks to record. energy_j reads the total-energy counter (mJ since driver load, Volta+)."""
-
-    def __init__(self, torch):
-        import pynvml
-
-        self.nvml = pynvml
-        pynvml.nvmlInit()
-        self.handle = None
-        uuid = getattr(torch.cuda.get_device_properties(0), "uuid", None)
-        if uuid is not None:
-            try:
-                self.handle = pynvml.nvmlDeviceGetHandleByUUID("GPU-" + str(uuid))
-            except Exception:  # noqa: BLE001 - no such UUID (or an older torch's uuid format): use index 0
-                self.handle = None
-        if self.handle is None:
-            self.handle = pynvml.nvmlDeviceGetHandleByIndex(0)
-
-    def energy_j(self):
-        return self.nvml.nvmlDeviceGetTotalEnergyConsumption(self.handle) / 1000.0
-
-    def _query(self, name, *extra):
-        try:
-            value = getattr(self.nvml, name)(self.handle, *extra)
-        except (self.nvml.NVMLError, AttributeError):
-            return None
-        return value.decode() if isinstance(value, bytes) else value
-
-    def device_info(self):
-        driver = self.nvml.nvmlSystemGetDriverVersion()
-        limit_mw = self._query("nvmlDeviceGetEnforcedPowerLimit")
-        return {"gpu": self._query("nvmlDeviceGetName"), "gpu_uuid": self._query("nvmlDeviceGetUUID"),
-                "driver": driver.decode() if isinstance(driver, bytes) else driver,
-                "power_limit_w": None if limit_mw is None else limit_mw / 1000.0,
-                "persistence_mode": self._query("nvmlDeviceGetPersistenceMode"),
-                "max_sm_clock_mhz": self._query("nvmlDeviceGetMaxClockInfo", self.nvml.NVML_CLOCK_SM)}
-
-    def state(self):
-        """SM clock, temperature and clock-event (throttle) reasons bitmask, read after the trials."""
-        reasons = self._query("nvmlDeviceGetCurrentClocksEventReasons")
-        if reasons is None:
-            reasons = self._query("nvmlDeviceGetCurrentClocksThrottleReasons")
-        return {"sm_clock_mhz": self._query("nvmlDeviceGetClockInfo", self.nvml.NVML_CLOCK_SM),
-                "temperature_c": self._query("nvmlDeviceGetTemperature", self.nvml.NVML_TEMPERATURE_GPU),
-                "clocks_event_reasons": reasons}
-
 
 def gpu_warmup(torch, seconds):
     """Matmul load for `seconds`: a fresh H200 draws more power during its first ~22 s of work."""
