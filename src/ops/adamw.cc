@@ -2,6 +2,7 @@
 #include "ops/adamw.h"
 
 #include <cmath>
+#include <vector>
 
 #include "backend/device.h"
 #include "ops/adamw_cpu.h"
@@ -10,9 +11,11 @@
 
 namespace nlpf::ops {
 
-void adamw_update(ExecutionContext& ctx, Tensor& param, const Tensor& grad, Tensor& m, Tensor& v,
-                  const AdamWConfig& config, int64_t step, WeightDecay decay) {
-  constexpr const char* kOp = "adamw_update";
+namespace {
+
+constexpr const char* kOp = "adamw_update";
+
+void check_config(const AdamWConfig& config, int64_t step) {
   NLPF_CHECK(step >= 1, ErrorCode::INVALID_ARGUMENT, kOp, ": step = ", step, ", expected >= 1");
   NLPF_CHECK(std::isfinite(config.lr) && config.lr >= 0, ErrorCode::INVALID_ARGUMENT, kOp,
              ": lr = ", config.lr, " is negative or not finite");
@@ -22,6 +25,13 @@ void adamw_update(ExecutionContext& ctx, Tensor& param, const Tensor& grad, Tens
   NLPF_CHECK(config.eps > 0, ErrorCode::INVALID_ARGUMENT, kOp, ": eps = ", config.eps, ", expected > 0");
   NLPF_CHECK(config.weight_decay >= 0, ErrorCode::INVALID_ARGUMENT, kOp,
              ": weight_decay = ", config.weight_decay, " is negative");
+}
+
+}  // namespace
+
+void adamw_update(ExecutionContext& ctx, Tensor& param, const Tensor& grad, Tensor& m, Tensor& v,
+                  const AdamWConfig& config, int64_t step, WeightDecay decay) {
+  check_config(config, step);
   const Device device =
       detail::check_elementwise(kOp, ctx, {{"grad", &grad}, {"param", &param}, {"m", &m}, {"v", &v}});
   const double weight_decay = decay == WeightDecay::APPLY ? config.weight_decay : 0.0;
@@ -38,6 +48,29 @@ void adamw_update(ExecutionContext& ctx, Tensor& param, const Tensor& grad, Tens
         return;
       }
       detail::throw_no_cuda_kernel(kOp);
+  }
+}
+
+void adamw_update(ExecutionContext& ctx, std::span<AdamWParameter> parameters, const AdamWConfig& config,
+                  int64_t step) {
+  check_config(config, step);
+  if (parameters.empty()) return;
+  std::vector<cuda::AdamWArrays> arrays;
+  for (AdamWParameter& p : parameters) {
+    const Device device = detail::check_elementwise(
+        kOp, ctx, {{"grad", &p.grad}, {"param", &p.param}, {"m", &p.m}, {"v", &p.v}});
+    if (device.type == DeviceType::CPU) {
+      adamw_update(ctx, p.param, p.grad, p.m, p.v, config, step, p.decay);
+      continue;
+    }
+    arrays.push_back({p.param.data<float>(), p.grad.data<float>(), p.m.data<float>(), p.v.data<float>(),
+                      p.grad.numel(), p.decay == WeightDecay::APPLY ? config.weight_decay : 0.0});
+  }
+  if (arrays.empty()) return;
+  if constexpr (kCudaBuilt) {
+    cuda::adamw_update(ctx, arrays, config.lr, config.beta1, config.beta2, config.eps, step);
+  } else {
+    detail::throw_no_cuda_kernel(kOp);
   }
 }
 

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 
 #include "backend/context.h"
 #include "core/tensor.h"
@@ -26,5 +27,18 @@ enum class WeightDecay { APPLY, SKIP };
 //   param -= lr / (1 - beta1^step) * m / (sqrt(v) / sqrt(1 - beta2^step) + eps).
 void adamw_update(ExecutionContext& ctx, Tensor& param, const Tensor& grad, Tensor& m, Tensor& v,
                   const AdamWConfig& config, int64_t step, WeightDecay decay);
+
+// One parameter of a model-wide step: handles that share the tensors' storage.
+struct AdamWParameter {
+  Tensor param;
+  Tensor grad;
+  Tensor m, v;
+  WeightDecay decay = WeightDecay::APPLY;
+};
+// The same step on every parameter (each checked as above): on CUDA a few multi-tensor launches for the
+// whole model instead of one per parameter, each element's arithmetic the single-tensor kernel's (the same
+// bits); on the CPU a loop over the single-tensor op.
+void adamw_update(ExecutionContext& ctx, std::span<AdamWParameter> parameters, const AdamWConfig& config,
+                  int64_t step);
 
 }  // namespace nlpf::ops

@@ -1,5 +1,7 @@
-// The AdamW step on CUDA (adamw_cuda.h): one elementwise kernel, a thread per element in a grid-stride loop.
-// The step's scalars come from the host as arguments (the CPU reference's roundings, see adamw_cpu.cc).
+// The AdamW step on CUDA (adamw_cuda.h): one elementwise kernel, a thread per element in a grid-stride loop,
+// for one parameter or, multi-tensor, for up to kParametersPerLaunch parameters per launch (their pointers
+// travel in a table argument; each block belongs to one parameter). The step's scalars come from the host as
+// arguments (the CPU reference's roundings, see adamw_cpu.cc).
 #include "ops/adamw_cuda.h"
 
 #include <cuda_runtime.h>
@@ -25,14 +27,16 @@ struct AdamWScalars {
   float eps;
 };
 
-// param, m, v [N] (in place), grad [N]. __fmul_rn / __fadd_rn / __fsub_rn keep each operation rounded on its
-// own as in the CPU reference (nvcc would otherwise contract a * b + c into one fma).
-__global__ void adamw_update_kernel(float* __restrict__ param, const float* __restrict__ grad,
-                                    float* __restrict__ m, float* __restrict__ v, int64_t N, AdamWScalars s) {
-  const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
-  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < N; i += stride) {
+// Elements [first, N) with stride of param, m, v (in place) and grad. __fmul_rn / __fadd_rn / __fsub_rn keep
+// each operation rounded on its own as in the CPU reference (nvcc would otherwise contract a * b + c into one
+// fma).
+__device__ __forceinline__ void adamw_elements(float* __restrict__ param, const float* __restrict__ grad,
+                                               float* __restrict__ m, float* __restrict__ v, int64_t N,
+                                               int64_t first, int64_t stride, const AdamWScalars& s,
+                                               float decay) {
+  for (int64_t i = first; i < N; i += stride) {
     const float g = grad[i];
-    float p = __fmul_rn(param[i], s.decay);
+    float p = __fmul_rn(param[i], decay);
     const float m_old = m[i];
     const float m_i = __fadd_rn(m_old, __fmul_rn(s.one_minus_beta1, __fsub_rn(g, m_old)));
     const float v_i = __fadd_rn(__fmul_rn(v[i], s.beta2), __fmul_rn(__fmul_rn(s.one_minus_beta2, g), g));
@@ -44,12 +48,40 @@ __global__ void adamw_update_kernel(float* __restrict__ param, const float* __re
   }
 }
 
-}  // namespace
+// param, m, v [N] (in place), grad [N].
+__global__ void adamw_update_kernel(float* __restrict__ param, const float* __restrict__ grad,
+                                    float* __restrict__ m, float* __restrict__ v, int64_t N, AdamWScalars s) {
+  adamw_elements(param, grad, m, v, N, static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x,
+                 static_cast<int64_t>(gridDim.x) * blockDim.x, s, s.decay);
+}
 
-void adamw_update(ExecutionContext& base, float* param, const float* grad, float* m, float* v, int64_t N,
-                  double lr, double beta1, double beta2, double eps, double weight_decay, int64_t step) {
-  if (N == 0) return;
-  CudaContext& ctx = cuda_context(base);
+constexpr int kParametersPerLaunch = 48;  // the table stays under the 4 KB of classic kernel arguments
+
+// Parameter a of a launch: its arrays, its decay factor (1 - lr wd, or 1 without decay) and its blocks
+// [first_block[a], first_block[a + 1]).
+struct ParameterTable {
+  float* param[kParametersPerLaunch];
+  const float* grad[kParametersPerLaunch];
+  float* m[kParametersPerLaunch];
+  float* v[kParametersPerLaunch];
+  int64_t size[kParametersPerLaunch];
+  float decay[kParametersPerLaunch];
+  int64_t first_block[kParametersPerLaunch + 1];
+  int count;
+};
+
+__global__ void adamw_update_multi_kernel(const ParameterTable t, AdamWScalars s) {
+  int a = 0;
+  while (a + 1 < t.count && t.first_block[a + 1] <= static_cast<int64_t>(blockIdx.x)) ++a;
+  const int64_t block = static_cast<int64_t>(blockIdx.x) - t.first_block[a],
+                blocks = t.first_block[a + 1] - t.first_block[a];
+  adamw_elements(t.param[a], t.grad[a], t.m[a], t.v[a], t.size[a], block * kThreads + threadIdx.x,
+                 blocks * kThreads, s, t.decay[a]);
+}
+
+// The step's scalars as the CPU kernel rounds them (decay for a parameter with weight_decay).
+AdamWScalars scalars_for(double lr, double beta1, double beta2, double eps, double weight_decay,
+                         int64_t step) {
   AdamWScalars s;
   s.decay = static_cast<float>(1.0 - lr * weight_decay);
   s.one_minus_beta1 = static_cast<float>(1.0 - beta1);
@@ -60,11 +92,51 @@ void adamw_update(ExecutionContext& base, float* param, const float* grad, float
   s.step_size = static_cast<float>(lr / bias_correction1);
   s.bias_correction2_sqrt = static_cast<float>(std::sqrt(bias_correction2));
   s.eps = static_cast<float>(eps);
+  return s;
+}
+
+}  // namespace
+
+void adamw_update(ExecutionContext& base, float* param, const float* grad, float* m, float* v, int64_t N,
+                  double lr, double beta1, double beta2, double eps, double weight_decay, int64_t step) {
+  if (N == 0) return;
+  CudaContext& ctx = cuda_context(base);
+  const AdamWScalars s = scalars_for(lr, beta1, beta2, eps, weight_decay, step);
   // Enough blocks to fill the device several times over; the grid-stride loop covers the rest.
   const int64_t blocks =
       std::min<int64_t>((N + kThreads - 1) / kThreads, int64_t{32} * ctx.multiprocessor_count());
   adamw_update_kernel<<<static_cast<unsigned>(blocks), kThreads, 0, ctx.stream()>>>(param, grad, m, v, N, s);
   NLPF_CUDA_CHECK_LAUNCH();
+}
+
+void adamw_update(ExecutionContext& base, std::span<const AdamWArrays> parameters, double lr, double beta1,
+                  double beta2, double eps, int64_t step) {
+  CudaContext& ctx = cuda_context(base);
+  // Blocks per parameter as a launch of its own would take them, bounded so one table's grid stays small.
+  constexpr int64_t kElementsPerBlock = int64_t{kThreads} * 8, kMaxBlocks = 1024;
+  ParameterTable table{};
+  const AdamWScalars s = scalars_for(lr, beta1, beta2, eps, 0.0, step);
+  const auto flush = [&] {
+    if (table.count == 0) return;
+    adamw_update_multi_kernel<<<static_cast<unsigned>(table.first_block[table.count]), kThreads, 0,
+                                ctx.stream()>>>(table, s);
+    NLPF_CUDA_CHECK_LAUNCH();
+    table = ParameterTable{};
+  };
+  for (const AdamWArrays& p : parameters) {
+    if (p.N == 0) continue;
+    const int a = table.count;
+    table.param[a] = p.param;
+    table.grad[a] = p.grad;
+    table.m[a] = p.m;
+    table.v[a] = p.v;
+    table.size[a] = p.N;
+    table.decay[a] = scalars_for(lr, beta1, beta2, eps, p.weight_decay, step).decay;
+    table.first_block[a + 1] =
+        table.first_block[a] + std::min(kMaxBlocks, (p.N + kElementsPerBlock - 1) / kElementsPerBlock);
+    if (++table.count == kParametersPerLaunch) flush();
+  }
+  flush();
 }
 
 }  // namespace nlpf::cuda

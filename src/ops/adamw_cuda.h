@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <span>
 
 #include "backend/context.h"
 
@@ -13,5 +14,19 @@ namespace nlpf::cuda {
 // multiply-add), so the two agree to the rounding of sqrt and division (both IEEE here).
 void adamw_update(ExecutionContext& ctx, float* param, const float* grad, float* m, float* v, int64_t N,
                   double lr, double beta1, double beta2, double eps, double weight_decay, int64_t step);
+
+// One parameter of a multi-tensor step: param, m, v [N] in place, grad [N]; weight_decay 0 for no decay.
+struct AdamWArrays {
+  float* param;
+  const float* grad;
+  float* m;
+  float* v;
+  int64_t N;
+  double weight_decay;
+};
+// The step above on every parameter, in a few launches (up to 64 parameters each); each element gets the
+// single-tensor kernel's operations and scalars, so the results are the same bits.
+void adamw_update(ExecutionContext& ctx, std::span<const AdamWArrays> parameters, double lr, double beta1,
+                  double beta2, double eps, int64_t step);
 
 }  // namespace nlpf::cuda

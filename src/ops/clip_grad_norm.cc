@@ -25,26 +25,25 @@ double clip_grad_norm(ExecutionContext& ctx, std::span<Tensor> grads, double max
   const bool on_cuda = grads[0].device().type == DeviceType::CUDA;
   if (on_cuda && !kCudaBuilt) detail::throw_no_cuda_kernel(kOp);
   double sum = 0;
+  std::vector<float*> arrays;
+  std::vector<int64_t> sizes;
+  for (Tensor& g : grads) {
+    arrays.push_back(g.data<float>());
+    sizes.push_back(g.numel());
+  }
   if (!on_cuda) {
-    for (Tensor& g : grads) sum += cpu::sum_squares(g.data<float>(), g.numel());
+    for (size_t i = 0; i < arrays.size(); ++i) sum += cpu::sum_squares(arrays[i], sizes[i]);
   } else if constexpr (kCudaBuilt) {
-    std::vector<const float*> arrays;
-    std::vector<int64_t> sizes;
-    for (Tensor& g : grads) {
-      arrays.push_back(g.data<float>());
-      sizes.push_back(g.numel());
-    }
-    sum = cuda::sum_squares(ctx, arrays, sizes);  // read back to the host
+    const std::vector<const float*> read(arrays.begin(), arrays.end());
+    sum = cuda::sum_squares(ctx, read, sizes);  // read back to the host
   }
   const double norm = std::sqrt(sum);
   const double coefficient = max_norm / (norm + 1e-6);  // torch's formula, 1e-6 included
   if (std::isfinite(norm) && coefficient < 1.0) {
-    for (Tensor& g : grads) {
-      if (!on_cuda) {
-        cpu::scale_inplace(g.data<float>(), g.numel(), coefficient);
-      } else if constexpr (kCudaBuilt) {
-        cuda::scale_inplace(ctx, g.data<float>(), g.numel(), coefficient);
-      }
+    if (!on_cuda) {
+      for (size_t i = 0; i < arrays.size(); ++i) cpu::scale_inplace(arrays[i], sizes[i], coefficient);
+    } else if constexpr (kCudaBuilt) {
+      cuda::scale_inplace(ctx, arrays, sizes, coefficient);
     }
   }
   return norm;

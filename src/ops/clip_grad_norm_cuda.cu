@@ -1,6 +1,8 @@
 // Gradient-norm clipping on CUDA (clip_grad_norm_cuda.h): a two-pass sum of squares in double (partial sums
 // per block of each array, then one block over all partials, both in a fixed order: no atomics, the same bits
-// at every run) and an in-place scale.
+// at every run) and an in-place scale. Multi-tensor: one launch covers up to kArraysPerLaunch arrays (their
+// pointers, sizes and first blocks travel as a kernel argument), so a model's ~100-200 gradients cost a few
+// launches instead of one each; each array's split into blocks is the same as with a launch of its own.
 #include "ops/clip_grad_norm_cuda.h"
 
 #include <cuda_runtime.h>
@@ -33,14 +35,40 @@ __device__ void block_sum(double* sums) {
   }
 }
 
-// partial [gridDim.x] (=) the sums of squares of x [N] over a grid-stride split (element i to block
-// (i / kThreads) % gridDim.x); grid blocks_for(N), kThreads threads.
-__global__ void sum_squares_partial_kernel(double* __restrict__ partial, const float* __restrict__ x,
-                                           int64_t N) {
+constexpr int kArraysPerLaunch = 64;  // keeps the table argument under the 4 KB of classic kernel arguments
+
+// Up to kArraysPerLaunch arrays of one launch: array a is data[a] [size[a]] and owns the launch's blocks
+// [first_block[a], first_block[a + 1]).
+template <typename T>
+struct ArrayTable {
+  T* data[kArraysPerLaunch];
+  int64_t size[kArraysPerLaunch];
+  int64_t first_block[kArraysPerLaunch + 1];
+  int count;
+};
+
+// The array owning this block, and the block's index and count within it.
+struct BlockOfArray {
+  int array;
+  int64_t block, blocks;
+};
+template <typename T>
+__device__ __forceinline__ BlockOfArray block_of_array(const ArrayTable<T>& t) {
+  int a = 0;
+  while (a + 1 < t.count && t.first_block[a + 1] <= static_cast<int64_t>(blockIdx.x)) ++a;
+  return {a, static_cast<int64_t>(blockIdx.x) - t.first_block[a], t.first_block[a + 1] - t.first_block[a]};
+}
+
+// partial [first_block[count]] (=) the sums of squares of every array of t, blocks_for(N) partial sums per
+// array over a grid-stride split within it (element i to its block (i / kThreads) % blocks); kThreads
+// threads.
+__global__ void sum_squares_partial_kernel(double* __restrict__ partial, const ArrayTable<const float> t) {
   __shared__ double sums[kThreads];
+  const BlockOfArray at = block_of_array(t);
+  const float* __restrict__ x = t.data[at.array];
+  const int64_t N = t.size[at.array], stride = at.blocks * kThreads;
   double sum = 0;
-  const int64_t stride = static_cast<int64_t>(gridDim.x) * kThreads;
-  for (int64_t i = static_cast<int64_t>(blockIdx.x) * kThreads + threadIdx.x; i < N; i += stride) {
+  for (int64_t i = at.block * kThreads + threadIdx.x; i < N; i += stride) {
     const double value = x[i];
     sum += value * value;
   }
@@ -60,11 +88,36 @@ __global__ void sum_partials_kernel(double* __restrict__ total, const double* __
   if (threadIdx.x == 0) *total = sums[0];
 }
 
-// x [N] *= scale.
-__global__ void scale_inplace_kernel(float* __restrict__ x, int64_t N, float scale) {
-  const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
-  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < N; i += stride)
-    x[i] *= scale;
+// Every array of t *= scale; kThreads threads, the blocks of blocks_for(N) per array.
+__global__ void scale_inplace_kernel(const ArrayTable<float> t, float scale) {
+  const BlockOfArray at = block_of_array(t);
+  float* __restrict__ x = t.data[at.array];
+  const int64_t N = t.size[at.array], stride = at.blocks * kThreads;
+  for (int64_t i = at.block * kThreads + threadIdx.x; i < N; i += stride) x[i] *= scale;
+}
+
+// Calls launch(table, first block of the launch) for arrays in groups of kArraysPerLaunch, empty arrays left
+// out; returns the blocks of all launches.
+template <typename T, typename Launch>
+int64_t for_each_launch(std::span<T* const> arrays, std::span<const int64_t> sizes, Launch launch) {
+  int64_t total = 0;
+  ArrayTable<T> table{};
+  const auto flush = [&] {
+    if (table.count == 0) return;
+    launch(table, total);
+    total += table.first_block[table.count];
+    table = ArrayTable<T>{};
+  };
+  for (size_t i = 0; i < arrays.size(); ++i) {
+    const int64_t blocks = blocks_for(sizes[i]);
+    if (blocks == 0) continue;
+    table.data[table.count] = arrays[i];
+    table.size[table.count] = sizes[i];
+    table.first_block[table.count + 1] = table.first_block[table.count] + blocks;
+    if (++table.count == kArraysPerLaunch) flush();
+  }
+  flush();
+  return total;
 }
 
 }  // namespace
@@ -80,15 +133,11 @@ double sum_squares(ExecutionContext& base, std::span<const float* const> arrays,
   Buffer scratch(ctx.allocator(), static_cast<size_t>(P + 1) * sizeof(double));
   double* total = static_cast<double*>(scratch.data());
   double* partial = total + 1;
-  int64_t offset = 0;
-  for (size_t i = 0; i < arrays.size(); ++i) {
-    const int64_t blocks = blocks_for(sizes[i]);
-    if (blocks == 0) continue;
-    sum_squares_partial_kernel<<<static_cast<unsigned>(blocks), kThreads, 0, ctx.stream()>>>(
-        partial + offset, arrays[i], sizes[i]);
+  for_each_launch(arrays, sizes, [&](const ArrayTable<const float>& table, int64_t first) {
+    sum_squares_partial_kernel<<<static_cast<unsigned>(table.first_block[table.count]), kThreads, 0,
+                                 ctx.stream()>>>(partial + first, table);
     NLPF_CUDA_CHECK_LAUNCH();
-    offset += blocks;
-  }
+  });
   sum_partials_kernel<<<1, kThreads, 0, ctx.stream()>>>(total, partial, P);
   NLPF_CUDA_CHECK_LAUNCH();
   double host = 0;
@@ -96,14 +145,16 @@ double sum_squares(ExecutionContext& base, std::span<const float* const> arrays,
   return host;
 }
 
-void scale_inplace(ExecutionContext& base, float* x, int64_t N, double scale) {
-  if (N == 0) return;
+void scale_inplace(ExecutionContext& base, std::span<float* const> arrays, std::span<const int64_t> sizes,
+                   double scale) {
+  NLPF_CHECK(arrays.size() == sizes.size(), ErrorCode::INTERNAL, "scale_inplace (cuda): ", arrays.size(),
+             " arrays but ", sizes.size(), " sizes");
   CudaContext& ctx = cuda_context(base);
-  const int64_t blocks =
-      std::min<int64_t>((N + kThreads - 1) / kThreads, int64_t{32} * ctx.multiprocessor_count());
-  scale_inplace_kernel<<<static_cast<unsigned>(blocks), kThreads, 0, ctx.stream()>>>(
-      x, N, static_cast<float>(scale));
-  NLPF_CUDA_CHECK_LAUNCH();
+  for_each_launch(arrays, sizes, [&](const ArrayTable<float>& table, int64_t) {
+    scale_inplace_kernel<<<static_cast<unsigned>(table.first_block[table.count]), kThreads, 0,
+                           ctx.stream()>>>(table, static_cast<float>(scale));
+    NLPF_CUDA_CHECK_LAUNCH();
+  });
 }
 
 }  // namespace nlpf::cuda

@@ -15,7 +15,9 @@ namespace nlpf::cuda {
 double sum_squares(ExecutionContext& ctx, std::span<const float* const> arrays,
                    std::span<const int64_t> sizes);
 
-// x [N] *= scale, rounded to f32 once (as the CPU's scale_inplace).
-void scale_inplace(ExecutionContext& ctx, float* x, int64_t N, double scale);
+// Every arrays[i] [sizes[i]] *= scale, the scale rounded to f32 once (as the CPU's scale_inplace); a few
+// launches for all arrays.
+void scale_inplace(ExecutionContext& ctx, std::span<float* const> arrays, std::span<const int64_t> sizes,
+                   double scale);
 
 }  // namespace nlpf::cuda

@@ -73,12 +73,13 @@ StepResult Optimizer::step(const Batch& batch) {
   config.eps = settings_.eps;
   config.weight_decay = settings_.weight_decay;
   const auto& grads_by_name = model_.gradients();
+  std::vector<ops::AdamWParameter> update;  // handles sharing the model's and the moments' storage
+  update.reserve(moments_.size());
   for (const auto& [name, param] : model_.parameters()) {
-    Moments& moments = moments_.at(name);
-    Tensor p = param;  // shares the model's storage
-    ops::adamw_update(model_.context(), p, grads_by_name.at(name), moments.m, moments.v, config,
-                      steps_done_ + 1, moments.decay);
+    const Moments& moments = moments_.at(name);
+    update.push_back({param, grads_by_name.at(name), moments.m, moments.v, moments.decay});
   }
+  ops::adamw_update(model_.context(), update, config, steps_done_ + 1);  // a few launches for the model
   ++steps_done_;
   return result;
 }

@@ -1,6 +1,7 @@
 // adamw_update on CUDA against the CPU op: a parameter of odd size through several steps, with and without
 // weight decay, from non-zero moments; both run the same f32 operations (the GPU without fused
-// multiply-adds), so they agree within 1e-6 relative after every step.
+// multiply-adds), so they agree within 1e-6 relative after every step. The multi-tensor form (a few launches
+// for a whole model) gives the single-tensor kernel's bits on every parameter, across launch boundaries.
 #include "ops/adamw.h"
 
 #include <string>
@@ -48,6 +49,45 @@ TEST_F(AdamWCuda, LargeStepAndTinyTensor) {
     ops::adamw_update(gpu(), param_d, device(grad), m_d, v_d, ops::AdamWConfig{}, 1000,
                       ops::WeightDecay::APPLY);
     EXPECT_TRUE(all_close(values(param_d), to_double(param), kTight));
+  }
+}
+
+TEST_F(AdamWCuda, MultiTensorStepEqualsSingleTensorSteps) {
+  std::mt19937 rng(903);
+  std::uniform_int_distribution<int64_t> size(1, 3000);
+  ops::AdamWConfig config;
+  config.lr = 3e-3;
+  config.weight_decay = 0.01;
+  constexpr int kParameters = 130;  // three launches of up to 48
+  std::vector<ops::AdamWParameter> single, multi, cpu;
+  for (int i = 0; i < kParameters; ++i) {
+    const int64_t N = i == 7 ? 300007 : size(rng);
+    const ops::WeightDecay decay = i % 3 == 0 ? ops::WeightDecay::SKIP : ops::WeightDecay::APPLY;
+    const Tensor param = random_tensor(rng, {N}), m = random_tensor(rng, {N}, -0.1, 0.1),
+                 v = random_tensor(rng, {N}, 0, 0.01);
+    single.push_back({device(param), Tensor(), device(m), device(v), decay});
+    multi.push_back({device(param), Tensor(), device(m), device(v), decay});
+    cpu.push_back({host_copy(param), Tensor(), host_copy(m), host_copy(v), decay});
+  }
+  for (int64_t step = 1; step <= 3; ++step) {
+    SCOPED_TRACE("step " + std::to_string(step));
+    for (int i = 0; i < kParameters; ++i) {
+      const Tensor grad = random_tensor(rng, {single[i].param.numel()}, -2, 2);
+      single[i].grad = device(grad);
+      multi[i].grad = device(grad);
+      cpu[i].grad = grad;
+      ops::adamw_update(gpu(), single[i].param, single[i].grad, single[i].m, single[i].v, config, step,
+                        single[i].decay);
+    }
+    ops::adamw_update(gpu(), multi, config, step);
+    ops::adamw_update(cpu_context(), cpu, config, step);
+    for (int i = 0; i < kParameters; ++i) {
+      SCOPED_TRACE("parameter " + std::to_string(i));
+      EXPECT_TRUE(bit_identical(to_host(gpu(), multi[i].param), to_host(gpu(), single[i].param)));
+      EXPECT_TRUE(bit_identical(to_host(gpu(), multi[i].m), to_host(gpu(), single[i].m)));
+      EXPECT_TRUE(bit_identical(to_host(gpu(), multi[i].v), to_host(gpu(), single[i].v)));
+      EXPECT_TRUE(all_close(values(multi[i].param), to_double(cpu[i].param), kTight));
+    }
   }
 }
 

@@ -1,7 +1,8 @@
 // clip_grad_norm on CUDA against the CPU op: gradients of odd shapes (one of them large enough for many
 // blocks of the two-pass sum), a max_norm that clips and one that does not (gradients then bit for bit
 // untouched), and non-finite gradients (norm inf or NaN, gradients untouched). The norm is summed in double
-// on both devices: within 1e-6 relative is the contract, near 1e-15 the expectation.
+// on both devices: within 1e-6 relative is the contract, near 1e-15 the expectation. The kernels take up to
+// 64 arrays per launch: a model-sized list (151 arrays of odd sizes) crosses launch boundaries.
 #include "ops/clip_grad_norm.h"
 
 #include <cmath>
@@ -45,6 +46,25 @@ TEST_F(ClipGradNormCuda, NormAndScaleMatchCpu) {
       const std::vector<double> expected = to_double(ref[i]);
       EXPECT_TRUE(all_close(values(grads_d[i]), expected, Tolerance{1e-6, 1e-9})) << "grads[" << i << "]";
     }
+  }
+}
+
+TEST_F(ClipGradNormCuda, ManyArraysAcrossLaunchesMatchCpu) {
+  std::mt19937 rng(1004);
+  std::uniform_int_distribution<int64_t> size(1, 5000);
+  std::vector<Tensor> grads;
+  for (int i = 0; i < 150; ++i) grads.push_back(random_tensor(rng, {size(rng)}, -0.5, 0.5));
+  grads.push_back(random_tensor(rng, {300007}, -0.5, 0.5));
+  std::vector<Tensor> ref;
+  for (const Tensor& g : grads) ref.push_back(host_copy(g));
+  std::vector<Tensor> grads_d = on_device(grads);
+  const double ref_norm = ops::clip_grad_norm(cpu_context(), ref, 1.0);
+  const double norm = ops::clip_grad_norm(gpu(), grads_d, 1.0);
+  EXPECT_NEAR(norm, ref_norm, 1e-6 * ref_norm);
+  EXPECT_GT(ref_norm, 1.0);
+  for (size_t i = 0; i < grads.size(); ++i) {
+    EXPECT_TRUE(all_close(values(grads_d[i]), to_double(ref[i]), Tolerance{1e-6, 1e-9}))
+        << "grads[" << i << "]";
   }
 }
 
