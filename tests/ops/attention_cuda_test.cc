@@ -99,7 +99,7 @@ TEST_F(AttentionCuda, ForwardAndBackwardMatchCpu) {
 }
 
 TEST_F(AttentionCuda, LongSequenceMatchesCpu) {
-  // T = 512 (BERT's longest) with BERT-base's head size: the shared rows at their largest.
+  // T = 512 (BERT's longest) with BERT-base's head size: the largest score matrices per head.
   std::mt19937 rng(1102);
   const int64_t B = 2, T = 512, NH = 2, HS = 64, C = NH * HS;
   const Shape x_shape{B, T, C}, p_shape{B, NH, T, T};
