@@ -28,8 +28,8 @@ void fused_attention_forward(ExecutionContext& ctx, void* out, const void* qkv, 
 // channels [h HS, (h+1) HS). keep [B,NH,T,T] (0 or 1) or null (no dropout), keep_scale = 1 / (1 - p). Unlike
 // the fused inference kernel, padded query rows are computed as the CPU computes them (the backward needs
 // them). The mask is not validated here (the host would have to wait): any non-zero value is a token.
-// Any T and HS whose per-warp rows fit in shared memory ((T + HS) floats per warp; T <= 512 with any BERT
-// HS).
+// Strided-batched cuBLASLt GEMMs per (b, h) in the context's math mode (TF32 products under MathMode::TF32)
+// around a masked-softmax row kernel; stream-ordered scratch of 4 B T C floats (+ B NH T T with dropout).
 void attention_forward(ExecutionContext& ctx, float* out, float* probs, const float* q, const float* k,
                        const float* v, const int32_t* attention_mask, const float* keep, float keep_scale,
                        int64_t B, int64_t T, int64_t NH, int64_t HS);
@@ -37,9 +37,9 @@ void attention_forward(ExecutionContext& ctx, float* out, float* probs, const fl
 // Training backward, f32: dq, dk, dv [B,T,C] (=) from dout [B,T,C] and the forward's q, k, v,
 // attention_mask, probs and keep (as attention_forward). Per head, pd = dropout(probs), scale = 1 / sqrt(HS):
 // dv = pd^T dout, dp = dropout(dout v^T), dscore = scale p (dp - rowsum(p dp)), dq = dscore k,
-// dk = dscore^T q; a sequence whose keys are all padding gets dq = dk = 0. Deterministic (no atomics): one
-// warp per query row for dq and the row sums (kept in stream-ordered scratch [B,NH,T]), then one warp per key
-// row for dk and dv, which recomputes its column of dp.
+// dk = dscore^T q; a sequence whose keys are all padding gets dq = dk = 0. Five strided-batched GEMMs and a
+// softmax-backward row kernel (fixed-order row sums), deterministic; stream-ordered scratch of 4 B T C +
+// B NH T T floats (+ B NH T T with dropout).
 void attention_backward(ExecutionContext& ctx, float* dq, float* dk, float* dv, const float* dout,
                         const float* q, const float* k, const float* v, const int32_t* attention_mask,
                         const float* probs, const float* keep, float keep_scale, int64_t B, int64_t T,

@@ -1,7 +1,9 @@
 // The training attention on CUDA (attention_cuda.h): f32, probabilities saved [B,NH,T,T], dropout by a keep
-// mask, the CPU reference's formulas (attention_cpu.cc) one query or key row per warp. Simple rather than
-// fast: every product is a dot over HS read from global memory (L1/L2 serve the reuse), sums run in a fixed
-// order per lane and reduce by a fixed shuffle tree, so results are the same bits at every run (no atomics).
+// mask, the CPU reference's formulas (attention_cpu.cc) as PyTorch's math path computes them: the four
+// products per (b, h) are strided-batched cuBLASLt GEMMs (backend/cuda/gemm.h, batch B NH, in the context's
+// math mode), and row kernels (a warp per row) do the masked softmax and its backward. GEMMs batch over one
+// stride, so q, k, v (and dout) are first copied head-major [B,NH,T,HS] and the results copied back.
+// Deterministic: cuBLASLt's plan fixes the algorithm, row sums reduce by a fixed shuffle tree (no atomics).
 // Layouts: q, k, v, out and their gradients [B,T,C] with head h in channels [h HS, (h+1) HS); probs, keep
 // [B,NH,T,T] (query t, key s); attention_mask [B,T]. Activation gradients overwrite (=).
 #include <cuda_runtime.h>
@@ -11,6 +13,7 @@
 
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/cuda_context.h"
+#include "backend/cuda/gemm.h"
 #include "core/tensor.h"
 #include "ops/attention_cuda.h"
 
@@ -19,8 +22,9 @@ namespace {
 
 constexpr int kWarp = 32;
 constexpr unsigned kFullMask = 0xffffffffu;
-constexpr int kMaxWarpsPerBlock = 4;
-constexpr size_t kMaxSharedBytes = 48 * 1024;  // static-launch limit without opting in
+constexpr int kRowsPerBlock = 8;  // warps (rows) per block of the row kernels
+constexpr int kCopyThreads = 256;
+constexpr int kMaxCopies = 4;
 
 __device__ __forceinline__ float warp_sum(float x) {
 #pragma unroll
@@ -41,112 +45,92 @@ __device__ __forceinline__ bool any_token(const int32_t* mask_b, int64_t T, int 
   return __any_sync(kFullMask, any);
 }
 
-// a [HS] . b [HS] in index order.
-__device__ __forceinline__ float dot(const float* a, const float* b, int64_t HS) {
-  float sum = 0.0f;
-  for (int64_t d = 0; d < HS; ++d) sum = fmaf(a[d], b[d], sum);
-  return sum;
-}
-
-struct Dims {
-  int64_t B, T, NH, HS;
+// Up to kMaxCopies tensors copied between [B,T,C] and head-major [B,NH,T,HS] (blockIdx.y picks one).
+struct Copies {
+  const float* from[kMaxCopies];
+  float* to[kMaxCopies];
 };
 
-// Row r of [B,NH,T] rows as (b, h, t), and the offset of (b, t, h) in [B,T,C].
-struct Row {
-  int64_t b, h, t, head;
-};
-__device__ __forceinline__ Row row_of(int64_t row, const Dims& d) {
-  Row r;
-  r.t = row % d.T;
-  const int64_t bh = row / d.T;
-  r.h = bh % d.NH;
-  r.b = bh / d.NH;
-  r.head = (r.b * d.T + r.t) * d.NH * d.HS + r.h * d.HS;
-  return r;
+// to_heads: from [B,T,C] to [B,NH,T,HS]; else back. Vec is float4 when HS % 4 == 0 and every pointer is
+// 16-byte aligned, else float; HSV = HS / (floats per Vec). Thread i handles vector i of the head-major
+// array, so reads and writes are contiguous runs of HS floats either way.
+template <typename Vec, bool to_heads>
+__global__ void attention_copy_heads_kernel(Copies copies, int64_t B, int64_t T, int64_t NH, int64_t HSV) {
+  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= B * NH * T * HSV) return;
+  const int64_t d = i % HSV, t = (i / HSV) % T, h = (i / (HSV * T)) % NH, b = i / (HSV * T * NH);
+  const int64_t token = ((b * T + t) * NH + h) * HSV + d;  // (b, t, h, d) in [B,T,C]
+  const Vec* from = reinterpret_cast<const Vec*>(copies.from[blockIdx.y]);
+  Vec* to = reinterpret_cast<Vec*>(copies.to[blockIdx.y]);
+  if constexpr (to_heads) {
+    to[i] = from[token];
+  } else {
+    to[token] = from[i];
+  }
 }
 
-// out [B,T,C] (=), probs [B,NH,T,T] (=); a warp per query row (b, h, t), blockDim.x / 32 rows per block,
-// dynamic shared memory (HS + T) floats per warp: the query row, then the row of probabilities.
-__global__ void attention_forward_kernel(float* __restrict__ out, float* __restrict__ probs,
-                                         const float* __restrict__ q, const float* __restrict__ k,
-                                         const float* __restrict__ v, const int32_t* __restrict__ mask,
-                                         const float* __restrict__ keep, float keep_scale, Dims dims,
-                                         float scale, float uniform) {
-  extern __shared__ float shared[];
-  const int warp = threadIdx.x / kWarp, lane = threadIdx.x % kWarp;
-  const int64_t row = static_cast<int64_t>(blockIdx.x) * (blockDim.x / kWarp) + warp;
-  if (row >= dims.B * dims.NH * dims.T) return;  // whole warps leave: only warp-level syncs follow
-  const int64_t T = dims.T, HS = dims.HS, C = dims.NH * dims.HS;
-  const Row r = row_of(row, dims);
-  float* q_row = shared + warp * (HS + T);
-  float* p = q_row + HS;
-  for (int64_t d = lane; d < HS; d += kWarp) q_row[d] = q[r.head + d];
-  __syncwarp();
-  const int32_t* mask_b = mask + r.b * T;
-  const int64_t key0 = r.b * T * C + r.h * HS;  // (b, s = 0, h)
-  // Each lane owns keys s = lane + 32 j until the product with v: no sync needed in between.
+// probs [B,NH,T,T] in place: scores q k^T in, probabilities out (=, saved for backward); dropped [B,NH,T,T]
+// (=) probs keep keep_scale when keep is not null. A warp per row (b, h, t), lanes own keys s = lane + 32 j
+// (no sync between the passes). Padded keys get exactly 0; a sequence without tokens gets the uniform row
+// (HF's finfo.min absorbs every score).
+__global__ void attention_softmax_forward_kernel(float* __restrict__ probs, float* __restrict__ dropped,
+                                                 const int32_t* __restrict__ mask,
+                                                 const float* __restrict__ keep, float keep_scale,
+                                                 int64_t rows, int64_t NH, int64_t T, float scale,
+                                                 float uniform) {
+  const int lane = threadIdx.x % kWarp;
+  const int64_t row = static_cast<int64_t>(blockIdx.x) * (blockDim.x / kWarp) + threadIdx.x / kWarp;
+  if (row >= rows) return;  // whole warps leave: only warp-level syncs follow
+  const int32_t* mask_b = mask + row / (NH * T) * T;
+  float* p = probs + row * T;
   if (!any_token(mask_b, T, lane)) {
-    for (int64_t s = lane; s < T; s += kWarp) p[s] = uniform;  // HF's finfo.min absorbs every score
+    for (int64_t s = lane; s < T; s += kWarp) p[s] = uniform;
   } else {
     float local_max = -INFINITY;
     for (int64_t s = lane; s < T; s += kWarp) {
-      if (mask_b[s] == 0) continue;
-      p[s] = scale * dot(q_row, k + key0 + s * C, HS);
-      local_max = fmaxf(local_max, p[s]);
+      if (mask_b[s] != 0) local_max = fmaxf(local_max, scale * p[s]);
     }
     const float max_score = warp_max(local_max);  // finite: some key is a token
     float local_sum = 0.0f;
     for (int64_t s = lane; s < T; s += kWarp) {
-      p[s] = mask_b[s] != 0 ? expf(p[s] - max_score) : 0.0f;
-      local_sum += p[s];
+      const float e = mask_b[s] != 0 ? expf(scale * p[s] - max_score) : 0.0f;
+      p[s] = e;
+      local_sum += e;
     }
     const float inv_sum = 1.0f / warp_sum(local_sum);
     for (int64_t s = lane; s < T; s += kWarp) p[s] *= inv_sum;
   }
-  float* probs_row = probs + row * T;
-  const float* keep_row = keep != nullptr ? keep + row * T : nullptr;
-  for (int64_t s = lane; s < T; s += kWarp) {
-    probs_row[s] = p[s];
-    if (keep_row != nullptr) p[s] = p[s] * keep_row[s] * keep_scale;
-  }
-  __syncwarp();
-  for (int64_t d = lane; d < HS; d += kWarp) {
-    float sum = 0.0f;
-    for (int64_t s = 0; s < T; ++s) sum = fmaf(p[s], v[key0 + s * C + d], sum);
-    out[r.head + d] = sum;
-  }
+  if (keep == nullptr) return;
+  const float* keep_row = keep + row * T;
+  float* dropped_row = dropped + row * T;
+  for (int64_t s = lane; s < T; s += kWarp) dropped_row[s] = p[s] * keep_row[s] * keep_scale;
 }
 
-// dq [B,T,C] (=) and row_sum [B,NH,T] (=) rowsum(p dp) of each query row; a warp per query row, shared
-// memory (HS + T) floats per warp: the row of dout, then dp and dscore of the row.
-__global__ void attention_backward_query_kernel(float* __restrict__ dq, float* __restrict__ row_sum,
-                                                const float* __restrict__ dout, const float* __restrict__ k,
-                                                const float* __restrict__ v, const int32_t* __restrict__ mask,
-                                                const float* __restrict__ probs,
-                                                const float* __restrict__ keep, float keep_scale, Dims dims,
-                                                float scale) {
-  extern __shared__ float shared[];
-  const int warp = threadIdx.x / kWarp, lane = threadIdx.x % kWarp;
-  const int64_t row = static_cast<int64_t>(blockIdx.x) * (blockDim.x / kWarp) + warp;
-  if (row >= dims.B * dims.NH * dims.T) return;
-  const int64_t T = dims.T, HS = dims.HS, C = dims.NH * dims.HS;
-  const Row r = row_of(row, dims);
-  if (!any_token(mask + r.b * T, T, lane)) {  // constant probabilities: dscore = 0
-    for (int64_t d = lane; d < HS; d += kWarp) dq[r.head + d] = 0.0f;
-    if (lane == 0) row_sum[row] = 0.0f;
-    return;
-  }
-  float* dout_row = shared + warp * (HS + T);
-  float* ds = dout_row + HS;
-  for (int64_t d = lane; d < HS; d += kWarp) dout_row[d] = dout[r.head + d];
-  __syncwarp();
-  const int64_t key0 = r.b * T * C + r.h * HS;
+// dscore [B,NH,T,T] in place: dout v^T (the gradient of dropout(probs)) in, scale p (dp - rowsum(p dp)) out
+// with dp = dropout of it; dropped [B,NH,T,T] (=) probs keep keep_scale when keep is not null (dv's operand).
+// A warp per row; a sequence without tokens has constant probabilities, so its dscore is 0.
+__global__ void attention_softmax_backward_kernel(float* __restrict__ dscore, float* __restrict__ dropped,
+                                                  const float* __restrict__ probs,
+                                                  const int32_t* __restrict__ mask,
+                                                  const float* __restrict__ keep, float keep_scale,
+                                                  int64_t rows, int64_t NH, int64_t T, float scale) {
+  const int lane = threadIdx.x % kWarp;
+  const int64_t row = static_cast<int64_t>(blockIdx.x) * (blockDim.x / kWarp) + threadIdx.x / kWarp;
+  if (row >= rows) return;
   const float* p = probs + row * T;
   const float* keep_row = keep != nullptr ? keep + row * T : nullptr;
+  float* ds = dscore + row * T;
+  if (keep_row != nullptr) {
+    float* dropped_row = dropped + row * T;
+    for (int64_t s = lane; s < T; s += kWarp) dropped_row[s] = p[s] * keep_row[s] * keep_scale;
+  }
+  if (!any_token(mask + row / (NH * T) * T, T, lane)) {
+    for (int64_t s = lane; s < T; s += kWarp) ds[s] = 0.0f;
+    return;
+  }
   float local = 0.0f;
   for (int64_t s = lane; s < T; s += kWarp) {
-    float dp = dot(dout_row, v + key0 + s * C, HS);
+    float dp = ds[s];
     if (keep_row != nullptr) dp = dp * keep_row[s] * keep_scale;
     ds[s] = dp;
     local += p[s] * dp;
@@ -154,75 +138,62 @@ __global__ void attention_backward_query_kernel(float* __restrict__ dq, float* _
   const float weighted_sum = warp_sum(local);
   // Masked keys have p = 0, so their dscore is 0 and they feed nothing into dq, dk.
   for (int64_t s = lane; s < T; s += kWarp) ds[s] = scale * p[s] * (ds[s] - weighted_sum);
-  __syncwarp();
-  for (int64_t d = lane; d < HS; d += kWarp) {
-    float sum = 0.0f;
-    for (int64_t s = 0; s < T; ++s) sum = fmaf(ds[s], k[key0 + s * C + d], sum);
-    dq[r.head + d] = sum;
-  }
-  if (lane == 0) row_sum[row] = weighted_sum;
 }
 
-// dk, dv [B,T,C] (=); a warp per key row (b, h, s), shared memory (HS + 2 T) floats per warp: the row of v,
-// then the column s of dropout(probs) and of dscore (dp recomputed from dout and v, the row sums read back).
-__global__ void attention_backward_key_kernel(float* __restrict__ dk, float* __restrict__ dv,
-                                              const float* __restrict__ dout, const float* __restrict__ q,
-                                              const float* __restrict__ v, const int32_t* __restrict__ mask,
-                                              const float* __restrict__ probs, const float* __restrict__ keep,
-                                              const float* __restrict__ row_sum, float keep_scale, Dims dims,
-                                              float scale) {
-  extern __shared__ float shared[];
-  const int warp = threadIdx.x / kWarp, lane = threadIdx.x % kWarp;
-  const int64_t key_row = static_cast<int64_t>(blockIdx.x) * (blockDim.x / kWarp) + warp;
-  if (key_row >= dims.B * dims.NH * dims.T) return;
-  const int64_t T = dims.T, HS = dims.HS, C = dims.NH * dims.HS;
-  const Row r = row_of(key_row, dims);  // r.t is the key s
-  const int64_t s = r.t, bh = key_row / T;
-  const bool tokens = any_token(mask + r.b * T, T, lane);
-  float* v_row = shared + warp * (HS + 2 * T);
-  float* pd = v_row + HS;
-  float* ds = pd + T;
-  for (int64_t d = lane; d < HS; d += kWarp) v_row[d] = v[r.head + d];
-  __syncwarp();
-  const int64_t query0 = r.b * T * C + r.h * HS;  // (b, t = 0, h)
-  for (int64_t t = lane; t < T; t += kWarp) {
-    const int64_t at = (bh * T + t) * T + s;  // (b, h, t, s) in probs and keep
-    const float p = probs[at];
-    pd[t] = keep != nullptr ? p * keep[at] * keep_scale : p;
-    if (!tokens) continue;
-    float dp = dot(dout + query0 + t * C, v_row, HS);
-    if (keep != nullptr) dp = dp * keep[at] * keep_scale;
-    ds[t] = scale * p * (dp - row_sum[bh * T + t]);
-  }
-  __syncwarp();
-  for (int64_t d = lane; d < HS; d += kWarp) {
-    float sum_v = 0.0f, sum_k = 0.0f;
-    for (int64_t t = 0; t < T; ++t) {
-      sum_v = fmaf(pd[t], dout[query0 + t * C + d], sum_v);
-      if (tokens) sum_k = fmaf(ds[t], q[query0 + t * C + d], sum_k);
-    }
-    dv[r.head + d] = sum_v;
-    dk[r.head + d] = sum_k;
-  }
+bool aligned16(const void* p) {
+  return reinterpret_cast<uintptr_t>(p) % 16 == 0;
 }
 
-// Launch geometry: up to kMaxWarpsPerBlock warps (rows) per block, fewer where their shared rows would pass
-// the 48 KB a launch gets without opting in.
-struct Launch {
-  unsigned blocks;
-  int threads;
-  size_t shared_bytes;
-};
+// Copies `count` tensors between [B,T,C] and [B,NH,T,HS] on ctx's stream (to_heads: into head-major).
+void copy_heads(CudaContext& ctx, bool to_heads, const Copies& copies, int count, int64_t B, int64_t T,
+                int64_t NH, int64_t HS) {
+  bool vector = HS % 4 == 0;
+  for (int i = 0; i < count; ++i) vector = vector && aligned16(copies.from[i]) && aligned16(copies.to[i]);
+  const int64_t HSV = vector ? HS / 4 : HS;
+  const int64_t blocks = (B * NH * T * HSV + kCopyThreads - 1) / kCopyThreads;
+  NLPF_CHECK(blocks <= 0x7fffffff, ErrorCode::UNSUPPORTED, "attention (cuda): ", B * T * NH * HS,
+             " elements exceed the grid");
+  const dim3 grid(static_cast<unsigned>(blocks), static_cast<unsigned>(count));
+  if (vector && to_heads) {
+    attention_copy_heads_kernel<float4, true><<<grid, kCopyThreads, 0, ctx.stream()>>>(copies, B, T, NH, HSV);
+  } else if (vector) {
+    attention_copy_heads_kernel<float4, false>
+        <<<grid, kCopyThreads, 0, ctx.stream()>>>(copies, B, T, NH, HSV);
+  } else if (to_heads) {
+    attention_copy_heads_kernel<float, true><<<grid, kCopyThreads, 0, ctx.stream()>>>(copies, B, T, NH, HSV);
+  } else {
+    attention_copy_heads_kernel<float, false><<<grid, kCopyThreads, 0, ctx.stream()>>>(copies, B, T, NH, HSV);
+  }
+  NLPF_CUDA_CHECK_LAUNCH();
+}
 
-Launch launch_for(const char* op, int64_t rows, int64_t floats_per_warp) {
-  int warps = kMaxWarpsPerBlock;
-  const size_t per_warp = static_cast<size_t>(floats_per_warp) * sizeof(float);
-  while (warps > 1 && warps * per_warp > kMaxSharedBytes) warps /= 2;
-  NLPF_CHECK(warps * per_warp <= kMaxSharedBytes, ErrorCode::UNSUPPORTED, op, ": a row of ", floats_per_warp,
-             " floats exceeds the kernel's shared memory (T or HS too large)");
-  const int64_t blocks = (rows + warps - 1) / warps;
+// One product per (b, h), batch B NH: d [M, N] = op(a) op(b), every operand a contiguous [B,NH,rows,cols]
+// array (the row stride its width, the batch stride one matrix).
+void batched_matmul(ExecutionContext& ctx, float* d, const float* a, Transpose transpose_a, const float* b,
+                    Transpose transpose_b, int64_t batch, int64_t M, int64_t N, int64_t K) {
+  MatmulArgs m;
+  m.d = d;
+  m.a = a;
+  m.b = b;
+  m.transpose_a = transpose_a;
+  m.transpose_b = transpose_b;
+  m.M = M;
+  m.N = N;
+  m.K = K;
+  m.lda = transpose_a == Transpose::YES ? M : K;
+  m.ldb = transpose_b == Transpose::YES ? K : N;
+  m.ldd = N;
+  m.batch = batch;
+  m.stride_a = M * K;
+  m.stride_b = K * N;
+  m.stride_d = M * N;
+  matmul(ctx, m);
+}
+
+unsigned row_blocks(const char* op, int64_t rows) {
+  const int64_t blocks = (rows + kRowsPerBlock - 1) / kRowsPerBlock;
   NLPF_CHECK(blocks <= 0x7fffffff, ErrorCode::UNSUPPORTED, op, ": ", rows, " rows exceed the grid");
-  return Launch{static_cast<unsigned>(blocks), warps * kWarp, warps * per_warp};
+  return static_cast<unsigned>(blocks);
 }
 
 float scale_of(int64_t HS) {
@@ -231,39 +202,75 @@ float scale_of(int64_t HS) {
 
 }  // namespace
 
+// Scratch (stream-ordered, from the context's caching allocator): q, k, v and the output head-major
+// (4 B T C floats), and dropout(probs) [B,NH,T,T] when keep is given. The scores are written straight into
+// probs and become the probabilities in place.
 void attention_forward(ExecutionContext& base, float* out, float* probs, const float* q, const float* k,
                        const float* v, const int32_t* attention_mask, const float* keep, float keep_scale,
                        int64_t B, int64_t T, int64_t NH, int64_t HS) {
   CudaContext& ctx = cuda_context(base);
-  const int64_t rows = B * NH * T;
+  const int64_t rows = B * NH * T, BTC = B * T * NH * HS;
   if (rows == 0 || HS == 0) return;
-  const Launch l = launch_for("attention_forward (cuda)", rows, HS + T);
+  Buffer heads(ctx.allocator(), static_cast<size_t>(4 * BTC) * sizeof(float));
+  float* q_heads = static_cast<float*>(heads.data());
+  float* k_heads = q_heads + BTC;
+  float* v_heads = k_heads + BTC;
+  float* out_heads = v_heads + BTC;
+  copy_heads(ctx, true, Copies{{q, k, v}, {q_heads, k_heads, v_heads}}, 3, B, T, NH, HS);
+
+  // scores [B,NH,T,T] = q k^T per head, into probs; the softmax scales them by 1 / sqrt(HS).
+  batched_matmul(base, probs, q_heads, Transpose::NO, k_heads, Transpose::YES, B * NH, T, T, HS);
+  Buffer dropped(ctx.allocator(), keep != nullptr ? static_cast<size_t>(rows * T) * sizeof(float) : 0);
+  float* dropped_data = keep != nullptr ? static_cast<float*>(dropped.data()) : nullptr;
   const float uniform = static_cast<float>(1.0 / static_cast<double>(T));  // the CPU's rounding
-  attention_forward_kernel<<<l.blocks, l.threads, l.shared_bytes, ctx.stream()>>>(
-      out, probs, q, k, v, attention_mask, keep, keep_scale, Dims{B, T, NH, HS}, scale_of(HS), uniform);
+  attention_softmax_forward_kernel<<<row_blocks("attention_forward (cuda)", rows), kRowsPerBlock * kWarp, 0,
+                                     ctx.stream()>>>(probs, dropped_data, attention_mask, keep, keep_scale,
+                                                     rows, NH, T, scale_of(HS), uniform);
   NLPF_CUDA_CHECK_LAUNCH();
+
+  // out [B,NH,T,HS] = dropout(probs) v per head, then back to [B,T,C].
+  batched_matmul(base, out_heads, keep != nullptr ? dropped_data : probs, Transpose::NO, v_heads,
+                 Transpose::NO, B * NH, T, HS, T);
+  copy_heads(ctx, false, Copies{{out_heads}, {out}}, 1, B, T, NH, HS);
 }
 
+// Scratch: dout, q, k, v head-major (4 B T C floats; the gradients reuse them once their operands are read,
+// all on one stream), dscore [B,NH,T,T], and dropout(probs) [B,NH,T,T] when keep is given.
 void attention_backward(ExecutionContext& base, float* dq, float* dk, float* dv, const float* dout,
                         const float* q, const float* k, const float* v, const int32_t* attention_mask,
                         const float* probs, const float* keep, float keep_scale, int64_t B, int64_t T,
                         int64_t NH, int64_t HS) {
   CudaContext& ctx = cuda_context(base);
-  const int64_t rows = B * NH * T;
+  const int64_t rows = B * NH * T, BTC = B * T * NH * HS, batch = B * NH;
   if (rows == 0 || HS == 0) return;
-  const Dims dims{B, T, NH, HS};
-  const float scale = scale_of(HS);
-  // Stream-ordered scratch: rowsum(p dp) of every query row, from the query kernel to the key kernel.
-  Buffer row_sum(ctx.allocator(), static_cast<size_t>(rows) * sizeof(float));
-  float* row_sum_data = static_cast<float*>(row_sum.data());
-  const Launch lq = launch_for("attention_backward (cuda)", rows, HS + T);
-  attention_backward_query_kernel<<<lq.blocks, lq.threads, lq.shared_bytes, ctx.stream()>>>(
-      dq, row_sum_data, dout, k, v, attention_mask, probs, keep, keep_scale, dims, scale);
+  Buffer heads(ctx.allocator(), static_cast<size_t>(4 * BTC) * sizeof(float));
+  float* dout_heads = static_cast<float*>(heads.data());
+  float* q_heads = dout_heads + BTC;
+  float* k_heads = q_heads + BTC;
+  float* v_heads = k_heads + BTC;
+  copy_heads(ctx, true, Copies{{dout, q, k, v}, {dout_heads, q_heads, k_heads, v_heads}}, 4, B, T, NH, HS);
+
+  // dscore [B,NH,T,T] = dout v^T per head, then the softmax backward in place.
+  Buffer dscore(ctx.allocator(), static_cast<size_t>(rows * T) * sizeof(float));
+  float* ds = static_cast<float*>(dscore.data());
+  batched_matmul(base, ds, dout_heads, Transpose::NO, v_heads, Transpose::YES, batch, T, T, HS);
+  Buffer dropped(ctx.allocator(), keep != nullptr ? static_cast<size_t>(rows * T) * sizeof(float) : 0);
+  float* dropped_data = keep != nullptr ? static_cast<float*>(dropped.data()) : nullptr;
+  attention_softmax_backward_kernel<<<row_blocks("attention_backward (cuda)", rows), kRowsPerBlock * kWarp, 0,
+                                      ctx.stream()>>>(ds, dropped_data, probs, attention_mask, keep,
+                                                      keep_scale, rows, NH, T, scale_of(HS));
   NLPF_CUDA_CHECK_LAUNCH();
-  const Launch lk = launch_for("attention_backward (cuda)", rows, HS + 2 * T);
-  attention_backward_key_kernel<<<lk.blocks, lk.threads, lk.shared_bytes, ctx.stream()>>>(
-      dk, dv, dout, q, v, attention_mask, probs, keep, row_sum_data, keep_scale, dims, scale);
-  NLPF_CUDA_CHECK_LAUNCH();
+
+  // dv = dropout(probs)^T dout into v's scratch (v was last read by dout v^T); dq = dscore k into dout's
+  // (last read by dv); dk = dscore^T q into k's (last read by dq).
+  float* dv_heads = v_heads;
+  float* dq_heads = dout_heads;
+  float* dk_heads = k_heads;
+  batched_matmul(base, dv_heads, keep != nullptr ? dropped_data : probs, Transpose::YES, dout_heads,
+                 Transpose::NO, batch, T, HS, T);
+  batched_matmul(base, dq_heads, ds, Transpose::NO, k_heads, Transpose::NO, batch, T, HS, T);
+  batched_matmul(base, dk_heads, ds, Transpose::YES, q_heads, Transpose::NO, batch, T, HS, T);
+  copy_heads(ctx, false, Copies{{dq_heads, dk_heads, dv_heads}, {dq, dk, dv}}, 3, B, T, NH, HS);
 }
 
 }  // namespace nlpf::cuda

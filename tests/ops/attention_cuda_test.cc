@@ -1,8 +1,9 @@
-// attention_forward / attention_backward on CUDA (the training kernels) against the CPU op: odd sizes, ragged
-// padding masks (a sequence with holes, one cut short, one all padding), with and without a dropout keep
-// mask. Outputs are poisoned with NaN first (every element must be written). Tolerance: fp32 1e-5, relative
-// to each element and to the largest |ref| of the tensor (sums over T keys in another order). Exact: padded
-// keys have probability 0, the all-padding sequence the uniform 1/T and no gradient to q, k.
+// attention_forward / attention_backward on CUDA (the training kernels) against the CPU op: odd sizes and
+// BERT-base's heads, ragged padding masks (a sequence with holes, one cut short, one all padding), with and
+// without a dropout keep mask. Outputs are poisoned with NaN first (every element must be written).
+// Tolerance: fp32 1e-5, relative to each element and to the largest |ref| of the tensor (sums over T keys in
+// another order). Exact: padded keys have probability 0, the all-padding sequence the uniform 1/T and no
+// gradient to q, k.
 #include "ops/attention.h"
 
 #include <string>
@@ -29,7 +30,10 @@ struct Size {
 
 TEST_F(AttentionCuda, ForwardAndBackwardMatchCpu) {
   std::mt19937 rng(1101);
-  for (const Size s : {Size{3, 19, 3, 8}, Size{3, 67, 2, 40}, Size{2, 1, 1, 3}}) {
+  // BERT-base's heads (T 128, NH 12, HS 64: the vector copies and aligned GEMMs), odd sizes (unaligned
+  // batch strides, scalar copies), and T = 1 with one and with several heads.
+  for (const Size s :
+       {Size{3, 19, 3, 8}, Size{3, 67, 2, 40}, Size{2, 1, 1, 3}, Size{3, 1, 4, 8}, Size{3, 128, 12, 64}}) {
     for (const bool with_dropout : {false, true}) {
       SCOPED_TRACE("B=" + std::to_string(s.B) + " T=" + std::to_string(s.T) + " NH=" + std::to_string(s.NH) +
                    " HS=" + std::to_string(s.HS) + (with_dropout ? " dropout" : ""));
@@ -95,7 +99,7 @@ TEST_F(AttentionCuda, ForwardAndBackwardMatchCpu) {
 }
 
 TEST_F(AttentionCuda, LongSequenceMatchesCpu) {
-  // T = 512 (BERT's longest) with BERT-base's head size: the shared rows at their largest.
+  // T = 512 (BERT's longest) with BERT-base's head size: the largest score matrices per head.
   std::mt19937 rng(1102);
   const int64_t B = 2, T = 512, NH = 2, HS = 64, C = NH * HS;
   const Shape x_shape{B, T, C}, p_shape{B, NH, T, T};

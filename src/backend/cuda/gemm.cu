@@ -42,6 +42,8 @@ struct Problem {
   const float* scale_a = nullptr;
   const float* scale_b = nullptr;
   int64_t M = 0, N = 0, K = 0, lda = 0, ldb = 0, ldd = 0;
+  // Strided batch (gemm.h's MatmulArgs): batch matrices, each stride_* elements after the previous one.
+  int64_t batch = 1, stride_a = 0, stride_b = 0, stride_d = 0;
 };
 
 cudaDataType_t cuda_data_type(DType dtype) {
@@ -58,12 +60,23 @@ cudaDataType_t cuda_data_type(DType dtype) {
   NLPF_THROW(ErrorCode::UNSUPPORTED, "gemm: dtype ", dtype_name(dtype), " (expected f32, bf16 or f16)");
 }
 
-// The largest power of two (up to 256, cuBLASLt's default assumption) dividing the address.
-int alignment_of(const void* ptr) {
+// The largest power of two (up to 256, cuBLASLt's default assumption) dividing the address and, in a
+// batch, the stride in bytes between its matrices: the alignment every matrix of the batch has.
+int alignment_of(const void* ptr, int64_t batch = 1, int64_t stride_bytes = 0) {
   const auto address = reinterpret_cast<uintptr_t>(ptr);
+  const auto stride = batch > 1 ? static_cast<uintptr_t>(stride_bytes) : uintptr_t{0};
   int alignment = 256;
-  while (alignment > 1 && address % alignment != 0) alignment /= 2;
+  while (alignment > 1 && (address % alignment != 0 || stride % alignment != 0)) alignment /= 2;
   return alignment;
+}
+
+// A layout of a strided batch: cuBLASLt's BATCH_COUNT and STRIDED_BATCH_OFFSET (in elements).
+void set_batch(cublasLtMatrixLayout_t layout, int64_t batch, int64_t stride) {
+  const auto count = static_cast<int32_t>(batch);
+  NLPF_CUDA_CHECK(
+      cublasLtMatrixLayoutSetAttribute(layout, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &count, sizeof count));
+  NLPF_CUDA_CHECK(cublasLtMatrixLayoutSetAttribute(layout, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET,
+                                                   &stride, sizeof stride));
 }
 
 cublasLtEpilogue_t epilogue_of(const Problem& p) {
@@ -187,6 +200,12 @@ std::unique_ptr<GemmPlanCache::Plan> make_plan(CudaContext& ctx, const Problem& 
   }
   NLPF_CUDA_CHECK(cublasLtMatrixLayoutCreate(&plan->c, type, p.N, p.M, p.ldd));
   NLPF_CUDA_CHECK(cublasLtMatrixLayoutCreate(&plan->d, type, p.N, p.M, p.ldd));
+  if (p.batch > 1) {  // cuBLASLt's A is b, its B is a; C is d when accumulating, so both take d's stride
+    set_batch(plan->a, p.batch, p.stride_b);
+    set_batch(plan->b, p.batch, p.stride_a);
+    set_batch(plan->c, p.batch, p.stride_d);
+    set_batch(plan->d, p.batch, p.stride_d);
+  }
 
   cublasLtMatmulPreference_t preference = nullptr;
   NLPF_CUDA_CHECK(cublasLtMatmulPreferenceCreate(&preference));
@@ -214,7 +233,7 @@ std::unique_ptr<GemmPlanCache::Plan> make_plan(CudaContext& ctx, const Problem& 
   NLPF_CUDA_CHECK(status);
   NLPF_CHECK(found > 0, ErrorCode::CUBLAS, "gemm: cuBLASLt has no algorithm for ", dtype_name(p.dtype),
              " M=", p.M, " N=", p.N, " K=", p.K, " lda=", p.lda, " ldb=", p.ldb, " ldd=", p.ldd,
-             " transposes ", p.transpose_a, p.transpose_b);
+             " transposes ", p.transpose_a, p.transpose_b, " batch ", p.batch);
   plan->algo = results[0].algo;
   if (tune && found > 1) plan->algo = fastest(ctx, *plan, p, results, found);
   return plan;
@@ -222,8 +241,12 @@ std::unique_ptr<GemmPlanCache::Plan> make_plan(CudaContext& ctx, const Problem& 
 
 void run(ExecutionContext& base, const Problem& p) {
   CudaContext& ctx = cuda_context(base);
-  const Alignments align{alignment_of(p.b), alignment_of(p.a), p.c ? alignment_of(p.c) : alignment_of(p.d),
-                         alignment_of(p.d)};
+  const size_t element = dtype_size(p.fp8 ? DType::F8E4M3 : p.dtype);
+  const size_t d_element = dtype_size(p.dtype);
+  const Alignments align{alignment_of(p.b, p.batch, p.stride_b * element),
+                         alignment_of(p.a, p.batch, p.stride_a * element),
+                         alignment_of(p.c ? p.c : p.d, p.batch, p.stride_d * d_element),
+                         alignment_of(p.d, p.batch, p.stride_d * d_element)};
   const GemmPlanCache::Key key{static_cast<int>(p.dtype),
                                static_cast<int>(ctx.math_mode()),
                                p.transpose_a,
@@ -241,7 +264,11 @@ void run(ExecutionContext& base, const Problem& p) {
                                align.c,
                                align.d,
                                p.fp8,
-                               static_cast<int>(ctx.gemm_selection())};
+                               static_cast<int>(ctx.gemm_selection()),
+                               p.batch,
+                               p.stride_a,
+                               p.stride_b,
+                               p.stride_d};
   std::unique_ptr<GemmPlanCache::Plan>& plan = ctx.gemm_plans().plans[key];
   if (!plan) plan = make_plan(ctx, p, align);
   bind_pointers(*plan, p);
@@ -301,6 +328,11 @@ void matmul(ExecutionContext& ctx, const MatmulArgs& m) {
                  m.ldb >= (transpose_b ? m.K : m.N) && m.ldd >= m.N,
              ErrorCode::INVALID_ARGUMENT, "matmul: M=", m.M, " N=", m.N, " K=", m.K, " lda=", m.lda,
              " ldb=", m.ldb, " ldd=", m.ldd, " (transposes ", transpose_a, ", ", transpose_b, ")");
+  NLPF_CHECK(m.batch >= 1 && m.batch <= INT32_MAX && m.stride_a >= 0 && m.stride_b >= 0 &&
+                 (m.batch == 1 || m.stride_d >= m.M * m.ldd),
+             ErrorCode::INVALID_ARGUMENT, "matmul: batch=", m.batch, " stride_a=", m.stride_a,
+             " stride_b=", m.stride_b, " stride_d=", m.stride_d, " (M=", m.M, " ldd=", m.ldd,
+             "; the matrices of d must not overlap)");
   Problem p;
   p.d = m.d;
   p.a = m.a;
@@ -315,6 +347,12 @@ void matmul(ExecutionContext& ctx, const MatmulArgs& m) {
   p.lda = m.lda;
   p.ldb = m.ldb;
   p.ldd = m.ldd;
+  if (m.batch > 1) {  // batch 1 keys like an unbatched GEMM whatever strides the caller left
+    p.batch = m.batch;
+    p.stride_a = m.stride_a;
+    p.stride_b = m.stride_b;
+    p.stride_d = m.stride_d;
+  }
   run(ctx, p);
 }
 

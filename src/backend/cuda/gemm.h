@@ -1,7 +1,7 @@
 // Row-major GEMMs through cuBLASLt with fused epilogues, for the ops' CUDA kernels. Two entry points:
 //   gemm:   y [N, OC] (=) x [N, C] W^T + bias (+ residual)      W [OC, C] as nn.Linear stores it;
 //   matmul: d [M, N] (= or +=) op(a) [M, K] op(b) [K, N]        op = identity or transpose (the backward
-//           products dx = dy W and dweight += dy^T x).
+//           products dx = dy W and dweight += dy^T x), optionally strided-batched (the attention products).
 // Both map to cuBLASLt's column-major view: a row-major [r, c] array with leading dimension ld is the
 // column-major [c, r] matrix, its transpose, so d^T [N, M] = op(b)^T op(a)^T with b as cuBLASLt's A matrix
 // and a as its B matrix; no operand is transposed in memory. Leading dimensions may exceed the row width
@@ -10,10 +10,10 @@
 // no extra pass. Math (DESIGN §5): f32 with IEEE fp32 (MathMode::IEEE_FP32) or TF32 tensor cores
 // (MathMode::TF32), for every GEMM here; bf16 and f16 with fp32 accumulation and scale. Plans (descriptors,
 // layouts and the heuristic's algorithm) are cached in the context per transposes, shape, leading dimensions,
-// dtype, math mode, epilogue, C matrix and operand alignment, so a repeated shape costs a pointer update and
-// the launch, and a CUDA graph can capture it (the workspace is the context's, no allocation inside). The
-// algorithm is the heuristic's first, or with GemmSelection::AUTOTUNE (backend/context.h) the fastest of its
-// first eight timed once on the GEMM's own operands when the plan is made.
+// dtype, math mode, epilogue, C matrix, batch and operand alignment, so a repeated shape costs a pointer
+// update and the launch, and a CUDA graph can capture it (the workspace is the context's, no allocation
+// inside). The algorithm is the heuristic's first, or with GemmSelection::AUTOTUNE (backend/context.h) the
+// fastest of its first eight timed once on the GEMM's own operands when the plan is made.
 #pragma once
 
 #include <cublasLt.h>
@@ -60,7 +60,9 @@ enum class Transpose { NO, YES };
 
 // d [M, N] (row stride ldd) (=, or += with Accumulate) op(a) op(b). a is stored [M, K] (Transpose::NO) or
 // [K, M] (YES), row stride lda; b is stored [K, N] (NO) or [N, K] (YES), row stride ldb. Every array of
-// `dtype`.
+// `dtype`. Strided-batched with batch > 1: matrix i of a, b and d starts stride_a, stride_b, stride_d
+// elements after matrix i - 1 (cuBLASLt's BATCH_COUNT and STRIDED_BATCH_OFFSET); the matrices of d must not
+// overlap (stride_d >= M ldd), those of a and b may (stride 0 reuses one matrix). batch = 1: strides unused.
 struct MatmulArgs {
   void* d = nullptr;
   const void* a = nullptr;
@@ -69,6 +71,7 @@ struct MatmulArgs {
   bool accumulate = false;  // d += op(a) op(b) (beta = 1, d as cuBLASLt's C matrix); else d = op(a) op(b)
   DType dtype = DType::F32;
   int64_t M = 0, N = 0, K = 0, lda = 0, ldb = 0, ldd = 0;
+  int64_t batch = 1, stride_a = 0, stride_b = 0, stride_d = 0;
 };
 
 class GemmPlanCache {
@@ -80,14 +83,16 @@ class GemmPlanCache {
 
   struct Plan;
   // (dtype, math mode, transpose a, transpose b, M, N, K, lda, ldb, ldd, epilogue, reads C, alignment of
-  // cuBLASLt's A, B, C and D, fp8 operands, algorithm selection) in matmul's row-major terms.
+  // cuBLASLt's A, B, C and D, fp8 operands, algorithm selection, batch, stride a, stride b, stride d) in
+  // matmul's row-major terms.
   using Key = std::tuple<int, int, bool, bool, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int,
-                         bool, int, int, int, int, bool, int>;
+                         bool, int, int, int, int, bool, int, int64_t, int64_t, int64_t, int64_t>;
   std::map<Key, std::unique_ptr<Plan>> plans;
 };
 
 // Queue the GEMM on ctx's stream. Errors: INVALID_ARGUMENT for sizes (non-positive, a leading dimension below
-// the row width), UNSUPPORTED for a dtype cuBLASLt is not asked to do here, CUBLAS when no algorithm fits.
+// the row width, a batch below 1 or past 2^31 - 1, negative strides, overlapping matrices of d), UNSUPPORTED
+// for a dtype cuBLASLt is not asked to do here, CUBLAS when no algorithm fits.
 void gemm(ExecutionContext& ctx, const GemmArgs& args);
 void matmul(ExecutionContext& ctx, const MatmulArgs& args);
 // INVALID_ARGUMENT also for C or OC not a multiple of 16, UNSUPPORTED for an out_dtype other than F16/BF16.
