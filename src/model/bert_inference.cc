@@ -262,10 +262,10 @@ BertInference::Output BertInference::forward_fp8(const Tensor& input_ids, const 
     const Layer& w = layers_[l];
     ops::linear_fp8_residual_forward(ctx_, qkv, hidden_codes, w.qkv8.weight, w.qkv8.x_scale,
                                      w.qkv8.weight_scale, w.qkv_b, nullptr);
-    ops::fused_attention_forward(ctx_, context, qkv, attention_mask, config_.num_attention_heads);
-    // A separate pass: fusing the quantisation into the tensor-core attention kernel's epilogue
-    // (attention_mma_cuda.cu) is left for later; this pass reads and writes [B, T, C] once more.
-    ops::quantize_e4m3_forward(ctx_, context_codes, context, w.attn_out8.x_scale);
+    // The tensor-core attention kernel writes the E4M3 copy in its epilogue (other head sizes: a pass).
+    const ops::E4m3Copy context_copy{&context_codes, &w.attn_out8.x_scale};
+    ops::fused_attention_forward(ctx_, context, qkv, attention_mask, config_.num_attention_heads,
+                                 &context_copy);
     ops::linear_fp8_residual_forward(ctx_, attn, context_codes, w.attn_out8.weight, w.attn_out8.x_scale,
                                      w.attn_out8.weight_scale, w.attn_out_b, &hidden);
     const ops::E4m3Copy attn_copy{&attn_codes, &w.inter8.x_scale};

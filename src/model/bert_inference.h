@@ -12,10 +12,11 @@
 // activations, fp32 accumulation and statistics), FP8 (CUDA, sm_89+): BF16 everywhere except the four encoder
 // GEMMs of every layer (QKV, attention output, intermediate, output), whose weights are E4M3 with one scale
 // per tensor and whose inputs are E4M3 with the calibrated activation scales (model/fp8_calibration.h):
-//   embeddings + LayerNorm (bf16 + E4M3 copy) -> per layer: fp8 QKV GEMM -> attention (bf16) -> quantise
-//   (separate pass) -> fp8 output GEMM + bias + residual -> LayerNorm (bf16 + E4M3 copy) -> fp8 GEMM + bias +
-//   GELU written as E4M3 by cuBLASLt (else bf16 then a quantise pass, where the library refuses it) -> fp8
-//   GEMM + bias + residual -> LayerNorm (bf16 + E4M3 copy for the next layer's QKV).
+//   embeddings + LayerNorm (bf16 + E4M3 copy) -> per layer: fp8 QKV GEMM -> attention (bf16 + E4M3 copy
+//   from the tensor-core kernel's epilogue) -> fp8 output GEMM + bias + residual -> LayerNorm (bf16 + E4M3
+//   copy) -> fp8 GEMM + bias + GELU written as E4M3 by cuBLASLt (else bf16 then a quantise pass, where the
+//   library refuses it) -> fp8 GEMM + bias + residual -> LayerNorm (bf16 + E4M3 copy for the next layer's
+//   QKV).
 // The pooler and classifier stay bf16: the pooler reads one token per sequence (B rows, a negligible share of
 // the work) and the classifier has NL = 2 outputs, not a multiple of 16 as fp8 GEMMs need; embeddings,
 // LayerNorm and softmax are not GEMMs. Weight scales are per tensor (docs/ENGINE.md says why not per

@@ -332,7 +332,7 @@ bool linear_fp8_gelu_e4m3_supported(ExecutionContext& ctx, Tensor& y, const Tens
 }
 
 void fused_attention_forward(ExecutionContext& ctx, Tensor& out, const Tensor& qkv,
-                             const Tensor& attention_mask, int64_t NH) {
+                             const Tensor& attention_mask, int64_t NH, const E4m3Copy* e4m3) {
   constexpr const char* kOp = "fused_attention_forward";
   const Device device =
       detail::common_device(kOp, ctx, {{"out", &out}, {"qkv", &qkv}, {"attention_mask", &attention_mask}});
@@ -346,6 +346,7 @@ void fused_attention_forward(ExecutionContext& ctx, Tensor& out, const Tensor& q
   detail::check_shape(kOp, "attention_mask", attention_mask, {B, T});
   check_compute_dtype(kOp, "qkv", qkv, device);
   check_same_dtype(kOp, {{"qkv", &qkv}, {"out", &out}});
+  if (e4m3) check_e4m3_copy(kOp, ctx, out, *e4m3);
   switch (device.type) {
     case DeviceType::CPU: {
       Tensor q = Tensor::empty(DType::F32, {B, T, C}), k = Tensor::empty(DType::F32, {B, T, C}),
@@ -361,17 +362,22 @@ void fused_attention_forward(ExecutionContext& ctx, Tensor& out, const Tensor& q
           if (mask[b * T + t] == 0) std::fill_n(out.data<float>() + (b * T + t) * C, C, 0.0f);
         }
       }
+      if (e4m3) quantize_e4m3_forward(ctx, *e4m3->codes, out, *e4m3->scale);
       return;
     }
     case DeviceType::CUDA:
       if constexpr (kCudaBuilt) {
-        // 16-bit at BERT's head sizes: the tensor-core kernel; f32 and other head sizes: the CUDA-core one.
+        // 16-bit at BERT's head sizes: the tensor-core kernel (writing the E4M3 copy itself); f32 and other
+        // head sizes: the CUDA-core one, then a quantisation pass for an E4M3 copy.
         if (cuda::fused_attention_mma_supports(qkv.dtype(), C / NH, T)) {
           cuda::fused_attention_forward_mma(ctx, out.raw_data(), qkv.raw_data(),
-                                            attention_mask.data<int32_t>(), qkv.dtype(), B, T, NH, C / NH);
+                                            attention_mask.data<int32_t>(), qkv.dtype(), B, T, NH, C / NH,
+                                            e4m3 ? static_cast<uint8_t*>(e4m3->codes->raw_data()) : nullptr,
+                                            e4m3 ? e4m3->scale->data<float>() : nullptr);
         } else {
           cuda::fused_attention_forward(ctx, out.raw_data(), qkv.raw_data(), attention_mask.data<int32_t>(),
                                         qkv.dtype(), B, T, NH, C / NH);
+          if (e4m3) quantize_e4m3_forward(ctx, *e4m3->codes, out, *e4m3->scale);
         }
         return;
       }

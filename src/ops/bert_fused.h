@@ -7,11 +7,10 @@
 // T tokens, C hidden, NH heads, I intermediate, NL labels, N = B T rows.
 // FP8 (DESIGN §5, issue 13): the four encoder GEMMs of a layer read E4M3 codes with per-tensor scales (one
 // f32 each in device memory; value = decode(code) * scale). The producers of their inputs write the codes
-// themselves where that is cheap: both LayerNorms (E4m3Copy: the 16-bit output stays, it is the residual),
-// and the intermediate GEMM (its GELU output leaves as codes); the attention output is quantised by a
-// separate quantize_e4m3_forward pass (fusing it into the tensor-core attention kernel is left for later).
-// The fp8 linears run on CUDA only: the CPU engine is fp32 (its fp8 reference is the CPU model with quantised
-// and dequantised GEMM inputs, tests/unit/fp8_emulation.h).
+// themselves: both LayerNorms (E4m3Copy: the 16-bit output stays, it is the residual), the tensor-core
+// attention kernel, and the intermediate GEMM (its GELU output leaves as codes). The fp8 linears run on CUDA
+// only: the CPU engine is fp32 (its fp8 reference is the same data path in fp32 with quantised and decoded
+// GEMM inputs and weights, tests/unit/fp8_emulation.h).
 #pragma once
 
 #include <cstdint>
@@ -75,9 +74,11 @@ bool linear_fp8_gelu_e4m3_supported(ExecutionContext& ctx, Tensor& y, const Tens
 // packed weight [3C, C]) under attention_mask [B,T] (1 = token, 0 = padding), NH heads. The row of a padded
 // query is 0, unlike HF, which attends from it too: no token's output depends on it (padded keys are masked,
 // the pooler reads token 0), so the logits are HF's, and the GPU skips the work (most of a batch padded to
-// max-length). A sequence with no token at all keeps HF's rows (uniform attention over all T keys).
+// max-length). A sequence with no token at all keeps HF's rows (uniform attention over all T keys). With e4m3
+// also out's E4M3 copy: written by the tensor-core kernel itself (16-bit, head sizes 32/64/128), else by a
+// quantize_e4m3_forward pass after it.
 void fused_attention_forward(ExecutionContext& ctx, Tensor& out, const Tensor& qkv,
-                             const Tensor& attention_mask, int64_t NH);
+                             const Tensor& attention_mask, int64_t NH, const E4m3Copy* e4m3 = nullptr);
 
 // The pooler and classifier on token 0 of hidden [B,T,C]: pooled = tanh(hidden[:,0] pooler_weight^T +
 // pooler_bias), logits [B,NL] f32 = pooled classifier_weight^T + classifier_bias (classifier_bias f32),

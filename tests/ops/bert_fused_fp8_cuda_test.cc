@@ -1,9 +1,10 @@
 // The fp8 inference ops of ops/bert_fused.h on the GPU (issue 13): the E4M3 copy that LayerNorm (and the
-// embeddings' LayerNorm) writes beside its 16-bit output is bit-identical to LayerNorm followed by
-// quantize_e4m3_forward, on the warp path and the generic path (a width that is not a multiple of the 16-byte
-// vector); the fp8 linear with bias and residual against a double reference on the decoded operands; the
-// intermediate GEMM's E4M3 output (cuBLASLt's D scale after the GELU epilogue) against its 16-bit output
-// quantised by the op. Skipped without CUDA, without a GPU, or where cuBLASLt refuses the E4M3 output.
+// embeddings' LayerNorm, and the attention) writes beside its 16-bit output is bit-identical to the op
+// followed by quantize_e4m3_forward, on the warp path and the generic path of LayerNorm (a width that is not
+// a multiple of the 16-byte vector), the tensor-core attention and the CUDA-core one (head size 48); the fp8
+// linear with bias and residual against a double reference on the decoded operands; the intermediate GEMM's
+// E4M3 output (cuBLASLt's D scale after the GELU epilogue) against its 16-bit output quantised by the op.
+// Skipped without CUDA, without a GPU, or where cuBLASLt refuses the E4M3 output.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -98,6 +99,30 @@ TEST_F(BertFusedFp8Cuda, EmbeddingsLayerNormCopyEqualsThenQuantize) {
       Tensor plain = poisoned({B, T, C}, dtype), separate = poisoned({B, T, C}, DType::F8E4M3);
       ops::embeddings_layer_norm_forward(gpu(), plain, d_ids, d_types, word, position, token_type, w, b,
                                          1e-12);
+      ops::quantize_e4m3_forward(gpu(), separate, plain, scale);
+      EXPECT_TRUE(same_bytes(to_host(gpu(), fused), to_host(gpu(), plain)));
+      EXPECT_TRUE(same_bytes(to_host(gpu(), codes), to_host(gpu(), separate)));
+    }
+  }
+}
+
+TEST_F(BertFusedFp8Cuda, AttentionCopyEqualsAttentionThenQuantize) {
+  std::mt19937 rng(25);
+  // T = 100: two query tiles of 64, the second all padding for sequence 1 (the kernel's zero-tile path); the
+  // last sequence all padding (uniform rows); HS 48: the CUDA-core kernel and the quantisation pass.
+  const int64_t B = 4, T = 100, NH = 2;
+  for (const DType dtype : {DType::BF16, DType::F16}) {
+    for (const int64_t HS : {32, 64, 48}) {
+      SCOPED_TRACE(std::string(dtype_name(dtype)) + " HS=" + std::to_string(HS));
+      const int64_t C = NH * HS;
+      const Tensor qkv = device(random_tensor(rng, {B, T, 3 * C}, -2.0, 2.0).to(dtype));
+      const Tensor mask = device(ragged_mask(rng, B, T));
+      const Tensor scale = device(scale_tensor(0.8f / kE4M3Max));  // some outputs saturate
+      Tensor fused = poisoned({B, T, C}, dtype), codes = poisoned({B, T, C}, DType::F8E4M3);
+      const ops::E4m3Copy copy{&codes, &scale};
+      ops::fused_attention_forward(gpu(), fused, qkv, mask, NH, &copy);
+      Tensor plain = poisoned({B, T, C}, dtype), separate = poisoned({B, T, C}, DType::F8E4M3);
+      ops::fused_attention_forward(gpu(), plain, qkv, mask, NH);
       ops::quantize_e4m3_forward(gpu(), separate, plain, scale);
       EXPECT_TRUE(same_bytes(to_host(gpu(), fused), to_host(gpu(), plain)));
       EXPECT_TRUE(same_bytes(to_host(gpu(), codes), to_host(gpu(), separate)));
