@@ -346,6 +346,10 @@ Phase2Inputs load_phase2_inputs(const Phase2Plan& plan, const std::vector<Phase2
     return parse_precision(p.precision) == Precision::FP8;
   });
   const bool need_train = plan.refit || fp8;
+  NLPF_CHECK(
+      !fp8 || in.data.eval_file.empty() || !in.data.train_file.empty(), ErrorCode::INVALID_ARGUMENT,
+      "--precisions fp8: the activation scales are calibrated on training data; give --train-file with "
+      "--eval-file (or --data-dir), or leave fp8 out");
   check_data_settings(in.data, need_train);
   in.files = locate_data(in.data, need_train);
   in.tokenizer.emplace(WordPieceTokenizer::from_model_dir(plan.model_dir));

@@ -375,6 +375,7 @@ TEST(Phase2, Fp8CalibrationIsStoredWithTheRunAndReused) {
   EXPECT_EQ(code_of([&] { load_phase2_inputs(plan_without, plan_without.points); }, message),
             ErrorCode::INVALID_ARGUMENT);
   EXPECT_NE(message.find("--train-file"), std::string::npos) << message;
+  EXPECT_NE(message.find("fp8"), std::string::npos) << message;
 }
 
 TEST(Phase2, Bf16RunsWhereTheCpuHasItAndStaysCloseToFp32) {
