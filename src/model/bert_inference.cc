@@ -115,7 +115,7 @@ BertInference::BertInference(ExecutionContext& ctx, const BertConfig& config,
       if (d.device == ctx.device()) capability = d.compute_capability;
     }
     NLPF_CHECK(capability >= 89, ErrorCode::UNSUPPORTED,
-               "inference engine: fp8 needs E4M3 tensor cores (sm_89 ", "or newer); ",
+               "inference engine: fp8 needs E4M3 tensor cores (sm_89 or newer); ",
                device_string(ctx.device()), " is sm_", capability);
     NLPF_CHECK(
         config.hidden_size % 16 == 0 && config.intermediate_size % 16 == 0, ErrorCode::UNSUPPORTED,
