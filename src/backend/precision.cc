@@ -43,13 +43,13 @@ std::optional<std::string> precision_unsupported_reason(const DeviceDescription&
       return "fp8 needs fp8 tensor cores (sm_89 or newer); " + device.name + " is sm_" +
              std::to_string(device.compute_capability);
     }
-    if (precision == Precision::FP8)
-      return "fp8 inference (E4M3 GEMMs with calibrated scales) is not built yet";
     if ((precision == Precision::TF32 || precision == Precision::BF16) && device.compute_capability < 80) {
       return precision_name(precision) + " needs tensor cores of sm_80 or newer; " + device.name + " is sm_" +
              std::to_string(device.compute_capability);
     }
-    return std::nullopt;  // fp32, tf32, bf16, fp16: the CUDA inference engine (model/bert_inference.h)
+    // fp32, tf32, bf16, fp16, and fp8 from sm_89 (E4M3 GEMMs with calibrated activation scales): the CUDA
+    // inference engine (model/bert_inference.h)
+    return std::nullopt;
   }
   switch (precision) {
     case Precision::FP32:

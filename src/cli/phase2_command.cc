@@ -50,6 +50,11 @@ void add_sweep(CLI::App& sub, SweepKind sweep, Action& action) {
     if (!grid) opt->default_str("fp32 fp16 fp8");
     sub.add_flag(flag_names("skip-failed-precisions"), o.skip_failed_precisions,
                  "Record refused or failed precisions in errors.json and go on");
+    sub.add_option(flag_names("calibration-batches"), o.calibration_batches,
+                   "fp8: calibrate activation scales (amax / 448) on this many batches of --eval-batch-size "
+                   "training examples (a seeded choice, on the CPU fp32 model; stored in the run directory)")
+        ->capture_default_str()
+        ->check(positive());
   }
   if (sweep == SweepKind::PADDING || grid) {
     auto* opt = sub.add_option(flag_names("paddings"), o.paddings, "Evaluation paddings to sweep")

@@ -16,6 +16,7 @@
 #include "measure/power_sampler.h"
 #include "measure/protocol.h"
 #include "model/bert_config.h"
+#include "model/fp8_calibration.h"
 #include "text/batching.h"
 #include "train/trainer.h"
 
@@ -25,6 +26,9 @@ struct GpuEvaluationOptions {
   Precision precision = Precision::FP32;
   int64_t batch_size = 64;
   PaddingMode padding = kDefaultEvalPadding;
+  // FP8's activation scales (model/fp8_calibration.h); required for Precision::FP8, read when the engine is
+  // built.
+  const Fp8Calibration* fp8_calibration = nullptr;
 };
 
 // One evaluation pass (predictions in file order, accuracy, batch latencies from CUDA events).

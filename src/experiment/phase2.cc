@@ -35,6 +35,7 @@
 #include "model/bert_inference.h"
 #include "model/bert_model.h"
 #include "model/checkpoint.h"
+#include "model/fp8_calibration.h"
 #include "model/inference_runner.h"
 #include "text/batching.h"
 #include "text/tokenizer.h"
@@ -288,6 +289,8 @@ Phase2Plan plan_phase2(const Phase2Settings& s) {
   NLPF_CHECK(std::filesystem::is_directory(plan.model_dir), ErrorCode::IO, "--baseline-model-directory ",
              plan.model_dir.string(), ": no such directory");
   NLPF_CHECK(s.refit_epochs >= 0, ErrorCode::INVALID_ARGUMENT, "--refit-epochs must be >= 0");
+  NLPF_CHECK(s.calibration_batches >= 1, ErrorCode::INVALID_ARGUMENT,
+             "--calibration-batches must be >= 1 (fp8's activation scales come from them)");
   plan.refit = s.refit_epochs > 0 && (s.sweep == SweepKind::LAYERS || s.sweep == SweepKind::GRID);
   check_data_settings(s.data, /*need_train=*/false);
   plan.config = BertConfig::load(plan.model_dir / "config.json");
@@ -338,18 +341,32 @@ Phase2Inputs load_phase2_inputs(const Phase2Plan& plan, const std::vector<Phase2
   Phase2Inputs in;
   // a refit's recipe: the baseline's (run.json) where known, else the reference one
   in.data = resolve_data(plan.settings, plan.baseline_run, plan.baseline_run_path, in.recipe);
-  check_data_settings(in.data, /*need_train=*/plan.refit);
-  in.files = locate_data(in.data, /*need_train=*/plan.refit);
+  // fp8 points calibrate their activation scales on the training split (DESIGN §5).
+  const bool fp8 = std::any_of(points.begin(), points.end(), [](const Phase2Point& p) {
+    return parse_precision(p.precision) == Precision::FP8;
+  });
+  const bool need_train = plan.refit || fp8;
+  NLPF_CHECK(
+      !fp8 || in.data.eval_file.empty() || !in.data.train_file.empty(), ErrorCode::INVALID_ARGUMENT,
+      "--precisions fp8: the activation scales are calibrated on training data; give --train-file with "
+      "--eval-file (or --data-dir), or leave fp8 out");
+  check_data_settings(in.data, need_train);
+  in.files = locate_data(in.data, need_train);
   in.tokenizer.emplace(WordPieceTokenizer::from_model_dir(plan.model_dir));
   in.eval_set = read_split(in.files.eval, in.data, plan.config.num_labels(), in.data.max_eval_examples);
   for (const Example& e : in.eval_set.examples) {
     NLPF_CHECK(e.label != kNoLabel, ErrorCode::INVALID_ARGUMENT, in.files.eval.string(), ":", e.line,
                ": the evaluation split needs labels (accuracy is one axis of the frontier)");
   }
-  if (plan.refit) {
+  if (need_train) {
     in.train_set = read_split(in.files.train, in.data, plan.config.num_labels(), in.data.max_train_examples);
   }
   for (const Phase2Point& p : points) {
+    if (parse_precision(p.precision) == Precision::FP8 && !in.train_by_length.count(p.max_sequence_length)) {
+      in.train_by_length.emplace(
+          p.max_sequence_length,
+          tokenize_dataset(in.train_set, *in.tokenizer, p.max_sequence_length, /*show_progress=*/false));
+    }
     if (!in.eval_by_length.count(p.max_sequence_length)) {
       in.eval_by_length.emplace(
           p.max_sequence_length,
@@ -357,6 +374,43 @@ Phase2Inputs load_phase2_inputs(const Phase2Plan& plan, const std::vector<Phase2
     }
   }
   return in;
+}
+
+std::string fp8_calibration_file_name(const Phase2Plan& plan, const Phase2Point& point) {
+  const bool refit = plan.refit && point.num_layers < plan.config.num_hidden_layers;
+  return "fp8_calibration-length_" + std::to_string(point.max_sequence_length) + "-layers_" +
+         std::to_string(point.num_layers) +
+         (refit ? "-refit_" + std::to_string(plan.settings.refit_epochs) : std::string()) + ".json";
+}
+
+Fp8Calibration fp8_calibration_for_point(const Phase2Plan& plan, const Phase2Inputs& in,
+                                         BertForSequenceClassification& model, const Phase2Point& point,
+                                         const std::filesystem::path& run_directory) {
+  const Phase2Settings& s = plan.settings;
+  const std::filesystem::path path = run_directory / fp8_calibration_file_name(plan, point);
+  const auto it = in.train_by_length.find(point.max_sequence_length);
+  NLPF_CHECK(it != in.train_by_length.end(), ErrorCode::INTERNAL, point.label,
+             ": no training data was tokenised for fp8 calibration at length ", point.max_sequence_length);
+  const int64_t examples = std::min(s.calibration_batches * s.eval_batch_size, it->second.size());
+  std::error_code ec;
+  if (std::filesystem::is_regular_file(path, ec)) {
+    json stored;
+    try {
+      stored = json::parse(read_file(path));
+    } catch (const json::exception& e) {
+      NLPF_THROW(ErrorCode::INVALID_ARGUMENT, path.string(), ": not valid JSON (", e.what(), ")");
+    }
+    Fp8Calibration calibration = Fp8Calibration::from_json(stored, path.string());
+    NLPF_CHECK(calibration.examples == examples && calibration.seed == in.recipe.seed,
+               ErrorCode::INVALID_ARGUMENT, path.string(), ": calibrated on ", calibration.examples,
+               " examples with seed ", calibration.seed, ", but this sweep calibrates on ", examples,
+               " with seed ", in.recipe.seed, " (a file of another run?)");
+    return calibration;
+  }
+  Fp8Calibration calibration = calibrate_fp8(model, it->second, examples, in.recipe.seed, s.eval_batch_size,
+                                             point.max_sequence_length);
+  write_file_atomic(path, calibration.to_json().dump(2) + "\n");
+  return calibration;
 }
 
 PointMeasurer make_point_measurer(Device device) {
@@ -392,6 +446,7 @@ MeasuredPoint measure_point(const Phase2Plan& plan, const Phase2Inputs& in, Poin
   EnergyMeter& meter = *measurer.meter;
   const double trace_start = sampler.elapsed_s();
   const bool refit = plan.refit && point.num_layers < plan.config.num_hidden_layers;
+  const bool precision_is_fp8 = parse_precision(point.precision) == Precision::FP8;
   json metrics;
   std::vector<int32_t> predictions;
   {
@@ -422,8 +477,15 @@ MeasuredPoint measure_point(const Phase2Plan& plan, const Phase2Inputs& in, Poin
     InferenceMetricsInputs inputs;
     ProtocolResult measured;
     if (measurer.gpu) {
-      const GpuEvaluationOptions options{
-          .precision = precision, .batch_size = point.eval_batch_size, .padding = padding};
+      // fp8: the activation scales of this model, calibrated on the CPU fp32 model before it is converted.
+      std::optional<Fp8Calibration> calibration;
+      if (precision == Precision::FP8) {
+        calibration = fp8_calibration_for_point(plan, in, *model, point, directory.parent_path());
+      }
+      const GpuEvaluationOptions options{.precision = precision,
+                                         .batch_size = point.eval_batch_size,
+                                         .padding = padding,
+                                         .fp8_calibration = calibration ? &*calibration : nullptr};
       measured = measure_on_gpu(*measurer.gpu, meter, sampler, model->config(), model->parameters(),
                                 eval_data, options, s.protocol, inputs);
     } else {
@@ -456,6 +518,7 @@ MeasuredPoint measure_point(const Phase2Plan& plan, const Phase2Inputs& in, Poin
                      {"refit_epochs", refit ? s.refit_epochs : 0},
                      {"truncated_examples", eval_data.num_truncated},
                      {"eval_examples", eval_data.size()}};
+  if (precision_is_fp8) point_info["fp8_calibration"] = fp8_calibration_file_name(plan, point);  // its scales
   StagedDirectory point_dir(directory);
   std::ostringstream lines;
   for (size_t i = 0; i < predictions.size(); ++i) {
@@ -545,6 +608,8 @@ Phase2Finish finish_phase2(const Phase2Plan& plan, const Phase2Inputs& in,
       {"padding", padding_swept ? json(nullptr) : json(s.padding)},
       {"refit_epochs", s.refit_epochs},
       {"skip_failed_precisions", s.skip_failed_precisions},
+      // fp8's activation calibration: batches of the fixed eval_batch_size training examples (ENGINE.md)
+      {"calibration_batches", s.calibration_batches},
       {"device", s.device},
       {"runs_dir", s.runs_dir},
       // GPU: a longest or bucketed batch is padded up to a multiple of 8 tokens (CUDA graphs per shape).

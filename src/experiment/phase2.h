@@ -56,6 +56,10 @@ struct Phase2Settings {
   // Fixed padding of the other sweeps (text/batching.h): max-length (the study's), longest or bucketed.
   std::string padding = padding_name(kDefaultEvalPadding);
   int refit_epochs = 0;  // re-fine-tune each truncated model this many epochs (the baseline's recipe)
+  // FP8 activation calibration (DESIGN §5, docs/ENGINE.md): the amax of every encoder GEMM input over
+  // calibration_batches x eval_batch_size training examples (a seeded choice; the fixed --eval-batch-size, so
+  // a batch-size sweep calibrates its fp8 points alike), on the CPU fp32 model of each (length, layers kept).
+  int64_t calibration_batches = 8;
   bool skip_failed_precisions = false;
   std::string device = "auto";
   std::string runs_dir = "runs";

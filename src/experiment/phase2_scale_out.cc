@@ -308,6 +308,7 @@ json phase2_settings_json(const Phase2Settings& s) {
           {"padding", s.padding},
           {"refit_epochs", s.refit_epochs},
           {"skip_failed_precisions", s.skip_failed_precisions},
+          {"calibration_batches", s.calibration_batches},
           {"device", s.device},
           {"runs_dir", s.runs_dir},
           {"protocol",
@@ -356,6 +357,7 @@ Phase2Settings phase2_settings_from_json(const json& j) {
     s.padding = j.at("padding").get<std::string>();
     s.refit_epochs = j.at("refit_epochs").get<int>();
     s.skip_failed_precisions = j.at("skip_failed_precisions").get<bool>();
+    s.calibration_batches = j.value("calibration_batches", s.calibration_batches);  // absent before fp8
     s.device = j.at("device").get<std::string>();
     s.runs_dir = j.at("runs_dir").get<std::string>();
     const json& p = j.at("protocol");

@@ -26,6 +26,8 @@
 #include "measure/energy_meter.h"
 #include "measure/power_sampler.h"
 #include "model/bert_config.h"
+#include "model/bert_model.h"
+#include "model/fp8_calibration.h"
 #include "text/batching.h"
 #include "text/dataset.h"
 #include "text/tokenizer.h"
@@ -76,6 +78,8 @@ struct Phase2Inputs {
   Dataset eval_set;
   Dataset train_set;
   std::map<int64_t, TokenizedDataset> eval_by_length;
+  // The training set tokenised per length of an fp8 point: fp8's calibration data (needs a training split).
+  std::map<int64_t, TokenizedDataset> train_by_length;
 };
 Phase2Inputs load_phase2_inputs(const Phase2Plan& plan, const std::vector<Phase2Point>& points);
 
@@ -104,6 +108,17 @@ struct MeasuredPoint {
 MeasuredPoint measure_point(const Phase2Plan& plan, const Phase2Inputs& inputs, PointMeasurer& measurer,
                             const Phase2Point& point, const std::filesystem::path& directory,
                             std::ostream& log, const std::function<void()>& before_commit = {});
+
+// FP8's activation scales for `point` (model: its CPU fp32 model, truncated and refit as measured): read from
+// fp8_calibration_file_name(point) in run_directory when a point before it (or another process of a
+// scaled-out sweep) wrote it, else calibrated (calibrate_fp8: settings.calibration_batches x eval_batch_size
+// training examples, the recipe's seed, deterministic) and written there atomically. Every process of a sweep
+// computes the same scales, so none waits for another.
+Fp8Calibration fp8_calibration_for_point(const Phase2Plan& plan, const Phase2Inputs& inputs,
+                                         BertForSequenceClassification& model, const Phase2Point& point,
+                                         const std::filesystem::path& run_directory);
+// "fp8_calibration-length_<L>-layers_<k>[-refit_<n>].json": one per model the sweep measures in fp8.
+std::string fp8_calibration_file_name(const Phase2Plan& plan, const Phase2Point& point);
 
 // One line per measured point on `log`: "[i/n] label: accuracy ..., ms/example, J/example".
 void log_measured_point(std::ostream& log, size_t index, size_t count, const MeasuredPoint& measured);

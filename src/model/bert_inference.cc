@@ -2,9 +2,14 @@
 #include "model/bert_inference.h"
 
 #include <cstring>
+#include <span>
 
+#include "backend/device.h"
 #include "core/error.h"
+#include "core/fp8.h"
+#include "model/fp8_calibration.h"
 #include "ops/bert_fused.h"
+#include "ops/quantize.h"
 
 namespace nlpf {
 
@@ -14,6 +19,7 @@ DType compute_dtype(Precision precision) {
     case Precision::TF32:
       return DType::F32;
     case Precision::BF16:
+    case Precision::FP8:  // everything but the four encoder GEMMs' operands (bert_inference.h)
       return DType::BF16;
     case Precision::FP16:
       return DType::F16;
@@ -58,6 +64,23 @@ Tensor BertInference::upload(const Tensor& host, DType dtype) {
   return device;
 }
 
+Tensor BertInference::upload_scale(float value) {
+  Tensor host = Tensor::empty(DType::F32, {1});
+  host.data<float>()[0] = value;
+  return upload(host, DType::F32);
+}
+
+// Per-tensor E4M3 weight (core/fp8.h: scale = amax / 448) and the calibrated input scale.
+BertInference::Fp8Linear BertInference::upload_fp8(const Tensor& weight, float x_scale) {
+  const int64_t OC = weight.dim(0), C = weight.dim(1);
+  const QuantizedWeight q =
+      quantize_weight_e4m3(std::span<const float>(weight.data<float>(), static_cast<size_t>(weight.numel())),
+                           OC, C, Fp8Granularity::PER_TENSOR);
+  Tensor codes = Tensor::empty(DType::F8E4M3, {OC, C});
+  std::memcpy(codes.raw_data(), q.codes.data(), q.codes.size());
+  return Fp8Linear{upload(codes, DType::F8E4M3), upload_scale(q.scales[0]), upload_scale(x_scale)};
+}
+
 std::optional<std::string> BertInference::unsupported_reason(const BertConfig& config, Device device) {
   if (device.type != DeviceType::CUDA) return std::nullopt;
   const int64_t HS = config.hidden_size / config.num_attention_heads;
@@ -72,15 +95,37 @@ std::optional<std::string> BertInference::unsupported_reason(const BertConfig& c
 
 BertInference::BertInference(ExecutionContext& ctx, const BertConfig& config,
                              const std::map<std::string, Tensor>& parameters, Precision precision,
-                             int64_t max_batch_size, int64_t max_sequence_length)
+                             int64_t max_batch_size, int64_t max_sequence_length,
+                             const Fp8Calibration* calibration)
     : ctx_(ctx),
       config_(config),
       precision_(precision),
       dtype_(compute_dtype(precision)),
       max_batch_(max_batch_size),
       max_tokens_(max_sequence_length) {
+  const bool fp8 = precision == Precision::FP8;
+  NLPF_CHECK(
+      ctx.device().type == DeviceType::CUDA || !fp8, ErrorCode::UNSUPPORTED,
+      "inference engine on the CPU: fp8 needs E4M3 tensor cores (sm_89+), the CPU engine is fp32 only");
   NLPF_CHECK(ctx.device().type == DeviceType::CUDA || precision == Precision::FP32, ErrorCode::UNSUPPORTED,
              "inference engine on the CPU: fp32 only (", precision_name(precision), " asked)");
+  if (fp8) {
+    int capability = 0;
+    for (const DeviceDescription& d : cuda_devices()) {
+      if (d.device == ctx.device()) capability = d.compute_capability;
+    }
+    NLPF_CHECK(capability >= 89, ErrorCode::UNSUPPORTED,
+               "inference engine: fp8 needs E4M3 tensor cores (sm_89 or newer); ",
+               device_string(ctx.device()), " is sm_", capability);
+    NLPF_CHECK(
+        config.hidden_size % 16 == 0 && config.intermediate_size % 16 == 0, ErrorCode::UNSUPPORTED,
+        "inference engine: fp8 GEMMs need hidden and intermediate sizes that are multiples of 16 (this "
+        "model: ",
+        config.hidden_size, ", ", config.intermediate_size, ")");
+    NLPF_CHECK(
+        calibration != nullptr, ErrorCode::INVALID_ARGUMENT,
+        "inference engine: fp8 needs the activation scales of a calibration (model/fp8_calibration.h)");
+  }
   if (const std::optional<std::string> reason = unsupported_reason(config, ctx.device())) {
     NLPF_THROW(ErrorCode::UNSUPPORTED, *reason);
   }
@@ -99,20 +144,34 @@ BertInference::BertInference(ExecutionContext& ctx, const BertConfig& config,
   for (int64_t l = 0; l < config.num_hidden_layers; ++l) {
     const std::string p = "bert.encoder.layer." + std::to_string(l) + ".";
     Layer layer;
-    layer.qkv_w =
-        upload(concat_rows(get(p + "attention.self.query.weight"), get(p + "attention.self.key.weight"),
-                           get(p + "attention.self.value.weight")),
-               dtype_);
+    const Tensor qkv_w =
+        concat_rows(get(p + "attention.self.query.weight"), get(p + "attention.self.key.weight"),
+                    get(p + "attention.self.value.weight"));
+    if (fp8) {
+      // Sites as the fp32 model's observer names them (fp8_calibration.h); a calibration of another model
+      // (fewer layers) fails here naming the missing site.
+      const std::string site = "layer." + std::to_string(l) + ".";
+      const float out_x_scale = calibration->scale(site + "output");
+      layer.qkv8 = upload_fp8(qkv_w, calibration->scale(site + "qkv"));
+      layer.attn_out8 =
+          upload_fp8(get(p + "attention.output.dense.weight"), calibration->scale(site + "attention_output"));
+      layer.inter8 =
+          upload_fp8(get(p + "intermediate.dense.weight"), calibration->scale(site + "intermediate"));
+      layer.out8 = upload_fp8(get(p + "output.dense.weight"), out_x_scale);
+      layer.out_x_scale_inverse = upload_scale(1.0f / out_x_scale);
+    } else {
+      layer.qkv_w = upload(qkv_w, dtype_);
+      layer.attn_out_w = upload(get(p + "attention.output.dense.weight"), dtype_);
+      layer.inter_w = upload(get(p + "intermediate.dense.weight"), dtype_);
+      layer.out_w = upload(get(p + "output.dense.weight"), dtype_);
+    }
     layer.qkv_b = upload(concat_rows(get(p + "attention.self.query.bias"), get(p + "attention.self.key.bias"),
                                      get(p + "attention.self.value.bias")),
                          dtype_);
-    layer.attn_out_w = upload(get(p + "attention.output.dense.weight"), dtype_);
     layer.attn_out_b = upload(get(p + "attention.output.dense.bias"), dtype_);
     layer.ln1_w = upload(get(p + "attention.output.LayerNorm.weight"), DType::F32);
     layer.ln1_b = upload(get(p + "attention.output.LayerNorm.bias"), DType::F32);
-    layer.inter_w = upload(get(p + "intermediate.dense.weight"), dtype_);
     layer.inter_b = upload(get(p + "intermediate.dense.bias"), dtype_);
-    layer.out_w = upload(get(p + "output.dense.weight"), dtype_);
     layer.out_b = upload(get(p + "output.dense.bias"), dtype_);
     layer.ln2_w = upload(get(p + "output.LayerNorm.weight"), DType::F32);
     layer.ln2_b = upload(get(p + "output.LayerNorm.bias"), DType::F32);
@@ -137,6 +196,19 @@ BertInference::BertInference(ExecutionContext& ctx, const BertConfig& config,
   pooler_scratch_ = workspace(dtype_, {max_batch_, C});
   logits_ = workspace(DType::F32, {max_batch_, config.num_labels()});
   predictions_ = workspace(DType::I32, {max_batch_});
+  if (fp8) {
+    hidden_codes_ = workspace(DType::F8E4M3, {N, C});
+    context_codes_ = workspace(DType::F8E4M3, {N, C});
+    attn_codes_ = workspace(DType::F8E4M3, {N, C});
+    inter_codes_ = workspace(DType::F8E4M3, {N, I});
+    // Asked once here, at the planned shape, so that a refusal never surfaces inside a (captured) forward.
+    if (!layers_.empty()) {
+      const Layer& w = layers_.front();
+      fp8_gelu_codes_ = ops::linear_fp8_gelu_e4m3_supported(ctx_, inter_codes_, attn_codes_, w.inter8.weight,
+                                                            w.inter8.x_scale, w.inter8.weight_scale,
+                                                            w.inter_b, w.out_x_scale_inverse);
+    }
+  }
 }
 
 BertInference::Output BertInference::forward(const Tensor& input_ids, const Tensor& token_type_ids,
@@ -148,6 +220,8 @@ BertInference::Output BertInference::forward(const Tensor& input_ids, const Tens
                 I = config_.intermediate_size, NL = config_.num_labels();
   NLPF_CHECK(B <= max_batch_ && T <= max_tokens_, ErrorCode::INVALID_ARGUMENT, "inference engine: batch [", B,
              ", ", T, "] exceeds the planned [", max_batch_, ", ", max_tokens_, "]");
+  if (precision_ == Precision::FP8)
+    return forward_fp8(input_ids, token_type_ids, attention_mask, labels, correct);
   const double eps = config_.layer_norm_eps;
   Tensor hidden = hidden_.view({B, T, C}), qkv = qkv_.view({B, T, 3 * C}), context = context_.view({B, T, C}),
          attn = attn_.view({B, T, C}), inter = inter_.view({B, T, I});
@@ -161,6 +235,54 @@ BertInference::Output BertInference::forward(const Tensor& input_ids, const Tens
     ops::linear_gelu_forward(ctx_, inter, attn, w.inter_w, w.inter_b);
     ops::linear_residual_forward(ctx_, hidden, inter, w.out_w, w.out_b, &attn);
     ops::layer_norm_inference_forward(ctx_, hidden, hidden, w.ln2_w, w.ln2_b, eps);
+  }
+  Output out{logits_.view({B, NL}), predictions_.view({B})};
+  Tensor pooler_scratch = pooler_scratch_.view({B, C});
+  ops::classifier_head_forward(ctx_, out.logits, out.predictions, correct, pooler_scratch, hidden, pooler_w_,
+                               pooler_b_, classifier_w_, classifier_b_, labels);
+  return out;
+}
+
+// The FP8 data path (bert_inference.h). forward() checked the shapes.
+BertInference::Output BertInference::forward_fp8(const Tensor& input_ids, const Tensor& token_type_ids,
+                                                 const Tensor& attention_mask, const Tensor* labels,
+                                                 Tensor* correct) {
+  const int64_t B = input_ids.dim(0), T = input_ids.dim(1), C = config_.hidden_size,
+                I = config_.intermediate_size, NL = config_.num_labels();
+  const double eps = config_.layer_norm_eps;
+  Tensor hidden = hidden_.view({B, T, C}), qkv = qkv_.view({B, T, 3 * C}), context = context_.view({B, T, C}),
+         attn = attn_.view({B, T, C}), inter = inter_.view({B, T, I});
+  Tensor hidden_codes = hidden_codes_.view({B, T, C}), context_codes = context_codes_.view({B, T, C}),
+         attn_codes = attn_codes_.view({B, T, C}), inter_codes = inter_codes_.view({B, T, I});
+  // LayerNorm outputs leave twice: bf16 (the residual of the next sum) and E4M3 (the next GEMM's input).
+  const ops::E4m3Copy first{&hidden_codes, layers_.empty() ? nullptr : &layers_.front().qkv8.x_scale};
+  ops::embeddings_layer_norm_forward(ctx_, hidden, input_ids, token_type_ids, word_, position_, token_type_,
+                                     emb_ln_w_, emb_ln_b_, eps, layers_.empty() ? nullptr : &first);
+  for (size_t l = 0; l < layers_.size(); ++l) {
+    const Layer& w = layers_[l];
+    ops::linear_fp8_residual_forward(ctx_, qkv, hidden_codes, w.qkv8.weight, w.qkv8.x_scale,
+                                     w.qkv8.weight_scale, w.qkv_b, nullptr);
+    // The tensor-core attention kernel writes the E4M3 copy in its epilogue (other head sizes: a pass).
+    const ops::E4m3Copy context_copy{&context_codes, &w.attn_out8.x_scale};
+    ops::fused_attention_forward(ctx_, context, qkv, attention_mask, config_.num_attention_heads,
+                                 &context_copy);
+    ops::linear_fp8_residual_forward(ctx_, attn, context_codes, w.attn_out8.weight, w.attn_out8.x_scale,
+                                     w.attn_out8.weight_scale, w.attn_out_b, &hidden);
+    const ops::E4m3Copy attn_copy{&attn_codes, &w.inter8.x_scale};
+    ops::layer_norm_inference_forward(ctx_, attn, attn, w.ln1_w, w.ln1_b, eps, &attn_copy);
+    if (fp8_gelu_codes_) {
+      ops::linear_fp8_gelu_forward(ctx_, inter_codes, attn_codes, w.inter8.weight, w.inter8.x_scale,
+                                   w.inter8.weight_scale, w.inter_b, &w.out_x_scale_inverse);
+    } else {
+      ops::linear_fp8_gelu_forward(ctx_, inter, attn_codes, w.inter8.weight, w.inter8.x_scale,
+                                   w.inter8.weight_scale, w.inter_b, nullptr);
+      ops::quantize_e4m3_forward(ctx_, inter_codes, inter, w.out8.x_scale);
+    }
+    ops::linear_fp8_residual_forward(ctx_, hidden, inter_codes, w.out8.weight, w.out8.x_scale,
+                                     w.out8.weight_scale, w.out_b, &attn);
+    const bool last = l + 1 == layers_.size();
+    const ops::E4m3Copy next{&hidden_codes, last ? nullptr : &layers_[l + 1].qkv8.x_scale};
+    ops::layer_norm_inference_forward(ctx_, hidden, hidden, w.ln2_w, w.ln2_b, eps, last ? nullptr : &next);
   }
   Output out{logits_.view({B, NL}), predictions_.view({B})};
   Tensor pooler_scratch = pooler_scratch_.view({B, C});

@@ -9,7 +9,18 @@
 //   LayerNorm -> GEMM + bias + GELU -> GEMM + bias + residual -> LayerNorm -> pooler GEMM on token 0 ->
 //   tanh, classifier, argmax, correct count.
 // Precisions (DESIGN §5): FP32 (IEEE), TF32 (f32 storage, TF32 GEMMs), BF16 and FP16 (16-bit weights and
-// activations, fp32 accumulation and statistics). FP8 has its own path (not yet).
+// activations, fp32 accumulation and statistics), FP8 (CUDA, sm_89+): BF16 everywhere except the four encoder
+// GEMMs of every layer (QKV, attention output, intermediate, output), whose weights are E4M3 with one scale
+// per tensor and whose inputs are E4M3 with the calibrated activation scales (model/fp8_calibration.h):
+//   embeddings + LayerNorm (bf16 + E4M3 copy) -> per layer: fp8 QKV GEMM -> attention (bf16 + E4M3 copy
+//   from the tensor-core kernel's epilogue) -> fp8 output GEMM + bias + residual -> LayerNorm (bf16 + E4M3
+//   copy) -> fp8 GEMM + bias + GELU written as E4M3 by cuBLASLt (else bf16 then a quantise pass, where the
+//   library refuses it) -> fp8 GEMM + bias + residual -> LayerNorm (bf16 + E4M3 copy for the next layer's
+//   QKV).
+// The pooler and classifier stay bf16: the pooler reads one token per sequence (B rows, a negligible share of
+// the work) and the classifier has NL = 2 outputs, not a multiple of 16 as fp8 GEMMs need; embeddings,
+// LayerNorm and softmax are not GEMMs. Weight scales are per tensor (docs/ENGINE.md says why not per
+// channel).
 #pragma once
 
 #include <cstdint>
@@ -25,6 +36,8 @@
 
 namespace nlpf {
 
+struct Fp8Calibration;
+
 // The compute dtype of a precision (F32 for FP32 and TF32; UNSUPPORTED for the others).
 DType compute_dtype(Precision precision);
 
@@ -33,13 +46,16 @@ class BertInference {
   // Copies `parameters` (f32 host tensors named as BertForSequenceClassification names them; config's
   // num_hidden_layers layers are used) to ctx's device in the compute dtype. UNSUPPORTED for a precision this
   // context cannot run (CPU: fp32 only; the CPU model runs bf16 itself); OUT_OF_MEMORY naming the size when
-  // the weights or workspaces do not fit.
+  // the weights or workspaces do not fit. FP8 needs `calibration` (the activation amax of every encoder GEMM
+  // input of these layers; read here, not kept): INVALID_ARGUMENT without it or naming a site it lacks;
+  // UNSUPPORTED on the CPU, below sm_89, or for a hidden or intermediate size not a multiple of 16.
   BertInference(ExecutionContext& ctx, const BertConfig& config,
                 const std::map<std::string, Tensor>& parameters, Precision precision, int64_t max_batch_size,
-                int64_t max_sequence_length);
+                int64_t max_sequence_length, const Fp8Calibration* calibration = nullptr);
 
   // Why this engine cannot run `config` on `device` (the CUDA attention kernels need a head size that is a
-  // multiple of 8 up to 128), or nullopt. Checked by the constructor; callers ask first to refuse before work.
+  // multiple of 8 up to 128), or nullopt. Checked by the constructor; callers ask first to refuse before
+  // work.
   static std::optional<std::string> unsupported_reason(const BertConfig& config, Device device);
 
   struct Output {
@@ -61,12 +77,27 @@ class BertInference {
   size_t weight_bytes() const { return weight_bytes_; }
   size_t workspace_bytes() const { return workspace_bytes_; }
   ExecutionContext& context() { return ctx_; }
+  // FP8: whether the intermediate GEMM writes its GELU output as E4M3 itself (cuBLASLt accepted the E4M3
+  // output with the GELU epilogue on this device), or writes bf16 that a quantise pass converts.
+  bool fp8_gelu_writes_codes() const { return fp8_gelu_codes_; }
 
  private:
+  // The E4M3 form of one encoder GEMM (FP8): weight codes [OC, C], its scale, and the scale of its input
+  // (device [1] f32 each).
+  struct Fp8Linear {
+    Tensor weight, weight_scale, x_scale;
+  };
   struct Layer {
+    // In FP8 the four GEMM weights are empty (their E4M3 forms below); the biases stay bf16.
     Tensor qkv_w, qkv_b, attn_out_w, attn_out_b, ln1_w, ln1_b, inter_w, inter_b, out_w, out_b, ln2_w, ln2_b;
+    Fp8Linear qkv8, attn_out8, inter8, out8;
+    Tensor out_x_scale_inverse;  // 1 / out8.x_scale: cuBLASLt's D scale of the intermediate GEMM
   };
   Tensor upload(const Tensor& host, DType dtype);
+  Tensor upload_scale(float value);
+  Fp8Linear upload_fp8(const Tensor& weight, float x_scale);
+  Output forward_fp8(const Tensor& input_ids, const Tensor& token_type_ids, const Tensor& attention_mask,
+                     const Tensor* labels, Tensor* correct);
 
   ExecutionContext& ctx_;
   BertConfig config_;
@@ -78,6 +109,9 @@ class BertInference {
   Tensor pooler_w_, pooler_b_, classifier_w_, classifier_b_;
   // Workspaces for [B_max * T_max] rows; a batch uses the leading [B, T] views.
   Tensor hidden_, qkv_, context_, attn_, inter_, pooler_scratch_, logits_, predictions_;
+  // FP8: the E4M3 inputs of the four GEMMs ([N, C] hidden, context, attention output; [N, I] intermediate).
+  Tensor hidden_codes_, context_codes_, attn_codes_, inter_codes_;
+  bool fp8_gelu_codes_ = false;
   size_t weight_bytes_ = 0, workspace_bytes_ = 0;
 };
 

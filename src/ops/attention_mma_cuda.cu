@@ -10,6 +10,7 @@
 
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
+#include <cuda_fp8.h>
 #include <cuda_runtime.h>
 
 #include <cmath>
@@ -19,6 +20,7 @@
 
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/cuda_context.h"
+#include "backend/cuda/float_convert.cuh"
 #include "core/error.h"
 
 namespace nlpf::cuda {
@@ -94,9 +96,24 @@ __device__ __forceinline__ void load_rows(T* dst, const T* src, int64_t row_stri
 // buffer first holds the Q tile, read into registers once) and the validity of every key. The 8-element pad
 // puts the 8 rows of each ldmatrix on distinct 16-byte bank groups. A key tile without a valid key is
 // skipped (its keys would add exactly 0); a block whose query rows are all padding writes zeros and stops.
+// The E4M3 codes (low byte first) of the two 16-bit values of `word` as out stores them: value / scale in
+// f32, then the hardware's saturating cvt, exactly what quantize_e4m3_forward computes from out.
+template <typename T>
+__device__ __forceinline__ uint16_t e4m3_pair(uint32_t word, float scale) {
+  T h[2];
+  memcpy(h, &word, sizeof h);
+  const auto lo = static_cast<uint16_t>(
+      __nv_cvt_float_to_fp8(__fdiv_rn(to_float(h[0]), scale), __NV_SATFINITE, __NV_E4M3));
+  const auto hi = static_cast<uint16_t>(
+      __nv_cvt_float_to_fp8(__fdiv_rn(to_float(h[1]), scale), __NV_SATFINITE, __NV_E4M3));
+  return static_cast<uint16_t>(lo | (hi << 8));
+}
+
+// codes [B,T,C] (nullptr: none) receive the E4M3 copy of out with *code_scale, for the fp8 output projection.
 template <typename T, int HS>
 __global__ void __launch_bounds__(kThreads)
-    fused_attention_mma_kernel(T* __restrict__ out, const T* __restrict__ qkv,
+    fused_attention_mma_kernel(T* __restrict__ out, uint8_t* __restrict__ codes,
+                               const float* __restrict__ code_scale, const T* __restrict__ qkv,
                                const int32_t* __restrict__ attention_mask, int T_len, int NH,
                                float scale_log2) {
   constexpr int kStride = HS + 8;
@@ -114,6 +131,7 @@ __global__ void __launch_bounds__(kThreads)
   const T* v_head = q_head + 2 * C;
   const int32_t* mask_b = attention_mask + static_cast<int64_t>(b) * T_len;
   T* out_b = out + static_cast<int64_t>(b) * T_len * C + h * HS;
+  uint8_t* codes_b = codes != nullptr ? codes + static_cast<int64_t>(b) * T_len * C + h * HS : nullptr;
 
   int any_token = 0, tile_token = 0;
   for (int s = threadIdx.x; s < T_len; s += kThreads) {
@@ -127,7 +145,10 @@ __global__ void __launch_bounds__(kThreads)
     // Padded query rows only: 0 by the contract (no token reads them).
     for (int i = threadIdx.x; i < kRows * (HS / 2); i += kThreads) {
       const int t = t0 + i / (HS / 2), c = (i % (HS / 2)) * 2;
-      if (t < T_len) *reinterpret_cast<uint32_t*>(out_b + t * C + c) = 0u;
+      if (t < T_len) {
+        *reinterpret_cast<uint32_t*>(out_b + t * C + c) = 0u;
+        if (codes_b != nullptr) *reinterpret_cast<uint16_t*>(codes_b + t * C + c) = 0u;  // e4m3(0) = 0
+      }
     }
     return;
   }
@@ -243,21 +264,24 @@ __global__ void __launch_bounds__(kThreads)
     const float inv = zero_row ? 0.0f : 1.0f / l[r];
 #pragma unroll
     for (int n = 0; n < HS / 8; ++n) {
-      *reinterpret_cast<uint32_t*>(out_b + t * C + n * 8 + 2 * i4) =
-          pack2<T>(o[n][2 * r] * inv, o[n][2 * r + 1] * inv);
+      const uint32_t word = pack2<T>(o[n][2 * r] * inv, o[n][2 * r + 1] * inv);
+      *reinterpret_cast<uint32_t*>(out_b + t * C + n * 8 + 2 * i4) = word;
+      if (codes_b != nullptr) {
+        *reinterpret_cast<uint16_t*>(codes_b + t * C + n * 8 + 2 * i4) = e4m3_pair<T>(word, *code_scale);
+      }
     }
   }
 }
 
 template <typename Storage>
-void launch(CudaContext& ctx, void* out, const void* qkv, const int32_t* attention_mask, int64_t B, int64_t T,
-            int64_t NH, int64_t HS) {
+void launch(CudaContext& ctx, void* out, uint8_t* codes, const float* code_scale, const void* qkv,
+            const int32_t* attention_mask, int64_t B, int64_t T, int64_t NH, int64_t HS) {
   const dim3 grid(static_cast<unsigned>(B * NH), static_cast<unsigned>((T + kRows - 1) / kRows));
   const float scale_log2 = static_cast<float>(1.4426950408889634 / std::sqrt(static_cast<double>(HS)));
   const auto args = [&](auto kernel) {
-    kernel<<<grid, kThreads, 0, ctx.stream()>>>(static_cast<Storage*>(out), static_cast<const Storage*>(qkv),
-                                                attention_mask, static_cast<int>(T), static_cast<int>(NH),
-                                                scale_log2);
+    kernel<<<grid, kThreads, 0, ctx.stream()>>>(static_cast<Storage*>(out), codes, code_scale,
+                                                static_cast<const Storage*>(qkv), attention_mask,
+                                                static_cast<int>(T), static_cast<int>(NH), scale_log2);
   };
   if (HS == 32) {
     args(fused_attention_mma_kernel<Storage, 32>);
@@ -281,8 +305,10 @@ bool fused_attention_mma_supports(DType dtype, int64_t HS, int64_t T) {
 
 void fused_attention_forward_mma(ExecutionContext& ctx, void* out, const void* qkv,
                                  const int32_t* attention_mask, DType dtype, int64_t B, int64_t T, int64_t NH,
-                                 int64_t HS) {
+                                 int64_t HS, uint8_t* codes, const float* code_scale) {
   constexpr const char* kOp = "fused_attention_forward_mma (cuda)";
+  NLPF_CHECK((codes == nullptr) == (code_scale == nullptr), ErrorCode::INVALID_ARGUMENT, kOp,
+             ": codes and code_scale are given together or not at all");
   NLPF_CHECK(fused_attention_mma_supports(dtype, HS, T), ErrorCode::INVALID_ARGUMENT, kOp, ": dtype ",
              dtype_name(dtype), ", HS = ", HS, ", T = ", T,
              " (expected f16 or bf16, HS 32, 64 or 128, T <= ", kMaxT, ")");
@@ -293,9 +319,9 @@ void fused_attention_forward_mma(ExecutionContext& ctx, void* out, const void* q
   if (B == 0 || T == 0) return;
   CudaContext& cuda = cuda_context(ctx);
   if (dtype == DType::F16) {
-    launch<__half>(cuda, out, qkv, attention_mask, B, T, NH, HS);
+    launch<__half>(cuda, out, codes, code_scale, qkv, attention_mask, B, T, NH, HS);
   } else {
-    launch<__nv_bfloat16>(cuda, out, qkv, attention_mask, B, T, NH, HS);
+    launch<__nv_bfloat16>(cuda, out, codes, code_scale, qkv, attention_mask, B, T, NH, HS);
   }
 }
 

@@ -17,9 +17,11 @@ bool fused_attention_mma_supports(DType dtype, int64_t HS, int64_t T);
 // of fused_attention_forward: padded keys get probability 0, padded query rows are 0, and a sequence whose
 // keys are all padding gets the uniform 1/T over its T keys. Scores, softmax statistics and the output
 // accumulate in fp32; the probabilities enter the second product rounded to the storage dtype
-// (FlashAttention-2's choice). INVALID_ARGUMENT for a case fused_attention_mma_supports refuses.
+// (FlashAttention-2's choice). INVALID_ARGUMENT for a case fused_attention_mma_supports refuses. With codes
+// [B,T,C] (and code_scale, one f32 on the device) the kernel also writes out's E4M3 copy for an fp8 GEMM,
+// bit-identical to quantize_e4m3_forward applied to out.
 void fused_attention_forward_mma(ExecutionContext& ctx, void* out, const void* qkv,
                                  const int32_t* attention_mask, DType dtype, int64_t B, int64_t T, int64_t NH,
-                                 int64_t HS);
+                                 int64_t HS, uint8_t* codes = nullptr, const float* code_scale = nullptr);
 
 }  // namespace nlpf::cuda

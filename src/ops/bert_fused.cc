@@ -19,6 +19,7 @@
 #include "ops/linear.h"
 #include "ops/linear_cuda.h"
 #include "ops/op_util.h"
+#include "ops/quantize.h"
 #include "ops/tanh.h"
 #include "ops/token_select.h"
 
@@ -76,12 +77,55 @@ void copy_columns(float* out, const float* in, int64_t rows, int64_t stride, int
     std::memcpy(out + r * width, in + r * stride + begin, width * sizeof(float));
 }
 
+// The checks of an E4M3 copy of `out`: codes F8E4M3 of out's shape, scale [1] f32, both on out's device.
+void check_e4m3_copy(const char* op, const ExecutionContext& ctx, const Tensor& out, const E4m3Copy& e4m3) {
+  NLPF_CHECK(e4m3.codes != nullptr && e4m3.scale != nullptr, ErrorCode::INVALID_ARGUMENT, op,
+             ": an E4M3 copy needs both codes and scale");
+  detail::common_device(op, ctx, {{"out", &out}, {"codes", e4m3.codes}, {"scale", e4m3.scale}});
+  detail::check_dtype(op, "codes", *e4m3.codes, DType::F8E4M3);
+  detail::check_shape(op, "codes", *e4m3.codes, out.shape());
+  detail::check_dtype(op, "scale", *e4m3.scale, DType::F32);
+  detail::check_shape(op, "scale", *e4m3.scale, {1});
+}
+
+// The checks of an fp8 linear: x [..., C] and weight [OC, C] F8E4M3, scales [1] f32, bias [OC] and y
+// [..., OC] of one 16-bit dtype (or y F8E4M3 when y_codes), one CUDA device (ctx's). Returns the device.
+Device check_linear_fp8(const char* op, const ExecutionContext& ctx, const Tensor& y, const Tensor& x,
+                        const Tensor& weight, const Tensor& x_scale, const Tensor& weight_scale,
+                        const Tensor& bias, bool y_codes) {
+  const Device device = detail::common_device(op, ctx,
+                                              {{"y", &y},
+                                               {"x", &x},
+                                               {"weight", &weight},
+                                               {"x_scale", &x_scale},
+                                               {"weight_scale", &weight_scale},
+                                               {"bias", &bias}});
+  NLPF_CHECK(device.type == DeviceType::CUDA, ErrorCode::UNSUPPORTED, op,
+             ": the fp8 linears run on CUDA only (the CPU engine is fp32)");
+  detail::check_dtype(op, "x", x, DType::F8E4M3);
+  detail::check_dtype(op, "weight", weight, DType::F8E4M3);
+  detail::check_dtype(op, "x_scale", x_scale, DType::F32);
+  detail::check_dtype(op, "weight_scale", weight_scale, DType::F32);
+  detail::check_shape(op, "x_scale", x_scale, {1});
+  detail::check_shape(op, "weight_scale", weight_scale, {1});
+  NLPF_CHECK(bias.dtype() == DType::BF16 || bias.dtype() == DType::F16, ErrorCode::UNSUPPORTED, op,
+             ": bias has dtype ", dtype_name(bias.dtype()), ", expected bf16 or f16");
+  if (y_codes) {
+    detail::check_dtype(op, "y", y, DType::F8E4M3);
+    detail::check_dtype(op, "bias", bias, DType::BF16);
+  } else {
+    check_same_dtype(op, {{"bias", &bias}, {"y", &y}});
+  }
+  detail::check_shape(op, "y", y, linear_shape(op, x, weight, bias));
+  return device;
+}
+
 }  // namespace
 
 void embeddings_layer_norm_forward(ExecutionContext& ctx, Tensor& out, const Tensor& input_ids,
                                    const Tensor& token_type_ids, const Tensor& word, const Tensor& position,
                                    const Tensor& token_type, const Tensor& weight, const Tensor& bias,
-                                   double eps) {
+                                   double eps, const E4m3Copy* e4m3) {
   constexpr const char* kOp = "embeddings_layer_norm_forward";
   const Device device = detail::common_device(kOp, ctx,
                                               {{"out", &out},
@@ -109,20 +153,23 @@ void embeddings_layer_norm_forward(ExecutionContext& ctx, Tensor& out, const Ten
   detail::check_dtype(kOp, "bias", bias, DType::F32);
   detail::check_shape(kOp, "weight", weight, {C});
   detail::check_shape(kOp, "bias", bias, {C});
+  if (e4m3) check_e4m3_copy(kOp, ctx, out, *e4m3);
   switch (device.type) {
     case DeviceType::CPU: {
       Tensor sum = Tensor::empty(DType::F32, {B, T, C}), mean = Tensor::empty(DType::F32, {B * T}),
              rstd = Tensor::empty(DType::F32, {B * T});
       embeddings_forward(ctx, sum, input_ids, token_type_ids, word, position, token_type);
       layer_norm_forward(ctx, out, mean, rstd, sum, weight, bias, eps);
+      if (e4m3) quantize_e4m3_forward(ctx, *e4m3->codes, out, *e4m3->scale);
       return;
     }
     case DeviceType::CUDA:
       if constexpr (kCudaBuilt) {
-        cuda::embeddings_layer_norm_forward(ctx, out.raw_data(), input_ids.data<int32_t>(),
-                                            token_type_ids.data<int32_t>(), word.raw_data(),
-                                            position.raw_data(), token_type.raw_data(), weight.data<float>(),
-                                            bias.data<float>(), out.dtype(), B, T, C, eps);
+        cuda::embeddings_layer_norm_forward(
+            ctx, out.raw_data(), input_ids.data<int32_t>(), token_type_ids.data<int32_t>(), word.raw_data(),
+            position.raw_data(), token_type.raw_data(), weight.data<float>(), bias.data<float>(), out.dtype(),
+            B, T, C, eps, e4m3 ? static_cast<uint8_t*>(e4m3->codes->raw_data()) : nullptr,
+            e4m3 ? e4m3->scale->data<float>() : nullptr);
         return;
       }
       detail::throw_no_cuda_kernel(kOp);
@@ -189,7 +236,7 @@ void linear_gelu_forward(ExecutionContext& ctx, Tensor& y, const Tensor& x, cons
 }
 
 void layer_norm_inference_forward(ExecutionContext& ctx, Tensor& out, const Tensor& x, const Tensor& weight,
-                                  const Tensor& bias, double eps) {
+                                  const Tensor& bias, double eps, const E4m3Copy* e4m3) {
   constexpr const char* kOp = "layer_norm_inference_forward";
   const Device device =
       detail::common_device(kOp, ctx, {{"out", &out}, {"x", &x}, {"weight", &weight}, {"bias", &bias}});
@@ -202,24 +249,90 @@ void layer_norm_inference_forward(ExecutionContext& ctx, Tensor& out, const Tens
   detail::check_dtype(kOp, "bias", bias, DType::F32);
   detail::check_shape(kOp, "weight", weight, {C});
   detail::check_shape(kOp, "bias", bias, {C});
+  if (e4m3) check_e4m3_copy(kOp, ctx, out, *e4m3);
   switch (device.type) {
     case DeviceType::CPU: {
       Tensor input = x.clone(), mean = Tensor::empty(DType::F32, {N}), rstd = Tensor::empty(DType::F32, {N});
       layer_norm_forward(ctx, out, mean, rstd, input, weight, bias, eps);
+      if (e4m3) quantize_e4m3_forward(ctx, *e4m3->codes, out, *e4m3->scale);
       return;
     }
     case DeviceType::CUDA:
       if constexpr (kCudaBuilt) {
         cuda::layer_norm_forward(ctx, out.raw_data(), x.raw_data(), weight.data<float>(), bias.data<float>(),
-                                 x.dtype(), N, C, eps);
+                                 x.dtype(), N, C, eps,
+                                 e4m3 ? static_cast<uint8_t*>(e4m3->codes->raw_data()) : nullptr,
+                                 e4m3 ? e4m3->scale->data<float>() : nullptr);
         return;
       }
       detail::throw_no_cuda_kernel(kOp);
   }
 }
 
+void linear_fp8_residual_forward(ExecutionContext& ctx, Tensor& y, const Tensor& x, const Tensor& weight,
+                                 const Tensor& x_scale, const Tensor& weight_scale, const Tensor& bias,
+                                 const Tensor* residual) {
+  constexpr const char* kOp = "linear_fp8_residual_forward";
+  check_linear_fp8(kOp, ctx, y, x, weight, x_scale, weight_scale, bias, /*y_codes=*/false);
+  if (residual) {
+    detail::common_device(kOp, ctx, {{"y", &y}, {"residual", residual}});
+    detail::check_shape(kOp, "residual", *residual, y.shape());
+    check_same_dtype(kOp, {{"y", &y}, {"residual", residual}});
+  }
+  if constexpr (kCudaBuilt) {
+    const int64_t C = x.dim(-1), OC = weight.dim(0);
+    cuda::linear_fp8_residual_forward(
+        ctx, y.raw_data(), x.raw_data(), weight.raw_data(), x_scale.data<float>(), weight_scale.data<float>(),
+        bias.raw_data(), residual ? residual->raw_data() : nullptr, y.dtype(), x.numel() / C, C, OC);
+    return;
+  }
+  detail::throw_no_cuda_kernel(kOp);
+}
+
+void linear_fp8_gelu_forward(ExecutionContext& ctx, Tensor& y, const Tensor& x, const Tensor& weight,
+                             const Tensor& x_scale, const Tensor& weight_scale, const Tensor& bias,
+                             const Tensor* y_scale_inverse) {
+  constexpr const char* kOp = "linear_fp8_gelu_forward";
+  const bool codes = y.dtype() == DType::F8E4M3;
+  check_linear_fp8(kOp, ctx, y, x, weight, x_scale, weight_scale, bias, codes);
+  NLPF_CHECK(codes == (y_scale_inverse != nullptr), ErrorCode::INVALID_ARGUMENT, kOp,
+             ": y_scale_inverse is given for an F8E4M3 y and only for it");
+  if (codes) {
+    detail::common_device(kOp, ctx, {{"y", &y}, {"y_scale_inverse", y_scale_inverse}});
+    detail::check_dtype(kOp, "y_scale_inverse", *y_scale_inverse, DType::F32);
+    detail::check_shape(kOp, "y_scale_inverse", *y_scale_inverse, {1});
+  }
+  if constexpr (kCudaBuilt) {
+    const int64_t C = x.dim(-1), OC = weight.dim(0), N = x.numel() / C;
+    if (codes) {
+      cuda::linear_fp8_gelu_e4m3_forward(ctx, static_cast<uint8_t*>(y.raw_data()), x.raw_data(),
+                                         weight.raw_data(), x_scale.data<float>(), weight_scale.data<float>(),
+                                         bias.raw_data(), y_scale_inverse->data<float>(), N, C, OC);
+    } else {
+      cuda::linear_fp8_gelu_forward(ctx, y.raw_data(), x.raw_data(), weight.raw_data(), x_scale.data<float>(),
+                                    weight_scale.data<float>(), bias.raw_data(), y.dtype(), N, C, OC);
+    }
+    return;
+  }
+  detail::throw_no_cuda_kernel(kOp);
+}
+
+bool linear_fp8_gelu_e4m3_supported(ExecutionContext& ctx, Tensor& y, const Tensor& x, const Tensor& weight,
+                                    const Tensor& x_scale, const Tensor& weight_scale, const Tensor& bias,
+                                    const Tensor& y_scale_inverse) {
+  constexpr const char* kOp = "linear_fp8_gelu_e4m3_supported";
+  check_linear_fp8(kOp, ctx, y, x, weight, x_scale, weight_scale, bias, /*y_codes=*/true);
+  if constexpr (kCudaBuilt) {
+    const int64_t C = x.dim(-1), OC = weight.dim(0);
+    return cuda::linear_fp8_gelu_e4m3_available(
+        ctx, static_cast<uint8_t*>(y.raw_data()), x.raw_data(), weight.raw_data(), x_scale.data<float>(),
+        weight_scale.data<float>(), bias.raw_data(), y_scale_inverse.data<float>(), x.numel() / C, C, OC);
+  }
+  return false;
+}
+
 void fused_attention_forward(ExecutionContext& ctx, Tensor& out, const Tensor& qkv,
-                             const Tensor& attention_mask, int64_t NH) {
+                             const Tensor& attention_mask, int64_t NH, const E4m3Copy* e4m3) {
   constexpr const char* kOp = "fused_attention_forward";
   const Device device =
       detail::common_device(kOp, ctx, {{"out", &out}, {"qkv", &qkv}, {"attention_mask", &attention_mask}});
@@ -233,6 +346,7 @@ void fused_attention_forward(ExecutionContext& ctx, Tensor& out, const Tensor& q
   detail::check_shape(kOp, "attention_mask", attention_mask, {B, T});
   check_compute_dtype(kOp, "qkv", qkv, device);
   check_same_dtype(kOp, {{"qkv", &qkv}, {"out", &out}});
+  if (e4m3) check_e4m3_copy(kOp, ctx, out, *e4m3);
   switch (device.type) {
     case DeviceType::CPU: {
       Tensor q = Tensor::empty(DType::F32, {B, T, C}), k = Tensor::empty(DType::F32, {B, T, C}),
@@ -248,17 +362,22 @@ void fused_attention_forward(ExecutionContext& ctx, Tensor& out, const Tensor& q
           if (mask[b * T + t] == 0) std::fill_n(out.data<float>() + (b * T + t) * C, C, 0.0f);
         }
       }
+      if (e4m3) quantize_e4m3_forward(ctx, *e4m3->codes, out, *e4m3->scale);
       return;
     }
     case DeviceType::CUDA:
       if constexpr (kCudaBuilt) {
-        // 16-bit at BERT's head sizes: the tensor-core kernel; f32 and other head sizes: the CUDA-core one.
+        // 16-bit at BERT's head sizes: the tensor-core kernel (writing the E4M3 copy itself); f32 and other
+        // head sizes: the CUDA-core one, then a quantisation pass for an E4M3 copy.
         if (cuda::fused_attention_mma_supports(qkv.dtype(), C / NH, T)) {
           cuda::fused_attention_forward_mma(ctx, out.raw_data(), qkv.raw_data(),
-                                            attention_mask.data<int32_t>(), qkv.dtype(), B, T, NH, C / NH);
+                                            attention_mask.data<int32_t>(), qkv.dtype(), B, T, NH, C / NH,
+                                            e4m3 ? static_cast<uint8_t*>(e4m3->codes->raw_data()) : nullptr,
+                                            e4m3 ? e4m3->scale->data<float>() : nullptr);
         } else {
           cuda::fused_attention_forward(ctx, out.raw_data(), qkv.raw_data(), attention_mask.data<int32_t>(),
                                         qkv.dtype(), B, T, NH, C / NH);
+          if (e4m3) quantize_e4m3_forward(ctx, *e4m3->codes, out, *e4m3->scale);
         }
         return;
       }

@@ -5,6 +5,12 @@
 // Dtypes: activations and weights of one compute dtype (CPU: F32; CUDA: F32, BF16 or F16, fp32 accumulation
 // and statistics), LayerNorm weight and bias F32, ids and masks I32, logits F32. Dimension letters: B batch,
 // T tokens, C hidden, NH heads, I intermediate, NL labels, N = B T rows.
+// FP8 (DESIGN §5, issue 13): the four encoder GEMMs of a layer read E4M3 codes with per-tensor scales (one
+// f32 each in device memory; value = decode(code) * scale). The producers of their inputs write the codes
+// themselves: both LayerNorms (E4m3Copy: the 16-bit output stays, it is the residual), the tensor-core
+// attention kernel, and the intermediate GEMM (its GELU output leaves as codes). The fp8 linears run on CUDA
+// only: the CPU engine is fp32 (its fp8 reference is the same data path in fp32 with quantised and decoded
+// GEMM inputs and weights, tests/unit/fp8_emulation.h).
 #pragma once
 
 #include <cstdint>
@@ -14,12 +20,20 @@
 
 namespace nlpf::ops {
 
+// The E4M3 copy of an op's output for the next fp8 GEMM: codes (F8E4M3, the output's shape) = e4m3(out as
+// stored / scale[0]), scale [1] f32 on the op's device; bit-identical to quantize_e4m3_forward applied to the
+// output afterwards.
+struct E4m3Copy {
+  Tensor* codes = nullptr;
+  const Tensor* scale = nullptr;
+};
+
 // out [B,T,C] = LayerNorm(word[input_ids] + position[0..T-1] + token_type[token_type_ids]); input_ids,
 // token_type_ids [B,T]; word [V,C], position [P,C], token_type [TV,C]; weight, bias [C] f32.
 void embeddings_layer_norm_forward(ExecutionContext& ctx, Tensor& out, const Tensor& input_ids,
                                    const Tensor& token_type_ids, const Tensor& word, const Tensor& position,
                                    const Tensor& token_type, const Tensor& weight, const Tensor& bias,
-                                   double eps);
+                                   double eps, const E4m3Copy* e4m3 = nullptr);
 
 // y [..., OC] = x [..., C] W^T + bias (+ residual [..., OC] when given; may be y): the attention output and
 // feed-forward output projections add the layer's input here, before their LayerNorm.
@@ -32,17 +46,39 @@ void linear_residual_forward(ExecutionContext& ctx, Tensor& y, const Tensor& x, 
 void linear_gelu_forward(ExecutionContext& ctx, Tensor& y, const Tensor& x, const Tensor& weight,
                          const Tensor& bias);
 
-// out [..., C] = LayerNorm(x) over the last dimension, weight and bias [C] f32; out may be x.
+// out [..., C] = LayerNorm(x) over the last dimension, weight and bias [C] f32; out may be x. With e4m3 also
+// out's E4M3 copy, written by the same kernel on CUDA.
 void layer_norm_inference_forward(ExecutionContext& ctx, Tensor& out, const Tensor& x, const Tensor& weight,
-                                  const Tensor& bias, double eps);
+                                  const Tensor& bias, double eps, const E4m3Copy* e4m3 = nullptr);
+
+// FP8: y [..., OC] = (x_scale x) (weight_scale W)^T + bias (+ residual [..., OC] when given; may be y), x
+// [..., C] and weight [OC, C] F8E4M3 codes, x_scale and weight_scale [1] f32, y, bias and residual BF16 or
+// F16, fp32 accumulation (cuBLASLt's fp8 GEMM; C and OC multiples of 16). CUDA only (UNSUPPORTED on the CPU).
+void linear_fp8_residual_forward(ExecutionContext& ctx, Tensor& y, const Tensor& x, const Tensor& weight,
+                                 const Tensor& x_scale, const Tensor& weight_scale, const Tensor& bias,
+                                 const Tensor* residual);
+
+// FP8: y [..., OC] = gelu_tanh((x_scale x) (weight_scale W)^T + bias), arguments as above. y BF16 or F16
+// (y_scale_inverse nullptr), or F8E4M3 codes for the next fp8 GEMM with y_scale_inverse [1] f32 = 1 / y's
+// scale (the GEMM writes e4m3(gelu * y_scale_inverse); bias BF16). CUDA only.
+void linear_fp8_gelu_forward(ExecutionContext& ctx, Tensor& y, const Tensor& x, const Tensor& weight,
+                             const Tensor& x_scale, const Tensor& weight_scale, const Tensor& bias,
+                             const Tensor* y_scale_inverse);
+// Whether cuBLASLt runs linear_fp8_gelu_forward with an F8E4M3 y and these arguments on ctx's device (it may
+// refuse the GELU epilogue with an E4M3 output; the engine then writes 16 bits and quantises in a pass).
+bool linear_fp8_gelu_e4m3_supported(ExecutionContext& ctx, Tensor& y, const Tensor& x, const Tensor& weight,
+                                    const Tensor& x_scale, const Tensor& weight_scale, const Tensor& bias,
+                                    const Tensor& y_scale_inverse);
 
 // out [B,T,C] = multi-head attention of the packed projection qkv [B,T,3C] (q | k | v, from one GEMM with the
 // packed weight [3C, C]) under attention_mask [B,T] (1 = token, 0 = padding), NH heads. The row of a padded
 // query is 0, unlike HF, which attends from it too: no token's output depends on it (padded keys are masked,
 // the pooler reads token 0), so the logits are HF's, and the GPU skips the work (most of a batch padded to
-// max-length). A sequence with no token at all keeps HF's rows (uniform attention over all T keys).
+// max-length). A sequence with no token at all keeps HF's rows (uniform attention over all T keys). With e4m3
+// also out's E4M3 copy: written by the tensor-core kernel itself (16-bit, head sizes 32/64/128), else by a
+// quantize_e4m3_forward pass after it.
 void fused_attention_forward(ExecutionContext& ctx, Tensor& out, const Tensor& qkv,
-                             const Tensor& attention_mask, int64_t NH);
+                             const Tensor& attention_mask, int64_t NH, const E4m3Copy* e4m3 = nullptr);
 
 // The pooler and classifier on token 0 of hidden [B,T,C]: pooled = tanh(hidden[:,0] pooler_weight^T +
 // pooler_bias), logits [B,NL] f32 = pooled classifier_weight^T + classifier_bias (classifier_bias f32),

@@ -2,12 +2,14 @@
 // their LayerNorm (the gathered sum never reaches device memory); for training, the f32 forward that saves
 // mean and rstd, and the backward. One warp per row holds the row in registers (16-byte accesses, fp32
 // two-pass statistics); a row too long for that or not 16-byte aligned takes one block that reads it three
-// times. x, out [N,C] (N = B T rows) of the storage dtype, weight and bias f32 [C]; biased variance as
-// torch.nn.LayerNorm. Parameter gradients accumulate (+=) deterministically (no atomics), dx overwrites (=).
+// times; in the fp8 inference path a row also leaves as E4M3 codes beside its 16-bit copy. x, out [N,C] (N =
+// B T rows) of the storage dtype, weight and bias f32 [C]; biased variance as torch.nn.LayerNorm. Parameter
+// gradients accumulate (+=) deterministically (no atomics), dx overwrites (=).
 #include "ops/layer_norm_cuda.h"
 
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
+#include <cuda_fp8.h>
 #include <cuda_runtime.h>
 
 #include <algorithm>
@@ -76,6 +78,15 @@ __device__ __forceinline__ void store_vec(T* p, const float (&f)[kVec<T>]) {
   }
 }
 
+// The E4M3 code of y as out stores it (rounded to T first): the code quantize_e4m3_forward would read from
+// out (x / scale in f32, then the hardware's saturating cvt), so the fused copy is bit-identical to LayerNorm
+// followed by that op (tests/ops/bert_fused_fp8_cuda_test.cc).
+template <typename T>
+__device__ __forceinline__ uint8_t e4m3_of_stored(float y, float scale) {
+  const float stored = to_float(from_float<T>(y));
+  return static_cast<uint8_t>(__nv_cvt_float_to_fp8(__fdiv_rn(stored, scale), __NV_SATFINITE, __NV_E4M3));
+}
+
 // ---- where a row's values come from ----
 
 // Rows of x [N,C]. x may be the output (in place): every kernel reads an element before writing it, in the
@@ -136,12 +147,14 @@ __device__ __forceinline__ float warp_sum(float v) {
 // ceil(N / kWarpsPerBlock). Lane l holds the 16-byte vectors l + 32 k (k < NV) of the row, so C <= 32 NV V
 // with V = 16 / sizeof(T), C a multiple of V and every row 16-byte aligned. Two passes over the registers:
 // the centred sum of squares does not cancel like E[x^2] - mean^2 would in fp32. mean_out, rstd_out [N]
-// receive the row statistics (training), or are nullptr (inference).
+// receive the row statistics (training), or are nullptr (inference). codes [N,C], when not nullptr, receives
+// the E4M3 copy of out for an fp8 GEMM (e4m3_of_stored with *code_scale; 8-byte aligned): LayerNorm's output
+// is both the residual (16-bit) and the next GEMM's input, and the fusion saves re-reading it.
 template <typename T, int NV, typename Rows>
 __global__ void __launch_bounds__(kWarpsPerBlock * 32)
-    layer_norm_rows_kernel(T* out, float* mean_out, float* rstd_out, Rows rows,
-                           const float* __restrict__ weight, const float* __restrict__ bias, int64_t N, int C,
-                           float eps) {
+    layer_norm_rows_kernel(T* out, float* mean_out, float* rstd_out, uint8_t* __restrict__ codes,
+                           const float* __restrict__ code_scale, Rows rows, const float* __restrict__ weight,
+                           const float* __restrict__ bias, int64_t N, int C, float eps) {
   constexpr int V = kVec<T>;
   const int64_t n = static_cast<int64_t>(blockIdx.x) * kWarpsPerBlock + threadIdx.x / 32;
   if (n >= N) return;  // whole warps leave: the shuffles below see full warps
@@ -195,6 +208,22 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32)
 #pragma unroll
     for (int e = 0; e < V; ++e) y[e] = (v[k][e] - mean) * rstd * w[e] + b[e];
     store_vec(out_row + i * V, y);
+    if (codes != nullptr) {
+      const float scale = *code_scale;
+      uint8_t q[V];
+#pragma unroll
+      for (int e = 0; e < V; ++e) q[e] = e4m3_of_stored<T>(y[e], scale);
+      uint8_t* code_row = codes + n * C + i * V;
+      if constexpr (V == 8) {
+        uint2 packed;
+        memcpy(&packed, q, sizeof packed);
+        *reinterpret_cast<uint2*>(code_row) = packed;
+      } else {
+        uint32_t packed;
+        memcpy(&packed, q, sizeof packed);
+        *reinterpret_cast<uint32_t*>(code_row) = packed;
+      }
+    }
   }
 }
 
@@ -215,7 +244,8 @@ __device__ float block_sum(float v, float* scratch) {
 // read three times (from L1/L2 after the first); mean_out, rstd_out as above.
 template <typename T, typename Rows>
 __global__ void __launch_bounds__(kGenericThreads)
-    layer_norm_rows_generic_kernel(T* out, float* mean_out, float* rstd_out, Rows rows,
+    layer_norm_rows_generic_kernel(T* out, float* mean_out, float* rstd_out, uint8_t* __restrict__ codes,
+                                   const float* __restrict__ code_scale, Rows rows,
                                    const float* __restrict__ weight, const float* __restrict__ bias, int C,
                                    float eps) {
   __shared__ float scratch[kGenericThreads / 32];
@@ -233,26 +263,35 @@ __global__ void __launch_bounds__(kGenericThreads)
     rstd_out[n] = rstd;
   }
   T* out_row = out + n * C;
+  const float scale = codes != nullptr ? *code_scale : 1.0f;
   for (int c = threadIdx.x; c < C; c += kGenericThreads) {
-    out_row[c] = from_float<T>((row.at(c) - mean) * rstd * weight[c] + bias[c]);
+    const float y = (row.at(c) - mean) * rstd * weight[c] + bias[c];
+    out_row[c] = from_float<T>(y);
+    if (codes != nullptr) codes[n * C + c] = e4m3_of_stored<T>(y, scale);
   }
 }
 
+// The E4M3 copy of a LayerNorm's output (nullptr codes: none).
+struct CodesOut {
+  uint8_t* codes = nullptr;
+  const float* scale = nullptr;
+};
+
 template <typename T, int NV, typename Rows>
-void launch_warp_rows(CudaContext& ctx, T* out, float* mean, float* rstd, const Rows& rows,
+void launch_warp_rows(CudaContext& ctx, T* out, float* mean, float* rstd, CodesOut codes, const Rows& rows,
                       const float* weight, const float* bias, int64_t N, int64_t C, float eps) {
   const auto blocks = static_cast<unsigned>((N + kWarpsPerBlock - 1) / kWarpsPerBlock);
   layer_norm_rows_kernel<T, NV, Rows><<<blocks, kWarpsPerBlock * 32, 0, ctx.stream()>>>(
-      out, mean, rstd, rows, weight, bias, N, static_cast<int>(C), eps);
+      out, mean, rstd, codes.codes, codes.scale, rows, weight, bias, N, static_cast<int>(C), eps);
   NLPF_CUDA_CHECK_LAUNCH();
 }
 
 // The warp kernel when the rows fit it (vectors per lane NV in {1, 2, 3, 4, 6, 8}: C = 768 is 3 at 16 bits
 // and 6 at f32, with no idle lanes), else the block kernel. mean and rstd [N] receive the statistics, or are
-// both nullptr (inference).
+// both nullptr (inference); codes receive the E4M3 copy (inference, fp8) or are empty.
 template <typename T, typename Rows>
-void launch_rows(CudaContext& ctx, T* out, float* mean, float* rstd, const Rows& rows, const float* weight,
-                 const float* bias, int64_t N, int64_t C, double eps, bool aligned) {
+void launch_rows(CudaContext& ctx, T* out, float* mean, float* rstd, CodesOut codes, const Rows& rows,
+                 const float* weight, const float* bias, int64_t N, int64_t C, double eps, bool aligned) {
   constexpr int V = kVec<T>;
   NLPF_CHECK(C > 0 && C <= 0x7fffffff && N <= 0x7fffffff, ErrorCode::UNSUPPORTED,
              "layer_norm (cuda): N = ", N, ", C = ", C);
@@ -262,22 +301,22 @@ void launch_rows(CudaContext& ctx, T* out, float* mean, float* rstd, const Rows&
   if (aligned && C % V == 0 && per_lane <= 8) {
     switch (per_lane) {
       case 1:
-        return launch_warp_rows<T, 1>(ctx, out, mean, rstd, rows, weight, bias, N, C, eps_f);
+        return launch_warp_rows<T, 1>(ctx, out, mean, rstd, codes, rows, weight, bias, N, C, eps_f);
       case 2:
-        return launch_warp_rows<T, 2>(ctx, out, mean, rstd, rows, weight, bias, N, C, eps_f);
+        return launch_warp_rows<T, 2>(ctx, out, mean, rstd, codes, rows, weight, bias, N, C, eps_f);
       case 3:
-        return launch_warp_rows<T, 3>(ctx, out, mean, rstd, rows, weight, bias, N, C, eps_f);
+        return launch_warp_rows<T, 3>(ctx, out, mean, rstd, codes, rows, weight, bias, N, C, eps_f);
       case 4:
-        return launch_warp_rows<T, 4>(ctx, out, mean, rstd, rows, weight, bias, N, C, eps_f);
+        return launch_warp_rows<T, 4>(ctx, out, mean, rstd, codes, rows, weight, bias, N, C, eps_f);
       case 5:
       case 6:
-        return launch_warp_rows<T, 6>(ctx, out, mean, rstd, rows, weight, bias, N, C, eps_f);
+        return launch_warp_rows<T, 6>(ctx, out, mean, rstd, codes, rows, weight, bias, N, C, eps_f);
       default:
-        return launch_warp_rows<T, 8>(ctx, out, mean, rstd, rows, weight, bias, N, C, eps_f);
+        return launch_warp_rows<T, 8>(ctx, out, mean, rstd, codes, rows, weight, bias, N, C, eps_f);
     }
   }
   layer_norm_rows_generic_kernel<T, Rows><<<static_cast<unsigned>(N), kGenericThreads, 0, ctx.stream()>>>(
-      out, mean, rstd, rows, weight, bias, static_cast<int>(C), eps_f);
+      out, mean, rstd, codes.codes, codes.scale, rows, weight, bias, static_cast<int>(C), eps_f);
   NLPF_CUDA_CHECK_LAUNCH();
 }
 
@@ -287,19 +326,20 @@ bool aligned16(const void* p) {
 
 template <typename T>
 void layer_norm_typed(CudaContext& ctx, void* out, const void* x, const float* weight, const float* bias,
-                      int64_t N, int64_t C, double eps) {
-  const bool aligned = aligned16(out) && aligned16(x) && aligned16(weight) && aligned16(bias);
-  launch_rows(ctx, static_cast<T*>(out), nullptr, nullptr, XRows<T>{static_cast<const T*>(x), C}, weight,
-              bias, N, C, eps, aligned);
+                      int64_t N, int64_t C, double eps, CodesOut codes) {
+  const bool aligned =
+      aligned16(out) && aligned16(x) && aligned16(weight) && aligned16(bias) && aligned16(codes.codes);
+  launch_rows(ctx, static_cast<T*>(out), nullptr, nullptr, codes, XRows<T>{static_cast<const T*>(x), C},
+              weight, bias, N, C, eps, aligned);
 }
 
 template <typename T>
 void embeddings_layer_norm_typed(CudaContext& ctx, void* out, const int32_t* input_ids,
                                  const int32_t* token_type_ids, const void* word, const void* position,
                                  const void* token_type, const float* weight, const float* bias, int64_t B,
-                                 int64_t T_len, int64_t C, double eps) {
+                                 int64_t T_len, int64_t C, double eps, CodesOut codes) {
   const bool aligned = aligned16(out) && aligned16(word) && aligned16(position) && aligned16(token_type) &&
-                       aligned16(weight) && aligned16(bias);
+                       aligned16(weight) && aligned16(bias) && aligned16(codes.codes);
   const EmbeddingRows<T> rows{input_ids,
                               token_type_ids,
                               static_cast<const T*>(word),
@@ -307,7 +347,8 @@ void embeddings_layer_norm_typed(CudaContext& ctx, void* out, const int32_t* inp
                               static_cast<const T*>(token_type),
                               T_len,
                               C};
-  launch_rows(ctx, static_cast<T*>(out), nullptr, nullptr, rows, weight, bias, B * T_len, C, eps, aligned);
+  launch_rows(ctx, static_cast<T*>(out), nullptr, nullptr, codes, rows, weight, bias, B * T_len, C, eps,
+              aligned);
 }
 
 // ---- backward (f32, training) ----
@@ -446,15 +487,19 @@ class Workspace {
 }  // namespace
 
 void layer_norm_forward(ExecutionContext& ctx, void* out, const void* x, const float* weight,
-                        const float* bias, DType dtype, int64_t N, int64_t C, double eps) {
+                        const float* bias, DType dtype, int64_t N, int64_t C, double eps, uint8_t* codes,
+                        const float* code_scale) {
   CudaContext& cuda = cuda_context(ctx);
+  NLPF_CHECK((codes == nullptr) == (code_scale == nullptr), ErrorCode::INVALID_ARGUMENT,
+             "layer_norm_forward (cuda): codes and code_scale are given together or not at all");
+  const CodesOut q{codes, code_scale};
   switch (dtype) {
     case DType::F32:
-      return layer_norm_typed<float>(cuda, out, x, weight, bias, N, C, eps);
+      return layer_norm_typed<float>(cuda, out, x, weight, bias, N, C, eps, q);
     case DType::BF16:
-      return layer_norm_typed<__nv_bfloat16>(cuda, out, x, weight, bias, N, C, eps);
+      return layer_norm_typed<__nv_bfloat16>(cuda, out, x, weight, bias, N, C, eps, q);
     case DType::F16:
-      return layer_norm_typed<__half>(cuda, out, x, weight, bias, N, C, eps);
+      return layer_norm_typed<__half>(cuda, out, x, weight, bias, N, C, eps, q);
     default:
       unsupported_dtype("layer_norm_forward", dtype);
   }
@@ -463,18 +508,22 @@ void layer_norm_forward(ExecutionContext& ctx, void* out, const void* x, const f
 void embeddings_layer_norm_forward(ExecutionContext& ctx, void* out, const int32_t* input_ids,
                                    const int32_t* token_type_ids, const void* word, const void* position,
                                    const void* token_type, const float* weight, const float* bias,
-                                   DType dtype, int64_t B, int64_t T, int64_t C, double eps) {
+                                   DType dtype, int64_t B, int64_t T, int64_t C, double eps, uint8_t* codes,
+                                   const float* code_scale) {
   CudaContext& cuda = cuda_context(ctx);
+  NLPF_CHECK((codes == nullptr) == (code_scale == nullptr), ErrorCode::INVALID_ARGUMENT,
+             "embeddings_layer_norm_forward (cuda): codes and code_scale are given together or not at all");
+  const CodesOut q{codes, code_scale};
   switch (dtype) {
     case DType::F32:
       return embeddings_layer_norm_typed<float>(cuda, out, input_ids, token_type_ids, word, position,
-                                                token_type, weight, bias, B, T, C, eps);
+                                                token_type, weight, bias, B, T, C, eps, q);
     case DType::BF16:
       return embeddings_layer_norm_typed<__nv_bfloat16>(cuda, out, input_ids, token_type_ids, word, position,
-                                                        token_type, weight, bias, B, T, C, eps);
+                                                        token_type, weight, bias, B, T, C, eps, q);
     case DType::F16:
       return embeddings_layer_norm_typed<__half>(cuda, out, input_ids, token_type_ids, word, position,
-                                                 token_type, weight, bias, B, T, C, eps);
+                                                 token_type, weight, bias, B, T, C, eps, q);
     default:
       unsupported_dtype("embeddings_layer_norm_forward", dtype);
   }
@@ -484,7 +533,7 @@ void layer_norm_forward(ExecutionContext& ctx, float* out, float* mean, float* r
                         const float* weight, const float* bias, int64_t N, int64_t C, double eps) {
   CudaContext& cuda = cuda_context(ctx);
   const bool aligned = aligned16(out) && aligned16(x) && aligned16(weight) && aligned16(bias);
-  launch_rows(cuda, out, mean, rstd, XRows<float>{x, C}, weight, bias, N, C, eps, aligned);
+  launch_rows(cuda, out, mean, rstd, CodesOut{}, XRows<float>{x, C}, weight, bias, N, C, eps, aligned);
 }
 
 void layer_norm_backward(ExecutionContext& ctx, float* dx, float* dweight, float* dbias, const float* dout,

@@ -12,18 +12,22 @@ namespace nlpf::cuda {
 
 // out [N,C] = (x - mean) rstd weight + bias, rstd = 1/sqrt(var + eps), biased variance, per row; x, out of
 // `dtype` (F32, BF16 or F16; out may be x), weight and bias f32 [C]; statistics in fp32 (two-pass over the
-// row held in registers), nothing saved.
+// row held in registers), nothing saved. With codes [N,C] (and code_scale, one f32 on the device) also the
+// E4M3 copy of out for an fp8 GEMM: codes = e4m3(out as stored / *code_scale), bit-identical to
+// quantize_e4m3_forward applied to out afterwards.
 void layer_norm_forward(ExecutionContext& ctx, void* out, const void* x, const float* weight,
-                        const float* bias, DType dtype, int64_t N, int64_t C, double eps);
+                        const float* bias, DType dtype, int64_t N, int64_t C, double eps,
+                        uint8_t* codes = nullptr, const float* code_scale = nullptr);
 
 // BERT embeddings fused with their LayerNorm: out [B,T,C] = LayerNorm(word[input_ids] + position[t] +
 // token_type[token_type_ids]) with weight, bias f32 [C]; the tables word [V,C], position [P,C], token_type
 // [TV,C] and out of `dtype`; ids already validated (text/batching does it on the host). The sum is formed in
-// fp32 from the rounded table entries.
+// fp32 from the rounded table entries. codes, code_scale: the E4M3 copy of out, as layer_norm_forward's.
 void embeddings_layer_norm_forward(ExecutionContext& ctx, void* out, const int32_t* input_ids,
                                    const int32_t* token_type_ids, const void* word, const void* position,
                                    const void* token_type, const float* weight, const float* bias,
-                                   DType dtype, int64_t B, int64_t T, int64_t C, double eps);
+                                   DType dtype, int64_t B, int64_t T, int64_t C, double eps,
+                                   uint8_t* codes = nullptr, const float* code_scale = nullptr);
 
 // Training forward, f32: out [N,C] as above from x [N,C], weight, bias [C]; saves mean [N] and rstd [N] for
 // the backward (fp32 statistics, as the CPU float kernel). out may be x.

@@ -20,11 +20,13 @@
 #include "experiment/frontier.h"
 #include "experiment/phase1.h"
 #include "experiment/phase2.h"
+#include "experiment/phase2_steps.h"
 #include "experiment/plot.h"
 #include "experiment/run_files.h"
 #include "experiment/run_plots.h"
 #include "model/bert_model.h"
 #include "model/checkpoint.h"
+#include "model/fp8_calibration.h"
 #include "test_util.h"
 #include "text/batching.h"
 #include "text/dataset.h"
@@ -310,8 +312,70 @@ TEST(Phase2, UnsupportedPrecisionRefusedBeforeAnyWorkUnlessSkipped) {
   EXPECT_EQ(errors[0]["point"], "precision_fp16");
   EXPECT_EQ(errors[0]["stage"], "refused");
   EXPECT_NE(errors[1]["error"].get<std::string>().find("fp8"), std::string::npos) << errors.dump();
+  // fp8 on the CPU: refused with the reason (no fp8 tensor cores) before any work: no calibration either
+  // (the run has no training split, which an fp8 point that ran would need).
+  EXPECT_EQ(errors[1]["point"], "precision_fp8");
+  EXPECT_EQ(errors[1]["stage"], "refused");
+  EXPECT_NE(errors[1]["error"].get<std::string>().find("CPU"), std::string::npos) << errors.dump();
   EXPECT_TRUE(fs::exists(result.run_directory / "precision_fp32" / "metrics.json"));
   EXPECT_FALSE(fs::exists(result.run_directory / "precision_fp16"));
+  for (const auto& entry : fs::directory_iterator(result.run_directory)) {
+    EXPECT_EQ(entry.path().filename().string().find("fp8_calibration"), std::string::npos) << entry.path();
+  }
+  EXPECT_EQ(json::parse(read_file(result.run_directory / "run.json"))["config"]["calibration_batches"], 8);
+}
+
+// fp8's activation scales in a sweep (phase2_steps.h): calibrated once per (length, layers) on the training
+// split, written into the run directory, read back by every later fp8 point (and by the other processes of a
+// scaled-out sweep), and the same when computed again (seeded).
+TEST(Phase2, Fp8CalibrationIsStoredWithTheRunAndReused) {
+  const TempDir temp("phase2_fp8_calibration");
+  Quiet q;
+  Phase2Settings s = tiny_phase2(temp.path(), SweepKind::GRID, q);
+  s.precisions = {"fp8"};
+  s.num_layers = {1};
+  s.data.train_file = kSample.string();
+  s.calibration_batches = 2;
+  const Phase2Plan plan = plan_phase2(s);
+  ASSERT_EQ(plan.points.size(), 1u);
+  const Phase2Point& point = plan.points[0];
+  const Phase2Inputs in = load_phase2_inputs(plan, plan.points);
+  ASSERT_TRUE(in.train_by_length.count(32));
+  BertForSequenceClassification model(load_checkpoint(kTiny, {.quiet = true}));
+  model.truncate_layers(1);
+  const fs::path dir = temp.path();
+  EXPECT_EQ(fp8_calibration_file_name(plan, point), "fp8_calibration-length_32-layers_1.json");
+  const Fp8Calibration first = fp8_calibration_for_point(plan, in, model, point, dir);
+  const fs::path file = dir / fp8_calibration_file_name(plan, point);
+  ASSERT_TRUE(fs::exists(file));
+  EXPECT_EQ(first.examples, std::min<int64_t>(2 * 8, in.train_by_length.at(32).size()));
+  EXPECT_EQ(first.seed, in.recipe.seed);
+  EXPECT_TRUE(first.amax.count("layer.0.qkv"));
+  EXPECT_FALSE(first.amax.count("layer.1.qkv"));  // the truncated model's sites only
+  // Reused, not recomputed: a value changed in the file comes back.
+  json stored = json::parse(read_file(file));
+  stored["amax"]["layer.0.qkv"] = 123.0;
+  write_file_atomic(file, stored.dump());
+  EXPECT_FLOAT_EQ(fp8_calibration_for_point(plan, in, model, point, dir).amax.at("layer.0.qkv"), 123.0f);
+  // A file calibrated with other settings (another run's) is refused, not used.
+  stored["seed"] = in.recipe.seed + 1;
+  write_file_atomic(file, stored.dump());
+  std::string other;
+  EXPECT_EQ(code_of([&] { fp8_calibration_for_point(plan, in, model, point, dir); }, other),
+            ErrorCode::INVALID_ARGUMENT);
+  EXPECT_NE(other.find("another run"), std::string::npos) << other;
+  // Deterministic: computed again from scratch, the same scales.
+  fs::remove(file);
+  EXPECT_EQ(fp8_calibration_for_point(plan, in, model, point, dir).amax, first.amax);
+  // A calibration needs the training split.
+  Phase2Settings no_train = s;
+  no_train.data.train_file.clear();
+  const Phase2Plan plan_without = plan_phase2(no_train);
+  std::string message;
+  EXPECT_EQ(code_of([&] { load_phase2_inputs(plan_without, plan_without.points); }, message),
+            ErrorCode::INVALID_ARGUMENT);
+  EXPECT_NE(message.find("--train-file"), std::string::npos) << message;
+  EXPECT_NE(message.find("fp8"), std::string::npos) << message;
 }
 
 TEST(Phase2, Bf16RunsWhereTheCpuHasItAndStaysCloseToFp32) {

@@ -66,6 +66,14 @@ TEST(BertInference, Refusals) {
   EXPECT_THROW(BertInference(cpu_context(), model.config(), model.parameters(), Precision::FP32, 2, 17),
                Error)
       << "longer than max_position_embeddings";
+  // fp8 on the CPU: refused with the reason (E4M3 tensor cores), before a calibration is even asked for.
+  try {
+    BertInference fp8(cpu_context(), model.config(), model.parameters(), Precision::FP8, 2, 8);
+    FAIL() << "fp8 ran on the CPU";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::UNSUPPORTED);
+    EXPECT_NE(std::string(e.what()).find("fp8 needs E4M3 tensor cores"), std::string::npos) << e.what();
+  }
   BertInference engine(cpu_context(), model.config(), model.parameters(), Precision::FP32, 2, 8);
   const Batch batch = tiny_batch();  // B = 3 > 2
   try {

@@ -41,6 +41,9 @@ struct Problem {
   bool fp8 = false;
   const float* scale_a = nullptr;
   const float* scale_b = nullptr;
+  // d as E4M3 codes too (fp8 only): d = e4m3(result * scale_d), c and the bias then in `dtype` (BF16).
+  bool fp8_out = false;
+  const float* scale_d = nullptr;
   int64_t M = 0, N = 0, K = 0, lda = 0, ldb = 0, ldd = 0;
   // Strided batch (gemm.h's MatmulArgs): batch matrices, each stride_* elements after the previous one.
   int64_t batch = 1, stride_a = 0, stride_b = 0, stride_d = 0;
@@ -112,6 +115,10 @@ void bind_pointers(GemmPlanCache::Plan& plan, const Problem& p) {
                                                    &p.scale_b, sizeof p.scale_b));
     NLPF_CUDA_CHECK(cublasLtMatmulDescSetAttribute(plan.desc, CUBLASLT_MATMUL_DESC_B_SCALE_POINTER,
                                                    &p.scale_a, sizeof p.scale_a));
+  }
+  if (p.fp8_out) {
+    NLPF_CUDA_CHECK(cublasLtMatmulDescSetAttribute(plan.desc, CUBLASLT_MATMUL_DESC_D_SCALE_POINTER,
+                                                   &p.scale_d, sizeof p.scale_d));
   }
 }
 
@@ -199,7 +206,7 @@ std::unique_ptr<GemmPlanCache::Plan> make_plan(CudaContext& ctx, const Problem& 
     NLPF_CUDA_CHECK(cublasLtMatrixLayoutCreate(&plan->b, operand_type, p.K, p.M, p.lda));
   }
   NLPF_CUDA_CHECK(cublasLtMatrixLayoutCreate(&plan->c, type, p.N, p.M, p.ldd));
-  NLPF_CUDA_CHECK(cublasLtMatrixLayoutCreate(&plan->d, type, p.N, p.M, p.ldd));
+  NLPF_CUDA_CHECK(cublasLtMatrixLayoutCreate(&plan->d, p.fp8_out ? CUDA_R_8F_E4M3 : type, p.N, p.M, p.ldd));
   if (p.batch > 1) {  // cuBLASLt's A is b, its B is a; C is d when accumulating, so both take d's stride
     set_batch(plan->a, p.batch, p.stride_b);
     set_batch(plan->b, p.batch, p.stride_a);
@@ -239,10 +246,10 @@ std::unique_ptr<GemmPlanCache::Plan> make_plan(CudaContext& ctx, const Problem& 
   return plan;
 }
 
-void run(ExecutionContext& base, const Problem& p) {
-  CudaContext& ctx = cuda_context(base);
+// The cached plan of p (built on first use; throws CUBLAS when cuBLASLt has none).
+GemmPlanCache::Plan& plan_of(CudaContext& ctx, const Problem& p) {
   const size_t element = dtype_size(p.fp8 ? DType::F8E4M3 : p.dtype);
-  const size_t d_element = dtype_size(p.dtype);
+  const size_t d_element = dtype_size(p.fp8_out ? DType::F8E4M3 : p.dtype);
   const Alignments align{alignment_of(p.b, p.batch, p.stride_b * element),
                          alignment_of(p.a, p.batch, p.stride_a * element),
                          alignment_of(p.c ? p.c : p.d, p.batch, p.stride_d * d_element),
@@ -263,7 +270,7 @@ void run(ExecutionContext& base, const Problem& p) {
                                align.b,
                                align.c,
                                align.d,
-                               p.fp8,
+                               p.fp8 ? (p.fp8_out ? 2 : 1) : 0,
                                static_cast<int>(ctx.gemm_selection()),
                                p.batch,
                                p.stride_a,
@@ -271,8 +278,14 @@ void run(ExecutionContext& base, const Problem& p) {
                                p.stride_d};
   std::unique_ptr<GemmPlanCache::Plan>& plan = ctx.gemm_plans().plans[key];
   if (!plan) plan = make_plan(ctx, p, align);
-  bind_pointers(*plan, p);
-  NLPF_CUDA_CHECK(launch(ctx, *plan, p, plan->algo));
+  return *plan;
+}
+
+void run(ExecutionContext& base, const Problem& p) {
+  CudaContext& ctx = cuda_context(base);
+  GemmPlanCache::Plan& plan = plan_of(ctx, p);
+  bind_pointers(plan, p);
+  NLPF_CUDA_CHECK(launch(ctx, plan, p, plan.algo));
 }
 
 // nn.Linear's form, y [N, OC] = x [N, C] op(W) with W stored [OC, C] and transposed (cuBLASLt's "TN", also
@@ -308,18 +321,51 @@ void gemm(ExecutionContext& ctx, const GemmArgs& g) {
   run(ctx, p);
 }
 
-void gemm_fp8(ExecutionContext& ctx, const Fp8GemmArgs& g) {
+namespace {
+
+// gemm_fp8's checks and its Problem.
+Problem fp8_problem(const Fp8GemmArgs& g) {
   NLPF_CHECK(g.N > 0 && g.C > 0 && g.OC > 0 && g.C % 16 == 0 && g.OC % 16 == 0, ErrorCode::INVALID_ARGUMENT,
              "gemm_fp8: N=", g.N, " C=", g.C, " OC=", g.OC, " (C and OC must be positive multiples of 16)");
-  NLPF_CHECK(g.out_dtype == DType::BF16 || g.out_dtype == DType::F16, ErrorCode::UNSUPPORTED,
-             "gemm_fp8: output dtype ", dtype_name(g.out_dtype), " (expected bf16 or f16)");
+  const bool fp8_out = g.out_dtype == DType::F8E4M3;
+  NLPF_CHECK(g.out_dtype == DType::BF16 || g.out_dtype == DType::F16 || fp8_out, ErrorCode::UNSUPPORTED,
+             "gemm_fp8: output dtype ", dtype_name(g.out_dtype), " (expected bf16, f16 or f8e4m3)");
   NLPF_CHECK(g.x_scale != nullptr && g.weight_scale != nullptr, ErrorCode::INVALID_ARGUMENT,
              "gemm_fp8: the scales of x and the weight are required");
-  Problem p = linear_problem(g.y, g.x, g.weight, g.bias, g.out_dtype, g.N, g.C, g.OC, g.C);
+  NLPF_CHECK(fp8_out == (g.y_scale_inverse != nullptr), ErrorCode::INVALID_ARGUMENT,
+             "gemm_fp8: y_scale_inverse is required for an E4M3 output and only for it");
+  NLPF_CHECK(!(fp8_out && g.residual), ErrorCode::INVALID_ARGUMENT,
+             "gemm_fp8: no residual with an E4M3 output");
+  NLPF_CHECK(!(g.gelu && g.residual), ErrorCode::INVALID_ARGUMENT,
+             "gemm_fp8: GELU after a residual is not BERT's");
+  // With E4M3 codes out, C (unread) and the bias are BF16, the pairing cuBLASLt's fp8 table lists.
+  Problem p =
+      linear_problem(g.y, g.x, g.weight, g.bias, fp8_out ? DType::BF16 : g.out_dtype, g.N, g.C, g.OC, g.C);
+  p.c = g.residual;
+  p.gelu = g.gelu;
   p.fp8 = true;
   p.scale_a = g.x_scale;
   p.scale_b = g.weight_scale;
-  run(ctx, p);
+  p.fp8_out = fp8_out;
+  p.scale_d = g.y_scale_inverse;
+  return p;
+}
+
+}  // namespace
+
+void gemm_fp8(ExecutionContext& ctx, const Fp8GemmArgs& g) {
+  run(ctx, fp8_problem(g));
+}
+
+bool gemm_fp8_available(ExecutionContext& ctx, const Fp8GemmArgs& g) {
+  const Problem p = fp8_problem(g);
+  try {
+    plan_of(cuda_context(ctx), p);
+    return true;
+  } catch (const Error& e) {
+    if (e.code() == ErrorCode::CUBLAS) return false;  // no algorithm, or the combination not supported
+    throw;
+  }
 }
 
 void matmul(ExecutionContext& ctx, const MatmulArgs& m) {

@@ -39,18 +39,26 @@ struct GemmArgs {
   int64_t N = 0, C = 0, OC = 0, ldx = 0;
 };
 
-// The fp8 form of gemm (DESIGN §5 fp8, issue 13): y [N, OC] (=) (x_scale x) (w_scale W)^T + bias with x [N,
-// C] and W [OC, C] as E4M3 codes (core/fp8.h), x_scale and w_scale one f32 each in device memory (read by the
-// GEMM, so a captured graph follows their updates), fp32 accumulation, y and bias in F16 or BF16. cuBLASLt's
+// The fp8 form of gemm (DESIGN §5 fp8, issue 13): y [N, OC] (=) epilogue((x_scale x) (w_scale W)^T + bias
+// (+ residual)) with x [N, C] and W [OC, C] as E4M3 codes (core/fp8.h), x_scale and w_scale one f32 each in
+// device memory (read by the GEMM, so a captured graph follows their updates), fp32 accumulation. cuBLASLt's
 // fp8 products take the weight transposed and x as stored: exactly nn.Linear's layout. C and OC must be
 // multiples of 16 (fp8 tensor-core tiles; cuBLASLt's requirement for E4M3 operands).
+// Output: F16 or BF16 (bias and residual in that dtype), or F8E4M3 codes for the next fp8 GEMM: then the bias
+// is BF16, there is no residual, and y_scale_inverse (device f32, 1 / the output's scale) is cuBLASLt's D
+// scale, which multiplies the result before its rounding to E4M3 (saturating): y = e4m3(result / y_scale).
+// Scales are per tensor: this toolkit's cublasLt.h has CUBLASLT_MATMUL_MATRIX_SCALE_OUTER_VEC_32F (a vector
+// of per-row / per-column scales), not used here yet (docs/ENGINE.md).
 struct Fp8GemmArgs {
-  void* y = nullptr;                    // [N, OC] in out_dtype
-  const void* x = nullptr;              // [N, C] E4M3, row stride C
-  const void* weight = nullptr;         // [OC, C] E4M3
-  const float* x_scale = nullptr;       // device, 1 value
-  const float* weight_scale = nullptr;  // device, 1 value
-  const void* bias = nullptr;           // [OC] in out_dtype; nullptr: none
+  void* y = nullptr;                       // [N, OC] in out_dtype
+  const void* x = nullptr;                 // [N, C] E4M3, row stride C
+  const void* weight = nullptr;            // [OC, C] E4M3
+  const float* x_scale = nullptr;          // device, 1 value
+  const float* weight_scale = nullptr;     // device, 1 value
+  const void* bias = nullptr;              // [OC] in out_dtype (BF16 for an E4M3 out_dtype); nullptr: none
+  const void* residual = nullptr;          // [N, OC] in out_dtype (may equal y); nullptr: none; 16-bit only
+  const float* y_scale_inverse = nullptr;  // device, 1 value; required for (only for) an E4M3 out_dtype
+  bool gelu = false;                       // cuBLASLt's GELU epilogue after the bias (tanh form)
   DType out_dtype = DType::BF16;
   int64_t N = 0, C = 0, OC = 0;
 };
@@ -83,10 +91,10 @@ class GemmPlanCache {
 
   struct Plan;
   // (dtype, math mode, transpose a, transpose b, M, N, K, lda, ldb, ldd, epilogue, reads C, alignment of
-  // cuBLASLt's A, B, C and D, fp8 operands, algorithm selection, batch, stride a, stride b, stride d) in
-  // matmul's row-major terms.
+  // cuBLASLt's A, B, C and D, fp8 (0 none, 1 E4M3 operands, 2 E4M3 operands and D), algorithm selection,
+  // batch, stride a, stride b, stride d) in matmul's row-major terms.
   using Key = std::tuple<int, int, bool, bool, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int,
-                         bool, int, int, int, int, bool, int, int64_t, int64_t, int64_t, int64_t>;
+                         bool, int, int, int, int, int, int, int64_t, int64_t, int64_t, int64_t>;
   std::map<Key, std::unique_ptr<Plan>> plans;
 };
 
@@ -95,7 +103,13 @@ class GemmPlanCache {
 // for a dtype cuBLASLt is not asked to do here, CUBLAS when no algorithm fits.
 void gemm(ExecutionContext& ctx, const GemmArgs& args);
 void matmul(ExecutionContext& ctx, const MatmulArgs& args);
-// INVALID_ARGUMENT also for C or OC not a multiple of 16, UNSUPPORTED for an out_dtype other than F16/BF16.
+// INVALID_ARGUMENT also for C or OC not a multiple of 16 or a residual with an E4M3 output, UNSUPPORTED for
+// an out_dtype other than F16, BF16 or F8E4M3.
 void gemm_fp8(ExecutionContext& ctx, const Fp8GemmArgs& args);
+// Whether cuBLASLt has an algorithm for gemm_fp8(args) on this device (the plan is built and cached, nothing
+// runs): a configuration the library may refuse (E4M3 output with the GELU epilogue) is asked before use, so
+// that the caller can take its fallback instead of failing in the middle of a forward. Argument errors throw
+// as gemm_fp8's.
+bool gemm_fp8_available(ExecutionContext& ctx, const Fp8GemmArgs& args);
 
 }  // namespace nlpf::cuda

@@ -1,0 +1,66 @@
+// The CPU emulation of the fp8 engine (fp8_emulation.h), which the GPU tests compare with: on the small
+// random model of tests/golden/bert_inference_fp8_cuda_test.cc it quantises (its logits differ from fp32's)
+// and stays within the bound that test states against fp32 (0.15 of the largest |logit|), so that bound
+// leaves the GPU's bf16 storage room beyond E4M3's own error.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <iostream>
+#include <random>
+
+#include "model/bert_inference.h"
+#include "model/bert_model.h"
+#include "model/fp8_calibration.h"
+#include "ops/op_test_util.h"
+#include "unit/fp8_emulation.h"
+
+namespace nlpf {
+namespace {
+
+TEST(Fp8Emulation, QuantisesAndStaysNearFp32) {
+  BertConfig config;
+  config.vocab_size = 101;
+  config.hidden_size = 64;
+  config.num_hidden_layers = 2;
+  config.num_attention_heads = 2;
+  config.intermediate_size = 128;
+  config.max_position_embeddings = 64;
+  config.initializer_range = 0.1;
+  BertForSequenceClassification model(config, 77);
+  std::mt19937 rng(5);
+  TokenizedDataset data;
+  data.max_length = 37;
+  std::uniform_int_distribution<int32_t> id(4, 100);
+  std::uniform_int_distribution<int64_t> length(3, 37);
+  for (int64_t i = 0; i < 12; ++i) {
+    Encoding e;
+    const int64_t len = length(rng);
+    for (int64_t t = 0; t < len; ++t) {
+      e.input_ids.push_back(t == 0 ? 2 : t == len - 1 ? 3 : id(rng));
+      e.token_type_ids.push_back(0);
+      e.attention_mask.push_back(1);
+    }
+    data.encodings.push_back(e);
+    data.labels.push_back(static_cast<int32_t>(i % 2));
+  }
+  const Fp8Calibration calibration = calibrate_fp8(model, data, 12, 7, 4, 37);
+  const std::vector<int64_t> order = sequential_order(data.size());
+  Batch batch = make_batch(data, order, PaddingMode::LONGEST, 37);
+  const std::vector<double> emulated =
+      test::fp8_emulated_logits(config, model.parameters(), calibration, batch);
+  batch.labels.clear();
+  const ModelOutput out = model.forward(batch, ForwardMode::EVAL);
+  const std::vector<double> fp32(out.logits.data<float>(), out.logits.data<float>() + out.logits.numel());
+  double largest = 0, worst = 0;
+  for (size_t i = 0; i < fp32.size(); ++i) {
+    largest = std::max(largest, std::abs(fp32[i]));
+    worst = std::max(worst, std::abs(emulated[i] - fp32[i]));
+  }
+  std::cout << "[ fp8 emulation ] largest |logit| " << largest << ", largest difference from fp32 " << worst
+            << " (" << worst / largest << " of it)\n";
+  EXPECT_GT(worst, 0.0) << "nothing was quantised";
+  EXPECT_TRUE(test::all_close(emulated, fp32, test::Tolerance{0.15, 0.15 * largest}));
+}
+
+}  // namespace
+}  // namespace nlpf
