@@ -122,11 +122,15 @@ void bind_pointers(GemmPlanCache::Plan& plan, const Problem& p) {
   }
 }
 
+// Without a C matrix (beta = 0) C's pointer is d's, except for an E4M3 d: C's layout is then bf16, and
+// cuBLASLt refuses C == D with different types (CUBLAS_STATUS_INVALID_VALUE at launch, seen on the H200), so
+// C is null there, as PyTorch's scaled_mm passes it.
 cublasStatus_t launch(CudaContext& ctx, const GemmPlanCache::Plan& plan, const Problem& p,
                       const cublasLtMatmulAlgo_t& algo) {
   const float alpha = 1.0f, beta = p.c ? 1.0f : 0.0f;
-  return cublasLtMatmul(ctx.cublaslt(), plan.desc, &alpha, p.b, plan.a, p.a, plan.b, &beta, p.c ? p.c : p.d,
-                        plan.c, p.d, plan.d, &algo, ctx.workspace(), ctx.workspace_bytes(), ctx.stream());
+  const void* c = p.c ? p.c : (p.fp8_out ? nullptr : p.d);
+  return cublasLtMatmul(ctx.cublaslt(), plan.desc, &alpha, p.b, plan.a, p.a, plan.b, &beta, c, plan.c, p.d,
+                        plan.d, &algo, ctx.workspace(), ctx.workspace_bytes(), ctx.stream());
 }
 
 constexpr int kAutotuneCandidates = 8;
@@ -359,9 +363,13 @@ void gemm_fp8(ExecutionContext& ctx, const Fp8GemmArgs& g) {
 
 bool gemm_fp8_available(ExecutionContext& ctx, const Fp8GemmArgs& g) {
   const Problem p = fp8_problem(g);
+  CudaContext& cuda = cuda_context(ctx);
   try {
-    plan_of(cuda_context(ctx), p);
-    return true;
+    // A plan, and one launch on the given buffers: cuBLASLt may offer an algorithm for a combination it then
+    // refuses at launch (it returns a status before running anything, so a refusal leaves no CUDA error).
+    GemmPlanCache::Plan& plan = plan_of(cuda, p);
+    bind_pointers(plan, p);
+    return launch(cuda, plan, p, plan.algo) == CUBLAS_STATUS_SUCCESS;
   } catch (const Error& e) {
     if (e.code() == ErrorCode::CUBLAS) return false;  // no algorithm, or the combination not supported
     throw;

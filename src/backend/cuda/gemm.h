@@ -106,10 +106,10 @@ void matmul(ExecutionContext& ctx, const MatmulArgs& args);
 // INVALID_ARGUMENT also for C or OC not a multiple of 16 or a residual with an E4M3 output, UNSUPPORTED for
 // an out_dtype other than F16, BF16 or F8E4M3.
 void gemm_fp8(ExecutionContext& ctx, const Fp8GemmArgs& args);
-// Whether cuBLASLt has an algorithm for gemm_fp8(args) on this device (the plan is built and cached, nothing
-// runs): a configuration the library may refuse (E4M3 output with the GELU epilogue) is asked before use, so
-// that the caller can take its fallback instead of failing in the middle of a forward. Argument errors throw
-// as gemm_fp8's.
+// Whether cuBLASLt runs gemm_fp8(args) on this device: the plan is built and cached and launched once on
+// args' buffers (call it outside a graph capture, on buffers it may overwrite). A configuration the library may
+// refuse (E4M3 output with the GELU epilogue) is asked before use, so that the caller can take its fallback
+// instead of failing in the middle of a forward. Argument errors throw as gemm_fp8's.
 bool gemm_fp8_available(ExecutionContext& ctx, const Fp8GemmArgs& args);
 
 }  // namespace nlpf::cuda
