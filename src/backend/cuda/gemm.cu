@@ -122,9 +122,10 @@ void bind_pointers(GemmPlanCache::Plan& plan, const Problem& p) {
   }
 }
 
-// Without a C matrix (beta = 0) C's pointer is d's, except for an E4M3 d: C's layout is then bf16, and
-// cuBLASLt refuses C == D with different types (CUBLAS_STATUS_INVALID_VALUE at launch, seen on the H200), so
-// C is null there, as PyTorch's scaled_mm passes it.
+// Without a C matrix (beta = 0) C's pointer is d's, except for an E4M3 d: C's layout is then bf16, and with
+// C == D cuBLASLt refused that GEMM at launch on the H200 (CUBLAS_STATUS_INVALID_VALUE), so C is null there,
+// as PyTorch's scaled_mm passes it (the fix is to be confirmed on the GPU; gemm_fp8_available catches a
+// refusal).
 cublasStatus_t launch(CudaContext& ctx, const GemmPlanCache::Plan& plan, const Problem& p,
                       const cublasLtMatmulAlgo_t& algo) {
   const float alpha = 1.0f, beta = p.c ? 1.0f : 0.0f;
