@@ -110,21 +110,6 @@ void linear_gelu_tanh_forward(ExecutionContext& ctx, void* y, const void* x, con
                      .ldx = C});
 }
 
-void linear_fp8_forward(ExecutionContext& ctx, void* y, const void* x, const void* weight,
-                        const float* x_scale, const float* weight_scale, const void* bias, DType y_dtype,
-                        int64_t N, int64_t C, int64_t OC) {
-  gemm_fp8(ctx, Fp8GemmArgs{.y = y,
-                            .x = x,
-                            .weight = weight,
-                            .x_scale = x_scale,
-                            .weight_scale = weight_scale,
-                            .bias = bias,
-                            .out_dtype = y_dtype,
-                            .N = N,
-                            .C = C,
-                            .OC = OC});
-}
-
 void linear_fp8_residual_forward(ExecutionContext& ctx, void* y, const void* x, const void* weight,
                                  const float* x_scale, const float* weight_scale, const void* bias,
                                  const void* residual, DType y_dtype, int64_t N, int64_t C, int64_t OC) {
@@ -139,6 +124,12 @@ void linear_fp8_residual_forward(ExecutionContext& ctx, void* y, const void* x, 
                             .N = N,
                             .C = C,
                             .OC = OC});
+}
+
+void linear_fp8_forward(ExecutionContext& ctx, void* y, const void* x, const void* weight,
+                        const float* x_scale, const float* weight_scale, const void* bias, DType y_dtype,
+                        int64_t N, int64_t C, int64_t OC) {
+  linear_fp8_residual_forward(ctx, y, x, weight, x_scale, weight_scale, bias, nullptr, y_dtype, N, C, OC);
 }
 
 void linear_fp8_gelu_forward(ExecutionContext& ctx, void* y, const void* x, const void* weight,
