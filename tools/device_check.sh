@@ -3,10 +3,13 @@
 # tools/make_device_carry.sh). Builds nlpf with CUDA, runs the whole test suite (cpu + cuda labels), makes the
 # Hugging Face reference fixtures, checks that transformers loads what nlpf writes, and runs the benchmarks
 # side by side with PyTorch/HF. Logs and results go to $OUT (results.tgz holds the fixtures and JSON).
-# Usage: tools/device_check.sh [all|build|test|sanitize|goldens|roundtrip|finetune|bench|bench_cpu|bench_gpu|measure|finetune_gpu|study_gpu|bench_train]...
+# Usage: tools/device_check.sh [all|build|test|sanitize|goldens|roundtrip|finetune|bench|bench_cpu|bench_gpu|measure|finetune_gpu|study_gpu|bench_train|fp8_gpu]...
 #        (default: all; bench_gpu is not in all: about 10 minutes per model, run it on its own; nor are finetune_gpu
 #        and bench_train)
 # sanitize: the cuda-labelled tests under compute-sanitizer memcheck and racecheck
+# fp8_gpu: issue 13 item 5 in one step: all-MiniLM-L6-v2 fine-tuned on the GPU (phase1, fp32), its fp8 SST-2 test,
+#          phase2 grid fp32/bf16/fp16/fp8 x batch 64/256 padded to 128 from it, and bert_base bf16 vs fp8 at batch
+#          32/64/256 (bench/gpu_inference_bench) with PyTorch eager's 16-bit beside it; small files in results/fp8_gpu/
 # phase2_gpu: nlpf phase2 precision on the GPU from all-MiniLM-L6-v2 (its head from seed 42), the product path
 # study_gpu: the study on the GPU, as bench/RESULTS.md reports it: nlpf phase1 --device cuda (all-MiniLM-L6-v2, all
 #            of SST-2, fp32), then from its best model phase2 max-sequence-length with --padding max-length
@@ -31,7 +34,7 @@ mkdir -p "$res/logs"
 carry="$root/carry"
 steps=${*:-all}
 want() { [[ " $steps " == *" all "* && $1 != bench_gpu && $1 != phase2_gpu && $1 != finetune_gpu && $1 != study_gpu &&
-  $1 != bench_train ||
+  $1 != bench_train && $1 != fp8_gpu ||
   " $steps " == *" $1 "* ]]; }
 status=0
 note() { echo "== $*" | tee -a "$out/summary.txt"; }
@@ -173,6 +176,34 @@ from peer_gpu_inference import gpu_warmup; gpu_warmup(torch, 25.0)' >"$res/logs/
   fi
   find "$st/runs" \( -name '*.safetensors' -o -name 'model.safetensors.index.json' \) -delete
   for f in "$st"/runs/*/pareto.csv; do [ -f "$f" ] && cut -d, -f1-6 "$f" | tee -a "$out/summary.txt"; done
+fi
+if want fp8_gpu; then
+  f8="$res/fp8_gpu"
+  rm -rf "$f8" && mkdir -p "$f8"
+  python3 -c 'import sys, torch; sys.path.insert(0, "bench/peer")
+from peer_gpu_inference import gpu_warmup; gpu_warmup(torch, 20.0)' >"$res/logs/fp8_gpu_warmup.log" 2>&1
+  run_step fp8_gpu_phase1 build-gpu/nlpf phase1 --device cuda --model "$carry/minilm-f16" \
+    --data-dir "$carry/shared/data/sst2" --train-precision fp32 --trials 3 --min-trial-seconds 2 --quiet \
+    --runs-dir "$f8/runs"
+  best=$(ls -d "$f8"/runs/*_phase_1_baseline/best_model 2>/dev/null | head -1)
+  if [ -n "$best" ]; then
+    run_step fp8_gpu_sst2_test env NLPF_SST2_MODEL_DIR="$best" build-gpu/tests/bert_inference_fp8_cuda_test
+    run_step fp8_gpu_grid build-gpu/nlpf phase2 grid --baseline-model-directory "$best" \
+      --data-dir "$carry/shared/data/sst2" --precisions fp32 bf16 fp16 fp8 --batch-sizes 64 256 \
+      --paddings max-length --skip-failed-precisions --trials 3 --min-trial-seconds 2 --idle-seconds 1 \
+      --warmup-seconds 2 --device cuda --quiet --runs-dir "$f8/runs"
+  fi
+  f8_common=(--dev-tsv "$carry/shared/data/sst2/dev.tsv" --vocab-dir "$carry/shared/models/bert-base-uncased"
+    --config-dir "$carry/shared/models/bert-base-uncased" --minilm-dir "$carry/minilm-f16" --models bert_base
+    --paddings max_length --trials 3 --min-trial-seconds 2 --idle-seconds 1 --warmup-seconds 1)
+  run_step fp8_gpu_bench build-gpu/bench/gpu_inference_bench "${f8_common[@]}" --precisions bf16 fp8 \
+    --batch-sizes 32 64 256 --gpu-warmup-seconds 0 --out "$f8/bert_base_ours.json"
+  run_step fp8_gpu_peer env PYTHONUNBUFFERED=1 python3 bench/peer/peer_gpu_inference.py "${f8_common[@]}" \
+    --precisions bf16 fp16 --batch-sizes 32 64 256 --engines eager --gpu-warmup-seconds 0 \
+    --out "$f8/bert_base_peer.json"
+  find "$f8/runs" \( -name '*.safetensors' -o -name 'model.safetensors.index.json' \) -delete
+  for f in "$f8"/runs/*grid/pareto.csv; do [ -f "$f" ] && cut -d, -f1-8 "$f" | tee -a "$out/summary.txt"; done
+  python3 bench/report_gpu_inference.py "$f8/bert_base_ours.json" "$f8/bert_base_peer.json" | tee -a "$out/summary.txt"
 fi
 if want phase2_gpu; then
   rm -rf "$res/phase2_gpu"
