@@ -78,7 +78,7 @@ env_report >"$out/env.txt" 2>&1
 export NLPF_MINILM_DIR="$carry/minilm-f16"
 
 if want build || want test || want sanitize || want roundtrip || want finetune || want bench || want bench_cpu ||
-  want bench_gpu || want phase2_gpu || want measure || want finetune_gpu || want study_gpu; then
+  want bench_gpu || want phase2_gpu || want measure || want finetune_gpu || want study_gpu || want fp8_gpu; then
   run_step build build
 fi
 if want test; then
