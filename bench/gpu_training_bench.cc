@@ -1,10 +1,11 @@
 // gpu_training_bench: nlpf's side of the training-step comparison with PyTorch eager (issue 12 item 6;
 // bench/peer/peer_training_step.py is the peer, bench/report_gpu_training.py puts the two side by side).
-// Per precision (fp32 = IEEE, tf32): BertForSequenceClassification of --config-dir with HF's random init
-// (seed 42), dropout of config.json, moved to a fresh CUDA context in the precision's math mode; the
-// Optimizer's step (forward TRAIN, backward, clip at 1.0, AdamW lr 3e-5 wd 0.01, linear schedule) on seeded
-// random ids with every token real (attention mask all 1, so no padding work is skipped by either side).
-// Protocol: idle baseline (NVML energy counter, model resident) -> --warmup-steps -> --trials trials of
+// Per precision (fp32 = IEEE, tf32, bf16 = bf16 GEMM inputs with f32 storage, backend/context.h):
+// BertForSequenceClassification of --config-dir with HF's random init (seed 42), dropout of config.json,
+// moved to a fresh CUDA context in the precision's math mode; the Optimizer's step (forward TRAIN, backward,
+// clip at 1.0, AdamW lr 3e-5 wd 0.01, linear schedule) on seeded random ids with every token real (attention
+// mask all 1, so no padding work is skipped by either side). Protocol: idle baseline (NVML energy counter,
+// model resident) -> --warmup-steps -> --trials trials of
 // --steps steps each, synchronised at both ends, timed by the steady clock (primary) and CUDA events per
 // step. The caller warms a fresh GPU first (tools/device_check.sh bench_train does). --device cpu runs the
 // same code on the CPU for a smoke run of the harness with a tiny config (not a measurement). Exit: 0 done (a
@@ -103,13 +104,16 @@ json measure(const Device& device, EnergyMeter& meter, const BertConfig& config,
                  {"trials", o.trials},
                  {"error", nullptr}};
   try {
-    NLPF_CHECK(precision == "fp32" || precision == "tf32", ErrorCode::UNSUPPORTED, "--precisions ", precision,
-               ": nlpf trains in fp32 and tf32 only (bf16/fp16 training is not built)");
+    NLPF_CHECK(precision == "fp32" || precision == "tf32" || precision == "bf16", ErrorCode::UNSUPPORTED,
+               "--precisions ", precision,
+               ": nlpf trains in fp32, tf32 and bf16 (fp16 training is not built)");
     // A fresh CUDA context per precision (its math mode is the precision); the CPU has one shared context.
     std::unique_ptr<ExecutionContext> owned =
         device.type == DeviceType::CUDA ? make_execution_context(device) : nullptr;
     ExecutionContext* gpu = owned ? owned.get() : &cpu_context();
-    gpu->set_math_mode(precision == "tf32" ? MathMode::TF32 : MathMode::IEEE_FP32);
+    gpu->set_math_mode(precision == "tf32"   ? MathMode::TF32
+                       : precision == "bf16" ? MathMode::BF16
+                                             : MathMode::IEEE_FP32);
     gpu->allocator().reset_peak();
     BertForSequenceClassification model(config, kSeed);
     model.set_dropout(DropoutSettings::from_config(config, kSeed));
@@ -291,7 +295,8 @@ int main(int argc, char** argv) {
       ->required();
   app.add_option("--device", o.device, "cuda (the benchmark) or cpu (a smoke run of the harness)")
       ->check(CLI::IsMember({"cuda", "cpu"}));
-  app.add_option("--precisions", o.precisions, "fp32 (IEEE) and/or tf32; bf16 is recorded as not built")
+  app.add_option("--precisions", o.precisions,
+                 "fp32 (IEEE), tf32 and/or bf16 (fp16 is recorded as not built)")
       ->check(CLI::IsMember({"fp32", "tf32", "bf16"}));
   app.add_option("--batch-size", o.batch_size)->check(CLI::PositiveNumber);
   app.add_option("--seq-len", o.seq_len)->check(CLI::Range(int64_t{2}, int64_t{512}));

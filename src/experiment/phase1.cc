@@ -45,15 +45,17 @@ using json = nlohmann::json;
 
 void check_settings(const Phase1Settings& s, Device device) {
   const bool cuda = device.type == DeviceType::CUDA;
-  if (s.train_precision == "bf16" || s.train_precision == "fp16") {
-    NLPF_THROW(ErrorCode::UNSUPPORTED, "--train-precision ", s.train_precision,
-               ": mixed-precision training is not built yet; use --train-precision fp32",
-               cuda ? " or tf32" : "");
+  if (s.train_precision == "fp16") {
+    NLPF_THROW(ErrorCode::UNSUPPORTED,
+               "--train-precision fp16: fp16 mixed training needs dynamic loss scaling, not built yet; use ",
+               cuda ? "bf16, tf32 or fp32" : "fp32");
   }
-  NLPF_CHECK(s.train_precision == "fp32" || (cuda && s.train_precision == "tf32"), ErrorCode::UNSUPPORTED,
-             "--train-precision ", s.train_precision,
-             s.train_precision == "tf32" ? ": TF32 is a GPU math mode (the CPU trains in fp32); use fp32"
-                                         : ": expected fp32, tf32, bf16 or fp16");
+  NLPF_CHECK(
+      s.train_precision == "fp32" || (cuda && (s.train_precision == "tf32" || s.train_precision == "bf16")),
+      ErrorCode::UNSUPPORTED, "--train-precision ", s.train_precision,
+      s.train_precision == "tf32" || s.train_precision == "bf16"
+          ? ": a GPU tensor-core mode (the CPU trains in fp32); use fp32"
+          : ": expected fp32, tf32, bf16 or fp16");
   NLPF_CHECK(s.init == "pretrained" || s.init == "random", ErrorCode::INVALID_ARGUMENT,
              "--init: expected pretrained or random, got '", s.init, "'");
   parse_padding(s.padding);
@@ -105,7 +107,9 @@ Phase1Result run_phase1(const Phase1Settings& s) {
     eval_gpu = make_execution_context(device);
     if (s.epochs > 0) {
       train_gpu = make_execution_context(device);
-      train_gpu->set_math_mode(s.train_precision == "tf32" ? MathMode::TF32 : MathMode::IEEE_FP32);
+      train_gpu->set_math_mode(s.train_precision == "tf32"   ? MathMode::TF32
+                               : s.train_precision == "bf16" ? MathMode::BF16
+                                                             : MathMode::IEEE_FP32);
       model->to_context(*train_gpu);
     }
   }

@@ -53,7 +53,8 @@ struct Phase1Result {
   std::optional<double> best_accuracy;
 };
 
-// Errors: UNSUPPORTED before any work for a CUDA --device or a --train-precision other than fp32;
+// Errors: UNSUPPORTED before any work for a CUDA --device without CUDA, or a --train-precision the device
+// cannot train in (tf32 and bf16 need a GPU; fp16 is not built);
 // INVALID_ARGUMENT naming the option or file (an unknown --padding before any work); IO; NUMERIC;
 // INTERRUPTED on Ctrl-C (nothing is left behind).
 Phase1Result run_phase1(const Phase1Settings& settings);

@@ -120,11 +120,11 @@ TEST(Phase1CudaE2E, HeadSizeTheGpuEngineCannotRunRefusedBeforeTraining) {
 TEST(Phase1CudaE2E, MixedPrecisionTrainingRefusedBeforeAnyWork) {
   if (!cuda_built()) GTEST_SKIP() << "built without CUDA";
   if (cuda_devices().empty()) GTEST_SKIP() << "no CUDA device visible";
-  const TempDir temp("e2e_phase1_cuda_bf16");
-  const Result r = run_nlpf("phase1 --device cuda --train-precision bf16 --model /nonexistent --runs-dir " +
+  const TempDir temp("e2e_phase1_cuda_fp16");
+  const Result r = run_nlpf("phase1 --device cuda --train-precision fp16 --model /nonexistent --runs-dir " +
                             temp.path().string());
   EXPECT_EQ(r.exit_code, 4) << r.output;
-  EXPECT_NE(r.output.find("--train-precision bf16"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("--train-precision fp16"), std::string::npos) << r.output;
   EXPECT_TRUE(fs::is_empty(temp.path()));
 }
 

@@ -23,7 +23,8 @@ struct ModeCase {
   MathMode mode;
   double tol;
 };
-const ModeCase kModes[] = {{MathMode::IEEE_FP32, 1e-5}, {MathMode::TF32, 1e-2}};
+// bf16 inputs keep 8 significant bits (relative rounding 2^-9 per input): STYLE's 4e-2.
+const ModeCase kModes[] = {{MathMode::IEEE_FP32, 1e-5}, {MathMode::TF32, 1e-2}, {MathMode::BF16, 4e-2}};
 
 class LinearCuda : public CudaOpTest {};
 
@@ -35,7 +36,10 @@ TEST_F(LinearCuda, ForwardMatchesCpu) {
       gpu().set_math_mode(m.mode);
       for (const Size s : kSizes) {
         SCOPED_TRACE("B=" + std::to_string(s.B) + " T=" + std::to_string(s.T) + " C=" + std::to_string(s.C) +
-                     " OC=" + std::to_string(s.OC) + (m.mode == MathMode::TF32 ? " tf32" : " ieee") +
+                     " OC=" + std::to_string(s.OC) +
+                     (m.mode == MathMode::TF32   ? " tf32"
+                      : m.mode == MathMode::BF16 ? " bf16"
+                                                 : " ieee") +
                      (selection == GemmSelection::AUTOTUNE ? " autotuned" : ""));
         const Tensor x = random_tensor(rng, {s.B, s.T, s.C}), weight = random_tensor(rng, {s.OC, s.C}),
                      bias = random_tensor(rng, {s.OC});
@@ -58,7 +62,10 @@ TEST_F(LinearCuda, BackwardMatchesCpuAndAccumulates) {
       gpu().set_math_mode(m.mode);
       for (const Size s : kSizes) {
         SCOPED_TRACE("B=" + std::to_string(s.B) + " T=" + std::to_string(s.T) + " C=" + std::to_string(s.C) +
-                     " OC=" + std::to_string(s.OC) + (m.mode == MathMode::TF32 ? " tf32" : " ieee") +
+                     " OC=" + std::to_string(s.OC) +
+                     (m.mode == MathMode::TF32   ? " tf32"
+                      : m.mode == MathMode::BF16 ? " bf16"
+                                                 : " ieee") +
                      (selection == GemmSelection::AUTOTUNE ? " autotuned" : ""));
         const Tensor x = random_tensor(rng, {s.B, s.T, s.C}), weight = random_tensor(rng, {s.OC, s.C}),
                      dy = random_tensor(rng, {s.B, s.T, s.OC});

@@ -1,8 +1,8 @@
 // Training on the GPU (BertForSequenceClassification moved to a CUDA context, every op's CUDA kernel) against
 // the same model on the CPU: one TRAIN forward and backward (logits, loss, every parameter gradient, dropout
 // on), and 20 optimizer steps (AdamW, clipping, warm-up) whose losses, gradient norms and final weights must
-// agree (issue 12: within 1e-4 on every loss in fp32; TF32 within 1e-2). Also the host-side validation of a
-// batch bound for the GPU, where a kernel cannot throw.
+// agree (issue 12: within 1e-4 on every loss in fp32; TF32 and bf16 within 1e-2). Also the host-side
+// validation of a batch bound for the GPU, where a kernel cannot throw.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -156,7 +156,8 @@ void run_twenty_steps(ExecutionContext& gpu_ctx, MathMode math, double loss_tol,
   }
   for (const auto& [name, ref] : cpu.parameters()) {
     // A key bias only ever receives rounding noise (its gradient is 0 in exact arithmetic, see
-    // expect_same_gradients), which AdamW normalises into steps of size lr: on both devices it walks at random.
+    // expect_same_gradients), which AdamW normalises into steps of size lr: on both devices it walks at
+    // random.
     if (is_key_bias(name)) continue;
     const std::vector<double> r = test::to_double(ref);
     EXPECT_TRUE(test::all_close(to_host(gpu_ctx, gpu.parameters().at(name)), r,
@@ -172,6 +173,13 @@ TEST_F(BertTrainingCuda, TwentyStepsFp32MatchTheCpu) {
 TEST_F(BertTrainingCuda, TwentyStepsTf32WithinOnePercent) {
   // TF32 rounds GEMM inputs to 10 mantissa bits (relative error ~5e-4 per product): 1e-2 as issue 12 asks.
   run_twenty_steps(*gpu_, MathMode::TF32, 1e-2, 1e-2);
+}
+
+TEST_F(BertTrainingCuda, TwentyStepsBf16WithinOnePercent) {
+  // bf16 GEMM inputs (8 significant bits, relative error ~4e-3 per product; f32 everywhere else): the losses
+  // within 1e-2 of fp32's as issue 12 asks; the weights within 4e-2 (STYLE's bf16 tolerance: AdamW normalises
+  // the gradients' rounding noise into lr-sized steps on small-gradient weights).
+  run_twenty_steps(*gpu_, MathMode::BF16, 1e-2, 4e-2);
 }
 
 TEST_F(BertTrainingCuda, OutOfRangeIdsAndLabelsRefusedBeforeUpload) {

@@ -155,7 +155,7 @@ TEST(Phase1, NonFp32TrainingRefusedBeforeAnyWork) {
   const fs::path runs = temp.path();
   Phase1Settings s = tiny_phase1(runs);
   s.model = "/nonexistent/model";
-  // bf16 and fp16 (mixed precision) are not built yet anywhere; tf32 is a GPU math mode, refused on the CPU.
+  // tf32 and bf16 are GPU tensor-core modes, refused on the CPU; fp16 (needs loss scaling) is not built yet.
   for (const char* precision : {"bf16", "fp16", "tf32", "int8"}) {
     s.train_precision = precision;
     try {

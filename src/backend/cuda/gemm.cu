@@ -181,9 +181,9 @@ std::unique_ptr<GemmPlanCache::Plan> make_plan(CudaContext& ctx, const Problem& 
   auto plan = std::make_unique<GemmPlanCache::Plan>();
   const cudaDataType_t type = cuda_data_type(p.dtype);
   const cudaDataType_t operand_type = p.fp8 ? CUDA_R_8F_E4M3 : type;
-  const cublasComputeType_t compute = p.dtype == DType::F32 && ctx.math_mode() == MathMode::TF32
-                                          ? CUBLAS_COMPUTE_32F_FAST_TF32
-                                          : CUBLAS_COMPUTE_32F;
+  cublasComputeType_t compute = CUBLAS_COMPUTE_32F;
+  if (p.dtype == DType::F32 && ctx.math_mode() == MathMode::TF32) compute = CUBLAS_COMPUTE_32F_FAST_TF32;
+  if (p.dtype == DType::F32 && ctx.math_mode() == MathMode::BF16) compute = CUBLAS_COMPUTE_32F_FAST_16BF;
   NLPF_CUDA_CHECK(cublasLtMatmulDescCreate(&plan->desc, compute, CUDA_R_32F));
   const cublasOperation_t op_a = p.transpose_b ? CUBLAS_OP_T : CUBLAS_OP_N;
   const cublasOperation_t op_b = p.transpose_a ? CUBLAS_OP_T : CUBLAS_OP_N;

@@ -7,8 +7,8 @@
 // and a as its B matrix; no operand is transposed in memory. Leading dimensions may exceed the row width
 // (the pooler reads token 0 of every sequence with ldx = T C). The bias is cuBLASLt's BIAS epilogue; the
 // residual, or d itself when accumulating, is its C matrix with beta = 1, so "bias + residual" and "+=" cost
-// no extra pass. Math (DESIGN §5): f32 with IEEE fp32 (MathMode::IEEE_FP32) or TF32 tensor cores
-// (MathMode::TF32), for every GEMM here; bf16 and f16 with fp32 accumulation and scale. Plans (descriptors,
+// no extra pass. Math (DESIGN §5): f32 with IEEE fp32 (MathMode::IEEE_FP32), TF32 tensor cores
+// (MathMode::TF32) or bf16 down-converted inputs (MathMode::BF16), for every GEMM here; bf16 and f16 with fp32 accumulation and scale. Plans (descriptors,
 // layouts and the heuristic's algorithm) are cached in the context per transposes, shape, leading dimensions,
 // dtype, math mode, epilogue, C matrix, batch and operand alignment, so a repeated shape costs a pointer
 // update and the launch, and a CUDA graph can capture it (the workspace is the context's, no allocation
