@@ -13,7 +13,11 @@
 # phase2_gpu: nlpf phase2 precision on the GPU from all-MiniLM-L6-v2 (its head from seed 42), the product path
 # study_gpu: the study on the GPU, as bench/RESULTS.md reports it: nlpf phase1 --device cuda (all-MiniLM-L6-v2, all
 #            of SST-2, fp32), then from its best model phase2 max-sequence-length with --padding max-length
-#            (STUDY_GPU_LENGTHS, default 128 96 64 48 40 32 24 16); small files in results/study_gpu/ (no weights)
+#            (STUDY_GPU_LENGTHS, default 128 96 64 48 40 32 24 16); small files in results/study_gpu/ (no weights).
+#            STUDY_GPU_SWEEPS (default "lengths") adds issue 12 item 7's other sweeps from the same model: layers
+#            (6..1), refit (layers with --refit-epochs 1), precision (fp32 tf32 bf16 fp16 fp8), grid (lengths 128 64
+#            32 16 x layers 6 4 2 x fp32 bf16 fp16 fp8); STUDY_GPU_DEVICES (e.g. cuda:0,cuda:1) runs the grid's points
+#            on several GPUs at once
 # bench_gpu: GPU inference, nlpf (bench/gpu_inference_bench) and PyTorch eager + torch.compile
 #            (bench/peer/peer_gpu_inference.py) side by side; BENCH_GPU_MODELS, BENCH_GPU_PRECISIONS,
 #            BENCH_GPU_BATCHES, BENCH_GPU_TRIALS, BENCH_GPU_SECONDS, BENCH_GPU_ENGINES narrow it
@@ -169,10 +173,26 @@ from peer_gpu_inference import gpu_warmup; gpu_warmup(torch, 25.0)' >"$res/logs/
     --runs-dir "$st/runs"
   baseline=$(ls -d "$st"/runs/*_phase_1_baseline 2>/dev/null | head -1)
   if [ -n "$baseline" ]; then
+    sweeps=" ${STUDY_GPU_SWEEPS:-lengths} "
+    common=(--baseline-model-directory "$baseline/best_model" --data-dir "$carry/shared/data/sst2" --trials 3
+      --min-trial-seconds 2 --quiet --runs-dir "$st/runs")
     # shellcheck disable=SC2086  # a list of lengths
-    run_step study_gpu_lengths build-gpu/nlpf phase2 max-sequence-length --baseline-model-directory \
-      "$baseline/best_model" --sequence-lengths ${STUDY_GPU_LENGTHS:-128 96 64 48 40 32 24 16} --padding max-length \
-      --device cuda --trials 3 --min-trial-seconds 2 --quiet --runs-dir "$st/runs"
+    [[ $sweeps == *" lengths "* ]] && run_step study_gpu_lengths build-gpu/nlpf phase2 max-sequence-length \
+      "${common[@]}" --sequence-lengths ${STUDY_GPU_LENGTHS:-128 96 64 48 40 32 24 16} --padding max-length \
+      --device cuda
+    [[ $sweeps == *" layers "* ]] && run_step study_gpu_layers build-gpu/nlpf phase2 layers "${common[@]}" \
+      --num-layers 6 5 4 3 2 1 --device cuda
+    [[ $sweeps == *" refit "* ]] && run_step study_gpu_refit build-gpu/nlpf phase2 layers "${common[@]}" \
+      --num-layers 6 5 4 3 2 1 --refit-epochs 1 --device cuda
+    [[ $sweeps == *" precision "* ]] && run_step study_gpu_precision build-gpu/nlpf phase2 precision "${common[@]}" \
+      --precisions fp32 tf32 bf16 fp16 fp8 --skip-failed-precisions --device cuda
+    if [[ $sweeps == *" grid "* ]]; then
+      placement=(--device cuda)
+      [ -n "${STUDY_GPU_DEVICES:-}" ] && placement=(--devices "$STUDY_GPU_DEVICES")
+      run_step study_gpu_grid build-gpu/nlpf phase2 grid "${common[@]}" --sequence-lengths 128 64 32 16 \
+        --num-layers 6 4 2 --precisions fp32 bf16 fp16 fp8 --skip-failed-precisions --paddings max-length \
+        "${placement[@]}"
+    fi
   fi
   find "$st/runs" \( -name '*.safetensors' -o -name 'model.safetensors.index.json' \) -delete
   for f in "$st"/runs/*/pareto.csv; do [ -f "$f" ] && cut -d, -f1-6 "$f" | tee -a "$out/summary.txt"; done
