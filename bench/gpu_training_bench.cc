@@ -1,6 +1,7 @@
 // gpu_training_bench: nlpf's side of the training-step comparison with PyTorch eager (issue 12 item 6;
 // bench/peer/peer_training_step.py is the peer, bench/report_gpu_training.py puts the two side by side).
-// Per precision (fp32 = IEEE, tf32, bf16 = bf16 GEMM inputs with f32 storage, backend/context.h):
+// Per precision (fp32 = IEEE, tf32, bf16 / fp16 = 16-bit GEMM inputs with f32 storage, backend/context.h;
+// fp16 with dynamic loss scaling):
 // BertForSequenceClassification of --config-dir with HF's random init (seed 42), dropout of config.json,
 // moved to a fresh CUDA context in the precision's math mode; the Optimizer's step (forward TRAIN, backward,
 // clip at 1.0, AdamW lr 3e-5 wd 0.01, linear schedule) on seeded random ids with every token real (attention
@@ -104,15 +105,16 @@ json measure(const Device& device, EnergyMeter& meter, const BertConfig& config,
                  {"trials", o.trials},
                  {"error", nullptr}};
   try {
-    NLPF_CHECK(precision == "fp32" || precision == "tf32" || precision == "bf16", ErrorCode::UNSUPPORTED,
-               "--precisions ", precision,
-               ": nlpf trains in fp32, tf32 and bf16 (fp16 training is not built)");
+    NLPF_CHECK(precision == "fp32" || precision == "tf32" || precision == "bf16" || precision == "fp16",
+               ErrorCode::UNSUPPORTED, "--precisions ", precision,
+               ": nlpf trains in fp32, tf32, bf16 and fp16");
     // A fresh CUDA context per precision (its math mode is the precision); the CPU has one shared context.
     std::unique_ptr<ExecutionContext> owned =
         device.type == DeviceType::CUDA ? make_execution_context(device) : nullptr;
     ExecutionContext* gpu = owned ? owned.get() : &cpu_context();
     gpu->set_math_mode(precision == "tf32"   ? MathMode::TF32
                        : precision == "bf16" ? MathMode::BF16
+                       : precision == "fp16" ? MathMode::FP16
                                              : MathMode::IEEE_FP32);
     gpu->allocator().reset_peak();
     BertForSequenceClassification model(config, kSeed);
@@ -121,6 +123,7 @@ json measure(const Device& device, EnergyMeter& meter, const BertConfig& config,
     OptimizerSettings settings;  // DESIGN §5's recipe: lr 3e-5, wd 0.01, clip 1.0, 6% linear warm-up
     settings.total_steps = total_steps;
     settings.warmup_steps = static_cast<int64_t>(std::ceil(0.06 * static_cast<double>(total_steps)));
+    settings.loss_scaling.enabled = precision == "fp16";  // GradScaler's defaults, as PyTorch's fp16 side
     Optimizer optimizer(model, settings);
     size_t next = 0;
     auto one_step = [&] {
@@ -295,8 +298,7 @@ int main(int argc, char** argv) {
       ->required();
   app.add_option("--device", o.device, "cuda (the benchmark) or cpu (a smoke run of the harness)")
       ->check(CLI::IsMember({"cuda", "cpu"}));
-  app.add_option("--precisions", o.precisions,
-                 "fp32 (IEEE), tf32 and/or bf16 (fp16 is recorded as not built)")
+  app.add_option("--precisions", o.precisions, "fp32 (IEEE), tf32, bf16 and/or fp16 (with loss scaling)")
       ->check(CLI::IsMember({"fp32", "tf32", "bf16"}));
   app.add_option("--batch-size", o.batch_size)->check(CLI::PositiveNumber);
   app.add_option("--seq-len", o.seq_len)->check(CLI::Range(int64_t{2}, int64_t{512}));

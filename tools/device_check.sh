@@ -360,7 +360,7 @@ if want bench_train; then
 from peer_gpu_inference import gpu_warmup; gpu_warmup(torch, float(sys.argv[1]))' "$bt_gpu_warmup" \
       >"$res/logs/bench_train_gpu_warmup.log" 2>&1
   fi
-  run_step bench_train_ours build-gpu/bench/gpu_training_bench "${bt_common[@]}" --precisions fp32 tf32 bf16 \
+  run_step bench_train_ours build-gpu/bench/gpu_training_bench "${bt_common[@]}" --precisions fp32 tf32 bf16 fp16 \
     --out "$res/gpu_training_ours.json"
   # shellcheck disable=SC2086  # lists of precisions and engines
   run_step bench_train_peer env PYTHONUNBUFFERED=1 python3 bench/peer/peer_training_step.py "${bt_common[@]}" \

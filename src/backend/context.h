@@ -25,8 +25,9 @@ class CapturedWork {
 // How f32 GEMMs run (DESIGN §5): IEEE fp32 arithmetic; TF32 tensor-core inputs with fp32 accumulation; or
 // BF16, inputs down-converted to bf16 on the tensor cores with fp32 accumulation (cuBLASLt's
 // CUBLAS_COMPUTE_32F_FAST_16BF, which may keep TF32 where that is faster, never less precise than bf16): bf16
-// mixed-precision training with f32 storage, master weights, statistics and everything but the GEMM inputs.
-enum class MathMode { IEEE_FP32, TF32, BF16 };
+// mixed-precision training with f32 storage, master weights, statistics and everything but the GEMM inputs;
+// FP16, the same with fp16 inputs (CUBLAS_COMPUTE_32F_FAST_16F), for fp16 training with loss scaling.
+enum class MathMode { IEEE_FP32, TF32, BF16, FP16 };
 
 // How a GEMM's algorithm is chosen when its plan is made (CUDA; the CPU ignores it). HEURISTIC: the library's
 // first choice, the same on every run (training keeps it: deterministic runs). AUTOTUNE: the heuristic's

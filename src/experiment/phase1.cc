@@ -45,17 +45,12 @@ using json = nlohmann::json;
 
 void check_settings(const Phase1Settings& s, Device device) {
   const bool cuda = device.type == DeviceType::CUDA;
-  if (s.train_precision == "fp16") {
-    NLPF_THROW(ErrorCode::UNSUPPORTED,
-               "--train-precision fp16: fp16 mixed training needs dynamic loss scaling, not built yet; use ",
-               cuda ? "bf16, tf32 or fp32" : "fp32");
-  }
-  NLPF_CHECK(
-      s.train_precision == "fp32" || (cuda && (s.train_precision == "tf32" || s.train_precision == "bf16")),
-      ErrorCode::UNSUPPORTED, "--train-precision ", s.train_precision,
-      s.train_precision == "tf32" || s.train_precision == "bf16"
-          ? ": a GPU tensor-core mode (the CPU trains in fp32); use fp32"
-          : ": expected fp32, tf32, bf16 or fp16");
+  const bool tensor_core_mode =
+      s.train_precision == "tf32" || s.train_precision == "bf16" || s.train_precision == "fp16";
+  NLPF_CHECK(s.train_precision == "fp32" || (cuda && tensor_core_mode), ErrorCode::UNSUPPORTED,
+             "--train-precision ", s.train_precision,
+             tensor_core_mode ? ": a GPU tensor-core mode (the CPU trains in fp32); use fp32"
+                              : ": expected fp32, tf32, bf16 or fp16");
   NLPF_CHECK(s.init == "pretrained" || s.init == "random", ErrorCode::INVALID_ARGUMENT,
              "--init: expected pretrained or random, got '", s.init, "'");
   parse_padding(s.padding);
@@ -109,6 +104,7 @@ Phase1Result run_phase1(const Phase1Settings& s) {
       train_gpu = make_execution_context(device);
       train_gpu->set_math_mode(s.train_precision == "tf32"   ? MathMode::TF32
                                : s.train_precision == "bf16" ? MathMode::BF16
+                               : s.train_precision == "fp16" ? MathMode::FP16
                                                              : MathMode::IEEE_FP32);
       model->to_context(*train_gpu);
     }
@@ -171,6 +167,8 @@ Phase1Result run_phase1(const Phase1Settings& s) {
   trainer.warmup_ratio = s.warmup_ratio;
   trainer.optimizer.learning_rate = s.learning_rate;
   trainer.optimizer.weight_decay = s.weight_decay;
+  trainer.optimizer.loss_scaling.enabled =
+      s.train_precision == "fp16";  // GradScaler's defaults, as the Trainer
   trainer.show_progress = show_progress;
   trainer.on_step = s.on_step;
   if (meter->available()) trainer.read_energy_j = [&] { return meter->read_energy_j(); };
@@ -288,6 +286,11 @@ Phase1Result run_phase1(const Phase1Settings& s) {
                    {"device", device_string(device)},
                    {"precision", s.train_precision},
                    {"peak_gpu_memory_mb", train_peak_gpu_mb}};
+  if (trainer.optimizer.loss_scaling.enabled) {
+    training["loss_scaling"] = {{"initial_scale", trainer.optimizer.loss_scaling.initial_scale},
+                                {"final_scale", trained.final_loss_scale},
+                                {"skipped_steps", trained.skipped_steps}};
+  }
   if (!train_peak_gpu_mb.is_number()) {
     training["null_reasons"]["peak_gpu_memory_mb"] = !on_gpu ? "CPU run: no GPU memory" : kNoTraining;
   }

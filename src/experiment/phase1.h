@@ -54,7 +54,7 @@ struct Phase1Result {
 };
 
 // Errors: UNSUPPORTED before any work for a CUDA --device without CUDA, or a --train-precision the device
-// cannot train in (tf32 and bf16 need a GPU; fp16 is not built);
+// cannot train in (tf32, bf16 and fp16 need a GPU);
 // INVALID_ARGUMENT naming the option or file (an unknown --padding before any work); IO; NUMERIC;
 // INTERRUPTED on Ctrl-C (nothing is left behind).
 Phase1Result run_phase1(const Phase1Settings& settings);

@@ -2,6 +2,7 @@
 // clip_grad_norm_cuda.cu). The norm and the decision to scale are the host's on both devices.
 #include "ops/clip_grad_norm.h"
 
+#include <algorithm>
 #include <cmath>
 #include <string>
 #include <vector>
@@ -13,9 +14,11 @@
 
 namespace nlpf::ops {
 
-double clip_grad_norm(ExecutionContext& ctx, std::span<Tensor> grads, double max_norm) {
+double clip_grad_norm(ExecutionContext& ctx, std::span<Tensor> grads, double max_norm, double inverse_scale) {
   constexpr const char* kOp = "clip_grad_norm";
   NLPF_CHECK(max_norm > 0, ErrorCode::INVALID_ARGUMENT, kOp, ": max_norm = ", max_norm, ", expected > 0");
+  NLPF_CHECK(inverse_scale > 0 && std::isfinite(inverse_scale), ErrorCode::INVALID_ARGUMENT, kOp,
+             ": inverse_scale = ", inverse_scale, ", expected a finite value > 0");
   if (grads.empty()) return 0.0;
   for (size_t i = 0; i < grads.size(); ++i) {
     const std::string name = "grads[" + std::to_string(i) + "]";
@@ -37,13 +40,14 @@ double clip_grad_norm(ExecutionContext& ctx, std::span<Tensor> grads, double max
     const std::vector<const float*> read(arrays.begin(), arrays.end());
     sum = cuda::sum_squares(ctx, read, sizes);  // read back to the host
   }
-  const double norm = std::sqrt(sum);
+  const double norm = std::sqrt(sum) * inverse_scale;
   const double coefficient = max_norm / (norm + 1e-6);  // torch's formula, 1e-6 included
-  if (std::isfinite(norm) && coefficient < 1.0) {
+  const double factor = std::min(coefficient, 1.0) * inverse_scale;
+  if (std::isfinite(norm) && factor != 1.0) {
     if (!on_cuda) {
-      for (size_t i = 0; i < arrays.size(); ++i) cpu::scale_inplace(arrays[i], sizes[i], coefficient);
+      for (size_t i = 0; i < arrays.size(); ++i) cpu::scale_inplace(arrays[i], sizes[i], factor);
     } else if constexpr (kCudaBuilt) {
-      cuda::scale_inplace(ctx, arrays, sizes, coefficient);
+      cuda::scale_inplace(ctx, arrays, sizes, factor);
     }
   }
   return norm;

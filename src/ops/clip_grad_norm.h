@@ -12,7 +12,11 @@ namespace nlpf::ops {
 
 // Returns the norm before clipping (squares summed in double). The gradients (f32, any shapes, one device)
 // are scaled in place when max_norm / (norm + 1e-6) < 1. A non-finite norm leaves them untouched, so the
-// caller can skip the step (torch would multiply them by 0 and turn inf into NaN).
-double clip_grad_norm(ExecutionContext& ctx, std::span<Tensor> grads, double max_norm);
+// caller can skip the step (torch would multiply them by 0 and turn inf into NaN). With loss scaling the
+// gradients arrive multiplied by the loss scale: `inverse_scale` (1 / scale, a power of two) unscales the
+// norm and, in the same pass as the clipping, the gradients (torch's GradScaler.unscale_ then
+// clip_grad_norm_).
+double clip_grad_norm(ExecutionContext& ctx, std::span<Tensor> grads, double max_norm,
+                      double inverse_scale = 1.0);
 
 }  // namespace nlpf::ops

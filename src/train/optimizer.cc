@@ -30,6 +30,14 @@ Optimizer::Optimizer(BertForSequenceClassification& model, const OptimizerSettin
              " outside [0, total steps ", settings.total_steps, "]");
   NLPF_CHECK(settings.max_grad_norm > 0.0, ErrorCode::INVALID_ARGUMENT,
              "optimizer: max_grad_norm must be > 0");
+  const LossScaling& scaling = settings.loss_scaling;
+  NLPF_CHECK(!scaling.enabled ||
+                 (scaling.initial_scale > 0 && std::isfinite(scaling.initial_scale) && scaling.growth >= 1 &&
+                  scaling.backoff > 0 && scaling.backoff < 1 && scaling.growth_interval > 0),
+             ErrorCode::INVALID_ARGUMENT,
+             "optimizer: loss scaling needs a finite initial scale > 0, growth >= 1, ",
+             "backoff in (0, 1) and a growth interval > 0");
+  if (scaling.enabled) loss_scale_ = scaling.initial_scale;
   ExecutionContext& ctx = model.context();  // the moments live beside the parameters
   for (const auto& [name, param] : model.parameters()) {
     Moments moments{empty_tensor(ctx, DType::F32, param.shape()),
@@ -45,8 +53,10 @@ StepResult Optimizer::step(const Batch& batch) {
              settings_.total_steps, " scheduled steps are done");
   StepResult result;
   result.step = steps_done_;
-  result.learning_rate = linear_warmup_decay_lr(settings_.learning_rate, steps_done_, settings_.warmup_steps,
-                                                settings_.total_steps);
+  // The schedule follows the updates made (a skipped step does not advance it, as the Trainer's).
+  result.learning_rate = linear_warmup_decay_lr(settings_.learning_rate, updates_done_,
+                                                settings_.warmup_steps, settings_.total_steps);
+  result.loss_scale = loss_scale_;
 
   model_.zero_grad();
   const ModelOutput out = model_.forward(batch, ForwardMode::TRAIN, static_cast<uint64_t>(steps_done_));
@@ -55,14 +65,23 @@ StepResult Optimizer::step(const Batch& batch) {
   result.loss = *out.loss;
   NLPF_CHECK(std::isfinite(result.loss), ErrorCode::NUMERIC, "training step ", steps_done_,
              ": the loss is not finite (", result.loss, "); lower --learning-rate or check the data");
-  model_.backward();
+  model_.backward(loss_scale_);
 
   // The gradient map shares storage with the model, so clipping through copies of the handles scales the
   // model's own gradients.
   std::vector<Tensor> grads;
   grads.reserve(model_.gradients().size());
   for (const auto& [name, grad] : model_.gradients()) grads.push_back(grad);
-  result.grad_norm = ops::clip_grad_norm(model_.context(), grads, settings_.max_grad_norm);
+  // Unscaled by 1 / loss_scale_ in the same pass as the clipping (gradients untouched when not finite).
+  result.grad_norm = ops::clip_grad_norm(model_.context(), grads, settings_.max_grad_norm, 1.0 / loss_scale_);
+  const LossScaling& scaling = settings_.loss_scaling;
+  if (!std::isfinite(result.grad_norm) && scaling.enabled) {
+    result.skipped = true;
+    loss_scale_ *= scaling.backoff;
+    updates_since_scale_change_ = 0;
+    ++steps_done_;
+    return result;
+  }
   NLPF_CHECK(std::isfinite(result.grad_norm), ErrorCode::NUMERIC, "training step ", steps_done_,
              ": the gradient norm is not finite (", result.grad_norm, ")");
 
@@ -79,8 +98,13 @@ StepResult Optimizer::step(const Batch& batch) {
     const Moments& moments = moments_.at(name);
     update.push_back({param, grads_by_name.at(name), moments.m, moments.v, moments.decay});
   }
-  ops::adamw_update(model_.context(), update, config, steps_done_ + 1);  // a few launches for the model
+  ops::adamw_update(model_.context(), update, config, updates_done_ + 1);  // a few launches for the model
+  ++updates_done_;
   ++steps_done_;
+  if (scaling.enabled && ++updates_since_scale_change_ == scaling.growth_interval) {
+    loss_scale_ *= scaling.growth;
+    updates_since_scale_change_ = 0;
+  }
   return result;
 }
 

@@ -18,6 +18,19 @@ namespace nlpf {
 // (any name containing "bias", or "layernorm" in any case), decay for every other weight.
 ops::WeightDecay weight_decay_for(const std::string& parameter_name);
 
+// Dynamic loss scaling for fp16 training, torch.cuda.amp.GradScaler's rule with its defaults (what the
+// transformers Trainer runs with fp16): backward starts from the loss gradient times the scale; a step whose
+// gradients are not finite is skipped (no update, the learning-rate schedule and AdamW's step count do not
+// advance) and the scale multiplied by backoff; after growth_interval updates in a row it is multiplied by
+// growth. Scales are powers of two, so scaling and unscaling are exact.
+struct LossScaling {
+  bool enabled = false;
+  double initial_scale = 65536.0;
+  double growth = 2.0;
+  double backoff = 0.5;
+  int64_t growth_interval = 2000;
+};
+
 struct OptimizerSettings {
   double learning_rate = 3e-5;  // peak of the schedule
   double weight_decay = 0.01;
@@ -27,13 +40,16 @@ struct OptimizerSettings {
   double max_grad_norm = 1.0;
   int64_t total_steps = 0;
   int64_t warmup_steps = 0;
+  LossScaling loss_scaling;
 };
 
 struct StepResult {
-  int64_t step = 0;          // 0-based index of the update
+  int64_t step = 0;          // 0-based index of the step (of the batch: skipped steps count)
   double loss = 0.0;         // mean cross-entropy of the batch before the update
-  double grad_norm = 0.0;    // global L2 norm before clipping
-  double learning_rate = 0;  // the one this update used
+  double grad_norm = 0.0;    // global L2 norm before clipping (unscaled); not finite for a skipped step
+  double learning_rate = 0;  // the one this update used (or would have)
+  double loss_scale = 1.0;   // the loss scale of this step (1 without loss scaling)
+  bool skipped = false;      // loss scaling only: the gradients overflowed, no update was made
 };
 
 class Optimizer {
@@ -43,11 +59,13 @@ class Optimizer {
   Optimizer(BertForSequenceClassification& model, const OptimizerSettings& settings);
 
   // zero_grad, forward(batch, TRAIN, step), backward, clip, AdamW; `batch` must carry labels.
-  // Errors: NUMERIC naming the step for a non-finite loss or gradient norm (the parameters are untouched
-  // then); INVALID_ARGUMENT once total_steps updates were made.
+  // Errors: NUMERIC naming the step for a non-finite loss, or a non-finite gradient norm without loss scaling
+  // (the parameters are untouched then); INVALID_ARGUMENT once total_steps steps were made.
   StepResult step(const Batch& batch);
 
-  int64_t steps_done() const { return steps_done_; }
+  int64_t steps_done() const { return steps_done_; }      // steps (batches), skipped ones included
+  int64_t updates_done() const { return updates_done_; }  // steps that updated the parameters
+  double loss_scale() const { return loss_scale_; }       // the next step's (1 without loss scaling)
   const OptimizerSettings& settings() const { return settings_; }
 
  private:
@@ -58,7 +76,9 @@ class Optimizer {
   BertForSequenceClassification& model_;
   OptimizerSettings settings_;
   std::map<std::string, Moments> moments_;  // by canonical parameter name
-  int64_t steps_done_ = 0;
+  int64_t steps_done_ = 0, updates_done_ = 0;
+  double loss_scale_ = 1.0;
+  int64_t updates_since_scale_change_ = 0;
 };
 
 }  // namespace nlpf

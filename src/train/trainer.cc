@@ -88,12 +88,14 @@ TrainResult train_classifier(BertForSequenceClassification& model, const Tokeniz
              options.batch_size);
   const auto evaluate = [&] {
     return options.evaluate ? options.evaluate(model)
-                            : evaluate_classifier(model, eval_data, options.eval_batch_size, options.max_length,
-                                                  options.eval_padding);
+                            : evaluate_classifier(model, eval_data, options.eval_batch_size,
+                                                  options.max_length, options.eval_padding);
   };
   TrainResult result;
   std::ostringstream log;
-  log << "step,epoch,learning_rate,loss,grad_norm,examples_per_s\n";
+  const bool loss_scaling = options.optimizer.loss_scaling.enabled;
+  log << "step,epoch,learning_rate,loss,grad_norm,examples_per_s"
+      << (loss_scaling ? ",loss_scale,skipped" : "") << '\n';
   if (options.epochs == 0) {  // the given model as it is: one evaluation as "epoch 0", no step
     EvaluationResult evaluation = evaluate();
     EpochResult epoch_result;
@@ -136,7 +138,10 @@ TrainResult train_classifier(BertForSequenceClassification& model, const Tokeniz
           (epoch - 1) + static_cast<double>(i + 1) / static_cast<double>(batches.size());
       log << step.step + 1 << ',' << short_number(epoch_position) << ',' << exact(step.learning_rate) << ','
           << exact(step.loss) << ',' << exact(step.grad_norm) << ','
-          << short_number(static_cast<double>(batches[i].B) / std::max(step_seconds, 1e-9)) << '\n';
+          << short_number(static_cast<double>(batches[i].B) / std::max(step_seconds, 1e-9));
+      if (loss_scaling) log << ',' << exact(step.loss_scale) << ',' << (step.skipped ? 1 : 0);
+      log << '\n';
+      result.skipped_steps += step.skipped ? 1 : 0;
       progress.update(batches[i].B);
       if (options.on_step) options.on_step(step);
       if (interrupt_flag().load()) {
@@ -170,6 +175,7 @@ TrainResult train_classifier(BertForSequenceClassification& model, const Tokeniz
     result.epochs.push_back(std::move(epoch_result));
   }
   result.steps = optimizer.steps_done();
+  result.final_loss_scale = optimizer.loss_scale();
   result.train_log_csv = log.str();
   return result;
 }

@@ -61,12 +61,16 @@ struct TrainerOptions {
 
 struct TrainResult {
   std::vector<EpochResult> epochs;
-  int best_epoch = 0;  // 1-based; the first epoch of highest accuracy (0 when none has one, or epochs = 0)
+  int best_epoch = 0;   // 1-based; the first epoch of highest accuracy (0 when none has one, or epochs = 0)
   int best_index = -1;  // its index in `epochs` (0 for the given model when epochs = 0); -1 when none
-  int64_t steps = 0;
-  int64_t examples = 0;  // training examples processed (epochs x training set)
+  int64_t steps = 0;    // steps (batches), skipped ones included
+  int64_t skipped_steps = 0;    // loss scaling: steps whose gradients overflowed (no update)
+  double final_loss_scale = 1;  // loss scaling: the scale after the last step (1 without)
+  int64_t examples = 0;         // training examples processed (epochs x training set)
   double train_seconds = 0.0;
-  std::string train_log_csv;  // step,epoch,learning_rate,loss,grad_norm,examples_per_s
+  // step,epoch,learning_rate,loss,grad_norm,examples_per_s (DESIGN §3); with loss scaling (fp16) two more
+  // columns, loss_scale and skipped (1 for a step whose gradients overflowed and made no update).
+  std::string train_log_csv;
 };
 
 // Shuffle seed of an epoch (1-based): a splitmix64 mix of the run seed and the epoch number.

@@ -117,14 +117,15 @@ TEST(Phase1CudaE2E, HeadSizeTheGpuEngineCannotRunRefusedBeforeTraining) {
   EXPECT_TRUE(fs::is_empty(temp.path()));
 }
 
-TEST(Phase1CudaE2E, MixedPrecisionTrainingRefusedBeforeAnyWork) {
-  if (!cuda_built()) GTEST_SKIP() << "built without CUDA";
-  if (cuda_devices().empty()) GTEST_SKIP() << "no CUDA device visible";
-  const TempDir temp("e2e_phase1_cuda_fp16");
-  const Result r = run_nlpf("phase1 --device cuda --train-precision fp16 --model /nonexistent --runs-dir " +
-                            temp.path().string());
-  EXPECT_EQ(r.exit_code, 4) << r.output;
-  EXPECT_NE(r.output.find("--train-precision fp16"), std::string::npos) << r.output;
+TEST(Phase1CudaE2E, TensorCoreTrainingPrecisionsRefusedOnTheCpu) {
+  // tf32, bf16 and fp16 train only on the GPU: asked for on the CPU they are refused before any work.
+  const TempDir temp("e2e_phase1_cpu_fp16");
+  for (const char* precision : {"tf32", "bf16", "fp16"}) {
+    const Result r = run_nlpf(std::string("phase1 --device cpu --train-precision ") + precision +
+                              " --model /nonexistent --runs-dir " + temp.path().string());
+    EXPECT_EQ(r.exit_code, 4) << r.output;
+    EXPECT_NE(r.output.find(std::string("--train-precision ") + precision), std::string::npos) << r.output;
+  }
   EXPECT_TRUE(fs::is_empty(temp.path()));
 }
 

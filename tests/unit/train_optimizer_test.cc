@@ -1,10 +1,16 @@
 // Optimizer: decay selection by name, bit-identical runs from the same seed (dropout on), a non-finite
-// loss refused with the step named, and argument checks.
+// loss refused with the step named, argument checks, and dynamic loss scaling (fp16's): exact when nothing
+// overflows (power-of-two scales), an overflowing step skipped with the scale backed off and the schedule
+// held.
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <cstring>
 #include <filesystem>
+#include <limits>
+#include <map>
+#include <string>
+#include <vector>
 
 #include "core/error.h"
 #include "model/bert_model.h"
@@ -115,6 +121,76 @@ TEST(TrainOptimizer, StepReportsScheduleAndMovesParameters) {
   bool moved = false;
   for (size_t i = 0; i < before.size(); ++i) moved |= after[i] != before[i];
   EXPECT_TRUE(moved);
+}
+
+std::map<std::string, std::vector<float>> parameter_values(BertForSequenceClassification& model) {
+  std::map<std::string, std::vector<float>> out;
+  for (const auto& [name, p] : model.parameters()) {
+    out[name] = std::vector<float>(p.data<float>(), p.data<float>() + p.numel());
+  }
+  return out;
+}
+
+TEST(TrainLossScaling, WithoutOverflowItIsExactAndTheScaleGrows) {
+  // Scaling the loss gradient by 2^16 scales every gradient exactly (every backward op is linear in it), and
+  // the norm and the unscaling divide it out exactly: the run is the unscaled run bit for bit.
+  const BertConfig config = BertConfig::load(kTiny / "config.json");
+  BertForSequenceClassification plain(config, 11), scaled(config, 11);
+  plain.set_dropout(DropoutSettings::from_config(config, 11));
+  scaled.set_dropout(DropoutSettings::from_config(config, 11));
+  OptimizerSettings settings = tiny_settings();
+  Optimizer plain_opt(plain, settings);
+  settings.loss_scaling = {.enabled = true, .initial_scale = 65536.0, .growth_interval = 2};
+  Optimizer scaled_opt(scaled, settings);
+  for (uint32_t s = 0; s < 5; ++s) {
+    const StepResult a = plain_opt.step(tiny_batch(4, 9, s)), b = scaled_opt.step(tiny_batch(4, 9, s));
+    EXPECT_FALSE(b.skipped) << "step " << s;
+    EXPECT_EQ(b.loss_scale, 65536.0 * std::pow(2.0, s / 2)) << "step " << s;  // doubles every 2 updates
+    EXPECT_EQ(a.loss, b.loss) << "step " << s;
+    EXPECT_EQ(a.grad_norm, b.grad_norm) << "step " << s;
+    EXPECT_EQ(a.learning_rate, b.learning_rate) << "step " << s;
+  }
+  EXPECT_EQ(scaled_opt.updates_done(), 5);
+  const auto a = parameter_values(plain), b = parameter_values(scaled);
+  for (const auto& [name, values] : a) {
+    EXPECT_EQ(std::memcmp(values.data(), b.at(name).data(), values.size() * sizeof(float)), 0) << name;
+  }
+}
+
+TEST(TrainLossScaling, AnOverflowSkipsTheStepBacksOffAndHoldsTheSchedule) {
+  // 2^200 is finite in double but not in f32: the gradients overflow, the step is skipped and the scale
+  // backed off (by 2^-40 here, to reach a finite scale in a few steps) until a step updates.
+  const BertConfig config = BertConfig::load(kTiny / "config.json");
+  BertForSequenceClassification model(config, 12);
+  OptimizerSettings settings = tiny_settings();
+  settings.total_steps = 8;
+  settings.loss_scaling = {
+      .enabled = true, .initial_scale = std::pow(2.0, 200), .backoff = std::pow(2.0, -40)};
+  Optimizer optimizer(model, settings);
+  const auto before = parameter_values(model);
+  for (uint32_t s = 0; s < 2; ++s) {
+    const StepResult r = optimizer.step(tiny_batch(4, 9, s));
+    EXPECT_TRUE(r.skipped) << "step " << s;
+    EXPECT_FALSE(std::isfinite(r.grad_norm)) << "step " << s;
+    EXPECT_TRUE(std::isfinite(r.loss)) << "step " << s;
+    EXPECT_EQ(r.learning_rate, 0.0) << "step " << s;  // the schedule does not advance on a skipped step
+    EXPECT_EQ(r.loss_scale, std::pow(2.0, 200 - 40 * static_cast<int>(s))) << "step " << s;
+  }
+  EXPECT_EQ(optimizer.steps_done(), 2);
+  EXPECT_EQ(optimizer.updates_done(), 0);
+  EXPECT_EQ(optimizer.loss_scale(), std::pow(2.0, 120));
+  const auto after_skips = parameter_values(model);
+  for (const auto& [name, values] : before) {
+    EXPECT_EQ(std::memcmp(values.data(), after_skips.at(name).data(), values.size() * sizeof(float)), 0)
+        << name << " moved on a skipped step";
+  }
+  StepResult r;
+  for (uint32_t s = 2; s < 8 && optimizer.updates_done() == 0; ++s) r = optimizer.step(tiny_batch(4, 9, s));
+  ASSERT_EQ(optimizer.updates_done(), 1) << "no step updated after backing off";
+  EXPECT_FALSE(r.skipped);
+  EXPECT_TRUE(std::isfinite(r.grad_norm));
+  EXPECT_EQ(r.learning_rate, 0.0);  // the first update is the schedule's first step
+  EXPECT_LE(r.loss_scale, std::pow(2.0, 120));
 }
 
 TEST(TrainOptimizer, NonFiniteLossNamesTheStep) {

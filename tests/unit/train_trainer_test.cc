@@ -1,10 +1,13 @@
 // The training loop and phase1's failure paths in process: train_log.csv rows, evaluation per epoch,
 // Ctrl-C (the interrupt flag raised after a step) leaving no run directory or staging directory, and the
-// refusals that must come before any work (CUDA device, non-fp32 training).
+// refusals that must come before any work (CUDA device, non-fp32 training), and loss scaling's two columns.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <sstream>
+#include <vector>
 
 #include "core/error.h"
 #include "experiment/phase1.h"
@@ -68,6 +71,38 @@ TEST(Trainer, LogsEveryStepAndEvaluatesEveryEpoch) {
     const EvaluationResult again = evaluate_classifier(model, tokens, 5, 32, padding);
     EXPECT_EQ(again.predictions, result.epochs[1].predictions) << padding_name(padding);
   }
+}
+
+TEST(Trainer, LossScalingLogsTheScaleAndTheSkippedSteps) {
+  // fp16's loss scaling adds two columns to train_log.csv: the step's scale and whether it was skipped. A
+  // scale that overflows f32 (2^200) skips the first steps; backing off by 2^-64 makes the third finite.
+  const WordPieceTokenizer tokenizer = WordPieceTokenizer::from_model_dir(kTiny);
+  const TokenizedDataset tokens = tokenize_dataset(read_dataset(kSample), tokenizer, 32, false);
+  BertForSequenceClassification model(BertConfig::load(kTiny / "config.json"), 1);
+  TrainerOptions options;
+  options.epochs = 1;
+  options.batch_size = 6;
+  options.max_length = 32;
+  options.optimizer.loss_scaling = {
+      .enabled = true, .initial_scale = std::pow(2.0, 200), .backoff = std::pow(2.0, -64)};
+  const TrainResult result = train_classifier(model, tokens, tokens, options);
+  EXPECT_EQ(result.train_log_csv.rfind(
+                "step,epoch,learning_rate,loss,grad_norm,examples_per_s,loss_scale,skipped\n", 0),
+            0u);
+  std::istringstream log(result.train_log_csv);
+  std::string line;
+  std::getline(log, line);
+  std::vector<std::string> skipped;
+  while (std::getline(log, line)) {
+    EXPECT_EQ(std::count(line.begin(), line.end(), ','), 7) << line;
+    skipped.push_back(line.substr(line.rfind(',') + 1));
+  }
+  ASSERT_EQ(skipped.size(), 4u);
+  EXPECT_EQ(skipped[0], "1");
+  EXPECT_EQ(skipped[1], "1");
+  EXPECT_EQ(skipped[3], "0");
+  EXPECT_EQ(result.skipped_steps, std::count(skipped.begin(), skipped.end(), "1"));
+  EXPECT_EQ(result.final_loss_scale, std::pow(2.0, skipped[2] == "1" ? 8 : 72));
 }
 
 TEST(Trainer, InterruptFlagStopsAfterTheCurrentStep) {
@@ -155,7 +190,7 @@ TEST(Phase1, NonFp32TrainingRefusedBeforeAnyWork) {
   const fs::path runs = temp.path();
   Phase1Settings s = tiny_phase1(runs);
   s.model = "/nonexistent/model";
-  // tf32 and bf16 are GPU tensor-core modes, refused on the CPU; fp16 (needs loss scaling) is not built yet.
+  // tf32, bf16 and fp16 are GPU tensor-core modes, refused on the CPU.
   for (const char* precision : {"bf16", "fp16", "tf32", "int8"}) {
     s.train_precision = precision;
     try {

@@ -184,6 +184,7 @@ std::unique_ptr<GemmPlanCache::Plan> make_plan(CudaContext& ctx, const Problem& 
   cublasComputeType_t compute = CUBLAS_COMPUTE_32F;
   if (p.dtype == DType::F32 && ctx.math_mode() == MathMode::TF32) compute = CUBLAS_COMPUTE_32F_FAST_TF32;
   if (p.dtype == DType::F32 && ctx.math_mode() == MathMode::BF16) compute = CUBLAS_COMPUTE_32F_FAST_16BF;
+  if (p.dtype == DType::F32 && ctx.math_mode() == MathMode::FP16) compute = CUBLAS_COMPUTE_32F_FAST_16F;
   NLPF_CUDA_CHECK(cublasLtMatmulDescCreate(&plan->desc, compute, CUDA_R_32F));
   const cublasOperation_t op_a = p.transpose_b ? CUBLAS_OP_T : CUBLAS_OP_N;
   const cublasOperation_t op_b = p.transpose_a ? CUBLAS_OP_T : CUBLAS_OP_N;

@@ -8,12 +8,13 @@
 // (the pooler reads token 0 of every sequence with ldx = T C). The bias is cuBLASLt's BIAS epilogue; the
 // residual, or d itself when accumulating, is its C matrix with beta = 1, so "bias + residual" and "+=" cost
 // no extra pass. Math (DESIGN §5): f32 with IEEE fp32 (MathMode::IEEE_FP32), TF32 tensor cores
-// (MathMode::TF32) or bf16 down-converted inputs (MathMode::BF16), for every GEMM here; bf16 and f16 with fp32 accumulation and scale. Plans (descriptors,
-// layouts and the heuristic's algorithm) are cached in the context per transposes, shape, leading dimensions,
-// dtype, math mode, epilogue, C matrix, batch and operand alignment, so a repeated shape costs a pointer
-// update and the launch, and a CUDA graph can capture it (the workspace is the context's, no allocation
-// inside). The algorithm is the heuristic's first, or with GemmSelection::AUTOTUNE (backend/context.h) the
-// fastest of its first eight timed once on the GEMM's own operands when the plan is made.
+// (MathMode::TF32), or bf16 / fp16 down-converted inputs (MathMode::BF16 / FP16), for every GEMM here; bf16
+// and f16 with fp32 accumulation and scale. Plans (descriptors, layouts and the heuristic's algorithm) are
+// cached in the context per transposes, shape, leading dimensions, dtype, math mode, epilogue, C matrix,
+// batch and operand alignment, so a repeated shape costs a pointer update and the launch, and a CUDA graph
+// can capture it (the workspace is the context's, no allocation inside). The algorithm is the heuristic's
+// first, or with GemmSelection::AUTOTUNE (backend/context.h) the fastest of its first eight timed once on the
+// GEMM's own operands when the plan is made.
 #pragma once
 
 #include <cublasLt.h>
@@ -107,9 +108,9 @@ void matmul(ExecutionContext& ctx, const MatmulArgs& args);
 // an out_dtype other than F16, BF16 or F8E4M3.
 void gemm_fp8(ExecutionContext& ctx, const Fp8GemmArgs& args);
 // Whether cuBLASLt runs gemm_fp8(args) on this device: the plan is built and cached and launched once on
-// args' buffers (call it outside a graph capture, on buffers it may overwrite). A configuration the library may
-// refuse (E4M3 output with the GELU epilogue) is asked before use, so that the caller can take its fallback
-// instead of failing in the middle of a forward. Argument errors throw as gemm_fp8's.
+// args' buffers (call it outside a graph capture, on buffers it may overwrite). A configuration the library
+// may refuse (E4M3 output with the GELU epilogue) is asked before use, so that the caller can take its
+// fallback instead of failing in the middle of a forward. Argument errors throw as gemm_fp8's.
 bool gemm_fp8_available(ExecutionContext& ctx, const Fp8GemmArgs& args);
 
 }  // namespace nlpf::cuda
