@@ -17,6 +17,7 @@
 
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/cuda_context.h"
+#include "core/tensor.h"
 
 namespace nlpf::cuda {
 namespace {
@@ -107,24 +108,6 @@ int key_bits(int64_t rows) {
   return bits;
 }
 
-// Device memory from the context's stream-ordered allocator, given back (on the stream, after the work
-// queued so far) when the scope ends, also when a check throws.
-class Workspace {
- public:
-  Workspace(Allocator& allocator, size_t bytes) : allocator_(allocator), bytes_(bytes) {
-    ptr_ = allocator_.allocate(bytes_);
-  }
-  ~Workspace() { allocator_.deallocate(ptr_, bytes_); }
-  Workspace(const Workspace&) = delete;
-  Workspace& operator=(const Workspace&) = delete;
-  char* bytes() const { return static_cast<char*>(ptr_); }
-
- private:
-  Allocator& allocator_;
-  size_t bytes_;
-  void* ptr_ = nullptr;
-};
-
 size_t round_up_256(size_t bytes) {
   return (bytes + 255) / 256 * 256;
 }
@@ -204,8 +187,8 @@ void embeddings_backward(ExecutionContext& ctx, float* dword, float* dposition, 
     temp_bytes = std::max(temp_bytes, bytes);
   }
   const size_t array_bytes = round_up_256(static_cast<size_t>(BT) * sizeof(uint32_t));
-  Workspace workspace(ctx.allocator(), 4 * array_bytes + round_up_256(temp_bytes));
-  char* base = workspace.bytes();
+  Buffer workspace(ctx.allocator(), 4 * array_bytes + round_up_256(temp_bytes));
+  char* base = static_cast<char*>(workspace.data());
   const SortBuffers buffers{reinterpret_cast<uint32_t*>(base),
                             reinterpret_cast<uint32_t*>(base + array_bytes),
                             reinterpret_cast<int32_t*>(base + 2 * array_bytes),

@@ -20,6 +20,7 @@
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/cuda_context.h"
 #include "backend/cuda/float_convert.cuh"
+#include "core/tensor.h"
 
 namespace nlpf::cuda {
 namespace {
@@ -459,27 +460,6 @@ __global__ void __launch_bounds__(kFinishThreads)
   dbias[c] += static_cast<float>(db);
 }
 
-// Device memory from the context's stream-ordered allocator, given back (on the stream, after the work queued
-// so far) when the scope ends, also when a launch check throws.
-class Workspace {
- public:
-  Workspace(Allocator& allocator, size_t bytes) : allocator_(allocator), bytes_(bytes) {
-    ptr_ = allocator_.allocate(bytes_);
-  }
-  ~Workspace() { allocator_.deallocate(ptr_, bytes_); }
-  Workspace(const Workspace&) = delete;
-  Workspace& operator=(const Workspace&) = delete;
-  template <typename T>
-  T* as() const {
-    return static_cast<T*>(ptr_);
-  }
-
- private:
-  Allocator& allocator_;
-  size_t bytes_;
-  void* ptr_ = nullptr;
-};
-
 [[noreturn]] void unsupported_dtype(const char* op, DType dtype) {
   NLPF_THROW(ErrorCode::UNSUPPORTED, op, " (cuda): dtype ", dtype_name(dtype), ", expected f32, bf16 or f16");
 }
@@ -554,15 +534,15 @@ void layer_norm_backward(ExecutionContext& ctx, float* dx, float* dweight, float
   // The chunking depends on N only, so the summation order (and the result) does not depend on the device.
   const int64_t rows_per_chunk = std::max(kMinRowsPerChunk, (N + kMaxChunks - 1) / kMaxChunks);
   const int64_t chunks = (N + rows_per_chunk - 1) / rows_per_chunk;  // <= kMaxChunks: a valid grid.y
-  Workspace partial(ctx.allocator(), static_cast<size_t>(chunks * 2 * C) * sizeof(double));
+  Buffer partial(ctx.allocator(), static_cast<size_t>(chunks * 2 * C) * sizeof(double));
   layer_norm_backward_partial_kernel<<<dim3(static_cast<unsigned>(column_tiles),
                                             static_cast<unsigned>(chunks)),
                                        dim3(kColumnTile, kRowLanes), 0, cuda.stream()>>>(
-      partial.as<double>(), dout, x, mean, rstd, N, C, rows_per_chunk);
+      static_cast<double*>(partial.data()), dout, x, mean, rstd, N, C, rows_per_chunk);
   NLPF_CUDA_CHECK_LAUNCH();
   layer_norm_backward_finish_kernel<<<static_cast<unsigned>((C + kFinishThreads - 1) / kFinishThreads),
-                                      kFinishThreads, 0, cuda.stream()>>>(dweight, dbias,
-                                                                          partial.as<double>(), chunks, C);
+                                      kFinishThreads, 0, cuda.stream()>>>(
+      dweight, dbias, static_cast<double*>(partial.data()), chunks, C);
   NLPF_CUDA_CHECK_LAUNCH();
 }
 
