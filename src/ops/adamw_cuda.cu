@@ -79,11 +79,16 @@ __global__ void adamw_update_multi_kernel(const ParameterTable t, AdamWScalars s
                  blocks * kThreads, s, t.decay[a]);
 }
 
+// 1 - lr wd, rounded as the CPU kernel rounds it.
+float decay_factor(double lr, double weight_decay) {
+  return static_cast<float>(1.0 - lr * weight_decay);
+}
+
 // The step's scalars as the CPU kernel rounds them (decay for a parameter with weight_decay).
 AdamWScalars scalars_for(double lr, double beta1, double beta2, double eps, double weight_decay,
                          int64_t step) {
   AdamWScalars s;
-  s.decay = static_cast<float>(1.0 - lr * weight_decay);
+  s.decay = decay_factor(lr, weight_decay);
   s.one_minus_beta1 = static_cast<float>(1.0 - beta1);
   s.beta2 = static_cast<float>(beta2);
   s.one_minus_beta2 = static_cast<float>(1.0 - beta2);
@@ -131,7 +136,7 @@ void adamw_update(ExecutionContext& base, std::span<const AdamWArrays> parameter
     table.m[a] = p.m;
     table.v[a] = p.v;
     table.size[a] = p.N;
-    table.decay[a] = scalars_for(lr, beta1, beta2, eps, p.weight_decay, step).decay;
+    table.decay[a] = decay_factor(lr, p.weight_decay);
     table.first_block[a + 1] =
         table.first_block[a] + std::min(kMaxBlocks, (p.N + kElementsPerBlock - 1) / kElementsPerBlock);
     if (++table.count == kParametersPerLaunch) flush();
