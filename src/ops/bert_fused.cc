@@ -102,12 +102,7 @@ Device check_linear_fp8(const char* op, const ExecutionContext& ctx, const Tenso
                                                {"bias", &bias}});
   NLPF_CHECK(device.type == DeviceType::CUDA, ErrorCode::UNSUPPORTED, op,
              ": the fp8 linears run on CUDA only (the CPU engine is fp32)");
-  detail::check_dtype(op, "x", x, DType::F8E4M3);
-  detail::check_dtype(op, "weight", weight, DType::F8E4M3);
-  detail::check_dtype(op, "x_scale", x_scale, DType::F32);
-  detail::check_dtype(op, "weight_scale", weight_scale, DType::F32);
-  detail::check_shape(op, "x_scale", x_scale, {1});
-  detail::check_shape(op, "weight_scale", weight_scale, {1});
+  detail::check_fp8_operands(op, x, weight, x_scale, weight_scale);
   NLPF_CHECK(bias.dtype() == DType::BF16 || bias.dtype() == DType::F16, ErrorCode::UNSUPPORTED, op,
              ": bias has dtype ", dtype_name(bias.dtype()), ", expected bf16 or f16");
   if (y_codes) {

@@ -67,9 +67,8 @@ void linear_forward(ExecutionContext& ctx, Tensor& y, const Tensor& x, const Ten
 void linear_fp8_forward(ExecutionContext& ctx, Tensor& y, const Tensor& x, const Tensor& weight,
                         const Tensor& x_scale, const Tensor& weight_scale, const Tensor& bias) {
   constexpr const char* kOp = "linear_fp8_forward";
-  detail::check_dtype(kOp, "x", x, DType::F8E4M3);
+  detail::check_fp8_operands(kOp, x, weight, x_scale, weight_scale);
   detail::check_min_rank(kOp, "x", x, 1);
-  detail::check_dtype(kOp, "weight", weight, DType::F8E4M3);
   NLPF_CHECK(weight.rank() == 2 && weight.dim(1) == x.dim(-1), ErrorCode::INVALID_ARGUMENT, kOp,
              ": weight has shape ", shape_string(weight.shape()), ", expected [OC, ", x.dim(-1), "] for x ",
              shape_string(x.shape()));
@@ -81,10 +80,6 @@ void linear_fp8_forward(ExecutionContext& ctx, Tensor& y, const Tensor& x, const
   detail::check_shape(kOp, "y", y, y_shape);
   detail::check_dtype(kOp, "bias", bias, y.dtype());
   detail::check_shape(kOp, "bias", bias, {OC});
-  detail::check_dtype(kOp, "x_scale", x_scale, DType::F32);
-  detail::check_shape(kOp, "x_scale", x_scale, {1});
-  detail::check_dtype(kOp, "weight_scale", weight_scale, DType::F32);
-  detail::check_shape(kOp, "weight_scale", weight_scale, {1});
   const Device device = detail::common_device(kOp, ctx,
                                               {{"y", &y},
                                                {"x", &x},

@@ -18,6 +18,16 @@ void check_shape(const char* op, const char* name, const Tensor& t, const Shape&
              shape_string(t.shape()), ", expected ", shape_string(shape));
 }
 
+void check_fp8_operands(const char* op, const Tensor& x, const Tensor& weight, const Tensor& x_scale,
+                        const Tensor& weight_scale) {
+  check_dtype(op, "x", x, DType::F8E4M3);
+  check_dtype(op, "weight", weight, DType::F8E4M3);
+  check_dtype(op, "x_scale", x_scale, DType::F32);
+  check_shape(op, "x_scale", x_scale, {1});
+  check_dtype(op, "weight_scale", weight_scale, DType::F32);
+  check_shape(op, "weight_scale", weight_scale, {1});
+}
+
 void check_min_rank(const char* op, const char* name, const Tensor& t, int min_rank) {
   NLPF_CHECK(t.rank() >= min_rank, ErrorCode::INVALID_ARGUMENT, op, ": ", name, " has shape ",
              shape_string(t.shape()), ", expected rank >= ", min_rank);
