@@ -11,11 +11,13 @@
 #include <cstring>
 #include <memory>
 #include <random>
+#include <span>
 #include <sstream>
 #include <vector>
 
 #include "backend/context.h"
 #include "backend/device.h"
+#include "core/fp8.h"
 #include "ops/op_test_util.h"
 
 namespace nlpf::test {
@@ -101,6 +103,19 @@ inline Tensor ragged_mask(std::mt19937& rng, int64_t B, int64_t T) {
 }
 
 // A host copy of a host tensor, for a CPU reference that updates in place what the GPU run also starts from.
+// E4M3 codes of normal(0, spread) values and their per-tensor scale.
+inline Tensor codes_of(std::mt19937& rng, const Shape& shape, float spread, float* scale) {
+  const int64_t n = shape_numel(shape);
+  std::normal_distribution<float> normal(0.0f, spread);
+  std::vector<float> x(static_cast<size_t>(n));
+  for (float& v : x) v = normal(rng);
+  *scale = e4m3_scale_for_amax(amax_of(x, "test"));
+  Tensor codes = Tensor::empty(DType::F8E4M3, shape);
+  quantize_e4m3(x, *scale,
+                std::span<uint8_t>(static_cast<uint8_t*>(codes.raw_data()), static_cast<size_t>(n)));
+  return codes;
+}
+
 inline Tensor host_copy(const Tensor& t) {
   Tensor copy = Tensor::empty(t.dtype(), t.shape());
   std::memcpy(copy.raw_data(), t.raw_data(), t.nbytes());

@@ -14,18 +14,6 @@
 namespace nlpf::test {
 namespace {
 
-Tensor codes_of(std::mt19937& rng, const Shape& shape, float spread, float* scale) {
-  const int64_t n = shape_numel(shape);
-  std::normal_distribution<float> normal(0.0f, spread);
-  std::vector<float> x(static_cast<size_t>(n));
-  for (float& v : x) v = normal(rng);
-  *scale = e4m3_scale_for_amax(amax_of(x, "test"));
-  Tensor codes = Tensor::empty(DType::F8E4M3, shape);
-  quantize_e4m3(x, *scale,
-                std::span<uint8_t>(static_cast<uint8_t*>(codes.raw_data()), static_cast<size_t>(n)));
-  return codes;
-}
-
 class LinearFp8Cuda : public CudaOpTest {};
 
 TEST_F(LinearFp8Cuda, MatchesTheCpuReference) {
