@@ -22,11 +22,20 @@ constexpr Size kSizes[] = {{5, 13, 37, 29}, {1, 1, 3, 1}, {7, 157, 37, 29}};
 struct ModeCase {
   MathMode mode;
   double tol;
+  const char* name;
 };
 // bf16 inputs keep 8 significant bits (relative rounding 2^-9 per input): STYLE's 4e-2; fp16 inputs 11 (the
 // random inputs here are far from fp16's range limits): 1e-2.
-const ModeCase kModes[] = {
-    {MathMode::IEEE_FP32, 1e-5}, {MathMode::TF32, 1e-2}, {MathMode::BF16, 4e-2}, {MathMode::FP16, 1e-2}};
+const ModeCase kModes[] = {{MathMode::IEEE_FP32, 1e-5, "ieee"},
+                           {MathMode::TF32, 1e-2, "tf32"},
+                           {MathMode::BF16, 4e-2, "bf16"},
+                           {MathMode::FP16, 1e-2, "fp16"}};
+
+std::string case_name(const Size& s, const ModeCase& m, GemmSelection selection) {
+  return "B=" + std::to_string(s.B) + " T=" + std::to_string(s.T) + " C=" + std::to_string(s.C) +
+         " OC=" + std::to_string(s.OC) + " " + m.name +
+         (selection == GemmSelection::AUTOTUNE ? " autotuned" : "");
+}
 
 class LinearCuda : public CudaOpTest {};
 
@@ -37,12 +46,7 @@ TEST_F(LinearCuda, ForwardMatchesCpu) {
     for (const ModeCase m : kModes) {
       gpu().set_math_mode(m.mode);
       for (const Size s : kSizes) {
-        SCOPED_TRACE("B=" + std::to_string(s.B) + " T=" + std::to_string(s.T) + " C=" + std::to_string(s.C) +
-                     " OC=" + std::to_string(s.OC) +
-                     (m.mode == MathMode::TF32   ? " tf32"
-                      : m.mode == MathMode::BF16 ? " bf16"
-                                                 : " ieee") +
-                     (selection == GemmSelection::AUTOTUNE ? " autotuned" : ""));
+        SCOPED_TRACE(case_name(s, m, selection));
         const Tensor x = random_tensor(rng, {s.B, s.T, s.C}), weight = random_tensor(rng, {s.OC, s.C}),
                      bias = random_tensor(rng, {s.OC});
         Tensor ref = Tensor::empty(DType::F32, {s.B, s.T, s.OC});
@@ -63,12 +67,7 @@ TEST_F(LinearCuda, BackwardMatchesCpuAndAccumulates) {
     for (const ModeCase m : kModes) {
       gpu().set_math_mode(m.mode);
       for (const Size s : kSizes) {
-        SCOPED_TRACE("B=" + std::to_string(s.B) + " T=" + std::to_string(s.T) + " C=" + std::to_string(s.C) +
-                     " OC=" + std::to_string(s.OC) +
-                     (m.mode == MathMode::TF32   ? " tf32"
-                      : m.mode == MathMode::BF16 ? " bf16"
-                                                 : " ieee") +
-                     (selection == GemmSelection::AUTOTUNE ? " autotuned" : ""));
+        SCOPED_TRACE(case_name(s, m, selection));
         const Tensor x = random_tensor(rng, {s.B, s.T, s.C}), weight = random_tensor(rng, {s.OC, s.C}),
                      dy = random_tensor(rng, {s.B, s.T, s.OC});
         const Tensor dweight0 = random_tensor(rng, {s.OC, s.C}), dbias0 = random_tensor(rng, {s.OC});
