@@ -13,6 +13,8 @@ import argparse
 import json
 import sys
 
+from report_gpu_inference import fmt, ratio  # the same cell formats as the inference report
+
 MIN_WINDOW_S = 5.0  # DESIGN section 6: energy windows of at least 5 s
 GOALS = {("fp32", "pytorch_eager"): 0.9, ("bf16", "pytorch_eager"): 0.6}  # peer precision, engine -> max ratio
 
@@ -24,20 +26,6 @@ def load(path):
 
 def ok_records(doc):
     return [r for r in doc.get("records", []) if not r.get("error") and r.get("ms_per_step")]
-
-
-def ratio(a, b):
-    if a is None or b is None or b == 0:
-        return None
-    return a / b
-
-
-def fmt(x, digits=4):
-    if x is None:
-        return "—"
-    if isinstance(x, float):
-        return f"{x:.{digits}g}"
-    return str(x)
 
 
 def comparisons(ours, peer):
