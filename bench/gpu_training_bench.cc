@@ -299,7 +299,7 @@ int main(int argc, char** argv) {
   app.add_option("--device", o.device, "cuda (the benchmark) or cpu (a smoke run of the harness)")
       ->check(CLI::IsMember({"cuda", "cpu"}));
   app.add_option("--precisions", o.precisions, "fp32 (IEEE), tf32, bf16 and/or fp16 (with loss scaling)")
-      ->check(CLI::IsMember({"fp32", "tf32", "bf16"}));
+      ->check(CLI::IsMember({"fp32", "tf32", "bf16", "fp16"}));
   app.add_option("--batch-size", o.batch_size)->check(CLI::PositiveNumber);
   app.add_option("--seq-len", o.seq_len)->check(CLI::Range(int64_t{2}, int64_t{512}));
   app.add_option("--distinct-batches", o.distinct_batches, "random batches cycled through")
