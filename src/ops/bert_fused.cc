@@ -88,11 +88,12 @@ void check_e4m3_copy(const char* op, const ExecutionContext& ctx, const Tensor& 
   detail::check_shape(op, "scale", *e4m3.scale, {1});
 }
 
-// The checks of an fp8 linear: x [..., C] and weight [OC, C] F8E4M3, scales [1] f32, bias [OC] and y
-// [..., OC] of one 16-bit dtype (or y F8E4M3 when y_codes), one CUDA device (ctx's). Returns the device.
-Device check_linear_fp8(const char* op, const ExecutionContext& ctx, const Tensor& y, const Tensor& x,
-                        const Tensor& weight, const Tensor& x_scale, const Tensor& weight_scale,
-                        const Tensor& bias, bool y_codes) {
+// The checks of an fp8 linear: x [..., C] and weight [OC, C] F8E4M3, f32 scales per tensor or per output
+// channel (detail::check_fp8_operands), bias [OC] and y [..., OC] of one 16-bit dtype (or y F8E4M3 when
+// y_codes), one CUDA device (ctx's). Returns the number of weight scales (1 or OC).
+int64_t check_linear_fp8(const char* op, const ExecutionContext& ctx, const Tensor& y, const Tensor& x,
+                         const Tensor& weight, const Tensor& x_scale, const Tensor& weight_scale,
+                         const Tensor& bias, bool y_codes) {
   const Device device = detail::common_device(op, ctx,
                                               {{"y", &y},
                                                {"x", &x},
@@ -102,7 +103,7 @@ Device check_linear_fp8(const char* op, const ExecutionContext& ctx, const Tenso
                                                {"bias", &bias}});
   NLPF_CHECK(device.type == DeviceType::CUDA, ErrorCode::UNSUPPORTED, op,
              ": the fp8 linears run on CUDA only (the CPU engine is fp32)");
-  detail::check_fp8_operands(op, x, weight, x_scale, weight_scale);
+  const int64_t weight_scale_count = detail::check_fp8_operands(op, x, weight, x_scale, weight_scale);
   NLPF_CHECK(bias.dtype() == DType::BF16 || bias.dtype() == DType::F16, ErrorCode::UNSUPPORTED, op,
              ": bias has dtype ", dtype_name(bias.dtype()), ", expected bf16 or f16");
   if (y_codes) {
@@ -112,7 +113,7 @@ Device check_linear_fp8(const char* op, const ExecutionContext& ctx, const Tenso
     check_same_dtype(op, {{"bias", &bias}, {"y", &y}});
   }
   detail::check_shape(op, "y", y, linear_shape(op, x, weight, bias));
-  return device;
+  return weight_scale_count;
 }
 
 }  // namespace
@@ -268,7 +269,8 @@ void linear_fp8_residual_forward(ExecutionContext& ctx, Tensor& y, const Tensor&
                                  const Tensor& x_scale, const Tensor& weight_scale, const Tensor& bias,
                                  const Tensor* residual) {
   constexpr const char* kOp = "linear_fp8_residual_forward";
-  check_linear_fp8(kOp, ctx, y, x, weight, x_scale, weight_scale, bias, /*y_codes=*/false);
+  const int64_t scales =
+      check_linear_fp8(kOp, ctx, y, x, weight, x_scale, weight_scale, bias, /*y_codes=*/false);
   if (residual) {
     detail::common_device(kOp, ctx, {{"y", &y}, {"residual", residual}});
     detail::check_shape(kOp, "residual", *residual, y.shape());
@@ -278,7 +280,7 @@ void linear_fp8_residual_forward(ExecutionContext& ctx, Tensor& y, const Tensor&
     const int64_t C = x.dim(-1), OC = weight.dim(0);
     cuda::linear_fp8_residual_forward(
         ctx, y.raw_data(), x.raw_data(), weight.raw_data(), x_scale.data<float>(), weight_scale.data<float>(),
-        bias.raw_data(), residual ? residual->raw_data() : nullptr, y.dtype(), x.numel() / C, C, OC);
+        scales, bias.raw_data(), residual ? residual->raw_data() : nullptr, y.dtype(), x.numel() / C, C, OC);
     return;
   }
   detail::throw_no_cuda_kernel(kOp);
@@ -289,7 +291,7 @@ void linear_fp8_gelu_forward(ExecutionContext& ctx, Tensor& y, const Tensor& x, 
                              const Tensor* y_scale_inverse) {
   constexpr const char* kOp = "linear_fp8_gelu_forward";
   const bool codes = y.dtype() == DType::F8E4M3;
-  check_linear_fp8(kOp, ctx, y, x, weight, x_scale, weight_scale, bias, codes);
+  const int64_t scales = check_linear_fp8(kOp, ctx, y, x, weight, x_scale, weight_scale, bias, codes);
   NLPF_CHECK(codes == (y_scale_inverse != nullptr), ErrorCode::INVALID_ARGUMENT, kOp,
              ": y_scale_inverse is given for an F8E4M3 y and only for it");
   if (codes) {
@@ -302,10 +304,10 @@ void linear_fp8_gelu_forward(ExecutionContext& ctx, Tensor& y, const Tensor& x, 
     if (codes) {
       cuda::linear_fp8_gelu_e4m3_forward(ctx, static_cast<uint8_t*>(y.raw_data()), x.raw_data(),
                                          weight.raw_data(), x_scale.data<float>(), weight_scale.data<float>(),
-                                         bias.raw_data(), y_scale_inverse->data<float>(), N, C, OC);
+                                         scales, bias.raw_data(), y_scale_inverse->data<float>(), N, C, OC);
     } else {
       cuda::linear_fp8_gelu_forward(ctx, y.raw_data(), x.raw_data(), weight.raw_data(), x_scale.data<float>(),
-                                    weight_scale.data<float>(), bias.raw_data(), y.dtype(), N, C, OC);
+                                    weight_scale.data<float>(), scales, bias.raw_data(), y.dtype(), N, C, OC);
     }
     return;
   }
@@ -316,12 +318,14 @@ bool linear_fp8_gelu_e4m3_supported(ExecutionContext& ctx, Tensor& y, const Tens
                                     const Tensor& x_scale, const Tensor& weight_scale, const Tensor& bias,
                                     const Tensor& y_scale_inverse) {
   constexpr const char* kOp = "linear_fp8_gelu_e4m3_supported";
-  check_linear_fp8(kOp, ctx, y, x, weight, x_scale, weight_scale, bias, /*y_codes=*/true);
+  const int64_t scales =
+      check_linear_fp8(kOp, ctx, y, x, weight, x_scale, weight_scale, bias, /*y_codes=*/true);
   if constexpr (kCudaBuilt) {
     const int64_t C = x.dim(-1), OC = weight.dim(0);
-    return cuda::linear_fp8_gelu_e4m3_available(
-        ctx, static_cast<uint8_t*>(y.raw_data()), x.raw_data(), weight.raw_data(), x_scale.data<float>(),
-        weight_scale.data<float>(), bias.raw_data(), y_scale_inverse.data<float>(), x.numel() / C, C, OC);
+    return cuda::linear_fp8_gelu_e4m3_available(ctx, static_cast<uint8_t*>(y.raw_data()), x.raw_data(),
+                                                weight.raw_data(), x_scale.data<float>(),
+                                                weight_scale.data<float>(), scales, bias.raw_data(),
+                                                y_scale_inverse.data<float>(), x.numel() / C, C, OC);
   }
   return false;
 }

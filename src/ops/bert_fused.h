@@ -5,12 +5,12 @@
 // Dtypes: activations and weights of one compute dtype (CPU: F32; CUDA: F32, BF16 or F16, fp32 accumulation
 // and statistics), LayerNorm weight and bias F32, ids and masks I32, logits F32. Dimension letters: B batch,
 // T tokens, C hidden, NH heads, I intermediate, NL labels, N = B T rows.
-// FP8 (DESIGN §5, issue 13): the four encoder GEMMs of a layer read E4M3 codes with per-tensor scales (one
-// f32 each in device memory; value = decode(code) * scale). The producers of their inputs write the codes
-// themselves: both LayerNorms (E4m3Copy: the 16-bit output stays, it is the residual), the tensor-core
-// attention kernel, and the intermediate GEMM (its GELU output leaves as codes). The fp8 linears run on CUDA
-// only: the CPU engine is fp32 (its fp8 reference is the same data path in fp32 with quantised and decoded
-// GEMM inputs and weights, tests/unit/fp8_emulation.h).
+// FP8 (DESIGN §5, issue 13): the four encoder GEMMs of a layer read E4M3 codes with f32 scales in device
+// memory (value = decode(code) * scale): per tensor, or for the weight per output channel. The producers of
+// their inputs write the codes themselves: both LayerNorms (E4m3Copy: the 16-bit output stays, it is the
+// residual), the tensor-core attention kernel, and the intermediate GEMM (its GELU output leaves as codes).
+// The fp8 linears run on CUDA only: the CPU engine is fp32 (its fp8 reference is the same data path in fp32
+// with quantised and decoded GEMM inputs and weights, tests/unit/fp8_emulation.h).
 #pragma once
 
 #include <cstdint>
@@ -52,8 +52,10 @@ void layer_norm_inference_forward(ExecutionContext& ctx, Tensor& out, const Tens
                                   const Tensor& bias, double eps, const E4m3Copy* e4m3 = nullptr);
 
 // FP8: y [..., OC] = (x_scale x) (weight_scale W)^T + bias (+ residual [..., OC] when given; may be y), x
-// [..., C] and weight [OC, C] F8E4M3 codes, x_scale and weight_scale [1] f32, y, bias and residual BF16 or
-// F16, fp32 accumulation (cuBLASLt's fp8 GEMM; C and OC multiples of 16). CUDA only (UNSUPPORTED on the CPU).
+// [..., C] and weight [OC, C] F8E4M3 codes, f32 scales per tensor (x_scale and weight_scale [1]) or per
+// output channel (weight_scale [OC], x_scale [R >= N] x's scale per row; ops/linear.h), y, bias and residual
+// BF16 or F16, fp32 accumulation (cuBLASLt's fp8 GEMM; C and OC multiples of 16). CUDA only (UNSUPPORTED on
+// the CPU).
 void linear_fp8_residual_forward(ExecutionContext& ctx, Tensor& y, const Tensor& x, const Tensor& weight,
                                  const Tensor& x_scale, const Tensor& weight_scale, const Tensor& bias,
                                  const Tensor* residual);

@@ -67,11 +67,7 @@ void linear_forward(ExecutionContext& ctx, Tensor& y, const Tensor& x, const Ten
 void linear_fp8_forward(ExecutionContext& ctx, Tensor& y, const Tensor& x, const Tensor& weight,
                         const Tensor& x_scale, const Tensor& weight_scale, const Tensor& bias) {
   constexpr const char* kOp = "linear_fp8_forward";
-  detail::check_fp8_operands(kOp, x, weight, x_scale, weight_scale);
-  detail::check_min_rank(kOp, "x", x, 1);
-  NLPF_CHECK(weight.rank() == 2 && weight.dim(1) == x.dim(-1), ErrorCode::INVALID_ARGUMENT, kOp,
-             ": weight has shape ", shape_string(weight.shape()), ", expected [OC, ", x.dim(-1), "] for x ",
-             shape_string(x.shape()));
+  const int64_t weight_scale_count = detail::check_fp8_operands(kOp, x, weight, x_scale, weight_scale);
   const int64_t C = x.dim(-1), N = x.numel() / C, OC = weight.dim(0);
   NLPF_CHECK(y.dtype() == DType::BF16 || y.dtype() == DType::F16, ErrorCode::UNSUPPORTED, kOp,
              ": y has dtype ", dtype_name(y.dtype()), ", expected bf16 or f16 (fp8 products write 16 bits)");
@@ -90,13 +86,15 @@ void linear_fp8_forward(ExecutionContext& ctx, Tensor& y, const Tensor& x, const
   switch (device.type) {
     case DeviceType::CPU:
       cpu::linear_fp8_forward(y.data_u16(), static_cast<const uint8_t*>(x.raw_data()),
-                              static_cast<const uint8_t*>(weight.raw_data()), x_scale.data<float>()[0],
-                              weight_scale.data<float>()[0], bias.data_u16(), y.dtype(), N, C, OC);
+                              static_cast<const uint8_t*>(weight.raw_data()), x_scale.data<float>(),
+                              weight_scale.data<float>(), weight_scale_count, bias.data_u16(), y.dtype(), N,
+                              C, OC);
       return;
     case DeviceType::CUDA:
       if constexpr (kCudaBuilt) {
         cuda::linear_fp8_forward(ctx, y.raw_data(), x.raw_data(), weight.raw_data(), x_scale.data<float>(),
-                                 weight_scale.data<float>(), bias.raw_data(), y.dtype(), N, C, OC);
+                                 weight_scale.data<float>(), weight_scale_count, bias.raw_data(), y.dtype(),
+                                 N, C, OC);
         return;
       }
       detail::throw_no_cuda_kernel(kOp);

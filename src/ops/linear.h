@@ -17,9 +17,11 @@ void linear_forward(ExecutionContext& ctx, Tensor& y, const Tensor& x, const Ten
                     const Tensor& bias);
 
 // FP8 inference (DESIGN §5 fp8, issue 13): y [..., OC] = (x_scale x) (weight_scale W)^T + bias, where x [...,
-// C] and W [OC, C] are F8E4M3 codes (core/fp8.h: value = decode(code) * scale), x_scale and weight_scale [1]
-// f32, bias [OC] and y in BF16 or F16; products accumulate in fp32. CPU: the reference (decoded operands,
-// double sums); CUDA: cuBLASLt's fp8 GEMM (C and OC multiples of 16).
+// C] and W [OC, C] are F8E4M3 codes (core/fp8.h: value = decode(code) * scale), f32 scales per tensor
+// (x_scale and weight_scale [1]) or per output channel (weight_scale [OC], x_scale [R >= N rows] holding x's
+// scale for every row, as cuBLASLt's outer-vector scaling reads it), bias [OC] and y in BF16 or F16; products
+// accumulate in fp32. CPU: the reference (decoded operands, double sums); CUDA: cuBLASLt's fp8 GEMM (C and
+// OC multiples of 16).
 void linear_fp8_forward(ExecutionContext& ctx, Tensor& y, const Tensor& x, const Tensor& weight,
                         const Tensor& x_scale, const Tensor& weight_scale, const Tensor& bias);
 

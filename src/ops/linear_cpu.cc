@@ -54,20 +54,22 @@ template void linear_backward<float>(float*, float*, float*, const float*, const
 template void linear_backward<double>(double*, double*, double*, const double*, const double*, const double*,
                                       int64_t, int64_t, int64_t);
 
-void linear_fp8_forward(uint16_t* y, const uint8_t* x, const uint8_t* weight, float x_scale,
-                        float weight_scale, const uint16_t* bias, DType y_dtype, int64_t N, int64_t C,
-                        int64_t OC) {
+void linear_fp8_forward(uint16_t* y, const uint8_t* x, const uint8_t* weight, const float* x_scale,
+                        const float* weight_scale, int64_t weight_scale_count, const uint16_t* bias,
+                        DType y_dtype, int64_t N, int64_t C, int64_t OC) {
+  const bool per_channel = weight_scale_count != 1;
   const auto to_float = [y_dtype](uint16_t bits) {
     return y_dtype == DType::F16 ? f16_to_f32(bits) : bf16_to_f32(bits);
   };
   std::vector<double> w(static_cast<size_t>(OC * C)), row(static_cast<size_t>(C));
   for (int64_t i = 0; i < OC * C; ++i) w[static_cast<size_t>(i)] = e4m3_to_f32(weight[i]);
-  const double scale = static_cast<double>(x_scale) * static_cast<double>(weight_scale);
   for (int64_t n = 0; n < N; ++n) {
+    const auto row_scale = static_cast<double>(x_scale[per_channel ? n : 0]);
     for (int64_t c = 0; c < C; ++c) row[static_cast<size_t>(c)] = e4m3_to_f32(x[n * C + c]);
     for (int64_t o = 0; o < OC; ++o) {
       double sum = 0.0;
       for (int64_t c = 0; c < C; ++c) sum += row[static_cast<size_t>(c)] * w[static_cast<size_t>(o * C + c)];
+      const double scale = row_scale * static_cast<double>(weight_scale[per_channel ? o : 0]);
       const auto value = static_cast<float>(sum * scale + (bias ? to_float(bias[o]) : 0.0f));
       y[n * OC + o] = y_dtype == DType::F16 ? f32_to_f16(value) : f32_to_bf16(value);
     }

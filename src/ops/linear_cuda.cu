@@ -111,13 +111,15 @@ void linear_gelu_tanh_forward(ExecutionContext& ctx, void* y, const void* x, con
 }
 
 void linear_fp8_residual_forward(ExecutionContext& ctx, void* y, const void* x, const void* weight,
-                                 const float* x_scale, const float* weight_scale, const void* bias,
-                                 const void* residual, DType y_dtype, int64_t N, int64_t C, int64_t OC) {
+                                 const float* x_scale, const float* weight_scale, int64_t weight_scale_count,
+                                 const void* bias, const void* residual, DType y_dtype, int64_t N, int64_t C,
+                                 int64_t OC) {
   gemm_fp8(ctx, Fp8GemmArgs{.y = y,
                             .x = x,
                             .weight = weight,
                             .x_scale = x_scale,
                             .weight_scale = weight_scale,
+                            .weight_scale_count = weight_scale_count,
                             .bias = bias,
                             .residual = residual,
                             .out_dtype = y_dtype,
@@ -127,19 +129,21 @@ void linear_fp8_residual_forward(ExecutionContext& ctx, void* y, const void* x, 
 }
 
 void linear_fp8_forward(ExecutionContext& ctx, void* y, const void* x, const void* weight,
-                        const float* x_scale, const float* weight_scale, const void* bias, DType y_dtype,
-                        int64_t N, int64_t C, int64_t OC) {
-  linear_fp8_residual_forward(ctx, y, x, weight, x_scale, weight_scale, bias, nullptr, y_dtype, N, C, OC);
+                        const float* x_scale, const float* weight_scale, int64_t weight_scale_count,
+                        const void* bias, DType y_dtype, int64_t N, int64_t C, int64_t OC) {
+  linear_fp8_residual_forward(ctx, y, x, weight, x_scale, weight_scale, weight_scale_count, bias, nullptr,
+                              y_dtype, N, C, OC);
 }
 
 void linear_fp8_gelu_forward(ExecutionContext& ctx, void* y, const void* x, const void* weight,
-                             const float* x_scale, const float* weight_scale, const void* bias, DType y_dtype,
-                             int64_t N, int64_t C, int64_t OC) {
+                             const float* x_scale, const float* weight_scale, int64_t weight_scale_count,
+                             const void* bias, DType y_dtype, int64_t N, int64_t C, int64_t OC) {
   gemm_fp8(ctx, Fp8GemmArgs{.y = y,
                             .x = x,
                             .weight = weight,
                             .x_scale = x_scale,
                             .weight_scale = weight_scale,
+                            .weight_scale_count = weight_scale_count,
                             .bias = bias,
                             .gelu = true,
                             .out_dtype = y_dtype,
@@ -151,13 +155,14 @@ void linear_fp8_gelu_forward(ExecutionContext& ctx, void* y, const void* x, cons
 namespace {
 
 Fp8GemmArgs gelu_e4m3_args(uint8_t* codes, const void* x, const void* weight, const float* x_scale,
-                           const float* weight_scale, const void* bias, const float* y_scale_inverse,
-                           int64_t N, int64_t C, int64_t OC) {
+                           const float* weight_scale, int64_t weight_scale_count, const void* bias,
+                           const float* y_scale_inverse, int64_t N, int64_t C, int64_t OC) {
   return Fp8GemmArgs{.y = codes,
                      .x = x,
                      .weight = weight,
                      .x_scale = x_scale,
                      .weight_scale = weight_scale,
+                     .weight_scale_count = weight_scale_count,
                      .bias = bias,
                      .y_scale_inverse = y_scale_inverse,
                      .gelu = true,
@@ -170,16 +175,19 @@ Fp8GemmArgs gelu_e4m3_args(uint8_t* codes, const void* x, const void* weight, co
 }  // namespace
 
 void linear_fp8_gelu_e4m3_forward(ExecutionContext& ctx, uint8_t* codes, const void* x, const void* weight,
-                                  const float* x_scale, const float* weight_scale, const void* bias,
-                                  const float* y_scale_inverse, int64_t N, int64_t C, int64_t OC) {
-  gemm_fp8(ctx, gelu_e4m3_args(codes, x, weight, x_scale, weight_scale, bias, y_scale_inverse, N, C, OC));
+                                  const float* x_scale, const float* weight_scale, int64_t weight_scale_count,
+                                  const void* bias, const float* y_scale_inverse, int64_t N, int64_t C,
+                                  int64_t OC) {
+  gemm_fp8(ctx, gelu_e4m3_args(codes, x, weight, x_scale, weight_scale, weight_scale_count, bias,
+                               y_scale_inverse, N, C, OC));
 }
 
 bool linear_fp8_gelu_e4m3_available(ExecutionContext& ctx, uint8_t* codes, const void* x, const void* weight,
-                                    const float* x_scale, const float* weight_scale, const void* bias,
+                                    const float* x_scale, const float* weight_scale,
+                                    int64_t weight_scale_count, const void* bias,
                                     const float* y_scale_inverse, int64_t N, int64_t C, int64_t OC) {
-  return gemm_fp8_available(
-      ctx, gelu_e4m3_args(codes, x, weight, x_scale, weight_scale, bias, y_scale_inverse, N, C, OC));
+  return gemm_fp8_available(ctx, gelu_e4m3_args(codes, x, weight, x_scale, weight_scale, weight_scale_count,
+                                                bias, y_scale_inverse, N, C, OC));
 }
 
 void linear_backward(ExecutionContext& ctx, float* dx, float* dweight, float* dbias, const float* dy,

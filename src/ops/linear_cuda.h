@@ -24,29 +24,33 @@ void linear_gelu_tanh_forward(ExecutionContext& ctx, void* y, const void* x, con
 // The backward of y = x W^T + bias, all f32 under ctx's math mode: dx [N,C] (=) dy [N,OC] W [OC,C];
 // dweight [OC,C] (+=) dy^T x [N,C]; dbias [OC] (+=) the column sums of dy, accumulated in double in row order
 // within fixed chunks of rows and the chunks in order (deterministic; the CPU's sum up to reassociation).
-// ops::linear_fp8_forward on cuBLASLt's fp8 GEMM: x [N,C] and weight [OC,C] E4M3, the scales one f32 each in
-// device memory, bias [OC] and y [N,OC] in y_dtype (F16 or BF16).
+// ops::linear_fp8_forward on cuBLASLt's fp8 GEMM: x [N,C] and weight [OC,C] E4M3, the scales in device
+// memory: weight_scale_count 1 (x_scale and weight_scale one f32 each) or OC (weight_scale [OC] per output
+// channel, x_scale [N]: backend/cuda/gemm.h), bias [OC] and y [N,OC] in y_dtype (F16 or BF16).
 void linear_fp8_forward(ExecutionContext& ctx, void* y, const void* x, const void* weight,
-                        const float* x_scale, const float* weight_scale, const void* bias, DType y_dtype,
-                        int64_t N, int64_t C, int64_t OC);
+                        const float* x_scale, const float* weight_scale, int64_t weight_scale_count,
+                        const void* bias, DType y_dtype, int64_t N, int64_t C, int64_t OC);
 // The fp8 linears of the fp8 inference path (ops/bert_fused.h), on the same GEMM:
 // y [N,OC] = fp8 product + bias (+ residual [N,OC], may be y), y, bias, residual in y_dtype (F16 or BF16);
 void linear_fp8_residual_forward(ExecutionContext& ctx, void* y, const void* x, const void* weight,
-                                 const float* x_scale, const float* weight_scale, const void* bias,
-                                 const void* residual, DType y_dtype, int64_t N, int64_t C, int64_t OC);
+                                 const float* x_scale, const float* weight_scale, int64_t weight_scale_count,
+                                 const void* bias, const void* residual, DType y_dtype, int64_t N, int64_t C,
+                                 int64_t OC);
 // y [N,OC] = gelu_tanh(fp8 product + bias) in y_dtype (F16 or BF16), cuBLASLt's GELU epilogue;
 void linear_fp8_gelu_forward(ExecutionContext& ctx, void* y, const void* x, const void* weight,
-                             const float* x_scale, const float* weight_scale, const void* bias, DType y_dtype,
-                             int64_t N, int64_t C, int64_t OC);
+                             const float* x_scale, const float* weight_scale, int64_t weight_scale_count,
+                             const void* bias, DType y_dtype, int64_t N, int64_t C, int64_t OC);
 // codes [N,OC] E4M3 = e4m3(gelu_tanh(fp8 product + bias) * *y_scale_inverse), bias BF16: the feed-forward
 // intermediate leaves the GEMM as the next GEMM's input (cuBLASLt's D scale), never as 16-bit activations.
 void linear_fp8_gelu_e4m3_forward(ExecutionContext& ctx, uint8_t* codes, const void* x, const void* weight,
-                                  const float* x_scale, const float* weight_scale, const void* bias,
-                                  const float* y_scale_inverse, int64_t N, int64_t C, int64_t OC);
+                                  const float* x_scale, const float* weight_scale, int64_t weight_scale_count,
+                                  const void* bias, const float* y_scale_inverse, int64_t N, int64_t C,
+                                  int64_t OC);
 // Whether cuBLASLt runs linear_fp8_gelu_e4m3_forward with these arguments on this device (plans it, runs
 // nothing).
 bool linear_fp8_gelu_e4m3_available(ExecutionContext& ctx, uint8_t* codes, const void* x, const void* weight,
-                                    const float* x_scale, const float* weight_scale, const void* bias,
+                                    const float* x_scale, const float* weight_scale,
+                                    int64_t weight_scale_count, const void* bias,
                                     const float* y_scale_inverse, int64_t N, int64_t C, int64_t OC);
 
 void linear_backward(ExecutionContext& ctx, float* dx, float* dweight, float* dbias, const float* dy,

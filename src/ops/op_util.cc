@@ -18,14 +18,28 @@ void check_shape(const char* op, const char* name, const Tensor& t, const Shape&
              shape_string(t.shape()), ", expected ", shape_string(shape));
 }
 
-void check_fp8_operands(const char* op, const Tensor& x, const Tensor& weight, const Tensor& x_scale,
-                        const Tensor& weight_scale) {
+int64_t check_fp8_operands(const char* op, const Tensor& x, const Tensor& weight, const Tensor& x_scale,
+                           const Tensor& weight_scale) {
   check_dtype(op, "x", x, DType::F8E4M3);
   check_dtype(op, "weight", weight, DType::F8E4M3);
+  check_min_rank(op, "x", x, 1);
+  NLPF_CHECK(weight.rank() == 2 && weight.dim(1) == x.dim(-1), ErrorCode::INVALID_ARGUMENT, op,
+             ": weight has shape ", shape_string(weight.shape()), ", expected [OC, ", x.dim(-1), "] for x ",
+             shape_string(x.shape()));
   check_dtype(op, "x_scale", x_scale, DType::F32);
-  check_shape(op, "x_scale", x_scale, {1});
   check_dtype(op, "weight_scale", weight_scale, DType::F32);
-  check_shape(op, "weight_scale", weight_scale, {1});
+  const int64_t OC = weight.dim(0), N = x.numel() / x.dim(-1);
+  NLPF_CHECK(weight_scale.rank() == 1 && (weight_scale.dim(0) == 1 || weight_scale.dim(0) == OC),
+             ErrorCode::INVALID_ARGUMENT, op, ": weight_scale has shape ", shape_string(weight_scale.shape()),
+             ", expected [1] (per tensor) or [", OC, "] (per output channel)");
+  if (weight_scale.dim(0) == 1) {
+    check_shape(op, "x_scale", x_scale, {1});
+    return 1;
+  }
+  NLPF_CHECK(x_scale.rank() == 1 && x_scale.dim(0) >= N, ErrorCode::INVALID_ARGUMENT, op,
+             ": x_scale has shape ", shape_string(x_scale.shape()), ", expected [R >= ", N,
+             "] (x's scale per row, which per-channel weight scales need)");
+  return OC;
 }
 
 void check_min_rank(const char* op, const char* name, const Tensor& t, int min_rank) {

@@ -20,9 +20,12 @@ void check_dtype(const char* op, const char* name, const Tensor& t, DType dtype)
 void check_shape(const char* op, const char* name, const Tensor& t, const Shape& shape);
 // Rank at least `min_rank`, every dimension positive.
 void check_min_rank(const char* op, const char* name, const Tensor& t, int min_rank);
-// The operands of an fp8 linear: x and weight E4M3 codes, x_scale and weight_scale one f32 each ([1]).
-void check_fp8_operands(const char* op, const Tensor& x, const Tensor& weight, const Tensor& x_scale,
-                        const Tensor& weight_scale);
+// The operands of an fp8 linear: x [..., C] and weight [OC, C] E4M3 codes, f32 scales per tensor (x_scale
+// and weight_scale [1]) or per output channel (weight_scale [OC], x_scale [R] with R >= N = x's rows: x's
+// scale repeated, the vector cuBLASLt's outer-vector mode reads; backend/cuda/gemm.h). Returns the number of
+// weight scales (1 or OC).
+int64_t check_fp8_operands(const char* op, const Tensor& x, const Tensor& weight, const Tensor& x_scale,
+                           const Tensor& weight_scale);
 // The device all tensors live on, which must be ctx's: tensors on different devices, or on another device
 // than the context, are INVALID_ARGUMENT.
 Device common_device(const char* op, const ExecutionContext& ctx, std::initializer_list<NamedTensor> tensors);

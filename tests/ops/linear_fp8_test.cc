@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <random>
 #include <vector>
 
@@ -54,6 +55,57 @@ TEST(LinearFp8, CpuReferenceIsTheProductOfTheDequantisedOperands) {
             << dtype_name(out) << " y[" << n << ", " << o << "]";
       }
     }
+  }
+}
+
+TEST(LinearFp8, CpuReferenceScalesEveryOutputChannelByItsOwnScale) {
+  // Per-channel weight scales ([OC]) with x's scale given once per row ([R >= N], the form cuBLASLt's
+  // outer-vector mode reads): y [n, o] = sum decode(x) decode(w) x_scale[n] w_scale[o] + bias.
+  std::mt19937 rng(18);
+  const int64_t N = 7, C = 32, OC = 16;
+  const Quantized x = quantized(rng, {N, C}, 2.0f);
+  std::vector<float> weight(static_cast<size_t>(OC * C));
+  std::normal_distribution<float> normal(0.0f, 0.05f);
+  for (int64_t o = 0; o < OC; ++o) {  // rows 16^-k apart, so one scale for all would not do
+    for (int64_t c = 0; c < C; ++c)
+      weight[static_cast<size_t>(o * C + c)] = normal(rng) * std::ldexp(1.0f, -4 * static_cast<int>(o % 4));
+  }
+  const QuantizedWeight q = quantize_weight_e4m3(weight, OC, C, Fp8Granularity::PER_CHANNEL);
+  Tensor w = Tensor::empty(DType::F8E4M3, {OC, C});
+  std::memcpy(w.raw_data(), q.codes.data(), q.codes.size());
+  const Tensor ws = test::f32_tensor({OC}, std::vector<double>(q.scales.begin(), q.scales.end()));
+  const float x_scale = x.scale.data<float>()[0];
+  const Tensor xs = test::f32_tensor({N + 2}, std::vector<double>(static_cast<size_t>(N + 2), x_scale));
+  const Tensor bias = Tensor::zeros(DType::BF16, {OC});
+  Tensor y = Tensor::empty(DType::BF16, {N, OC});
+  ops::linear_fp8_forward(cpu_context(), y, x.codes, w, xs, ws, bias);
+  const Tensor y32 = y.to(DType::F32);
+  for (int64_t n = 0; n < N; ++n) {
+    for (int64_t o = 0; o < OC; ++o) {
+      double sum = 0;
+      for (int64_t c = 0; c < C; ++c) {
+        sum += x.values[static_cast<size_t>(n * C + c)] *
+               static_cast<double>(e4m3_to_f32(q.codes[static_cast<size_t>(o * C + c)])) *
+               q.scales[static_cast<size_t>(o)];
+      }
+      EXPECT_NEAR(y32.data<float>()[n * OC + o], sum, std::fabs(sum) / 256 + 1e-12)
+          << "y[" << n << ", " << o << "]";
+    }
+  }
+  // The scale shapes: weight_scale neither [1] nor [OC]; per channel with x_scale shorter than N rows.
+  try {
+    ops::linear_fp8_forward(cpu_context(), y, x.codes, w, xs, test::f32_tensor({3}, {1, 1, 1}), bias);
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::INVALID_ARGUMENT);
+    EXPECT_NE(std::string(e.what()).find("weight_scale"), std::string::npos) << e.what();
+  }
+  try {
+    ops::linear_fp8_forward(cpu_context(), y, x.codes, w, x.scale, ws, bias);
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::INVALID_ARGUMENT);
+    EXPECT_NE(std::string(e.what()).find("x_scale"), std::string::npos) << e.what();
   }
 }
 

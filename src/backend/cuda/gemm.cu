@@ -41,6 +41,9 @@ struct Problem {
   bool fp8 = false;
   const float* scale_a = nullptr;
   const float* scale_b = nullptr;
+  // fp8 only: cuBLASLt's OUTER_VEC_32F mode on both operands (gemm.h), scale_b [N] (one per column of d, an
+  // output channel) and scale_a [M] (one per row of a and d).
+  bool outer_vec_scales = false;
   // d as E4M3 codes too (fp8 only): d = e4m3(result * scale_d), c and the bias then in `dtype` (BF16).
   bool fp8_out = false;
   const float* scale_d = nullptr;
@@ -195,6 +198,13 @@ std::unique_ptr<GemmPlanCache::Plan> make_plan(CudaContext& ctx, const Problem& 
   const cublasLtEpilogue_t epilogue = epilogue_of(p);
   NLPF_CUDA_CHECK(
       cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &epilogue, sizeof epilogue));
+  if (p.outer_vec_scales) {  // cuBLASLt's A is b (scales per column of d), its B is a (per row of d)
+    const auto mode = static_cast<int32_t>(CUBLASLT_MATMUL_MATRIX_SCALE_OUTER_VEC_32F);
+    NLPF_CUDA_CHECK(
+        cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_A_SCALE_MODE, &mode, sizeof mode));
+    NLPF_CUDA_CHECK(
+        cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_B_SCALE_MODE, &mode, sizeof mode));
+  }
   if (p.fp8 && p.bias) {  // the bias in D's type (cuBLASLt's default for 16-bit D, said explicitly for fp8)
     const auto bias_type = static_cast<int32_t>(type);
     NLPF_CUDA_CHECK(cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_BIAS_DATA_TYPE,
@@ -276,7 +286,7 @@ GemmPlanCache::Plan& plan_of(CudaContext& ctx, const Problem& p) {
                                align.b,
                                align.c,
                                align.d,
-                               p.fp8 ? (p.fp8_out ? 2 : 1) : 0,
+                               p.fp8 ? (p.fp8_out ? 2 : 1) + (p.outer_vec_scales ? 2 : 0) : 0,
                                static_cast<int>(ctx.gemm_selection()),
                                p.batch,
                                p.stride_a,
@@ -338,6 +348,9 @@ Problem fp8_problem(const Fp8GemmArgs& g) {
              "gemm_fp8: output dtype ", dtype_name(g.out_dtype), " (expected bf16, f16 or f8e4m3)");
   NLPF_CHECK(g.x_scale != nullptr && g.weight_scale != nullptr, ErrorCode::INVALID_ARGUMENT,
              "gemm_fp8: the scales of x and the weight are required");
+  NLPF_CHECK(g.weight_scale_count == 1 || g.weight_scale_count == g.OC, ErrorCode::INVALID_ARGUMENT,
+             "gemm_fp8: weight_scale_count=", g.weight_scale_count, " (expected 1 per tensor or OC=", g.OC,
+             " per output channel)");
   NLPF_CHECK(fp8_out == (g.y_scale_inverse != nullptr), ErrorCode::INVALID_ARGUMENT,
              "gemm_fp8: y_scale_inverse is required for an E4M3 output and only for it");
   NLPF_CHECK(!(fp8_out && g.residual), ErrorCode::INVALID_ARGUMENT,
@@ -352,6 +365,8 @@ Problem fp8_problem(const Fp8GemmArgs& g) {
   p.fp8 = true;
   p.scale_a = g.x_scale;
   p.scale_b = g.weight_scale;
+  // OC = 1 is rejected above (not a multiple of 16), so a count of OC is never mistaken for per tensor.
+  p.outer_vec_scales = g.weight_scale_count != 1;
   p.fp8_out = fp8_out;
   p.scale_d = g.y_scale_inverse;
   return p;

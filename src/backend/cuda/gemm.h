@@ -48,14 +48,21 @@ struct GemmArgs {
 // Output: F16 or BF16 (bias and residual in that dtype), or F8E4M3 codes for the next fp8 GEMM: then the bias
 // is BF16, there is no residual, and y_scale_inverse (device f32, 1 / the output's scale) is cuBLASLt's D
 // scale, which multiplies the result before its rounding to E4M3 (saturating): y = e4m3(result / y_scale).
-// Scales are per tensor: this toolkit's cublasLt.h has CUBLASLT_MATMUL_MATRIX_SCALE_OUTER_VEC_32F (a vector
-// of per-row / per-column scales), not used here yet (docs/ENGINE.md).
+// Weight scales per tensor (weight_scale_count 1: cuBLASLt's SCALAR_32F, one f32 each for x and W), or per
+// output channel (weight_scale_count OC: CUBLASLT_MATMUL_MATRIX_SCALE_OUTER_VEC_32F, cuBLASLt 12.9+). That
+// mode is set on both operands, as PyTorch's row-wise scaled_mm sets it: product element (i, j) of
+// cuBLASLt's op(A) [M, K] op(B) [K, N] is multiplied by A's scale i and B's scale j; its A is W (M = OC: one
+// scale per row of W, an output channel) and its B is x (N rows: x_scale then holds N values, x's per-tensor
+// scale repeated; a caller keeps one buffer for its largest N). Whether cuBLASLt accepts an E4M3 output (the
+// D scale) with outer-vector operand scales is asked of gemm_fp8_available before use; where it refuses,
+// the caller writes 16 bits and quantises in a pass (model/bert_inference.h).
 struct Fp8GemmArgs {
   void* y = nullptr;                       // [N, OC] in out_dtype
   const void* x = nullptr;                 // [N, C] E4M3, row stride C
   const void* weight = nullptr;            // [OC, C] E4M3
-  const float* x_scale = nullptr;          // device, 1 value
-  const float* weight_scale = nullptr;     // device, 1 value
+  const float* x_scale = nullptr;          // device, 1 value (weight_scale_count 1) or N values (OC)
+  const float* weight_scale = nullptr;     // device, weight_scale_count values
+  int64_t weight_scale_count = 1;          // 1 (per tensor) or OC (per output channel)
   const void* bias = nullptr;              // [OC] in out_dtype (BF16 for an E4M3 out_dtype); nullptr: none
   const void* residual = nullptr;          // [N, OC] in out_dtype (may equal y); nullptr: none; 16-bit only
   const float* y_scale_inverse = nullptr;  // device, 1 value; required for (only for) an E4M3 out_dtype
@@ -92,7 +99,8 @@ class GemmPlanCache {
 
   struct Plan;
   // (dtype, math mode, transpose a, transpose b, M, N, K, lda, ldb, ldd, epilogue, reads C, alignment of
-  // cuBLASLt's A, B, C and D, fp8 (0 none, 1 E4M3 operands, 2 E4M3 operands and D), algorithm selection,
+  // cuBLASLt's A, B, C and D, fp8 (0 none, 1 E4M3 operands, 2 E4M3 operands and D; + 2 with outer-vector
+  // scales), algorithm selection,
   // batch, stride a, stride b, stride d) in matmul's row-major terms.
   using Key = std::tuple<int, int, bool, bool, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int,
                          bool, int, int, int, int, int, int, int64_t, int64_t, int64_t, int64_t>;
@@ -104,7 +112,8 @@ class GemmPlanCache {
 // for a dtype cuBLASLt is not asked to do here, CUBLAS when no algorithm fits.
 void gemm(ExecutionContext& ctx, const GemmArgs& args);
 void matmul(ExecutionContext& ctx, const MatmulArgs& args);
-// INVALID_ARGUMENT also for C or OC not a multiple of 16 or a residual with an E4M3 output, UNSUPPORTED for
+// INVALID_ARGUMENT also for C or OC not a multiple of 16, a residual with an E4M3 output or a
+// weight_scale_count other than 1 or OC, UNSUPPORTED for
 // an out_dtype other than F16, BF16 or F8E4M3.
 void gemm_fp8(ExecutionContext& ctx, const Fp8GemmArgs& args);
 // Whether cuBLASLt runs gemm_fp8(args) on this device: the plan is built and cached and launched once on
