@@ -1,6 +1,7 @@
 // BertInference (see bert_inference.h): weights to the device, workspaces, and the fused forward.
 #include "model/bert_inference.h"
 
+#include <algorithm>
 #include <cstring>
 #include <span>
 
@@ -70,15 +71,31 @@ Tensor BertInference::upload_scale(float value) {
   return upload(host, DType::F32);
 }
 
-// Per-tensor E4M3 weight (core/fp8.h: scale = amax / 448) and the calibrated input scale.
-BertInference::Fp8Linear BertInference::upload_fp8(const Tensor& weight, float x_scale) {
+// E4M3 weight (core/fp8.h: scale = amax / 448 of the tensor, or of each row per channel) and the calibrated
+// input scale; per channel also that scale for every row of the largest batch (bert_inference.h).
+BertInference::Fp8Linear BertInference::upload_fp8(const Tensor& weight, float x_scale,
+                                                   Fp8Granularity granularity) {
   const int64_t OC = weight.dim(0), C = weight.dim(1);
-  const QuantizedWeight q =
-      quantize_weight_e4m3(std::span<const float>(weight.data<float>(), static_cast<size_t>(weight.numel())),
-                           OC, C, Fp8Granularity::PER_TENSOR);
+  const QuantizedWeight q = quantize_weight_e4m3(
+      std::span<const float>(weight.data<float>(), static_cast<size_t>(weight.numel())), OC, C, granularity);
   Tensor codes = Tensor::empty(DType::F8E4M3, {OC, C});
   std::memcpy(codes.raw_data(), q.codes.data(), q.codes.size());
-  return Fp8Linear{upload(codes, DType::F8E4M3), upload_scale(q.scales[0]), upload_scale(x_scale)};
+  Fp8Linear out;
+  out.weight = upload(codes, DType::F8E4M3);
+  if (granularity == Fp8Granularity::PER_TENSOR) {
+    out.weight_scale = upload_scale(q.scales[0]);
+    out.x_scale = upload_scale(x_scale);
+    out.gemm_x_scale = out.x_scale;
+    return out;
+  }
+  Tensor scales = Tensor::empty(DType::F32, {OC});
+  std::memcpy(scales.raw_data(), q.scales.data(), scales.nbytes());
+  out.weight_scale = upload(scales, DType::F32);
+  out.x_scale = upload_scale(x_scale);
+  Tensor rows = Tensor::empty(DType::F32, {max_batch_ * max_tokens_});
+  std::fill_n(rows.data<float>(), rows.numel(), x_scale);
+  out.gemm_x_scale = upload(rows, DType::F32);
+  return out;
 }
 
 std::optional<std::string> BertInference::unsupported_reason(const BertConfig& config, Device device) {
@@ -96,13 +113,14 @@ std::optional<std::string> BertInference::unsupported_reason(const BertConfig& c
 BertInference::BertInference(ExecutionContext& ctx, const BertConfig& config,
                              const std::map<std::string, Tensor>& parameters, Precision precision,
                              int64_t max_batch_size, int64_t max_sequence_length,
-                             const Fp8Calibration* calibration)
+                             const Fp8Calibration* calibration, Fp8Granularity fp8_weight_scales)
     : ctx_(ctx),
       config_(config),
       precision_(precision),
       dtype_(compute_dtype(precision)),
       max_batch_(max_batch_size),
-      max_tokens_(max_sequence_length) {
+      max_tokens_(max_sequence_length),
+      fp8_weight_scales_(fp8_weight_scales) {
   const bool fp8 = precision == Precision::FP8;
   NLPF_CHECK(
       ctx.device().type == DeviceType::CUDA || !fp8, ErrorCode::UNSUPPORTED,
@@ -152,12 +170,12 @@ BertInference::BertInference(ExecutionContext& ctx, const BertConfig& config,
       // (fewer layers) fails here naming the missing site.
       const std::string site = "layer." + std::to_string(l) + ".";
       const float out_x_scale = calibration->scale(site + "output");
-      layer.qkv8 = upload_fp8(qkv_w, calibration->scale(site + "qkv"));
-      layer.attn_out8 =
-          upload_fp8(get(p + "attention.output.dense.weight"), calibration->scale(site + "attention_output"));
-      layer.inter8 =
-          upload_fp8(get(p + "intermediate.dense.weight"), calibration->scale(site + "intermediate"));
-      layer.out8 = upload_fp8(get(p + "output.dense.weight"), out_x_scale);
+      layer.qkv8 = upload_fp8(qkv_w, calibration->scale(site + "qkv"), fp8_weight_scales);
+      layer.attn_out8 = upload_fp8(get(p + "attention.output.dense.weight"),
+                                   calibration->scale(site + "attention_output"), fp8_weight_scales);
+      layer.inter8 = upload_fp8(get(p + "intermediate.dense.weight"),
+                                calibration->scale(site + "intermediate"), fp8_weight_scales);
+      layer.out8 = upload_fp8(get(p + "output.dense.weight"), out_x_scale, fp8_weight_scales);
       layer.out_x_scale_inverse = upload_scale(1.0f / out_x_scale);
     } else {
       layer.qkv_w = upload(qkv_w, dtype_);
@@ -205,7 +223,7 @@ BertInference::BertInference(ExecutionContext& ctx, const BertConfig& config,
     if (!layers_.empty()) {
       const Layer& w = layers_.front();
       fp8_gelu_codes_ = ops::linear_fp8_gelu_e4m3_supported(ctx_, inter_codes_, attn_codes_, w.inter8.weight,
-                                                            w.inter8.x_scale, w.inter8.weight_scale,
+                                                            w.inter8.gemm_x_scale, w.inter8.weight_scale,
                                                             w.inter_b, w.out_x_scale_inverse);
     }
   }
@@ -260,25 +278,25 @@ BertInference::Output BertInference::forward_fp8(const Tensor& input_ids, const 
                                      emb_ln_w_, emb_ln_b_, eps, layers_.empty() ? nullptr : &first);
   for (size_t l = 0; l < layers_.size(); ++l) {
     const Layer& w = layers_[l];
-    ops::linear_fp8_residual_forward(ctx_, qkv, hidden_codes, w.qkv8.weight, w.qkv8.x_scale,
+    ops::linear_fp8_residual_forward(ctx_, qkv, hidden_codes, w.qkv8.weight, w.qkv8.gemm_x_scale,
                                      w.qkv8.weight_scale, w.qkv_b, nullptr);
     // The tensor-core attention kernel writes the E4M3 copy in its epilogue (other head sizes: a pass).
     const ops::E4m3Copy context_copy{&context_codes, &w.attn_out8.x_scale};
     ops::fused_attention_forward(ctx_, context, qkv, attention_mask, config_.num_attention_heads,
                                  &context_copy);
-    ops::linear_fp8_residual_forward(ctx_, attn, context_codes, w.attn_out8.weight, w.attn_out8.x_scale,
+    ops::linear_fp8_residual_forward(ctx_, attn, context_codes, w.attn_out8.weight, w.attn_out8.gemm_x_scale,
                                      w.attn_out8.weight_scale, w.attn_out_b, &hidden);
     const ops::E4m3Copy attn_copy{&attn_codes, &w.inter8.x_scale};
     ops::layer_norm_inference_forward(ctx_, attn, attn, w.ln1_w, w.ln1_b, eps, &attn_copy);
     if (fp8_gelu_codes_) {
-      ops::linear_fp8_gelu_forward(ctx_, inter_codes, attn_codes, w.inter8.weight, w.inter8.x_scale,
+      ops::linear_fp8_gelu_forward(ctx_, inter_codes, attn_codes, w.inter8.weight, w.inter8.gemm_x_scale,
                                    w.inter8.weight_scale, w.inter_b, &w.out_x_scale_inverse);
     } else {
-      ops::linear_fp8_gelu_forward(ctx_, inter, attn_codes, w.inter8.weight, w.inter8.x_scale,
+      ops::linear_fp8_gelu_forward(ctx_, inter, attn_codes, w.inter8.weight, w.inter8.gemm_x_scale,
                                    w.inter8.weight_scale, w.inter_b, nullptr);
       ops::quantize_e4m3_forward(ctx_, inter_codes, inter, w.out8.x_scale);
     }
-    ops::linear_fp8_residual_forward(ctx_, hidden, inter_codes, w.out8.weight, w.out8.x_scale,
+    ops::linear_fp8_residual_forward(ctx_, hidden, inter_codes, w.out8.weight, w.out8.gemm_x_scale,
                                      w.out8.weight_scale, w.out_b, &attn);
     const bool last = l + 1 == layers_.size();
     const ops::E4m3Copy next{&hidden_codes, last ? nullptr : &layers_[l + 1].qkv8.x_scale};

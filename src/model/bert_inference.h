@@ -11,7 +11,8 @@
 // Precisions (DESIGN §5): FP32 (IEEE), TF32 (f32 storage, TF32 GEMMs), BF16 and FP16 (16-bit weights and
 // activations, fp32 accumulation and statistics), FP8 (CUDA, sm_89+): BF16 everywhere except the four encoder
 // GEMMs of every layer (QKV, attention output, intermediate, output), whose weights are E4M3 with one scale
-// per tensor and whose inputs are E4M3 with the calibrated activation scales (model/fp8_calibration.h):
+// per tensor (the default) or per output channel, and whose inputs are E4M3 with the calibrated activation
+// scales (model/fp8_calibration.h):
 //   embeddings + LayerNorm (bf16 + E4M3 copy) -> per layer: fp8 QKV GEMM -> attention (bf16 + E4M3 copy
 //   from the tensor-core kernel's epilogue) -> fp8 output GEMM + bias + residual -> LayerNorm (bf16 + E4M3
 //   copy) -> fp8 GEMM + bias + GELU written as E4M3 by cuBLASLt (else bf16 then a quantise pass, where the
@@ -19,8 +20,9 @@
 //   QKV).
 // The pooler and classifier stay bf16: the pooler reads one token per sequence (B rows, a negligible share of
 // the work) and the classifier has NL = 2 outputs, not a multiple of 16 as fp8 GEMMs need; embeddings,
-// LayerNorm and softmax are not GEMMs. Weight scales are per tensor (docs/ENGINE.md says why not per
-// channel).
+// LayerNorm and softmax are not GEMMs. Per-channel weight scales (cuBLASLt's outer-vector scaling) also give
+// each GEMM its input's scale once per row (backend/cuda/gemm.h): a [B_max T_max] vector per GEMM, filled
+// here once.
 #pragma once
 
 #include <cstdint>
@@ -31,6 +33,7 @@
 
 #include "backend/context.h"
 #include "backend/precision.h"
+#include "core/fp8.h"
 #include "core/tensor.h"
 #include "model/bert_config.h"
 
@@ -49,9 +52,11 @@ class BertInference {
   // the weights or workspaces do not fit. FP8 needs `calibration` (the activation amax of every encoder GEMM
   // input of these layers; read here, not kept): INVALID_ARGUMENT without it or naming a site it lacks;
   // UNSUPPORTED on the CPU, below sm_89, or for a hidden or intermediate size not a multiple of 16.
+  // fp8_weight_scales: one E4M3 scale per weight tensor, or one per output channel (row) of each weight.
   BertInference(ExecutionContext& ctx, const BertConfig& config,
                 const std::map<std::string, Tensor>& parameters, Precision precision, int64_t max_batch_size,
-                int64_t max_sequence_length, const Fp8Calibration* calibration = nullptr);
+                int64_t max_sequence_length, const Fp8Calibration* calibration = nullptr,
+                Fp8Granularity fp8_weight_scales = Fp8Granularity::PER_TENSOR);
 
   // Why this engine cannot run `config` on `device` (the CUDA attention kernels need a head size that is a
   // multiple of 8 up to 128), or nullopt. Checked by the constructor; callers ask first to refuse before
@@ -80,12 +85,15 @@ class BertInference {
   // FP8: whether the intermediate GEMM writes its GELU output as E4M3 itself (cuBLASLt accepted the E4M3
   // output with the GELU epilogue on this device), or writes bf16 that a quantise pass converts.
   bool fp8_gelu_writes_codes() const { return fp8_gelu_codes_; }
+  Fp8Granularity fp8_weight_scales() const { return fp8_weight_scales_; }
 
  private:
-  // The E4M3 form of one encoder GEMM (FP8): weight codes [OC, C], its scale, and the scale of its input
-  // (device [1] f32 each).
+  // The E4M3 form of one encoder GEMM (FP8): weight codes [OC, C], its scales ([1] per tensor, [OC] per
+  // channel), the scale of its input ([1], which the producers of the codes read), and the input scale as
+  // the GEMM reads it: x_scale itself per tensor, per channel x_scale's value for each of [B_max T_max] rows
+  // (device f32 all).
   struct Fp8Linear {
-    Tensor weight, weight_scale, x_scale;
+    Tensor weight, weight_scale, x_scale, gemm_x_scale;
   };
   struct Layer {
     // In FP8 the four GEMM weights are empty (their E4M3 forms below); the biases stay bf16.
@@ -95,7 +103,7 @@ class BertInference {
   };
   Tensor upload(const Tensor& host, DType dtype);
   Tensor upload_scale(float value);
-  Fp8Linear upload_fp8(const Tensor& weight, float x_scale);
+  Fp8Linear upload_fp8(const Tensor& weight, float x_scale, Fp8Granularity granularity);
   Output forward_fp8(const Tensor& input_ids, const Tensor& token_type_ids, const Tensor& attention_mask,
                      const Tensor* labels, Tensor* correct);
 
@@ -112,6 +120,7 @@ class BertInference {
   // FP8: the E4M3 inputs of the four GEMMs ([N, C] hidden, context, attention output; [N, I] intermediate).
   Tensor hidden_codes_, context_codes_, attn_codes_, inter_codes_;
   bool fp8_gelu_codes_ = false;
+  Fp8Granularity fp8_weight_scales_ = Fp8Granularity::PER_TENSOR;
   size_t weight_bytes_ = 0, workspace_bytes_ = 0;
 };
 

@@ -1,7 +1,8 @@
 // The fp8 inference engine (BertInference, Precision::FP8, issue 13) on the GPU: on a small random model
 // (hidden 64, intermediate 128: multiples of 16 as fp8 GEMMs need) calibrated with calibrate_fp8, the logits
 // against the CPU emulation of the same data path (tests/unit/fp8_emulation.h: E4M3 GEMM inputs and weights
-// quantised and decoded, the rest fp32) and, more loosely, against fp32; graph replay against eager; the
+// quantised and decoded, the rest fp32) and, more loosely, against fp32; the same with per-channel weight
+// scales; graph replay against eager; the
 // refusal without a calibration; and on SST-2 dev with a fine-tuned model (NLPF_SST2_MODEL_DIR, e.g. Phase
 // 1's best_model/) fp8 accuracy within 1 point of fp32's. Skipped with the reason where the build has no
 // CUDA, no GPU is visible, the GPU has no fp8 tensor cores (sm_89+), or the model or data are absent.
@@ -81,13 +82,17 @@ Tensor ints(const Batch& batch, const std::vector<int32_t>& v) {
   return t;
 }
 
-// Logits of one batch through an engine on ctx (fp8 with `calibration`).
+// Logits of one batch through an engine on ctx (fp8 with `calibration` and `weight_scales`).
 std::vector<double> engine_logits(ExecutionContext& ctx, const BertConfig& config,
                                   const std::map<std::string, Tensor>& parameters, Precision precision,
-                                  const Batch& batch, const Fp8Calibration* calibration) {
-  BertInference engine(ctx, config, parameters, precision, batch.B + 1, batch.T + 3, calibration);
+                                  const Batch& batch, const Fp8Calibration* calibration,
+                                  Fp8Granularity weight_scales = Fp8Granularity::PER_TENSOR) {
+  BertInference engine(ctx, config, parameters, precision, batch.B + 1, batch.T + 3, calibration,
+                       weight_scales);
   if (precision == Precision::FP8) {
-    std::cout << "[ fp8 ] intermediate GEMM writes E4M3 itself: " << engine.fp8_gelu_writes_codes() << "\n";
+    std::cout << "[ fp8 ] weight scales per "
+              << (weight_scales == Fp8Granularity::PER_CHANNEL ? "channel" : "tensor")
+              << "; intermediate GEMM writes E4M3 itself: " << engine.fp8_gelu_writes_codes() << "\n";
   }
   const bool gpu = ctx.device().type == DeviceType::CUDA;
   const auto up = [&](const Tensor& t) { return gpu ? to_device(ctx, t) : t; };
@@ -134,6 +139,45 @@ TEST_F(CudaFp8InferenceTest, LogitsMatchTheCpuEmulationAndStayNearFp32) {
       << "against the CPU emulation";
   EXPECT_TRUE(test::all_close(gpu, fp32, test::Tolerance{kVsFp32, kVsFp32 * largest_abs(fp32)}))
       << "against fp32";
+}
+
+TEST_F(CudaFp8InferenceTest, PerChannelWeightScalesMatchTheCpuEmulationWithPerChannelScales) {
+  // The engine with one E4M3 scale per output channel of every encoder weight (cuBLASLt's outer-vector
+  // scales) against the emulation quantising the same rows, within the per-tensor test's bound; and not
+  // the per-tensor engine's logits (the option reaches the GEMMs).
+  const BertConfig config = small_config();
+  BertForSequenceClassification model(config, 80);
+  std::mt19937 rng(7);
+  const TokenizedDataset calibration_set = random_dataset(rng, 24, 48, 101);
+  const Fp8Calibration calibration = calibrate_fp8(model, calibration_set, 24, 7, 8, 48);
+  const TokenizedDataset data = random_dataset(rng, 5, 37, 101);
+  const std::vector<int64_t> order = sequential_order(data.size());
+  const Batch batch = make_batch(data, order, PaddingMode::LONGEST, 37);
+  const std::vector<double> gpu = engine_logits(*ctx_, config, model.parameters(), Precision::FP8, batch,
+                                                &calibration, Fp8Granularity::PER_CHANNEL);
+  const std::vector<double> emulated =
+      test::fp8_emulated_logits(config, model.parameters(), calibration, batch, Fp8Granularity::PER_CHANNEL);
+  EXPECT_TRUE(
+      test::all_close(gpu, emulated, test::Tolerance{kVsEmulation, kVsEmulation * largest_abs(emulated)}))
+      << "against the CPU emulation with per-channel weight scales";
+  const std::vector<double> per_tensor =
+      engine_logits(*ctx_, config, model.parameters(), Precision::FP8, batch, &calibration);
+  EXPECT_NE(gpu, per_tensor) << "per-channel scales gave the per-tensor engine's logits";
+}
+
+TEST_F(CudaFp8InferenceTest, PerChannelGraphReplayEqualsEager) {
+  // The per-row input scales live in device memory like the per-tensor ones: a captured pass replays them.
+  const BertConfig config = small_config();
+  BertForSequenceClassification model(config, 81);
+  std::mt19937 rng(8);
+  const TokenizedDataset data = random_dataset(rng, 29, 40, 101);
+  const Fp8Calibration calibration = calibrate_fp8(model, data, 16, 3, 8, 40);
+  BertInference engine(*ctx_, config, model.parameters(), Precision::FP8, 8, 40, &calibration,
+                       Fp8Granularity::PER_CHANNEL);
+  InferenceRunner graphs(engine, data, {.batch_size = 8, .padding = PaddingMode::LONGEST});
+  InferenceRunner eager(engine, data,
+                        {.batch_size = 8, .padding = PaddingMode::LONGEST, .use_graphs = false});
+  EXPECT_EQ(graphs.run_pass().predictions, eager.run_pass().predictions) << "graph replay differs from eager";
 }
 
 TEST_F(CudaFp8InferenceTest, GraphReplayEqualsEager) {

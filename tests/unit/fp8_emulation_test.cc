@@ -62,5 +62,72 @@ TEST(Fp8Emulation, QuantisesAndStaysNearFp32) {
   EXPECT_TRUE(test::all_close(emulated, fp32, test::Tolerance{0.15, 0.15 * largest}));
 }
 
+TEST(Fp8Emulation, PerChannelQuantisesEachRowWithItsOwnScale) {
+  // Rows 2^12 apart: per channel every row keeps E4M3's relative precision (as quantize_weight_e4m3 per
+  // channel, decoded), per tensor the small row falls to E4M3's subnormals.
+  const int64_t OC = 2, C = 16;
+  std::vector<double> values;
+  for (int64_t o = 0; o < OC; ++o) {
+    for (int64_t c = 0; c < C; ++c) values.push_back((o == 0 ? 1.0 : 1.0 / 4096) * (0.3 + 0.05 * c));
+  }
+  const std::map<std::string, Tensor> parameters{{"w", test::f32_tensor({OC, C}, values)}};
+  const Tensor channel = test::fp8_decoded_weight(parameters, {"w"}, true, Fp8Granularity::PER_CHANNEL),
+               tensor = test::fp8_decoded_weight(parameters, {"w"}, true, Fp8Granularity::PER_TENSOR);
+  std::vector<float> weight(values.begin(), values.end());
+  const QuantizedWeight q = quantize_weight_e4m3(weight, OC, C, Fp8Granularity::PER_CHANNEL);
+  double channel_error = 0, tensor_error = 0;
+  for (int64_t i = 0; i < OC * C; ++i) {
+    const auto at = static_cast<size_t>(i);
+    EXPECT_EQ(channel.data<float>()[i], e4m3_to_f32(q.codes[at]) * q.scales[static_cast<size_t>(i / C)]) << i;
+    if (i >= C) {  // the small row
+      channel_error = std::max(channel_error, std::abs(channel.data<float>()[i] - values[at]) / values[at]);
+      tensor_error = std::max(tensor_error, std::abs(tensor.data<float>()[i] - values[at]) / values[at]);
+    }
+  }
+  EXPECT_LE(channel_error, 1.0 / 16);  // half a step of 3 mantissa bits
+  EXPECT_GT(tensor_error, 1.0 / 16);
+}
+
+TEST(Fp8Emulation, PerChannelWeightScalesChangeTheLogitsAndStayNearFp32) {
+  BertConfig config;
+  config.vocab_size = 101;
+  config.hidden_size = 64;
+  config.num_hidden_layers = 2;
+  config.num_attention_heads = 2;
+  config.intermediate_size = 128;
+  config.max_position_embeddings = 64;
+  config.initializer_range = 0.1;
+  BertForSequenceClassification model(config, 78);
+  std::mt19937 rng(6);
+  TokenizedDataset data;
+  data.max_length = 29;
+  std::uniform_int_distribution<int32_t> id(4, 100);
+  std::uniform_int_distribution<int64_t> length(3, 29);
+  for (int64_t i = 0; i < 8; ++i) {
+    Encoding e;
+    const int64_t len = length(rng);
+    for (int64_t t = 0; t < len; ++t) {
+      e.input_ids.push_back(t == 0 ? 2 : t == len - 1 ? 3 : id(rng));
+      e.token_type_ids.push_back(0);
+      e.attention_mask.push_back(1);
+    }
+    data.encodings.push_back(e);
+    data.labels.push_back(static_cast<int32_t>(i % 2));
+  }
+  const Fp8Calibration calibration = calibrate_fp8(model, data, 8, 7, 4, 29);
+  Batch batch = make_batch(data, sequential_order(data.size()), PaddingMode::LONGEST, 29);
+  const std::vector<double> channel = test::fp8_emulated_logits(config, model.parameters(), calibration,
+                                                                batch, Fp8Granularity::PER_CHANNEL),
+                            tensor =
+                                test::fp8_emulated_logits(config, model.parameters(), calibration, batch);
+  batch.labels.clear();
+  const ModelOutput out = model.forward(batch, ForwardMode::EVAL);
+  const std::vector<double> fp32(out.logits.data<float>(), out.logits.data<float>() + out.logits.numel());
+  double largest = 0;
+  for (const double v : fp32) largest = std::max(largest, std::abs(v));
+  EXPECT_NE(channel, tensor) << "per-channel scales quantised as per-tensor ones";
+  EXPECT_TRUE(test::all_close(channel, fp32, test::Tolerance{0.15, 0.15 * largest}));
+}
+
 }  // namespace
 }  // namespace nlpf
