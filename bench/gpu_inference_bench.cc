@@ -26,6 +26,7 @@
 #include "backend/device.h"
 #include "core/error.h"
 #include "core/file_util.h"
+#include "core/fp8.h"
 #include "experiment/run_files.h"
 #include "measure/batch_timer.h"
 #include "measure/energy_meter.h"
@@ -56,8 +57,9 @@ struct Options {
   int64_t max_length = 128;
   ProtocolOptions protocol;
   double gpu_warmup_seconds = 25.0;
-  std::string gemm_selection = "autotune";  // or heuristic (backend/context.h)
-  int64_t calibration_examples = 256;       // fp8 only
+  std::string gemm_selection = "autotune";   // or heuristic (backend/context.h)
+  int64_t calibration_examples = 256;        // fp8 only
+  std::string fp8_weight_scales = "tensor";  // fp8 only: tensor or channel (core/fp8.h)
 };
 
 json optional_json(const std::optional<double>& v) {
@@ -85,6 +87,7 @@ json measure(ExecutionContext& gpu, EnergyMeter& meter, PowerSampler& sampler,
                  {"padding", padding_text},
                  {"gemm_selection", o.gemm_selection},
                  {"max_length", o.max_length},
+                 {"fp8_weight_scales", precision_text == "fp8" ? json(o.fp8_weight_scales) : json(nullptr)},
                  {"examples_per_pass", data.size()},
                  {"error", nullptr}};
   try {
@@ -100,7 +103,8 @@ json measure(ExecutionContext& gpu, EnergyMeter& meter, PowerSampler& sampler,
             o.gemm_selection == "heuristic" ? GemmSelection::HEURISTIC : GemmSelection::AUTOTUNE};
     BertInference engine(gpu, model.config(), model.parameters(), precision, batch_size,
                          planned_sequence_length(data, options),
-                         precision == Precision::FP8 ? calibration : nullptr);
+                         precision == Precision::FP8 ? calibration : nullptr,
+                         parse_fp8_weight_scales(o.fp8_weight_scales));
     InferenceRunner runner(engine, data, options);
     if (!gpu_warm) {
       warm_up_gpu(runner, o.gpu_warmup_seconds);
@@ -233,6 +237,9 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"autotune", "heuristic"}));
   app.add_option("--calibration-examples", o.calibration_examples,
                  "fp8: dev examples for the activation scales");
+  app.add_option("--fp8-weight-scales", o.fp8_weight_scales,
+                 "fp8: one E4M3 scale per weight (tensor) or per output channel (channel)")
+      ->check(CLI::IsMember({"tensor", "channel"}));
   app.add_option("--out", o.out, "also write the JSON here (rewritten after every record)");
   CLI11_PARSE(app, argc, argv);
   try {

@@ -55,6 +55,11 @@ void add_sweep(CLI::App& sub, SweepKind sweep, Action& action) {
                    "training examples (a seeded choice, on the CPU fp32 model; stored in the run directory)")
         ->capture_default_str()
         ->check(positive());
+    sub.add_option(flag_names("fp8-weight-scales"), o.fp8_weight_scales,
+                   "fp8: quantise each weight with one E4M3 scale (tensor) or one per output channel "
+                   "(channel); recorded in run.json and each fp8 point's metrics.json")
+        ->capture_default_str()
+        ->check(CLI::IsMember({"tensor", "channel"}));
   }
   if (sweep == SweepKind::PADDING || grid) {
     auto* opt = sub.add_option(flag_names("paddings"), o.paddings, "Evaluation paddings to sweep")

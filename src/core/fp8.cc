@@ -92,6 +92,17 @@ QuantizedWeight quantize_weight_e4m3(std::span<const float> weight, int64_t OC, 
   return out;
 }
 
+const char* fp8_weight_scales_name(Fp8Granularity granularity) {
+  return granularity == Fp8Granularity::PER_CHANNEL ? "channel" : "tensor";
+}
+
+Fp8Granularity parse_fp8_weight_scales(const std::string& name) {
+  if (name == "tensor") return Fp8Granularity::PER_TENSOR;
+  if (name == "channel") return Fp8Granularity::PER_CHANNEL;
+  NLPF_THROW(ErrorCode::INVALID_ARGUMENT, "--fp8-weight-scales ", name,
+             ": expected tensor (one scale per weight) or channel (one per output channel)");
+}
+
 void AmaxObserver::observe(std::span<const float> x) {
   amax_ = std::max(amax_, amax_of(x, site_.c_str()));
   values_ += static_cast<int64_t>(x.size());

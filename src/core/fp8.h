@@ -38,6 +38,10 @@ struct QuantizedWeight {
   std::vector<float> scales;   // [OC] per channel, or [1] per tensor
 };
 enum class Fp8Granularity { PER_TENSOR, PER_CHANNEL };
+// The command line's spelling of the weight-scale granularity (--fp8-weight-scales): "tensor" or "channel";
+// parse throws INVALID_ARGUMENT naming the option for anything else.
+const char* fp8_weight_scales_name(Fp8Granularity granularity);
+Fp8Granularity parse_fp8_weight_scales(const std::string& name);
 QuantizedWeight quantize_weight_e4m3(std::span<const float> weight, int64_t OC, int64_t C,
                                      Fp8Granularity granularity);
 

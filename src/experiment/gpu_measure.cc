@@ -31,7 +31,7 @@ auto with_gpu_passes(ExecutionContext& gpu, const BertConfig& config,
   std::unique_ptr<BertInference> engine;
   try {
     engine = std::make_unique<BertInference>(gpu, config, parameters, options.precision, options.batch_size,
-                                             length, options.fp8_calibration);
+                                             length, options.fp8_calibration, options.fp8_weight_scales);
   } catch (const Error& e) {
     if (e.code() != ErrorCode::OUT_OF_MEMORY) throw;
     NLPF_THROW(ErrorCode::OUT_OF_MEMORY, "batch size ", options.batch_size, " at length ", length, " (",

@@ -10,6 +10,7 @@
 
 #include "backend/context.h"
 #include "backend/precision.h"
+#include "core/fp8.h"
 #include "core/tensor.h"
 #include "measure/energy_meter.h"
 #include "measure/metrics_json.h"
@@ -29,6 +30,8 @@ struct GpuEvaluationOptions {
   // FP8's activation scales (model/fp8_calibration.h); required for Precision::FP8, read when the engine is
   // built.
   const Fp8Calibration* fp8_calibration = nullptr;
+  // FP8's weight scales: one per weight tensor, or one per output channel.
+  Fp8Granularity fp8_weight_scales = Fp8Granularity::PER_TENSOR;
 };
 
 // One evaluation pass (predictions in file order, accuracy, batch latencies from CUDA events).

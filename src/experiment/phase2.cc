@@ -24,6 +24,7 @@
 #include "core/allocator.h"
 #include "core/error.h"
 #include "core/file_util.h"
+#include "core/fp8.h"
 #include "experiment/gpu_measure.h"
 #include "experiment/phase2_steps.h"
 #include "experiment/run_files.h"
@@ -291,6 +292,7 @@ Phase2Plan plan_phase2(const Phase2Settings& s) {
   NLPF_CHECK(s.refit_epochs >= 0, ErrorCode::INVALID_ARGUMENT, "--refit-epochs must be >= 0");
   NLPF_CHECK(s.calibration_batches >= 1, ErrorCode::INVALID_ARGUMENT,
              "--calibration-batches must be >= 1 (fp8's activation scales come from them)");
+  parse_fp8_weight_scales(s.fp8_weight_scales);  // "tensor" or "channel", else the option's error
   plan.refit = s.refit_epochs > 0 && (s.sweep == SweepKind::LAYERS || s.sweep == SweepKind::GRID);
   check_data_settings(s.data, /*need_train=*/false);
   plan.config = BertConfig::load(plan.model_dir / "config.json");
@@ -485,7 +487,8 @@ MeasuredPoint measure_point(const Phase2Plan& plan, const Phase2Inputs& in, Poin
       const GpuEvaluationOptions options{.precision = precision,
                                          .batch_size = point.eval_batch_size,
                                          .padding = padding,
-                                         .fp8_calibration = calibration ? &*calibration : nullptr};
+                                         .fp8_calibration = calibration ? &*calibration : nullptr,
+                                         .fp8_weight_scales = parse_fp8_weight_scales(s.fp8_weight_scales)};
       measured = measure_on_gpu(*measurer.gpu, meter, sampler, model->config(), model->parameters(),
                                 eval_data, options, s.protocol, inputs);
     } else {
@@ -518,7 +521,10 @@ MeasuredPoint measure_point(const Phase2Plan& plan, const Phase2Inputs& in, Poin
                      {"refit_epochs", refit ? s.refit_epochs : 0},
                      {"truncated_examples", eval_data.num_truncated},
                      {"eval_examples", eval_data.size()}};
-  if (precision_is_fp8) point_info["fp8_calibration"] = fp8_calibration_file_name(plan, point);  // its scales
+  if (precision_is_fp8) {
+    point_info["fp8_calibration"] = fp8_calibration_file_name(plan, point);  // its activation scales
+    point_info["fp8_weight_scales"] = s.fp8_weight_scales;                   // per tensor or per channel
+  }
   StagedDirectory point_dir(directory);
   std::ostringstream lines;
   for (size_t i = 0; i < predictions.size(); ++i) {
@@ -610,6 +616,8 @@ Phase2Finish finish_phase2(const Phase2Plan& plan, const Phase2Inputs& in,
       {"skip_failed_precisions", s.skip_failed_precisions},
       // fp8's activation calibration: batches of the fixed eval_batch_size training examples (ENGINE.md)
       {"calibration_batches", s.calibration_batches},
+      // fp8's weight scales: one per weight ("tensor") or per output channel ("channel")
+      {"fp8_weight_scales", s.fp8_weight_scales},
       {"device", s.device},
       {"runs_dir", s.runs_dir},
       // GPU: a longest or bucketed batch is padded up to a multiple of 8 tokens (CUDA graphs per shape).

@@ -60,6 +60,9 @@ struct Phase2Settings {
   // calibration_batches x eval_batch_size training examples (a seeded choice; the fixed --eval-batch-size, so
   // a batch-size sweep calibrates its fp8 points alike), on the CPU fp32 model of each (length, layers kept).
   int64_t calibration_batches = 8;
+  // FP8 weight scales (core/fp8.h: fp8_weight_scales_name): "tensor" (one per weight) or "channel" (one per
+  // output channel), for every fp8 point of the sweep.
+  std::string fp8_weight_scales = "tensor";
   bool skip_failed_precisions = false;
   std::string device = "auto";
   std::string runs_dir = "runs";

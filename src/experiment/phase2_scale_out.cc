@@ -309,6 +309,7 @@ json phase2_settings_json(const Phase2Settings& s) {
           {"refit_epochs", s.refit_epochs},
           {"skip_failed_precisions", s.skip_failed_precisions},
           {"calibration_batches", s.calibration_batches},
+          {"fp8_weight_scales", s.fp8_weight_scales},
           {"device", s.device},
           {"runs_dir", s.runs_dir},
           {"protocol",
@@ -358,6 +359,7 @@ Phase2Settings phase2_settings_from_json(const json& j) {
     s.refit_epochs = j.at("refit_epochs").get<int>();
     s.skip_failed_precisions = j.at("skip_failed_precisions").get<bool>();
     s.calibration_batches = j.value("calibration_batches", s.calibration_batches);  // absent before fp8
+    s.fp8_weight_scales = j.value("fp8_weight_scales", s.fp8_weight_scales);  // absent before per channel
     s.device = j.at("device").get<std::string>();
     s.runs_dir = j.at("runs_dir").get<std::string>();
     const json& p = j.at("protocol");

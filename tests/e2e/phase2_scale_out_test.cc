@@ -44,8 +44,10 @@ TEST(Phase2ScaleOut, SettingsSurvivePlanJson) {
   s.data.max_eval_examples = 7;
   s.protocol.cooldown_seconds = 0.5;
   s.calibration_batches = 3;
+  s.fp8_weight_scales = "channel";
   const json j = phase2_settings_json(s);
   EXPECT_EQ(j["calibration_batches"], 3);
+  EXPECT_EQ(j["fp8_weight_scales"], "channel");
   EXPECT_EQ(phase2_settings_json(phase2_settings_from_json(j)), j);
   EXPECT_TRUE(fs::path(j["data"]["eval_file"].get<std::string>()).is_absolute());
 }

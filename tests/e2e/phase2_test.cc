@@ -323,6 +323,27 @@ TEST(Phase2, UnsupportedPrecisionRefusedBeforeAnyWorkUnlessSkipped) {
     EXPECT_EQ(entry.path().filename().string().find("fp8_calibration"), std::string::npos) << entry.path();
   }
   EXPECT_EQ(json::parse(read_file(result.run_directory / "run.json"))["config"]["calibration_batches"], 8);
+  EXPECT_EQ(json::parse(read_file(result.run_directory / "run.json"))["config"]["fp8_weight_scales"],
+            "tensor");
+}
+
+// --fp8-weight-scales: validated when the sweep is planned (one clear error naming the option), and stored
+// with the run (run.json's config; each fp8 point's metrics.json names it too, on a GPU).
+TEST(Phase2, Fp8WeightScalesAreValidatedAndStoredWithTheRun) {
+  const TempDir temp("phase2_fp8_weight_scales");
+  Quiet q;
+  Phase2Settings s = tiny_phase2(temp.path(), SweepKind::PRECISION, q);
+  s.precisions = {"fp32", "fp8"};
+  s.skip_failed_precisions = true;
+  s.fp8_weight_scales = "row";
+  std::string message;
+  EXPECT_EQ(code_of([&] { plan_phase2(s); }, message), ErrorCode::INVALID_ARGUMENT);
+  EXPECT_NE(message.find("--fp8-weight-scales row"), std::string::npos) << message;
+  s.fp8_weight_scales = "channel";
+  const Phase2Result result = run_phase2(s);
+  EXPECT_EQ(result.points_measured, 1);  // fp8 refused on the CPU, as per tensor
+  EXPECT_EQ(json::parse(read_file(result.run_directory / "run.json"))["config"]["fp8_weight_scales"],
+            "channel");
 }
 
 // fp8's activation scales in a sweep (phase2_steps.h): calibrated once per (length, layers) on the training

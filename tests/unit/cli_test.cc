@@ -71,7 +71,8 @@ TEST(Cli, BadValueNamesOption) {
         "phase2 grid --baseline-model-directory x --batch-sizes 0",
         "phase2 grid --baseline-model-directory x --eval-batch-sizes -4",
         "phase2 precision --baseline-model-directory x --calibration-batches 0",
-        "phase2 grid --baseline-model-directory x --precisions fp8 --calibration_batches two"}) {
+        "phase2 grid --baseline-model-directory x --precisions fp8 --calibration_batches two",
+        "phase2 precision --baseline-model-directory x --precisions fp8 --fp8-weight-scales row"}) {
     Result r = run_nlpf(args);
     EXPECT_EQ(r.exit_code, 2) << args << ": " << r.output;
     EXPECT_EQ(count_lines(r.output), 1) << args << ": " << r.output;
@@ -90,6 +91,9 @@ TEST(Cli, UnderscoreSpellingsAccepted) {
   Result c =
       run_nlpf("phase2 precision --baseline-model-directory m --precisions fp8 --calibration_batches 4");
   EXPECT_NE(c.exit_code, 2) << c.output;
+  Result w =
+      run_nlpf("phase2 grid --baseline-model-directory m --precisions fp8 --fp8_weight_scales channel");
+  EXPECT_NE(w.exit_code, 2) << w.output;
   for (const char* args :
        {"run_phase_2_batch_size --baseline_model_directory m --batch_sizes 1 8 --padding longest",
         "run_phase_2_padding --baseline_model_directory m --paddings max-length bucketed",

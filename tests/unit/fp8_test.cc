@@ -119,6 +119,20 @@ TEST(Fp8, PerChannelWeightWithinHalfAStepOfEachRow) {
   EXPECT_EQ(zero_codes, C) << "row 0 (values ~1e-3 against an amax ~1e3) flushes to 0 per tensor";
 }
 
+TEST(Fp8, WeightScaleNamesRoundTripAndABadOneNamesTheOption) {
+  for (const Fp8Granularity g : {Fp8Granularity::PER_TENSOR, Fp8Granularity::PER_CHANNEL}) {
+    EXPECT_EQ(parse_fp8_weight_scales(fp8_weight_scales_name(g)), g);
+  }
+  EXPECT_STREQ(fp8_weight_scales_name(Fp8Granularity::PER_CHANNEL), "channel");
+  try {
+    parse_fp8_weight_scales("per-row");
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::INVALID_ARGUMENT);
+    EXPECT_NE(std::string(e.what()).find("--fp8-weight-scales per-row"), std::string::npos) << e.what();
+  }
+}
+
 TEST(Fp8, ObserverTakesTheLargestMagnitudeOverBatchesAndRefusesNonFinite) {
   AmaxObserver observer("layer 0 attention output");
   observer.observe(std::vector<float>{0.5f, -3.0f, 2.0f});
