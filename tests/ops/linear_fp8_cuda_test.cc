@@ -12,6 +12,7 @@
 
 #include "core/fp8.h"
 #include "ops/cuda_op_test_util.h"
+#include "ops/bert_fused.h"
 #include "ops/linear.h"
 
 namespace nlpf::test {
