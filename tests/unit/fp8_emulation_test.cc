@@ -63,12 +63,12 @@ TEST(Fp8Emulation, QuantisesAndStaysNearFp32) {
 }
 
 TEST(Fp8Emulation, PerChannelQuantisesEachRowWithItsOwnScale) {
-  // Rows 2^12 apart: per channel every row keeps E4M3's relative precision (as quantize_weight_e4m3 per
+  // Rows 2^18 apart: per channel every row keeps E4M3's relative precision (as quantize_weight_e4m3 per
   // channel, decoded), per tensor the small row falls to E4M3's subnormals.
   const int64_t OC = 2, C = 16;
   std::vector<double> values;
   for (int64_t o = 0; o < OC; ++o) {
-    for (int64_t c = 0; c < C; ++c) values.push_back((o == 0 ? 1.0 : 1.0 / 4096) * (0.3 + 0.05 * c));
+    for (int64_t c = 0; c < C; ++c) values.push_back((o == 0 ? 1.0 : 1.0 / 262144) * (0.3 + 0.05 * c));
   }
   const std::map<std::string, Tensor> parameters{{"w", test::f32_tensor({OC, C}, values)}};
   const Tensor channel = test::fp8_decoded_weight(parameters, {"w"}, true, Fp8Granularity::PER_CHANNEL),
