@@ -219,7 +219,8 @@ BertInference::BertInference(ExecutionContext& ctx, const BertConfig& config,
     context_codes_ = workspace(DType::F8E4M3, {N, C});
     attn_codes_ = workspace(DType::F8E4M3, {N, C});
     inter_codes_ = workspace(DType::F8E4M3, {N, I});
-    // Asked once here, at the planned shape, so that a refusal never surfaces inside a (captured) forward.
+    // Asked once here, at the planned shape, so that a refusal never surfaces inside a (captured) forward
+    // (with per-channel weight scales the answer is no: backend/cuda/gemm.h).
     if (!layers_.empty()) {
       const Layer& w = layers_.front();
       fp8_gelu_codes_ = ops::linear_fp8_gelu_e4m3_supported(ctx_, inter_codes_, attn_codes_, w.inter8.weight,

@@ -22,7 +22,8 @@
 // the work) and the classifier has NL = 2 outputs, not a multiple of 16 as fp8 GEMMs need; embeddings,
 // LayerNorm and softmax are not GEMMs. Per-channel weight scales (cuBLASLt's outer-vector scaling) also give
 // each GEMM its input's scale once per row (backend/cuda/gemm.h): a [B_max T_max] vector per GEMM, filled
-// here once.
+// here once; that mode has no E4M3 output, so the intermediate GEMM then writes bf16 and a quantise pass
+// follows (fp8_gelu_writes_codes() false).
 #pragma once
 
 #include <cstdint>

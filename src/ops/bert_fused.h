@@ -62,7 +62,8 @@ void linear_fp8_residual_forward(ExecutionContext& ctx, Tensor& y, const Tensor&
 
 // FP8: y [..., OC] = gelu_tanh((x_scale x) (weight_scale W)^T + bias), arguments as above. y BF16 or F16
 // (y_scale_inverse nullptr), or F8E4M3 codes for the next fp8 GEMM with y_scale_inverse [1] f32 = 1 / y's
-// scale (the GEMM writes e4m3(gelu * y_scale_inverse); bias BF16). CUDA only.
+// scale (the GEMM writes e4m3(gelu * y_scale_inverse); bias BF16; per-tensor scales only: UNSUPPORTED with
+// per-channel ones, backend/cuda/gemm.h). CUDA only.
 void linear_fp8_gelu_forward(ExecutionContext& ctx, Tensor& y, const Tensor& x, const Tensor& weight,
                              const Tensor& x_scale, const Tensor& weight_scale, const Tensor& bias,
                              const Tensor* y_scale_inverse);

@@ -10,9 +10,10 @@
 #include <random>
 #include <vector>
 
+#include "core/error.h"
 #include "core/fp8.h"
-#include "ops/cuda_op_test_util.h"
 #include "ops/bert_fused.h"
+#include "ops/cuda_op_test_util.h"
 #include "ops/linear.h"
 
 namespace nlpf::test {
@@ -199,6 +200,30 @@ TEST_F(LinearFp8Cuda, PerChannelScalesKeepTheSmallChannelsThatPerTensorLoses) {
             << ", per channel " << channel_error << "\n";
   EXPECT_LT(channel_error, 0.1);  // E4M3's rounding of the weights (and of x, in both), summed over C
   EXPECT_LT(channel_error, tensor_error / 4);
+}
+
+TEST_F(LinearFp8Cuda, PerChannelScalesHaveNoE4m3Output) {
+  // cuBLAS's outer-vector scaling has no D scale: the GELU GEMM with E4M3 codes out is refused with the
+  // reason, and the capability question the engine asks says no (it then writes bf16 and quantises).
+  std::mt19937 rng(14);
+  const int64_t N = 8, C = 32, OC = 48;
+  float x_scale = 0;
+  const Tensor x = device(codes_of(rng, {N, C}, 1.0f, &x_scale));
+  std::vector<double> factor;
+  const QuantizedWeight q =
+      quantize_weight_e4m3(graded_weight(rng, OC, C, &factor), OC, C, Fp8Granularity::PER_CHANNEL);
+  const Tensor w = device(weight_codes(q, OC, C)), ws = device(scales_of(q.scales)),
+               xs = device(row_scales(x_scale, N)), bias = device(Tensor::zeros(DType::BF16, {OC})),
+               y_scale_inverse = device(f32_tensor({1}, {1.0}));
+  Tensor codes = poisoned({N, OC}, DType::F8E4M3);
+  EXPECT_FALSE(ops::linear_fp8_gelu_e4m3_supported(gpu(), codes, x, w, xs, ws, bias, y_scale_inverse));
+  try {
+    ops::linear_fp8_gelu_forward(gpu(), codes, x, w, xs, ws, bias, &y_scale_inverse);
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::UNSUPPORTED);
+    EXPECT_NE(std::string(e.what()).find("per-channel"), std::string::npos) << e.what();
+  }
 }
 
 }  // namespace

@@ -351,6 +351,10 @@ Problem fp8_problem(const Fp8GemmArgs& g) {
   NLPF_CHECK(g.weight_scale_count == 1 || g.weight_scale_count == g.OC, ErrorCode::INVALID_ARGUMENT,
              "gemm_fp8: weight_scale_count=", g.weight_scale_count, " (expected 1 per tensor or OC=", g.OC,
              " per output channel)");
+  // cuBLAS's outer-vector scaling has no D scale (its D is f16, bf16 or f32): gemm.h.
+  NLPF_CHECK(!(fp8_out && g.weight_scale_count != 1), ErrorCode::UNSUPPORTED,
+             "gemm_fp8: an E4M3 output with per-channel weight scales (cuBLASLt's outer-vector scaling "
+             "writes f16, bf16 or f32 only)");
   NLPF_CHECK(fp8_out == (g.y_scale_inverse != nullptr), ErrorCode::INVALID_ARGUMENT,
              "gemm_fp8: y_scale_inverse is required for an E4M3 output and only for it");
   NLPF_CHECK(!(fp8_out && g.residual), ErrorCode::INVALID_ARGUMENT,
@@ -379,6 +383,9 @@ void gemm_fp8(ExecutionContext& ctx, const Fp8GemmArgs& g) {
 }
 
 bool gemm_fp8_available(ExecutionContext& ctx, const Fp8GemmArgs& g) {
+  if (g.out_dtype == DType::F8E4M3 && g.weight_scale_count != 1 && g.weight_scale_count == g.OC) {
+    return false;  // E4M3 output with outer-vector scales: not offered by cuBLASLt (gemm.h)
+  }
   const Problem p = fp8_problem(g);
   CudaContext& cuda = cuda_context(ctx);
   try {

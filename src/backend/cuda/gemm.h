@@ -53,9 +53,11 @@ struct GemmArgs {
 // mode is set on both operands, as PyTorch's row-wise scaled_mm sets it: product element (i, j) of
 // cuBLASLt's op(A) [M, K] op(B) [K, N] is multiplied by A's scale i and B's scale j; its A is W (M = OC: one
 // scale per row of W, an output channel) and its B is x (N rows: x_scale then holds N values, x's per-tensor
-// scale repeated; a caller keeps one buffer for its largest N). Whether cuBLASLt accepts an E4M3 output (the
-// D scale) with outer-vector operand scales is asked of gemm_fp8_available before use; where it refuses,
-// the caller writes 16 bits and quantises in a pass (model/bert_inference.h).
+// scale repeated; a caller keeps one buffer for its largest N). cuBLAS's documentation of that mode (§
+// "Outer Vector Scaling for FP8 Data Types") requires both A and B scale modes set to it and gives no D
+// scale: D is f16, bf16 or f32 only. So an E4M3 output with per-channel scales is UNSUPPORTED here and
+// gemm_fp8_available says false for it; the caller writes 16 bits and quantises in a pass
+// (model/bert_inference.h).
 struct Fp8GemmArgs {
   void* y = nullptr;                       // [N, OC] in out_dtype
   const void* x = nullptr;                 // [N, C] E4M3, row stride C
@@ -113,8 +115,8 @@ class GemmPlanCache {
 void gemm(ExecutionContext& ctx, const GemmArgs& args);
 void matmul(ExecutionContext& ctx, const MatmulArgs& args);
 // INVALID_ARGUMENT also for C or OC not a multiple of 16, a residual with an E4M3 output or a
-// weight_scale_count other than 1 or OC, UNSUPPORTED for
-// an out_dtype other than F16, BF16 or F8E4M3.
+// weight_scale_count other than 1 or OC, UNSUPPORTED for an out_dtype other than F16, BF16 or F8E4M3, and
+// for an F8E4M3 out_dtype with per-channel weight scales.
 void gemm_fp8(ExecutionContext& ctx, const Fp8GemmArgs& args);
 // Whether cuBLASLt runs gemm_fp8(args) on this device: the plan is built and cached and launched once on
 // args' buffers (call it outside a graph capture, on buffers it may overwrite). A configuration the library
