@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstring>
 #include <iostream>
+#include <numbers>
 #include <random>
 #include <vector>
 
@@ -202,9 +203,11 @@ TEST_F(LinearFp8Cuda, PerChannelScalesKeepTheSmallChannelsThatPerTensorLoses) {
   EXPECT_LT(channel_error, tensor_error / 4);
 }
 
-TEST_F(LinearFp8Cuda, PerChannelScalesHaveNoE4m3Output) {
-  // cuBLAS's outer-vector scaling has no D scale: the GELU GEMM with E4M3 codes out is refused with the
-  // reason, and the capability question the engine asks says no (it then writes bf16 and quantises).
+TEST_F(LinearFp8Cuda, PerChannelGeluWritesBf16AndHasNoE4m3Output) {
+  // The engine's intermediate GEMM with per-channel scales: bf16 out with cuBLASLt's GELU epilogue equals
+  // gelu_tanh of the same product without it (per channel, each column to its own scale). cuBLAS's
+  // outer-vector scaling has no D scale: E4M3 codes out are refused with the reason, and the capability
+  // question the engine asks says no (it then writes bf16 and quantises).
   std::mt19937 rng(14);
   const int64_t N = 8, C = 32, OC = 48;
   float x_scale = 0;
@@ -215,6 +218,26 @@ TEST_F(LinearFp8Cuda, PerChannelScalesHaveNoE4m3Output) {
   const Tensor w = device(weight_codes(q, OC, C)), ws = device(scales_of(q.scales)),
                xs = device(row_scales(x_scale, N)), bias = device(Tensor::zeros(DType::BF16, {OC})),
                y_scale_inverse = device(f32_tensor({1}, {1.0}));
+  Tensor plain = poisoned({N, OC}, DType::BF16), gelu = poisoned({N, OC}, DType::BF16);
+  ops::linear_fp8_forward(gpu(), plain, x, w, xs, ws, bias);
+  ops::linear_fp8_gelu_forward(gpu(), gelu, x, w, xs, ws, bias, nullptr);
+  const std::vector<double> u = to_double(to_host(gpu(), plain).to(DType::F32)),
+                            g = to_double(to_host(gpu(), gelu).to(DType::F32));
+  for (int64_t o = 0; o < OC; ++o) {
+    std::vector<double> actual, expected;
+    double largest_u = 1e-30;
+    for (int64_t n = 0; n < N; ++n) {
+      const double v = u[static_cast<size_t>(n * OC + o)];
+      expected.push_back(0.5 * v *
+                         (1 + std::tanh(std::sqrt(2 / std::numbers::pi) * (v + 0.044715 * v * v * v))));
+      actual.push_back(g[static_cast<size_t>(n * OC + o)]);
+      largest_u = std::max(largest_u, std::abs(v));
+    }
+    // bf16 rounding of u on one side, of gelu(u) on the other (GELU's slope is at most ~1.13), relative to
+    // the channel's pre-activation scale (gelu of a negative u is near 0 but keeps u's rounding error).
+    EXPECT_TRUE(all_close(actual, expected, Tolerance{3.0 / 256, 3.0 / 256 * largest_u}))
+        << "output channel " << o;
+  }
   Tensor codes = poisoned({N, OC}, DType::F8E4M3);
   EXPECT_FALSE(ops::linear_fp8_gelu_e4m3_supported(gpu(), codes, x, w, xs, ws, bias, y_scale_inverse));
   try {
