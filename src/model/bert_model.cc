@@ -312,6 +312,17 @@ void BertForSequenceClassification::layer_forward(int64_t layer, const Tensor& x
 }
 
 ModelOutput BertForSequenceClassification::forward(const Batch& batch, ForwardMode mode, uint64_t step) {
+  return forward_impl(batch, mode, step, nullptr);
+}
+
+ModelOutput BertForSequenceClassification::forward(const Batch& batch, ForwardMode mode, uint64_t step,
+                                                   double* loss) {
+  NLPF_CHECK(loss != nullptr, ErrorCode::INVALID_ARGUMENT, "forward: null loss destination");
+  return forward_impl(batch, mode, step, loss);
+}
+
+ModelOutput BertForSequenceClassification::forward_impl(const Batch& batch, ForwardMode mode, uint64_t step,
+                                                        double* loss) {
   const int64_t B = batch.B, T = batch.T, C = config_.hidden_size, NL = config_.num_labels();
   const int64_t NH = config_.num_attention_heads, L = config_.num_hidden_layers;
   const bool train = mode == ForwardMode::TRAIN;
@@ -334,6 +345,8 @@ ModelOutput BertForSequenceClassification::forward(const Batch& batch, ForwardMo
     expect_size(batch.labels, B, "labels");
     for (int32_t label : batch.labels) has_loss = has_loss && label != kNoLabel;
   }
+  NLPF_CHECK(loss == nullptr || (has_loss && train), ErrorCode::INVALID_ARGUMENT,
+             "forward: a loss destination needs a TRAIN forward of a batch with labels");
   if (has_loss) {
     NLPF_CHECK(NL >= 2, ErrorCode::UNSUPPORTED, "model: num_labels = ", NL,
                " is regression in HF (MSE loss); only single-label classification is supported");
@@ -439,7 +452,11 @@ ModelOutput BertForSequenceClassification::forward(const Batch& batch, ForwardMo
   ops::linear_forward(*ctx_, output.logits, act.classifier_in, p_.classifier_w, p_.classifier_b);
   if (has_loss) {
     act.ce_probs = f32({B, NL});
-    output.loss = ops::cross_entropy_forward(*ctx_, act.ce_probs, output.logits, act.labels);
+    if (loss != nullptr) {
+      ops::cross_entropy_forward(*ctx_, act.ce_probs, output.logits, act.labels, loss);
+    } else {
+      output.loss = ops::cross_entropy_forward(*ctx_, act.ce_probs, output.logits, act.labels);
+    }
   }
   if (train) saved_ = std::move(act);
   return output;
@@ -490,6 +507,15 @@ void BertForSequenceClassification::layer_backward(int64_t layer, Tensor& dh, co
 }
 
 void BertForSequenceClassification::backward(double dloss) {
+  backward_impl(dloss, nullptr);
+}
+
+void BertForSequenceClassification::backward(const double* dloss) {
+  NLPF_CHECK(dloss != nullptr, ErrorCode::INVALID_ARGUMENT, "backward: null dloss");
+  backward_impl(0.0, dloss);
+}
+
+void BertForSequenceClassification::backward_impl(double dloss, const double* device_dloss) {
   NLPF_CHECK(saved_.has_value(), ErrorCode::INVALID_ARGUMENT,
              "backward: no activations kept; run forward(batch, ForwardMode::TRAIN) first");
   NLPF_CHECK(saved_->has_loss, ErrorCode::INVALID_ARGUMENT,
@@ -501,7 +527,11 @@ void BertForSequenceClassification::backward(double dloss) {
 
   // Classifier, dropout, pooler.
   Tensor dlogits = f32(act.ce_probs.shape());
-  ops::cross_entropy_backward(*ctx_, dlogits, act.ce_probs, act.labels, dloss);
+  if (device_dloss != nullptr) {
+    ops::cross_entropy_backward(*ctx_, dlogits, act.ce_probs, act.labels, device_dloss);
+  } else {
+    ops::cross_entropy_backward(*ctx_, dlogits, act.ce_probs, act.labels, dloss);
+  }
   Tensor dpooled = f32({B, C});
   ops::linear_backward(*ctx_, dpooled, dp_.classifier_w, dp_.classifier_b, dlogits, act.classifier_in,
                        p_.classifier_w);

@@ -82,10 +82,17 @@ class BertForSequenceClassification {
   // forward's); EVAL releases whatever a TRAIN forward kept. Errors: INVALID_ARGUMENT naming the batch
   // field (inconsistent sizes, T > max_position_embeddings, ids or labels out of range).
   ModelOutput forward(const Batch& batch, ForwardMode mode, uint64_t step = 0);
+  // A TRAIN forward of a labelled batch that writes the loss to `loss`, a double in context memory (device
+  // memory on CUDA), instead of reading it back: ModelOutput::loss stays empty and a CUDA forward never waits
+  // for the loss (a training step's scalars stay on the device). INVALID_ARGUMENT when the batch has no
+  // labels.
+  ModelOutput forward(const Batch& batch, ForwardMode mode, uint64_t step, double* loss);
 
   // Gradients of loss * dloss (dloss: the loss scale under fp16, else 1) after a TRAIN forward with labels,
   // added to gradients(). May be called again (each call adds the same gradients once more).
   void backward(double dloss = 1.0);
+  // The same with dloss read from context memory (the loss scale a training step keeps on the device).
+  void backward(const double* dloss);
 
   void zero_grad();
   // Moves parameters and gradients to ctx's device (copies; the old storage is freed) and runs every later
@@ -137,6 +144,8 @@ class BertForSequenceClassification {
   bool has_saved_activations() const { return saved_.has_value(); }
 
  private:
+  ModelOutput forward_impl(const Batch& batch, ForwardMode mode, uint64_t step, double* loss);
+  void backward_impl(double dloss, const double* device_dloss);
   struct LayerTensors {  // parameters or their gradients of one encoder layer
     Tensor q_w, q_b, k_w, k_b, v_w, v_b, attn_out_w, attn_out_b, ln1_w, ln1_b;
     Tensor inter_w, inter_b, out_w, out_b, ln2_w, ln2_b;

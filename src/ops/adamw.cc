@@ -74,4 +74,29 @@ void adamw_update(ExecutionContext& ctx, std::span<AdamWParameter> parameters, c
   }
 }
 
+void adamw_update(ExecutionContext& ctx, std::span<AdamWParameter> parameters, const AdamWConfig& config,
+                  const AdamWStepScalars* scalars) {
+  NLPF_CHECK(scalars != nullptr, ErrorCode::INVALID_ARGUMENT, kOp, ": null step scalars");
+  if (ctx.device().type == DeviceType::CPU) {  // host memory: the host form with the scalars read here
+    if (scalars->skip != 0) return;
+    AdamWConfig step_config = config;
+    step_config.lr = scalars->learning_rate;
+    adamw_update(ctx, parameters, step_config, scalars->step);
+    return;
+  }
+  check_config(config, 1);
+  if (parameters.empty()) return;
+  std::vector<cuda::AdamWArrays> arrays;
+  for (AdamWParameter& p : parameters) {
+    detail::check_elementwise(kOp, ctx, {{"grad", &p.grad}, {"param", &p.param}, {"m", &p.m}, {"v", &p.v}});
+    arrays.push_back({p.param.data<float>(), p.grad.data<float>(), p.m.data<float>(), p.v.data<float>(),
+                      p.grad.numel(), p.decay == WeightDecay::APPLY ? config.weight_decay : 0.0});
+  }
+  if constexpr (kCudaBuilt) {
+    cuda::adamw_update(ctx, arrays, scalars, config.beta1, config.beta2, config.eps);
+  } else {
+    detail::throw_no_cuda_kernel(kOp);
+  }
+}
+
 }  // namespace nlpf::ops

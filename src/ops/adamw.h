@@ -7,6 +7,7 @@
 
 #include "backend/context.h"
 #include "core/tensor.h"
+#include "ops/optimizer_step.h"
 
 namespace nlpf::ops {
 
@@ -40,5 +41,10 @@ struct AdamWParameter {
 // bits); on the CPU a loop over the single-tensor op.
 void adamw_update(ExecutionContext& ctx, std::span<AdamWParameter> parameters, const AdamWConfig& config,
                   int64_t step);
+// The same with this step's learning rate, step count and skip flag read from `scalars` in ctx's memory
+// (decide_step writes them; config.lr is not used): no update when scalars->skip is set. On CUDA nothing
+// waits for the host and the f32 scalars are decide_step's (the host's roundings, the same bits as above).
+void adamw_update(ExecutionContext& ctx, std::span<AdamWParameter> parameters, const AdamWConfig& config,
+                  const AdamWStepScalars* scalars);
 
 }  // namespace nlpf::ops

@@ -79,6 +79,22 @@ __global__ void adamw_update_multi_kernel(const ParameterTable t, AdamWScalars s
                  blocks * kThreads, s, t.decay[a]);
 }
 
+// The multi-tensor kernel with the step's scalars from device memory; t.decay[a] is 1 for a parameter without
+// decay and 0 for one with it (then scalars->decay).
+__global__ void adamw_update_device_scalars_kernel(const ParameterTable t, AdamWScalars s,
+                                                   const ops::AdamWStepScalars* __restrict__ scalars) {
+  if (scalars->skip != 0) return;
+  s.decay = scalars->decay;
+  s.step_size = scalars->step_size;
+  s.bias_correction2_sqrt = scalars->bias_correction2_sqrt;
+  int a = 0;
+  while (a + 1 < t.count && t.first_block[a + 1] <= static_cast<int64_t>(blockIdx.x)) ++a;
+  const int64_t block = static_cast<int64_t>(blockIdx.x) - t.first_block[a],
+                blocks = t.first_block[a + 1] - t.first_block[a];
+  adamw_elements(t.param[a], t.grad[a], t.m[a], t.v[a], t.size[a], block * kThreads + threadIdx.x,
+                 blocks * kThreads, s, t.decay[a] == 1.0f ? 1.0f : s.decay);
+}
+
 // 1 - lr wd, rounded as the CPU kernel rounds it.
 float decay_factor(double lr, double weight_decay) {
   return static_cast<float>(1.0 - lr * weight_decay);
@@ -137,6 +153,36 @@ void adamw_update(ExecutionContext& base, std::span<const AdamWArrays> parameter
     table.v[a] = p.v;
     table.size[a] = p.N;
     table.decay[a] = decay_factor(lr, p.weight_decay);
+    table.first_block[a + 1] =
+        table.first_block[a] + std::min(kMaxBlocks, (p.N + kElementsPerBlock - 1) / kElementsPerBlock);
+    if (++table.count == kParametersPerLaunch) flush();
+  }
+  flush();
+}
+
+void adamw_update(ExecutionContext& base, std::span<const AdamWArrays> parameters,
+                  const ops::AdamWStepScalars* scalars, double beta1, double beta2, double eps) {
+  CudaContext& ctx = cuda_context(base);
+  constexpr int64_t kElementsPerBlock = int64_t{kThreads} * 8, kMaxBlocks = 1024;  // as the host-lr form
+  ParameterTable table{};
+  // The step-independent scalars; decay, step_size and bias_correction2_sqrt come from `scalars`.
+  const AdamWScalars s = scalars_for(0.0, beta1, beta2, eps, 0.0, 1);
+  const auto flush = [&] {
+    if (table.count == 0) return;
+    adamw_update_device_scalars_kernel<<<static_cast<unsigned>(table.first_block[table.count]), kThreads, 0,
+                                         ctx.stream()>>>(table, s, scalars);
+    NLPF_CUDA_CHECK_LAUNCH();
+    table = ParameterTable{};
+  };
+  for (const AdamWArrays& p : parameters) {
+    if (p.N == 0) continue;
+    const int a = table.count;
+    table.param[a] = p.param;
+    table.grad[a] = p.grad;
+    table.m[a] = p.m;
+    table.v[a] = p.v;
+    table.size[a] = p.N;
+    table.decay[a] = p.weight_decay == 0.0 ? 1.0f : 0.0f;  // 1: no decay; 0: scalars->decay
     table.first_block[a + 1] =
         table.first_block[a] + std::min(kMaxBlocks, (p.N + kElementsPerBlock - 1) / kElementsPerBlock);
     if (++table.count == kParametersPerLaunch) flush();

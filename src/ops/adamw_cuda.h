@@ -5,6 +5,7 @@
 #include <span>
 
 #include "backend/context.h"
+#include "ops/optimizer_step.h"
 
 namespace nlpf::cuda {
 
@@ -28,5 +29,10 @@ struct AdamWArrays {
 // single-tensor kernel's operations and scalars, so the results are the same bits.
 void adamw_update(ExecutionContext& ctx, std::span<const AdamWArrays> parameters, double lr, double beta1,
                   double beta2, double eps, int64_t step);
+// The same with the step's scalars read from `scalars` (device memory, decide_step's): every block returns at
+// once when scalars->skip is set; a parameter with weight_decay 0 gets decay 1 (the host's 1 - lr 0), any
+// other scalars->decay, so each weight_decay given must be 0 or the one decide_step was given.
+void adamw_update(ExecutionContext& ctx, std::span<const AdamWArrays> parameters,
+                  const ops::AdamWStepScalars* scalars, double beta1, double beta2, double eps);
 
 }  // namespace nlpf::cuda

@@ -14,17 +14,26 @@
 
 namespace nlpf::ops {
 
-double clip_grad_norm(ExecutionContext& ctx, std::span<Tensor> grads, double max_norm, double inverse_scale) {
-  constexpr const char* kOp = "clip_grad_norm";
+namespace {
+
+constexpr const char* kOp = "clip_grad_norm";
+
+void check_grads(ExecutionContext& ctx, std::span<Tensor> grads, double max_norm) {
   NLPF_CHECK(max_norm > 0, ErrorCode::INVALID_ARGUMENT, kOp, ": max_norm = ", max_norm, ", expected > 0");
-  NLPF_CHECK(inverse_scale > 0 && std::isfinite(inverse_scale), ErrorCode::INVALID_ARGUMENT, kOp,
-             ": inverse_scale = ", inverse_scale, ", expected a finite value > 0");
-  if (grads.empty()) return 0.0;
   for (size_t i = 0; i < grads.size(); ++i) {
     const std::string name = "grads[" + std::to_string(i) + "]";
     detail::check_dtype(kOp, name.c_str(), grads[i], DType::F32);
     detail::common_device(kOp, ctx, {{"grads[0]", &grads[0]}, {name.c_str(), &grads[i]}});
   }
+}
+
+}  // namespace
+
+double clip_grad_norm(ExecutionContext& ctx, std::span<Tensor> grads, double max_norm, double inverse_scale) {
+  check_grads(ctx, grads, max_norm);
+  NLPF_CHECK(inverse_scale > 0 && std::isfinite(inverse_scale), ErrorCode::INVALID_ARGUMENT, kOp,
+             ": inverse_scale = ", inverse_scale, ", expected a finite value > 0");
+  if (grads.empty()) return 0.0;
   const bool on_cuda = grads[0].device().type == DeviceType::CUDA;
   if (on_cuda && !kCudaBuilt) detail::throw_no_cuda_kernel(kOp);
   double sum = 0;
@@ -51,6 +60,29 @@ double clip_grad_norm(ExecutionContext& ctx, std::span<Tensor> grads, double max
     }
   }
   return norm;
+}
+
+void clip_grad_norm(ExecutionContext& ctx, std::span<Tensor> grads, double max_norm, const double* loss_scale,
+                    double* norm, double* factor) {
+  check_grads(ctx, grads, max_norm);
+  NLPF_CHECK(loss_scale != nullptr && norm != nullptr && factor != nullptr, ErrorCode::INVALID_ARGUMENT, kOp,
+             ": null loss scale, norm or factor");
+  const bool on_cuda = ctx.device().type == DeviceType::CUDA;
+  if (!on_cuda) {  // host memory: the host form itself
+    *norm = clip_grad_norm(ctx, grads, max_norm, 1.0 / *loss_scale);
+    return;
+  }
+  if constexpr (kCudaBuilt) {
+    std::vector<float*> arrays;
+    std::vector<int64_t> sizes;
+    for (Tensor& g : grads) {
+      arrays.push_back(g.data<float>());
+      sizes.push_back(g.numel());
+    }
+    cuda::clip_grad_norm(ctx, arrays, sizes, max_norm, loss_scale, norm, factor);
+    return;
+  }
+  detail::throw_no_cuda_kernel(kOp);
 }
 
 }  // namespace nlpf::ops

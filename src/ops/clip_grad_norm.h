@@ -19,4 +19,11 @@ namespace nlpf::ops {
 double clip_grad_norm(ExecutionContext& ctx, std::span<Tensor> grads, double max_norm,
                       double inverse_scale = 1.0);
 
+// The same without the host: the loss scale is read from `loss_scale` and the norm written to `norm`, and
+// `factor` is scratch for the clip factor (all three doubles in ctx's memory: device memory on CUDA, where
+// nothing waits for the host). inverse_scale = 1 / *loss_scale and the factor are the host form's
+// operations, so the results are the same bits; a non-finite norm leaves the gradients untouched.
+void clip_grad_norm(ExecutionContext& ctx, std::span<Tensor> grads, double max_norm, const double* loss_scale,
+                    double* norm, double* factor);
+
 }  // namespace nlpf::ops

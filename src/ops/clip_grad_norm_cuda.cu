@@ -122,17 +122,18 @@ int64_t for_each_launch(std::span<T* const> arrays, std::span<const int64_t> siz
 
 }  // namespace
 
-double sum_squares(ExecutionContext& base, std::span<const float* const> arrays,
-                   std::span<const int64_t> sizes) {
+namespace {
+
+// *total (=) the sum of squares of every array (device memory), queued on ctx's stream.
+void sum_squares_into(CudaContext& ctx, std::span<const float* const> arrays, std::span<const int64_t> sizes,
+                      double* total) {
   NLPF_CHECK(arrays.size() == sizes.size(), ErrorCode::INTERNAL, "sum_squares (cuda): ", arrays.size(),
              " arrays but ", sizes.size(), " sizes");
-  CudaContext& ctx = cuda_context(base);
   int64_t P = 0;
   for (const int64_t N : sizes) P += blocks_for(N);
-  // Stream-ordered scratch: the total, then the partial sums of every array one after the other.
-  Buffer scratch(ctx.allocator(), static_cast<size_t>(P + 1) * sizeof(double));
-  double* total = static_cast<double*>(scratch.data());
-  double* partial = total + 1;
+  // Stream-ordered scratch: the partial sums of every array one after the other.
+  Buffer scratch(ctx.allocator(), static_cast<size_t>(std::max<int64_t>(P, 1)) * sizeof(double));
+  double* partial = static_cast<double*>(scratch.data());
   for_each_launch(arrays, sizes, [&](const ArrayTable<const float>& table, int64_t first) {
     sum_squares_partial_kernel<<<static_cast<unsigned>(table.first_block[table.count]), kThreads, 0,
                                  ctx.stream()>>>(partial + first, table);
@@ -140,9 +141,59 @@ double sum_squares(ExecutionContext& base, std::span<const float* const> arrays,
   });
   sum_partials_kernel<<<1, kThreads, 0, ctx.stream()>>>(total, partial, P);
   NLPF_CUDA_CHECK_LAUNCH();
+}
+
+// norm (=) sqrt(sum) / loss_scale and factor (=) the clip factor, in clip_grad_norm.cc's operations (__d*_rn:
+// no fused multiply-add, so the host's bits); factor 1 when the norm is not finite. One thread.
+__global__ void clip_factor_kernel(double* __restrict__ norm, double* __restrict__ factor,
+                                   const double* __restrict__ sum, const double* __restrict__ loss_scale,
+                                   double max_norm) {
+  const double inverse_scale = __ddiv_rn(1.0, *loss_scale);
+  const double n = __dmul_rn(__dsqrt_rn(*sum), inverse_scale);
+  const double coefficient = __ddiv_rn(max_norm, __dadd_rn(n, 1e-6));  // torch's formula, 1e-6 included
+  const double f = __dmul_rn(coefficient < 1.0 ? coefficient : 1.0, inverse_scale);
+  *norm = n;
+  *factor = isfinite(n) ? f : 1.0;
+}
+
+// Every array of t *= (float)*factor unless *factor is 1; as scale_inplace_kernel otherwise.
+__global__ void scale_by_factor_kernel(const ArrayTable<float> t, const double* __restrict__ factor) {
+  const double f = *factor;
+  if (f == 1.0) return;
+  const float scale = static_cast<float>(f);
+  const BlockOfArray at = block_of_array(t);
+  float* __restrict__ x = t.data[at.array];
+  const int64_t N = t.size[at.array], stride = at.blocks * kThreads;
+  for (int64_t i = at.block * kThreads + threadIdx.x; i < N; i += stride) x[i] *= scale;
+}
+
+}  // namespace
+
+double sum_squares(ExecutionContext& base, std::span<const float* const> arrays,
+                   std::span<const int64_t> sizes) {
+  CudaContext& ctx = cuda_context(base);
+  Buffer scratch(ctx.allocator(), sizeof(double));
+  double* total = static_cast<double*>(scratch.data());
+  sum_squares_into(ctx, arrays, sizes, total);
   double host = 0;
   ctx.copy_bytes(&host, false, total, true, sizeof host);
   return host;
+}
+
+void clip_grad_norm(ExecutionContext& base, std::span<float* const> arrays, std::span<const int64_t> sizes,
+                    double max_norm, const double* loss_scale, double* norm, double* factor) {
+  CudaContext& ctx = cuda_context(base);
+  Buffer scratch(ctx.allocator(), sizeof(double));  // the sum of squares
+  double* sum = static_cast<double*>(scratch.data());
+  const std::vector<const float*> read(arrays.begin(), arrays.end());
+  sum_squares_into(ctx, read, sizes, sum);
+  clip_factor_kernel<<<1, 1, 0, ctx.stream()>>>(norm, factor, sum, loss_scale, max_norm);
+  NLPF_CUDA_CHECK_LAUNCH();
+  for_each_launch(arrays, sizes, [&](const ArrayTable<float>& table, int64_t) {
+    scale_by_factor_kernel<<<static_cast<unsigned>(table.first_block[table.count]), kThreads, 0,
+                             ctx.stream()>>>(table, factor);
+    NLPF_CUDA_CHECK_LAUNCH();
+  });
 }
 
 void scale_inplace(ExecutionContext& base, std::span<float* const> arrays, std::span<const int64_t> sizes,

@@ -41,6 +41,52 @@ double cross_entropy_forward(ExecutionContext& ctx, Tensor& probs, const Tensor&
   NLPF_THROW(ErrorCode::INTERNAL, kOp, ": unknown device type");
 }
 
+void cross_entropy_forward(ExecutionContext& ctx, Tensor& probs, const Tensor& logits, const Tensor& labels,
+                           double* loss) {
+  constexpr const char* kOp = "cross_entropy_forward";
+  NLPF_CHECK(loss != nullptr, ErrorCode::INVALID_ARGUMENT, kOp, ": null loss destination");
+  check_probs_labels(kOp, "logits", logits, labels);
+  detail::check_dtype(kOp, "probs", probs, DType::F32);
+  detail::check_shape(kOp, "probs", probs, logits.shape());
+  switch (
+      detail::common_device(kOp, ctx, {{"probs", &probs}, {"logits", &logits}, {"labels", &labels}}).type) {
+    case DeviceType::CPU:
+      *loss = cpu::cross_entropy_forward(probs.data<float>(), logits.data<float>(), labels.data<int32_t>(),
+                                         logits.dim(0), logits.dim(1));
+      return;
+    case DeviceType::CUDA:
+      if constexpr (kCudaBuilt) {
+        cuda::cross_entropy_forward(ctx, probs.data<float>(), logits.data<float>(), labels.data<int32_t>(),
+                                    logits.dim(0), logits.dim(1), loss);
+        return;
+      }
+      detail::throw_no_cuda_kernel(kOp);
+  }
+}
+
+void cross_entropy_backward(ExecutionContext& ctx, Tensor& dlogits, const Tensor& probs, const Tensor& labels,
+                            const double* dloss) {
+  constexpr const char* kOp = "cross_entropy_backward";
+  NLPF_CHECK(dloss != nullptr, ErrorCode::INVALID_ARGUMENT, kOp, ": null dloss");
+  check_probs_labels(kOp, "probs", probs, labels);
+  detail::check_dtype(kOp, "dlogits", dlogits, DType::F32);
+  detail::check_shape(kOp, "dlogits", dlogits, probs.shape());
+  switch (
+      detail::common_device(kOp, ctx, {{"dlogits", &dlogits}, {"probs", &probs}, {"labels", &labels}}).type) {
+    case DeviceType::CPU:
+      cpu::cross_entropy_backward(dlogits.data<float>(), probs.data<float>(), labels.data<int32_t>(), *dloss,
+                                  probs.dim(0), probs.dim(1));
+      return;
+    case DeviceType::CUDA:
+      if constexpr (kCudaBuilt) {
+        cuda::cross_entropy_backward(ctx, dlogits.data<float>(), probs.data<float>(), labels.data<int32_t>(),
+                                     dloss, probs.dim(0), probs.dim(1));
+        return;
+      }
+      detail::throw_no_cuda_kernel(kOp);
+  }
+}
+
 void cross_entropy_backward(ExecutionContext& ctx, Tensor& dlogits, const Tensor& probs, const Tensor& labels,
                             double dloss) {
   constexpr const char* kOp = "cross_entropy_backward";

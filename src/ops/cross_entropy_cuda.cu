@@ -62,6 +62,28 @@ __global__ void cross_entropy_finish_kernel(CrossEntropyResult* __restrict__ res
   result->bad_label = bad_label;
 }
 
+// loss (=) the mean of row_loss [B] added in row order (the finish kernel's sum); one thread.
+__global__ void cross_entropy_loss_kernel(double* __restrict__ loss, const double* __restrict__ row_loss,
+                                          int64_t B) {
+  double sum = 0;
+  for (int64_t b = 0; b < B; ++b) sum += row_loss[b];
+  *loss = sum / static_cast<double>(B);
+}
+
+// dlogits [B,NL] (=) with the gradient reaching the loss read from dloss; a thread per element.
+__global__ void cross_entropy_backward_scaled_kernel(float* __restrict__ dlogits,
+                                                     const float* __restrict__ probs,
+                                                     const int32_t* __restrict__ labels,
+                                                     const double* __restrict__ dloss, int64_t B,
+                                                     int64_t NL) {
+  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+  if (i >= B * NL) return;
+  const double scale = *dloss / static_cast<double>(B);  // the host form's division, on the device
+  const int64_t b = i / NL, j = i - b * NL;
+  const double target = j == labels[b] ? 1.0 : 0.0;
+  dlogits[i] = static_cast<float>(scale * (static_cast<double>(probs[i]) - target));
+}
+
 // dlogits [B,NL] (=); a thread per element.
 __global__ void cross_entropy_backward_kernel(float* __restrict__ dlogits, const float* __restrict__ probs,
                                               const int32_t* __restrict__ labels, double scale, int64_t B,
@@ -107,6 +129,26 @@ void cross_entropy_backward(ExecutionContext& base, float* dlogits, const float*
   CudaContext& ctx = cuda_context(base);
   cross_entropy_backward_kernel<<<blocks_for(B * NL), kThreads, 0, ctx.stream()>>>(
       dlogits, probs, labels, dloss / static_cast<double>(B), B, NL);
+  NLPF_CUDA_CHECK_LAUNCH();
+}
+
+void cross_entropy_forward(ExecutionContext& base, float* probs, const float* logits, const int32_t* labels,
+                           int64_t B, int64_t NL, double* loss) {
+  CudaContext& ctx = cuda_context(base);
+  Buffer scratch(ctx.allocator(), static_cast<size_t>(B) * sizeof(double));  // stream-ordered row losses
+  double* row_loss = static_cast<double*>(scratch.data());
+  cross_entropy_rows_kernel<<<blocks_for(B), kThreads, 0, ctx.stream()>>>(probs, row_loss, logits, labels, B,
+                                                                          NL);
+  NLPF_CUDA_CHECK_LAUNCH();
+  cross_entropy_loss_kernel<<<1, 1, 0, ctx.stream()>>>(loss, row_loss, B);
+  NLPF_CUDA_CHECK_LAUNCH();
+}
+
+void cross_entropy_backward(ExecutionContext& base, float* dlogits, const float* probs, const int32_t* labels,
+                            const double* dloss, int64_t B, int64_t NL) {
+  CudaContext& ctx = cuda_context(base);
+  cross_entropy_backward_scaled_kernel<<<blocks_for(B * NL), kThreads, 0, ctx.stream()>>>(
+      dlogits, probs, labels, dloss, B, NL);
   NLPF_CUDA_CHECK_LAUNCH();
 }
 
