@@ -1,5 +1,6 @@
-// Optimizer::step: the order of operations is that of transformers' Trainer (loss.backward(),
-// clip_grad_norm_, optimizer.step() with the learning rate of this step, scheduler.step(), zero_grad).
+// Optimizer::queue_step: the order of operations is that of transformers' Trainer (loss.backward(),
+// clip_grad_norm_, optimizer.step() with the learning rate of this step, scheduler.step(), zero_grad), with
+// the step's scalars in context memory and its results read back in bulk by collect().
 #include "train/optimizer.h"
 
 #include <algorithm>
@@ -9,7 +10,7 @@
 
 #include "core/error.h"
 #include "ops/clip_grad_norm.h"
-#include "train/lr_schedule.h"
+#include "ops/optimizer_step.h"
 
 namespace nlpf {
 
@@ -21,7 +22,13 @@ ops::WeightDecay weight_decay_for(const std::string& parameter_name) {
 }
 
 Optimizer::Optimizer(BertForSequenceClassification& model, const OptimizerSettings& settings)
-    : model_(model), settings_(settings) {
+    : model_(model),
+      settings_(settings),
+      state_buffer_(model.context().allocator(), sizeof(ops::OptimizerStepState)),
+      ring_buffer_(model.context().allocator(), kRingSteps * sizeof(ops::StepRecord)),
+      table_buffer_(
+          model.context().allocator(),
+          static_cast<size_t>(2 * std::max<int64_t>(settings.total_steps + 1, 1)) * sizeof(double)) {
   NLPF_CHECK(settings.total_steps > 0, ErrorCode::INVALID_ARGUMENT,
              "optimizer: total training steps must be > 0, got ", settings.total_steps,
              " (is the training set empty?)");
@@ -46,66 +53,130 @@ Optimizer::Optimizer(BertForSequenceClassification& model, const OptimizerSettin
     fill_zero(ctx, moments.v);
     moments_.emplace(name, std::move(moments));
   }
+  adamw_config_.beta1 = settings.beta1;
+  adamw_config_.beta2 = settings.beta2;
+  adamw_config_.eps = settings.eps;
+  adamw_config_.weight_decay = settings.weight_decay;
+
+  const bool on_device = ctx.device().type != DeviceType::CPU;  // context memory is the host's on the CPU
+  // The step scalars start as the host's did: no update yet, the initial loss scale, no failure.
+  ops::OptimizerStepState state{};
+  state.loss_scale = loss_scale_;
+  state.failed_step = -1;
+  state.adamw.skip = 1;
+  ctx.copy_bytes(state_buffer_.data(), on_device, &state, false, sizeof state);
+  // 1 - beta^s for s = 0..total_steps with std::pow, as adamw_cpu.cc computes them at each step.
+  const int64_t entries = settings.total_steps + 1;
+  std::vector<double> tables(static_cast<size_t>(2 * entries));
+  for (int64_t s = 0; s < entries; ++s) {
+    tables[static_cast<size_t>(s)] = 1.0 - std::pow(settings.beta1, static_cast<double>(s));
+    tables[static_cast<size_t>(entries + s)] = 1.0 - std::pow(settings.beta2, static_cast<double>(s));
+  }
+  ctx.copy_bytes(table_buffer_.data(), on_device, tables.data(), false, tables.size() * sizeof(double));
+  const double* table = static_cast<const double*>(table_buffer_.data());
+  constants_ = {.peak_learning_rate = settings.learning_rate,
+                .warmup_steps = settings.warmup_steps,
+                .total_steps = settings.total_steps,
+                .beta1 = settings.beta1,
+                .beta2 = settings.beta2,
+                .eps = settings.eps,
+                .weight_decay = settings.weight_decay,
+                .loss_scaling = scaling.enabled ? 1 : 0,
+                .growth = scaling.growth,
+                .backoff = scaling.backoff,
+                .growth_interval = scaling.growth_interval,
+                .bias_correction1 = table,
+                .bias_correction2 = table + entries};
 }
 
 StepResult Optimizer::step(const Batch& batch) {
+  queue_step(batch);
+  return collect().back();
+}
+
+void Optimizer::queue_step(const Batch& batch) {
   NLPF_CHECK(steps_done_ < settings_.total_steps, ErrorCode::INVALID_ARGUMENT, "optimizer: all ",
              settings_.total_steps, " scheduled steps are done");
-  StepResult result;
-  result.step = steps_done_;
-  // The schedule follows the updates made (a skipped step does not advance it, as the Trainer's).
-  result.learning_rate = linear_warmup_decay_lr(settings_.learning_rate, updates_done_,
-                                                settings_.warmup_steps, settings_.total_steps);
-  result.loss_scale = loss_scale_;
-
-  model_.zero_grad();
-  const ModelOutput out = model_.forward(batch, ForwardMode::TRAIN, static_cast<uint64_t>(steps_done_));
-  NLPF_CHECK(out.loss.has_value(), ErrorCode::INVALID_ARGUMENT, "training step ", steps_done_,
+  bool labelled = !batch.labels.empty();
+  for (int32_t label : batch.labels) labelled = labelled && label != kNoLabel;
+  NLPF_CHECK(labelled, ErrorCode::INVALID_ARGUMENT, "training step ", steps_done_,
              ": the batch has no labels");
-  result.loss = *out.loss;
-  NLPF_CHECK(std::isfinite(result.loss), ErrorCode::NUMERIC, "training step ", steps_done_,
-             ": the loss is not finite (", result.loss, "); lower --learning-rate or check the data");
-  model_.backward(loss_scale_);
+  if (pending_steps() == kRingSteps) read_pending();  // the ring is full: its records come to the host first
 
+  ExecutionContext& ctx = model_.context();
+  auto* state = static_cast<ops::OptimizerStepState*>(state_buffer_.data());
+  auto* record = static_cast<ops::StepRecord*>(ring_buffer_.data()) + steps_done_ % kRingSteps;
+  // The order of transformers' Trainer; every scalar is read and written in context memory (the host's
+  // decisions of old are decide_step's, see ops/optimizer_step.h).
+  model_.zero_grad();
+  model_.forward(batch, ForwardMode::TRAIN, static_cast<uint64_t>(steps_done_), &state->loss);
+  model_.backward(&state->loss_scale);
   // The gradient map shares storage with the model, so clipping through copies of the handles scales the
-  // model's own gradients.
-  std::vector<Tensor> grads;
-  grads.reserve(model_.gradients().size());
-  for (const auto& [name, grad] : model_.gradients()) grads.push_back(grad);
-  // Unscaled by 1 / loss_scale_ in the same pass as the clipping (gradients untouched when not finite).
-  result.grad_norm = ops::clip_grad_norm(model_.context(), grads, settings_.max_grad_norm, 1.0 / loss_scale_);
-  const LossScaling& scaling = settings_.loss_scaling;
-  if (!std::isfinite(result.grad_norm) && scaling.enabled) {
-    result.skipped = true;
-    loss_scale_ *= scaling.backoff;
-    updates_since_scale_change_ = 0;
-    ++steps_done_;
-    return result;
-  }
-  NLPF_CHECK(std::isfinite(result.grad_norm), ErrorCode::NUMERIC, "training step ", steps_done_,
-             ": the gradient norm is not finite (", result.grad_norm, ")");
-
-  ops::AdamWConfig config;
-  config.lr = result.learning_rate;
-  config.beta1 = settings_.beta1;
-  config.beta2 = settings_.beta2;
-  config.eps = settings_.eps;
-  config.weight_decay = settings_.weight_decay;
+  // model's own gradients; unscaled by 1 / loss scale in the same pass (untouched when not finite).
+  grads_.clear();
+  for (const auto& [name, grad] : model_.gradients()) grads_.push_back(grad);
+  ops::clip_grad_norm(ctx, grads_, settings_.max_grad_norm, &state->loss_scale, &state->grad_norm,
+                      &state->clip_factor);
+  ops::decide_step(ctx, state, record, constants_, steps_done_);
   const auto& grads_by_name = model_.gradients();
-  std::vector<ops::AdamWParameter> update;  // handles sharing the model's and the moments' storage
-  update.reserve(moments_.size());
+  update_.clear();
   for (const auto& [name, param] : model_.parameters()) {
     const Moments& moments = moments_.at(name);
-    update.push_back({param, grads_by_name.at(name), moments.m, moments.v, moments.decay});
+    update_.push_back({param, grads_by_name.at(name), moments.m, moments.v, moments.decay});
   }
-  ops::adamw_update(model_.context(), update, config, updates_done_ + 1);  // a few launches for the model
-  ++updates_done_;
+  ops::adamw_update(ctx, update_, adamw_config_, &state->adamw);  // no update when decide_step skipped
   ++steps_done_;
-  if (scaling.enabled && ++updates_since_scale_change_ == scaling.growth_interval) {
-    loss_scale_ *= scaling.growth;
-    updates_since_scale_change_ = 0;
+}
+
+void Optimizer::read_pending() {
+  const int64_t first = collected_steps_, count = pending_steps();
+  if (count == 0) return;
+  ExecutionContext& ctx = model_.context();
+  const bool on_device = ctx.device().type != DeviceType::CPU;
+  // The pending records, in at most two pieces of the ring (one wait for the first copy).
+  std::vector<ops::StepRecord> records(static_cast<size_t>(count));
+  const auto* ring = static_cast<const ops::StepRecord*>(ring_buffer_.data());
+  const int64_t begin = first % kRingSteps, head = std::min(count, kRingSteps - begin);
+  ctx.copy_bytes(records.data(), false, ring + begin, on_device,
+                 static_cast<size_t>(head) * sizeof(ops::StepRecord));
+  ctx.copy_bytes(records.data() + head, false, ring, on_device,
+                 static_cast<size_t>(count - head) * sizeof(ops::StepRecord));
+  ops::OptimizerStepState state{};
+  ctx.copy_bytes(&state, false, state_buffer_.data(), on_device, sizeof state);
+  collected_steps_ = steps_done_;
+  updates_done_ = state.updates_done;
+  loss_scale_ = state.loss_scale;
+  for (const ops::StepRecord& r : records) {
+    if (r.error != ops::StepError::NONE) {
+      // No update from this step on (decide_step held every later one): forget the later steps and clear
+      // the failure, so the optimizer stands where the host's eager check left it (the steps before it stay
+      // in collected_).
+      steps_done_ = collected_steps_ = r.step;
+      state.failed_step = -1;
+      ctx.copy_bytes(state_buffer_.data(), on_device, &state, false, sizeof state);
+      if (r.error == ops::StepError::LOSS_NOT_FINITE) {
+        NLPF_THROW(ErrorCode::NUMERIC, "training step ", r.step, ": the loss is not finite (", r.loss,
+                   "); lower --learning-rate or check the data");
+      }
+      NLPF_THROW(ErrorCode::NUMERIC, "training step ", r.step, ": the gradient norm is not finite (",
+                 r.grad_norm, ")");
+    }
+    StepResult result;
+    result.step = r.step;
+    result.loss = r.loss;
+    result.grad_norm = r.grad_norm;
+    result.learning_rate = r.learning_rate;
+    result.loss_scale = r.loss_scale;
+    result.skipped = r.skipped != 0;
+    collected_.push_back(result);
   }
-  return result;
+}
+
+std::vector<StepResult> Optimizer::collect() {
+  read_pending();
+  std::vector<StepResult> out;
+  out.swap(collected_);
+  return out;
 }
 
 }  // namespace nlpf

@@ -1,15 +1,20 @@
 // One optimisation step of the fine-tuning recipe (DESIGN §5) on a given batch: forward (TRAIN, dropout
 // keyed by the step), backward, global-norm clipping, AdamW with the scheduled learning rate. The AdamW
-// moments (two f32 tensors per parameter) live here; the model owns parameters and gradients.
+// moments (two f32 tensors per parameter) live here; the model owns parameters and gradients. The step's
+// scalars (loss, norm, loss scale, counters, learning rate) live in the model context's memory (ops/
+// optimizer_step.h), so a CUDA step queues its work without waiting for the host; each step's results go to
+// a ring of StepRecords there, which collect() reads in bulk (one wait for many steps).
 #pragma once
 
 #include <cstdint>
 #include <map>
 #include <string>
+#include <vector>
 
 #include "core/tensor.h"
 #include "model/bert_model.h"
 #include "ops/adamw.h"
+#include "ops/optimizer_step.h"
 #include "text/batching.h"
 
 namespace nlpf {
@@ -58,15 +63,31 @@ class Optimizer {
   // max_grad_norm <= 0.
   Optimizer(BertForSequenceClassification& model, const OptimizerSettings& settings);
 
-  // zero_grad, forward(batch, TRAIN, step), backward, clip, AdamW; `batch` must carry labels.
+  // queue_step then collect(): the step's result, read at once (on CUDA the host waits for the step).
   // Errors: NUMERIC naming the step for a non-finite loss, or a non-finite gradient norm without loss scaling
   // (the parameters are untouched then); INVALID_ARGUMENT once total_steps steps were made.
   StepResult step(const Batch& batch);
 
-  int64_t steps_done() const { return steps_done_; }      // steps (batches), skipped ones included
-  int64_t updates_done() const { return updates_done_; }  // steps that updated the parameters
-  double loss_scale() const { return loss_scale_; }       // the next step's (1 without loss scaling)
+  // zero_grad, forward(batch, TRAIN, step), backward, clip, AdamW, all queued on the model's context with the
+  // scalars in its memory: on CUDA nothing waits for the step's results (the batch upload still copies from
+  // pageable memory). `batch` must carry labels. When the ring is full, the pending results are collected
+  // first (one wait) and kept for the next collect(). Errors: INVALID_ARGUMENT for a batch without labels or
+  // once total_steps steps were made; NUMERIC from an automatic collection.
+  void queue_step(const Batch& batch);
+  // The results of the steps queued since the last collect(), in order (waits for them on CUDA). A step with
+  // a non-finite loss (or norm, without loss scaling) made no update, nor did any step after it: NUMERIC
+  // naming that step, with steps_done() set back to it, as if the later steps had not been queued.
+  std::vector<StepResult> collect();
+  int64_t pending_steps() const { return steps_done_ - collected_steps_; }  // queued, not yet collected
+
+  int64_t steps_done() const { return steps_done_; }  // steps (batches) queued, skipped ones included
+  // As of the last collect() (or step()): steps that updated the parameters, and the next step's loss scale
+  // (1 without loss scaling).
+  int64_t updates_done() const { return updates_done_; }
+  double loss_scale() const { return loss_scale_; }
   const OptimizerSettings& settings() const { return settings_; }
+
+  static constexpr int64_t kRingSteps = 256;  // StepRecords kept in context memory between collections
 
  private:
   struct Moments {
@@ -75,10 +96,20 @@ class Optimizer {
   };
   BertForSequenceClassification& model_;
   OptimizerSettings settings_;
+  // Reads the ring's pending records (one wait) into collected_; throws NUMERIC for a failed step.
+  void read_pending();
+
   std::map<std::string, Moments> moments_;  // by canonical parameter name
-  int64_t steps_done_ = 0, updates_done_ = 0;
+  // Context memory: the OptimizerStepState, the ring of kRingSteps StepRecords, and the bias-correction
+  // tables [2][total_steps + 1] of OptimizerStepConstants.
+  Buffer state_buffer_, ring_buffer_, table_buffer_;
+  ops::OptimizerStepConstants constants_{};
+  std::vector<Tensor> grads_;                // handles sharing the model's gradient storage, for clipping
+  std::vector<ops::AdamWParameter> update_;  // handles sharing the parameters', gradients' and moments'
+  ops::AdamWConfig adamw_config_;
+  std::vector<StepResult> collected_;  // read from the ring, not yet returned by collect()
+  int64_t steps_done_ = 0, collected_steps_ = 0, updates_done_ = 0;
   double loss_scale_ = 1.0;
-  int64_t updates_since_scale_change_ = 0;
 };
 
 }  // namespace nlpf

@@ -6,7 +6,10 @@
 #include <chrono>
 #include <cstdio>
 #include <sstream>
+#include <utility>
+#include <vector>
 
+#include "backend/device.h"
 #include "core/error.h"
 #include "text/progress.h"
 #include "train/interrupt.h"
@@ -119,6 +122,13 @@ TrainResult train_classifier(BertForSequenceClassification& model, const Tokeniz
   settings.warmup_steps = warmup_steps_for(options.warmup_ratio, settings.total_steps);
   Optimizer optimizer(model, settings);
 
+  NLPF_CHECK(options.collect_every_steps >= 0 && options.collect_every_steps <= Optimizer::kRingSteps,
+             ErrorCode::INVALID_ARGUMENT, "collect_every_steps = ", options.collect_every_steps,
+             ", expected 0 (automatic) to ", Optimizer::kRingSteps);
+  const int64_t collect_every = options.collect_every_steps > 0 ? options.collect_every_steps
+                                : model.context().device().type == DeviceType::CPU ? 1
+                                                                                   : 50;
+
   double best_accuracy = -1.0;
   for (int epoch = 1; epoch <= options.epochs; ++epoch) {
     const std::vector<int64_t> order =
@@ -130,28 +140,50 @@ TrainResult train_classifier(BertForSequenceClassification& model, const Tokeniz
     Progress progress(label, train_data.size(), options.show_progress);
     const double epoch_energy_start = options.read_energy_j ? options.read_energy_j() : 0.0;
     const auto epoch_start = std::chrono::steady_clock::now();
+    // The queued steps whose rows are not written yet: their epoch position and batch size.
+    std::vector<std::pair<double, int64_t>> queued;
+    auto group_start = epoch_start;
+    // Collects the queued steps' results (one wait on CUDA) and writes their rows. examples_per_s: a step no
+    // longer waits for itself, so its own wall time means nothing; every step of a collection gets the
+    // examples of the collection over the wall time from the end of the previous collection (or the epoch's
+    // start) to the end of this one, which covers the device's work on them. With one step per collection
+    // (the CPU's default) that is each step's own rate, as before.
+    const auto collect = [&] {
+      const std::vector<StepResult> steps = optimizer.collect();
+      const double seconds = seconds_since(group_start);
+      group_start = std::chrono::steady_clock::now();
+      NLPF_CHECK(steps.size() == queued.size(), ErrorCode::INTERNAL, "trainer: ", queued.size(),
+                 " steps queued but ", steps.size(), " results collected");
+      int64_t examples = 0;
+      for (const auto& [position, B] : queued) examples += B;
+      const double examples_per_s = static_cast<double>(examples) / std::max(seconds, 1e-9);
+      for (size_t k = 0; k < steps.size(); ++k) {
+        const StepResult& step = steps[k];
+        log << step.step + 1 << ',' << short_number(queued[k].first) << ',' << exact(step.learning_rate)
+            << ',' << exact(step.loss) << ',' << exact(step.grad_norm) << ',' << short_number(examples_per_s);
+        if (loss_scaling) log << ',' << exact(step.loss_scale) << ',' << (step.skipped ? 1 : 0);
+        log << '\n';
+        result.skipped_steps += step.skipped ? 1 : 0;
+        if (options.on_step) options.on_step(step);
+      }
+      queued.clear();
+    };
     for (size_t i = 0; i < batches.size(); ++i) {
-      const auto step_start = std::chrono::steady_clock::now();
-      const StepResult step = optimizer.step(batches[i]);
-      const double step_seconds = seconds_since(step_start);
-      const double epoch_position =
-          (epoch - 1) + static_cast<double>(i + 1) / static_cast<double>(batches.size());
-      log << step.step + 1 << ',' << short_number(epoch_position) << ',' << exact(step.learning_rate) << ','
-          << exact(step.loss) << ',' << exact(step.grad_norm) << ','
-          << short_number(static_cast<double>(batches[i].B) / std::max(step_seconds, 1e-9));
-      if (loss_scaling) log << ',' << exact(step.loss_scale) << ',' << (step.skipped ? 1 : 0);
-      log << '\n';
-      result.skipped_steps += step.skipped ? 1 : 0;
+      optimizer.queue_step(batches[i]);
+      queued.emplace_back((epoch - 1) + static_cast<double>(i + 1) / static_cast<double>(batches.size()),
+                          batches[i].B);
       progress.update(batches[i].B);
-      if (options.on_step) options.on_step(step);
+      if (static_cast<int64_t>(queued.size()) >= collect_every) collect();
       if (interrupt_flag().load()) {
+        collect();  // the steps already queued are made and logged
         progress.finish();
-        NLPF_THROW(ErrorCode::INTERRUPTED, "interrupted by Ctrl-C after step ", step.step + 1,
+        NLPF_THROW(ErrorCode::INTERRUPTED, "interrupted by Ctrl-C after step ", optimizer.steps_done(),
                    "; no run directory was completed");
       }
     }
+    collect();
     progress.finish();
-    const double train_seconds = seconds_since(epoch_start);  // each step waited for its loss
+    const double train_seconds = seconds_since(epoch_start);  // the last collection waited for the device
     const std::optional<double> train_energy_j =
         options.read_energy_j ? std::optional<double>(options.read_energy_j() - epoch_energy_start)
                               : std::nullopt;

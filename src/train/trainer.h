@@ -3,6 +3,10 @@
 // with the highest validation accuracy. Every step goes to train_log.csv. Ctrl-C (train/interrupt.h)
 // stops the loop after the current step with Error(INTERRUPTED).
 //
+// Steps are queued without waiting for their results (train/optimizer.h); the results are collected every
+// collect_every_steps steps, at the end of each epoch (before its evaluation) and on Ctrl-C, and the
+// train_log.csv rows written then, in step order with the values an eager loop would log.
+//
 // Padding: training batches are padded to their longest example, not to max_length as the study did.
 // Padded positions are masked out of attention and never reach the [CLS] row, so the loss, gradients and
 // updates equal max-length padding up to floating-point summation order, at a fraction of the work.
@@ -48,13 +52,16 @@ struct TrainerOptions {
   // learning_rate, weight_decay, betas, eps, max_grad_norm; total and warm-up steps are computed by train().
   OptimizerSettings optimizer;
   bool show_progress = false;
+  // Steps queued between two collections of their results (each collection waits for the device once);
+  // 0: 1 on the CPU (nothing to wait for), 50 on CUDA. At most Optimizer::kRingSteps.
+  int64_t collect_every_steps = 0;
   // An energy counter in joules (the meter's), read around each epoch's training steps; empty: none.
   std::function<double()> read_energy_j;
   // The per-epoch evaluation; empty: evaluate_classifier(model, eval_data, eval_batch_size, max_length,
   // eval_padding). A GPU run evaluates with the inference engine it will measure (experiment/gpu_measure.h).
   std::function<EvaluationResult(BertForSequenceClassification&)> evaluate;
-  // Called after every step (tests raise interrupt_flag() here) and after every epoch's evaluation (the
-  // model then holds that epoch's weights).
+  // Called for every step when its result is collected, in step order (tests raise interrupt_flag() here),
+  // and after every epoch's evaluation (the model then holds that epoch's weights).
   std::function<void(const StepResult&)> on_step;
   std::function<void(const EpochResult&, BertForSequenceClassification&)> on_epoch_end;
 };

@@ -1,7 +1,8 @@
 // Optimizer: decay selection by name, bit-identical runs from the same seed (dropout on), a non-finite
 // loss refused with the step named, argument checks, and dynamic loss scaling (fp16's): exact when nothing
 // overflows (power-of-two scales), an overflowing step skipped with the scale backed off and the schedule
-// held.
+// held. Queued steps (results collected later, the CUDA path's) give the eager results bit for bit, and a
+// non-finite loss among them names its step and leaves the parameters as the step before left them.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -15,6 +16,8 @@
 #include "core/error.h"
 #include "model/bert_model.h"
 #include "model/checkpoint.h"
+#include "ops/optimizer_step.h"
+#include "train/lr_schedule.h"
 #include "train/optimizer.h"
 
 namespace nlpf {
@@ -209,6 +212,174 @@ TEST(TrainOptimizer, NonFiniteLossNamesTheStep) {
     EXPECT_NE(std::string(e.what()).find("loss"), std::string::npos) << e.what();
   }
   EXPECT_EQ(optimizer.steps_done(), 1);
+}
+
+void expect_same_results(const std::vector<StepResult>& queued, const std::vector<StepResult>& eager) {
+  ASSERT_EQ(queued.size(), eager.size());
+  for (size_t i = 0; i < eager.size(); ++i) {
+    EXPECT_EQ(queued[i].step, eager[i].step) << "row " << i;
+    EXPECT_EQ(queued[i].loss, eager[i].loss) << "step " << i;
+    // The bits: a skipped step's norm is NaN.
+    EXPECT_EQ(std::memcmp(&queued[i].grad_norm, &eager[i].grad_norm, sizeof(double)), 0)
+        << "step " << i << ": " << queued[i].grad_norm << " vs " << eager[i].grad_norm;
+    EXPECT_EQ(queued[i].learning_rate, eager[i].learning_rate) << "step " << i;
+    EXPECT_EQ(queued[i].loss_scale, eager[i].loss_scale) << "step " << i;
+    EXPECT_EQ(queued[i].skipped, eager[i].skipped) << "step " << i;
+  }
+}
+
+void expect_same_parameters(BertForSequenceClassification& a, BertForSequenceClassification& b) {
+  const auto pa = parameter_values(a), pb = parameter_values(b);
+  for (const auto& [name, values] : pa) {
+    EXPECT_EQ(std::memcmp(values.data(), pb.at(name).data(), values.size() * sizeof(float)), 0) << name;
+  }
+}
+
+TEST(TrainOptimizer, QueuedStepsCollectTheEagerResults) {
+  // Loss scaling from 2^200 with a 2^-40 backoff: skipped steps, backoffs, updates and a growth (interval 2)
+  // all happen among the queued steps, which the host reads only at the end.
+  const BertConfig config = BertConfig::load(kTiny / "config.json");
+  BertForSequenceClassification eager_model(config, 13), queued_model(config, 13);
+  eager_model.set_dropout(DropoutSettings::from_config(config, 13));
+  queued_model.set_dropout(DropoutSettings::from_config(config, 13));
+  OptimizerSettings settings = tiny_settings();
+  settings.total_steps = 12;
+  settings.loss_scaling = {.enabled = true,
+                           .initial_scale = std::pow(2.0, 200),
+                           .backoff = std::pow(2.0, -40),
+                           .growth_interval = 2};
+  Optimizer eager(eager_model, settings), queued(queued_model, settings);
+  std::vector<StepResult> expected;
+  for (uint32_t s = 0; s < 12; ++s) expected.push_back(eager.step(tiny_batch(4, 9, s)));
+  for (uint32_t s = 0; s < 12; ++s) queued.queue_step(tiny_batch(4, 9, s));
+  EXPECT_EQ(queued.pending_steps(), 12);
+  const std::vector<StepResult> got = queued.collect();
+  EXPECT_EQ(queued.pending_steps(), 0);
+  expect_same_results(got, expected);
+  int64_t skipped = 0;
+  for (const StepResult& r : expected) skipped += r.skipped ? 1 : 0;
+  EXPECT_GT(skipped, 0) << "no step overflowed: the test does not cover skipping";
+  EXPECT_LE(skipped, 10) << "fewer than two updates: the test does not cover growth";
+  EXPECT_EQ(queued.updates_done(), eager.updates_done());
+  EXPECT_EQ(queued.loss_scale(), eager.loss_scale());
+  EXPECT_EQ(queued.steps_done(), 12);
+  expect_same_parameters(queued_model, eager_model);
+}
+
+TEST(TrainOptimizer, QueuedStepsBeyondTheRingCollectInOrder) {
+  // More steps than the ring holds between two collections: the optimizer reads the full ring itself, and a
+  // later collection wraps around it.
+  const BertConfig config = BertConfig::load(kTiny / "config.json");
+  BertForSequenceClassification eager_model(config, 14), queued_model(config, 14);
+  OptimizerSettings settings = tiny_settings();
+  const int64_t steps = Optimizer::kRingSteps + 40;
+  settings.total_steps = steps + 60;
+  settings.learning_rate = 1e-4;
+  Optimizer eager(eager_model, settings), queued(queued_model, settings);
+  std::vector<StepResult> expected, got;
+  for (int64_t s = 0; s < steps; ++s)
+    expected.push_back(eager.step(tiny_batch(2, 5, static_cast<uint32_t>(s))));
+  for (int64_t s = 0; s < steps; ++s) {
+    queued.queue_step(tiny_batch(2, 5, static_cast<uint32_t>(s)));
+    if (s == 99) {  // the next collection starts at ring slot 100 and wraps past its end
+      const std::vector<StepResult> part = queued.collect();
+      got.insert(got.end(), part.begin(), part.end());
+    }
+  }
+  const std::vector<StepResult> rest = queued.collect();
+  got.insert(got.end(), rest.begin(), rest.end());
+  expect_same_results(got, expected);
+  expect_same_parameters(queued_model, eager_model);
+}
+
+TEST(TrainOptimizer, QueuedNonFiniteLossNamesItsStepAndUpdatesNothingFromThere) {
+  const BertConfig config = BertConfig::load(kTiny / "config.json");
+  BertForSequenceClassification model(config, 3);
+  Optimizer optimizer(model, tiny_settings());
+  optimizer.queue_step(tiny_batch(4, 9, 0));
+  Tensor w = model.parameters().at("classifier.weight");
+  w.data<float>()[0] = std::nanf("");  // the loss of every later step is NaN
+  const auto before = parameter_values(model);
+  optimizer.queue_step(tiny_batch(4, 9, 1));
+  optimizer.queue_step(tiny_batch(4, 9, 2));
+  try {
+    optimizer.collect();
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::NUMERIC);
+    EXPECT_NE(std::string(e.what()).find("training step 1:"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("the loss is not finite"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(optimizer.steps_done(), 1);
+  EXPECT_EQ(optimizer.updates_done(), 1);
+  const auto after = parameter_values(model);
+  for (const auto& [name, values] : before) {
+    EXPECT_EQ(std::memcmp(values.data(), after.at(name).data(), values.size() * sizeof(float)), 0)
+        << name << " moved on or after the failed step";
+  }
+  // The step before the failure was collected and stays available.
+  const std::vector<StepResult> first = optimizer.collect();
+  ASSERT_EQ(first.size(), 1u);
+  EXPECT_EQ(first[0].step, 0);
+}
+
+TEST(TrainOptimizer, DecideStepFollowsTheHostScheduleAndAdamWRoundings) {
+  // decide_step's learning rate is linear_warmup_decay_lr's bits at every update, and its f32 AdamW scalars
+  // are adamw_cpu.cc's roundings (the CUDA kernel runs the same body).
+  const int64_t total = 37, warmup = 5;
+  const double peak = 3e-5, beta1 = 0.9, beta2 = 0.999, wd = 0.01;
+  std::vector<double> tables(2 * (total + 1));
+  for (int64_t s = 0; s <= total; ++s) {
+    tables[s] = 1.0 - std::pow(beta1, static_cast<double>(s));
+    tables[total + 1 + s] = 1.0 - std::pow(beta2, static_cast<double>(s));
+  }
+  const ops::OptimizerStepConstants constants{.peak_learning_rate = peak,
+                                              .warmup_steps = warmup,
+                                              .total_steps = total,
+                                              .beta1 = beta1,
+                                              .beta2 = beta2,
+                                              .eps = 1e-8,
+                                              .weight_decay = wd,
+                                              .loss_scaling = 0,
+                                              .growth = 2,
+                                              .backoff = 0.5,
+                                              .growth_interval = 2000,
+                                              .bias_correction1 = tables.data(),
+                                              .bias_correction2 = tables.data() + total + 1};
+  ops::OptimizerStepState state{};
+  state.loss_scale = 1;
+  state.failed_step = -1;
+  for (int64_t u = 0; u < total; ++u) {
+    state.loss = 0.5;
+    state.grad_norm = 1.0;
+    ops::StepRecord record{};
+    ops::decide_step(cpu_context(), &state, &record, constants, u);
+    const double lr = linear_warmup_decay_lr(peak, u, warmup, total);
+    EXPECT_EQ(record.learning_rate, lr) << "update " << u;
+    EXPECT_EQ(state.adamw.skip, 0);
+    EXPECT_EQ(state.adamw.step, u + 1);
+    EXPECT_EQ(state.adamw.decay, static_cast<float>(1.0 - lr * wd)) << "update " << u;
+    EXPECT_EQ(state.adamw.step_size,
+              static_cast<float>(lr / (1.0 - std::pow(beta1, static_cast<double>(u + 1)))))
+        << "update " << u;
+    EXPECT_EQ(state.adamw.bias_correction2_sqrt,
+              static_cast<float>(std::sqrt(1.0 - std::pow(beta2, static_cast<double>(u + 1)))))
+        << "update " << u;
+    EXPECT_EQ(state.updates_done, u + 1);
+  }
+  // A non-finite norm without loss scaling fails the step and holds every later one.
+  state.grad_norm = std::numeric_limits<double>::infinity();
+  ops::StepRecord failed{};
+  ops::decide_step(cpu_context(), &state, &failed, constants, 40);
+  EXPECT_EQ(failed.error, ops::StepError::NORM_NOT_FINITE);
+  EXPECT_EQ(state.failed_step, 40);
+  EXPECT_EQ(state.adamw.skip, 1);
+  state.grad_norm = 1.0;
+  ops::StepRecord held{};
+  ops::decide_step(cpu_context(), &state, &held, constants, 41);
+  EXPECT_EQ(held.error, ops::StepError::AFTER_FAILURE);
+  EXPECT_EQ(state.adamw.skip, 1);
+  EXPECT_EQ(state.updates_done, total);
 }
 
 TEST(TrainOptimizer, BadSettingsAreRefused) {

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <filesystem>
 #include <sstream>
+#include <string>
 #include <vector>
 
 #include "core/error.h"
@@ -103,6 +104,58 @@ TEST(Trainer, LossScalingLogsTheScaleAndTheSkippedSteps) {
   EXPECT_EQ(skipped[3], "0");
   EXPECT_EQ(result.skipped_steps, std::count(skipped.begin(), skipped.end(), "1"));
   EXPECT_EQ(result.final_loss_scale, std::pow(2.0, skipped[2] == "1" ? 8 : 72));
+}
+
+// train_log.csv without its examples_per_s column (a wall-clock rate, different at every run).
+std::string without_rates(const std::string& csv) {
+  std::string out, line;
+  std::istringstream in(csv);
+  while (std::getline(in, line)) {
+    std::vector<std::string> fields;
+    std::string field;
+    std::istringstream cells(line);
+    while (std::getline(cells, field, ',')) fields.push_back(field);
+    for (size_t i = 0; i < fields.size(); ++i) {
+      if (i != 5) out += fields[i] + (i + 1 < fields.size() ? "," : "");
+    }
+    out += '\n';
+  }
+  return out;
+}
+
+TEST(Trainer, CollectingEveryFewStepsLogsTheSameRows) {
+  // The CUDA path queues steps and collects their results every few steps; on the CPU the same path with 3
+  // steps per collection (one collection straddles the epoch's end, which collects early) logs the rows of
+  // one step per collection, to the bit, loss scaling's columns included.
+  const WordPieceTokenizer tokenizer = WordPieceTokenizer::from_model_dir(kTiny);
+  const TokenizedDataset tokens = tokenize_dataset(read_dataset(kSample), tokenizer, 32, false);
+  const BertConfig config = BertConfig::load(kTiny / "config.json");
+  std::vector<std::string> logs;
+  std::vector<std::vector<int64_t>> seen_steps;
+  for (int64_t every : {1, 3}) {
+    BertForSequenceClassification model(config, 1);
+    model.set_dropout(DropoutSettings::from_config(config, 1));
+    TrainerOptions options;
+    options.epochs = 2;
+    options.batch_size = 6;  // 4 steps per epoch
+    options.max_length = 32;
+    options.optimizer.learning_rate = 1e-3;
+    // 2^200 overflows f32: the first steps are skipped, and the scale grows after 3 updates in a row.
+    options.optimizer.loss_scaling = {.enabled = true,
+                                      .initial_scale = std::pow(2.0, 200),
+                                      .backoff = std::pow(2.0, -64),
+                                      .growth_interval = 3};
+    options.collect_every_steps = every;
+    seen_steps.emplace_back();
+    options.on_step = [&](const StepResult& s) { seen_steps.back().push_back(s.step); };
+    const TrainResult result = train_classifier(model, tokens, tokens, options);
+    EXPECT_EQ(result.steps, 8);
+    EXPECT_EQ(count_lines(result.train_log_csv), 1 + 8);
+    logs.push_back(without_rates(result.train_log_csv));
+  }
+  EXPECT_EQ(logs[0], logs[1]);
+  EXPECT_EQ(seen_steps[0], (std::vector<int64_t>{0, 1, 2, 3, 4, 5, 6, 7}));
+  EXPECT_EQ(seen_steps[1], seen_steps[0]);
 }
 
 TEST(Trainer, InterruptFlagStopsAfterTheCurrentStep) {
