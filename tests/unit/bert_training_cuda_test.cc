@@ -2,19 +2,25 @@
 // the same model on the CPU: one TRAIN forward and backward (logits, loss, every parameter gradient, dropout
 // on), and 20 optimizer steps (AdamW, clipping, warm-up) whose losses, gradient norms and final weights must
 // agree (issue 12: within 1e-4 on every loss in fp32; TF32, bf16 and fp16 (loss-scaled) within 1e-2). Also
-// the host-side validation of a batch bound for the GPU, where a kernel cannot throw.
+// the host-side validation of a batch bound for the GPU, where a kernel cannot throw. Queued steps (results
+// collected in bulk, no wait per step) against eager ones and the CPU, GradScaler's rule on an fp16 overflow,
+// and a non-finite loss among queued steps.
 #include <gtest/gtest.h>
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
+#include <map>
 #include <memory>
 #include <random>
 #include <string>
+#include <vector>
 
 #include "backend/device.h"
 #include "core/error.h"
 #include "model/bert_model.h"
 #include "ops/op_test_util.h"
+#include "train/lr_schedule.h"
 #include "train/optimizer.h"
 #include "unit/tiny_bert.h"
 
@@ -191,6 +197,165 @@ TEST_F(BertTrainingCuda, TwentyStepsFp16WithLossScalingWithinOnePercent) {
   // fp16 GEMM inputs (11 significant bits) with loss scaling from 2^10 (no step of this small model overflows
   // there, so the GPU makes the CPU's updates): losses within 1e-2 of fp32's, weights within 4e-2 as bf16's.
   run_twenty_steps(*gpu_, MathMode::FP16, 1e-2, 4e-2, 1024.0);
+}
+
+// The GPU models' parameters on the host, by name.
+std::map<std::string, std::vector<double>> gpu_parameters(ExecutionContext& ctx,
+                                                          const BertForSequenceClassification& model) {
+  std::map<std::string, std::vector<double>> out;
+  for (const auto& [name, p] : model.parameters()) out[name] = test::to_double(to_host(ctx, p));
+  return out;
+}
+
+// Steps queued on the GPU and collected once after 20 (no wait for the host in between: loss, norm, scale and
+// the schedule stay on the device) give the eager GPU steps' results, and follow the CPU within
+// run_twenty_steps' tolerances.
+void run_twenty_queued_steps(ExecutionContext& gpu_ctx, MathMode math, double loss_tol) {
+  const BertConfig config = odd_config();
+  BertForSequenceClassification cpu(config, 23), eager(config, 23), queued(config, 23);
+  const DropoutSettings dropout{0.1, 0.1, 0.1, 42};
+  for (BertForSequenceClassification* m : {&cpu, &eager, &queued}) m->set_dropout(dropout);
+  gpu_ctx.set_math_mode(math);
+  eager.to_context(gpu_ctx);
+  queued.to_context(gpu_ctx);
+  OptimizerSettings settings;
+  settings.learning_rate = 1e-3;
+  settings.total_steps = 20;
+  settings.warmup_steps = 2;
+  Optimizer cpu_opt(cpu, settings), eager_opt(eager, settings), queued_opt(queued, settings);
+  std::mt19937 rng(77);
+  std::vector<StepResult> expected_cpu, expected_gpu;
+  for (int step = 0; step < 20; ++step) {
+    const Batch batch = random_batch(rng, config, 6, 9 + step % 5 * 7);
+    expected_cpu.push_back(cpu_opt.step(batch));
+    expected_gpu.push_back(eager_opt.step(batch));
+    queued_opt.queue_step(batch);
+  }
+  EXPECT_EQ(queued_opt.pending_steps(), 20);
+  const std::vector<StepResult> got = queued_opt.collect();
+  ASSERT_EQ(got.size(), 20u);
+  for (int step = 0; step < 20; ++step) {
+    const StepResult &g = got[step], &e = expected_gpu[step], &r = expected_cpu[step];
+    EXPECT_EQ(g.step, step);
+    EXPECT_FALSE(g.skipped) << "step " << step;
+    EXPECT_EQ(g.learning_rate, r.learning_rate) << "step " << step;  // the device schedule is the host's bits
+    EXPECT_EQ(g.loss_scale, 1.0) << "step " << step;
+    // The same kernels on the same inputs: equal unless a kernel's summation order varies between runs.
+    EXPECT_NEAR(g.loss, e.loss, 1e-5 * std::max(1.0, std::abs(e.loss))) << "step " << step;
+    EXPECT_NEAR(g.grad_norm, e.grad_norm, 1e-5 * std::max(1.0, e.grad_norm)) << "step " << step;
+    EXPECT_NEAR(g.loss, r.loss, loss_tol) << "step " << step;
+    EXPECT_NEAR(g.grad_norm, r.grad_norm, loss_tol * std::max(1.0, r.grad_norm)) << "step " << step;
+  }
+  EXPECT_EQ(queued_opt.updates_done(), 20);
+  const auto queued_params = gpu_parameters(gpu_ctx, queued), eager_params = gpu_parameters(gpu_ctx, eager);
+  for (const auto& [name, values] : eager_params) {
+    if (is_key_bias(name)) continue;  // rounding noise walks at random (run_twenty_steps)
+    EXPECT_TRUE(test::all_close(queued_params.at(name), values,
+                                test::Tolerance{1e-5, 1e-5 * std::max(max_abs(values), 1e-6)}))
+        << name;
+  }
+}
+
+TEST_F(BertTrainingCuda, TwentyQueuedStepsFp32MatchEagerStepsAndTheCpu) {
+  run_twenty_queued_steps(*gpu_, MathMode::IEEE_FP32, 1e-4);
+}
+
+TEST_F(BertTrainingCuda, TwentyQueuedStepsBf16WithinOnePercent) {
+  run_twenty_queued_steps(*gpu_, MathMode::BF16,
+                          1e-2);  // bf16's tolerance, as TwentyStepsBf16WithinOnePercent
+}
+
+TEST_F(BertTrainingCuda, QueuedFp16OverflowSkipsByTheHostRule) {
+  // fp16 GEMM inputs overflow at a scale of 2^40 (fp16's largest value is 65504): the first steps are skipped
+  // and the scale backed off by 2^-8 until updates begin, then grows after every 3 updates. The steps are
+  // queued and collected at the end; GradScaler's rule, replayed on the host from each step's norm, must give
+  // every step's skip, scale and learning rate, and a skipped step must leave every parameter as it was.
+  const BertConfig config = odd_config();
+  BertForSequenceClassification gpu(config, 24);
+  gpu.set_dropout(DropoutSettings{0.1, 0.1, 0.1, 42});
+  gpu_->set_math_mode(MathMode::FP16);
+  gpu.to_context(*gpu_);
+  OptimizerSettings settings;
+  settings.learning_rate = 1e-3;
+  settings.total_steps = 16;
+  settings.warmup_steps = 2;
+  settings.loss_scaling = {.enabled = true,
+                           .initial_scale = std::pow(2.0, 40),
+                           .backoff = std::pow(2.0, -8),
+                           .growth_interval = 3};
+  Optimizer optimizer(gpu, settings);
+  std::mt19937 rng(55);
+  std::vector<std::map<std::string, std::vector<double>>> params{gpu_parameters(*gpu_, gpu)};
+  for (int step = 0; step < 16; ++step) {
+    optimizer.queue_step(random_batch(rng, config, 6, 9 + step % 5 * 7));
+    params.push_back(gpu_parameters(*gpu_, gpu));  // waits for the parameters, not for the step's results
+  }
+  const std::vector<StepResult> got = optimizer.collect();
+  ASSERT_EQ(got.size(), 16u);
+  double scale = settings.loss_scaling.initial_scale;
+  int64_t updates = 0, since_change = 0, skipped = 0;
+  for (size_t k = 0; k < got.size(); ++k) {
+    const StepResult& r = got[k];
+    EXPECT_EQ(r.loss_scale, scale) << "step " << k;
+    EXPECT_EQ(r.learning_rate, linear_warmup_decay_lr(settings.learning_rate, updates, settings.warmup_steps,
+                                                      settings.total_steps))
+        << "step " << k;
+    EXPECT_TRUE(std::isfinite(r.loss)) << "step " << k;
+    EXPECT_EQ(r.skipped, !std::isfinite(r.grad_norm)) << "step " << k;
+    if (r.skipped) {
+      ++skipped;
+      scale *= settings.loss_scaling.backoff;
+      since_change = 0;
+      for (const auto& [name, before] : params[k]) {
+        EXPECT_EQ(before, params[k + 1].at(name)) << name << " moved on skipped step " << k;
+      }
+    } else {
+      ++updates;
+      if (++since_change == settings.loss_scaling.growth_interval) {
+        scale *= settings.loss_scaling.growth;
+        since_change = 0;
+      }
+    }
+  }
+  EXPECT_GT(skipped, 0) << "no step overflowed: the test does not cover skipping";
+  EXPECT_GE(updates, 3) << "too few updates: the test does not cover growth";
+  EXPECT_EQ(optimizer.updates_done(), updates);
+  EXPECT_EQ(optimizer.loss_scale(), scale);
+}
+
+TEST_F(BertTrainingCuda, QueuedNonFiniteLossNamesItsStepAndUpdatesNothingFromThere) {
+  const BertConfig config = odd_config();
+  BertForSequenceClassification gpu(config, 25);
+  gpu.to_context(*gpu_);
+  OptimizerSettings settings;
+  settings.total_steps = 5;
+  Optimizer optimizer(gpu, settings);
+  std::mt19937 rng(5);
+  optimizer.queue_step(random_batch(rng, config, 4, 11));
+  Tensor w = gpu.parameters().at("classifier.weight");
+  Tensor host = to_host(*gpu_, w);
+  host.data<float>()[0] = std::nanf("");
+  copy_tensor(*gpu_, w, host);  // every later loss is NaN
+  const auto before = gpu_parameters(*gpu_, gpu);
+  optimizer.queue_step(random_batch(rng, config, 4, 11));
+  optimizer.queue_step(random_batch(rng, config, 4, 11));
+  try {
+    optimizer.collect();
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_EQ(e.code(), ErrorCode::NUMERIC);
+    EXPECT_NE(std::string(e.what()).find("training step 1:"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("the loss is not finite"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(optimizer.steps_done(), 1);
+  EXPECT_EQ(optimizer.updates_done(), 1);
+  const auto after = gpu_parameters(*gpu_, gpu);
+  for (const auto& [name, values] : before) {
+    // NaN != NaN: compare the bits.
+    ASSERT_EQ(values.size(), after.at(name).size());
+    EXPECT_EQ(std::memcmp(values.data(), after.at(name).data(), values.size() * sizeof(double)), 0)
+        << name << " moved on or after the failed step";
+  }
 }
 
 TEST_F(BertTrainingCuda, OutOfRangeIdsAndLabelsRefusedBeforeUpload) {
