@@ -7,8 +7,8 @@
 // clip at 1.0, AdamW lr 3e-5 wd 0.01, linear schedule) on seeded random ids with every token real (attention
 // mask all 1, so no padding work is skipped by either side). Protocol: idle baseline (NVML energy counter,
 // model resident) -> --warmup-steps -> --trials trials of
-// --steps steps each, synchronised at both ends, timed by the steady clock (primary) and CUDA events per
-// step. The caller warms a fresh GPU first (tools/device_check.sh bench_train does). --device cpu runs the
+// --steps steps each (queued with Optimizer::queue_step, their results read once at the trial's end),
+// synchronised at both ends, timed by the steady clock (primary) and CUDA events per step. The caller warms a fresh GPU first (tools/device_check.sh bench_train does). --device cpu runs the
 // same code on the CPU for a smoke run of the harness with a tiny config (not a measurement). Exit: 0 done (a
 // failed precision is a record with "error"), CLI11's code for bad options, 3 an error, 4 no GPU.
 #include <chrono>
@@ -158,11 +158,17 @@ json measure(const Device& device, EnergyMeter& meter, const BertConfig& config,
       gpu->synchronize();
       const double e0 = metered ? meter.read_energy_j() : 0.0;
       const auto t0 = std::chrono::steady_clock::now();
+      // Steps are queued and their results read once per trial, as the Trainer reads them every few dozen
+      // steps (and as PyTorch's side runs without a host sync per step).
       for (int64_t s = 0; s < o.steps; ++s) {
         timer->start();
-        last = one_step();
+        optimizer.queue_step(batches[next]);
+        next = (next + 1) % batches.size();
         timer->stop();
-        losses.push_back(last.loss);
+      }
+      for (const StepResult& r : optimizer.collect()) {
+        last = r;
+        losses.push_back(r.loss);
       }
       gpu->synchronize();
       const double seconds = seconds_since(t0);

@@ -2,6 +2,7 @@
 #include "backend/cuda/cuda_context.h"
 
 #include <cstdint>
+#include <cstring>
 #include <limits>
 
 #include "backend/cuda/cuda_check.h"
@@ -53,6 +54,10 @@ CudaContext::~CudaContext() {
   gemm_plans_.reset();
   if (workspace_ != nullptr) allocator_->deallocate(workspace_, workspace_bytes_);
   cudaStreamSynchronize(stream_);
+  for (StagingSlot& slot : staging_) {
+    if (slot.done != nullptr) cudaEventDestroy(slot.done);
+    if (slot.host != nullptr) cudaFreeHost(slot.host);
+  }
   if (cublaslt_ != nullptr) cublasLtDestroy(cublaslt_);
   if (stream_ != nullptr) cudaStreamDestroy(stream_);
 }
@@ -63,6 +68,22 @@ void CudaContext::copy_bytes(void* dst, bool dst_on_device, const void* src, boo
   if (bytes == 0) return;
   const cudaMemcpyKind kind = dst_on_device ? (src_on_device ? cudaMemcpyDeviceToDevice : cudaMemcpyHostToDevice)
                                             : (src_on_device ? cudaMemcpyDeviceToHost : cudaMemcpyHostToHost);
+  if (kind == cudaMemcpyHostToDevice && bytes <= kStagedUploadBytes) {
+    // The caller may free or reuse src when we return, so the bytes go to a pinned slot first; the copy from
+    // the slot is queued, and the GPU's earlier work is not waited for (a training step's batch upload).
+    StagingSlot& slot = staging_[next_staging_slot_];
+    next_staging_slot_ = (next_staging_slot_ + 1) % kStagingSlots;
+    if (slot.host == nullptr) {
+      NLPF_CUDA_CHECK(cudaMallocHost(&slot.host, kStagedUploadBytes));
+      NLPF_CUDA_CHECK(cudaEventCreateWithFlags(&slot.done, cudaEventDisableTiming));
+    } else {
+      NLPF_CUDA_CHECK(cudaEventSynchronize(slot.done));  // the copy out of this slot, kStagingSlots uploads ago
+    }
+    std::memcpy(slot.host, src, bytes);
+    NLPF_CUDA_CHECK(cudaMemcpyAsync(dst, slot.host, bytes, kind, stream_));
+    NLPF_CUDA_CHECK(cudaEventRecord(slot.done, stream_));
+    return;
+  }
   NLPF_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, kind, stream_));
   // A host source may be freed or reused when we return, a host destination read: wait for those copies.
   if (!dst_on_device || !src_on_device) NLPF_CUDA_CHECK(cudaStreamSynchronize(stream_));

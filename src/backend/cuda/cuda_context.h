@@ -58,6 +58,18 @@ class CudaContext final : public ExecutionContext {
   size_t workspace_bytes_ = 0;
   int multiprocessor_count_ = 0;
   std::unique_ptr<GemmPlanCache> gemm_plans_;
+
+  // Host-to-device uploads of at most kStagedUploadBytes (a training batch's ids, mask and labels) are copied
+  // into one of these pinned slots and queued without waiting for the GPU: the slot is reused only after the
+  // event recorded behind its copy has passed, kStagingSlots uploads later. Larger uploads (weights) wait.
+  static constexpr size_t kStagedUploadBytes = size_t{256} << 10;
+  static constexpr size_t kStagingSlots = 8;
+  struct StagingSlot {
+    void* host = nullptr;        // pinned, kStagedUploadBytes
+    cudaEvent_t done = nullptr;  // recorded after the slot's last copy
+  };
+  StagingSlot staging_[kStagingSlots];
+  size_t next_staging_slot_ = 0;
 };
 
 // ctx as a CudaContext; INTERNAL when ctx is another device's (an op dispatched to CUDA with a CPU context).
