@@ -471,7 +471,22 @@ MeasuredPoint measure_point(const Phase2Plan& plan, const Phase2Inputs& in, Poin
       trainer.eval_batch_size = point.eval_batch_size;
       trainer.eval_padding = parse_padding(point.padding);
       trainer.show_progress = !s.quiet;
+      // On a GPU the refit trains there, as `phase1 --device cuda` does, in fp32 (IEEE: the reference
+      // recipe's arithmetic) on a context of its own; the trained weights come back to the host, where the
+      // fp8 calibration and the point's conversion read them.
+      std::unique_ptr<ExecutionContext> train_gpu;
+      if (measurer.gpu) {
+        train_gpu = make_execution_context(measurer.device);
+        model->to_context(*train_gpu);
+      }
       train_classifier(*model, train_data, eval_data, trainer);  // the optimizer's state dies with it
+      if (train_gpu) {
+        Checkpoint trained;
+        trained.config = model->config();
+        trained.directory = plan.model_dir;
+        trained.tensors = model->to_checkpoint_tensors();
+        model = std::make_unique<BertForSequenceClassification>(trained);  // the GPU copy goes before its context
+      }
     }
     model->drop_gradients();
     const Precision precision = parse_precision(point.precision);

@@ -266,8 +266,10 @@ TEST_F(BertTrainingCuda, TwentyQueuedStepsBf16WithinOnePercent) {
 }
 
 TEST_F(BertTrainingCuda, QueuedFp16OverflowSkipsByTheHostRule) {
-  // fp16 GEMM inputs overflow at a scale of 2^40 (fp16's largest value is 65504): the first steps are skipped
-  // and the scale backed off by 2^-8 until updates begin, then grows after every 3 updates. The steps are
+  // nlpf's fp16 keeps f32 storage (fp16 GEMM inputs only), so a scale that overflows fp16 does not overflow
+  // here: on the H200 a scale of 2^40 skipped no step (2026-11-30). 2^160 overflows f32 in the loss gradient
+  // itself (|dlogit| ~ 2^160 * 0.5 / B): the first step is skipped for certain and the scale backed off by
+  // 2^-32 until updates begin, then grows after every 3 updates. The steps are
   // queued and collected at the end; GradScaler's rule, replayed on the host from each step's norm, must give
   // every step's skip, scale and learning rate, and a skipped step must leave every parameter as it was.
   const BertConfig config = odd_config();
@@ -280,8 +282,8 @@ TEST_F(BertTrainingCuda, QueuedFp16OverflowSkipsByTheHostRule) {
   settings.total_steps = 16;
   settings.warmup_steps = 2;
   settings.loss_scaling = {.enabled = true,
-                           .initial_scale = std::pow(2.0, 40),
-                           .backoff = std::pow(2.0, -8),
+                           .initial_scale = std::pow(2.0, 160),
+                           .backoff = std::pow(2.0, -32),
                            .growth_interval = 3};
   Optimizer optimizer(gpu, settings);
   std::mt19937 rng(55);

@@ -253,6 +253,12 @@ std::unique_ptr<GemmPlanCache::Plan> make_plan(CudaContext& ctx, const Problem& 
                                             preference, tune ? kAutotuneCandidates : 1, results, &found);
   }
   cublasLtMatmulPreferenceDestroy(preference);
+  // Outer-vector (per-channel) fp8 scales: the H200's cuBLASLt (CUDA 13.0) answered its heuristic with
+  // CUBLAS_STATUS_INVALID_VALUE at BERT's shapes (2026-11-30), so that case is named as unsupported here.
+  NLPF_CHECK(!(p.outer_vec_scales && status == CUBLAS_STATUS_INVALID_VALUE), ErrorCode::UNSUPPORTED,
+             "fp8 per-channel weight scales (--fp8-weight-scales channel): this GPU's cuBLASLt has no fp8 GEMM "
+             "with outer-vector scales (its heuristic refused M=", p.M, " N=", p.N, " K=", p.K,
+             "); per-tensor scales (the default) run");
   NLPF_CUDA_CHECK(status);
   NLPF_CHECK(found > 0, ErrorCode::CUBLAS, "gemm: cuBLASLt has no algorithm for ", dtype_name(p.dtype),
              " M=", p.M, " N=", p.N, " K=", p.K, " lda=", p.lda, " ldb=", p.ldb, " ldd=", p.ldd,
