@@ -311,9 +311,14 @@ std::optional<std::string> plot_frontier_png(const std::filesystem::path& path, 
     const double box_h_mm = (vp_y1 - vp_y0) * (page_y1 - page_y0);
     const double marker_radius = kMarkerRadiusMm / std::min(box_w_mm, box_h_mm);
 
-    // Frontier labels are placed first and get the nearest free places.
+    // Frontier labels are placed first and get the nearest free places. A plot of more than
+    // kLabelEveryPointUpTo points (a grid) labels its frontier only: dozens of labels on one plot pile up
+    // unreadably (a 36-point grid did), and pareto.csv names every point.
+    constexpr size_t kLabelEveryPointUpTo = 16;
+    const bool label_off_frontier = plot.points.size() <= kLabelEveryPointUpTo;
     std::vector<const PlotPoint*> order;
     for (const bool on_frontier : {true, false}) {
+      if (!on_frontier && !label_off_frontier) continue;
       for (const PlotPoint& p : plot.points) {
         if (p.on_frontier == on_frontier) order.push_back(&p);
       }
