@@ -172,6 +172,18 @@ std::vector<LabelBox> place_labels(const std::vector<LabelBox>& points, double m
   return placed;
 }
 
+std::vector<const PlotPoint*> points_to_label(const FrontierPlot& plot) {
+  const bool label_off_frontier = plot.points.size() <= kLabelEveryPointUpTo;
+  std::vector<const PlotPoint*> order;
+  for (const bool on_frontier : {true, false}) {
+    if (!on_frontier && !label_off_frontier) continue;
+    for (const PlotPoint& p : plot.points) {
+      if (p.on_frontier == on_frontier) order.push_back(&p);
+    }
+  }
+  return order;
+}
+
 std::optional<std::string> plot_frontier_png(const std::filesystem::path& path, const FrontierPlot& plot) {
 #if NLPF_WITH_PLPLOT
   if (plot.points.empty()) return std::string("no point to plot");
@@ -311,18 +323,8 @@ std::optional<std::string> plot_frontier_png(const std::filesystem::path& path, 
     const double box_h_mm = (vp_y1 - vp_y0) * (page_y1 - page_y0);
     const double marker_radius = kMarkerRadiusMm / std::min(box_w_mm, box_h_mm);
 
-    // Frontier labels are placed first and get the nearest free places. A plot of more than
-    // kLabelEveryPointUpTo points (a grid) labels its frontier only: dozens of labels on one plot pile up
-    // unreadably (a 36-point grid did), and pareto.csv names every point.
-    constexpr size_t kLabelEveryPointUpTo = 16;
-    const bool label_off_frontier = plot.points.size() <= kLabelEveryPointUpTo;
-    std::vector<const PlotPoint*> order;
-    for (const bool on_frontier : {true, false}) {
-      if (!on_frontier && !label_off_frontier) continue;
-      for (const PlotPoint& p : plot.points) {
-        if (p.on_frontier == on_frontier) order.push_back(&p);
-      }
-    }
+    // Frontier labels are placed first and get the nearest free places.
+    const std::vector<const PlotPoint*> order = points_to_label(plot);
     std::vector<LabelBox> anchors;
     for (const PlotPoint* p : order) {
       anchors.push_back({(to_axis(p->cost) - x_range.low) / (x_range.high - x_range.low),

@@ -53,6 +53,12 @@ struct LabelBox {
 std::vector<LabelBox> place_labels(const std::vector<LabelBox>& points, double marker_radius,
                                    const std::vector<LabelBox>& obstacles = {});
 
+// The points whose labels are drawn, in placement order: the frontier's first, then the others, which a plot
+// of more than kLabelEveryPointUpTo points (a grid) leaves unlabelled: dozens of labels on one plot pile up
+// unreadably (a 36-point grid's did), and pareto.csv names every point.
+constexpr size_t kLabelEveryPointUpTo = 16;
+std::vector<const PlotPoint*> points_to_label(const FrontierPlot& plot);
+
 // Writes the PNG (1000x700). Returns nullopt when written, else why it was skipped ("plots skipped (built
 // without PLplot)", "no point to plot"). Errors: IO naming `path` when it cannot be written (checked
 // before PLplot opens it, since PLplot exits the process on an unopenable file).

@@ -105,6 +105,21 @@ TEST(PlotLabels, AvoidObstaclesSuchAsTheFrontierLine) {
   EXPECT_LT(labels[0].y, 0.5);
 }
 
+TEST(PlotLabels, FrontierFirstAndAGridLabelsItsFrontierOnly) {
+  FrontierPlot small;
+  small.points = {point(2, 0.8, false, "a"), point(1, 0.9, true, "b"), point(3, 0.7, false, "c")};
+  std::vector<const PlotPoint*> order = points_to_label(small);
+  ASSERT_EQ(order.size(), 3u);
+  EXPECT_EQ(order[0]->label, "b");  // the frontier's first
+  FrontierPlot grid;
+  for (size_t i = 0; i <= kLabelEveryPointUpTo; ++i) {
+    grid.points.push_back(point(1.0 + static_cast<double>(i), 0.5, i % 5 == 0, std::to_string(i)));
+  }
+  order = points_to_label(grid);
+  ASSERT_EQ(order.size(), 4u);  // points 0, 5, 10, 15: the frontier only
+  for (const PlotPoint* p : order) EXPECT_TRUE(p->on_frontier) << p->label;
+}
+
 TEST(PlotLabels, OversizedLabelIsCentred) {
   const std::vector<LabelBox> labels = place_labels({{0.9, 0.9, 1.5, 0.05}}, 0.01);
   EXPECT_DOUBLE_EQ(labels[0].x, 0.5);
