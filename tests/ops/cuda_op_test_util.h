@@ -119,9 +119,10 @@ inline Tensor codes_of(std::mt19937& rng, const Shape& shape, float spread, floa
   return codes;
 }
 
-// Why this GPU's cuBLASLt cannot run an fp8 GEMM with per-output-channel weight scales (outer-vector scales;
-// the H200's, CUDA 13.0, refused them on 2026-11-30), from one 16 x 16 x 16 product; nullopt where it can.
-// The per-channel cuda tests skip with this reason.
+// Why this GPU cannot run an fp8 GEMM with per-output-channel weight scales, from one 16 x 16 x 16 product;
+// nullopt where it can. cuBLASLt's outer-vector scales were refused on the H200 (CUDA 13.0, 2026-11-30), and
+// gemm_fp8 now takes a two-pass form there, so this says why only where that too is refused; the
+// per-channel cuda tests skip with the reason.
 inline std::optional<std::string> per_channel_fp8_refusal(ExecutionContext& gpu) {
   const Tensor x = Tensor::zeros(DType::F8E4M3, {16, 16}), w = Tensor::zeros(DType::F8E4M3, {16, 16});
   const Tensor ones = f32_tensor({16}, std::vector<double>(16, 1.0));

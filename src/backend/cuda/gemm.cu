@@ -4,8 +4,11 @@
 
 #include <cuda_runtime.h>
 
+#include <algorithm>
+
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/cuda_context.h"
+#include "backend/cuda/float_convert.cuh"
 
 namespace nlpf::cuda {
 
@@ -184,10 +187,10 @@ std::unique_ptr<GemmPlanCache::Plan> make_plan(CudaContext& ctx, const Problem& 
   auto plan = std::make_unique<GemmPlanCache::Plan>();
   const cudaDataType_t type = cuda_data_type(p.dtype);
   const cudaDataType_t operand_type = p.fp8 ? CUDA_R_8F_E4M3 : type;
-  cublasComputeType_t compute = CUBLAS_COMPUTE_32F;
-  if (p.dtype == DType::F32 && ctx.math_mode() == MathMode::TF32) compute = CUBLAS_COMPUTE_32F_FAST_TF32;
-  if (p.dtype == DType::F32 && ctx.math_mode() == MathMode::BF16) compute = CUBLAS_COMPUTE_32F_FAST_16BF;
-  if (p.dtype == DType::F32 && ctx.math_mode() == MathMode::FP16) compute = CUBLAS_COMPUTE_32F_FAST_16F;
+  cublasComputeType_t compute = CUBLAS_COMPUTE_32F;  // fp8 operands: always (an f32 D is fp8's f32 output)
+  if (!p.fp8 && p.dtype == DType::F32 && ctx.math_mode() == MathMode::TF32) compute = CUBLAS_COMPUTE_32F_FAST_TF32;
+  if (!p.fp8 && p.dtype == DType::F32 && ctx.math_mode() == MathMode::BF16) compute = CUBLAS_COMPUTE_32F_FAST_16BF;
+  if (!p.fp8 && p.dtype == DType::F32 && ctx.math_mode() == MathMode::FP16) compute = CUBLAS_COMPUTE_32F_FAST_16F;
   NLPF_CUDA_CHECK(cublasLtMatmulDescCreate(&plan->desc, compute, CUDA_R_32F));
   const cublasOperation_t op_a = p.transpose_b ? CUBLAS_OP_T : CUBLAS_OP_N;
   const cublasOperation_t op_b = p.transpose_a ? CUBLAS_OP_T : CUBLAS_OP_N;
@@ -254,7 +257,8 @@ std::unique_ptr<GemmPlanCache::Plan> make_plan(CudaContext& ctx, const Problem& 
   }
   cublasLtMatmulPreferenceDestroy(preference);
   // Outer-vector (per-channel) fp8 scales: the H200's cuBLASLt (CUDA 13.0) answered its heuristic with
-  // CUBLAS_STATUS_INVALID_VALUE at BERT's shapes (2026-11-30), so that case is named as unsupported here.
+  // CUBLAS_STATUS_INVALID_VALUE at BERT's shapes (2026-11-30), so that case is named as unsupported here
+  // (gemm_fp8 then takes its two-pass form).
   NLPF_CHECK(!(p.outer_vec_scales && status == CUBLAS_STATUS_INVALID_VALUE), ErrorCode::UNSUPPORTED,
              "fp8 per-channel weight scales (--fp8-weight-scales channel): this GPU's cuBLASLt has no fp8 GEMM "
              "with outer-vector scales (its heuristic refused M=", p.M, " N=", p.N, " K=", p.K,
@@ -382,10 +386,82 @@ Problem fp8_problem(const Fp8GemmArgs& g) {
   return p;
 }
 
+// y [N, OC] = act(product [N, OC] f32 * weight_scale[oc] + bias[oc]) (+ residual [N, OC]), T = __half or
+// __nv_bfloat16 (residual may be y: each element is read before it is written, by the same thread). act is
+// cuBLASLt's GELU epilogue's tanh form where gelu is set; GELU and residual are never both set (fp8_problem).
+template <typename T>
+__global__ void fp8_channel_scale_kernel(T* y, const float* __restrict__ product,
+                                         const float* __restrict__ weight_scale, const T* __restrict__ bias,
+                                         const T* residual, bool gelu, int64_t N, int64_t OC) {
+  const int64_t total = N * OC;
+  for (int64_t i = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; i < total;
+       i += static_cast<int64_t>(gridDim.x) * blockDim.x) {
+    const int64_t oc = i % OC;
+    float v = product[i] * weight_scale[oc];
+    if (bias != nullptr) v += to_float(bias[oc]);
+    if (gelu) v = 0.5f * v * (1.0f + tanhf(0.7978845608028654f * (v + 0.044715f * v * v * v)));
+    if (residual != nullptr) v += to_float(residual[i]);
+    y[i] = from_float<T>(v);
+  }
+}
+
+// Whether cuBLASLt plans per-channel problem p with outer-vector scales; a refusal (UNSUPPORTED from
+// make_plan) is remembered on the context.
+bool outer_vector_planned(CudaContext& cuda, const Problem& p) {
+  if (cuda.gemm_plans().outer_vector_scales_refused) return false;
+  try {
+    plan_of(cuda, p);
+    return true;
+  } catch (const Error& e) {
+    if (e.code() != ErrorCode::UNSUPPORTED) throw;
+    cuda.gemm_plans().outer_vector_scales_refused = true;
+    return false;
+  }
+}
+
+// gemm_fp8 with per-channel weight scales in two passes (gemm.h); g is checked (fp8_problem), 16-bit out.
+// The product goes to an f32 scratch [N, OC] (cuBLASLt's fp8 GEMM writes f32): no 16-bit range or rounding
+// between the product and its per-channel scale, so the result is rounded once, as the one-GEMM form's.
+void gemm_fp8_per_channel_two_pass(CudaContext& cuda, const Fp8GemmArgs& g) {
+  const size_t bytes = static_cast<size_t>(g.N * g.OC) * sizeof(float);
+  auto* product = static_cast<float*>(cuda.allocator().allocate(bytes));
+  Problem p = linear_problem(product, g.x, g.weight, nullptr, DType::F32, g.N, g.C, g.OC, g.C);
+  p.fp8 = true;
+  p.scale_a = g.x_scale;  // scalar mode reads its first value: every row's scale is the same calibrated one
+  p.scale_b = nullptr;    // 1: the weight's scales follow per column in the kernel
+  try {
+    run(cuda, p);
+    constexpr int kThreads = 256;
+    const int64_t total = g.N * g.OC;
+    const int blocks = static_cast<int>(std::min<int64_t>((total + kThreads - 1) / kThreads,
+                                                          int64_t{32} * cuda.multiprocessor_count()));
+    if (g.out_dtype == DType::BF16) {
+      fp8_channel_scale_kernel<<<blocks, kThreads, 0, cuda.stream()>>>(
+          static_cast<__nv_bfloat16*>(g.y), product, g.weight_scale, static_cast<const __nv_bfloat16*>(g.bias),
+          static_cast<const __nv_bfloat16*>(g.residual), g.gelu, g.N, g.OC);
+    } else {
+      fp8_channel_scale_kernel<<<blocks, kThreads, 0, cuda.stream()>>>(
+          static_cast<__half*>(g.y), product, g.weight_scale, static_cast<const __half*>(g.bias),
+          static_cast<const __half*>(g.residual), g.gelu, g.N, g.OC);
+    }
+    NLPF_CUDA_CHECK(cudaGetLastError());
+  } catch (...) {
+    cuda.allocator().deallocate(product, bytes);
+    throw;
+  }
+  cuda.allocator().deallocate(product, bytes);  // stream-ordered: after the kernel has read it
+}
+
 }  // namespace
 
 void gemm_fp8(ExecutionContext& ctx, const Fp8GemmArgs& g) {
-  run(ctx, fp8_problem(g));
+  const Problem p = fp8_problem(g);
+  CudaContext& cuda = cuda_context(ctx);
+  if (p.outer_vec_scales && !outer_vector_planned(cuda, p)) {
+    gemm_fp8_per_channel_two_pass(cuda, g);
+    return;
+  }
+  run(ctx, p);
 }
 
 bool gemm_fp8_available(ExecutionContext& ctx, const Fp8GemmArgs& g) {

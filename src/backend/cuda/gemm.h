@@ -107,6 +107,9 @@ class GemmPlanCache {
   using Key = std::tuple<int, int, bool, bool, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int,
                          bool, int, int, int, int, int, int, int64_t, int64_t, int64_t, int64_t>;
   std::map<Key, std::unique_ptr<Plan>> plans;
+  // Set once cuBLASLt has refused fp8 outer-vector scales on this context: per-channel gemm_fp8 then runs its
+  // two-pass form without asking again.
+  bool outer_vector_scales_refused = false;
 };
 
 // Queue the GEMM on ctx's stream. Errors: INVALID_ARGUMENT for sizes (non-positive, a leading dimension below
@@ -117,6 +120,10 @@ void matmul(ExecutionContext& ctx, const MatmulArgs& args);
 // INVALID_ARGUMENT also for C or OC not a multiple of 16, a residual with an E4M3 output or a
 // weight_scale_count other than 1 or OC, UNSUPPORTED for an out_dtype other than F16, BF16 or F8E4M3, and
 // for an F8E4M3 out_dtype with per-channel weight scales.
+// Per-channel weight scales where cuBLASLt refuses outer-vector scales (the H200's, CUDA 13.0): two passes,
+// the product scaled by x's scale alone (the weight's scale pointer null, i.e. 1) into an f32 scratch
+// [N, OC], then one kernel y = act(product * weight_scale[oc] + bias[oc]) (+ residual), rounded once: the
+// one-GEMM form's arithmetic, with one more pass over an f32 [N, OC].
 void gemm_fp8(ExecutionContext& ctx, const Fp8GemmArgs& args);
 // Whether cuBLASLt runs gemm_fp8(args) on this device: the plan is built and cached and launched once on
 // args' buffers (call it outside a graph capture, on buffers it may overwrite). A configuration the library
