@@ -259,7 +259,7 @@ std::unique_ptr<GemmPlanCache::Plan> make_plan(CudaContext& ctx, const Problem& 
   // Outer-vector (per-channel) fp8 scales: the H200's cuBLASLt (CUDA 13.0) answered its heuristic with
   // CUBLAS_STATUS_INVALID_VALUE at BERT's shapes (2026-11-30), so that case is named as unsupported here
   // (gemm_fp8 then takes its two-pass form).
-  NLPF_CHECK(!(p.outer_vec_scales && status == CUBLAS_STATUS_INVALID_VALUE), ErrorCode::UNSUPPORTED,
+  NLPF_CHECK(!(p.outer_vec_scales && (status != CUBLAS_STATUS_SUCCESS || found == 0)), ErrorCode::UNSUPPORTED,
              "fp8 per-channel weight scales (--fp8-weight-scales channel): this GPU's cuBLASLt has no fp8 GEMM "
              "with outer-vector scales (its heuristic refused M=", p.M, " N=", p.N, " K=", p.K,
              "); per-tensor scales (the default) run");
@@ -405,20 +405,6 @@ __global__ void fp8_channel_scale_kernel(T* y, const float* __restrict__ product
   }
 }
 
-// Whether cuBLASLt plans per-channel problem p with outer-vector scales; a refusal (UNSUPPORTED from
-// make_plan) is remembered on the context.
-bool outer_vector_planned(CudaContext& cuda, const Problem& p) {
-  if (cuda.gemm_plans().outer_vector_scales_refused) return false;
-  try {
-    plan_of(cuda, p);
-    return true;
-  } catch (const Error& e) {
-    if (e.code() != ErrorCode::UNSUPPORTED) throw;
-    cuda.gemm_plans().outer_vector_scales_refused = true;
-    return false;
-  }
-}
-
 // gemm_fp8 with per-channel weight scales in two passes (gemm.h); g is checked (fp8_problem), 16-bit out.
 // The product goes to an f32 scratch [N, OC] (cuBLASLt's fp8 GEMM writes f32): no 16-bit range or rounding
 // between the product and its per-channel scale, so the result is rounded once, as the one-GEMM form's.
@@ -456,12 +442,28 @@ void gemm_fp8_per_channel_two_pass(CudaContext& cuda, const Fp8GemmArgs& g) {
 
 void gemm_fp8(ExecutionContext& ctx, const Fp8GemmArgs& g) {
   const Problem p = fp8_problem(g);
-  CudaContext& cuda = cuda_context(ctx);
-  if (p.outer_vec_scales && !outer_vector_planned(cuda, p)) {
-    gemm_fp8_per_channel_two_pass(cuda, g);
+  if (!p.outer_vec_scales) {
+    run(ctx, p);
     return;
   }
-  run(ctx, p);
+  CudaContext& cuda = cuda_context(ctx);
+  if (!cuda.gemm_plans().outer_vector_scales_refused) {
+    // cuBLASLt may refuse outer-vector scales at its heuristic (the H200's, CUDA 13.0, did) or at launch
+    // (it returns a status before running anything): either is remembered on the context, and the two-pass
+    // form runs from then on. A first call comes before any graph capture (the engine runs a shape eagerly
+    // before capturing it).
+    cublasStatus_t status = CUBLAS_STATUS_NOT_SUPPORTED;
+    try {
+      GemmPlanCache::Plan& plan = plan_of(cuda, p);
+      bind_pointers(plan, p);
+      status = launch(cuda, plan, p, plan.algo);
+    } catch (const Error& e) {
+      if (e.code() != ErrorCode::UNSUPPORTED && e.code() != ErrorCode::CUBLAS) throw;
+    }
+    if (status == CUBLAS_STATUS_SUCCESS) return;
+    cuda.gemm_plans().outer_vector_scales_refused = true;
+  }
+  gemm_fp8_per_channel_two_pass(cuda, g);
 }
 
 bool gemm_fp8_available(ExecutionContext& ctx, const Fp8GemmArgs& g) {
