@@ -3,13 +3,16 @@
 # tools/make_device_carry.sh). Builds nlpf with CUDA, runs the whole test suite (cpu + cuda labels), makes the
 # Hugging Face reference fixtures, checks that transformers loads what nlpf writes, and runs the benchmarks
 # side by side with PyTorch/HF. Logs and results go to $OUT (results.tgz holds the fixtures and JSON).
-# Usage: tools/device_check.sh [all|build|test|sanitize|goldens|roundtrip|finetune|bench|bench_cpu|bench_gpu|measure|finetune_gpu|study_gpu|bench_train|fp8_gpu]...
+# Usage: tools/device_check.sh [all|build|test|sanitize|goldens|roundtrip|finetune|bench|bench_cpu|bench_gpu|measure|finetune_gpu|study_gpu|bench_train|fp8_gpu|fp8_channel]...
 #        (default: all; bench_gpu is not in all: about 10 minutes per model, run it on its own; nor are finetune_gpu
 #        and bench_train)
 # sanitize: the cuda-labelled tests under compute-sanitizer memcheck and racecheck
 # fp8_gpu: issue 13 item 5 in one step: all-MiniLM-L6-v2 fine-tuned on the GPU (phase1, fp32), its fp8 SST-2 test,
 #          phase2 grid fp32/bf16/fp16/fp8 x batch 64/256 padded to 128 from it, and bert_base bf16 vs fp8 at batch
 #          32/64/256 (bench/gpu_inference_bench) with PyTorch eager's 16-bit beside it; small files in results/fp8_gpu/
+# fp8_channel: fp8 with per-output-channel weight scales (--fp8-weight-scales channel): its cuda tests, then, after
+#              fp8_gpu in the same run (its fine-tuned MiniLM), phase2 precision fp8 per tensor and per channel from
+#              that model, and bert_base fp8 per tensor and per channel at batch 64/256 padded to 128
 # phase2_gpu: nlpf phase2 precision on the GPU from all-MiniLM-L6-v2 (its head from seed 42), the product path
 # study_gpu: the study on the GPU, as bench/RESULTS.md reports it: nlpf phase1 --device cuda (all-MiniLM-L6-v2, all
 #            of SST-2, fp32), then from its best model phase2 max-sequence-length with --padding max-length
@@ -38,7 +41,7 @@ mkdir -p "$res/logs"
 carry="$root/carry"
 steps=${*:-all}
 want() { [[ " $steps " == *" all "* && $1 != bench_gpu && $1 != phase2_gpu && $1 != finetune_gpu && $1 != study_gpu &&
-  $1 != bench_train && $1 != fp8_gpu ||
+  $1 != bench_train && $1 != fp8_gpu && $1 != fp8_channel ||
   " $steps " == *" $1 "* ]]; }
 status=0
 note() { echo "== $*" | tee -a "$out/summary.txt"; }
@@ -224,6 +227,31 @@ from peer_gpu_inference import gpu_warmup; gpu_warmup(torch, 20.0)' >"$res/logs/
   find "$f8/runs" \( -name '*.safetensors' -o -name 'model.safetensors.index.json' \) -delete
   for f in "$f8"/runs/*grid/pareto.csv; do [ -f "$f" ] && cut -d, -f1-8 "$f" | tee -a "$out/summary.txt"; done
   python3 bench/report_gpu_inference.py "$f8/bert_base_ours.json" "$f8/bert_base_peer.json" | tee -a "$out/summary.txt"
+fi
+if want fp8_channel; then
+  fc="$res/fp8_channel"
+  rm -rf "$fc" && mkdir -p "$fc"
+  run_step fp8_channel_op_tests build-gpu/tests/linear_fp8_cuda_test --gtest_filter='*PerChannel*'
+  run_step fp8_channel_engine_tests build-gpu/tests/bert_inference_fp8_cuda_test --gtest_filter='*PerChannel*'
+  best=$(ls -d "$res"/fp8_gpu/runs/*_phase_1_baseline/best_model 2>/dev/null | head -1)
+  if [ -n "$best" ]; then
+    for scales in tensor channel; do
+      run_step "fp8_channel_precision_$scales" build-gpu/nlpf phase2 precision --baseline-model-directory "$best" \
+        --data-dir "$carry/shared/data/sst2" --precisions fp8 --fp8-weight-scales "$scales" --trials 3 \
+        --min-trial-seconds 2 --idle-seconds 1 --warmup-seconds 2 --device cuda --quiet --runs-dir "$fc/runs_$scales"
+    done
+  else
+    note "fp8_channel: no fine-tuned model (run fp8_gpu first in the same invocation); phase2 points skipped"
+  fi
+  for scales in tensor channel; do
+    run_step "fp8_channel_bench_$scales" build-gpu/bench/gpu_inference_bench --dev-tsv "$carry/shared/data/sst2/dev.tsv" \
+      --vocab-dir "$carry/shared/models/bert-base-uncased" --config-dir "$carry/shared/models/bert-base-uncased" \
+      --minilm-dir "$carry/minilm-f16" --models bert_base --paddings max_length --precisions fp8 --batch-sizes 64 256 \
+      --trials 3 --min-trial-seconds 2 --idle-seconds 1 --warmup-seconds 1 --gpu-warmup-seconds 0 \
+      --fp8-weight-scales "$scales" --out "$fc/bert_base_fp8_$scales.json"
+  done
+  find "$fc" \( -name '*.safetensors' -o -name 'model.safetensors.index.json' \) -delete
+  for f in "$fc"/runs_*/*/pareto.csv; do [ -f "$f" ] && cut -d, -f1-6 "$f" | tee -a "$out/summary.txt"; done
 fi
 if want phase2_gpu; then
   rm -rf "$res/phase2_gpu"
