@@ -53,7 +53,8 @@ NLPF_HOST_DEVICE inline bool finite(double x) {
 #endif
 }
 
-// train/lr_schedule.cc's linear_warmup_decay_lr, operation for operation.
+// The linear warm-up and decay of transformers' _get_linear_schedule_with_warmup_lr_lambda, in double; also
+// train/lr_schedule.cc's linear_warmup_decay_lr on the host.
 NLPF_HOST_DEVICE inline double scheduled_learning_rate(double peak_lr, int64_t step, int64_t warmup_steps,
                                                        int64_t total_steps) {
   if (step < warmup_steps) {

@@ -2,10 +2,10 @@
 // with_warmup_lr_lambda so that every learning rate equals PyTorch's bit for bit (both in double).
 #include "train/lr_schedule.h"
 
-#include <algorithm>
 #include <cmath>
 
 #include "core/error.h"
+#include "ops/optimizer_step_impl.h"
 
 namespace nlpf {
 
@@ -18,12 +18,8 @@ int64_t warmup_steps_for(double warmup_ratio, int64_t total_steps) {
 }
 
 double linear_warmup_decay_lr(double peak_lr, int64_t step, int64_t warmup_steps, int64_t total_steps) {
-  if (step < warmup_steps) {
-    return peak_lr * (static_cast<double>(step) / static_cast<double>(std::max<int64_t>(1, warmup_steps)));
-  }
-  const double remaining = static_cast<double>(total_steps - step) /
-                           static_cast<double>(std::max<int64_t>(1, total_steps - warmup_steps));
-  return peak_lr * std::max(0.0, remaining);
+  // One formula for the host and the device's step decision (ops/optimizer_step_impl.h).
+  return ops::detail::scheduled_learning_rate(peak_lr, step, warmup_steps, total_steps);
 }
 
 }  // namespace nlpf
