@@ -70,26 +70,15 @@ __global__ void cross_entropy_loss_kernel(double* __restrict__ loss, const doubl
   *loss = sum / static_cast<double>(B);
 }
 
-// dlogits [B,NL] (=) with the gradient reaching the loss read from dloss; a thread per element.
-__global__ void cross_entropy_backward_scaled_kernel(float* __restrict__ dlogits,
-                                                     const float* __restrict__ probs,
-                                                     const int32_t* __restrict__ labels,
-                                                     const double* __restrict__ dloss, int64_t B,
-                                                     int64_t NL) {
-  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (i >= B * NL) return;
-  const double scale = *dloss / static_cast<double>(B);  // the host form's division, on the device
-  const int64_t b = i / NL, j = i - b * NL;
-  const double target = j == labels[b] ? 1.0 : 0.0;
-  dlogits[i] = static_cast<float>(scale * (static_cast<double>(probs[i]) - target));
-}
-
-// dlogits [B,NL] (=); a thread per element.
+// dlogits [B,NL] (=); a thread per element. The gradient reaching the loss is dloss_in_memory's value where
+// that is given (the loss scale of a step kept on the device), else dloss; divided by B here as on the host.
 __global__ void cross_entropy_backward_kernel(float* __restrict__ dlogits, const float* __restrict__ probs,
-                                              const int32_t* __restrict__ labels, double scale, int64_t B,
+                                              const int32_t* __restrict__ labels, double dloss,
+                                              const double* __restrict__ dloss_in_memory, int64_t B,
                                               int64_t NL) {
   const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i >= B * NL) return;
+  const double scale = (dloss_in_memory != nullptr ? *dloss_in_memory : dloss) / static_cast<double>(B);
   const int64_t b = i / NL, j = i - b * NL;
   const double target = j == labels[b] ? 1.0 : 0.0;
   dlogits[i] = static_cast<float>(scale * (static_cast<double>(probs[i]) - target));
@@ -124,14 +113,6 @@ double cross_entropy_forward(ExecutionContext& base, float* probs, const float* 
   return host.loss;
 }
 
-void cross_entropy_backward(ExecutionContext& base, float* dlogits, const float* probs, const int32_t* labels,
-                            double dloss, int64_t B, int64_t NL) {
-  CudaContext& ctx = cuda_context(base);
-  cross_entropy_backward_kernel<<<blocks_for(B * NL), kThreads, 0, ctx.stream()>>>(
-      dlogits, probs, labels, dloss / static_cast<double>(B), B, NL);
-  NLPF_CUDA_CHECK_LAUNCH();
-}
-
 void cross_entropy_forward(ExecutionContext& base, float* probs, const float* logits, const int32_t* labels,
                            int64_t B, int64_t NL, double* loss) {
   CudaContext& ctx = cuda_context(base);
@@ -145,10 +126,10 @@ void cross_entropy_forward(ExecutionContext& base, float* probs, const float* lo
 }
 
 void cross_entropy_backward(ExecutionContext& base, float* dlogits, const float* probs, const int32_t* labels,
-                            const double* dloss, int64_t B, int64_t NL) {
+                            double dloss, const double* dloss_in_memory, int64_t B, int64_t NL) {
   CudaContext& ctx = cuda_context(base);
-  cross_entropy_backward_scaled_kernel<<<blocks_for(B * NL), kThreads, 0, ctx.stream()>>>(
-      dlogits, probs, labels, dloss, B, NL);
+  cross_entropy_backward_kernel<<<blocks_for(B * NL), kThreads, 0, ctx.stream()>>>(dlogits, probs, labels, dloss,
+                                                                                   dloss_in_memory, B, NL);
   NLPF_CUDA_CHECK_LAUNCH();
 }
 

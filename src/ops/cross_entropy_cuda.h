@@ -20,13 +20,11 @@ double cross_entropy_forward(ExecutionContext& ctx, float* probs, const float* l
 void cross_entropy_forward(ExecutionContext& ctx, float* probs, const float* logits, const int32_t* labels,
                            int64_t B, int64_t NL, double* loss);
 
-// dlogits [B,NL] (=) dloss (probs - onehot(labels)) / B, in double rounded to f32 as the CPU. Does not wait
-// for the host, so labels are not reported here (the forward on the same labels reports them); a label
-// outside [0, NL) subtracts no one-hot and reads nothing out of bounds.
+// dlogits [B,NL] (=) dloss (probs - onehot(labels)) / B, in double rounded to f32 as the CPU, with dloss read
+// from ctx's device memory where dloss_in_memory is given. Does not wait for the host, so labels are not
+// reported here (the forward on the same labels reports them); a label outside [0, NL) subtracts no one-hot
+// and reads nothing out of bounds.
 void cross_entropy_backward(ExecutionContext& ctx, float* dlogits, const float* probs, const int32_t* labels,
-                            double dloss, int64_t B, int64_t NL);
-// The same with dloss read from ctx's device memory.
-void cross_entropy_backward(ExecutionContext& ctx, float* dlogits, const float* probs, const int32_t* labels,
-                            const double* dloss, int64_t B, int64_t NL);
+                            double dloss, const double* dloss_in_memory, int64_t B, int64_t NL);
 
 }  // namespace nlpf::cuda
