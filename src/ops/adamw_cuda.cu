@@ -70,13 +70,21 @@ struct ParameterTable {
   int count;
 };
 
-__global__ void adamw_update_multi_kernel(const ParameterTable t, AdamWScalars s) {
+// The parameter of this block in table t, and the block's place among that parameter's blocks.
+struct TableBlock {
+  int a;
+  int64_t block, blocks;
+};
+__device__ __forceinline__ TableBlock table_block(const ParameterTable& t) {
   int a = 0;
   while (a + 1 < t.count && t.first_block[a + 1] <= static_cast<int64_t>(blockIdx.x)) ++a;
-  const int64_t block = static_cast<int64_t>(blockIdx.x) - t.first_block[a],
-                blocks = t.first_block[a + 1] - t.first_block[a];
-  adamw_elements(t.param[a], t.grad[a], t.m[a], t.v[a], t.size[a], block * kThreads + threadIdx.x,
-                 blocks * kThreads, s, t.decay[a]);
+  return {a, static_cast<int64_t>(blockIdx.x) - t.first_block[a], t.first_block[a + 1] - t.first_block[a]};
+}
+
+__global__ void adamw_update_multi_kernel(const ParameterTable t, AdamWScalars s) {
+  const TableBlock b = table_block(t);
+  adamw_elements(t.param[b.a], t.grad[b.a], t.m[b.a], t.v[b.a], t.size[b.a], b.block * kThreads + threadIdx.x,
+                 b.blocks * kThreads, s, t.decay[b.a]);
 }
 
 // The multi-tensor kernel with the step's scalars from device memory; t.decay[a] is 1 for a parameter without
@@ -87,12 +95,35 @@ __global__ void adamw_update_device_scalars_kernel(const ParameterTable t, AdamW
   s.decay = scalars->decay;
   s.step_size = scalars->step_size;
   s.bias_correction2_sqrt = scalars->bias_correction2_sqrt;
-  int a = 0;
-  while (a + 1 < t.count && t.first_block[a + 1] <= static_cast<int64_t>(blockIdx.x)) ++a;
-  const int64_t block = static_cast<int64_t>(blockIdx.x) - t.first_block[a],
-                blocks = t.first_block[a + 1] - t.first_block[a];
-  adamw_elements(t.param[a], t.grad[a], t.m[a], t.v[a], t.size[a], block * kThreads + threadIdx.x,
-                 blocks * kThreads, s, t.decay[a] == 1.0f ? 1.0f : s.decay);
+  const TableBlock b = table_block(t);
+  adamw_elements(t.param[b.a], t.grad[b.a], t.m[b.a], t.v[b.a], t.size[b.a], b.block * kThreads + threadIdx.x,
+                 b.blocks * kThreads, s, t.decay[b.a] == 1.0f ? 1.0f : s.decay);
+}
+
+// Fills tables of up to kParametersPerLaunch parameters (decay_of(p): a parameter's decay entry) and calls
+// launch(table) for each; each parameter gets the blocks a launch of its own would take, bounded so that one
+// table's grid stays small.
+template <typename DecayOf, typename Launch>
+void for_each_table(std::span<const AdamWArrays> parameters, DecayOf decay_of, Launch launch) {
+  constexpr int64_t kElementsPerBlock = int64_t{kThreads} * 8, kMaxBlocks = 1024;
+  ParameterTable table{};
+  for (const AdamWArrays& p : parameters) {
+    if (p.N == 0) continue;
+    const int a = table.count;
+    table.param[a] = p.param;
+    table.grad[a] = p.grad;
+    table.m[a] = p.m;
+    table.v[a] = p.v;
+    table.size[a] = p.N;
+    table.decay[a] = decay_of(p);
+    table.first_block[a + 1] =
+        table.first_block[a] + std::min(kMaxBlocks, (p.N + kElementsPerBlock - 1) / kElementsPerBlock);
+    if (++table.count == kParametersPerLaunch) {
+      launch(table);
+      table = ParameterTable{};
+    }
+  }
+  if (table.count > 0) launch(table);
 }
 
 // 1 - lr wd, rounded as the CPU kernel rounds it.
@@ -133,61 +164,28 @@ void adamw_update(ExecutionContext& base, float* param, const float* grad, float
 void adamw_update(ExecutionContext& base, std::span<const AdamWArrays> parameters, double lr, double beta1,
                   double beta2, double eps, int64_t step) {
   CudaContext& ctx = cuda_context(base);
-  // Blocks per parameter as a launch of its own would take them, bounded so one table's grid stays small.
-  constexpr int64_t kElementsPerBlock = int64_t{kThreads} * 8, kMaxBlocks = 1024;
-  ParameterTable table{};
   const AdamWScalars s = scalars_for(lr, beta1, beta2, eps, 0.0, step);
-  const auto flush = [&] {
-    if (table.count == 0) return;
-    adamw_update_multi_kernel<<<static_cast<unsigned>(table.first_block[table.count]), kThreads, 0,
-                                ctx.stream()>>>(table, s);
-    NLPF_CUDA_CHECK_LAUNCH();
-    table = ParameterTable{};
-  };
-  for (const AdamWArrays& p : parameters) {
-    if (p.N == 0) continue;
-    const int a = table.count;
-    table.param[a] = p.param;
-    table.grad[a] = p.grad;
-    table.m[a] = p.m;
-    table.v[a] = p.v;
-    table.size[a] = p.N;
-    table.decay[a] = decay_factor(lr, p.weight_decay);
-    table.first_block[a + 1] =
-        table.first_block[a] + std::min(kMaxBlocks, (p.N + kElementsPerBlock - 1) / kElementsPerBlock);
-    if (++table.count == kParametersPerLaunch) flush();
-  }
-  flush();
+  for_each_table(
+      parameters, [&](const AdamWArrays& p) { return decay_factor(lr, p.weight_decay); },
+      [&](const ParameterTable& table) {
+        adamw_update_multi_kernel<<<static_cast<unsigned>(table.first_block[table.count]), kThreads, 0,
+                                    ctx.stream()>>>(table, s);
+        NLPF_CUDA_CHECK_LAUNCH();
+      });
 }
 
 void adamw_update(ExecutionContext& base, std::span<const AdamWArrays> parameters,
                   const ops::AdamWStepScalars* scalars, double beta1, double beta2, double eps) {
   CudaContext& ctx = cuda_context(base);
-  constexpr int64_t kElementsPerBlock = int64_t{kThreads} * 8, kMaxBlocks = 1024;  // as the host-lr form
-  ParameterTable table{};
   // The step-independent scalars; decay, step_size and bias_correction2_sqrt come from `scalars`.
   const AdamWScalars s = scalars_for(0.0, beta1, beta2, eps, 0.0, 1);
-  const auto flush = [&] {
-    if (table.count == 0) return;
-    adamw_update_device_scalars_kernel<<<static_cast<unsigned>(table.first_block[table.count]), kThreads, 0,
-                                         ctx.stream()>>>(table, s, scalars);
-    NLPF_CUDA_CHECK_LAUNCH();
-    table = ParameterTable{};
-  };
-  for (const AdamWArrays& p : parameters) {
-    if (p.N == 0) continue;
-    const int a = table.count;
-    table.param[a] = p.param;
-    table.grad[a] = p.grad;
-    table.m[a] = p.m;
-    table.v[a] = p.v;
-    table.size[a] = p.N;
-    table.decay[a] = p.weight_decay == 0.0 ? 1.0f : 0.0f;  // 1: no decay; 0: scalars->decay
-    table.first_block[a + 1] =
-        table.first_block[a] + std::min(kMaxBlocks, (p.N + kElementsPerBlock - 1) / kElementsPerBlock);
-    if (++table.count == kParametersPerLaunch) flush();
-  }
-  flush();
+  for_each_table(
+      parameters, [](const AdamWArrays& p) { return p.weight_decay == 0.0 ? 1.0f : 0.0f; },  // 0: scalars->decay
+      [&](const ParameterTable& table) {
+        adamw_update_device_scalars_kernel<<<static_cast<unsigned>(table.first_block[table.count]), kThreads, 0,
+                                             ctx.stream()>>>(table, s, scalars);
+        NLPF_CUDA_CHECK_LAUNCH();
+      });
 }
 
 }  // namespace nlpf::cuda
