@@ -110,22 +110,44 @@ void linear_gelu_tanh_forward(ExecutionContext& ctx, void* y, const void* x, con
                      .ldx = C});
 }
 
+namespace {
+
+// The arguments every fp8 linear passes to gemm_fp8; the caller adds its residual, GELU or E4M3 output.
+Fp8GemmArgs fp8_args(void* y, const void* x, const void* weight, const float* x_scale, const float* weight_scale,
+                     int64_t weight_scale_count, const void* bias, DType y_dtype, int64_t N, int64_t C,
+                     int64_t OC) {
+  return Fp8GemmArgs{.y = y,
+                     .x = x,
+                     .weight = weight,
+                     .x_scale = x_scale,
+                     .weight_scale = weight_scale,
+                     .weight_scale_count = weight_scale_count,
+                     .bias = bias,
+                     .out_dtype = y_dtype,
+                     .N = N,
+                     .C = C,
+                     .OC = OC};
+}
+
+Fp8GemmArgs gelu_e4m3_args(uint8_t* codes, const void* x, const void* weight, const float* x_scale,
+                           const float* weight_scale, int64_t weight_scale_count, const void* bias,
+                           const float* y_scale_inverse, int64_t N, int64_t C, int64_t OC) {
+  Fp8GemmArgs args =
+      fp8_args(codes, x, weight, x_scale, weight_scale, weight_scale_count, bias, DType::F8E4M3, N, C, OC);
+  args.y_scale_inverse = y_scale_inverse;
+  args.gelu = true;
+  return args;
+}
+
+}  // namespace
+
 void linear_fp8_residual_forward(ExecutionContext& ctx, void* y, const void* x, const void* weight,
                                  const float* x_scale, const float* weight_scale, int64_t weight_scale_count,
                                  const void* bias, const void* residual, DType y_dtype, int64_t N, int64_t C,
                                  int64_t OC) {
-  gemm_fp8(ctx, Fp8GemmArgs{.y = y,
-                            .x = x,
-                            .weight = weight,
-                            .x_scale = x_scale,
-                            .weight_scale = weight_scale,
-                            .weight_scale_count = weight_scale_count,
-                            .bias = bias,
-                            .residual = residual,
-                            .out_dtype = y_dtype,
-                            .N = N,
-                            .C = C,
-                            .OC = OC});
+  Fp8GemmArgs args = fp8_args(y, x, weight, x_scale, weight_scale, weight_scale_count, bias, y_dtype, N, C, OC);
+  args.residual = residual;
+  gemm_fp8(ctx, args);
 }
 
 void linear_fp8_forward(ExecutionContext& ctx, void* y, const void* x, const void* weight,
@@ -138,41 +160,10 @@ void linear_fp8_forward(ExecutionContext& ctx, void* y, const void* x, const voi
 void linear_fp8_gelu_forward(ExecutionContext& ctx, void* y, const void* x, const void* weight,
                              const float* x_scale, const float* weight_scale, int64_t weight_scale_count,
                              const void* bias, DType y_dtype, int64_t N, int64_t C, int64_t OC) {
-  gemm_fp8(ctx, Fp8GemmArgs{.y = y,
-                            .x = x,
-                            .weight = weight,
-                            .x_scale = x_scale,
-                            .weight_scale = weight_scale,
-                            .weight_scale_count = weight_scale_count,
-                            .bias = bias,
-                            .gelu = true,
-                            .out_dtype = y_dtype,
-                            .N = N,
-                            .C = C,
-                            .OC = OC});
+  Fp8GemmArgs args = fp8_args(y, x, weight, x_scale, weight_scale, weight_scale_count, bias, y_dtype, N, C, OC);
+  args.gelu = true;
+  gemm_fp8(ctx, args);
 }
-
-namespace {
-
-Fp8GemmArgs gelu_e4m3_args(uint8_t* codes, const void* x, const void* weight, const float* x_scale,
-                           const float* weight_scale, int64_t weight_scale_count, const void* bias,
-                           const float* y_scale_inverse, int64_t N, int64_t C, int64_t OC) {
-  return Fp8GemmArgs{.y = codes,
-                     .x = x,
-                     .weight = weight,
-                     .x_scale = x_scale,
-                     .weight_scale = weight_scale,
-                     .weight_scale_count = weight_scale_count,
-                     .bias = bias,
-                     .y_scale_inverse = y_scale_inverse,
-                     .gelu = true,
-                     .out_dtype = DType::F8E4M3,
-                     .N = N,
-                     .C = C,
-                     .OC = OC};
-}
-
-}  // namespace
 
 void linear_fp8_gelu_e4m3_forward(ExecutionContext& ctx, uint8_t* codes, const void* x, const void* weight,
                                   const float* x_scale, const float* weight_scale, int64_t weight_scale_count,
