@@ -22,7 +22,6 @@
 #include "model/checkpoint.h"
 #include "model/fp8_calibration.h"
 #include "model/inference_runner.h"
-#include "ops/cuda_op_test_util.h"
 #include "ops/op_test_util.h"
 #include "text/dataset.h"
 #include "text/tokenizer.h"
@@ -143,7 +142,6 @@ TEST_F(CudaFp8InferenceTest, LogitsMatchTheCpuEmulationAndStayNearFp32) {
 }
 
 TEST_F(CudaFp8InferenceTest, PerChannelWeightScalesMatchTheCpuEmulationWithPerChannelScales) {
-  if (const std::optional<std::string> why = test::per_channel_fp8_refusal(*ctx_)) GTEST_SKIP() << *why;
   // The engine with one E4M3 scale per output channel of every encoder weight (cuBLASLt's outer-vector
   // scales) against the emulation quantising the same rows, within the per-tensor test's bound; and not
   // the per-tensor engine's logits (the option reaches the GEMMs).
@@ -168,7 +166,6 @@ TEST_F(CudaFp8InferenceTest, PerChannelWeightScalesMatchTheCpuEmulationWithPerCh
 }
 
 TEST_F(CudaFp8InferenceTest, PerChannelGraphReplayEqualsEager) {
-  if (const std::optional<std::string> why = test::per_channel_fp8_refusal(*ctx_)) GTEST_SKIP() << *why;
   // The per-row input scales live in device memory like the per-tensor ones: a captured pass replays them.
   const BertConfig config = small_config();
   BertForSequenceClassification model(config, 81);

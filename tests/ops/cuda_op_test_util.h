@@ -10,17 +10,14 @@
 #include <cmath>
 #include <cstring>
 #include <memory>
-#include <optional>
 #include <random>
 #include <span>
-#include <string>
 #include <sstream>
 #include <vector>
 
 #include "backend/context.h"
 #include "backend/device.h"
 #include "core/fp8.h"
-#include "ops/linear.h"
 #include "ops/op_test_util.h"
 
 namespace nlpf::test {
@@ -117,24 +114,6 @@ inline Tensor codes_of(std::mt19937& rng, const Shape& shape, float spread, floa
   quantize_e4m3(x, *scale,
                 std::span<uint8_t>(static_cast<uint8_t*>(codes.raw_data()), static_cast<size_t>(n)));
   return codes;
-}
-
-// Why this GPU cannot run an fp8 GEMM with per-output-channel weight scales, from one 16 x 16 x 16 product;
-// nullopt where it can. cuBLASLt's outer-vector scales were refused on the H200 (CUDA 13.0, 2026-11-30), and
-// gemm_fp8 now takes a two-pass form there, so this says why only where that too is refused; the
-// per-channel cuda tests skip with the reason.
-inline std::optional<std::string> per_channel_fp8_refusal(ExecutionContext& gpu) {
-  const Tensor x = Tensor::zeros(DType::F8E4M3, {16, 16}), w = Tensor::zeros(DType::F8E4M3, {16, 16});
-  const Tensor ones = f32_tensor({16}, std::vector<double>(16, 1.0));
-  Tensor y = to_device(gpu, Tensor::zeros(DType::BF16, {16, 16}));
-  try {
-    ops::linear_fp8_forward(gpu, y, to_device(gpu, x), to_device(gpu, w), to_device(gpu, ones),
-                            to_device(gpu, ones), to_device(gpu, Tensor::zeros(DType::BF16, {16})));
-  } catch (const Error& e) {
-    if (e.code() == ErrorCode::UNSUPPORTED) return std::string(e.what());
-    throw;
-  }
-  return std::nullopt;
 }
 
 inline Tensor host_copy(const Tensor& t) {

@@ -97,7 +97,6 @@ Tensor row_scales(float x_scale, int64_t R) {
 }
 
 TEST_F(LinearFp8Cuda, PerChannelScalesWithBiasAndResidualMatchTheCpuReference) {
-  if (const std::optional<std::string> why = per_channel_fp8_refusal(gpu())) GTEST_SKIP() << *why;
   // cuBLASLt's outer-vector scales (one per output channel for W, x's repeated per row) with the bias and
   // residual epilogue, against decode(x) x_scale (decode(w) w_scale[o])^T + bias + residual in double. Bias
   // and residual follow the row's magnitude, and the tolerance is per output channel (scaled by that
@@ -160,7 +159,6 @@ TEST_F(LinearFp8Cuda, PerChannelScalesWithBiasAndResidualMatchTheCpuReference) {
 }
 
 TEST_F(LinearFp8Cuda, PerChannelScalesKeepTheSmallChannelsThatPerTensorLoses) {
-  if (const std::optional<std::string> why = per_channel_fp8_refusal(gpu())) GTEST_SKIP() << *why;
   // The same graded weight through the GPU GEMM with one scale per tensor and one per output channel, each
   // against the product with the unquantised weight (x decoded): on the rows 2^16 below the largest, per
   // tensor leaves most weights at 0 or in a few subnormal codes, per channel keeps E4M3's 3 mantissa bits.
@@ -206,7 +204,6 @@ TEST_F(LinearFp8Cuda, PerChannelScalesKeepTheSmallChannelsThatPerTensorLoses) {
 }
 
 TEST_F(LinearFp8Cuda, PerChannelGeluWritesBf16AndHasNoE4m3Output) {
-  if (const std::optional<std::string> why = per_channel_fp8_refusal(gpu())) GTEST_SKIP() << *why;
   // The engine's intermediate GEMM with per-channel scales: bf16 out with cuBLASLt's GELU epilogue equals
   // gelu_tanh of the same product without it (per channel, each column to its own scale). cuBLAS's
   // outer-vector scaling has no D scale: E4M3 codes out are refused with the reason, and the capability

@@ -256,13 +256,6 @@ std::unique_ptr<GemmPlanCache::Plan> make_plan(CudaContext& ctx, const Problem& 
                                             preference, tune ? kAutotuneCandidates : 1, results, &found);
   }
   cublasLtMatmulPreferenceDestroy(preference);
-  // Outer-vector (per-channel) fp8 scales: the H200's cuBLASLt (CUDA 13.0) answered its heuristic with
-  // CUBLAS_STATUS_INVALID_VALUE at BERT's shapes (2026-11-30), so that case is named as unsupported here
-  // (gemm_fp8 then takes its two-pass form).
-  NLPF_CHECK(!(p.outer_vec_scales && (status != CUBLAS_STATUS_SUCCESS || found == 0)), ErrorCode::UNSUPPORTED,
-             "fp8 per-channel weight scales (--fp8-weight-scales channel): this GPU's cuBLASLt has no fp8 GEMM "
-             "with outer-vector scales (its heuristic refused M=", p.M, " N=", p.N, " K=", p.K,
-             "); per-tensor scales (the default) run");
   NLPF_CUDA_CHECK(status);
   NLPF_CHECK(found > 0, ErrorCode::CUBLAS, "gemm: cuBLASLt has no algorithm for ", dtype_name(p.dtype),
              " M=", p.M, " N=", p.N, " K=", p.K, " lda=", p.lda, " ldb=", p.ldb, " ldd=", p.ldd,
@@ -448,9 +441,9 @@ void gemm_fp8(ExecutionContext& ctx, const Fp8GemmArgs& g) {
   }
   CudaContext& cuda = cuda_context(ctx);
   if (!cuda.gemm_plans().outer_vector_scales_refused) {
-    // cuBLASLt may refuse outer-vector scales at its heuristic (the H200's, CUDA 13.0, did) or at launch
-    // (it returns a status before running anything): either is remembered on the context, and the two-pass
-    // form runs from then on. A first call comes before any graph capture (the engine runs a shape eagerly
+    // cuBLASLt may refuse outer-vector scales at its heuristic (the H200's, CUDA 13.0, answered
+    // CUBLAS_STATUS_INVALID_VALUE at BERT's shapes on 2026-11-30) or at launch (a status, before anything
+    // runs): either is remembered on the context, and the two-pass form runs from then on. A first call comes before any graph capture (the engine runs a shape eagerly
     // before capturing it).
     cublasStatus_t status = CUBLAS_STATUS_NOT_SUPPORTED;
     try {
@@ -458,7 +451,7 @@ void gemm_fp8(ExecutionContext& ctx, const Fp8GemmArgs& g) {
       bind_pointers(plan, p);
       status = launch(cuda, plan, p, plan.algo);
     } catch (const Error& e) {
-      if (e.code() != ErrorCode::UNSUPPORTED && e.code() != ErrorCode::CUBLAS) throw;
+      if (e.code() != ErrorCode::CUBLAS) throw;  // the heuristic's refusal, or no algorithm
     }
     if (status == CUBLAS_STATUS_SUCCESS) return;
     cuda.gemm_plans().outer_vector_scales_refused = true;
