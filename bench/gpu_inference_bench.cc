@@ -39,6 +39,7 @@
 #include "model/fp8_calibration.h"
 #include "model/inference_runner.h"
 #include "nlpf/build_info.h"
+#include "ops/linear.h"
 #include "text/dataset.h"
 #include "text/tokenizer.h"
 
@@ -123,6 +124,9 @@ json measure(ExecutionContext& gpu, EnergyMeter& meter, PowerSampler& sampler,
                    {"j_per_example_ci_high", optional_json(r.energy_per_example_j_ci_high)},
                    {"j_per_example_cv", optional_json(r.cv)},
                    {"dynamic_j_per_example", optional_json(r.dynamic_energy_per_example_j)},
+                   {"fp8_channel_gemm_form", precision == Precision::FP8 && o.fp8_weight_scales == "channel"
+                                                 ? json(ops::fp8_channel_gemm_form(gpu))
+                                                 : json(nullptr)},
                    {"ms_per_example", r.average_latency_per_example_ms},
                    {"examples_per_s", r.throughput_examples_per_s},
                    {"avg_power_w", optional_json(r.average_power_w)},

@@ -38,6 +38,7 @@
 #include "model/checkpoint.h"
 #include "model/fp8_calibration.h"
 #include "model/inference_runner.h"
+#include "ops/linear.h"
 #include "text/batching.h"
 #include "text/tokenizer.h"
 #include "train/interrupt.h"
@@ -539,6 +540,9 @@ MeasuredPoint measure_point(const Phase2Plan& plan, const Phase2Inputs& in, Poin
   if (precision_is_fp8) {
     point_info["fp8_calibration"] = fp8_calibration_file_name(plan, point);  // its activation scales
     point_info["fp8_weight_scales"] = s.fp8_weight_scales;                   // per tensor or per channel
+    if (measurer.gpu && s.fp8_weight_scales == "channel") {  // which GEMM form ran them (backend/cuda/gemm.h)
+      point_info["fp8_channel_gemm_form"] = ops::fp8_channel_gemm_form(*measurer.gpu);
+    }
   }
   StagedDirectory point_dir(directory);
   std::ostringstream lines;

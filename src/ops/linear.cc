@@ -101,6 +101,24 @@ void linear_fp8_forward(ExecutionContext& ctx, Tensor& y, const Tensor& x, const
   }
 }
 
+std::string fp8_channel_gemm_form(ExecutionContext& ctx) {
+  if constexpr (kCudaBuilt) {
+    if (ctx.device().type == DeviceType::CUDA) return cuda::fp8_channel_gemm_form(ctx);
+  }
+  return "";
+}
+
+void set_fp8_channel_gemm_form(ExecutionContext& ctx, const std::string& form) {
+  constexpr const char* kOp = "set_fp8_channel_gemm_form";
+  NLPF_CHECK(ctx.device().type == DeviceType::CUDA, ErrorCode::INVALID_ARGUMENT, kOp,
+             ": fp8 GEMMs run on CUDA contexts only");
+  if constexpr (kCudaBuilt) {
+    cuda::set_fp8_channel_gemm_form(ctx, form);
+    return;
+  }
+  detail::throw_no_cuda_kernel(kOp);
+}
+
 void linear_backward(ExecutionContext& ctx, Tensor& dx, Tensor& dweight, Tensor& dbias, const Tensor& dy,
                      const Tensor& x, const Tensor& weight) {
   const Shape y_shape = check_x_weight(kBackward, x, weight);

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 
 #include "backend/context.h"
 #include "core/tensor.h"
@@ -24,6 +25,12 @@ void linear_forward(ExecutionContext& ctx, Tensor& y, const Tensor& x, const Ten
 // OC multiples of 16).
 void linear_fp8_forward(ExecutionContext& ctx, Tensor& y, const Tensor& x, const Tensor& weight,
                         const Tensor& x_scale, const Tensor& weight_scale, const Tensor& bias);
+
+// The form that runs fp8 GEMMs with per-channel weight scales on ctx (backend/cuda/gemm.h's Fp8ChannelForm):
+// "" until the first such GEMM on ctx, then "outer_vector", "alpha_vector" or "two_pass"; "" on the CPU.
+std::string fp8_channel_gemm_form(ExecutionContext& ctx);
+// Tests: start ctx's choice at `form` (one of the three names: the forms before it are not asked).
+void set_fp8_channel_gemm_form(ExecutionContext& ctx, const std::string& form);
 
 // dx [..., C] (=) = dy W; dweight [OC,C] (+=) dy^T x; dbias [OC] (+=) sum over rows of dy.
 void linear_backward(ExecutionContext& ctx, Tensor& dx, Tensor& dweight, Tensor& dbias, const Tensor& dy,

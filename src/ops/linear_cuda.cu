@@ -6,6 +6,8 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <string>
+#include <utility>
 
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/cuda_context.h"
@@ -163,6 +165,34 @@ void linear_fp8_gelu_forward(ExecutionContext& ctx, void* y, const void* x, cons
   Fp8GemmArgs args = fp8_args(y, x, weight, x_scale, weight_scale, weight_scale_count, bias, y_dtype, N, C, OC);
   args.gelu = true;
   gemm_fp8(ctx, args);
+}
+
+namespace {
+
+constexpr std::pair<Fp8ChannelForm, const char*> kFp8ChannelForms[] = {
+    {Fp8ChannelForm::OUTER_VECTOR, "outer_vector"},
+    {Fp8ChannelForm::ALPHA_VECTOR, "alpha_vector"},
+    {Fp8ChannelForm::TWO_PASS, "two_pass"}};
+
+}  // namespace
+
+std::string fp8_channel_gemm_form(ExecutionContext& ctx) {
+  const Fp8ChannelForm form = cuda_context(ctx).gemm_plans().fp8_channel_form;
+  for (const auto& [value, name] : kFp8ChannelForms) {
+    if (value == form) return name;
+  }
+  return "";
+}
+
+void set_fp8_channel_gemm_form(ExecutionContext& ctx, const std::string& form) {
+  for (const auto& [value, name] : kFp8ChannelForms) {
+    if (form == name) {
+      cuda_context(ctx).gemm_plans().fp8_channel_form = value;
+      return;
+    }
+  }
+  NLPF_THROW(ErrorCode::INVALID_ARGUMENT, "set_fp8_channel_gemm_form: '", form,
+             "' (expected outer_vector, alpha_vector or two_pass)");
 }
 
 void linear_fp8_gelu_e4m3_forward(ExecutionContext& ctx, uint8_t* codes, const void* x, const void* weight,

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 
 #include "backend/context.h"
 #include "core/dtype.h"
@@ -52,6 +53,10 @@ bool linear_fp8_gelu_e4m3_available(ExecutionContext& ctx, uint8_t* codes, const
                                     const float* x_scale, const float* weight_scale,
                                     int64_t weight_scale_count, const void* bias,
                                     const float* y_scale_inverse, int64_t N, int64_t C, int64_t OC);
+
+// ops::fp8_channel_gemm_form and its setter on the CUDA context's plan cache.
+std::string fp8_channel_gemm_form(ExecutionContext& ctx);
+void set_fp8_channel_gemm_form(ExecutionContext& ctx, const std::string& form);
 
 void linear_backward(ExecutionContext& ctx, float* dx, float* dweight, float* dbias, const float* dy,
                      const float* x, const float* weight, int64_t N, int64_t C, int64_t OC);

@@ -47,6 +47,9 @@ struct Problem {
   // fp8 only: cuBLASLt's OUTER_VEC_32F mode on both operands (gemm.h), scale_b [N] (one per column of d, an
   // output channel) and scale_a [M] (one per row of a and d).
   bool outer_vec_scales = false;
+  // fp8 only: cuBLASLt's ALPHA_DEVICE_VECTOR pointer modes (gemm.h): alpha [N] in device memory, one per
+  // column of d (an output channel), beta 0 or, with c, 1 from the host.
+  const float* alpha_vector = nullptr;
   // d as E4M3 codes too (fp8 only): d = e4m3(result * scale_d), c and the bias then in `dtype` (BF16).
   bool fp8_out = false;
   const float* scale_d = nullptr;
@@ -130,13 +133,14 @@ void bind_pointers(GemmPlanCache::Plan& plan, const Problem& p) {
 
 // Without a C matrix (beta = 0) C's pointer is d's, except for an E4M3 d: C's layout is then bf16, and with
 // C == D cuBLASLt refused that GEMM at launch on the H200 (CUBLAS_STATUS_INVALID_VALUE), so C is null there,
-// as PyTorch's scaled_mm passes it (the fix is to be confirmed on the GPU; gemm_fp8_available catches a
-// refusal).
+// as PyTorch's scaled_mm passes it (it then ran on the H200 on 2026-11-30; gemm_fp8_available still catches
+// a refusal).
 cublasStatus_t launch(CudaContext& ctx, const GemmPlanCache::Plan& plan, const Problem& p,
                       const cublasLtMatmulAlgo_t& algo) {
   const float alpha = 1.0f, beta = p.c ? 1.0f : 0.0f;
   const void* c = p.c ? p.c : (p.fp8_out ? nullptr : p.d);
-  return cublasLtMatmul(ctx.cublaslt(), plan.desc, &alpha, p.b, plan.a, p.a, plan.b, &beta, c, plan.c, p.d,
+  const void* alpha_pointer = p.alpha_vector ? static_cast<const void*>(p.alpha_vector) : &alpha;
+  return cublasLtMatmul(ctx.cublaslt(), plan.desc, alpha_pointer, p.b, plan.a, p.a, plan.b, &beta, c, plan.c, p.d,
                         plan.d, &algo, ctx.workspace(), ctx.workspace_bytes(), ctx.stream());
 }
 
@@ -207,6 +211,12 @@ std::unique_ptr<GemmPlanCache::Plan> make_plan(CudaContext& ctx, const Problem& 
         cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_A_SCALE_MODE, &mode, sizeof mode));
     NLPF_CUDA_CHECK(
         cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_B_SCALE_MODE, &mode, sizeof mode));
+  }
+  if (p.alpha_vector) {
+    const auto mode = static_cast<int32_t>(p.c ? CUBLASLT_POINTER_MODE_ALPHA_DEVICE_VECTOR_BETA_HOST
+                                               : CUBLASLT_POINTER_MODE_ALPHA_DEVICE_VECTOR_BETA_ZERO);
+    NLPF_CUDA_CHECK(
+        cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_POINTER_MODE, &mode, sizeof mode));
   }
   if (p.fp8 && p.bias) {  // the bias in D's type (cuBLASLt's default for 16-bit D, said explicitly for fp8)
     const auto bias_type = static_cast<int32_t>(type);
@@ -289,7 +299,9 @@ GemmPlanCache::Plan& plan_of(CudaContext& ctx, const Problem& p) {
                                align.b,
                                align.c,
                                align.d,
-                               p.fp8 ? (p.fp8_out ? 2 : 1) + (p.outer_vec_scales ? 2 : 0) : 0,
+                               p.fp8 ? (p.fp8_out ? 2 : 1) + (p.outer_vec_scales ? 2 : 0) +
+                                           (p.alpha_vector ? 4 : 0)
+                                     : 0,
                                static_cast<int>(ctx.gemm_selection()),
                                p.batch,
                                p.stride_a,
@@ -431,6 +443,18 @@ void gemm_fp8_per_channel_two_pass(CudaContext& cuda, const Fp8GemmArgs& g) {
   cuda.allocator().deallocate(product, bytes);  // stream-ordered: after the kernel has read it
 }
 
+// Plans (once) and launches p; false where cuBLASLt refuses it, at its heuristic (CUBLAS error) or at launch.
+bool try_run(CudaContext& cuda, const Problem& p) {
+  try {
+    GemmPlanCache::Plan& plan = plan_of(cuda, p);
+    bind_pointers(plan, p);
+    return launch(cuda, plan, p, plan.algo) == CUBLAS_STATUS_SUCCESS;
+  } catch (const Error& e) {
+    if (e.code() == ErrorCode::CUBLAS) return false;  // no algorithm, or the combination not supported
+    throw;
+  }
+}
+
 }  // namespace
 
 void gemm_fp8(ExecutionContext& ctx, const Fp8GemmArgs& g) {
@@ -439,22 +463,25 @@ void gemm_fp8(ExecutionContext& ctx, const Fp8GemmArgs& g) {
     run(ctx, p);
     return;
   }
+  // Per-channel weight scales: the first form cuBLASLt runs on this context, in gemm.h's order. A form it
+  // refuses (at its heuristic or at launch: a status, before anything runs) is remembered and not asked
+  // again. A first call comes before any graph capture (the engine runs a shape eagerly before capturing it).
   CudaContext& cuda = cuda_context(ctx);
-  if (!cuda.gemm_plans().outer_vector_scales_refused) {
-    // cuBLASLt may refuse outer-vector scales at its heuristic (the H200's, CUDA 13.0, answered
-    // CUBLAS_STATUS_INVALID_VALUE at BERT's shapes on 2026-11-30) or at launch (a status, before anything
-    // runs): either is remembered on the context, and the two-pass form runs from then on. A first call comes before any graph capture (the engine runs a shape eagerly
-    // before capturing it).
-    cublasStatus_t status = CUBLAS_STATUS_NOT_SUPPORTED;
-    try {
-      GemmPlanCache::Plan& plan = plan_of(cuda, p);
-      bind_pointers(plan, p);
-      status = launch(cuda, plan, p, plan.algo);
-    } catch (const Error& e) {
-      if (e.code() != ErrorCode::CUBLAS) throw;  // the heuristic's refusal, or no algorithm
+  Fp8ChannelForm& form = cuda.gemm_plans().fp8_channel_form;
+  if (form == Fp8ChannelForm::NOT_CHOSEN || form == Fp8ChannelForm::OUTER_VECTOR) {
+    if (try_run(cuda, p)) {
+      form = Fp8ChannelForm::OUTER_VECTOR;
+      return;
     }
-    if (status == CUBLAS_STATUS_SUCCESS) return;
-    cuda.gemm_plans().outer_vector_scales_refused = true;
+    form = Fp8ChannelForm::ALPHA_VECTOR;
+  }
+  if (form == Fp8ChannelForm::ALPHA_VECTOR) {
+    Problem q = p;  // the weight's scales as cuBLASLt's alpha, x's scale (its first value) as a scalar
+    q.outer_vec_scales = false;
+    q.scale_b = nullptr;
+    q.alpha_vector = g.weight_scale;
+    if (try_run(cuda, q)) return;
+    form = Fp8ChannelForm::TWO_PASS;
   }
   gemm_fp8_per_channel_two_pass(cuda, g);
 }
@@ -463,18 +490,9 @@ bool gemm_fp8_available(ExecutionContext& ctx, const Fp8GemmArgs& g) {
   if (g.out_dtype == DType::F8E4M3 && g.weight_scale_count != 1 && g.weight_scale_count == g.OC) {
     return false;  // E4M3 output with outer-vector scales: not offered by cuBLASLt (gemm.h)
   }
-  const Problem p = fp8_problem(g);
-  CudaContext& cuda = cuda_context(ctx);
-  try {
-    // A plan, and one launch on the given buffers: cuBLASLt may offer an algorithm for a combination it then
-    // refuses at launch (it returns a status before running anything, so a refusal leaves no CUDA error).
-    GemmPlanCache::Plan& plan = plan_of(cuda, p);
-    bind_pointers(plan, p);
-    return launch(cuda, plan, p, plan.algo) == CUBLAS_STATUS_SUCCESS;
-  } catch (const Error& e) {
-    if (e.code() == ErrorCode::CUBLAS) return false;  // no algorithm, or the combination not supported
-    throw;
-  }
+  // A plan, and one launch on the given buffers: cuBLASLt may offer an algorithm for a combination it then
+  // refuses at launch (it returns a status before running anything, so a refusal leaves no CUDA error).
+  return try_run(cuda_context(ctx), fp8_problem(g));
 }
 
 void matmul(ExecutionContext& ctx, const MatmulArgs& m) {

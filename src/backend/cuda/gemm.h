@@ -57,7 +57,17 @@ struct GemmArgs {
 // "Outer Vector Scaling for FP8 Data Types") requires both A and B scale modes set to it and gives no D
 // scale: D is f16, bf16 or f32 only. So an E4M3 output with per-channel scales is UNSUPPORTED here and
 // gemm_fp8_available says false for it; the caller writes 16 bits and quantises in a pass
-// (model/bert_inference.h).
+// (model/bert_inference.h). cuBLASLt may refuse that mode (the H200's did, CUDA 13.0), so per-channel scales
+// take the first of these forms it runs (Fp8ChannelForm):
+//   OUTER_VECTOR  the mode above: one GEMM;
+//   ALPHA_VECTOR  one GEMM with the weight's scales as cuBLASLt's alpha, a device vector with one value per
+//                 row of its D (CUBLASLT_POINTER_MODE_ALPHA_DEVICE_VECTOR_BETA_ZERO, or _BETA_HOST with the
+//                 residual as C), x's scale (its first value) as B's scalar scale: the same products, each
+//                 output channel multiplied by its scale before the bias, the residual and the one rounding;
+//   TWO_PASS      the product with x's scale only into an f32 scratch [N, OC], then one kernel
+//                 y = act(product * weight_scale[oc] + bias[oc]) (+ residual), rounded once: the same
+//                 arithmetic with one more pass over an f32 [N, OC].
+enum class Fp8ChannelForm { NOT_CHOSEN, OUTER_VECTOR, ALPHA_VECTOR, TWO_PASS };
 struct Fp8GemmArgs {
   void* y = nullptr;                       // [N, OC] in out_dtype
   const void* x = nullptr;                 // [N, C] E4M3, row stride C
@@ -102,14 +112,14 @@ class GemmPlanCache {
   struct Plan;
   // (dtype, math mode, transpose a, transpose b, M, N, K, lda, ldb, ldd, epilogue, reads C, alignment of
   // cuBLASLt's A, B, C and D, fp8 (0 none, 1 E4M3 operands, 2 E4M3 operands and D; + 2 with outer-vector
-  // scales), algorithm selection,
-  // batch, stride a, stride b, stride d) in matmul's row-major terms.
+  // scales, + 4 with an alpha vector), algorithm selection, batch, stride a, stride b, stride d) in matmul's
+  // row-major terms.
   using Key = std::tuple<int, int, bool, bool, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int,
                          bool, int, int, int, int, int, int, int64_t, int64_t, int64_t, int64_t>;
   std::map<Key, std::unique_ptr<Plan>> plans;
-  // Set once cuBLASLt has refused fp8 outer-vector scales on this context: per-channel gemm_fp8 then runs its
-  // two-pass form without asking again.
-  bool outer_vector_scales_refused = false;
+  // The form per-channel gemm_fp8 runs on this context: chosen at its first call, from the first form
+  // cuBLASLt does not refuse; a test may set it to start the choice at a later form.
+  Fp8ChannelForm fp8_channel_form = Fp8ChannelForm::NOT_CHOSEN;
 };
 
 // Queue the GEMM on ctx's stream. Errors: INVALID_ARGUMENT for sizes (non-positive, a leading dimension below
@@ -120,10 +130,7 @@ void matmul(ExecutionContext& ctx, const MatmulArgs& args);
 // INVALID_ARGUMENT also for C or OC not a multiple of 16, a residual with an E4M3 output or a
 // weight_scale_count other than 1 or OC, UNSUPPORTED for an out_dtype other than F16, BF16 or F8E4M3, and
 // for an F8E4M3 out_dtype with per-channel weight scales.
-// Per-channel weight scales where cuBLASLt refuses outer-vector scales (the H200's, CUDA 13.0): two passes,
-// the product scaled by x's scale alone (the weight's scale pointer null, i.e. 1) into an f32 scratch
-// [N, OC], then one kernel y = act(product * weight_scale[oc] + bias[oc]) (+ residual), rounded once: the
-// one-GEMM form's arithmetic, with one more pass over an f32 [N, OC].
+// Per-channel weight scales: the forms of Fp8ChannelForm, the first cuBLASLt runs.
 void gemm_fp8(ExecutionContext& ctx, const Fp8GemmArgs& args);
 // Whether cuBLASLt runs gemm_fp8(args) on this device: the plan is built and cached and launched once on
 // args' buffers (call it outside a graph capture, on buffers it may overwrite). A configuration the library
