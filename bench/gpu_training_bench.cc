@@ -58,6 +58,7 @@ struct Options {
   int64_t steps = 100;
   int trials = 3;
   double idle_seconds = 3.0;
+  std::string capture_steps = "on";  // on: each step a CUDA graph replay (Optimizer's capture_steps)
 };
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
@@ -103,6 +104,7 @@ json measure(const Device& device, EnergyMeter& meter, const BertConfig& config,
                  {"warmup_steps", o.warmup_steps},
                  {"steps_per_trial", o.steps},
                  {"trials", o.trials},
+                 {"capture_steps", o.capture_steps == "on"},
                  {"error", nullptr}};
   try {
     NLPF_CHECK(precision == "fp32" || precision == "tf32" || precision == "bf16" || precision == "fp16",
@@ -124,6 +126,7 @@ json measure(const Device& device, EnergyMeter& meter, const BertConfig& config,
     settings.total_steps = total_steps;
     settings.warmup_steps = static_cast<int64_t>(std::ceil(0.06 * static_cast<double>(total_steps)));
     settings.loss_scaling.enabled = precision == "fp16";  // GradScaler's defaults, as PyTorch's fp16 side
+    settings.capture_steps = o.capture_steps == "on";
     Optimizer optimizer(model, settings);
     size_t next = 0;
     auto one_step = [&] {
@@ -270,7 +273,8 @@ int run(const Options& o) {
       {"recipe",
        "AdamW lr 3e-5 (linear, 6% warm-up) wd 0.01 (not on biases/LayerNorm), clip 1.0, dropout on"},
       {"host_sync_per_step",
-       "Optimizer::step reads the loss and the gradient norm on the host (two waits per step)"},
+       "none: steps are queued (Optimizer::queue_step) and their results read once per trial; with "
+       "capture_steps each step after a shape's second is one CUDA graph replay"},
       {"protocol",
        {{"warmup_steps", o.warmup_steps},
         {"steps_per_trial", o.steps},
@@ -280,7 +284,8 @@ int run(const Options& o) {
   for (const std::string& precision : o.precisions) {
     json record = measure(device, *meter, config, batches, precision, o);
     if (record["error"].is_null()) {
-      std::fprintf(stderr, "nlpf %s b%lld t%lld: %.2f ms/step, %s J/step, peak %.0f MiB\n", precision.c_str(),
+      std::fprintf(stderr, "nlpf %s (capture %s) b%lld t%lld: %.2f ms/step, %s J/step, peak %.0f MiB\n",
+                   precision.c_str(), o.capture_steps.c_str(),
                    static_cast<long long>(o.batch_size), static_cast<long long>(o.seq_len),
                    record["ms_per_step"].get<double>(), record["j_per_step"].dump().c_str(),
                    record["peak_memory_mb"].get<double>());
@@ -314,6 +319,9 @@ int main(int argc, char** argv) {
   app.add_option("--steps", o.steps, "timed steps per trial")->check(CLI::PositiveNumber);
   app.add_option("--trials", o.trials)->check(CLI::PositiveNumber);
   app.add_option("--idle-seconds", o.idle_seconds)->check(CLI::NonNegativeNumber);
+  app.add_option("--capture-steps", o.capture_steps,
+                 "on: each step replays a CUDA graph of it (captured at its second use); off: launched eagerly")
+      ->check(CLI::IsMember({"on", "off"}));
   app.add_option("--out", o.out, "also write the JSON here (rewritten after every record)");
   CLI11_PARSE(app, argc, argv);
   try {

@@ -61,8 +61,9 @@ class ExecutionContext {
   // Zeroes `bytes` at `dst` on this context's device, in order.
   virtual void fill_zero_bytes(void* dst, size_t bytes) = 0;
   // Records the device work that `work` queues on this context, without running it, for replay (CUDA: stream
-  // capture into a graph, instantiated once). `work` must not synchronise, allocate or read results on the
-  // host. The CPU context has no device queue: its CapturedWork runs `work` again at each replay.
+  // capture into a graph, instantiated once). `work` must not synchronise or read results on the host, and
+  // must free what it allocates (CUDA: the allocations become the graph's own allocation and free nodes,
+  // made again at each replay). The CPU context has no device queue: its CapturedWork runs `work` again at each replay.
   virtual std::unique_ptr<CapturedWork> capture(const std::function<void()>& work);
 
  private:

@@ -47,14 +47,19 @@ void check_dropout_p(double p, const char* name) {
 }
 
 // The keep mask of one dropout site, or nullptr when p = 0 (no dropout at all, as HF with p = 0).
-const Tensor* make_mask(ExecutionContext& ctx, Tensor& keep, double p, uint64_t seed, uint64_t step,
+const Tensor* make_mask(ExecutionContext& ctx, Tensor& keep, double p, uint64_t seed, DropoutStep step,
                         uint64_t site) {
   if (p == 0) return nullptr;
   NLPF_CHECK(static_cast<uint64_t>(keep.numel()) <= (uint64_t{1} << kSiteStreamBits), ErrorCode::UNSUPPORTED,
              "dropout mask ", shape_string(keep.shape()),
              " exceeds the 2^32 stream "
              "indices of one dropout site");
-  ops::dropout_mask(ctx, keep, p, seed, dropout_offset(step, site));
+  if (step.in_context != nullptr) {  // dropout_offset(step, site) with the step read when the mask is drawn
+    ops::dropout_mask(ctx, keep, p, seed, dropout_offset(0, site), step.in_context,
+                      kDropoutSitesPerStep << kSiteStreamBits);
+  } else {
+    ops::dropout_mask(ctx, keep, p, seed, dropout_offset(step.host, site));
+  }
   return &keep;
 }
 
@@ -271,7 +276,7 @@ BertForSequenceClassification::LayerActivations BertForSequenceClassification::a
 // written).
 void BertForSequenceClassification::layer_forward(int64_t layer, const Tensor& x, LayerActivations& a,
                                                   Scratch& s, const Tensor& attention_mask, bool train,
-                                                  uint64_t step) const {
+                                                  DropoutStep step) const {
   const LayerTensors& w = p_.layers[layer];
   const double eps = config_.layer_norm_eps;
   const double hidden_p = train ? dropout_.hidden_p : 0.0, attention_p = train ? dropout_.attention_p : 0.0;
@@ -321,13 +326,15 @@ ModelOutput BertForSequenceClassification::forward(const Batch& batch, ForwardMo
   return forward_impl(batch, mode, step, loss);
 }
 
-ModelOutput BertForSequenceClassification::forward_impl(const Batch& batch, ForwardMode mode, uint64_t step,
-                                                        double* loss) {
-  const int64_t B = batch.B, T = batch.T, C = config_.hidden_size, NL = config_.num_labels();
-  const int64_t NH = config_.num_attention_heads, L = config_.num_hidden_layers;
-  const bool train = mode == ForwardMode::TRAIN;
-  NLPF_CHECK(!(train && inference_only_), ErrorCode::INVALID_ARGUMENT,
+void BertForSequenceClassification::check_train(DropoutStep step) const {
+  NLPF_CHECK(!inference_only_, ErrorCode::INVALID_ARGUMENT,
              "forward: a TRAIN forward on an inference-only model (its gradients were dropped)");
+  NLPF_CHECK(step.host < kDropoutStepLimit, ErrorCode::INVALID_ARGUMENT, "forward: step ", step.host,
+             " exceeds the dropout stream's limit of ", kDropoutStepLimit, " steps per seed");
+}
+
+bool BertForSequenceClassification::check_batch(const Batch& batch) const {
+  const int64_t B = batch.B, T = batch.T, NL = config_.num_labels();
   NLPF_CHECK(B > 0 && T > 0, ErrorCode::INVALID_ARGUMENT, "batch: B = ", B, ", T = ", T,
              ", expected positive sizes");
   const auto expect_size = [&](const std::vector<int32_t>& v, int64_t n, const char* field) {
@@ -345,8 +352,6 @@ ModelOutput BertForSequenceClassification::forward_impl(const Batch& batch, Forw
     expect_size(batch.labels, B, "labels");
     for (int32_t label : batch.labels) has_loss = has_loss && label != kNoLabel;
   }
-  NLPF_CHECK(loss == nullptr || (has_loss && train), ErrorCode::INVALID_ARGUMENT,
-             "forward: a loss destination needs a TRAIN forward of a batch with labels");
   if (has_loss) {
     NLPF_CHECK(NL >= 2, ErrorCode::UNSUPPORTED, "model: num_labels = ", NL,
                " is regression in HF (MSE loss); only single-label classification is supported");
@@ -354,21 +359,72 @@ ModelOutput BertForSequenceClassification::forward_impl(const Batch& batch, Forw
                ErrorCode::UNSUPPORTED, "model: problem_type \"", *config_.problem_type,
                "\" is not supported (only single_label_classification)");
   }
-  if (train) {
-    NLPF_CHECK(step < kDropoutStepLimit, ErrorCode::INVALID_ARGUMENT, "forward: step ", step,
-               " exceeds the dropout stream's limit of ", kDropoutStepLimit, " steps per seed");
-  }
-
   // The CPU kernels check ids and labels themselves; a CUDA kernel cannot throw, so a batch bound for the GPU
   // is checked before it is uploaded.
   if (ctx_->device().type != DeviceType::CPU) check_batch_ranges(batch, config_, "example");
+  return has_loss;
+}
+
+BatchTensors BertForSequenceClassification::upload_batch(const Batch& batch) const {
+  return upload_checked(batch, check_batch(batch));
+}
+
+BatchTensors BertForSequenceClassification::upload_checked(const Batch& batch, bool has_loss) const {
+  BatchTensors t;
+  t.has_loss = has_loss;
+  t.input_ids = i32_from(*ctx_, batch.input_ids, {batch.B, batch.T});
+  t.token_type_ids = i32_from(*ctx_, batch.token_type_ids, {batch.B, batch.T});
+  t.attention_mask = i32_from(*ctx_, batch.attention_mask, {batch.B, batch.T});
+  if (t.has_loss) t.labels = i32_from(*ctx_, batch.labels, {batch.B});
+  return t;
+}
+
+void BertForSequenceClassification::upload_batch_into(const Batch& batch, BatchTensors& into) const {
+  const bool has_loss = check_batch(batch);
+  NLPF_CHECK(into.input_ids.rank() == 2 && into.input_ids.dim(0) == batch.B && into.input_ids.dim(1) == batch.T &&
+                 has_loss == into.has_loss,
+             ErrorCode::INVALID_ARGUMENT, "upload_batch_into: a batch of B = ", batch.B, ", T = ", batch.T,
+             has_loss ? " with" : " without", " labels into tensors of another shape or labelling");
+  const bool on_device = ctx_->device().type != DeviceType::CPU;
+  const auto copy = [&](Tensor& dst, const std::vector<int32_t>& values) {
+    ctx_->copy_bytes(dst.raw_data(), on_device, values.data(), false, values.size() * sizeof(int32_t));
+  };
+  copy(into.input_ids, batch.input_ids);
+  copy(into.token_type_ids, batch.token_type_ids);
+  copy(into.attention_mask, batch.attention_mask);
+  if (has_loss) copy(into.labels, batch.labels);
+}
+
+ModelOutput BertForSequenceClassification::forward_train(const BatchTensors& inputs, DropoutStep step,
+                                                         double* loss) {
+  NLPF_CHECK(loss != nullptr && inputs.has_loss, ErrorCode::INVALID_ARGUMENT,
+             "forward_train: needs a loss destination and a batch with labels");
+  return forward_tensors(inputs, ForwardMode::TRAIN, step, loss);
+}
+
+ModelOutput BertForSequenceClassification::forward_impl(const Batch& batch, ForwardMode mode, uint64_t step,
+                                                        double* loss) {
+  if (mode == ForwardMode::TRAIN) check_train(DropoutStep{step, nullptr});
+  const bool has_loss = check_batch(batch);
+  NLPF_CHECK(loss == nullptr || (has_loss && mode == ForwardMode::TRAIN), ErrorCode::INVALID_ARGUMENT,
+             "forward: a loss destination needs a TRAIN forward of a batch with labels");
+  saved_.reset();  // a previous forward's activations go before the new batch's tensors
+  return forward_tensors(upload_checked(batch, has_loss), mode, DropoutStep{step, nullptr}, loss);
+}
+
+ModelOutput BertForSequenceClassification::forward_tensors(const BatchTensors& inputs, ForwardMode mode,
+                                                           DropoutStep step, double* loss) {
+  const int64_t B = inputs.input_ids.dim(0), T = inputs.input_ids.dim(1), C = config_.hidden_size;
+  const int64_t NL = config_.num_labels(), NH = config_.num_attention_heads, L = config_.num_hidden_layers;
+  const bool train = mode == ForwardMode::TRAIN, has_loss = inputs.has_loss;
+  if (train) check_train(step);
 
   saved_.reset();  // a previous forward's activations go first, so they never coexist with new ones
   SavedActivations act;
-  act.input_ids = i32_from(*ctx_, batch.input_ids, {B, T});
-  act.token_type_ids = i32_from(*ctx_, batch.token_type_ids, {B, T});
-  act.attention_mask = i32_from(*ctx_, batch.attention_mask, {B, T});
-  if (has_loss) act.labels = i32_from(*ctx_, batch.labels, {B});
+  act.input_ids = inputs.input_ids;
+  act.token_type_ids = inputs.token_type_ids;
+  act.attention_mask = inputs.attention_mask;
+  act.labels = inputs.labels;
   act.has_loss = has_loss;
   act.step = step;
 
@@ -464,7 +520,7 @@ ModelOutput BertForSequenceClassification::forward_impl(const Batch& batch, Forw
 
 void BertForSequenceClassification::layer_backward(int64_t layer, Tensor& dh, const Tensor& x,
                                                    const LayerActivations& a, const Tensor& attention_mask,
-                                                   uint64_t step, BackwardScratch& s) {
+                                                   DropoutStep step, BackwardScratch& s) {
   const LayerTensors& w = p_.layers[layer];
   LayerTensors& dw = dp_.layers[layer];
   const double hidden_p = dropout_.hidden_p, attention_p = dropout_.attention_p;
@@ -523,7 +579,8 @@ void BertForSequenceClassification::backward_impl(double dloss, const double* de
   const SavedActivations& act = *saved_;
   const int64_t B = act.input_ids.dim(0), T = act.input_ids.dim(1), C = config_.hidden_size;
   const int64_t NH = config_.num_attention_heads, L = config_.num_hidden_layers;
-  const uint64_t seed = dropout_.seed, step = act.step;
+  const uint64_t seed = dropout_.seed;
+  const DropoutStep step = act.step;
 
   // Classifier, dropout, pooler.
   Tensor dlogits = f32(act.ce_probs.shape());

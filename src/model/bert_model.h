@@ -50,6 +50,23 @@ struct DropoutSettings {
 
 constexpr uint64_t kDropoutSitesPerStep = 1024;
 constexpr uint64_t kDropoutStepLimit = uint64_t{1} << 22;
+
+// The step a TRAIN forward's masks are keyed by: `host`, or, where in_context is set, the int64 it points to
+// in the model context's memory (device memory on CUDA), read when the work runs, so that a training step
+// captured once as a CUDA graph draws each replay's masks (train/optimizer.h); `host` is then the step the
+// caller expects there, checked against kDropoutStepLimit.
+struct DropoutStep {
+  uint64_t host = 0;
+  const int64_t* in_context = nullptr;
+};
+
+// A batch's tensors on the model's device (i32: input_ids, token_type_ids, attention_mask [B,T], labels [B]
+// or empty), checked on the host before upload: what a forward reads. A captured training step keeps one set
+// per shape and uploads each batch into it (upload_batch_into), so every replay reads the same addresses.
+struct BatchTensors {
+  Tensor input_ids, token_type_ids, attention_mask, labels;
+  bool has_loss = false;  // every row has a label
+};
 enum class DropoutSite { ATTENTION_PROBS = 0, ATTENTION_OUTPUT = 1, FEED_FORWARD_OUTPUT = 2 };
 uint64_t dropout_offset(uint64_t step, uint64_t site);
 uint64_t embeddings_dropout_site();
@@ -87,6 +104,21 @@ class BertForSequenceClassification {
   // for the loss (a training step's scalars stay on the device). INVALID_ARGUMENT when the batch has no
   // labels.
   ModelOutput forward(const Batch& batch, ForwardMode mode, uint64_t step, double* loss);
+
+  // The batch checked as forward checks it (INVALID_ARGUMENT naming the field) and uploaded to the model's
+  // device (host tensors on the CPU).
+  BatchTensors upload_batch(const Batch& batch) const;
+  // The same into an earlier upload's tensors (same B, T and labels or none; INVALID_ARGUMENT otherwise).
+  void upload_batch_into(const Batch& batch, BatchTensors& into) const;
+  // A TRAIN forward of uploaded tensors with labels, dropout keyed by `step`, the loss written to `loss` in
+  // context memory: the form of a training step that can be captured (nothing read back, nothing uploaded).
+  ModelOutput forward_train(const BatchTensors& inputs, DropoutStep step, double* loss);
+  // Frees what forwards kept: a TRAIN forward's activations (after backward: a captured step frees all it
+  // allocated) and EVAL's buffers (before a capture, which must not free memory allocated outside it).
+  void release_activations() {
+    saved_.reset();
+    eval_buffers_.reset();
+  }
 
   // Gradients of loss * dloss (dloss: the loss scale under fp16, else 1) after a TRAIN forward with labels,
   // added to gradients(). May be called again (each call adds the same gradients once more).
@@ -145,6 +177,13 @@ class BertForSequenceClassification {
 
  private:
   ModelOutput forward_impl(const Batch& batch, ForwardMode mode, uint64_t step, double* loss);
+  // forward's checks of a batch; whether every row has a label.
+  bool check_batch(const Batch& batch) const;
+  // upload_batch of a batch check_batch passed.
+  BatchTensors upload_checked(const Batch& batch, bool has_loss) const;
+  // A TRAIN forward's checks: the model keeps gradients, the step is below kDropoutStepLimit.
+  void check_train(DropoutStep step) const;
+  ModelOutput forward_tensors(const BatchTensors& inputs, ForwardMode mode, DropoutStep step, double* loss);
   void backward_impl(double dloss, const double* device_dloss);
   struct LayerTensors {  // parameters or their gradients of one encoder layer
     Tensor q_w, q_b, k_w, k_b, v_w, v_b, attn_out_w, attn_out_b, ln1_w, ln1_b;
@@ -169,7 +208,7 @@ class BertForSequenceClassification {
     Tensor pooler_in, pooled, classifier_in;  // [B,C]: token 0 of the last layer, tanh output, dropout output
     Tensor ce_probs;                          // [B,NL] softmax of the logits
     bool has_loss = false;
-    uint64_t step = 0;
+    DropoutStep step;
   };
 
   void init_gradients();
@@ -183,7 +222,7 @@ class BertForSequenceClassification {
   Tensor f32(const Shape& shape) const;  // uninitialised, on the model's device
   LayerActivations allocate_layer(int64_t B, int64_t T) const;
   void layer_forward(int64_t layer, const Tensor& x, LayerActivations& a, Scratch& s,
-                     const Tensor& attention_mask, bool train, uint64_t step) const;
+                     const Tensor& attention_mask, bool train, DropoutStep step) const;
   // Gradient buffers of backward(): [B,T,C] x6 and [B,T,I] for dGELU, with the forward's Scratch to
   // recompute the GELU output and the dropout masks.
   struct BackwardScratch {
@@ -192,7 +231,7 @@ class BertForSequenceClassification {
   };
   // dh: on entry the gradient of the layer's output, on return that of its input x.
   void layer_backward(int64_t layer, Tensor& dh, const Tensor& x, const LayerActivations& a,
-                      const Tensor& attention_mask, uint64_t step, BackwardScratch& s);
+                      const Tensor& attention_mask, DropoutStep step, BackwardScratch& s);
 
   // EVAL's buffers (one layer's activations, the embeddings' output and statistics), kept from one EVAL
   // forward to the next of the same B and T: a fresh set each call pays a page fault per 4 KiB on first

@@ -56,4 +56,25 @@ void dropout_mask(ExecutionContext& ctx, Tensor& keep, double p, uint64_t seed, 
   }
 }
 
+void dropout_mask(ExecutionContext& ctx, Tensor& keep, double p, uint64_t seed, uint64_t offset,
+                  const int64_t* step, uint64_t step_stride) {
+  constexpr const char* kOp = "dropout_mask";
+  NLPF_CHECK(step != nullptr && offset % 4 == 0 && step_stride % 4 == 0, ErrorCode::INVALID_ARGUMENT, kOp,
+             ": a null step, or offset ", offset, " or step stride ", step_stride, " not a multiple of 4");
+  NLPF_CHECK(p >= 0 && p < 1, ErrorCode::INVALID_ARGUMENT, kOp, ": p = ", p, " is outside [0, 1)");
+  detail::check_dtype(kOp, "keep", keep, DType::F32);
+  switch (detail::common_device(kOp, ctx, {{"keep", &keep}}).type) {
+    case DeviceType::CPU:  // the context's memory is the host's
+      cpu::dropout_mask(keep.data<float>(), p, seed, offset + static_cast<uint64_t>(*step) * step_stride,
+                        keep.numel());
+      return;
+    case DeviceType::CUDA:
+      if constexpr (kCudaBuilt) {
+        cuda::dropout_mask(ctx, keep.data<float>(), p, seed, offset, keep.numel(), step, step_stride);
+        return;
+      }
+      detail::throw_no_cuda_kernel(kOp);
+  }
+}
+
 }  // namespace nlpf::ops

@@ -21,5 +21,10 @@ void dropout_backward(ExecutionContext& ctx, Tensor& dx, const Tensor& dout, con
 // drawing the same (seed, offset + i) makes the same mask. The caller advances offset by keep.numel()
 // (rounded up to a multiple of 4 if it wants masks to start on a Philox block) between masks.
 void dropout_mask(ExecutionContext& ctx, Tensor& keep, double p, uint64_t seed, uint64_t offset);
+// The same mask from offset + *step * step_stride, *step read from the context's memory when the work runs
+// (device memory on CUDA, host memory on the CPU), so a captured training step draws each replay's masks
+// (train/optimizer.h). offset and step_stride must be multiples of 4 (masks start on a Philox block).
+void dropout_mask(ExecutionContext& ctx, Tensor& keep, double p, uint64_t seed, uint64_t offset,
+                  const int64_t* step, uint64_t step_stride);
 
 }  // namespace nlpf::ops

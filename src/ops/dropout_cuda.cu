@@ -47,10 +47,16 @@ __global__ void __launch_bounds__(kThreads)
 }
 
 // keep [N]: thread step j draws Philox block first_block + j (blocks [first_block, end_block)) and writes
-// its lanes whose stream index offset + i lies in [offset, offset + N).
+// its lanes whose stream index offset + i lies in [offset, offset + N). With step (device memory), offset
+// and first_block move by *step * step_stride (a multiple of 4: the same number of blocks).
 __global__ void __launch_bounds__(kThreads)
     dropout_mask_kernel(float* keep, uint64_t seed, uint64_t offset, uint64_t first_block, uint64_t blocks,
-                        uint32_t threshold, int64_t N) {
+                        uint32_t threshold, int64_t N, const int64_t* step, uint64_t step_stride) {
+  if (step != nullptr) {
+    const uint64_t shift = static_cast<uint64_t>(*step) * step_stride;
+    offset += shift;
+    first_block += shift / 4;
+  }
   const uint64_t stride = static_cast<uint64_t>(gridDim.x) * kThreads;
   const uint64_t end = offset + static_cast<uint64_t>(N);
   for (uint64_t j = static_cast<uint64_t>(blockIdx.x) * kThreads + threadIdx.x; j < blocks; j += stride) {
@@ -79,6 +85,14 @@ void dropout_forward(ExecutionContext& ctx, float* out, const float* x, const fl
 }
 
 void dropout_mask(ExecutionContext& ctx, float* keep, double p, uint64_t seed, uint64_t offset, int64_t N) {
+  dropout_mask(ctx, keep, p, seed, offset, N, nullptr, 0);
+}
+
+void dropout_mask(ExecutionContext& ctx, float* keep, double p, uint64_t seed, uint64_t offset, int64_t N,
+                  const int64_t* step, uint64_t step_stride) {
+  NLPF_CHECK(step == nullptr || (offset % 4 == 0 && step_stride % 4 == 0), ErrorCode::INVALID_ARGUMENT,
+             "dropout_mask (cuda): offset ", offset, " and step stride ", step_stride,
+             " must be multiples of 4 with a step in device memory");
   NLPF_CHECK(N >= 0, ErrorCode::INVALID_ARGUMENT, "dropout_mask (cuda): N = ", N);
   NLPF_CHECK(p >= 0 && p < 1, ErrorCode::INVALID_ARGUMENT, "dropout_mask (cuda): p = ", p,
              " is outside [0, 1)");
@@ -89,7 +103,7 @@ void dropout_mask(ExecutionContext& ctx, float* keep, double p, uint64_t seed, u
   const uint64_t first_block = offset / 4, end_block = (offset + static_cast<uint64_t>(N) + 3) / 4;
   const uint64_t blocks = end_block - first_block;
   dropout_mask_kernel<<<grid_size(cuda, static_cast<int64_t>(blocks)), kThreads, 0, cuda.stream()>>>(
-      keep, seed, offset, first_block, blocks, threshold, N);
+      keep, seed, offset, first_block, blocks, threshold, N, step, step_stride);
   NLPF_CUDA_CHECK_LAUNCH();
 }
 

@@ -17,5 +17,9 @@ void dropout_forward(ExecutionContext& ctx, float* out, const float* x, const fl
 // keep [N] = 1 where philox_uniform(seed, offset + i) < float(1 - p), else 0 (core/random.h), the CPU mask
 // for any offset (not only multiples of 4). 0 <= p < 1.
 void dropout_mask(ExecutionContext& ctx, float* keep, double p, uint64_t seed, uint64_t offset, int64_t N);
+// The same from offset + *step * step_stride, *step in device memory read by the kernel (offset and
+// step_stride multiples of 4).
+void dropout_mask(ExecutionContext& ctx, float* keep, double p, uint64_t seed, uint64_t offset, int64_t N,
+                  const int64_t* step, uint64_t step_stride);
 
 }  // namespace nlpf::cuda

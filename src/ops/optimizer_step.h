@@ -34,7 +34,7 @@ struct OptimizerStepState {
   int64_t updates_done;                // steps that updated the parameters
   int64_t updates_since_scale_change;  // GradScaler's growth tracker
   int64_t failed_step;  // -1, or the first step with a non-finite loss (or norm, without loss scaling)
-  int64_t unused = 0;
+  int64_t step;         // the step being made (0-based, skipped ones count): its dropout masks and ring slot
   AdamWStepScalars adamw;
 };
 
@@ -70,9 +70,11 @@ struct OptimizerStepConstants {
 // - a non-finite norm with loss scaling skips the step (no update, counters held) and multiplies the scale by
 //   backoff; an update multiplies it by growth after growth_interval updates in a row;
 // - state->adamw is this step's AdamW scalars (skip set when no update), the counters advance on an update;
-// - *record (context memory) gets the step's results with the scale this step used.
+// - ring[step % ring_steps] (context memory) gets the step's results with the scale this step used;
+// - state->step advances to the next step.
+// The step is state->step, read when the work runs, so a captured training step replays as the next one.
 // No wait for the host on CUDA (one thread of one block).
-void decide_step(ExecutionContext& ctx, OptimizerStepState* state, StepRecord* record,
-                 const OptimizerStepConstants& constants, int64_t step);
+void decide_step(ExecutionContext& ctx, OptimizerStepState* state, StepRecord* ring, int64_t ring_steps,
+                 const OptimizerStepConstants& constants);
 
 }  // namespace nlpf::ops

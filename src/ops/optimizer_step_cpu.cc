@@ -5,9 +5,9 @@
 
 namespace nlpf::cpu {
 
-void decide_step(ops::OptimizerStepState* state, ops::StepRecord* record,
-                 const ops::OptimizerStepConstants& constants, int64_t step) {
-  ops::detail::decide_step(*state, *record, constants, step);
+void decide_step(ops::OptimizerStepState* state, ops::StepRecord* ring, int64_t ring_steps,
+                 const ops::OptimizerStepConstants& constants) {
+  ops::detail::decide_step(*state, ring, ring_steps, constants);
 }
 
 }  // namespace nlpf::cpu

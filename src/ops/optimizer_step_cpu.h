@@ -6,7 +6,7 @@
 
 namespace nlpf::cpu {
 
-void decide_step(ops::OptimizerStepState* state, ops::StepRecord* record,
-                 const ops::OptimizerStepConstants& constants, int64_t step);
+void decide_step(ops::OptimizerStepState* state, ops::StepRecord* ring, int64_t ring_steps,
+                 const ops::OptimizerStepConstants& constants);
 
 }  // namespace nlpf::cpu

@@ -11,17 +11,17 @@
 namespace nlpf::cuda {
 namespace {
 
-__global__ void decide_step_kernel(ops::OptimizerStepState* state, ops::StepRecord* record,
-                                   const ops::OptimizerStepConstants constants, int64_t step) {
-  ops::detail::decide_step(*state, *record, constants, step);
+__global__ void decide_step_kernel(ops::OptimizerStepState* state, ops::StepRecord* ring, int64_t ring_steps,
+                                   const ops::OptimizerStepConstants constants) {
+  ops::detail::decide_step(*state, ring, ring_steps, constants);
 }
 
 }  // namespace
 
-void decide_step(ExecutionContext& base, ops::OptimizerStepState* state, ops::StepRecord* record,
-                 const ops::OptimizerStepConstants& constants, int64_t step) {
+void decide_step(ExecutionContext& base, ops::OptimizerStepState* state, ops::StepRecord* ring,
+                 int64_t ring_steps, const ops::OptimizerStepConstants& constants) {
   CudaContext& ctx = cuda_context(base);
-  decide_step_kernel<<<1, 1, 0, ctx.stream()>>>(state, record, constants, step);
+  decide_step_kernel<<<1, 1, 0, ctx.stream()>>>(state, ring, ring_steps, constants);
   NLPF_CUDA_CHECK_LAUNCH();
 }
 

@@ -5,8 +5,8 @@
 
 namespace nlpf::cuda {
 
-// state and record in ctx's device memory; one thread, queued on ctx's stream.
-void decide_step(ExecutionContext& ctx, ops::OptimizerStepState* state, ops::StepRecord* record,
-                 const ops::OptimizerStepConstants& constants, int64_t step);
+// state and ring in ctx's device memory; one thread, queued on ctx's stream.
+void decide_step(ExecutionContext& ctx, ops::OptimizerStepState* state, ops::StepRecord* ring,
+                 int64_t ring_steps, const ops::OptimizerStepConstants& constants);
 
 }  // namespace nlpf::cuda

@@ -66,8 +66,11 @@ NLPF_HOST_DEVICE inline double scheduled_learning_rate(double peak_lr, int64_t s
   return mul_rn(peak_lr, remaining > 0.0 ? remaining : 0.0);
 }
 
-NLPF_HOST_DEVICE inline void decide_step(OptimizerStepState& s, StepRecord& record,
-                                         const OptimizerStepConstants& c, int64_t step) {
+NLPF_HOST_DEVICE inline void decide_step(OptimizerStepState& s, StepRecord* ring, int64_t ring_steps,
+                                         const OptimizerStepConstants& c) {
+  const int64_t step = s.step;
+  s.step = step + 1;
+  StepRecord& record = ring[step % ring_steps];
   const int64_t updates = s.updates_done;
   const double learning_rate =
       scheduled_learning_rate(c.peak_learning_rate, updates, c.warmup_steps, c.total_steps);

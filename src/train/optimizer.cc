@@ -32,6 +32,9 @@ Optimizer::Optimizer(BertForSequenceClassification& model, const OptimizerSettin
   NLPF_CHECK(settings.total_steps > 0, ErrorCode::INVALID_ARGUMENT,
              "optimizer: total training steps must be > 0, got ", settings.total_steps,
              " (is the training set empty?)");
+  NLPF_CHECK(static_cast<uint64_t>(settings.total_steps) <= kDropoutStepLimit, ErrorCode::INVALID_ARGUMENT,
+             "optimizer: ", settings.total_steps, " training steps exceed the dropout stream's limit of ",
+             kDropoutStepLimit, " steps per seed");
   NLPF_CHECK(settings.warmup_steps >= 0 && settings.warmup_steps <= settings.total_steps,
              ErrorCode::INVALID_ARGUMENT, "optimizer: warmup steps ", settings.warmup_steps,
              " outside [0, total steps ", settings.total_steps, "]");
@@ -104,12 +107,37 @@ void Optimizer::queue_step(const Batch& batch) {
   if (pending_steps() == kRingSteps) read_pending();  // the ring is full: its records come to the host first
 
   ExecutionContext& ctx = model_.context();
+  if (!settings_.capture_steps || ctx.device().type == DeviceType::CPU) {
+    run_step(model_.upload_batch(batch));
+  } else {
+    StepGraph& graph = graphs_[{batch.B, batch.T}];
+    if (!graph.inputs) {
+      // The shape's first step runs eagerly: it plans the GEMMs (cuBLASLt's heuristic) outside a capture.
+      graph.inputs = model_.upload_batch(batch);
+      run_step(*graph.inputs);
+    } else {
+      model_.upload_batch_into(batch, *graph.inputs);
+      if (!graph.work) {
+        model_.release_activations();  // nothing allocated outside the capture is freed inside it
+        graph.work = ctx.capture([&] { run_step(*graph.inputs); });
+        ++captured_shapes_;
+      }
+      graph.work->replay();
+      ++replayed_steps_;
+    }
+  }
+  ++steps_done_;
+}
+
+void Optimizer::run_step(const BatchTensors& inputs) {
+  ExecutionContext& ctx = model_.context();
   auto* state = static_cast<ops::OptimizerStepState*>(state_buffer_.data());
-  auto* record = static_cast<ops::StepRecord*>(ring_buffer_.data()) + steps_done_ % kRingSteps;
+  auto* ring = static_cast<ops::StepRecord*>(ring_buffer_.data());
   // The order of transformers' Trainer; every scalar is read and written in context memory (the host's
-  // decisions of old are decide_step's, see ops/optimizer_step.h).
+  // decisions of old are decide_step's, see ops/optimizer_step.h), the step index too: state->step, which
+  // equals steps_done_ when the work runs (decide_step advances both in step).
   model_.zero_grad();
-  model_.forward(batch, ForwardMode::TRAIN, static_cast<uint64_t>(steps_done_), &state->loss);
+  model_.forward_train(inputs, DropoutStep{static_cast<uint64_t>(steps_done_), &state->step}, &state->loss);
   model_.backward(&state->loss_scale);
   // The gradient map shares storage with the model, so clipping through copies of the handles scales the
   // model's own gradients; unscaled by 1 / loss scale in the same pass (untouched when not finite).
@@ -117,7 +145,7 @@ void Optimizer::queue_step(const Batch& batch) {
   for (const auto& [name, grad] : model_.gradients()) grads_.push_back(grad);
   ops::clip_grad_norm(ctx, grads_, settings_.max_grad_norm, &state->loss_scale, &state->grad_norm,
                       &state->clip_factor);
-  ops::decide_step(ctx, state, record, constants_, steps_done_);
+  ops::decide_step(ctx, state, ring, kRingSteps, constants_);
   const auto& grads_by_name = model_.gradients();
   update_.clear();
   for (const auto& [name, param] : model_.parameters()) {
@@ -125,7 +153,7 @@ void Optimizer::queue_step(const Batch& batch) {
     update_.push_back({param, grads_by_name.at(name), moments.m, moments.v, moments.decay});
   }
   ops::adamw_update(ctx, update_, adamw_config_, &state->adamw);  // no update when decide_step skipped
-  ++steps_done_;
+  model_.release_activations();  // a captured step frees what it allocated
 }
 
 void Optimizer::read_pending() {
@@ -153,6 +181,7 @@ void Optimizer::read_pending() {
       // in collected_).
       steps_done_ = collected_steps_ = r.step;
       state.failed_step = -1;
+      state.step = r.step;
       ctx.copy_bytes(state_buffer_.data(), on_device, &state, false, sizeof state);
       if (r.error == ops::StepError::LOSS_NOT_FINITE) {
         NLPF_THROW(ErrorCode::NUMERIC, "training step ", r.step, ": the loss is not finite (", r.loss,

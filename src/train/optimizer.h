@@ -8,7 +8,10 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
+#include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "core/tensor.h"
@@ -46,6 +49,10 @@ struct OptimizerSettings {
   int64_t total_steps = 0;
   int64_t warmup_steps = 0;
   LossScaling loss_scaling;
+  // On CUDA: the step of each batch shape (B, T) runs eagerly the first time, is captured as a CUDA graph the
+  // second and replayed from then on (the batch uploaded into that shape's tensors first); false: every step
+  // eager. The CPU runs every step eagerly.
+  bool capture_steps = true;
 };
 
 struct StepResult {
@@ -79,6 +86,9 @@ class Optimizer {
   // naming that step, with steps_done() set back to it, as if the later steps had not been queued.
   std::vector<StepResult> collect();
   int64_t pending_steps() const { return steps_done_ - collected_steps_; }  // queued, not yet collected
+  // CUDA graphs captured (one per batch shape seen twice) and steps replayed from them.
+  int64_t captured_shapes() const { return captured_shapes_; }
+  int64_t replayed_steps() const { return replayed_steps_; }
 
   int64_t steps_done() const { return steps_done_; }  // steps (batches) queued, skipped ones included
   // As of the last collect() (or step()): steps that updated the parameters, and the next step's loss scale
@@ -98,6 +108,16 @@ class Optimizer {
   OptimizerSettings settings_;
   // Reads the ring's pending records (one wait) into collected_; throws NUMERIC for a failed step.
   void read_pending();
+  // zero_grad, forward, backward, clip, decide_step, AdamW and the release of the activations, with every
+  // per-step value read from context memory (the step's dropout masks from the state's step): the work
+  // captured once per shape.
+  void run_step(const BatchTensors& inputs);
+  struct StepGraph {
+    std::optional<BatchTensors> inputs;  // the shape's batch tensors, uploaded into before each step
+    std::unique_ptr<CapturedWork> work;  // captured on the shape's second step
+  };
+  std::map<std::pair<int64_t, int64_t>, StepGraph> graphs_;  // by (B, T)
+  int64_t captured_shapes_ = 0, replayed_steps_ = 0;
 
   std::map<std::string, Moments> moments_;  // by canonical parameter name
   // Context memory: the OptimizerStepState, the ring of kRingSteps StepRecords, and the bias-correction

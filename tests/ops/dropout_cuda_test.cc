@@ -42,6 +42,25 @@ TEST_F(DropoutCuda, MaskIsTheCpuMaskBitForBit) {
   }
 }
 
+TEST_F(DropoutCuda, StepReadFromDeviceMemoryGivesTheCpuMask) {
+  // The captured training step's form: the kernel reads the step from device memory, and the mask equals
+  // the CPU's at offset + step * stride; an update of that memory between launches moves the next mask.
+  const uint64_t offset = 4 * 1025, stride = uint64_t{1} << 42;
+  const int64_t N = 4099;
+  Tensor step = poisoned({1}, DType::I64);
+  for (const int64_t s : {int64_t{0}, int64_t{7}, int64_t{4194303}}) {
+    SCOPED_TRACE("step " + std::to_string(s));
+    Tensor host_step = Tensor::empty(DType::I64, {1});
+    host_step.data<int64_t>()[0] = s;
+    copy_tensor(gpu(), step, host_step);
+    Tensor ref = Tensor::empty(DType::F32, {N});
+    ops::dropout_mask(cpu_context(), ref, 0.1, 1234, offset + static_cast<uint64_t>(s) * stride);
+    Tensor keep = poisoned({N});
+    ops::dropout_mask(gpu(), keep, 0.1, 1234, offset, step.data<int64_t>(), stride);
+    EXPECT_TRUE(bit_identical(to_host(gpu(), keep), ref));
+  }
+}
+
 TEST_F(DropoutCuda, ForwardAndBackwardMatchCpuAlsoInPlace) {
   std::mt19937 rng(12);
   for (const int64_t N : {int64_t{3}, int64_t{5 * 13 * 37}, int64_t{4 * 100003 + 1}}) {

@@ -55,6 +55,26 @@ TEST(DropoutMask, FollowsThePhiloxStreamAtAnyOffset) {
   for (int64_t i = 0; i < N; ++i) EXPECT_EQ(all.data<float>()[i], 1.0f);
 }
 
+TEST(DropoutMask, StepFromContextMemoryMovesTheOffsetByStepTimesStride) {
+  // The captured training step's form: offset + *step * stride, *step read when the mask is drawn.
+  const int64_t N = 13;
+  const uint64_t offset = 8, stride = uint64_t{1} << 42;  // the model's site offset and step stride
+  for (const int64_t step : {int64_t{0}, int64_t{1}, int64_t{4194303}}) {
+    Tensor via_step = Tensor::empty(DType::F32, {N}), direct = Tensor::empty(DType::F32, {N});
+    ops::dropout_mask(cpu_context(), via_step, 0.3, 91, offset, &step, stride);
+    ops::dropout_mask(cpu_context(), direct, 0.3, 91, offset + static_cast<uint64_t>(step) * stride);
+    for (int64_t i = 0; i < N; ++i) {
+      EXPECT_EQ(via_step.data<float>()[i], direct.data<float>()[i]) << "step " << step << " element " << i;
+    }
+  }
+  const int64_t step = 2;
+  Tensor keep = Tensor::empty(DType::F32, {N});
+  expect_error([&] { ops::dropout_mask(cpu_context(), keep, 0.3, 91, 2, &step, stride); },
+               ErrorCode::INVALID_ARGUMENT, {"dropout_mask", "multiple of 4"});
+  expect_error([&] { ops::dropout_mask(cpu_context(), keep, 0.3, 91, 8, nullptr, stride); },
+               ErrorCode::INVALID_ARGUMENT, {"dropout_mask", "null step"});
+}
+
 TEST(Dropout, ArgumentErrorsNameOpAndTensor) {
   Tensor x = Tensor::zeros(DType::F32, {3}), keep = Tensor::zeros(DType::F32, {4});
   Tensor out = Tensor::empty(DType::F32, {3});

@@ -352,8 +352,12 @@ TEST(TrainOptimizer, DecideStepFollowsTheHostScheduleAndAdamWRoundings) {
   for (int64_t u = 0; u < total; ++u) {
     state.loss = 0.5;
     state.grad_norm = 1.0;
-    ops::StepRecord record{};
-    ops::decide_step(cpu_context(), &state, &record, constants, u);
+    ops::StepRecord ring[3] = {};  // the record of step u goes to slot u % 3, and the step advances
+    state.step = u;
+    ops::decide_step(cpu_context(), &state, ring, 3, constants);
+    const ops::StepRecord& record = ring[u % 3];
+    EXPECT_EQ(record.step, u);
+    EXPECT_EQ(state.step, u + 1);
     const double lr = linear_warmup_decay_lr(peak, u, warmup, total);
     EXPECT_EQ(record.learning_rate, lr) << "update " << u;
     EXPECT_EQ(state.adamw.skip, 0);
@@ -370,13 +374,15 @@ TEST(TrainOptimizer, DecideStepFollowsTheHostScheduleAndAdamWRoundings) {
   // A non-finite norm without loss scaling fails the step and holds every later one.
   state.grad_norm = std::numeric_limits<double>::infinity();
   ops::StepRecord failed{};
-  ops::decide_step(cpu_context(), &state, &failed, constants, 40);
+  state.step = 40;
+  ops::decide_step(cpu_context(), &state, &failed, 1, constants);
   EXPECT_EQ(failed.error, ops::StepError::NORM_NOT_FINITE);
   EXPECT_EQ(state.failed_step, 40);
   EXPECT_EQ(state.adamw.skip, 1);
   state.grad_norm = 1.0;
   ops::StepRecord held{};
-  ops::decide_step(cpu_context(), &state, &held, constants, 41);
+  ops::decide_step(cpu_context(), &state, &held, 1, constants);
+  EXPECT_EQ(held.step, 41);
   EXPECT_EQ(held.error, ops::StepError::AFTER_FAILURE);
   EXPECT_EQ(state.adamw.skip, 1);
   EXPECT_EQ(state.updates_done, total);
