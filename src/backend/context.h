@@ -65,6 +65,10 @@ class ExecutionContext {
   // must free what it allocates (CUDA: the allocations become the graph's own allocation and free nodes,
   // made again at each replay). The CPU context has no device queue: its CapturedWork runs `work` again at each replay.
   virtual std::unique_ptr<CapturedWork> capture(const std::function<void()>& work);
+  // The most memory CUDA graphs' own allocations (made inside captured work) have held on this context's
+  // device, which the allocator's counts do not include (CUDA: cudaGraphMemAttrReservedMemHigh, the process's
+  // graphs on the device); 0 on the CPU.
+  virtual size_t graph_memory_peak_bytes() const { return 0; }
 
  private:
   Device device_;

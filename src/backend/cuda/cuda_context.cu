@@ -64,6 +64,12 @@ CudaContext::~CudaContext() {
 
 void CudaContext::synchronize() { NLPF_CUDA_CHECK(cudaStreamSynchronize(stream_)); }
 
+size_t CudaContext::graph_memory_peak_bytes() const {
+  unsigned long long bytes = 0;  // the attribute's type (cuuint64_t)
+  NLPF_CUDA_CHECK(cudaDeviceGetGraphMemAttribute(device_index(), cudaGraphMemAttrReservedMemHigh, &bytes));
+  return static_cast<size_t>(bytes);
+}
+
 void CudaContext::copy_bytes(void* dst, bool dst_on_device, const void* src, bool src_on_device, size_t bytes) {
   if (bytes == 0) return;
   const cudaMemcpyKind kind = dst_on_device ? (src_on_device ? cudaMemcpyDeviceToDevice : cudaMemcpyHostToDevice)

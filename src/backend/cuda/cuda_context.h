@@ -41,6 +41,7 @@ class CudaContext final : public ExecutionContext {
   void copy_bytes(void* dst, bool dst_on_device, const void* src, bool src_on_device, size_t bytes) override;
   void fill_zero_bytes(void* dst, size_t bytes) override;
   std::unique_ptr<CapturedWork> capture(const std::function<void()>& work) override;
+  size_t graph_memory_peak_bytes() const override;
 
   int device_index() const { return device().index; }
   cudaStream_t stream() const { return stream_; }
