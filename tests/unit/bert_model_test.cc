@@ -131,6 +131,57 @@ TEST(BertModel, DropoutMasksDependOnSeedAndStepOnly) {
   EXPECT_NE(values(out_a.logits), values(eval.logits));
 }
 
+TEST(BertModel, StepReadFromContextMemoryDrawsTheHostStepsMasks) {
+  // The captured training step's form (forward_train with DropoutStep::in_context, uploaded tensors, the loss
+  // written to memory) equals forward(batch, TRAIN, step): the same masks at every site, hence the same loss
+  // and gradients, bit for bit on the CPU.
+  const BertConfig c = tiny_config();
+  BertForSequenceClassification a(c, 1), b(c, 1);
+  const DropoutSettings dropout{0.2, 0.2, 0.2, 99};
+  a.set_dropout(dropout);
+  b.set_dropout(dropout);
+  for (const int64_t step : {int64_t{0}, int64_t{3}, int64_t{kDropoutStepLimit - 1}}) {
+    SCOPED_TRACE("step " + std::to_string(step));
+    a.zero_grad();
+    b.zero_grad();
+    const ModelOutput eager = a.forward(tiny_batch(), ForwardMode::TRAIN, static_cast<uint64_t>(step));
+    a.backward();
+    BatchTensors inputs = b.upload_batch(tiny_batch());
+    double loss = 0;
+    const ModelOutput via_memory = b.forward_train(inputs, DropoutStep{0, &step}, &loss);
+    b.backward();
+    b.release_activations();
+    EXPECT_FALSE(b.has_saved_activations());
+    EXPECT_EQ(values(eager.logits), values(via_memory.logits));
+    ASSERT_TRUE(eager.loss.has_value());
+    EXPECT_EQ(*eager.loss, loss);
+    EXPECT_EQ(gradient_values(a), gradient_values(b));
+  }
+}
+
+TEST(BertModel, UploadIntoTensorsOfTheSameShapeOnly) {
+  BertForSequenceClassification model(tiny_config(), 1);
+  BatchTensors inputs = model.upload_batch(tiny_batch());
+  Batch next = tiny_batch();
+  next.input_ids[1] = next.input_ids[1] == 5 ? 6 : 5;
+  model.upload_batch_into(next, inputs);
+  EXPECT_EQ(inputs.input_ids.data<int32_t>()[1], next.input_ids[1]);
+  Batch shorter = tiny_batch();
+  shorter.T -= 1;
+  shorter.input_ids.resize(static_cast<size_t>(shorter.B * shorter.T));
+  shorter.token_type_ids.resize(shorter.input_ids.size());
+  shorter.attention_mask.resize(shorter.input_ids.size());
+  expect_error([&] { model.upload_batch_into(shorter, inputs); }, ErrorCode::INVALID_ARGUMENT,
+               {"upload_batch_into", "T = "});
+  Batch unlabelled = tiny_batch();
+  unlabelled.labels.clear();
+  expect_error([&] { model.upload_batch_into(unlabelled, inputs); }, ErrorCode::INVALID_ARGUMENT,
+               {"upload_batch_into", "without labels"});
+  double loss = 0;
+  expect_error([&] { model.forward_train(model.upload_batch(unlabelled), DropoutStep{}, &loss); },
+               ErrorCode::INVALID_ARGUMENT, {"forward_train", "labels"});
+}
+
 TEST(BertModel, DropoutOffsetScheme) {
   EXPECT_EQ(dropout_offset(0, embeddings_dropout_site()), 0u);
   EXPECT_EQ(layer_dropout_site(0, DropoutSite::ATTENTION_PROBS), 1u);
