@@ -46,21 +46,15 @@ void check_dropout_p(double p, const char* name) {
   NLPF_CHECK(p >= 0 && p < 1, ErrorCode::INVALID_ARGUMENT, "dropout ", name, " = ", p, " is outside [0, 1)");
 }
 
-// The keep mask of one dropout site, or nullptr when p = 0 (no dropout at all, as HF with p = 0).
-const Tensor* make_mask(ExecutionContext& ctx, Tensor& keep, double p, uint64_t seed, DropoutStep step,
-                        uint64_t site) {
-  if (p == 0) return nullptr;
-  NLPF_CHECK(static_cast<uint64_t>(keep.numel()) <= (uint64_t{1} << kSiteStreamBits), ErrorCode::UNSUPPORTED,
-             "dropout mask ", shape_string(keep.shape()),
-             " exceeds the 2^32 stream "
-             "indices of one dropout site");
+// The draw of one dropout site's mask (ops::DropoutDraw: drawn where it is applied, never stored on CUDA),
+// keyed by (seed, step, site); `elements` is the mask's size, at most the site's 2^32 stream indices.
+ops::DropoutDraw draw_of(uint64_t seed, DropoutStep step, uint64_t site, int64_t elements) {
+  NLPF_CHECK(static_cast<uint64_t>(elements) <= (uint64_t{1} << kSiteStreamBits), ErrorCode::UNSUPPORTED,
+             "a dropout mask of ", elements, " elements exceeds the 2^32 stream indices of one dropout site");
   if (step.in_context != nullptr) {  // dropout_offset(step, site) with the step read when the mask is drawn
-    ops::dropout_mask(ctx, keep, p, seed, dropout_offset(0, site), step.in_context,
-                      kDropoutSitesPerStep << kSiteStreamBits);
-  } else {
-    ops::dropout_mask(ctx, keep, p, seed, dropout_offset(step.host, site));
+    return {seed, dropout_offset(0, site), step.in_context, kDropoutSitesPerStep << kSiteStreamBits};
   }
-  return &keep;
+  return {seed, dropout_offset(step.host, site), nullptr, 0};
 }
 
 }  // namespace
@@ -289,16 +283,18 @@ void BertForSequenceClassification::layer_forward(int64_t layer, const Tensor& x
   ops::linear_forward(*ctx_, a.q, x, w.q_w, w.q_b);
   ops::linear_forward(*ctx_, a.k, x, w.k_w, w.k_b);
   ops::linear_forward(*ctx_, a.v, x, w.v_w, w.v_b);
-  const Tensor* attention_keep = make_mask(*ctx_, s.attention_keep, attention_p, seed, step,
-                                           layer_dropout_site(layer, DropoutSite::ATTENTION_PROBS));
+  const ops::DropoutDraw attention_draw =
+      draw_of(seed, step, layer_dropout_site(layer, DropoutSite::ATTENTION_PROBS), a.probs.numel());
   ops::attention_forward(*ctx_, a.context, a.probs, a.q, a.k, a.v, attention_mask,
-                         config_.num_attention_heads, {attention_keep, attention_p});
+                         config_.num_attention_heads,
+                         {nullptr, attention_p, attention_p > 0 ? &attention_draw : nullptr});
 
   observe("attention_output", a.context);
   ops::linear_forward(*ctx_, a.sum1, a.context, w.attn_out_w, w.attn_out_b);
-  if (const Tensor* keep = make_mask(*ctx_, s.hidden_keep, hidden_p, seed, step,
-                                     layer_dropout_site(layer, DropoutSite::ATTENTION_OUTPUT))) {
-    ops::dropout_forward(*ctx_, a.sum1, a.sum1, *keep, hidden_p);
+  if (hidden_p > 0) {
+    ops::dropout_forward(
+        *ctx_, a.sum1, a.sum1, hidden_p,
+        draw_of(seed, step, layer_dropout_site(layer, DropoutSite::ATTENTION_OUTPUT), a.sum1.numel()));
   }
   ops::add_forward(*ctx_, a.sum1, a.sum1, x);
   ops::layer_norm_forward(*ctx_, a.h1, a.mean1, a.rstd1, a.sum1, w.ln1_w, w.ln1_b, eps);
@@ -308,9 +304,10 @@ void BertForSequenceClassification::layer_forward(int64_t layer, const Tensor& x
   ops::gelu_forward(*ctx_, s.gelu_out, a.inter);
   observe("output", s.gelu_out);
   ops::linear_forward(*ctx_, a.sum2, s.gelu_out, w.out_w, w.out_b);
-  if (const Tensor* keep = make_mask(*ctx_, s.hidden_keep, hidden_p, seed, step,
-                                     layer_dropout_site(layer, DropoutSite::FEED_FORWARD_OUTPUT))) {
-    ops::dropout_forward(*ctx_, a.sum2, a.sum2, *keep, hidden_p);
+  if (hidden_p > 0) {
+    ops::dropout_forward(
+        *ctx_, a.sum2, a.sum2, hidden_p,
+        draw_of(seed, step, layer_dropout_site(layer, DropoutSite::FEED_FORWARD_OUTPUT), a.sum2.numel()));
   }
   ops::add_forward(*ctx_, a.sum2, a.sum2, a.h1);
   ops::layer_norm_forward(*ctx_, a.h2, a.mean2, a.rstd2, a.sum2, w.ln2_w, w.ln2_b, eps);
@@ -381,8 +378,8 @@ BatchTensors BertForSequenceClassification::upload_checked(const Batch& batch, b
 
 void BertForSequenceClassification::upload_batch_into(const Batch& batch, BatchTensors& into) const {
   const bool has_loss = check_batch(batch);
-  NLPF_CHECK(into.input_ids.rank() == 2 && into.input_ids.dim(0) == batch.B && into.input_ids.dim(1) == batch.T &&
-                 has_loss == into.has_loss,
+  NLPF_CHECK(into.input_ids.rank() == 2 && into.input_ids.dim(0) == batch.B &&
+                 into.input_ids.dim(1) == batch.T && has_loss == into.has_loss,
              ErrorCode::INVALID_ARGUMENT, "upload_batch_into: a batch of B = ", batch.B, ", T = ", batch.T,
              has_loss ? " with" : " without", " labels into tensors of another shape or labelling");
   const bool on_device = ctx_->device().type != DeviceType::CPU;
@@ -415,7 +412,7 @@ ModelOutput BertForSequenceClassification::forward_impl(const Batch& batch, Forw
 ModelOutput BertForSequenceClassification::forward_tensors(const BatchTensors& inputs, ForwardMode mode,
                                                            DropoutStep step, double* loss) {
   const int64_t B = inputs.input_ids.dim(0), T = inputs.input_ids.dim(1), C = config_.hidden_size;
-  const int64_t NL = config_.num_labels(), NH = config_.num_attention_heads, L = config_.num_hidden_layers;
+  const int64_t NL = config_.num_labels(), L = config_.num_hidden_layers;
   const bool train = mode == ForwardMode::TRAIN, has_loss = inputs.has_loss;
   if (train) check_train(step);
 
@@ -431,8 +428,6 @@ ModelOutput BertForSequenceClassification::forward_tensors(const BatchTensors& i
   Scratch s;
   if (train) {
     s.gelu_out = f32({B, T, config_.intermediate_size});
-    if (dropout_.hidden_p > 0) s.hidden_keep = f32({B, T, C});
-    if (dropout_.attention_p > 0) s.attention_keep = f32({B, NH, T, T});
   }
   const double hidden_p = train ? dropout_.hidden_p : 0.0;
 
@@ -468,9 +463,9 @@ ModelOutput BertForSequenceClassification::forward_tensors(const BatchTensors& i
                           p_.token_type);
   ops::layer_norm_forward(*ctx_, hidden, act.emb_mean, act.emb_rstd, act.emb_sum, p_.emb_ln_w, p_.emb_ln_b,
                           config_.layer_norm_eps);
-  if (const Tensor* keep =
-          make_mask(*ctx_, s.hidden_keep, hidden_p, dropout_.seed, step, embeddings_dropout_site())) {
-    ops::dropout_forward(*ctx_, hidden, hidden, *keep, hidden_p);
+  if (hidden_p > 0) {
+    ops::dropout_forward(*ctx_, hidden, hidden, hidden_p,
+                         draw_of(dropout_.seed, step, embeddings_dropout_site(), hidden.numel()));
   }
   act.emb_out = hidden;
 
@@ -497,10 +492,9 @@ ModelOutput BertForSequenceClassification::forward_tensors(const BatchTensors& i
   act.classifier_in = act.pooled;
   const double classifier_p = train ? dropout_.classifier_p : 0.0;
   if (classifier_p > 0) {
-    Tensor keep = f32({B, C});
-    make_mask(*ctx_, keep, classifier_p, dropout_.seed, step, classifier_dropout_site());
     act.classifier_in = f32({B, C});
-    ops::dropout_forward(*ctx_, act.classifier_in, act.pooled, keep, classifier_p);
+    ops::dropout_forward(*ctx_, act.classifier_in, act.pooled, classifier_p,
+                         draw_of(dropout_.seed, step, classifier_dropout_site(), act.pooled.numel()));
   }
   ModelOutput output;
   output.logits = f32({B, NL});
@@ -529,9 +523,10 @@ void BertForSequenceClassification::layer_backward(int64_t layer, Tensor& dh, co
   // Output LayerNorm, then the residual: dh1 gets dsum2 directly and through the feed-forward block.
   ops::layer_norm_backward(*ctx_, s.dsum, dw.ln2_w, dw.ln2_b, dh, a.sum2, w.ln2_w, a.mean2, a.rstd2);
   const Tensor* dy = &s.dsum;
-  if (const Tensor* keep = make_mask(*ctx_, s.forward.hidden_keep, hidden_p, seed, step,
-                                     layer_dropout_site(layer, DropoutSite::FEED_FORWARD_OUTPUT))) {
-    ops::dropout_backward(*ctx_, s.dtmp, s.dsum, *keep, hidden_p);
+  if (hidden_p > 0) {
+    ops::dropout_backward(
+        *ctx_, s.dtmp, s.dsum, hidden_p,
+        draw_of(seed, step, layer_dropout_site(layer, DropoutSite::FEED_FORWARD_OUTPUT), s.dsum.numel()));
     dy = &s.dtmp;
   }
   ops::gelu_forward(*ctx_, s.forward.gelu_out,
@@ -544,16 +539,18 @@ void BertForSequenceClassification::layer_backward(int64_t layer, Tensor& dh, co
   // Attention LayerNorm, then the residual: dx gets dsum1 directly and through q, k and v.
   ops::layer_norm_backward(*ctx_, s.dsum, dw.ln1_w, dw.ln1_b, dh, a.sum1, w.ln1_w, a.mean1, a.rstd1);
   dy = &s.dsum;
-  if (const Tensor* keep = make_mask(*ctx_, s.forward.hidden_keep, hidden_p, seed, step,
-                                     layer_dropout_site(layer, DropoutSite::ATTENTION_OUTPUT))) {
-    ops::dropout_backward(*ctx_, s.dtmp, s.dsum, *keep, hidden_p);
+  if (hidden_p > 0) {
+    ops::dropout_backward(
+        *ctx_, s.dtmp, s.dsum, hidden_p,
+        draw_of(seed, step, layer_dropout_site(layer, DropoutSite::ATTENTION_OUTPUT), s.dsum.numel()));
     dy = &s.dtmp;
   }
   ops::linear_backward(*ctx_, s.dcontext, dw.attn_out_w, dw.attn_out_b, *dy, a.context, w.attn_out_w);
-  const Tensor* attention_keep = make_mask(*ctx_, s.forward.attention_keep, attention_p, seed, step,
-                                           layer_dropout_site(layer, DropoutSite::ATTENTION_PROBS));
+  const ops::DropoutDraw attention_draw =
+      draw_of(seed, step, layer_dropout_site(layer, DropoutSite::ATTENTION_PROBS), a.probs.numel());
   ops::attention_backward(*ctx_, s.dq, s.dk, s.dv, s.dcontext, a.q, a.k, a.v, attention_mask, a.probs,
-                          config_.num_attention_heads, {attention_keep, attention_p});
+                          config_.num_attention_heads,
+                          {nullptr, attention_p, attention_p > 0 ? &attention_draw : nullptr});
   ops::linear_backward(*ctx_, dh, dw.q_w, dw.q_b, s.dq, x, w.q_w);
   ops::add_forward(*ctx_, dh, dh, s.dsum);
   ops::linear_backward(*ctx_, s.dtmp, dw.k_w, dw.k_b, s.dk, x, w.k_w);
@@ -578,7 +575,7 @@ void BertForSequenceClassification::backward_impl(double dloss, const double* de
              "backward: the TRAIN forward's batch had no labels, so there is no loss to differentiate");
   const SavedActivations& act = *saved_;
   const int64_t B = act.input_ids.dim(0), T = act.input_ids.dim(1), C = config_.hidden_size;
-  const int64_t NH = config_.num_attention_heads, L = config_.num_hidden_layers;
+  const int64_t L = config_.num_hidden_layers;
   const uint64_t seed = dropout_.seed;
   const DropoutStep step = act.step;
 
@@ -593,9 +590,8 @@ void BertForSequenceClassification::backward_impl(double dloss, const double* de
   ops::linear_backward(*ctx_, dpooled, dp_.classifier_w, dp_.classifier_b, dlogits, act.classifier_in,
                        p_.classifier_w);
   if (dropout_.classifier_p > 0) {
-    Tensor keep = f32({B, C});
-    make_mask(*ctx_, keep, dropout_.classifier_p, seed, step, classifier_dropout_site());
-    ops::dropout_backward(*ctx_, dpooled, dpooled, keep, dropout_.classifier_p);
+    ops::dropout_backward(*ctx_, dpooled, dpooled, dropout_.classifier_p,
+                          draw_of(seed, step, classifier_dropout_site(), dpooled.numel()));
   }
   ops::tanh_backward(*ctx_, dpooled, dpooled, act.pooled);
   Tensor dpooler_in = f32({B, C});
@@ -605,8 +601,6 @@ void BertForSequenceClassification::backward_impl(double dloss, const double* de
   for (Tensor* t : {&s.dsum, &s.dtmp, &s.dq, &s.dk, &s.dv, &s.dcontext}) *t = f32({B, T, C});
   s.dinter = f32({B, T, config_.intermediate_size});
   s.forward.gelu_out = f32({B, T, config_.intermediate_size});
-  if (dropout_.hidden_p > 0) s.forward.hidden_keep = f32({B, T, C});
-  if (dropout_.attention_p > 0) s.forward.attention_keep = f32({B, NH, T, T});
 
   Tensor dh = f32({B, T, C});
   ops::token_select_backward(*ctx_, dh, dpooler_in, 0);
@@ -616,9 +610,9 @@ void BertForSequenceClassification::backward_impl(double dloss, const double* de
   }
 
   // Embeddings: dropout, LayerNorm, lookup.
-  if (const Tensor* keep =
-          make_mask(*ctx_, s.forward.hidden_keep, dropout_.hidden_p, seed, step, embeddings_dropout_site())) {
-    ops::dropout_backward(*ctx_, dh, dh, *keep, dropout_.hidden_p);
+  if (dropout_.hidden_p > 0) {
+    ops::dropout_backward(*ctx_, dh, dh, dropout_.hidden_p,
+                          draw_of(seed, step, embeddings_dropout_site(), dh.numel()));
   }
   ops::layer_norm_backward(*ctx_, s.dsum, dp_.emb_ln_w, dp_.emb_ln_b, dh, act.emb_sum, p_.emb_ln_w,
                            act.emb_mean, act.emb_rstd);

@@ -79,10 +79,11 @@ uint64_t classifier_dropout_site();
 // - kept by a TRAIN forward, per layer: q, k, v, context, the two LayerNorm inputs and outputs ([N,C] each;
 //   the last output is the next layer's input), the GELU input [N,I] and the attention probabilities before
 //   dropout [B,NH,T,T]: 176 MB, 2.11 GB for 12 layers, plus the embeddings' LayerNorm input and output
-//   (25 MB). The dropout masks and the GELU output are recomputed in backward() rather than kept (each
-//   would add 0.6 GB);
-// - backward() scratch: 8 [N,C] + 2 [N,I] + 1 [B,NH,T,T] = 227 MB.
-// Peak of a training step: 0.44 + 0.44 + 2.14 + 0.23 = 3.25 GB (4.1 GB with AdamW's state).
+//   (25 MB). The GELU output is recomputed in backward() rather than kept (0.6 GB); the dropout masks are
+//   never stored: each is drawn from its Philox stream where it is applied, forward and backward (on the CPU
+//   into a scratch mask freed at once);
+// - backward() scratch: 7 [N,C] + 2 [N,I] = 189 MB.
+// Peak of a training step: 0.44 + 0.44 + 2.14 + 0.19 = 3.21 GB (4.1 GB with AdamW's state).
 // EVAL holds the parameters plus 8 [N,C] + 1 [N,I] + 1 [B,NH,T,T] = 176 MB, whatever the layer count; it
 // keeps them between EVAL forwards of the same B and T (released by a TRAIN forward).
 class BertForSequenceClassification {
@@ -214,17 +215,17 @@ class BertForSequenceClassification {
   void init_gradients();
   void bind_views();
   ModelTensors views_of(const std::map<std::string, Tensor>& tensors) const;
-  // Buffers of a forward or backward that no layer keeps: the GELU output [B,T,I] (in EVAL the GELU
-  // input's own buffer) and the dropout masks [B,T,C] and [B,NH,T,T].
+  // The buffer of a forward or backward that no layer keeps: the GELU output [B,T,I] (in EVAL the GELU
+  // input's own buffer). Dropout masks are drawn where they are applied (ops::DropoutDraw), never stored.
   struct Scratch {
-    Tensor gelu_out, hidden_keep, attention_keep;
+    Tensor gelu_out;
   };
   Tensor f32(const Shape& shape) const;  // uninitialised, on the model's device
   LayerActivations allocate_layer(int64_t B, int64_t T) const;
   void layer_forward(int64_t layer, const Tensor& x, LayerActivations& a, Scratch& s,
                      const Tensor& attention_mask, bool train, DropoutStep step) const;
   // Gradient buffers of backward(): [B,T,C] x6 and [B,T,I] for dGELU, with the forward's Scratch to
-  // recompute the GELU output and the dropout masks.
+  // recompute the GELU output.
   struct BackwardScratch {
     Tensor dsum, dtmp, dq, dk, dv, dcontext, dinter;
     Scratch forward;

@@ -5,6 +5,7 @@
 #include "backend/device.h"
 #include "ops/attention_cpu.h"
 #include "ops/attention_cuda.h"
+#include "ops/dropout_cuda.h"
 #include "ops/op_util.h"
 
 namespace nlpf::ops {
@@ -33,6 +34,12 @@ Dims check_inputs(const ExecutionContext& ctx, const char* op, const Tensor& q, 
   detail::check_shape(op, "probs", probs, {d.B, NH, d.T, d.T});
   NLPF_CHECK(dropout.p >= 0 && dropout.p < 1, ErrorCode::INVALID_ARGUMENT, op, ": dropout p = ", dropout.p,
              " is outside [0, 1)");
+  NLPF_CHECK(dropout.keep == nullptr || dropout.draw == nullptr, ErrorCode::INVALID_ARGUMENT, op,
+             ": dropout has both a keep mask and a draw");
+  NLPF_CHECK(dropout.draw == nullptr || dropout.draw->step == nullptr ||
+                 (dropout.draw->offset % 4 == 0 && dropout.draw->step_stride % 4 == 0),
+             ErrorCode::INVALID_ARGUMENT, op,
+             ": the dropout draw's offset and step stride must be multiples of 4");
   if (dropout.keep != nullptr) {
     detail::check_dtype(op, "keep", *dropout.keep, DType::F32);
     detail::check_shape(op, "keep", *dropout.keep, {d.B, NH, d.T, d.T});
@@ -41,8 +48,34 @@ Dims check_inputs(const ExecutionContext& ctx, const char* op, const Tensor& q, 
   return d;
 }
 
-const float* keep_data(const AttentionDropout& dropout) {
-  return dropout.keep != nullptr ? dropout.keep->data<float>() : nullptr;
+// The CPU's keep mask: the caller's, or `draw`'s drawn into `scratch` [B,NH,T,T]; nullptr without dropout.
+const float* cpu_keep(ExecutionContext& ctx, const AttentionDropout& dropout, const Dims& d,
+                      Tensor& scratch) {
+  if (dropout.keep != nullptr) return dropout.keep->data<float>();
+  if (dropout.draw == nullptr) return nullptr;
+  const DropoutDraw& draw = *dropout.draw;
+  scratch = Tensor::empty(DType::F32, {d.B, d.NH, d.T, d.T});
+  if (draw.step != nullptr) {
+    dropout_mask(ctx, scratch, dropout.p, draw.seed, draw.offset, draw.step, draw.step_stride);
+  } else {
+    dropout_mask(ctx, scratch, dropout.p, draw.seed, draw.offset);
+  }
+  return scratch.data<float>();
+}
+
+// The CUDA kernels' keep values (ops/dropout_cuda.h).
+cuda::KeepSource cuda_keep(const AttentionDropout& dropout) {
+  cuda::KeepSource keep;
+  if (dropout.keep != nullptr) keep.mask = dropout.keep->data<float>();
+  if (dropout.draw != nullptr) {
+    keep.drawn = true;
+    keep.seed = dropout.draw->seed;
+    keep.offset = dropout.draw->offset;
+    keep.step = dropout.draw->step;
+    keep.step_stride = dropout.draw->step_stride;
+    keep.keep_probability = static_cast<float>(1.0 - dropout.p);
+  }
+  return keep;
 }
 
 }  // namespace
@@ -61,15 +94,18 @@ void attention_forward(ExecutionContext& ctx, Tensor& out, Tensor& probs, const 
                                                {"v", &v},
                                                {"attention_mask", &attention_mask}});
   switch (device.type) {
-    case DeviceType::CPU:
+    case DeviceType::CPU: {
+      Tensor scratch;
       cpu::attention_forward(out.data<float>(), probs.data<float>(), q.data<float>(), k.data<float>(),
-                             v.data<float>(), attention_mask.data<int32_t>(), keep_data(dropout),
-                             static_cast<float>(1 / (1 - dropout.p)), d.B, d.T, d.NH, d.HS);
+                             v.data<float>(), attention_mask.data<int32_t>(),
+                             cpu_keep(ctx, dropout, d, scratch), static_cast<float>(1 / (1 - dropout.p)), d.B,
+                             d.T, d.NH, d.HS);
       return;
+    }
     case DeviceType::CUDA:
       if constexpr (kCudaBuilt) {
         cuda::attention_forward(ctx, out.data<float>(), probs.data<float>(), q.data<float>(), k.data<float>(),
-                                v.data<float>(), attention_mask.data<int32_t>(), keep_data(dropout),
+                                v.data<float>(), attention_mask.data<int32_t>(), cuda_keep(dropout),
                                 static_cast<float>(1 / (1 - dropout.p)), d.B, d.T, d.NH, d.HS);
         return;
       }
@@ -101,17 +137,19 @@ void attention_backward(ExecutionContext& ctx, Tensor& dq, Tensor& dk, Tensor& d
                                                {"attention_mask", &attention_mask},
                                                {"probs", &probs}});
   switch (device.type) {
-    case DeviceType::CPU:
-      cpu::attention_backward(dq.data<float>(), dk.data<float>(), dv.data<float>(), dout.data<float>(),
-                              q.data<float>(), k.data<float>(), v.data<float>(),
-                              attention_mask.data<int32_t>(), probs.data<float>(), keep_data(dropout),
-                              static_cast<float>(1 / (1 - dropout.p)), d.B, d.T, d.NH, d.HS);
+    case DeviceType::CPU: {
+      Tensor scratch;
+      cpu::attention_backward(
+          dq.data<float>(), dk.data<float>(), dv.data<float>(), dout.data<float>(), q.data<float>(),
+          k.data<float>(), v.data<float>(), attention_mask.data<int32_t>(), probs.data<float>(),
+          cpu_keep(ctx, dropout, d, scratch), static_cast<float>(1 / (1 - dropout.p)), d.B, d.T, d.NH, d.HS);
       return;
+    }
     case DeviceType::CUDA:
       if constexpr (kCudaBuilt) {
         cuda::attention_backward(ctx, dq.data<float>(), dk.data<float>(), dv.data<float>(),
                                  dout.data<float>(), q.data<float>(), k.data<float>(), v.data<float>(),
-                                 attention_mask.data<int32_t>(), probs.data<float>(), keep_data(dropout),
+                                 attention_mask.data<int32_t>(), probs.data<float>(), cuda_keep(dropout),
                                  static_cast<float>(1 / (1 - dropout.p)), d.B, d.T, d.NH, d.HS);
         return;
       }

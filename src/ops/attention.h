@@ -8,14 +8,18 @@
 
 #include "backend/context.h"
 #include "core/tensor.h"
+#include "ops/dropout.h"
 
 namespace nlpf::ops {
 
 // Dropout on the attention probabilities: keep [B,NH,T,T] f32 holding 0 or 1, made by the caller from a
-// counter-based RNG (see dropout.h); kept entries scale by 1 / (1 - p). keep == nullptr: no dropout.
+// counter-based RNG (see dropout.h), or `draw`, the same mask drawn where it is applied (CUDA: inside the
+// softmax kernels, never stored; the CPU draws it into a scratch mask); kept entries scale by 1 / (1 - p).
+// Neither: no dropout. At most one of the two.
 struct AttentionDropout {
   const Tensor* keep = nullptr;
   double p = 0;
+  const DropoutDraw* draw = nullptr;
 };
 
 // out [B,T,C] from q, k, v [B,T,C] (C = NH * HS, head h in channels [h HS, (h+1) HS)) and attention_mask

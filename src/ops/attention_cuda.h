@@ -8,6 +8,7 @@
 
 #include "backend/context.h"
 #include "core/dtype.h"
+#include "ops/dropout_cuda.h"
 
 namespace nlpf::cuda {
 
@@ -25,14 +26,15 @@ void fused_attention_forward(ExecutionContext& ctx, void* out, const void* qkv, 
 // Training forward, f32: out [B,T,C] (=) dropout(probs) v, probs [B,NH,T,T] (=, saved, before dropout) =
 // softmax(q k^T / sqrt(HS)) over the keys with attention_mask [B,T] != 0 (padded keys get exactly 0; in a
 // sequence whose keys are all padding every row is the uniform 1/T); q, k, v [B,T,C], C = NH HS, head h in
-// channels [h HS, (h+1) HS). keep [B,NH,T,T] (0 or 1) or null (no dropout), keep_scale = 1 / (1 - p). Unlike
+// channels [h HS, (h+1) HS). keep: the [B,NH,T,T] keep values (a 0/1 mask, or drawn inside the softmax
+// kernels, ops/dropout_cuda.h), or neither (no dropout); keep_scale = 1 / (1 - p). Unlike
 // the fused inference kernel, padded query rows are computed as the CPU computes them (the backward needs
 // them). The mask is not validated here (the host would have to wait): any non-zero value is a token.
 // Strided-batched cuBLASLt GEMMs per (b, h) in the context's math mode (TF32 products under MathMode::TF32)
 // around a masked-softmax row kernel; stream-ordered scratch of 4 B T C floats (+ B NH T T with dropout).
 void attention_forward(ExecutionContext& ctx, float* out, float* probs, const float* q, const float* k,
-                       const float* v, const int32_t* attention_mask, const float* keep, float keep_scale,
-                       int64_t B, int64_t T, int64_t NH, int64_t HS);
+                       const float* v, const int32_t* attention_mask, const KeepSource& keep,
+                       float keep_scale, int64_t B, int64_t T, int64_t NH, int64_t HS);
 
 // Training backward, f32: dq, dk, dv [B,T,C] (=) from dout [B,T,C] and the forward's q, k, v,
 // attention_mask, probs and keep (as attention_forward). Per head, pd = dropout(probs), scale = 1 / sqrt(HS):
@@ -42,7 +44,7 @@ void attention_forward(ExecutionContext& ctx, float* out, float* probs, const fl
 // B NH T T floats (+ B NH T T with dropout).
 void attention_backward(ExecutionContext& ctx, float* dq, float* dk, float* dv, const float* dout,
                         const float* q, const float* k, const float* v, const int32_t* attention_mask,
-                        const float* probs, const float* keep, float keep_scale, int64_t B, int64_t T,
+                        const float* probs, const KeepSource& keep, float keep_scale, int64_t B, int64_t T,
                         int64_t NH, int64_t HS);
 
 }  // namespace nlpf::cuda

@@ -1,11 +1,11 @@
 // The training attention on CUDA (attention_cuda.h): f32, probabilities saved [B,NH,T,T], dropout by a keep
-// mask, the CPU reference's formulas (attention_cpu.cc) as PyTorch's math path computes them: the four
-// products per (b, h) are strided-batched cuBLASLt GEMMs (backend/cuda/gemm.h, batch B NH, in the context's
-// math mode), and row kernels (a warp per row) do the masked softmax and its backward. GEMMs batch over one
-// stride, so q, k, v (and dout) are first copied head-major [B,NH,T,HS] and the results copied back.
-// Deterministic: cuBLASLt's plan fixes the algorithm, row sums reduce by a fixed shuffle tree (no atomics).
-// Layouts: q, k, v, out and their gradients [B,T,C] with head h in channels [h HS, (h+1) HS); probs, keep
-// [B,NH,T,T] (query t, key s); attention_mask [B,T]. Activation gradients overwrite (=).
+// mask or drawn in the row kernels, the CPU reference's formulas (attention_cpu.cc) as PyTorch's math path
+// computes them: the four products per (b, h) are strided-batched cuBLASLt GEMMs (backend/cuda/gemm.h, batch
+// B NH, in the context's math mode), and row kernels (a warp per row) do the masked softmax and its backward.
+// GEMMs batch over one stride, so q, k, v (and dout) are first copied head-major [B,NH,T,HS] and the results
+// copied back. Deterministic: cuBLASLt's plan fixes the algorithm, row sums reduce by a fixed shuffle tree
+// (no atomics). Layouts: q, k, v, out and their gradients [B,T,C] with head h in channels [h HS, (h+1) HS);
+// probs, keep [B,NH,T,T] (query t, key s); attention_mask [B,T]. Activation gradients overwrite (=).
 #include <cuda_runtime.h>
 
 #include <cmath>
@@ -16,6 +16,7 @@
 #include "backend/cuda/gemm.h"
 #include "core/tensor.h"
 #include "ops/attention_cuda.h"
+#include "ops/dropout_keep.cuh"
 
 namespace nlpf::cuda {
 namespace {
@@ -70,14 +71,14 @@ __global__ void attention_copy_heads_kernel(Copies copies, int64_t B, int64_t T,
 }
 
 // probs [B,NH,T,T] in place: scores q k^T in, probabilities out (=, saved for backward); dropped [B,NH,T,T]
-// (=) probs keep keep_scale when keep is not null. A warp per row (b, h, t), lanes own keys s = lane + 32 j
+// (=) probs keep keep_scale when keep is active (its values read or drawn per element, KeepReader). A warp
+// per row (b, h, t), lanes own keys s = lane + 32 j
 // (no sync between the passes). Padded keys get exactly 0; a sequence without tokens gets the uniform row
 // (HF's finfo.min absorbs every score).
 __global__ void attention_softmax_forward_kernel(float* __restrict__ probs, float* __restrict__ dropped,
-                                                 const int32_t* __restrict__ mask,
-                                                 const float* __restrict__ keep, float keep_scale,
-                                                 int64_t rows, int64_t NH, int64_t T, float scale,
-                                                 float uniform) {
+                                                 const int32_t* __restrict__ mask, const KeepSource keep,
+                                                 float keep_scale, int64_t rows, int64_t NH, int64_t T,
+                                                 float scale, float uniform) {
   const int lane = threadIdx.x % kWarp;
   const int64_t row = static_cast<int64_t>(blockIdx.x) * (blockDim.x / kWarp) + threadIdx.x / kWarp;
   if (row >= rows) return;  // whole warps leave: only warp-level syncs follow
@@ -100,29 +101,30 @@ __global__ void attention_softmax_forward_kernel(float* __restrict__ probs, floa
     const float inv_sum = 1.0f / warp_sum(local_sum);
     for (int64_t s = lane; s < T; s += kWarp) p[s] *= inv_sum;
   }
-  if (keep == nullptr) return;
-  const float* keep_row = keep + row * T;
+  const KeepReader reader(keep);
+  if (!reader.active()) return;
   float* dropped_row = dropped + row * T;
-  for (int64_t s = lane; s < T; s += kWarp) dropped_row[s] = p[s] * keep_row[s] * keep_scale;
+  for (int64_t s = lane; s < T; s += kWarp) dropped_row[s] = p[s] * reader(row * T + s) * keep_scale;
 }
 
 // dscore [B,NH,T,T] in place: dout v^T (the gradient of dropout(probs)) in, scale p (dp - rowsum(p dp)) out
-// with dp = dropout of it; dropped [B,NH,T,T] (=) probs keep keep_scale when keep is not null (dv's operand).
+// with dp = dropout of it; dropped [B,NH,T,T] (=) probs keep keep_scale when keep is active (dv's operand).
 // A warp per row; a sequence without tokens has constant probabilities, so its dscore is 0.
 __global__ void attention_softmax_backward_kernel(float* __restrict__ dscore, float* __restrict__ dropped,
                                                   const float* __restrict__ probs,
-                                                  const int32_t* __restrict__ mask,
-                                                  const float* __restrict__ keep, float keep_scale,
-                                                  int64_t rows, int64_t NH, int64_t T, float scale) {
+                                                  const int32_t* __restrict__ mask, const KeepSource keep,
+                                                  float keep_scale, int64_t rows, int64_t NH, int64_t T,
+                                                  float scale) {
   const int lane = threadIdx.x % kWarp;
   const int64_t row = static_cast<int64_t>(blockIdx.x) * (blockDim.x / kWarp) + threadIdx.x / kWarp;
   if (row >= rows) return;
   const float* p = probs + row * T;
-  const float* keep_row = keep != nullptr ? keep + row * T : nullptr;
+  const KeepReader reader(keep);
+  const bool dropout = reader.active();
   float* ds = dscore + row * T;
-  if (keep_row != nullptr) {
+  if (dropout) {
     float* dropped_row = dropped + row * T;
-    for (int64_t s = lane; s < T; s += kWarp) dropped_row[s] = p[s] * keep_row[s] * keep_scale;
+    for (int64_t s = lane; s < T; s += kWarp) dropped_row[s] = p[s] * reader(row * T + s) * keep_scale;
   }
   if (!any_token(mask + row / (NH * T) * T, T, lane)) {
     for (int64_t s = lane; s < T; s += kWarp) ds[s] = 0.0f;
@@ -131,7 +133,7 @@ __global__ void attention_softmax_backward_kernel(float* __restrict__ dscore, fl
   float local = 0.0f;
   for (int64_t s = lane; s < T; s += kWarp) {
     float dp = ds[s];
-    if (keep_row != nullptr) dp = dp * keep_row[s] * keep_scale;
+    if (dropout) dp = dp * reader(row * T + s) * keep_scale;
     ds[s] = dp;
     local += p[s] * dp;
   }
@@ -206,8 +208,9 @@ float scale_of(int64_t HS) {
 // (4 B T C floats), and dropout(probs) [B,NH,T,T] when keep is given. The scores are written straight into
 // probs and become the probabilities in place.
 void attention_forward(ExecutionContext& base, float* out, float* probs, const float* q, const float* k,
-                       const float* v, const int32_t* attention_mask, const float* keep, float keep_scale,
-                       int64_t B, int64_t T, int64_t NH, int64_t HS) {
+                       const float* v, const int32_t* attention_mask, const KeepSource& keep,
+                       float keep_scale, int64_t B, int64_t T, int64_t NH, int64_t HS) {
+  const bool dropout = keep.mask != nullptr || keep.drawn;
   CudaContext& ctx = cuda_context(base);
   const int64_t rows = B * NH * T, BTC = B * T * NH * HS;
   if (rows == 0 || HS == 0) return;
@@ -220,8 +223,8 @@ void attention_forward(ExecutionContext& base, float* out, float* probs, const f
 
   // scores [B,NH,T,T] = q k^T per head, into probs; the softmax scales them by 1 / sqrt(HS).
   batched_matmul(base, probs, q_heads, Transpose::NO, k_heads, Transpose::YES, B * NH, T, T, HS);
-  Buffer dropped(ctx.allocator(), keep != nullptr ? static_cast<size_t>(rows * T) * sizeof(float) : 0);
-  float* dropped_data = keep != nullptr ? static_cast<float*>(dropped.data()) : nullptr;
+  Buffer dropped(ctx.allocator(), dropout ? static_cast<size_t>(rows * T) * sizeof(float) : 0);
+  float* dropped_data = dropout ? static_cast<float*>(dropped.data()) : nullptr;
   const float uniform = static_cast<float>(1.0 / static_cast<double>(T));  // the CPU's rounding
   attention_softmax_forward_kernel<<<row_blocks("attention_forward (cuda)", rows), kRowsPerBlock * kWarp, 0,
                                      ctx.stream()>>>(probs, dropped_data, attention_mask, keep, keep_scale,
@@ -229,8 +232,8 @@ void attention_forward(ExecutionContext& base, float* out, float* probs, const f
   NLPF_CUDA_CHECK_LAUNCH();
 
   // out [B,NH,T,HS] = dropout(probs) v per head, then back to [B,T,C].
-  batched_matmul(base, out_heads, keep != nullptr ? dropped_data : probs, Transpose::NO, v_heads,
-                 Transpose::NO, B * NH, T, HS, T);
+  batched_matmul(base, out_heads, dropout ? dropped_data : probs, Transpose::NO, v_heads, Transpose::NO,
+                 B * NH, T, HS, T);
   copy_heads(ctx, false, Copies{{out_heads}, {out}}, 1, B, T, NH, HS);
 }
 
@@ -238,8 +241,9 @@ void attention_forward(ExecutionContext& base, float* out, float* probs, const f
 // all on one stream), dscore [B,NH,T,T], and dropout(probs) [B,NH,T,T] when keep is given.
 void attention_backward(ExecutionContext& base, float* dq, float* dk, float* dv, const float* dout,
                         const float* q, const float* k, const float* v, const int32_t* attention_mask,
-                        const float* probs, const float* keep, float keep_scale, int64_t B, int64_t T,
+                        const float* probs, const KeepSource& keep, float keep_scale, int64_t B, int64_t T,
                         int64_t NH, int64_t HS) {
+  const bool dropout = keep.mask != nullptr || keep.drawn;
   CudaContext& ctx = cuda_context(base);
   const int64_t rows = B * NH * T, BTC = B * T * NH * HS, batch = B * NH;
   if (rows == 0 || HS == 0) return;
@@ -254,8 +258,8 @@ void attention_backward(ExecutionContext& base, float* dq, float* dk, float* dv,
   Buffer dscore(ctx.allocator(), static_cast<size_t>(rows * T) * sizeof(float));
   float* ds = static_cast<float*>(dscore.data());
   batched_matmul(base, ds, dout_heads, Transpose::NO, v_heads, Transpose::YES, batch, T, T, HS);
-  Buffer dropped(ctx.allocator(), keep != nullptr ? static_cast<size_t>(rows * T) * sizeof(float) : 0);
-  float* dropped_data = keep != nullptr ? static_cast<float*>(dropped.data()) : nullptr;
+  Buffer dropped(ctx.allocator(), dropout ? static_cast<size_t>(rows * T) * sizeof(float) : 0);
+  float* dropped_data = dropout ? static_cast<float*>(dropped.data()) : nullptr;
   attention_softmax_backward_kernel<<<row_blocks("attention_backward (cuda)", rows), kRowsPerBlock * kWarp, 0,
                                       ctx.stream()>>>(ds, dropped_data, probs, attention_mask, keep,
                                                       keep_scale, rows, NH, T, scale_of(HS));
@@ -266,8 +270,8 @@ void attention_backward(ExecutionContext& base, float* dq, float* dk, float* dv,
   float* dv_heads = v_heads;
   float* dq_heads = dout_heads;
   float* dk_heads = k_heads;
-  batched_matmul(base, dv_heads, keep != nullptr ? dropped_data : probs, Transpose::YES, dout_heads,
-                 Transpose::NO, batch, T, HS, T);
+  batched_matmul(base, dv_heads, dropout ? dropped_data : probs, Transpose::YES, dout_heads, Transpose::NO,
+                 batch, T, HS, T);
   batched_matmul(base, dq_heads, ds, Transpose::NO, k_heads, Transpose::NO, batch, T, HS, T);
   batched_matmul(base, dk_heads, ds, Transpose::YES, q_heads, Transpose::NO, batch, T, HS, T);
   copy_heads(ctx, false, Copies{{dq_heads, dk_heads, dv_heads}, {dq, dk, dv}}, 3, B, T, NH, HS);

@@ -29,7 +29,51 @@ void dropout_apply(ExecutionContext& ctx, const char* op, Tensor& out, const cha
   }
 }
 
+// dropout_apply with the mask of `draw`: drawn inside the CUDA kernel, into a scratch mask on the CPU.
+void dropout_apply_drawn(ExecutionContext& ctx, const char* op, Tensor& out, const char* out_name,
+                         const Tensor& in, const char* in_name, double p, const DropoutDraw& draw) {
+  NLPF_CHECK(p >= 0 && p < 1, ErrorCode::INVALID_ARGUMENT, op, ": p = ", p, " is outside [0, 1)");
+  NLPF_CHECK(draw.step == nullptr || (draw.offset % 4 == 0 && draw.step_stride % 4 == 0),
+             ErrorCode::INVALID_ARGUMENT, op, ": offset ", draw.offset, " or step stride ", draw.step_stride,
+             " not a multiple of 4 with a step in context memory");
+  const Device device = detail::check_elementwise(op, ctx, {{in_name, &in}, {out_name, &out}});
+  switch (device.type) {
+    case DeviceType::CPU: {
+      Tensor keep = Tensor::empty(DType::F32, in.shape());
+      if (draw.step != nullptr) {
+        dropout_mask(ctx, keep, p, draw.seed, draw.offset, draw.step, draw.step_stride);
+      } else {
+        dropout_mask(ctx, keep, p, draw.seed, draw.offset);
+      }
+      dropout_apply(ctx, op, out, out_name, in, in_name, keep, p);
+      return;
+    }
+    case DeviceType::CUDA:
+      if constexpr (kCudaBuilt) {
+        const cuda::KeepSource keep{.drawn = true,
+                                    .seed = draw.seed,
+                                    .offset = draw.offset,
+                                    .step_stride = draw.step_stride,
+                                    .step = draw.step,
+                                    .keep_probability = static_cast<float>(1.0 - p)};
+        cuda::dropout_forward(ctx, out.data<float>(), in.data<float>(), keep, static_cast<float>(1 / (1 - p)),
+                              in.numel());
+        return;
+      }
+      detail::throw_no_cuda_kernel(op);
+  }
+}
+
 }  // namespace
+
+void dropout_forward(ExecutionContext& ctx, Tensor& out, const Tensor& x, double p, const DropoutDraw& draw) {
+  dropout_apply_drawn(ctx, "dropout_forward", out, "out", x, "x", p, draw);
+}
+
+void dropout_backward(ExecutionContext& ctx, Tensor& dx, const Tensor& dout, double p,
+                      const DropoutDraw& draw) {
+  dropout_apply_drawn(ctx, "dropout_backward", dx, "dx", dout, "dout", p, draw);
+}
 
 void dropout_forward(ExecutionContext& ctx, Tensor& out, const Tensor& x, const Tensor& keep, double p) {
   dropout_apply(ctx, "dropout_forward", out, "out", x, "x", keep, p);

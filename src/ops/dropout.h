@@ -11,10 +11,27 @@
 
 namespace nlpf::ops {
 
+// A keep mask drawn where it is applied instead of stored (issue 12: the masks identical to the CPU's without
+// being kept): element i of the tensor is kept when philox_uniform(seed, offset + s + i) < 1 - p, with
+// s = *step * step_stride where step is set (an int64 in the context's memory, read when the work runs: a
+// captured training step's) and 0 otherwise; offset and step_stride multiples of 4 where step is set. The
+// mask dropout_mask(seed, offset[, step, step_stride]) writes.
+struct DropoutDraw {
+  uint64_t seed = 0;
+  uint64_t offset = 0;
+  const int64_t* step = nullptr;
+  uint64_t step_stride = 0;
+};
+
 // out = x * keep / (1 - p); x, keep, out: same shape, f32, keep holding 0 or 1; 0 <= p < 1. out may be x.
 void dropout_forward(ExecutionContext& ctx, Tensor& out, const Tensor& x, const Tensor& keep, double p);
 // dx (=) = dout * keep / (1 - p), with the forward's mask and p; dx may be dout.
 void dropout_backward(ExecutionContext& ctx, Tensor& dx, const Tensor& dout, const Tensor& keep, double p);
+// The same with the mask drawn from `draw` (the backward with the forward's draw): on CUDA one kernel that
+// never stores the mask; on the CPU the reference, dropout_mask into a scratch tensor then the forms above.
+void dropout_forward(ExecutionContext& ctx, Tensor& out, const Tensor& x, double p, const DropoutDraw& draw);
+void dropout_backward(ExecutionContext& ctx, Tensor& dx, const Tensor& dout, double p,
+                      const DropoutDraw& draw);
 
 // keep (any shape, f32) [i] = 1 if philox_uniform(seed, offset + i) < 1 - p else 0 (core/random.h), i.e.
 // each element kept with probability 1 - p. The comparison is in float on exact values, so a CUDA kernel

@@ -12,6 +12,7 @@
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/cuda_context.h"
 #include "backend/cuda/philox.cuh"
+#include "ops/dropout_keep.cuh"
 
 namespace nlpf::cuda {
 namespace {
@@ -44,6 +45,17 @@ __global__ void __launch_bounds__(kThreads)
         make_float4(xv.x * kv.x * scale, xv.y * kv.y * scale, xv.z * kv.z * scale, xv.w * kv.w * scale);
   }
   for (int64_t i = vectors * 4 + first; i < N; i += stride) out[i] = x[i] * keep[i] * scale;
+}
+
+// out [N] = x [N] * keep(i) * scale with the keep values of a KeepSource (the drawn form: one Philox block
+// per element, whose other three words other threads use; compute is cheap next to a mask's write and read).
+__global__ void __launch_bounds__(kThreads)
+    dropout_keep_forward_kernel(float* out, const float* x, const KeepSource keep, float scale, int64_t N) {
+  const KeepReader reader(keep);
+  const int64_t stride = static_cast<int64_t>(gridDim.x) * kThreads;
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * kThreads + threadIdx.x; i < N; i += stride) {
+    out[i] = x[i] * reader(i) * scale;
+  }
 }
 
 // keep [N]: thread step j draws Philox block first_block + j (blocks [first_block, end_block)) and writes
@@ -81,6 +93,23 @@ void dropout_forward(ExecutionContext& ctx, float* out, const float* x, const fl
   const int64_t vectors = aligned16(out) && aligned16(x) && aligned16(keep) ? N / 4 : 0;
   const unsigned blocks = grid_size(cuda, std::max(vectors, N - vectors * 4));
   dropout_forward_kernel<<<blocks, kThreads, 0, cuda.stream()>>>(out, x, keep, scale, vectors, N);
+  NLPF_CUDA_CHECK_LAUNCH();
+}
+
+void dropout_forward(ExecutionContext& ctx, float* out, const float* x, const KeepSource& keep, float scale,
+                     int64_t N) {
+  NLPF_CHECK(N >= 0 && (keep.mask != nullptr || keep.drawn), ErrorCode::INVALID_ARGUMENT,
+             "dropout_forward (cuda): N = ", N, ", or neither a mask nor a draw");
+  NLPF_CHECK(!keep.drawn || keep.step == nullptr || (keep.offset % 4 == 0 && keep.step_stride % 4 == 0),
+             ErrorCode::INVALID_ARGUMENT, "dropout_forward (cuda): offset ", keep.offset, " and step stride ",
+             keep.step_stride, " must be multiples of 4 with a step in device memory");
+  if (N == 0) return;
+  if (keep.mask != nullptr) {
+    dropout_forward(ctx, out, x, keep.mask, scale, N);
+    return;
+  }
+  CudaContext& cuda = cuda_context(ctx);
+  dropout_keep_forward_kernel<<<grid_size(cuda, N), kThreads, 0, cuda.stream()>>>(out, x, keep, scale, N);
   NLPF_CUDA_CHECK_LAUNCH();
 }
 

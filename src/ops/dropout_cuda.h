@@ -9,9 +9,25 @@
 
 namespace nlpf::cuda {
 
+// Where a kernel finds element i's keep value (1 or 0): mask[i] where mask is set; else, where drawn is set,
+// the draw of ops::DropoutDraw (philox_uniform(seed, offset + *step * step_stride + i) < keep_probability,
+// step in device memory or null for 0), read by a kernel through ops/dropout_keep.cuh; neither: no dropout.
+struct KeepSource {
+  const float* mask = nullptr;
+  bool drawn = false;
+  uint64_t seed = 0, offset = 0, step_stride = 0;
+  const int64_t* step = nullptr;
+  float keep_probability = 1;
+};
+
 // out [N] = x [N] * keep [N] * scale, scale = 1 / (1 - p); out may be x. The backward is the same call on
 // (dx, dout).
 void dropout_forward(ExecutionContext& ctx, float* out, const float* x, const float* keep, float scale,
+                     int64_t N);
+
+// out [N] = x [N] * keep * scale with the keep values of `keep` (drawn, never stored, or a mask); out may be
+// x.
+void dropout_forward(ExecutionContext& ctx, float* out, const float* x, const KeepSource& keep, float scale,
                      int64_t N);
 
 // keep [N] = 1 where philox_uniform(seed, offset + i) < float(1 - p), else 0 (core/random.h), the CPU mask

@@ -98,6 +98,44 @@ TEST_F(AttentionCuda, ForwardAndBackwardMatchCpu) {
   }
 }
 
+TEST_F(AttentionCuda, DrawnDropoutEqualsTheStoredMaskBitForBit) {
+  // The softmax kernels drawing the dropout mask themselves (the step read from device memory, as a captured
+  // training step reads it) against the same kernels reading the mask dropout_mask wrote for that draw: the
+  // same bits out, dq, dk, dv; and against the CPU within the op's tolerance.
+  std::mt19937 rng(1103);
+  const int64_t B = 3, T = 37, NH = 3, HS = 16, C = NH * HS;
+  const Shape x_shape{B, T, C}, p_shape{B, NH, T, T};
+  const Tensor q = random_tensor(rng, x_shape, -2, 2), k = random_tensor(rng, x_shape, -2, 2),
+               v = random_tensor(rng, x_shape), dout = random_tensor(rng, x_shape),
+               mask = ragged_mask(rng, B, T);
+  const uint64_t offset = 4 * 1025, stride = uint64_t{1} << 42;
+  Tensor step = poisoned({1}, DType::I64);
+  Tensor host_step = Tensor::empty(DType::I64, {1});
+  host_step.data<int64_t>()[0] = 12;
+  copy_tensor(gpu(), step, host_step);
+  const ops::DropoutDraw draw{5, offset, step.data<int64_t>(), stride};
+  Tensor keep = poisoned(p_shape);
+  ops::dropout_mask(gpu(), keep, 0.1, 5, offset, step.data<int64_t>(), stride);
+  const Tensor q_d = device(q), k_d = device(k), v_d = device(v), mask_d = device(mask),
+               dout_d = device(dout);
+  const auto run = [&](const ops::AttentionDropout& dropout) {
+    Tensor out = poisoned(x_shape), probs = poisoned(p_shape);
+    ops::attention_forward(gpu(), out, probs, q_d, k_d, v_d, mask_d, NH, dropout);
+    Tensor dq = poisoned(x_shape), dk = poisoned(x_shape), dv = poisoned(x_shape);
+    ops::attention_backward(gpu(), dq, dk, dv, dout_d, q_d, k_d, v_d, mask_d, probs, NH, dropout);
+    return std::vector<Tensor>{to_host(gpu(), out), to_host(gpu(), dq), to_host(gpu(), dk),
+                               to_host(gpu(), dv)};
+  };
+  const std::vector<Tensor> drawn = run({nullptr, 0.1, &draw}), stored = run({&keep, 0.1});
+  for (size_t i = 0; i < drawn.size(); ++i) EXPECT_TRUE(bit_identical(drawn[i], stored[i])) << "output " << i;
+  const int64_t host_step_value = 12;
+  const ops::DropoutDraw cpu_draw{5, offset, &host_step_value, stride};
+  Tensor ref_out = Tensor::empty(DType::F32, x_shape), ref_probs = Tensor::empty(DType::F32, p_shape);
+  ops::attention_forward(cpu_context(), ref_out, ref_probs, q, k, v, mask, NH, {nullptr, 0.1, &cpu_draw});
+  const std::vector<double> expected_out = to_double(ref_out);
+  EXPECT_TRUE(all_close(to_double(drawn[0]), expected_out, scaled_tolerance(kTol, expected_out)));
+}
+
 TEST_F(AttentionCuda, LongSequenceMatchesCpu) {
   // T = 512 (BERT's longest) with BERT-base's head size: the largest score matrices per head.
   std::mt19937 rng(1102);

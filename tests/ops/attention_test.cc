@@ -120,6 +120,38 @@ TEST_P(Attention, BackwardF32MatchesDoubleKernel) {
 
 INSTANTIATE_TEST_SUITE_P(Dropout, Attention, ::testing::Values(0.0, 0.25));
 
+TEST(Attention, DrawnDropoutIsTheStoredMask) {
+  // A DropoutDraw applies the mask dropout_mask writes for it (the CPU reference of the CUDA kernels that
+  // draw it in place): forward and backward equal, bit for bit, the same call with that mask stored.
+  std::mt19937 rng(83);
+  Inputs in(rng, 0.25);
+  const Tensor q = f32_tensor({B, T, C}, in.q), k = f32_tensor({B, T, C}, in.k),
+               v = f32_tensor({B, T, C}, in.v);
+  const Tensor mask = i32_tensor({B, T}, kMask), dout = f32_tensor({B, T, C}, random_vector(rng, B * T * C));
+  const int64_t step = 3;
+  const ops::DropoutDraw draw{77, 4 * 11, &step, uint64_t{1} << 42};
+  Tensor keep = Tensor::empty(DType::F32, {B, NH, T, T});
+  ops::dropout_mask(cpu_context(), keep, 0.25, 77, 4 * 11 + 3 * (uint64_t{1} << 42));
+  const auto run = [&](const ops::AttentionDropout& dropout) {
+    Tensor out = Tensor::empty(DType::F32, {B, T, C}), probs = Tensor::empty(DType::F32, {B, NH, T, T});
+    ops::attention_forward(cpu_context(), out, probs, q, k, v, mask, NH, dropout);
+    Tensor dq = Tensor::empty(DType::F32, {B, T, C}), dk = Tensor::empty(DType::F32, {B, T, C}),
+           dv = Tensor::empty(DType::F32, {B, T, C});
+    ops::attention_backward(cpu_context(), dq, dk, dv, dout, q, k, v, mask, probs, NH, dropout);
+    std::vector<float> all;
+    for (const Tensor* t : {&out, &dq, &dk, &dv})
+      all.insert(all.end(), t->data<float>(), t->data<float>() + t->numel());
+    return all;
+  };
+  EXPECT_EQ(run({nullptr, 0.25, &draw}), run({&keep, 0.25}));
+  EXPECT_NE(run({nullptr, 0.25, &draw}), run({}));
+  expect_error(
+      [&] {
+        run({&keep, 0.25, &draw});
+      },
+      ErrorCode::INVALID_ARGUMENT, {"attention_forward", "both a keep mask and a draw"});
+}
+
 TEST(AttentionErrors, ArgumentErrorsNameOpAndTensor) {
   Tensor q = Tensor::zeros(DType::F32, {B, T, C}), out = Tensor::empty(DType::F32, {B, T, C});
   Tensor probs = Tensor::empty(DType::F32, {B, NH, T, T}), mask = i32_tensor({B, T}, kMask);

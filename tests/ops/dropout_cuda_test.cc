@@ -3,6 +3,7 @@
 // sizes, off the 16-byte vector, and in place. Skipped where the build has no CUDA or no GPU is visible.
 #include "ops/dropout.h"
 
+#include <random>
 #include <string>
 
 #include "ops/cuda_op_test_util.h"
@@ -58,6 +59,37 @@ TEST_F(DropoutCuda, StepReadFromDeviceMemoryGivesTheCpuMask) {
     Tensor keep = poisoned({N});
     ops::dropout_mask(gpu(), keep, 0.1, 1234, offset, step.data<int64_t>(), stride);
     EXPECT_TRUE(bit_identical(to_host(gpu(), keep), ref));
+  }
+}
+
+TEST_F(DropoutCuda, DrawnDropoutIsTheCpuDropoutBitForBit) {
+  // The kernel that draws the mask where it applies it (no mask in memory) against the CPU reference (the
+  // mask drawn, then applied): bit for bit, with the offset off a Philox block, with the step read from
+  // device memory, in place, and over more elements than one pass of the grid.
+  std::mt19937 rng(15);
+  Tensor step = poisoned({1}, DType::I64);
+  Tensor host_step = Tensor::empty(DType::I64, {1});
+  host_step.data<int64_t>()[0] = 9;
+  copy_tensor(gpu(), step, host_step);
+  const uint64_t stride = uint64_t{1} << 42;
+  for (const int64_t N : {int64_t{1}, int64_t{5 * 13 * 37}, int64_t{3000001}}) {
+    for (const bool device_step : {false, true}) {
+      SCOPED_TRACE("N=" + std::to_string(N) + (device_step ? " step in device memory" : " offset 7"));
+      const Tensor x = random_tensor(rng, {N}, -2, 2);
+      const ops::DropoutDraw cpu_draw = device_step
+                                            ? ops::DropoutDraw{31, 8, &host_step.data<int64_t>()[0], stride}
+                                            : ops::DropoutDraw{31, 7, nullptr, 0};
+      const ops::DropoutDraw gpu_draw = device_step ? ops::DropoutDraw{31, 8, step.data<int64_t>(), stride}
+                                                    : ops::DropoutDraw{31, 7, nullptr, 0};
+      Tensor ref = Tensor::empty(DType::F32, {N});
+      ops::dropout_forward(cpu_context(), ref, x, 0.1, cpu_draw);
+      Tensor out = poisoned({N});
+      ops::dropout_forward(gpu(), out, device(x), 0.1, gpu_draw);
+      EXPECT_TRUE(bit_identical(to_host(gpu(), out), ref));
+      Tensor in_place = device(x);
+      ops::dropout_backward(gpu(), in_place, in_place, 0.1, gpu_draw);
+      EXPECT_TRUE(bit_identical(to_host(gpu(), in_place), ref));
+    }
   }
 }
 

@@ -2,6 +2,8 @@
 // keep rate, determinism, the (seed, offset) stream layout of core/random.h) and argument errors.
 #include "ops/dropout.h"
 
+#include <random>
+
 #include "core/random.h"
 #include "ops/op_test_util.h"
 
@@ -73,6 +75,40 @@ TEST(DropoutMask, StepFromContextMemoryMovesTheOffsetByStepTimesStride) {
                ErrorCode::INVALID_ARGUMENT, {"dropout_mask", "multiple of 4"});
   expect_error([&] { ops::dropout_mask(cpu_context(), keep, 0.3, 91, 8, nullptr, stride); },
                ErrorCode::INVALID_ARGUMENT, {"dropout_mask", "null step"});
+}
+
+TEST(Dropout, DrawnMaskIsTheStoredMask) {
+  // dropout_forward / dropout_backward with a DropoutDraw apply the mask dropout_mask writes for the same
+  // (seed, offset[, step, stride]): the CPU reference of the CUDA kernels that never store it.
+  std::mt19937 rng(4);
+  const int64_t N = 1001;
+  const Tensor x = f32_tensor({N}, random_vector(rng, static_cast<size_t>(N), -2, 2));
+  const int64_t step = 5;
+  struct Case {
+    ops::DropoutDraw draw;
+    uint64_t offset;  // the mask's offset
+  };
+  const uint64_t stride = uint64_t{1} << 42;
+  for (const Case& c : {Case{{17, 3, nullptr, 0}, 3}, Case{{17, 8, &step, stride}, 8 + 5 * stride}}) {
+    Tensor keep = Tensor::empty(DType::F32, {N}), expected = Tensor::empty(DType::F32, {N});
+    ops::dropout_mask(cpu_context(), keep, 0.25, 17, c.offset);
+    ops::dropout_forward(cpu_context(), expected, x, keep, 0.25);
+    Tensor out = Tensor::empty(DType::F32, {N}), dx = Tensor::empty(DType::F32, {N});
+    ops::dropout_forward(cpu_context(), out, x, 0.25, c.draw);
+    ops::dropout_backward(cpu_context(), dx, x, 0.25, c.draw);
+    for (int64_t i = 0; i < N; ++i) {
+      ASSERT_EQ(out.data<float>()[i], expected.data<float>()[i]) << "offset " << c.offset << " element " << i;
+      ASSERT_EQ(dx.data<float>()[i], expected.data<float>()[i]) << "offset " << c.offset << " element " << i;
+    }
+  }
+  Tensor out = Tensor::empty(DType::F32, {N});
+  expect_error(
+      [&] {
+        ops::dropout_forward(cpu_context(), out, x, 0.25, ops::DropoutDraw{1, 2, &step, stride});
+      },
+      ErrorCode::INVALID_ARGUMENT, {"dropout_forward", "multiple of 4"});
+  expect_error([&] { ops::dropout_forward(cpu_context(), out, x, 1.0, ops::DropoutDraw{}); },
+               ErrorCode::INVALID_ARGUMENT, {"dropout_forward", "p = 1"});
 }
 
 TEST(Dropout, ArgumentErrorsNameOpAndTensor) {

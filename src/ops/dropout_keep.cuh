@@ -1,0 +1,40 @@
+// A kernel's view of a KeepSource (ops/dropout_cuda.h): element i's keep value, read from a mask or drawn
+// from Philox as cpu::dropout_mask draws it (backend/cuda/philox.cuh: the same bits, the same integer keep
+// rule), so a kernel that applies dropout needs no mask in memory. Included by *.cu files only.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "backend/cuda/philox.cuh"
+#include "ops/dropout_cuda.h"
+
+namespace nlpf::cuda {
+
+class KeepReader {
+ public:
+  // Reads the step (device memory) once per thread.
+  __device__ explicit KeepReader(const KeepSource& source)
+      : mask_(source.mask),
+        drawn_(source.drawn),
+        seed_(source.seed),
+        base_(source.offset + (source.drawn && source.step != nullptr
+                                   ? static_cast<uint64_t>(*source.step) * source.step_stride
+                                   : uint64_t{0})),
+        threshold_(dropout_keep_threshold(source.keep_probability)) {}
+  __device__ bool active() const { return mask_ != nullptr || drawn_; }
+  // Element i's keep value, 1.0f or 0.0f (active() only).
+  __device__ float operator()(int64_t i) const {
+    if (mask_ != nullptr) return mask_[i];
+    return dropout_keep(philox_bits(seed_, base_ + static_cast<uint64_t>(i)), threshold_) ? 1.0f : 0.0f;
+  }
+
+ private:
+  const float* mask_;
+  bool drawn_;
+  uint64_t seed_, base_;
+  uint32_t threshold_;
+};
+
+}  // namespace nlpf::cuda
