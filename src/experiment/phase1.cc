@@ -292,7 +292,10 @@ Phase1Result run_phase1(const Phase1Settings& s) {
                    {"device", device_string(device)},
                    {"precision", s.train_precision},
                    {"peak_gpu_memory_mb", train_peak_gpu_mb},
-                   {"graph_memory_mb", train_graph_memory_mb}};
+                   {"graph_memory_mb", train_graph_memory_mb},
+                   // How the steps ran (CUDA): each shape's first step eagerly, then replays of its graph.
+                   {"captured_step_shapes", trained.captured_shapes},
+                   {"replayed_steps", trained.replayed_steps}};
   if (trainer.optimizer.loss_scaling.enabled) {
     training["loss_scaling"] = {{"initial_scale", trainer.optimizer.loss_scaling.initial_scale},
                                 {"final_scale", trained.final_loss_scale},

@@ -208,6 +208,8 @@ TrainResult train_classifier(BertForSequenceClassification& model, const Tokeniz
   }
   result.steps = optimizer.steps_done();
   result.final_loss_scale = optimizer.loss_scale();
+  result.captured_shapes = optimizer.captured_shapes();
+  result.replayed_steps = optimizer.replayed_steps();
   result.train_log_csv = log.str();
   return result;
 }

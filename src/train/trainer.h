@@ -73,6 +73,9 @@ struct TrainResult {
   int64_t steps = 0;    // steps (batches), skipped ones included
   int64_t skipped_steps = 0;    // loss scaling: steps whose gradients overflowed (no update)
   double final_loss_scale = 1;  // loss scaling: the scale after the last step (1 without)
+  // CUDA: batch shapes whose step was captured as a graph, and steps replayed from those graphs
+  // (OptimizerSettings::capture_steps); 0 on the CPU.
+  int64_t captured_shapes = 0, replayed_steps = 0;
   int64_t examples = 0;         // training examples processed (epochs x training set)
   double train_seconds = 0.0;
   // step,epoch,learning_rate,loss,grad_norm,examples_per_s (DESIGN §3); with loss scaling (fp16) two more

@@ -88,6 +88,12 @@ TEST(Phase1CudaE2E, TrainsAndMeasuresOnTheGpuFollowingTheCpu) {
   EXPECT_GT(metrics["training"]["peak_gpu_memory_mb"].get<double>(), 0.0);
   EXPECT_EQ(metrics["training"]["device"], "cuda:0");
   EXPECT_EQ(metrics["training"]["steps"], 10);
+  // Each batch shape's first step runs eagerly, its later ones replay the graph captured at its second.
+  const int64_t captured = metrics["training"]["captured_step_shapes"].get<int64_t>(),
+                replayed = metrics["training"]["replayed_steps"].get<int64_t>();
+  EXPECT_LE(captured, replayed);
+  EXPECT_LE(replayed, 10 - captured);
+  EXPECT_GE(metrics["training"]["graph_memory_mb"].get<double>(), 0.0);
 
   // Step by step, the GPU's training follows the CPU's (fp32, IEEE GEMMs).
   const std::vector<std::vector<double>> g = train_log(gpu_run), c = train_log(cpu_run);

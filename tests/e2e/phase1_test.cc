@@ -112,6 +112,10 @@ TEST(Phase1E2E, TinyRunWritesEveryFile) {
   expect_nulls_have_reasons(inference, "inference_benchmark_metrics");
   const json& training = metrics["training"];
   EXPECT_EQ(training["steps"], 10);
+  EXPECT_EQ(training["captured_step_shapes"], 0);  // the CPU runs every step eagerly
+  EXPECT_EQ(training["replayed_steps"], 0);
+  EXPECT_TRUE(training["graph_memory_mb"].is_null());
+  EXPECT_FALSE(training["null_reasons"]["graph_memory_mb"].get<std::string>().empty());
   EXPECT_GT(training["seconds"].get<double>(), 0.0);
   EXPECT_GT(training["examples_per_s"].get<double>(), 0.0);
   if (training["energy"].is_null()) {
