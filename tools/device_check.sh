@@ -3,7 +3,7 @@
 # tools/make_device_carry.sh). Builds nlpf with CUDA, runs the whole test suite (cpu + cuda labels), makes the
 # Hugging Face reference fixtures, checks that transformers loads what nlpf writes, and runs the benchmarks
 # side by side with PyTorch/HF. Logs and results go to $OUT (results.tgz holds the fixtures and JSON).
-# Usage: tools/device_check.sh [all|build|test|sanitize|goldens|roundtrip|finetune|bench|bench_cpu|bench_gpu|measure|finetune_gpu|study_gpu|bench_train|fp8_gpu|fp8_channel]...
+# Usage: tools/device_check.sh [all|build|test|sanitize|goldens|roundtrip|finetune|bench|bench_cpu|bench_gpu|measure|finetune_gpu|study_gpu|bench_train|profile_train|fp8_gpu|fp8_channel]...
 #        (default: all; bench_gpu is not in all: about 10 minutes per model, run it on its own; nor are finetune_gpu
 #        and bench_train)
 # sanitize: the cuda-labelled tests under compute-sanitizer memcheck and racecheck
@@ -27,6 +27,8 @@
 # bench_train: one bert-base-shape training step (batch 32 x 128, random weights), nlpf (bench/gpu_training_bench,
 #             fp32 and tf32) against PyTorch eager (bench/peer/peer_training_step.py: fp32, tf32, bf16 autocast);
 #             builds only its target; BENCH_TRAIN_* narrow it (see the step)
+# profile_train: ncu over the kernels of training steps (all-MiniLM-L6-v2 bf16 at SST-2's size, bert-base fp32 and
+#                bf16 at 32 x 128), summarised by bench/report_kernel_profile.py (the profile bench/RESULTS.md quotes)
 # measure: GPU measurement validation (bench/gpu_measure_validation.cu: counter vs trace, protocol CV, sampler cost)
 # finetune_gpu: GPU fine-tuning, nlpf phase1 --device cuda and the Hugging Face Trainer
 #               (bench/peer/peer_finetune_trainer.py) on all-MiniLM-L6-v2 and SST-2 (issue 12 items 5-6); each run
@@ -41,7 +43,7 @@ mkdir -p "$res/logs"
 carry="$root/carry"
 steps=${*:-all}
 want() { [[ " $steps " == *" all "* && $1 != bench_gpu && $1 != phase2_gpu && $1 != finetune_gpu && $1 != study_gpu &&
-  $1 != bench_train && $1 != fp8_gpu && $1 != fp8_channel ||
+  $1 != bench_train && $1 != profile_train && $1 != fp8_gpu && $1 != fp8_channel ||
   " $steps " == *" $1 "* ]]; }
 status=0
 note() { echo "== $*" | tee -a "$out/summary.txt"; }
@@ -301,6 +303,8 @@ if want finetune_gpu; then
   #                            --warmup-seconds, and before nlpf (phase1 has none of its own) the same load
   #                            from bench/peer/peer_gpu_inference.py's gpu_warmup; 0: none
   # FINETUNE_NLPF_EXTRA        more nlpf phase1 arguments (e.g. "--trials 3 --min-trial-seconds 2")
+  # FINETUNE_SEEDS             seeds, each run of both sides once per seed (default 42, the recipe's; more seeds
+  #                            measure the accuracy spread, as bench/RESULTS.md's "Accuracy over seeds")
   # Results in results/finetune_gpu/: nlpf_<p>/ (metrics.json, run.json, train_log.csv, pareto.csv,
   # power_trace.csv, predictions.jsonl; no weights), peer_<p>_<padding>.json and _train_log.csv.
   ft="$res/finetune_gpu"
@@ -312,28 +316,31 @@ if want finetune_gpu; then
     local left=$((${FINETUNE_DEADLINE_S:-570} - SECONDS - 15)) cap=${FINETUNE_RUN_TIMEOUT_S:-540}
     echo $((left < cap ? left : cap))
   }
-  for p in ${FINETUNE_NLPF_PRECISIONS-fp32}; do
-    t=$(ft_time)
-    if [ "$t" -lt 30 ]; then note "finetune_nlpf_$p: skipped, ${t} s left before FINETUNE_DEADLINE_S"; continue; fi
-    if [ "$ft_warmup" != 0 ]; then  # nlpf phase1 has no GPU warm-up of its own before training: the peer's
-      python3 -c 'import sys, torch; sys.path.insert(0, "bench/peer")
-from peer_gpu_inference import gpu_warmup; gpu_warmup(torch, float(sys.argv[1]))' "$ft_warmup" \
-        >"$res/logs/finetune_nlpf_${p}_gpu_warmup.log" 2>&1
+  for seed in ${FINETUNE_SEEDS:-42}; do
+    ft_tag=""
+    [ "$seed" != 42 ] && ft_tag="_seed$seed"
+    for p in ${FINETUNE_NLPF_PRECISIONS-fp32}; do
       t=$(ft_time)
-    fi
-    # shellcheck disable=SC2086  # FINETUNE_NLPF_EXTRA is a list of arguments
-    run_step "finetune_nlpf_$p" timeout -k 10 "$t" build-gpu/nlpf phase1 --device cuda --model "$carry/minilm-f16" \
-      --data-dir "$carry/shared/data/sst2" --train-precision "$p" "${ft_limit[@]}" ${FINETUNE_NLPF_EXTRA:-} \
-      --runs-dir "$ft/runs_nlpf_$p" --quiet
-    for d in "$ft/runs_nlpf_$p"/*/; do  # the small files of the run; its best_model/ (weights) stays behind
-      [ -f "$d/metrics.json" ] || [ -f "$d/run.json" ] || continue
-      mkdir -p "$ft/nlpf_$p"
-      for f in metrics.json run.json train_log.csv pareto.csv power_trace.csv predictions.jsonl; do
-        [ -f "$d/$f" ] && cp "$d/$f" "$ft/nlpf_$p/"
+      if [ "$t" -lt 30 ]; then note "finetune_nlpf_$p$ft_tag: skipped, ${t} s left before FINETUNE_DEADLINE_S"; continue; fi
+      if [ "$ft_warmup" != 0 ]; then  # nlpf phase1 has no GPU warm-up of its own before training: the peer's
+        python3 -c 'import sys, torch; sys.path.insert(0, "bench/peer")
+from peer_gpu_inference import gpu_warmup; gpu_warmup(torch, float(sys.argv[1]))' "$ft_warmup" \
+          >"$res/logs/finetune_nlpf_$p${ft_tag}_gpu_warmup.log" 2>&1
+        t=$(ft_time)
+      fi
+      # shellcheck disable=SC2086  # FINETUNE_NLPF_EXTRA is a list of arguments
+      run_step "finetune_nlpf_$p$ft_tag" timeout -k 10 "$t" build-gpu/nlpf phase1 --device cuda --model "$carry/minilm-f16" \
+        --data-dir "$carry/shared/data/sst2" --train-precision "$p" --seed "$seed" "${ft_limit[@]}" ${FINETUNE_NLPF_EXTRA:-} \
+        --runs-dir "$ft/runs_nlpf_$p$ft_tag" --quiet
+      for d in "$ft/runs_nlpf_$p$ft_tag"/*/; do  # the small files of the run; its best_model/ (weights) stays behind
+        [ -f "$d/metrics.json" ] || [ -f "$d/run.json" ] || continue
+        mkdir -p "$ft/nlpf_$p$ft_tag"
+        for f in metrics.json run.json train_log.csv pareto.csv power_trace.csv predictions.jsonl; do
+          [ -f "$d/$f" ] && cp "$d/$f" "$ft/nlpf_$p$ft_tag/"
+        done
       done
-    done
-    rm -rf "$ft/runs_nlpf_$p"
-    python3 - "$ft/nlpf_$p/metrics.json" "nlpf $p" <<'PY' 2>/dev/null | tee -a "$out/summary.txt"
+      rm -rf "$ft/runs_nlpf_$p$ft_tag"
+      python3 - "$ft/nlpf_$p$ft_tag/metrics.json" "nlpf $p seed $seed" <<'PY' 2>/dev/null | tee -a "$out/summary.txt"
 import json, sys
 m = json.load(open(sys.argv[1]))
 t = m.get("training", {})
@@ -342,17 +349,17 @@ acc = [x.get("inference_benchmark_metrics", {}).get("accuracy") for x in m.get("
 print(f"{sys.argv[2]}: training {t.get('seconds')} s, {e.get('joules')} J (evaluation included), "
       f"{t.get('steps')} steps, peak {t.get('peak_gpu_memory_mb')} MB, accuracy per epoch {acc}")
 PY
-  done
-  for r in ${FINETUNE_PEER_RUNS-fp32:max_length fp32:longest bf16:max_length bf16:longest}; do
-    prec=${r%%:*} pad=${r#*:}
-    name="peer_${prec}_$pad"
-    t=$(ft_time)
-    if [ "$t" -lt 30 ]; then note "finetune_$name: skipped, ${t} s left before FINETUNE_DEADLINE_S"; continue; fi
-    run_step "finetune_$name" env PYTHONUNBUFFERED=1 timeout -k 10 "$t" python3 bench/peer/peer_finetune_trainer.py \
-      --model "$carry/minilm-f16" --train-tsv "$carry/shared/data/sst2/train.tsv" \
-      --dev-tsv "$carry/shared/data/sst2/dev.tsv" --padding "$pad" --precision "$prec" "${ft_limit[@]}" \
-      --warmup-seconds "$ft_warmup" --out "$ft/$name.json" --log-file "$ft/${name}_train_log.csv"
-    python3 - "$ft/$name.json" "$name" <<'PY' 2>/dev/null | tee -a "$out/summary.txt"
+    done
+    for r in ${FINETUNE_PEER_RUNS-fp32:max_length fp32:longest bf16:max_length bf16:longest}; do
+      prec=${r%%:*} pad=${r#*:}
+      name="peer_${prec}_$pad$ft_tag"
+      t=$(ft_time)
+      if [ "$t" -lt 30 ]; then note "finetune_$name: skipped, ${t} s left before FINETUNE_DEADLINE_S"; continue; fi
+      run_step "finetune_$name" env PYTHONUNBUFFERED=1 timeout -k 10 "$t" python3 bench/peer/peer_finetune_trainer.py \
+        --model "$carry/minilm-f16" --train-tsv "$carry/shared/data/sst2/train.tsv" \
+        --dev-tsv "$carry/shared/data/sst2/dev.tsv" --padding "$pad" --precision "$prec" --seed "$seed" "${ft_limit[@]}" \
+        --warmup-seconds "$ft_warmup" --out "$ft/$name.json" --log-file "$ft/${name}_train_log.csv"
+      python3 - "$ft/$name.json" "$name" <<'PY' 2>/dev/null | tee -a "$out/summary.txt"
 import json, sys
 j = json.load(open(sys.argv[1]))
 r = j["results"]
@@ -361,6 +368,7 @@ print(f"{sys.argv[2]}: training {r['train_seconds']:.1f} s, {r['train_energy_j']
       f"accuracy per epoch {[e['accuracy'] for e in r['per_epoch']]}, peak {r['peak_memory_mb']} MB, "
       f"complete {j['complete']}")
 PY
+    done
   done
 fi
 if want bench_train; then
@@ -375,7 +383,10 @@ if want bench_train; then
   # BENCH_TRAIN_PEER_PRECISIONS  peer precisions (default "fp32 tf32 bf16")
   # BENCH_TRAIN_GPU_WARMUP_S   matmul load before each side (default 25: a fresh H200 draws ~28% more power for
   #                            its first ~22 s); before nlpf from bench/peer/peer_gpu_inference.py's gpu_warmup
-  # Results: results/gpu_training_{ours,peer}.json, and gpu_training_report.md and both JSONs in $OUT.
+  # BENCH_TRAIN_CAPTURE        nlpf's --capture-steps values (default "on"; "on off" measures both: the CUDA
+  #                            graph's share); the report compares the first with the peer
+  # Results: results/gpu_training_{ours,peer}.json (ours_<mode>.json for more modes), and gpu_training_report.md
+  # and the JSONs in $OUT.
   bt_steps=${BENCH_TRAIN_STEPS:-150}
   bt_trials=${BENCH_TRAIN_TRIALS:-3}
   bt_warmup_steps=${BENCH_TRAIN_WARMUP_STEPS:-10}
@@ -388,15 +399,42 @@ if want bench_train; then
 from peer_gpu_inference import gpu_warmup; gpu_warmup(torch, float(sys.argv[1]))' "$bt_gpu_warmup" \
       >"$res/logs/bench_train_gpu_warmup.log" 2>&1
   fi
-  run_step bench_train_ours build-gpu/bench/gpu_training_bench "${bt_common[@]}" --precisions fp32 tf32 bf16 fp16 \
-    --out "$res/gpu_training_ours.json"
+  bt_first=""
+  for mode in ${BENCH_TRAIN_CAPTURE:-on}; do
+    bt_json="$res/gpu_training_ours.json"
+    [ -n "$bt_first" ] && bt_json="$res/gpu_training_ours_capture_$mode.json"
+    bt_first=${bt_first:-$mode}
+    run_step "bench_train_ours_capture_$mode" build-gpu/bench/gpu_training_bench "${bt_common[@]}" \
+      --precisions fp32 tf32 bf16 fp16 --capture-steps "$mode" --out "$bt_json"
+  done
   # shellcheck disable=SC2086  # lists of precisions and engines
   run_step bench_train_peer env PYTHONUNBUFFERED=1 python3 bench/peer/peer_training_step.py "${bt_common[@]}" \
     --precisions ${BENCH_TRAIN_PEER_PRECISIONS:-fp32 tf32 bf16} --engines ${BENCH_TRAIN_ENGINES:-eager} \
     --gpu-warmup-seconds "$bt_gpu_warmup" --out "$res/gpu_training_peer.json"
   python3 bench/report_gpu_training.py "$res/gpu_training_ours.json" "$res/gpu_training_peer.json" \
     --markdown-out "$out/gpu_training_report.md" | tee -a "$out/summary.txt"
-  cp "$res/gpu_training_ours.json" "$res/gpu_training_peer.json" "$out/" 2>/dev/null || true
+  cp "$res"/gpu_training_ours*.json "$res/gpu_training_peer.json" "$out/" 2>/dev/null || true
+fi
+if want profile_train; then
+  # The profile behind issue 12's missed goals (bench/RESULTS.md): ncu's kernel durations (--clock-control none:
+  # the GPU's own clocks) over a few steps of bench/gpu_training_bench with --capture-steps off (the kernels a
+  # captured step replays, one by one), then bench/report_kernel_profile.py: one step's kernels by kind.
+  # all-MiniLM-L6-v2 bf16 at 32 x 32 tokens (SST-2's size), bert-base fp32 and bf16 at 32 x 128.
+  pt="$res/profile_train"
+  mkdir -p "$pt"
+  run_step profile_train_build build_target gpu_training_bench
+  ncu_step() {  # ncu_step NAME CONFIG_DIR SEQ_LEN PRECISION SKIP COUNT
+    run_step "profile_train_$1" bash -c 'ncu --clock-control none --metrics gpu__time_duration.sum --csv \
+      --launch-skip "$5" --launch-count "$6" build-gpu/bench/gpu_training_bench --config-dir "$2" --batch-size 32 \
+      --seq-len "$3" --trials 1 --warmup-steps 2 --idle-seconds 0 --steps 4 --precisions "$4" --capture-steps off \
+      > "$7"' _ "$1" "$2" "$3" "$4" "$5" "$6" "$pt/ncu_$1.csv"
+  }
+  # ~500 kernels a MiniLM step, ~930 a bert-base step: skip the set-up and two steps, profile two or three
+  ncu_step minilm_bf16 "$carry/minilm-f16" 32 bf16 1000 1300
+  ncu_step bert_base_fp32 "$carry/shared/models/bert-base-uncased" 128 fp32 1500 1400
+  ncu_step bert_base_bf16 "$carry/shared/models/bert-base-uncased" 128 bf16 1500 1400
+  python3 bench/report_kernel_profile.py "$pt"/ncu_*.csv | tee "$out/profile_train.md" | tee -a "$out/summary.txt"
+  gzip -9 "$pt"/ncu_*.csv
 fi
 tar -C "$out" -czf "$out/results.tgz" results && rm -rf "$res"
 note "device_check done, status $status"
