@@ -3,7 +3,7 @@
 # tools/make_device_carry.sh). Builds nlpf with CUDA, runs the whole test suite (cpu + cuda labels), makes the
 # Hugging Face reference fixtures, checks that transformers loads what nlpf writes, and runs the benchmarks
 # side by side with PyTorch/HF. Logs and results go to $OUT (results.tgz holds the fixtures and JSON).
-# Usage: tools/device_check.sh [all|build|test|sanitize|goldens|roundtrip|finetune|bench|bench_cpu|bench_gpu|measure|finetune_gpu|study_gpu|bench_train|profile_train|fp8_gpu|fp8_channel]...
+# Usage: tools/device_check.sh [all|build|test|sanitize|goldens|roundtrip|finetune|bench|bench_cpu|bench_gpu|measure|finetune_gpu|study_gpu|bench_train|profile_train|fp8_gpu|fp8_channel|fp8_small_batches]...
 #        (default: all; bench_gpu is not in all: about 10 minutes per model, run it on its own; nor are finetune_gpu
 #        and bench_train)
 # sanitize: the cuda-labelled tests under compute-sanitizer memcheck and racecheck
@@ -13,6 +13,9 @@
 # fp8_channel: fp8 with per-output-channel weight scales (--fp8-weight-scales channel): its cuda tests, then, after
 #              fp8_gpu in the same run (its fine-tuned MiniLM), phase2 precision fp8 per tensor and per channel from
 #              that model, and bert_base fp8 per tensor and per channel at batch 64/256 padded to 128
+# fp8_small_batches: issue 13 item 5's "where fp8 starts to pay": nlpf bf16 and fp8 (per tensor) at batch 1, 8,
+#                    16 and 32, bert_base and all-MiniLM-L6-v2 padded to 128 (bench/gpu_inference_bench; builds only
+#                    its target); results/fp8_small_batches/
 # phase2_gpu: nlpf phase2 precision on the GPU from all-MiniLM-L6-v2 (its head from seed 42), the product path
 # study_gpu: the study on the GPU, as bench/RESULTS.md reports it: nlpf phase1 --device cuda (all-MiniLM-L6-v2, all
 #            of SST-2, fp32), then from its best model phase2 max-sequence-length with --padding max-length
@@ -43,7 +46,7 @@ mkdir -p "$res/logs"
 carry="$root/carry"
 steps=${*:-all}
 want() { [[ " $steps " == *" all "* && $1 != bench_gpu && $1 != phase2_gpu && $1 != finetune_gpu && $1 != study_gpu &&
-  $1 != bench_train && $1 != profile_train && $1 != fp8_gpu && $1 != fp8_channel ||
+  $1 != bench_train && $1 != profile_train && $1 != fp8_gpu && $1 != fp8_channel && $1 != fp8_small_batches ||
   " $steps " == *" $1 "* ]]; }
 status=0
 note() { echo "== $*" | tee -a "$out/summary.txt"; }
@@ -254,6 +257,17 @@ if want fp8_channel; then
   done
   find "$fc" \( -name '*.safetensors' -o -name 'model.safetensors.index.json' \) -delete
   for f in "$fc"/runs_*/*/pareto.csv; do [ -f "$f" ] && cut -d, -f1-6 "$f" | tee -a "$out/summary.txt"; done
+fi
+if want fp8_small_batches; then
+  fs="$res/fp8_small_batches"
+  mkdir -p "$fs"
+  run_step fp8_small_batches_build build_target gpu_inference_bench
+  run_step fp8_small_batches build-gpu/bench/gpu_inference_bench --dev-tsv "$carry/shared/data/sst2/dev.tsv" \
+    --vocab-dir "$carry/shared/models/bert-base-uncased" --config-dir "$carry/shared/models/bert-base-uncased" \
+    --minilm-dir "$carry/minilm-f16" --models bert_base minilm --paddings max_length --precisions bf16 fp8 \
+    --batch-sizes 1 8 16 32 --trials 3 --min-trial-seconds 2 --idle-seconds 1 --warmup-seconds 1 \
+    --gpu-warmup-seconds 25 --out "$fs/ours.json"
+  grep -h "^nlpf" "$res/logs/fp8_small_batches.log" | tee -a "$out/summary.txt"
 fi
 if want phase2_gpu; then
   rm -rf "$res/phase2_gpu"
