@@ -192,7 +192,18 @@ Phase1Result run_phase1(const Phase1Settings& s) {
   // Joules over training (0 stands for "no reading" only inside this function; see energy_measured).
   const bool energy_measured = meter->available();
   const double train_energy_start = energy_measured ? meter->read_energy_j() : 0.0;
-  const TrainResult trained = train_classifier(*model, train_data, eval_data, trainer);
+  const TrainResult trained = [&] {
+    try {
+      return train_classifier(*model, train_data, eval_data, trainer);
+    } catch (const Error& e) {
+      if (e.code() != ErrorCode::OUT_OF_MEMORY) throw;
+      // Training's memory grows with the batch and its length (bert_model.h: Memory): say which options set
+      // it.
+      NLPF_THROW(ErrorCode::OUT_OF_MEMORY, "training with --batch-size ", s.batch_size,
+                 " and --max-sequence-length ", s.max_sequence_length, " (", s.train_precision,
+                 ") does not fit: ", e.what(), "; try a smaller --batch-size or --max-sequence-length");
+    }
+  }();
   const double train_energy_end = energy_measured ? meter->read_energy_j() : 0.0;
   model.reset();  // frees parameters, gradients and activations before inference is measured
   // The training context's allocator high-water mark (parameters, gradients, AdamW moments, activations) plus
@@ -200,11 +211,10 @@ Phase1Result run_phase1(const Phase1Settings& s) {
   const json train_graph_memory_mb =
       train_gpu ? json(static_cast<double>(train_gpu->graph_memory_peak_bytes()) / (1024.0 * 1024.0))
                 : json(nullptr);
-  const json train_peak_gpu_mb =
-      train_gpu ? json(static_cast<double>(train_gpu->allocator().peak_bytes() +
-                                           train_gpu->graph_memory_peak_bytes()) /
-                       (1024.0 * 1024.0))
-                : json(nullptr);
+  const json train_peak_gpu_mb = train_gpu ? json(static_cast<double>(train_gpu->allocator().peak_bytes() +
+                                                                      train_gpu->graph_memory_peak_bytes()) /
+                                                  (1024.0 * 1024.0))
+                                           : json(nullptr);
   train_gpu.reset();
   NLPF_CHECK(trained.best_index >= 0, ErrorCode::INTERNAL, "phase1: no epoch had an accuracy");
   const auto best_index = static_cast<size_t>(trained.best_index);
