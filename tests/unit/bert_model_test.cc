@@ -8,6 +8,7 @@
 
 #include <cmath>
 #include <filesystem>
+#include <initializer_list>
 #include <random>
 
 #include "core/allocator.h"
@@ -111,12 +112,14 @@ TEST(BertModel, EvalKeepsNothingPerLayer) {
   EXPECT_EQ(train4 - train2, 2 * layer_bytes);
 }
 
+// Dropout 0.2 at every site, seed 99, on each model.
+void with_dropout(std::initializer_list<BertForSequenceClassification*> models) {
+  for (BertForSequenceClassification* m : models) m->set_dropout(DropoutSettings{0.2, 0.2, 0.2, 99});
+}
+
 TEST(BertModel, DropoutMasksDependOnSeedAndStepOnly) {
-  const BertConfig c = tiny_config();
-  BertForSequenceClassification a(c, 1), b(c, 1);
-  const DropoutSettings dropout{0.2, 0.2, 0.2, 99};
-  a.set_dropout(dropout);
-  b.set_dropout(dropout);
+  BertForSequenceClassification a(tiny_config(), 1), b(tiny_config(), 1);
+  with_dropout({&a, &b});
   const ModelOutput out_a = a.forward(tiny_batch(), ForwardMode::TRAIN, 3);
   a.backward();
   b.forward(tiny_batch(), ForwardMode::TRAIN, 7);  // another step first: nothing carries over
@@ -135,11 +138,8 @@ TEST(BertModel, StepReadFromContextMemoryDrawsTheHostStepsMasks) {
   // The captured training step's form (forward_train with DropoutStep::in_context, uploaded tensors, the loss
   // written to memory) equals forward(batch, TRAIN, step): the same masks at every site, hence the same loss
   // and gradients, bit for bit on the CPU.
-  const BertConfig c = tiny_config();
-  BertForSequenceClassification a(c, 1), b(c, 1);
-  const DropoutSettings dropout{0.2, 0.2, 0.2, 99};
-  a.set_dropout(dropout);
-  b.set_dropout(dropout);
+  BertForSequenceClassification a(tiny_config(), 1), b(tiny_config(), 1);
+  with_dropout({&a, &b});
   for (const int64_t step : {int64_t{0}, int64_t{3}, int64_t{kDropoutStepLimit - 1}}) {
     SCOPED_TRACE("step " + std::to_string(step));
     a.zero_grad();
