@@ -8,9 +8,10 @@
 // mask all 1, so no padding work is skipped by either side). Protocol: idle baseline (NVML energy counter,
 // model resident) -> --warmup-steps -> --trials trials of
 // --steps steps each (queued with Optimizer::queue_step, their results read once at the trial's end),
-// synchronised at both ends, timed by the steady clock (primary) and CUDA events per step. The caller warms a fresh GPU first (tools/device_check.sh bench_train does). --device cpu runs the
-// same code on the CPU for a smoke run of the harness with a tiny config (not a measurement). Exit: 0 done (a
-// failed precision is a record with "error"), CLI11's code for bad options, 3 an error, 4 no GPU.
+// synchronised at both ends, timed by the steady clock (primary) and CUDA events per step. The caller warms a
+// fresh GPU first (tools/device_check.sh bench_train does). --device cpu runs the same code on the CPU for a
+// smoke run of the harness with a tiny config (not a measurement). Exit: 0 done (a failed precision is a
+// record with "error"), CLI11's code for bad options, 3 an error, 4 no GPU.
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -203,28 +204,29 @@ json measure(const Device& device, EnergyMeter& meter, const BertConfig& config,
     auto per_example = [&](const std::vector<double>& v) {
       return v.empty() ? json(nullptr) : json(median(v) / B);
     };
-    record.update({{"ms_per_step", ms},
-                   {"ms_per_step_cv",
-                    ms_per_step.size() > 1 ? json(coefficient_of_variation(ms_per_step)) : json(nullptr)},
-                   {"ms_per_step_events", median(event_ms_per_step)},
-                   {"examples_per_s", 1000.0 * B / ms},
-                   {"j_per_step", j_per_step.empty() ? json(nullptr) : json(median(j_per_step))},
-                   {"j_per_example", per_example(j_per_step)},
-                   {"j_per_step_cv",
-                    j_per_step.size() > 1 ? json(coefficient_of_variation(j_per_step)) : json(nullptr)},
-                   {"dynamic_j_per_example", per_example(dynamic_j_per_step)},
-                   {"avg_power_w", power_w.empty() ? json(nullptr) : json(median(power_w))},
-                   {"idle_power_w", optional_json(idle_power_w)},
-                   {"peak_memory_mb",
-                    static_cast<double>(gpu->allocator().peak_bytes() + gpu->graph_memory_peak_bytes()) / kMiB},
-                   {"graph_memory_mb", static_cast<double>(gpu->graph_memory_peak_bytes()) / kMiB},
-                   {"warmup_s", warmup_s},
-                   {"first_loss", losses.front()},
-                   {"last_loss", losses.back()},
-                   {"last_grad_norm", last.grad_norm},
-                   {"throttled", (throttle_reasons & kThrottleReasonsSlowdownMask) != 0},
-                   {"clocks_event_reasons", throttle_reasons},
-                   {"trial_data", trial_data}});
+    const size_t graph_bytes = gpu->graph_memory_peak_bytes();  // the captured steps' own allocations
+    record.update(
+        {{"ms_per_step", ms},
+         {"ms_per_step_cv",
+          ms_per_step.size() > 1 ? json(coefficient_of_variation(ms_per_step)) : json(nullptr)},
+         {"ms_per_step_events", median(event_ms_per_step)},
+         {"examples_per_s", 1000.0 * B / ms},
+         {"j_per_step", j_per_step.empty() ? json(nullptr) : json(median(j_per_step))},
+         {"j_per_example", per_example(j_per_step)},
+         {"j_per_step_cv",
+          j_per_step.size() > 1 ? json(coefficient_of_variation(j_per_step)) : json(nullptr)},
+         {"dynamic_j_per_example", per_example(dynamic_j_per_step)},
+         {"avg_power_w", power_w.empty() ? json(nullptr) : json(median(power_w))},
+         {"idle_power_w", optional_json(idle_power_w)},
+         {"peak_memory_mb", static_cast<double>(gpu->allocator().peak_bytes() + graph_bytes) / kMiB},
+         {"graph_memory_mb", static_cast<double>(graph_bytes) / kMiB},
+         {"warmup_s", warmup_s},
+         {"first_loss", losses.front()},
+         {"last_loss", losses.back()},
+         {"last_grad_norm", last.grad_norm},
+         {"throttled", (throttle_reasons & kThrottleReasonsSlowdownMask) != 0},
+         {"clocks_event_reasons", throttle_reasons},
+         {"trial_data", trial_data}});
   } catch (const Error& e) {
     record["error"] = e.what();
   }
@@ -287,10 +289,9 @@ int run(const Options& o) {
     json record = measure(device, *meter, config, batches, precision, o);
     if (record["error"].is_null()) {
       std::fprintf(stderr, "nlpf %s (capture %s) b%lld t%lld: %.2f ms/step, %s J/step, peak %.0f MiB\n",
-                   precision.c_str(), o.capture_steps.c_str(),
-                   static_cast<long long>(o.batch_size), static_cast<long long>(o.seq_len),
-                   record["ms_per_step"].get<double>(), record["j_per_step"].dump().c_str(),
-                   record["peak_memory_mb"].get<double>());
+                   precision.c_str(), o.capture_steps.c_str(), static_cast<long long>(o.batch_size),
+                   static_cast<long long>(o.seq_len), record["ms_per_step"].get<double>(),
+                   record["j_per_step"].dump().c_str(), record["peak_memory_mb"].get<double>());
     } else {
       std::fprintf(stderr, "nlpf %s: %s\n", precision.c_str(), record["error"].get<std::string>().c_str());
     }
@@ -321,8 +322,9 @@ int main(int argc, char** argv) {
   app.add_option("--steps", o.steps, "timed steps per trial")->check(CLI::PositiveNumber);
   app.add_option("--trials", o.trials)->check(CLI::PositiveNumber);
   app.add_option("--idle-seconds", o.idle_seconds)->check(CLI::NonNegativeNumber);
-  app.add_option("--capture-steps", o.capture_steps,
-                 "on: each step replays a CUDA graph of it (captured at its second use); off: launched eagerly")
+  app.add_option(
+         "--capture-steps", o.capture_steps,
+         "on: each step replays a CUDA graph of it (captured at its second use); off: launched eagerly")
       ->check(CLI::IsMember({"on", "off"}));
   app.add_option("--out", o.out, "also write the JSON here (rewritten after every record)");
   CLI11_PARSE(app, argc, argv);

@@ -208,13 +208,11 @@ Phase1Result run_phase1(const Phase1Settings& s) {
   model.reset();  // frees parameters, gradients and activations before inference is measured
   // The training context's allocator high-water mark (parameters, gradients, AdamW moments, activations) plus
   // what the captured steps' CUDA graphs held of their own (their activations, outside the allocator).
-  const json train_graph_memory_mb =
-      train_gpu ? json(static_cast<double>(train_gpu->graph_memory_peak_bytes()) / (1024.0 * 1024.0))
-                : json(nullptr);
-  const json train_peak_gpu_mb = train_gpu ? json(static_cast<double>(train_gpu->allocator().peak_bytes() +
-                                                                      train_gpu->graph_memory_peak_bytes()) /
-                                                  (1024.0 * 1024.0))
-                                           : json(nullptr);
+  const size_t graph_bytes = train_gpu ? train_gpu->graph_memory_peak_bytes() : 0;
+  const auto mib = [](size_t bytes) { return static_cast<double>(bytes) / (1024.0 * 1024.0); };
+  const json train_graph_memory_mb = train_gpu ? json(mib(graph_bytes)) : json(nullptr);
+  const json train_peak_gpu_mb =
+      train_gpu ? json(mib(train_gpu->allocator().peak_bytes() + graph_bytes)) : json(nullptr);
   train_gpu.reset();
   NLPF_CHECK(trained.best_index >= 0, ErrorCode::INTERNAL, "phase1: no epoch had an accuracy");
   const auto best_index = static_cast<size_t>(trained.best_index);

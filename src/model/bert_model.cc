@@ -396,6 +396,7 @@ ModelOutput BertForSequenceClassification::forward_train(const BatchTensors& inp
                                                          double* loss) {
   NLPF_CHECK(loss != nullptr && inputs.has_loss, ErrorCode::INVALID_ARGUMENT,
              "forward_train: needs a loss destination and a batch with labels");
+  check_train(step);
   return forward_tensors(inputs, ForwardMode::TRAIN, step, loss);
 }
 
@@ -413,8 +414,7 @@ ModelOutput BertForSequenceClassification::forward_tensors(const BatchTensors& i
                                                            DropoutStep step, double* loss) {
   const int64_t B = inputs.input_ids.dim(0), T = inputs.input_ids.dim(1), C = config_.hidden_size;
   const int64_t NL = config_.num_labels(), L = config_.num_hidden_layers;
-  const bool train = mode == ForwardMode::TRAIN, has_loss = inputs.has_loss;
-  if (train) check_train(step);
+  const bool train = mode == ForwardMode::TRAIN, has_loss = inputs.has_loss;  // the caller ran check_train
 
   saved_.reset();  // a previous forward's activations go first, so they never coexist with new ones
   SavedActivations act;

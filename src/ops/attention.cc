@@ -36,10 +36,7 @@ Dims check_inputs(const ExecutionContext& ctx, const char* op, const Tensor& q, 
              " is outside [0, 1)");
   NLPF_CHECK(dropout.keep == nullptr || dropout.draw == nullptr, ErrorCode::INVALID_ARGUMENT, op,
              ": dropout has both a keep mask and a draw");
-  NLPF_CHECK(dropout.draw == nullptr || dropout.draw->step == nullptr ||
-                 (dropout.draw->offset % 4 == 0 && dropout.draw->step_stride % 4 == 0),
-             ErrorCode::INVALID_ARGUMENT, op,
-             ": the dropout draw's offset and step stride must be multiples of 4");
+  if (dropout.draw != nullptr) check_dropout_draw(op, *dropout.draw);
   if (dropout.keep != nullptr) {
     detail::check_dtype(op, "keep", *dropout.keep, DType::F32);
     detail::check_shape(op, "keep", *dropout.keep, {d.B, NH, d.T, d.T});
@@ -53,28 +50,16 @@ const float* cpu_keep(ExecutionContext& ctx, const AttentionDropout& dropout, co
                       Tensor& scratch) {
   if (dropout.keep != nullptr) return dropout.keep->data<float>();
   if (dropout.draw == nullptr) return nullptr;
-  const DropoutDraw& draw = *dropout.draw;
   scratch = Tensor::empty(DType::F32, {d.B, d.NH, d.T, d.T});
-  if (draw.step != nullptr) {
-    dropout_mask(ctx, scratch, dropout.p, draw.seed, draw.offset, draw.step, draw.step_stride);
-  } else {
-    dropout_mask(ctx, scratch, dropout.p, draw.seed, draw.offset);
-  }
+  dropout_mask(ctx, scratch, dropout.p, *dropout.draw);
   return scratch.data<float>();
 }
 
 // The CUDA kernels' keep values (ops/dropout_cuda.h).
 cuda::KeepSource cuda_keep(const AttentionDropout& dropout) {
+  if (dropout.draw != nullptr) return cuda::drawn_keep(*dropout.draw, dropout.p);
   cuda::KeepSource keep;
   if (dropout.keep != nullptr) keep.mask = dropout.keep->data<float>();
-  if (dropout.draw != nullptr) {
-    keep.drawn = true;
-    keep.seed = dropout.draw->seed;
-    keep.offset = dropout.draw->offset;
-    keep.step = dropout.draw->step;
-    keep.step_stride = dropout.draw->step_stride;
-    keep.keep_probability = static_cast<float>(1.0 - dropout.p);
-  }
   return keep;
 }
 

@@ -33,31 +33,19 @@ void dropout_apply(ExecutionContext& ctx, const char* op, Tensor& out, const cha
 void dropout_apply_drawn(ExecutionContext& ctx, const char* op, Tensor& out, const char* out_name,
                          const Tensor& in, const char* in_name, double p, const DropoutDraw& draw) {
   NLPF_CHECK(p >= 0 && p < 1, ErrorCode::INVALID_ARGUMENT, op, ": p = ", p, " is outside [0, 1)");
-  NLPF_CHECK(draw.step == nullptr || (draw.offset % 4 == 0 && draw.step_stride % 4 == 0),
-             ErrorCode::INVALID_ARGUMENT, op, ": offset ", draw.offset, " or step stride ", draw.step_stride,
-             " not a multiple of 4 with a step in context memory");
+  check_dropout_draw(op, draw);
   const Device device = detail::check_elementwise(op, ctx, {{in_name, &in}, {out_name, &out}});
   switch (device.type) {
     case DeviceType::CPU: {
       Tensor keep = Tensor::empty(DType::F32, in.shape());
-      if (draw.step != nullptr) {
-        dropout_mask(ctx, keep, p, draw.seed, draw.offset, draw.step, draw.step_stride);
-      } else {
-        dropout_mask(ctx, keep, p, draw.seed, draw.offset);
-      }
+      dropout_mask(ctx, keep, p, draw);
       dropout_apply(ctx, op, out, out_name, in, in_name, keep, p);
       return;
     }
     case DeviceType::CUDA:
       if constexpr (kCudaBuilt) {
-        const cuda::KeepSource keep{.drawn = true,
-                                    .seed = draw.seed,
-                                    .offset = draw.offset,
-                                    .step_stride = draw.step_stride,
-                                    .step = draw.step,
-                                    .keep_probability = static_cast<float>(1.0 - p)};
-        cuda::dropout_forward(ctx, out.data<float>(), in.data<float>(), keep, static_cast<float>(1 / (1 - p)),
-                              in.numel());
+        cuda::dropout_forward(ctx, out.data<float>(), in.data<float>(), cuda::drawn_keep(draw, p),
+                              static_cast<float>(1 / (1 - p)), in.numel());
         return;
       }
       detail::throw_no_cuda_kernel(op);
@@ -103,8 +91,8 @@ void dropout_mask(ExecutionContext& ctx, Tensor& keep, double p, uint64_t seed, 
 void dropout_mask(ExecutionContext& ctx, Tensor& keep, double p, uint64_t seed, uint64_t offset,
                   const int64_t* step, uint64_t step_stride) {
   constexpr const char* kOp = "dropout_mask";
-  NLPF_CHECK(step != nullptr && offset % 4 == 0 && step_stride % 4 == 0, ErrorCode::INVALID_ARGUMENT, kOp,
-             ": a null step, or offset ", offset, " or step stride ", step_stride, " not a multiple of 4");
+  NLPF_CHECK(step != nullptr, ErrorCode::INVALID_ARGUMENT, kOp, ": a null step");
+  check_dropout_draw(kOp, DropoutDraw{seed, offset, step, step_stride});
   NLPF_CHECK(p >= 0 && p < 1, ErrorCode::INVALID_ARGUMENT, kOp, ": p = ", p, " is outside [0, 1)");
   detail::check_dtype(kOp, "keep", keep, DType::F32);
   switch (detail::common_device(kOp, ctx, {{"keep", &keep}}).type) {
@@ -119,6 +107,20 @@ void dropout_mask(ExecutionContext& ctx, Tensor& keep, double p, uint64_t seed, 
       }
       detail::throw_no_cuda_kernel(kOp);
   }
+}
+
+void dropout_mask(ExecutionContext& ctx, Tensor& keep, double p, const DropoutDraw& draw) {
+  if (draw.step != nullptr) {
+    dropout_mask(ctx, keep, p, draw.seed, draw.offset, draw.step, draw.step_stride);
+  } else {
+    dropout_mask(ctx, keep, p, draw.seed, draw.offset);
+  }
+}
+
+void check_dropout_draw(const char* op, const DropoutDraw& draw) {
+  NLPF_CHECK(draw.step == nullptr || (draw.offset % 4 == 0 && draw.step_stride % 4 == 0),
+             ErrorCode::INVALID_ARGUMENT, op, ": offset ", draw.offset, " or step stride ", draw.step_stride,
+             " not a multiple of 4 with a step in context memory");
 }
 
 }  // namespace nlpf::ops

@@ -43,5 +43,10 @@ void dropout_mask(ExecutionContext& ctx, Tensor& keep, double p, uint64_t seed, 
 // (train/optimizer.h). offset and step_stride must be multiples of 4 (masks start on a Philox block).
 void dropout_mask(ExecutionContext& ctx, Tensor& keep, double p, uint64_t seed, uint64_t offset,
                   const int64_t* step, uint64_t step_stride);
+// The mask of `draw` (one of the two forms above, as draw.step says): the CPU reference of a drawn dropout.
+void dropout_mask(ExecutionContext& ctx, Tensor& keep, double p, const DropoutDraw& draw);
+// INVALID_ARGUMENT naming `op` when draw has a step in context memory and an offset or step stride that is
+// not a multiple of 4.
+void check_dropout_draw(const char* op, const DropoutDraw& draw);
 
 }  // namespace nlpf::ops

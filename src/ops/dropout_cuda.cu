@@ -100,9 +100,6 @@ void dropout_forward(ExecutionContext& ctx, float* out, const float* x, const Ke
                      int64_t N) {
   NLPF_CHECK(N >= 0 && (keep.mask != nullptr || keep.drawn), ErrorCode::INVALID_ARGUMENT,
              "dropout_forward (cuda): N = ", N, ", or neither a mask nor a draw");
-  NLPF_CHECK(!keep.drawn || keep.step == nullptr || (keep.offset % 4 == 0 && keep.step_stride % 4 == 0),
-             ErrorCode::INVALID_ARGUMENT, "dropout_forward (cuda): offset ", keep.offset, " and step stride ",
-             keep.step_stride, " must be multiples of 4 with a step in device memory");
   if (N == 0) return;
   if (keep.mask != nullptr) {
     dropout_forward(ctx, out, x, keep.mask, scale, N);

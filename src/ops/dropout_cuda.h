@@ -6,6 +6,7 @@
 #include <cstdint>
 
 #include "backend/context.h"
+#include "ops/dropout.h"
 
 namespace nlpf::cuda {
 
@@ -19,6 +20,16 @@ struct KeepSource {
   const int64_t* step = nullptr;
   float keep_probability = 1;
 };
+
+// The keep values of ops::DropoutDraw `draw` at dropout probability p, drawn in the kernel.
+inline KeepSource drawn_keep(const ops::DropoutDraw& draw, double p) {
+  return KeepSource{.drawn = true,
+                    .seed = draw.seed,
+                    .offset = draw.offset,
+                    .step_stride = draw.step_stride,
+                    .step = draw.step,
+                    .keep_probability = static_cast<float>(1.0 - p)};
+}
 
 // out [N] = x [N] * keep [N] * scale, scale = 1 / (1 - p); out may be x. The backward is the same call on
 // (dx, dout).
