@@ -119,15 +119,29 @@ double largest_abs(const std::vector<double>& v) {
 constexpr double kVsEmulation = 5e-2;
 constexpr double kVsFp32 = 0.15;
 
-TEST_F(CudaFp8InferenceTest, LogitsMatchTheCpuEmulationAndStayNearFp32) {
+// The logits tests' case: small_config()'s model from init_seed, its calibration on 24 random examples (7
+// calibration batches' seed, batches of 8, up to 48 tokens) and a batch of 5 other random examples padded to
+// their longest, both drawn from data_seed.
+struct LogitsCase {
+  LogitsCase(uint64_t init_seed, uint32_t data_seed) : model(config, init_seed) {
+    std::mt19937 rng(data_seed);
+    const TokenizedDataset calibration_set = random_dataset(rng, 24, 48, 101);
+    calibration = calibrate_fp8(model, calibration_set, 24, 7, 8, 48);
+    const TokenizedDataset data = random_dataset(rng, 5, 37, 101);
+    batch = make_batch(data, sequential_order(data.size()), PaddingMode::LONGEST, 37);
+  }
   const BertConfig config = small_config();
-  BertForSequenceClassification model(config, 77);
-  std::mt19937 rng(5);
-  const TokenizedDataset calibration_set = random_dataset(rng, 24, 48, 101);
-  const Fp8Calibration calibration = calibrate_fp8(model, calibration_set, 24, 7, 8, 48);
-  const TokenizedDataset data = random_dataset(rng, 5, 37, 101);
-  const std::vector<int64_t> order = sequential_order(data.size());
-  const Batch batch = make_batch(data, order, PaddingMode::LONGEST, 37);
+  BertForSequenceClassification model;
+  Fp8Calibration calibration;
+  Batch batch;
+};
+
+TEST_F(CudaFp8InferenceTest, LogitsMatchTheCpuEmulationAndStayNearFp32) {
+  const LogitsCase c(77, 5);
+  const BertConfig& config = c.config;
+  const BertForSequenceClassification& model = c.model;
+  const Fp8Calibration& calibration = c.calibration;
+  const Batch& batch = c.batch;
   const std::vector<double> gpu =
       engine_logits(*ctx_, config, model.parameters(), Precision::FP8, batch, &calibration);
   const std::vector<double> emulated =
@@ -142,17 +156,14 @@ TEST_F(CudaFp8InferenceTest, LogitsMatchTheCpuEmulationAndStayNearFp32) {
 }
 
 TEST_F(CudaFp8InferenceTest, PerChannelWeightScalesMatchTheCpuEmulationWithPerChannelScales) {
-  // The engine with one E4M3 scale per output channel of every encoder weight (cuBLASLt's outer-vector
-  // scales) against the emulation quantising the same rows, within the per-tensor test's bound; and not
-  // the per-tensor engine's logits (the option reaches the GEMMs).
-  const BertConfig config = small_config();
-  BertForSequenceClassification model(config, 80);
-  std::mt19937 rng(7);
-  const TokenizedDataset calibration_set = random_dataset(rng, 24, 48, 101);
-  const Fp8Calibration calibration = calibrate_fp8(model, calibration_set, 24, 7, 8, 48);
-  const TokenizedDataset data = random_dataset(rng, 5, 37, 101);
-  const std::vector<int64_t> order = sequential_order(data.size());
-  const Batch batch = make_batch(data, order, PaddingMode::LONGEST, 37);
+  // The engine with one E4M3 scale per output channel of every encoder weight (in the form gemm_fp8 runs:
+  // backend/cuda/gemm.h) against the emulation quantising the same rows, within the per-tensor test's bound;
+  // and not the per-tensor engine's logits (the option reaches the GEMMs).
+  const LogitsCase c(80, 7);
+  const BertConfig& config = c.config;
+  const BertForSequenceClassification& model = c.model;
+  const Fp8Calibration& calibration = c.calibration;
+  const Batch& batch = c.batch;
   const std::vector<double> gpu = engine_logits(*ctx_, config, model.parameters(), Precision::FP8, batch,
                                                 &calibration, Fp8Granularity::PER_CHANNEL);
   const std::vector<double> emulated =
