@@ -2,12 +2,14 @@
 // odd sizes, in both math modes: IEEE fp32 within 1e-5; TF32 within 1e-2 (TF32 keeps 10 mantissa bits of each
 // input, a relative rounding of 2^-11 per product, so sums of tens of terms land near 1e-3 of max |ref|).
 // Gradients of the parameters start non-zero (they must accumulate), dx is poisoned with NaN (it must be
-// overwritten); N > 512 rows takes the chunked bias-gradient path. Both GEMM algorithm selections: an
-// autotuned plan must give the same results, and an accumulating GEMM (dweight +=) must not be timed on its
-// own output (it would add several times).
+// overwritten); N > 4,096 rows takes the chunked bias-gradient path (two kernels), smaller N one kernel. Both
+// GEMM algorithm selections: an autotuned plan must give the same results, and an accumulating GEMM (dweight
+// +=) must not be timed on its own output (it would add several times).
 #include "ops/linear.h"
 
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "ops/cuda_op_test_util.h"
 
@@ -17,7 +19,7 @@ namespace {
 struct Size {
   int64_t B, T, C, OC;
 };
-constexpr Size kSizes[] = {{5, 13, 37, 29}, {1, 1, 3, 1}, {7, 157, 37, 29}};
+constexpr Size kSizes[] = {{5, 13, 37, 29}, {1, 1, 3, 1}, {7, 157, 37, 29}, {3, 1399, 37, 29}};
 
 struct ModeCase {
   MathMode mode;
@@ -60,23 +62,35 @@ TEST_F(LinearCuda, ForwardMatchesCpu) {
   }
 }
 
+// Every size with dx overwritten, and the first and the last (the chunked bias gradient) with dx accumulated.
+std::vector<std::pair<Size, ops::GradientOutput>> size_output_cases() {
+  std::vector<std::pair<Size, ops::GradientOutput>> cases;
+  for (const Size s : kSizes) cases.emplace_back(s, ops::GradientOutput::OVERWRITE);
+  cases.emplace_back(kSizes[0], ops::GradientOutput::ACCUMULATE);
+  cases.emplace_back(kSizes[std::size(kSizes) - 1], ops::GradientOutput::ACCUMULATE);
+  return cases;
+}
+
 TEST_F(LinearCuda, BackwardMatchesCpuAndAccumulates) {
   std::mt19937 rng(702);
   for (const GemmSelection selection : {GemmSelection::HEURISTIC, GemmSelection::AUTOTUNE}) {
     gpu().set_gemm_selection(selection);
     for (const ModeCase m : kModes) {
       gpu().set_math_mode(m.mode);
-      for (const Size s : kSizes) {
-        SCOPED_TRACE(case_name(s, m, selection));
+      for (const auto& [s, output] : size_output_cases()) {
+        const bool accumulate = output == ops::GradientOutput::ACCUMULATE;
+        SCOPED_TRACE(case_name(s, m, selection) + (accumulate ? " dx +=" : ""));
         const Tensor x = random_tensor(rng, {s.B, s.T, s.C}), weight = random_tensor(rng, {s.OC, s.C}),
                      dy = random_tensor(rng, {s.B, s.T, s.OC});
-        const Tensor dweight0 = random_tensor(rng, {s.OC, s.C}), dbias0 = random_tensor(rng, {s.OC});
-        Tensor ref_dx = Tensor::empty(DType::F32, {s.B, s.T, s.C}), ref_dweight = host_copy(dweight0),
-               ref_dbias = host_copy(dbias0);
-        ops::linear_backward(cpu_context(), ref_dx, ref_dweight, ref_dbias, dy, x, weight);
+        const Tensor dweight0 = random_tensor(rng, {s.OC, s.C}), dbias0 = random_tensor(rng, {s.OC}),
+                     dx0 = random_tensor(rng, {s.B, s.T, s.C});
+        Tensor ref_dx = host_copy(dx0), ref_dweight = host_copy(dweight0), ref_dbias = host_copy(dbias0);
+        ops::linear_backward(cpu_context(), ref_dx, ref_dweight, ref_dbias, dy, x, weight, output);
 
-        Tensor dx = poisoned({s.B, s.T, s.C}), dweight = device(dweight0), dbias = device(dbias0);
-        ops::linear_backward(gpu(), dx, dweight, dbias, device(dy), device(x), device(weight));
+        // dx starts as NaN where it must be overwritten, as dx0 where the GEMM adds to it.
+        Tensor dx = accumulate ? device(dx0) : poisoned({s.B, s.T, s.C}), dweight = device(dweight0),
+               dbias = device(dbias0);
+        ops::linear_backward(gpu(), dx, dweight, dbias, device(dy), device(x), device(weight), output);
         const std::vector<double> expected_dx = to_double(ref_dx), expected_dweight = to_double(ref_dweight),
                                   expected_dbias = to_double(ref_dbias);
         EXPECT_TRUE(all_close(values(dx), expected_dx, scaled_tolerance(m.tol, expected_dx)));
