@@ -291,12 +291,13 @@ void BertForSequenceClassification::layer_forward(int64_t layer, const Tensor& x
 
   observe("attention_output", a.context);
   ops::linear_forward(*ctx_, a.sum1, a.context, w.attn_out_w, w.attn_out_b);
-  if (hidden_p > 0) {
-    ops::dropout_forward(
-        *ctx_, a.sum1, a.sum1, hidden_p,
+  if (hidden_p > 0) {  // dropout and the residual in one pass
+    ops::dropout_add_forward(
+        *ctx_, a.sum1, a.sum1, x, hidden_p,
         draw_of(seed, step, layer_dropout_site(layer, DropoutSite::ATTENTION_OUTPUT), a.sum1.numel()));
+  } else {
+    ops::add_forward(*ctx_, a.sum1, a.sum1, x);
   }
-  ops::add_forward(*ctx_, a.sum1, a.sum1, x);
   ops::layer_norm_forward(*ctx_, a.h1, a.mean1, a.rstd1, a.sum1, w.ln1_w, w.ln1_b, eps);
 
   observe("intermediate", a.h1);
@@ -305,11 +306,12 @@ void BertForSequenceClassification::layer_forward(int64_t layer, const Tensor& x
   observe("output", s.gelu_out);
   ops::linear_forward(*ctx_, a.sum2, s.gelu_out, w.out_w, w.out_b);
   if (hidden_p > 0) {
-    ops::dropout_forward(
-        *ctx_, a.sum2, a.sum2, hidden_p,
+    ops::dropout_add_forward(
+        *ctx_, a.sum2, a.sum2, a.h1, hidden_p,
         draw_of(seed, step, layer_dropout_site(layer, DropoutSite::FEED_FORWARD_OUTPUT), a.sum2.numel()));
+  } else {
+    ops::add_forward(*ctx_, a.sum2, a.sum2, a.h1);
   }
-  ops::add_forward(*ctx_, a.sum2, a.sum2, a.h1);
   ops::layer_norm_forward(*ctx_, a.h2, a.mean2, a.rstd2, a.sum2, w.ln2_w, w.ln2_b, eps);
 }
 
@@ -520,7 +522,9 @@ void BertForSequenceClassification::layer_backward(int64_t layer, Tensor& dh, co
   const double hidden_p = dropout_.hidden_p, attention_p = dropout_.attention_p;
   const uint64_t seed = dropout_.seed;
 
-  // Output LayerNorm, then the residual: dh1 gets dsum2 directly and through the feed-forward block.
+  // Output LayerNorm, then the residual: dh1 gets dsum2 directly and through the feed-forward block (the
+  // intermediate GEMM adds its input gradient to dsum2 in place: s.dsum becomes dh1).
+  constexpr ops::GradientOutput kAdd = ops::GradientOutput::ACCUMULATE;
   ops::layer_norm_backward(*ctx_, s.dsum, dw.ln2_w, dw.ln2_b, dh, a.sum2, w.ln2_w, a.mean2, a.rstd2);
   const Tensor* dy = &s.dsum;
   if (hidden_p > 0) {
@@ -533,16 +537,16 @@ void BertForSequenceClassification::layer_backward(int64_t layer, Tensor& dh, co
                     a.inter);  // recomputed rather than kept (bert_model.h: Memory)
   ops::linear_backward(*ctx_, s.dinter, dw.out_w, dw.out_b, *dy, s.forward.gelu_out, w.out_w);
   ops::gelu_backward(*ctx_, s.dinter, s.dinter, a.inter);
-  ops::linear_backward(*ctx_, dh, dw.inter_w, dw.inter_b, s.dinter, a.h1, w.inter_w);
-  ops::add_forward(*ctx_, dh, dh, s.dsum);
+  ops::linear_backward(*ctx_, s.dsum, dw.inter_w, dw.inter_b, s.dinter, a.h1, w.inter_w, kAdd);
 
-  // Attention LayerNorm, then the residual: dx gets dsum1 directly and through q, k and v.
-  ops::layer_norm_backward(*ctx_, s.dsum, dw.ln1_w, dw.ln1_b, dh, a.sum1, w.ln1_w, a.mean1, a.rstd1);
-  dy = &s.dsum;
+  // Attention LayerNorm (into dh: dsum1), then the residual: dx gets dsum1 directly and through q, k and v,
+  // whose GEMMs add their input gradients to dh in place.
+  ops::layer_norm_backward(*ctx_, dh, dw.ln1_w, dw.ln1_b, s.dsum, a.sum1, w.ln1_w, a.mean1, a.rstd1);
+  dy = &dh;
   if (hidden_p > 0) {
     ops::dropout_backward(
-        *ctx_, s.dtmp, s.dsum, hidden_p,
-        draw_of(seed, step, layer_dropout_site(layer, DropoutSite::ATTENTION_OUTPUT), s.dsum.numel()));
+        *ctx_, s.dtmp, dh, hidden_p,
+        draw_of(seed, step, layer_dropout_site(layer, DropoutSite::ATTENTION_OUTPUT), dh.numel()));
     dy = &s.dtmp;
   }
   ops::linear_backward(*ctx_, s.dcontext, dw.attn_out_w, dw.attn_out_b, *dy, a.context, w.attn_out_w);
@@ -551,12 +555,9 @@ void BertForSequenceClassification::layer_backward(int64_t layer, Tensor& dh, co
   ops::attention_backward(*ctx_, s.dq, s.dk, s.dv, s.dcontext, a.q, a.k, a.v, attention_mask, a.probs,
                           config_.num_attention_heads,
                           {nullptr, attention_p, attention_p > 0 ? &attention_draw : nullptr});
-  ops::linear_backward(*ctx_, dh, dw.q_w, dw.q_b, s.dq, x, w.q_w);
-  ops::add_forward(*ctx_, dh, dh, s.dsum);
-  ops::linear_backward(*ctx_, s.dtmp, dw.k_w, dw.k_b, s.dk, x, w.k_w);
-  ops::add_forward(*ctx_, dh, dh, s.dtmp);
-  ops::linear_backward(*ctx_, s.dtmp, dw.v_w, dw.v_b, s.dv, x, w.v_w);
-  ops::add_forward(*ctx_, dh, dh, s.dtmp);
+  ops::linear_backward(*ctx_, dh, dw.q_w, dw.q_b, s.dq, x, w.q_w, kAdd);
+  ops::linear_backward(*ctx_, dh, dw.k_w, dw.k_b, s.dk, x, w.k_w, kAdd);
+  ops::linear_backward(*ctx_, dh, dw.v_w, dw.v_b, s.dv, x, w.v_w, kAdd);
 }
 
 void BertForSequenceClassification::backward(double dloss) {

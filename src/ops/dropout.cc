@@ -1,7 +1,9 @@
 // dropout_forward / dropout_backward / dropout_mask: argument checks and device dispatch (kernels in
 // dropout_cpu.cc and dropout_cuda.cu). Activation gradients overwrite (=).
 #include "ops/dropout.h"
+
 #include "backend/device.h"
+#include "ops/add.h"
 #include "ops/dropout_cpu.h"
 #include "ops/dropout_cuda.h"
 #include "ops/op_util.h"
@@ -56,6 +58,30 @@ void dropout_apply_drawn(ExecutionContext& ctx, const char* op, Tensor& out, con
 
 void dropout_forward(ExecutionContext& ctx, Tensor& out, const Tensor& x, double p, const DropoutDraw& draw) {
   dropout_apply_drawn(ctx, "dropout_forward", out, "out", x, "x", p, draw);
+}
+
+void dropout_add_forward(ExecutionContext& ctx, Tensor& out, const Tensor& x, const Tensor& residual,
+                         double p, const DropoutDraw& draw) {
+  constexpr const char* kOp = "dropout_add_forward";
+  NLPF_CHECK(p >= 0 && p < 1, ErrorCode::INVALID_ARGUMENT, kOp, ": p = ", p, " is outside [0, 1)");
+  check_dropout_draw(kOp, draw);
+  const Device device =
+      detail::check_elementwise(kOp, ctx, {{"x", &x}, {"residual", &residual}, {"out", &out}});
+  switch (device.type) {
+    case DeviceType::CPU: {  // the reference: the two ops in turn (through a scratch: out may be residual)
+      Tensor dropped = Tensor::empty(DType::F32, x.shape());
+      dropout_forward(ctx, dropped, x, p, draw);
+      add_forward(ctx, out, dropped, residual);
+      return;
+    }
+    case DeviceType::CUDA:
+      if constexpr (kCudaBuilt) {
+        cuda::dropout_forward(ctx, out.data<float>(), x.data<float>(), cuda::drawn_keep(draw, p),
+                              static_cast<float>(1 / (1 - p)), x.numel(), residual.data<float>());
+        return;
+      }
+      detail::throw_no_cuda_kernel(kOp);
+  }
 }
 
 void dropout_backward(ExecutionContext& ctx, Tensor& dx, const Tensor& dout, double p,

@@ -30,6 +30,11 @@ void dropout_backward(ExecutionContext& ctx, Tensor& dx, const Tensor& dout, con
 // The same with the mask drawn from `draw` (the backward with the forward's draw): on CUDA one kernel that
 // never stores the mask; on the CPU the reference, dropout_mask into a scratch tensor then the forms above.
 void dropout_forward(ExecutionContext& ctx, Tensor& out, const Tensor& x, double p, const DropoutDraw& draw);
+// out = x * keep / (1 - p) + residual (the drawn dropout, then a residual add, rounded as the two ops in
+// turn: the same bits as dropout_forward then add_forward); on CUDA one pass. residual: x's shape, f32; out
+// may be x or residual.
+void dropout_add_forward(ExecutionContext& ctx, Tensor& out, const Tensor& x, const Tensor& residual,
+                         double p, const DropoutDraw& draw);
 void dropout_backward(ExecutionContext& ctx, Tensor& dx, const Tensor& dout, double p,
                       const DropoutDraw& draw);
 

@@ -47,14 +47,18 @@ __global__ void __launch_bounds__(kThreads)
   for (int64_t i = vectors * 4 + first; i < N; i += stride) out[i] = x[i] * keep[i] * scale;
 }
 
-// out [N] = x [N] * keep(i) * scale with the keep values of a KeepSource (the drawn form: one Philox block
-// per element, whose other three words other threads use; compute is cheap next to a mask's write and read).
+// out [N] = x [N] * keep(i) * scale (+ residual[i] where residual is given) with the keep values of a
+// KeepSource (the drawn form: one Philox block per element, whose other three words other threads use;
+// compute is cheap next to a mask's write and read). __fmul_rn / __fadd_rn: the product is rounded before the
+// add, as dropout_forward then add_forward round it (nvcc would otherwise contract the two into an fma).
 __global__ void __launch_bounds__(kThreads)
-    dropout_keep_forward_kernel(float* out, const float* x, const KeepSource keep, float scale, int64_t N) {
+    dropout_keep_forward_kernel(float* out, const float* x, const KeepSource keep, float scale, int64_t N,
+                                const float* residual) {
   const KeepReader reader(keep);
   const int64_t stride = static_cast<int64_t>(gridDim.x) * kThreads;
   for (int64_t i = static_cast<int64_t>(blockIdx.x) * kThreads + threadIdx.x; i < N; i += stride) {
-    out[i] = x[i] * reader(i) * scale;
+    const float y = __fmul_rn(__fmul_rn(x[i], reader(i)), scale);
+    out[i] = residual != nullptr ? __fadd_rn(y, residual[i]) : y;
   }
 }
 
@@ -97,16 +101,19 @@ void dropout_forward(ExecutionContext& ctx, float* out, const float* x, const fl
 }
 
 void dropout_forward(ExecutionContext& ctx, float* out, const float* x, const KeepSource& keep, float scale,
-                     int64_t N) {
+                     int64_t N, const float* residual) {
   NLPF_CHECK(N >= 0 && (keep.mask != nullptr || keep.drawn), ErrorCode::INVALID_ARGUMENT,
              "dropout_forward (cuda): N = ", N, ", or neither a mask nor a draw");
   if (N == 0) return;
+  NLPF_CHECK(keep.mask == nullptr || residual == nullptr, ErrorCode::INVALID_ARGUMENT,
+             "dropout_forward (cuda): a residual with a stored mask");
   if (keep.mask != nullptr) {
     dropout_forward(ctx, out, x, keep.mask, scale, N);
     return;
   }
   CudaContext& cuda = cuda_context(ctx);
-  dropout_keep_forward_kernel<<<grid_size(cuda, N), kThreads, 0, cuda.stream()>>>(out, x, keep, scale, N);
+  dropout_keep_forward_kernel<<<grid_size(cuda, N), kThreads, 0, cuda.stream()>>>(out, x, keep, scale, N,
+                                                                                  residual);
   NLPF_CUDA_CHECK_LAUNCH();
 }
 

@@ -36,10 +36,11 @@ inline KeepSource drawn_keep(const ops::DropoutDraw& draw, double p) {
 void dropout_forward(ExecutionContext& ctx, float* out, const float* x, const float* keep, float scale,
                      int64_t N);
 
-// out [N] = x [N] * keep * scale with the keep values of `keep` (drawn, never stored, or a mask); out may be
-// x.
+// out [N] = x [N] * keep * scale with the keep values of `keep` (drawn, never stored, or a mask), plus
+// residual [N] where it is given (added after the product is rounded, as add_forward would); out may be x or
+// residual.
 void dropout_forward(ExecutionContext& ctx, float* out, const float* x, const KeepSource& keep, float scale,
-                     int64_t N);
+                     int64_t N, const float* residual = nullptr);
 
 // keep [N] = 1 where philox_uniform(seed, offset + i) < float(1 - p), else 0 (core/random.h), the CPU mask
 // for any offset (not only multiples of 4). 0 <= p < 1.

@@ -120,7 +120,8 @@ void set_fp8_channel_gemm_form(ExecutionContext& ctx, const std::string& form) {
 }
 
 void linear_backward(ExecutionContext& ctx, Tensor& dx, Tensor& dweight, Tensor& dbias, const Tensor& dy,
-                     const Tensor& x, const Tensor& weight) {
+                     const Tensor& x, const Tensor& weight, GradientOutput dx_output) {
+  const bool accumulate = dx_output == GradientOutput::ACCUMULATE;
   const Shape y_shape = check_x_weight(kBackward, x, weight);
   const int64_t C = x.dim(-1), N = x.numel() / C, OC = weight.dim(0);
   detail::check_dtype(kBackward, "dy", dy, DType::F32);
@@ -137,12 +138,12 @@ void linear_backward(ExecutionContext& ctx, Tensor& dx, Tensor& dweight, Tensor&
   switch (device.type) {
     case DeviceType::CPU:
       cpu::linear_backward(dx.data<float>(), dweight.data<float>(), dbias.data<float>(), dy.data<float>(),
-                           x.data<float>(), weight.data<float>(), N, C, OC);
+                           x.data<float>(), weight.data<float>(), N, C, OC, accumulate);
       return;
     case DeviceType::CUDA:
       if constexpr (kCudaBuilt) {
         cuda::linear_backward(ctx, dx.data<float>(), dweight.data<float>(), dbias.data<float>(),
-                              dy.data<float>(), x.data<float>(), weight.data<float>(), N, C, OC);
+                              dy.data<float>(), x.data<float>(), weight.data<float>(), N, C, OC, accumulate);
         return;
       }
       detail::throw_no_cuda_kernel(kBackward);

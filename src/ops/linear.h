@@ -32,8 +32,13 @@ std::string fp8_channel_gemm_form(ExecutionContext& ctx);
 // Tests: start ctx's choice at `form` (one of the three names: the forms before it are not asked).
 void set_fp8_channel_gemm_form(ExecutionContext& ctx, const std::string& form);
 
-// dx [..., C] (=) = dy W; dweight [OC,C] (+=) dy^T x; dbias [OC] (+=) sum over rows of dy.
+// How linear_backward writes dx: OVERWRITE (=), or ACCUMULATE (+=, in the GEMM: a residual's gradient or the
+// other projections' of a shared input, added without a kernel of its own).
+enum class GradientOutput { OVERWRITE, ACCUMULATE };
+
+// dx [..., C] (= or +=, see dx_output) dy W; dweight [OC,C] (+=) dy^T x; dbias [OC] (+=) sum over rows of dy.
 void linear_backward(ExecutionContext& ctx, Tensor& dx, Tensor& dweight, Tensor& dbias, const Tensor& dy,
-                     const Tensor& x, const Tensor& weight);
+                     const Tensor& x, const Tensor& weight,
+                     GradientOutput dx_output = GradientOutput::OVERWRITE);
 
 }  // namespace nlpf::ops

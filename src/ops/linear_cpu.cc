@@ -24,11 +24,13 @@ void linear_forward(Real* y, const Real* x, const Real* weight, const Real* bias
   });
 }
 
-// dx [N,C] (=), dweight [OC,C] (+=), dbias [OC] (+=); dy [N,OC], x [N,C], weight [OC,C].
+// dx [N,C] (= or, accumulate_dx, +=), dweight [OC,C] (+=), dbias [OC] (+=); dy [N,OC], x [N,C], weight
+// [OC,C].
 template <typename Real>
 void linear_backward(Real* dx, Real* dweight, Real* dbias, const Real* dy, const Real* x, const Real* weight,
-                     int64_t N, int64_t C, int64_t OC) {
-  gemm<Real>(Transpose::NO, Transpose::NO, N, C, OC, Real(1), dy, OC, weight, C, Real(0), dx, C);
+                     int64_t N, int64_t C, int64_t OC, bool accumulate_dx) {
+  gemm<Real>(Transpose::NO, Transpose::NO, N, C, OC, Real(1), dy, OC, weight, C, Real(accumulate_dx ? 1 : 0),
+             dx, C);
   gemm<Real>(Transpose::YES, Transpose::NO, OC, C, N, Real(1), dy, OC, x, C, Real(1), dweight, C);
   // Column sums accumulate in double, each column in row order (deterministic for any thread count); a
   // thread owns a range of columns and walks the rows, so reads stay contiguous.
@@ -50,9 +52,9 @@ template void linear_forward<float>(float*, const float*, const float*, const fl
 template void linear_forward<double>(double*, const double*, const double*, const double*, int64_t, int64_t,
                                      int64_t);
 template void linear_backward<float>(float*, float*, float*, const float*, const float*, const float*,
-                                     int64_t, int64_t, int64_t);
+                                     int64_t, int64_t, int64_t, bool);
 template void linear_backward<double>(double*, double*, double*, const double*, const double*, const double*,
-                                      int64_t, int64_t, int64_t);
+                                      int64_t, int64_t, int64_t, bool);
 
 void linear_fp8_forward(uint16_t* y, const uint8_t* x, const uint8_t* weight, const float* x_scale,
                         const float* weight_scale, int64_t weight_scale_count, const uint16_t* bias,

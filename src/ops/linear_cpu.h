@@ -24,6 +24,6 @@ void linear_fp8_forward(uint16_t* y, const uint8_t* x, const uint8_t* weight, co
                         DType y_dtype, int64_t N, int64_t C, int64_t OC);
 template <typename Real>
 void linear_backward(Real* dx, Real* dweight, Real* dbias, const Real* dy, const Real* x, const Real* weight,
-                     int64_t N, int64_t C, int64_t OC);
+                     int64_t N, int64_t C, int64_t OC, bool accumulate_dx = false);
 
 }  // namespace nlpf::cpu

@@ -58,7 +58,9 @@ bool linear_fp8_gelu_e4m3_available(ExecutionContext& ctx, uint8_t* codes, const
 std::string fp8_channel_gemm_form(ExecutionContext& ctx);
 void set_fp8_channel_gemm_form(ExecutionContext& ctx, const std::string& form);
 
+// ops::linear_backward: dx (= or, accumulate_dx, +=) by the GEMM itself (beta 1), no kernel of its own.
 void linear_backward(ExecutionContext& ctx, float* dx, float* dweight, float* dbias, const float* dy,
-                     const float* x, const float* weight, int64_t N, int64_t C, int64_t OC);
+                     const float* x, const float* weight, int64_t N, int64_t C, int64_t OC,
+                     bool accumulate_dx);
 
 }  // namespace nlpf::cuda

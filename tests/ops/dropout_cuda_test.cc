@@ -6,6 +6,7 @@
 #include <random>
 #include <string>
 
+#include "ops/add.h"
 #include "ops/cuda_op_test_util.h"
 
 namespace nlpf::test {
@@ -90,6 +91,40 @@ TEST_F(DropoutCuda, DrawnDropoutIsTheCpuDropoutBitForBit) {
       ops::dropout_backward(gpu(), in_place, in_place, 0.1, gpu_draw);
       EXPECT_TRUE(bit_identical(to_host(gpu(), in_place), ref));
     }
+  }
+}
+
+TEST_F(DropoutCuda, DrawnDropoutWithResidualIsDropoutThenAddBitForBit) {
+  // dropout_add_forward's one pass (the residual added after the rounded product, no fma) against the CPU's
+  // dropout_forward then add_forward: bit for bit, with the step in device memory, out of place and in place
+  // on x and on the residual.
+  std::mt19937 rng(16);
+  Tensor step = poisoned({1}, DType::I64);
+  Tensor host_step = Tensor::empty(DType::I64, {1});
+  host_step.data<int64_t>()[0] = 5;
+  copy_tensor(gpu(), step, host_step);
+  const uint64_t stride = uint64_t{1} << 42;
+  for (const int64_t N : {int64_t{1}, int64_t{5 * 13 * 37}, int64_t{3000001}}) {
+    SCOPED_TRACE("N=" + std::to_string(N));
+    const Tensor x = random_tensor(rng, {N}, -2, 2), residual = random_tensor(rng, {N}, -2, 2);
+    Tensor ref = Tensor::empty(DType::F32, {N});
+    ops::dropout_forward(cpu_context(), ref, x, 0.1,
+                         ops::DropoutDraw{31, 8, &host_step.data<int64_t>()[0], stride});
+    ops::add_forward(cpu_context(), ref, ref, residual);
+    Tensor cpu_fused = Tensor::empty(DType::F32, {N});
+    ops::dropout_add_forward(cpu_context(), cpu_fused, x, residual, 0.1,
+                             ops::DropoutDraw{31, 8, &host_step.data<int64_t>()[0], stride});
+    EXPECT_TRUE(bit_identical(cpu_fused, ref));
+    const ops::DropoutDraw draw{31, 8, step.data<int64_t>(), stride};
+    Tensor out = poisoned({N});
+    ops::dropout_add_forward(gpu(), out, device(x), device(residual), 0.1, draw);
+    EXPECT_TRUE(bit_identical(to_host(gpu(), out), ref));
+    Tensor on_x = device(x);
+    ops::dropout_add_forward(gpu(), on_x, on_x, device(residual), 0.1, draw);
+    EXPECT_TRUE(bit_identical(to_host(gpu(), on_x), ref));
+    Tensor on_residual = device(residual);
+    ops::dropout_add_forward(gpu(), on_residual, device(x), on_residual, 0.1, draw);
+    EXPECT_TRUE(bit_identical(to_host(gpu(), on_residual), ref));
   }
 }
 

@@ -5,6 +5,7 @@
 #include <random>
 
 #include "core/random.h"
+#include "ops/add.h"
 #include "ops/op_test_util.h"
 
 namespace nlpf::test {
@@ -109,6 +110,31 @@ TEST(Dropout, DrawnMaskIsTheStoredMask) {
       ErrorCode::INVALID_ARGUMENT, {"dropout_forward", "multiple of 4"});
   expect_error([&] { ops::dropout_forward(cpu_context(), out, x, 1.0, ops::DropoutDraw{}); },
                ErrorCode::INVALID_ARGUMENT, {"dropout_forward", "p = 1"});
+}
+
+TEST(Dropout, DropoutAddIsDropoutThenAddInAnyAliasing) {
+  // dropout_add_forward (the training forward's dropout and residual in one op) is dropout_forward then
+  // add_forward, out of place and with out being x or the residual; a residual of another shape is named.
+  std::mt19937 rng(5);
+  const int64_t N = 1001, step = 3;
+  const Tensor x = f32_tensor({N}, random_vector(rng, static_cast<size_t>(N), -2, 2));
+  const Tensor residual = f32_tensor({N}, random_vector(rng, static_cast<size_t>(N), -2, 2));
+  const ops::DropoutDraw draw{17, 8, &step, uint64_t{1} << 42};
+  Tensor expected = Tensor::empty(DType::F32, {N});
+  ops::dropout_forward(cpu_context(), expected, x, 0.25, draw);
+  ops::add_forward(cpu_context(), expected, expected, residual);
+  Tensor out = Tensor::empty(DType::F32, {N}), on_x = x.clone(), on_residual = residual.clone();
+  ops::dropout_add_forward(cpu_context(), out, x, residual, 0.25, draw);
+  ops::dropout_add_forward(cpu_context(), on_x, on_x, residual, 0.25, draw);
+  ops::dropout_add_forward(cpu_context(), on_residual, x, on_residual, 0.25, draw);
+  for (int64_t i = 0; i < N; ++i) {
+    ASSERT_EQ(out.data<float>()[i], expected.data<float>()[i]) << "element " << i;
+    ASSERT_EQ(on_x.data<float>()[i], expected.data<float>()[i]) << "element " << i;
+    ASSERT_EQ(on_residual.data<float>()[i], expected.data<float>()[i]) << "element " << i;
+  }
+  const Tensor short_residual = Tensor::zeros(DType::F32, {N - 1});
+  expect_error([&] { ops::dropout_add_forward(cpu_context(), out, x, short_residual, 0.25, draw); },
+               ErrorCode::INVALID_ARGUMENT, {"dropout_add_forward", "residual"});
 }
 
 TEST(Dropout, ArgumentErrorsNameOpAndTensor) {

@@ -59,6 +59,24 @@ TEST(Linear, BackwardF32MatchesDoubleKernelAndAccumulates) {
   EXPECT_NEAR(dbias.data<float>()[0], db0, 1e-5);
 }
 
+TEST(Linear, BackwardAccumulatesDxWhenAsked) {
+  // GradientOutput::ACCUMULATE adds dy W to dx (a residual's gradient already there) instead of overwriting.
+  std::mt19937 rng(43);
+  const std::vector<double> x = round_to_float(random_vector(rng, N * C)),
+                            weight = round_to_float(random_vector(rng, OC * C)),
+                            dy = round_to_float(random_vector(rng, N * OC)),
+                            dx0 = round_to_float(random_vector(rng, N * C));
+  Tensor dx = f32_tensor({N, C}, dx0), dweight = Tensor::zeros(DType::F32, {OC, C}),
+         dbias = Tensor::zeros(DType::F32, {OC});
+  ops::linear_backward(cpu_context(), dx, dweight, dbias, f32_tensor({N, OC}, dy), f32_tensor({N, C}, x),
+                       f32_tensor({OC, C}, weight), ops::GradientOutput::ACCUMULATE);
+  std::vector<double> ref_dx = dx0;
+  for (int64_t n = 0; n < N; ++n)
+    for (int64_t c = 0; c < C; ++c)
+      for (int64_t o = 0; o < OC; ++o) ref_dx[n * C + c] += dy[n * OC + o] * weight[o * C + c];
+  EXPECT_TRUE(all_close(dx, ref_dx, kF32));
+}
+
 TEST(Linear, ArgumentErrorsNameOpAndTensor) {
   Tensor x = Tensor::zeros(DType::F32, {N, C}), y = Tensor::empty(DType::F32, {N, OC});
   Tensor weight = Tensor::zeros(DType::F32, {OC, C}), bias = Tensor::zeros(DType::F32, {OC});
