@@ -81,7 +81,14 @@ void adamw_update(ExecutionContext& ctx, std::span<AdamWParameter> parameters, c
     if (scalars->skip != 0) return;
     AdamWConfig step_config = config;
     step_config.lr = scalars->learning_rate;
-    adamw_update(ctx, parameters, step_config, scalars->step);
+    check_config(step_config, scalars->step);
+    for (AdamWParameter& p : parameters) {
+      detail::check_elementwise(kOp, ctx, {{"grad", &p.grad}, {"param", &p.param}, {"m", &p.m}, {"v", &p.v}});
+      cpu::adamw_update(p.param.data<float>(), p.grad.data<float>(), p.m.data<float>(), p.v.data<float>(),
+                        p.grad.numel(), step_config.lr, config.beta1, config.beta2, config.eps,
+                        p.decay == WeightDecay::APPLY ? config.weight_decay : 0.0, scalars->step,
+                        scalars->grad_scale);
+    }
     return;
   }
   check_config(config, 1);

@@ -42,8 +42,10 @@ struct AdamWParameter {
 void adamw_update(ExecutionContext& ctx, std::span<AdamWParameter> parameters, const AdamWConfig& config,
                   int64_t step);
 // The same with this step's learning rate, step count and skip flag read from `scalars` in ctx's memory
-// (decide_step writes them; config.lr is not used): no update when scalars->skip is set. On CUDA nothing
-// waits for the host and the f32 scalars are decide_step's (the host's roundings, the same bits as above).
+// (decide_step writes them; config.lr is not used): no update when scalars->skip is set; each gradient
+// element is read times scalars->grad_scale (the clip factor clip_grad_norm left to its reader). On CUDA
+// nothing waits for the host and the f32 scalars are decide_step's (the host's roundings, the same bits as
+// above).
 void adamw_update(ExecutionContext& ctx, std::span<AdamWParameter> parameters, const AdamWConfig& config,
                   const AdamWStepScalars* scalars);
 

@@ -9,7 +9,7 @@ namespace nlpf::cpu {
 // param [N], m [N], v [N] updated in place from grad [N] (see adamw.h for the formula and its order).
 template <typename Real>
 void adamw_update(Real* param, const Real* grad, Real* m, Real* v, int64_t N, double lr, double beta1,
-                  double beta2, double eps, double weight_decay, int64_t step) {
+                  double beta2, double eps, double weight_decay, int64_t step, Real grad_scale) {
   const Real decay = static_cast<Real>(1.0 - lr * weight_decay);
   const Real one_minus_beta1 = static_cast<Real>(1.0 - beta1);
   const Real beta2_r = static_cast<Real>(beta2), one_minus_beta2 = static_cast<Real>(1.0 - beta2);
@@ -20,7 +20,7 @@ void adamw_update(Real* param, const Real* grad, Real* m, Real* v, int64_t N, do
   const Real eps_r = static_cast<Real>(eps);
 #pragma omp parallel for
   for (int64_t i = 0; i < N; ++i) {
-    const Real g = grad[i];
+    const Real g = grad[i] * grad_scale;
     Real p = param[i] * decay;
     const Real m_i = m[i] + one_minus_beta1 * (g - m[i]);  // torch's lerp_(grad, 1 - beta1)
     const Real v_i = v[i] * beta2_r + one_minus_beta2 * g * g;
@@ -32,8 +32,8 @@ void adamw_update(Real* param, const Real* grad, Real* m, Real* v, int64_t N, do
 }
 
 template void adamw_update<float>(float*, const float*, float*, float*, int64_t, double, double, double,
-                                  double, double, int64_t);
+                                  double, double, int64_t, float);
 template void adamw_update<double>(double*, const double*, double*, double*, int64_t, double, double, double,
-                                   double, double, int64_t);
+                                   double, double, int64_t, double);
 
 }  // namespace nlpf::cpu

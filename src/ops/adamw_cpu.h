@@ -9,9 +9,10 @@
 
 namespace nlpf::cpu {
 
-// param, grad, m, v [N]; weight_decay is 0 for a parameter without decay.
+// param, grad, m, v [N]; weight_decay is 0 for a parameter without decay. Each gradient element is read as
+// grad[i] * grad_scale (one rounding: the clip factor clip_grad_norm left to its reader; 1 leaves it as is).
 template <typename Real>
 void adamw_update(Real* param, const Real* grad, Real* m, Real* v, int64_t N, double lr, double beta1,
-                  double beta2, double eps, double weight_decay, int64_t step);
+                  double beta2, double eps, double weight_decay, int64_t step, Real grad_scale = 1);
 
 }  // namespace nlpf::cpu

@@ -33,9 +33,9 @@ struct AdamWScalars {
 __device__ __forceinline__ void adamw_elements(float* __restrict__ param, const float* __restrict__ grad,
                                                float* __restrict__ m, float* __restrict__ v, int64_t N,
                                                int64_t first, int64_t stride, const AdamWScalars& s,
-                                               float decay) {
+                                               float decay, float grad_scale = 1.0f) {
   for (int64_t i = first; i < N; i += stride) {
-    const float g = grad[i];
+    const float g = __fmul_rn(grad[i], grad_scale);  // x 1 is exact: the other kernels' gradients as they are
     float p = __fmul_rn(param[i], decay);
     const float m_old = m[i];
     const float m_i = __fadd_rn(m_old, __fmul_rn(s.one_minus_beta1, __fsub_rn(g, m_old)));
@@ -88,7 +88,7 @@ __global__ void adamw_update_multi_kernel(const ParameterTable t, AdamWScalars s
 }
 
 // The multi-tensor kernel with the step's scalars from device memory; t.decay[a] is 1 for a parameter without
-// decay and 0 for one with it (then scalars->decay).
+// decay and 0 for one with it (then scalars->decay); gradients read times scalars->grad_scale.
 __global__ void adamw_update_device_scalars_kernel(const ParameterTable t, AdamWScalars s,
                                                    const ops::AdamWStepScalars* __restrict__ scalars) {
   if (scalars->skip != 0) return;
@@ -97,7 +97,7 @@ __global__ void adamw_update_device_scalars_kernel(const ParameterTable t, AdamW
   s.bias_correction2_sqrt = scalars->bias_correction2_sqrt;
   const TableBlock b = table_block(t);
   adamw_elements(t.param[b.a], t.grad[b.a], t.m[b.a], t.v[b.a], t.size[b.a], b.block * kThreads + threadIdx.x,
-                 b.blocks * kThreads, s, t.decay[b.a] == 1.0f ? 1.0f : s.decay);
+                 b.blocks * kThreads, s, t.decay[b.a] == 1.0f ? 1.0f : s.decay, scalars->grad_scale);
 }
 
 // Fills tables of up to kParametersPerLaunch parameters (decay_of(p): a parameter's decay entry) and calls
@@ -180,10 +180,11 @@ void adamw_update(ExecutionContext& base, std::span<const AdamWArrays> parameter
   // The step-independent scalars; decay, step_size and bias_correction2_sqrt come from `scalars`.
   const AdamWScalars s = scalars_for(0.0, beta1, beta2, eps, 0.0, 1);
   for_each_table(
-      parameters, [](const AdamWArrays& p) { return p.weight_decay == 0.0 ? 1.0f : 0.0f; },  // 0: scalars->decay
+      parameters,
+      [](const AdamWArrays& p) { return p.weight_decay == 0.0 ? 1.0f : 0.0f; },  // 0: scalars->decay
       [&](const ParameterTable& table) {
-        adamw_update_device_scalars_kernel<<<static_cast<unsigned>(table.first_block[table.count]), kThreads, 0,
-                                             ctx.stream()>>>(table, s, scalars);
+        adamw_update_device_scalars_kernel<<<static_cast<unsigned>(table.first_block[table.count]), kThreads,
+                                             0, ctx.stream()>>>(table, s, scalars);
         NLPF_CUDA_CHECK_LAUNCH();
       });
 }

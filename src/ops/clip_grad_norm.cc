@@ -27,6 +27,17 @@ void check_grads(ExecutionContext& ctx, std::span<Tensor> grads, double max_norm
   }
 }
 
+// torch's norm and clip factor from the sum of squares (the factor 1 / scale included), in the operations
+// the CUDA kernel repeats (clip_grad_norm_cuda.cu's clip_factor_kernel).
+struct NormAndFactor {
+  double norm, factor;
+};
+NormAndFactor norm_and_factor(double sum, double max_norm, double inverse_scale) {
+  const double norm = std::sqrt(sum) * inverse_scale;
+  const double coefficient = max_norm / (norm + 1e-6);  // torch's formula, 1e-6 included
+  return {norm, std::min(coefficient, 1.0) * inverse_scale};
+}
+
 }  // namespace
 
 double clip_grad_norm(ExecutionContext& ctx, std::span<Tensor> grads, double max_norm, double inverse_scale) {
@@ -49,9 +60,7 @@ double clip_grad_norm(ExecutionContext& ctx, std::span<Tensor> grads, double max
     const std::vector<const float*> read(arrays.begin(), arrays.end());
     sum = cuda::sum_squares(ctx, read, sizes);  // read back to the host
   }
-  const double norm = std::sqrt(sum) * inverse_scale;
-  const double coefficient = max_norm / (norm + 1e-6);  // torch's formula, 1e-6 included
-  const double factor = std::min(coefficient, 1.0) * inverse_scale;
+  const auto [norm, factor] = norm_and_factor(sum, max_norm, inverse_scale);
   if (std::isfinite(norm) && factor != 1.0) {
     if (!on_cuda) {
       for (size_t i = 0; i < arrays.size(); ++i) cpu::scale_inplace(arrays[i], sizes[i], factor);
@@ -63,13 +72,20 @@ double clip_grad_norm(ExecutionContext& ctx, std::span<Tensor> grads, double max
 }
 
 void clip_grad_norm(ExecutionContext& ctx, std::span<Tensor> grads, double max_norm, const double* loss_scale,
-                    double* norm, double* factor) {
+                    double* norm, double* factor, ClipScaling scaling) {
   check_grads(ctx, grads, max_norm);
   NLPF_CHECK(loss_scale != nullptr && norm != nullptr && factor != nullptr, ErrorCode::INVALID_ARGUMENT, kOp,
              ": null loss scale, norm or factor");
   const bool on_cuda = ctx.device().type == DeviceType::CUDA;
-  if (!on_cuda) {  // host memory: the host form itself
-    *norm = clip_grad_norm(ctx, grads, max_norm, 1.0 / *loss_scale);
+  if (!on_cuda) {  // host memory: the host form's operations
+    double sum = 0;
+    for (Tensor& g : grads) sum += cpu::sum_squares(g.data<float>(), g.numel());
+    const NormAndFactor computed = norm_and_factor(sum, max_norm, 1.0 / *loss_scale);
+    *norm = computed.norm;
+    *factor = std::isfinite(computed.norm) ? computed.factor : 1.0;
+    if (scaling == ClipScaling::IN_PLACE && *factor != 1.0) {
+      for (Tensor& g : grads) cpu::scale_inplace(g.data<float>(), g.numel(), *factor);
+    }
     return;
   }
   if constexpr (kCudaBuilt) {
@@ -79,7 +95,8 @@ void clip_grad_norm(ExecutionContext& ctx, std::span<Tensor> grads, double max_n
       arrays.push_back(g.data<float>());
       sizes.push_back(g.numel());
     }
-    cuda::clip_grad_norm(ctx, arrays, sizes, max_norm, loss_scale, norm, factor);
+    cuda::clip_grad_norm(ctx, arrays, sizes, max_norm, loss_scale, norm, factor,
+                         scaling == ClipScaling::IN_PLACE);
     return;
   }
   detail::throw_no_cuda_kernel(kOp);

@@ -19,11 +19,17 @@ namespace nlpf::ops {
 double clip_grad_norm(ExecutionContext& ctx, std::span<Tensor> grads, double max_norm,
                       double inverse_scale = 1.0);
 
-// The same without the host: the loss scale is read from `loss_scale` and the norm written to `norm`, and
-// `factor` is scratch for the clip factor (all three doubles in ctx's memory: device memory on CUDA, where
-// nothing waits for the host). inverse_scale = 1 / *loss_scale and the factor are the host form's
-// operations, so the results are the same bits; a non-finite norm leaves the gradients untouched.
+// Who multiplies the gradients by the clip factor: IN_PLACE, clip_grad_norm itself (a pass over every
+// gradient); BY_READER, whoever reads them next, from *factor (the optimizer's AdamW, through its step
+// scalars' grad_scale: the same f32 product without a pass of its own), the gradients left as they are.
+enum class ClipScaling { IN_PLACE, BY_READER };
+
+// The same without the host: the loss scale is read from `loss_scale`, the norm written to `norm` and the
+// factor the gradients are multiplied by to `factor` (1 when the norm is not finite or nothing needs
+// clipping; all three doubles in ctx's memory: device memory on CUDA, where nothing waits for the host).
+// inverse_scale = 1 / *loss_scale and the factor are the host form's operations, so the results are the same
+// bits; a non-finite norm leaves the gradients untouched.
 void clip_grad_norm(ExecutionContext& ctx, std::span<Tensor> grads, double max_norm, const double* loss_scale,
-                    double* norm, double* factor);
+                    double* norm, double* factor, ClipScaling scaling = ClipScaling::IN_PLACE);
 
 }  // namespace nlpf::ops

@@ -181,7 +181,8 @@ double sum_squares(ExecutionContext& base, std::span<const float* const> arrays,
 }
 
 void clip_grad_norm(ExecutionContext& base, std::span<float* const> arrays, std::span<const int64_t> sizes,
-                    double max_norm, const double* loss_scale, double* norm, double* factor) {
+                    double max_norm, const double* loss_scale, double* norm, double* factor,
+                    bool scale_in_place) {
   CudaContext& ctx = cuda_context(base);
   Buffer scratch(ctx.allocator(), sizeof(double));  // the sum of squares
   double* sum = static_cast<double*>(scratch.data());
@@ -189,6 +190,7 @@ void clip_grad_norm(ExecutionContext& base, std::span<float* const> arrays, std:
   sum_squares_into(ctx, read, sizes, sum);
   clip_factor_kernel<<<1, 1, 0, ctx.stream()>>>(norm, factor, sum, loss_scale, max_norm);
   NLPF_CUDA_CHECK_LAUNCH();
+  if (!scale_in_place) return;  // the reader multiplies (AdamW's grad_scale)
   for_each_launch(arrays, sizes, [&](const ArrayTable<float>& table, int64_t) {
     scale_by_factor_kernel<<<static_cast<unsigned>(table.first_block[table.count]), kThreads, 0,
                              ctx.stream()>>>(table, factor);

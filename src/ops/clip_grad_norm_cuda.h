@@ -22,9 +22,10 @@ void scale_inplace(ExecutionContext& ctx, std::span<float* const> arrays, std::s
 
 // ops::clip_grad_norm's device form on every arrays[i] [sizes[i]]: the sum of squares as above into device
 // scratch, then one thread computes *norm = sqrt(sum) / *loss_scale and *factor with clip_grad_norm.cc's
-// operations (1 when the norm is not finite or no clipping is needed), then the arrays are scaled by *factor
-// rounded to f32 (left alone when it is 1). Nothing waits for the host.
+// operations (1 when the norm is not finite or no clipping is needed), then, with scale_in_place, the arrays
+// are scaled by *factor rounded to f32 (left alone when it is 1). Nothing waits for the host.
 void clip_grad_norm(ExecutionContext& ctx, std::span<float* const> arrays, std::span<const int64_t> sizes,
-                    double max_norm, const double* loss_scale, double* norm, double* factor);
+                    double max_norm, const double* loss_scale, double* norm, double* factor,
+                    bool scale_in_place);
 
 }  // namespace nlpf::cuda

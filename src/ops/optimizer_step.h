@@ -20,7 +20,8 @@ struct AdamWStepScalars {
   float decay;                  // 1 - lr wd, rounded to f32 as adamw_cpu.cc does (for a decayed parameter)
   float step_size;              // lr / (1 - beta1^step), rounded to f32
   float bias_correction2_sqrt;  // sqrt(1 - beta2^step), rounded to f32
-  float unused = 0;
+  float grad_scale = 1;         // each gradient element is multiplied by this (f32) before the update: the
+                                // step's clip factor with 1 / loss scale (clip_grad_norm BY_READER)
 };
 
 // Why a step made no update besides a loss-scaling overflow.
@@ -30,7 +31,7 @@ struct OptimizerStepState {
   double loss;                         // this step's mean loss (the TRAIN forward writes it)
   double grad_norm;                    // before clipping, unscaled (clip_grad_norm writes it)
   double loss_scale;                   // this step's scale (backward and clipping read it); 1 without
-  double clip_factor;                  // clip_grad_norm's scratch: the factor the gradients are scaled by
+  double clip_factor;                  // clip_grad_norm's factor: what the gradients are multiplied by
   int64_t updates_done;                // steps that updated the parameters
   int64_t updates_since_scale_change;  // GradScaler's growth tracker
   int64_t failed_step;  // -1, or the first step with a non-finite loss (or norm, without loss scaling)

@@ -104,6 +104,7 @@ NLPF_HOST_DEVICE inline void decide_step(OptimizerStepState& s, StepRecord* ring
   a.decay = static_cast<float>(sub_rn(1.0, mul_rn(learning_rate, c.weight_decay)));
   a.step_size = static_cast<float>(div_rn(learning_rate, c.bias_correction1[a.step]));
   a.bias_correction2_sqrt = static_cast<float>(sqrt_rn(c.bias_correction2[a.step]));
+  a.grad_scale = static_cast<float>(s.clip_factor);  // clip_grad_norm_'s scaling, applied as AdamW reads
   s.updates_done = updates + 1;
   if (c.loss_scaling != 0 && ++s.updates_since_scale_change == c.growth_interval) {
     s.loss_scale = mul_rn(s.loss_scale, c.growth);

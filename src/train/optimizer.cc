@@ -139,12 +139,12 @@ void Optimizer::run_step(const BatchTensors& inputs) {
   model_.zero_grad();
   model_.forward_train(inputs, DropoutStep{static_cast<uint64_t>(steps_done_), &state->step}, &state->loss);
   model_.backward(&state->loss_scale);
-  // The gradient map shares storage with the model, so clipping through copies of the handles scales the
-  // model's own gradients; unscaled by 1 / loss scale in the same pass (untouched when not finite).
+  // The norm of the model's gradients and the factor that clips and unscales them (1 / loss scale): AdamW
+  // multiplies each gradient by it as it reads it (the gradients themselves stay as backward left them).
   grads_.clear();
   for (const auto& [name, grad] : model_.gradients()) grads_.push_back(grad);
   ops::clip_grad_norm(ctx, grads_, settings_.max_grad_norm, &state->loss_scale, &state->grad_norm,
-                      &state->clip_factor);
+                      &state->clip_factor, ops::ClipScaling::BY_READER);  // AdamW applies the factor
   ops::decide_step(ctx, state, ring, kRingSteps, constants_);
   const auto& grads_by_name = model_.gradients();
   update_.clear();
@@ -153,7 +153,7 @@ void Optimizer::run_step(const BatchTensors& inputs) {
     update_.push_back({param, grads_by_name.at(name), moments.m, moments.v, moments.decay});
   }
   ops::adamw_update(ctx, update_, adamw_config_, &state->adamw);  // no update when decide_step skipped
-  model_.release_activations();  // a captured step frees what it allocated
+  model_.release_activations();                                   // a captured step frees what it allocated
 }
 
 void Optimizer::read_pending() {

@@ -4,7 +4,10 @@
 // for a whole model) gives the single-tensor kernel's bits on every parameter, across launch boundaries.
 #include "ops/adamw.h"
 
+#include <cmath>
+#include <cstring>
 #include <string>
+#include <vector>
 
 #include "ops/cuda_op_test_util.h"
 
@@ -89,6 +92,41 @@ TEST_F(AdamWCuda, MultiTensorStepEqualsSingleTensorSteps) {
       EXPECT_TRUE(all_close(values(multi[i].param), to_double(cpu[i].param), kTight));
     }
   }
+}
+
+TEST_F(AdamWCuda, DeviceStepScalarsWithGradScaleMatchCpu) {
+  // The captured step's form: scalars (learning rate, bias corrections, the clip factor as grad_scale) read
+  // from device memory by the kernel, against the CPU's step-scalar form on the same scalars.
+  std::mt19937 rng(904);
+  ops::AdamWConfig config;
+  config.weight_decay = 0.01;
+  const int64_t N = 300007;
+  const Tensor param = random_tensor(rng, {N}), m = random_tensor(rng, {N}, -0.1, 0.1),
+               v = random_tensor(rng, {N}, 0, 0.01), grad = random_tensor(rng, {N}, -2, 2);
+  std::vector<ops::AdamWParameter> on_gpu{{device(param), device(grad), device(m), device(v)}};
+  std::vector<ops::AdamWParameter> on_cpu{{host_copy(param), host_copy(grad), host_copy(m), host_copy(v)}};
+  ops::AdamWStepScalars scalars{};
+  const double lr = 3e-4;
+  scalars.learning_rate = lr;
+  scalars.step = 3;
+  scalars.decay = static_cast<float>(1.0 - lr * config.weight_decay);
+  scalars.step_size = static_cast<float>(lr / (1.0 - std::pow(config.beta1, 3.0)));
+  scalars.bias_correction2_sqrt = static_cast<float>(std::sqrt(1.0 - std::pow(config.beta2, 3.0)));
+  scalars.grad_scale = 0.37f;
+  static_assert(sizeof(ops::AdamWStepScalars) % sizeof(int64_t) == 0);
+  Tensor host_bytes = Tensor::empty(DType::I64, {static_cast<int64_t>(sizeof scalars / sizeof(int64_t))});
+  std::memcpy(host_bytes.data<int64_t>(), &scalars, sizeof scalars);
+  Tensor device_bytes = poisoned(host_bytes.shape(), DType::I64);
+  copy_tensor(gpu(), device_bytes, host_bytes);
+  ops::adamw_update(gpu(), on_gpu, config,
+                    reinterpret_cast<const ops::AdamWStepScalars*>(device_bytes.data<int64_t>()));
+  ops::adamw_update(cpu_context(), on_cpu, config, &scalars);
+  EXPECT_TRUE(all_close(values(on_gpu[0].param), to_double(on_cpu[0].param), kTight));
+  EXPECT_TRUE(all_close(values(on_gpu[0].m), to_double(on_cpu[0].m), kTight));
+  EXPECT_TRUE(all_close(values(on_gpu[0].v), to_double(on_cpu[0].v), kTight));
+  // grad_scale was applied: the first moment moved by 0.1 * 0.37 g, not 0.1 g.
+  const std::vector<double> m_gpu = values(on_gpu[0].m), m0 = to_double(m), g = to_double(grad);
+  EXPECT_NEAR(m_gpu[0], m0[0] + 0.1 * (0.37 * g[0] - m0[0]), 1e-6);
 }
 
 }  // namespace

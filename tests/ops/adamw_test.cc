@@ -2,8 +2,11 @@
 // torch.optim.AdamW's formula (lr 0.1, betas 0.9/0.999, eps 1e-8, weight decay 0.01), the per-parameter
 // weight-decay switch, and argument errors.
 #include "ops/adamw.h"
-#include "ops/adamw_cpu.h"
 
+#include <cmath>
+#include <random>
+
+#include "ops/adamw_cpu.h"
 #include "ops/op_test_util.h"
 
 namespace nlpf::test {
@@ -49,6 +52,51 @@ TEST(AdamW, SkipMeansNoWeightDecay) {
   // p0 - 0.1 sign(g) |g| / (|g| + 1e-8), without the factor 0.999.
   EXPECT_TRUE(
       all_close(p, {1.0 - 0.1 * 0.5 / (0.5 + 1e-8), -2.0 + 0.1 * 0.3 / (0.3 + 1e-8)}, Tolerance{1e-7, 0}));
+}
+
+// This step's scalars as decide_step rounds them (ops/optimizer_step_impl.h) for update `step` at rate lr,
+// with the gradients to be read times grad_scale.
+ops::AdamWStepScalars step_scalars(const ops::AdamWConfig& config, double lr, int64_t step,
+                                   float grad_scale) {
+  ops::AdamWStepScalars s{};
+  s.learning_rate = lr;
+  s.step = step;
+  s.skip = 0;
+  s.decay = static_cast<float>(1.0 - lr * config.weight_decay);
+  s.step_size = static_cast<float>(lr / (1.0 - std::pow(config.beta1, static_cast<double>(step))));
+  s.bias_correction2_sqrt =
+      static_cast<float>(std::sqrt(1.0 - std::pow(config.beta2, static_cast<double>(step))));
+  s.grad_scale = grad_scale;
+  return s;
+}
+
+TEST(AdamW, StepScalarsGradScaleIsTheUpdateOfTheScaledGradients) {
+  // The step-scalar form multiplies each gradient by grad_scale as it reads it (clip_grad_norm's factor left
+  // to its reader): the same bits as clipping the gradients in place and then updating; grad_scale 1 is the
+  // host form.
+  std::mt19937 rng(7);
+  const int64_t N = 1001;
+  for (const float grad_scale : {1.0f, 0.37f}) {
+    const std::vector<double> grad = random_vector(rng, static_cast<size_t>(N), -2, 2),
+                              param = random_vector(rng, static_cast<size_t>(N), -1, 1);
+    std::vector<ops::AdamWParameter> read{{f32_tensor({N}, param), f32_tensor({N}, grad),
+                                           Tensor::zeros(DType::F32, {N}), Tensor::zeros(DType::F32, {N})}};
+    std::vector<ops::AdamWParameter> scaled{{f32_tensor({N}, param), f32_tensor({N}, grad),
+                                             Tensor::zeros(DType::F32, {N}), Tensor::zeros(DType::F32, {N})}};
+    for (int64_t i = 0; i < N; ++i) scaled[0].grad.data<float>()[i] *= grad_scale;
+    for (int64_t step = 1; step <= 2; ++step) {
+      const ops::AdamWStepScalars scalars =
+          step_scalars(kConfig, 0.01 * static_cast<double>(step), step, grad_scale);
+      ops::AdamWConfig host = kConfig;
+      host.lr = scalars.learning_rate;
+      ops::adamw_update(cpu_context(), read, kConfig, &scalars);
+      ops::adamw_update(cpu_context(), scaled, host, step);
+    }
+    for (int64_t i = 0; i < N; ++i) {
+      ASSERT_EQ(read[0].param.data<float>()[i], scaled[0].param.data<float>()[i]) << grad_scale << " " << i;
+      ASSERT_EQ(read[0].v.data<float>()[i], scaled[0].v.data<float>()[i]) << grad_scale << " " << i;
+    }
+  }
 }
 
 TEST(AdamW, ArgumentErrorsNameOpAndTensor) {

@@ -6,6 +6,7 @@
 #include "ops/clip_grad_norm.h"
 
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <vector>
 
@@ -98,6 +99,46 @@ TEST_F(ClipGradNormCuda, NonFiniteNormLeavesGradientsUntouched) {
         } else {
           EXPECT_EQ(got[j], expected[j]) << "grads[" << i << "][" << j << "]";
         }
+      }
+    }
+  }
+}
+
+TEST_F(ClipGradNormCuda, DeviceMemoryFormMatchesCpuInBothScalings) {
+  // The captured step's form (loss scale read, norm and factor written in device memory) against the CPU's:
+  // the norm and the factor within the norm's tolerance, the gradients scaled by the factor rounded to f32
+  // (IN_PLACE) or untouched (BY_READER: AdamW multiplies them as it reads them).
+  std::mt19937 rng(1005);
+  for (const ops::ClipScaling scaling : {ops::ClipScaling::IN_PLACE, ops::ClipScaling::BY_READER}) {
+    const bool in_place = scaling == ops::ClipScaling::IN_PLACE;
+    SCOPED_TRACE(in_place ? "in place" : "by reader");
+    std::vector<Tensor> grads = random_grads(rng), ref;
+    for (const Tensor& g : grads) ref.push_back(host_copy(g));
+    std::vector<Tensor> grads_d = on_device(grads);
+    const double loss_scale = 8.0;
+    double ref_norm = 0, ref_factor = 0;
+    ops::clip_grad_norm(cpu_context(), ref, 1.0, &loss_scale, &ref_norm, &ref_factor, scaling);
+    // Three doubles in device memory (loss scale, norm, factor), held by an i64 tensor.
+    Tensor scalars = poisoned({3}, DType::I64);
+    Tensor host_scalars = Tensor::zeros(DType::I64, {3});
+    std::memcpy(host_scalars.data<int64_t>(), &loss_scale, sizeof loss_scale);
+    copy_tensor(gpu(), scalars, host_scalars);
+    double* d = reinterpret_cast<double*>(scalars.data<int64_t>());
+    ops::clip_grad_norm(gpu(), grads_d, 1.0, d, d + 1, d + 2, scaling);
+    const Tensor got = to_host(gpu(), scalars);
+    double norm = 0, factor = 0;
+    std::memcpy(&norm, got.data<int64_t>() + 1, sizeof norm);
+    std::memcpy(&factor, got.data<int64_t>() + 2, sizeof factor);
+    EXPECT_NEAR(norm, ref_norm, 1e-6 * ref_norm);
+    EXPECT_NEAR(factor, ref_factor, 1e-6 * ref_factor);
+    EXPECT_LT(factor, 1.0 / loss_scale);  // it clips
+    for (size_t i = 0; i < grads.size(); ++i) {
+      const std::vector<double> values_d = values(grads_d[i]), original = to_double(grads[i]);
+      for (size_t j = 0; j < original.size(); ++j) {
+        const double expected =
+            in_place ? static_cast<double>(static_cast<float>(original[j]) * static_cast<float>(factor))
+                     : original[j];
+        ASSERT_EQ(values_d[j], expected) << "grads[" << i << "][" << j << "]";
       }
     }
   }

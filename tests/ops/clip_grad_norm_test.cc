@@ -4,6 +4,7 @@
 #include "ops/clip_grad_norm.h"
 #include "ops/clip_grad_norm_cpu.h"
 
+#include <algorithm>
 #include <limits>
 
 #include "ops/op_test_util.h"
@@ -19,6 +20,23 @@ TEST(ClipGradNorm, ScalesWhenAboveMaxNorm) {
   const double s = 1.0 / (13.0 + 1e-6);
   EXPECT_TRUE(all_close(grads[0], {3 * s, 4 * s}, Tolerance{1e-6, 0}));
   EXPECT_TRUE(all_close(grads[1], {12 * s}, Tolerance{1e-6, 0}));
+}
+
+TEST(ClipGradNorm, ContextMemoryFormWritesNormAndFactorAndScalesOnlyInPlace) {
+  // The form a training step uses (scalars in context memory): norm and factor written, the gradients
+  // multiplied by the factor rounded to f32 (IN_PLACE) or left for their reader (BY_READER); loss scale 4.
+  const double loss_scale = 4.0;
+  for (const ops::ClipScaling scaling : {ops::ClipScaling::IN_PLACE, ops::ClipScaling::BY_READER}) {
+    std::vector<Tensor> grads = {f32_tensor({2}, {12, 16}), f32_tensor({1, 1}, {48})};  // 4 x (3, 4, 12)
+    double norm = 0, factor = 0;
+    ops::clip_grad_norm(cpu_context(), grads, 1.0, &loss_scale, &norm, &factor, scaling);
+    EXPECT_NEAR(norm, 13.0, 1e-6);
+    EXPECT_EQ(factor, std::min(1.0 / (13.0 + 1e-6), 1.0) * 0.25);
+    const float f = scaling == ops::ClipScaling::IN_PLACE ? static_cast<float>(factor) : 1.0f;
+    EXPECT_EQ(grads[0].data<float>()[0], 12.0f * f);
+    EXPECT_EQ(grads[0].data<float>()[1], 16.0f * f);
+    EXPECT_EQ(grads[1].data<float>()[0], 48.0f * f);
+  }
 }
 
 TEST(ClipGradNorm, LeavesSmallGradientsUntouched) {
