@@ -3,8 +3,8 @@
 // rows of dout into each table row one by one in row order:
 //   position: thread (t, c) adds dout[b, t, c] for b = 0..B-1 to dposition[t, c] in a register, in order;
 //   word and token type (ids repeat): the (id, row) pairs are sorted by id with CUB's radix sort, which is
-//   stable, so each id's rows stay in ascending order; the warp of an id's run (a lane per column) then adds
-//   that run's dout rows in order to the table entry. Sort buffers come from ctx's allocator.
+//   stable, so each id's rows stay in ascending order; the thread of (first row of an id's run, column c)
+//   then adds that run's dout rows in order to the table entry. Sort buffers come from ctx's allocator.
 // Parameter gradients accumulate (+=), activation gradients overwrite (=).
 #include "ops/embeddings_cuda.h"
 
@@ -25,7 +25,7 @@ namespace {
 constexpr int kForwardThreads = 256;
 constexpr int kColumnTile = 32;  // columns of a backward block: one 128-byte row segment per warp
 constexpr int kRunLanes = 8;     // sorted positions (or positions t) per backward block
-constexpr int kGather = 64;      // dout rows whose loads a run's warp issues before adding them in order
+constexpr int kBatch = 8;        // dout rows whose loads a run thread issues before adding them in order
 
 // out [B T, C]; block n = b T + t (grid B T), threads over columns.
 __global__ void __launch_bounds__(kForwardThreads)
@@ -69,50 +69,36 @@ __global__ void embeddings_sort_keys_kernel(uint32_t* __restrict__ keys, int32_t
   order[i] = static_cast<int32_t>(i);
 }
 
-// dtable [rows, C] (+=) from dout [BT, C] and (keys, order) sorted by key, stably. Warp k of the grid's rows
-// (block x, threadIdx.y) owns sorted position k, its lanes the columns of column tile blockIdx.y: where k
-// starts a run of equal valid keys, the warp adds the run's dout rows to dtable[key, c] in sorted (= row)
-// order, kGather rows at a time: each lane reads the key and row of kGather / 32 positions (coalesced), the
-// warp learns from ballots how many of them are still in the run (a prefix: keys are sorted) and gets their
-// rows by shuffles, then every lane issues its kGather dout loads before adding them in order. A run of
-// thousands of rows (the token type of a one-sentence task, the padding id) so waits for memory once per
-// kGather rows, not once per row.
+// dtable [rows, C] (+=) from dout [BT, C] and (keys, order) sorted by key, stably. Thread (k, c) of block
+// (k tile, column tile), k the sorted position: where k starts a run of equal valid keys, it adds the run's
+// dout rows to dtable[key, c] in sorted (= row) order, issuing kBatch loads at a time.
 __global__ void __launch_bounds__(kColumnTile* kRunLanes)
     embeddings_table_backward_kernel(float* __restrict__ dtable, const float* __restrict__ dout,
                                      const uint32_t* __restrict__ keys, const int32_t* __restrict__ order,
                                      int64_t BT, int64_t C, int64_t rows) {
-  constexpr int kRounds = kGather / 32;
-  const int64_t k = static_cast<int64_t>(blockIdx.x) * kRunLanes + threadIdx.y;  // the same in a warp
+  const int64_t k = static_cast<int64_t>(blockIdx.x) * kRunLanes + threadIdx.y;
   const int64_t c = static_cast<int64_t>(blockIdx.y) * kColumnTile + threadIdx.x;
-  const int lane = static_cast<int>(threadIdx.x);
-  if (k >= BT) return;
+  if (k >= BT || c >= C) return;
   const uint32_t key = keys[k];
   if (key >= rows || (k > 0 && keys[k - 1] == key)) return;  // an invalid id, or not the first of its run
-  const bool column = c < C;  // lanes past C still take part in the ballots and shuffles
-  float acc = column ? dtable[key * C + c] : 0.0f;
-  for (int64_t j = k; j < BT; j += kGather) {
-    int32_t row[kRounds];
-    int count = 0;  // positions j .. j + count - 1 are in the run
+  float acc = dtable[key * C + c];
+  for (int64_t j = k; j < BT; j += kBatch) {
+    float d[kBatch];
+    bool in_run[kBatch];
 #pragma unroll
-    for (int r = 0; r < kRounds; ++r) {
-      const int64_t position = j + r * 32 + lane;
-      const bool in_run = position < BT && keys[position] == key;
-      row[r] = in_run ? order[position] : 0;
-      count += __popc(__ballot_sync(0xffffffffu, in_run));
+    for (int e = 0; e < kBatch; ++e) {
+      in_run[e] = j + e < BT && keys[j + e] == key;
+      d[e] = in_run[e] ? dout[static_cast<int64_t>(order[j + e]) * C + c] : 0.0f;
     }
-    float d[kGather];
+    bool run_goes_on = true;
 #pragma unroll
-    for (int e = 0; e < kGather; ++e) {
-      const int32_t r = __shfl_sync(0xffffffffu, row[e / 32], e % 32);
-      d[e] = column && e < count ? dout[static_cast<int64_t>(r) * C + c] : 0.0f;
+    for (int e = 0; e < kBatch; ++e) {
+      if (in_run[e]) acc += d[e];  // keys are sorted: once out of the run, the rest of the batch is too
+      run_goes_on = in_run[e];
     }
-#pragma unroll
-    for (int e = 0; e < kGather; ++e) {
-      if (e < count) acc += d[e];  // not += 0 past the run: that would turn a -0 sum into +0
-    }
-    if (count < kGather) break;
+    if (!run_goes_on) break;
   }
-  if (column) dtable[key * C + c] = acc;
+  dtable[key * C + c] = acc;
 }
 
 // Bits that hold every key in [0, rows] (rows itself marks an invalid id).

@@ -357,19 +357,17 @@ void embeddings_layer_norm_typed(CudaContext& ctx, void* out, const int32_t* inp
 // dx per row: with xhat = (x - mean) rstd and g = dout weight, dx = rstd (g - mean_C(g) - xhat mean_C(g
 // xhat)) (the CPU reference's formula). The row sums and the formula run in double, as the CPU reference
 // does, so the two agree to float rounding; the H200's FP64 rate keeps this memory-bound. dweight = sum_N
-// dout xhat, dbias = sum_N dout (+=): a deterministic reduction over rows, no atomics. Pass 1 (partial
-// kernel): row chunks of a fixed size (a function of N only) times column tiles; a block sums its chunk in a
-// fixed order into double partials [chunks, 2, C] in a workspace. Pass 2 (finish kernel): each column sums
-// the chunks in order and adds the float-rounded total, as the CPU does (dweight[c] += float(sum)). Up to
-// kSingleChunkRows rows (a training step's tokens) are one chunk, whose block adds its sums itself: no second
-// kernel. The same inputs give the same bits on every run.
+// dout xhat, dbias = sum_N dout (+=): a deterministic two-pass reduction over rows, no atomics. Pass 1
+// (partial kernel): row chunks of a fixed size (a function of N only) times column tiles; a block sums its
+// chunk in a fixed order into double partials [chunks, 2, C] in a workspace. Pass 2 (finish kernel): each
+// column sums the chunks in order and adds the float-rounded total, as the CPU does (dweight[c] +=
+// float(sum)). The same inputs give the same bits on every run.
 
 constexpr int kBackwardWarps = 8;         // rows per block of the dx kernel, one warp each
 constexpr int kColumnTile = 32;           // columns of a partial-sum block: one 128-byte row segment per warp
-constexpr int kRowLanes = 32;             // rows a partial-sum block reads at once
+constexpr int kRowLanes = 8;              // rows a partial-sum block reads at once
 constexpr int64_t kMinRowsPerChunk = 64;  // rows of one partial sum, at least
-constexpr int64_t kSingleChunkRows = 4096;  // up to this many rows, one chunk (one kernel)
-constexpr int64_t kMaxChunks = 256;         // partial sums per column, at most
+constexpr int64_t kMaxChunks = 256;       // partial sums per column, at most
 constexpr int kFinishThreads = 256;
 
 __device__ __forceinline__ double warp_sum_double(double v) {
@@ -410,11 +408,9 @@ __global__ void __launch_bounds__(kBackwardWarps * 32)
 // partial[k][1][c] = sum of dout[n,c]; chunk k is rows [k rows_per_chunk, min(N, (k + 1) rows_per_chunk)).
 // Block (kColumnTile, kRowLanes) threads, grid (ceil(C / kColumnTile), chunks): thread (tx, ty) sums rows ty,
 // ty + kRowLanes, ... of the chunk for column tile * kColumnTile + tx, then thread row 0 adds the kRowLanes
-// sums in order. With one chunk (partial == nullptr) thread row 0 adds the float-rounded sums to dweight and
-// dbias [C] itself, as the finish kernel would.
+// sums in order.
 __global__ void __launch_bounds__(kColumnTile* kRowLanes)
-    layer_norm_backward_partial_kernel(double* __restrict__ partial, float* __restrict__ dweight,
-                                       float* __restrict__ dbias, const float* __restrict__ dout,
+    layer_norm_backward_partial_kernel(double* __restrict__ partial, const float* __restrict__ dout,
                                        const float* __restrict__ x, const float* __restrict__ mean,
                                        const float* __restrict__ rstd, int64_t N, int64_t C,
                                        int64_t rows_per_chunk) {
@@ -442,11 +438,6 @@ __global__ void __launch_bounds__(kColumnTile* kRowLanes)
     for (int lane = 0; lane < kRowLanes; ++lane) {
       dw_total += dw_lanes[lane][tx];
       db_total += db_lanes[lane][tx];
-    }
-    if (partial == nullptr) {
-      dweight[c] += static_cast<float>(dw_total);
-      dbias[c] += static_cast<float>(db_total);
-      return;
     }
     partial[(chunk * 2) * C + c] = dw_total;
     partial[(chunk * 2 + 1) * C + c] = db_total;
@@ -541,19 +532,13 @@ void layer_norm_backward(ExecutionContext& ctx, float* dx, float* dweight, float
   NLPF_CUDA_CHECK_LAUNCH();
 
   // The chunking depends on N only, so the summation order (and the result) does not depend on the device.
-  const int64_t rows_per_chunk =
-      N <= kSingleChunkRows ? N : std::max(kMinRowsPerChunk, (N + kMaxChunks - 1) / kMaxChunks);
+  const int64_t rows_per_chunk = std::max(kMinRowsPerChunk, (N + kMaxChunks - 1) / kMaxChunks);
   const int64_t chunks = (N + rows_per_chunk - 1) / rows_per_chunk;  // <= kMaxChunks: a valid grid.y
-  const dim3 partial_grid(static_cast<unsigned>(column_tiles), static_cast<unsigned>(chunks));
-  if (chunks == 1) {
-    layer_norm_backward_partial_kernel<<<partial_grid, dim3(kColumnTile, kRowLanes), 0, cuda.stream()>>>(
-        nullptr, dweight, dbias, dout, x, mean, rstd, N, C, rows_per_chunk);
-    NLPF_CUDA_CHECK_LAUNCH();
-    return;
-  }
   Buffer partial(ctx.allocator(), static_cast<size_t>(chunks * 2 * C) * sizeof(double));
-  layer_norm_backward_partial_kernel<<<partial_grid, dim3(kColumnTile, kRowLanes), 0, cuda.stream()>>>(
-      static_cast<double*>(partial.data()), nullptr, nullptr, dout, x, mean, rstd, N, C, rows_per_chunk);
+  layer_norm_backward_partial_kernel<<<dim3(static_cast<unsigned>(column_tiles),
+                                            static_cast<unsigned>(chunks)),
+                                       dim3(kColumnTile, kRowLanes), 0, cuda.stream()>>>(
+      static_cast<double*>(partial.data()), dout, x, mean, rstd, N, C, rows_per_chunk);
   NLPF_CUDA_CHECK_LAUNCH();
   layer_norm_backward_finish_kernel<<<static_cast<unsigned>((C + kFinishThreads - 1) / kFinishThreads),
                                       kFinishThreads, 0, cuda.stream()>>>(
