@@ -60,6 +60,8 @@ struct Options {
   int trials = 3;
   double idle_seconds = 3.0;
   std::string capture_steps = "on";  // on: each step a CUDA graph replay (Optimizer's capture_steps)
+  std::string gemm_selection =
+      "heuristic";  // or inplace-reduction (GemmSelection::HEURISTIC_INPLACE_REDUCTION)
 };
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
@@ -106,6 +108,7 @@ json measure(const Device& device, EnergyMeter& meter, const BertConfig& config,
                  {"steps_per_trial", o.steps},
                  {"trials", o.trials},
                  {"capture_steps", o.capture_steps == "on"},
+                 {"gemm_selection", o.gemm_selection},
                  {"error", nullptr}};
   try {
     NLPF_CHECK(precision == "fp32" || precision == "tf32" || precision == "bf16" || precision == "fp16",
@@ -119,6 +122,9 @@ json measure(const Device& device, EnergyMeter& meter, const BertConfig& config,
                        : precision == "bf16" ? MathMode::BF16
                        : precision == "fp16" ? MathMode::FP16
                                              : MathMode::IEEE_FP32);
+    gpu->set_gemm_selection(o.gemm_selection == "inplace-reduction"
+                                ? GemmSelection::HEURISTIC_INPLACE_REDUCTION
+                                : GemmSelection::HEURISTIC);
     gpu->allocator().reset_peak();
     BertForSequenceClassification model(config, kSeed);
     model.set_dropout(DropoutSettings::from_config(config, kSeed));
@@ -288,10 +294,11 @@ int run(const Options& o) {
   for (const std::string& precision : o.precisions) {
     json record = measure(device, *meter, config, batches, precision, o);
     if (record["error"].is_null()) {
-      std::fprintf(stderr, "nlpf %s (capture %s) b%lld t%lld: %.2f ms/step, %s J/step, peak %.0f MiB\n",
-                   precision.c_str(), o.capture_steps.c_str(), static_cast<long long>(o.batch_size),
-                   static_cast<long long>(o.seq_len), record["ms_per_step"].get<double>(),
-                   record["j_per_step"].dump().c_str(), record["peak_memory_mb"].get<double>());
+      std::fprintf(stderr, "nlpf %s (capture %s, %s) b%lld t%lld: %.2f ms/step, %s J/step, peak %.0f MiB\n",
+                   precision.c_str(), o.capture_steps.c_str(), o.gemm_selection.c_str(),
+                   static_cast<long long>(o.batch_size), static_cast<long long>(o.seq_len),
+                   record["ms_per_step"].get<double>(), record["j_per_step"].dump().c_str(),
+                   record["peak_memory_mb"].get<double>());
     } else {
       std::fprintf(stderr, "nlpf %s: %s\n", precision.c_str(), record["error"].get<std::string>().c_str());
     }
@@ -326,6 +333,11 @@ int main(int argc, char** argv) {
          "--capture-steps", o.capture_steps,
          "on: each step replays a CUDA graph of it (captured at its second use); off: launched eagerly")
       ->check(CLI::IsMember({"on", "off"}));
+  app.add_option(
+         "--gemm-selection", o.gemm_selection,
+         "heuristic: cuBLASLt's first choice (training's); inplace-reduction: its first that adds split-K "
+         "partial products in the output (no reduction kernel)")
+      ->check(CLI::IsMember({"heuristic", "inplace-reduction"}));
   app.add_option("--out", o.out, "also write the JSON here (rewritten after every record)");
   CLI11_PARSE(app, argc, argv);
   try {

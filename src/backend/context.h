@@ -33,8 +33,12 @@ enum class MathMode { IEEE_FP32, TF32, BF16, FP16 };
 // first choice, the same on every run (training keeps it: deterministic runs). AUTOTUNE: the heuristic's
 // candidates are timed once on the GEMM's own operands and the fastest kept (TensorRT's builder does the
 // same); only for a GEMM that can be repeated (its output is not also its input) and made outside a graph
-// capture, others fall back to HEURISTIC. Each selection keeps its own plans.
-enum class GemmSelection { HEURISTIC, AUTOTUNE };
+// capture, others fall back to HEURISTIC. HEURISTIC_INPLACE_REDUCTION: the heuristic's first choice among
+// algorithms that add a split-K GEMM's partial products in the output buffer in a fixed order (cuBLASLt's
+// CUBLASLT_REDUCTION_SCHEME_INPLACE) or do not split K, so no reduction kernel runs after a split GEMM
+// (training's weight gradients, whose K is the batch's tokens); where the library offers none, HEURISTIC's.
+// Deterministic as HEURISTIC. Each selection keeps its own plans.
+enum class GemmSelection { HEURISTIC, AUTOTUNE, HEURISTIC_INPLACE_REDUCTION };
 
 class ExecutionContext {
  public:
@@ -63,7 +67,8 @@ class ExecutionContext {
   // Records the device work that `work` queues on this context, without running it, for replay (CUDA: stream
   // capture into a graph, instantiated once). `work` must not synchronise or read results on the host, and
   // must free what it allocates (CUDA: the allocations become the graph's own allocation and free nodes,
-  // made again at each replay). The CPU context has no device queue: its CapturedWork runs `work` again at each replay.
+  // made again at each replay). The CPU context has no device queue: its CapturedWork runs `work` again at
+  // each replay.
   virtual std::unique_ptr<CapturedWork> capture(const std::function<void()>& work);
   // The most memory CUDA graphs' own allocations (made inside captured work) have held on this context's
   // device, which the allocator's counts do not include (CUDA: cudaGraphMemAttrReservedMemHigh, the process's

@@ -36,14 +36,17 @@ const ModeCase kModes[] = {{MathMode::IEEE_FP32, 1e-5, "ieee"},
 std::string case_name(const Size& s, const ModeCase& m, GemmSelection selection) {
   return "B=" + std::to_string(s.B) + " T=" + std::to_string(s.T) + " C=" + std::to_string(s.C) +
          " OC=" + std::to_string(s.OC) + " " + m.name +
-         (selection == GemmSelection::AUTOTUNE ? " autotuned" : "");
+         (selection == GemmSelection::AUTOTUNE                      ? " autotuned"
+          : selection == GemmSelection::HEURISTIC_INPLACE_REDUCTION ? " in-place split-K"
+                                                                    : "");
 }
 
 class LinearCuda : public CudaOpTest {};
 
 TEST_F(LinearCuda, ForwardMatchesCpu) {
   std::mt19937 rng(701);
-  for (const GemmSelection selection : {GemmSelection::HEURISTIC, GemmSelection::AUTOTUNE}) {
+  for (const GemmSelection selection :
+       {GemmSelection::HEURISTIC, GemmSelection::AUTOTUNE, GemmSelection::HEURISTIC_INPLACE_REDUCTION}) {
     gpu().set_gemm_selection(selection);
     for (const ModeCase m : kModes) {
       gpu().set_math_mode(m.mode);
@@ -73,7 +76,8 @@ std::vector<std::pair<Size, ops::GradientOutput>> size_output_cases() {
 
 TEST_F(LinearCuda, BackwardMatchesCpuAndAccumulates) {
   std::mt19937 rng(702);
-  for (const GemmSelection selection : {GemmSelection::HEURISTIC, GemmSelection::AUTOTUNE}) {
+  for (const GemmSelection selection :
+       {GemmSelection::HEURISTIC, GemmSelection::AUTOTUNE, GemmSelection::HEURISTIC_INPLACE_REDUCTION}) {
     gpu().set_gemm_selection(selection);
     for (const ModeCase m : kModes) {
       gpu().set_math_mode(m.mode);
@@ -103,20 +107,25 @@ TEST_F(LinearCuda, BackwardMatchesCpuAndAccumulates) {
 }
 
 TEST_F(LinearCuda, BackwardIsDeterministic) {
+  // Both deterministic selections (training's): split-K partial products reduced by a kernel or in place.
   std::mt19937 rng(703);
   const Tensor x = random_tensor(rng, {7, 157, 37}), weight = random_tensor(rng, {29, 37}),
                dy = random_tensor(rng, {7, 157, 29});
-  std::vector<double> first[3];
-  for (int run = 0; run < 2; ++run) {
-    Tensor dx = poisoned({7, 157, 37}), dweight = device(Tensor::zeros(DType::F32, {29, 37})),
-           dbias = device(Tensor::zeros(DType::F32, {29}));
-    ops::linear_backward(gpu(), dx, dweight, dbias, device(dy), device(x), device(weight));
-    const std::vector<double> got[3] = {values(dx), values(dweight), values(dbias)};
-    for (int i = 0; i < 3; ++i) {
-      if (run == 0) {
-        first[i] = got[i];
-      } else {
-        EXPECT_EQ(got[i], first[i]) << "output " << i << " differs between two runs";
+  for (const GemmSelection selection :
+       {GemmSelection::HEURISTIC, GemmSelection::HEURISTIC_INPLACE_REDUCTION}) {
+    gpu().set_gemm_selection(selection);
+    std::vector<double> first[3];
+    for (int run = 0; run < 2; ++run) {
+      Tensor dx = poisoned({7, 157, 37}), dweight = device(Tensor::zeros(DType::F32, {29, 37})),
+             dbias = device(Tensor::zeros(DType::F32, {29}));
+      ops::linear_backward(gpu(), dx, dweight, dbias, device(dy), device(x), device(weight));
+      const std::vector<double> got[3] = {values(dx), values(dweight), values(dbias)};
+      for (int i = 0; i < 3; ++i) {
+        if (run == 0) {
+          first[i] = got[i];
+        } else {
+          EXPECT_EQ(got[i], first[i]) << "output " << i << " differs between two runs";
+        }
       }
     }
   }

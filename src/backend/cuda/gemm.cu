@@ -140,8 +140,8 @@ cublasStatus_t launch(CudaContext& ctx, const GemmPlanCache::Plan& plan, const P
   const float alpha = 1.0f, beta = p.c ? 1.0f : 0.0f;
   const void* c = p.c ? p.c : (p.fp8_out ? nullptr : p.d);
   const void* alpha_pointer = p.alpha_vector ? static_cast<const void*>(p.alpha_vector) : &alpha;
-  return cublasLtMatmul(ctx.cublaslt(), plan.desc, alpha_pointer, p.b, plan.a, p.a, plan.b, &beta, c, plan.c, p.d,
-                        plan.d, &algo, ctx.workspace(), ctx.workspace_bytes(), ctx.stream());
+  return cublasLtMatmul(ctx.cublaslt(), plan.desc, alpha_pointer, p.b, plan.a, p.a, plan.b, &beta, c, plan.c,
+                        p.d, plan.d, &algo, ctx.workspace(), ctx.workspace_bytes(), ctx.stream());
 }
 
 constexpr int kAutotuneCandidates = 8;
@@ -192,9 +192,12 @@ std::unique_ptr<GemmPlanCache::Plan> make_plan(CudaContext& ctx, const Problem& 
   const cudaDataType_t type = cuda_data_type(p.dtype);
   const cudaDataType_t operand_type = p.fp8 ? CUDA_R_8F_E4M3 : type;
   cublasComputeType_t compute = CUBLAS_COMPUTE_32F;  // fp8 operands: always (an f32 D is fp8's f32 output)
-  if (!p.fp8 && p.dtype == DType::F32 && ctx.math_mode() == MathMode::TF32) compute = CUBLAS_COMPUTE_32F_FAST_TF32;
-  if (!p.fp8 && p.dtype == DType::F32 && ctx.math_mode() == MathMode::BF16) compute = CUBLAS_COMPUTE_32F_FAST_16BF;
-  if (!p.fp8 && p.dtype == DType::F32 && ctx.math_mode() == MathMode::FP16) compute = CUBLAS_COMPUTE_32F_FAST_16F;
+  if (!p.fp8 && p.dtype == DType::F32 && ctx.math_mode() == MathMode::TF32)
+    compute = CUBLAS_COMPUTE_32F_FAST_TF32;
+  if (!p.fp8 && p.dtype == DType::F32 && ctx.math_mode() == MathMode::BF16)
+    compute = CUBLAS_COMPUTE_32F_FAST_16BF;
+  if (!p.fp8 && p.dtype == DType::F32 && ctx.math_mode() == MathMode::FP16)
+    compute = CUBLAS_COMPUTE_32F_FAST_16F;
   NLPF_CUDA_CHECK(cublasLtMatmulDescCreate(&plan->desc, compute, CUDA_R_32F));
   const cublasOperation_t op_a = p.transpose_b ? CUBLAS_OP_T : CUBLAS_OP_N;
   const cublasOperation_t op_b = p.transpose_a ? CUBLAS_OP_T : CUBLAS_OP_N;
@@ -261,7 +264,22 @@ std::unique_ptr<GemmPlanCache::Plan> make_plan(CudaContext& ctx, const Problem& 
   const bool tune = ctx.gemm_selection() == GemmSelection::AUTOTUNE && repeatable(p) && !capturing(ctx);
   cublasLtMatmulHeuristicResult_t results[kAutotuneCandidates] = {};
   int found = 0;
-  if (status == CUBLAS_STATUS_SUCCESS) {
+  if (status == CUBLAS_STATUS_SUCCESS && ctx.gemm_selection() == GemmSelection::HEURISTIC_INPLACE_REDUCTION) {
+    const uint32_t in_place = CUBLASLT_REDUCTION_SCHEME_INPLACE;
+    status = cublasLtMatmulPreferenceSetAttribute(preference, CUBLASLT_MATMUL_PREF_REDUCTION_SCHEME_MASK,
+                                                  &in_place, sizeof in_place);
+    if (status == CUBLAS_STATUS_SUCCESS) {
+      status = cublasLtMatmulAlgoGetHeuristic(ctx.cublaslt(), plan->desc, plan->a, plan->b, plan->c, plan->d,
+                                              preference, 1, results, &found);
+    }
+    if (status != CUBLAS_STATUS_SUCCESS || found == 0) {  // none offered: the unrestricted heuristic's
+      const uint32_t any = CUBLASLT_REDUCTION_SCHEME_MASK;
+      status = cublasLtMatmulPreferenceSetAttribute(preference, CUBLASLT_MATMUL_PREF_REDUCTION_SCHEME_MASK,
+                                                    &any, sizeof any);
+      found = 0;
+    }
+  }
+  if (status == CUBLAS_STATUS_SUCCESS && found == 0) {
     status = cublasLtMatmulAlgoGetHeuristic(ctx.cublaslt(), plan->desc, plan->a, plan->b, plan->c, plan->d,
                                             preference, tune ? kAutotuneCandidates : 1, results, &found);
   }
@@ -283,30 +301,29 @@ GemmPlanCache::Plan& plan_of(CudaContext& ctx, const Problem& p) {
                          alignment_of(p.a, p.batch, p.stride_a * element),
                          alignment_of(p.c ? p.c : p.d, p.batch, p.stride_d * d_element),
                          alignment_of(p.d, p.batch, p.stride_d * d_element)};
-  const GemmPlanCache::Key key{static_cast<int>(p.dtype),
-                               static_cast<int>(ctx.math_mode()),
-                               p.transpose_a,
-                               p.transpose_b,
-                               p.M,
-                               p.N,
-                               p.K,
-                               p.lda,
-                               p.ldb,
-                               p.ldd,
-                               static_cast<int>(epilogue_of(p)),
-                               p.c != nullptr,
-                               align.a,
-                               align.b,
-                               align.c,
-                               align.d,
-                               p.fp8 ? (p.fp8_out ? 2 : 1) + (p.outer_vec_scales ? 2 : 0) +
-                                           (p.alpha_vector ? 4 : 0)
-                                     : 0,
-                               static_cast<int>(ctx.gemm_selection()),
-                               p.batch,
-                               p.stride_a,
-                               p.stride_b,
-                               p.stride_d};
+  const GemmPlanCache::Key key{
+      static_cast<int>(p.dtype),
+      static_cast<int>(ctx.math_mode()),
+      p.transpose_a,
+      p.transpose_b,
+      p.M,
+      p.N,
+      p.K,
+      p.lda,
+      p.ldb,
+      p.ldd,
+      static_cast<int>(epilogue_of(p)),
+      p.c != nullptr,
+      align.a,
+      align.b,
+      align.c,
+      align.d,
+      p.fp8 ? (p.fp8_out ? 2 : 1) + (p.outer_vec_scales ? 2 : 0) + (p.alpha_vector ? 4 : 0) : 0,
+      static_cast<int>(ctx.gemm_selection()),
+      p.batch,
+      p.stride_a,
+      p.stride_b,
+      p.stride_d};
   std::unique_ptr<GemmPlanCache::Plan>& plan = ctx.gemm_plans().plans[key];
   if (!plan) plan = make_plan(ctx, p, align);
   return *plan;
@@ -424,12 +441,13 @@ void gemm_fp8_per_channel_two_pass(CudaContext& cuda, const Fp8GemmArgs& g) {
     run(cuda, p);
     constexpr int kThreads = 256;
     const int64_t total = g.N * g.OC;
-    const int blocks = static_cast<int>(std::min<int64_t>((total + kThreads - 1) / kThreads,
-                                                          int64_t{32} * cuda.multiprocessor_count()));
+    const int blocks = static_cast<int>(
+        std::min<int64_t>((total + kThreads - 1) / kThreads, int64_t{32} * cuda.multiprocessor_count()));
     if (g.out_dtype == DType::BF16) {
       fp8_channel_scale_kernel<<<blocks, kThreads, 0, cuda.stream()>>>(
-          static_cast<__nv_bfloat16*>(g.y), product, g.weight_scale, static_cast<const __nv_bfloat16*>(g.bias),
-          static_cast<const __nv_bfloat16*>(g.residual), g.gelu, g.N, g.OC);
+          static_cast<__nv_bfloat16*>(g.y), product, g.weight_scale,
+          static_cast<const __nv_bfloat16*>(g.bias), static_cast<const __nv_bfloat16*>(g.residual), g.gelu,
+          g.N, g.OC);
     } else {
       fp8_channel_scale_kernel<<<blocks, kThreads, 0, cuda.stream()>>>(
           static_cast<__half*>(g.y), product, g.weight_scale, static_cast<const __half*>(g.bias),
