@@ -12,7 +12,19 @@
 namespace nlpf::test {
 namespace {
 
-class DropoutCuda : public CudaOpTest {};
+class DropoutCuda : public CudaOpTest {
+ protected:
+  // A step index in host memory (the CPU reference's draw) and the same in device memory (the kernels').
+  struct Step {
+    Tensor host, on_device;
+  };
+  Step step_in_both_memories(int64_t value) {
+    Step step{Tensor::empty(DType::I64, {1}), poisoned({1}, DType::I64)};
+    step.host.data<int64_t>()[0] = value;
+    copy_tensor(gpu(), step.on_device, step.host);
+    return step;
+  }
+};
 
 TEST_F(DropoutCuda, MaskIsTheCpuMaskBitForBit) {
   struct Case {
@@ -68,20 +80,18 @@ TEST_F(DropoutCuda, DrawnDropoutIsTheCpuDropoutBitForBit) {
   // mask drawn, then applied): bit for bit, with the offset off a Philox block, with the step read from
   // device memory, in place, and over more elements than one pass of the grid.
   std::mt19937 rng(15);
-  Tensor step = poisoned({1}, DType::I64);
-  Tensor host_step = Tensor::empty(DType::I64, {1});
-  host_step.data<int64_t>()[0] = 9;
-  copy_tensor(gpu(), step, host_step);
+  Step step = step_in_both_memories(9);
   const uint64_t stride = uint64_t{1} << 42;
   for (const int64_t N : {int64_t{1}, int64_t{5 * 13 * 37}, int64_t{3000001}}) {
     for (const bool device_step : {false, true}) {
       SCOPED_TRACE("N=" + std::to_string(N) + (device_step ? " step in device memory" : " offset 7"));
       const Tensor x = random_tensor(rng, {N}, -2, 2);
       const ops::DropoutDraw cpu_draw = device_step
-                                            ? ops::DropoutDraw{31, 8, &host_step.data<int64_t>()[0], stride}
+                                            ? ops::DropoutDraw{31, 8, step.host.data<int64_t>(), stride}
                                             : ops::DropoutDraw{31, 7, nullptr, 0};
-      const ops::DropoutDraw gpu_draw = device_step ? ops::DropoutDraw{31, 8, step.data<int64_t>(), stride}
-                                                    : ops::DropoutDraw{31, 7, nullptr, 0};
+      const ops::DropoutDraw gpu_draw = device_step
+                                            ? ops::DropoutDraw{31, 8, step.on_device.data<int64_t>(), stride}
+                                            : ops::DropoutDraw{31, 7, nullptr, 0};
       Tensor ref = Tensor::empty(DType::F32, {N});
       ops::dropout_forward(cpu_context(), ref, x, 0.1, cpu_draw);
       Tensor out = poisoned({N});
@@ -99,23 +109,20 @@ TEST_F(DropoutCuda, DrawnDropoutWithResidualIsDropoutThenAddBitForBit) {
   // dropout_forward then add_forward: bit for bit, with the step in device memory, out of place and in place
   // on x and on the residual.
   std::mt19937 rng(16);
-  Tensor step = poisoned({1}, DType::I64);
-  Tensor host_step = Tensor::empty(DType::I64, {1});
-  host_step.data<int64_t>()[0] = 5;
-  copy_tensor(gpu(), step, host_step);
+  Step step = step_in_both_memories(5);
   const uint64_t stride = uint64_t{1} << 42;
   for (const int64_t N : {int64_t{1}, int64_t{5 * 13 * 37}, int64_t{3000001}}) {
     SCOPED_TRACE("N=" + std::to_string(N));
     const Tensor x = random_tensor(rng, {N}, -2, 2), residual = random_tensor(rng, {N}, -2, 2);
     Tensor ref = Tensor::empty(DType::F32, {N});
     ops::dropout_forward(cpu_context(), ref, x, 0.1,
-                         ops::DropoutDraw{31, 8, &host_step.data<int64_t>()[0], stride});
+                         ops::DropoutDraw{31, 8, step.host.data<int64_t>(), stride});
     ops::add_forward(cpu_context(), ref, ref, residual);
     Tensor cpu_fused = Tensor::empty(DType::F32, {N});
     ops::dropout_add_forward(cpu_context(), cpu_fused, x, residual, 0.1,
-                             ops::DropoutDraw{31, 8, &host_step.data<int64_t>()[0], stride});
+                             ops::DropoutDraw{31, 8, step.host.data<int64_t>(), stride});
     EXPECT_TRUE(bit_identical(cpu_fused, ref));
-    const ops::DropoutDraw draw{31, 8, step.data<int64_t>(), stride};
+    const ops::DropoutDraw draw{31, 8, step.on_device.data<int64_t>(), stride};
     Tensor out = poisoned({N});
     ops::dropout_add_forward(gpu(), out, device(x), device(residual), 0.1, draw);
     EXPECT_TRUE(bit_identical(to_host(gpu(), out), ref));
