@@ -321,8 +321,15 @@ if want finetune_gpu; then
   #                            measure the accuracy spread, as bench/RESULTS.md's "Accuracy over seeds")
   # Results in results/finetune_gpu/: nlpf_<p>/ (metrics.json, run.json, train_log.csv, pareto.csv,
   # power_trace.csv, predictions.jsonl; no weights), peer_<p>_<padding>.json and _train_log.csv.
+  # The Trainer is launch-bound: its time and energy follow the host. Run one fine-tune at a time on a host (two
+  # Trainer runs at once took 20-23% longer on 2026-11-30); host_load.txt records the load average and the other
+  # GPU processes before each run, so a reader can see what shared the host.
   ft="$res/finetune_gpu"
   rm -rf "$ft" && mkdir -p "$ft"
+  ft_host_load() {  # ft_host_load RUN: a line of host load before RUN
+    echo "$1 $(date -u +%FT%TZ) loadavg $(cut -d' ' -f1-3 /proc/loadavg) cpus $(nproc) gpu_processes" \
+      "$(nvidia-smi --query-compute-apps=pid --format=csv,noheader 2>/dev/null | wc -l)" >>"$ft/host_load.txt"
+  }
   ft_limit=()
   [ -n "${FINETUNE_MAX_TRAIN_EXAMPLES:-}" ] && ft_limit=(--max-train-examples "$FINETUNE_MAX_TRAIN_EXAMPLES")
   ft_warmup=${FINETUNE_WARMUP_SECONDS:-25}
@@ -343,6 +350,7 @@ from peer_gpu_inference import gpu_warmup; gpu_warmup(torch, float(sys.argv[1]))
         t=$(ft_time)
       fi
       # shellcheck disable=SC2086  # FINETUNE_NLPF_EXTRA is a list of arguments
+      ft_host_load "nlpf_$p$ft_tag"
       run_step "finetune_nlpf_$p$ft_tag" timeout -k 10 "$t" build-gpu/nlpf phase1 --device cuda --model "$carry/minilm-f16" \
         --data-dir "$carry/shared/data/sst2" --train-precision "$p" --seed "$seed" "${ft_limit[@]}" ${FINETUNE_NLPF_EXTRA:-} \
         --runs-dir "$ft/runs_nlpf_$p$ft_tag" --quiet
@@ -369,6 +377,7 @@ PY
       name="peer_${prec}_$pad$ft_tag"
       t=$(ft_time)
       if [ "$t" -lt 30 ]; then note "finetune_$name: skipped, ${t} s left before FINETUNE_DEADLINE_S"; continue; fi
+      ft_host_load "$name"
       run_step "finetune_$name" env PYTHONUNBUFFERED=1 timeout -k 10 "$t" python3 bench/peer/peer_finetune_trainer.py \
         --model "$carry/minilm-f16" --train-tsv "$carry/shared/data/sst2/train.tsv" \
         --dev-tsv "$carry/shared/data/sst2/dev.tsv" --padding "$pad" --precision "$prec" --seed "$seed" "${ft_limit[@]}" \
