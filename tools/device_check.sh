@@ -322,7 +322,7 @@ if want finetune_gpu; then
   # Results in results/finetune_gpu/: nlpf_<p>/ (metrics.json, run.json, train_log.csv, pareto.csv,
   # power_trace.csv, predictions.jsonl; no weights), peer_<p>_<padding>.json and _train_log.csv.
   # The Trainer is launch-bound: its time and energy follow the host. Run one fine-tune at a time on a host (two
-  # Trainer runs at once took 20-23% longer on 2026-11-30); host_load.txt records the load average and the other
+  # Trainer runs at once took 18-23% longer on 2026-11-30); host_load.txt records the load average and the other
   # GPU processes before each run, so a reader can see what shared the host.
   ft="$res/finetune_gpu"
   rm -rf "$ft" && mkdir -p "$ft"
