@@ -210,7 +210,7 @@ float scale_of(int64_t HS) {
 void attention_forward(ExecutionContext& base, float* out, float* probs, const float* q, const float* k,
                        const float* v, const int32_t* attention_mask, const KeepSource& keep,
                        float keep_scale, int64_t B, int64_t T, int64_t NH, int64_t HS) {
-  const bool dropout = keep.mask != nullptr || keep.drawn;
+  const bool dropout = keep.active();
   CudaContext& ctx = cuda_context(base);
   const int64_t rows = B * NH * T, BTC = B * T * NH * HS;
   if (rows == 0 || HS == 0) return;
@@ -243,7 +243,7 @@ void attention_backward(ExecutionContext& base, float* dq, float* dk, float* dv,
                         const float* q, const float* k, const float* v, const int32_t* attention_mask,
                         const float* probs, const KeepSource& keep, float keep_scale, int64_t B, int64_t T,
                         int64_t NH, int64_t HS) {
-  const bool dropout = keep.mask != nullptr || keep.drawn;
+  const bool dropout = keep.active();
   CudaContext& ctx = cuda_context(base);
   const int64_t rows = B * NH * T, BTC = B * T * NH * HS, batch = B * NH;
   if (rows == 0 || HS == 0) return;

@@ -31,23 +31,36 @@ void dropout_apply(ExecutionContext& ctx, const char* op, Tensor& out, const cha
   }
 }
 
-// dropout_apply with the mask of `draw`: drawn inside the CUDA kernel, into a scratch mask on the CPU.
+// dropout_apply with the mask of `draw` (drawn inside the CUDA kernel, into a scratch mask on the CPU), plus
+// `residual` where it is given (dropout_add_forward: on the CPU the two ops in turn, through a scratch since
+// out may be the residual; on CUDA the same kernel's one pass).
 void dropout_apply_drawn(ExecutionContext& ctx, const char* op, Tensor& out, const char* out_name,
-                         const Tensor& in, const char* in_name, double p, const DropoutDraw& draw) {
+                         const Tensor& in, const char* in_name, double p, const DropoutDraw& draw,
+                         const Tensor* residual = nullptr) {
   NLPF_CHECK(p >= 0 && p < 1, ErrorCode::INVALID_ARGUMENT, op, ": p = ", p, " is outside [0, 1)");
   check_dropout_draw(op, draw);
-  const Device device = detail::check_elementwise(op, ctx, {{in_name, &in}, {out_name, &out}});
+  const Device device =
+      residual != nullptr
+          ? detail::check_elementwise(op, ctx, {{in_name, &in}, {"residual", residual}, {out_name, &out}})
+          : detail::check_elementwise(op, ctx, {{in_name, &in}, {out_name, &out}});
   switch (device.type) {
     case DeviceType::CPU: {
       Tensor keep = Tensor::empty(DType::F32, in.shape());
       dropout_mask(ctx, keep, p, draw);
-      dropout_apply(ctx, op, out, out_name, in, in_name, keep, p);
+      if (residual == nullptr) {
+        dropout_apply(ctx, op, out, out_name, in, in_name, keep, p);
+        return;
+      }
+      Tensor dropped = Tensor::empty(DType::F32, in.shape());
+      dropout_apply(ctx, op, dropped, out_name, in, in_name, keep, p);
+      add_forward(ctx, out, dropped, *residual);
       return;
     }
     case DeviceType::CUDA:
       if constexpr (kCudaBuilt) {
         cuda::dropout_forward(ctx, out.data<float>(), in.data<float>(), cuda::drawn_keep(draw, p),
-                              static_cast<float>(1 / (1 - p)), in.numel());
+                              static_cast<float>(1 / (1 - p)), in.numel(),
+                              residual != nullptr ? residual->data<float>() : nullptr);
         return;
       }
       detail::throw_no_cuda_kernel(op);
@@ -62,26 +75,7 @@ void dropout_forward(ExecutionContext& ctx, Tensor& out, const Tensor& x, double
 
 void dropout_add_forward(ExecutionContext& ctx, Tensor& out, const Tensor& x, const Tensor& residual,
                          double p, const DropoutDraw& draw) {
-  constexpr const char* kOp = "dropout_add_forward";
-  NLPF_CHECK(p >= 0 && p < 1, ErrorCode::INVALID_ARGUMENT, kOp, ": p = ", p, " is outside [0, 1)");
-  check_dropout_draw(kOp, draw);
-  const Device device =
-      detail::check_elementwise(kOp, ctx, {{"x", &x}, {"residual", &residual}, {"out", &out}});
-  switch (device.type) {
-    case DeviceType::CPU: {  // the reference: the two ops in turn (through a scratch: out may be residual)
-      Tensor dropped = Tensor::empty(DType::F32, x.shape());
-      dropout_forward(ctx, dropped, x, p, draw);
-      add_forward(ctx, out, dropped, residual);
-      return;
-    }
-    case DeviceType::CUDA:
-      if constexpr (kCudaBuilt) {
-        cuda::dropout_forward(ctx, out.data<float>(), x.data<float>(), cuda::drawn_keep(draw, p),
-                              static_cast<float>(1 / (1 - p)), x.numel(), residual.data<float>());
-        return;
-      }
-      detail::throw_no_cuda_kernel(kOp);
-  }
+  dropout_apply_drawn(ctx, "dropout_add_forward", out, "out", x, "x", p, draw, &residual);
 }
 
 void dropout_backward(ExecutionContext& ctx, Tensor& dx, const Tensor& dout, double p,

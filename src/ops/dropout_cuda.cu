@@ -102,8 +102,8 @@ void dropout_forward(ExecutionContext& ctx, float* out, const float* x, const fl
 
 void dropout_forward(ExecutionContext& ctx, float* out, const float* x, const KeepSource& keep, float scale,
                      int64_t N, const float* residual) {
-  NLPF_CHECK(N >= 0 && (keep.mask != nullptr || keep.drawn), ErrorCode::INVALID_ARGUMENT,
-             "dropout_forward (cuda): N = ", N, ", or neither a mask nor a draw");
+  NLPF_CHECK(N >= 0 && keep.active(), ErrorCode::INVALID_ARGUMENT, "dropout_forward (cuda): N = ", N,
+             ", or neither a mask nor a draw");
   if (N == 0) return;
   NLPF_CHECK(keep.mask == nullptr || residual == nullptr, ErrorCode::INVALID_ARGUMENT,
              "dropout_forward (cuda): a residual with a stored mask");

@@ -19,6 +19,7 @@ struct KeepSource {
   uint64_t seed = 0, offset = 0, step_stride = 0;
   const int64_t* step = nullptr;
   float keep_probability = 1;
+  bool active() const { return mask != nullptr || drawn; }  // the host's view; kernels ask KeepReader
 };
 
 // The keep values of ops::DropoutDraw `draw` at dropout probability p, drawn in the kernel.
