@@ -65,8 +65,13 @@ void embeddings_forward(ExecutionContext& ctx, Tensor& out, const Tensor& input_
 }
 
 void embeddings_backward(ExecutionContext& ctx, Tensor& dword, Tensor& dposition, Tensor& dtoken_type,
-                         const Tensor& dout, const Tensor& input_ids, const Tensor& token_type_ids) {
+                         const Tensor& dout, const Tensor& input_ids, const Tensor& token_type_ids,
+                         const Tensor* row_mask) {
   check_ids(kBackward, input_ids, token_type_ids);
+  if (row_mask != nullptr) {
+    detail::check_dtype(kBackward, "row_mask", *row_mask, DType::I32);
+    detail::check_shape(kBackward, "row_mask", *row_mask, input_ids.shape());
+  }
   detail::check_min_rank(kBackward, "dword", dword, 2);
   const int64_t B = input_ids.dim(0), T = input_ids.dim(1), C = dword.dim(1);
   check_table(kBackward, "dword", dword, C);
@@ -83,17 +88,23 @@ void embeddings_backward(ExecutionContext& ctx, Tensor& dword, Tensor& dposition
                                                {"dout", &dout},
                                                {"input_ids", &input_ids},
                                                {"token_type_ids", &token_type_ids}});
+  if (row_mask != nullptr) {
+    NLPF_CHECK(row_mask->device() == device, ErrorCode::INVALID_ARGUMENT, kBackward,
+               ": row_mask is on another device than dword");
+  }
+  const int32_t* mask = row_mask != nullptr ? row_mask->data<int32_t>() : nullptr;
   switch (device.type) {
     case DeviceType::CPU:
       cpu::embeddings_backward(dword.data<float>(), dposition.data<float>(), dtoken_type.data<float>(),
                                dout.data<float>(), input_ids.data<int32_t>(), token_type_ids.data<int32_t>(),
-                               B, T, C, dword.dim(0), dtoken_type.dim(0));
+                               mask, B, T, C, dword.dim(0), dtoken_type.dim(0));
       return;
     case DeviceType::CUDA:
       if constexpr (kCudaBuilt) {
         cuda::embeddings_backward(ctx, dword.data<float>(), dposition.data<float>(),
                                   dtoken_type.data<float>(), dout.data<float>(), input_ids.data<int32_t>(),
-                                  token_type_ids.data<int32_t>(), B, T, C, dword.dim(0), dtoken_type.dim(0));
+                                  token_type_ids.data<int32_t>(), mask, B, T, C, dword.dim(0),
+                                  dtoken_type.dim(0));
         return;
       }
       detail::throw_no_cuda_kernel(kBackward);

@@ -41,8 +41,8 @@ void embeddings_forward(Real* out, const int32_t* input_ids, const int32_t* toke
 // dword [V,C], dposition [P,C], dtoken_type [TV,C] (+=); dout [B,T,C].
 template <typename Real>
 void embeddings_backward(Real* dword, Real* dposition, Real* dtoken_type, const Real* dout,
-                         const int32_t* input_ids, const int32_t* token_type_ids, int64_t B, int64_t T,
-                         int64_t C, int64_t V, int64_t TV) {
+                         const int32_t* input_ids, const int32_t* token_type_ids, const int32_t* row_mask,
+                         int64_t B, int64_t T, int64_t C, int64_t V, int64_t TV) {
   check_ids("embeddings_backward", input_ids, token_type_ids, B * T, V, TV);
   // Rows repeat ids, so threads split the channels instead of the rows: no races, and every table entry
   // sums its rows in the same order whatever the thread count (deterministic gradients).
@@ -51,6 +51,7 @@ void embeddings_backward(Real* dword, Real* dposition, Real* dtoken_type, const 
     const int64_t threads = omp_get_num_threads(), id = omp_get_thread_num();
     const int64_t c0 = C * id / threads, c1 = C * (id + 1) / threads;
     for (int64_t row = 0; row < B * T; ++row) {
+      if (row_mask != nullptr && row_mask[row] == 0) continue;
       const Real* d = dout + row * C;
       Real* dw = dword + input_ids[row] * C;
       Real* dp = dposition + (row % T) * C;
@@ -70,8 +71,9 @@ template void embeddings_forward<double>(double*, const int32_t*, const int32_t*
                                          const double*, const double*, int64_t, int64_t, int64_t, int64_t,
                                          int64_t, int64_t);
 template void embeddings_backward<float>(float*, float*, float*, const float*, const int32_t*, const int32_t*,
-                                         int64_t, int64_t, int64_t, int64_t, int64_t);
+                                         const int32_t*, int64_t, int64_t, int64_t, int64_t, int64_t);
 template void embeddings_backward<double>(double*, double*, double*, const double*, const int32_t*,
-                                          const int32_t*, int64_t, int64_t, int64_t, int64_t, int64_t);
+                                          const int32_t*, const int32_t*, int64_t, int64_t, int64_t, int64_t,
+                                          int64_t);
 
 }  // namespace nlpf::cpu

@@ -4,7 +4,9 @@
 //   position: thread (t, c) adds dout[b, t, c] for b = 0..B-1 to dposition[t, c] in a register, in order;
 //   word and token type (ids repeat): the (id, row) pairs are sorted by id with CUB's radix sort, which is
 //   stable, so each id's rows stay in ascending order; the thread of (first row of an id's run, column c)
-//   then adds that run's dout rows in order to the table entry. Sort buffers come from ctx's allocator.
+//   then adds that run's dout rows in order to the table entry, loading kBatch rows ahead (a run is serial:
+//   the one token type of a single-sentence task is a run of every row). Sort buffers come from ctx's
+//   allocator. Rows masked out (row_mask 0) take the key of an invalid id: sorted last, never added.
 // Parameter gradients accumulate (+=), activation gradients overwrite (=).
 #include "ops/embeddings_cuda.h"
 
@@ -25,7 +27,7 @@ namespace {
 constexpr int kForwardThreads = 256;
 constexpr int kColumnTile = 32;  // columns of a backward block: one 128-byte row segment per warp
 constexpr int kRunLanes = 8;     // sorted positions (or positions t) per backward block
-constexpr int kBatch = 8;        // dout rows whose loads a run thread issues before adding them in order
+constexpr int kBatch = 32;       // dout rows whose loads a run thread issues before adding them in order
 
 // out [B T, C]; block n = b T + t (grid B T), threads over columns.
 __global__ void __launch_bounds__(kForwardThreads)
@@ -46,26 +48,32 @@ __global__ void __launch_bounds__(kForwardThreads)
   for (int64_t c = threadIdx.x; c < C; c += kForwardThreads) out_row[c] = w[c] + p[c] + tt[c];
 }
 
-// dposition [T, C] (+=): thread (t, c) of block (t tile, column tile) adds dout[b, t, c] for b in order.
+// dposition [T, C] (+=): thread (t, c) of block (t tile, column tile) adds dout[b, t, c] for b in order,
+// skipping rows whose row_mask (nullable) is 0.
 __global__ void __launch_bounds__(kColumnTile* kRunLanes)
     embeddings_position_backward_kernel(float* __restrict__ dposition, const float* __restrict__ dout,
-                                        int64_t B, int64_t T, int64_t C) {
+                                        const int32_t* __restrict__ row_mask, int64_t B, int64_t T,
+                                        int64_t C) {
   const int64_t t = static_cast<int64_t>(blockIdx.x) * kRunLanes + threadIdx.y;
   const int64_t c = static_cast<int64_t>(blockIdx.y) * kColumnTile + threadIdx.x;
   if (t >= T || c >= C) return;
   float acc = dposition[t * C + c];
-  for (int64_t b = 0; b < B; ++b) acc += dout[(b * T + t) * C + c];
+  for (int64_t b = 0; b < B; ++b) {
+    if (row_mask == nullptr || row_mask[b * T + t] != 0) acc += dout[(b * T + t) * C + c];
+  }
   dposition[t * C + c] = acc;
 }
 
-// keys [BT] = ids, with an id outside [0, rows) replaced by `rows` (sorted last, then skipped); order [BT] =
-// 0..BT-1, the row of each key.
+// keys [BT] = ids, with an id outside [0, rows) or a row whose row_mask (nullable) is 0 given the key `rows`
+// (sorted last, then skipped); order [BT] = 0..BT-1, the row of each key.
 __global__ void embeddings_sort_keys_kernel(uint32_t* __restrict__ keys, int32_t* __restrict__ order,
-                                            const int32_t* __restrict__ ids, int64_t BT, int64_t rows) {
+                                            const int32_t* __restrict__ ids,
+                                            const int32_t* __restrict__ row_mask, int64_t BT, int64_t rows) {
   const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i >= BT) return;
   const int32_t id = ids[i];
-  keys[i] = id >= 0 && id < rows ? static_cast<uint32_t>(id) : static_cast<uint32_t>(rows);
+  const bool added = id >= 0 && id < rows && (row_mask == nullptr || row_mask[i] != 0);
+  keys[i] = added ? static_cast<uint32_t>(id) : static_cast<uint32_t>(rows);
   order[i] = static_cast<int32_t>(i);
 }
 
@@ -122,12 +130,12 @@ struct SortBuffers {
   size_t temp_bytes;
 };
 
-// dtable [rows, C] += dout rows scattered by ids [BT] (the sorted-run method above).
+// dtable [rows, C] += dout rows scattered by ids [BT], rows masked out skipped (the sorted-run method above).
 void scatter_rows(CudaContext& ctx, const SortBuffers& buffers, float* dtable, const float* dout,
-                  const int32_t* ids, int64_t BT, int64_t C, int64_t rows) {
+                  const int32_t* ids, const int32_t* row_mask, int64_t BT, int64_t C, int64_t rows) {
   constexpr int kKeyThreads = 256;
   embeddings_sort_keys_kernel<<<static_cast<unsigned>((BT + kKeyThreads - 1) / kKeyThreads), kKeyThreads, 0,
-                                ctx.stream()>>>(buffers.keys_in, buffers.order_in, ids, BT, rows);
+                                ctx.stream()>>>(buffers.keys_in, buffers.order_in, ids, row_mask, BT, rows);
   NLPF_CUDA_CHECK_LAUNCH();
   size_t temp_bytes = buffers.temp_bytes;
   NLPF_CUDA_CHECK(cub::DeviceRadixSort::SortPairs(buffers.temp, temp_bytes, buffers.keys_in, buffers.keys_out,
@@ -164,7 +172,7 @@ void embeddings_forward(ExecutionContext& ctx, float* out, const int32_t* input_
 
 void embeddings_backward(ExecutionContext& ctx, float* dword, float* dposition, float* dtoken_type,
                          const float* dout, const int32_t* input_ids, const int32_t* token_type_ids,
-                         int64_t B, int64_t T, int64_t C, int64_t V, int64_t TV) {
+                         const int32_t* row_mask, int64_t B, int64_t T, int64_t C, int64_t V, int64_t TV) {
   check_sizes("embeddings_backward", B, T, C, V, TV);
   if (B == 0) return;
   CudaContext& cuda = cuda_context(ctx);
@@ -173,7 +181,7 @@ void embeddings_backward(ExecutionContext& ctx, float* dword, float* dposition, 
   const dim3 position_grid(static_cast<unsigned>((T + kRunLanes - 1) / kRunLanes),
                            static_cast<unsigned>((C + kColumnTile - 1) / kColumnTile));
   embeddings_position_backward_kernel<<<position_grid, dim3(kColumnTile, kRunLanes), 0, cuda.stream()>>>(
-      dposition, dout, B, T, C);
+      dposition, dout, row_mask, B, T, C);
   NLPF_CUDA_CHECK_LAUNCH();
 
   // CUB's temporary storage for the larger key range (a query: nothing runs, nothing waits).
@@ -195,8 +203,8 @@ void embeddings_backward(ExecutionContext& ctx, float* dword, float* dposition, 
                             reinterpret_cast<int32_t*>(base + 3 * array_bytes),
                             base + 4 * array_bytes,
                             temp_bytes};
-  scatter_rows(cuda, buffers, dword, dout, input_ids, BT, C, V);
-  scatter_rows(cuda, buffers, dtoken_type, dout, token_type_ids, BT, C, TV);
+  scatter_rows(cuda, buffers, dword, dout, input_ids, row_mask, BT, C, V);
+  scatter_rows(cuda, buffers, dtoken_type, dout, token_type_ids, row_mask, BT, C, TV);
 }
 
 }  // namespace nlpf::cuda

@@ -23,7 +23,7 @@ TEST(EmbeddingsGrad, MatchesFiniteDifferences) {
                             dtoken_type0 = random_vector(rng, TV * C);
   std::vector<double> dword = dword0, dposition = dposition0, dtoken_type = dtoken_type0;
   cpu::embeddings_backward(dword.data(), dposition.data(), dtoken_type.data(), r.data(), ids.data(),
-                           types.data(), B, T, C, V, TV);
+                           types.data(), nullptr, B, T, C, V, TV);
   expect_gradient("word", word, subtract(dword, dword0), loss);
   expect_gradient("position", position, subtract(dposition, dposition0), loss);
   expect_gradient("token_type", token_type, subtract(dtoken_type, dtoken_type0), loss);

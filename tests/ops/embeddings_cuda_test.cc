@@ -1,8 +1,9 @@
 // embeddings_forward / embeddings_backward on CUDA against the CPU ops: odd sizes, ids that repeat (a small
 // vocabulary, and one id filling most of a long batch, a run longer than the kernel's load batch), gradients
 // that start non-zero (they accumulate). The backward adds each table row's dout rows in row order like the
-// CPU, so both directions are compared bit for bit as well as within tolerance. An out-of-range id gives its
-// row NaN (the device cannot throw). Skipped where the build has no CUDA or no GPU is visible.
+// CPU, so both directions are compared bit for bit as well as within tolerance, with and without a padding
+// mask whose rows add nothing. An out-of-range id gives its row NaN (the device cannot throw). Skipped where
+// the build has no CUDA or no GPU is visible.
 #include "ops/embeddings.h"
 
 #include <cmath>
@@ -46,6 +47,16 @@ TEST_F(EmbeddingsCuda, ForwardAndBackwardMatchCpuBitForBitAndAccumulate) {
     Tensor dword_ref = dword0.clone(), dposition_ref = dposition0.clone(),
            dtoken_type_ref = dtoken_type0.clone();
     ops::embeddings_backward(cpu_context(), dword_ref, dposition_ref, dtoken_type_ref, dout, ids, types);
+    // A padding mask (each sequence's tail after a random length, at least 1; one sequence unpadded).
+    Tensor mask = Tensor::zeros(DType::I32, {s.B, s.T});
+    for (int64_t b = 0; b < s.B; ++b) {
+      const int64_t length = b == 0 ? s.T : std::uniform_int_distribution<int64_t>(1, s.T)(rng);
+      for (int64_t t = 0; t < length; ++t) mask.data<int32_t>()[b * s.T + t] = 1;
+    }
+    Tensor mword_ref = dword0.clone(), mposition_ref = dposition0.clone(),
+           mtoken_type_ref = dtoken_type0.clone();
+    ops::embeddings_backward(cpu_context(), mword_ref, mposition_ref, mtoken_type_ref, dout, ids, types,
+                             &mask);
 
     const Tensor ids_gpu = to_device(gpu(), ids), types_gpu = to_device(gpu(), types);
     Tensor out = poisoned({s.B, s.T, s.C});
@@ -62,6 +73,14 @@ TEST_F(EmbeddingsCuda, ForwardAndBackwardMatchCpuBitForBitAndAccumulate) {
     EXPECT_TRUE(bit_identical(to_host(gpu(), dword), dword_ref));
     EXPECT_TRUE(bit_identical(to_host(gpu(), dposition), dposition_ref));
     EXPECT_TRUE(bit_identical(to_host(gpu(), dtoken_type), dtoken_type_ref));
+
+    Tensor mword = device(dword0), mposition = device(dposition0), mtoken_type = device(dtoken_type0);
+    const Tensor mask_gpu = to_device(gpu(), mask);
+    ops::embeddings_backward(gpu(), mword, mposition, mtoken_type, device(dout), ids_gpu, types_gpu,
+                             &mask_gpu);
+    EXPECT_TRUE(bit_identical(to_host(gpu(), mword), mword_ref));
+    EXPECT_TRUE(bit_identical(to_host(gpu(), mposition), mposition_ref));
+    EXPECT_TRUE(bit_identical(to_host(gpu(), mtoken_type), mtoken_type_ref));
   }
 }
 

@@ -47,12 +47,47 @@ TEST(Embeddings, BackwardF32MatchesDoubleKernel) {
                            i32_tensor({B, T}, in.ids), i32_tensor({B, T}, in.types));
   std::vector<double> ref_word = dword0, ref_position(P * C, 0.0), ref_token_type(TV * C, 0.0);
   cpu::embeddings_backward(ref_word.data(), ref_position.data(), ref_token_type.data(), dout.data(),
-                           in.ids.data(), in.types.data(), B, T, C, V, TV);
+                           in.ids.data(), in.types.data(), nullptr, B, T, C, V, TV);
   EXPECT_TRUE(all_close(dword, ref_word, kF32));
   EXPECT_TRUE(all_close(dposition, ref_position, kF32));
   EXPECT_TRUE(all_close(dtoken_type, ref_token_type, kF32));
   // Id 3 appears three times: its row sums three rows of dout onto its previous value.
   EXPECT_NEAR(dword.data<float>()[3 * C], dword0[3 * C] + dout[0] + dout[2 * C] + dout[4 * C], 1e-5);
+}
+
+// A row masked out adds nothing: the same bits as the rows' dout set to zero (what a BERT's padded positions
+// carry), and a table entry fed only by masked rows keeps its value.
+TEST(Embeddings, BackwardRowMaskSkipsRowsLikeZeroGradients) {
+  std::mt19937 rng(24);
+  Inputs in(rng);
+  const std::vector<int32_t> mask = {1, 1, 0, 1, 0, 0};  // id 5 appears only in row 5, masked out
+  std::vector<double> dout = round_to_float(random_vector(rng, B * T * C));
+  const std::vector<double> table0 = round_to_float(random_vector(rng, V * C));
+  const Tensor ids = i32_tensor({B, T}, in.ids), types = i32_tensor({B, T}, in.types);
+  const Tensor row_mask = i32_tensor({B, T}, mask);
+  Tensor dword = f32_tensor({V, C}, table0), dposition = Tensor::zeros(DType::F32, {P, C}),
+         dtoken_type = Tensor::zeros(DType::F32, {TV, C});
+  ops::embeddings_backward(cpu_context(), dword, dposition, dtoken_type, f32_tensor({B, T, C}, dout), ids,
+                           types, &row_mask);
+  for (int64_t row = 0; row < B * T; ++row) {
+    if (mask[row] == 0) std::fill_n(dout.begin() + row * C, C, 0.0);
+  }
+  Tensor zword = f32_tensor({V, C}, table0), zposition = Tensor::zeros(DType::F32, {P, C}),
+         ztoken_type = Tensor::zeros(DType::F32, {TV, C});
+  ops::embeddings_backward(cpu_context(), zword, zposition, ztoken_type, f32_tensor({B, T, C}, dout), ids,
+                           types);
+  EXPECT_EQ(to_double(dword), to_double(zword));
+  EXPECT_EQ(to_double(dposition), to_double(zposition));
+  EXPECT_EQ(to_double(dtoken_type), to_double(ztoken_type));
+  for (int64_t c = 0; c < C; ++c)
+    EXPECT_EQ(dword.data<float>()[5 * C + c], static_cast<float>(table0[5 * C + c]));
+  const Tensor short_mask = i32_tensor({B, T - 1}, {1, 1, 1, 1});
+  expect_error(
+      [&] {
+        ops::embeddings_backward(cpu_context(), dword, dposition, dtoken_type, f32_tensor({B, T, C}, dout),
+                                 ids, types, &short_mask);
+      },
+      ErrorCode::INVALID_ARGUMENT, {"embeddings_backward", "row_mask"});
 }
 
 TEST(Embeddings, ArgumentErrorsNameOpAndTensor) {
