@@ -59,7 +59,8 @@ __global__ void __launch_bounds__(kColumnTile* kRunLanes)
   if (t >= T || c >= C) return;
   float acc = dposition[t * C + c];
   for (int64_t b = 0; b < B; ++b) {
-    if (row_mask == nullptr || row_mask[b * T + t] != 0) acc += dout[(b * T + t) * C + c];
+    const float d = dout[(b * T + t) * C + c];  // loaded whatever the mask: no branch between the loads
+    acc = row_mask == nullptr || row_mask[b * T + t] != 0 ? acc + d : acc;
   }
   dposition[t * C + c] = acc;
 }
@@ -91,17 +92,28 @@ __global__ void __launch_bounds__(kColumnTile* kRunLanes)
   if (key >= rows || (k > 0 && keys[k - 1] == key)) return;  // an invalid id, or not the first of its run
   float acc = dtable[key * C + c];
   for (int64_t j = k; j < BT; j += kBatch) {
-    float d[kBatch];
-    bool in_run[kBatch];
+    // The batch's keys and rows first, all loads in flight at once (indices clamped, no branch on a load);
+    // then the dout rows of the run's members, predicated; then the adds in order.
+    uint32_t batch_keys[kBatch];
+    int32_t batch_rows[kBatch];
 #pragma unroll
     for (int e = 0; e < kBatch; ++e) {
-      in_run[e] = j + e < BT && keys[j + e] == key;
-      d[e] = in_run[e] ? dout[static_cast<int64_t>(order[j + e]) * C + c] : 0.0f;
+      const int64_t i = j + e < BT ? j + e : BT - 1;
+      batch_keys[e] = keys[i];
+      batch_rows[e] = order[i];
+    }
+    bool in_run[kBatch];
+    float d[kBatch];
+#pragma unroll
+    for (int e = 0; e < kBatch; ++e) {
+      in_run[e] = j + e < BT && batch_keys[e] == key;
+      d[e] = in_run[e] ? dout[static_cast<int64_t>(batch_rows[e]) * C + c] : 0.0f;
     }
     bool run_goes_on = true;
 #pragma unroll
     for (int e = 0; e < kBatch; ++e) {
-      if (in_run[e]) acc += d[e];  // keys are sorted: once out of the run, the rest of the batch is too
+      acc =
+          in_run[e] ? acc + d[e] : acc;  // keys are sorted: once out of the run, the rest of the batch is too
       run_goes_on = in_run[e];
     }
     if (!run_goes_on) break;
