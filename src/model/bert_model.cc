@@ -617,8 +617,8 @@ void BertForSequenceClassification::backward_impl(double dloss, const double* de
   }
   ops::layer_norm_backward(*ctx_, s.dsum, dp_.emb_ln_w, dp_.emb_ln_b, dh, act.emb_sum, p_.emb_ln_w,
                            act.emb_mean, act.emb_rstd);
-  // Padded positions' gradient is exactly zero here (no position attends to them, only token 0 reaches the
-  // loss): the tables skip them, the padding id's and the token type's longest runs.
+  // Padded positions' gradient is exactly zero here where token 0 is not padding (no position attends to
+  // them, only token 0 reaches the loss): the tables skip them, the padding id's and the token type's runs.
   ops::embeddings_backward(*ctx_, dp_.word, dp_.position, dp_.token_type, s.dsum, act.input_ids,
                            act.token_type_ids, &act.attention_mask);
 }

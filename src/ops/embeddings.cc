@@ -66,11 +66,11 @@ void embeddings_forward(ExecutionContext& ctx, Tensor& out, const Tensor& input_
 
 void embeddings_backward(ExecutionContext& ctx, Tensor& dword, Tensor& dposition, Tensor& dtoken_type,
                          const Tensor& dout, const Tensor& input_ids, const Tensor& token_type_ids,
-                         const Tensor* row_mask) {
+                         const Tensor* padding_mask) {
   check_ids(kBackward, input_ids, token_type_ids);
-  if (row_mask != nullptr) {
-    detail::check_dtype(kBackward, "row_mask", *row_mask, DType::I32);
-    detail::check_shape(kBackward, "row_mask", *row_mask, input_ids.shape());
+  if (padding_mask != nullptr) {
+    detail::check_dtype(kBackward, "padding_mask", *padding_mask, DType::I32);
+    detail::check_shape(kBackward, "padding_mask", *padding_mask, input_ids.shape());
   }
   detail::check_min_rank(kBackward, "dword", dword, 2);
   const int64_t B = input_ids.dim(0), T = input_ids.dim(1), C = dword.dim(1);
@@ -88,11 +88,11 @@ void embeddings_backward(ExecutionContext& ctx, Tensor& dword, Tensor& dposition
                                                {"dout", &dout},
                                                {"input_ids", &input_ids},
                                                {"token_type_ids", &token_type_ids}});
-  if (row_mask != nullptr) {
-    NLPF_CHECK(row_mask->device() == device, ErrorCode::INVALID_ARGUMENT, kBackward,
-               ": row_mask is on another device than dword");
+  if (padding_mask != nullptr) {
+    NLPF_CHECK(padding_mask->device() == device, ErrorCode::INVALID_ARGUMENT, kBackward,
+               ": padding_mask is on another device than dword");
   }
-  const int32_t* mask = row_mask != nullptr ? row_mask->data<int32_t>() : nullptr;
+  const int32_t* mask = padding_mask != nullptr ? padding_mask->data<int32_t>() : nullptr;
   switch (device.type) {
     case DeviceType::CPU:
       cpu::embeddings_backward(dword.data<float>(), dposition.data<float>(), dtoken_type.data<float>(),

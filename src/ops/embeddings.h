@@ -21,12 +21,13 @@ void embeddings_forward(ExecutionContext& ctx, Tensor& out, const Tensor& input_
 
 // dword [V,C], dposition [P,C], dtoken_type [TV,C] += the rows of dout [B,T,C] scattered by id; each table
 // row adds its dout rows in row order on both devices (deterministic, the same bits). An id out of range:
-// INVALID_ARGUMENT on the CPU, its row adds nothing to that table on CUDA. With `row_mask` ([B,T] i32, e.g.
-// the attention mask), a row whose mask is 0 adds nothing: a BERT's padded positions, whose gradient is
-// exactly zero (no position attends to them and only token 0 reaches the loss), so skipping them changes no
-// value and spares the tables' longest runs (the padding id's, the one token type's).
+// INVALID_ARGUMENT on the CPU, its row adds nothing to that table on CUDA. With `padding_mask` ([B,T] i32,
+// the attention mask), a padded row (b, t) of a sequence whose token 0 is not padding adds nothing: in a
+// BERT its gradient is exactly zero (no position attends to a padded key, and only token 0 reaches the
+// loss), so skipping it changes no value and spares the tables' longest runs (the padding id's, the token
+// type's). A sequence whose token 0 is padding adds every row (its token 0 feeds the loss).
 void embeddings_backward(ExecutionContext& ctx, Tensor& dword, Tensor& dposition, Tensor& dtoken_type,
                          const Tensor& dout, const Tensor& input_ids, const Tensor& token_type_ids,
-                         const Tensor* row_mask = nullptr);
+                         const Tensor* padding_mask = nullptr);
 
 }  // namespace nlpf::ops

@@ -41,7 +41,7 @@ void embeddings_forward(Real* out, const int32_t* input_ids, const int32_t* toke
 // dword [V,C], dposition [P,C], dtoken_type [TV,C] (+=); dout [B,T,C].
 template <typename Real>
 void embeddings_backward(Real* dword, Real* dposition, Real* dtoken_type, const Real* dout,
-                         const int32_t* input_ids, const int32_t* token_type_ids, const int32_t* row_mask,
+                         const int32_t* input_ids, const int32_t* token_type_ids, const int32_t* padding_mask,
                          int64_t B, int64_t T, int64_t C, int64_t V, int64_t TV) {
   check_ids("embeddings_backward", input_ids, token_type_ids, B * T, V, TV);
   // Rows repeat ids, so threads split the channels instead of the rows: no races, and every table entry
@@ -51,7 +51,7 @@ void embeddings_backward(Real* dword, Real* dposition, Real* dtoken_type, const 
     const int64_t threads = omp_get_num_threads(), id = omp_get_thread_num();
     const int64_t c0 = C * id / threads, c1 = C * (id + 1) / threads;
     for (int64_t row = 0; row < B * T; ++row) {
-      if (row_mask != nullptr && row_mask[row] == 0) continue;
+      if (padding_mask != nullptr && padding_mask[row] == 0 && padding_mask[row - row % T] != 0) continue;
       const Real* d = dout + row * C;
       Real* dw = dword + input_ids[row] * C;
       Real* dp = dposition + (row % T) * C;

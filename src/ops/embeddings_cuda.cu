@@ -6,7 +6,7 @@
 //   stable, so each id's rows stay in ascending order; the thread of (first row of an id's run, column c)
 //   then adds that run's dout rows in order to the table entry, loading kBatch rows ahead (a run is serial:
 //   the one token type of a single-sentence task is a run of every row). Sort buffers come from ctx's
-//   allocator. Rows masked out (row_mask 0) take the key of an invalid id: sorted last, never added.
+//   allocator. Rows skipped (skip_row: padding) take the key of an invalid id: sorted last, never added.
 // Parameter gradients accumulate (+=), activation gradients overwrite (=).
 #include "ops/embeddings_cuda.h"
 
@@ -48,11 +48,16 @@ __global__ void __launch_bounds__(kForwardThreads)
   for (int64_t c = threadIdx.x; c < C; c += kForwardThreads) out_row[c] = w[c] + p[c] + tt[c];
 }
 
+// Whether row (b, t) adds nothing: padded, in a sequence whose token 0 is not (ops/embeddings.h).
+__device__ bool skip_row(const int32_t* __restrict__ padding_mask, int64_t b, int64_t t, int64_t T) {
+  return padding_mask != nullptr && padding_mask[b * T + t] == 0 && padding_mask[b * T] != 0;
+}
+
 // dposition [T, C] (+=): thread (t, c) of block (t tile, column tile) adds dout[b, t, c] for b in order,
-// skipping rows whose row_mask (nullable) is 0.
+// skipping the rows skip_row names.
 __global__ void __launch_bounds__(kColumnTile* kRunLanes)
     embeddings_position_backward_kernel(float* __restrict__ dposition, const float* __restrict__ dout,
-                                        const int32_t* __restrict__ row_mask, int64_t B, int64_t T,
+                                        const int32_t* __restrict__ padding_mask, int64_t B, int64_t T,
                                         int64_t C) {
   const int64_t t = static_cast<int64_t>(blockIdx.x) * kRunLanes + threadIdx.y;
   const int64_t c = static_cast<int64_t>(blockIdx.y) * kColumnTile + threadIdx.x;
@@ -60,20 +65,21 @@ __global__ void __launch_bounds__(kColumnTile* kRunLanes)
   float acc = dposition[t * C + c];
   for (int64_t b = 0; b < B; ++b) {
     const float d = dout[(b * T + t) * C + c];  // loaded whatever the mask: no branch between the loads
-    acc = row_mask == nullptr || row_mask[b * T + t] != 0 ? acc + d : acc;
+    acc = skip_row(padding_mask, b, t, T) ? acc : acc + d;
   }
   dposition[t * C + c] = acc;
 }
 
-// keys [BT] = ids, with an id outside [0, rows) or a row whose row_mask (nullable) is 0 given the key `rows`
-// (sorted last, then skipped); order [BT] = 0..BT-1, the row of each key.
+// keys [BT] = ids, with an id outside [0, rows) or a row skip_row names given the key `rows` (sorted last,
+// then skipped); order [BT] = 0..BT-1, the row of each key.
 __global__ void embeddings_sort_keys_kernel(uint32_t* __restrict__ keys, int32_t* __restrict__ order,
                                             const int32_t* __restrict__ ids,
-                                            const int32_t* __restrict__ row_mask, int64_t BT, int64_t rows) {
+                                            const int32_t* __restrict__ padding_mask, int64_t BT, int64_t T,
+                                            int64_t rows) {
   const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i >= BT) return;
   const int32_t id = ids[i];
-  const bool added = id >= 0 && id < rows && (row_mask == nullptr || row_mask[i] != 0);
+  const bool added = id >= 0 && id < rows && !skip_row(padding_mask, i / T, i % T, T);
   keys[i] = added ? static_cast<uint32_t>(id) : static_cast<uint32_t>(rows);
   order[i] = static_cast<int32_t>(i);
 }
@@ -142,12 +148,14 @@ struct SortBuffers {
   size_t temp_bytes;
 };
 
-// dtable [rows, C] += dout rows scattered by ids [BT], rows masked out skipped (the sorted-run method above).
+// dtable [rows, C] += dout rows scattered by ids [BT], padding skipped (the sorted-run method above).
 void scatter_rows(CudaContext& ctx, const SortBuffers& buffers, float* dtable, const float* dout,
-                  const int32_t* ids, const int32_t* row_mask, int64_t BT, int64_t C, int64_t rows) {
+                  const int32_t* ids, const int32_t* padding_mask, int64_t BT, int64_t T, int64_t C,
+                  int64_t rows) {
   constexpr int kKeyThreads = 256;
   embeddings_sort_keys_kernel<<<static_cast<unsigned>((BT + kKeyThreads - 1) / kKeyThreads), kKeyThreads, 0,
-                                ctx.stream()>>>(buffers.keys_in, buffers.order_in, ids, row_mask, BT, rows);
+                                ctx.stream()>>>(buffers.keys_in, buffers.order_in, ids, padding_mask, BT, T,
+                                                rows);
   NLPF_CUDA_CHECK_LAUNCH();
   size_t temp_bytes = buffers.temp_bytes;
   NLPF_CUDA_CHECK(cub::DeviceRadixSort::SortPairs(buffers.temp, temp_bytes, buffers.keys_in, buffers.keys_out,
@@ -184,7 +192,8 @@ void embeddings_forward(ExecutionContext& ctx, float* out, const int32_t* input_
 
 void embeddings_backward(ExecutionContext& ctx, float* dword, float* dposition, float* dtoken_type,
                          const float* dout, const int32_t* input_ids, const int32_t* token_type_ids,
-                         const int32_t* row_mask, int64_t B, int64_t T, int64_t C, int64_t V, int64_t TV) {
+                         const int32_t* padding_mask, int64_t B, int64_t T, int64_t C, int64_t V,
+                         int64_t TV) {
   check_sizes("embeddings_backward", B, T, C, V, TV);
   if (B == 0) return;
   CudaContext& cuda = cuda_context(ctx);
@@ -193,7 +202,7 @@ void embeddings_backward(ExecutionContext& ctx, float* dword, float* dposition, 
   const dim3 position_grid(static_cast<unsigned>((T + kRunLanes - 1) / kRunLanes),
                            static_cast<unsigned>((C + kColumnTile - 1) / kColumnTile));
   embeddings_position_backward_kernel<<<position_grid, dim3(kColumnTile, kRunLanes), 0, cuda.stream()>>>(
-      dposition, dout, row_mask, B, T, C);
+      dposition, dout, padding_mask, B, T, C);
   NLPF_CUDA_CHECK_LAUNCH();
 
   // CUB's temporary storage for the larger key range (a query: nothing runs, nothing waits).
@@ -215,8 +224,8 @@ void embeddings_backward(ExecutionContext& ctx, float* dword, float* dposition, 
                             reinterpret_cast<int32_t*>(base + 3 * array_bytes),
                             base + 4 * array_bytes,
                             temp_bytes};
-  scatter_rows(cuda, buffers, dword, dout, input_ids, row_mask, BT, C, V);
-  scatter_rows(cuda, buffers, dtoken_type, dout, token_type_ids, row_mask, BT, C, TV);
+  scatter_rows(cuda, buffers, dword, dout, input_ids, padding_mask, BT, T, C, V);
+  scatter_rows(cuda, buffers, dtoken_type, dout, token_type_ids, padding_mask, BT, T, C, TV);
 }
 
 }  // namespace nlpf::cuda

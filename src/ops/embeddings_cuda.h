@@ -18,10 +18,11 @@ void embeddings_forward(ExecutionContext& ctx, float* out, const int32_t* input_
 
 // dword [V,C], dposition [P >= T, C], dtoken_type [TV,C] += the rows of dout [B,T,C] scattered by id,
 // deterministically and bit for bit as the CPU (each table row adds its dout rows one by one in row order).
-// A row whose id is out of range adds nothing to that table; a row whose row_mask [B,T] (nullable) is 0 adds
-// nothing to any. Workspace from ctx's allocator.
+// A row whose id is out of range adds nothing to that table; with padding_mask [B,T] (nullable), a padded row
+// of a sequence whose token 0 is not padding adds nothing to any (ops/embeddings.h). Workspace from ctx's
+// allocator.
 void embeddings_backward(ExecutionContext& ctx, float* dword, float* dposition, float* dtoken_type,
                          const float* dout, const int32_t* input_ids, const int32_t* token_type_ids,
-                         const int32_t* row_mask, int64_t B, int64_t T, int64_t C, int64_t V, int64_t TV);
+                         const int32_t* padding_mask, int64_t B, int64_t T, int64_t C, int64_t V, int64_t TV);
 
 }  // namespace nlpf::cuda

@@ -2,8 +2,8 @@
 // vocabulary, and one id filling most of a long batch, a run longer than the kernel's load batch), gradients
 // that start non-zero (they accumulate). The backward adds each table row's dout rows in row order like the
 // CPU, so both directions are compared bit for bit as well as within tolerance, with and without a padding
-// mask whose rows add nothing. An out-of-range id gives its row NaN (the device cannot throw). Skipped where
-// the build has no CUDA or no GPU is visible.
+// mask whose padded rows add nothing. An out-of-range id gives its row NaN (the device cannot throw). Skipped
+// where the build has no CUDA or no GPU is visible.
 #include "ops/embeddings.h"
 
 #include <cmath>
@@ -47,11 +47,12 @@ TEST_F(EmbeddingsCuda, ForwardAndBackwardMatchCpuBitForBitAndAccumulate) {
     Tensor dword_ref = dword0.clone(), dposition_ref = dposition0.clone(),
            dtoken_type_ref = dtoken_type0.clone();
     ops::embeddings_backward(cpu_context(), dword_ref, dposition_ref, dtoken_type_ref, dout, ids, types);
-    // A padding mask (each sequence's tail after a random length, at least 1; one sequence unpadded).
+    // A padding mask: each sequence's tail after a random length of at least 1, sequence 0 unpadded, and
+    // sequence 1 with its token 0 padded too (whose rows all add).
     Tensor mask = Tensor::zeros(DType::I32, {s.B, s.T});
     for (int64_t b = 0; b < s.B; ++b) {
       const int64_t length = b == 0 ? s.T : std::uniform_int_distribution<int64_t>(1, s.T)(rng);
-      for (int64_t t = 0; t < length; ++t) mask.data<int32_t>()[b * s.T + t] = 1;
+      for (int64_t t = b == 1 ? 1 : 0; t < length; ++t) mask.data<int32_t>()[b * s.T + t] = 1;
     }
     Tensor mword_ref = dword0.clone(), mposition_ref = dposition0.clone(),
            mtoken_type_ref = dtoken_type0.clone();

@@ -55,39 +55,47 @@ TEST(Embeddings, BackwardF32MatchesDoubleKernel) {
   EXPECT_NEAR(dword.data<float>()[3 * C], dword0[3 * C] + dout[0] + dout[2 * C] + dout[4 * C], 1e-5);
 }
 
-// A row masked out adds nothing: the same bits as the rows' dout set to zero (what a BERT's padded positions
-// carry), and a table entry fed only by masked rows keeps its value.
-TEST(Embeddings, BackwardRowMaskSkipsRowsLikeZeroGradients) {
+// A padded row adds nothing where its sequence's token 0 is not padding: the same bits as that row's dout
+// set to zero (what a BERT's padded positions carry), and a table entry fed only by skipped rows keeps its
+// value. A sequence whose token 0 is padding adds every row.
+TEST(Embeddings, BackwardPaddingMaskSkipsPaddedRowsLikeZeroGradients) {
   std::mt19937 rng(24);
-  Inputs in(rng);
-  const std::vector<int32_t> mask = {1, 1, 0, 1, 0, 0};  // id 5 appears only in row 5, masked out
-  std::vector<double> dout = round_to_float(random_vector(rng, B * T * C));
+  Inputs in(rng);  // ids {3, 6, 3, 0, 3, 5}: id 5 only in row 5
+  const std::vector<double> dout = round_to_float(random_vector(rng, B * T * C));
   const std::vector<double> table0 = round_to_float(random_vector(rng, V * C));
   const Tensor ids = i32_tensor({B, T}, in.ids), types = i32_tensor({B, T}, in.types);
-  const Tensor row_mask = i32_tensor({B, T}, mask);
+  struct Case {
+    std::vector<int32_t> mask;
+    std::vector<int64_t> skipped;
+  };
+  for (const Case& k : {Case{{1, 1, 1, 1, 0, 0}, {4, 5}}, Case{{0, 1, 0, 1, 1, 0}, {5}}}) {
+    const Tensor padding_mask = i32_tensor({B, T}, k.mask);
+    Tensor dword = f32_tensor({V, C}, table0), dposition = Tensor::zeros(DType::F32, {P, C}),
+           dtoken_type = Tensor::zeros(DType::F32, {TV, C});
+    ops::embeddings_backward(cpu_context(), dword, dposition, dtoken_type, f32_tensor({B, T, C}, dout), ids,
+                             types, &padding_mask);
+    std::vector<double> zeroed = dout;
+    for (const int64_t row : k.skipped) std::fill_n(zeroed.begin() + row * C, C, 0.0);
+    Tensor zword = f32_tensor({V, C}, table0), zposition = Tensor::zeros(DType::F32, {P, C}),
+           ztoken_type = Tensor::zeros(DType::F32, {TV, C});
+    ops::embeddings_backward(cpu_context(), zword, zposition, ztoken_type, f32_tensor({B, T, C}, zeroed), ids,
+                             types);
+    EXPECT_EQ(to_double(dword), to_double(zword));
+    EXPECT_EQ(to_double(dposition), to_double(zposition));
+    EXPECT_EQ(to_double(dtoken_type), to_double(ztoken_type));
+    for (int64_t c = 0; c < C; ++c) {
+      EXPECT_EQ(dword.data<float>()[5 * C + c], static_cast<float>(table0[5 * C + c]));
+    }
+  }
   Tensor dword = f32_tensor({V, C}, table0), dposition = Tensor::zeros(DType::F32, {P, C}),
          dtoken_type = Tensor::zeros(DType::F32, {TV, C});
-  ops::embeddings_backward(cpu_context(), dword, dposition, dtoken_type, f32_tensor({B, T, C}, dout), ids,
-                           types, &row_mask);
-  for (int64_t row = 0; row < B * T; ++row) {
-    if (mask[row] == 0) std::fill_n(dout.begin() + row * C, C, 0.0);
-  }
-  Tensor zword = f32_tensor({V, C}, table0), zposition = Tensor::zeros(DType::F32, {P, C}),
-         ztoken_type = Tensor::zeros(DType::F32, {TV, C});
-  ops::embeddings_backward(cpu_context(), zword, zposition, ztoken_type, f32_tensor({B, T, C}, dout), ids,
-                           types);
-  EXPECT_EQ(to_double(dword), to_double(zword));
-  EXPECT_EQ(to_double(dposition), to_double(zposition));
-  EXPECT_EQ(to_double(dtoken_type), to_double(ztoken_type));
-  for (int64_t c = 0; c < C; ++c)
-    EXPECT_EQ(dword.data<float>()[5 * C + c], static_cast<float>(table0[5 * C + c]));
   const Tensor short_mask = i32_tensor({B, T - 1}, {1, 1, 1, 1});
   expect_error(
       [&] {
         ops::embeddings_backward(cpu_context(), dword, dposition, dtoken_type, f32_tensor({B, T, C}, dout),
                                  ids, types, &short_mask);
       },
-      ErrorCode::INVALID_ARGUMENT, {"embeddings_backward", "row_mask"});
+      ErrorCode::INVALID_ARGUMENT, {"embeddings_backward", "padding_mask"});
 }
 
 TEST(Embeddings, ArgumentErrorsNameOpAndTensor) {

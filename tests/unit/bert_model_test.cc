@@ -15,8 +15,8 @@
 #include "core/error.h"
 #include "model/checkpoint.h"
 #include "ops/op_test_util.h"
-#include "unit/tiny_bert.h"
 #include "test_util.h"
+#include "unit/tiny_bert.h"
 
 namespace nlpf {
 namespace {
@@ -84,7 +84,7 @@ TEST(BertModel, EvalBuffersAreReusedAndReleasedByTrain) {
   // A second call of the same shape allocates only its small per-call tensors (pooler, logits).
   EXPECT_LT(allocator.peak_bytes() - held, held - base);
   model.forward(tiny_batch(), ForwardMode::TRAIN, 1);  // releases the EVAL set, keeps TRAIN's activations
-  model.set_dropout(no_dropout());                      // drops TRAIN's activations
+  model.set_dropout(no_dropout());                     // drops TRAIN's activations
   EXPECT_EQ(allocator.current_bytes(), base);
 }
 
@@ -314,10 +314,15 @@ TEST(BertModel, SavedCheckpointReloadsToTheSameLogits) {
 // truncation error is ~1e-3 relative here; so |fd - <grad,d>| <= 2e-3 |<grad,d>| + 1e-4. A wrong gradient
 // (a missing residual, factor or mask) is off by far more. Every op's backward is checked in double in
 // tests/grad.
-TEST(BertModel, DirectionalDerivativesMatchFiniteDifferences) {
+// The second batch pads token 0 of a sequence (its padded positions then reach the loss, so the embedding
+// tables must add their gradients; everywhere else padded positions have none and are skipped).
+class BertModelFiniteDifferences : public ::testing::TestWithParam<bool> {};
+
+TEST_P(BertModelFiniteDifferences, DirectionalDerivativesMatch) {
   BertForSequenceClassification model(tiny_config(), 21);
   model.set_dropout({0.1, 0.1, 0.1, 3});
-  const Batch batch = tiny_batch();
+  Batch batch = tiny_batch();
+  if (GetParam()) batch.attention_mask[2 * batch.T] = 0;  // sequence 2: token 0 padded, tokens 1-2 not
   constexpr uint64_t kStep = 2;
   model.forward(batch, ForwardMode::TRAIN, kStep);
   model.backward();
@@ -351,6 +356,9 @@ TEST(BertModel, DirectionalDerivativesMatchFiniteDifferences) {
   }
   EXPECT_EQ(checked, static_cast<int>(bert_parameter_specs(model.config()).size()));
 }
+
+INSTANTIATE_TEST_SUITE_P(BertModel, BertModelFiniteDifferences, ::testing::Bool(),
+                         [](const auto& info) { return info.param ? "Token0Padded" : "TinyBatch"; });
 
 TEST(BertModel, BadBatchesAndCallsAreErrors) {
   BertForSequenceClassification model(tiny_config(), 1);
