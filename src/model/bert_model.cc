@@ -94,6 +94,7 @@ BertForSequenceClassification::BertForSequenceClassification(const Checkpoint& c
                shape_string(spec.shape));
     parameters_.emplace(spec.name, t.to(DType::F32));  // a copy: the model never aliases the checkpoint
   }
+  pack_qkv(parameters_, packed_parameters_);
   init_gradients();
   bind_views();
 }
@@ -121,6 +122,7 @@ BertForSequenceClassification::BertForSequenceClassification(const BertConfig& c
     float* row = word.data<float>() + *config_.pad_token_id * config_.hidden_size;
     std::fill(row, row + config_.hidden_size, 0.0f);
   }
+  pack_qkv(parameters_, packed_parameters_);
   init_gradients();
   bind_views();
 }
@@ -131,6 +133,30 @@ void BertForSequenceClassification::init_gradients() {
     Tensor g = f32(t.shape());
     fill_zero(*ctx_, g);
     gradients_.emplace(name, std::move(g));
+  }
+  pack_qkv(gradients_, packed_gradients_);
+}
+
+void BertForSequenceClassification::pack_qkv(std::map<std::string, Tensor>& tensors,
+                                             std::vector<PackedQkv>& packed) const {
+  const int64_t C = config_.hidden_size;
+  packed.clear();
+  for (int64_t l = 0; l < config_.num_hidden_layers; ++l) {
+    const std::string prefix = layer_prefix(l) + "attention.self.";
+    PackedQkv buffers{f32({3 * C, C}), f32({3 * C})};
+    size_t part = 0;
+    for (const char* name : {"query", "key", "value"}) {
+      Tensor& weight = tensors.at(prefix + name + ".weight");
+      Tensor& bias = tensors.at(prefix + name + ".bias");
+      Tensor weight_view = buffers.w.view({C, C}, part * C * C * sizeof(float));
+      Tensor bias_view = buffers.b.view({C}, part * C * sizeof(float));
+      copy_tensor(*ctx_, weight_view, weight);
+      copy_tensor(*ctx_, bias_view, bias);
+      weight = std::move(weight_view);
+      bias = std::move(bias_view);
+      ++part;
+    }
+    packed.push_back(std::move(buffers));
   }
 }
 
@@ -151,8 +177,10 @@ void BertForSequenceClassification::to_context(ExecutionContext& ctx) {
     copy_tensor(ctx, moved, g);
     g = std::move(moved);
   }
-  ctx.synchronize();  // the copies have landed before the old storage goes with this function's handles
   ctx_ = &ctx;
+  pack_qkv(parameters_, packed_parameters_);
+  if (!inference_only_) pack_qkv(gradients_, packed_gradients_);
+  ctx.synchronize();  // the copies have landed before the old storage goes with this function's handles
   bind_views();
 }
 
@@ -164,7 +192,7 @@ std::map<std::string, Tensor> BertForSequenceClassification::to_checkpoint_tenso
 }
 
 BertForSequenceClassification::ModelTensors BertForSequenceClassification::views_of(
-    const std::map<std::string, Tensor>& tensors) const {
+    const std::map<std::string, Tensor>& tensors, const std::vector<PackedQkv>& packed) const {
   const auto get = [&](const std::string& name) { return tensors.at(name); };
   ModelTensors m;
   m.word = get("bert.embeddings.word_embeddings.weight");
@@ -191,6 +219,10 @@ BertForSequenceClassification::ModelTensors BertForSequenceClassification::views
     w.out_b = get(p + "output.dense.bias");
     w.ln2_w = get(p + "output.LayerNorm.weight");
     w.ln2_b = get(p + "output.LayerNorm.bias");
+    if (static_cast<size_t>(l) < packed.size()) {
+      w.qkv_w = packed[l].w;
+      w.qkv_b = packed[l].b;
+    }
     m.layers.push_back(std::move(w));
   }
   m.pooler_w = get("bert.pooler.dense.weight");
@@ -201,14 +233,15 @@ BertForSequenceClassification::ModelTensors BertForSequenceClassification::views
 }
 
 void BertForSequenceClassification::bind_views() {
-  p_ = views_of(parameters_);
-  dp_ = inference_only_ ? ModelTensors{} : views_of(gradients_);
+  p_ = views_of(parameters_, packed_parameters_);
+  dp_ = inference_only_ ? ModelTensors{} : views_of(gradients_, packed_gradients_);
 }
 
 void BertForSequenceClassification::drop_gradients() {
   saved_.reset();
   inference_only_ = true;
   gradients_.clear();
+  packed_gradients_.clear();
   bind_views();
 }
 
@@ -235,6 +268,8 @@ void BertForSequenceClassification::truncate_layers(int64_t k) {
     std::erase_if(gradients_, [&](const auto& item) { return item.first.starts_with(p); });
   }
   config_.num_hidden_layers = k;
+  packed_parameters_.resize(std::min(packed_parameters_.size(), static_cast<size_t>(k)));
+  packed_gradients_.resize(std::min(packed_gradients_.size(), static_cast<size_t>(k)));
   bind_views();
 }
 
@@ -248,9 +283,13 @@ BertForSequenceClassification::LayerActivations BertForSequenceClassification::a
     int64_t B, int64_t T) const {
   const int64_t C = config_.hidden_size, I = config_.intermediate_size, NH = config_.num_attention_heads;
   LayerActivations a;
-  a.q = f32({B, T, C});
-  a.k = f32({B, T, C});
-  a.v = f32({B, T, C});
+  if (packed_projection()) {
+    a.qkv = f32({B, T, 3 * C});
+  } else {
+    a.q = f32({B, T, C});
+    a.k = f32({B, T, C});
+    a.v = f32({B, T, C});
+  }
   a.probs = f32({B, NH, T, T});
   a.context = f32({B, T, C});
   a.sum1 = f32({B, T, C});
@@ -280,14 +319,21 @@ void BertForSequenceClassification::layer_forward(int64_t layer, const Tensor& x
     if (observer_ && !train) observer_("layer." + std::to_string(layer) + "." + site, input, &attention_mask);
   };
   observe("qkv", x);
-  ops::linear_forward(*ctx_, a.q, x, w.q_w, w.q_b);
-  ops::linear_forward(*ctx_, a.k, x, w.k_w, w.k_b);
-  ops::linear_forward(*ctx_, a.v, x, w.v_w, w.v_b);
   const ops::DropoutDraw attention_draw =
       draw_of(seed, step, layer_dropout_site(layer, DropoutSite::ATTENTION_PROBS), a.probs.numel());
-  ops::attention_forward(*ctx_, a.context, a.probs, a.q, a.k, a.v, attention_mask,
-                         config_.num_attention_heads,
-                         {nullptr, attention_p, attention_p > 0 ? &attention_draw : nullptr});
+  const ops::AttentionDropout attention_dropout{nullptr, attention_p,
+                                                attention_p > 0 ? &attention_draw : nullptr};
+  if (packed_projection()) {
+    ops::linear_forward(*ctx_, a.qkv, x, w.qkv_w, w.qkv_b);
+    ops::attention_forward_packed(*ctx_, a.context, a.probs, a.qkv, attention_mask,
+                                  config_.num_attention_heads, attention_dropout);
+  } else {
+    ops::linear_forward(*ctx_, a.q, x, w.q_w, w.q_b);
+    ops::linear_forward(*ctx_, a.k, x, w.k_w, w.k_b);
+    ops::linear_forward(*ctx_, a.v, x, w.v_w, w.v_b);
+    ops::attention_forward(*ctx_, a.context, a.probs, a.q, a.k, a.v, attention_mask,
+                           config_.num_attention_heads, attention_dropout);
+  }
 
   observe("attention_output", a.context);
   ops::linear_forward(*ctx_, a.sum1, a.context, w.attn_out_w, w.attn_out_b);
@@ -552,12 +598,19 @@ void BertForSequenceClassification::layer_backward(int64_t layer, Tensor& dh, co
   ops::linear_backward(*ctx_, s.dcontext, dw.attn_out_w, dw.attn_out_b, *dy, a.context, w.attn_out_w);
   const ops::DropoutDraw attention_draw =
       draw_of(seed, step, layer_dropout_site(layer, DropoutSite::ATTENTION_PROBS), a.probs.numel());
-  ops::attention_backward(*ctx_, s.dq, s.dk, s.dv, s.dcontext, a.q, a.k, a.v, attention_mask, a.probs,
-                          config_.num_attention_heads,
-                          {nullptr, attention_p, attention_p > 0 ? &attention_draw : nullptr});
-  ops::linear_backward(*ctx_, dh, dw.q_w, dw.q_b, s.dq, x, w.q_w, kAdd);
-  ops::linear_backward(*ctx_, dh, dw.k_w, dw.k_b, s.dk, x, w.k_w, kAdd);
-  ops::linear_backward(*ctx_, dh, dw.v_w, dw.v_b, s.dv, x, w.v_w, kAdd);
+  const ops::AttentionDropout attention_dropout{nullptr, attention_p,
+                                                attention_p > 0 ? &attention_draw : nullptr};
+  if (packed_projection()) {
+    ops::attention_backward_packed(*ctx_, s.dqkv, s.dcontext, a.qkv, attention_mask, a.probs,
+                                   config_.num_attention_heads, attention_dropout);
+    ops::linear_backward(*ctx_, dh, dw.qkv_w, dw.qkv_b, s.dqkv, x, w.qkv_w, kAdd);
+  } else {
+    ops::attention_backward(*ctx_, s.dq, s.dk, s.dv, s.dcontext, a.q, a.k, a.v, attention_mask, a.probs,
+                            config_.num_attention_heads, attention_dropout);
+    ops::linear_backward(*ctx_, dh, dw.q_w, dw.q_b, s.dq, x, w.q_w, kAdd);
+    ops::linear_backward(*ctx_, dh, dw.k_w, dw.k_b, s.dk, x, w.k_w, kAdd);
+    ops::linear_backward(*ctx_, dh, dw.v_w, dw.v_b, s.dv, x, w.v_w, kAdd);
+  }
 }
 
 void BertForSequenceClassification::backward(double dloss) {
@@ -599,7 +652,12 @@ void BertForSequenceClassification::backward_impl(double dloss, const double* de
   ops::linear_backward(*ctx_, dpooler_in, dp_.pooler_w, dp_.pooler_b, dpooled, act.pooler_in, p_.pooler_w);
 
   BackwardScratch s;
-  for (Tensor* t : {&s.dsum, &s.dtmp, &s.dq, &s.dk, &s.dv, &s.dcontext}) *t = f32({B, T, C});
+  for (Tensor* t : {&s.dsum, &s.dtmp, &s.dcontext}) *t = f32({B, T, C});
+  if (packed_projection()) {
+    s.dqkv = f32({B, T, 3 * C});
+  } else {
+    for (Tensor* t : {&s.dq, &s.dk, &s.dv}) *t = f32({B, T, C});
+  }
   s.dinter = f32({B, T, config_.intermediate_size});
   s.forward.gelu_out = f32({B, T, config_.intermediate_size});
 

@@ -76,6 +76,9 @@ uint64_t classifier_dropout_site();
 // Memory (f32, bert-base C=768, I=3072, NH=12, L=12 at B=32, T=128: N = 4096, one [N,C] = 12.6 MB,
 // one [N,I] = 50.3 MB, one [B,NH,T,T] = 25.2 MB):
 // - parameters 110M = 438 MB, gradients 438 MB (AdamW's two moments, 876 MB, live in src/train);
+// - storage: each layer's query, key and value weights (and biases, and their gradients) are views of one
+//   [3C, C] ([3C]) buffer in that order, so that CUDA projects q, k and v with one GEMM into one [N,3C]
+//   activation and back (the CPU keeps three GEMMs over the views: the reference's exact sums);
 // - kept by a TRAIN forward, per layer: q, k, v, context, the two LayerNorm inputs and outputs ([N,C] each;
 //   the last output is the next layer's input), the GELU input [N,I] and the attention probabilities before
 //   dropout [B,NH,T,T]: 176 MB, 2.11 GB for 12 layers, plus the embeddings' LayerNorm input and output
@@ -189,6 +192,11 @@ class BertForSequenceClassification {
   struct LayerTensors {  // parameters or their gradients of one encoder layer
     Tensor q_w, q_b, k_w, k_b, v_w, v_b, attn_out_w, attn_out_b, ln1_w, ln1_b;
     Tensor inter_w, inter_b, out_w, out_b, ln2_w, ln2_b;
+    Tensor qkv_w, qkv_b;  // [3C, C], [3C]: the buffers q, k and v's weights and biases are views of
+  };
+  // The buffers of one layer's packed query | key | value weight [3C, C] and bias [3C] (see Memory).
+  struct PackedQkv {
+    Tensor w, b;
   };
   struct ModelTensors {
     Tensor word, position, token_type, emb_ln_w, emb_ln_b;
@@ -197,7 +205,8 @@ class BertForSequenceClassification {
   };
   // One layer's activations: kept per layer by TRAIN, one reused set in EVAL.
   struct LayerActivations {
-    Tensor q, k, v, probs, context;  // [B,T,C] x4, [B,NH,T,T]
+    Tensor q, k, v, probs, context;  // [B,T,C] x4 (q, k, v on the CPU), [B,NH,T,T]
+    Tensor qkv;                      // [B,T,3C]: q | k | v of one GEMM (CUDA)
     Tensor sum1, mean1, rstd1, h1;   // attention LayerNorm input, statistics [N], output [B,T,C]
     Tensor inter;                    // GELU input [B,T,I]
     Tensor sum2, mean2, rstd2, h2;   // output LayerNorm input, statistics, output (the layer's output)
@@ -214,7 +223,13 @@ class BertForSequenceClassification {
 
   void init_gradients();
   void bind_views();
-  ModelTensors views_of(const std::map<std::string, Tensor>& tensors) const;
+  ModelTensors views_of(const std::map<std::string, Tensor>& tensors,
+                        const std::vector<PackedQkv>& packed) const;
+  // Copies each layer's query, key and value tensors of `tensors` (on ctx_) into new packed buffers, kept in
+  // `packed`, and makes the map's entries views of them.
+  void pack_qkv(std::map<std::string, Tensor>& tensors, std::vector<PackedQkv>& packed) const;
+  // Whether layers project q, k, v with one GEMM over the packed weight (CUDA) or three (the CPU reference).
+  bool packed_projection() const { return ctx_->device().type != DeviceType::CPU; }
   // The buffer of a forward or backward that no layer keeps: the GELU output [B,T,I] (in EVAL the GELU
   // input's own buffer). Dropout masks are drawn where they are applied (ops::DropoutDraw), never stored.
   struct Scratch {
@@ -224,10 +239,10 @@ class BertForSequenceClassification {
   LayerActivations allocate_layer(int64_t B, int64_t T) const;
   void layer_forward(int64_t layer, const Tensor& x, LayerActivations& a, Scratch& s,
                      const Tensor& attention_mask, bool train, DropoutStep step) const;
-  // Gradient buffers of backward(): [B,T,C] x6 and [B,T,I] for dGELU, with the forward's Scratch to
-  // recompute the GELU output.
+  // Gradient buffers of backward(): [B,T,C] x6 (dq, dk, dv on the CPU; dqkv [B,T,3C] on CUDA) and [B,T,I]
+  // for dGELU, with the forward's Scratch to recompute the GELU output.
   struct BackwardScratch {
-    Tensor dsum, dtmp, dq, dk, dv, dcontext, dinter;
+    Tensor dsum, dtmp, dq, dk, dv, dqkv, dcontext, dinter;
     Scratch forward;
   };
   // dh: on entry the gradient of the layer's output, on return that of its input x.
@@ -250,8 +265,9 @@ class BertForSequenceClassification {
   DropoutSettings dropout_;
   std::map<std::string, Tensor> parameters_;
   std::map<std::string, Tensor> gradients_;
-  ModelTensors p_;   // views of parameters_
-  ModelTensors dp_;  // views of gradients_
+  std::vector<PackedQkv> packed_parameters_, packed_gradients_;  // per layer (see Memory)
+  ModelTensors p_;                                               // views of parameters_
+  ModelTensors dp_;                                              // views of gradients_
   std::optional<SavedActivations> saved_;
   std::optional<EvalBuffers> eval_buffers_;
   Precision precision_ = Precision::FP32;

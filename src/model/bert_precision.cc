@@ -28,6 +28,7 @@ void BertForSequenceClassification::set_inference_precision(Precision precision)
     const bool embedding = name.find("embeddings") != std::string::npos;
     if (!embedding && tensor.rank() == 2) tensor = tensor.to(DType::BF16);
   }
+  packed_parameters_.clear();  // q, k, v's weights are copies now; the CPU's layers never read the packing
   bind_views();
   precision_ = precision;
 }

@@ -2,6 +2,8 @@
 // and attention_training_cuda.cu). Activation gradients overwrite (=).
 #include "ops/attention.h"
 
+#include <algorithm>
+
 #include "backend/device.h"
 #include "ops/attention_cpu.h"
 #include "ops/attention_cuda.h"
@@ -15,19 +17,24 @@ struct Dims {
   int64_t B, T, C, NH, HS;
 };
 
-Dims check_inputs(const ExecutionContext& ctx, const char* op, const Tensor& q, const Tensor& k,
-                  const Tensor& v, const Tensor& attention_mask, const Tensor& probs, int64_t NH,
-                  const AttentionDropout& dropout) {
-  detail::check_dtype(op, "q", q, DType::F32);
-  NLPF_CHECK(q.rank() == 3 && q.numel() > 0, ErrorCode::INVALID_ARGUMENT, op, ": q has shape ",
-             shape_string(q.shape()), ", expected non-empty [B, T, C]");
-  const Dims d{q.dim(0), q.dim(1), q.dim(2), NH, NH > 0 ? q.dim(2) / NH : 0};
-  NLPF_CHECK(NH > 0 && d.C % NH == 0, ErrorCode::INVALID_ARGUMENT, op, ": C = ", d.C,
-             " of q is not a multiple of the number of heads NH = ", NH);
-  detail::check_dtype(op, "k", k, DType::F32);
-  detail::check_shape(op, "k", k, q.shape());
-  detail::check_dtype(op, "v", v, DType::F32);
-  detail::check_shape(op, "v", v, q.shape());
+// The sizes from x [B, T, parts C] (q: one part; a packed qkv: three).
+Dims dims_of(const char* op, const char* name, const Tensor& x, int64_t parts, int64_t NH) {
+  detail::check_dtype(op, name, x, DType::F32);
+  NLPF_CHECK(x.rank() == 3 && x.numel() > 0 && x.dim(2) % parts == 0, ErrorCode::INVALID_ARGUMENT, op, ": ",
+             name, " has shape ", shape_string(x.shape()),
+             parts == 1 ? ", expected non-empty [B, T, C]" : ", expected non-empty [B, T, 3 C]");
+  const int64_t C = x.dim(2) / parts;
+  const Dims d{x.dim(0), x.dim(1), C, NH, NH > 0 ? C / NH : 0};
+  NLPF_CHECK(NH > 0 && C % NH == 0, ErrorCode::INVALID_ARGUMENT, op, ": C = ", C, " of ", name,
+             " is not a multiple of the number of heads NH = ", NH);
+  return d;
+}
+
+// The checks beside q, k, v's (x: the tensor a keep mask must share a device with).
+void check_mask_probs_dropout(const ExecutionContext& ctx, const char* op, const Dims& d, const char* name,
+                              const Tensor& x, const Tensor& attention_mask, const Tensor& probs,
+                              const AttentionDropout& dropout) {
+  const int64_t NH = d.NH;
   detail::check_dtype(op, "attention_mask", attention_mask, DType::I32);
   detail::check_shape(op, "attention_mask", attention_mask, {d.B, d.T});
   detail::check_dtype(op, "probs", probs, DType::F32);
@@ -40,9 +47,36 @@ Dims check_inputs(const ExecutionContext& ctx, const char* op, const Tensor& q, 
   if (dropout.keep != nullptr) {
     detail::check_dtype(op, "keep", *dropout.keep, DType::F32);
     detail::check_shape(op, "keep", *dropout.keep, {d.B, NH, d.T, d.T});
-    detail::common_device(op, ctx, {{"q", &q}, {"keep", dropout.keep}});
+    detail::common_device(op, ctx, {{name, &x}, {"keep", dropout.keep}});
   }
+}
+
+Dims check_inputs(const ExecutionContext& ctx, const char* op, const Tensor& q, const Tensor& k,
+                  const Tensor& v, const Tensor& attention_mask, const Tensor& probs, int64_t NH,
+                  const AttentionDropout& dropout) {
+  const Dims d = dims_of(op, "q", q, 1, NH);
+  detail::check_dtype(op, "k", k, DType::F32);
+  detail::check_shape(op, "k", k, q.shape());
+  detail::check_dtype(op, "v", v, DType::F32);
+  detail::check_shape(op, "v", v, q.shape());
+  check_mask_probs_dropout(ctx, op, d, "q", q, attention_mask, probs, dropout);
   return d;
+}
+
+// The CPU side of the packed ops: part i (q, k, v = 0, 1, 2) of qkv [B,T,3C] as its own [B,T,C] tensor, and
+// back.
+Tensor packed_part(const Tensor& qkv, int64_t i, const Dims& d) {
+  Tensor part = Tensor::empty(DType::F32, {d.B, d.T, d.C});
+  const float* from = qkv.data<float>() + i * d.C;
+  float* to = part.data<float>();
+  for (int64_t row = 0; row < d.B * d.T; ++row) std::copy_n(from + row * 3 * d.C, d.C, to + row * d.C);
+  return part;
+}
+
+void set_packed_part(Tensor& qkv, int64_t i, const Tensor& part, const Dims& d) {
+  const float* from = part.data<float>();
+  float* to = qkv.data<float>() + i * d.C;
+  for (int64_t row = 0; row < d.B * d.T; ++row) std::copy_n(from + row * d.C, d.C, to + row * 3 * d.C);
 }
 
 // The CPU's keep mask: the caller's, or `draw`'s drawn into `scratch` [B,NH,T,T]; nullptr without dropout.
@@ -90,7 +124,7 @@ void attention_forward(ExecutionContext& ctx, Tensor& out, Tensor& probs, const 
     case DeviceType::CUDA:
       if constexpr (kCudaBuilt) {
         cuda::attention_forward(ctx, out.data<float>(), probs.data<float>(), q.data<float>(), k.data<float>(),
-                                v.data<float>(), attention_mask.data<int32_t>(), cuda_keep(dropout),
+                                v.data<float>(), d.C, attention_mask.data<int32_t>(), cuda_keep(dropout),
                                 static_cast<float>(1 / (1 - dropout.p)), d.B, d.T, d.NH, d.HS);
         return;
       }
@@ -132,10 +166,77 @@ void attention_backward(ExecutionContext& ctx, Tensor& dq, Tensor& dk, Tensor& d
     }
     case DeviceType::CUDA:
       if constexpr (kCudaBuilt) {
-        cuda::attention_backward(ctx, dq.data<float>(), dk.data<float>(), dv.data<float>(),
-                                 dout.data<float>(), q.data<float>(), k.data<float>(), v.data<float>(),
+        cuda::attention_backward(ctx, dq.data<float>(), dk.data<float>(), dv.data<float>(), d.C,
+                                 dout.data<float>(), q.data<float>(), k.data<float>(), v.data<float>(), d.C,
                                  attention_mask.data<int32_t>(), probs.data<float>(), cuda_keep(dropout),
                                  static_cast<float>(1 / (1 - dropout.p)), d.B, d.T, d.NH, d.HS);
+        return;
+      }
+      detail::throw_no_cuda_kernel(kOp);
+  }
+}
+
+void attention_forward_packed(ExecutionContext& ctx, Tensor& out, Tensor& probs, const Tensor& qkv,
+                              const Tensor& attention_mask, int64_t NH, AttentionDropout dropout) {
+  constexpr const char* kOp = "attention_forward_packed";
+  const Dims d = dims_of(kOp, "qkv", qkv, 3, NH);
+  check_mask_probs_dropout(ctx, kOp, d, "qkv", qkv, attention_mask, probs, dropout);
+  detail::check_dtype(kOp, "out", out, DType::F32);
+  detail::check_shape(kOp, "out", out, {d.B, d.T, d.C});
+  const Device device = detail::common_device(
+      kOp, ctx, {{"out", &out}, {"probs", &probs}, {"qkv", &qkv}, {"attention_mask", &attention_mask}});
+  switch (device.type) {
+    case DeviceType::CPU:
+      attention_forward(ctx, out, probs, packed_part(qkv, 0, d), packed_part(qkv, 1, d),
+                        packed_part(qkv, 2, d), attention_mask, NH, dropout);
+      return;
+    case DeviceType::CUDA:
+      if constexpr (kCudaBuilt) {
+        const float* q = qkv.data<float>();
+        cuda::attention_forward(ctx, out.data<float>(), probs.data<float>(), q, q + d.C, q + 2 * d.C, 3 * d.C,
+                                attention_mask.data<int32_t>(), cuda_keep(dropout),
+                                static_cast<float>(1 / (1 - dropout.p)), d.B, d.T, d.NH, d.HS);
+        return;
+      }
+      detail::throw_no_cuda_kernel(kOp);
+  }
+}
+
+void attention_backward_packed(ExecutionContext& ctx, Tensor& dqkv, const Tensor& dout, const Tensor& qkv,
+                               const Tensor& attention_mask, const Tensor& probs, int64_t NH,
+                               AttentionDropout dropout) {
+  constexpr const char* kOp = "attention_backward_packed";
+  const Dims d = dims_of(kOp, "qkv", qkv, 3, NH);
+  check_mask_probs_dropout(ctx, kOp, d, "qkv", qkv, attention_mask, probs, dropout);
+  detail::check_dtype(kOp, "dout", dout, DType::F32);
+  detail::check_shape(kOp, "dout", dout, {d.B, d.T, d.C});
+  detail::check_dtype(kOp, "dqkv", dqkv, DType::F32);
+  detail::check_shape(kOp, "dqkv", dqkv, qkv.shape());
+  const Device device = detail::common_device(kOp, ctx,
+                                              {{"dqkv", &dqkv},
+                                               {"dout", &dout},
+                                               {"qkv", &qkv},
+                                               {"attention_mask", &attention_mask},
+                                               {"probs", &probs}});
+  switch (device.type) {
+    case DeviceType::CPU: {
+      Tensor dq = Tensor::empty(DType::F32, {d.B, d.T, d.C}), dk = Tensor::empty(DType::F32, {d.B, d.T, d.C}),
+             dv = Tensor::empty(DType::F32, {d.B, d.T, d.C});
+      attention_backward(ctx, dq, dk, dv, dout, packed_part(qkv, 0, d), packed_part(qkv, 1, d),
+                         packed_part(qkv, 2, d), attention_mask, probs, NH, dropout);
+      set_packed_part(dqkv, 0, dq, d);
+      set_packed_part(dqkv, 1, dk, d);
+      set_packed_part(dqkv, 2, dv, d);
+      return;
+    }
+    case DeviceType::CUDA:
+      if constexpr (kCudaBuilt) {
+        const float* q = qkv.data<float>();
+        float* dq = dqkv.data<float>();
+        cuda::attention_backward(ctx, dq, dq + d.C, dq + 2 * d.C, 3 * d.C, dout.data<float>(), q, q + d.C,
+                                 q + 2 * d.C, 3 * d.C, attention_mask.data<int32_t>(), probs.data<float>(),
+                                 cuda_keep(dropout), static_cast<float>(1 / (1 - dropout.p)), d.B, d.T, d.NH,
+                                 d.HS);
         return;
       }
       detail::throw_no_cuda_kernel(kOp);

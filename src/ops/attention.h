@@ -35,4 +35,15 @@ void attention_backward(ExecutionContext& ctx, Tensor& dq, Tensor& dk, Tensor& d
                         const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& attention_mask,
                         const Tensor& probs, int64_t NH, AttentionDropout dropout = {});
 
+// The same attention from a packed projection qkv [B,T,3C] (each row q | k | v: what one linear over a
+// layer's q, k and v weights stacked [3C, C] writes, one GEMM instead of three), and its backward into dqkv
+// [B,T,3C]
+// (=, each row dq | dk | dv). The same values as attention_forward / attention_backward on the three parts
+// (CUDA reads and writes the parts in place; the CPU copies them out and back).
+void attention_forward_packed(ExecutionContext& ctx, Tensor& out, Tensor& probs, const Tensor& qkv,
+                              const Tensor& attention_mask, int64_t NH, AttentionDropout dropout = {});
+void attention_backward_packed(ExecutionContext& ctx, Tensor& dqkv, const Tensor& dout, const Tensor& qkv,
+                               const Tensor& attention_mask, const Tensor& probs, int64_t NH,
+                               AttentionDropout dropout = {});
+
 }  // namespace nlpf::ops

@@ -25,26 +25,28 @@ void fused_attention_forward(ExecutionContext& ctx, void* out, const void* qkv, 
 
 // Training forward, f32: out [B,T,C] (=) dropout(probs) v, probs [B,NH,T,T] (=, saved, before dropout) =
 // softmax(q k^T / sqrt(HS)) over the keys with attention_mask [B,T] != 0 (padded keys get exactly 0; in a
-// sequence whose keys are all padding every row is the uniform 1/T); q, k, v [B,T,C], C = NH HS, head h in
-// channels [h HS, (h+1) HS). keep: the [B,NH,T,T] keep values (a 0/1 mask, or drawn inside the softmax
-// kernels, ops/dropout_cuda.h), or neither (no dropout); keep_scale = 1 / (1 - p). Unlike
-// the fused inference kernel, padded query rows are computed as the CPU computes them (the backward needs
-// them). The mask is not validated here (the host would have to wait): any non-zero value is a token.
-// Strided-batched cuBLASLt GEMMs per (b, h) in the context's math mode (TF32 products under MathMode::TF32)
-// around a masked-softmax row kernel; stream-ordered scratch of 4 B T C floats (+ B NH T T with dropout).
+// sequence whose keys are all padding every row is the uniform 1/T); q, k, v rows of C = NH HS channels
+// (head h in channels [h HS, (h+1) HS)) at the row stride ld_qkv floats: C for [B,T,C] tensors, 3 C for
+// the parts of a packed projection [B,T,3C] (q = qkv, k = qkv + C, v = qkv + 2 C). keep: the [B,NH,T,T] keep
+// values (a 0/1 mask, or drawn inside the softmax kernels, ops/dropout_cuda.h), or neither (no dropout);
+// keep_scale = 1 / (1 - p). Unlike the fused inference kernel, padded query rows are computed as the CPU
+// computes them (the backward needs them). The mask is not validated here (the host would have to wait): any
+// non-zero value is a token. Strided-batched cuBLASLt GEMMs per (b, h) in the context's math mode (TF32
+// products under MathMode::TF32) around a masked-softmax row kernel; stream-ordered scratch of 4 B T C floats
+// (+ B NH T T with dropout).
 void attention_forward(ExecutionContext& ctx, float* out, float* probs, const float* q, const float* k,
-                       const float* v, const int32_t* attention_mask, const KeepSource& keep,
+                       const float* v, int64_t ld_qkv, const int32_t* attention_mask, const KeepSource& keep,
                        float keep_scale, int64_t B, int64_t T, int64_t NH, int64_t HS);
 
-// Training backward, f32: dq, dk, dv [B,T,C] (=) from dout [B,T,C] and the forward's q, k, v,
-// attention_mask, probs and keep (as attention_forward). Per head, pd = dropout(probs), scale = 1 / sqrt(HS):
-// dv = pd^T dout, dp = dropout(dout v^T), dscore = scale p (dp - rowsum(p dp)), dq = dscore k,
-// dk = dscore^T q; a sequence whose keys are all padding gets dq = dk = 0. Five strided-batched GEMMs and a
-// softmax-backward row kernel (fixed-order row sums), deterministic; stream-ordered scratch of 4 B T C +
-// B NH T T floats (+ B NH T T with dropout).
-void attention_backward(ExecutionContext& ctx, float* dq, float* dk, float* dv, const float* dout,
-                        const float* q, const float* k, const float* v, const int32_t* attention_mask,
-                        const float* probs, const KeepSource& keep, float keep_scale, int64_t B, int64_t T,
-                        int64_t NH, int64_t HS);
+// Training backward, f32: dq, dk, dv (=, rows at the stride ld_dqkv) from dout [B,T,C] and the forward's
+// q, k, v (rows at the stride ld_qkv), attention_mask, probs and keep (as attention_forward). Per head, pd =
+// dropout(probs), scale = 1 / sqrt(HS): dv = pd^T dout, dp = dropout(dout v^T), dscore = scale p (dp -
+// rowsum(p dp)), dq = dscore k, dk = dscore^T q; a sequence whose keys are all padding gets dq = dk = 0. Five
+// strided-batched GEMMs and a softmax-backward row kernel (fixed-order row sums), deterministic;
+// stream-ordered scratch of 4 B T C + B NH T T floats (+ B NH T T with dropout).
+void attention_backward(ExecutionContext& ctx, float* dq, float* dk, float* dv, int64_t ld_dqkv,
+                        const float* dout, const float* q, const float* k, const float* v, int64_t ld_qkv,
+                        const int32_t* attention_mask, const float* probs, const KeepSource& keep,
+                        float keep_scale, int64_t B, int64_t T, int64_t NH, int64_t HS);
 
 }  // namespace nlpf::cuda

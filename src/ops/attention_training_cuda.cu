@@ -3,9 +3,11 @@
 // computes them: the four products per (b, h) are strided-batched cuBLASLt GEMMs (backend/cuda/gemm.h, batch
 // B NH, in the context's math mode), and row kernels (a warp per row) do the masked softmax and its backward.
 // GEMMs batch over one stride, so q, k, v (and dout) are first copied head-major [B,NH,T,HS] and the results
-// copied back. Deterministic: cuBLASLt's plan fixes the algorithm, row sums reduce by a fixed shuffle tree
-// (no atomics). Layouts: q, k, v, out and their gradients [B,T,C] with head h in channels [h HS, (h+1) HS);
-// probs, keep [B,NH,T,T] (query t, key s); attention_mask [B,T]. Activation gradients overwrite (=).
+// copied back; the copies read and write rows of any stride, so q, k, v and their gradients may be the three
+// parts of one packed projection [B,T,3C]. Deterministic: cuBLASLt's plan fixes the algorithm, row sums
+// reduce by a fixed shuffle tree (no atomics). Layouts: q, k, v, out and their gradients [B,T,C] with head h
+// in channels [h HS, (h+1) HS); probs, keep [B,NH,T,T] (query t, key s); attention_mask [B,T]. Activation
+// gradients overwrite (=).
 #include <cuda_runtime.h>
 
 #include <cmath>
@@ -46,21 +48,24 @@ __device__ __forceinline__ bool any_token(const int32_t* mask_b, int64_t T, int 
   return __any_sync(kFullMask, any);
 }
 
-// Up to kMaxCopies tensors copied between [B,T,C] and head-major [B,NH,T,HS] (blockIdx.y picks one).
+// Up to kMaxCopies tensors copied between token-major rows (b, t) of C channels at a row stride `ld` floats
+// (C for [B,T,C], 3 C for a part of a packed [B,T,3C]) and head-major [B,NH,T,HS] (blockIdx.y picks one).
 struct Copies {
   const float* from[kMaxCopies];
   float* to[kMaxCopies];
+  int64_t ld[kMaxCopies];  // row stride of the token-major side, in floats
 };
 
-// to_heads: from [B,T,C] to [B,NH,T,HS]; else back. Vec is float4 when HS % 4 == 0 and every pointer is
-// 16-byte aligned, else float; HSV = HS / (floats per Vec). Thread i handles vector i of the head-major
-// array, so reads and writes are contiguous runs of HS floats either way.
+// to_heads: from token-major rows to [B,NH,T,HS]; else back. Vec is float4 when HS and every row stride are
+// multiples of 4 and every pointer is 16-byte aligned, else float; HSV = HS / (floats per Vec). Thread i
+// handles vector i of the head-major array, so reads and writes are contiguous runs of HS floats either way.
 template <typename Vec, bool to_heads>
 __global__ void attention_copy_heads_kernel(Copies copies, int64_t B, int64_t T, int64_t NH, int64_t HSV) {
   const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i >= B * NH * T * HSV) return;
   const int64_t d = i % HSV, t = (i / HSV) % T, h = (i / (HSV * T)) % NH, b = i / (HSV * T * NH);
-  const int64_t token = ((b * T + t) * NH + h) * HSV + d;  // (b, t, h, d) in [B,T,C]
+  const int64_t ldv = copies.ld[blockIdx.y] / static_cast<int64_t>(sizeof(Vec) / sizeof(float));
+  const int64_t token = (b * T + t) * ldv + h * HSV + d;  // (b, t, h, d) token-major
   const Vec* from = reinterpret_cast<const Vec*>(copies.from[blockIdx.y]);
   Vec* to = reinterpret_cast<Vec*>(copies.to[blockIdx.y]);
   if constexpr (to_heads) {
@@ -146,11 +151,14 @@ bool aligned16(const void* p) {
   return reinterpret_cast<uintptr_t>(p) % 16 == 0;
 }
 
-// Copies `count` tensors between [B,T,C] and [B,NH,T,HS] on ctx's stream (to_heads: into head-major).
+// Copies `count` tensors between token-major rows and [B,NH,T,HS] on ctx's stream (to_heads: into
+// head-major).
 void copy_heads(CudaContext& ctx, bool to_heads, const Copies& copies, int count, int64_t B, int64_t T,
                 int64_t NH, int64_t HS) {
   bool vector = HS % 4 == 0;
-  for (int i = 0; i < count; ++i) vector = vector && aligned16(copies.from[i]) && aligned16(copies.to[i]);
+  for (int i = 0; i < count; ++i) {
+    vector = vector && copies.ld[i] % 4 == 0 && aligned16(copies.from[i]) && aligned16(copies.to[i]);
+  }
   const int64_t HSV = vector ? HS / 4 : HS;
   const int64_t blocks = (B * NH * T * HSV + kCopyThreads - 1) / kCopyThreads;
   NLPF_CHECK(blocks <= 0x7fffffff, ErrorCode::UNSUPPORTED, "attention (cuda): ", B * T * NH * HS,
@@ -208,7 +216,7 @@ float scale_of(int64_t HS) {
 // (4 B T C floats), and dropout(probs) [B,NH,T,T] when keep is given. The scores are written straight into
 // probs and become the probabilities in place.
 void attention_forward(ExecutionContext& base, float* out, float* probs, const float* q, const float* k,
-                       const float* v, const int32_t* attention_mask, const KeepSource& keep,
+                       const float* v, int64_t ld_qkv, const int32_t* attention_mask, const KeepSource& keep,
                        float keep_scale, int64_t B, int64_t T, int64_t NH, int64_t HS) {
   const bool dropout = keep.active();
   CudaContext& ctx = cuda_context(base);
@@ -219,7 +227,9 @@ void attention_forward(ExecutionContext& base, float* out, float* probs, const f
   float* k_heads = q_heads + BTC;
   float* v_heads = k_heads + BTC;
   float* out_heads = v_heads + BTC;
-  copy_heads(ctx, true, Copies{{q, k, v}, {q_heads, k_heads, v_heads}}, 3, B, T, NH, HS);
+  const int64_t C = NH * HS;
+  copy_heads(ctx, true, Copies{{q, k, v}, {q_heads, k_heads, v_heads}, {ld_qkv, ld_qkv, ld_qkv}}, 3, B, T, NH,
+             HS);
 
   // scores [B,NH,T,T] = q k^T per head, into probs; the softmax scales them by 1 / sqrt(HS).
   batched_matmul(base, probs, q_heads, Transpose::NO, k_heads, Transpose::YES, B * NH, T, T, HS);
@@ -234,15 +244,15 @@ void attention_forward(ExecutionContext& base, float* out, float* probs, const f
   // out [B,NH,T,HS] = dropout(probs) v per head, then back to [B,T,C].
   batched_matmul(base, out_heads, dropout ? dropped_data : probs, Transpose::NO, v_heads, Transpose::NO,
                  B * NH, T, HS, T);
-  copy_heads(ctx, false, Copies{{out_heads}, {out}}, 1, B, T, NH, HS);
+  copy_heads(ctx, false, Copies{{out_heads}, {out}, {C}}, 1, B, T, NH, HS);
 }
 
 // Scratch: dout, q, k, v head-major (4 B T C floats; the gradients reuse them once their operands are read,
 // all on one stream), dscore [B,NH,T,T], and dropout(probs) [B,NH,T,T] when keep is given.
-void attention_backward(ExecutionContext& base, float* dq, float* dk, float* dv, const float* dout,
-                        const float* q, const float* k, const float* v, const int32_t* attention_mask,
-                        const float* probs, const KeepSource& keep, float keep_scale, int64_t B, int64_t T,
-                        int64_t NH, int64_t HS) {
+void attention_backward(ExecutionContext& base, float* dq, float* dk, float* dv, int64_t ld_dqkv,
+                        const float* dout, const float* q, const float* k, const float* v, int64_t ld_qkv,
+                        const int32_t* attention_mask, const float* probs, const KeepSource& keep,
+                        float keep_scale, int64_t B, int64_t T, int64_t NH, int64_t HS) {
   const bool dropout = keep.active();
   CudaContext& ctx = cuda_context(base);
   const int64_t rows = B * NH * T, BTC = B * T * NH * HS, batch = B * NH;
@@ -252,7 +262,10 @@ void attention_backward(ExecutionContext& base, float* dq, float* dk, float* dv,
   float* q_heads = dout_heads + BTC;
   float* k_heads = q_heads + BTC;
   float* v_heads = k_heads + BTC;
-  copy_heads(ctx, true, Copies{{dout, q, k, v}, {dout_heads, q_heads, k_heads, v_heads}}, 4, B, T, NH, HS);
+  copy_heads(
+      ctx, true,
+      Copies{{dout, q, k, v}, {dout_heads, q_heads, k_heads, v_heads}, {NH * HS, ld_qkv, ld_qkv, ld_qkv}}, 4,
+      B, T, NH, HS);
 
   // dscore [B,NH,T,T] = dout v^T per head, then the softmax backward in place.
   Buffer dscore(ctx.allocator(), static_cast<size_t>(rows * T) * sizeof(float));
@@ -274,7 +287,8 @@ void attention_backward(ExecutionContext& base, float* dq, float* dk, float* dv,
                  batch, T, HS, T);
   batched_matmul(base, dq_heads, ds, Transpose::NO, k_heads, Transpose::NO, batch, T, HS, T);
   batched_matmul(base, dk_heads, ds, Transpose::YES, q_heads, Transpose::NO, batch, T, HS, T);
-  copy_heads(ctx, false, Copies{{dq_heads, dk_heads, dv_heads}, {dq, dk, dv}}, 3, B, T, NH, HS);
+  copy_heads(ctx, false, Copies{{dq_heads, dk_heads, dv_heads}, {dq, dk, dv}, {ld_dqkv, ld_dqkv, ld_dqkv}}, 3,
+             B, T, NH, HS);
 }
 
 }  // namespace nlpf::cuda

@@ -6,6 +6,8 @@
 // gradient to q, k.
 #include "ops/attention.h"
 
+#include <algorithm>
+#include <cstring>
 #include <string>
 
 #include "ops/cuda_op_test_util.h"
@@ -134,6 +136,55 @@ TEST_F(AttentionCuda, DrawnDropoutEqualsTheStoredMaskBitForBit) {
   ops::attention_forward(cpu_context(), ref_out, ref_probs, q, k, v, mask, NH, {nullptr, 0.1, &cpu_draw});
   const std::vector<double> expected_out = to_double(ref_out);
   EXPECT_TRUE(all_close(to_double(drawn[0]), expected_out, scaled_tolerance(kTol, expected_out)));
+}
+
+// The packed ops read q, k, v from (and write dq, dk, dv into) one [B,T,3C] tensor at a row stride of 3C:
+// the same bits as the three-part ops on CUDA (the same head-major copies feed the same GEMMs), with
+// dropout drawn; vector copies (HS and 3C multiples of 4) and scalar ones.
+TEST_F(AttentionCuda, PackedEqualsThreePartsBitForBit) {
+  std::mt19937 rng(1104);
+  for (const Size s : {Size{3, 19, 3, 8}, Size{3, 67, 2, 40}, Size{2, 5, 3, 3}, Size{4, 40, 12, 32}}) {
+    SCOPED_TRACE("B=" + std::to_string(s.B) + " T=" + std::to_string(s.T) + " NH=" + std::to_string(s.NH) +
+                 " HS=" + std::to_string(s.HS));
+    const int64_t C = s.NH * s.HS;
+    const Shape x_shape{s.B, s.T, C}, p_shape{s.B, s.NH, s.T, s.T};
+    const Tensor qkv = random_tensor(rng, {s.B, s.T, 3 * C}, -2, 2), dout = random_tensor(rng, x_shape);
+    const auto part = [&](int64_t i) {
+      Tensor p = Tensor::empty(DType::F32, x_shape);
+      for (int64_t row = 0; row < s.B * s.T; ++row) {
+        std::copy_n(qkv.data<float>() + row * 3 * C + i * C, C, p.data<float>() + row * C);
+      }
+      return device(p);
+    };
+    const Tensor q = part(0), k = part(1), v = part(2), qkv_d = device(qkv), dout_d = device(dout);
+    const Tensor mask = device(ragged_mask(rng, s.B, s.T));
+    Tensor host_step = Tensor::empty(DType::I64, {1});
+    host_step.data<int64_t>()[0] = 5;
+    const Tensor step = to_device(gpu(), host_step);  // read from device memory, as a captured step reads it
+    const ops::DropoutDraw draw{91, 8, step.data<int64_t>(), uint64_t{1} << 42};
+    const ops::AttentionDropout dropout{nullptr, 0.1, &draw};
+
+    Tensor out = poisoned(x_shape), probs = poisoned(p_shape);
+    ops::attention_forward(gpu(), out, probs, q, k, v, mask, s.NH, dropout);
+    Tensor dq = poisoned(x_shape), dk = poisoned(x_shape), dv = poisoned(x_shape);
+    ops::attention_backward(gpu(), dq, dk, dv, dout_d, q, k, v, mask, probs, s.NH, dropout);
+
+    Tensor packed_out = poisoned(x_shape), packed_probs = poisoned(p_shape);
+    ops::attention_forward_packed(gpu(), packed_out, packed_probs, qkv_d, mask, s.NH, dropout);
+    Tensor dqkv = poisoned({s.B, s.T, 3 * C});
+    ops::attention_backward_packed(gpu(), dqkv, dout_d, qkv_d, mask, packed_probs, s.NH, dropout);
+    EXPECT_TRUE(bit_identical(to_host(gpu(), packed_out), to_host(gpu(), out)));
+    EXPECT_TRUE(bit_identical(to_host(gpu(), packed_probs), to_host(gpu(), probs)));
+    const Tensor got = to_host(gpu(), dqkv);
+    const Tensor parts[3] = {to_host(gpu(), dq), to_host(gpu(), dk), to_host(gpu(), dv)};
+    for (int64_t i = 0; i < 3; ++i) {
+      for (int64_t row = 0; row < s.B * s.T; ++row) {
+        ASSERT_EQ(0, std::memcmp(got.data<float>() + row * 3 * C + i * C, parts[i].data<float>() + row * C,
+                                 C * sizeof(float)))
+            << "part " << i << " row " << row;
+      }
+    }
+  }
 }
 
 TEST_F(AttentionCuda, LongSequenceMatchesCpu) {

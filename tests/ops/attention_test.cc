@@ -152,6 +152,55 @@ TEST(Attention, DrawnDropoutIsTheStoredMask) {
       ErrorCode::INVALID_ARGUMENT, {"attention_forward", "both a keep mask and a draw"});
 }
 
+// The packed ops on qkv [B,T,3C] are the three-part ops on its column blocks: the same bits, forward and
+// backward (dqkv's blocks are dq, dk, dv), with dropout drawn.
+TEST(Attention, PackedEqualsThreeParts) {
+  std::mt19937 rng(84);
+  const std::vector<double> qkv_values = round_to_float(random_vector(rng, B * T * 3 * C));
+  const Tensor qkv = f32_tensor({B, T, 3 * C}, qkv_values);
+  const auto part = [&](int64_t i) {
+    std::vector<double> p;
+    for (int64_t row = 0; row < B * T; ++row) {
+      p.insert(p.end(), qkv_values.begin() + row * 3 * C + i * C,
+               qkv_values.begin() + row * 3 * C + (i + 1) * C);
+    }
+    return f32_tensor({B, T, C}, p);
+  };
+  const Tensor q = part(0), k = part(1), v = part(2);
+  const Tensor mask = i32_tensor({B, T}, kMask), dout = f32_tensor({B, T, C}, random_vector(rng, B * T * C));
+  const int64_t step = 2;
+  const ops::DropoutDraw draw{78, 8, &step, uint64_t{1} << 42};
+  const ops::AttentionDropout dropout{nullptr, 0.25, &draw};
+
+  Tensor out = Tensor::empty(DType::F32, {B, T, C}), probs = Tensor::empty(DType::F32, {B, NH, T, T});
+  ops::attention_forward(cpu_context(), out, probs, q, k, v, mask, NH, dropout);
+  Tensor dq = Tensor::empty(DType::F32, {B, T, C}), dk = Tensor::empty(DType::F32, {B, T, C}),
+         dv = Tensor::empty(DType::F32, {B, T, C});
+  ops::attention_backward(cpu_context(), dq, dk, dv, dout, q, k, v, mask, probs, NH, dropout);
+
+  Tensor packed_out = Tensor::empty(DType::F32, {B, T, C}),
+         packed_probs = Tensor::empty(DType::F32, {B, NH, T, T});
+  ops::attention_forward_packed(cpu_context(), packed_out, packed_probs, qkv, mask, NH, dropout);
+  Tensor dqkv = Tensor::empty(DType::F32, {B, T, 3 * C});
+  ops::attention_backward_packed(cpu_context(), dqkv, dout, qkv, mask, packed_probs, NH, dropout);
+  EXPECT_EQ(to_double(packed_out), to_double(out));
+  EXPECT_EQ(to_double(packed_probs), to_double(probs));
+  const std::vector<double> got = to_double(dqkv), want_q = to_double(dq), want_k = to_double(dk),
+                            want_v = to_double(dv);
+  for (int64_t row = 0; row < B * T; ++row) {
+    for (int64_t c = 0; c < C; ++c) {
+      ASSERT_EQ(got[row * 3 * C + c], want_q[row * C + c]) << "dq row " << row;
+      ASSERT_EQ(got[row * 3 * C + C + c], want_k[row * C + c]) << "dk row " << row;
+      ASSERT_EQ(got[row * 3 * C + 2 * C + c], want_v[row * C + c]) << "dv row " << row;
+    }
+  }
+  Tensor bad_qkv = Tensor::zeros(DType::F32, {B, T, 3 * C + 1});
+  expect_error([&] { ops::attention_forward_packed(cpu_context(), out, probs, bad_qkv, mask, NH); },
+               ErrorCode::INVALID_ARGUMENT, {"attention_forward_packed", "qkv", "[3, 5, 19]", "[B, T, 3 C]"});
+  expect_error([&] { ops::attention_backward_packed(cpu_context(), dq, dout, qkv, mask, probs, NH); },
+               ErrorCode::INVALID_ARGUMENT, {"attention_backward_packed", "dqkv", "[3, 5, 6]", "[3, 5, 18]"});
+}
+
 TEST(AttentionErrors, ArgumentErrorsNameOpAndTensor) {
   Tensor q = Tensor::zeros(DType::F32, {B, T, C}), out = Tensor::empty(DType::F32, {B, T, C});
   Tensor probs = Tensor::empty(DType::F32, {B, NH, T, T}), mask = i32_tensor({B, T}, kMask);

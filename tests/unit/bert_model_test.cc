@@ -227,6 +227,29 @@ TEST(BertModel, GradientsAccumulate) {
   }
 }
 
+// Each layer's query, key and value weights and biases are consecutive parts of one buffer (what CUDA's
+// one-GEMM projection reads; bert_model.h: Memory), gradients too, after truncation as well.
+TEST(BertModel, QueryKeyValueAreOnePackedBuffer) {
+  BertForSequenceClassification model(tiny_config(), 21);
+  const auto expect_packed = [&](const std::map<std::string, Tensor>& tensors) {
+    const int64_t C = model.config().hidden_size;
+    for (int64_t l = 0; l < model.config().num_hidden_layers; ++l) {
+      const std::string p = "bert.encoder.layer." + std::to_string(l) + ".attention.self.";
+      const float* w = tensors.at(p + "query.weight").data<float>();
+      const float* b = tensors.at(p + "query.bias").data<float>();
+      EXPECT_EQ(tensors.at(p + "key.weight").data<float>(), w + C * C) << p;
+      EXPECT_EQ(tensors.at(p + "value.weight").data<float>(), w + 2 * C * C) << p;
+      EXPECT_EQ(tensors.at(p + "key.bias").data<float>(), b + C) << p;
+      EXPECT_EQ(tensors.at(p + "value.bias").data<float>(), b + 2 * C) << p;
+    }
+  };
+  expect_packed(model.parameters());
+  expect_packed(model.gradients());
+  model.truncate_layers(1);
+  expect_packed(model.parameters());
+  expect_packed(model.gradients());
+}
+
 TEST(BertModel, TruncateLayersKeepsTheFirstLayers) {
   const BertConfig c = tiny_config(3);
   BertForSequenceClassification model(c, 4);
