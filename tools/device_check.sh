@@ -368,8 +368,9 @@ m = json.load(open(sys.argv[1]))
 t = m.get("training", {})
 e = t.get("energy") or {}
 acc = [x.get("inference_benchmark_metrics", {}).get("accuracy") for x in m.get("epochs", [])]
-print(f"{sys.argv[2]}: training {t.get('seconds')} s, {e.get('joules')} J (evaluation included), "
-      f"{t.get('steps')} steps, peak {t.get('peak_gpu_memory_mb')} MB, accuracy per epoch {acc}")
+print(f"{sys.argv[2]}: training {t.get('seconds')} s, {e.get('joules')} J (steps only), window "
+      f"{e.get('window_joules')} J (evaluation included), {t.get('steps')} steps, "
+      f"peak {t.get('peak_gpu_memory_mb')} MB, accuracy per epoch {acc}")
 PY
     done
     for r in ${FINETUNE_PEER_RUNS-fp32:max_length fp32:longest bf16:max_length bf16:longest}; do
