@@ -400,7 +400,8 @@ if want bench_train; then
   # fp32 at most 0.9x its time, bf16 mixed at most 0.6x PyTorch's bf16 autocast". Both sides: random init (seed
   # 42), dropout on, random ids with every token real (mask all 1), AdamW lr 3e-5 wd 0.01, clip 1.0, linear
   # schedule; idle baseline, warm-up steps, then trials of timed steps (wall clock, CUDA events, NVML energy).
-  # BENCH_TRAIN_STEPS          timed steps per trial (default 150: >= 5 s energy windows at fp32; tf32/bf16 less)
+  # BENCH_TRAIN_STEPS          timed steps per trial (default 250: >= 5 s energy windows for every precision on the
+  #                            H200, nlpf's bf16 step being the shortest at ~21 ms; 150 left bf16 at 3.2 s)
   # BENCH_TRAIN_TRIALS         trials (default 3)
   # BENCH_TRAIN_WARMUP_STEPS   untimed steps before the trials (default 10; compilation happens there)
   # BENCH_TRAIN_ENGINES        peer engines (default "eager"; "eager compile" adds torch.compile, ~1-2 min more)
@@ -411,7 +412,7 @@ if want bench_train; then
   #                            graph's share); the report compares the first with the peer
   # Results: results/gpu_training_{ours,peer}.json (ours_<mode>.json for more modes), and gpu_training_report.md
   # and the JSONs in $OUT.
-  bt_steps=${BENCH_TRAIN_STEPS:-150}
+  bt_steps=${BENCH_TRAIN_STEPS:-250}
   bt_trials=${BENCH_TRAIN_TRIALS:-3}
   bt_warmup_steps=${BENCH_TRAIN_WARMUP_STEPS:-10}
   bt_gpu_warmup=${BENCH_TRAIN_GPU_WARMUP_S:-25}
