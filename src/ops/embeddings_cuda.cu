@@ -4,9 +4,12 @@
 //   position: thread (t, c) adds dout[b, t, c] for b = 0..B-1 to dposition[t, c] in a register, in order;
 //   word and token type (ids repeat): the (id, row) pairs are sorted by id with CUB's radix sort, which is
 //   stable, so each id's rows stay in ascending order; the thread of (first row of an id's run, column c)
-//   then adds that run's dout rows in order to the table entry, loading kBatch rows ahead (a run is serial:
-//   the one token type of a single-sentence task is a run of every row). Sort buffers come from ctx's
-//   allocator. Rows skipped (skip_row: padding) take the key of an invalid id: sorted last, never added.
+//   then adds that run's dout rows in order to the table entry, loading kBatch rows ahead. A run of at least
+//   kLongRun rows (the one token type of a single-sentence task is a run of every token) would leave one warp
+//   per column tile waiting on its loads: a block of kLongRunWarps warps takes it instead, the warps staging
+//   kChunkRows of its dout rows in shared memory at a time and warp 0 adding them in order. Sort buffers come
+//   from ctx's allocator. Rows skipped (skip_row: padding) take the key of an invalid id: sorted last, never
+//   added.
 // Parameter gradients accumulate (+=), activation gradients overwrite (=).
 #include "ops/embeddings_cuda.h"
 
@@ -28,6 +31,11 @@ constexpr int kForwardThreads = 256;
 constexpr int kColumnTile = 32;  // columns of a backward block: one 128-byte row segment per warp
 constexpr int kRunLanes = 8;     // sorted positions (or positions t) per backward block
 constexpr int kBatch = 32;       // dout rows whose loads a run thread issues before adding them in order
+constexpr int kWarp = 32;
+constexpr int kLongRun = 64;      // runs of at least this many rows go to the long-run kernel
+constexpr int kLongRunWarps = 8;  // warps of a long run's block: all stage rows, warp 0 adds them
+constexpr int kChunkRows = kLongRunWarps * kWarp;  // dout rows staged per pass of a long run
+constexpr unsigned kFullMask = 0xffffffffu;
 
 // out [B T, C]; block n = b T + t (grid B T), threads over columns.
 __global__ void __launch_bounds__(kForwardThreads)
@@ -84,9 +92,16 @@ __global__ void embeddings_sort_keys_kernel(uint32_t* __restrict__ keys, int32_t
   order[i] = static_cast<int32_t>(i);
 }
 
+// Whether sorted position k, the first of its run of key `key`, starts a run of at least kLongRun rows (keys
+// are sorted: the run reaches k + kLongRun - 1 if that position holds the same key).
+__device__ bool long_run(const uint32_t* __restrict__ keys, int64_t k, uint32_t key, int64_t BT) {
+  return k + kLongRun - 1 < BT && keys[k + kLongRun - 1] == key;
+}
+
 // dtable [rows, C] (+=) from dout [BT, C] and (keys, order) sorted by key, stably. Thread (k, c) of block
-// (k tile, column tile), k the sorted position: where k starts a run of equal valid keys, it adds the run's
-// dout rows to dtable[key, c] in sorted (= row) order, issuing kBatch loads at a time.
+// (k tile, column tile), k the sorted position: where k starts a run of equal valid keys shorter than
+// kLongRun, it adds the run's dout rows to dtable[key, c] in sorted (= row) order, issuing kBatch loads at a
+// time. Longer runs are embeddings_long_run_backward_kernel's.
 __global__ void __launch_bounds__(kColumnTile* kRunLanes)
     embeddings_table_backward_kernel(float* __restrict__ dtable, const float* __restrict__ dout,
                                      const uint32_t* __restrict__ keys, const int32_t* __restrict__ order,
@@ -96,6 +111,7 @@ __global__ void __launch_bounds__(kColumnTile* kRunLanes)
   if (k >= BT || c >= C) return;
   const uint32_t key = keys[k];
   if (key >= rows || (k > 0 && keys[k - 1] == key)) return;  // an invalid id, or not the first of its run
+  if (long_run(keys, k, key, BT)) return;
   float acc = dtable[key * C + c];
   for (int64_t j = k; j < BT; j += kBatch) {
     // The batch's keys and rows first, all loads in flight at once (indices clamped, no branch on a load);
@@ -125,6 +141,70 @@ __global__ void __launch_bounds__(kColumnTile* kRunLanes)
     if (!run_goes_on) break;
   }
   dtable[key * C + c] = acc;
+}
+
+// The runs of at least kLongRun rows, in the same order: block (r, column tile) looks for such a run starting
+// at a sorted position in [r kLongRun, (r + 1) kLongRun) (at most one can: a run starting before another in
+// the same range ends inside it). Per pass, warp w stages the run's dout rows j + 32 w .. j + 32 w + 31 that
+// belong to it (lane = column; the rows' indices shuffled from the lanes that loaded them), then warp 0 adds
+// the staged rows in sorted order; the run ends at the first pass that stages fewer than kChunkRows rows.
+__global__ void __launch_bounds__(kWarp* kLongRunWarps)
+    embeddings_long_run_backward_kernel(float* __restrict__ dtable, const float* __restrict__ dout,
+                                        const uint32_t* __restrict__ keys, const int32_t* __restrict__ order,
+                                        int64_t BT, int64_t C, int64_t rows) {
+  __shared__ float staged[kChunkRows][kColumnTile];
+  __shared__ int staged_count[kLongRunWarps];
+  __shared__ long long run_start;
+  const int lane = static_cast<int>(threadIdx.x), warp = static_cast<int>(threadIdx.y);
+  const int64_t c = static_cast<int64_t>(blockIdx.y) * kColumnTile + lane;
+  const int64_t first = static_cast<int64_t>(blockIdx.x) * kLongRun;
+  if (warp == 0) {
+    long long found = -1;
+    for (int64_t k = first + lane; k < first + kLongRun && k < BT; k += kWarp) {
+      const uint32_t key = keys[k];
+      if (key < rows && (k == 0 || keys[k - 1] != key) && long_run(keys, k, key, BT)) found = k;
+    }
+#pragma unroll
+    for (int offset = kWarp / 2; offset > 0; offset /= 2) {
+      const long long other = __shfl_xor_sync(kFullMask, found, offset);
+      found = other > found ? other : found;
+    }
+    if (lane == 0) run_start = found;
+  }
+  __syncthreads();
+  const int64_t start = run_start;
+  if (start < 0) return;  // the whole block: no long run starts here
+  const uint32_t key = keys[start];
+  float acc = warp == 0 && c < C ? dtable[key * C + c] : 0.0f;
+  for (int64_t j = start;; j += kChunkRows) {
+    const int64_t k = j + warp * kWarp + lane;  // the sorted position this lane looks up
+    const bool in_run = k < BT && keys[k] == key;
+    const int32_t row = in_run ? order[k] : 0;
+    const int count = __popc(__ballot_sync(kFullMask, in_run));  // the run's positions are a prefix (sorted)
+    float v[kWarp];  // all of the warp's loads in flight before their stores
+#pragma unroll
+    for (int r = 0; r < kWarp; ++r) {
+      const int32_t dout_row = __shfl_sync(kFullMask, row, r);
+      v[r] = r < count && c < C ? dout[static_cast<int64_t>(dout_row) * C + c] : 0.0f;
+    }
+#pragma unroll
+    for (int r = 0; r < kWarp; ++r) {
+      if (r < count) staged[warp * kWarp + r][lane] = v[r];
+    }
+    if (lane == 0) staged_count[warp] = count;
+    __syncthreads();
+    int staged_rows = 0;
+    for (int w = 0; w < kLongRunWarps; ++w) {
+      const int n = staged_count[w];
+      if (warp == 0) {
+        for (int r = 0; r < n; ++r) acc += staged[w * kWarp + r][lane];
+      }
+      staged_rows += n;
+    }
+    __syncthreads();  // staged and staged_count are written again by the next pass
+    if (staged_rows < kChunkRows) break;
+  }
+  if (warp == 0 && c < C) dtable[key * C + c] = acc;
 }
 
 // Bits that hold every key in [0, rows] (rows itself marks an invalid id).
@@ -164,6 +244,12 @@ void scatter_rows(CudaContext& ctx, const SortBuffers& buffers, float* dtable, c
   const dim3 grid(static_cast<unsigned>((BT + kRunLanes - 1) / kRunLanes),
                   static_cast<unsigned>((C + kColumnTile - 1) / kColumnTile));
   embeddings_table_backward_kernel<<<grid, dim3(kColumnTile, kRunLanes), 0, ctx.stream()>>>(
+      dtable, dout, buffers.keys_out, buffers.order_out, BT, C, rows);
+  NLPF_CUDA_CHECK_LAUNCH();
+  // Long runs touch other table rows than the short runs above: no order between the two kernels matters.
+  const dim3 long_grid(static_cast<unsigned>((BT + kLongRun - 1) / kLongRun),
+                       static_cast<unsigned>((C + kColumnTile - 1) / kColumnTile));
+  embeddings_long_run_backward_kernel<<<long_grid, dim3(kWarp, kLongRunWarps), 0, ctx.stream()>>>(
       dtable, dout, buffers.keys_out, buffers.order_out, BT, C, rows);
   NLPF_CUDA_CHECK_LAUNCH();
 }

@@ -1,9 +1,10 @@
 // embeddings_forward / embeddings_backward on CUDA against the CPU ops: odd sizes, ids that repeat (a small
-// vocabulary, and one id filling most of a long batch, a run longer than the kernel's load batch), gradients
-// that start non-zero (they accumulate). The backward adds each table row's dout rows in row order like the
-// CPU, so both directions are compared bit for bit as well as within tolerance, with and without a padding
-// mask whose padded rows add nothing. An out-of-range id gives its row NaN (the device cannot throw). Skipped
-// where the build has no CUDA or no GPU is visible.
+// vocabulary, and one id filling most of a long batch: runs longer than the short-run kernel's load batch and
+// than kLongRun, which the long-run kernel stages in passes of 256 rows; one token type over exactly 256
+// rows, a run that ends with a full pass), gradients that start non-zero (they accumulate). The backward adds
+// each table row's dout rows in row order like the CPU, so both directions are compared bit for bit as well
+// as within tolerance, with and without a padding mask whose padded rows add nothing. An out-of-range id
+// gives its row NaN (the device cannot throw). Skipped where the build has no CUDA or no GPU is visible.
 #include "ops/embeddings.h"
 
 #include <cmath>
@@ -25,7 +26,7 @@ TEST_F(EmbeddingsCuda, ForwardAndBackwardMatchCpuBitForBitAndAccumulate) {
   std::mt19937 rng(17);
   for (const Size s :
        {Size{5, 13, 37, 50, 2, false}, Size{5, 13, 37, 3, 3, false}, Size{3, 130, 768, 97, 2, false},
-        Size{5, 130, 33, 40, 1, true}, Size{1, 1, 5, 1, 1, false}}) {
+        Size{5, 130, 33, 40, 1, true}, Size{4, 64, 40, 3, 1, false}, Size{1, 1, 5, 1, 1, false}}) {
     SCOPED_TRACE("B=" + std::to_string(s.B) + " T=" + std::to_string(s.T) + " C=" + std::to_string(s.C) +
                  " V=" + std::to_string(s.V) + " TV=" + std::to_string(s.TV) + (s.one_id ? " one id" : ""));
     const int64_t P = s.T + 3;
