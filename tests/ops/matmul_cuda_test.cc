@@ -2,7 +2,10 @@
 // every pair of transposes, = and +=, leading dimensions past the row width and batch strides past the matrix
 // (so the matrices are only 4-byte aligned and d has gaps that must stay untouched), in both math modes:
 // IEEE fp32 within 1e-5, TF32 within 1e-2 (as linear_cuda_test). Also: a batch of 1 is the plain product,
-// and the argument errors. Calls the CUDA backend directly, so it is built only where CUDA is (tests/CMake).
+// bf16 operands with an f32 output (matmul and gemm's linear form with its bias: the products of bf16 values
+// are exact in fp32, so within 1e-5 of the double reference on the same bf16 values), and the argument
+// errors. Calls the CUDA backend directly, so it is built only where CUDA is (tests/CMake).
+#include <optional>
 #include <string>
 
 #include "backend/cuda/gemm.h"
@@ -57,14 +60,18 @@ std::vector<double> reference(const Problem& p, const Tensor& a, const Tensor& b
 
 class MatmulCuda : public CudaOpTest {
  protected:
-  // d after matmul on the GPU from the host a, b, d (copied to the device).
-  std::vector<double> run(const Problem& p, const Tensor& a, const Tensor& b, const Tensor& d) {
-    const Tensor a_d = device(a), b_d = device(b);
+  // d after matmul on the GPU from the host a, b, d (copied to the device; a and b converted to `operands`
+  // first where given).
+  std::vector<double> run(const Problem& p, const Tensor& a, const Tensor& b, const Tensor& d,
+                          std::optional<DType> operands = std::nullopt) {
+    const Tensor a_d = to_device(gpu(), operands ? a.to(*operands) : a),
+                 b_d = to_device(gpu(), operands ? b.to(*operands) : b);
     Tensor d_d = device(d);
     cuda::MatmulArgs m;
     m.d = d_d.data<float>();
-    m.a = a_d.data<float>();
-    m.b = b_d.data<float>();
+    m.a = a_d.raw_data();
+    m.b = b_d.raw_data();
+    m.operand_dtype = operands;
     m.transpose_a = p.transpose_a;
     m.transpose_b = p.transpose_b;
     m.accumulate = p.accumulate;
@@ -128,6 +135,72 @@ TEST_F(MatmulCuda, SharedOperandAndBatchOfOne) {
     const std::vector<double> expected = reference(p, a, b, d);
     EXPECT_TRUE(all_close(run(p, a, b, d), expected, scaled_tolerance(1e-5, expected)));
   }
+}
+
+// Host values rounded to bf16 (kept in f32): the operands both sides multiply.
+Tensor bf16_values(std::mt19937& rng, const Shape& shape) {
+  return random_tensor(rng, shape).to(DType::BF16).to(DType::F32);
+}
+
+TEST_F(MatmulCuda, Bf16OperandsWithF32OutputMatchCpu) {
+  std::mt19937 rng(1203);
+  const int64_t batch = 3, M = 24, N = 40, K = 72;
+  for (const MathMode mode : {MathMode::IEEE_FP32, MathMode::BF16}) {  // the math mode does not apply
+    gpu().set_math_mode(mode);
+    for (const Transpose ta : {Transpose::NO, Transpose::YES}) {
+      for (const Transpose tb : {Transpose::NO, Transpose::YES}) {
+        for (const bool accumulate : {false, true}) {
+          SCOPED_TRACE(std::string(mode == MathMode::BF16 ? "bf16 mode" : "ieee mode") +
+                       (ta == Transpose::YES ? " a^T" : " a") + (tb == Transpose::YES ? " b^T" : " b") +
+                       (accumulate ? " +=" : " ="));
+          const int64_t a_rows = ta == Transpose::YES ? K : M, a_cols = ta == Transpose::YES ? M : K;
+          const int64_t b_rows = tb == Transpose::YES ? N : K, b_cols = tb == Transpose::YES ? K : N;
+          const Problem p{ta,     tb, accumulate,      batch,           M,    N, K, a_cols,
+                          b_cols, N,  a_rows * a_cols, b_rows * b_cols, M * N};
+          const Tensor a = bf16_values(rng, {batch * a_rows * a_cols});
+          const Tensor b = bf16_values(rng, {batch * b_rows * b_cols});
+          const Tensor d = random_tensor(rng, {batch * M * N});
+          const std::vector<double> expected = reference(p, a, b, d);
+          EXPECT_TRUE(all_close(run(p, a, b, d, DType::BF16), expected, scaled_tolerance(1e-5, expected)));
+        }
+      }
+    }
+  }
+  gpu().set_math_mode(MathMode::IEEE_FP32);
+
+  // gemm's linear form: y [N, OC] f32 = x [N, C] W^T + bias, x and W bf16, the bias f32.
+  const int64_t rows = 33, C = 64, OC = 48;
+  const Tensor x = bf16_values(rng, {rows, C}), w = bf16_values(rng, {OC, C}),
+               bias = random_tensor(rng, {OC});
+  std::vector<double> expected(static_cast<size_t>(rows * OC));
+  for (int64_t r = 0; r < rows; ++r) {
+    for (int64_t o = 0; o < OC; ++o) {
+      double sum = bias.data<float>()[o];
+      for (int64_t c = 0; c < C; ++c) sum += double{x.data<float>()[r * C + c]} * w.data<float>()[o * C + c];
+      expected[static_cast<size_t>(r * OC + o)] = sum;
+    }
+  }
+  const Tensor x_d = to_device(gpu(), x.to(DType::BF16)), w_d = to_device(gpu(), w.to(DType::BF16)),
+               bias_d = device(bias);
+  Tensor y = poisoned({rows, OC});
+  cuda::GemmArgs g;
+  g.y = y.data<float>();
+  g.x = x_d.raw_data();
+  g.weight = w_d.raw_data();
+  g.bias = bias_d.data<float>();
+  g.dtype = DType::F32;
+  g.operand_dtype = DType::BF16;
+  g.N = rows;
+  g.C = C;
+  g.OC = OC;
+  g.ldx = C;
+  cuda::gemm(gpu(), g);
+  EXPECT_TRUE(all_close(values(y), expected, scaled_tolerance(1e-5, expected)));
+
+  // 16-bit operands give an f32 output or their own dtype, nothing else.
+  g.dtype = DType::F16;
+  expect_error([&] { cuda::gemm(gpu(), g); }, ErrorCode::UNSUPPORTED,
+               {"gemm", "bf16 operands", "f16 output"});
 }
 
 TEST_F(MatmulCuda, RejectsBadBatches) {

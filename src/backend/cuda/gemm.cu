@@ -5,6 +5,7 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <string>
 
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/cuda_context.h"
@@ -39,7 +40,8 @@ struct Problem {
   const void* c = nullptr;     // read with beta = 1 (residual, or d when accumulating); nullptr: beta = 0
   const void* bias = nullptr;  // [N] added to every row of d (BIAS epilogue); nullptr: none
   bool transpose_a = false, transpose_b = false, gelu = false;
-  DType dtype = DType::F32;  // of d, c and bias; of a and b too unless fp8
+  DType dtype = DType::F32;          // of d, c and bias
+  DType operand_dtype = DType::F32;  // of a and b unless fp8: dtype, or BF16 / F16 beside an F32 dtype
   // a and b as E4M3 codes with one f32 scale each in device memory (cuBLASLt's A and B scale pointers).
   bool fp8 = false;
   const float* scale_a = nullptr;
@@ -190,14 +192,14 @@ cublasLtMatmulAlgo_t fastest(CudaContext& ctx, GemmPlanCache::Plan& plan, const 
 std::unique_ptr<GemmPlanCache::Plan> make_plan(CudaContext& ctx, const Problem& p, const Alignments& align) {
   auto plan = std::make_unique<GemmPlanCache::Plan>();
   const cudaDataType_t type = cuda_data_type(p.dtype);
-  const cudaDataType_t operand_type = p.fp8 ? CUDA_R_8F_E4M3 : type;
-  cublasComputeType_t compute = CUBLAS_COMPUTE_32F;  // fp8 operands: always (an f32 D is fp8's f32 output)
-  if (!p.fp8 && p.dtype == DType::F32 && ctx.math_mode() == MathMode::TF32)
-    compute = CUBLAS_COMPUTE_32F_FAST_TF32;
-  if (!p.fp8 && p.dtype == DType::F32 && ctx.math_mode() == MathMode::BF16)
-    compute = CUBLAS_COMPUTE_32F_FAST_16BF;
-  if (!p.fp8 && p.dtype == DType::F32 && ctx.math_mode() == MathMode::FP16)
-    compute = CUBLAS_COMPUTE_32F_FAST_16F;
+  const cudaDataType_t operand_type = p.fp8 ? CUDA_R_8F_E4M3 : cuda_data_type(p.operand_dtype);
+  // fp8 or 16-bit operands: always COMPUTE_32F (an f32 D is their f32 output); the math mode picks the
+  // arithmetic of f32 operands only.
+  cublasComputeType_t compute = CUBLAS_COMPUTE_32F;
+  const bool f32_operands = !p.fp8 && p.operand_dtype == DType::F32 && p.dtype == DType::F32;
+  if (f32_operands && ctx.math_mode() == MathMode::TF32) compute = CUBLAS_COMPUTE_32F_FAST_TF32;
+  if (f32_operands && ctx.math_mode() == MathMode::BF16) compute = CUBLAS_COMPUTE_32F_FAST_16BF;
+  if (f32_operands && ctx.math_mode() == MathMode::FP16) compute = CUBLAS_COMPUTE_32F_FAST_16F;
   NLPF_CUDA_CHECK(cublasLtMatmulDescCreate(&plan->desc, compute, CUDA_R_32F));
   const cublasOperation_t op_a = p.transpose_b ? CUBLAS_OP_T : CUBLAS_OP_N;
   const cublasOperation_t op_b = p.transpose_a ? CUBLAS_OP_T : CUBLAS_OP_N;
@@ -286,6 +288,7 @@ std::unique_ptr<GemmPlanCache::Plan> make_plan(CudaContext& ctx, const Problem& 
   cublasLtMatmulPreferenceDestroy(preference);
   NLPF_CUDA_CHECK(status);
   NLPF_CHECK(found > 0, ErrorCode::CUBLAS, "gemm: cuBLASLt has no algorithm for ", dtype_name(p.dtype),
+             p.operand_dtype != p.dtype ? std::string(" from ") + dtype_name(p.operand_dtype) : std::string(),
              " M=", p.M, " N=", p.N, " K=", p.K, " lda=", p.lda, " ldb=", p.ldb, " ldd=", p.ldd,
              " transposes ", p.transpose_a, p.transpose_b, " batch ", p.batch);
   plan->algo = results[0].algo;
@@ -295,7 +298,7 @@ std::unique_ptr<GemmPlanCache::Plan> make_plan(CudaContext& ctx, const Problem& 
 
 // The cached plan of p (built on first use; throws CUBLAS when cuBLASLt has none).
 GemmPlanCache::Plan& plan_of(CudaContext& ctx, const Problem& p) {
-  const size_t element = dtype_size(p.fp8 ? DType::F8E4M3 : p.dtype);
+  const size_t element = dtype_size(p.fp8 ? DType::F8E4M3 : p.operand_dtype);
   const size_t d_element = dtype_size(p.fp8_out ? DType::F8E4M3 : p.dtype);
   const Alignments align{alignment_of(p.b, p.batch, p.stride_b * element),
                          alignment_of(p.a, p.batch, p.stride_a * element),
@@ -303,6 +306,7 @@ GemmPlanCache::Plan& plan_of(CudaContext& ctx, const Problem& p) {
                          alignment_of(p.d, p.batch, p.stride_d * d_element)};
   const GemmPlanCache::Key key{
       static_cast<int>(p.dtype),
+      static_cast<int>(p.operand_dtype),
       static_cast<int>(ctx.math_mode()),
       p.transpose_a,
       p.transpose_b,
@@ -329,6 +333,16 @@ GemmPlanCache::Plan& plan_of(CudaContext& ctx, const Problem& p) {
   return *plan;
 }
 
+// The operand dtype of gemm and matmul: `dtype`'s, or 16 bits beside an F32 output.
+DType operand_dtype_of(const char* op, DType dtype, const std::optional<DType>& operand_dtype) {
+  const DType operands = operand_dtype.value_or(dtype);
+  NLPF_CHECK(
+      operands == dtype || ((operands == DType::BF16 || operands == DType::F16) && dtype == DType::F32),
+      ErrorCode::UNSUPPORTED, op, ": ", dtype_name(operands), " operands with a ", dtype_name(dtype),
+      " output (expected the operands' dtype, or f32 from bf16 or f16 operands)");
+  return operands;
+}
+
 void run(ExecutionContext& base, const Problem& p) {
   CudaContext& ctx = cuda_context(base);
   GemmPlanCache::Plan& plan = plan_of(ctx, p);
@@ -347,6 +361,7 @@ Problem linear_problem(void* y, const void* x, const void* weight, const void* b
   p.bias = bias;
   p.transpose_b = true;
   p.dtype = dtype;
+  p.operand_dtype = dtype;
   p.M = N;
   p.N = OC;
   p.K = C;
@@ -364,6 +379,7 @@ void gemm(ExecutionContext& ctx, const GemmArgs& g) {
   NLPF_CHECK(!(g.gelu && g.residual), ErrorCode::INVALID_ARGUMENT,
              "gemm: GELU after a residual is not BERT's");
   Problem p = linear_problem(g.y, g.x, g.weight, g.bias, g.dtype, g.N, g.C, g.OC, g.ldx);
+  p.operand_dtype = operand_dtype_of("gemm", g.dtype, g.operand_dtype);
   p.c = g.residual;
   p.gelu = g.gelu;
   run(ctx, p);
@@ -532,6 +548,7 @@ void matmul(ExecutionContext& ctx, const MatmulArgs& m) {
   p.transpose_a = transpose_a;
   p.transpose_b = transpose_b;
   p.dtype = m.dtype;
+  p.operand_dtype = operand_dtype_of("matmul", m.dtype, m.operand_dtype);
   p.M = m.M;
   p.N = m.N;
   p.K = m.K;

@@ -10,7 +10,7 @@
 // no extra pass. Math (DESIGN §5): f32 with IEEE fp32 (MathMode::IEEE_FP32), TF32 tensor cores
 // (MathMode::TF32), or bf16 / fp16 down-converted inputs (MathMode::BF16 / FP16), for every GEMM here; bf16
 // and f16 with fp32 accumulation and scale. Plans (descriptors, layouts and the heuristic's algorithm) are
-// cached in the context per transposes, shape, leading dimensions, dtype, math mode, epilogue, C matrix,
+// cached in the context per transposes, shape, leading dimensions, dtypes, math mode, epilogue, C matrix,
 // batch and operand alignment, so a repeated shape costs a pointer update and the launch, and a CUDA graph
 // can capture it (the workspace is the context's, no allocation inside). The algorithm is the heuristic's
 // first, or with GemmSelection::AUTOTUNE (backend/context.h) the fastest of its first eight timed once on the
@@ -22,6 +22,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <tuple>
 
 #include "backend/context.h"
@@ -35,8 +36,11 @@ struct GemmArgs {
   const void* weight = nullptr;    // [OC, C]
   const void* bias = nullptr;      // [OC], dtype of y; nullptr: no bias
   const void* residual = nullptr;  // [N, OC]; nullptr: none (may equal y)
-  DType dtype = DType::F32;        // of x, weight, bias, residual and y
-  bool gelu = false;               // cuBLASLt's GELU epilogue after the bias: the tanh form of GELU
+  DType dtype = DType::F32;        // of y, bias and residual; of x and weight too unless operand_dtype
+  // x and weight as BF16 or F16 beside an F32 y (autocast's mixed form: 16-bit products, fp32 accumulation
+  // and output, plain COMPUTE_32F whatever the math mode); empty: dtype.
+  std::optional<DType> operand_dtype = std::nullopt;
+  bool gelu = false;  // cuBLASLt's GELU epilogue after the bias: the tanh form of GELU
   int64_t N = 0, C = 0, OC = 0, ldx = 0;
 };
 
@@ -96,8 +100,10 @@ struct MatmulArgs {
   const void* a = nullptr;
   const void* b = nullptr;
   Transpose transpose_a = Transpose::NO, transpose_b = Transpose::NO;
-  bool accumulate = false;  // d += op(a) op(b) (beta = 1, d as cuBLASLt's C matrix); else d = op(a) op(b)
-  DType dtype = DType::F32;
+  bool accumulate = false;   // d += op(a) op(b) (beta = 1, d as cuBLASLt's C matrix); else d = op(a) op(b)
+  DType dtype = DType::F32;  // of d; of a and b too unless operand_dtype
+  // a and b as BF16 or F16 beside an F32 d (as GemmArgs'); empty: dtype.
+  std::optional<DType> operand_dtype = std::nullopt;
   int64_t M = 0, N = 0, K = 0, lda = 0, ldb = 0, ldd = 0;
   int64_t batch = 1, stride_a = 0, stride_b = 0, stride_d = 0;
 };
@@ -110,11 +116,11 @@ class GemmPlanCache {
   GemmPlanCache& operator=(const GemmPlanCache&) = delete;
 
   struct Plan;
-  // (dtype, math mode, transpose a, transpose b, M, N, K, lda, ldb, ldd, epilogue, reads C, alignment of
-  // cuBLASLt's A, B, C and D, fp8 (0 none, 1 E4M3 operands, 2 E4M3 operands and D; + 2 with outer-vector
-  // scales, + 4 with an alpha vector), algorithm selection, batch, stride a, stride b, stride d) in matmul's
-  // row-major terms.
-  using Key = std::tuple<int, int, bool, bool, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int,
+  // (dtype, operand dtype, math mode, transpose a, transpose b, M, N, K, lda, ldb, ldd, epilogue, reads C,
+  // alignment of cuBLASLt's A, B, C and D, fp8 (0 none, 1 E4M3 operands, 2 E4M3 operands and D; + 2 with
+  // outer-vector scales, + 4 with an alpha vector), algorithm selection, batch, stride a, stride b, stride d)
+  // in matmul's row-major terms.
+  using Key = std::tuple<int, int, int, bool, bool, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int,
                          bool, int, int, int, int, int, int, int64_t, int64_t, int64_t, int64_t>;
   std::map<Key, std::unique_ptr<Plan>> plans;
   // The form per-channel gemm_fp8 runs on this context: chosen at its first call, from the first form
@@ -124,7 +130,8 @@ class GemmPlanCache {
 
 // Queue the GEMM on ctx's stream. Errors: INVALID_ARGUMENT for sizes (non-positive, a leading dimension below
 // the row width, a batch below 1 or past 2^31 - 1, negative strides, overlapping matrices of d), UNSUPPORTED
-// for a dtype cuBLASLt is not asked to do here, CUBLAS when no algorithm fits.
+// for a dtype cuBLASLt is not asked to do here (16-bit operands with an output other than their dtype or
+// F32), CUBLAS when no algorithm fits.
 void gemm(ExecutionContext& ctx, const GemmArgs& args);
 void matmul(ExecutionContext& ctx, const MatmulArgs& args);
 // INVALID_ARGUMENT also for C or OC not a multiple of 16, a residual with an E4M3 output or a
