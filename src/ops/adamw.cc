@@ -27,6 +27,18 @@ void check_config(const AdamWConfig& config, int64_t step) {
              ": weight_decay = ", config.weight_decay, " is negative");
 }
 
+double weight_decay_of(WeightDecay decay, const AdamWConfig& config) {
+  return decay == WeightDecay::APPLY ? config.weight_decay : 0.0;
+}
+
+// The CPU reference on one parameter's checked tensors, each gradient element read times grad_scale.
+void update_on_cpu(Tensor& param, const Tensor& grad, Tensor& m, Tensor& v, const AdamWConfig& config,
+                   int64_t step, WeightDecay decay, float grad_scale) {
+  cpu::adamw_update(param.data<float>(), grad.data<float>(), m.data<float>(), v.data<float>(), grad.numel(),
+                    config.lr, config.beta1, config.beta2, config.eps, weight_decay_of(decay, config), step,
+                    grad_scale);
+}
+
 }  // namespace
 
 void adamw_update(ExecutionContext& ctx, Tensor& param, const Tensor& grad, Tensor& m, Tensor& v,
@@ -34,17 +46,15 @@ void adamw_update(ExecutionContext& ctx, Tensor& param, const Tensor& grad, Tens
   check_config(config, step);
   const Device device =
       detail::check_elementwise(kOp, ctx, {{"grad", &grad}, {"param", &param}, {"m", &m}, {"v", &v}});
-  const double weight_decay = decay == WeightDecay::APPLY ? config.weight_decay : 0.0;
   switch (device.type) {
     case DeviceType::CPU:
-      cpu::adamw_update(param.data<float>(), grad.data<float>(), m.data<float>(), v.data<float>(),
-                        grad.numel(), config.lr, config.beta1, config.beta2, config.eps, weight_decay, step);
+      update_on_cpu(param, grad, m, v, config, step, decay, 1.0f);
       return;
     case DeviceType::CUDA:
       if constexpr (kCudaBuilt) {
         cuda::adamw_update(ctx, param.data<float>(), grad.data<float>(), m.data<float>(), v.data<float>(),
-                           grad.numel(), config.lr, config.beta1, config.beta2, config.eps, weight_decay,
-                           step);
+                           grad.numel(), config.lr, config.beta1, config.beta2, config.eps,
+                           weight_decay_of(decay, config), step);
         return;
       }
       detail::throw_no_cuda_kernel(kOp);
@@ -64,7 +74,7 @@ void adamw_update(ExecutionContext& ctx, std::span<AdamWParameter> parameters, c
       continue;
     }
     arrays.push_back({p.param.data<float>(), p.grad.data<float>(), p.m.data<float>(), p.v.data<float>(),
-                      p.grad.numel(), p.decay == WeightDecay::APPLY ? config.weight_decay : 0.0});
+                      p.grad.numel(), weight_decay_of(p.decay, config)});
   }
   if (arrays.empty()) return;
   if constexpr (kCudaBuilt) {
@@ -84,10 +94,7 @@ void adamw_update(ExecutionContext& ctx, std::span<AdamWParameter> parameters, c
     check_config(step_config, scalars->step);
     for (AdamWParameter& p : parameters) {
       detail::check_elementwise(kOp, ctx, {{"grad", &p.grad}, {"param", &p.param}, {"m", &p.m}, {"v", &p.v}});
-      cpu::adamw_update(p.param.data<float>(), p.grad.data<float>(), p.m.data<float>(), p.v.data<float>(),
-                        p.grad.numel(), step_config.lr, config.beta1, config.beta2, config.eps,
-                        p.decay == WeightDecay::APPLY ? config.weight_decay : 0.0, scalars->step,
-                        scalars->grad_scale);
+      update_on_cpu(p.param, p.grad, p.m, p.v, step_config, scalars->step, p.decay, scalars->grad_scale);
     }
     return;
   }
@@ -97,7 +104,7 @@ void adamw_update(ExecutionContext& ctx, std::span<AdamWParameter> parameters, c
   for (AdamWParameter& p : parameters) {
     detail::check_elementwise(kOp, ctx, {{"grad", &p.grad}, {"param", &p.param}, {"m", &p.m}, {"v", &p.v}});
     arrays.push_back({p.param.data<float>(), p.grad.data<float>(), p.m.data<float>(), p.v.data<float>(),
-                      p.grad.numel(), p.decay == WeightDecay::APPLY ? config.weight_decay : 0.0});
+                      p.grad.numel(), weight_decay_of(p.decay, config)});
   }
   if constexpr (kCudaBuilt) {
     cuda::adamw_update(ctx, arrays, scalars, config.beta1, config.beta2, config.eps);

@@ -38,14 +38,11 @@ NormAndFactor norm_and_factor(double sum, double max_norm, double inverse_scale)
   return {norm, std::min(coefficient, 1.0) * inverse_scale};
 }
 
-}  // namespace
-
-double clip_grad_norm(ExecutionContext& ctx, std::span<Tensor> grads, double max_norm, double inverse_scale) {
-  check_grads(ctx, grads, max_norm);
-  NLPF_CHECK(inverse_scale > 0 && std::isfinite(inverse_scale), ErrorCode::INVALID_ARGUMENT, kOp,
-             ": inverse_scale = ", inverse_scale, ", expected a finite value > 0");
-  if (grads.empty()) return 0.0;
-  const bool on_cuda = grads[0].device().type == DeviceType::CUDA;
+// The sum of squares of `grads` (on ctx's device, read back to the host), torch's norm and factor from it,
+// and, with `scale`, the gradients multiplied by the factor (where the norm is finite and the factor not 1).
+NormAndFactor norm_and_scale(ExecutionContext& ctx, std::span<Tensor> grads, double max_norm,
+                             double inverse_scale, bool scale) {
+  const bool on_cuda = ctx.device().type == DeviceType::CUDA;
   if (on_cuda && !kCudaBuilt) detail::throw_no_cuda_kernel(kOp);
   double sum = 0;
   std::vector<float*> arrays;
@@ -60,15 +57,25 @@ double clip_grad_norm(ExecutionContext& ctx, std::span<Tensor> grads, double max
     const std::vector<const float*> read(arrays.begin(), arrays.end());
     sum = cuda::sum_squares(ctx, read, sizes);  // read back to the host
   }
-  const auto [norm, factor] = norm_and_factor(sum, max_norm, inverse_scale);
-  if (std::isfinite(norm) && factor != 1.0) {
+  const NormAndFactor result = norm_and_factor(sum, max_norm, inverse_scale);
+  if (scale && std::isfinite(result.norm) && result.factor != 1.0) {
     if (!on_cuda) {
-      for (size_t i = 0; i < arrays.size(); ++i) cpu::scale_inplace(arrays[i], sizes[i], factor);
+      for (size_t i = 0; i < arrays.size(); ++i) cpu::scale_inplace(arrays[i], sizes[i], result.factor);
     } else if constexpr (kCudaBuilt) {
-      cuda::scale_inplace(ctx, arrays, sizes, factor);
+      cuda::scale_inplace(ctx, arrays, sizes, result.factor);
     }
   }
-  return norm;
+  return result;
+}
+
+}  // namespace
+
+double clip_grad_norm(ExecutionContext& ctx, std::span<Tensor> grads, double max_norm, double inverse_scale) {
+  check_grads(ctx, grads, max_norm);
+  NLPF_CHECK(inverse_scale > 0 && std::isfinite(inverse_scale), ErrorCode::INVALID_ARGUMENT, kOp,
+             ": inverse_scale = ", inverse_scale, ", expected a finite value > 0");
+  if (grads.empty()) return 0.0;
+  return norm_and_scale(ctx, grads, max_norm, inverse_scale, /*scale=*/true).norm;
 }
 
 void clip_grad_norm(ExecutionContext& ctx, std::span<Tensor> grads, double max_norm, const double* loss_scale,
@@ -78,14 +85,10 @@ void clip_grad_norm(ExecutionContext& ctx, std::span<Tensor> grads, double max_n
              ": null loss scale, norm or factor");
   const bool on_cuda = ctx.device().type == DeviceType::CUDA;
   if (!on_cuda) {  // host memory: the host form's operations
-    double sum = 0;
-    for (Tensor& g : grads) sum += cpu::sum_squares(g.data<float>(), g.numel());
-    const NormAndFactor computed = norm_and_factor(sum, max_norm, 1.0 / *loss_scale);
+    const NormAndFactor computed =
+        norm_and_scale(ctx, grads, max_norm, 1.0 / *loss_scale, scaling == ClipScaling::IN_PLACE);
     *norm = computed.norm;
     *factor = std::isfinite(computed.norm) ? computed.factor : 1.0;
-    if (scaling == ClipScaling::IN_PLACE && *factor != 1.0) {
-      for (Tensor& g : grads) cpu::scale_inplace(g.data<float>(), g.numel(), *factor);
-    }
     return;
   }
   if constexpr (kCudaBuilt) {
