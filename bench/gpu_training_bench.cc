@@ -60,8 +60,8 @@ struct Options {
   int trials = 3;
   double idle_seconds = 3.0;
   std::string capture_steps = "on";  // on: each step a CUDA graph replay (Optimizer's capture_steps)
-  std::string gemm_selection =
-      "heuristic";  // or inplace-reduction (GemmSelection::HEURISTIC_INPLACE_REDUCTION)
+  // heuristic, or inplace-reduction (GemmSelection::HEURISTIC_INPLACE_REDUCTION)
+  std::string gemm_selection = "heuristic";
 };
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {

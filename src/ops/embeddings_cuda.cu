@@ -56,9 +56,9 @@ __global__ void __launch_bounds__(kForwardThreads)
   for (int64_t c = threadIdx.x; c < C; c += kForwardThreads) out_row[c] = w[c] + p[c] + tt[c];
 }
 
-// Whether row (b, t) adds nothing: padded, in a sequence whose token 0 is not (ops/embeddings.h).
-__device__ bool skip_row(const int32_t* __restrict__ padding_mask, int64_t b, int64_t t, int64_t T) {
-  return padding_mask != nullptr && padding_mask[b * T + t] == 0 && padding_mask[b * T] != 0;
+// Whether row b T + t adds nothing: padded, in a sequence whose token 0 is not (ops/embeddings.h).
+__device__ bool skip_row(const int32_t* __restrict__ padding_mask, int64_t row, int64_t T) {
+  return padding_mask != nullptr && padding_mask[row] == 0 && padding_mask[row - row % T] != 0;
 }
 
 // dposition [T, C] (+=): thread (t, c) of block (t tile, column tile) adds dout[b, t, c] for b in order,
@@ -73,7 +73,7 @@ __global__ void __launch_bounds__(kColumnTile* kRunLanes)
   float acc = dposition[t * C + c];
   for (int64_t b = 0; b < B; ++b) {
     const float d = dout[(b * T + t) * C + c];  // loaded whatever the mask: no branch between the loads
-    acc = skip_row(padding_mask, b, t, T) ? acc : acc + d;
+    acc = skip_row(padding_mask, b * T + t, T) ? acc : acc + d;
   }
   dposition[t * C + c] = acc;
 }
@@ -87,7 +87,7 @@ __global__ void embeddings_sort_keys_kernel(uint32_t* __restrict__ keys, int32_t
   const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i >= BT) return;
   const int32_t id = ids[i];
-  const bool added = id >= 0 && id < rows && !skip_row(padding_mask, i / T, i % T, T);
+  const bool added = id >= 0 && id < rows && !skip_row(padding_mask, i, T);
   keys[i] = added ? static_cast<uint32_t>(id) : static_cast<uint32_t>(rows);
   order[i] = static_cast<int32_t>(i);
 }
