@@ -2,6 +2,8 @@
 // linear_cuda.cu). Parameter gradients accumulate (+=), activation gradients overwrite (=).
 #include "ops/linear.h"
 
+#include <optional>
+
 #include "backend/device.h"
 #include "ops/linear_cpu.h"
 #include "ops/linear_cuda.h"
@@ -12,14 +14,22 @@ namespace {
 constexpr const char* kForward = "linear_forward";
 constexpr const char* kBackward = "linear_backward";
 
-// Checks x [..., C] and weight [OC, C]; the shape of y is x's with C replaced by OC.
+bool is_16bit(DType dtype) {
+  return dtype == DType::BF16 || dtype == DType::F16;
+}
+
+// Checks x [..., C] and weight [OC, C] and their dtypes: both f32, both of one 16-bit dtype (mixed-precision
+// training's operands), or (forward only) f32 x with a bf16 weight (the CPU's bf16 inference). The shape of y
+// is x's with C replaced by OC.
 Shape check_x_weight(const char* op, const Tensor& x, const Tensor& weight) {
-  detail::check_dtype(op, "x", x, DType::F32);
+  const bool same_16bit = is_16bit(x.dtype()) && weight.dtype() == x.dtype();
+  const bool f32_x = x.dtype() == DType::F32 &&
+                     (weight.dtype() == DType::F32 || (weight.dtype() == DType::BF16 && op == kForward));
+  NLPF_CHECK(same_16bit || f32_x, ErrorCode::INVALID_ARGUMENT, op, ": x has dtype ", dtype_name(x.dtype()),
+             " and weight ", dtype_name(weight.dtype()),
+             ", expected both f32, both bf16 or both f16",
+             op == kForward ? ", or f32 x with a bf16 weight" : "");
   detail::check_min_rank(op, "x", x, 1);
-  NLPF_CHECK(
-      weight.dtype() == DType::F32 || (weight.dtype() == DType::BF16 && op == kForward),
-      ErrorCode::INVALID_ARGUMENT, op, ": weight has dtype ", dtype_name(weight.dtype()),
-      op == kForward ? ", expected f32 or bf16" : ", expected f32 (bf16 weights are for inference only)");
   detail::check_min_rank(op, "weight", weight, 2);
   NLPF_CHECK(weight.rank() == 2 && weight.dim(1) == x.dim(-1), ErrorCode::INVALID_ARGUMENT, op,
              ": weight has shape ", shape_string(weight.shape()), ", expected [OC, ", x.dim(-1), "] for x ",
@@ -28,6 +38,13 @@ Shape check_x_weight(const char* op, const Tensor& x, const Tensor& weight) {
   y_shape.back() = weight.dim(0);
   return y_shape;
 }
+
+// A 16-bit operand widened to f32 on the host (exactly): the CPU reference of the mixed-precision forms
+// runs the f32 kernels on the operands' values.
+Tensor widened(const Tensor& t) {
+  return t.dtype() == DType::F32 ? t : t.to(DType::F32);
+}
+
 }  // namespace
 
 void linear_forward(ExecutionContext& ctx, Tensor& y, const Tensor& x, const Tensor& weight,
@@ -42,22 +59,25 @@ void linear_forward(ExecutionContext& ctx, Tensor& y, const Tensor& x, const Ten
       detail::common_device(kForward, ctx, {{"y", &y}, {"x", &x}, {"weight", &weight}, {"bias", &bias}});
   switch (device.type) {
     case DeviceType::CPU:
-      if (weight.dtype() == DType::BF16) {
+      if (x.dtype() == DType::F32 && weight.dtype() == DType::BF16) {
         cpu::linear_forward_bf16(y.data<float>(), x.data<float>(), weight.data_u16(), bias.data<float>(), N,
                                  C, OC);
       } else {
-        cpu::linear_forward(y.data<float>(), x.data<float>(), weight.data<float>(), bias.data<float>(), N, C,
-                            OC);
+        const Tensor x32 = widened(x), weight32 = widened(weight);
+        cpu::linear_forward(y.data<float>(), x32.data<float>(), weight32.data<float>(), bias.data<float>(), N,
+                            C, OC);
       }
       return;
     case DeviceType::CUDA:
       // The bf16 weight with f32 activations is the CPU's bf16 inference path; the GPU runs 16-bit
       // inference through the fused ops (bert_fused.h), with every operand in the compute dtype.
-      NLPF_CHECK(weight.dtype() == DType::F32, ErrorCode::UNSUPPORTED, kForward,
+      NLPF_CHECK(weight.dtype() == x.dtype(), ErrorCode::UNSUPPORTED, kForward,
                  ": a bf16 weight with f32 x is CPU only (CUDA: linear_residual_forward in bf16)");
       if constexpr (kCudaBuilt) {
+        const std::optional<DType> operands =
+            is_16bit(x.dtype()) ? std::optional<DType>(x.dtype()) : std::nullopt;
         cuda::linear_forward(ctx, y.raw_data(), x.raw_data(), weight.raw_data(), bias.raw_data(), nullptr,
-                             DType::F32, N, C, OC, C);
+                             DType::F32, N, C, OC, C, operands);
         return;
       }
       detail::throw_no_cuda_kernel(kForward);
@@ -124,7 +144,7 @@ void linear_backward(ExecutionContext& ctx, Tensor& dx, Tensor& dweight, Tensor&
   const bool accumulate = dx_output == GradientOutput::ACCUMULATE;
   const Shape y_shape = check_x_weight(kBackward, x, weight);
   const int64_t C = x.dim(-1), N = x.numel() / C, OC = weight.dim(0);
-  detail::check_dtype(kBackward, "dy", dy, DType::F32);
+  detail::check_dtype(kBackward, "dy", dy, x.dtype());
   detail::check_shape(kBackward, "dy", dy, y_shape);
   detail::check_dtype(kBackward, "dx", dx, DType::F32);
   detail::check_shape(kBackward, "dx", dx, x.shape());
@@ -136,14 +156,16 @@ void linear_backward(ExecutionContext& ctx, Tensor& dx, Tensor& dweight, Tensor&
       kBackward, ctx,
       {{"dx", &dx}, {"dweight", &dweight}, {"dbias", &dbias}, {"dy", &dy}, {"x", &x}, {"weight", &weight}});
   switch (device.type) {
-    case DeviceType::CPU:
-      cpu::linear_backward(dx.data<float>(), dweight.data<float>(), dbias.data<float>(), dy.data<float>(),
-                           x.data<float>(), weight.data<float>(), N, C, OC, accumulate);
+    case DeviceType::CPU: {
+      const Tensor dy32 = widened(dy), x32 = widened(x), weight32 = widened(weight);
+      cpu::linear_backward(dx.data<float>(), dweight.data<float>(), dbias.data<float>(), dy32.data<float>(),
+                           x32.data<float>(), weight32.data<float>(), N, C, OC, accumulate);
       return;
+    }
     case DeviceType::CUDA:
       if constexpr (kCudaBuilt) {
-        cuda::linear_backward(ctx, dx.data<float>(), dweight.data<float>(), dbias.data<float>(),
-                              dy.data<float>(), x.data<float>(), weight.data<float>(), N, C, OC, accumulate);
+        cuda::linear_backward(ctx, dx.data<float>(), dweight.data<float>(), dbias.data<float>(), dy.raw_data(),
+                              x.raw_data(), weight.raw_data(), x.dtype(), N, C, OC, accumulate);
         return;
       }
       detail::throw_no_cuda_kernel(kBackward);

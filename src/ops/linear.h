@@ -11,9 +11,12 @@
 
 namespace nlpf::ops {
 
-// y [..., OC] = x [..., C] W^T + b; weight [OC,C], bias [OC]; N = x.numel() / C rows. All f32, except a
-// BF16 weight (bf16 inference, DESIGN §5): x is then rounded to bf16 and the product runs as a bf16 GEMM
-// with fp32 accumulation (cpu::linear_bf16); y and the bias stay f32.
+// y [..., OC] = x [..., C] W^T + b; weight [OC,C], bias [OC]; N = x.numel() / C rows. All f32, except:
+// - x and weight both BF16 or both F16 (mixed-precision training, autocast's linear): 16-bit products with
+//   fp32 accumulation (CUDA: cuBLASLt with 16-bit operands; CPU: the f32 kernel on the operands' values);
+//   y and the bias stay f32;
+// - f32 x with a BF16 weight (the CPU's bf16 inference, DESIGN §5): x is then rounded to bf16 and the product
+//   runs as a bf16 GEMM with fp32 accumulation (cpu::linear_bf16); CPU only.
 void linear_forward(ExecutionContext& ctx, Tensor& y, const Tensor& x, const Tensor& weight,
                     const Tensor& bias);
 
@@ -37,6 +40,8 @@ void set_fp8_channel_gemm_form(ExecutionContext& ctx, const std::string& form);
 enum class GradientOutput { OVERWRITE, ACCUMULATE };
 
 // dx [..., C] (= or +=, see dx_output) dy W; dweight [OC,C] (+=) dy^T x; dbias [OC] (+=) sum over rows of dy.
+// dy, x and weight all f32, or all of one 16-bit dtype (the mixed-precision backward: 16-bit products, fp32
+// accumulation); dx, dweight and dbias f32.
 void linear_backward(ExecutionContext& ctx, Tensor& dx, Tensor& dweight, Tensor& dbias, const Tensor& dy,
                      const Tensor& x, const Tensor& weight,
                      GradientOutput dx_output = GradientOutput::OVERWRITE);

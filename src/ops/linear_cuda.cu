@@ -6,11 +6,13 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <optional>
 #include <string>
 #include <utility>
 
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/cuda_context.h"
+#include "backend/cuda/float_convert.cuh"
 #include "backend/cuda/gemm.h"
 #include "core/tensor.h"
 
@@ -27,16 +29,18 @@ constexpr int kRowThreads = 32;
 constexpr int64_t kChunkRows = 4096;
 
 // grid (ceil(OC / kColumns), chunks), block (kColumns, kRowThreads). partial [chunks, OC] gets each chunk's
-// sum; with partial == nullptr (a single chunk) the sum is added straight into dbias [OC] (+=).
+// sum; with partial == nullptr (a single chunk) the sum is added straight into dbias [OC] (+=). dy of T: f32,
+// or the 16-bit dy of a mixed-precision backward (each value widened exactly).
+template <typename T>
 __global__ void bias_gradient_partial_kernel(double* __restrict__ partial, float* __restrict__ dbias,
-                                             const float* __restrict__ dy, int64_t N, int64_t OC) {
+                                             const T* __restrict__ dy, int64_t N, int64_t OC) {
   __shared__ double sums[kRowThreads][kColumns];
   const int64_t o = static_cast<int64_t>(blockIdx.x) * kColumns + threadIdx.x;
   const int64_t row_begin = static_cast<int64_t>(blockIdx.y) * kChunkRows;
   const int64_t row_end = min(N, row_begin + kChunkRows);
   double sum = 0;
   if (o < OC) {
-    for (int64_t n = row_begin + threadIdx.y; n < row_end; n += kRowThreads) sum += dy[n * OC + o];
+    for (int64_t n = row_begin + threadIdx.y; n < row_end; n += kRowThreads) sum += to_float(dy[n * OC + o]);
   }
   sums[threadIdx.y][threadIdx.x] = sum;
   __syncthreads();
@@ -61,21 +65,22 @@ __global__ void bias_gradient_finish_kernel(float* __restrict__ dbias, const dou
   dbias[o] += static_cast<float>(total);
 }
 
-void bias_gradient(CudaContext& ctx, float* dbias, const float* dy, int64_t N, int64_t OC) {
+template <typename T>
+void bias_gradient(CudaContext& ctx, float* dbias, const T* dy, int64_t N, int64_t OC) {
   const int64_t chunks = (N + kChunkRows - 1) / kChunkRows;
   NLPF_CHECK(chunks <= 65535, ErrorCode::UNSUPPORTED, "linear_backward (cuda): N = ", N,
              " rows exceed the bias-gradient grid");
   const dim3 grid(static_cast<unsigned>((OC + kColumns - 1) / kColumns), static_cast<unsigned>(chunks));
   const dim3 block(kColumns, kRowThreads);
   if (chunks == 1) {
-    bias_gradient_partial_kernel<<<grid, block, 0, ctx.stream()>>>(nullptr, dbias, dy, N, OC);
+    bias_gradient_partial_kernel<T><<<grid, block, 0, ctx.stream()>>>(nullptr, dbias, dy, N, OC);
     NLPF_CUDA_CHECK_LAUNCH();
     return;
   }
   // Stream-ordered scratch: freed (cudaFreeAsync on the stream) after the kernels that use it.
   Buffer partial(ctx.allocator(), static_cast<size_t>(chunks * OC) * sizeof(double));
   double* partial_data = static_cast<double*>(partial.data());
-  bias_gradient_partial_kernel<<<grid, block, 0, ctx.stream()>>>(partial_data, nullptr, dy, N, OC);
+  bias_gradient_partial_kernel<T><<<grid, block, 0, ctx.stream()>>>(partial_data, nullptr, dy, N, OC);
   NLPF_CUDA_CHECK_LAUNCH();
   constexpr int kThreads = 256;
   bias_gradient_finish_kernel<<<static_cast<unsigned>((OC + kThreads - 1) / kThreads), kThreads, 0,
@@ -86,13 +91,15 @@ void bias_gradient(CudaContext& ctx, float* dbias, const float* dy, int64_t N, i
 }  // namespace
 
 void linear_forward(ExecutionContext& ctx, void* y, const void* x, const void* weight, const void* bias,
-                    const void* residual, DType dtype, int64_t N, int64_t C, int64_t OC, int64_t ldx) {
+                    const void* residual, DType dtype, int64_t N, int64_t C, int64_t OC, int64_t ldx,
+                    std::optional<DType> operand_dtype) {
   gemm(ctx, GemmArgs{.y = y,
                      .x = x,
                      .weight = weight,
                      .bias = bias,
                      .residual = residual,
                      .dtype = dtype,
+                     .operand_dtype = operand_dtype,
                      .N = N,
                      .C = C,
                      .OC = OC,
@@ -214,15 +221,18 @@ bool linear_fp8_gelu_e4m3_available(ExecutionContext& ctx, uint8_t* codes, const
                                                 bias, y_scale_inverse, N, C, OC));
 }
 
-void linear_backward(ExecutionContext& ctx, float* dx, float* dweight, float* dbias, const float* dy,
-                     const float* x, const float* weight, int64_t N, int64_t C, int64_t OC,
+void linear_backward(ExecutionContext& ctx, float* dx, float* dweight, float* dbias, const void* dy,
+                     const void* x, const void* weight, DType operand_dtype, int64_t N, int64_t C, int64_t OC,
                      bool accumulate_dx) {
+  const std::optional<DType> operands =
+      operand_dtype == DType::F32 ? std::nullopt : std::optional<DType>(operand_dtype);
   // dx [N,C] (= or +=) dy [N,OC] W [OC,C]: both as stored.
   MatmulArgs dx_args;
   dx_args.d = dx;
   dx_args.accumulate = accumulate_dx;
   dx_args.a = dy;
   dx_args.b = weight;
+  dx_args.operand_dtype = operands;
   dx_args.M = N;
   dx_args.N = C;
   dx_args.K = OC;
@@ -237,6 +247,7 @@ void linear_backward(ExecutionContext& ctx, float* dx, float* dweight, float* db
   dweight_args.b = x;
   dweight_args.transpose_a = Transpose::YES;
   dweight_args.accumulate = true;
+  dweight_args.operand_dtype = operands;
   dweight_args.M = OC;
   dweight_args.N = C;
   dweight_args.K = N;
@@ -244,7 +255,18 @@ void linear_backward(ExecutionContext& ctx, float* dx, float* dweight, float* db
   dweight_args.ldb = C;
   dweight_args.ldd = C;
   matmul(ctx, dweight_args);
-  bias_gradient(cuda_context(ctx), dbias, dy, N, OC);
+  CudaContext& cuda = cuda_context(ctx);
+  switch (operand_dtype) {
+    case DType::BF16:
+      bias_gradient(cuda, dbias, static_cast<const __nv_bfloat16*>(dy), N, OC);
+      return;
+    case DType::F16:
+      bias_gradient(cuda, dbias, static_cast<const __half*>(dy), N, OC);
+      return;
+    default:
+      bias_gradient(cuda, dbias, static_cast<const float*>(dy), N, OC);
+      return;
+  }
 }
 
 }  // namespace nlpf::cuda

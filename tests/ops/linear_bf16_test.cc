@@ -1,10 +1,12 @@
 // linear_forward with bf16 weights (bf16 inference on the CPU) against the f32 op on the same bf16-rounded
 // inputs: products of two bf16 values are exact in fp32, so the only difference is summation order
 // (tolerance 1e-4 relative, tighter than STYLE's bf16 4e-2 because the inputs are rounded identically).
-// Skips with the reason where oneDNN or AVX512-BF16 is missing.
+// Skips with the reason where oneDNN or AVX512-BF16 is missing. Also the mixed-precision training form (x,
+// weight and dy of one 16-bit dtype), which the CPU runs as the f32 op on the operands' values.
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 
 #include "backend/cpu/bf16_gemm.h"
 #include "core/dtype.h"
@@ -50,6 +52,36 @@ TEST(LinearBf16, MatchesF32OnBf16RoundedInputs) {
   }
 }
 
+// Mixed-precision training's form: x, weight and dy all of one 16-bit dtype are read as their values, so the
+// results equal the f32 op's on the widened operands bit for bit (the CPU has no 16-bit training kernels).
+TEST(LinearBf16, SixteenBitOperandsAreTheirValuesInF32) {
+  for (const DType dtype : {DType::BF16, DType::F16}) {
+    SCOPED_TRACE(dtype_name(dtype));
+    const int64_t N = 7, C = 33, OC = 5;
+    const Tensor x = random_tensor({N, C}, 1).to(dtype), w = random_tensor({OC, C}, 2).to(dtype),
+                 b = random_tensor({OC}, 3), dy = random_tensor({N, OC}, 4).to(dtype);
+    Tensor y = Tensor::empty(DType::F32, {N, OC}), y_ref = Tensor::empty(DType::F32, {N, OC});
+    ops::linear_forward(cpu_context(), y, x, w, b);
+    ops::linear_forward(cpu_context(), y_ref, x.to(DType::F32), w.to(DType::F32), b);
+    EXPECT_EQ(0, std::memcmp(y.raw_data(), y_ref.raw_data(), y.nbytes()));
+
+    Tensor dx = Tensor::empty(DType::F32, {N, C}), dw = Tensor::zeros(DType::F32, {OC, C}),
+           db = Tensor::zeros(DType::F32, {OC});
+    Tensor dx_ref = Tensor::empty(DType::F32, {N, C}), dw_ref = Tensor::zeros(DType::F32, {OC, C}),
+           db_ref = Tensor::zeros(DType::F32, {OC});
+    ops::linear_backward(cpu_context(), dx, dw, db, dy, x, w);
+    ops::linear_backward(cpu_context(), dx_ref, dw_ref, db_ref, dy.to(DType::F32), x.to(DType::F32),
+                         w.to(DType::F32));
+    EXPECT_EQ(0, std::memcmp(dx.raw_data(), dx_ref.raw_data(), dx.nbytes()));
+    EXPECT_EQ(0, std::memcmp(dw.raw_data(), dw_ref.raw_data(), dw.nbytes()));
+    EXPECT_EQ(0, std::memcmp(db.raw_data(), db_ref.raw_data(), db.nbytes()));
+
+    // Operands of two dtypes are refused: dy must be x's dtype.
+    Tensor dx2 = Tensor::empty(DType::F32, {N, C});
+    EXPECT_THROW(ops::linear_backward(cpu_context(), dx2, dw, db, dy.to(DType::F32), x, w), Error);
+  }
+}
+
 TEST(LinearBf16, Bf16WeightsAreForInferenceOnly) {
   const Tensor x = random_tensor({2, 4}, 1);
   const Tensor w = random_tensor({3, 4}, 2).to(DType::BF16);
@@ -62,7 +94,8 @@ TEST(LinearBf16, Bf16WeightsAreForInferenceOnly) {
     FAIL() << "no error";
   } catch (const Error& e) {
     EXPECT_EQ(e.code(), ErrorCode::INVALID_ARGUMENT);
-    EXPECT_NE(std::string(e.what()).find("inference only"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("expected both f32, both bf16 or both f16"), std::string::npos)
+        << e.what();
   }
 }
 

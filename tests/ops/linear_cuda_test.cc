@@ -4,7 +4,8 @@
 // Gradients of the parameters start non-zero (they must accumulate), dx is poisoned with NaN (it must be
 // overwritten); N > 4,096 rows takes the chunked bias-gradient path (two kernels), smaller N one kernel. Both
 // GEMM algorithm selections: an autotuned plan must give the same results, and an accumulating GEMM (dweight
-// +=) must not be timed on its own output (it would add several times).
+// +=) must not be timed on its own output (it would add several times). Mixed precision: x, weight and dy in
+// bf16 or f16 against the CPU's f32 kernels on the same values.
 #include "ops/linear.h"
 
 #include <string>
@@ -129,6 +130,45 @@ TEST_F(LinearCuda, BackwardIsDeterministic) {
       }
     }
   }
+}
+
+// Mixed-precision training's linear (autocast's): x, weight and dy of one 16-bit dtype, y, dx and the
+// parameter gradients f32. The CPU runs its f32 kernels on the operands' values; products of 16-bit values
+// are exact in fp32, so only the order of the fp32 sums differs: fp32's tolerance, whatever the math mode
+// (it does not apply to 16-bit operands). The bias gradient sums the 16-bit dy in double on both devices.
+TEST_F(LinearCuda, SixteenBitOperandsMatchCpu) {
+  std::mt19937 rng(704);
+  gpu().set_math_mode(MathMode::BF16);
+  for (const DType dtype : {DType::BF16, DType::F16}) {
+    for (const auto& [s, output] : size_output_cases()) {
+      const bool accumulate = output == ops::GradientOutput::ACCUMULATE;
+      SCOPED_TRACE(std::string(dtype_name(dtype)) + " " + case_name(s, kModes[0], GemmSelection::HEURISTIC) +
+                   (accumulate ? " dx +=" : ""));
+      const Tensor x = random_tensor(rng, {s.B, s.T, s.C}).to(dtype),
+                   weight = random_tensor(rng, {s.OC, s.C}).to(dtype), bias = random_tensor(rng, {s.OC}),
+                   dy = random_tensor(rng, {s.B, s.T, s.OC}).to(dtype);
+      Tensor ref_y = Tensor::empty(DType::F32, {s.B, s.T, s.OC});
+      ops::linear_forward(cpu_context(), ref_y, x, weight, bias);
+      Tensor y = poisoned({s.B, s.T, s.OC});
+      ops::linear_forward(gpu(), y, device(x), device(weight), device(bias));
+      const std::vector<double> expected_y = to_double(ref_y);
+      EXPECT_TRUE(all_close(values(y), expected_y, scaled_tolerance(1e-5, expected_y)));
+
+      const Tensor dweight0 = random_tensor(rng, {s.OC, s.C}), dbias0 = random_tensor(rng, {s.OC}),
+                   dx0 = random_tensor(rng, {s.B, s.T, s.C});
+      Tensor ref_dx = host_copy(dx0), ref_dweight = host_copy(dweight0), ref_dbias = host_copy(dbias0);
+      ops::linear_backward(cpu_context(), ref_dx, ref_dweight, ref_dbias, dy, x, weight, output);
+      Tensor dx = accumulate ? device(dx0) : poisoned({s.B, s.T, s.C}), dweight = device(dweight0),
+             dbias = device(dbias0);
+      ops::linear_backward(gpu(), dx, dweight, dbias, device(dy), device(x), device(weight), output);
+      const std::vector<double> expected_dx = to_double(ref_dx), expected_dweight = to_double(ref_dweight),
+                                expected_dbias = to_double(ref_dbias);
+      EXPECT_TRUE(all_close(values(dx), expected_dx, scaled_tolerance(1e-5, expected_dx)));
+      EXPECT_TRUE(all_close(values(dweight), expected_dweight, scaled_tolerance(1e-5, expected_dweight)));
+      EXPECT_TRUE(all_close(values(dbias), expected_dbias, scaled_tolerance(1e-5, expected_dbias)));
+    }
+  }
+  gpu().set_math_mode(MathMode::IEEE_FP32);
 }
 
 TEST_F(LinearCuda, Bf16WeightIsCpuOnly) {
