@@ -11,6 +11,7 @@
 #include "model/batch_check.h"
 #include "ops/add.h"
 #include "ops/attention.h"
+#include "ops/convert.h"
 #include "ops/cross_entropy.h"
 #include "ops/dropout.h"
 #include "ops/embeddings.h"
@@ -55,6 +56,18 @@ ops::DropoutDraw draw_of(uint64_t seed, DropoutStep step, uint64_t site, int64_t
     return {seed, dropout_offset(0, site), step.in_context, kDropoutSitesPerStep << kSiteStreamBits};
   }
   return {seed, dropout_offset(step.host, site), nullptr, 0};
+}
+
+// The gradient dy rounded into dy16 (mixed precision's GEMM operand), after the drawn dropout `draw` when
+// p > 0: one pass either way.
+void gemm_gradient(ExecutionContext& ctx, Tensor& dy16, const Tensor& dy, double p,
+                   const ops::DropoutDraw& draw) {
+  if (p > 0) {
+    ops::dropout_backward(ctx, dy16, dy, p, draw);
+  } else {
+    const ops::ConvertPair pair{&dy16, &dy};
+    ops::convert_many(ctx, {&pair, 1});
+  }
 }
 
 }  // namespace
@@ -164,9 +177,50 @@ Tensor BertForSequenceClassification::f32(const Shape& shape) const {
   return empty_tensor(*ctx_, DType::F32, shape);
 }
 
+Tensor BertForSequenceClassification::half(const Shape& shape) const {
+  return empty_tensor(*ctx_, *compute_dtype(), shape);
+}
+
+std::optional<DType> BertForSequenceClassification::compute_dtype() const {
+  if (precision_ != Precision::FP32) return std::nullopt;  // bf16 inference weights: their own path
+  switch (ctx_->math_mode()) {
+    case MathMode::BF16:
+      return DType::BF16;
+    case MathMode::FP16:
+      return DType::F16;
+    default:
+      return std::nullopt;
+  }
+}
+
+void BertForSequenceClassification::refresh_compute_weights() {
+  const int64_t L = config_.num_hidden_layers;
+  if (compute_weights_.size() != static_cast<size_t>(L) ||
+      (L > 0 && (compute_weights_[0].qkv.dtype() != *compute_dtype() ||
+                 compute_weights_[0].qkv.device() != ctx_->device()))) {
+    compute_weights_.clear();
+    for (int64_t l = 0; l < L; ++l) {
+      const LayerTensors& w = p_.layers[l];
+      compute_weights_.push_back({half(w.qkv_w.shape()), half(w.attn_out_w.shape()), half(w.inter_w.shape()),
+                                  half(w.out_w.shape())});
+    }
+  }
+  std::vector<ops::ConvertPair> pairs;
+  for (int64_t l = 0; l < L; ++l) {
+    ComputeWeights& c = compute_weights_[l];
+    const LayerTensors& w = p_.layers[l];
+    pairs.push_back({&c.qkv, &w.qkv_w});
+    pairs.push_back({&c.attn_out, &w.attn_out_w});
+    pairs.push_back({&c.inter, &w.inter_w});
+    pairs.push_back({&c.out, &w.out_w});
+  }
+  ops::convert_many(*ctx_, pairs);
+}
+
 void BertForSequenceClassification::to_context(ExecutionContext& ctx) {
   saved_.reset();
   eval_buffers_.reset();
+  compute_weights_.clear();
   for (auto& [name, t] : parameters_) {
     Tensor moved = empty_tensor(ctx, DType::F32, t.shape());
     copy_tensor(ctx, moved, t);
@@ -270,6 +324,7 @@ void BertForSequenceClassification::truncate_layers(int64_t k) {
   config_.num_hidden_layers = k;
   packed_parameters_.resize(std::min(packed_parameters_.size(), static_cast<size_t>(k)));
   packed_gradients_.resize(std::min(packed_gradients_.size(), static_cast<size_t>(k)));
+  compute_weights_.clear();
   bind_views();
 }
 
@@ -290,27 +345,32 @@ BertForSequenceClassification::LayerActivations BertForSequenceClassification::a
     a.k = f32({B, T, C});
     a.v = f32({B, T, C});
   }
+  const bool mixed = compute_dtype().has_value();
   a.probs = f32({B, NH, T, T});
-  a.context = f32({B, T, C});
+  a.context = mixed ? half({B, T, C}) : f32({B, T, C});
   a.sum1 = f32({B, T, C});
   a.mean1 = f32({B * T});
   a.rstd1 = f32({B * T});
   a.h1 = f32({B, T, C});
+  if (mixed) a.h1_16 = half({B, T, C});
   a.inter = f32({B, T, I});
   a.sum2 = f32({B, T, C});
   a.mean2 = f32({B * T});
   a.rstd2 = f32({B * T});
-  return a;  // h2 is the caller's: its own buffer in TRAIN, the layer input's in EVAL
+  return a;  // h2 (and h2_16) are the caller's: its own buffers in TRAIN, the layer input's in EVAL
 }
 
 // One encoder layer, HF's BertLayer: q, k, v -> softmax(q k^T / sqrt(HS) + padding mask) -> dropout ->
 // context -> output dense -> dropout -> + x -> LayerNorm (h1); intermediate dense -> GELU -> output dense
 // -> dropout -> + h1 -> LayerNorm (h2). x [B,T,C]; a.h2 may share x's buffer (x is last read before h2 is
 // written).
-void BertForSequenceClassification::layer_forward(int64_t layer, const Tensor& x, LayerActivations& a,
-                                                  Scratch& s, const Tensor& attention_mask, bool train,
+void BertForSequenceClassification::layer_forward(int64_t layer, const Tensor& x, const Tensor* x16,
+                                                  LayerActivations& a, Scratch& s,
+                                                  const Tensor& attention_mask, bool train,
                                                   DropoutStep step) const {
   const LayerTensors& w = p_.layers[layer];
+  const bool mixed = x16 != nullptr;  // 16-bit GEMM operands (see Memory)
+  const ComputeWeights* c = mixed ? &compute_weights_[layer] : nullptr;
   const double eps = config_.layer_norm_eps;
   const double hidden_p = train ? dropout_.hidden_p : 0.0, attention_p = train ? dropout_.attention_p : 0.0;
   const uint64_t seed = dropout_.seed;
@@ -324,7 +384,7 @@ void BertForSequenceClassification::layer_forward(int64_t layer, const Tensor& x
   const ops::AttentionDropout attention_dropout{nullptr, attention_p,
                                                 attention_p > 0 ? &attention_draw : nullptr};
   if (packed_projection()) {
-    ops::linear_forward(*ctx_, a.qkv, x, w.qkv_w, w.qkv_b);
+    ops::linear_forward(*ctx_, a.qkv, mixed ? *x16 : x, mixed ? c->qkv : w.qkv_w, w.qkv_b);
     ops::attention_forward_packed(*ctx_, a.context, a.probs, a.qkv, attention_mask,
                                   config_.num_attention_heads, attention_dropout);
   } else {
@@ -336,7 +396,7 @@ void BertForSequenceClassification::layer_forward(int64_t layer, const Tensor& x
   }
 
   observe("attention_output", a.context);
-  ops::linear_forward(*ctx_, a.sum1, a.context, w.attn_out_w, w.attn_out_b);
+  ops::linear_forward(*ctx_, a.sum1, a.context, mixed ? c->attn_out : w.attn_out_w, w.attn_out_b);
   if (hidden_p > 0) {  // dropout and the residual in one pass
     ops::dropout_add_forward(
         *ctx_, a.sum1, a.sum1, x, hidden_p,
@@ -344,13 +404,14 @@ void BertForSequenceClassification::layer_forward(int64_t layer, const Tensor& x
   } else {
     ops::add_forward(*ctx_, a.sum1, a.sum1, x);
   }
-  ops::layer_norm_forward(*ctx_, a.h1, a.mean1, a.rstd1, a.sum1, w.ln1_w, w.ln1_b, eps);
+  ops::layer_norm_forward(*ctx_, a.h1, a.mean1, a.rstd1, a.sum1, w.ln1_w, w.ln1_b, eps,
+                          mixed ? &a.h1_16 : nullptr);
 
   observe("intermediate", a.h1);
-  ops::linear_forward(*ctx_, a.inter, a.h1, w.inter_w, w.inter_b);
+  ops::linear_forward(*ctx_, a.inter, mixed ? a.h1_16 : a.h1, mixed ? c->inter : w.inter_w, w.inter_b);
   ops::gelu_forward(*ctx_, s.gelu_out, a.inter);
   observe("output", s.gelu_out);
-  ops::linear_forward(*ctx_, a.sum2, s.gelu_out, w.out_w, w.out_b);
+  ops::linear_forward(*ctx_, a.sum2, s.gelu_out, mixed ? c->out : w.out_w, w.out_b);
   if (hidden_p > 0) {
     ops::dropout_add_forward(
         *ctx_, a.sum2, a.sum2, a.h1, hidden_p,
@@ -358,7 +419,8 @@ void BertForSequenceClassification::layer_forward(int64_t layer, const Tensor& x
   } else {
     ops::add_forward(*ctx_, a.sum2, a.sum2, a.h1);
   }
-  ops::layer_norm_forward(*ctx_, a.h2, a.mean2, a.rstd2, a.sum2, w.ln2_w, w.ln2_b, eps);
+  ops::layer_norm_forward(*ctx_, a.h2, a.mean2, a.rstd2, a.sum2, w.ln2_w, w.ln2_b, eps,
+                          mixed ? &a.h2_16 : nullptr);
 }
 
 ModelOutput BertForSequenceClassification::forward(const Batch& batch, ForwardMode mode, uint64_t step) {
@@ -473,9 +535,11 @@ ModelOutput BertForSequenceClassification::forward_tensors(const BatchTensors& i
   act.has_loss = has_loss;
   act.step = step;
 
+  const bool mixed = compute_dtype().has_value();
+  if (mixed) refresh_compute_weights();
   Scratch s;
   if (train) {
-    s.gelu_out = f32({B, T, config_.intermediate_size});
+    s.gelu_out = mixed ? half({B, T, config_.intermediate_size}) : f32({B, T, config_.intermediate_size});
   }
   const double hidden_p = train ? dropout_.hidden_p : 0.0;
 
@@ -488,8 +552,10 @@ ModelOutput BertForSequenceClassification::forward_tensors(const BatchTensors& i
     act.emb_sum = f32({B, T, C});
     act.emb_mean = f32({B * T});
     act.emb_rstd = f32({B * T});
+    if (mixed) act.emb_out16 = half({B, T, C});
   } else {
-    if (!eval_buffers_ || eval_buffers_->B != B || eval_buffers_->T != T) {
+    const bool mixed_buffers = eval_buffers_ && eval_buffers_->hidden16.numel() > 0;
+    if (!eval_buffers_ || eval_buffers_->B != B || eval_buffers_->T != T || mixed_buffers != mixed) {
       eval_buffers_.reset();  // the old set goes first, so the two never coexist
       EvalBuffers e;
       e.B = B;
@@ -499,34 +565,48 @@ ModelOutput BertForSequenceClassification::forward_tensors(const BatchTensors& i
       e.layer.h2 = e.hidden;
       e.emb_mean = f32({B * T});
       e.emb_rstd = f32({B * T});
+      if (mixed) {
+        e.hidden16 = half({B, T, C});
+        e.layer.h2_16 = e.hidden16;
+        e.gelu16 = half({B, T, config_.intermediate_size});
+      }
       eval_buffers_ = std::move(e);
     }
     hidden = eval_buffers_->hidden;
-    s.gelu_out = eval_buffers_->layer.inter;  // GELU in place: EVAL never needs its input again
+    act.emb_out16 = eval_buffers_->hidden16;
+    // GELU in place (f32): EVAL never needs its input again.
+    s.gelu_out = mixed ? eval_buffers_->gelu16 : eval_buffers_->layer.inter;
     act.emb_sum = eval_buffers_->layer.sum1;
     act.emb_mean = eval_buffers_->emb_mean;
     act.emb_rstd = eval_buffers_->emb_rstd;
   }
   ops::embeddings_forward(*ctx_, act.emb_sum, act.input_ids, act.token_type_ids, p_.word, p_.position,
                           p_.token_type);
+  // The 16-bit copy of the embeddings' output (mixed precision) comes from their last pass: the dropout's,
+  // else the LayerNorm's.
+  Tensor* emb_out16 = mixed ? &act.emb_out16 : nullptr;
   ops::layer_norm_forward(*ctx_, hidden, act.emb_mean, act.emb_rstd, act.emb_sum, p_.emb_ln_w, p_.emb_ln_b,
-                          config_.layer_norm_eps);
+                          config_.layer_norm_eps, hidden_p > 0 ? nullptr : emb_out16);
   if (hidden_p > 0) {
     ops::dropout_forward(*ctx_, hidden, hidden, hidden_p,
-                         draw_of(dropout_.seed, step, embeddings_dropout_site(), hidden.numel()));
+                         draw_of(dropout_.seed, step, embeddings_dropout_site(), hidden.numel()), emb_out16);
   }
   act.emb_out = hidden;
 
   const Tensor* x = &act.emb_out;
+  const Tensor* x16 = emb_out16;
   act.layers.reserve(static_cast<size_t>(L));  // x points into act.layers
   for (int64_t l = 0; l < L; ++l) {
     if (train) {
       act.layers.push_back(allocate_layer(B, T));
-      act.layers.back().h2 = f32({B, T, C});
-      layer_forward(l, *x, act.layers.back(), s, act.attention_mask, /*train=*/true, step);
-      x = &act.layers.back().h2;
+      LayerActivations& a = act.layers.back();
+      a.h2 = f32({B, T, C});
+      if (mixed) a.h2_16 = half({B, T, C});
+      layer_forward(l, *x, x16, a, s, act.attention_mask, /*train=*/true, step);
+      x = &a.h2;
+      x16 = mixed ? &a.h2_16 : nullptr;
     } else {
-      layer_forward(l, *x, eval_buffers_->layer, s, act.attention_mask, /*train=*/false, step);
+      layer_forward(l, *x, x16, eval_buffers_->layer, s, act.attention_mask, /*train=*/false, step);
     }
   }
 
@@ -561,41 +641,57 @@ ModelOutput BertForSequenceClassification::forward_tensors(const BatchTensors& i
 }
 
 void BertForSequenceClassification::layer_backward(int64_t layer, Tensor& dh, const Tensor& x,
-                                                   const LayerActivations& a, const Tensor& attention_mask,
-                                                   DropoutStep step, BackwardScratch& s) {
+                                                   const Tensor* x16, const LayerActivations& a,
+                                                   const Tensor& attention_mask, DropoutStep step,
+                                                   BackwardScratch& s) {
   const LayerTensors& w = p_.layers[layer];
   LayerTensors& dw = dp_.layers[layer];
   const double hidden_p = dropout_.hidden_p, attention_p = dropout_.attention_p;
   const uint64_t seed = dropout_.seed;
+  const bool mixed = x16 != nullptr;  // the GEMMs read 16-bit operands (see Memory)
+  const ComputeWeights* c = mixed ? &compute_weights_[layer] : nullptr;
 
   // Output LayerNorm, then the residual: dh1 gets dsum2 directly and through the feed-forward block (the
   // intermediate GEMM adds its input gradient to dsum2 in place: s.dsum becomes dh1).
   constexpr ops::GradientOutput kAdd = ops::GradientOutput::ACCUMULATE;
   ops::layer_norm_backward(*ctx_, s.dsum, dw.ln2_w, dw.ln2_b, dh, a.sum2, w.ln2_w, a.mean2, a.rstd2);
+  const ops::DropoutDraw ffn_draw =
+      draw_of(seed, step, layer_dropout_site(layer, DropoutSite::FEED_FORWARD_OUTPUT), s.dsum.numel());
   const Tensor* dy = &s.dsum;
-  if (hidden_p > 0) {
-    ops::dropout_backward(
-        *ctx_, s.dtmp, s.dsum, hidden_p,
-        draw_of(seed, step, layer_dropout_site(layer, DropoutSite::FEED_FORWARD_OUTPUT), s.dsum.numel()));
+  if (mixed) {
+    gemm_gradient(*ctx_, s.dtmp, s.dsum, hidden_p, ffn_draw);
+    dy = &s.dtmp;
+  } else if (hidden_p > 0) {
+    ops::dropout_backward(*ctx_, s.dtmp, s.dsum, hidden_p, ffn_draw);
     dy = &s.dtmp;
   }
   ops::gelu_forward(*ctx_, s.forward.gelu_out,
                     a.inter);  // recomputed rather than kept (bert_model.h: Memory)
-  ops::linear_backward(*ctx_, s.dinter, dw.out_w, dw.out_b, *dy, s.forward.gelu_out, w.out_w);
-  ops::gelu_backward(*ctx_, s.dinter, s.dinter, a.inter);
-  ops::linear_backward(*ctx_, s.dsum, dw.inter_w, dw.inter_b, s.dinter, a.h1, w.inter_w, kAdd);
+  ops::linear_backward(*ctx_, s.dinter, dw.out_w, dw.out_b, *dy, s.forward.gelu_out,
+                       mixed ? c->out : w.out_w);
+  if (mixed) {
+    ops::gelu_backward(*ctx_, s.dinter16, s.dinter, a.inter);
+    ops::linear_backward(*ctx_, s.dsum, dw.inter_w, dw.inter_b, s.dinter16, a.h1_16, c->inter, kAdd);
+  } else {
+    ops::gelu_backward(*ctx_, s.dinter, s.dinter, a.inter);
+    ops::linear_backward(*ctx_, s.dsum, dw.inter_w, dw.inter_b, s.dinter, a.h1, w.inter_w, kAdd);
+  }
 
   // Attention LayerNorm (into dh: dsum1), then the residual: dx gets dsum1 directly and through q, k and v,
   // whose GEMMs add their input gradients to dh in place.
   ops::layer_norm_backward(*ctx_, dh, dw.ln1_w, dw.ln1_b, s.dsum, a.sum1, w.ln1_w, a.mean1, a.rstd1);
+  const ops::DropoutDraw output_draw =
+      draw_of(seed, step, layer_dropout_site(layer, DropoutSite::ATTENTION_OUTPUT), dh.numel());
   dy = &dh;
-  if (hidden_p > 0) {
-    ops::dropout_backward(
-        *ctx_, s.dtmp, dh, hidden_p,
-        draw_of(seed, step, layer_dropout_site(layer, DropoutSite::ATTENTION_OUTPUT), dh.numel()));
+  if (mixed) {
+    gemm_gradient(*ctx_, s.dtmp, dh, hidden_p, output_draw);
+    dy = &s.dtmp;
+  } else if (hidden_p > 0) {
+    ops::dropout_backward(*ctx_, s.dtmp, dh, hidden_p, output_draw);
     dy = &s.dtmp;
   }
-  ops::linear_backward(*ctx_, s.dcontext, dw.attn_out_w, dw.attn_out_b, *dy, a.context, w.attn_out_w);
+  ops::linear_backward(*ctx_, s.dcontext, dw.attn_out_w, dw.attn_out_b, *dy, a.context,
+                       mixed ? c->attn_out : w.attn_out_w);
   const ops::DropoutDraw attention_draw =
       draw_of(seed, step, layer_dropout_site(layer, DropoutSite::ATTENTION_PROBS), a.probs.numel());
   const ops::AttentionDropout attention_dropout{nullptr, attention_p,
@@ -603,7 +699,8 @@ void BertForSequenceClassification::layer_backward(int64_t layer, Tensor& dh, co
   if (packed_projection()) {
     ops::attention_backward_packed(*ctx_, s.dqkv, s.dcontext, a.qkv, attention_mask, a.probs,
                                    config_.num_attention_heads, attention_dropout);
-    ops::linear_backward(*ctx_, dh, dw.qkv_w, dw.qkv_b, s.dqkv, x, w.qkv_w, kAdd);
+    ops::linear_backward(*ctx_, dh, dw.qkv_w, dw.qkv_b, s.dqkv, mixed ? *x16 : x, mixed ? c->qkv : w.qkv_w,
+                         kAdd);
   } else {
     ops::attention_backward(*ctx_, s.dq, s.dk, s.dv, s.dcontext, a.q, a.k, a.v, attention_mask, a.probs,
                             config_.num_attention_heads, attention_dropout);
@@ -651,21 +748,26 @@ void BertForSequenceClassification::backward_impl(double dloss, const double* de
   Tensor dpooler_in = f32({B, C});
   ops::linear_backward(*ctx_, dpooler_in, dp_.pooler_w, dp_.pooler_b, dpooled, act.pooler_in, p_.pooler_w);
 
+  const bool mixed = compute_dtype().has_value();
+  const int64_t I = config_.intermediate_size;
   BackwardScratch s;
-  for (Tensor* t : {&s.dsum, &s.dtmp, &s.dcontext}) *t = f32({B, T, C});
+  for (Tensor* t : {&s.dsum, &s.dcontext}) *t = f32({B, T, C});
+  s.dtmp = mixed ? half({B, T, C}) : f32({B, T, C});
   if (packed_projection()) {
-    s.dqkv = f32({B, T, 3 * C});
+    s.dqkv = mixed ? half({B, T, 3 * C}) : f32({B, T, 3 * C});
   } else {
     for (Tensor* t : {&s.dq, &s.dk, &s.dv}) *t = f32({B, T, C});
   }
-  s.dinter = f32({B, T, config_.intermediate_size});
-  s.forward.gelu_out = f32({B, T, config_.intermediate_size});
+  s.dinter = f32({B, T, I});
+  if (mixed) s.dinter16 = half({B, T, I});
+  s.forward.gelu_out = mixed ? half({B, T, I}) : f32({B, T, I});
 
   Tensor dh = f32({B, T, C});
   ops::token_select_backward(*ctx_, dh, dpooler_in, 0);
   for (int64_t l = L - 1; l >= 0; --l) {
     const Tensor& x = l == 0 ? act.emb_out : act.layers[l - 1].h2;
-    layer_backward(l, dh, x, act.layers[l], act.attention_mask, step, s);
+    const Tensor* x16 = !mixed ? nullptr : l == 0 ? &act.emb_out16 : &act.layers[l - 1].h2_16;
+    layer_backward(l, dh, x, x16, act.layers[l], act.attention_mask, step, s);
   }
 
   // Embeddings: dropout, LayerNorm, lookup.

@@ -87,6 +87,14 @@ uint64_t classifier_dropout_site();
 //   into a scratch mask freed at once);
 // - backward() scratch: 7 [N,C] + 2 [N,I] = 189 MB.
 // Peak of a training step: 0.44 + 0.44 + 2.14 + 0.19 = 3.21 GB (4.1 GB with AdamW's state).
+// Mixed precision (a context in MathMode::BF16 or FP16, autocast's scheme): every encoder GEMM reads 16-bit
+// operands (bf16 or f16) and writes f32: 16-bit copies of the four weights of each layer (85M values of
+// bert-base, 170 MB), rounded from the f32 masters before each forward; 16-bit copies of each GEMM's input,
+// written by its producer in the same pass (the LayerNorm and embedding-dropout outputs beside their f32
+// residuals, the attention context, the GELU output, and in backward() the gradients entering the GEMMs).
+// The residual stream, LayerNorm, softmax, the loss and every parameter gradient stay f32; so do the pooler
+// and classifier ([B,C] GEMMs, f32 under the math mode). Per layer it keeps 2 [N,C] 16-bit copies more and
+// the context in 16 bits (+ 12.6 MB).
 // EVAL holds the parameters plus 8 [N,C] + 1 [N,I] + 1 [B,NH,T,T] = 176 MB, whatever the layer count; it
 // keeps them between EVAL forwards of the same B and T (released by a TRAIN forward).
 class BertForSequenceClassification {
@@ -205,7 +213,8 @@ class BertForSequenceClassification {
   };
   // One layer's activations: kept per layer by TRAIN, one reused set in EVAL.
   struct LayerActivations {
-    Tensor q, k, v, probs, context;  // [B,T,C] x4 (q, k, v on the CPU), [B,NH,T,T]
+    Tensor q, k, v, probs, context;  // [B,T,C] x4 (q, k, v on the CPU), [B,NH,T,T]; context 16-bit in mixed
+    Tensor h1_16, h2_16;             // mixed precision: h1 and h2 rounded, the GEMM operands
     Tensor qkv;                      // [B,T,3C]: q | k | v of one GEMM (CUDA)
     Tensor sum1, mean1, rstd1, h1;   // attention LayerNorm input, statistics [N], output [B,T,C]
     Tensor inter;                    // GELU input [B,T,I]
@@ -214,6 +223,7 @@ class BertForSequenceClassification {
   struct SavedActivations {
     Tensor input_ids, token_type_ids, attention_mask, labels;  // [B,T] x3, [B] i32
     Tensor emb_sum, emb_mean, emb_rstd, emb_out;  // LayerNorm input [B,T,C], statistics, dropout output
+    Tensor emb_out16;                             // mixed precision: emb_out rounded (layer 0's GEMM input)
     std::vector<LayerActivations> layers;
     Tensor pooler_in, pooled, classifier_in;  // [B,C]: token 0 of the last layer, tanh output, dropout output
     Tensor ce_probs;                          // [B,NL] softmax of the logits
@@ -228,34 +238,55 @@ class BertForSequenceClassification {
   // Copies each layer's query, key and value tensors of `tensors` (on ctx_) into new packed buffers, kept in
   // `packed`, and makes the map's entries views of them.
   void pack_qkv(std::map<std::string, Tensor>& tensors, std::vector<PackedQkv>& packed) const;
-  // Whether layers project q, k, v with one GEMM over the packed weight (CUDA) or three (the CPU reference).
-  bool packed_projection() const { return ctx_->device().type != DeviceType::CPU; }
+  // Whether layers project q, k, v with one GEMM over the packed weight (CUDA, and mixed precision on either
+  // device) or three (the CPU reference).
+  bool packed_projection() const {
+    return ctx_->device().type != DeviceType::CPU || compute_dtype().has_value();
+  }
+  // Mixed precision's GEMM operand dtype (BF16 or F16, from the context's math mode) for a model of f32
+  // parameters; nullopt: every GEMM operand f32 (under the math mode).
+  std::optional<DType> compute_dtype() const;
+  // 16-bit copies of one encoder layer's GEMM weights (mixed precision; see Memory).
+  struct ComputeWeights {
+    Tensor qkv, attn_out, inter, out;
+  };
+  // Allocates compute_weights_ on first use and rounds every layer's f32 weights into them (one multi-tensor
+  // conversion): before each forward, so they follow the optimizer's updates.
+  void refresh_compute_weights();
   // The buffer of a forward or backward that no layer keeps: the GELU output [B,T,I] (in EVAL the GELU
-  // input's own buffer). Dropout masks are drawn where they are applied (ops::DropoutDraw), never stored.
+  // input's own buffer; 16-bit in mixed precision). Dropout masks are drawn where they are applied
+  // (ops::DropoutDraw), never stored.
   struct Scratch {
     Tensor gelu_out;
   };
   Tensor f32(const Shape& shape) const;  // uninitialised, on the model's device
+  // Uninitialised, on the model's device, of compute_dtype() (mixed precision only).
+  Tensor half(const Shape& shape) const;
   LayerActivations allocate_layer(int64_t B, int64_t T) const;
-  void layer_forward(int64_t layer, const Tensor& x, LayerActivations& a, Scratch& s,
+  // x16: x rounded (mixed precision), else nullptr.
+  void layer_forward(int64_t layer, const Tensor& x, const Tensor* x16, LayerActivations& a, Scratch& s,
                      const Tensor& attention_mask, bool train, DropoutStep step) const;
   // Gradient buffers of backward(): [B,T,C] x6 (dq, dk, dv on the CPU; dqkv [B,T,3C] on CUDA) and [B,T,I]
   // for dGELU, with the forward's Scratch to recompute the GELU output.
+  // Mixed precision: dtmp [B,T,C], dqkv and dinter16 [B,T,I] are 16-bit (the GEMMs' dy operands).
   struct BackwardScratch {
-    Tensor dsum, dtmp, dq, dk, dv, dqkv, dcontext, dinter;
+    Tensor dsum, dtmp, dq, dk, dv, dqkv, dcontext, dinter, dinter16;
     Scratch forward;
   };
-  // dh: on entry the gradient of the layer's output, on return that of its input x.
-  void layer_backward(int64_t layer, Tensor& dh, const Tensor& x, const LayerActivations& a,
-                      const Tensor& attention_mask, DropoutStep step, BackwardScratch& s);
+  // dh: on entry the gradient of the layer's output, on return that of its input x (x16: x rounded, in mixed
+  // precision the GEMMs' operand; else nullptr).
+  void layer_backward(int64_t layer, Tensor& dh, const Tensor& x, const Tensor* x16,
+                      const LayerActivations& a, const Tensor& attention_mask, DropoutStep step,
+                      BackwardScratch& s);
 
   // EVAL's buffers (one layer's activations, the embeddings' output and statistics), kept from one EVAL
   // forward to the next of the same B and T: a fresh set each call pays a page fault per 4 KiB on first
   // touch. A TRAIN forward releases them before allocating its own.
   struct EvalBuffers {
     int64_t B = 0, T = 0;
-    LayerActivations layer;  // layer.h2 is `hidden`
+    LayerActivations layer;  // layer.h2 is `hidden`, layer.h2_16 is hidden16
     Tensor hidden, emb_mean, emb_rstd;
+    Tensor hidden16, gelu16;  // mixed precision: hidden rounded, the GELU output
   };
 
   // The CPU, or a CUDA context for training on the GPU (to_context); the CUDA inference engine is its own
@@ -266,6 +297,7 @@ class BertForSequenceClassification {
   std::map<std::string, Tensor> parameters_;
   std::map<std::string, Tensor> gradients_;
   std::vector<PackedQkv> packed_parameters_, packed_gradients_;  // per layer (see Memory)
+  std::vector<ComputeWeights> compute_weights_;                  // mixed precision, per layer
   ModelTensors p_;                                               // views of parameters_
   ModelTensors dp_;                                              // views of gradients_
   std::optional<SavedActivations> saved_;

@@ -3,6 +3,7 @@
 #include "ops/attention.h"
 
 #include <algorithm>
+#include <cstddef>
 
 #include "backend/device.h"
 #include "ops/attention_cpu.h"
@@ -123,9 +124,10 @@ void attention_forward(ExecutionContext& ctx, Tensor& out, Tensor& probs, const 
     }
     case DeviceType::CUDA:
       if constexpr (kCudaBuilt) {
-        cuda::attention_forward(ctx, out.data<float>(), probs.data<float>(), q.data<float>(), k.data<float>(),
-                                v.data<float>(), d.C, attention_mask.data<int32_t>(), cuda_keep(dropout),
-                                static_cast<float>(1 / (1 - dropout.p)), d.B, d.T, d.NH, d.HS);
+        cuda::attention_forward(ctx, out.data<float>(), DType::F32, probs.data<float>(), q.data<float>(),
+                                k.data<float>(), v.data<float>(), d.C, attention_mask.data<int32_t>(),
+                                cuda_keep(dropout), static_cast<float>(1 / (1 - dropout.p)), d.B, d.T, d.NH,
+                                d.HS);
         return;
       }
       detail::throw_no_cuda_kernel(kOp);
@@ -166,7 +168,7 @@ void attention_backward(ExecutionContext& ctx, Tensor& dq, Tensor& dk, Tensor& d
     }
     case DeviceType::CUDA:
       if constexpr (kCudaBuilt) {
-        cuda::attention_backward(ctx, dq.data<float>(), dk.data<float>(), dv.data<float>(), d.C,
+        cuda::attention_backward(ctx, dq.data<float>(), dk.data<float>(), dv.data<float>(), d.C, DType::F32,
                                  dout.data<float>(), q.data<float>(), k.data<float>(), v.data<float>(), d.C,
                                  attention_mask.data<int32_t>(), probs.data<float>(), cuda_keep(dropout),
                                  static_cast<float>(1 / (1 - dropout.p)), d.B, d.T, d.NH, d.HS);
@@ -181,20 +183,22 @@ void attention_forward_packed(ExecutionContext& ctx, Tensor& out, Tensor& probs,
   constexpr const char* kOp = "attention_forward_packed";
   const Dims d = dims_of(kOp, "qkv", qkv, 3, NH);
   check_mask_probs_dropout(ctx, kOp, d, "qkv", qkv, attention_mask, probs, dropout);
-  detail::check_dtype(kOp, "out", out, DType::F32);
-  detail::check_shape(kOp, "out", out, {d.B, d.T, d.C});
+  detail::check_f32_or_16bit(kOp, "out", out, {d.B, d.T, d.C});
   const Device device = detail::common_device(
       kOp, ctx, {{"out", &out}, {"probs", &probs}, {"qkv", &qkv}, {"attention_mask", &attention_mask}});
   switch (device.type) {
-    case DeviceType::CPU:
-      attention_forward(ctx, out, probs, packed_part(qkv, 0, d), packed_part(qkv, 1, d),
+    case DeviceType::CPU: {
+      Tensor result = out.dtype() == DType::F32 ? out : Tensor::empty(DType::F32, out.shape());
+      attention_forward(ctx, result, probs, packed_part(qkv, 0, d), packed_part(qkv, 1, d),
                         packed_part(qkv, 2, d), attention_mask, NH, dropout);
+      if (out.dtype() != DType::F32) detail::round_into(out, result);
       return;
+    }
     case DeviceType::CUDA:
       if constexpr (kCudaBuilt) {
         const float* q = qkv.data<float>();
-        cuda::attention_forward(ctx, out.data<float>(), probs.data<float>(), q, q + d.C, q + 2 * d.C, 3 * d.C,
-                                attention_mask.data<int32_t>(), cuda_keep(dropout),
+        cuda::attention_forward(ctx, out.raw_data(), out.dtype(), probs.data<float>(), q, q + d.C,
+                                q + 2 * d.C, 3 * d.C, attention_mask.data<int32_t>(), cuda_keep(dropout),
                                 static_cast<float>(1 / (1 - dropout.p)), d.B, d.T, d.NH, d.HS);
         return;
       }
@@ -210,8 +214,7 @@ void attention_backward_packed(ExecutionContext& ctx, Tensor& dqkv, const Tensor
   check_mask_probs_dropout(ctx, kOp, d, "qkv", qkv, attention_mask, probs, dropout);
   detail::check_dtype(kOp, "dout", dout, DType::F32);
   detail::check_shape(kOp, "dout", dout, {d.B, d.T, d.C});
-  detail::check_dtype(kOp, "dqkv", dqkv, DType::F32);
-  detail::check_shape(kOp, "dqkv", dqkv, qkv.shape());
+  detail::check_f32_or_16bit(kOp, "dqkv", dqkv, qkv.shape());
   const Device device = detail::common_device(kOp, ctx,
                                               {{"dqkv", &dqkv},
                                                {"dout", &dout},
@@ -224,19 +227,22 @@ void attention_backward_packed(ExecutionContext& ctx, Tensor& dqkv, const Tensor
              dv = Tensor::empty(DType::F32, {d.B, d.T, d.C});
       attention_backward(ctx, dq, dk, dv, dout, packed_part(qkv, 0, d), packed_part(qkv, 1, d),
                          packed_part(qkv, 2, d), attention_mask, probs, NH, dropout);
-      set_packed_part(dqkv, 0, dq, d);
-      set_packed_part(dqkv, 1, dk, d);
-      set_packed_part(dqkv, 2, dv, d);
+      Tensor result = dqkv.dtype() == DType::F32 ? dqkv : Tensor::empty(DType::F32, dqkv.shape());
+      set_packed_part(result, 0, dq, d);
+      set_packed_part(result, 1, dk, d);
+      set_packed_part(result, 2, dv, d);
+      if (dqkv.dtype() != DType::F32) detail::round_into(dqkv, result);
       return;
     }
     case DeviceType::CUDA:
       if constexpr (kCudaBuilt) {
         const float* q = qkv.data<float>();
-        float* dq = dqkv.data<float>();
-        cuda::attention_backward(ctx, dq, dq + d.C, dq + 2 * d.C, 3 * d.C, dout.data<float>(), q, q + d.C,
-                                 q + 2 * d.C, 3 * d.C, attention_mask.data<int32_t>(), probs.data<float>(),
-                                 cuda_keep(dropout), static_cast<float>(1 / (1 - dropout.p)), d.B, d.T, d.NH,
-                                 d.HS);
+        auto* dq = static_cast<std::byte*>(dqkv.raw_data());
+        const size_t part = static_cast<size_t>(d.C) * dtype_size(dqkv.dtype());  // bytes of one part's row
+        cuda::attention_backward(ctx, dq, dq + part, dq + 2 * part, 3 * d.C, dqkv.dtype(), dout.data<float>(),
+                                 q, q + d.C, q + 2 * d.C, 3 * d.C, attention_mask.data<int32_t>(),
+                                 probs.data<float>(), cuda_keep(dropout),
+                                 static_cast<float>(1 / (1 - dropout.p)), d.B, d.T, d.NH, d.HS);
         return;
       }
       detail::throw_no_cuda_kernel(kOp);

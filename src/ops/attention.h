@@ -37,9 +37,9 @@ void attention_backward(ExecutionContext& ctx, Tensor& dq, Tensor& dk, Tensor& d
 
 // The same attention from a packed projection qkv [B,T,3C] (each row q | k | v: what one linear over a
 // layer's q, k and v weights stacked [3C, C] writes, one GEMM instead of three), and its backward into dqkv
-// [B,T,3C]
-// (=, each row dq | dk | dv). The same values as attention_forward / attention_backward on the three parts
-// (CUDA reads and writes the parts in place; the CPU copies them out and back).
+// [B,T,3C] (=, each row dq | dk | dv). The same values as attention_forward / attention_backward on the three
+// parts (CUDA reads and writes the parts in place; the CPU copies them out and back). Mixed precision: out
+// and dqkv may be BF16 or F16 (each value rounded once from the f32 result: the next GEMM's operand).
 void attention_forward_packed(ExecutionContext& ctx, Tensor& out, Tensor& probs, const Tensor& qkv,
                               const Tensor& attention_mask, int64_t NH, AttentionDropout dropout = {});
 void attention_backward_packed(ExecutionContext& ctx, Tensor& dqkv, const Tensor& dout, const Tensor& qkv,

@@ -15,6 +15,7 @@
 
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/cuda_context.h"
+#include "backend/cuda/float_convert.cuh"
 #include "backend/cuda/gemm.h"
 #include "core/tensor.h"
 #include "ops/attention_cuda.h"
@@ -52,26 +53,30 @@ __device__ __forceinline__ bool any_token(const int32_t* mask_b, int64_t T, int 
 // (C for [B,T,C], 3 C for a part of a packed [B,T,3C]) and head-major [B,NH,T,HS] (blockIdx.y picks one).
 struct Copies {
   const float* from[kMaxCopies];
-  float* to[kMaxCopies];
-  int64_t ld[kMaxCopies];  // row stride of the token-major side, in floats
+  void* to[kMaxCopies];    // float, except the token-major side of a copy back of Out (below)
+  int64_t ld[kMaxCopies];  // row stride of the token-major side, in elements
 };
 
-// to_heads: from token-major rows to [B,NH,T,HS]; else back. Vec is float4 when HS and every row stride are
-// multiples of 4 and every pointer is 16-byte aligned, else float; HSV = HS / (floats per Vec). Thread i
-// handles vector i of the head-major array, so reads and writes are contiguous runs of HS floats either way.
-template <typename Vec, bool to_heads>
+// to_heads: from token-major rows to [B,NH,T,HS] (f32 both); else back, into token-major rows of Out (float,
+// or 16-bit: each value rounded once, mixed precision's GEMM operand). Vec is float4 when HS and every row
+// stride are multiples of 4 and every pointer aligned to 4 elements, else float; HSV = HS / (floats per Vec).
+// Thread i handles vector i of the head-major array, so reads and writes are contiguous runs of HS elements
+// either way.
+template <typename Vec, bool to_heads, typename Out>
 __global__ void attention_copy_heads_kernel(Copies copies, int64_t B, int64_t T, int64_t NH, int64_t HSV) {
+  constexpr int64_t kPer = sizeof(Vec) / sizeof(float);
   const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
   if (i >= B * NH * T * HSV) return;
   const int64_t d = i % HSV, t = (i / HSV) % T, h = (i / (HSV * T)) % NH, b = i / (HSV * T * NH);
-  const int64_t ldv = copies.ld[blockIdx.y] / static_cast<int64_t>(sizeof(Vec) / sizeof(float));
-  const int64_t token = (b * T + t) * ldv + h * HSV + d;  // (b, t, h, d) token-major
+  const int64_t ldv = copies.ld[blockIdx.y] / kPer;
+  const int64_t token = (b * T + t) * ldv + h * HSV + d;  // (b, t, h, d) token-major, in Vecs
   const Vec* from = reinterpret_cast<const Vec*>(copies.from[blockIdx.y]);
-  Vec* to = reinterpret_cast<Vec*>(copies.to[blockIdx.y]);
   if constexpr (to_heads) {
-    to[i] = from[token];
+    reinterpret_cast<Vec*>(copies.to[blockIdx.y])[i] = from[token];
+  } else if constexpr (kPer == 4) {
+    store4(static_cast<Out*>(copies.to[blockIdx.y]) + token * 4, from[i]);
   } else {
-    to[token] = from[i];
+    static_cast<Out*>(copies.to[blockIdx.y])[token] = from_float<Out>(from[i]);
   }
 }
 
@@ -151,30 +156,46 @@ bool aligned16(const void* p) {
   return reinterpret_cast<uintptr_t>(p) % 16 == 0;
 }
 
+template <typename Vec, bool to_heads, typename Out>
+void launch_copy_heads(CudaContext& ctx, dim3 grid, const Copies& copies, int64_t B, int64_t T, int64_t NH,
+                       int64_t HSV) {
+  attention_copy_heads_kernel<Vec, to_heads, Out>
+      <<<grid, kCopyThreads, 0, ctx.stream()>>>(copies, B, T, NH, HSV);
+  NLPF_CUDA_CHECK_LAUNCH();
+}
+
 // Copies `count` tensors between token-major rows and [B,NH,T,HS] on ctx's stream (to_heads: into
-// head-major).
+// head-major, f32; else into token-major rows of out_dtype: F32, BF16 or F16).
 void copy_heads(CudaContext& ctx, bool to_heads, const Copies& copies, int count, int64_t B, int64_t T,
-                int64_t NH, int64_t HS) {
+                int64_t NH, int64_t HS, DType out_dtype = DType::F32) {
+  NLPF_CHECK(out_dtype == DType::F32 || (!to_heads && (out_dtype == DType::BF16 || out_dtype == DType::F16)),
+             ErrorCode::UNSUPPORTED, "attention (cuda): an output of dtype ", dtype_name(out_dtype));
+  const size_t to_bytes = to_heads ? sizeof(float) : dtype_size(out_dtype);
   bool vector = HS % 4 == 0;
   for (int i = 0; i < count; ++i) {
-    vector = vector && copies.ld[i] % 4 == 0 && aligned16(copies.from[i]) && aligned16(copies.to[i]);
+    vector = vector && copies.ld[i] % 4 == 0 && aligned16(copies.from[i]) &&
+             reinterpret_cast<uintptr_t>(copies.to[i]) % (4 * to_bytes) == 0;
   }
   const int64_t HSV = vector ? HS / 4 : HS;
   const int64_t blocks = (B * NH * T * HSV + kCopyThreads - 1) / kCopyThreads;
   NLPF_CHECK(blocks <= 0x7fffffff, ErrorCode::UNSUPPORTED, "attention (cuda): ", B * T * NH * HS,
              " elements exceed the grid");
   const dim3 grid(static_cast<unsigned>(blocks), static_cast<unsigned>(count));
-  if (vector && to_heads) {
-    attention_copy_heads_kernel<float4, true><<<grid, kCopyThreads, 0, ctx.stream()>>>(copies, B, T, NH, HSV);
-  } else if (vector) {
-    attention_copy_heads_kernel<float4, false>
-        <<<grid, kCopyThreads, 0, ctx.stream()>>>(copies, B, T, NH, HSV);
-  } else if (to_heads) {
-    attention_copy_heads_kernel<float, true><<<grid, kCopyThreads, 0, ctx.stream()>>>(copies, B, T, NH, HSV);
-  } else {
-    attention_copy_heads_kernel<float, false><<<grid, kCopyThreads, 0, ctx.stream()>>>(copies, B, T, NH, HSV);
+  if (to_heads) {
+    return vector ? launch_copy_heads<float4, true, float>(ctx, grid, copies, B, T, NH, HSV)
+                  : launch_copy_heads<float, true, float>(ctx, grid, copies, B, T, NH, HSV);
   }
-  NLPF_CUDA_CHECK_LAUNCH();
+  switch (out_dtype) {
+    case DType::BF16:
+      return vector ? launch_copy_heads<float4, false, __nv_bfloat16>(ctx, grid, copies, B, T, NH, HSV)
+                    : launch_copy_heads<float, false, __nv_bfloat16>(ctx, grid, copies, B, T, NH, HSV);
+    case DType::F16:
+      return vector ? launch_copy_heads<float4, false, __half>(ctx, grid, copies, B, T, NH, HSV)
+                    : launch_copy_heads<float, false, __half>(ctx, grid, copies, B, T, NH, HSV);
+    default:
+      return vector ? launch_copy_heads<float4, false, float>(ctx, grid, copies, B, T, NH, HSV)
+                    : launch_copy_heads<float, false, float>(ctx, grid, copies, B, T, NH, HSV);
+  }
 }
 
 // One product per (b, h), batch B NH: d [M, N] = op(a) op(b), every operand a contiguous [B,NH,rows,cols]
@@ -215,9 +236,10 @@ float scale_of(int64_t HS) {
 // Scratch (stream-ordered, from the context's caching allocator): q, k, v and the output head-major
 // (4 B T C floats), and dropout(probs) [B,NH,T,T] when keep is given. The scores are written straight into
 // probs and become the probabilities in place.
-void attention_forward(ExecutionContext& base, float* out, float* probs, const float* q, const float* k,
-                       const float* v, int64_t ld_qkv, const int32_t* attention_mask, const KeepSource& keep,
-                       float keep_scale, int64_t B, int64_t T, int64_t NH, int64_t HS) {
+void attention_forward(ExecutionContext& base, void* out, DType out_dtype, float* probs, const float* q,
+                       const float* k, const float* v, int64_t ld_qkv, const int32_t* attention_mask,
+                       const KeepSource& keep, float keep_scale, int64_t B, int64_t T, int64_t NH,
+                       int64_t HS) {
   const bool dropout = keep.active();
   CudaContext& ctx = cuda_context(base);
   const int64_t rows = B * NH * T, BTC = B * T * NH * HS;
@@ -244,15 +266,16 @@ void attention_forward(ExecutionContext& base, float* out, float* probs, const f
   // out [B,NH,T,HS] = dropout(probs) v per head, then back to [B,T,C].
   batched_matmul(base, out_heads, dropout ? dropped_data : probs, Transpose::NO, v_heads, Transpose::NO,
                  B * NH, T, HS, T);
-  copy_heads(ctx, false, Copies{{out_heads}, {out}, {C}}, 1, B, T, NH, HS);
+  copy_heads(ctx, false, Copies{{out_heads}, {out}, {C}}, 1, B, T, NH, HS, out_dtype);
 }
 
 // Scratch: dout, q, k, v head-major (4 B T C floats; the gradients reuse them once their operands are read,
 // all on one stream), dscore [B,NH,T,T], and dropout(probs) [B,NH,T,T] when keep is given.
-void attention_backward(ExecutionContext& base, float* dq, float* dk, float* dv, int64_t ld_dqkv,
-                        const float* dout, const float* q, const float* k, const float* v, int64_t ld_qkv,
-                        const int32_t* attention_mask, const float* probs, const KeepSource& keep,
-                        float keep_scale, int64_t B, int64_t T, int64_t NH, int64_t HS) {
+void attention_backward(ExecutionContext& base, void* dq, void* dk, void* dv, int64_t ld_dqkv,
+                        DType dqkv_dtype, const float* dout, const float* q, const float* k, const float* v,
+                        int64_t ld_qkv, const int32_t* attention_mask, const float* probs,
+                        const KeepSource& keep, float keep_scale, int64_t B, int64_t T, int64_t NH,
+                        int64_t HS) {
   const bool dropout = keep.active();
   CudaContext& ctx = cuda_context(base);
   const int64_t rows = B * NH * T, BTC = B * T * NH * HS, batch = B * NH;
@@ -288,7 +311,7 @@ void attention_backward(ExecutionContext& base, float* dq, float* dk, float* dv,
   batched_matmul(base, dq_heads, ds, Transpose::NO, k_heads, Transpose::NO, batch, T, HS, T);
   batched_matmul(base, dk_heads, ds, Transpose::YES, q_heads, Transpose::NO, batch, T, HS, T);
   copy_heads(ctx, false, Copies{{dq_heads, dk_heads, dv_heads}, {dq, dk, dv}, {ld_dqkv, ld_dqkv, ld_dqkv}}, 3,
-             B, T, NH, HS);
+             B, T, NH, HS, dqkv_dtype);
 }
 
 }  // namespace nlpf::cuda

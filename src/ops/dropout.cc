@@ -33,34 +33,47 @@ void dropout_apply(ExecutionContext& ctx, const char* op, Tensor& out, const cha
 
 // dropout_apply with the mask of `draw` (drawn inside the CUDA kernel, into a scratch mask on the CPU), plus
 // `residual` where it is given (dropout_add_forward: on the CPU the two ops in turn, through a scratch since
-// out may be the residual; on CUDA the same kernel's one pass).
+// out may be the residual; on CUDA the same kernel's one pass). out may be 16-bit (the f32 result rounded
+// once); twin, where given beside an f32 out, receives the result rounded to its 16-bit dtype.
 void dropout_apply_drawn(ExecutionContext& ctx, const char* op, Tensor& out, const char* out_name,
                          const Tensor& in, const char* in_name, double p, const DropoutDraw& draw,
-                         const Tensor* residual = nullptr) {
+                         const Tensor* residual = nullptr, Tensor* twin = nullptr) {
   NLPF_CHECK(p >= 0 && p < 1, ErrorCode::INVALID_ARGUMENT, op, ": p = ", p, " is outside [0, 1)");
   check_dropout_draw(op, draw);
-  const Device device =
-      residual != nullptr
-          ? detail::check_elementwise(op, ctx, {{in_name, &in}, {"residual", residual}, {out_name, &out}})
-          : detail::check_elementwise(op, ctx, {{in_name, &in}, {out_name, &out}});
+  const Device device = residual != nullptr
+                            ? detail::check_elementwise(op, ctx, {{in_name, &in}, {"residual", residual}})
+                            : detail::check_elementwise(op, ctx, {{in_name, &in}});
+  detail::check_f32_or_16bit(op, out_name, out, in.shape());
+  if (twin != nullptr) {
+    detail::check_16bit(op, "twin", *twin, in.shape());
+    NLPF_CHECK(out.dtype() == DType::F32, ErrorCode::INVALID_ARGUMENT, op, ": a 16-bit copy beside a ",
+               dtype_name(out.dtype()), " ", out_name, " (expected f32)");
+  }
+  const Tensor& twin_or_out = twin != nullptr ? *twin : out;
+  detail::common_device(op, ctx, {{in_name, &in}, {out_name, &out}, {"twin", &twin_or_out}});
   switch (device.type) {
     case DeviceType::CPU: {
       Tensor keep = Tensor::empty(DType::F32, in.shape());
       dropout_mask(ctx, keep, p, draw);
+      Tensor result = out.dtype() == DType::F32 ? out : Tensor::empty(DType::F32, in.shape());
       if (residual == nullptr) {
-        dropout_apply(ctx, op, out, out_name, in, in_name, keep, p);
-        return;
+        dropout_apply(ctx, op, result, out_name, in, in_name, keep, p);
+      } else {
+        Tensor dropped = Tensor::empty(DType::F32, in.shape());
+        dropout_apply(ctx, op, dropped, out_name, in, in_name, keep, p);
+        add_forward(ctx, result, dropped, *residual);
       }
-      Tensor dropped = Tensor::empty(DType::F32, in.shape());
-      dropout_apply(ctx, op, dropped, out_name, in, in_name, keep, p);
-      add_forward(ctx, out, dropped, *residual);
+      if (out.dtype() != DType::F32) detail::round_into(out, result);
+      if (twin != nullptr) detail::round_into(*twin, result);
       return;
     }
     case DeviceType::CUDA:
       if constexpr (kCudaBuilt) {
-        cuda::dropout_forward(ctx, out.data<float>(), in.data<float>(), cuda::drawn_keep(draw, p),
+        cuda::dropout_forward(ctx, out.raw_data(), out.dtype(), in.data<float>(), cuda::drawn_keep(draw, p),
                               static_cast<float>(1 / (1 - p)), in.numel(),
-                              residual != nullptr ? residual->data<float>() : nullptr);
+                              residual != nullptr ? residual->data<float>() : nullptr,
+                              twin != nullptr ? twin->raw_data() : nullptr,
+                              twin != nullptr ? twin->dtype() : DType::BF16);
         return;
       }
       detail::throw_no_cuda_kernel(op);
@@ -69,8 +82,9 @@ void dropout_apply_drawn(ExecutionContext& ctx, const char* op, Tensor& out, con
 
 }  // namespace
 
-void dropout_forward(ExecutionContext& ctx, Tensor& out, const Tensor& x, double p, const DropoutDraw& draw) {
-  dropout_apply_drawn(ctx, "dropout_forward", out, "out", x, "x", p, draw);
+void dropout_forward(ExecutionContext& ctx, Tensor& out, const Tensor& x, double p, const DropoutDraw& draw,
+                     Tensor* twin) {
+  dropout_apply_drawn(ctx, "dropout_forward", out, "out", x, "x", p, draw, nullptr, twin);
 }
 
 void dropout_add_forward(ExecutionContext& ctx, Tensor& out, const Tensor& x, const Tensor& residual,

@@ -29,7 +29,10 @@ void dropout_forward(ExecutionContext& ctx, Tensor& out, const Tensor& x, const 
 void dropout_backward(ExecutionContext& ctx, Tensor& dx, const Tensor& dout, const Tensor& keep, double p);
 // The same with the mask drawn from `draw` (the backward with the forward's draw): on CUDA one kernel that
 // never stores the mask; on the CPU the reference, dropout_mask into a scratch tensor then the forms above.
-void dropout_forward(ExecutionContext& ctx, Tensor& out, const Tensor& x, double p, const DropoutDraw& draw);
+// Mixed precision: out (dx) may be BF16 or F16 (the f32 result rounded once, a GEMM operand; then it cannot
+// be x), and twin, where given (x's shape, BF16 or F16) beside an f32 out, receives out rounded to its dtype.
+void dropout_forward(ExecutionContext& ctx, Tensor& out, const Tensor& x, double p, const DropoutDraw& draw,
+                     Tensor* twin = nullptr);
 // out = x * keep / (1 - p) + residual (the drawn dropout, then a residual add, rounded as the two ops in
 // turn: the same bits as dropout_forward then add_forward); on CUDA one pass. residual: x's shape, f32; out
 // may be x or residual.

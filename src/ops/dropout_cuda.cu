@@ -11,6 +11,7 @@
 
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/cuda_context.h"
+#include "backend/cuda/float_convert.cuh"
 #include "backend/cuda/philox.cuh"
 #include "ops/dropout_keep.cuh"
 
@@ -50,15 +51,20 @@ __global__ void __launch_bounds__(kThreads)
 // out [N] = x [N] * keep(i) * scale (+ residual[i] where residual is given) with the keep values of a
 // KeepSource (the drawn form: one Philox block per element, whose other three words other threads use;
 // compute is cheap next to a mask's write and read). __fmul_rn / __fadd_rn: the product is rounded before the
-// add, as dropout_forward then add_forward round it (nvcc would otherwise contract the two into an fma).
+// add, as dropout_forward then add_forward round it (nvcc would otherwise contract the two into an fma). Out:
+// float, or a 16-bit dtype (the f32 value rounded once: a mixed-precision GEMM operand); twin, unless
+// nullptr, also receives the value rounded to Twin beside a float out.
+template <typename Out, typename Twin>
 __global__ void __launch_bounds__(kThreads)
-    dropout_keep_forward_kernel(float* out, const float* x, const KeepSource keep, float scale, int64_t N,
-                                const float* residual) {
+    dropout_keep_forward_kernel(Out* out, const float* x, const KeepSource keep, float scale, int64_t N,
+                                const float* residual, Twin* twin) {
   const KeepReader reader(keep);
   const int64_t stride = static_cast<int64_t>(gridDim.x) * kThreads;
   for (int64_t i = static_cast<int64_t>(blockIdx.x) * kThreads + threadIdx.x; i < N; i += stride) {
     const float y = __fmul_rn(__fmul_rn(x[i], reader(i)), scale);
-    out[i] = residual != nullptr ? __fadd_rn(y, residual[i]) : y;
+    const float v = residual != nullptr ? __fadd_rn(y, residual[i]) : y;
+    out[i] = from_float<Out>(v);
+    if (twin != nullptr) twin[i] = from_float<Twin>(v);
   }
 }
 
@@ -100,21 +106,52 @@ void dropout_forward(ExecutionContext& ctx, float* out, const float* x, const fl
   NLPF_CUDA_CHECK_LAUNCH();
 }
 
+namespace {
+
+template <typename Out, typename Twin>
+void launch_keep_forward(CudaContext& ctx, void* out, const float* x, const KeepSource& keep, float scale,
+                         int64_t N, const float* residual, void* twin) {
+  dropout_keep_forward_kernel<Out, Twin><<<grid_size(ctx, N), kThreads, 0, ctx.stream()>>>(
+      static_cast<Out*>(out), x, keep, scale, N, residual, static_cast<Twin*>(twin));
+  NLPF_CUDA_CHECK_LAUNCH();
+}
+
+}  // namespace
+
 void dropout_forward(ExecutionContext& ctx, float* out, const float* x, const KeepSource& keep, float scale,
                      int64_t N, const float* residual) {
+  dropout_forward(ctx, out, DType::F32, x, keep, scale, N, residual, nullptr, DType::BF16);
+}
+
+void dropout_forward(ExecutionContext& ctx, void* out, DType out_dtype, const float* x,
+                     const KeepSource& keep, float scale, int64_t N, const float* residual, void* twin,
+                     DType twin_dtype) {
   NLPF_CHECK(N >= 0 && keep.active(), ErrorCode::INVALID_ARGUMENT, "dropout_forward (cuda): N = ", N,
              ", or neither a mask nor a draw");
   if (N == 0) return;
-  NLPF_CHECK(keep.mask == nullptr || residual == nullptr, ErrorCode::INVALID_ARGUMENT,
-             "dropout_forward (cuda): a residual with a stored mask");
+  NLPF_CHECK(keep.mask == nullptr || (residual == nullptr && out_dtype == DType::F32 && twin == nullptr),
+             ErrorCode::INVALID_ARGUMENT,
+             "dropout_forward (cuda): a residual, a 16-bit output or a copy with a stored mask");
+  const bool sixteen_bit_twin = twin_dtype == DType::BF16 || twin_dtype == DType::F16;
+  NLPF_CHECK((out_dtype == DType::F32 || out_dtype == DType::BF16 || out_dtype == DType::F16) &&
+                 (twin == nullptr || (out_dtype == DType::F32 && sixteen_bit_twin)),
+             ErrorCode::UNSUPPORTED, "dropout_forward (cuda): out ", dtype_name(out_dtype), ", copy ",
+             twin != nullptr ? dtype_name(twin_dtype) : "none",
+             " (expected f32, bf16 or f16 out; a bf16 or f16 copy beside an f32 out)");
   if (keep.mask != nullptr) {
-    dropout_forward(ctx, out, x, keep.mask, scale, N);
+    dropout_forward(ctx, static_cast<float*>(out), x, keep.mask, scale, N);
     return;
   }
   CudaContext& cuda = cuda_context(ctx);
-  dropout_keep_forward_kernel<<<grid_size(cuda, N), kThreads, 0, cuda.stream()>>>(out, x, keep, scale, N,
-                                                                                  residual);
-  NLPF_CUDA_CHECK_LAUNCH();
+  if (out_dtype == DType::BF16) {
+    launch_keep_forward<__nv_bfloat16, __nv_bfloat16>(cuda, out, x, keep, scale, N, residual, nullptr);
+  } else if (out_dtype == DType::F16) {
+    launch_keep_forward<__half, __nv_bfloat16>(cuda, out, x, keep, scale, N, residual, nullptr);
+  } else if (twin != nullptr && twin_dtype == DType::F16) {
+    launch_keep_forward<float, __half>(cuda, out, x, keep, scale, N, residual, twin);
+  } else {
+    launch_keep_forward<float, __nv_bfloat16>(cuda, out, x, keep, scale, N, residual, twin);
+  }
 }
 
 void dropout_mask(ExecutionContext& ctx, float* keep, double p, uint64_t seed, uint64_t offset, int64_t N) {

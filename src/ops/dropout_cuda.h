@@ -42,6 +42,12 @@ void dropout_forward(ExecutionContext& ctx, float* out, const float* x, const fl
 // residual.
 void dropout_forward(ExecutionContext& ctx, float* out, const float* x, const KeepSource& keep, float scale,
                      int64_t N, const float* residual = nullptr);
+// The same with out of out_dtype (F32, or BF16 / F16: the f32 value rounded to nearest even, mixed
+// precision's GEMM operand) and, beside an F32 out, twin [N] (unless nullptr) receiving the value rounded to
+// twin_dtype (BF16 or F16). A stored mask takes neither.
+void dropout_forward(ExecutionContext& ctx, void* out, DType out_dtype, const float* x,
+                     const KeepSource& keep, float scale, int64_t N, const float* residual, void* twin,
+                     DType twin_dtype);
 
 // keep [N] = 1 where philox_uniform(seed, offset + i) < float(1 - p), else 0 (core/random.h), the CPU mask
 // for any offset (not only multiples of 4). 0 <= p < 1.

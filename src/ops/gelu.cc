@@ -10,13 +10,20 @@ namespace nlpf::ops {
 
 void gelu_forward(ExecutionContext& ctx, Tensor& out, const Tensor& x) {
   constexpr const char* kOp = "gelu_forward";
-  switch (detail::check_elementwise(kOp, ctx, {{"x", &x}, {"out", &out}}).type) {
+  const Device device = detail::check_elementwise(kOp, ctx, {{"x", &x}});
+  detail::check_f32_or_16bit(kOp, "out", out, x.shape());
+  detail::common_device(kOp, ctx, {{"x", &x}, {"out", &out}});
+  switch (device.type) {
     case DeviceType::CPU:
-      cpu::gelu_forward(out.data<float>(), x.data<float>(), x.numel());
+      detail::with_f32_result(out, [&](float* dst) { cpu::gelu_forward(dst, x.data<float>(), x.numel()); });
       return;
     case DeviceType::CUDA:
       if constexpr (kCudaBuilt) {
-        cuda::gelu_forward(ctx, out.raw_data(), x.raw_data(), DType::F32, x.numel());
+        if (out.dtype() == DType::F32) {
+          cuda::gelu_forward(ctx, out.raw_data(), x.raw_data(), DType::F32, x.numel());
+        } else {
+          cuda::gelu_forward_rounded(ctx, out.raw_data(), out.dtype(), x.data<float>(), x.numel());
+        }
         return;
       }
       detail::throw_no_cuda_kernel(kOp);
@@ -25,13 +32,17 @@ void gelu_forward(ExecutionContext& ctx, Tensor& out, const Tensor& x) {
 
 void gelu_backward(ExecutionContext& ctx, Tensor& dx, const Tensor& dout, const Tensor& x) {
   constexpr const char* kOp = "gelu_backward";
-  switch (detail::check_elementwise(kOp, ctx, {{"x", &x}, {"dout", &dout}, {"dx", &dx}}).type) {
+  const Device device = detail::check_elementwise(kOp, ctx, {{"x", &x}, {"dout", &dout}});
+  detail::check_f32_or_16bit(kOp, "dx", dx, x.shape());
+  detail::common_device(kOp, ctx, {{"x", &x}, {"dx", &dx}});
+  switch (device.type) {
     case DeviceType::CPU:
-      cpu::gelu_backward(dx.data<float>(), dout.data<float>(), x.data<float>(), x.numel());
+      detail::with_f32_result(
+          dx, [&](float* dst) { cpu::gelu_backward(dst, dout.data<float>(), x.data<float>(), x.numel()); });
       return;
     case DeviceType::CUDA:
       if constexpr (kCudaBuilt) {
-        cuda::gelu_backward(ctx, dx.data<float>(), dout.data<float>(), x.data<float>(), x.numel());
+        cuda::gelu_backward(ctx, dx.raw_data(), dx.dtype(), dout.data<float>(), x.data<float>(), x.numel());
         return;
       }
       detail::throw_no_cuda_kernel(kOp);

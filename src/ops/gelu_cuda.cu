@@ -82,23 +82,61 @@ __device__ __forceinline__ float gelu_derivative(float x) {
   return cdf + x * pdf;
 }
 
-// dx [N] (=) = dout [N] gelu'(x [N]); float4 vectors [0, vectors) (0 unless every pointer is 16-byte
-// aligned), then the tail. dx may be dout: each element is read before it is written, by the same thread.
+// dx [N] (=) = dout [N] gelu'(x [N]), dx of Out (float, or 16-bit: the f32 value rounded once); float4
+// vectors [0, vectors) (0 unless dout and x are 16-byte aligned and dx 4-element aligned), then the tail. dx
+// may be dout (float): each element is read before it is written, by the same thread.
+template <typename Out>
 __global__ void __launch_bounds__(kThreads)
-    gelu_backward_kernel(float* dx, const float* dout, const float* x, int64_t vectors, int64_t N) {
+    gelu_backward_kernel(Out* dx, const float* dout, const float* x, int64_t vectors, int64_t N) {
   const int64_t stride = static_cast<int64_t>(gridDim.x) * kThreads;
   const int64_t first = static_cast<int64_t>(blockIdx.x) * kThreads + threadIdx.x;
   for (int64_t i = first; i < vectors; i += stride) {
     const float4 d = reinterpret_cast<const float4*>(dout)[i];
     const float4 v = reinterpret_cast<const float4*>(x)[i];
-    reinterpret_cast<float4*>(dx)[i] = make_float4(d.x * gelu_derivative(v.x), d.y * gelu_derivative(v.y),
-                                                   d.z * gelu_derivative(v.z), d.w * gelu_derivative(v.w));
+    store4(dx + 4 * i, make_float4(d.x * gelu_derivative(v.x), d.y * gelu_derivative(v.y),
+                                   d.z * gelu_derivative(v.z), d.w * gelu_derivative(v.w)));
   }
-  for (int64_t i = vectors * 4 + first; i < N; i += stride) dx[i] = dout[i] * gelu_derivative(x[i]);
+  for (int64_t i = vectors * 4 + first; i < N; i += stride)
+    dx[i] = from_float<Out>(dout[i] * gelu_derivative(x[i]));
+}
+
+// out [N] (Out, 16-bit) = gelu(x [N], f32) rounded once: the feed-forward GEMM's operand in mixed precision.
+// Vectors as gelu_backward_kernel's.
+template <typename Out>
+__global__ void __launch_bounds__(kThreads)
+    gelu_forward_rounded_kernel(Out* out, const float* x, int64_t vectors, int64_t N) {
+  const int64_t stride = static_cast<int64_t>(gridDim.x) * kThreads;
+  const int64_t first = static_cast<int64_t>(blockIdx.x) * kThreads + threadIdx.x;
+  for (int64_t i = first; i < vectors; i += stride) {
+    const float4 v = reinterpret_cast<const float4*>(x)[i];
+    store4(out + 4 * i, make_float4(gelu(v.x), gelu(v.y), gelu(v.z), gelu(v.w)));
+  }
+  for (int64_t i = vectors * 4 + first; i < N; i += stride) out[i] = from_float<Out>(gelu(x[i]));
 }
 
 bool aligned16(const void* p) {
   return reinterpret_cast<uintptr_t>(p) % 16 == 0;
+}
+
+// Whether p holds whole vectors of 4 elements of `dtype` (16 bytes of f32, 8 of a 16-bit type).
+bool aligned4(const void* p, DType dtype) {
+  return reinterpret_cast<uintptr_t>(p) % (4 * dtype_size(dtype)) == 0;
+}
+
+// Calls f with a null pointer of the element type of dtype (F32, BF16 or F16), else throws UNSUPPORTED.
+template <typename F>
+void with_output_type(const char* op, DType dtype, F&& f) {
+  switch (dtype) {
+    case DType::F32:
+      return f(static_cast<float*>(nullptr));
+    case DType::BF16:
+      return f(static_cast<__nv_bfloat16*>(nullptr));
+    case DType::F16:
+      return f(static_cast<__half*>(nullptr));
+    default:
+      NLPF_THROW(ErrorCode::UNSUPPORTED, op, " (cuda): output dtype ", dtype_name(dtype),
+                 ", expected f32, bf16 or f16");
+  }
 }
 
 // Blocks for `items` grid-stride steps (items > 0): enough to cover them, at most kBlocksPerSm per SM.
@@ -140,13 +178,35 @@ void gelu_forward(ExecutionContext& ctx, void* out, const void* x, DType dtype, 
 }
 
 void gelu_backward(ExecutionContext& ctx, float* dx, const float* dout, const float* x, int64_t N) {
+  gelu_backward(ctx, dx, DType::F32, dout, x, N);
+}
+
+void gelu_backward(ExecutionContext& ctx, void* dx, DType dx_dtype, const float* dout, const float* x,
+                   int64_t N) {
   NLPF_CHECK(N >= 0, ErrorCode::INVALID_ARGUMENT, "gelu_backward (cuda): N = ", N);
   if (N == 0) return;
   CudaContext& cuda = cuda_context(ctx);
-  const int64_t vectors = aligned16(dx) && aligned16(dout) && aligned16(x) ? N / 4 : 0;
-  gelu_backward_kernel<<<grid_size(cuda, std::max(vectors, N - vectors * 4)), kThreads, 0, cuda.stream()>>>(
-      dx, dout, x, vectors, N);
-  NLPF_CUDA_CHECK_LAUNCH();
+  const int64_t vectors = aligned4(dx, dx_dtype) && aligned16(dout) && aligned16(x) ? N / 4 : 0;
+  const unsigned blocks = grid_size(cuda, std::max(vectors, N - vectors * 4));
+  with_output_type("gelu_backward", dx_dtype, [&]<typename Out>(Out*) {
+    gelu_backward_kernel<Out>
+        <<<blocks, kThreads, 0, cuda.stream()>>>(static_cast<Out*>(dx), dout, x, vectors, N);
+    NLPF_CUDA_CHECK_LAUNCH();
+  });
+}
+
+void gelu_forward_rounded(ExecutionContext& ctx, void* out, DType out_dtype, const float* x, int64_t N) {
+  NLPF_CHECK(N >= 0 && out_dtype != DType::F32, ErrorCode::INVALID_ARGUMENT,
+             "gelu_forward_rounded (cuda): N = ", N, ", out ", dtype_name(out_dtype));
+  if (N == 0) return;
+  CudaContext& cuda = cuda_context(ctx);
+  const int64_t vectors = aligned4(out, out_dtype) && aligned16(x) ? N / 4 : 0;
+  const unsigned blocks = grid_size(cuda, std::max(vectors, N - vectors * 4));
+  with_output_type("gelu_forward", out_dtype, [&]<typename Out>(Out*) {
+    gelu_forward_rounded_kernel<Out>
+        <<<blocks, kThreads, 0, cuda.stream()>>>(static_cast<Out*>(out), x, vectors, N);
+    NLPF_CUDA_CHECK_LAUNCH();
+  });
 }
 
 }  // namespace nlpf::cuda

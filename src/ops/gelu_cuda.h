@@ -15,5 +15,12 @@ void gelu_forward(ExecutionContext& ctx, void* out, const void* x, DType dtype, 
 // dx [N] (=) = dout [N] (Phi(x) + x phi(x)) from the forward's input x [N], f32 (Phi the standard normal
 // CDF, phi its density); dx may be dout.
 void gelu_backward(ExecutionContext& ctx, float* dx, const float* dout, const float* x, int64_t N);
+// The same with dx of dx_dtype (F32, or BF16 / F16: the f32 value rounded once, mixed precision's GEMM
+// operand; then dx is not dout).
+void gelu_backward(ExecutionContext& ctx, void* dx, DType dx_dtype, const float* dout, const float* x,
+                   int64_t N);
+// out [N] of out_dtype (BF16 or F16) = gelu(x [N], f32) rounded once: the mixed-precision forward's GEMM
+// operand.
+void gelu_forward_rounded(ExecutionContext& ctx, void* out, DType out_dtype, const float* x, int64_t N);
 
 }  // namespace nlpf::cuda

@@ -27,7 +27,7 @@ void check_common(const char* op, const Tensor& x, const Tensor& weight, const T
 }  // namespace
 
 void layer_norm_forward(ExecutionContext& ctx, Tensor& out, Tensor& mean, Tensor& rstd, const Tensor& x,
-                        const Tensor& weight, const Tensor& bias, double eps) {
+                        const Tensor& weight, const Tensor& bias, double eps, Tensor* twin) {
   check_common(kForward, x, weight, mean, rstd);
   const int64_t C = x.dim(-1), N = x.numel() / C;
   detail::check_dtype(kForward, "bias", bias, DType::F32);
@@ -35,18 +35,28 @@ void layer_norm_forward(ExecutionContext& ctx, Tensor& out, Tensor& mean, Tensor
   detail::check_dtype(kForward, "out", out, DType::F32);
   detail::check_shape(kForward, "out", out, x.shape());
   NLPF_CHECK(eps >= 0, ErrorCode::INVALID_ARGUMENT, kForward, ": eps = ", eps, " is negative");
-  const Device device = detail::common_device(
-      kForward, ctx,
-      {{"out", &out}, {"mean", &mean}, {"rstd", &rstd}, {"x", &x}, {"weight", &weight}, {"bias", &bias}});
+  if (twin != nullptr) detail::check_16bit(kForward, "twin", *twin, x.shape());
+  const Tensor& twin_or_out = twin != nullptr ? *twin : out;
+  const Device device = detail::common_device(kForward, ctx,
+                                              {{"out", &out},
+                                               {"mean", &mean},
+                                               {"rstd", &rstd},
+                                               {"x", &x},
+                                               {"weight", &weight},
+                                               {"bias", &bias},
+                                               {"twin", &twin_or_out}});
   switch (device.type) {
     case DeviceType::CPU:
       cpu::layer_norm_forward(out.data<float>(), mean.data<float>(), rstd.data<float>(), x.data<float>(),
                               weight.data<float>(), bias.data<float>(), eps, N, C);
+      if (twin != nullptr) detail::round_into(*twin, out);
       return;
     case DeviceType::CUDA:
       if constexpr (kCudaBuilt) {
         cuda::layer_norm_forward(ctx, out.data<float>(), mean.data<float>(), rstd.data<float>(),
-                                 x.data<float>(), weight.data<float>(), bias.data<float>(), N, C, eps);
+                                 x.data<float>(), weight.data<float>(), bias.data<float>(), N, C, eps,
+                                 twin != nullptr ? twin->raw_data() : nullptr,
+                                 twin != nullptr ? twin->dtype() : DType::BF16);
         return;
       }
       detail::throw_no_cuda_kernel(kForward);

@@ -11,9 +11,11 @@
 namespace nlpf::ops {
 
 // out [..., C] = (x - mean) * rstd * weight + bias, rstd = 1 / sqrt(var + eps); x [..., C] (N rows);
-// weight, bias [C]; saves mean [N] and rstd [N] (flat, N = x.numel() / C). All f32.
+// weight, bias [C]; saves mean [N] and rstd [N] (flat, N = x.numel() / C). All f32. twin, where given (x's
+// shape, BF16 or F16), also receives out rounded to its dtype: mixed-precision training's GEMM operand,
+// written in the same pass (the f32 out stays the residual).
 void layer_norm_forward(ExecutionContext& ctx, Tensor& out, Tensor& mean, Tensor& rstd, const Tensor& x,
-                        const Tensor& weight, const Tensor& bias, double eps);
+                        const Tensor& weight, const Tensor& bias, double eps, Tensor* twin = nullptr);
 
 // dx [..., C] (=), dweight [C] (+=), dbias [C] (+=), from dout [..., C] and the saved x, mean, rstd.
 void layer_norm_backward(ExecutionContext& ctx, Tensor& dx, Tensor& dweight, Tensor& dbias,

@@ -150,12 +150,15 @@ __device__ __forceinline__ float warp_sum(float v) {
 // the centred sum of squares does not cancel like E[x^2] - mean^2 would in fp32. mean_out, rstd_out [N]
 // receive the row statistics (training), or are nullptr (inference). codes [N,C], when not nullptr, receives
 // the E4M3 copy of out for an fp8 GEMM (e4m3_of_stored with *code_scale; 8-byte aligned): LayerNorm's output
-// is both the residual (16-bit) and the next GEMM's input, and the fusion saves re-reading it.
-template <typename T, int NV, typename Rows>
+// is both the residual (16-bit) and the next GEMM's input, and the fusion saves re-reading it. twin [N,C],
+// when not nullptr (training's f32 out only; 8-byte aligned), receives out rounded to Twin (bf16 or f16): the
+// next GEMM's operand in mixed precision, beside the f32 residual.
+template <typename T, int NV, typename Rows, typename Twin>
 __global__ void __launch_bounds__(kWarpsPerBlock * 32)
     layer_norm_rows_kernel(T* out, float* mean_out, float* rstd_out, uint8_t* __restrict__ codes,
-                           const float* __restrict__ code_scale, Rows rows, const float* __restrict__ weight,
-                           const float* __restrict__ bias, int64_t N, int C, float eps) {
+                           const float* __restrict__ code_scale, Twin* __restrict__ twin, Rows rows,
+                           const float* __restrict__ weight, const float* __restrict__ bias, int64_t N, int C,
+                           float eps) {
   constexpr int V = kVec<T>;
   const int64_t n = static_cast<int64_t>(blockIdx.x) * kWarpsPerBlock + threadIdx.x / 32;
   if (n >= N) return;  // whole warps leave: the shuffles below see full warps
@@ -209,6 +212,13 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32)
 #pragma unroll
     for (int e = 0; e < V; ++e) y[e] = (v[k][e] - mean) * rstd * w[e] + b[e];
     store_vec(out_row + i * V, y);
+    if constexpr (V == 4) {
+      if (twin != nullptr) {
+        const Twin* tag = twin;
+        *reinterpret_cast<uint2*>(twin + n * C + i * V) =
+            make_uint2(pack2(tag, y[0], y[1]), pack2(tag, y[2], y[3]));
+      }
+    }
     if (codes != nullptr) {
       const float scale = *code_scale;
       uint8_t q[V];
@@ -243,10 +253,10 @@ __device__ float block_sum(float v, float* scratch) {
 
 // The same for any C and alignment: one block of kGenericThreads per row, grid N, scalar accesses, the row
 // read three times (from L1/L2 after the first); mean_out, rstd_out as above.
-template <typename T, typename Rows>
+template <typename T, typename Rows, typename Twin>
 __global__ void __launch_bounds__(kGenericThreads)
     layer_norm_rows_generic_kernel(T* out, float* mean_out, float* rstd_out, uint8_t* __restrict__ codes,
-                                   const float* __restrict__ code_scale, Rows rows,
+                                   const float* __restrict__ code_scale, Twin* __restrict__ twin, Rows rows,
                                    const float* __restrict__ weight, const float* __restrict__ bias, int C,
                                    float eps) {
   __shared__ float scratch[kGenericThreads / 32];
@@ -268,6 +278,7 @@ __global__ void __launch_bounds__(kGenericThreads)
   for (int c = threadIdx.x; c < C; c += kGenericThreads) {
     const float y = (row.at(c) - mean) * rstd * weight[c] + bias[c];
     out_row[c] = from_float<T>(y);
+    if (twin != nullptr) twin[n * C + c] = from_float<Twin>(y);
     if (codes != nullptr) codes[n * C + c] = e4m3_of_stored<T>(y, scale);
   }
 }
@@ -278,21 +289,24 @@ struct CodesOut {
   const float* scale = nullptr;
 };
 
-template <typename T, int NV, typename Rows>
-void launch_warp_rows(CudaContext& ctx, T* out, float* mean, float* rstd, CodesOut codes, const Rows& rows,
-                      const float* weight, const float* bias, int64_t N, int64_t C, float eps) {
+template <typename T, int NV, typename Rows, typename Twin>
+void launch_warp_rows(CudaContext& ctx, T* out, float* mean, float* rstd, CodesOut codes, Twin* twin,
+                      const Rows& rows, const float* weight, const float* bias, int64_t N, int64_t C,
+                      float eps) {
   const auto blocks = static_cast<unsigned>((N + kWarpsPerBlock - 1) / kWarpsPerBlock);
-  layer_norm_rows_kernel<T, NV, Rows><<<blocks, kWarpsPerBlock * 32, 0, ctx.stream()>>>(
-      out, mean, rstd, codes.codes, codes.scale, rows, weight, bias, N, static_cast<int>(C), eps);
+  layer_norm_rows_kernel<T, NV, Rows, Twin><<<blocks, kWarpsPerBlock * 32, 0, ctx.stream()>>>(
+      out, mean, rstd, codes.codes, codes.scale, twin, rows, weight, bias, N, static_cast<int>(C), eps);
   NLPF_CUDA_CHECK_LAUNCH();
 }
 
 // The warp kernel when the rows fit it (vectors per lane NV in {1, 2, 3, 4, 6, 8}: C = 768 is 3 at 16 bits
 // and 6 at f32, with no idle lanes), else the block kernel. mean and rstd [N] receive the statistics, or are
-// both nullptr (inference); codes receive the E4M3 copy (inference, fp8) or are empty.
-template <typename T, typename Rows>
+// both nullptr (inference); codes receive the E4M3 copy (inference, fp8) or are empty; twin (f32 out only)
+// receives out rounded to 16 bits, or is nullptr.
+template <typename T, typename Rows, typename Twin = __nv_bfloat16>
 void launch_rows(CudaContext& ctx, T* out, float* mean, float* rstd, CodesOut codes, const Rows& rows,
-                 const float* weight, const float* bias, int64_t N, int64_t C, double eps, bool aligned) {
+                 const float* weight, const float* bias, int64_t N, int64_t C, double eps, bool aligned,
+                 Twin* twin = nullptr) {
   constexpr int V = kVec<T>;
   NLPF_CHECK(C > 0 && C <= 0x7fffffff && N <= 0x7fffffff, ErrorCode::UNSUPPORTED,
              "layer_norm (cuda): N = ", N, ", C = ", C);
@@ -302,22 +316,23 @@ void launch_rows(CudaContext& ctx, T* out, float* mean, float* rstd, CodesOut co
   if (aligned && C % V == 0 && per_lane <= 8) {
     switch (per_lane) {
       case 1:
-        return launch_warp_rows<T, 1>(ctx, out, mean, rstd, codes, rows, weight, bias, N, C, eps_f);
+        return launch_warp_rows<T, 1>(ctx, out, mean, rstd, codes, twin, rows, weight, bias, N, C, eps_f);
       case 2:
-        return launch_warp_rows<T, 2>(ctx, out, mean, rstd, codes, rows, weight, bias, N, C, eps_f);
+        return launch_warp_rows<T, 2>(ctx, out, mean, rstd, codes, twin, rows, weight, bias, N, C, eps_f);
       case 3:
-        return launch_warp_rows<T, 3>(ctx, out, mean, rstd, codes, rows, weight, bias, N, C, eps_f);
+        return launch_warp_rows<T, 3>(ctx, out, mean, rstd, codes, twin, rows, weight, bias, N, C, eps_f);
       case 4:
-        return launch_warp_rows<T, 4>(ctx, out, mean, rstd, codes, rows, weight, bias, N, C, eps_f);
+        return launch_warp_rows<T, 4>(ctx, out, mean, rstd, codes, twin, rows, weight, bias, N, C, eps_f);
       case 5:
       case 6:
-        return launch_warp_rows<T, 6>(ctx, out, mean, rstd, codes, rows, weight, bias, N, C, eps_f);
+        return launch_warp_rows<T, 6>(ctx, out, mean, rstd, codes, twin, rows, weight, bias, N, C, eps_f);
       default:
-        return launch_warp_rows<T, 8>(ctx, out, mean, rstd, codes, rows, weight, bias, N, C, eps_f);
+        return launch_warp_rows<T, 8>(ctx, out, mean, rstd, codes, twin, rows, weight, bias, N, C, eps_f);
     }
   }
-  layer_norm_rows_generic_kernel<T, Rows><<<static_cast<unsigned>(N), kGenericThreads, 0, ctx.stream()>>>(
-      out, mean, rstd, codes.codes, codes.scale, rows, weight, bias, static_cast<int>(C), eps_f);
+  layer_norm_rows_generic_kernel<T, Rows, Twin>
+      <<<static_cast<unsigned>(N), kGenericThreads, 0, ctx.stream()>>>(
+          out, mean, rstd, codes.codes, codes.scale, twin, rows, weight, bias, static_cast<int>(C), eps_f);
   NLPF_CUDA_CHECK_LAUNCH();
 }
 
@@ -510,10 +525,21 @@ void embeddings_layer_norm_forward(ExecutionContext& ctx, void* out, const int32
 }
 
 void layer_norm_forward(ExecutionContext& ctx, float* out, float* mean, float* rstd, const float* x,
-                        const float* weight, const float* bias, int64_t N, int64_t C, double eps) {
+                        const float* weight, const float* bias, int64_t N, int64_t C, double eps, void* twin,
+                        DType twin_dtype) {
   CudaContext& cuda = cuda_context(ctx);
-  const bool aligned = aligned16(out) && aligned16(x) && aligned16(weight) && aligned16(bias);
-  launch_rows(cuda, out, mean, rstd, CodesOut{}, XRows<float>{x, C}, weight, bias, N, C, eps, aligned);
+  const bool aligned = aligned16(out) && aligned16(x) && aligned16(weight) && aligned16(bias) &&
+                       reinterpret_cast<uintptr_t>(twin) % 8 == 0;
+  const XRows<float> rows{x, C};
+  if (twin == nullptr || twin_dtype == DType::BF16) {
+    launch_rows(cuda, out, mean, rstd, CodesOut{}, rows, weight, bias, N, C, eps, aligned,
+                static_cast<__nv_bfloat16*>(twin));
+  } else {
+    NLPF_CHECK(twin_dtype == DType::F16, ErrorCode::UNSUPPORTED, "layer_norm_forward (cuda): a ",
+               dtype_name(twin_dtype), " copy of the output (expected bf16 or f16)");
+    launch_rows(cuda, out, mean, rstd, CodesOut{}, rows, weight, bias, N, C, eps, aligned,
+                static_cast<__half*>(twin));
+  }
 }
 
 void layer_norm_backward(ExecutionContext& ctx, float* dx, float* dweight, float* dbias, const float* dout,

@@ -30,9 +30,11 @@ void embeddings_layer_norm_forward(ExecutionContext& ctx, void* out, const int32
                                    uint8_t* codes = nullptr, const float* code_scale = nullptr);
 
 // Training forward, f32: out [N,C] as above from x [N,C], weight, bias [C]; saves mean [N] and rstd [N] for
-// the backward (fp32 statistics, as the CPU float kernel). out may be x.
+// the backward (fp32 statistics, as the CPU float kernel). out may be x. twin [N,C], unless nullptr, receives
+// out rounded to twin_dtype (BF16 or F16, nearest even): mixed precision's GEMM operand, in the same pass.
 void layer_norm_forward(ExecutionContext& ctx, float* out, float* mean, float* rstd, const float* x,
-                        const float* weight, const float* bias, int64_t N, int64_t C, double eps);
+                        const float* weight, const float* bias, int64_t N, int64_t C, double eps,
+                        void* twin = nullptr, DType twin_dtype = DType::BF16);
 
 // dx [N,C] (=), dweight [C] (+=), dbias [C] (+=) from dout [N,C] and the forward's x [N,C], weight [C], mean
 // and rstd [N]; f32 tensors, row sums in double (as the CPU reference). dx must not alias dout or x. The

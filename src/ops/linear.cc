@@ -26,8 +26,7 @@ Shape check_x_weight(const char* op, const Tensor& x, const Tensor& weight) {
   const bool f32_x = x.dtype() == DType::F32 &&
                      (weight.dtype() == DType::F32 || (weight.dtype() == DType::BF16 && op == kForward));
   NLPF_CHECK(same_16bit || f32_x, ErrorCode::INVALID_ARGUMENT, op, ": x has dtype ", dtype_name(x.dtype()),
-             " and weight ", dtype_name(weight.dtype()),
-             ", expected both f32, both bf16 or both f16",
+             " and weight ", dtype_name(weight.dtype()), ", expected both f32, both bf16 or both f16",
              op == kForward ? ", or f32 x with a bf16 weight" : "");
   detail::check_min_rank(op, "x", x, 1);
   detail::check_min_rank(op, "weight", weight, 2);
@@ -164,8 +163,9 @@ void linear_backward(ExecutionContext& ctx, Tensor& dx, Tensor& dweight, Tensor&
     }
     case DeviceType::CUDA:
       if constexpr (kCudaBuilt) {
-        cuda::linear_backward(ctx, dx.data<float>(), dweight.data<float>(), dbias.data<float>(), dy.raw_data(),
-                              x.raw_data(), weight.raw_data(), x.dtype(), N, C, OC, accumulate);
+        cuda::linear_backward(ctx, dx.data<float>(), dweight.data<float>(), dbias.data<float>(),
+                              dy.raw_data(), x.raw_data(), weight.raw_data(), x.dtype(), N, C, OC,
+                              accumulate);
         return;
       }
       detail::throw_no_cuda_kernel(kBackward);

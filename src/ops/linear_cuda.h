@@ -12,8 +12,9 @@
 namespace nlpf::cuda {
 
 // y [N,OC] (=) x [N,C] (row stride ldx) W^T + bias (+ residual [N,OC], may be y); W [OC,C]; every array of
-// `dtype` (F32 under ctx's math mode, BF16, F16 with fp32 accumulation), except x and W in operand_dtype where
-// it is given (BF16 or F16 beside an F32 dtype: mixed-precision training's GEMMs); bias or residual may be null.
+// `dtype` (F32 under ctx's math mode, BF16, F16 with fp32 accumulation), except x and W in operand_dtype
+// where it is given (BF16 or F16 beside an F32 dtype: mixed-precision training's GEMMs); bias or residual may
+// be null.
 void linear_forward(ExecutionContext& ctx, void* y, const void* x, const void* weight, const void* bias,
                     const void* residual, DType dtype, int64_t N, int64_t C, int64_t OC, int64_t ldx,
                     std::optional<DType> operand_dtype = std::nullopt);
@@ -59,10 +60,10 @@ std::string fp8_channel_gemm_form(ExecutionContext& ctx);
 void set_fp8_channel_gemm_form(ExecutionContext& ctx, const std::string& form);
 
 // ops::linear_backward, the backward of y = x W^T + bias: dx [N,C] (= or, accumulate_dx, +=, by the GEMM
-// itself: beta 1) dy [N,OC] W [OC,C]; dweight [OC,C] (+=) dy^T x [N,C]; dbias [OC] (+=) the column sums of dy,
-// accumulated in double in row order within fixed chunks of rows and the chunks in order (deterministic; the
-// CPU's sum up to reassociation). dy, x and weight of operand_dtype: F32 (under ctx's math mode), or BF16 /
-// F16 (16-bit products with fp32 accumulation, dbias summed from the 16-bit dy); dx, dweight and dbias f32.
+// itself: beta 1) dy [N,OC] W [OC,C]; dweight [OC,C] (+=) dy^T x [N,C]; dbias [OC] (+=) the column sums of
+// dy, accumulated in double in row order within fixed chunks of rows and the chunks in order (deterministic;
+// the CPU's sum up to reassociation). dy, x and weight of operand_dtype: F32 (under ctx's math mode), or BF16
+// / F16 (16-bit products with fp32 accumulation, dbias summed from the 16-bit dy); dx, dweight and dbias f32.
 void linear_backward(ExecutionContext& ctx, float* dx, float* dweight, float* dbias, const void* dy,
                      const void* x, const void* weight, DType operand_dtype, int64_t N, int64_t C, int64_t OC,
                      bool accumulate_dx);

@@ -1,6 +1,7 @@
 // Argument checks and device dispatch helpers of src/ops (see op_util.h).
 #include "ops/op_util.h"
 
+#include <cstring>
 #include <string>
 
 namespace nlpf::ops::detail {
@@ -82,6 +83,25 @@ Device check_elementwise(const char* op, const ExecutionContext& ctx,
     check_shape(op, t.name, *t.tensor, shape);
   }
   return common_device(op, ctx, tensors);
+}
+
+void check_16bit(const char* op, const char* name, const Tensor& t, const Shape& shape) {
+  NLPF_CHECK(t.dtype() == DType::BF16 || t.dtype() == DType::F16, ErrorCode::INVALID_ARGUMENT, op, ": ", name,
+             " has dtype ", dtype_name(t.dtype()), ", expected bf16 or f16");
+  check_shape(op, name, t, shape);
+}
+
+void check_f32_or_16bit(const char* op, const char* name, const Tensor& t, const Shape& shape) {
+  if (t.dtype() == DType::F32) {
+    check_shape(op, name, t, shape);
+  } else {
+    check_16bit(op, name, t, shape);
+  }
+}
+
+void round_into(Tensor& out, const Tensor& f32) {
+  const Tensor rounded = f32.to(out.dtype());
+  std::memcpy(out.raw_data(), rounded.raw_data(), out.nbytes());
 }
 
 }  // namespace nlpf::ops::detail

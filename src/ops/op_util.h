@@ -40,4 +40,27 @@ namespace nlpf::ops::detail {
 Device check_elementwise(const char* op, const ExecutionContext& ctx,
                          std::initializer_list<NamedTensor> tensors);
 
+// ---- 16-bit outputs of f32 ops (mixed-precision training: the next GEMM's operand) ----
+
+// t is BF16 or F16 with `shape`, else INVALID_ARGUMENT naming op and name.
+void check_16bit(const char* op, const char* name, const Tensor& t, const Shape& shape);
+// An output that is f32, or (where the op allows it) 16-bit, with `shape`.
+void check_f32_or_16bit(const char* op, const char* name, const Tensor& t, const Shape& shape);
+// out (host, BF16 or F16) = f32 (host, out's shape) rounded to nearest even: the CPU reference of a 16-bit
+// output, the f32 result as the op computes it, then rounded once (as a CUDA kernel's from_float at its
+// store).
+void round_into(Tensor& out, const Tensor& f32);
+// The CPU form of an op whose output may be 16-bit: run(float* dst) writes the f32 result into out when out
+// is f32, else into f32 scratch that is then rounded into out.
+template <typename Run>
+void with_f32_result(Tensor& out, Run&& run) {
+  if (out.dtype() == DType::F32) {
+    run(out.data<float>());
+    return;
+  }
+  Tensor f32 = Tensor::empty(DType::F32, out.shape());
+  run(f32.data<float>());
+  round_into(out, f32);
+}
+
 }  // namespace nlpf::ops::detail

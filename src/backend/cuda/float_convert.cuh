@@ -31,4 +31,26 @@ __device__ __forceinline__ T from_float(float v) {
   }
 }
 
+// The four values of v stored at p, rounded to T (nearest even): one 16-byte store for float (p 16-byte
+// aligned), one 8-byte store of two pairs for the 16-bit types (p 8-byte aligned).
+template <typename T>
+__device__ __forceinline__ void store4(T* p, float4 v) {
+  if constexpr (std::is_same_v<T, float>) {
+    *reinterpret_cast<float4*>(p) = v;
+  } else {
+    using T2 = std::conditional_t<std::is_same_v<T, __half>, __half2, __nv_bfloat162>;
+    T2 h[2];
+    if constexpr (std::is_same_v<T, __half>) {
+      h[0] = __floats2half2_rn(v.x, v.y);
+      h[1] = __floats2half2_rn(v.z, v.w);
+    } else {
+      h[0] = __floats2bfloat162_rn(v.x, v.y);
+      h[1] = __floats2bfloat162_rn(v.z, v.w);
+    }
+    uint2 raw;
+    memcpy(&raw, h, sizeof raw);  // type punning by memcpy: a pointer cast would break strict aliasing
+    *reinterpret_cast<uint2*>(p) = raw;
+  }
+}
+
 }  // namespace nlpf::cuda
