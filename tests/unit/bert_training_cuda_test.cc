@@ -1,7 +1,8 @@
 // Training on the GPU (BertForSequenceClassification moved to a CUDA context, every op's CUDA kernel) against
 // the same model on the CPU: one TRAIN forward and backward (logits, loss, every parameter gradient, dropout
 // on), and 20 optimizer steps (AdamW, clipping, warm-up) whose losses, gradient norms and final weights must
-// agree (issue 12: within 1e-4 on every loss in fp32; TF32, bf16 and fp16 (loss-scaled) within 1e-2). Also
+// agree (issue 12: within 1e-4 on every loss in fp32; TF32, bf16 and fp16 (loss-scaled) within 1e-2), and
+// mixed precision against the CPU's own mixed-precision reference. Also
 // the host-side validation of a batch bound for the GPU, where a kernel cannot throw. Queued steps (results
 // collected in bulk, no wait per step) against eager ones and the CPU, GradScaler's rule on an fp16 overflow,
 // and a non-finite loss among queued steps.
@@ -136,8 +137,45 @@ TEST_F(BertTrainingCuda, ForwardBackwardEqualTheCpuWithDropout) {
   }
 }
 
+// Mixed precision (bert_model.h: Memory) on both devices: the CPU runs the same wiring (16-bit copies of the
+// GEMM operands, rounded as the kernels round them) as the reference. One TRAIN forward and backward with
+// dropout: logits, loss and gradients within 2e-3 of the largest entry. The devices' f32 values agree to ~1e-6,
+// so a 16-bit copy differs only where a value sits that close to a rounding boundary (one ulp, 2^-8 in bf16);
+// a GEMM that read a stale or wrong operand, or ran in f32, differs by the 16-bit rounding itself (~1e-2).
+TEST_F(BertTrainingCuda, MixedPrecisionForwardBackwardFollowTheCpuMixed) {
+  struct MathModeGuard {  // the CPU context is shared: its mode goes back whatever happens
+    ~MathModeGuard() { cpu_context().set_math_mode(MathMode::IEEE_FP32); }
+  } guard;
+  for (const MathMode mode : {MathMode::BF16, MathMode::FP16}) {
+    SCOPED_TRACE(mode == MathMode::BF16 ? "bf16" : "fp16");
+    const BertConfig config = odd_config();
+    std::mt19937 rng(8);
+    const Batch batch = random_batch(rng, config, 5, 37);
+    BertForSequenceClassification cpu(config, 3), gpu(config, 3);
+    const DropoutSettings dropout{0.1, 0.1, 0.1, 1234};
+    cpu.set_dropout(dropout);
+    gpu.set_dropout(dropout);
+    gpu_->set_math_mode(mode);
+    cpu_context().set_math_mode(mode);
+    gpu.to_context(*gpu_);
+    const ModelOutput ref = cpu.forward(batch, ForwardMode::TRAIN, 3);
+    const ModelOutput out = gpu.forward(batch, ForwardMode::TRAIN, 3);
+    const std::vector<double> ref_logits = test::to_double(ref.logits);
+    EXPECT_TRUE(test::all_close(to_host(*gpu_, out.logits), ref_logits,
+                                test::Tolerance{2e-3, 2e-3 * max_abs(ref_logits)}));
+    ASSERT_TRUE(ref.loss && out.loss);
+    EXPECT_NEAR(*out.loss, *ref.loss, 2e-3 * std::abs(*ref.loss));
+    cpu.backward();
+    gpu.backward();
+    expect_same_gradients(cpu, gpu, 2e-3);
+  }
+  gpu_->set_math_mode(MathMode::IEEE_FP32);
+}
+
 // 20 AdamW steps with dropout, warm-up and clipping on batches of varying length: the GPU follows the CPU.
-// loss_scale > 0: the GPU side trains with loss scaling from that scale (fp16), the CPU side without.
+// loss_scale > 0: the GPU side trains with loss scaling from that scale (fp16), the CPU side without. The
+// gradient norm within weight_tol: with 16-bit GEMM operands it sums the squares of gradients made from 16-bit
+// activations and dy (bf16's 8 significant bits: ~1.5% apart on the H200, 2026-11-30), as the weights are.
 void run_twenty_steps(ExecutionContext& gpu_ctx, MathMode math, double loss_tol, double weight_tol,
                       double loss_scale = 0) {
   const BertConfig config = odd_config();
@@ -162,7 +200,7 @@ void run_twenty_steps(ExecutionContext& gpu_ctx, MathMode math, double loss_tol,
     const StepResult g = gpu_opt.step(batch);
     EXPECT_FALSE(g.skipped) << "step " << step;
     EXPECT_NEAR(g.loss, r.loss, loss_tol) << "step " << step;
-    EXPECT_NEAR(g.grad_norm, r.grad_norm, loss_tol * std::max(1.0, r.grad_norm)) << "step " << step;
+    EXPECT_NEAR(g.grad_norm, r.grad_norm, weight_tol * std::max(1.0, r.grad_norm)) << "step " << step;
     EXPECT_EQ(g.learning_rate, r.learning_rate);
   }
   for (const auto& [name, ref] : cpu.parameters()) {
@@ -211,8 +249,10 @@ std::map<std::string, std::vector<double>> gpu_parameters(ExecutionContext& ctx,
 // the schedule stay on the device) give the eager GPU steps' results, and follow the CPU within
 // run_twenty_steps' tolerances. capture: the queued steps of each of the 5 batch shapes are captured as a
 // CUDA graph at the shape's second step and replayed from then on (issue 12: the captured step equals the
-// eager step), against steps that never are.
-void run_twenty_queued_steps(ExecutionContext& gpu_ctx, MathMode math, double loss_tol, bool capture) {
+// eager step), against steps that never are. norm_tol: the gradient norm's bound against the CPU (as
+// run_twenty_steps' weight_tol).
+void run_twenty_queued_steps(ExecutionContext& gpu_ctx, MathMode math, double loss_tol, double norm_tol,
+                             bool capture) {
   const BertConfig config = odd_config();
   BertForSequenceClassification cpu(config, 23), eager(config, 23), queued(config, 23);
   const DropoutSettings dropout{0.1, 0.1, 0.1, 42};
@@ -249,7 +289,7 @@ void run_twenty_queued_steps(ExecutionContext& gpu_ctx, MathMode math, double lo
     EXPECT_NEAR(g.loss, e.loss, 1e-5 * std::max(1.0, std::abs(e.loss))) << "step " << step;
     EXPECT_NEAR(g.grad_norm, e.grad_norm, 1e-5 * std::max(1.0, e.grad_norm)) << "step " << step;
     EXPECT_NEAR(g.loss, r.loss, loss_tol) << "step " << step;
-    EXPECT_NEAR(g.grad_norm, r.grad_norm, loss_tol * std::max(1.0, r.grad_norm)) << "step " << step;
+    EXPECT_NEAR(g.grad_norm, r.grad_norm, norm_tol * std::max(1.0, r.grad_norm)) << "step " << step;
   }
   EXPECT_EQ(queued_opt.updates_done(), 20);
   EXPECT_EQ(queued_opt.captured_shapes(), capture ? 5 : 0);
@@ -265,16 +305,16 @@ void run_twenty_queued_steps(ExecutionContext& gpu_ctx, MathMode math, double lo
 }
 
 TEST_F(BertTrainingCuda, TwentyQueuedStepsFp32MatchEagerStepsAndTheCpu) {
-  run_twenty_queued_steps(*gpu_, MathMode::IEEE_FP32, 1e-4, /*capture=*/false);
+  run_twenty_queued_steps(*gpu_, MathMode::IEEE_FP32, 1e-4, 1e-4, /*capture=*/false);
 }
 
 TEST_F(BertTrainingCuda, TwentyCapturedStepsFp32MatchEagerStepsAndTheCpu) {
-  run_twenty_queued_steps(*gpu_, MathMode::IEEE_FP32, 1e-4, /*capture=*/true);
+  run_twenty_queued_steps(*gpu_, MathMode::IEEE_FP32, 1e-4, 1e-4, /*capture=*/true);
 }
 
 TEST_F(BertTrainingCuda, TwentyCapturedStepsBf16WithinOnePercent) {
-  run_twenty_queued_steps(*gpu_, MathMode::BF16, 1e-2,
-                          /*capture=*/true);  // bf16's tolerance, as TwentyStepsBf16WithinOnePercent
+  // bf16's tolerances, as TwentyStepsBf16WithinOnePercent's.
+  run_twenty_queued_steps(*gpu_, MathMode::BF16, 1e-2, 4e-2, /*capture=*/true);
 }
 
 TEST_F(BertTrainingCuda, QueuedFp16OverflowSkipsByTheHostRule) {
