@@ -42,7 +42,29 @@ std::string case_name(const Size& s, const ModeCase& m, GemmSelection selection)
                                                                     : "");
 }
 
-class LinearCuda : public CudaOpTest {};
+class LinearCuda : public CudaOpTest {
+ protected:
+  // linear_backward on the GPU against the CPU from the same x, weight and dy (host tensors), the parameter
+  // gradients starting from random values (they must accumulate), dx from NaN where it must be overwritten
+  // and from random values where the GEMM adds to it: dx and dweight within tol of the largest entry, dbias
+  // within fp32's 1e-5 (a sum in double on both devices, whatever the math mode).
+  void expect_backward_matches_cpu(std::mt19937& rng, const Size& s, const Tensor& x, const Tensor& weight,
+                                   const Tensor& dy, ops::GradientOutput output, double tol) {
+    const bool accumulate = output == ops::GradientOutput::ACCUMULATE;
+    const Tensor dweight0 = random_tensor(rng, {s.OC, s.C}), dbias0 = random_tensor(rng, {s.OC}),
+                 dx0 = random_tensor(rng, {s.B, s.T, s.C});
+    Tensor ref_dx = host_copy(dx0), ref_dweight = host_copy(dweight0), ref_dbias = host_copy(dbias0);
+    ops::linear_backward(cpu_context(), ref_dx, ref_dweight, ref_dbias, dy, x, weight, output);
+    Tensor dx = accumulate ? device(dx0) : poisoned({s.B, s.T, s.C}), dweight = device(dweight0),
+           dbias = device(dbias0);
+    ops::linear_backward(gpu(), dx, dweight, dbias, device(dy), device(x), device(weight), output);
+    const std::vector<double> expected_dx = to_double(ref_dx), expected_dweight = to_double(ref_dweight),
+                              expected_dbias = to_double(ref_dbias);
+    EXPECT_TRUE(all_close(values(dx), expected_dx, scaled_tolerance(tol, expected_dx)));
+    EXPECT_TRUE(all_close(values(dweight), expected_dweight, scaled_tolerance(tol, expected_dweight)));
+    EXPECT_TRUE(all_close(values(dbias), expected_dbias, scaled_tolerance(1e-5, expected_dbias)));
+  }
+};
 
 TEST_F(LinearCuda, ForwardMatchesCpu) {
   std::mt19937 rng(701);
@@ -87,21 +109,7 @@ TEST_F(LinearCuda, BackwardMatchesCpuAndAccumulates) {
         SCOPED_TRACE(case_name(s, m, selection) + (accumulate ? " dx +=" : ""));
         const Tensor x = random_tensor(rng, {s.B, s.T, s.C}), weight = random_tensor(rng, {s.OC, s.C}),
                      dy = random_tensor(rng, {s.B, s.T, s.OC});
-        const Tensor dweight0 = random_tensor(rng, {s.OC, s.C}), dbias0 = random_tensor(rng, {s.OC}),
-                     dx0 = random_tensor(rng, {s.B, s.T, s.C});
-        Tensor ref_dx = host_copy(dx0), ref_dweight = host_copy(dweight0), ref_dbias = host_copy(dbias0);
-        ops::linear_backward(cpu_context(), ref_dx, ref_dweight, ref_dbias, dy, x, weight, output);
-
-        // dx starts as NaN where it must be overwritten, as dx0 where the GEMM adds to it.
-        Tensor dx = accumulate ? device(dx0) : poisoned({s.B, s.T, s.C}), dweight = device(dweight0),
-               dbias = device(dbias0);
-        ops::linear_backward(gpu(), dx, dweight, dbias, device(dy), device(x), device(weight), output);
-        const std::vector<double> expected_dx = to_double(ref_dx), expected_dweight = to_double(ref_dweight),
-                                  expected_dbias = to_double(ref_dbias);
-        EXPECT_TRUE(all_close(values(dx), expected_dx, scaled_tolerance(m.tol, expected_dx)));
-        EXPECT_TRUE(all_close(values(dweight), expected_dweight, scaled_tolerance(m.tol, expected_dweight)));
-        // The bias gradient is a sum in double on both devices, whatever the math mode: fp32 tolerance.
-        EXPECT_TRUE(all_close(values(dbias), expected_dbias, scaled_tolerance(1e-5, expected_dbias)));
+        expect_backward_matches_cpu(rng, s, x, weight, dy, output, m.tol);
       }
     }
   }
@@ -154,18 +162,7 @@ TEST_F(LinearCuda, SixteenBitOperandsMatchCpu) {
       const std::vector<double> expected_y = to_double(ref_y);
       EXPECT_TRUE(all_close(values(y), expected_y, scaled_tolerance(1e-5, expected_y)));
 
-      const Tensor dweight0 = random_tensor(rng, {s.OC, s.C}), dbias0 = random_tensor(rng, {s.OC}),
-                   dx0 = random_tensor(rng, {s.B, s.T, s.C});
-      Tensor ref_dx = host_copy(dx0), ref_dweight = host_copy(dweight0), ref_dbias = host_copy(dbias0);
-      ops::linear_backward(cpu_context(), ref_dx, ref_dweight, ref_dbias, dy, x, weight, output);
-      Tensor dx = accumulate ? device(dx0) : poisoned({s.B, s.T, s.C}), dweight = device(dweight0),
-             dbias = device(dbias0);
-      ops::linear_backward(gpu(), dx, dweight, dbias, device(dy), device(x), device(weight), output);
-      const std::vector<double> expected_dx = to_double(ref_dx), expected_dweight = to_double(ref_dweight),
-                                expected_dbias = to_double(ref_dbias);
-      EXPECT_TRUE(all_close(values(dx), expected_dx, scaled_tolerance(1e-5, expected_dx)));
-      EXPECT_TRUE(all_close(values(dweight), expected_dweight, scaled_tolerance(1e-5, expected_dweight)));
-      EXPECT_TRUE(all_close(values(dbias), expected_dbias, scaled_tolerance(1e-5, expected_dbias)));
+      expect_backward_matches_cpu(rng, s, x, weight, dy, output, 1e-5);
     }
   }
   gpu().set_math_mode(MathMode::IEEE_FP32);

@@ -236,9 +236,7 @@ TEST(BertModel, GradientsAccumulate) {
 // steps on small-gradient weights). The weights' 16-bit copies must follow each update for the losses to
 // stay close; a model that kept its first copies drifts by the updates (lr 1e-3, 4e-3 after 4 steps).
 TEST(BertModel, MixedPrecisionTrainingFollowsFp32) {
-  struct MathModeGuard {  // the CPU context is shared: its mode goes back whatever happens
-    ~MathModeGuard() { cpu_context().set_math_mode(MathMode::IEEE_FP32); }
-  } guard;
+  const test::CpuMathModeGuard guard;
   for (const MathMode mode : {MathMode::BF16, MathMode::FP16}) {
     SCOPED_TRACE(mode == MathMode::BF16 ? "bf16" : "fp16");
     BertForSequenceClassification fp32(tiny_config(2), 31), mixed(tiny_config(2), 31);

@@ -145,9 +145,7 @@ TEST_F(BertTrainingCuda, ForwardBackwardEqualTheCpuWithDropout) {
 // first layer, where the rounding differences of the copies downstream add up), 2e-3 in fp16 (2^-11; within
 // it on the H200). A GEMM that read a stale or wrong operand moves results by their own size.
 TEST_F(BertTrainingCuda, MixedPrecisionForwardBackwardFollowTheCpuMixed) {
-  struct MathModeGuard {  // the CPU context is shared: its mode goes back whatever happens
-    ~MathModeGuard() { cpu_context().set_math_mode(MathMode::IEEE_FP32); }
-  } guard;
+  const test::CpuMathModeGuard guard;
   for (const auto& [mode, tol] : {std::pair{MathMode::BF16, 1e-2}, std::pair{MathMode::FP16, 2e-3}}) {
     SCOPED_TRACE(mode == MathMode::BF16 ? "bf16" : "fp16");
     const BertConfig config = odd_config();

@@ -7,10 +7,20 @@
 #include <cstdint>
 #include <random>
 
+#include "backend/context.h"
 #include "model/bert_config.h"
 #include "text/batching.h"
 
 namespace nlpf::test {
+
+// The shared CPU context's math mode for a test that runs the CPU's mixed-precision reference: put back to
+// IEEE fp32 when the guard goes, whatever happens in between.
+struct CpuMathModeGuard {
+  CpuMathModeGuard() = default;
+  CpuMathModeGuard(const CpuMathModeGuard&) = delete;
+  CpuMathModeGuard& operator=(const CpuMathModeGuard&) = delete;
+  ~CpuMathModeGuard() { cpu_context().set_math_mode(MathMode::IEEE_FP32); }
+};
 
 inline BertConfig tiny_config(int64_t layers = 2) {
   BertConfig c;
