@@ -24,9 +24,10 @@ class CapturedWork {
 
 // How f32 GEMMs run (DESIGN §5): IEEE fp32 arithmetic; TF32 tensor-core inputs with fp32 accumulation; or
 // BF16, inputs down-converted to bf16 on the tensor cores with fp32 accumulation (cuBLASLt's
-// CUBLAS_COMPUTE_32F_FAST_16BF, which may keep TF32 where that is faster, never less precise than bf16): bf16
-// mixed-precision training with f32 storage, master weights, statistics and everything but the GEMM inputs;
-// FP16, the same with fp16 inputs (CUBLAS_COMPUTE_32F_FAST_16F), for fp16 training with loss scaling.
+// CUBLAS_COMPUTE_32F_FAST_16BF, which may keep TF32 where that is faster, never less precise than bf16);
+// FP16, the same with fp16 inputs (CUBLAS_COMPUTE_32F_FAST_16F). BF16 and FP16 also select mixed-precision
+// training (model/bert_model.h, Memory): the encoder's GEMMs then take real 16-bit operands, and these modes
+// apply to the GEMMs left with f32 operands (pooler, classifier, the attention's per-head products).
 enum class MathMode { IEEE_FP32, TF32, BF16, FP16 };
 
 // How a GEMM's algorithm is chosen when its plan is made (CUDA; the CPU ignores it). HEURISTIC: the library's
