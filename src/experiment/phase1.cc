@@ -43,6 +43,21 @@ namespace {
 
 using json = nlohmann::json;
 
+// The arithmetic a --train-precision stands for, written to run.json beside it (docs/ENGINE.md), so that a
+// run says how its GEMMs ran: bf16 and fp16 meant f32 operands down-converted by cuBLASLt before 2026-11-30's
+// 16-bit operands.
+std::string train_arithmetic(const std::string& precision) {
+  if (precision == "tf32") return "TF32 tensor-core GEMM inputs, fp32 accumulation, f32 tensors";
+  if (precision == "bf16" || precision == "fp16") {
+    return "mixed precision: " + precision +
+           " operands for the encoder's GEMMs (weights rounded from f32 masters before each forward), fp32 "
+           "accumulation; f32 master weights, residual stream, LayerNorm and softmax statistics, loss and "
+           "gradients" +
+           (precision == "fp16" ? "; dynamic loss scaling" : "");
+  }
+  return "IEEE fp32 (no TF32)";
+}
+
 void check_settings(const Phase1Settings& s, Device device) {
   const bool cuda = device.type == DeviceType::CUDA;
   const bool tensor_core_mode =
@@ -394,6 +409,7 @@ Phase1Result run_phase1(const Phase1Settings& s) {
         {"eval_batch_size", s.eval_batch_size},
         {"device", s.device},
         {"train_precision", s.train_precision},
+        {"train_arithmetic", train_arithmetic(s.train_precision)},
         {"inference_precision", "fp32"},
         {"runs_dir", s.runs_dir},
         {"max_train_examples", s.data.max_train_examples ? json(*s.data.max_train_examples) : json(nullptr)},

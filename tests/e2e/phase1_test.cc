@@ -91,6 +91,7 @@ TEST(Phase1E2E, TinyRunWritesEveryFile) {
   }
   EXPECT_EQ(run_json["environment"]["device"], "cpu");
   EXPECT_EQ(run_json["config"]["epochs"], 2);
+  EXPECT_EQ(run_json["config"]["train_arithmetic"], "IEEE fp32 (no TF32)");
   EXPECT_EQ(run_json["config"]["padding"], "bucketed");  // the default: least work, same predictions
   EXPECT_EQ(run_json["config"]["total_steps"], 10);      // 20 examples / 4 x 2 epochs
   EXPECT_EQ(run_json["config"]["warmup_steps"], 1);      // ceil(0.06 * 10)
