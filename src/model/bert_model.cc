@@ -9,7 +9,6 @@
 #include "core/error.h"
 #include "core/random.h"
 #include "model/batch_check.h"
-#include "ops/add.h"
 #include "ops/attention.h"
 #include "ops/convert.h"
 #include "ops/cross_entropy.h"
@@ -397,30 +396,21 @@ void BertForSequenceClassification::layer_forward(int64_t layer, const Tensor& x
 
   observe("attention_output", a.context);
   ops::linear_forward(*ctx_, a.sum1, a.context, mixed ? c->attn_out : w.attn_out_w, w.attn_out_b);
-  if (hidden_p > 0) {  // dropout and the residual in one pass
-    ops::dropout_add_forward(
-        *ctx_, a.sum1, a.sum1, x, hidden_p,
-        draw_of(seed, step, layer_dropout_site(layer, DropoutSite::ATTENTION_OUTPUT), a.sum1.numel()));
-  } else {
-    ops::add_forward(*ctx_, a.sum1, a.sum1, x);
-  }
-  ops::layer_norm_forward(*ctx_, a.h1, a.mean1, a.rstd1, a.sum1, w.ln1_w, w.ln1_b, eps,
-                          mixed ? &a.h1_16 : nullptr);
+  // Dropout, the residual and LayerNorm in one pass (sum1 kept for the backward).
+  ops::dropout_add_layer_norm_forward(
+      *ctx_, a.sum1, a.h1, a.mean1, a.rstd1, a.sum1, x, w.ln1_w, w.ln1_b, eps, hidden_p,
+      draw_of(seed, step, layer_dropout_site(layer, DropoutSite::ATTENTION_OUTPUT), a.sum1.numel()),
+      mixed ? &a.h1_16 : nullptr);
 
   observe("intermediate", a.h1);
   ops::linear_forward(*ctx_, a.inter, mixed ? a.h1_16 : a.h1, mixed ? c->inter : w.inter_w, w.inter_b);
   ops::gelu_forward(*ctx_, s.gelu_out, a.inter);
   observe("output", s.gelu_out);
   ops::linear_forward(*ctx_, a.sum2, s.gelu_out, mixed ? c->out : w.out_w, w.out_b);
-  if (hidden_p > 0) {
-    ops::dropout_add_forward(
-        *ctx_, a.sum2, a.sum2, a.h1, hidden_p,
-        draw_of(seed, step, layer_dropout_site(layer, DropoutSite::FEED_FORWARD_OUTPUT), a.sum2.numel()));
-  } else {
-    ops::add_forward(*ctx_, a.sum2, a.sum2, a.h1);
-  }
-  ops::layer_norm_forward(*ctx_, a.h2, a.mean2, a.rstd2, a.sum2, w.ln2_w, w.ln2_b, eps,
-                          mixed ? &a.h2_16 : nullptr);
+  ops::dropout_add_layer_norm_forward(
+      *ctx_, a.sum2, a.h2, a.mean2, a.rstd2, a.sum2, a.h1, w.ln2_w, w.ln2_b, eps, hidden_p,
+      draw_of(seed, step, layer_dropout_site(layer, DropoutSite::FEED_FORWARD_OUTPUT), a.sum2.numel()),
+      mixed ? &a.h2_16 : nullptr);
 }
 
 ModelOutput BertForSequenceClassification::forward(const Batch& batch, ForwardMode mode, uint64_t step) {

@@ -3,6 +3,8 @@
 // overwrite (=).
 #include "ops/layer_norm.h"
 #include "backend/device.h"
+#include "ops/add.h"
+#include "ops/dropout_cuda.h"
 #include "ops/layer_norm_cpu.h"
 #include "ops/layer_norm_cuda.h"
 #include "ops/op_util.h"
@@ -26,25 +28,45 @@ void check_common(const char* op, const Tensor& x, const Tensor& weight, const T
 }
 }  // namespace
 
+namespace {
+
+// The training forward's checks (op names the caller), x the LayerNorm input; the tensors' common device.
+Device check_forward(const char* op, const ExecutionContext& ctx, const Tensor& out, const Tensor& mean,
+                     const Tensor& rstd, const Tensor& x, const Tensor& weight, const Tensor& bias,
+                     double eps, const Tensor* twin) {
+  check_common(op, x, weight, mean, rstd);
+  const int64_t C = x.dim(-1);
+  detail::check_dtype(op, "bias", bias, DType::F32);
+  detail::check_shape(op, "bias", bias, {C});
+  detail::check_dtype(op, "out", out, DType::F32);
+  detail::check_shape(op, "out", out, x.shape());
+  NLPF_CHECK(eps >= 0, ErrorCode::INVALID_ARGUMENT, op, ": eps = ", eps, " is negative");
+  if (twin != nullptr) detail::check_16bit(op, "twin", *twin, x.shape());
+  const Tensor& twin_or_out = twin != nullptr ? *twin : out;
+  return detail::common_device(op, ctx,
+                               {{"out", &out},
+                                {"mean", &mean},
+                                {"rstd", &rstd},
+                                {"x", &x},
+                                {"weight", &weight},
+                                {"bias", &bias},
+                                {"twin", &twin_or_out}});
+}
+
+void* twin_data(Tensor* twin) {
+  return twin != nullptr ? twin->raw_data() : nullptr;
+}
+
+DType twin_dtype(const Tensor* twin) {
+  return twin != nullptr ? twin->dtype() : DType::BF16;
+}
+
+}  // namespace
+
 void layer_norm_forward(ExecutionContext& ctx, Tensor& out, Tensor& mean, Tensor& rstd, const Tensor& x,
                         const Tensor& weight, const Tensor& bias, double eps, Tensor* twin) {
-  check_common(kForward, x, weight, mean, rstd);
+  const Device device = check_forward(kForward, ctx, out, mean, rstd, x, weight, bias, eps, twin);
   const int64_t C = x.dim(-1), N = x.numel() / C;
-  detail::check_dtype(kForward, "bias", bias, DType::F32);
-  detail::check_shape(kForward, "bias", bias, {C});
-  detail::check_dtype(kForward, "out", out, DType::F32);
-  detail::check_shape(kForward, "out", out, x.shape());
-  NLPF_CHECK(eps >= 0, ErrorCode::INVALID_ARGUMENT, kForward, ": eps = ", eps, " is negative");
-  if (twin != nullptr) detail::check_16bit(kForward, "twin", *twin, x.shape());
-  const Tensor& twin_or_out = twin != nullptr ? *twin : out;
-  const Device device = detail::common_device(kForward, ctx,
-                                              {{"out", &out},
-                                               {"mean", &mean},
-                                               {"rstd", &rstd},
-                                               {"x", &x},
-                                               {"weight", &weight},
-                                               {"bias", &bias},
-                                               {"twin", &twin_or_out}});
   switch (device.type) {
     case DeviceType::CPU:
       cpu::layer_norm_forward(out.data<float>(), mean.data<float>(), rstd.data<float>(), x.data<float>(),
@@ -55,11 +77,42 @@ void layer_norm_forward(ExecutionContext& ctx, Tensor& out, Tensor& mean, Tensor
       if constexpr (kCudaBuilt) {
         cuda::layer_norm_forward(ctx, out.data<float>(), mean.data<float>(), rstd.data<float>(),
                                  x.data<float>(), weight.data<float>(), bias.data<float>(), N, C, eps,
-                                 twin != nullptr ? twin->raw_data() : nullptr,
-                                 twin != nullptr ? twin->dtype() : DType::BF16);
+                                 twin_data(twin), twin_dtype(twin));
         return;
       }
       detail::throw_no_cuda_kernel(kForward);
+  }
+}
+
+void dropout_add_layer_norm_forward(ExecutionContext& ctx, Tensor& sum, Tensor& out, Tensor& mean,
+                                    Tensor& rstd, const Tensor& x, const Tensor& residual,
+                                    const Tensor& weight, const Tensor& bias, double eps, double p,
+                                    const DropoutDraw& draw, Tensor* twin) {
+  constexpr const char* kOp = "dropout_add_layer_norm_forward";
+  NLPF_CHECK(p >= 0 && p < 1, ErrorCode::INVALID_ARGUMENT, kOp, ": p = ", p, " is outside [0, 1)");
+  check_dropout_draw(kOp, draw);
+  detail::check_elementwise(kOp, ctx, {{"x", &x}, {"residual", &residual}, {"sum", &sum}});
+  const Device device = check_forward(kOp, ctx, out, mean, rstd, sum, weight, bias, eps, twin);
+  switch (device.type) {
+    case DeviceType::CPU:  // the two ops in turn: the reference
+      if (p > 0) {
+        dropout_add_forward(ctx, sum, x, residual, p, draw);
+      } else {
+        add_forward(ctx, sum, x, residual);
+      }
+      layer_norm_forward(ctx, out, mean, rstd, sum, weight, bias, eps, twin);
+      return;
+    case DeviceType::CUDA:
+      if constexpr (kCudaBuilt) {
+        const int64_t C = sum.dim(-1), N = sum.numel() / C;
+        const cuda::KeepSource keep = p > 0 ? cuda::drawn_keep(draw, p) : cuda::KeepSource{};
+        cuda::dropout_add_layer_norm_forward(
+            ctx, sum.data<float>(), out.data<float>(), mean.data<float>(), rstd.data<float>(),
+            x.data<float>(), residual.data<float>(), keep, static_cast<float>(1 / (1 - p)),
+            weight.data<float>(), bias.data<float>(), N, C, eps, twin_data(twin), twin_dtype(twin));
+        return;
+      }
+      detail::throw_no_cuda_kernel(kOp);
   }
 }
 

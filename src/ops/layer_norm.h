@@ -7,6 +7,7 @@
 
 #include "backend/context.h"
 #include "core/tensor.h"
+#include "ops/dropout.h"
 
 namespace nlpf::ops {
 
@@ -16,6 +17,15 @@ namespace nlpf::ops {
 // written in the same pass (the f32 out stays the residual).
 void layer_norm_forward(ExecutionContext& ctx, Tensor& out, Tensor& mean, Tensor& rstd, const Tensor& x,
                         const Tensor& weight, const Tensor& bias, double eps, Tensor* twin = nullptr);
+
+// The training forward after a residual block: sum = dropout(x) + residual (dropout_add_forward with the mask
+// of `draw` when p > 0, add_forward when p = 0), then out, mean, rstd (and twin) = layer_norm_forward(sum):
+// those ops' values bit for bit, on CUDA in one pass per row where the rows fit its warp kernel (the CPU
+// calls them in turn). x, residual, sum [..., C] f32; x may be sum.
+void dropout_add_layer_norm_forward(ExecutionContext& ctx, Tensor& sum, Tensor& out, Tensor& mean,
+                                    Tensor& rstd, const Tensor& x, const Tensor& residual,
+                                    const Tensor& weight, const Tensor& bias, double eps, double p,
+                                    const DropoutDraw& draw, Tensor* twin = nullptr);
 
 // dx [..., C] (=), dweight [C] (+=), dbias [C] (+=), from dout [..., C] and the saved x, mean, rstd.
 void layer_norm_backward(ExecutionContext& ctx, Tensor& dx, Tensor& dweight, Tensor& dbias,

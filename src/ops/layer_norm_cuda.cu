@@ -21,6 +21,9 @@
 #include "backend/cuda/cuda_context.h"
 #include "backend/cuda/float_convert.cuh"
 #include "core/tensor.h"
+#include "ops/add_cuda.h"
+#include "ops/dropout_cuda.h"
+#include "ops/dropout_keep.cuh"
 
 namespace nlpf::cuda {
 namespace {
@@ -130,6 +133,42 @@ struct EmbeddingRows {
   };
   __device__ Row row(int64_t n) const {
     return {word + input_ids[n] * C, position + (n % T_len) * C, token_type + token_type_ids[n] * C};
+  }
+};
+
+// Rows of the training forward's dropout(x) + residual (f32), the drawn dropout's values with
+// ops::dropout_add_forward's roundings (x + residual without dropout), each row also stored into sum (the
+// LayerNorm input its backward reads). x may be sum: a thread reads a vector before it writes it. Warp kernel
+// only (load reads each element once; the block kernel would read x again after sum had replaced it).
+struct DropoutAddRows {
+  const float* x;
+  const float* residual;
+  float* sum;
+  KeepSource keep;
+  float scale;
+  int64_t C;
+  struct Row {
+    const float* x;
+    const float* residual;
+    float* sum;
+    KeepReader reader;
+    float scale;
+    int64_t base;  // the row's first flat index: the keep stream's element index
+    __device__ void load(int64_t c, float (&f)[4]) const {
+      const float4 xv = *reinterpret_cast<const float4*>(x + c);
+      const float4 rv = *reinterpret_cast<const float4*>(residual + c);
+      const float xs[4] = {xv.x, xv.y, xv.z, xv.w}, rs[4] = {rv.x, rv.y, rv.z, rv.w};
+      const bool dropout = reader.active();
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        const float y = dropout ? __fmul_rn(__fmul_rn(xs[e], reader(base + c + e)), scale) : xs[e];
+        f[e] = __fadd_rn(y, rs[e]);
+      }
+      __stwb(reinterpret_cast<float4*>(sum + c), make_float4(f[0], f[1], f[2], f[3]));
+    }
+  };
+  __device__ Row row(int64_t n) const {
+    return {x + n * C, residual + n * C, sum + n * C, KeepReader(keep), scale, n * C};
   }
 };
 
@@ -303,6 +342,12 @@ void launch_warp_rows(CudaContext& ctx, T* out, float* mean, float* rstd, CodesO
 // and 6 at f32, with no idle lanes), else the block kernel. mean and rstd [N] receive the statistics, or are
 // both nullptr (inference); codes receive the E4M3 copy (inference, fp8) or are empty; twin (f32 out only)
 // receives out rounded to 16 bits, or is nullptr.
+// Whether rows of C elements of T fit the warp kernel (aligned: every pointer 16-byte aligned).
+template <typename T>
+bool fits_warp_kernel(int64_t C, bool aligned) {
+  return aligned && C % kVec<T> == 0 && (C / kVec<T> + 31) / 32 <= 8;
+}
+
 template <typename T, typename Rows, typename Twin = __nv_bfloat16>
 void launch_rows(CudaContext& ctx, T* out, float* mean, float* rstd, CodesOut codes, const Rows& rows,
                  const float* weight, const float* bias, int64_t N, int64_t C, double eps, bool aligned,
@@ -313,7 +358,7 @@ void launch_rows(CudaContext& ctx, T* out, float* mean, float* rstd, CodesOut co
   if (N == 0) return;
   const auto eps_f = static_cast<float>(eps);
   const int64_t per_lane = (C / V + 31) / 32;
-  if (aligned && C % V == 0 && per_lane <= 8) {
+  if (fits_warp_kernel<T>(C, aligned)) {
     switch (per_lane) {
       case 1:
         return launch_warp_rows<T, 1>(ctx, out, mean, rstd, codes, twin, rows, weight, bias, N, C, eps_f);
@@ -330,10 +375,14 @@ void launch_rows(CudaContext& ctx, T* out, float* mean, float* rstd, CodesOut co
         return launch_warp_rows<T, 8>(ctx, out, mean, rstd, codes, twin, rows, weight, bias, N, C, eps_f);
     }
   }
-  layer_norm_rows_generic_kernel<T, Rows, Twin>
-      <<<static_cast<unsigned>(N), kGenericThreads, 0, ctx.stream()>>>(
-          out, mean, rstd, codes.codes, codes.scale, twin, rows, weight, bias, static_cast<int>(C), eps_f);
-  NLPF_CUDA_CHECK_LAUNCH();
+  if constexpr (std::is_same_v<Rows, DropoutAddRows>) {
+    NLPF_THROW(ErrorCode::INTERNAL, "layer_norm (cuda): the fused dropout-add rows need the warp kernel");
+  } else {
+    layer_norm_rows_generic_kernel<T, Rows, Twin>
+        <<<static_cast<unsigned>(N), kGenericThreads, 0, ctx.stream()>>>(
+            out, mean, rstd, codes.codes, codes.scale, twin, rows, weight, bias, static_cast<int>(C), eps_f);
+    NLPF_CUDA_CHECK_LAUNCH();
+  }
 }
 
 bool aligned16(const void* p) {
@@ -536,6 +585,36 @@ void layer_norm_forward(ExecutionContext& ctx, float* out, float* mean, float* r
                 static_cast<__nv_bfloat16*>(twin));
   } else {
     NLPF_CHECK(twin_dtype == DType::F16, ErrorCode::UNSUPPORTED, "layer_norm_forward (cuda): a ",
+               dtype_name(twin_dtype), " copy of the output (expected bf16 or f16)");
+    launch_rows(cuda, out, mean, rstd, CodesOut{}, rows, weight, bias, N, C, eps, aligned,
+                static_cast<__half*>(twin));
+  }
+}
+
+void dropout_add_layer_norm_forward(ExecutionContext& ctx, float* sum, float* out, float* mean, float* rstd,
+                                    const float* x, const float* residual, const KeepSource& keep,
+                                    float scale, const float* weight, const float* bias, int64_t N, int64_t C,
+                                    double eps, void* twin, DType twin_dtype) {
+  NLPF_CHECK(keep.mask == nullptr, ErrorCode::INVALID_ARGUMENT,
+             "dropout_add_layer_norm_forward (cuda): a stored mask (the drawn form only)");
+  CudaContext& cuda = cuda_context(ctx);
+  const bool aligned = aligned16(sum) && aligned16(out) && aligned16(x) && aligned16(residual) &&
+                       aligned16(weight) && aligned16(bias) && reinterpret_cast<uintptr_t>(twin) % 8 == 0;
+  if (!fits_warp_kernel<float>(C, aligned)) {  // the two passes: the same values
+    if (keep.active()) {
+      dropout_forward(ctx, sum, x, keep, scale, N * C, residual);
+    } else {
+      add_forward(ctx, sum, x, residual, N * C);
+    }
+    layer_norm_forward(ctx, out, mean, rstd, sum, weight, bias, N, C, eps, twin, twin_dtype);
+    return;
+  }
+  const DropoutAddRows rows{x, residual, sum, keep, scale, C};
+  if (twin == nullptr || twin_dtype == DType::BF16) {
+    launch_rows(cuda, out, mean, rstd, CodesOut{}, rows, weight, bias, N, C, eps, aligned,
+                static_cast<__nv_bfloat16*>(twin));
+  } else {
+    NLPF_CHECK(twin_dtype == DType::F16, ErrorCode::UNSUPPORTED, "dropout_add_layer_norm_forward (cuda): a ",
                dtype_name(twin_dtype), " copy of the output (expected bf16 or f16)");
     launch_rows(cuda, out, mean, rstd, CodesOut{}, rows, weight, bias, N, C, eps, aligned,
                 static_cast<__half*>(twin));

@@ -7,6 +7,7 @@
 
 #include "backend/context.h"
 #include "core/dtype.h"
+#include "ops/dropout_cuda.h"
 
 namespace nlpf::cuda {
 
@@ -35,6 +36,16 @@ void embeddings_layer_norm_forward(ExecutionContext& ctx, void* out, const int32
 void layer_norm_forward(ExecutionContext& ctx, float* out, float* mean, float* rstd, const float* x,
                         const float* weight, const float* bias, int64_t N, int64_t C, double eps,
                         void* twin = nullptr, DType twin_dtype = DType::BF16);
+
+// The training forward after a residual block: sum [N,C] (=) x * keep * scale + residual (the drawn dropout
+// of `keep`, ops::dropout_add_forward's roundings; x + residual where keep is inactive), then out, mean, rstd
+// and twin as the training forward above from sum. One pass per row where C fits the warp kernel and every
+// pointer is 16-byte aligned (twin 8-byte), else the two kernels in turn: the same bits either way. x may be
+// sum.
+void dropout_add_layer_norm_forward(ExecutionContext& ctx, float* sum, float* out, float* mean, float* rstd,
+                                    const float* x, const float* residual, const KeepSource& keep,
+                                    float scale, const float* weight, const float* bias, int64_t N, int64_t C,
+                                    double eps, void* twin = nullptr, DType twin_dtype = DType::BF16);
 
 // dx [N,C] (=), dweight [C] (+=), dbias [C] (+=) from dout [N,C] and the forward's x [N,C], weight [C], mean
 // and rstd [N]; f32 tensors, row sums in double (as the CPU reference). dx must not alias dout or x. The

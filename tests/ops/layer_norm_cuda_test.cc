@@ -1,12 +1,16 @@
 // layer_norm_forward / layer_norm_backward (f32, training) on CUDA against the CPU ops: odd sizes that take
 // the warp kernel (C = 768, 72) and the block kernel (C = 37, 2304), row counts over several partial-sum
 // chunks; dweight and dbias start non-zero (they accumulate), outputs start as NaN (every element written),
-// and the backward gives the same bits twice (no atomics). Skipped where the build has no CUDA or no GPU.
+// and the backward gives the same bits twice (no atomics). The fused dropout-residual-LayerNorm forward
+// against the ops it replaces, bit for bit. Skipped where the build has no CUDA or no GPU.
 #include "ops/layer_norm.h"
 
+#include <cstring>
 #include <string>
 
+#include "ops/add.h"
 #include "ops/cuda_op_test_util.h"
+#include "ops/dropout.h"
 
 namespace nlpf::test {
 namespace {
@@ -56,6 +60,58 @@ TEST_F(LayerNormCuda, ForwardAndBackwardMatchCpuAndAccumulate) {
     EXPECT_TRUE(bit_identical(to_host(gpu(), dx2), to_host(gpu(), dx)));
     EXPECT_TRUE(bit_identical(to_host(gpu(), dweight2), to_host(gpu(), dweight)));
     EXPECT_TRUE(bit_identical(to_host(gpu(), dbias2), to_host(gpu(), dbias)));
+  }
+}
+
+}  // namespace
+}  // namespace nlpf::test
+
+namespace nlpf::test {
+namespace {
+
+// The fused training forward after a residual block (dropout, residual add and LayerNorm in one pass where
+// the rows fit the warp kernel) against the two ops it replaces on the same GPU, bit for bit: sum, out, mean,
+// rstd and the 16-bit copy. C = 384 and 768 take the fused kernel (3 and 6 float4 per lane), C = 37 the
+// two-kernel fallback; with the drawn dropout (the step read from device memory, as a captured step reads it)
+// and without (p = 0: a plain add); x in place in sum, as the model calls it.
+TEST_F(LayerNormCuda, DropoutAddLayerNormEqualsTheTwoOpsBitForBit) {
+  std::mt19937 rng(1501);
+  Tensor host_step = Tensor::empty(DType::I64, {1});
+  host_step.data<int64_t>()[0] = 3;
+  const Tensor step = to_device(gpu(), host_step);
+  const ops::DropoutDraw draw{77, 16, step.data<int64_t>(), uint64_t{1} << 42};
+  for (const int64_t C : {int64_t{384}, int64_t{768}, int64_t{37}}) {
+    for (const double p : {0.1, 0.0}) {
+      for (const bool with_twin : {true, false}) {
+        SCOPED_TRACE("C=" + std::to_string(C) + " p=" + std::to_string(p) + (with_twin ? " bf16 copy" : ""));
+        const int64_t N = 45;
+        const Tensor x = random_tensor(rng, {N, C}, -3, 3), residual = device(random_tensor(rng, {N, C})),
+                     w = device(random_tensor(rng, {C})), b = device(random_tensor(rng, {C}));
+        // The two ops.
+        Tensor sum_ref = device(x), out_ref = poisoned({N, C}), mean_ref = poisoned({N}),
+               rstd_ref = poisoned({N}), twin_ref = poisoned({N, C}, DType::BF16);
+        if (p > 0) {
+          ops::dropout_add_forward(gpu(), sum_ref, sum_ref, residual, p, draw);
+        } else {
+          ops::add_forward(gpu(), sum_ref, sum_ref, residual);
+        }
+        ops::layer_norm_forward(gpu(), out_ref, mean_ref, rstd_ref, sum_ref, w, b, 1e-12,
+                                with_twin ? &twin_ref : nullptr);
+        // The fused op, x in place in sum.
+        Tensor sum = device(x), out = poisoned({N, C}), mean = poisoned({N}), rstd = poisoned({N}),
+               twin = poisoned({N, C}, DType::BF16);
+        ops::dropout_add_layer_norm_forward(gpu(), sum, out, mean, rstd, sum, residual, w, b, 1e-12, p, draw,
+                                            with_twin ? &twin : nullptr);
+        EXPECT_TRUE(bit_identical(to_host(gpu(), sum), to_host(gpu(), sum_ref)));
+        EXPECT_TRUE(bit_identical(to_host(gpu(), out), to_host(gpu(), out_ref)));
+        EXPECT_TRUE(bit_identical(to_host(gpu(), mean), to_host(gpu(), mean_ref)));
+        EXPECT_TRUE(bit_identical(to_host(gpu(), rstd), to_host(gpu(), rstd_ref)));
+        if (with_twin) {
+          const Tensor got = to_host(gpu(), twin), expected = to_host(gpu(), twin_ref);
+          EXPECT_EQ(0, std::memcmp(got.raw_data(), expected.raw_data(), got.nbytes()));
+        }
+      }
+    }
   }
 }
 
