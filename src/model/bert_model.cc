@@ -57,18 +57,6 @@ ops::DropoutDraw draw_of(uint64_t seed, DropoutStep step, uint64_t site, int64_t
   return {seed, dropout_offset(step.host, site), nullptr, 0};
 }
 
-// The gradient dy rounded into dy16 (mixed precision's GEMM operand), after the drawn dropout `draw` when
-// p > 0: one pass either way.
-void gemm_gradient(ExecutionContext& ctx, Tensor& dy16, const Tensor& dy, double p,
-                   const ops::DropoutDraw& draw) {
-  if (p > 0) {
-    ops::dropout_backward(ctx, dy16, dy, p, draw);
-  } else {
-    const ops::ConvertPair pair{&dy16, &dy};
-    ops::convert_many(ctx, {&pair, 1});
-  }
-}
-
 }  // namespace
 
 DropoutSettings DropoutSettings::from_config(const BertConfig& config, uint64_t seed) {
@@ -644,17 +632,15 @@ void BertForSequenceClassification::layer_backward(int64_t layer, Tensor& dh, co
   // Output LayerNorm, then the residual: dh1 gets dsum2 directly and through the feed-forward block (the
   // intermediate GEMM adds its input gradient to dsum2 in place: s.dsum becomes dh1).
   constexpr ops::GradientOutput kAdd = ops::GradientOutput::ACCUMULATE;
-  ops::layer_norm_backward(*ctx_, s.dsum, dw.ln2_w, dw.ln2_b, dh, a.sum2, w.ln2_w, a.mean2, a.rstd2);
-  const ops::DropoutDraw ffn_draw =
-      draw_of(seed, step, layer_dropout_site(layer, DropoutSite::FEED_FORWARD_OUTPUT), s.dsum.numel());
-  const Tensor* dy = &s.dsum;
-  if (mixed) {
-    gemm_gradient(*ctx_, s.dtmp, s.dsum, hidden_p, ffn_draw);
-    dy = &s.dtmp;
-  } else if (hidden_p > 0) {
-    ops::dropout_backward(*ctx_, s.dtmp, s.dsum, hidden_p, ffn_draw);
-    dy = &s.dtmp;
-  }
+  // The output dense's dy is the LayerNorm's dx after the dropout, in 16 bits in mixed precision: a copy the
+  // LayerNorm backward writes in its own pass (dx itself where neither applies).
+  const bool copy = mixed || hidden_p > 0;
+  const ops::LayerNormGradientCopy ffn_copy{
+      &s.dtmp, hidden_p,
+      draw_of(seed, step, layer_dropout_site(layer, DropoutSite::FEED_FORWARD_OUTPUT), s.dsum.numel())};
+  ops::layer_norm_backward(*ctx_, s.dsum, dw.ln2_w, dw.ln2_b, dh, a.sum2, w.ln2_w, a.mean2, a.rstd2,
+                           copy ? &ffn_copy : nullptr);
+  const Tensor* dy = copy ? &s.dtmp : &s.dsum;
   ops::gelu_forward(*ctx_, s.forward.gelu_out,
                     a.inter);  // recomputed rather than kept (bert_model.h: Memory)
   ops::linear_backward(*ctx_, s.dinter, dw.out_w, dw.out_b, *dy, s.forward.gelu_out,
@@ -669,17 +655,12 @@ void BertForSequenceClassification::layer_backward(int64_t layer, Tensor& dh, co
 
   // Attention LayerNorm (into dh: dsum1), then the residual: dx gets dsum1 directly and through q, k and v,
   // whose GEMMs add their input gradients to dh in place.
-  ops::layer_norm_backward(*ctx_, dh, dw.ln1_w, dw.ln1_b, s.dsum, a.sum1, w.ln1_w, a.mean1, a.rstd1);
-  const ops::DropoutDraw output_draw =
-      draw_of(seed, step, layer_dropout_site(layer, DropoutSite::ATTENTION_OUTPUT), dh.numel());
-  dy = &dh;
-  if (mixed) {
-    gemm_gradient(*ctx_, s.dtmp, dh, hidden_p, output_draw);
-    dy = &s.dtmp;
-  } else if (hidden_p > 0) {
-    ops::dropout_backward(*ctx_, s.dtmp, dh, hidden_p, output_draw);
-    dy = &s.dtmp;
-  }
+  const ops::LayerNormGradientCopy output_copy{
+      &s.dtmp, hidden_p,
+      draw_of(seed, step, layer_dropout_site(layer, DropoutSite::ATTENTION_OUTPUT), dh.numel())};
+  ops::layer_norm_backward(*ctx_, dh, dw.ln1_w, dw.ln1_b, s.dsum, a.sum1, w.ln1_w, a.mean1, a.rstd1,
+                           copy ? &output_copy : nullptr);
+  dy = copy ? &s.dtmp : &dh;
   ops::linear_backward(*ctx_, s.dcontext, dw.attn_out_w, dw.attn_out_b, *dy, a.context,
                        mixed ? c->attn_out : w.attn_out_w);
   const ops::DropoutDraw attention_draw =

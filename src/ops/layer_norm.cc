@@ -118,7 +118,7 @@ void dropout_add_layer_norm_forward(ExecutionContext& ctx, Tensor& sum, Tensor& 
 
 void layer_norm_backward(ExecutionContext& ctx, Tensor& dx, Tensor& dweight, Tensor& dbias,
                          const Tensor& dout, const Tensor& x, const Tensor& weight, const Tensor& mean,
-                         const Tensor& rstd) {
+                         const Tensor& rstd, const LayerNormGradientCopy* copy) {
   check_common(kBackward, x, weight, mean, rstd);
   const int64_t C = x.dim(-1), N = x.numel() / C;
   detail::check_dtype(kBackward, "dout", dout, DType::F32);
@@ -129,6 +129,13 @@ void layer_norm_backward(ExecutionContext& ctx, Tensor& dx, Tensor& dweight, Ten
   detail::check_shape(kBackward, "dweight", dweight, {C});
   detail::check_dtype(kBackward, "dbias", dbias, DType::F32);
   detail::check_shape(kBackward, "dbias", dbias, {C});
+  if (copy != nullptr) {
+    NLPF_CHECK(copy->out != nullptr && copy->p >= 0 && copy->p < 1, ErrorCode::INVALID_ARGUMENT, kBackward,
+               ": a gradient copy without a tensor or with p = ", copy->p, " outside [0, 1)");
+    detail::check_f32_or_16bit(kBackward, "copy", *copy->out, x.shape());
+    check_dropout_draw(kBackward, copy->draw);
+  }
+  const Tensor& copy_or_dx = copy != nullptr ? *copy->out : dx;
   const Device device = detail::common_device(kBackward, ctx,
                                               {{"dx", &dx},
                                                {"dweight", &dweight},
@@ -137,18 +144,32 @@ void layer_norm_backward(ExecutionContext& ctx, Tensor& dx, Tensor& dweight, Ten
                                                {"x", &x},
                                                {"weight", &weight},
                                                {"mean", &mean},
-                                               {"rstd", &rstd}});
+                                               {"rstd", &rstd},
+                                               {"copy", &copy_or_dx}});
   switch (device.type) {
     case DeviceType::CPU:
       cpu::layer_norm_backward(dx.data<float>(), dweight.data<float>(), dbias.data<float>(),
                                dout.data<float>(), x.data<float>(), weight.data<float>(), mean.data<float>(),
                                rstd.data<float>(), N, C);
+      if (copy == nullptr) return;
+      if (copy->p > 0) {
+        dropout_backward(ctx, *copy->out, dx, copy->p, copy->draw);
+      } else if (copy->out->dtype() == DType::F32) {
+        copy_tensor(ctx, *copy->out, dx);
+      } else {
+        detail::round_into(*copy->out, dx);
+      }
       return;
     case DeviceType::CUDA:
       if constexpr (kCudaBuilt) {
+        const bool dropout = copy != nullptr && copy->p > 0;
         cuda::layer_norm_backward(ctx, dx.data<float>(), dweight.data<float>(), dbias.data<float>(),
                                   dout.data<float>(), x.data<float>(), weight.data<float>(),
-                                  mean.data<float>(), rstd.data<float>(), N, C);
+                                  mean.data<float>(), rstd.data<float>(), N, C,
+                                  copy != nullptr ? copy->out->raw_data() : nullptr,
+                                  copy != nullptr ? copy->out->dtype() : DType::F32,
+                                  dropout ? cuda::drawn_keep(copy->draw, copy->p) : cuda::KeepSource{},
+                                  dropout ? static_cast<float>(1 / (1 - copy->p)) : 1.0f);
         return;
       }
       detail::throw_no_cuda_kernel(kBackward);

@@ -27,9 +27,19 @@ void dropout_add_layer_norm_forward(ExecutionContext& ctx, Tensor& sum, Tensor& 
                                     const Tensor& weight, const Tensor& bias, double eps, double p,
                                     const DropoutDraw& draw, Tensor* twin = nullptr);
 
-// dx [..., C] (=), dweight [C] (+=), dbias [C] (+=), from dout [..., C] and the saved x, mean, rstd.
+// A copy of layer_norm_backward's dx for the GEMM that reads it next, written in the same pass on CUDA:
+// out (dx's shape; f32, BF16 or F16) = dropout_backward(dx) with the drawn mask of `draw` when p > 0, else dx
+// rounded to out's dtype. The CPU calls those ops after the backward.
+struct LayerNormGradientCopy {
+  Tensor* out = nullptr;
+  double p = 0;
+  DropoutDraw draw;
+};
+
+// dx [..., C] (=), dweight [C] (+=), dbias [C] (+=), from dout [..., C] and the saved x, mean, rstd; copy,
+// where given, as above.
 void layer_norm_backward(ExecutionContext& ctx, Tensor& dx, Tensor& dweight, Tensor& dbias,
                          const Tensor& dout, const Tensor& x, const Tensor& weight, const Tensor& mean,
-                         const Tensor& rstd);
+                         const Tensor& rstd, const LayerNormGradientCopy* copy = nullptr);
 
 }  // namespace nlpf::ops

@@ -442,11 +442,15 @@ __device__ __forceinline__ double warp_sum_double(double v) {
 
 // dx [N,C] (=) from dout, x [N,C], weight [C], mean, rstd [N]; one warp per row, kBackwardWarps rows per
 // block, grid ceil(N / kBackwardWarps). Two passes over the row (the second from L1/L2).
+// copy [N,C], unless nullptr, also receives dx times the keep values of `keep` times scale (the drawn
+// dropout's backward, dropout_forward's roundings; dx itself where keep is inactive), rounded to Out: the
+// next GEMM's dy operand, written in the same pass (Out float for an f32 GEMM, 16-bit in mixed precision).
+template <typename Out>
 __global__ void __launch_bounds__(kBackwardWarps * 32)
     layer_norm_backward_dx_kernel(float* __restrict__ dx, const float* __restrict__ dout,
                                   const float* __restrict__ x, const float* __restrict__ weight,
                                   const float* __restrict__ mean, const float* __restrict__ rstd, int64_t N,
-                                  int64_t C) {
+                                  int64_t C, Out* __restrict__ copy, const KeepSource keep, float scale) {
   const int64_t n = static_cast<int64_t>(blockIdx.x) * kBackwardWarps + threadIdx.x / 32;
   if (n >= N) return;  // whole warps leave: the shuffles below see full warps
   const int lane = threadIdx.x % 32;
@@ -462,9 +466,16 @@ __global__ void __launch_bounds__(kBackwardWarps * 32)
   const double g_mean = warp_sum_double(g_sum) / static_cast<double>(C);
   const double gx_mean = warp_sum_double(gx_sum) / static_cast<double>(C);
   float* dx_row = dx + n * C;
+  const KeepReader reader(keep);
+  const bool dropout = reader.active();
   for (int64_t c = lane; c < C; c += 32) {
     const double g = static_cast<double>(dout_row[c]) * weight[c];
-    dx_row[c] = static_cast<float>(s * (g - g_mean - (x_row[c] - m) * s * gx_mean));
+    const float d = static_cast<float>(s * (g - g_mean - (x_row[c] - m) * s * gx_mean));
+    dx_row[c] = d;
+    if (copy != nullptr) {
+      const float y = dropout ? __fmul_rn(__fmul_rn(d, reader(n * C + c)), scale) : d;
+      copy[n * C + c] = from_float<Out>(y);
+    }
   }
 }
 
@@ -623,7 +634,7 @@ void dropout_add_layer_norm_forward(ExecutionContext& ctx, float* sum, float* ou
 
 void layer_norm_backward(ExecutionContext& ctx, float* dx, float* dweight, float* dbias, const float* dout,
                          const float* x, const float* weight, const float* mean, const float* rstd, int64_t N,
-                         int64_t C) {
+                         int64_t C, void* copy, DType copy_dtype, const KeepSource& keep, float scale) {
   NLPF_CHECK(N >= 0 && C > 0, ErrorCode::INVALID_ARGUMENT, "layer_norm_backward (cuda): N = ", N,
              ", C = ", C);
   if (N == 0) return;
@@ -631,10 +642,27 @@ void layer_norm_backward(ExecutionContext& ctx, float* dx, float* dweight, float
   const int64_t column_tiles = (C + kColumnTile - 1) / kColumnTile;
   NLPF_CHECK((N + kBackwardWarps - 1) / kBackwardWarps <= 0x7fffffff && column_tiles <= 0x7fffffff,
              ErrorCode::UNSUPPORTED, "layer_norm_backward (cuda): N = ", N, ", C = ", C, " exceed the grid");
-  layer_norm_backward_dx_kernel<<<static_cast<unsigned>((N + kBackwardWarps - 1) / kBackwardWarps),
-                                  kBackwardWarps * 32, 0, cuda.stream()>>>(dx, dout, x, weight, mean, rstd, N,
-                                                                           C);
-  NLPF_CUDA_CHECK_LAUNCH();
+  NLPF_CHECK(keep.mask == nullptr, ErrorCode::INVALID_ARGUMENT,
+             "layer_norm_backward (cuda): a stored mask for the gradient's copy (the drawn form only)");
+  const auto blocks = static_cast<unsigned>((N + kBackwardWarps - 1) / kBackwardWarps);
+  const auto launch_dx = [&]<typename Out>(Out* out_copy) {
+    layer_norm_backward_dx_kernel<Out><<<blocks, kBackwardWarps * 32, 0, cuda.stream()>>>(
+        dx, dout, x, weight, mean, rstd, N, C, out_copy, keep, scale);
+    NLPF_CUDA_CHECK_LAUNCH();
+  };
+  switch (copy == nullptr ? DType::F32 : copy_dtype) {
+    case DType::F32:
+      launch_dx(static_cast<float*>(copy));
+      break;
+    case DType::BF16:
+      launch_dx(static_cast<__nv_bfloat16*>(copy));
+      break;
+    case DType::F16:
+      launch_dx(static_cast<__half*>(copy));
+      break;
+    default:
+      unsupported_dtype("layer_norm_backward", copy_dtype);
+  }
 
   // The chunking depends on N only, so the summation order (and the result) does not depend on the device.
   const int64_t rows_per_chunk = std::max(kMinRowsPerChunk, (N + kMaxChunks - 1) / kMaxChunks);

@@ -47,12 +47,15 @@ void dropout_add_layer_norm_forward(ExecutionContext& ctx, float* sum, float* ou
                                     float scale, const float* weight, const float* bias, int64_t N, int64_t C,
                                     double eps, void* twin = nullptr, DType twin_dtype = DType::BF16);
 
-// dx [N,C] (=), dweight [C] (+=), dbias [C] (+=) from dout [N,C] and the forward's x [N,C], weight [C], mean
-// and rstd [N]; f32 tensors, row sums in double (as the CPU reference). dx must not alias dout or x. The
-// parameter gradients are reduced over rows in a fixed order through a workspace from ctx's allocator (no
-// atomics): bit-identical results from run to run.
+// copy [N,C], unless nullptr, also receives dx times the drawn keep values of `keep` times scale (dx where
+// keep is inactive), rounded to copy_dtype (F32, BF16 or F16) in the same pass: the bits of dropout_forward
+// on dx into a copy_dtype output. dx [N,C] (=), dweight [C] (+=), dbias [C] (+=) from dout [N,C] and the
+// forward's x [N,C], weight [C], mean and rstd [N]; f32 tensors, row sums in double (as the CPU reference).
+// dx must not alias dout or x. The parameter gradients are reduced over rows in a fixed order through a
+// workspace from ctx's allocator (no atomics): bit-identical results from run to run.
 void layer_norm_backward(ExecutionContext& ctx, float* dx, float* dweight, float* dbias, const float* dout,
                          const float* x, const float* weight, const float* mean, const float* rstd, int64_t N,
-                         int64_t C);
+                         int64_t C, void* copy = nullptr, DType copy_dtype = DType::F32,
+                         const KeepSource& keep = {}, float scale = 1.0f);
 
 }  // namespace nlpf::cuda

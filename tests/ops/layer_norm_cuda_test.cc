@@ -115,5 +115,46 @@ TEST_F(LayerNormCuda, DropoutAddLayerNormEqualsTheTwoOpsBitForBit) {
   }
 }
 
+// The backward's copy of dx for the next GEMM (dropout's backward and/or a 16-bit rounding, in the same pass)
+// against the ops it replaces on the same GPU, bit for bit; dx and the parameter gradients as without the
+// copy.
+TEST_F(LayerNormCuda, BackwardGradientCopyEqualsTheDropoutOpBitForBit) {
+  std::mt19937 rng(1502);
+  Tensor host_step = Tensor::empty(DType::I64, {1});
+  host_step.data<int64_t>()[0] = 2;
+  const Tensor step = to_device(gpu(), host_step);
+  const ops::DropoutDraw draw{91, 32, step.data<int64_t>(), uint64_t{1} << 42};
+  for (const int64_t C : {int64_t{384}, int64_t{37}}) {
+    const int64_t N = 33;
+    const Tensor x = device(random_tensor(rng, {N, C}, -3, 3)), w = device(random_tensor(rng, {C})),
+                 b = device(random_tensor(rng, {C})), dout = device(random_tensor(rng, {N, C}));
+    Tensor y = poisoned({N, C}), mean = poisoned({N}), rstd = poisoned({N});
+    ops::layer_norm_forward(gpu(), y, mean, rstd, x, w, b, kEps);
+    for (const DType dtype : {DType::F32, DType::BF16, DType::F16}) {
+      for (const double p : {0.1, 0.0}) {
+        SCOPED_TRACE("C=" + std::to_string(C) + " " + dtype_name(dtype) + " p=" + std::to_string(p));
+        Tensor dx_ref = poisoned({N, C}), dw_ref = device(Tensor::zeros(DType::F32, {C})),
+               db_ref = device(Tensor::zeros(DType::F32, {C}));
+        ops::layer_norm_backward(gpu(), dx_ref, dw_ref, db_ref, dout, x, w, mean, rstd);
+        Tensor dx = poisoned({N, C}), dw = device(Tensor::zeros(DType::F32, {C})),
+               db = device(Tensor::zeros(DType::F32, {C})), copy = poisoned({N, C}, dtype);
+        const ops::LayerNormGradientCopy gradient_copy{&copy, p, draw};
+        ops::layer_norm_backward(gpu(), dx, dw, db, dout, x, w, mean, rstd, &gradient_copy);
+        EXPECT_TRUE(bit_identical(to_host(gpu(), dx), to_host(gpu(), dx_ref)));
+        EXPECT_TRUE(bit_identical(to_host(gpu(), dw), to_host(gpu(), dw_ref)));
+        EXPECT_TRUE(bit_identical(to_host(gpu(), db), to_host(gpu(), db_ref)));
+        Tensor expected = poisoned({N, C}, dtype);
+        if (p > 0) {
+          ops::dropout_backward(gpu(), expected, dx_ref, p, draw);
+        } else {
+          expected = to_device(gpu(), to_host(gpu(), dx_ref).to(dtype));
+        }
+        const Tensor got = to_host(gpu(), copy), want = to_host(gpu(), expected);
+        EXPECT_EQ(0, std::memcmp(got.raw_data(), want.raw_data(), got.nbytes()));
+      }
+    }
+  }
+}
+
 }  // namespace
 }  // namespace nlpf::test
