@@ -535,6 +535,23 @@ __global__ void __launch_bounds__(kFinishThreads)
   dbias[c] += static_cast<float>(db);
 }
 
+// The f32 training forward's launch (op names the caller in errors) with the 16-bit copy twin of twin_dtype,
+// or none where twin is nullptr.
+template <typename Rows>
+void launch_training_rows(const char* op, CudaContext& ctx, float* out, float* mean, float* rstd,
+                          const Rows& rows, const float* weight, const float* bias, int64_t N, int64_t C,
+                          double eps, bool aligned, void* twin, DType twin_dtype) {
+  if (twin == nullptr || twin_dtype == DType::BF16) {
+    launch_rows(ctx, out, mean, rstd, CodesOut{}, rows, weight, bias, N, C, eps, aligned,
+                static_cast<__nv_bfloat16*>(twin));
+    return;
+  }
+  NLPF_CHECK(twin_dtype == DType::F16, ErrorCode::UNSUPPORTED, op, " (cuda): a ", dtype_name(twin_dtype),
+             " copy of the output (expected bf16 or f16)");
+  launch_rows(ctx, out, mean, rstd, CodesOut{}, rows, weight, bias, N, C, eps, aligned,
+              static_cast<__half*>(twin));
+}
+
 [[noreturn]] void unsupported_dtype(const char* op, DType dtype) {
   NLPF_THROW(ErrorCode::UNSUPPORTED, op, " (cuda): dtype ", dtype_name(dtype), ", expected f32, bf16 or f16");
 }
@@ -590,16 +607,8 @@ void layer_norm_forward(ExecutionContext& ctx, float* out, float* mean, float* r
   CudaContext& cuda = cuda_context(ctx);
   const bool aligned = aligned16(out) && aligned16(x) && aligned16(weight) && aligned16(bias) &&
                        reinterpret_cast<uintptr_t>(twin) % 8 == 0;
-  const XRows<float> rows{x, C};
-  if (twin == nullptr || twin_dtype == DType::BF16) {
-    launch_rows(cuda, out, mean, rstd, CodesOut{}, rows, weight, bias, N, C, eps, aligned,
-                static_cast<__nv_bfloat16*>(twin));
-  } else {
-    NLPF_CHECK(twin_dtype == DType::F16, ErrorCode::UNSUPPORTED, "layer_norm_forward (cuda): a ",
-               dtype_name(twin_dtype), " copy of the output (expected bf16 or f16)");
-    launch_rows(cuda, out, mean, rstd, CodesOut{}, rows, weight, bias, N, C, eps, aligned,
-                static_cast<__half*>(twin));
-  }
+  launch_training_rows("layer_norm_forward", cuda, out, mean, rstd, XRows<float>{x, C}, weight, bias, N, C,
+                       eps, aligned, twin, twin_dtype);
 }
 
 void dropout_add_layer_norm_forward(ExecutionContext& ctx, float* sum, float* out, float* mean, float* rstd,
@@ -620,16 +629,9 @@ void dropout_add_layer_norm_forward(ExecutionContext& ctx, float* sum, float* ou
     layer_norm_forward(ctx, out, mean, rstd, sum, weight, bias, N, C, eps, twin, twin_dtype);
     return;
   }
-  const DropoutAddRows rows{x, residual, sum, keep, scale, C};
-  if (twin == nullptr || twin_dtype == DType::BF16) {
-    launch_rows(cuda, out, mean, rstd, CodesOut{}, rows, weight, bias, N, C, eps, aligned,
-                static_cast<__nv_bfloat16*>(twin));
-  } else {
-    NLPF_CHECK(twin_dtype == DType::F16, ErrorCode::UNSUPPORTED, "dropout_add_layer_norm_forward (cuda): a ",
-               dtype_name(twin_dtype), " copy of the output (expected bf16 or f16)");
-    launch_rows(cuda, out, mean, rstd, CodesOut{}, rows, weight, bias, N, C, eps, aligned,
-                static_cast<__half*>(twin));
-  }
+  launch_training_rows("dropout_add_layer_norm_forward", cuda, out, mean, rstd,
+                       DropoutAddRows{x, residual, sum, keep, scale, C}, weight, bias, N, C, eps, aligned,
+                       twin, twin_dtype);
 }
 
 void layer_norm_backward(ExecutionContext& ctx, float* dx, float* dweight, float* dbias, const float* dout,

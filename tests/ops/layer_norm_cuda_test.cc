@@ -17,7 +17,15 @@ namespace {
 
 constexpr double kEps = 1e-12;  // BERT's layer_norm_eps
 
-class LayerNormCuda : public CudaOpTest {};
+class LayerNormCuda : public CudaOpTest {
+ protected:
+  // A training step's index in device memory, where a captured step's dropout reads it.
+  Tensor device_step(int64_t value) {
+    Tensor host = Tensor::empty(DType::I64, {1});
+    host.data<int64_t>()[0] = value;
+    return to_device(gpu(), host);
+  }
+};
 
 TEST_F(LayerNormCuda, ForwardAndBackwardMatchCpuAndAccumulate) {
   std::mt19937 rng(16);
@@ -76,9 +84,7 @@ namespace {
 // and without (p = 0: a plain add); x in place in sum, as the model calls it.
 TEST_F(LayerNormCuda, DropoutAddLayerNormEqualsTheTwoOpsBitForBit) {
   std::mt19937 rng(1501);
-  Tensor host_step = Tensor::empty(DType::I64, {1});
-  host_step.data<int64_t>()[0] = 3;
-  const Tensor step = to_device(gpu(), host_step);
+  const Tensor step = device_step(3);
   const ops::DropoutDraw draw{77, 16, step.data<int64_t>(), uint64_t{1} << 42};
   for (const int64_t C : {int64_t{384}, int64_t{768}, int64_t{37}}) {
     for (const double p : {0.1, 0.0}) {
@@ -120,9 +126,7 @@ TEST_F(LayerNormCuda, DropoutAddLayerNormEqualsTheTwoOpsBitForBit) {
 // copy.
 TEST_F(LayerNormCuda, BackwardGradientCopyEqualsTheDropoutOpBitForBit) {
   std::mt19937 rng(1502);
-  Tensor host_step = Tensor::empty(DType::I64, {1});
-  host_step.data<int64_t>()[0] = 2;
-  const Tensor step = to_device(gpu(), host_step);
+  const Tensor step = device_step(2);
   const ops::DropoutDraw draw{91, 32, step.data<int64_t>(), uint64_t{1} << 42};
   for (const int64_t C : {int64_t{384}, int64_t{37}}) {
     const int64_t N = 33;
