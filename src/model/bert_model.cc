@@ -181,25 +181,22 @@ std::optional<DType> BertForSequenceClassification::compute_dtype() const {
 }
 
 void BertForSequenceClassification::refresh_compute_weights() {
-  const int64_t L = config_.num_hidden_layers;
-  if (compute_weights_.size() != static_cast<size_t>(L) ||
-      (L > 0 && (compute_weights_[0].qkv.dtype() != *compute_dtype() ||
-                 compute_weights_[0].qkv.device() != ctx_->device()))) {
+  // to_context and truncate_layers drop the copies; a new math mode on the context changes their dtype.
+  if (!compute_weights_.empty() && compute_weights_[0].qkv.dtype() != *compute_dtype())
     compute_weights_.clear();
-    for (int64_t l = 0; l < L; ++l) {
-      const LayerTensors& w = p_.layers[l];
+  if (compute_weights_.empty()) {
+    for (const LayerTensors& w : p_.layers) {
       compute_weights_.push_back({half(w.qkv_w.shape()), half(w.attn_out_w.shape()), half(w.inter_w.shape()),
                                   half(w.out_w.shape())});
     }
   }
   std::vector<ops::ConvertPair> pairs;
-  for (int64_t l = 0; l < L; ++l) {
+  for (size_t l = 0; l < compute_weights_.size(); ++l) {
     ComputeWeights& c = compute_weights_[l];
     const LayerTensors& w = p_.layers[l];
-    pairs.push_back({&c.qkv, &w.qkv_w});
-    pairs.push_back({&c.attn_out, &w.attn_out_w});
-    pairs.push_back({&c.inter, &w.inter_w});
-    pairs.push_back({&c.out, &w.out_w});
+    pairs.insert(
+        pairs.end(),
+        {{&c.qkv, &w.qkv_w}, {&c.attn_out, &w.attn_out_w}, {&c.inter, &w.inter_w}, {&c.out, &w.out_w}});
   }
   ops::convert_many(*ctx_, pairs);
 }

@@ -188,10 +188,10 @@ void attention_forward_packed(ExecutionContext& ctx, Tensor& out, Tensor& probs,
       kOp, ctx, {{"out", &out}, {"probs", &probs}, {"qkv", &qkv}, {"attention_mask", &attention_mask}});
   switch (device.type) {
     case DeviceType::CPU: {
-      Tensor result = out.dtype() == DType::F32 ? out : Tensor::empty(DType::F32, out.shape());
-      attention_forward(ctx, result, probs, packed_part(qkv, 0, d), packed_part(qkv, 1, d),
-                        packed_part(qkv, 2, d), attention_mask, NH, dropout);
-      if (out.dtype() != DType::F32) detail::round_into(out, result);
+      detail::with_f32_result(out, [&](Tensor& f32) {
+        attention_forward(ctx, f32, probs, packed_part(qkv, 0, d), packed_part(qkv, 1, d),
+                          packed_part(qkv, 2, d), attention_mask, NH, dropout);
+      });
       return;
     }
     case DeviceType::CUDA:
@@ -227,11 +227,11 @@ void attention_backward_packed(ExecutionContext& ctx, Tensor& dqkv, const Tensor
              dv = Tensor::empty(DType::F32, {d.B, d.T, d.C});
       attention_backward(ctx, dq, dk, dv, dout, packed_part(qkv, 0, d), packed_part(qkv, 1, d),
                          packed_part(qkv, 2, d), attention_mask, probs, NH, dropout);
-      Tensor result = dqkv.dtype() == DType::F32 ? dqkv : Tensor::empty(DType::F32, dqkv.shape());
-      set_packed_part(result, 0, dq, d);
-      set_packed_part(result, 1, dk, d);
-      set_packed_part(result, 2, dv, d);
-      if (dqkv.dtype() != DType::F32) detail::round_into(dqkv, result);
+      detail::with_f32_result(dqkv, [&](Tensor& f32) {
+        set_packed_part(f32, 0, dq, d);
+        set_packed_part(f32, 1, dk, d);
+        set_packed_part(f32, 2, dv, d);
+      });
       return;
     }
     case DeviceType::CUDA:

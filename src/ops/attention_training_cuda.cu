@@ -185,17 +185,10 @@ void copy_heads(CudaContext& ctx, bool to_heads, const Copies& copies, int count
     return vector ? launch_copy_heads<float4, true, float>(ctx, grid, copies, B, T, NH, HSV)
                   : launch_copy_heads<float, true, float>(ctx, grid, copies, B, T, NH, HSV);
   }
-  switch (out_dtype) {
-    case DType::BF16:
-      return vector ? launch_copy_heads<float4, false, __nv_bfloat16>(ctx, grid, copies, B, T, NH, HSV)
-                    : launch_copy_heads<float, false, __nv_bfloat16>(ctx, grid, copies, B, T, NH, HSV);
-    case DType::F16:
-      return vector ? launch_copy_heads<float4, false, __half>(ctx, grid, copies, B, T, NH, HSV)
-                    : launch_copy_heads<float, false, __half>(ctx, grid, copies, B, T, NH, HSV);
-    default:
-      return vector ? launch_copy_heads<float4, false, float>(ctx, grid, copies, B, T, NH, HSV)
-                    : launch_copy_heads<float, false, float>(ctx, grid, copies, B, T, NH, HSV);
-  }
+  with_float_type("attention", out_dtype, [&]<typename Out>(Out*) {
+    vector ? launch_copy_heads<float4, false, Out>(ctx, grid, copies, B, T, NH, HSV)
+           : launch_copy_heads<float, false, Out>(ctx, grid, copies, B, T, NH, HSV);
+  });
 }
 
 // One product per (b, h), batch B NH: d [M, N] = op(a) op(b), every operand a contiguous [B,NH,rows,cols]

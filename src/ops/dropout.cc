@@ -55,16 +55,16 @@ void dropout_apply_drawn(ExecutionContext& ctx, const char* op, Tensor& out, con
     case DeviceType::CPU: {
       Tensor keep = Tensor::empty(DType::F32, in.shape());
       dropout_mask(ctx, keep, p, draw);
-      Tensor result = out.dtype() == DType::F32 ? out : Tensor::empty(DType::F32, in.shape());
-      if (residual == nullptr) {
-        dropout_apply(ctx, op, result, out_name, in, in_name, keep, p);
-      } else {
-        Tensor dropped = Tensor::empty(DType::F32, in.shape());
-        dropout_apply(ctx, op, dropped, out_name, in, in_name, keep, p);
-        add_forward(ctx, result, dropped, *residual);
-      }
-      if (out.dtype() != DType::F32) detail::round_into(out, result);
-      if (twin != nullptr) detail::round_into(*twin, result);
+      detail::with_f32_result(out, [&](Tensor& f32) {
+        if (residual == nullptr) {
+          dropout_apply(ctx, op, f32, out_name, in, in_name, keep, p);
+        } else {
+          Tensor dropped = Tensor::empty(DType::F32, in.shape());
+          dropout_apply(ctx, op, dropped, out_name, in, in_name, keep, p);
+          add_forward(ctx, f32, dropped, *residual);
+        }
+        if (twin != nullptr) detail::round_into(*twin, f32);
+      });
       return;
     }
     case DeviceType::CUDA:

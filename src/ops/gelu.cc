@@ -15,7 +15,8 @@ void gelu_forward(ExecutionContext& ctx, Tensor& out, const Tensor& x) {
   detail::common_device(kOp, ctx, {{"x", &x}, {"out", &out}});
   switch (device.type) {
     case DeviceType::CPU:
-      detail::with_f32_result(out, [&](float* dst) { cpu::gelu_forward(dst, x.data<float>(), x.numel()); });
+      detail::with_f32_result(
+          out, [&](Tensor& f32) { cpu::gelu_forward(f32.data<float>(), x.data<float>(), x.numel()); });
       return;
     case DeviceType::CUDA:
       if constexpr (kCudaBuilt) {
@@ -37,8 +38,9 @@ void gelu_backward(ExecutionContext& ctx, Tensor& dx, const Tensor& dout, const 
   detail::common_device(kOp, ctx, {{"x", &x}, {"dx", &dx}});
   switch (device.type) {
     case DeviceType::CPU:
-      detail::with_f32_result(
-          dx, [&](float* dst) { cpu::gelu_backward(dst, dout.data<float>(), x.data<float>(), x.numel()); });
+      detail::with_f32_result(dx, [&](Tensor& f32) {
+        cpu::gelu_backward(f32.data<float>(), dout.data<float>(), x.data<float>(), x.numel());
+      });
       return;
     case DeviceType::CUDA:
       if constexpr (kCudaBuilt) {

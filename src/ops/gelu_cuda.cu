@@ -123,22 +123,6 @@ bool aligned4(const void* p, DType dtype) {
   return reinterpret_cast<uintptr_t>(p) % (4 * dtype_size(dtype)) == 0;
 }
 
-// Calls f with a null pointer of the element type of dtype (F32, BF16 or F16), else throws UNSUPPORTED.
-template <typename F>
-void with_output_type(const char* op, DType dtype, F&& f) {
-  switch (dtype) {
-    case DType::F32:
-      return f(static_cast<float*>(nullptr));
-    case DType::BF16:
-      return f(static_cast<__nv_bfloat16*>(nullptr));
-    case DType::F16:
-      return f(static_cast<__half*>(nullptr));
-    default:
-      NLPF_THROW(ErrorCode::UNSUPPORTED, op, " (cuda): output dtype ", dtype_name(dtype),
-                 ", expected f32, bf16 or f16");
-  }
-}
-
 // Blocks for `items` grid-stride steps (items > 0): enough to cover them, at most kBlocksPerSm per SM.
 unsigned grid_size(const CudaContext& ctx, int64_t items) {
   return static_cast<unsigned>(std::min<int64_t>(
@@ -163,18 +147,7 @@ void gelu_forward(ExecutionContext& ctx, void* out, const void* x, DType dtype, 
   NLPF_CHECK(N >= 0, ErrorCode::INVALID_ARGUMENT, "gelu_forward (cuda): N = ", N);
   if (N == 0) return;
   CudaContext& cuda = cuda_context(ctx);
-  switch (dtype) {
-    case DType::F32:
-      return launch<float>(cuda, out, x, N);
-    case DType::BF16:
-      return launch<__nv_bfloat16>(cuda, out, x, N);
-    case DType::F16:
-      return launch<__half>(cuda, out, x, N);
-    default:
-      break;
-  }
-  NLPF_THROW(ErrorCode::UNSUPPORTED, "gelu_forward (cuda): dtype ", dtype_name(dtype),
-             ", expected f32, bf16 or f16");
+  with_float_type("gelu_forward", dtype, [&]<typename T>(T*) { launch<T>(cuda, out, x, N); });
 }
 
 void gelu_backward(ExecutionContext& ctx, float* dx, const float* dout, const float* x, int64_t N) {
@@ -188,7 +161,7 @@ void gelu_backward(ExecutionContext& ctx, void* dx, DType dx_dtype, const float*
   CudaContext& cuda = cuda_context(ctx);
   const int64_t vectors = aligned4(dx, dx_dtype) && aligned16(dout) && aligned16(x) ? N / 4 : 0;
   const unsigned blocks = grid_size(cuda, std::max(vectors, N - vectors * 4));
-  with_output_type("gelu_backward", dx_dtype, [&]<typename Out>(Out*) {
+  with_float_type("gelu_backward", dx_dtype, [&]<typename Out>(Out*) {
     gelu_backward_kernel<Out>
         <<<blocks, kThreads, 0, cuda.stream()>>>(static_cast<Out*>(dx), dout, x, vectors, N);
     NLPF_CUDA_CHECK_LAUNCH();
@@ -202,7 +175,7 @@ void gelu_forward_rounded(ExecutionContext& ctx, void* out, DType out_dtype, con
   CudaContext& cuda = cuda_context(ctx);
   const int64_t vectors = aligned4(out, out_dtype) && aligned16(x) ? N / 4 : 0;
   const unsigned blocks = grid_size(cuda, std::max(vectors, N - vectors * 4));
-  with_output_type("gelu_forward", out_dtype, [&]<typename Out>(Out*) {
+  with_float_type("gelu_forward", out_dtype, [&]<typename Out>(Out*) {
     gelu_forward_rounded_kernel<Out>
         <<<blocks, kThreads, 0, cuda.stream()>>>(static_cast<Out*>(out), x, vectors, N);
     NLPF_CUDA_CHECK_LAUNCH();

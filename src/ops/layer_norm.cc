@@ -26,9 +26,6 @@ void check_common(const char* op, const Tensor& x, const Tensor& weight, const T
   detail::check_dtype(op, "rstd", rstd, DType::F32);
   detail::check_shape(op, "rstd", rstd, {N});
 }
-}  // namespace
-
-namespace {
 
 // The training forward's checks (op names the caller), x the LayerNorm input; the tensors' common device.
 Device check_forward(const char* op, const ExecutionContext& ctx, const Tensor& out, const Tensor& mean,

@@ -647,24 +647,11 @@ void layer_norm_backward(ExecutionContext& ctx, float* dx, float* dweight, float
   NLPF_CHECK(keep.mask == nullptr, ErrorCode::INVALID_ARGUMENT,
              "layer_norm_backward (cuda): a stored mask for the gradient's copy (the drawn form only)");
   const auto blocks = static_cast<unsigned>((N + kBackwardWarps - 1) / kBackwardWarps);
-  const auto launch_dx = [&]<typename Out>(Out* out_copy) {
+  with_float_type("layer_norm_backward", copy == nullptr ? DType::F32 : copy_dtype, [&]<typename Out>(Out*) {
     layer_norm_backward_dx_kernel<Out><<<blocks, kBackwardWarps * 32, 0, cuda.stream()>>>(
-        dx, dout, x, weight, mean, rstd, N, C, out_copy, keep, scale);
+        dx, dout, x, weight, mean, rstd, N, C, static_cast<Out*>(copy), keep, scale);
     NLPF_CUDA_CHECK_LAUNCH();
-  };
-  switch (copy == nullptr ? DType::F32 : copy_dtype) {
-    case DType::F32:
-      launch_dx(static_cast<float*>(copy));
-      break;
-    case DType::BF16:
-      launch_dx(static_cast<__nv_bfloat16*>(copy));
-      break;
-    case DType::F16:
-      launch_dx(static_cast<__half*>(copy));
-      break;
-    default:
-      unsupported_dtype("layer_norm_backward", copy_dtype);
-  }
+  });
 
   // The chunking depends on N only, so the summation order (and the result) does not depend on the device.
   const int64_t rows_per_chunk = std::max(kMinRowsPerChunk, (N + kMaxChunks - 1) / kMaxChunks);

@@ -256,17 +256,8 @@ void linear_backward(ExecutionContext& ctx, float* dx, float* dweight, float* db
   dweight_args.ldd = C;
   matmul(ctx, dweight_args);
   CudaContext& cuda = cuda_context(ctx);
-  switch (operand_dtype) {
-    case DType::BF16:
-      bias_gradient(cuda, dbias, static_cast<const __nv_bfloat16*>(dy), N, OC);
-      return;
-    case DType::F16:
-      bias_gradient(cuda, dbias, static_cast<const __half*>(dy), N, OC);
-      return;
-    default:
-      bias_gradient(cuda, dbias, static_cast<const float*>(dy), N, OC);
-      return;
-  }
+  with_float_type("linear_backward", operand_dtype,
+                  [&]<typename T>(T*) { bias_gradient(cuda, dbias, static_cast<const T*>(dy), N, OC); });
 }
 
 }  // namespace nlpf::cuda

@@ -50,16 +50,16 @@ void check_f32_or_16bit(const char* op, const char* name, const Tensor& t, const
 // output, the f32 result as the op computes it, then rounded once (as a CUDA kernel's from_float at its
 // store).
 void round_into(Tensor& out, const Tensor& f32);
-// The CPU form of an op whose output may be 16-bit: run(float* dst) writes the f32 result into out when out
-// is f32, else into f32 scratch that is then rounded into out.
+// The CPU form of an op whose output may be 16-bit: run(Tensor& f32) writes the f32 result into out itself
+// when out is f32, else into f32 scratch of out's shape that is then rounded into out.
 template <typename Run>
 void with_f32_result(Tensor& out, Run&& run) {
   if (out.dtype() == DType::F32) {
-    run(out.data<float>());
+    run(out);
     return;
   }
   Tensor f32 = Tensor::empty(DType::F32, out.shape());
-  run(f32.data<float>());
+  run(f32);
   round_into(out, f32);
 }
 

@@ -7,6 +7,9 @@
 
 #include <type_traits>
 
+#include "core/dtype.h"
+#include "core/error.h"
+
 namespace nlpf::cuda {
 
 template <typename T>
@@ -28,6 +31,23 @@ __device__ __forceinline__ T from_float(float v) {
     return __float2half_rn(v);
   } else {
     return __float2bfloat16_rn(v);
+  }
+}
+
+// f(static_cast<T*>(nullptr)) with T the element type of dtype (float, __nv_bfloat16 or __half): a host-side
+// dispatch from a runtime dtype to a kernel's template argument; UNSUPPORTED naming op for another dtype.
+template <typename F>
+void with_float_type(const char* op, DType dtype, F&& f) {
+  switch (dtype) {
+    case DType::F32:
+      return f(static_cast<float*>(nullptr));
+    case DType::BF16:
+      return f(static_cast<__nv_bfloat16*>(nullptr));
+    case DType::F16:
+      return f(static_cast<__half*>(nullptr));
+    default:
+      NLPF_THROW(ErrorCode::UNSUPPORTED, op, " (cuda): dtype ", dtype_name(dtype),
+                 ", expected f32, bf16 or f16");
   }
 }
 
