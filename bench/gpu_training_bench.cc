@@ -60,7 +60,7 @@ struct Options {
   int trials = 3;
   double idle_seconds = 3.0;
   std::string capture_steps = "on";  // on: each step a CUDA graph replay (Optimizer's capture_steps)
-  // heuristic, or inplace-reduction (GemmSelection::HEURISTIC_INPLACE_REDUCTION)
+  // heuristic, autotune or inplace-reduction (GemmSelection, backend/context.h)
   std::string gemm_selection = "heuristic";
 };
 
@@ -124,7 +124,8 @@ json measure(const Device& device, EnergyMeter& meter, const BertConfig& config,
                                              : MathMode::IEEE_FP32);
     gpu->set_gemm_selection(o.gemm_selection == "inplace-reduction"
                                 ? GemmSelection::HEURISTIC_INPLACE_REDUCTION
-                                : GemmSelection::HEURISTIC);
+                            : o.gemm_selection == "autotune" ? GemmSelection::AUTOTUNE
+                                                             : GemmSelection::HEURISTIC);
     gpu->allocator().reset_peak();
     BertForSequenceClassification model(config, kSeed);
     model.set_dropout(DropoutSettings::from_config(config, kSeed));
@@ -335,9 +336,10 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"on", "off"}));
   app.add_option(
          "--gemm-selection", o.gemm_selection,
-         "heuristic: cuBLASLt's first choice (training's); inplace-reduction: its first that adds split-K "
-         "partial products in the output (no reduction kernel)")
-      ->check(CLI::IsMember({"heuristic", "inplace-reduction"}));
+         "heuristic: cuBLASLt's first choice (training's); autotune: the fastest of its first eight, timed "
+         "once per GEMM shape (GEMMs that do not accumulate into their output); inplace-reduction: its first "
+         "that adds split-K partial products in the output (no reduction kernel)")
+      ->check(CLI::IsMember({"heuristic", "autotune", "inplace-reduction"}));
   app.add_option("--out", o.out, "also write the JSON here (rewritten after every record)");
   CLI11_PARSE(app, argc, argv);
   try {

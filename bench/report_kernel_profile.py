@@ -14,10 +14,11 @@ import gzip
 import sys
 
 # Kinds by substring of the kernel's name, first match wins; cuBLASLt's GEMM kernels go by several names.
+# PyTorch's fused attention kernels (fmha_cutlass*, flash_*) are attention, not GEMMs (the peer's profile).
 KINDS = [
     ("split-K reduction (cuBLASLt)", ("splitkreduce",)),
+    ("attention", ("attention", "fmha", "flash")),
     ("GEMM (cuBLASLt)", ("nvjet", "gemm", "cutlass", "sm90_xmma", "xmma")),
-    ("attention", ("attention",)),
     ("softmax", ("softmax",)),
     ("LayerNorm", ("layer_norm",)),
     ("dropout", ("dropout",)),

@@ -19,6 +19,8 @@ Protocol per point, as nlpf's: idle baseline (--idle-seconds, model resident, NV
 around each step, energy counter. The host does not wait inside a step (the loss is read once at the end),
 unless --host-sync-per-step (nlpf's Optimizer::step reads the loss and the gradient norm every step).
 --gpu-warmup-seconds of bf16 matmul load first (a fresh H200 draws ~28% more power for its first ~22 s).
+--kernel-profile-steps N: N more steps under torch.profiler after the trials; the record gets the kernel time by
+kind per step, the table bench/report_kernel_profile.py makes of nlpf's ncu profile.
 Usage: peer_training_step.py --config-dir DIR [--precisions fp32 tf32 bf16] [--engines eager compile] [--out FILE]
        peer_training_step.py --config-dir DIR --dry-run   (the plan; needs no torch)
 """
@@ -36,6 +38,8 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from nvml_energy import Nvml  # noqa: E402
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from report_kernel_profile import kind_of  # noqa: E402
 from peer_gpu_inference import (dumps_by_line, gpu_warmup, idle_power_w, log, reset_compiler,  # noqa: E402
                                 set_precision, write_report)
 
@@ -51,7 +55,7 @@ SLOWDOWN_MASK = 0x4 | 0x8 | 0x20 | 0x40 | 0x80
 
 
 def plan(args):
-    total = args.warmup_steps + args.trials * args.steps
+    total = args.warmup_steps + args.trials * args.steps + args.kernel_profile_steps
     return {"points": [f"{p}/{e}" for p in args.precisions for e in args.engines], "total_steps": total,
             "schedule_warmup_steps": math.ceil(WARMUP_RATIO * total),
             "examples_per_step": args.batch_size, "tokens_per_step": args.batch_size * args.seq_len}
@@ -126,7 +130,7 @@ def make_step(torch, model, optimizer, scheduler, precision, max_grad_norm):
 
 
 def measure(torch, nvml, precision, engine, args, vocab_size):
-    total_steps = args.warmup_steps + args.trials * args.steps
+    total_steps = args.warmup_steps + args.trials * args.steps + args.kernel_profile_steps
     set_precision(torch, precision)  # fp32 and bf16: TF32 off; tf32: on
     model, optimizer, scheduler = build(torch, args, total_steps)
     fields = {"attn_implementation": getattr(model.config, "_attn_implementation", None),
@@ -179,6 +183,8 @@ def measure(torch, nvml, precision, engine, args, vocab_size):
                        "joules": joules, **state})
     peak_mb = torch.cuda.max_memory_allocated() / 2**20
     loss_values = torch.stack(losses).float().tolist()
+    if args.kernel_profile_steps > 0:
+        fields["kernel_profile"] = kernel_profile(torch, one_step, args.kernel_profile_steps)
 
     b, k = args.batch_size, args.steps
     ms = [1000.0 * t["seconds"] / k for t in trials]
@@ -199,6 +205,38 @@ def measure(torch, nvml, precision, engine, args, vocab_size):
         "clocks_event_reasons": reasons, "trial_data": trials,
     })
     return fields
+
+
+def kernel_profile(torch, one_step, steps):
+    """The GPU kernels of `steps` more steps (torch.profiler, CUDA activity only; after the timed trials, so
+    they do not perturb them): per step, the kernel count and time by kind (bench/report_kernel_profile.py's
+    kinds, the table nlpf's ncu profile gets) and the 25 largest kernels."""
+    from torch.profiler import ProfilerActivity, profile
+
+    torch.cuda.synchronize()
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        for _ in range(steps):
+            one_step()
+        torch.cuda.synchronize()
+    kernels = {}
+    for e in prof.events():
+        if e.device_type == torch.autograd.DeviceType.CUDA and not e.name.startswith(("Memcpy", "Memset")):
+            count, us = kernels.get(e.name, (0, 0.0))
+            kernels[e.name] = (count + 1, us + e.time_range.elapsed_us())
+    by_kind = {}
+    for name, (count, us) in kernels.items():
+        kind = kind_of(name)
+        k_count, k_us = by_kind.get(kind, (0, 0.0))
+        by_kind[kind] = (k_count + count, k_us + us)
+    total_ms = sum(us for _, us in kernels.values()) / 1000.0 / steps
+    return {
+        "steps": steps, "source": "torch.profiler CUDA kernel events (CUPTI), per step",
+        "kernels_per_step": sum(c for c, _ in kernels.values()) / steps, "kernel_ms_per_step": total_ms,
+        "by_kind": [{"kind": k, "ms": us / 1000.0 / steps, "kernels": c / steps}
+                    for k, (c, us) in sorted(by_kind.items(), key=lambda kv: -kv[1][1])],
+        "largest": [{"name": n[:300], "ms": us / 1000.0 / steps, "launches": c / steps}
+                    for n, (c, us) in sorted(kernels.items(), key=lambda kv: -kv[1][1])[:25]],
+    }
 
 
 def empty_record(precision, engine, args):
@@ -260,6 +298,10 @@ def run(args, config, the_plan):
                     f"{record['avg_power_w']:.0f} W, peak {record['peak_memory_mb']:.0f} MiB, loss "
                     f"{record['first_loss']:.3f} -> {record['last_loss']:.3f} "
                     f"({time.perf_counter() - point_started:.1f} s)")
+                if "kernel_profile" in record:
+                    kp = record["kernel_profile"]
+                    log(f"{where}: {kp['kernels_per_step']:.0f} kernels, {kp['kernel_ms_per_step']:.3f} ms of kernel "
+                        "time a step: " + ", ".join(f"{k['kind']} {k['ms']:.3f}" for k in kp["by_kind"]))
     report["complete"] = True
     report["wall_seconds"] = time.perf_counter() - started
     return write_report(report, args.out)
@@ -288,14 +330,16 @@ def parse_args(argv=None):
                              "adamw_torch_fused: fused=True")
     parser.add_argument("--host-sync-per-step", action="store_true",
                         help="read the loss and gradient norm on the host every step, as nlpf's Optimizer does")
+    parser.add_argument("--kernel-profile-steps", type=int, default=0,
+                        help="after the trials, this many steps under torch.profiler: kernel time by kind")
     parser.add_argument("--out", help="also write the JSON here (rewritten after every record)")
     parser.add_argument("--dry-run", action="store_true", help="read the config and print the plan; no torch")
     args = parser.parse_args(argv)
     for name in ("batch_size", "distinct_batches", "steps", "trials"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be positive")
-    if args.warmup_steps < 0 or args.idle_seconds < 0 or args.seq_len < 2:
-        parser.error("--warmup-steps and --idle-seconds must be >= 0, --seq-len at least 2")
+    if args.warmup_steps < 0 or args.idle_seconds < 0 or args.seq_len < 2 or args.kernel_profile_steps < 0:
+        parser.error("--warmup-steps, --idle-seconds and --kernel-profile-steps must be >= 0, --seq-len at least 2")
     if "compile" in args.engines and args.warmup_steps < 3:
         parser.error("--engines compile needs --warmup-steps >= 3 (compilation happens in the first steps)")
     return args
