@@ -60,23 +60,27 @@ struct Copies {
 // to_heads: from token-major rows to [B,NH,T,HS] (f32 both); else back, into token-major rows of Out (float,
 // or 16-bit: each value rounded once, mixed precision's GEMM operand). Vec is float4 when HS and every row
 // stride are multiples of 4 and every pointer aligned to 4 elements, else float; HSV = HS / (floats per Vec).
-// Thread i handles vector i of the head-major array, so reads and writes are contiguous runs of HS elements
-// either way.
+// Grid (B NH, ceil(T HSV / kCopyThreads), copies): blockIdx.x is the head (b, h), thread j of it vector j
+// of that head's [T, HSV] block, so reads and writes are contiguous runs of HS elements either way. Indices
+// within a head are 32-bit (copy_heads checks T HSV fits): 64-bit division per element made the kernel
+// compute-bound at a third of the memory bandwidth.
 template <typename Vec, bool to_heads, typename Out>
-__global__ void attention_copy_heads_kernel(Copies copies, int64_t B, int64_t T, int64_t NH, int64_t HSV) {
+__global__ void attention_copy_heads_kernel(Copies copies, unsigned T, unsigned NH, unsigned HSV) {
   constexpr int64_t kPer = sizeof(Vec) / sizeof(float);
-  const int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
-  if (i >= B * NH * T * HSV) return;
-  const int64_t d = i % HSV, t = (i / HSV) % T, h = (i / (HSV * T)) % NH, b = i / (HSV * T * NH);
-  const int64_t ldv = copies.ld[blockIdx.y] / kPer;
-  const int64_t token = (b * T + t) * ldv + h * HSV + d;  // (b, t, h, d) token-major, in Vecs
-  const Vec* from = reinterpret_cast<const Vec*>(copies.from[blockIdx.y]);
+  const unsigned j = blockIdx.y * blockDim.x + threadIdx.x;
+  if (j >= T * HSV) return;
+  const unsigned t = j / HSV, d = j - t * HSV;
+  const unsigned b = blockIdx.x / NH, h = blockIdx.x - b * NH;
+  const int64_t i = static_cast<int64_t>(blockIdx.x) * (T * HSV) + j;  // (b, h, t, d) head-major, in Vecs
+  const int64_t ldv = copies.ld[blockIdx.z] / kPer;
+  const int64_t token = (static_cast<int64_t>(b) * T + t) * ldv + h * HSV + d;  // (b, t, h, d), in Vecs
+  const Vec* from = reinterpret_cast<const Vec*>(copies.from[blockIdx.z]);
   if constexpr (to_heads) {
-    reinterpret_cast<Vec*>(copies.to[blockIdx.y])[i] = from[token];
+    reinterpret_cast<Vec*>(copies.to[blockIdx.z])[i] = from[token];
   } else if constexpr (kPer == 4) {
-    store4(static_cast<Out*>(copies.to[blockIdx.y]) + token * 4, from[i]);
+    store4(static_cast<Out*>(copies.to[blockIdx.z]) + token * 4, from[i]);
   } else {
-    static_cast<Out*>(copies.to[blockIdx.y])[token] = from_float<Out>(from[i]);
+    static_cast<Out*>(copies.to[blockIdx.z])[token] = from_float<Out>(from[i]);
   }
 }
 
@@ -152,15 +156,119 @@ __global__ void attention_softmax_backward_kernel(float* __restrict__ dscore, fl
   for (int64_t s = lane; s < T; s += kWarp) ds[s] = scale * p[s] * (ds[s] - weighted_sum);
 }
 
+// The two row kernels above with the row held in registers, for T <= kWarp kPer (kPer values a lane; BERT's
+// T <= 512): each value is read and written once and each keep value drawn once, where the kernels above
+// walk the row in memory three or four times (and draw the backward's keep values twice). The same
+// arithmetic in the same order: the same bits.
+template <int kPer>
+__global__ void attention_softmax_forward_registers_kernel(float* __restrict__ probs,
+                                                           float* __restrict__ dropped,
+                                                           const int32_t* __restrict__ mask,
+                                                           const KeepSource keep, float keep_scale,
+                                                           int64_t rows, int64_t NH, int64_t T, float scale,
+                                                           float uniform) {
+  const int lane = threadIdx.x % kWarp;
+  const int64_t row = static_cast<int64_t>(blockIdx.x) * (blockDim.x / kWarp) + threadIdx.x / kWarp;
+  if (row >= rows) return;
+  const int32_t* mask_b = mask + row / (NH * T) * T;
+  float* p = probs + row * T;
+  float v[kPer];
+  bool token[kPer];
+  float local_max = -INFINITY;
+  bool any = false;
+#pragma unroll
+  for (int j = 0; j < kPer; ++j) {
+    const int64_t s = lane + kWarp * j;
+    token[j] = s < T && mask_b[s] != 0;
+    v[j] = s < T ? p[s] : 0.0f;
+    if (token[j]) local_max = fmaxf(local_max, scale * v[j]);
+    any |= token[j];
+  }
+  if (!__any_sync(kFullMask, any)) {
+#pragma unroll
+    for (int j = 0; j < kPer; ++j) v[j] = uniform;
+  } else {
+    const float max_score = warp_max(local_max);
+    float local_sum = 0.0f;
+#pragma unroll
+    for (int j = 0; j < kPer; ++j) {
+      v[j] = token[j] ? expf(scale * v[j] - max_score) : 0.0f;
+      local_sum += v[j];
+    }
+    const float inv_sum = 1.0f / warp_sum(local_sum);
+#pragma unroll
+    for (int j = 0; j < kPer; ++j) v[j] *= inv_sum;
+  }
+#pragma unroll
+  for (int j = 0; j < kPer; ++j) {
+    if (lane + kWarp * j < T) p[lane + kWarp * j] = v[j];
+  }
+  const KeepReader reader(keep);
+  if (!reader.active()) return;
+  float* dropped_row = dropped + row * T;
+#pragma unroll
+  for (int j = 0; j < kPer; ++j) {
+    const int64_t s = lane + kWarp * j;
+    if (s < T) dropped_row[s] = v[j] * reader(row * T + s) * keep_scale;
+  }
+}
+
+template <int kPer>
+__global__ void attention_softmax_backward_registers_kernel(
+    float* __restrict__ dscore, float* __restrict__ dropped, const float* __restrict__ probs,
+    const int32_t* __restrict__ mask, const KeepSource keep, float keep_scale, int64_t rows, int64_t NH,
+    int64_t T, float scale) {
+  const int lane = threadIdx.x % kWarp;
+  const int64_t row = static_cast<int64_t>(blockIdx.x) * (blockDim.x / kWarp) + threadIdx.x / kWarp;
+  if (row >= rows) return;
+  const float* p = probs + row * T;
+  float* ds = dscore + row * T;
+  const KeepReader reader(keep);
+  const bool dropout = reader.active();
+  float pv[kPer], d[kPer], kept[kPer];
+#pragma unroll
+  for (int j = 0; j < kPer; ++j) {
+    const int64_t s = lane + kWarp * j;
+    pv[j] = s < T ? p[s] : 0.0f;
+    d[j] = s < T ? ds[s] : 0.0f;
+    kept[j] = dropout && s < T ? reader(row * T + s) : 1.0f;
+  }
+  if (dropout) {
+    float* dropped_row = dropped + row * T;
+#pragma unroll
+    for (int j = 0; j < kPer; ++j) {
+      if (lane + kWarp * j < T) dropped_row[lane + kWarp * j] = pv[j] * kept[j] * keep_scale;
+    }
+  }
+  if (!any_token(mask + row / (NH * T) * T, T, lane)) {
+#pragma unroll
+    for (int j = 0; j < kPer; ++j) {
+      if (lane + kWarp * j < T) ds[lane + kWarp * j] = 0.0f;
+    }
+    return;
+  }
+  float local = 0.0f;
+#pragma unroll
+  for (int j = 0; j < kPer; ++j) {
+    if (dropout) d[j] = d[j] * kept[j] * keep_scale;
+    local += pv[j] * d[j];
+  }
+  const float weighted_sum = warp_sum(local);
+#pragma unroll
+  for (int j = 0; j < kPer; ++j) {
+    if (lane + kWarp * j < T) ds[lane + kWarp * j] = scale * pv[j] * (d[j] - weighted_sum);
+  }
+}
+
 bool aligned16(const void* p) {
   return reinterpret_cast<uintptr_t>(p) % 16 == 0;
 }
 
 template <typename Vec, bool to_heads, typename Out>
-void launch_copy_heads(CudaContext& ctx, dim3 grid, const Copies& copies, int64_t B, int64_t T, int64_t NH,
+void launch_copy_heads(CudaContext& ctx, dim3 grid, const Copies& copies, int64_t T, int64_t NH,
                        int64_t HSV) {
-  attention_copy_heads_kernel<Vec, to_heads, Out>
-      <<<grid, kCopyThreads, 0, ctx.stream()>>>(copies, B, T, NH, HSV);
+  attention_copy_heads_kernel<Vec, to_heads, Out><<<grid, kCopyThreads, 0, ctx.stream()>>>(
+      copies, static_cast<unsigned>(T), static_cast<unsigned>(NH), static_cast<unsigned>(HSV));
   NLPF_CUDA_CHECK_LAUNCH();
 }
 
@@ -177,17 +285,19 @@ void copy_heads(CudaContext& ctx, bool to_heads, const Copies& copies, int count
              reinterpret_cast<uintptr_t>(copies.to[i]) % (4 * to_bytes) == 0;
   }
   const int64_t HSV = vector ? HS / 4 : HS;
-  const int64_t blocks = (B * NH * T * HSV + kCopyThreads - 1) / kCopyThreads;
-  NLPF_CHECK(blocks <= 0x7fffffff, ErrorCode::UNSUPPORTED, "attention (cuda): ", B * T * NH * HS,
-             " elements exceed the grid");
-  const dim3 grid(static_cast<unsigned>(blocks), static_cast<unsigned>(count));
+  // The grid, and the kernel's 32-bit indices: T HSV per head, NH HSV per token row (h HSV + d).
+  const int64_t chunks = (T * HSV + kCopyThreads - 1) / kCopyThreads;
+  NLPF_CHECK(B * NH <= 0x7fffffff && chunks <= 65535 && NH * HSV <= 0x7fffffff, ErrorCode::UNSUPPORTED,
+             "attention (cuda): B = ", B, ", T = ", T, ", NH = ", NH, ", HS = ", HS,
+             " exceed the copy's grid");
+  const dim3 grid(static_cast<unsigned>(B * NH), static_cast<unsigned>(chunks), static_cast<unsigned>(count));
   if (to_heads) {
-    return vector ? launch_copy_heads<float4, true, float>(ctx, grid, copies, B, T, NH, HSV)
-                  : launch_copy_heads<float, true, float>(ctx, grid, copies, B, T, NH, HSV);
+    return vector ? launch_copy_heads<float4, true, float>(ctx, grid, copies, T, NH, HSV)
+                  : launch_copy_heads<float, true, float>(ctx, grid, copies, T, NH, HSV);
   }
   with_float_type("attention", out_dtype, [&]<typename Out>(Out*) {
-    vector ? launch_copy_heads<float4, false, Out>(ctx, grid, copies, B, T, NH, HSV)
-           : launch_copy_heads<float, false, Out>(ctx, grid, copies, B, T, NH, HSV);
+    vector ? launch_copy_heads<float4, false, Out>(ctx, grid, copies, T, NH, HSV)
+           : launch_copy_heads<float, false, Out>(ctx, grid, copies, T, NH, HSV);
   });
 }
 
@@ -218,6 +328,16 @@ unsigned row_blocks(const char* op, int64_t rows) {
   const int64_t blocks = (rows + kRowsPerBlock - 1) / kRowsPerBlock;
   NLPF_CHECK(blocks <= 0x7fffffff, ErrorCode::UNSUPPORTED, op, ": ", rows, " rows exceed the grid");
   return static_cast<unsigned>(blocks);
+}
+
+// Calls run.template operator()<kPer>() with the row kernels' values per lane for rows of T: 4, 8 or 16 (the
+// register kernels, T <= 512), or 0 (the kernels that walk the row in memory).
+template <typename Run>
+void with_row_registers(int64_t T, Run&& run) {
+  if (T <= kWarp * 4) return run.template operator()<4>();
+  if (T <= kWarp * 8) return run.template operator()<8>();
+  if (T <= kWarp * 16) return run.template operator()<16>();
+  run.template operator()<0>();
 }
 
 float scale_of(int64_t HS) {
@@ -251,10 +371,17 @@ void attention_forward(ExecutionContext& base, void* out, DType out_dtype, float
   Buffer dropped(ctx.allocator(), dropout ? static_cast<size_t>(rows * T) * sizeof(float) : 0);
   float* dropped_data = dropout ? static_cast<float*>(dropped.data()) : nullptr;
   const float uniform = static_cast<float>(1.0 / static_cast<double>(T));  // the CPU's rounding
-  attention_softmax_forward_kernel<<<row_blocks("attention_forward (cuda)", rows), kRowsPerBlock * kWarp, 0,
-                                     ctx.stream()>>>(probs, dropped_data, attention_mask, keep, keep_scale,
-                                                     rows, NH, T, scale_of(HS), uniform);
-  NLPF_CUDA_CHECK_LAUNCH();
+  with_row_registers(T, [&]<int kPer>() {
+    const unsigned blocks = row_blocks("attention_forward (cuda)", rows);
+    if constexpr (kPer == 0) {
+      attention_softmax_forward_kernel<<<blocks, kRowsPerBlock * kWarp, 0, ctx.stream()>>>(
+          probs, dropped_data, attention_mask, keep, keep_scale, rows, NH, T, scale_of(HS), uniform);
+    } else {
+      attention_softmax_forward_registers_kernel<kPer><<<blocks, kRowsPerBlock * kWarp, 0, ctx.stream()>>>(
+          probs, dropped_data, attention_mask, keep, keep_scale, rows, NH, T, scale_of(HS), uniform);
+    }
+    NLPF_CUDA_CHECK_LAUNCH();
+  });
 
   // out [B,NH,T,HS] = dropout(probs) v per head, then back to [B,T,C].
   batched_matmul(base, out_heads, dropout ? dropped_data : probs, Transpose::NO, v_heads, Transpose::NO,
@@ -289,10 +416,17 @@ void attention_backward(ExecutionContext& base, void* dq, void* dk, void* dv, in
   batched_matmul(base, ds, dout_heads, Transpose::NO, v_heads, Transpose::YES, batch, T, T, HS);
   Buffer dropped(ctx.allocator(), dropout ? static_cast<size_t>(rows * T) * sizeof(float) : 0);
   float* dropped_data = dropout ? static_cast<float*>(dropped.data()) : nullptr;
-  attention_softmax_backward_kernel<<<row_blocks("attention_backward (cuda)", rows), kRowsPerBlock * kWarp, 0,
-                                      ctx.stream()>>>(ds, dropped_data, probs, attention_mask, keep,
-                                                      keep_scale, rows, NH, T, scale_of(HS));
-  NLPF_CUDA_CHECK_LAUNCH();
+  with_row_registers(T, [&]<int kPer>() {
+    const unsigned blocks = row_blocks("attention_backward (cuda)", rows);
+    if constexpr (kPer == 0) {
+      attention_softmax_backward_kernel<<<blocks, kRowsPerBlock * kWarp, 0, ctx.stream()>>>(
+          ds, dropped_data, probs, attention_mask, keep, keep_scale, rows, NH, T, scale_of(HS));
+    } else {
+      attention_softmax_backward_registers_kernel<kPer><<<blocks, kRowsPerBlock * kWarp, 0, ctx.stream()>>>(
+          ds, dropped_data, probs, attention_mask, keep, keep_scale, rows, NH, T, scale_of(HS));
+    }
+    NLPF_CUDA_CHECK_LAUNCH();
+  });
 
   // dv = dropout(probs)^T dout into v's scratch (v was last read by dout v^T); dq = dscore k into dout's
   // (last read by dv); dk = dscore^T q into k's (last read by dq).
