@@ -440,11 +440,13 @@ __device__ __forceinline__ double warp_sum_double(double v) {
 }
 
 // dx [N,C] (=) from dout, x [N,C], weight [C], mean, rstd [N]; one warp per row, kBackwardWarps rows per
-// block, grid ceil(N / kBackwardWarps). Two passes over the row (the second from L1/L2).
+// block, grid ceil(N / kBackwardWarps). kPer > 0 (C <= 32 kPer): the row's dout and x stay in registers,
+// read once with every load in flight; kPer == 0: two passes over the row in memory (the second from L1/L2).
+// The same arithmetic in the same order either way.
 // copy [N,C], unless nullptr, also receives dx times the keep values of `keep` times scale (the drawn
 // dropout's backward, dropout_forward's roundings; dx itself where keep is inactive), rounded to Out: the
 // next GEMM's dy operand, written in the same pass (Out float for an f32 GEMM, 16-bit in mixed precision).
-template <typename Out>
+template <typename Out, int kPer>
 __global__ void __launch_bounds__(kBackwardWarps * 32)
     layer_norm_backward_dx_kernel(float* __restrict__ dx, const float* __restrict__ dout,
                                   const float* __restrict__ x, const float* __restrict__ weight,
@@ -456,25 +458,51 @@ __global__ void __launch_bounds__(kBackwardWarps * 32)
   const float* dout_row = dout + n * C;
   const float* x_row = x + n * C;
   const double m = mean[n], s = rstd[n];
+  constexpr int kHeld = kPer > 0 ? kPer : 1;
+  float held_dout[kHeld], held_x[kHeld];
+  if constexpr (kPer > 0) {
+#pragma unroll
+    for (int j = 0; j < kPer; ++j) {
+      const int64_t c = lane + 32 * j;
+      held_dout[j] = c < C ? dout_row[c] : 0.0f;
+      held_x[j] = c < C ? x_row[c] : 0.0f;
+    }
+  }
   double g_sum = 0, gx_sum = 0;
-  for (int64_t c = lane; c < C; c += 32) {
-    const double g = static_cast<double>(dout_row[c]) * weight[c];
+  const auto add = [&](int64_t c, float dout_c, float x_c) {
+    const double g = static_cast<double>(dout_c) * weight[c];
     g_sum += g;
-    gx_sum += g * (x_row[c] - m) * s;
+    gx_sum += g * (x_c - m) * s;
+  };
+  if constexpr (kPer > 0) {
+#pragma unroll
+    for (int j = 0; j < kPer; ++j) {
+      if (lane + 32 * j < C) add(lane + 32 * j, held_dout[j], held_x[j]);
+    }
+  } else {
+    for (int64_t c = lane; c < C; c += 32) add(c, dout_row[c], x_row[c]);
   }
   const double g_mean = warp_sum_double(g_sum) / static_cast<double>(C);
   const double gx_mean = warp_sum_double(gx_sum) / static_cast<double>(C);
   float* dx_row = dx + n * C;
   const KeepReader reader(keep);
   const bool dropout = reader.active();
-  for (int64_t c = lane; c < C; c += 32) {
-    const double g = static_cast<double>(dout_row[c]) * weight[c];
-    const float d = static_cast<float>(s * (g - g_mean - (x_row[c] - m) * s * gx_mean));
+  const auto write = [&](int64_t c, float dout_c, float x_c) {
+    const double g = static_cast<double>(dout_c) * weight[c];
+    const float d = static_cast<float>(s * (g - g_mean - (x_c - m) * s * gx_mean));
     dx_row[c] = d;
     if (copy != nullptr) {
       const float y = dropout ? __fmul_rn(__fmul_rn(d, reader(n * C + c)), scale) : d;
       copy[n * C + c] = from_float<Out>(y);
     }
+  };
+  if constexpr (kPer > 0) {
+#pragma unroll
+    for (int j = 0; j < kPer; ++j) {
+      if (lane + 32 * j < C) write(lane + 32 * j, held_dout[j], held_x[j]);
+    }
+  } else {
+    for (int64_t c = lane; c < C; c += 32) write(c, dout_row[c], x_row[c]);
   }
 }
 
@@ -664,8 +692,27 @@ void layer_norm_backward(ExecutionContext& ctx, float* dx, float* dweight, float
              "layer_norm_backward (cuda): a stored mask for the gradient's copy (the drawn form only)");
   const auto blocks = static_cast<unsigned>((N + kBackwardWarps - 1) / kBackwardWarps);
   with_float_type("layer_norm_backward", copy == nullptr ? DType::F32 : copy_dtype, [&]<typename Out>(Out*) {
-    layer_norm_backward_dx_kernel<Out><<<blocks, kBackwardWarps * 32, 0, cuda.stream()>>>(
-        dx, dout, x, weight, mean, rstd, N, C, static_cast<Out*>(copy), keep, scale);
+    const auto launch = [&]<int kPer>() {
+      layer_norm_backward_dx_kernel<Out, kPer><<<blocks, kBackwardWarps * 32, 0, cuda.stream()>>>(
+          dx, dout, x, weight, mean, rstd, N, C, static_cast<Out*>(copy), keep, scale);
+    };
+    // Values a lane holds: BERT's widths (384 MiniLM, 768 base, 1024 large) in registers, wider rows in
+    // memory.
+    if (C <= 32 * 4) {
+      launch.template operator()<4>();
+    } else if (C <= 32 * 8) {
+      launch.template operator()<8>();
+    } else if (C <= 32 * 12) {
+      launch.template operator()<12>();
+    } else if (C <= 32 * 16) {
+      launch.template operator()<16>();
+    } else if (C <= 32 * 24) {
+      launch.template operator()<24>();
+    } else if (C <= 32 * 32) {
+      launch.template operator()<32>();
+    } else {
+      launch.template operator()<0>();
+    }
     NLPF_CUDA_CHECK_LAUNCH();
   });
 

@@ -1,5 +1,5 @@
 // layer_norm_forward / layer_norm_backward (f32, training) on CUDA against the CPU ops: odd sizes that take
-// the warp kernel (C = 768, 72) and the block kernel (C = 37, 2304), row counts over several partial-sum
+// the warp kernel (C = 768, 72, ...) and the block kernel (C = 37, 2304), row counts over several partial-sum
 // chunks; dweight and dbias start non-zero (they accumulate), outputs start as NaN (every element written),
 // and the backward gives the same bits twice (no atomics). The fused dropout-residual-LayerNorm forward
 // against the ops it replaces, bit for bit. Skipped where the build has no CUDA or no GPU.
@@ -32,7 +32,10 @@ TEST_F(LayerNormCuda, ForwardAndBackwardMatchCpuAndAccumulate) {
   struct Size {
     int64_t N, C;
   };
-  for (const Size s : {Size{5 * 13, 37}, Size{5 * 13, 768}, Size{3, 2304}, Size{1000, 72}, Size{20011, 40}}) {
+  // The backward's dx kernel keeps rows of C <= 1024 in registers (4 to 32 values a lane: 37, 72 and 40 take
+  // 4, 200 8, 384 12, 500 16, 768 24, 1000 32) and walks wider rows in memory (2304).
+  for (const Size s : {Size{5 * 13, 37}, Size{5 * 13, 768}, Size{3, 2304}, Size{1000, 72}, Size{20011, 40},
+                       Size{77, 200}, Size{77, 384}, Size{77, 500}, Size{77, 1000}}) {
     SCOPED_TRACE("N=" + std::to_string(s.N) + " C=" + std::to_string(s.C));
     // Rows centred near 0.5 (the mean matters) with an eps that is negligible, as in BERT.
     const Tensor x = random_tensor(rng, {s.N, s.C}, -1.5, 2.5), dout = random_tensor(rng, {s.N, s.C});
