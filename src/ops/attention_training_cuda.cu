@@ -158,10 +158,14 @@ __global__ void attention_softmax_backward_kernel(float* __restrict__ dscore, fl
   for (int64_t s = lane; s < T; s += kWarp) ds[s] = scale * p[s] * (ds[s] - weighted_sum);
 }
 
-// The two row kernels above with the row held in registers, for T <= kWarp kPer (kPer values a lane; BERT's
-// T <= 512): each value is read and written once and each keep value drawn once, where the kernels above
-// walk the row in memory three or four times (and draw the backward's keep values twice). The same
-// arithmetic in the same order: the same bits.
+// The two row kernels above with the row held in registers, for T <= kWarp kPer (kPer values a lane, a
+// multiple of 4; BERT's T <= 512): each value is read and written once, and a lane owns runs of 4 consecutive
+// keys, so it draws one Philox block per run (KeepReader::four: the same keep values) where the kernels above
+// draw one per element (and the backward each twice). The same formulas; the row sums add in another order.
+__device__ __forceinline__ int64_t key_of(int lane, int j) {
+  return 4 * (lane + kWarp * (j / 4)) + j % 4;
+}
+
 template <int kPer>
 __global__ void attention_softmax_forward_registers_kernel(float* __restrict__ probs,
                                                            float* __restrict__ dropped,
@@ -169,6 +173,7 @@ __global__ void attention_softmax_forward_registers_kernel(float* __restrict__ p
                                                            const KeepSource keep, float keep_scale,
                                                            int64_t rows, int64_t NH, int64_t T, float scale,
                                                            float uniform) {
+  static_assert(kPer % 4 == 0, "runs of 4 keys");
   const int lane = threadIdx.x % kWarp;
   const int64_t row = static_cast<int64_t>(blockIdx.x) * (blockDim.x / kWarp) + threadIdx.x / kWarp;
   if (row >= rows) return;
@@ -180,7 +185,7 @@ __global__ void attention_softmax_forward_registers_kernel(float* __restrict__ p
   bool any = false;
 #pragma unroll
   for (int j = 0; j < kPer; ++j) {
-    const int64_t s = lane + kWarp * j;
+    const int64_t s = key_of(lane, j);
     token[j] = s < T && mask_b[s] != 0;
     v[j] = s < T ? p[s] : 0.0f;
     if (token[j]) local_max = fmaxf(local_max, scale * v[j]);
@@ -203,15 +208,21 @@ __global__ void attention_softmax_forward_registers_kernel(float* __restrict__ p
   }
 #pragma unroll
   for (int j = 0; j < kPer; ++j) {
-    if (lane + kWarp * j < T) p[lane + kWarp * j] = v[j];
+    if (key_of(lane, j) < T) p[key_of(lane, j)] = v[j];
   }
   const KeepReader reader(keep);
   if (!reader.active()) return;
   float* dropped_row = dropped + row * T;
 #pragma unroll
-  for (int j = 0; j < kPer; ++j) {
-    const int64_t s = lane + kWarp * j;
-    if (s < T) dropped_row[s] = v[j] * reader(row * T + s) * keep_scale;
+  for (int run = 0; run < kPer / 4; ++run) {
+    const int64_t s0 = key_of(lane, 4 * run);
+    if (s0 >= T) continue;
+    float kept[4];
+    reader.four(row * T + s0, kept);
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      if (s0 + e < T) dropped_row[s0 + e] = v[4 * run + e] * kept[e] * keep_scale;
+    }
   }
 }
 
@@ -220,6 +231,7 @@ __global__ void attention_softmax_backward_registers_kernel(
     float* __restrict__ dscore, float* __restrict__ dropped, const float* __restrict__ probs,
     const int32_t* __restrict__ mask, const KeepSource keep, float keep_scale, int64_t rows, int64_t NH,
     int64_t T, float scale) {
+  static_assert(kPer % 4 == 0, "runs of 4 keys");
   const int lane = threadIdx.x % kWarp;
   const int64_t row = static_cast<int64_t>(blockIdx.x) * (blockDim.x / kWarp) + threadIdx.x / kWarp;
   if (row >= rows) return;
@@ -230,22 +242,30 @@ __global__ void attention_softmax_backward_registers_kernel(
   float pv[kPer], d[kPer], kept[kPer];
 #pragma unroll
   for (int j = 0; j < kPer; ++j) {
-    const int64_t s = lane + kWarp * j;
+    const int64_t s = key_of(lane, j);
     pv[j] = s < T ? p[s] : 0.0f;
     d[j] = s < T ? ds[s] : 0.0f;
-    kept[j] = dropout && s < T ? reader(row * T + s) : 1.0f;
+    kept[j] = 1.0f;
   }
   if (dropout) {
     float* dropped_row = dropped + row * T;
 #pragma unroll
-    for (int j = 0; j < kPer; ++j) {
-      if (lane + kWarp * j < T) dropped_row[lane + kWarp * j] = pv[j] * kept[j] * keep_scale;
+    for (int run = 0; run < kPer / 4; ++run) {
+      const int64_t s0 = key_of(lane, 4 * run);
+      if (s0 >= T) continue;
+      float four[4];
+      reader.four(row * T + s0, four);
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        kept[4 * run + e] = four[e];
+        if (s0 + e < T) dropped_row[s0 + e] = pv[4 * run + e] * four[e] * keep_scale;
+      }
     }
   }
   if (!any_token(mask + row / (NH * T) * T, T, lane)) {
 #pragma unroll
     for (int j = 0; j < kPer; ++j) {
-      if (lane + kWarp * j < T) ds[lane + kWarp * j] = 0.0f;
+      if (key_of(lane, j) < T) ds[key_of(lane, j)] = 0.0f;
     }
     return;
   }
@@ -258,7 +278,7 @@ __global__ void attention_softmax_backward_registers_kernel(
   const float weighted_sum = warp_sum(local);
 #pragma unroll
   for (int j = 0; j < kPer; ++j) {
-    if (lane + kWarp * j < T) ds[lane + kWarp * j] = scale * pv[j] * (d[j] - weighted_sum);
+    if (key_of(lane, j) < T) ds[key_of(lane, j)] = scale * pv[j] * (d[j] - weighted_sum);
   }
 }
 

@@ -158,10 +158,12 @@ struct DropoutAddRows {
       const float4 xv = *reinterpret_cast<const float4*>(x + c);
       const float4 rv = *reinterpret_cast<const float4*>(residual + c);
       const float xs[4] = {xv.x, xv.y, xv.z, xv.w}, rs[4] = {rv.x, rv.y, rv.z, rv.w};
+      float kept[4] = {1.0f, 1.0f, 1.0f, 1.0f};
       const bool dropout = reader.active();
+      if (dropout) reader.four(base + c, kept);
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
-        const float y = dropout ? __fmul_rn(__fmul_rn(xs[e], reader(base + c + e)), scale) : xs[e];
+        const float y = dropout ? __fmul_rn(__fmul_rn(xs[e], kept[e]), scale) : xs[e];
         f[e] = __fadd_rn(y, rs[e]);
       }
       __stwb(reinterpret_cast<float4*>(sum + c), make_float4(f[0], f[1], f[2], f[3]));
@@ -440,14 +442,15 @@ __device__ __forceinline__ double warp_sum_double(double v) {
 }
 
 // dx [N,C] (=) from dout, x [N,C], weight [C], mean, rstd [N]; one warp per row, kBackwardWarps rows per
-// block, grid ceil(N / kBackwardWarps). kPer > 0 (C <= 32 kPer): the row's dout and x stay in registers,
-// read once with every load in flight; kPer == 0: two passes over the row in memory (the second from L1/L2).
-// The same arithmetic in the same order either way.
+// block, grid ceil(N / kBackwardWarps). kPer > 0 (C <= 32 kPer, a multiple of 4): the row's dout and x stay
+// in registers, read once with every load in flight, a lane owning runs of 4 columns; kPer == 0: two passes
+// over the row in memory (the second from L1/L2), a lane owning every 32nd column. The row sums run in double
+// in either order (the float results agree to the rounding).
 // copy [N,C], unless nullptr, also receives dx times the keep values of `keep` times scale (the drawn
 // dropout's backward, dropout_forward's roundings; dx itself where keep is inactive), rounded to Out: the
 // next GEMM's dy operand, written in the same pass (Out float for an f32 GEMM, 16-bit in mixed precision).
 template <typename Out, int kPer>
-__global__ void __launch_bounds__(kBackwardWarps * 32)
+__global__ void __launch_bounds__(kBackwardWarps * 32, 1)
     layer_norm_backward_dx_kernel(float* __restrict__ dx, const float* __restrict__ dout,
                                   const float* __restrict__ x, const float* __restrict__ weight,
                                   const float* __restrict__ mean, const float* __restrict__ rstd, int64_t N,
@@ -460,10 +463,13 @@ __global__ void __launch_bounds__(kBackwardWarps * 32)
   const double m = mean[n], s = rstd[n];
   constexpr int kHeld = kPer > 0 ? kPer : 1;
   float held_dout[kHeld], held_x[kHeld];
+  // Value j of a lane is column column_of(j): the lane owns runs of 4 consecutive columns (one Philox block
+  // of the copy's keep values per run, KeepReader::four).
+  const auto column_of = [lane](int j) { return static_cast<int64_t>(4 * (lane + 32 * (j / 4)) + j % 4); };
   if constexpr (kPer > 0) {
 #pragma unroll
     for (int j = 0; j < kPer; ++j) {
-      const int64_t c = lane + 32 * j;
+      const int64_t c = column_of(j);
       held_dout[j] = c < C ? dout_row[c] : 0.0f;
       held_x[j] = c < C ? x_row[c] : 0.0f;
     }
@@ -477,7 +483,7 @@ __global__ void __launch_bounds__(kBackwardWarps * 32)
   if constexpr (kPer > 0) {
 #pragma unroll
     for (int j = 0; j < kPer; ++j) {
-      if (lane + 32 * j < C) add(lane + 32 * j, held_dout[j], held_x[j]);
+      if (column_of(j) < C) add(column_of(j), held_dout[j], held_x[j]);
     }
   } else {
     for (int64_t c = lane; c < C; c += 32) add(c, dout_row[c], x_row[c]);
@@ -487,22 +493,31 @@ __global__ void __launch_bounds__(kBackwardWarps * 32)
   float* dx_row = dx + n * C;
   const KeepReader reader(keep);
   const bool dropout = reader.active();
-  const auto write = [&](int64_t c, float dout_c, float x_c) {
+  const auto write = [&](int64_t c, float dout_c, float x_c, float kept) {
     const double g = static_cast<double>(dout_c) * weight[c];
     const float d = static_cast<float>(s * (g - g_mean - (x_c - m) * s * gx_mean));
     dx_row[c] = d;
     if (copy != nullptr) {
-      const float y = dropout ? __fmul_rn(__fmul_rn(d, reader(n * C + c)), scale) : d;
+      const float y = dropout ? __fmul_rn(__fmul_rn(d, kept), scale) : d;
       copy[n * C + c] = from_float<Out>(y);
     }
   };
   if constexpr (kPer > 0) {
 #pragma unroll
-    for (int j = 0; j < kPer; ++j) {
-      if (lane + 32 * j < C) write(lane + 32 * j, held_dout[j], held_x[j]);
+    for (int run = 0; run < kPer / 4; ++run) {
+      float kept[4] = {1.0f, 1.0f, 1.0f, 1.0f};
+      const int64_t c0 = column_of(4 * run);
+      if (c0 >= C) continue;
+      if (dropout && copy != nullptr) reader.four(n * C + c0, kept);
+#pragma unroll
+      for (int e = 0; e < 4; ++e) {
+        if (c0 + e < C) write(c0 + e, held_dout[4 * run + e], held_x[4 * run + e], kept[e]);
+      }
     }
   } else {
-    for (int64_t c = lane; c < C; c += 32) write(c, dout_row[c], x_row[c]);
+    for (int64_t c = lane; c < C; c += 32) {
+      write(c, dout_row[c], x_row[c], dropout && copy != nullptr ? reader(n * C + c) : 1.0f);
+    }
   }
 }
 
