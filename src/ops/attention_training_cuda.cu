@@ -218,7 +218,7 @@ __global__ void attention_softmax_forward_registers_kernel(float* __restrict__ p
     const int64_t s0 = key_of(lane, 4 * run);
     if (s0 >= T) continue;
     float kept[4];
-    reader.four(row * T + s0, kept);
+    reader.four(row * T + s0, kept, static_cast<int>(T - s0 < 4 ? T - s0 : 4));
 #pragma unroll
     for (int e = 0; e < 4; ++e) {
       if (s0 + e < T) dropped_row[s0 + e] = v[4 * run + e] * kept[e] * keep_scale;
@@ -254,7 +254,7 @@ __global__ void attention_softmax_backward_registers_kernel(
       const int64_t s0 = key_of(lane, 4 * run);
       if (s0 >= T) continue;
       float four[4];
-      reader.four(row * T + s0, four);
+      reader.four(row * T + s0, four, static_cast<int>(T - s0 < 4 ? T - s0 : 4));
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
         kept[4 * run + e] = four[e];

@@ -31,11 +31,12 @@ class KeepReader {
   }
   // The keep values of elements i .. i + 3 (operator()'s, the same bits) from the one or two Philox blocks
   // they lie in: a block holds four consecutive stream elements, so a thread that owns four consecutive
-  // elements draws a quarter of the blocks operator() would (10 rounds of 32-bit products each).
-  __device__ void four(int64_t i, float (&keep)[4]) const {
+  // elements draws a quarter of the blocks operator() would (10 rounds of 32-bit products each). Only the
+  // first `count` (1..4) are elements of the tensor: a stored mask is read there only (the rest get 1).
+  __device__ void four(int64_t i, float (&keep)[4], int count = 4) const {
     if (mask_ != nullptr) {
 #pragma unroll
-      for (int e = 0; e < 4; ++e) keep[e] = mask_[i + e];
+      for (int e = 0; e < 4; ++e) keep[e] = e < count ? mask_[i + e] : 1.0f;
       return;
     }
     const uint64_t first = base_ + static_cast<uint64_t>(i);

@@ -508,7 +508,9 @@ __global__ void __launch_bounds__(kBackwardWarps * 32, 1)
       float kept[4] = {1.0f, 1.0f, 1.0f, 1.0f};
       const int64_t c0 = column_of(4 * run);
       if (c0 >= C) continue;
-      if (dropout && copy != nullptr) reader.four(n * C + c0, kept);
+      if (dropout && copy != nullptr) {
+        reader.four(n * C + c0, kept, static_cast<int>(C - c0 < 4 ? C - c0 : 4));
+      }
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
         if (c0 + e < C) write(c0 + e, held_dout[4 * run + e], held_x[4 * run + e], kept[e]);
