@@ -166,6 +166,26 @@ __device__ __forceinline__ int64_t key_of(int lane, int j) {
   return 4 * (lane + kWarp * (j / 4)) + j % 4;
 }
 
+// The register kernels' dropout: dropped_row[s] = v[j] keep(s) keep_scale for the lane's keys s =
+// key_of(lane, j) < T, kept[j] = keep(s) (1 past T); keep(s) is element first + s of the reader's stream,
+// drawn one Philox block per run of 4 keys.
+template <int kPer>
+__device__ __forceinline__ void drop_row(float* dropped_row, float (&kept)[kPer], const float (&v)[kPer],
+                                         const KeepReader& reader, int64_t first, int64_t T, int lane,
+                                         float keep_scale) {
+#pragma unroll
+  for (int run = 0; run < kPer / 4; ++run) {
+    const int64_t s0 = key_of(lane, 4 * run);
+    float four[4] = {1.0f, 1.0f, 1.0f, 1.0f};
+    if (s0 < T) reader.four(first + s0, four, static_cast<int>(T - s0 < 4 ? T - s0 : 4));
+#pragma unroll
+    for (int e = 0; e < 4; ++e) {
+      kept[4 * run + e] = four[e];
+      if (s0 + e < T) dropped_row[s0 + e] = v[4 * run + e] * four[e] * keep_scale;
+    }
+  }
+}
+
 template <int kPer>
 __global__ void attention_softmax_forward_registers_kernel(float* __restrict__ probs,
                                                            float* __restrict__ dropped,
@@ -212,18 +232,8 @@ __global__ void attention_softmax_forward_registers_kernel(float* __restrict__ p
   }
   const KeepReader reader(keep);
   if (!reader.active()) return;
-  float* dropped_row = dropped + row * T;
-#pragma unroll
-  for (int run = 0; run < kPer / 4; ++run) {
-    const int64_t s0 = key_of(lane, 4 * run);
-    if (s0 >= T) continue;
-    float kept[4];
-    reader.four(row * T + s0, kept, static_cast<int>(T - s0 < 4 ? T - s0 : 4));
-#pragma unroll
-    for (int e = 0; e < 4; ++e) {
-      if (s0 + e < T) dropped_row[s0 + e] = v[4 * run + e] * kept[e] * keep_scale;
-    }
-  }
+  float kept[kPer];
+  drop_row<kPer>(dropped + row * T, kept, v, reader, row * T, T, lane, keep_scale);
 }
 
 template <int kPer>
@@ -247,21 +257,7 @@ __global__ void attention_softmax_backward_registers_kernel(
     d[j] = s < T ? ds[s] : 0.0f;
     kept[j] = 1.0f;
   }
-  if (dropout) {
-    float* dropped_row = dropped + row * T;
-#pragma unroll
-    for (int run = 0; run < kPer / 4; ++run) {
-      const int64_t s0 = key_of(lane, 4 * run);
-      if (s0 >= T) continue;
-      float four[4];
-      reader.four(row * T + s0, four, static_cast<int>(T - s0 < 4 ? T - s0 : 4));
-#pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        kept[4 * run + e] = four[e];
-        if (s0 + e < T) dropped_row[s0 + e] = pv[4 * run + e] * four[e] * keep_scale;
-      }
-    }
-  }
+  if (dropout) drop_row<kPer>(dropped + row * T, kept, pv, reader, row * T, T, lane, keep_scale);
   if (!any_token(mask + row / (NH * T) * T, T, lane)) {
 #pragma unroll
     for (int j = 0; j < kPer; ++j) {
