@@ -31,7 +31,8 @@
 #             fp32 and tf32) against PyTorch eager (bench/peer/peer_training_step.py: fp32, tf32, bf16 autocast);
 #             builds only its target; BENCH_TRAIN_* narrow it (see the step)
 # profile_train: ncu over the kernels of training steps (all-MiniLM-L6-v2 bf16 at SST-2's size, bert-base fp32 and
-#                bf16 at 32 x 128), summarised by bench/report_kernel_profile.py (the profile bench/RESULTS.md quotes)
+#                bf16 at 32 x 128), summarised by bench/report_kernel_profile.py (the profile bench/RESULTS.md quotes),
+#                beside PyTorch's bert-base step under torch.profiler (peer_training_step.py --kernel-profile-steps)
 # measure: GPU measurement validation (bench/gpu_measure_validation.cu: counter vs trace, protocol CV, sampler cost)
 # finetune_gpu: GPU fine-tuning, nlpf phase1 --device cuda and the Hugging Face Trainer
 #               (bench/peer/peer_finetune_trainer.py) on all-MiniLM-L6-v2 and SST-2 (issue 12 items 5-6); each run
@@ -466,6 +467,22 @@ if want profile_train; then
   ncu_step bert_base_bf16 "$carry/shared/models/bert-base-uncased" 128 bf16 1500 1400
   python3 bench/report_kernel_profile.py "$pt"/ncu_*.csv | tee "$out/profile_train.md" | tee -a "$out/summary.txt"
   gzip -9 "$pt"/ncu_*.csv
+  # PyTorch's side of the same bert-base step: torch.profiler's kernels by the same kinds (the peer's record).
+  run_step profile_train_peer python3 bench/peer/peer_training_step.py \
+    --config-dir "$carry/shared/models/bert-base-uncased" --precisions fp32 bf16 --warmup-steps 5 --steps 10 \
+    --trials 1 --idle-seconds 0 --gpu-warmup-seconds 0 --kernel-profile-steps 3 --out "$pt/peer_profile.json"
+  python3 - "$pt/peer_profile.json" <<'PY' | tee -a "$out/profile_train.md" | tee -a "$out/summary.txt"
+import json, sys
+for r in json.load(open(sys.argv[1]))["records"]:
+    kp = r.get("kernel_profile")
+    if not kp:
+        print(f"## pytorch {r['precision']}: no profile ({r.get('error')})")
+        continue
+    print(f"## pytorch {r['precision']} eager: {kp['kernels_per_step']:.0f} kernels, {kp['kernel_ms_per_step']:.3f} ms of kernel time a step")
+    print("| kind | ms | kernels |\n|---|---|---|")
+    for k in kp["by_kind"]:
+        print(f"| {k['kind']} | {k['ms']:.3f} | {k['kernels']:.0f} |")
+PY
 fi
 tar -C "$out" -czf "$out/results.tgz" results && rm -rf "$res"
 note "device_check done, status $status"
