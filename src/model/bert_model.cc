@@ -512,10 +512,7 @@ ModelOutput BertForSequenceClassification::forward_tensors(const BatchTensors& i
 
   const bool mixed = compute_dtype().has_value();
   if (mixed) refresh_compute_weights();
-  Scratch s;
-  if (train) {
-    s.gelu_out = mixed ? half({B, T, config_.intermediate_size}) : f32({B, T, config_.intermediate_size});
-  }
+  Scratch s;  // TRAIN: each layer's GELU output is its own (kept for the backward); EVAL: set below
   const double hidden_p = train ? dropout_.hidden_p : 0.0;
 
   // Embeddings: word + position + token type -> LayerNorm -> dropout. In EVAL the LayerNorm input lives in
@@ -577,6 +574,8 @@ ModelOutput BertForSequenceClassification::forward_tensors(const BatchTensors& i
       LayerActivations& a = act.layers.back();
       a.h2 = f32({B, T, C});
       if (mixed) a.h2_16 = half({B, T, C});
+      a.gelu_out = mixed ? half({B, T, config_.intermediate_size}) : f32({B, T, config_.intermediate_size});
+      s.gelu_out = a.gelu_out;
       layer_forward(l, *x, x16, a, s, act.attention_mask, /*train=*/true, step);
       x = &a.h2;
       x16 = mixed ? &a.h2_16 : nullptr;
@@ -638,10 +637,7 @@ void BertForSequenceClassification::layer_backward(int64_t layer, Tensor& dh, co
   ops::layer_norm_backward(*ctx_, s.dsum, dw.ln2_w, dw.ln2_b, dh, a.sum2, w.ln2_w, a.mean2, a.rstd2,
                            copy ? &ffn_copy : nullptr);
   const Tensor* dy = copy ? &s.dtmp : &s.dsum;
-  ops::gelu_forward(*ctx_, s.forward.gelu_out,
-                    a.inter);  // recomputed rather than kept (bert_model.h: Memory)
-  ops::linear_backward(*ctx_, s.dinter, dw.out_w, dw.out_b, *dy, s.forward.gelu_out,
-                       mixed ? c->out : w.out_w);
+  ops::linear_backward(*ctx_, s.dinter, dw.out_w, dw.out_b, *dy, a.gelu_out, mixed ? c->out : w.out_w);
   if (mixed) {
     ops::gelu_backward(*ctx_, s.dinter16, s.dinter, a.inter);
     ops::linear_backward(*ctx_, s.dsum, dw.inter_w, dw.inter_b, s.dinter16, a.h1_16, c->inter, kAdd);
@@ -728,7 +724,6 @@ void BertForSequenceClassification::backward_impl(double dloss, const double* de
   }
   s.dinter = f32({B, T, I});
   if (mixed) s.dinter16 = half({B, T, I});
-  s.forward.gelu_out = mixed ? half({B, T, I}) : f32({B, T, I});
 
   Tensor dh = f32({B, T, C});
   ops::token_select_backward(*ctx_, dh, dpooler_in, 0);

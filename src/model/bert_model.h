@@ -80,13 +80,14 @@ uint64_t classifier_dropout_site();
 //   [3C, C] ([3C]) buffer in that order, so that CUDA projects q, k and v with one GEMM into one [N,3C]
 //   activation and back (the CPU keeps three GEMMs over the views: the reference's exact sums);
 // - kept by a TRAIN forward, per layer: q, k, v, context, the two LayerNorm inputs and outputs ([N,C] each;
-//   the last output is the next layer's input), the GELU input [N,I] and the attention probabilities before
-//   dropout [B,NH,T,T]: 176 MB, 2.11 GB for 12 layers, plus the embeddings' LayerNorm input and output
-//   (25 MB). The GELU output is recomputed in backward() rather than kept (0.6 GB); the dropout masks are
-//   never stored: each is drawn from its Philox stream where it is applied, forward and backward (on the CPU
-//   into a scratch mask freed at once);
-// - backward() scratch: 7 [N,C] + 2 [N,I] = 189 MB.
-// Peak of a training step: 0.44 + 0.44 + 2.14 + 0.19 = 3.21 GB (4.1 GB with AdamW's state).
+//   the last output is the next layer's input), the GELU input and output [N,I] and the attention
+//   probabilities before dropout [B,NH,T,T]: 226 MB, 2.72 GB for 12 layers, plus the embeddings' LayerNorm
+//   input and output (25 MB). The GELU output is kept rather than recomputed in backward(): 0.6 GB (half in
+//   mixed precision, where it is 16-bit) for 12 GELU passes, which took 0.30 ms of a 55 ms fp32 step on the
+//   H200 (ncu, 2026-11-30); the dropout masks are never stored: each is drawn from its Philox stream where it
+//   is applied, forward and backward (on the CPU into a scratch mask freed at once);
+// - backward() scratch: 7 [N,C] + 1 [N,I] = 138 MB.
+// Peak of a training step: 0.44 + 0.44 + 2.74 + 0.14 = 3.76 GB (4.6 GB with AdamW's state).
 // Mixed precision (a context in MathMode::BF16 or FP16, autocast's scheme): every encoder GEMM reads 16-bit
 // operands (bf16 or f16) and writes f32: 16-bit copies of the four weights of each layer (85M values of
 // bert-base, 170 MB), rounded from the f32 masters before each forward; 16-bit copies of each GEMM's input,
@@ -218,6 +219,7 @@ class BertForSequenceClassification {
     Tensor qkv;                      // [B,T,3C]: q | k | v of one GEMM (CUDA)
     Tensor sum1, mean1, rstd1, h1;   // attention LayerNorm input, statistics [N], output [B,T,C]
     Tensor inter;                    // GELU input [B,T,I]
+    Tensor gelu_out;                 // TRAIN: GELU output [B,T,I] (16-bit in mixed), the output dense's input
     Tensor sum2, mean2, rstd2, h2;   // output LayerNorm input, statistics, output (the layer's output)
   };
   struct SavedActivations {
@@ -253,9 +255,9 @@ class BertForSequenceClassification {
   // Allocates compute_weights_ on first use and rounds every layer's f32 weights into them (one multi-tensor
   // conversion): before each forward, so they follow the optimizer's updates.
   void refresh_compute_weights();
-  // The buffer of a forward or backward that no layer keeps: the GELU output [B,T,I] (in EVAL the GELU
-  // input's own buffer; 16-bit in mixed precision). Dropout masks are drawn where they are applied
-  // (ops::DropoutDraw), never stored.
+  // Where a forward writes the GELU output [B,T,I]: TRAIN, the layer's own gelu_out (kept); EVAL, the GELU
+  // input's own buffer (16-bit in mixed precision: a reused one). Dropout masks are drawn where they are
+  // applied (ops::DropoutDraw), never stored.
   struct Scratch {
     Tensor gelu_out;
   };
@@ -267,11 +269,9 @@ class BertForSequenceClassification {
   void layer_forward(int64_t layer, const Tensor& x, const Tensor* x16, LayerActivations& a, Scratch& s,
                      const Tensor& attention_mask, bool train, DropoutStep step) const;
   // Gradient buffers of backward(): [B,T,C] x6 (dq, dk, dv on the CPU; dqkv [B,T,3C] on CUDA) and [B,T,I]
-  // for dGELU, with the forward's Scratch to recompute the GELU output.
-  // Mixed precision: dtmp [B,T,C], dqkv and dinter16 [B,T,I] are 16-bit (the GEMMs' dy operands).
+  // for dGELU. Mixed precision: dtmp [B,T,C], dqkv and dinter16 [B,T,I] are 16-bit (the GEMMs' dy operands).
   struct BackwardScratch {
     Tensor dsum, dtmp, dq, dk, dv, dqkv, dcontext, dinter, dinter16;
-    Scratch forward;
   };
   // dh: on entry the gradient of the layer's output, on return that of its input x (x16: x rounded, in mixed
   // precision the GEMMs' operand; else nullptr).

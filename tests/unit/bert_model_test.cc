@@ -102,8 +102,9 @@ TEST(BertModel, EvalKeepsNothingPerLayer) {
   };
   const BertConfig c = tiny_config();
   const int64_t N = batch.B * batch.T;
-  // What TRAIN keeps per layer (bert_model.h): 8 [N,C], [N,I], [B,NH,T,T] and 4 [N] LayerNorm statistics.
-  const auto layer_bytes = static_cast<size_t>((8 * N * c.hidden_size + N * c.intermediate_size +
+  // What TRAIN keeps per layer (bert_model.h): 8 [N,C], the GELU input and output [N,I], [B,NH,T,T] and 4 [N]
+  // LayerNorm statistics.
+  const auto layer_bytes = static_cast<size_t>((8 * N * c.hidden_size + 2 * N * c.intermediate_size +
                                                 batch.B * c.num_attention_heads * batch.T * batch.T + 4 * N) *
                                                4);
   const size_t eval2 = forward_bytes(2, ForwardMode::EVAL), eval4 = forward_bytes(4, ForwardMode::EVAL);
