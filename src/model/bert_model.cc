@@ -349,9 +349,8 @@ BertForSequenceClassification::LayerActivations BertForSequenceClassification::a
 // -> dropout -> + h1 -> LayerNorm (h2). x [B,T,C]; a.h2 may share x's buffer (x is last read before h2 is
 // written).
 void BertForSequenceClassification::layer_forward(int64_t layer, const Tensor& x, const Tensor* x16,
-                                                  LayerActivations& a, Scratch& s,
-                                                  const Tensor& attention_mask, bool train,
-                                                  DropoutStep step) const {
+                                                  LayerActivations& a, const Tensor& attention_mask,
+                                                  bool train, DropoutStep step) const {
   const LayerTensors& w = p_.layers[layer];
   const bool mixed = x16 != nullptr;  // 16-bit GEMM operands (see Memory)
   const ComputeWeights* c = mixed ? &compute_weights_[layer] : nullptr;
@@ -389,9 +388,9 @@ void BertForSequenceClassification::layer_forward(int64_t layer, const Tensor& x
 
   observe("intermediate", a.h1);
   ops::linear_forward(*ctx_, a.inter, mixed ? a.h1_16 : a.h1, mixed ? c->inter : w.inter_w, w.inter_b);
-  ops::gelu_forward(*ctx_, s.gelu_out, a.inter);
-  observe("output", s.gelu_out);
-  ops::linear_forward(*ctx_, a.sum2, s.gelu_out, mixed ? c->out : w.out_w, w.out_b);
+  ops::gelu_forward(*ctx_, a.gelu_out, a.inter);
+  observe("output", a.gelu_out);
+  ops::linear_forward(*ctx_, a.sum2, a.gelu_out, mixed ? c->out : w.out_w, w.out_b);
   ops::dropout_add_layer_norm_forward(
       *ctx_, a.sum2, a.h2, a.mean2, a.rstd2, a.sum2, a.h1, w.ln2_w, w.ln2_b, eps, hidden_p,
       draw_of(seed, step, layer_dropout_site(layer, DropoutSite::FEED_FORWARD_OUTPUT), a.sum2.numel()),
@@ -512,7 +511,6 @@ ModelOutput BertForSequenceClassification::forward_tensors(const BatchTensors& i
 
   const bool mixed = compute_dtype().has_value();
   if (mixed) refresh_compute_weights();
-  Scratch s;  // TRAIN: each layer's GELU output is its own (kept for the backward); EVAL: set below
   const double hidden_p = train ? dropout_.hidden_p : 0.0;
 
   // Embeddings: word + position + token type -> LayerNorm -> dropout. In EVAL the LayerNorm input lives in
@@ -540,14 +538,14 @@ ModelOutput BertForSequenceClassification::forward_tensors(const BatchTensors& i
       if (mixed) {
         e.hidden16 = half({B, T, C});
         e.layer.h2_16 = e.hidden16;
-        e.gelu16 = half({B, T, config_.intermediate_size});
       }
+      // GELU in place in f32 (EVAL never needs its input again); a 16-bit buffer of its own in mixed
+      // precision.
+      e.layer.gelu_out = mixed ? half({B, T, config_.intermediate_size}) : e.layer.inter;
       eval_buffers_ = std::move(e);
     }
     hidden = eval_buffers_->hidden;
     act.emb_out16 = eval_buffers_->hidden16;
-    // GELU in place (f32): EVAL never needs its input again.
-    s.gelu_out = mixed ? eval_buffers_->gelu16 : eval_buffers_->layer.inter;
     act.emb_sum = eval_buffers_->layer.sum1;
     act.emb_mean = eval_buffers_->emb_mean;
     act.emb_rstd = eval_buffers_->emb_rstd;
@@ -575,12 +573,11 @@ ModelOutput BertForSequenceClassification::forward_tensors(const BatchTensors& i
       a.h2 = f32({B, T, C});
       if (mixed) a.h2_16 = half({B, T, C});
       a.gelu_out = mixed ? half({B, T, config_.intermediate_size}) : f32({B, T, config_.intermediate_size});
-      s.gelu_out = a.gelu_out;
-      layer_forward(l, *x, x16, a, s, act.attention_mask, /*train=*/true, step);
+      layer_forward(l, *x, x16, a, act.attention_mask, /*train=*/true, step);
       x = &a.h2;
       x16 = mixed ? &a.h2_16 : nullptr;
     } else {
-      layer_forward(l, *x, x16, eval_buffers_->layer, s, act.attention_mask, /*train=*/false, step);
+      layer_forward(l, *x, x16, eval_buffers_->layer, act.attention_mask, /*train=*/false, step);
     }
   }
 
@@ -638,13 +635,10 @@ void BertForSequenceClassification::layer_backward(int64_t layer, Tensor& dh, co
                            copy ? &ffn_copy : nullptr);
   const Tensor* dy = copy ? &s.dtmp : &s.dsum;
   ops::linear_backward(*ctx_, s.dinter, dw.out_w, dw.out_b, *dy, a.gelu_out, mixed ? c->out : w.out_w);
-  if (mixed) {
-    ops::gelu_backward(*ctx_, s.dinter16, s.dinter, a.inter);
-    ops::linear_backward(*ctx_, s.dsum, dw.inter_w, dw.inter_b, s.dinter16, a.h1_16, c->inter, kAdd);
-  } else {
-    ops::gelu_backward(*ctx_, s.dinter, s.dinter, a.inter);
-    ops::linear_backward(*ctx_, s.dsum, dw.inter_w, dw.inter_b, s.dinter, a.h1, w.inter_w, kAdd);
-  }
+  Tensor& dgelu_in = mixed ? s.dinter16 : s.dinter;  // in place in f32; the 16-bit GEMM operand in mixed
+  ops::gelu_backward(*ctx_, dgelu_in, s.dinter, a.inter);
+  ops::linear_backward(*ctx_, s.dsum, dw.inter_w, dw.inter_b, dgelu_in, mixed ? a.h1_16 : a.h1,
+                       mixed ? c->inter : w.inter_w, kAdd);
 
   // Attention LayerNorm (into dh: dsum1), then the residual: dx gets dsum1 directly and through q, k and v,
   // whose GEMMs add their input gradients to dh in place.

@@ -219,7 +219,7 @@ class BertForSequenceClassification {
     Tensor qkv;                      // [B,T,3C]: q | k | v of one GEMM (CUDA)
     Tensor sum1, mean1, rstd1, h1;   // attention LayerNorm input, statistics [N], output [B,T,C]
     Tensor inter;                    // GELU input [B,T,I]
-    Tensor gelu_out;                 // TRAIN: GELU output [B,T,I] (16-bit in mixed), the output dense's input
+    Tensor gelu_out;                 // GELU output [B,T,I] (16-bit in mixed; EVAL f32: inter's own buffer)
     Tensor sum2, mean2, rstd2, h2;   // output LayerNorm input, statistics, output (the layer's output)
   };
   struct SavedActivations {
@@ -255,18 +255,12 @@ class BertForSequenceClassification {
   // Allocates compute_weights_ on first use and rounds every layer's f32 weights into them (one multi-tensor
   // conversion): before each forward, so they follow the optimizer's updates.
   void refresh_compute_weights();
-  // Where a forward writes the GELU output [B,T,I]: TRAIN, the layer's own gelu_out (kept); EVAL, the GELU
-  // input's own buffer (16-bit in mixed precision: a reused one). Dropout masks are drawn where they are
-  // applied (ops::DropoutDraw), never stored.
-  struct Scratch {
-    Tensor gelu_out;
-  };
   Tensor f32(const Shape& shape) const;  // uninitialised, on the model's device
   // Uninitialised, on the model's device, of compute_dtype() (mixed precision only).
   Tensor half(const Shape& shape) const;
   LayerActivations allocate_layer(int64_t B, int64_t T) const;
   // x16: x rounded (mixed precision), else nullptr.
-  void layer_forward(int64_t layer, const Tensor& x, const Tensor* x16, LayerActivations& a, Scratch& s,
+  void layer_forward(int64_t layer, const Tensor& x, const Tensor* x16, LayerActivations& a,
                      const Tensor& attention_mask, bool train, DropoutStep step) const;
   // Gradient buffers of backward(): [B,T,C] x6 (dq, dk, dv on the CPU; dqkv [B,T,3C] on CUDA) and [B,T,I]
   // for dGELU. Mixed precision: dtmp [B,T,C], dqkv and dinter16 [B,T,I] are 16-bit (the GEMMs' dy operands).
@@ -286,7 +280,7 @@ class BertForSequenceClassification {
     int64_t B = 0, T = 0;
     LayerActivations layer;  // layer.h2 is `hidden`, layer.h2_16 is hidden16
     Tensor hidden, emb_mean, emb_rstd;
-    Tensor hidden16, gelu16;  // mixed precision: hidden rounded, the GELU output
+    Tensor hidden16;  // mixed precision: hidden rounded
   };
 
   // The CPU, or a CUDA context for training on the GPU (to_context); the CUDA inference engine is its own
