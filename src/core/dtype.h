@@ -21,6 +21,10 @@ const char* dtype_safetensors_name(DType dtype);
 // Parses a safetensors dtype name; false when it is not one we read.
 bool parse_safetensors_dtype(std::string_view name, DType* out);
 bool dtype_is_float(DType dtype);
+// BF16 or F16: mixed precision's GEMM operands and the 16-bit inference dtypes.
+inline bool dtype_is_16bit(DType dtype) {
+  return dtype == DType::BF16 || dtype == DType::F16;
+}
 
 inline float bf16_to_f32(uint16_t bits) {
   uint32_t u = static_cast<uint32_t>(bits) << 16;

@@ -294,8 +294,8 @@ void launch_copy_heads(CudaContext& ctx, dim3 grid, const Copies& copies, int64_
 // head-major, f32; else into token-major rows of out_dtype: F32, BF16 or F16).
 void copy_heads(CudaContext& ctx, bool to_heads, const Copies& copies, int count, int64_t B, int64_t T,
                 int64_t NH, int64_t HS, DType out_dtype = DType::F32) {
-  NLPF_CHECK(out_dtype == DType::F32 || (!to_heads && (out_dtype == DType::BF16 || out_dtype == DType::F16)),
-             ErrorCode::UNSUPPORTED, "attention (cuda): an output of dtype ", dtype_name(out_dtype));
+  NLPF_CHECK(out_dtype == DType::F32 || (!to_heads && dtype_is_16bit(out_dtype)), ErrorCode::UNSUPPORTED,
+             "attention (cuda): an output of dtype ", dtype_name(out_dtype));
   const size_t to_bytes = to_heads ? sizeof(float) : dtype_size(out_dtype);
   bool vector = HS % 4 == 0;
   for (int i = 0; i < count; ++i) {

@@ -40,17 +40,17 @@ void dropout_apply_drawn(ExecutionContext& ctx, const char* op, Tensor& out, con
                          const Tensor* residual = nullptr, Tensor* twin = nullptr) {
   NLPF_CHECK(p >= 0 && p < 1, ErrorCode::INVALID_ARGUMENT, op, ": p = ", p, " is outside [0, 1)");
   check_dropout_draw(op, draw);
-  const Device device = residual != nullptr
-                            ? detail::check_elementwise(op, ctx, {{in_name, &in}, {"residual", residual}})
-                            : detail::check_elementwise(op, ctx, {{in_name, &in}});
-  detail::check_f32_or_16bit(op, out_name, out, in.shape());
+  const Device device =
+      residual != nullptr
+          ? detail::check_elementwise_out(op, ctx, {{in_name, &in}, {"residual", residual}}, {out_name, &out})
+          : detail::check_elementwise_out(op, ctx, {{in_name, &in}}, {out_name, &out});
   if (twin != nullptr) {
     detail::check_16bit(op, "twin", *twin, in.shape());
     NLPF_CHECK(out.dtype() == DType::F32, ErrorCode::INVALID_ARGUMENT, op, ": a 16-bit copy beside a ",
                dtype_name(out.dtype()), " ", out_name, " (expected f32)");
   }
   const Tensor& twin_or_out = twin != nullptr ? *twin : out;
-  detail::common_device(op, ctx, {{in_name, &in}, {out_name, &out}, {"twin", &twin_or_out}});
+  detail::common_device(op, ctx, {{in_name, &in}, {"twin", &twin_or_out}});
   switch (device.type) {
     case DeviceType::CPU: {
       Tensor keep = Tensor::empty(DType::F32, in.shape());
@@ -72,8 +72,7 @@ void dropout_apply_drawn(ExecutionContext& ctx, const char* op, Tensor& out, con
         cuda::dropout_forward(ctx, out.raw_data(), out.dtype(), in.data<float>(), cuda::drawn_keep(draw, p),
                               static_cast<float>(1 / (1 - p)), in.numel(),
                               residual != nullptr ? residual->data<float>() : nullptr,
-                              twin != nullptr ? twin->raw_data() : nullptr,
-                              twin != nullptr ? twin->dtype() : DType::BF16);
+                              detail::data_or_null(twin), detail::dtype_or(twin, DType::BF16));
         return;
       }
       detail::throw_no_cuda_kernel(op);

@@ -132,9 +132,8 @@ void dropout_forward(ExecutionContext& ctx, void* out, DType out_dtype, const fl
   NLPF_CHECK(keep.mask == nullptr || (residual == nullptr && out_dtype == DType::F32 && twin == nullptr),
              ErrorCode::INVALID_ARGUMENT,
              "dropout_forward (cuda): a residual, a 16-bit output or a copy with a stored mask");
-  const bool sixteen_bit_twin = twin_dtype == DType::BF16 || twin_dtype == DType::F16;
-  NLPF_CHECK((out_dtype == DType::F32 || out_dtype == DType::BF16 || out_dtype == DType::F16) &&
-                 (twin == nullptr || (out_dtype == DType::F32 && sixteen_bit_twin)),
+  NLPF_CHECK((out_dtype == DType::F32 || dtype_is_16bit(out_dtype)) &&
+                 (twin == nullptr || (out_dtype == DType::F32 && dtype_is_16bit(twin_dtype))),
              ErrorCode::UNSUPPORTED, "dropout_forward (cuda): out ", dtype_name(out_dtype), ", copy ",
              twin != nullptr ? dtype_name(twin_dtype) : "none",
              " (expected f32, bf16 or f16 out; a bf16 or f16 copy beside an f32 out)");

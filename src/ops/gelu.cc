@@ -10,10 +10,7 @@ namespace nlpf::ops {
 
 void gelu_forward(ExecutionContext& ctx, Tensor& out, const Tensor& x) {
   constexpr const char* kOp = "gelu_forward";
-  const Device device = detail::check_elementwise(kOp, ctx, {{"x", &x}});
-  detail::check_f32_or_16bit(kOp, "out", out, x.shape());
-  detail::common_device(kOp, ctx, {{"x", &x}, {"out", &out}});
-  switch (device.type) {
+  switch (detail::check_elementwise_out(kOp, ctx, {{"x", &x}}, {"out", &out}).type) {
     case DeviceType::CPU:
       detail::with_f32_result(
           out, [&](Tensor& f32) { cpu::gelu_forward(f32.data<float>(), x.data<float>(), x.numel()); });
@@ -33,10 +30,7 @@ void gelu_forward(ExecutionContext& ctx, Tensor& out, const Tensor& x) {
 
 void gelu_backward(ExecutionContext& ctx, Tensor& dx, const Tensor& dout, const Tensor& x) {
   constexpr const char* kOp = "gelu_backward";
-  const Device device = detail::check_elementwise(kOp, ctx, {{"x", &x}, {"dout", &dout}});
-  detail::check_f32_or_16bit(kOp, "dx", dx, x.shape());
-  detail::common_device(kOp, ctx, {{"x", &x}, {"dx", &dx}});
-  switch (device.type) {
+  switch (detail::check_elementwise_out(kOp, ctx, {{"x", &x}, {"dout", &dout}}, {"dx", &dx}).type) {
     case DeviceType::CPU:
       detail::with_f32_result(dx, [&](Tensor& f32) {
         cpu::gelu_backward(f32.data<float>(), dout.data<float>(), x.data<float>(), x.numel());

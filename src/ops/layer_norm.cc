@@ -50,14 +50,6 @@ Device check_forward(const char* op, const ExecutionContext& ctx, const Tensor& 
                                 {"twin", &twin_or_out}});
 }
 
-void* twin_data(Tensor* twin) {
-  return twin != nullptr ? twin->raw_data() : nullptr;
-}
-
-DType twin_dtype(const Tensor* twin) {
-  return twin != nullptr ? twin->dtype() : DType::BF16;
-}
-
 }  // namespace
 
 void layer_norm_forward(ExecutionContext& ctx, Tensor& out, Tensor& mean, Tensor& rstd, const Tensor& x,
@@ -74,7 +66,7 @@ void layer_norm_forward(ExecutionContext& ctx, Tensor& out, Tensor& mean, Tensor
       if constexpr (kCudaBuilt) {
         cuda::layer_norm_forward(ctx, out.data<float>(), mean.data<float>(), rstd.data<float>(),
                                  x.data<float>(), weight.data<float>(), bias.data<float>(), N, C, eps,
-                                 twin_data(twin), twin_dtype(twin));
+                                 detail::data_or_null(twin), detail::dtype_or(twin, DType::BF16));
         return;
       }
       detail::throw_no_cuda_kernel(kForward);
@@ -103,10 +95,11 @@ void dropout_add_layer_norm_forward(ExecutionContext& ctx, Tensor& sum, Tensor& 
       if constexpr (kCudaBuilt) {
         const int64_t C = sum.dim(-1), N = sum.numel() / C;
         const cuda::KeepSource keep = p > 0 ? cuda::drawn_keep(draw, p) : cuda::KeepSource{};
-        cuda::dropout_add_layer_norm_forward(
-            ctx, sum.data<float>(), out.data<float>(), mean.data<float>(), rstd.data<float>(),
-            x.data<float>(), residual.data<float>(), keep, static_cast<float>(1 / (1 - p)),
-            weight.data<float>(), bias.data<float>(), N, C, eps, twin_data(twin), twin_dtype(twin));
+        cuda::dropout_add_layer_norm_forward(ctx, sum.data<float>(), out.data<float>(), mean.data<float>(),
+                                             rstd.data<float>(), x.data<float>(), residual.data<float>(),
+                                             keep, static_cast<float>(1 / (1 - p)), weight.data<float>(),
+                                             bias.data<float>(), N, C, eps, detail::data_or_null(twin),
+                                             detail::dtype_or(twin, DType::BF16));
         return;
       }
       detail::throw_no_cuda_kernel(kOp);
@@ -163,8 +156,8 @@ void layer_norm_backward(ExecutionContext& ctx, Tensor& dx, Tensor& dweight, Ten
         cuda::layer_norm_backward(ctx, dx.data<float>(), dweight.data<float>(), dbias.data<float>(),
                                   dout.data<float>(), x.data<float>(), weight.data<float>(),
                                   mean.data<float>(), rstd.data<float>(), N, C,
-                                  copy != nullptr ? copy->out->raw_data() : nullptr,
-                                  copy != nullptr ? copy->out->dtype() : DType::F32,
+                                  detail::data_or_null(copy != nullptr ? copy->out : nullptr),
+                                  detail::dtype_or(copy != nullptr ? copy->out : nullptr, DType::F32),
                                   dropout ? cuda::drawn_keep(copy->draw, copy->p) : cuda::KeepSource{},
                                   dropout ? static_cast<float>(1 / (1 - copy->p)) : 1.0f);
         return;

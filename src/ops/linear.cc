@@ -14,15 +14,11 @@ namespace {
 constexpr const char* kForward = "linear_forward";
 constexpr const char* kBackward = "linear_backward";
 
-bool is_16bit(DType dtype) {
-  return dtype == DType::BF16 || dtype == DType::F16;
-}
-
 // Checks x [..., C] and weight [OC, C] and their dtypes: both f32, both of one 16-bit dtype (mixed-precision
 // training's operands), or (forward only) f32 x with a bf16 weight (the CPU's bf16 inference). The shape of y
 // is x's with C replaced by OC.
 Shape check_x_weight(const char* op, const Tensor& x, const Tensor& weight) {
-  const bool same_16bit = is_16bit(x.dtype()) && weight.dtype() == x.dtype();
+  const bool same_16bit = dtype_is_16bit(x.dtype()) && weight.dtype() == x.dtype();
   const bool f32_x = x.dtype() == DType::F32 &&
                      (weight.dtype() == DType::F32 || (weight.dtype() == DType::BF16 && op == kForward));
   NLPF_CHECK(same_16bit || f32_x, ErrorCode::INVALID_ARGUMENT, op, ": x has dtype ", dtype_name(x.dtype()),
@@ -74,7 +70,7 @@ void linear_forward(ExecutionContext& ctx, Tensor& y, const Tensor& x, const Ten
                  ": a bf16 weight with f32 x is CPU only (CUDA: linear_residual_forward in bf16)");
       if constexpr (kCudaBuilt) {
         const std::optional<DType> operands =
-            is_16bit(x.dtype()) ? std::optional<DType>(x.dtype()) : std::nullopt;
+            dtype_is_16bit(x.dtype()) ? std::optional<DType>(x.dtype()) : std::nullopt;
         cuda::linear_forward(ctx, y.raw_data(), x.raw_data(), weight.raw_data(), bias.raw_data(), nullptr,
                              DType::F32, N, C, OC, C, operands);
         return;

@@ -86,8 +86,8 @@ Device check_elementwise(const char* op, const ExecutionContext& ctx,
 }
 
 void check_16bit(const char* op, const char* name, const Tensor& t, const Shape& shape) {
-  NLPF_CHECK(t.dtype() == DType::BF16 || t.dtype() == DType::F16, ErrorCode::INVALID_ARGUMENT, op, ": ", name,
-             " has dtype ", dtype_name(t.dtype()), ", expected bf16 or f16");
+  NLPF_CHECK(dtype_is_16bit(t.dtype()), ErrorCode::INVALID_ARGUMENT, op, ": ", name, " has dtype ",
+             dtype_name(t.dtype()), ", expected bf16 or f16");
   check_shape(op, name, t, shape);
 }
 
@@ -97,6 +97,15 @@ void check_f32_or_16bit(const char* op, const char* name, const Tensor& t, const
   } else {
     check_16bit(op, name, t, shape);
   }
+}
+
+Device check_elementwise_out(const char* op, const ExecutionContext& ctx,
+                             std::initializer_list<NamedTensor> inputs, NamedTensor out) {
+  const Device device = check_elementwise(op, ctx, inputs);
+  const NamedTensor& first = *inputs.begin();
+  check_f32_or_16bit(op, out.name, *out.tensor, first.tensor->shape());
+  common_device(op, ctx, {first, out});
+  return device;
 }
 
 void round_into(Tensor& out, const Tensor& f32) {

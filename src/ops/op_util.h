@@ -46,6 +46,17 @@ Device check_elementwise(const char* op, const ExecutionContext& ctx,
 void check_16bit(const char* op, const char* name, const Tensor& t, const Shape& shape);
 // An output that is f32, or (where the op allows it) 16-bit, with `shape`.
 void check_f32_or_16bit(const char* op, const char* name, const Tensor& t, const Shape& shape);
+// check_elementwise over the inputs, and out with their shape, f32 or 16-bit (check_f32_or_16bit), on their
+// device; returns that device.
+Device check_elementwise_out(const char* op, const ExecutionContext& ctx,
+                             std::initializer_list<NamedTensor> inputs, NamedTensor out);
+// An optional tensor for a kernel: its data, or nullptr where there is none; its dtype, or `none`.
+inline void* data_or_null(Tensor* t) {
+  return t != nullptr ? t->raw_data() : nullptr;
+}
+inline DType dtype_or(const Tensor* t, DType none) {
+  return t != nullptr ? t->dtype() : none;
+}
 // out (host, BF16 or F16) = f32 (host, out's shape) rounded to nearest even: the CPU reference of a 16-bit
 // output, the f32 result as the op computes it, then rounded once (as a CUDA kernel's from_float at its
 // store).

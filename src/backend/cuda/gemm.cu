@@ -336,10 +336,9 @@ GemmPlanCache::Plan& plan_of(CudaContext& ctx, const Problem& p) {
 // The operand dtype of gemm and matmul: `dtype`'s, or 16 bits beside an F32 output.
 DType operand_dtype_of(const char* op, DType dtype, const std::optional<DType>& operand_dtype) {
   const DType operands = operand_dtype.value_or(dtype);
-  NLPF_CHECK(
-      operands == dtype || ((operands == DType::BF16 || operands == DType::F16) && dtype == DType::F32),
-      ErrorCode::UNSUPPORTED, op, ": ", dtype_name(operands), " operands with a ", dtype_name(dtype),
-      " output (expected the operands' dtype, or f32 from bf16 or f16 operands)");
+  NLPF_CHECK(operands == dtype || (dtype_is_16bit(operands) && dtype == DType::F32), ErrorCode::UNSUPPORTED,
+             op, ": ", dtype_name(operands), " operands with a ", dtype_name(dtype),
+             " output (expected the operands' dtype, or f32 from bf16 or f16 operands)");
   return operands;
 }
 
