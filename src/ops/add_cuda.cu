@@ -10,6 +10,7 @@
 
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/cuda_context.h"
+#include "backend/cuda/float_convert.cuh"
 
 namespace nlpf::cuda {
 namespace {
@@ -28,10 +29,6 @@ __global__ void __launch_bounds__(kThreads)
     reinterpret_cast<float4*>(out)[i] = make_float4(av.x + bv.x, av.y + bv.y, av.z + bv.z, av.w + bv.w);
   }
   for (int64_t i = vectors * 4 + first; i < N; i += stride) out[i] = a[i] + b[i];
-}
-
-bool aligned16(const void* p) {
-  return reinterpret_cast<uintptr_t>(p) % 16 == 0;
 }
 
 }  // namespace

@@ -15,6 +15,7 @@
 
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/cuda_context.h"
+#include "backend/cuda/float_convert.cuh"
 
 namespace nlpf::cuda {
 namespace {
@@ -371,10 +372,6 @@ void dispatch_head_size(CudaContext& ctx, void* out, const void* qkv, const int3
   } else {
     launch<Storage, 128, 32, 32>(ctx, out, qkv, attention_mask, B, T, NH, HS);
   }
-}
-
-bool aligned16(const void* p) {
-  return reinterpret_cast<uintptr_t>(p) % 16 == 0;
 }
 
 }  // namespace

@@ -293,10 +293,6 @@ void launch(CudaContext& ctx, void* out, uint8_t* codes, const float* code_scale
   NLPF_CUDA_CHECK_LAUNCH();
 }
 
-bool aligned16(const void* p) {
-  return reinterpret_cast<uintptr_t>(p) % 16 == 0;
-}
-
 }  // namespace
 
 bool fused_attention_mma_supports(DType dtype, int64_t HS, int64_t T) {

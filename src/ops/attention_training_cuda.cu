@@ -278,10 +278,6 @@ __global__ void attention_softmax_backward_registers_kernel(
   }
 }
 
-bool aligned16(const void* p) {
-  return reinterpret_cast<uintptr_t>(p) % 16 == 0;
-}
-
 template <typename Vec, bool to_heads, typename Out>
 void launch_copy_heads(CudaContext& ctx, dim3 grid, const Copies& copies, int64_t T, int64_t NH,
                        int64_t HSV) {
@@ -296,11 +292,10 @@ void copy_heads(CudaContext& ctx, bool to_heads, const Copies& copies, int count
                 int64_t NH, int64_t HS, DType out_dtype = DType::F32) {
   NLPF_CHECK(out_dtype == DType::F32 || (!to_heads && dtype_is_16bit(out_dtype)), ErrorCode::UNSUPPORTED,
              "attention (cuda): an output of dtype ", dtype_name(out_dtype));
-  const size_t to_bytes = to_heads ? sizeof(float) : dtype_size(out_dtype);
+  const DType to_dtype = to_heads ? DType::F32 : out_dtype;
   bool vector = HS % 4 == 0;
   for (int i = 0; i < count; ++i) {
-    vector = vector && copies.ld[i] % 4 == 0 && aligned16(copies.from[i]) &&
-             reinterpret_cast<uintptr_t>(copies.to[i]) % (4 * to_bytes) == 0;
+    vector = vector && copies.ld[i] % 4 == 0 && aligned16(copies.from[i]) && aligned4(copies.to[i], to_dtype);
   }
   const int64_t HSV = vector ? HS / 4 : HS;
   // The grid, and the kernel's 32-bit indices: T HSV per head, NH HSV per token row (h HSV + d).

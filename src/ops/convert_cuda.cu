@@ -43,14 +43,13 @@ __global__ void __launch_bounds__(kThreads) convert_many_kernel(const ConvertTab
 }
 
 template <typename T>
-void launch(CudaContext& ctx, std::span<const ConvertEntry> entries) {
+void launch(CudaContext& ctx, std::span<const ConvertEntry> entries, DType dtype) {
   for (size_t begin = 0; begin < entries.size(); begin += kMaxEntries) {
     const size_t count = std::min<size_t>(kMaxEntries, entries.size() - begin);
     ConvertTable table{};
     for (size_t i = 0; i < count; ++i) {
       const ConvertEntry& entry = entries[begin + i];
-      const bool aligned = reinterpret_cast<uintptr_t>(entry.src) % 16 == 0 &&
-                           reinterpret_cast<uintptr_t>(entry.dst) % (4 * sizeof(T)) == 0;
+      const bool aligned = aligned16(entry.src) && aligned4(entry.dst, dtype);
       table.dst[i] = entry.dst;
       table.src[i] = entry.src;
       table.n[i] = entry.n;
@@ -69,9 +68,9 @@ void convert_many(ExecutionContext& ctx, std::span<const ConvertEntry> entries, 
   CudaContext& cuda = cuda_context(ctx);
   switch (dtype) {
     case DType::BF16:
-      return launch<__nv_bfloat16>(cuda, entries);
+      return launch<__nv_bfloat16>(cuda, entries, dtype);
     case DType::F16:
-      return launch<__half>(cuda, entries);
+      return launch<__half>(cuda, entries, dtype);
     default:
       NLPF_THROW(ErrorCode::UNSUPPORTED, "convert_many (cuda): dtype ", dtype_name(dtype),
                  ", expected bf16 or f16");

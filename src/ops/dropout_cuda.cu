@@ -27,10 +27,6 @@ unsigned grid_size(const CudaContext& ctx, int64_t items) {
       (items + kThreads - 1) / kThreads, static_cast<int64_t>(ctx.multiprocessor_count()) * kBlocksPerSm));
 }
 
-bool aligned16(const void* p) {
-  return reinterpret_cast<uintptr_t>(p) % 16 == 0;
-}
-
 // out [N] = x [N] * keep [N] * scale, multiplied in that order as the CPU. Vectors [0, vectors) are float4
 // (vectors = 0 unless every pointer is 16-byte aligned), then the tail element by element. out may be x: each
 // element is read before it is written, by the same thread.

@@ -114,15 +114,6 @@ __global__ void __launch_bounds__(kThreads)
   for (int64_t i = vectors * 4 + first; i < N; i += stride) out[i] = from_float<Out>(gelu(x[i]));
 }
 
-bool aligned16(const void* p) {
-  return reinterpret_cast<uintptr_t>(p) % 16 == 0;
-}
-
-// Whether p holds whole vectors of 4 elements of `dtype` (16 bytes of f32, 8 of a 16-bit type).
-bool aligned4(const void* p, DType dtype) {
-  return reinterpret_cast<uintptr_t>(p) % (4 * dtype_size(dtype)) == 0;
-}
-
 // Blocks for `items` grid-stride steps (items > 0): enough to cover them, at most kBlocksPerSm per SM.
 unsigned grid_size(const CudaContext& ctx, int64_t items) {
   return static_cast<unsigned>(std::min<int64_t>(
@@ -131,7 +122,7 @@ unsigned grid_size(const CudaContext& ctx, int64_t items) {
 
 template <typename T>
 void launch(CudaContext& ctx, void* out, const void* x, int64_t N) {
-  const bool aligned = reinterpret_cast<uintptr_t>(out) % 16 == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0;
+  const bool aligned = aligned16(out) && aligned16(x);
   const int64_t vectors = aligned ? N / kVec<T> : 0;
   const int64_t items = std::max(vectors, N - vectors * kVec<T>);  // per-thread steps of the longer loop
   const int64_t blocks = std::min<int64_t>((items + kThreads - 1) / kThreads,

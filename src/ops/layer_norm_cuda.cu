@@ -22,6 +22,7 @@
 #include "backend/cuda/float_convert.cuh"
 #include "core/tensor.h"
 #include "ops/add_cuda.h"
+#include "ops/column_sums_cuda.h"
 #include "ops/dropout_cuda.h"
 #include "ops/dropout_keep.cuh"
 
@@ -340,15 +341,16 @@ void launch_warp_rows(CudaContext& ctx, T* out, float* mean, float* rstd, CodesO
   NLPF_CUDA_CHECK_LAUNCH();
 }
 
-// The warp kernel when the rows fit it (vectors per lane NV in {1, 2, 3, 4, 6, 8}: C = 768 is 3 at 16 bits
-// and 6 at f32, with no idle lanes), else the block kernel. mean and rstd [N] receive the statistics, or are
-// both nullptr (inference); codes receive the E4M3 copy (inference, fp8) or are empty; twin (f32 out only)
-// receives out rounded to 16 bits, or is nullptr.
 // Whether rows of C elements of T fit the warp kernel (aligned: every pointer 16-byte aligned).
 template <typename T>
 bool fits_warp_kernel(int64_t C, bool aligned) {
   return aligned && C % kVec<T> == 0 && (C / kVec<T> + 31) / 32 <= 8;
 }
+
+// The warp kernel when the rows fit it (vectors per lane NV in {1, 2, 3, 4, 6, 8}: C = 768 is 3 at 16 bits
+// and 6 at f32, with no idle lanes), else the block kernel. mean and rstd [N] receive the statistics, or are
+// both nullptr (inference); codes receive the E4M3 copy (inference, fp8) or are empty; twin (f32 out only)
+// receives out rounded to 16 bits, or is nullptr.
 
 template <typename T, typename Rows, typename Twin = __nv_bfloat16>
 void launch_rows(CudaContext& ctx, T* out, float* mean, float* rstd, CodesOut codes, const Rows& rows,
@@ -387,10 +389,6 @@ void launch_rows(CudaContext& ctx, T* out, float* mean, float* rstd, CodesOut co
   }
 }
 
-bool aligned16(const void* p) {
-  return reinterpret_cast<uintptr_t>(p) % 16 == 0;
-}
-
 template <typename T>
 void layer_norm_typed(CudaContext& ctx, void* out, const void* x, const float* weight, const float* bias,
                       int64_t N, int64_t C, double eps, CodesOut codes) {
@@ -425,9 +423,9 @@ void embeddings_layer_norm_typed(CudaContext& ctx, void* out, const int32_t* inp
 // does, so the two agree to float rounding; the H200's FP64 rate keeps this memory-bound. dweight = sum_N
 // dout xhat, dbias = sum_N dout (+=): a deterministic two-pass reduction over rows, no atomics. Pass 1
 // (partial kernel): row chunks of a fixed size (a function of N only) times column tiles; a block sums its
-// chunk in a fixed order into double partials [chunks, 2, C] in a workspace. Pass 2 (finish kernel): each
-// column sums the chunks in a fixed order and adds the float-rounded total, as the CPU does (dweight[c] +=
-// float(sum)). The same inputs give the same bits on every run.
+// chunk in a fixed order into double partials [chunks, 2, C] in a workspace. Pass 2 (finish_column_sums,
+// shared with the bias gradient): each column sums the chunks in a fixed order and adds the float-rounded
+// total, as the CPU does (dweight[c] += float(sum)). The same inputs give the same bits on every run.
 
 constexpr int kBackwardWarps = 8;         // rows per block of the dx kernel, one warp each
 constexpr int kColumnTile = 32;           // columns of a partial-sum block: one 128-byte row segment per warp
@@ -563,39 +561,6 @@ __global__ void __launch_bounds__(kColumnTile* kRowLanes)
   }
 }
 
-// dweight [C] += float(sum_k partial[k][0]), dbias [C] += float(sum_k partial[k][1]). Block (kColumnTile,
-// kRowLanes) threads, grid ceil(C / kColumnTile): thread (tx, ty) sums chunks ty, ty + kRowLanes, ... in
-// order for its column, then thread row 0 adds the kRowLanes sums in order (a fixed order: the same bits
-// every run). One thread per column walking every chunk left a bert-base LayerNorm's 768 columns to 3 blocks
-// (17 us).
-__global__ void __launch_bounds__(kColumnTile* kRowLanes)
-    layer_norm_backward_finish_kernel(float* __restrict__ dweight, float* __restrict__ dbias,
-                                      const double* __restrict__ partial, int64_t chunks, int64_t C) {
-  __shared__ double dw_lanes[kRowLanes][kColumnTile];
-  __shared__ double db_lanes[kRowLanes][kColumnTile];
-  const int tx = threadIdx.x, ty = threadIdx.y;
-  const int64_t c = static_cast<int64_t>(blockIdx.x) * kColumnTile + tx;
-  double dw = 0, db = 0;
-  if (c < C) {
-    for (int64_t k = ty; k < chunks; k += kRowLanes) {
-      dw += partial[(k * 2) * C + c];
-      db += partial[(k * 2 + 1) * C + c];
-    }
-  }
-  dw_lanes[ty][tx] = dw;
-  db_lanes[ty][tx] = db;
-  __syncthreads();
-  if (ty != 0 || c >= C) return;
-  double dw_total = 0, db_total = 0;
-#pragma unroll
-  for (int lane = 0; lane < kRowLanes; ++lane) {
-    dw_total += dw_lanes[lane][tx];
-    db_total += db_lanes[lane][tx];
-  }
-  dweight[c] += static_cast<float>(dw_total);
-  dbias[c] += static_cast<float>(db_total);
-}
-
 // The f32 training forward's launch (op names the caller in errors) with the 16-bit copy twin of twin_dtype,
 // or none where twin is nullptr.
 template <typename Rows>
@@ -666,8 +631,8 @@ void layer_norm_forward(ExecutionContext& ctx, float* out, float* mean, float* r
                         const float* weight, const float* bias, int64_t N, int64_t C, double eps, void* twin,
                         DType twin_dtype) {
   CudaContext& cuda = cuda_context(ctx);
-  const bool aligned = aligned16(out) && aligned16(x) && aligned16(weight) && aligned16(bias) &&
-                       reinterpret_cast<uintptr_t>(twin) % 8 == 0;
+  const bool aligned =
+      aligned16(out) && aligned16(x) && aligned16(weight) && aligned16(bias) && aligned4(twin, twin_dtype);
   launch_training_rows("layer_norm_forward", cuda, out, mean, rstd, XRows<float>{x, C}, weight, bias, N, C,
                        eps, aligned, twin, twin_dtype);
 }
@@ -680,7 +645,7 @@ void dropout_add_layer_norm_forward(ExecutionContext& ctx, float* sum, float* ou
              "dropout_add_layer_norm_forward (cuda): a stored mask (the drawn form only)");
   CudaContext& cuda = cuda_context(ctx);
   const bool aligned = aligned16(sum) && aligned16(out) && aligned16(x) && aligned16(residual) &&
-                       aligned16(weight) && aligned16(bias) && reinterpret_cast<uintptr_t>(twin) % 8 == 0;
+                       aligned16(weight) && aligned16(bias) && aligned4(twin, twin_dtype);
   if (!fits_warp_kernel<float>(C, aligned)) {  // the two passes: the same values
     if (keep.active()) {
       dropout_forward(ctx, sum, x, keep, scale, N * C, residual);
@@ -742,10 +707,8 @@ void layer_norm_backward(ExecutionContext& ctx, float* dx, float* dweight, float
                                        dim3(kColumnTile, kRowLanes), 0, cuda.stream()>>>(
       static_cast<double*>(partial.data()), dout, x, mean, rstd, N, C, rows_per_chunk);
   NLPF_CUDA_CHECK_LAUNCH();
-  layer_norm_backward_finish_kernel<<<static_cast<unsigned>(column_tiles), dim3(kColumnTile, kRowLanes), 0,
-                                      cuda.stream()>>>(dweight, dbias, static_cast<double*>(partial.data()),
-                                                       chunks, C);
-  NLPF_CUDA_CHECK_LAUNCH();
+  // partial [chunks, 2, C] is width 2C: dweight's C columns, then dbias's.
+  finish_column_sums(ctx, dweight, dbias, C, static_cast<double*>(partial.data()), chunks, 2 * C);
 }
 
 }  // namespace nlpf::cuda

@@ -15,6 +15,7 @@
 #include "backend/cuda/float_convert.cuh"
 #include "backend/cuda/gemm.h"
 #include "core/tensor.h"
+#include "ops/column_sums_cuda.h"
 
 namespace nlpf::cuda {
 namespace {
@@ -23,13 +24,12 @@ namespace {
 // a row) and one chunk of rows, which its kRowThreads rows of threads walk with stride kRowThreads. Sums run
 // in double (as the CPU's) in a fixed order, so the result does not depend on timing: no atomics. The rows
 // are cut into enough chunks for about kTargetBlocks blocks (a function of N and OC only, so the order, and
-// the result, is the same on every device); a second kernel adds the chunks' sums. One chunk of 4,096 rows
+// the result, is the same on every device); finish_column_sums adds the chunks' sums. One chunk of 4,096 rows
 // left a 768-wide bias to 24 blocks (16 us a bias gradient at bert-base's 32 x 128 tokens).
 constexpr int kColumns = 32;
 constexpr int kRowThreads = 32;
 constexpr int64_t kTargetBlocks = 256;
 constexpr int64_t kMinChunkRows = 256;
-constexpr int kFinishLanes = 8;  // chunk lanes of a finish block (kColumns x kFinishLanes threads)
 
 // grid (ceil(OC / kColumns), chunks), block (kColumns, kRowThreads); chunk k is rows [k chunk_rows,
 // min(N, (k + 1) chunk_rows)). partial [chunks, OC] gets each chunk's sum; with partial == nullptr (a single
@@ -60,26 +60,6 @@ __global__ void bias_gradient_partial_kernel(double* __restrict__ partial, float
   }
 }
 
-// dbias [OC] (+=) the sum over chunks of partial [chunks, OC]: block (kColumns, kFinishLanes), grid
-// ceil(OC / kColumns); thread (x, y) sums chunks y, y + kFinishLanes, ... in order, thread row 0 the lanes'
-// sums in order.
-__global__ void bias_gradient_finish_kernel(float* __restrict__ dbias, const double* __restrict__ partial,
-                                            int64_t chunks, int64_t OC) {
-  __shared__ double sums[kFinishLanes][kColumns];
-  const int64_t o = static_cast<int64_t>(blockIdx.x) * kColumns + threadIdx.x;
-  double sum = 0;
-  if (o < OC) {
-    for (int64_t c = threadIdx.y; c < chunks; c += kFinishLanes) sum += partial[c * OC + o];
-  }
-  sums[threadIdx.y][threadIdx.x] = sum;
-  __syncthreads();
-  if (threadIdx.y != 0 || o >= OC) return;
-  double total = 0;
-#pragma unroll
-  for (int r = 0; r < kFinishLanes; ++r) total += sums[r][threadIdx.x];
-  dbias[o] += static_cast<float>(total);
-}
-
 template <typename T>
 void bias_gradient(CudaContext& ctx, float* dbias, const T* dy, int64_t N, int64_t OC) {
   const int64_t column_blocks = (OC + kColumns - 1) / kColumns;
@@ -102,9 +82,7 @@ void bias_gradient(CudaContext& ctx, float* dbias, const T* dy, int64_t N, int64
   bias_gradient_partial_kernel<T>
       <<<grid, block, 0, ctx.stream()>>>(partial_data, nullptr, dy, N, OC, chunk_rows);
   NLPF_CUDA_CHECK_LAUNCH();
-  bias_gradient_finish_kernel<<<static_cast<unsigned>(column_blocks), dim3(kColumns, kFinishLanes), 0,
-                                ctx.stream()>>>(dbias, partial_data, chunks, OC);
-  NLPF_CUDA_CHECK_LAUNCH();
+  finish_column_sums(ctx, dbias, nullptr, OC, partial_data, chunks, OC);
 }
 
 }  // namespace

@@ -11,6 +11,7 @@
 
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/cuda_context.h"
+#include "backend/cuda/float_convert.cuh"
 
 namespace nlpf::cuda {
 namespace {
@@ -42,10 +43,6 @@ __global__ void __launch_bounds__(kThreads)
                                                    d.z * (1.0f - y.z * y.z), d.w * (1.0f - y.w * y.w));
   }
   for (int64_t i = vectors * 4 + first; i < N; i += stride) dx[i] = dout[i] * (1.0f - out[i] * out[i]);
-}
-
-bool aligned16(const void* p) {
-  return reinterpret_cast<uintptr_t>(p) % 16 == 0;
 }
 
 // Blocks for `items` grid-stride steps (items > 0): enough to cover them, at most kBlocksPerSm per SM.

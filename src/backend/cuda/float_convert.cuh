@@ -5,6 +5,7 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
+#include <cstdint>
 #include <type_traits>
 
 #include "core/dtype.h"
@@ -49,6 +50,16 @@ void with_float_type(const char* op, DType dtype, F&& f) {
       NLPF_THROW(ErrorCode::UNSUPPORTED, op, " (cuda): dtype ", dtype_name(dtype),
                  ", expected f32, bf16 or f16");
   }
+}
+
+// Host-side checks of the kernels' vector paths: whether p is 16-byte aligned (a float4 load or store), and
+// whether p holds whole vectors of 4 elements of `dtype` (16 bytes of f32, 8 of a 16-bit type: store4's
+// alignment).
+inline bool aligned16(const void* p) {
+  return reinterpret_cast<uintptr_t>(p) % 16 == 0;
+}
+inline bool aligned4(const void* p, DType dtype) {
+  return reinterpret_cast<uintptr_t>(p) % (4 * dtype_size(dtype)) == 0;
 }
 
 // The four values of v stored at p, rounded to T (nearest even): one 16-byte store for float (p 16-byte
