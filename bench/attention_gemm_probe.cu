@@ -16,29 +16,25 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <memory>
 #include <random>
 #include <string>
 #include <vector>
 
 #include "backend/cuda/cuda_check.h"
+#include "backend/cuda/cuda_context.h"
 #include "core/error.h"
+#include "core/tensor.h"
 
 namespace nlpf {
 namespace {
+
+using cuda::CudaContext;
 
 struct Shape {
   int64_t B, T, NH, HS;
   int64_t C() const { return NH * HS; }
   int64_t heads() const { return B * NH; }
-};
-
-// Device memory freed at scope exit.
-struct DeviceBuffer {
-  void* data = nullptr;
-  explicit DeviceBuffer(size_t bytes) { NLPF_CUDA_CHECK(cudaMalloc(&data, bytes)); }
-  ~DeviceBuffer() { cudaFree(data); }
-  DeviceBuffer(const DeviceBuffer&) = delete;
-  DeviceBuffer& operator=(const DeviceBuffer&) = delete;
 };
 
 // The layouts of one form of S^T = K Q^T per head in cuBLASLt's column-major terms: a row-major q or k of the
@@ -87,9 +83,12 @@ struct Outcome {
   std::vector<float> scores;
 };
 
-Outcome run_form(cublasLtHandle_t lt, cudaStream_t stream, const Shape& s, cudaDataType_t operand,
-                 bool head_major, const void* a, const void* b, void* d, void* workspace,
-                 size_t workspace_bytes) {
+Outcome run_form(CudaContext& ctx, const Shape& s, cudaDataType_t operand, bool head_major, const void* a,
+                 const void* b, void* d) {
+  cublasLtHandle_t lt = ctx.cublaslt();
+  cudaStream_t stream = ctx.stream();
+  void* workspace = ctx.workspace();
+  size_t workspace_bytes = ctx.workspace_bytes();
   Outcome out;
   Form form;
   make_form(form, s, operand, head_major);
@@ -154,8 +153,7 @@ Outcome run_form(cublasLtHandle_t lt, cudaStream_t stream, const Shape& s, cudaD
 // Host-side packing: packed [B,T,3C] (q in channels [0, C), k in [C, 2C)) of `operand` values, head-major
 // copies [B,NH,T,HS] of q and k, and the pointer arrays of q and k rows per head (b, h), all uploaded.
 template <typename V>
-void probe(cublasLtHandle_t lt, cudaStream_t stream, const Shape& s, cudaDataType_t operand,
-           const char* name) {
+void probe(CudaContext& ctx, const Shape& s, cudaDataType_t operand, const char* name) {
   std::mt19937 rng(42);
   std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
   const int64_t C = s.C(), rows = s.B * s.T;
@@ -174,36 +172,36 @@ void probe(cublasLtHandle_t lt, cudaStream_t stream, const Shape& s, cudaDataTyp
       }
     }
   }
-  DeviceBuffer packed_d(packed.size() * sizeof(V)), q_d(q_heads.size() * sizeof(V)),
-      k_d(k_heads.size() * sizeof(V));
-  NLPF_CUDA_CHECK(
-      cudaMemcpy(packed_d.data, packed.data(), packed.size() * sizeof(V), cudaMemcpyHostToDevice));
-  NLPF_CUDA_CHECK(cudaMemcpy(q_d.data, q_heads.data(), q_heads.size() * sizeof(V), cudaMemcpyHostToDevice));
-  NLPF_CUDA_CHECK(cudaMemcpy(k_d.data, k_heads.data(), k_heads.size() * sizeof(V), cudaMemcpyHostToDevice));
+  // Device copies (the context's allocator) and their upload.
+  const auto upload = [&](const void* host, size_t bytes) {
+    auto buffer = std::make_unique<Buffer>(ctx.allocator(), bytes);
+    ctx.copy_bytes(buffer->data(), true, host, false, bytes);
+    return buffer;
+  };
+  const auto packed_d = upload(packed.data(), packed.size() * sizeof(V));
+  const auto q_d = upload(q_heads.data(), q_heads.size() * sizeof(V));
+  const auto k_d = upload(k_heads.data(), k_heads.size() * sizeof(V));
   const size_t score_count = static_cast<size_t>(s.heads() * s.T * s.T);
-  DeviceBuffer scores_d(score_count * sizeof(float));
+  Buffer scores_d(ctx.allocator(), score_count * sizeof(float));
   std::vector<const void*> q_rows, k_rows;
   std::vector<void*> score_heads;
   for (int64_t b = 0; b < s.B; ++b) {
     for (int64_t h = 0; h < s.NH; ++h) {
-      const V* base = static_cast<const V*>(packed_d.data) + b * s.T * 3 * C + h * s.HS;
+      const V* base = static_cast<const V*>(packed_d->data()) + b * s.T * 3 * C + h * s.HS;
       q_rows.push_back(base);
       k_rows.push_back(base + C);
-      score_heads.push_back(static_cast<float*>(scores_d.data) + (b * s.NH + h) * s.T * s.T);
+      score_heads.push_back(static_cast<float*>(scores_d.data()) + (b * s.NH + h) * s.T * s.T);
     }
   }
   const size_t pointer_bytes = q_rows.size() * sizeof(void*);
-  DeviceBuffer q_rows_d(pointer_bytes), k_rows_d(pointer_bytes), score_heads_d(pointer_bytes);
-  NLPF_CUDA_CHECK(cudaMemcpy(q_rows_d.data, q_rows.data(), pointer_bytes, cudaMemcpyHostToDevice));
-  NLPF_CUDA_CHECK(cudaMemcpy(k_rows_d.data, k_rows.data(), pointer_bytes, cudaMemcpyHostToDevice));
-  NLPF_CUDA_CHECK(cudaMemcpy(score_heads_d.data, score_heads.data(), pointer_bytes, cudaMemcpyHostToDevice));
-  constexpr size_t kWorkspace = 32u << 20;
-  DeviceBuffer workspace(kWorkspace);
+  const auto q_rows_d = upload(q_rows.data(), pointer_bytes);
+  const auto k_rows_d = upload(k_rows.data(), pointer_bytes);
+  const auto score_heads_d = upload(score_heads.data(), pointer_bytes);
+  ctx.synchronize();
 
-  const Outcome strided =
-      run_form(lt, stream, s, operand, true, k_d.data, q_d.data, scores_d.data, workspace.data, kWorkspace);
-  const Outcome pointers = run_form(lt, stream, s, operand, false, k_rows_d.data, q_rows_d.data,
-                                    score_heads_d.data, workspace.data, kWorkspace);
+  const Outcome strided = run_form(ctx, s, operand, true, k_d->data(), q_d->data(), scores_d.data());
+  const Outcome pointers =
+      run_form(ctx, s, operand, false, k_rows_d->data(), q_rows_d->data(), score_heads_d->data());
   double max_diff = NAN;
   if (strided.offered && pointers.offered) {
     max_diff = 0.0;
@@ -231,14 +229,9 @@ int run(int argc, char** argv) {
     std::fprintf(stderr, "attention_gemm_probe: B, T, NH and HS must be positive\n");
     return 2;
   }
-  cublasLtHandle_t lt = nullptr;
-  NLPF_CUDA_CHECK(cublasLtCreate(&lt));
-  cudaStream_t stream = nullptr;
-  NLPF_CUDA_CHECK(cudaStreamCreate(&stream));
-  probe<float>(lt, stream, s, CUDA_R_32F, "f32");
-  probe<__nv_bfloat16>(lt, stream, s, CUDA_R_16BF, "bf16");
-  cudaStreamDestroy(stream);
-  cublasLtDestroy(lt);
+  CudaContext ctx(0);  // its stream, cuBLASLt handle, 32 MiB workspace and allocator
+  probe<float>(ctx, s, CUDA_R_32F, "f32");
+  probe<__nv_bfloat16>(ctx, s, CUDA_R_16BF, "bf16");
   return 0;
 }
 
