@@ -158,24 +158,16 @@ __global__ void attention_softmax_backward_kernel(float* __restrict__ dscore, fl
   for (int64_t s = lane; s < T; s += kWarp) ds[s] = scale * p[s] * (ds[s] - weighted_sum);
 }
 
-// The two row kernels above with the row held in registers, for T <= kWarp kPer (kPer values a lane, a
-// multiple of 4; BERT's T <= 512): each value is read and written once, and a lane owns runs of 4 consecutive
-// keys, so it draws one Philox block per run (KeepReader::four: the same keep values) where the kernels above
-// draw one per element (and the backward each twice). The same formulas; the row sums add in another order.
-__device__ __forceinline__ int64_t key_of(int lane, int j) {
-  return 4 * (lane + kWarp * (j / 4)) + j % 4;
-}
-
 // The register kernels' dropout: dropped_row[s] = v[j] keep(s) keep_scale for the lane's keys s =
-// key_of(lane, j) < T, kept[j] = keep(s) (1 past T); keep(s) is element first + s of the reader's stream,
-// drawn one Philox block per run of 4 keys.
+// run4_element(lane, j) < T, kept[j] = keep(s) (1 past T); keep(s) is element first + s of the
+// reader's stream, drawn one Philox block per run of 4 keys.
 template <int kPer>
 __device__ __forceinline__ void drop_row(float* dropped_row, float (&kept)[kPer], const float (&v)[kPer],
                                          const KeepReader& reader, int64_t first, int64_t T, int lane,
                                          float keep_scale) {
 #pragma unroll
   for (int run = 0; run < kPer / 4; ++run) {
-    const int64_t s0 = key_of(lane, 4 * run);
+    const int64_t s0 = run4_element(lane, 4 * run);
     float four[4] = {1.0f, 1.0f, 1.0f, 1.0f};
     if (s0 < T) reader.four(first + s0, four, static_cast<int>(T - s0 < 4 ? T - s0 : 4));
 #pragma unroll
@@ -186,6 +178,10 @@ __device__ __forceinline__ void drop_row(float* dropped_row, float (&kept)[kPer]
   }
 }
 
+// The two row kernels above with the row held in registers, for T <= kWarp kPer (kPer values a lane, a
+// multiple of 4; BERT's T <= 512): each value is read and written once, and a lane owns runs of 4 consecutive
+// keys, so it draws one Philox block per run (KeepReader::four: the same keep values) where the kernels above
+// draw one per element (and the backward each twice). The same formulas; the row sums add in another order.
 template <int kPer>
 __global__ void attention_softmax_forward_registers_kernel(float* __restrict__ probs,
                                                            float* __restrict__ dropped,
@@ -205,7 +201,7 @@ __global__ void attention_softmax_forward_registers_kernel(float* __restrict__ p
   bool any = false;
 #pragma unroll
   for (int j = 0; j < kPer; ++j) {
-    const int64_t s = key_of(lane, j);
+    const int64_t s = run4_element(lane, j);
     token[j] = s < T && mask_b[s] != 0;
     v[j] = s < T ? p[s] : 0.0f;
     if (token[j]) local_max = fmaxf(local_max, scale * v[j]);
@@ -228,7 +224,7 @@ __global__ void attention_softmax_forward_registers_kernel(float* __restrict__ p
   }
 #pragma unroll
   for (int j = 0; j < kPer; ++j) {
-    if (key_of(lane, j) < T) p[key_of(lane, j)] = v[j];
+    if (run4_element(lane, j) < T) p[run4_element(lane, j)] = v[j];
   }
   const KeepReader reader(keep);
   if (!reader.active()) return;
@@ -252,7 +248,7 @@ __global__ void attention_softmax_backward_registers_kernel(
   float pv[kPer], d[kPer], kept[kPer];
 #pragma unroll
   for (int j = 0; j < kPer; ++j) {
-    const int64_t s = key_of(lane, j);
+    const int64_t s = run4_element(lane, j);
     pv[j] = s < T ? p[s] : 0.0f;
     d[j] = s < T ? ds[s] : 0.0f;
     kept[j] = 1.0f;
@@ -261,7 +257,7 @@ __global__ void attention_softmax_backward_registers_kernel(
   if (!any_token(mask + row / (NH * T) * T, T, lane)) {
 #pragma unroll
     for (int j = 0; j < kPer; ++j) {
-      if (key_of(lane, j) < T) ds[key_of(lane, j)] = 0.0f;
+      if (run4_element(lane, j) < T) ds[run4_element(lane, j)] = 0.0f;
     }
     return;
   }
@@ -274,7 +270,7 @@ __global__ void attention_softmax_backward_registers_kernel(
   const float weighted_sum = warp_sum(local);
 #pragma unroll
   for (int j = 0; j < kPer; ++j) {
-    if (key_of(lane, j) < T) ds[key_of(lane, j)] = scale * pv[j] * (d[j] - weighted_sum);
+    if (run4_element(lane, j) < T) ds[run4_element(lane, j)] = scale * pv[j] * (d[j] - weighted_sum);
   }
 }
 

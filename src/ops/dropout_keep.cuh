@@ -12,6 +12,12 @@
 
 namespace nlpf::cuda {
 
+// Element j of a warp lane that owns runs of 4 consecutive elements of a row, the layout KeepReader::four
+// serves (one Philox block per run): 4 (lane + 32 (j / 4)) + j % 4.
+__device__ __forceinline__ int64_t run4_element(int lane, int j) {
+  return 4 * (lane + 32 * (j / 4)) + j % 4;
+}
+
 class KeepReader {
  public:
   // Reads the step (device memory) once per thread.

@@ -461,13 +461,11 @@ __global__ void __launch_bounds__(kBackwardWarps * 32, 1)
   const double m = mean[n], s = rstd[n];
   constexpr int kHeld = kPer > 0 ? kPer : 1;
   float held_dout[kHeld], held_x[kHeld];
-  // Value j of a lane is column column_of(j): the lane owns runs of 4 consecutive columns (one Philox block
-  // of the copy's keep values per run, KeepReader::four).
-  const auto column_of = [lane](int j) { return static_cast<int64_t>(4 * (lane + 32 * (j / 4)) + j % 4); };
+  // A lane owns runs of 4 consecutive columns (one Philox block of the copy's keep values per run).
   if constexpr (kPer > 0) {
 #pragma unroll
     for (int j = 0; j < kPer; ++j) {
-      const int64_t c = column_of(j);
+      const int64_t c = run4_element(lane, j);
       held_dout[j] = c < C ? dout_row[c] : 0.0f;
       held_x[j] = c < C ? x_row[c] : 0.0f;
     }
@@ -481,7 +479,7 @@ __global__ void __launch_bounds__(kBackwardWarps * 32, 1)
   if constexpr (kPer > 0) {
 #pragma unroll
     for (int j = 0; j < kPer; ++j) {
-      if (column_of(j) < C) add(column_of(j), held_dout[j], held_x[j]);
+      if (run4_element(lane, j) < C) add(run4_element(lane, j), held_dout[j], held_x[j]);
     }
   } else {
     for (int64_t c = lane; c < C; c += 32) add(c, dout_row[c], x_row[c]);
@@ -504,7 +502,7 @@ __global__ void __launch_bounds__(kBackwardWarps * 32, 1)
 #pragma unroll
     for (int run = 0; run < kPer / 4; ++run) {
       float kept[4] = {1.0f, 1.0f, 1.0f, 1.0f};
-      const int64_t c0 = column_of(4 * run);
+      const int64_t c0 = run4_element(lane, 4 * run);
       if (c0 >= C) continue;
       if (dropout && copy != nullptr) {
         reader.four(n * C + c0, kept, static_cast<int>(C - c0 < 4 ? C - c0 : 4));
