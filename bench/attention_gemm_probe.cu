@@ -83,8 +83,10 @@ struct Outcome {
   std::vector<float> scores;
 };
 
+// a, b, d: the operands as cuBLASLt takes them (the pointer arrays in the pointer-array form); scores: where
+// the products land (read back after zeroing it first, so a form that wrote nothing cannot pass).
 Outcome run_form(CudaContext& ctx, const Shape& s, cudaDataType_t operand, bool head_major, const void* a,
-                 const void* b, void* d) {
+                 const void* b, void* d, void* scores) {
   cublasLtHandle_t lt = ctx.cublaslt();
   cudaStream_t stream = ctx.stream();
   void* workspace = ctx.workspace();
@@ -118,6 +120,8 @@ Outcome run_form(CudaContext& ctx, const Shape& s, cudaDataType_t operand, bool 
     return cublasLtMatmul(lt, desc, &alpha, a, form.a, b, form.b, &beta, d, form.d, d, form.d, &result.algo,
                           workspace, workspace_bytes, stream);
   };
+  const size_t score_count = static_cast<size_t>(s.heads() * s.T * s.T);
+  NLPF_CUDA_CHECK(cudaMemsetAsync(scores, 0, score_count * sizeof(float), stream));
   const cublasStatus_t first = launch();
   if (first != CUBLAS_STATUS_SUCCESS) {
     out.note = std::string("launch refused: ") + cublasLtGetStatusName(first);
@@ -144,9 +148,8 @@ Outcome run_form(CudaContext& ctx, const Shape& s, cudaDataType_t operand, bool 
   cublasLtMatmulDescDestroy(desc);
   std::sort(per_launch.begin(), per_launch.end());
   out.ms = per_launch[kRuns / 2];
-  out.scores.resize(static_cast<size_t>(s.heads() * s.T * s.T));
-  NLPF_CUDA_CHECK(
-      cudaMemcpy(out.scores.data(), d, out.scores.size() * sizeof(float), cudaMemcpyDeviceToHost));
+  out.scores.resize(score_count);
+  NLPF_CUDA_CHECK(cudaMemcpy(out.scores.data(), scores, score_count * sizeof(float), cudaMemcpyDeviceToHost));
   return out;
 }
 
@@ -199,9 +202,10 @@ void probe(CudaContext& ctx, const Shape& s, cudaDataType_t operand, const char*
   const auto score_heads_d = upload(score_heads.data(), pointer_bytes);
   ctx.synchronize();
 
-  const Outcome strided = run_form(ctx, s, operand, true, k_d->data(), q_d->data(), scores_d.data());
-  const Outcome pointers =
-      run_form(ctx, s, operand, false, k_rows_d->data(), q_rows_d->data(), score_heads_d->data());
+  const Outcome strided =
+      run_form(ctx, s, operand, true, k_d->data(), q_d->data(), scores_d.data(), scores_d.data());
+  const Outcome pointers = run_form(ctx, s, operand, false, k_rows_d->data(), q_rows_d->data(),
+                                    score_heads_d->data(), scores_d.data());
   double max_diff = NAN;
   if (strided.offered && pointers.offered) {
     max_diff = 0.0;

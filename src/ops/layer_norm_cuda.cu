@@ -427,7 +427,7 @@ void embeddings_layer_norm_typed(CudaContext& ctx, void* out, const int32_t* inp
 // shared with the bias gradient): each column sums the chunks in a fixed order and adds the float-rounded
 // total, as the CPU does (dweight[c] += float(sum)). The same inputs give the same bits on every run.
 
-constexpr int kBackwardWarps = 8;         // rows per block of the dx kernel, one warp each
+constexpr int kBackwardWarps = 4;         // rows per block of the dx kernel, one warp each
 constexpr int kColumnTile = 32;           // columns of a partial-sum block: one 128-byte row segment per warp
 constexpr int kRowLanes = 8;              // rows a partial-sum block reads at once
 constexpr int64_t kMinRowsPerChunk = 64;  // rows of one partial sum, at least
@@ -440,15 +440,19 @@ __device__ __forceinline__ double warp_sum_double(double v) {
 }
 
 // dx [N,C] (=) from dout, x [N,C], weight [C], mean, rstd [N]; one warp per row, kBackwardWarps rows per
-// block, grid ceil(N / kBackwardWarps). kPer > 0 (C <= 32 kPer, a multiple of 4): the row's dout and x stay
-// in registers, read once with every load in flight, a lane owning runs of 4 columns; kPer == 0: two passes
-// over the row in memory (the second from L1/L2), a lane owning every 32nd column. The row sums run in double
-// in either order (the float results agree to the rounding).
+// block, grid ceil(N / kBackwardWarps). kPer > 0 (C <= 32 kPer, C a multiple of 4, dx, dout, x and weight
+// 16-byte aligned, copy aligned for store4): the row's dout and x stay in registers, read once in 16-byte
+// vectors with every load in flight, a lane owning runs of 4 columns (run r of lane l: columns 4 (l + 32 r)
+// ..+3), and dx and copy leave in vectors too; kPer == 0 (any C, any alignment): two passes over the row in
+// memory (the second from L1/L2), a lane owning every 32nd column. The row sums run in double in either order
+// (the float results agree to the rounding). Scalar 4-byte accesses in the run layout took 32 us a row set
+// of bert-base's training step on the H200 (2026-11-30), twice its memory time.
 // copy [N,C], unless nullptr, also receives dx times the keep values of `keep` times scale (the drawn
 // dropout's backward, dropout_forward's roundings; dx itself where keep is inactive), rounded to Out: the
 // next GEMM's dy operand, written in the same pass (Out float for an f32 GEMM, 16-bit in mixed precision).
+// Up to bert-base's width (kPer 24: 96 registers, no spills) the bounds ask for 5 blocks (20 warps) an SM.
 template <typename Out, int kPer>
-__global__ void __launch_bounds__(kBackwardWarps * 32, 1)
+__global__ void __launch_bounds__(kBackwardWarps * 32, kPer <= 24 ? 5 : 1)
     layer_norm_backward_dx_kernel(float* __restrict__ dx, const float* __restrict__ dout,
                                   const float* __restrict__ x, const float* __restrict__ weight,
                                   const float* __restrict__ mean, const float* __restrict__ rstd, int64_t N,
@@ -458,63 +462,69 @@ __global__ void __launch_bounds__(kBackwardWarps * 32, 1)
   const int lane = threadIdx.x % 32;
   const float* dout_row = dout + n * C;
   const float* x_row = x + n * C;
+  float* dx_row = dx + n * C;
   const double m = mean[n], s = rstd[n];
-  constexpr int kHeld = kPer > 0 ? kPer : 1;
-  float held_dout[kHeld], held_x[kHeld];
-  // A lane owns runs of 4 consecutive columns (one Philox block of the copy's keep values per run).
-  if constexpr (kPer > 0) {
-#pragma unroll
-    for (int j = 0; j < kPer; ++j) {
-      const int64_t c = run4_element(lane, j);
-      held_dout[j] = c < C ? dout_row[c] : 0.0f;
-      held_x[j] = c < C ? x_row[c] : 0.0f;
-    }
-  }
+  const KeepReader reader(keep);
+  const bool dropout = reader.active() && copy != nullptr;
   double g_sum = 0, gx_sum = 0;
-  const auto add = [&](int64_t c, float dout_c, float x_c) {
-    const double g = static_cast<double>(dout_c) * weight[c];
+  const auto add = [&](float dout_c, float weight_c, float x_c) {
+    const double g = static_cast<double>(dout_c) * weight_c;
     g_sum += g;
     gx_sum += g * (x_c - m) * s;
   };
-  if constexpr (kPer > 0) {
-#pragma unroll
-    for (int j = 0; j < kPer; ++j) {
-      if (run4_element(lane, j) < C) add(run4_element(lane, j), held_dout[j], held_x[j]);
-    }
-  } else {
-    for (int64_t c = lane; c < C; c += 32) add(c, dout_row[c], x_row[c]);
-  }
-  const double g_mean = warp_sum_double(g_sum) / static_cast<double>(C);
-  const double gx_mean = warp_sum_double(gx_sum) / static_cast<double>(C);
-  float* dx_row = dx + n * C;
-  const KeepReader reader(keep);
-  const bool dropout = reader.active();
-  const auto write = [&](int64_t c, float dout_c, float x_c, float kept) {
-    const double g = static_cast<double>(dout_c) * weight[c];
-    const float d = static_cast<float>(s * (g - g_mean - (x_c - m) * s * gx_mean));
-    dx_row[c] = d;
-    if (copy != nullptr) {
-      const float y = dropout ? __fmul_rn(__fmul_rn(d, kept), scale) : d;
-      copy[n * C + c] = from_float<Out>(y);
-    }
+  // dx of one element from the row sums' means.
+  const auto dx_of = [&](float dout_c, float weight_c, float x_c, double g_mean, double gx_mean) {
+    const double g = static_cast<double>(dout_c) * weight_c;
+    return static_cast<float>(s * (g - g_mean - (x_c - m) * s * gx_mean));
   };
+  // The copy's value of d with keep value `kept`.
+  const auto copied = [&](float d, float kept) { return dropout ? __fmul_rn(__fmul_rn(d, kept), scale) : d; };
   if constexpr (kPer > 0) {
+    constexpr int kRuns = kPer / 4;
+    float4 held_dout[kRuns], held_x[kRuns];
 #pragma unroll
-    for (int run = 0; run < kPer / 4; ++run) {
-      float kept[4] = {1.0f, 1.0f, 1.0f, 1.0f};
-      const int64_t c0 = run4_element(lane, 4 * run);
+    for (int r = 0; r < kRuns; ++r) {
+      const int64_t c0 = 4 * (lane + 32 * r);
+      held_dout[r] = c0 < C ? *reinterpret_cast<const float4*>(dout_row + c0) : float4{};
+      held_x[r] = c0 < C ? *reinterpret_cast<const float4*>(x_row + c0) : float4{};
+    }
+#pragma unroll
+    for (int r = 0; r < kRuns; ++r) {
+      const int64_t c0 = 4 * (lane + 32 * r);
       if (c0 >= C) continue;
-      if (dropout && copy != nullptr) {
-        reader.four(n * C + c0, kept, static_cast<int>(C - c0 < 4 ? C - c0 : 4));
-      }
+      const float4 w = *reinterpret_cast<const float4*>(weight + c0);
+      add(held_dout[r].x, w.x, held_x[r].x);
+      add(held_dout[r].y, w.y, held_x[r].y);
+      add(held_dout[r].z, w.z, held_x[r].z);
+      add(held_dout[r].w, w.w, held_x[r].w);
+    }
+    const double g_mean = warp_sum_double(g_sum) / static_cast<double>(C);
+    const double gx_mean = warp_sum_double(gx_sum) / static_cast<double>(C);
 #pragma unroll
-      for (int e = 0; e < 4; ++e) {
-        if (c0 + e < C) write(c0 + e, held_dout[4 * run + e], held_x[4 * run + e], kept[e]);
+    for (int r = 0; r < kRuns; ++r) {
+      const int64_t c0 = 4 * (lane + 32 * r);
+      if (c0 >= C) continue;
+      const float4 w = *reinterpret_cast<const float4*>(weight + c0);
+      const float4 o = held_dout[r], v = held_x[r];
+      const float4 d =
+          make_float4(dx_of(o.x, w.x, v.x, g_mean, gx_mean), dx_of(o.y, w.y, v.y, g_mean, gx_mean),
+                      dx_of(o.z, w.z, v.z, g_mean, gx_mean), dx_of(o.w, w.w, v.w, g_mean, gx_mean));
+      __stwb(reinterpret_cast<float4*>(dx_row + c0), d);
+      if (copy != nullptr) {
+        float kept[4] = {1.0f, 1.0f, 1.0f, 1.0f};
+        if (dropout) reader.four(n * C + c0, kept);
+        store4(copy + n * C + c0, make_float4(copied(d.x, kept[0]), copied(d.y, kept[1]),
+                                              copied(d.z, kept[2]), copied(d.w, kept[3])));
       }
     }
   } else {
+    for (int64_t c = lane; c < C; c += 32) add(dout_row[c], weight[c], x_row[c]);
+    const double g_mean = warp_sum_double(g_sum) / static_cast<double>(C);
+    const double gx_mean = warp_sum_double(gx_sum) / static_cast<double>(C);
     for (int64_t c = lane; c < C; c += 32) {
-      write(c, dout_row[c], x_row[c], dropout && copy != nullptr ? reader(n * C + c) : 1.0f);
+      const float d = dx_of(dout_row[c], weight[c], x_row[c], g_mean, gx_mean);
+      dx_row[c] = d;
+      if (copy != nullptr) copy[n * C + c] = from_float<Out>(copied(d, dropout ? reader(n * C + c) : 1.0f));
     }
   }
 }
@@ -670,15 +680,33 @@ void layer_norm_backward(ExecutionContext& ctx, float* dx, float* dweight, float
              ErrorCode::UNSUPPORTED, "layer_norm_backward (cuda): N = ", N, ", C = ", C, " exceed the grid");
   NLPF_CHECK(keep.mask == nullptr, ErrorCode::INVALID_ARGUMENT,
              "layer_norm_backward (cuda): a stored mask for the gradient's copy (the drawn form only)");
+  // The chunking depends on N only, so the summation order (and the result) does not depend on the device.
+  const int64_t rows_per_chunk = std::max(kMinRowsPerChunk, (N + kMaxChunks - 1) / kMaxChunks);
+  const int64_t chunks = (N + rows_per_chunk - 1) / rows_per_chunk;  // <= kMaxChunks: a valid grid.y
+  Buffer partial(ctx.allocator(), static_cast<size_t>(chunks * 2 * C) * sizeof(double));
+  // The parameter gradients on the side stream, beside dx (partial outlives the scope).
+  SideStream side(cuda);
+  layer_norm_backward_partial_kernel<<<dim3(static_cast<unsigned>(column_tiles),
+                                            static_cast<unsigned>(chunks)),
+                                       dim3(kColumnTile, kRowLanes), 0, side.stream()>>>(
+      static_cast<double*>(partial.data()), dout, x, mean, rstd, N, C, rows_per_chunk);
+  NLPF_CUDA_CHECK_LAUNCH();
+  // partial [chunks, 2, C] is width 2C: dweight's C columns, then dbias's.
+  finish_column_sums(ctx, dweight, dbias, C, static_cast<double*>(partial.data()), chunks, 2 * C,
+                     side.stream());
   const auto blocks = static_cast<unsigned>((N + kBackwardWarps - 1) / kBackwardWarps);
+  const bool vectors = C % 4 == 0 && aligned16(dx) && aligned16(dout) && aligned16(x) && aligned16(weight) &&
+                       (copy == nullptr || aligned4(copy, copy_dtype));
   with_float_type("layer_norm_backward", copy == nullptr ? DType::F32 : copy_dtype, [&]<typename Out>(Out*) {
     const auto launch = [&]<int kPer>() {
       layer_norm_backward_dx_kernel<Out, kPer><<<blocks, kBackwardWarps * 32, 0, cuda.stream()>>>(
           dx, dout, x, weight, mean, rstd, N, C, static_cast<Out*>(copy), keep, scale);
     };
-    // Values a lane holds: BERT's widths (384 MiniLM, 768 base, 1024 large) in registers, wider rows in
-    // memory.
-    if (C <= 32 * 4) {
+    // Values a lane holds: BERT's widths (384 MiniLM, 768 base, 1024 large) in registers, wider, odd or
+    // unaligned rows in memory.
+    if (!vectors) {
+      launch.template operator()<0>();
+    } else if (C <= 32 * 4) {
       launch.template operator()<4>();
     } else if (C <= 32 * 8) {
       launch.template operator()<8>();
@@ -695,18 +723,6 @@ void layer_norm_backward(ExecutionContext& ctx, float* dx, float* dweight, float
     }
     NLPF_CUDA_CHECK_LAUNCH();
   });
-
-  // The chunking depends on N only, so the summation order (and the result) does not depend on the device.
-  const int64_t rows_per_chunk = std::max(kMinRowsPerChunk, (N + kMaxChunks - 1) / kMaxChunks);
-  const int64_t chunks = (N + rows_per_chunk - 1) / rows_per_chunk;  // <= kMaxChunks: a valid grid.y
-  Buffer partial(ctx.allocator(), static_cast<size_t>(chunks * 2 * C) * sizeof(double));
-  layer_norm_backward_partial_kernel<<<dim3(static_cast<unsigned>(column_tiles),
-                                            static_cast<unsigned>(chunks)),
-                                       dim3(kColumnTile, kRowLanes), 0, cuda.stream()>>>(
-      static_cast<double*>(partial.data()), dout, x, mean, rstd, N, C, rows_per_chunk);
-  NLPF_CUDA_CHECK_LAUNCH();
-  // partial [chunks, 2, C] is width 2C: dweight's C columns, then dbias's.
-  finish_column_sums(ctx, dweight, dbias, C, static_cast<double*>(partial.data()), chunks, 2 * C);
 }
 
 }  // namespace nlpf::cuda

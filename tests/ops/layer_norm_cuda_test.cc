@@ -32,8 +32,9 @@ TEST_F(LayerNormCuda, ForwardAndBackwardMatchCpuAndAccumulate) {
   struct Size {
     int64_t N, C;
   };
-  // The backward's dx kernel keeps rows of C <= 1024 in registers (4 to 32 values a lane: 37, 72 and 40 take
-  // 4, 200 8, 384 12, 500 16, 768 24, 1000 32) and walks wider rows in memory (2304).
+  // The backward's dx kernel keeps rows of C <= 1024, a multiple of 4, in registers (4 to 32 values a lane:
+  // 72 and 40 take 4, 200 8, 384 12, 500 16, 768 24, 1000 32) and walks odd (37) or wider rows (2304) in
+  // memory.
   for (const Size s : {Size{5 * 13, 37}, Size{5 * 13, 768}, Size{3, 2304}, Size{1000, 72}, Size{20011, 40},
                        Size{77, 200}, Size{77, 384}, Size{77, 500}, Size{77, 1000}}) {
     SCOPED_TRACE("N=" + std::to_string(s.N) + " C=" + std::to_string(s.C));
