@@ -70,7 +70,8 @@ CudaContext::~CudaContext() {
   if (stream_ != nullptr) cudaStreamDestroy(stream_);
 }
 
-SideStream::SideStream(CudaContext& ctx) : ctx_(ctx) {
+SideStream::SideStream(CudaContext& ctx) : ctx_(ctx), forked_(ctx.side_stream()) {
+  if (!forked_) return;
   NLPF_CHECK(!ctx.side_open_, ErrorCode::INTERNAL, "SideStream: a side scope is already open");
   NLPF_CUDA_CHECK(cudaEventRecord(ctx.fork_, ctx.stream_));
   NLPF_CUDA_CHECK(cudaStreamWaitEvent(ctx.side_stream_, ctx.fork_, 0));
@@ -80,6 +81,7 @@ SideStream::SideStream(CudaContext& ctx) : ctx_(ctx) {
 // Cannot throw: a failed record or wait leaves an error that the main stream's next checked call (or the
 // capture's end) reports.
 SideStream::~SideStream() {
+  if (!forked_) return;
   cudaEventRecord(ctx_.join_, ctx_.side_stream_);
   cudaStreamWaitEvent(ctx_.stream_, ctx_.join_, 0);
   ctx_.side_open_ = false;

@@ -84,17 +84,19 @@ class CudaContext final : public ExecutionContext {
 // wait for everything queued on the side, so the main stream's later work sees the side's results. A CUDA
 // graph captures the two as a fork and a join. Memory the side work uses is allocated before the scope and
 // freed after it (the allocator orders on the main stream); no GEMM goes there (the cuBLASLt workspace is the
-// main stream's); one scope at a time.
+// main stream's); one scope at a time. With the context's side_stream() off, the scope's work goes on the
+// main stream.
 class SideStream {
  public:
   explicit SideStream(CudaContext& ctx);
   ~SideStream();
   SideStream(const SideStream&) = delete;
   SideStream& operator=(const SideStream&) = delete;
-  cudaStream_t stream() const { return ctx_.side_stream_; }
+  cudaStream_t stream() const { return forked_ ? ctx_.side_stream_ : ctx_.stream_; }
 
  private:
   CudaContext& ctx_;
+  bool forked_;  // false where the context's side_stream() is off: the main stream, no fork or join
 };
 
 // ctx as a CudaContext; INTERNAL when ctx is another device's (an op dispatched to CUDA with a CPU context).
