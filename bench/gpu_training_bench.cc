@@ -62,7 +62,6 @@ struct Options {
   std::string capture_steps = "on";  // on: each step a CUDA graph replay (Optimizer's capture_steps)
   // heuristic, autotune or inplace-reduction (GemmSelection, backend/context.h)
   std::string gemm_selection = "heuristic";
-  std::string side_stream = "on";  // ExecutionContext::set_side_stream
 };
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
@@ -110,7 +109,6 @@ json measure(const Device& device, EnergyMeter& meter, const BertConfig& config,
                  {"trials", o.trials},
                  {"capture_steps", o.capture_steps == "on"},
                  {"gemm_selection", o.gemm_selection},
-                 {"side_stream", o.side_stream == "on"},
                  {"error", nullptr}};
   try {
     NLPF_CHECK(precision == "fp32" || precision == "tf32" || precision == "bf16" || precision == "fp16",
@@ -128,7 +126,6 @@ json measure(const Device& device, EnergyMeter& meter, const BertConfig& config,
                                 ? GemmSelection::HEURISTIC_INPLACE_REDUCTION
                             : o.gemm_selection == "autotune" ? GemmSelection::AUTOTUNE
                                                              : GemmSelection::HEURISTIC);
-    gpu->set_side_stream(o.side_stream == "on");
     gpu->allocator().reset_peak();
     BertForSequenceClassification model(config, kSeed);
     model.set_dropout(DropoutSettings::from_config(config, kSeed));
@@ -298,13 +295,11 @@ int run(const Options& o) {
   for (const std::string& precision : o.precisions) {
     json record = measure(device, *meter, config, batches, precision, o);
     if (record["error"].is_null()) {
-      std::fprintf(stderr,
-                   "nlpf %s (capture %s, %s, side stream %s) b%lld t%lld: %.2f ms/step, %s J/step, peak %.0f "
-                   "MiB\n",
+      std::fprintf(stderr, "nlpf %s (capture %s, %s) b%lld t%lld: %.2f ms/step, %s J/step, peak %.0f MiB\n",
                    precision.c_str(), o.capture_steps.c_str(), o.gemm_selection.c_str(),
-                   o.side_stream.c_str(), static_cast<long long>(o.batch_size),
-                   static_cast<long long>(o.seq_len), record["ms_per_step"].get<double>(),
-                   record["j_per_step"].dump().c_str(), record["peak_memory_mb"].get<double>());
+                   static_cast<long long>(o.batch_size), static_cast<long long>(o.seq_len),
+                   record["ms_per_step"].get<double>(), record["j_per_step"].dump().c_str(),
+                   record["peak_memory_mb"].get<double>());
     } else {
       std::fprintf(stderr, "nlpf %s: %s\n", precision.c_str(), record["error"].get<std::string>().c_str());
     }
@@ -345,10 +340,6 @@ int main(int argc, char** argv) {
          "once per GEMM shape (GEMMs that do not accumulate into their output); inplace-reduction: its first "
          "that adds split-K partial products in the output (no reduction kernel)")
       ->check(CLI::IsMember({"heuristic", "autotune", "inplace-reduction"}));
-  app.add_option("--side-stream", o.side_stream,
-                 "on: bias and LayerNorm parameter gradients on a second stream beside the GEMMs; off: one "
-                 "stream")
-      ->check(CLI::IsMember({"on", "off"}));
   app.add_option("--out", o.out, "also write the JSON here (rewritten after every record)");
   CLI11_PARSE(app, argc, argv);
   try {

@@ -54,11 +54,6 @@ class ExecutionContext {
   void set_math_mode(MathMode mode) { math_mode_ = mode; }
   GemmSelection gemm_selection() const { return gemm_selection_; }
   void set_gemm_selection(GemmSelection selection) { gemm_selection_ = selection; }
-  // Whether a CUDA context may queue independent work (a linear backward's bias gradient, a LayerNorm's
-  // parameter gradients) on its side stream beside the main one (cuda_context.h's SideStream; the CPU ignores
-  // it); off, everything goes on the main stream in the same order. The same results either way.
-  bool side_stream() const { return side_stream_; }
-  void set_side_stream(bool on) { side_stream_ = on; }
   // Waits until the work queued on this context has finished (CPU: returns at once).
   virtual void synchronize() {}
   // The cudaStream_t work is queued on, for timers that record on it (nullptr on the CPU).
@@ -85,7 +80,6 @@ class ExecutionContext {
   Device device_;
   MathMode math_mode_ = MathMode::IEEE_FP32;
   GemmSelection gemm_selection_ = GemmSelection::HEURISTIC;
-  bool side_stream_ = true;
 };
 
 // The CPU's context (host allocator, no stream): for the CPU engine and host-side tests.

@@ -40,13 +40,12 @@ __global__ void __launch_bounds__(kColumns* kLanes)
 }  // namespace
 
 void finish_column_sums(ExecutionContext& ctx, float* lo, float* hi, int64_t split, const double* partial,
-                        int64_t chunks, int64_t width, CUstream_st* stream) {
+                        int64_t chunks, int64_t width) {
   const int64_t blocks = (width + kColumns - 1) / kColumns;
   NLPF_CHECK(blocks <= 0x7fffffff, ErrorCode::UNSUPPORTED, "column sums (cuda): ", width, " columns");
   if (blocks == 0) return;
   finish_column_sums_kernel<<<static_cast<unsigned>(blocks), dim3(kColumns, kLanes), 0,
-                              stream != nullptr ? stream : cuda_context(ctx).stream()>>>(
-      lo, hi, split, partial, chunks, width);
+                              cuda_context(ctx).stream()>>>(lo, hi, split, partial, chunks, width);
   NLPF_CUDA_CHECK_LAUNCH();
 }
 

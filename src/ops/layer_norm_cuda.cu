@@ -680,20 +680,6 @@ void layer_norm_backward(ExecutionContext& ctx, float* dx, float* dweight, float
              ErrorCode::UNSUPPORTED, "layer_norm_backward (cuda): N = ", N, ", C = ", C, " exceed the grid");
   NLPF_CHECK(keep.mask == nullptr, ErrorCode::INVALID_ARGUMENT,
              "layer_norm_backward (cuda): a stored mask for the gradient's copy (the drawn form only)");
-  // The chunking depends on N only, so the summation order (and the result) does not depend on the device.
-  const int64_t rows_per_chunk = std::max(kMinRowsPerChunk, (N + kMaxChunks - 1) / kMaxChunks);
-  const int64_t chunks = (N + rows_per_chunk - 1) / rows_per_chunk;  // <= kMaxChunks: a valid grid.y
-  Buffer partial(ctx.allocator(), static_cast<size_t>(chunks * 2 * C) * sizeof(double));
-  // The parameter gradients on the side stream, beside dx (partial outlives the scope).
-  SideStream side(cuda);
-  layer_norm_backward_partial_kernel<<<dim3(static_cast<unsigned>(column_tiles),
-                                            static_cast<unsigned>(chunks)),
-                                       dim3(kColumnTile, kRowLanes), 0, side.stream()>>>(
-      static_cast<double*>(partial.data()), dout, x, mean, rstd, N, C, rows_per_chunk);
-  NLPF_CUDA_CHECK_LAUNCH();
-  // partial [chunks, 2, C] is width 2C: dweight's C columns, then dbias's.
-  finish_column_sums(ctx, dweight, dbias, C, static_cast<double*>(partial.data()), chunks, 2 * C,
-                     side.stream());
   const auto blocks = static_cast<unsigned>((N + kBackwardWarps - 1) / kBackwardWarps);
   const bool vectors = C % 4 == 0 && aligned16(dx) && aligned16(dout) && aligned16(x) && aligned16(weight) &&
                        (copy == nullptr || aligned4(copy, copy_dtype));
@@ -723,6 +709,18 @@ void layer_norm_backward(ExecutionContext& ctx, float* dx, float* dweight, float
     }
     NLPF_CUDA_CHECK_LAUNCH();
   });
+
+  // The chunking depends on N only, so the summation order (and the result) does not depend on the device.
+  const int64_t rows_per_chunk = std::max(kMinRowsPerChunk, (N + kMaxChunks - 1) / kMaxChunks);
+  const int64_t chunks = (N + rows_per_chunk - 1) / rows_per_chunk;  // <= kMaxChunks: a valid grid.y
+  Buffer partial(ctx.allocator(), static_cast<size_t>(chunks * 2 * C) * sizeof(double));
+  layer_norm_backward_partial_kernel<<<dim3(static_cast<unsigned>(column_tiles),
+                                            static_cast<unsigned>(chunks)),
+                                       dim3(kColumnTile, kRowLanes), 0, cuda.stream()>>>(
+      static_cast<double*>(partial.data()), dout, x, mean, rstd, N, C, rows_per_chunk);
+  NLPF_CUDA_CHECK_LAUNCH();
+  // partial [chunks, 2, C] is width 2C: dweight's C columns, then dbias's.
+  finish_column_sums(ctx, dweight, dbias, C, static_cast<double*>(partial.data()), chunks, 2 * C);
 }
 
 }  // namespace nlpf::cuda

@@ -1,7 +1,6 @@
 // The linear layer on CUDA: forward is one cuBLASLt GEMM with the bias epilogue and the residual as its C
 // matrix; backward is two GEMMs (dx = dy W, dweight += dy^T x with beta = 1) and a column-sum kernel for the
-// bias gradient, queued on the side stream beside the GEMMs (SideStream). Parameter gradients accumulate
-// (+=), activation gradients overwrite (=).
+// bias gradient. Parameter gradients accumulate (+=), activation gradients overwrite (=).
 #include "ops/linear_cuda.h"
 
 #include <cuda_runtime.h>
@@ -61,12 +60,8 @@ __global__ void bias_gradient_partial_kernel(double* __restrict__ partial, float
   }
 }
 
-// The bias gradient's chunks of rows (a function of N and OC only).
-struct BiasGradientShape {
-  int64_t column_blocks, chunk_rows, chunks;
-};
-
-BiasGradientShape bias_gradient_shape(int64_t N, int64_t OC) {
+template <typename T>
+void bias_gradient(CudaContext& ctx, float* dbias, const T* dy, int64_t N, int64_t OC) {
   const int64_t column_blocks = (OC + kColumns - 1) / kColumns;
   const int64_t max_chunks = std::max<int64_t>(1, (N + kMinChunkRows - 1) / kMinChunkRows);
   const int64_t wanted = std::min(max_chunks, std::max<int64_t>(1, kTargetBlocks / column_blocks));
@@ -74,24 +69,20 @@ BiasGradientShape bias_gradient_shape(int64_t N, int64_t OC) {
   const int64_t chunks = std::max<int64_t>(1, (N + chunk_rows - 1) / chunk_rows);
   NLPF_CHECK(chunks <= 65535 && column_blocks <= 0x7fffffff, ErrorCode::UNSUPPORTED,
              "linear_backward (cuda): N = ", N, ", OC = ", OC, " exceed the bias-gradient grid");
-  return {column_blocks, chunk_rows, chunks};
-}
-
-// dbias [OC] += the column sums of dy [N,OC], on `stream`; partial holds shape.chunks OC doubles (unused for
-// a single chunk, which adds straight into dbias).
-template <typename T>
-void bias_gradient(CudaContext& ctx, cudaStream_t stream, const BiasGradientShape& shape, double* partial,
-                   float* dbias, const T* dy, int64_t N, int64_t OC) {
-  const dim3 grid(static_cast<unsigned>(shape.column_blocks), static_cast<unsigned>(shape.chunks));
+  const dim3 grid(static_cast<unsigned>(column_blocks), static_cast<unsigned>(chunks));
   const dim3 block(kColumns, kRowThreads);
-  if (shape.chunks == 1) {
-    bias_gradient_partial_kernel<T><<<grid, block, 0, stream>>>(nullptr, dbias, dy, N, OC, shape.chunk_rows);
+  if (chunks == 1) {
+    bias_gradient_partial_kernel<T><<<grid, block, 0, ctx.stream()>>>(nullptr, dbias, dy, N, OC, chunk_rows);
     NLPF_CUDA_CHECK_LAUNCH();
     return;
   }
-  bias_gradient_partial_kernel<T><<<grid, block, 0, stream>>>(partial, nullptr, dy, N, OC, shape.chunk_rows);
+  // Stream-ordered scratch: freed (cudaFreeAsync on the stream) after the kernels that use it.
+  Buffer partial(ctx.allocator(), static_cast<size_t>(chunks * OC) * sizeof(double));
+  double* partial_data = static_cast<double*>(partial.data());
+  bias_gradient_partial_kernel<T>
+      <<<grid, block, 0, ctx.stream()>>>(partial_data, nullptr, dy, N, OC, chunk_rows);
   NLPF_CUDA_CHECK_LAUNCH();
-  finish_column_sums(ctx, dbias, nullptr, OC, partial, shape.chunks, OC, stream);
+  finish_column_sums(ctx, dbias, nullptr, OC, partial_data, chunks, OC);
 }
 
 }  // namespace
@@ -245,6 +236,7 @@ void linear_backward(ExecutionContext& ctx, float* dx, float* dweight, float* db
   dx_args.lda = OC;
   dx_args.ldb = C;
   dx_args.ldd = C;
+  matmul(ctx, dx_args);
   // dweight [OC,C] += dy^T x: dy stored [N,OC] read transposed, x [N,C] as stored.
   MatmulArgs dweight_args;
   dweight_args.d = dweight;
@@ -259,20 +251,10 @@ void linear_backward(ExecutionContext& ctx, float* dx, float* dweight, float* db
   dweight_args.lda = OC;
   dweight_args.ldb = C;
   dweight_args.ldd = C;
-  // The bias gradient on the side stream, beside the two GEMMs (its scratch outlives the scope).
-  CudaContext& cuda = cuda_context(ctx);
-  const BiasGradientShape shape = bias_gradient_shape(N, OC);
-  std::optional<Buffer> partial;
-  if (shape.chunks > 1) {
-    partial.emplace(cuda.allocator(), static_cast<size_t>(shape.chunks * OC) * sizeof(double));
-  }
-  double* partial_data = partial ? static_cast<double*>(partial->data()) : nullptr;
-  SideStream side(cuda);
-  with_float_type("linear_backward", operand_dtype, [&]<typename T>(T*) {
-    bias_gradient(cuda, side.stream(), shape, partial_data, dbias, static_cast<const T*>(dy), N, OC);
-  });
-  matmul(ctx, dx_args);
   matmul(ctx, dweight_args);
+  CudaContext& cuda = cuda_context(ctx);
+  with_float_type("linear_backward", operand_dtype,
+                  [&]<typename T>(T*) { bias_gradient(cuda, dbias, static_cast<const T*>(dy), N, OC); });
 }
 
 }  // namespace nlpf::cuda

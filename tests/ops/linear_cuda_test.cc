@@ -5,8 +5,8 @@
 // overwritten); N > 4,096 rows takes the chunked bias-gradient path (two kernels), smaller N one kernel. Both
 // GEMM algorithm selections: an autotuned plan must give the same results, and an accumulating GEMM (dweight
 // +=) must not be timed on its own output (it would add several times). Mixed precision: x, weight and dy in
-// bf16 or f16 against the CPU's f32 kernels on the same values. The backward captured into a CUDA graph (its
-// bias gradient on the side stream) replays the eager results bit for bit.
+// bf16 or f16 against the CPU's f32 kernels on the same values. The backward captured into a CUDA graph
+// replays the eager results bit for bit.
 #include "ops/linear.h"
 
 #include <memory>
@@ -142,9 +142,8 @@ TEST_F(LinearCuda, BackwardIsDeterministic) {
   }
 }
 
-// The backward's bias gradient runs on the side stream beside the two GEMMs (a fork and a join): captured
-// into a CUDA graph and replayed, it gives the eager results bit for bit, with one chunk of rows and with the
-// chunked path, whose scratch the graph allocates inside the capture.
+// The backward captured into a CUDA graph and replayed gives the eager results bit for bit, with one chunk of
+// rows in the bias gradient and with the chunked path, whose scratch the graph allocates inside the capture.
 TEST_F(LinearCuda, CapturedBackwardEqualsEager) {
   std::mt19937 rng(704);
   for (const Size& s : {kSizes[2], kSizes[3]}) {

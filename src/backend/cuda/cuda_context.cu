@@ -40,12 +40,8 @@ CudaContext::CudaContext(int device_index, size_t workspace_bytes)
     : ExecutionContext(Device{DeviceType::CUDA, device_index}), workspace_bytes_(workspace_bytes) {
   NLPF_CUDA_CHECK(cudaSetDevice(device_index));
   NLPF_CUDA_CHECK(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
-  NLPF_CUDA_CHECK(cudaStreamCreateWithFlags(&side_stream_, cudaStreamNonBlocking));
-  NLPF_CUDA_CHECK(cudaEventCreateWithFlags(&fork_, cudaEventDisableTiming));
-  NLPF_CUDA_CHECK(cudaEventCreateWithFlags(&join_, cudaEventDisableTiming));
   NLPF_CUDA_CHECK(cublasLtCreate(&cublaslt_));
-  NLPF_CUDA_CHECK(
-      cudaDeviceGetAttribute(&multiprocessor_count_, cudaDevAttrMultiProcessorCount, device_index));
+  NLPF_CUDA_CHECK(cudaDeviceGetAttribute(&multiprocessor_count_, cudaDevAttrMultiProcessorCount, device_index));
   allocator_ = std::make_unique<StreamAllocator>(device_index, stream_);
   gemm_plans_ = std::make_unique<GemmPlanCache>();
   workspace_ = allocator_->allocate(workspace_bytes_);
@@ -58,38 +54,15 @@ CudaContext::~CudaContext() {
   gemm_plans_.reset();
   if (workspace_ != nullptr) allocator_->deallocate(workspace_, workspace_bytes_);
   cudaStreamSynchronize(stream_);
-  cudaStreamSynchronize(side_stream_);
   for (StagingSlot& slot : staging_) {
     if (slot.done != nullptr) cudaEventDestroy(slot.done);
     if (slot.host != nullptr) cudaFreeHost(slot.host);
   }
   if (cublaslt_ != nullptr) cublasLtDestroy(cublaslt_);
-  if (side_stream_ != nullptr) cudaStreamDestroy(side_stream_);
-  if (fork_ != nullptr) cudaEventDestroy(fork_);
-  if (join_ != nullptr) cudaEventDestroy(join_);
   if (stream_ != nullptr) cudaStreamDestroy(stream_);
 }
 
-SideStream::SideStream(CudaContext& ctx) : ctx_(ctx), forked_(ctx.side_stream()) {
-  if (!forked_) return;
-  NLPF_CHECK(!ctx.side_open_, ErrorCode::INTERNAL, "SideStream: a side scope is already open");
-  NLPF_CUDA_CHECK(cudaEventRecord(ctx.fork_, ctx.stream_));
-  NLPF_CUDA_CHECK(cudaStreamWaitEvent(ctx.side_stream_, ctx.fork_, 0));
-  ctx.side_open_ = true;
-}
-
-// Cannot throw: a failed record or wait leaves an error that the main stream's next checked call (or the
-// capture's end) reports.
-SideStream::~SideStream() {
-  if (!forked_) return;
-  cudaEventRecord(ctx_.join_, ctx_.side_stream_);
-  cudaStreamWaitEvent(ctx_.stream_, ctx_.join_, 0);
-  ctx_.side_open_ = false;
-}
-
-void CudaContext::synchronize() {
-  NLPF_CUDA_CHECK(cudaStreamSynchronize(stream_));
-}
+void CudaContext::synchronize() { NLPF_CUDA_CHECK(cudaStreamSynchronize(stream_)); }
 
 size_t CudaContext::graph_memory_peak_bytes() const {
   unsigned long long bytes = 0;  // the attribute's type (cuuint64_t)
@@ -97,12 +70,10 @@ size_t CudaContext::graph_memory_peak_bytes() const {
   return static_cast<size_t>(bytes);
 }
 
-void CudaContext::copy_bytes(void* dst, bool dst_on_device, const void* src, bool src_on_device,
-                             size_t bytes) {
+void CudaContext::copy_bytes(void* dst, bool dst_on_device, const void* src, bool src_on_device, size_t bytes) {
   if (bytes == 0) return;
-  const cudaMemcpyKind kind = dst_on_device
-                                  ? (src_on_device ? cudaMemcpyDeviceToDevice : cudaMemcpyHostToDevice)
-                                  : (src_on_device ? cudaMemcpyDeviceToHost : cudaMemcpyHostToHost);
+  const cudaMemcpyKind kind = dst_on_device ? (src_on_device ? cudaMemcpyDeviceToDevice : cudaMemcpyHostToDevice)
+                                            : (src_on_device ? cudaMemcpyDeviceToHost : cudaMemcpyHostToHost);
   if (kind == cudaMemcpyHostToDevice && bytes <= kStagedUploadBytes) {
     // The caller may free or reuse src when we return, so the bytes go to a pinned slot first; the copy from
     // the slot is queued, and the GPU's earlier work is not waited for (a training step's batch upload).
@@ -112,8 +83,7 @@ void CudaContext::copy_bytes(void* dst, bool dst_on_device, const void* src, boo
       NLPF_CUDA_CHECK(cudaMallocHost(&slot.host, kStagedUploadBytes));
       NLPF_CUDA_CHECK(cudaEventCreateWithFlags(&slot.done, cudaEventDisableTiming));
     } else {
-      NLPF_CUDA_CHECK(
-          cudaEventSynchronize(slot.done));  // the copy out of this slot, kStagingSlots uploads ago
+      NLPF_CUDA_CHECK(cudaEventSynchronize(slot.done));  // the copy out of this slot, kStagingSlots uploads ago
     }
     std::memcpy(slot.host, src, bytes);
     NLPF_CUDA_CHECK(cudaMemcpyAsync(dst, slot.host, bytes, kind, stream_));

@@ -1,5 +1,4 @@
-// CudaContext: the ExecutionContext of one CUDA device (backend/context.h): a non-blocking stream (and a
-// side stream for work beside it: SideStream), a
+// CudaContext: the ExecutionContext of one CUDA device (backend/context.h): a non-blocking stream, a
 // cuBLASLt handle with its workspace, and a stream-ordered caching allocator (cudaMallocFromPoolAsync on the
 // device's default pool with its release threshold raised, so freed blocks stay cached for reuse instead of
 // going back to the driver at each synchronisation; CUDA graphs can capture its allocations). Its current and
@@ -53,11 +52,7 @@ class CudaContext final : public ExecutionContext {
   GemmPlanCache& gemm_plans() { return *gemm_plans_; }
 
  private:
-  friend class SideStream;
   cudaStream_t stream_ = nullptr;
-  cudaStream_t side_stream_ = nullptr;  // SideStream's
-  cudaEvent_t fork_ = nullptr, join_ = nullptr;
-  bool side_open_ = false;
   cublasLtHandle_t cublaslt_ = nullptr;
   std::unique_ptr<StreamAllocator> allocator_;
   void* workspace_ = nullptr;  // from allocator_, held for the context's life
@@ -76,27 +71,6 @@ class CudaContext final : public ExecutionContext {
   };
   StagingSlot staging_[kStagingSlots];
   size_t next_staging_slot_ = 0;
-};
-
-// Work queued on the context's side stream while the scope lives runs beside the main stream's (a linear
-// backward's bias gradient beside its two GEMMs, filling the SMs their last waves leave idle): construction
-// makes the side stream wait for everything queued on the main one so far, destruction makes the main one
-// wait for everything queued on the side, so the main stream's later work sees the side's results. A CUDA
-// graph captures the two as a fork and a join. Memory the side work uses is allocated before the scope and
-// freed after it (the allocator orders on the main stream); no GEMM goes there (the cuBLASLt workspace is the
-// main stream's); one scope at a time. With the context's side_stream() off, the scope's work goes on the
-// main stream.
-class SideStream {
- public:
-  explicit SideStream(CudaContext& ctx);
-  ~SideStream();
-  SideStream(const SideStream&) = delete;
-  SideStream& operator=(const SideStream&) = delete;
-  cudaStream_t stream() const { return forked_ ? ctx_.side_stream_ : ctx_.stream_; }
-
- private:
-  CudaContext& ctx_;
-  bool forked_;  // false where the context's side_stream() is off: the main stream, no fork or join
 };
 
 // ctx as a CudaContext; INTERNAL when ctx is another device's (an op dispatched to CUDA with a CPU context).
