@@ -31,10 +31,11 @@ void fused_attention_forward(ExecutionContext& ctx, void* out, const void* qkv, 
 // values (a 0/1 mask, or drawn inside the softmax kernels, ops/dropout_cuda.h), or neither (no dropout);
 // keep_scale = 1 / (1 - p). Unlike the fused inference kernel, padded query rows are computed as the CPU
 // computes them (the backward needs them). The mask is not validated here (the host would have to wait): any
-// non-zero value is a token. Strided-batched cuBLASLt GEMMs per (b, h) in the context's math mode (TF32
-// products under MathMode::TF32) around a masked-softmax row kernel; stream-ordered scratch of 4 B T C floats
-// (+ B NH T T with dropout). out of out_dtype: F32, or BF16 / F16 (each value rounded once: mixed precision's
-// GEMM operand).
+// non-zero value is a token. Batched cuBLASLt GEMMs per (b, h) in the context's math mode (TF32 products
+// under MathMode::TF32) around a masked-softmax row kernel: under IEEE fp32 on pointer arrays that read the
+// rows in place (stream-ordered scratch: B T C floats for a 16-bit out only), else strided over head-major
+// copies (4 B T C floats); + B NH T T floats with dropout. out of out_dtype: F32, or BF16 / F16 (each value
+// rounded once: mixed precision's GEMM operand).
 void attention_forward(ExecutionContext& ctx, void* out, DType out_dtype, float* probs, const float* q,
                        const float* k, const float* v, int64_t ld_qkv, const int32_t* attention_mask,
                        const KeepSource& keep, float keep_scale, int64_t B, int64_t T, int64_t NH,
@@ -43,10 +44,11 @@ void attention_forward(ExecutionContext& ctx, void* out, DType out_dtype, float*
 // Training backward, f32: dq, dk, dv (=, rows at the stride ld_dqkv) from dout [B,T,C] and the forward's
 // q, k, v (rows at the stride ld_qkv), attention_mask, probs and keep (as attention_forward). Per head, pd =
 // dropout(probs), scale = 1 / sqrt(HS): dv = pd^T dout, dp = dropout(dout v^T), dscore = scale p (dp -
-// rowsum(p dp)), dq = dscore k, dk = dscore^T q; a sequence whose keys are all padding gets dq = dk = 0. Five
-// strided-batched GEMMs and a softmax-backward row kernel (fixed-order row sums), deterministic;
-// stream-ordered scratch of 4 B T C + B NH T T floats (+ B NH T T with dropout). dq, dk, dv of dqkv_dtype:
-// F32, or BF16 / F16 as attention_forward's out.
+// rowsum(p dp)), dq = dscore k, dk = dscore^T q; a sequence whose keys are all padding gets dq = dk = 0. Four
+// batched GEMMs (pointer arrays or strided, as the forward's) and a softmax-backward row kernel (fixed-order
+// row sums), deterministic; stream-ordered scratch of B NH T T floats, + 3 B T C for 16-bit gradients
+// (pointer arrays) or 4 B T C (copies), + B NH T T with dropout. dq, dk, dv of dqkv_dtype: F32, or BF16 / F16
+// as attention_forward's out.
 void attention_backward(ExecutionContext& ctx, void* dq, void* dk, void* dv, int64_t ld_dqkv,
                         DType dqkv_dtype, const float* dout, const float* q, const float* k, const float* v,
                         int64_t ld_qkv, const int32_t* attention_mask, const float* probs,

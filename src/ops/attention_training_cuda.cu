@@ -1,9 +1,10 @@
 // The training attention on CUDA (attention_cuda.h): f32, probabilities saved [B,NH,T,T], dropout by a keep
 // mask or drawn in the row kernels, the CPU reference's formulas (attention_cpu.cc) as PyTorch's math path
-// computes them: the four products per (b, h) are strided-batched cuBLASLt GEMMs (backend/cuda/gemm.h, batch
-// B NH, in the context's math mode), and row kernels (a warp per row) do the masked softmax and its backward.
-// GEMMs batch over one stride, so q, k, v (and dout) are first copied head-major [B,NH,T,HS] and the results
-// copied back; the copies read and write rows of any stride, so q, k, v and their gradients may be the three
+// computes them: the products per (b, h) are batched cuBLASLt GEMMs (backend/cuda/gemm.h, batch B NH, in the
+// context's math mode), and row kernels (a warp per row) do the masked softmax and its backward. Under IEEE
+// fp32 the GEMMs take a pointer per head and read q, k, v, dout (and write out, dq, dk, dv) as rows of their
+// own stride; in the other math modes strided batches need q, k, v (and dout) copied head-major
+// [B,NH,T,HS] first and the results copied back. Either way q, k, v and their gradients may be the three
 // parts of one packed projection [B,T,3C]. Deterministic: cuBLASLt's plan fixes the algorithm, row sums
 // reduce by a fixed shuffle tree (no atomics). Layouts: q, k, v, out and their gradients [B,T,C] with head h
 // in channels [h HS, (h+1) HS); probs, keep [B,NH,T,T] (query t, key s); attention_mask [B,T]. Activation
@@ -12,6 +13,7 @@
 
 #include <cmath>
 #include <cstdint>
+#include <optional>
 
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/cuda_context.h"
@@ -333,6 +335,114 @@ void batched_matmul(ExecutionContext& ctx, float* d, const float* a, Transpose t
   matmul(ctx, m);
 }
 
+// ---- pointer arrays (IEEE fp32): the products read and write rows where they lie ----
+//
+// Under MathMode::IEEE_FP32 the products take one device pointer per head (b, h) for each operand
+// (matmul's pointer_arrays) and read q, k, v, dout and write out, dq, dk, dv as rows of their own stride, so
+// no head-major copy is made: on the H200 the copies took 0.85 ms of a bert-base fp32 step, the pointer-array
+// products 3% longer than the strided ones (bench/attention_gemm_probe, 2026-11-30). Other math modes keep
+// the copies and strided batches.
+
+constexpr int kMaxPointerArrays = 9;
+constexpr int kPointerThreads = 128;
+
+// Matrix i = b NH + h of set j starts at base[j] + b batch_bytes[j] + h head_bytes[j]: token-major rows (row
+// stride ld) have batch_bytes = T ld 4 and head_bytes = HS 4; head-major [B,NH,rows,cols] arrays one matrix
+// each, batch_bytes = NH rows cols 4 and head_bytes = rows cols 4.
+struct MatrixSets {
+  const char* base[kMaxPointerArrays];
+  int64_t batch_bytes[kMaxPointerArrays];
+  int64_t head_bytes[kMaxPointerArrays];
+};
+
+// pointers [count, batch]: grid ceil(batch / kPointerThreads), thread i fills pointer i of every set.
+__global__ void fill_pointer_arrays_kernel(const __grid_constant__ MatrixSets sets, const void** pointers,
+                                           int count, unsigned NH, unsigned batch) {
+  const unsigned i = blockIdx.x * blockDim.x + threadIdx.x;
+  if (i >= batch) return;
+  const unsigned b = i / NH, h = i - b * NH;
+  for (int j = 0; j < count; ++j) {
+    pointers[static_cast<int64_t>(j) * batch + i] = sets.base[j] +
+                                                    static_cast<int64_t>(b) * sets.batch_bytes[j] +
+                                                    static_cast<int64_t>(h) * sets.head_bytes[j];
+  }
+}
+
+// The device pointer arrays of up to kMaxPointerArrays matrix sets (stream-ordered scratch, filled by one
+// kernel on the context's stream, so a captured graph refills them at each replay), and the alignment every
+// matrix of every set has (a power of two up to 256: cuBLASLt's alignment preference).
+class PointerArrays {
+ public:
+  PointerArrays(CudaContext& ctx, int64_t B, int64_t NH) : ctx_(ctx), B_(B), NH_(NH) {}
+  // Adds a set; returns its index.
+  int add(const void* base, int64_t batch_bytes, int64_t head_bytes) {
+    NLPF_CHECK(count_ < kMaxPointerArrays, ErrorCode::INTERNAL, "attention (cuda): too many pointer arrays");
+    sets_.base[count_] = static_cast<const char*>(base);
+    sets_.batch_bytes[count_] = batch_bytes;
+    sets_.head_bytes[count_] = head_bytes;
+    const auto address = reinterpret_cast<uintptr_t>(base);
+    while (alignment_ > 4 &&
+           (address % alignment_ != 0 || batch_bytes % alignment_ != 0 || head_bytes % alignment_ != 0)) {
+      alignment_ /= 2;
+    }
+    return count_++;
+  }
+  // Token-major rows of row stride ld (floats), head h in columns [h HS, (h + 1) HS).
+  int rows(const void* base, int64_t T, int64_t ld, int64_t HS) { return add(base, T * ld * 4, HS * 4); }
+  // A head-major [B,NH,rows,cols] f32 array.
+  int heads(const void* base, int64_t rows, int64_t cols) {
+    return add(base, NH_ * rows * cols * 4, rows * cols * 4);
+  }
+  // Fills the arrays (after the last add).
+  void fill() {
+    const int64_t batch = B_ * NH_;
+    buffer_.emplace(ctx_.allocator(), static_cast<size_t>(count_ * batch) * sizeof(void*));
+    fill_pointer_arrays_kernel<<<static_cast<unsigned>((batch + kPointerThreads - 1) / kPointerThreads),
+                                 kPointerThreads, 0, ctx_.stream()>>>(
+        sets_, static_cast<const void**>(buffer_->data()), count_, static_cast<unsigned>(NH_),
+        static_cast<unsigned>(batch));
+    NLPF_CUDA_CHECK_LAUNCH();
+  }
+  const void* operator[](int set) const {
+    return static_cast<const void* const*>(buffer_->data()) + static_cast<int64_t>(set) * B_ * NH_;
+  }
+  int alignment() const { return alignment_; }
+
+ private:
+  CudaContext& ctx_;
+  int64_t B_, NH_;
+  MatrixSets sets_{};
+  int count_ = 0;
+  int alignment_ = 256;
+  std::optional<Buffer> buffer_;
+};
+
+// One product per (b, h) on pointer arrays: d_i [M, N] = op(a_i) op(b_i), row strides lda, ldb, ldd.
+void pointer_matmul(ExecutionContext& ctx, const PointerArrays& arrays, int d, int a, Transpose transpose_a,
+                    int b, Transpose transpose_b, int64_t M, int64_t N, int64_t K, int64_t lda, int64_t ldb,
+                    int64_t ldd, int64_t batch) {
+  MatmulArgs m;
+  m.d = const_cast<void*>(arrays[d]);  // the array of d's pointers (the matrices it points at are written)
+  m.a = arrays[a];
+  m.b = arrays[b];
+  m.transpose_a = transpose_a;
+  m.transpose_b = transpose_b;
+  m.M = M;
+  m.N = N;
+  m.K = K;
+  m.lda = lda;
+  m.ldb = ldb;
+  m.ldd = ldd;
+  m.batch = batch;
+  m.pointer_arrays = true;
+  m.pointer_alignment = arrays.alignment();
+  matmul(ctx, m);
+}
+
+bool use_pointer_arrays(const ExecutionContext& ctx) {
+  return ctx.math_mode() == MathMode::IEEE_FP32;
+}
+
 unsigned row_blocks(const char* op, int64_t rows) {
   const int64_t blocks = (rows + kRowsPerBlock - 1) / kRowsPerBlock;
   NLPF_CHECK(blocks <= 0x7fffffff, ErrorCode::UNSUPPORTED, op, ": ", rows, " rows exceed the grid");
@@ -355,51 +465,76 @@ float scale_of(int64_t HS) {
 
 }  // namespace
 
-// Scratch (stream-ordered, from the context's caching allocator): q, k, v and the output head-major
-// (4 B T C floats), and dropout(probs) [B,NH,T,T] when keep is given. The scores are written straight into
-// probs and become the probabilities in place.
+// Scratch (stream-ordered, from the context's caching allocator): with the copies, q, k, v and the output
+// head-major (4 B T C floats); with pointer arrays, only the output head-major for a 16-bit out (B T C); and
+// dropout(probs) [B,NH,T,T] when keep is given. The scores are written straight into probs and become the
+// probabilities in place.
 void attention_forward(ExecutionContext& base, void* out, DType out_dtype, float* probs, const float* q,
                        const float* k, const float* v, int64_t ld_qkv, const int32_t* attention_mask,
                        const KeepSource& keep, float keep_scale, int64_t B, int64_t T, int64_t NH,
                        int64_t HS) {
   const bool dropout = keep.active();
   CudaContext& ctx = cuda_context(base);
-  const int64_t rows = B * NH * T, BTC = B * T * NH * HS;
+  const int64_t rows = B * NH * T, BTC = B * T * NH * HS, batch = B * NH;
   if (rows == 0 || HS == 0) return;
+  const int64_t C = NH * HS;
+  Buffer dropped(ctx.allocator(), dropout ? static_cast<size_t>(rows * T) * sizeof(float) : 0);
+  float* dropped_data = dropout ? static_cast<float*>(dropped.data()) : nullptr;
+  const float uniform = static_cast<float>(1.0 / static_cast<double>(T));  // the CPU's rounding
+  // probs (scores in) become the probabilities, dropped their dropout.
+  const auto softmax = [&] {
+    with_row_registers(T, [&]<int kPer>() {
+      const unsigned blocks = row_blocks("attention_forward (cuda)", rows);
+      if constexpr (kPer == 0) {
+        attention_softmax_forward_kernel<<<blocks, kRowsPerBlock * kWarp, 0, ctx.stream()>>>(
+            probs, dropped_data, attention_mask, keep, keep_scale, rows, NH, T, scale_of(HS), uniform);
+      } else {
+        attention_softmax_forward_registers_kernel<kPer><<<blocks, kRowsPerBlock * kWarp, 0, ctx.stream()>>>(
+            probs, dropped_data, attention_mask, keep, keep_scale, rows, NH, T, scale_of(HS), uniform);
+      }
+      NLPF_CUDA_CHECK_LAUNCH();
+    });
+  };
+
+  if (use_pointer_arrays(base)) {
+    std::optional<Buffer> heads;  // the output head-major, for a 16-bit out (rounded in the copy back)
+    if (out_dtype != DType::F32) heads.emplace(ctx.allocator(), static_cast<size_t>(BTC) * sizeof(float));
+    float* out_heads = heads ? static_cast<float*>(heads->data()) : nullptr;
+    PointerArrays arrays(ctx, B, NH);
+    const int qs = arrays.rows(q, T, ld_qkv, HS), ks = arrays.rows(k, T, ld_qkv, HS),
+              vs = arrays.rows(v, T, ld_qkv, HS), ps = arrays.heads(probs, T, T);
+    const int pds = dropout ? arrays.heads(dropped_data, T, T) : ps;
+    const int os = out_heads ? arrays.heads(out_heads, T, HS) : arrays.rows(out, T, C, HS);
+    arrays.fill();
+    // scores = q k^T per head, into probs; then the softmax; then out = dropout(probs) v per head.
+    pointer_matmul(base, arrays, ps, qs, Transpose::NO, ks, Transpose::YES, T, T, HS, ld_qkv, ld_qkv, T,
+                   batch);
+    softmax();
+    pointer_matmul(base, arrays, os, pds, Transpose::NO, vs, Transpose::NO, T, HS, T, T, ld_qkv,
+                   out_heads ? HS : C, batch);
+    if (out_heads) copy_heads(ctx, false, Copies{{out_heads}, {out}, {C}}, 1, B, T, NH, HS, out_dtype);
+    return;
+  }
+
   Buffer heads(ctx.allocator(), static_cast<size_t>(4 * BTC) * sizeof(float));
   float* q_heads = static_cast<float*>(heads.data());
   float* k_heads = q_heads + BTC;
   float* v_heads = k_heads + BTC;
   float* out_heads = v_heads + BTC;
-  const int64_t C = NH * HS;
   copy_heads(ctx, true, Copies{{q, k, v}, {q_heads, k_heads, v_heads}, {ld_qkv, ld_qkv, ld_qkv}}, 3, B, T, NH,
              HS);
-
   // scores [B,NH,T,T] = q k^T per head, into probs; the softmax scales them by 1 / sqrt(HS).
-  batched_matmul(base, probs, q_heads, Transpose::NO, k_heads, Transpose::YES, B * NH, T, T, HS);
-  Buffer dropped(ctx.allocator(), dropout ? static_cast<size_t>(rows * T) * sizeof(float) : 0);
-  float* dropped_data = dropout ? static_cast<float*>(dropped.data()) : nullptr;
-  const float uniform = static_cast<float>(1.0 / static_cast<double>(T));  // the CPU's rounding
-  with_row_registers(T, [&]<int kPer>() {
-    const unsigned blocks = row_blocks("attention_forward (cuda)", rows);
-    if constexpr (kPer == 0) {
-      attention_softmax_forward_kernel<<<blocks, kRowsPerBlock * kWarp, 0, ctx.stream()>>>(
-          probs, dropped_data, attention_mask, keep, keep_scale, rows, NH, T, scale_of(HS), uniform);
-    } else {
-      attention_softmax_forward_registers_kernel<kPer><<<blocks, kRowsPerBlock * kWarp, 0, ctx.stream()>>>(
-          probs, dropped_data, attention_mask, keep, keep_scale, rows, NH, T, scale_of(HS), uniform);
-    }
-    NLPF_CUDA_CHECK_LAUNCH();
-  });
-
+  batched_matmul(base, probs, q_heads, Transpose::NO, k_heads, Transpose::YES, batch, T, T, HS);
+  softmax();
   // out [B,NH,T,HS] = dropout(probs) v per head, then back to [B,T,C].
   batched_matmul(base, out_heads, dropout ? dropped_data : probs, Transpose::NO, v_heads, Transpose::NO,
-                 B * NH, T, HS, T);
+                 batch, T, HS, T);
   copy_heads(ctx, false, Copies{{out_heads}, {out}, {C}}, 1, B, T, NH, HS, out_dtype);
 }
 
-// Scratch: dout, q, k, v head-major (4 B T C floats; the gradients reuse them once their operands are read,
-// all on one stream), dscore [B,NH,T,T], and dropout(probs) [B,NH,T,T] when keep is given.
+// Scratch: with the copies, dout, q, k, v head-major (4 B T C floats; the gradients reuse them once their
+// operands are read, all on one stream); with pointer arrays, dq, dk, dv head-major for 16-bit gradients
+// only (3 B T C); dscore [B,NH,T,T], and dropout(probs) [B,NH,T,T] when keep is given.
 void attention_backward(ExecutionContext& base, void* dq, void* dk, void* dv, int64_t ld_dqkv,
                         DType dqkv_dtype, const float* dout, const float* q, const float* k, const float* v,
                         int64_t ld_qkv, const int32_t* attention_mask, const float* probs,
@@ -407,36 +542,67 @@ void attention_backward(ExecutionContext& base, void* dq, void* dk, void* dv, in
                         int64_t HS) {
   const bool dropout = keep.active();
   CudaContext& ctx = cuda_context(base);
-  const int64_t rows = B * NH * T, BTC = B * T * NH * HS, batch = B * NH;
+  const int64_t rows = B * NH * T, BTC = B * T * NH * HS, batch = B * NH, C = NH * HS;
   if (rows == 0 || HS == 0) return;
+  Buffer dscore(ctx.allocator(), static_cast<size_t>(rows * T) * sizeof(float));
+  float* ds = static_cast<float*>(dscore.data());
+  Buffer dropped(ctx.allocator(), dropout ? static_cast<size_t>(rows * T) * sizeof(float) : 0);
+  float* dropped_data = dropout ? static_cast<float*>(dropped.data()) : nullptr;
+  // dscore (dout v^T in) becomes the scores' gradient in place; dropped receives dropout(probs).
+  const auto softmax_backward = [&] {
+    with_row_registers(T, [&]<int kPer>() {
+      const unsigned blocks = row_blocks("attention_backward (cuda)", rows);
+      if constexpr (kPer == 0) {
+        attention_softmax_backward_kernel<<<blocks, kRowsPerBlock * kWarp, 0, ctx.stream()>>>(
+            ds, dropped_data, probs, attention_mask, keep, keep_scale, rows, NH, T, scale_of(HS));
+      } else {
+        attention_softmax_backward_registers_kernel<kPer><<<blocks, kRowsPerBlock * kWarp, 0, ctx.stream()>>>(
+            ds, dropped_data, probs, attention_mask, keep, keep_scale, rows, NH, T, scale_of(HS));
+      }
+      NLPF_CUDA_CHECK_LAUNCH();
+    });
+  };
+
+  if (use_pointer_arrays(base)) {
+    std::optional<Buffer> grads;  // dq, dk, dv head-major, for 16-bit gradients (rounded in the copy back)
+    if (dqkv_dtype != DType::F32)
+      grads.emplace(ctx.allocator(), static_cast<size_t>(3 * BTC) * sizeof(float));
+    float* g = grads ? static_cast<float*>(grads->data()) : nullptr;
+    PointerArrays arrays(ctx, B, NH);
+    const int dos = arrays.rows(dout, T, C, HS), qs = arrays.rows(q, T, ld_qkv, HS),
+              ks = arrays.rows(k, T, ld_qkv, HS), vs = arrays.rows(v, T, ld_qkv, HS),
+              dss = arrays.heads(ds, T, T), pds = arrays.heads(dropout ? dropped_data : probs, T, T);
+    const int dqs = g ? arrays.heads(g, T, HS) : arrays.rows(dq, T, ld_dqkv, HS);
+    const int dks = g ? arrays.heads(g + BTC, T, HS) : arrays.rows(dk, T, ld_dqkv, HS);
+    const int dvs = g ? arrays.heads(g + 2 * BTC, T, HS) : arrays.rows(dv, T, ld_dqkv, HS);
+    arrays.fill();
+    const int64_t ldg = g ? HS : ld_dqkv;
+    // dscore = dout v^T per head, then the softmax backward; dv = dropout(probs)^T dout, dq = dscore k,
+    // dk = dscore^T q.
+    pointer_matmul(base, arrays, dss, dos, Transpose::NO, vs, Transpose::YES, T, T, HS, C, ld_qkv, T, batch);
+    softmax_backward();
+    pointer_matmul(base, arrays, dvs, pds, Transpose::YES, dos, Transpose::NO, T, HS, T, T, C, ldg, batch);
+    pointer_matmul(base, arrays, dqs, dss, Transpose::NO, ks, Transpose::NO, T, HS, T, T, ld_qkv, ldg, batch);
+    pointer_matmul(base, arrays, dks, dss, Transpose::YES, qs, Transpose::NO, T, HS, T, T, ld_qkv, ldg,
+                   batch);
+    if (g) {
+      copy_heads(ctx, false, Copies{{g, g + BTC, g + 2 * BTC}, {dq, dk, dv}, {ld_dqkv, ld_dqkv, ld_dqkv}}, 3,
+                 B, T, NH, HS, dqkv_dtype);
+    }
+    return;
+  }
+
   Buffer heads(ctx.allocator(), static_cast<size_t>(4 * BTC) * sizeof(float));
   float* dout_heads = static_cast<float*>(heads.data());
   float* q_heads = dout_heads + BTC;
   float* k_heads = q_heads + BTC;
   float* v_heads = k_heads + BTC;
-  copy_heads(
-      ctx, true,
-      Copies{{dout, q, k, v}, {dout_heads, q_heads, k_heads, v_heads}, {NH * HS, ld_qkv, ld_qkv, ld_qkv}}, 4,
-      B, T, NH, HS);
-
+  copy_heads(ctx, true,
+             Copies{{dout, q, k, v}, {dout_heads, q_heads, k_heads, v_heads}, {C, ld_qkv, ld_qkv, ld_qkv}}, 4,
+             B, T, NH, HS);
   // dscore [B,NH,T,T] = dout v^T per head, then the softmax backward in place.
-  Buffer dscore(ctx.allocator(), static_cast<size_t>(rows * T) * sizeof(float));
-  float* ds = static_cast<float*>(dscore.data());
   batched_matmul(base, ds, dout_heads, Transpose::NO, v_heads, Transpose::YES, batch, T, T, HS);
-  Buffer dropped(ctx.allocator(), dropout ? static_cast<size_t>(rows * T) * sizeof(float) : 0);
-  float* dropped_data = dropout ? static_cast<float*>(dropped.data()) : nullptr;
-  with_row_registers(T, [&]<int kPer>() {
-    const unsigned blocks = row_blocks("attention_backward (cuda)", rows);
-    if constexpr (kPer == 0) {
-      attention_softmax_backward_kernel<<<blocks, kRowsPerBlock * kWarp, 0, ctx.stream()>>>(
-          ds, dropped_data, probs, attention_mask, keep, keep_scale, rows, NH, T, scale_of(HS));
-    } else {
-      attention_softmax_backward_registers_kernel<kPer><<<blocks, kRowsPerBlock * kWarp, 0, ctx.stream()>>>(
-          ds, dropped_data, probs, attention_mask, keep, keep_scale, rows, NH, T, scale_of(HS));
-    }
-    NLPF_CUDA_CHECK_LAUNCH();
-  });
-
+  softmax_backward();
   // dv = dropout(probs)^T dout into v's scratch (v was last read by dout v^T); dq = dscore k into dout's
   // (last read by dv); dk = dscore^T q into k's (last read by dq).
   float* dv_heads = v_heads;

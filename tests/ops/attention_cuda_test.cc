@@ -30,71 +30,87 @@ struct Size {
   int64_t B, T, NH, HS;
 };
 
+// The two forms of the products: IEEE fp32 reads the operands in place through pointer arrays (within
+// kTol); TF32 copies them head-major for strided batches (TF32 products: within 1e-2, which still catches any
+// misplaced head or row).
+struct ModeCase {
+  MathMode mode;
+  double tol;
+  const char* name;
+};
+constexpr ModeCase kModes[] = {{MathMode::IEEE_FP32, kTol, "ieee (pointer arrays)"},
+                               {MathMode::TF32, 1e-2, "tf32 (head-major copies)"}};
+
 TEST_F(AttentionCuda, ForwardAndBackwardMatchCpu) {
   std::mt19937 rng(1101);
   // BERT-base's heads (T 128, NH 12, HS 64: the vector copies and aligned GEMMs), odd sizes (unaligned
   // batch strides, scalar copies), and T = 1 with one and with several heads.
-  for (const Size s :
-       {Size{3, 19, 3, 8}, Size{3, 67, 2, 40}, Size{2, 1, 1, 3}, Size{3, 1, 4, 8}, Size{3, 128, 12, 64}}) {
-    for (const bool with_dropout : {false, true}) {
-      SCOPED_TRACE("B=" + std::to_string(s.B) + " T=" + std::to_string(s.T) + " NH=" + std::to_string(s.NH) +
-                   " HS=" + std::to_string(s.HS) + (with_dropout ? " dropout" : ""));
-      const int64_t C = s.NH * s.HS;
-      const Shape x_shape{s.B, s.T, C}, p_shape{s.B, s.NH, s.T, s.T};
-      const Tensor q = random_tensor(rng, x_shape, -2, 2), k = random_tensor(rng, x_shape, -2, 2),
-                   v = random_tensor(rng, x_shape), dout = random_tensor(rng, x_shape);
-      const Tensor mask = ragged_mask(rng, s.B, s.T);
-      const Tensor keep = keep_mask(rng, p_shape, 0.1);
-      const Tensor keep_d = device(keep);
-      const ops::AttentionDropout cpu_dropout =
-          with_dropout ? ops::AttentionDropout{&keep, 0.1} : ops::AttentionDropout{};
-      const ops::AttentionDropout gpu_dropout =
-          with_dropout ? ops::AttentionDropout{&keep_d, 0.1} : ops::AttentionDropout{};
+  for (const ModeCase& m : kModes) {
+    gpu().set_math_mode(m.mode);
+    const double tol = m.tol;
+    for (const Size s :
+         {Size{3, 19, 3, 8}, Size{3, 67, 2, 40}, Size{2, 1, 1, 3}, Size{3, 1, 4, 8}, Size{3, 128, 12, 64}}) {
+      for (const bool with_dropout : {false, true}) {
+        SCOPED_TRACE(std::string(m.name) + " B=" + std::to_string(s.B) + " T=" + std::to_string(s.T) +
+                     " NH=" + std::to_string(s.NH) + " HS=" + std::to_string(s.HS) +
+                     (with_dropout ? " dropout" : ""));
+        const int64_t C = s.NH * s.HS;
+        const Shape x_shape{s.B, s.T, C}, p_shape{s.B, s.NH, s.T, s.T};
+        const Tensor q = random_tensor(rng, x_shape, -2, 2), k = random_tensor(rng, x_shape, -2, 2),
+                     v = random_tensor(rng, x_shape), dout = random_tensor(rng, x_shape);
+        const Tensor mask = ragged_mask(rng, s.B, s.T);
+        const Tensor keep = keep_mask(rng, p_shape, 0.1);
+        const Tensor keep_d = device(keep);
+        const ops::AttentionDropout cpu_dropout =
+            with_dropout ? ops::AttentionDropout{&keep, 0.1} : ops::AttentionDropout{};
+        const ops::AttentionDropout gpu_dropout =
+            with_dropout ? ops::AttentionDropout{&keep_d, 0.1} : ops::AttentionDropout{};
 
-      Tensor ref_out = Tensor::empty(DType::F32, x_shape), ref_probs = Tensor::empty(DType::F32, p_shape);
-      ops::attention_forward(cpu_context(), ref_out, ref_probs, q, k, v, mask, s.NH, cpu_dropout);
-      const Tensor q_d = device(q), k_d = device(k), v_d = device(v), mask_d = device(mask);
-      Tensor out = poisoned(x_shape), probs = poisoned(p_shape);
-      ops::attention_forward(gpu(), out, probs, q_d, k_d, v_d, mask_d, s.NH, gpu_dropout);
-      const std::vector<double> expected_out = to_double(ref_out), expected_probs = to_double(ref_probs);
-      const std::vector<double> got_probs = values(probs);
-      EXPECT_TRUE(all_close(values(out), expected_out, scaled_tolerance(kTol, expected_out)));
-      EXPECT_TRUE(all_close(got_probs, expected_probs, Tolerance{kTol, 1e-6}));
-      // Exact zeros for padded keys, the exact uniform row for the all-padding sequence.
-      for (int64_t b = 0; b < s.B; ++b) {
-        for (int64_t i = 0; i < s.NH * s.T * s.T; ++i) {
-          const int64_t key = i % s.T, at = b * s.NH * s.T * s.T + i;
-          if (b == s.B - 1) {
-            ASSERT_EQ(got_probs[at], static_cast<double>(static_cast<float>(1.0 / s.T)))
-                << "probs[" << at << "]";
-          } else if (mask.data<int32_t>()[b * s.T + key] == 0) {
-            ASSERT_EQ(got_probs[at], 0.0) << "probs[" << at << "]";
+        Tensor ref_out = Tensor::empty(DType::F32, x_shape), ref_probs = Tensor::empty(DType::F32, p_shape);
+        ops::attention_forward(cpu_context(), ref_out, ref_probs, q, k, v, mask, s.NH, cpu_dropout);
+        const Tensor q_d = device(q), k_d = device(k), v_d = device(v), mask_d = device(mask);
+        Tensor out = poisoned(x_shape), probs = poisoned(p_shape);
+        ops::attention_forward(gpu(), out, probs, q_d, k_d, v_d, mask_d, s.NH, gpu_dropout);
+        const std::vector<double> expected_out = to_double(ref_out), expected_probs = to_double(ref_probs);
+        const std::vector<double> got_probs = values(probs);
+        EXPECT_TRUE(all_close(values(out), expected_out, scaled_tolerance(tol, expected_out)));
+        EXPECT_TRUE(all_close(got_probs, expected_probs, Tolerance{tol, tol == kTol ? 1e-6 : tol}));
+        // Exact zeros for padded keys, the exact uniform row for the all-padding sequence.
+        for (int64_t b = 0; b < s.B; ++b) {
+          for (int64_t i = 0; i < s.NH * s.T * s.T; ++i) {
+            const int64_t key = i % s.T, at = b * s.NH * s.T * s.T + i;
+            if (b == s.B - 1) {
+              ASSERT_EQ(got_probs[at], static_cast<double>(static_cast<float>(1.0 / s.T)))
+                  << "probs[" << at << "]";
+            } else if (mask.data<int32_t>()[b * s.T + key] == 0) {
+              ASSERT_EQ(got_probs[at], 0.0) << "probs[" << at << "]";
+            }
           }
         }
-      }
 
-      // Backward from the CPU's probabilities on both devices, so that only the backward is compared.
-      Tensor ref_dq = Tensor::empty(DType::F32, x_shape), ref_dk = Tensor::empty(DType::F32, x_shape),
-             ref_dv = Tensor::empty(DType::F32, x_shape);
-      ops::attention_backward(cpu_context(), ref_dq, ref_dk, ref_dv, dout, q, k, v, mask, ref_probs, s.NH,
-                              cpu_dropout);
-      Tensor dq = poisoned(x_shape), dk = poisoned(x_shape), dv = poisoned(x_shape);
-      ops::attention_backward(gpu(), dq, dk, dv, device(dout), q_d, k_d, v_d, mask_d, device(ref_probs), s.NH,
-                              gpu_dropout);
-      const std::vector<double> expected_dq = to_double(ref_dq), expected_dk = to_double(ref_dk),
-                                expected_dv = to_double(ref_dv);
-      const std::vector<double> got_dq = values(dq), got_dk = values(dk);
-      // dq and dk are differences of nearly equal terms (dp - rowsum(p dp)), exactly 0 in a row with one
-      // key: their error scales with the terms, which dv's size measures, not with their own (tiny) size.
-      const double scale =
-          std::max(largest_abs(expected_dv), std::max(largest_abs(expected_dq), largest_abs(expected_dk)));
-      EXPECT_TRUE(all_close(got_dq, expected_dq, Tolerance{kTol, kTol * scale}));
-      EXPECT_TRUE(all_close(got_dk, expected_dk, Tolerance{kTol, kTol * scale}));
-      EXPECT_TRUE(all_close(values(dv), expected_dv, scaled_tolerance(kTol, expected_dv)));
-      // No gradient to q, k of the all-padding sequence (the last).
-      for (int64_t i = (s.B - 1) * s.T * C; i < s.B * s.T * C; ++i) {
-        ASSERT_EQ(got_dq[i], 0.0) << "dq[" << i << "]";
-        ASSERT_EQ(got_dk[i], 0.0) << "dk[" << i << "]";
+        // Backward from the CPU's probabilities on both devices, so that only the backward is compared.
+        Tensor ref_dq = Tensor::empty(DType::F32, x_shape), ref_dk = Tensor::empty(DType::F32, x_shape),
+               ref_dv = Tensor::empty(DType::F32, x_shape);
+        ops::attention_backward(cpu_context(), ref_dq, ref_dk, ref_dv, dout, q, k, v, mask, ref_probs, s.NH,
+                                cpu_dropout);
+        Tensor dq = poisoned(x_shape), dk = poisoned(x_shape), dv = poisoned(x_shape);
+        ops::attention_backward(gpu(), dq, dk, dv, device(dout), q_d, k_d, v_d, mask_d, device(ref_probs),
+                                s.NH, gpu_dropout);
+        const std::vector<double> expected_dq = to_double(ref_dq), expected_dk = to_double(ref_dk),
+                                  expected_dv = to_double(ref_dv);
+        const std::vector<double> got_dq = values(dq), got_dk = values(dk);
+        // dq and dk are differences of nearly equal terms (dp - rowsum(p dp)), exactly 0 in a row with one
+        // key: their error scales with the terms, which dv's size measures, not with their own (tiny) size.
+        const double scale =
+            std::max(largest_abs(expected_dv), std::max(largest_abs(expected_dq), largest_abs(expected_dk)));
+        EXPECT_TRUE(all_close(got_dq, expected_dq, Tolerance{tol, tol * scale}));
+        EXPECT_TRUE(all_close(got_dk, expected_dk, Tolerance{tol, tol * scale}));
+        EXPECT_TRUE(all_close(values(dv), expected_dv, scaled_tolerance(tol, expected_dv)));
+        // No gradient to q, k of the all-padding sequence (the last).
+        for (int64_t i = (s.B - 1) * s.T * C; i < s.B * s.T * C; ++i) {
+          ASSERT_EQ(got_dq[i], 0.0) << "dq[" << i << "]";
+          ASSERT_EQ(got_dk[i], 0.0) << "dk[" << i << "]";
+        }
       }
     }
   }
@@ -138,50 +154,62 @@ TEST_F(AttentionCuda, DrawnDropoutEqualsTheStoredMaskBitForBit) {
   EXPECT_TRUE(all_close(to_double(drawn[0]), expected_out, scaled_tolerance(kTol, expected_out)));
 }
 
-// The packed ops read q, k, v from (and write dq, dk, dv into) one [B,T,3C] tensor at a row stride of 3C:
-// the same bits as the three-part ops on CUDA (the same head-major copies feed the same GEMMs), with
-// dropout drawn; vector copies (HS and 3C multiples of 4) and scalar ones.
-TEST_F(AttentionCuda, PackedEqualsThreePartsBitForBit) {
+// The packed ops read q, k, v from (and write dq, dk, dv into) one [B,T,3C] tensor at a row stride of 3C,
+// with dropout drawn. TF32: the same bits as the three-part ops (the same head-major copies feed the same
+// GEMMs; vector copies where HS and 3C are multiples of 4, scalar ones elsewhere). IEEE fp32: the
+// pointer-array products read each layout in place, and cuBLASLt may choose another algorithm for another row
+// stride, so within kTol of the three-part results.
+TEST_F(AttentionCuda, PackedEqualsThreeParts) {
   std::mt19937 rng(1104);
-  for (const Size s : {Size{3, 19, 3, 8}, Size{3, 67, 2, 40}, Size{2, 5, 3, 3}, Size{4, 40, 12, 32}}) {
-    SCOPED_TRACE("B=" + std::to_string(s.B) + " T=" + std::to_string(s.T) + " NH=" + std::to_string(s.NH) +
-                 " HS=" + std::to_string(s.HS));
-    const int64_t C = s.NH * s.HS;
-    const Shape x_shape{s.B, s.T, C}, p_shape{s.B, s.NH, s.T, s.T};
-    const Tensor qkv = random_tensor(rng, {s.B, s.T, 3 * C}, -2, 2), dout = random_tensor(rng, x_shape);
-    const auto part = [&](int64_t i) {
-      Tensor p = Tensor::empty(DType::F32, x_shape);
-      for (int64_t row = 0; row < s.B * s.T; ++row) {
-        std::copy_n(qkv.data<float>() + row * 3 * C + i * C, C, p.data<float>() + row * C);
-      }
-      return device(p);
-    };
-    const Tensor q = part(0), k = part(1), v = part(2), qkv_d = device(qkv), dout_d = device(dout);
-    const Tensor mask = device(ragged_mask(rng, s.B, s.T));
-    Tensor host_step = Tensor::empty(DType::I64, {1});
-    host_step.data<int64_t>()[0] = 5;
-    const Tensor step = to_device(gpu(), host_step);  // read from device memory, as a captured step reads it
-    const ops::DropoutDraw draw{91, 8, step.data<int64_t>(), uint64_t{1} << 42};
-    const ops::AttentionDropout dropout{nullptr, 0.1, &draw};
+  for (const ModeCase& m : kModes) {
+    gpu().set_math_mode(m.mode);
+    const bool bits = m.mode == MathMode::TF32;
+    for (const Size s : {Size{3, 19, 3, 8}, Size{3, 67, 2, 40}, Size{2, 5, 3, 3}, Size{4, 40, 12, 32}}) {
+      SCOPED_TRACE(std::string(m.name) + " B=" + std::to_string(s.B) + " T=" + std::to_string(s.T) +
+                   " NH=" + std::to_string(s.NH) + " HS=" + std::to_string(s.HS));
+      const int64_t C = s.NH * s.HS;
+      const Shape x_shape{s.B, s.T, C}, p_shape{s.B, s.NH, s.T, s.T};
+      const Tensor qkv = random_tensor(rng, {s.B, s.T, 3 * C}, -2, 2), dout = random_tensor(rng, x_shape);
+      const auto part = [&](int64_t i) {
+        Tensor p = Tensor::empty(DType::F32, x_shape);
+        for (int64_t row = 0; row < s.B * s.T; ++row) {
+          std::copy_n(qkv.data<float>() + row * 3 * C + i * C, C, p.data<float>() + row * C);
+        }
+        return device(p);
+      };
+      const Tensor q = part(0), k = part(1), v = part(2), qkv_d = device(qkv), dout_d = device(dout);
+      const Tensor mask = device(ragged_mask(rng, s.B, s.T));
+      Tensor host_step = Tensor::empty(DType::I64, {1});
+      host_step.data<int64_t>()[0] = 5;
+      const Tensor step =
+          to_device(gpu(), host_step);  // read from device memory, as a captured step reads it
+      const ops::DropoutDraw draw{91, 8, step.data<int64_t>(), uint64_t{1} << 42};
+      const ops::AttentionDropout dropout{nullptr, 0.1, &draw};
 
-    Tensor out = poisoned(x_shape), probs = poisoned(p_shape);
-    ops::attention_forward(gpu(), out, probs, q, k, v, mask, s.NH, dropout);
-    Tensor dq = poisoned(x_shape), dk = poisoned(x_shape), dv = poisoned(x_shape);
-    ops::attention_backward(gpu(), dq, dk, dv, dout_d, q, k, v, mask, probs, s.NH, dropout);
+      Tensor out = poisoned(x_shape), probs = poisoned(p_shape);
+      ops::attention_forward(gpu(), out, probs, q, k, v, mask, s.NH, dropout);
+      Tensor dq = poisoned(x_shape), dk = poisoned(x_shape), dv = poisoned(x_shape);
+      ops::attention_backward(gpu(), dq, dk, dv, dout_d, q, k, v, mask, probs, s.NH, dropout);
 
-    Tensor packed_out = poisoned(x_shape), packed_probs = poisoned(p_shape);
-    ops::attention_forward_packed(gpu(), packed_out, packed_probs, qkv_d, mask, s.NH, dropout);
-    Tensor dqkv = poisoned({s.B, s.T, 3 * C});
-    ops::attention_backward_packed(gpu(), dqkv, dout_d, qkv_d, mask, packed_probs, s.NH, dropout);
-    EXPECT_TRUE(bit_identical(to_host(gpu(), packed_out), to_host(gpu(), out)));
-    EXPECT_TRUE(bit_identical(to_host(gpu(), packed_probs), to_host(gpu(), probs)));
-    const Tensor got = to_host(gpu(), dqkv);
-    const Tensor parts[3] = {to_host(gpu(), dq), to_host(gpu(), dk), to_host(gpu(), dv)};
-    for (int64_t i = 0; i < 3; ++i) {
-      for (int64_t row = 0; row < s.B * s.T; ++row) {
-        ASSERT_EQ(0, std::memcmp(got.data<float>() + row * 3 * C + i * C, parts[i].data<float>() + row * C,
-                                 C * sizeof(float)))
-            << "part " << i << " row " << row;
+      Tensor packed_out = poisoned(x_shape), packed_probs = poisoned(p_shape);
+      ops::attention_forward_packed(gpu(), packed_out, packed_probs, qkv_d, mask, s.NH, dropout);
+      Tensor dqkv = poisoned({s.B, s.T, 3 * C});
+      ops::attention_backward_packed(gpu(), dqkv, dout_d, qkv_d, mask, packed_probs, s.NH, dropout);
+      const auto same = [&](const Tensor& got, const Tensor& want) {
+        if (bits) return bit_identical(got, want);
+        const std::vector<double> expected = to_double(want);
+        return all_close(to_double(got), expected, scaled_tolerance(kTol, expected));
+      };
+      EXPECT_TRUE(same(to_host(gpu(), packed_out), to_host(gpu(), out)));
+      EXPECT_TRUE(same(to_host(gpu(), packed_probs), to_host(gpu(), probs)));
+      const Tensor got = to_host(gpu(), dqkv);
+      const Tensor parts[3] = {to_host(gpu(), dq), to_host(gpu(), dk), to_host(gpu(), dv)};
+      for (int64_t i = 0; i < 3; ++i) {
+        Tensor packed_part = Tensor::empty(DType::F32, x_shape);
+        for (int64_t row = 0; row < s.B * s.T; ++row) {
+          std::copy_n(got.data<float>() + row * 3 * C + i * C, C, packed_part.data<float>() + row * C);
+        }
+        EXPECT_TRUE(same(packed_part, parts[i])) << "part " << i;
       }
     }
   }

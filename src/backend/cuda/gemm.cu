@@ -58,6 +58,10 @@ struct Problem {
   int64_t M = 0, N = 0, K = 0, lda = 0, ldb = 0, ldd = 0;
   // Strided batch (gemm.h's MatmulArgs): batch matrices, each stride_* elements after the previous one.
   int64_t batch = 1, stride_a = 0, stride_b = 0, stride_d = 0;
+  // Pointer arrays (MatmulArgs'): a, b, d (and c) point at device arrays of batch matrix pointers, every
+  // matrix pointer_alignment bytes aligned.
+  bool pointer_arrays = false;
+  int pointer_alignment = 4;
 };
 
 cudaDataType_t cuda_data_type(DType dtype) {
@@ -91,6 +95,16 @@ void set_batch(cublasLtMatrixLayout_t layout, int64_t batch, int64_t stride) {
       cublasLtMatrixLayoutSetAttribute(layout, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &count, sizeof count));
   NLPF_CUDA_CHECK(cublasLtMatrixLayoutSetAttribute(layout, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET,
                                                    &stride, sizeof stride));
+}
+
+// A layout of a pointer-array batch: BATCH_COUNT and BATCH_MODE_POINTER_ARRAY.
+void set_pointer_batch(cublasLtMatrixLayout_t layout, int64_t batch) {
+  const auto count = static_cast<int32_t>(batch);
+  const auto mode = static_cast<int32_t>(CUBLASLT_BATCH_MODE_POINTER_ARRAY);
+  NLPF_CUDA_CHECK(
+      cublasLtMatrixLayoutSetAttribute(layout, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, &count, sizeof count));
+  NLPF_CUDA_CHECK(
+      cublasLtMatrixLayoutSetAttribute(layout, CUBLASLT_MATRIX_LAYOUT_BATCH_MODE, &mode, sizeof mode));
 }
 
 cublasLtEpilogue_t epilogue_of(const Problem& p) {
@@ -241,7 +255,10 @@ std::unique_ptr<GemmPlanCache::Plan> make_plan(CudaContext& ctx, const Problem& 
   }
   NLPF_CUDA_CHECK(cublasLtMatrixLayoutCreate(&plan->c, type, p.N, p.M, p.ldd));
   NLPF_CUDA_CHECK(cublasLtMatrixLayoutCreate(&plan->d, p.fp8_out ? CUDA_R_8F_E4M3 : type, p.N, p.M, p.ldd));
-  if (p.batch > 1) {  // cuBLASLt's A is b, its B is a; C is d when accumulating, so both take d's stride
+  if (p.pointer_arrays) {
+    for (cublasLtMatrixLayout_t layout : {plan->a, plan->b, plan->c, plan->d})
+      set_pointer_batch(layout, p.batch);
+  } else if (p.batch > 1) {  // cuBLASLt's A is b, its B is a; C is d when accumulating: both take d's stride
     set_batch(plan->a, p.batch, p.stride_b);
     set_batch(plan->b, p.batch, p.stride_a);
     set_batch(plan->c, p.batch, p.stride_d);
@@ -300,10 +317,13 @@ std::unique_ptr<GemmPlanCache::Plan> make_plan(CudaContext& ctx, const Problem& 
 GemmPlanCache::Plan& plan_of(CudaContext& ctx, const Problem& p) {
   const size_t element = dtype_size(p.fp8 ? DType::F8E4M3 : p.operand_dtype);
   const size_t d_element = dtype_size(p.fp8_out ? DType::F8E4M3 : p.dtype);
-  const Alignments align{alignment_of(p.b, p.batch, p.stride_b * element),
-                         alignment_of(p.a, p.batch, p.stride_a * element),
-                         alignment_of(p.c ? p.c : p.d, p.batch, p.stride_d * d_element),
-                         alignment_of(p.d, p.batch, p.stride_d * d_element)};
+  const Alignments align =
+      p.pointer_arrays
+          ? Alignments{p.pointer_alignment, p.pointer_alignment, p.pointer_alignment, p.pointer_alignment}
+          : Alignments{alignment_of(p.b, p.batch, p.stride_b * element),
+                       alignment_of(p.a, p.batch, p.stride_a * element),
+                       alignment_of(p.c ? p.c : p.d, p.batch, p.stride_d * d_element),
+                       alignment_of(p.d, p.batch, p.stride_d * d_element)};
   const GemmPlanCache::Key key{
       static_cast<int>(p.dtype),
       static_cast<int>(p.operand_dtype),
@@ -327,7 +347,8 @@ GemmPlanCache::Plan& plan_of(CudaContext& ctx, const Problem& p) {
       p.batch,
       p.stride_a,
       p.stride_b,
-      p.stride_d};
+      p.stride_d,
+      p.pointer_arrays};
   std::unique_ptr<GemmPlanCache::Plan>& plan = ctx.gemm_plans().plans[key];
   if (!plan) plan = make_plan(ctx, p, align);
   return *plan;
@@ -535,7 +556,7 @@ void matmul(ExecutionContext& ctx, const MatmulArgs& m) {
              ErrorCode::INVALID_ARGUMENT, "matmul: M=", m.M, " N=", m.N, " K=", m.K, " lda=", m.lda,
              " ldb=", m.ldb, " ldd=", m.ldd, " (transposes ", transpose_a, ", ", transpose_b, ")");
   NLPF_CHECK(m.batch >= 1 && m.batch <= INT32_MAX && m.stride_a >= 0 && m.stride_b >= 0 &&
-                 (m.batch == 1 || m.stride_d >= m.M * m.ldd),
+                 (m.batch == 1 || m.pointer_arrays || m.stride_d >= m.M * m.ldd),
              ErrorCode::INVALID_ARGUMENT, "matmul: batch=", m.batch, " stride_a=", m.stride_a,
              " stride_b=", m.stride_b, " stride_d=", m.stride_d, " (M=", m.M, " ldd=", m.ldd,
              "; the matrices of d must not overlap)");
@@ -554,7 +575,15 @@ void matmul(ExecutionContext& ctx, const MatmulArgs& m) {
   p.lda = m.lda;
   p.ldb = m.ldb;
   p.ldd = m.ldd;
-  if (m.batch > 1) {  // batch 1 keys like an unbatched GEMM whatever strides the caller left
+  if (m.pointer_arrays) {
+    NLPF_CHECK(m.pointer_alignment >= 1 && m.pointer_alignment <= 256 &&
+                   (m.pointer_alignment & (m.pointer_alignment - 1)) == 0,
+               ErrorCode::INVALID_ARGUMENT, "matmul: pointer_alignment=", m.pointer_alignment,
+               " (a power of two up to 256)");
+    p.batch = m.batch;
+    p.pointer_arrays = true;
+    p.pointer_alignment = m.pointer_alignment;
+  } else if (m.batch > 1) {  // batch 1 keys like an unbatched GEMM whatever strides the caller left
     p.batch = m.batch;
     p.stride_a = m.stride_a;
     p.stride_b = m.stride_b;

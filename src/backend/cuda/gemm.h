@@ -95,6 +95,11 @@ enum class Transpose { NO, YES };
 // `dtype`. Strided-batched with batch > 1: matrix i of a, b and d starts stride_a, stride_b, stride_d
 // elements after matrix i - 1 (cuBLASLt's BATCH_COUNT and STRIDED_BATCH_OFFSET); the matrices of d must not
 // overlap (stride_d >= M ldd), those of a and b may (stride 0 reuses one matrix). batch = 1: strides unused.
+// Pointer arrays (pointer_arrays, batch >= 1): a, b and d are device arrays of `batch` pointers, matrix i of
+// each at its pointer i (cuBLASLt's BATCH_MODE_POINTER_ARRAY; the strides unused), each matrix
+// pointer_alignment bytes aligned (a power of two the caller vouches for: the pointers are not read on the
+// host). The attention's per-head products read q, k and v where the packed projection [B,T,3C] holds them
+// this way, rows of stride 3C, instead of copying them head-major first.
 struct MatmulArgs {
   void* d = nullptr;
   const void* a = nullptr;
@@ -106,6 +111,8 @@ struct MatmulArgs {
   std::optional<DType> operand_dtype = std::nullopt;
   int64_t M = 0, N = 0, K = 0, lda = 0, ldb = 0, ldd = 0;
   int64_t batch = 1, stride_a = 0, stride_b = 0, stride_d = 0;
+  bool pointer_arrays = false;
+  int pointer_alignment = 4;
 };
 
 class GemmPlanCache {
@@ -118,10 +125,10 @@ class GemmPlanCache {
   struct Plan;
   // (dtype, operand dtype, math mode, transpose a, transpose b, M, N, K, lda, ldb, ldd, epilogue, reads C,
   // alignment of cuBLASLt's A, B, C and D, fp8 (0 none, 1 E4M3 operands, 2 E4M3 operands and D; + 2 with
-  // outer-vector scales, + 4 with an alpha vector), algorithm selection, batch, stride a, stride b, stride d)
-  // in matmul's row-major terms.
+  // outer-vector scales, + 4 with an alpha vector), algorithm selection, batch, stride a, stride b, stride d,
+  // pointer arrays) in matmul's row-major terms.
   using Key = std::tuple<int, int, int, bool, bool, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int,
-                         bool, int, int, int, int, int, int, int64_t, int64_t, int64_t, int64_t>;
+                         bool, int, int, int, int, int, int, int64_t, int64_t, int64_t, int64_t, bool>;
   std::map<Key, std::unique_ptr<Plan>> plans;
   // The form per-channel gemm_fp8 runs on this context: chosen at its first call, from the first form
   // cuBLASLt does not refuse; a test may set it to start the choice at a later form.
