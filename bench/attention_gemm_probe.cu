@@ -1,12 +1,14 @@
-// attention_gemm_probe (issue 12, the fp32 training step): can the training attention's per-head products
-// read q and k where the packed projection [B,T,3C] holds them, through cuBLASLt's pointer-array batches (one
-// pointer per head (b, h)), instead of copying them head-major [B,NH,T,HS] first (today's path: the copies
-// are ~0.85 ms of a bert-base fp32 step on the H200)? For the scores S = q k^T of every head (B NH products
-// of T x T x HS) in f32 (IEEE, CUBLAS_COMPUTE_32F) and with bf16 operands (f32 output), it reports whether
-// cuBLASLt offers an algorithm for the pointer-array form, the time of each form (CUDA events: the median of
-// 5 runs of 50 launches; the head-major form without its copy), and the largest difference between their
-// outputs. Usage: attention_gemm_probe [B T NH HS] (default 32 128 12 64, bert-base's training step). Exit 0
-// when it measured (whatever it found), 3 on a CUDA error.
+// attention_gemm_probe (issue 12, the training step): can the training attention's per-head products read q
+// and k where the packed projection [B,T,3C] holds them, through cuBLASLt's pointer-array batches (one
+// pointer per head (b, h)), instead of copying them head-major [B,NH,T,HS] first? (The copies were ~0.85 ms
+// of a bert-base fp32 step on the H200; IEEE fp32 takes pointer arrays since 1422e25, the other math modes
+// still copy.) For the scores S = q k^T of every head (B NH products of T x T x HS) in f32 (IEEE,
+// CUBLAS_COMPUTE_32F; and f32 operands under training's other math modes, the FAST_TF32 / FAST_16BF /
+// FAST_16F compute types) and with bf16 operands (f32 output), it reports whether cuBLASLt offers an
+// algorithm for the pointer-array form, the time of each form (CUDA events: the median of 5 runs of 50
+// launches; the head-major form without its copy), and the largest difference between their outputs. Usage:
+// attention_gemm_probe [B T NH HS] (default 32 128 12 64, bert-base's training step). Exit 0 when it measured
+// (whatever it found), 3 on a CUDA error.
 #include <cublasLt.h>
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
@@ -85,8 +87,8 @@ struct Outcome {
 
 // a, b, d: the operands as cuBLASLt takes them (the pointer arrays in the pointer-array form); scores: where
 // the products land (read back after zeroing it first, so a form that wrote nothing cannot pass).
-Outcome run_form(CudaContext& ctx, const Shape& s, cudaDataType_t operand, bool head_major, const void* a,
-                 const void* b, void* d, void* scores) {
+Outcome run_form(CudaContext& ctx, const Shape& s, cudaDataType_t operand, cublasComputeType_t compute,
+                 bool head_major, const void* a, const void* b, void* d, void* scores) {
   cublasLtHandle_t lt = ctx.cublaslt();
   cudaStream_t stream = ctx.stream();
   void* workspace = ctx.workspace();
@@ -95,7 +97,7 @@ Outcome run_form(CudaContext& ctx, const Shape& s, cudaDataType_t operand, bool 
   Form form;
   make_form(form, s, operand, head_major);
   cublasLtMatmulDesc_t desc = nullptr;
-  NLPF_CUDA_CHECK(cublasLtMatmulDescCreate(&desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+  NLPF_CUDA_CHECK(cublasLtMatmulDescCreate(&desc, compute, CUDA_R_32F));
   const cublasOperation_t transpose = CUBLAS_OP_T, none = CUBLAS_OP_N;  // A = k^T (op T gives k), B = q^T
   NLPF_CUDA_CHECK(
       cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSA, &transpose, sizeof transpose));
@@ -156,7 +158,8 @@ Outcome run_form(CudaContext& ctx, const Shape& s, cudaDataType_t operand, bool 
 // Host-side packing: packed [B,T,3C] (q in channels [0, C), k in [C, 2C)) of `operand` values, head-major
 // copies [B,NH,T,HS] of q and k, and the pointer arrays of q and k rows per head (b, h), all uploaded.
 template <typename V>
-void probe(CudaContext& ctx, const Shape& s, cudaDataType_t operand, const char* name) {
+void probe(CudaContext& ctx, const Shape& s, cudaDataType_t operand, cublasComputeType_t compute,
+           const char* name) {
   std::mt19937 rng(42);
   std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
   const int64_t C = s.C(), rows = s.B * s.T;
@@ -203,8 +206,8 @@ void probe(CudaContext& ctx, const Shape& s, cudaDataType_t operand, const char*
   ctx.synchronize();
 
   const Outcome strided =
-      run_form(ctx, s, operand, true, k_d->data(), q_d->data(), scores_d.data(), scores_d.data());
-  const Outcome pointers = run_form(ctx, s, operand, false, k_rows_d->data(), q_rows_d->data(),
+      run_form(ctx, s, operand, compute, true, k_d->data(), q_d->data(), scores_d.data(), scores_d.data());
+  const Outcome pointers = run_form(ctx, s, operand, compute, false, k_rows_d->data(), q_rows_d->data(),
                                     score_heads_d->data(), scores_d.data());
   double max_diff = NAN;
   if (strided.offered && pointers.offered) {
@@ -234,8 +237,12 @@ int run(int argc, char** argv) {
     return 2;
   }
   CudaContext ctx(0);  // its stream, cuBLASLt handle, 32 MiB workspace and allocator
-  probe<float>(ctx, s, CUDA_R_32F, "f32");
-  probe<__nv_bfloat16>(ctx, s, CUDA_R_16BF, "bf16");
+  probe<float>(ctx, s, CUDA_R_32F, CUBLAS_COMPUTE_32F, "f32");
+  // Training's other math modes: f32 operands with TF32 or down-converted 16-bit products.
+  probe<float>(ctx, s, CUDA_R_32F, CUBLAS_COMPUTE_32F_FAST_TF32, "f32 fast-tf32");
+  probe<float>(ctx, s, CUDA_R_32F, CUBLAS_COMPUTE_32F_FAST_16BF, "f32 fast-16bf");
+  probe<float>(ctx, s, CUDA_R_32F, CUBLAS_COMPUTE_32F_FAST_16F, "f32 fast-16f");
+  probe<__nv_bfloat16>(ctx, s, CUDA_R_16BF, CUBLAS_COMPUTE_32F, "bf16");
   return 0;
 }
 
