@@ -59,6 +59,7 @@ struct Options {
   ProtocolOptions protocol;
   double gpu_warmup_seconds = 25.0;
   std::string gemm_selection = "autotune";   // or heuristic (backend/context.h)
+  int autotune_candidates = 8;               // ExecutionContext::set_autotune_candidates
   int64_t calibration_examples = 256;        // fp8 only
   std::string fp8_weight_scales = "tensor";  // fp8 only: tensor or channel (core/fp8.h)
 };
@@ -80,23 +81,26 @@ json measure(ExecutionContext& gpu, EnergyMeter& meter, PowerSampler& sampler,
              const std::string& precision_text, int64_t batch_size, const std::string& padding_text,
              const TokenizedDataset& data, const Options& o, const Fp8Calibration* calibration,
              bool& gpu_warm) {
-  json record = {{"engine", "nlpf"},
-                 {"compile_mode", nullptr},
-                 {"model", model_name},
-                 {"precision", precision_text},
-                 {"batch_size", batch_size},
-                 {"padding", padding_text},
-                 {"gemm_selection", o.gemm_selection},
-                 {"max_length", o.max_length},
-                 {"fp8_weight_scales", precision_text == "fp8" ? json(o.fp8_weight_scales) : json(nullptr)},
-                 {"examples_per_pass", data.size()},
-                 {"error", nullptr}};
+  json record = {
+      {"engine", "nlpf"},
+      {"compile_mode", nullptr},
+      {"model", model_name},
+      {"precision", precision_text},
+      {"batch_size", batch_size},
+      {"padding", padding_text},
+      {"gemm_selection", o.gemm_selection},
+      {"autotune_candidates", o.gemm_selection == "autotune" ? json(o.autotune_candidates) : json(nullptr)},
+      {"max_length", o.max_length},
+      {"fp8_weight_scales", precision_text == "fp8" ? json(o.fp8_weight_scales) : json(nullptr)},
+      {"examples_per_pass", data.size()},
+      {"error", nullptr}};
   try {
     const Precision precision = parse_precision(precision_text);
     if (const auto reason = precision_unsupported_reason(describe_device(gpu.device()), precision)) {
       NLPF_THROW(ErrorCode::UNSUPPORTED, *reason);
     }
     gpu.allocator().reset_peak();
+    gpu.set_autotune_candidates(o.autotune_candidates);
     const InferenceRunnerOptions options{
         .batch_size = batch_size,
         .padding = padding_text == "max_length" ? PaddingMode::MAX_LENGTH : PaddingMode::LONGEST,
@@ -239,6 +243,9 @@ int main(int argc, char** argv) {
   app.add_option("--gemm-selection", o.gemm_selection,
                  "cuBLASLt algorithm: autotune (the engine's) or heuristic")
       ->check(CLI::IsMember({"autotune", "heuristic"}));
+  app.add_option("--autotune-candidates", o.autotune_candidates,
+                 "autotune: how many of cuBLASLt's heuristic candidates are timed per GEMM shape")
+      ->check(CLI::Range(1, nlpf::ExecutionContext::kMaxAutotuneCandidates));
   app.add_option("--calibration-examples", o.calibration_examples,
                  "fp8: dev examples for the activation scales");
   app.add_option("--fp8-weight-scales", o.fp8_weight_scales,

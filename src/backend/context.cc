@@ -31,6 +31,12 @@ bool on_context_device(const ExecutionContext& ctx, const Tensor& t, const char*
 
 }  // namespace
 
+void ExecutionContext::set_autotune_candidates(int count) {
+  NLPF_CHECK(count >= 1 && count <= kMaxAutotuneCandidates, ErrorCode::INVALID_ARGUMENT,
+             "autotune candidates ", count, " (expected 1 to ", kMaxAutotuneCandidates, ")");
+  autotune_candidates_ = count;
+}
+
 std::unique_ptr<CapturedWork> ExecutionContext::capture(const std::function<void()>& work) {
   class Rerun final : public CapturedWork {
    public:

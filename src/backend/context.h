@@ -54,6 +54,11 @@ class ExecutionContext {
   void set_math_mode(MathMode mode) { math_mode_ = mode; }
   GemmSelection gemm_selection() const { return gemm_selection_; }
   void set_gemm_selection(GemmSelection selection) { gemm_selection_ = selection; }
+  // How many of the heuristic's candidates GemmSelection::AUTOTUNE times for each GEMM shape: 1 to
+  // kMaxAutotuneCandidates, 8 by default (INVALID_ARGUMENT outside that range).
+  static constexpr int kMaxAutotuneCandidates = 64;
+  int autotune_candidates() const { return autotune_candidates_; }
+  void set_autotune_candidates(int count);
   // Waits until the work queued on this context has finished (CPU: returns at once).
   virtual void synchronize() {}
   // The cudaStream_t work is queued on, for timers that record on it (nullptr on the CPU).
@@ -80,6 +85,7 @@ class ExecutionContext {
   Device device_;
   MathMode math_mode_ = MathMode::IEEE_FP32;
   GemmSelection gemm_selection_ = GemmSelection::HEURISTIC;
+  int autotune_candidates_ = 8;
 };
 
 // The CPU's context (host allocator, no stream): for the CPU engine and host-side tests.

@@ -70,13 +70,19 @@ class LinearCuda : public CudaOpTest {
 
 TEST_F(LinearCuda, ForwardMatchesCpu) {
   std::mt19937 rng(701);
-  for (const GemmSelection selection :
-       {GemmSelection::HEURISTIC, GemmSelection::AUTOTUNE, GemmSelection::HEURISTIC_INPLACE_REDUCTION}) {
+  // AUTOTUNE twice: with the default 8 candidates and with every candidate the heuristic offers (up to 64).
+  const std::pair<GemmSelection, int> selections[] = {
+      {GemmSelection::HEURISTIC, 8},
+      {GemmSelection::AUTOTUNE, 8},
+      {GemmSelection::AUTOTUNE, ExecutionContext::kMaxAutotuneCandidates},
+      {GemmSelection::HEURISTIC_INPLACE_REDUCTION, 8}};
+  for (const auto& [selection, candidates] : selections) {
     gpu().set_gemm_selection(selection);
+    gpu().set_autotune_candidates(candidates);
     for (const ModeCase m : kModes) {
       gpu().set_math_mode(m.mode);
       for (const Size s : kSizes) {
-        SCOPED_TRACE(case_name(s, m, selection));
+        SCOPED_TRACE(case_name(s, m, selection) + " of " + std::to_string(candidates));
         const Tensor x = random_tensor(rng, {s.B, s.T, s.C}), weight = random_tensor(rng, {s.OC, s.C}),
                      bias = random_tensor(rng, {s.OC});
         Tensor ref = Tensor::empty(DType::F32, {s.B, s.T, s.OC});

@@ -134,6 +134,30 @@ TEST(ExecutionContext, CpuContextCopiesAndZeroes) {
   EXPECT_THROW(make_execution_context(Device{}), Error);  // the CPU has one shared context
 }
 
+// AUTOTUNE's candidate count (backend/context.h): 8 by default, 1 to kMaxAutotuneCandidates, anything else
+// refused with a message naming the value. A context of its own would need a device: the CPU's shared one is
+// restored after.
+TEST(ExecutionContext, AutotuneCandidatesAreBounded) {
+  ExecutionContext& cpu = cpu_context();
+  EXPECT_EQ(cpu.autotune_candidates(), 8);
+  for (const int bad : {0, -1, ExecutionContext::kMaxAutotuneCandidates + 1}) {
+    try {
+      cpu.set_autotune_candidates(bad);
+      FAIL() << bad << " candidates were accepted";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), ErrorCode::INVALID_ARGUMENT);
+      EXPECT_NE(std::string(e.what()).find("autotune candidates " + std::to_string(bad)), std::string::npos)
+          << e.what();
+    }
+  }
+  EXPECT_EQ(cpu.autotune_candidates(), 8) << "a refused value must not stick";
+  cpu.set_autotune_candidates(ExecutionContext::kMaxAutotuneCandidates);
+  EXPECT_EQ(cpu.autotune_candidates(), ExecutionContext::kMaxAutotuneCandidates);
+  cpu.set_autotune_candidates(1);
+  EXPECT_EQ(cpu.autotune_candidates(), 1);
+  cpu.set_autotune_candidates(8);
+}
+
 class FileUtil : public ::testing::Test {
  protected:
   testing_util::TempDir temp_{"core_test"};

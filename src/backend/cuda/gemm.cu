@@ -160,8 +160,6 @@ cublasStatus_t launch(CudaContext& ctx, const GemmPlanCache::Plan& plan, const P
                         p.d, plan.d, &algo, ctx.workspace(), ctx.workspace_bytes(), ctx.stream());
 }
 
-constexpr int kAutotuneCandidates = 8;
-
 // GemmSelection::AUTOTUNE: each candidate once to warm up, then kRepeats launches timed with CUDA events on
 // the context's stream; the fastest total wins, ties to the heuristic's order. A candidate the library
 // refuses at launch is passed over. Runs only outside a capture, on a repeatable GEMM (the results of the
@@ -279,9 +277,11 @@ std::unique_ptr<GemmPlanCache::Plan> make_plan(CudaContext& ctx, const Problem& 
     status = cublasLtMatmulPreferenceSetAttribute(preference, alignment_attributes[i], &alignments[i],
                                                   sizeof alignments[i]);
   }
-  // One candidate for the heuristic's choice; kAutotuneCandidates when the plan may be autotuned.
+  // One candidate for the heuristic's choice; the context's autotune_candidates() when the plan may be
+  // autotuned.
   const bool tune = ctx.gemm_selection() == GemmSelection::AUTOTUNE && repeatable(p) && !capturing(ctx);
-  cublasLtMatmulHeuristicResult_t results[kAutotuneCandidates] = {};
+  cublasLtMatmulHeuristicResult_t results[ExecutionContext::kMaxAutotuneCandidates] = {};
+  const int requested = tune ? ctx.autotune_candidates() : 1;
   int found = 0;
   if (status == CUBLAS_STATUS_SUCCESS && ctx.gemm_selection() == GemmSelection::HEURISTIC_INPLACE_REDUCTION) {
     const uint32_t in_place = CUBLASLT_REDUCTION_SCHEME_INPLACE;
@@ -300,7 +300,7 @@ std::unique_ptr<GemmPlanCache::Plan> make_plan(CudaContext& ctx, const Problem& 
   }
   if (status == CUBLAS_STATUS_SUCCESS && found == 0) {
     status = cublasLtMatmulAlgoGetHeuristic(ctx.cublaslt(), plan->desc, plan->a, plan->b, plan->c, plan->d,
-                                            preference, tune ? kAutotuneCandidates : 1, results, &found);
+                                            preference, requested, results, &found);
   }
   cublasLtMatmulPreferenceDestroy(preference);
   NLPF_CUDA_CHECK(status);
@@ -344,6 +344,7 @@ GemmPlanCache::Plan& plan_of(CudaContext& ctx, const Problem& p) {
       align.d,
       p.fp8 ? (p.fp8_out ? 2 : 1) + (p.outer_vec_scales ? 2 : 0) + (p.alpha_vector ? 4 : 0) : 0,
       static_cast<int>(ctx.gemm_selection()),
+      ctx.gemm_selection() == GemmSelection::AUTOTUNE ? ctx.autotune_candidates() : 0,
       p.batch,
       p.stride_a,
       p.stride_b,
