@@ -11,6 +11,7 @@
 // gradients overwrite (=).
 #include <cuda_runtime.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <optional>
@@ -380,11 +381,7 @@ class PointerArrays {
     sets_.base[count_] = static_cast<const char*>(base);
     sets_.batch_bytes[count_] = batch_bytes;
     sets_.head_bytes[count_] = head_bytes;
-    const auto address = reinterpret_cast<uintptr_t>(base);
-    while (alignment_ > 4 &&
-           (address % alignment_ != 0 || batch_bytes % alignment_ != 0 || head_bytes % alignment_ != 0)) {
-      alignment_ /= 2;
-    }
+    alignment_ = std::min(alignment_, gemm_alignment(base, {batch_bytes, head_bytes}));
     return count_++;
   }
   // Token-major rows of row stride ld (floats), head h in columns [h HS, (h + 1) HS).

@@ -78,14 +78,10 @@ cudaDataType_t cuda_data_type(DType dtype) {
   NLPF_THROW(ErrorCode::UNSUPPORTED, "gemm: dtype ", dtype_name(dtype), " (expected f32, bf16 or f16)");
 }
 
-// The largest power of two (up to 256, cuBLASLt's default assumption) dividing the address and, in a
-// batch, the stride in bytes between its matrices: the alignment every matrix of the batch has.
+// The alignment every matrix of a batch has: gemm_alignment of its first matrix and, in a batch, the stride
+// in bytes between its matrices.
 int alignment_of(const void* ptr, int64_t batch = 1, int64_t stride_bytes = 0) {
-  const auto address = reinterpret_cast<uintptr_t>(ptr);
-  const auto stride = batch > 1 ? static_cast<uintptr_t>(stride_bytes) : uintptr_t{0};
-  int alignment = 256;
-  while (alignment > 1 && (address % alignment != 0 || stride % alignment != 0)) alignment /= 2;
-  return alignment;
+  return batch > 1 ? gemm_alignment(ptr, {stride_bytes}) : gemm_alignment(ptr, {});
 }
 
 // A layout of a strided batch: cuBLASLt's BATCH_COUNT and STRIDED_BATCH_OFFSET (in elements).
@@ -393,6 +389,20 @@ Problem linear_problem(void* y, const void* x, const void* weight, const void* b
 }
 
 }  // namespace
+
+int gemm_alignment(const void* ptr, std::initializer_list<int64_t> step_bytes) {
+  const auto address = reinterpret_cast<uintptr_t>(ptr);
+  int alignment = 256;
+  const auto divides = [&](int a) {
+    if (address % a != 0) return false;
+    for (const int64_t step : step_bytes) {
+      if (static_cast<uintptr_t>(step) % a != 0) return false;
+    }
+    return true;
+  };
+  while (alignment > 1 && !divides(alignment)) alignment /= 2;
+  return alignment;
+}
 
 void gemm(ExecutionContext& ctx, const GemmArgs& g) {
   NLPF_CHECK(g.N > 0 && g.C > 0 && g.OC > 0 && g.ldx >= g.C, ErrorCode::INVALID_ARGUMENT, "gemm: N=", g.N,

@@ -20,6 +20,7 @@
 #include <cublasLt.h>
 
 #include <cstdint>
+#include <initializer_list>
 #include <map>
 #include <memory>
 #include <optional>
@@ -141,6 +142,11 @@ class GemmPlanCache {
 // F32), CUBLAS when no algorithm fits.
 void gemm(ExecutionContext& ctx, const GemmArgs& args);
 void matmul(ExecutionContext& ctx, const MatmulArgs& args);
+
+// The largest power of two up to 256 (cuBLASLt's default assumption) dividing ptr's address and every step
+// (bytes): the alignment of every matrix at ptr plus any sum of the steps (a batch's stride; a pointer
+// array's per-sequence and per-head offsets, MatmulArgs::pointer_alignment).
+int gemm_alignment(const void* ptr, std::initializer_list<int64_t> step_bytes);
 // INVALID_ARGUMENT also for C or OC not a multiple of 16, a residual with an E4M3 output or a
 // weight_scale_count other than 1 or OC, UNSUPPORTED for an out_dtype other than F16, BF16 or F8E4M3, and
 // for an F8E4M3 out_dtype with per-channel weight scales.
