@@ -2,14 +2,14 @@
 // and k where the packed projection [B,T,3C] holds them, through cuBLASLt's pointer-array batches (one
 // pointer per head (b, h)), instead of copying them head-major [B,NH,T,HS] first? (The copies were ~0.85 ms
 // of a bert-base fp32 step on the H200; IEEE fp32 takes pointer arrays since 1422e25, the other math modes
-// still copy.) For the scores S = q k^T of every head (B NH products of T x T x HS) in f32 (IEEE,
-// CUBLAS_COMPUTE_32F; and f32 operands under training's other math modes, the FAST_TF32 / FAST_16BF /
-// FAST_16F compute types) and with bf16 operands (f32 output), it reports whether cuBLASLt offers an
-// algorithm for the pointer-array form, the time of each form (CUDA events: the median of 5 runs of 50
-// launches; the head-major form without its copy), and the largest difference between their outputs. Usage:
-// attention_gemm_probe [B T NH HS] (default 32 128 12 64, bert-base's training step). Exit 0 when it measured
-// (whatever it found), 3 on a CUDA error.
-#include <cublasLt.h>
+// still copy.) For the scores S = q k^T of every head (B NH products of T x T x HS), run through the engine's
+// matmul (backend/cuda/gemm.h: its plans, alignment preferences and heuristic, as the training attention runs
+// them) with f32 operands in each math mode (IEEE, TF32, BF16, FP16: training's) and with bf16 operands (f32
+// output), it reports whether cuBLASLt offers an algorithm for each form (matmul throws CUBLAS when it has
+// none), the time of each form (CUDA events: the median of 5 runs of 50 launches; the head-major form without
+// its copy), and the largest difference between their outputs. Usage: attention_gemm_probe [B T NH HS]
+// (default 32 128 12 64, bert-base's training step). Exit 0 when it measured (whatever it found), 3 on a CUDA
+// error.
 #include <cuda_bf16.h>
 #include <cuda_runtime.h>
 
@@ -18,13 +18,16 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <functional>
 #include <memory>
+#include <optional>
 #include <random>
 #include <string>
 #include <vector>
 
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/cuda_context.h"
+#include "backend/cuda/gemm.h"
 #include "core/error.h"
 #include "core/tensor.h"
 
@@ -39,45 +42,6 @@ struct Shape {
   int64_t heads() const { return B * NH; }
 };
 
-// The layouts of one form of S^T = K Q^T per head in cuBLASLt's column-major terms: a row-major q or k of the
-// head [T, HS] at row stride ld is the column-major HS x T matrix q^T; S row-major [T, T] is column-major
-// S^T.
-struct Form {
-  cublasLtMatrixLayout_t a = nullptr, b = nullptr, d = nullptr;
-  ~Form() {
-    cublasLtMatrixLayoutDestroy(a);
-    cublasLtMatrixLayoutDestroy(b);
-    cublasLtMatrixLayoutDestroy(d);
-  }
-};
-
-void set_int(cublasLtMatrixLayout_t layout, cublasLtMatrixLayoutAttribute_t attribute, int64_t value) {
-  if (attribute == CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT || attribute == CUBLASLT_MATRIX_LAYOUT_BATCH_MODE) {
-    const auto v = static_cast<int32_t>(value);
-    NLPF_CUDA_CHECK(cublasLtMatrixLayoutSetAttribute(layout, attribute, &v, sizeof v));
-  } else {
-    NLPF_CUDA_CHECK(cublasLtMatrixLayoutSetAttribute(layout, attribute, &value, sizeof value));
-  }
-}
-
-// head_major: operands [B NH, T, HS] contiguous (stride T HS); else pointer arrays into rows of stride 3C.
-void make_form(Form& f, const Shape& s, cudaDataType_t operand, bool head_major) {
-  const int64_t ld = head_major ? s.HS : 3 * s.C();
-  for (cublasLtMatrixLayout_t* layout : {&f.a, &f.b}) {
-    NLPF_CUDA_CHECK(cublasLtMatrixLayoutCreate(layout, operand, s.HS, s.T, ld));
-  }
-  NLPF_CUDA_CHECK(cublasLtMatrixLayoutCreate(&f.d, CUDA_R_32F, s.T, s.T, s.T));
-  for (cublasLtMatrixLayout_t layout : {f.a, f.b, f.d}) {
-    set_int(layout, CUBLASLT_MATRIX_LAYOUT_BATCH_COUNT, s.heads());
-    if (!head_major) set_int(layout, CUBLASLT_MATRIX_LAYOUT_BATCH_MODE, CUBLASLT_BATCH_MODE_POINTER_ARRAY);
-  }
-  if (head_major) {
-    set_int(f.a, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, s.T * s.HS);
-    set_int(f.b, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, s.T * s.HS);
-    set_int(f.d, CUBLASLT_MATRIX_LAYOUT_STRIDED_BATCH_OFFSET, s.T * s.T);
-  }
-}
-
 struct Outcome {
   bool offered = false;
   std::string note;
@@ -85,49 +49,16 @@ struct Outcome {
   std::vector<float> scores;
 };
 
-// a, b, d: the operands as cuBLASLt takes them (the pointer arrays in the pointer-array form); scores: where
-// the products land (read back after zeroing it first, so a form that wrote nothing cannot pass).
-Outcome run_form(CudaContext& ctx, const Shape& s, cudaDataType_t operand, cublasComputeType_t compute,
-                 bool head_major, const void* a, const void* b, void* d, void* scores) {
-  cublasLtHandle_t lt = ctx.cublaslt();
-  cudaStream_t stream = ctx.stream();
-  void* workspace = ctx.workspace();
-  size_t workspace_bytes = ctx.workspace_bytes();
+// One form: `launch` queues its product on ctx's stream; scores (count floats) is where the products land,
+// zeroed first so that a form that wrote nothing cannot pass. A first launch the engine refuses (no
+// algorithm: an Error) is the form's note.
+Outcome run_form(CudaContext& ctx, const std::function<void()>& launch, void* scores, size_t count) {
   Outcome out;
-  Form form;
-  make_form(form, s, operand, head_major);
-  cublasLtMatmulDesc_t desc = nullptr;
-  NLPF_CUDA_CHECK(cublasLtMatmulDescCreate(&desc, compute, CUDA_R_32F));
-  const cublasOperation_t transpose = CUBLAS_OP_T, none = CUBLAS_OP_N;  // A = k^T (op T gives k), B = q^T
-  NLPF_CUDA_CHECK(
-      cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSA, &transpose, sizeof transpose));
-  NLPF_CUDA_CHECK(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSB, &none, sizeof none));
-  cublasLtMatmulPreference_t preference = nullptr;
-  NLPF_CUDA_CHECK(cublasLtMatmulPreferenceCreate(&preference));
-  NLPF_CUDA_CHECK(cublasLtMatmulPreferenceSetAttribute(preference, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
-                                                       &workspace_bytes, sizeof workspace_bytes));
-  cublasLtMatmulHeuristicResult_t result{};
-  int found = 0;
-  const cublasStatus_t status = cublasLtMatmulAlgoGetHeuristic(lt, desc, form.a, form.b, form.d, form.d,
-                                                               preference, 1, &result, &found);
-  cublasLtMatmulPreferenceDestroy(preference);
-  if (status != CUBLAS_STATUS_SUCCESS || found == 0) {
-    out.note = std::string("no algorithm: ") + cublasLtGetStatusName(status) + ", " + std::to_string(found) +
-               " found";
-    cublasLtMatmulDescDestroy(desc);
-    return out;
-  }
-  const float alpha = 1.0f, beta = 0.0f;
-  const auto launch = [&] {
-    return cublasLtMatmul(lt, desc, &alpha, a, form.a, b, form.b, &beta, d, form.d, d, form.d, &result.algo,
-                          workspace, workspace_bytes, stream);
-  };
-  const size_t score_count = static_cast<size_t>(s.heads() * s.T * s.T);
-  NLPF_CUDA_CHECK(cudaMemsetAsync(scores, 0, score_count * sizeof(float), stream));
-  const cublasStatus_t first = launch();
-  if (first != CUBLAS_STATUS_SUCCESS) {
-    out.note = std::string("launch refused: ") + cublasLtGetStatusName(first);
-    cublasLtMatmulDescDestroy(desc);
+  NLPF_CUDA_CHECK(cudaMemsetAsync(scores, 0, count * sizeof(float), ctx.stream()));
+  try {
+    launch();
+  } catch (const Error& e) {
+    out.note = std::string("refused: ") + e.what();
     return out;
   }
   out.offered = true;
@@ -137,9 +68,9 @@ Outcome run_form(CudaContext& ctx, const Shape& s, cudaDataType_t operand, cubla
   NLPF_CUDA_CHECK(cudaEventCreate(&stop));
   std::vector<double> per_launch;
   for (int run = 0; run < kRuns; ++run) {
-    NLPF_CUDA_CHECK(cudaEventRecord(start, stream));
-    for (int i = 0; i < kLaunches; ++i) NLPF_CUDA_CHECK(launch());
-    NLPF_CUDA_CHECK(cudaEventRecord(stop, stream));
+    NLPF_CUDA_CHECK(cudaEventRecord(start, ctx.stream()));
+    for (int i = 0; i < kLaunches; ++i) launch();
+    NLPF_CUDA_CHECK(cudaEventRecord(stop, ctx.stream()));
     NLPF_CUDA_CHECK(cudaEventSynchronize(stop));
     float ms = 0.0f;
     NLPF_CUDA_CHECK(cudaEventElapsedTime(&ms, start, stop));
@@ -147,19 +78,19 @@ Outcome run_form(CudaContext& ctx, const Shape& s, cudaDataType_t operand, cubla
   }
   cudaEventDestroy(start);
   cudaEventDestroy(stop);
-  cublasLtMatmulDescDestroy(desc);
   std::sort(per_launch.begin(), per_launch.end());
   out.ms = per_launch[kRuns / 2];
-  out.scores.resize(score_count);
-  NLPF_CUDA_CHECK(cudaMemcpy(out.scores.data(), scores, score_count * sizeof(float), cudaMemcpyDeviceToHost));
+  out.scores.resize(count);
+  NLPF_CUDA_CHECK(cudaMemcpy(out.scores.data(), scores, count * sizeof(float), cudaMemcpyDeviceToHost));
   return out;
 }
 
-// Host-side packing: packed [B,T,3C] (q in channels [0, C), k in [C, 2C)) of `operand` values, head-major
-// copies [B,NH,T,HS] of q and k, and the pointer arrays of q and k rows per head (b, h), all uploaded.
+// Host-side packing: packed [B,T,3C] (q in channels [0, C), k in [C, 2C)) of V values, head-major copies
+// [B,NH,T,HS] of q and k, and the pointer arrays of q and k rows and of the score matrices per head (b, h),
+// all uploaded; then both forms of S = q k^T under `mode` with V operands.
 template <typename V>
-void probe(CudaContext& ctx, const Shape& s, cudaDataType_t operand, cublasComputeType_t compute,
-           const char* name) {
+void probe(CudaContext& ctx, const Shape& s, DType operand, MathMode mode, const char* name) {
+  ctx.set_math_mode(mode);
   std::mt19937 rng(42);
   std::uniform_real_distribution<float> uniform(-1.0f, 1.0f);
   const int64_t C = s.C(), rows = s.B * s.T;
@@ -205,23 +136,51 @@ void probe(CudaContext& ctx, const Shape& s, cudaDataType_t operand, cublasCompu
   const auto score_heads_d = upload(score_heads.data(), pointer_bytes);
   ctx.synchronize();
 
-  const Outcome strided =
-      run_form(ctx, s, operand, compute, true, k_d->data(), q_d->data(), scores_d.data(), scores_d.data());
-  const Outcome pointers = run_form(ctx, s, operand, compute, false, k_rows_d->data(), q_rows_d->data(),
-                                    score_heads_d->data(), scores_d.data());
+  // S [T, T] = q [T, HS] k^T per head; the two forms differ in where q, k and S lie.
+  cuda::MatmulArgs m;
+  m.transpose_b = cuda::Transpose::YES;
+  m.operand_dtype = operand == DType::F32 ? std::nullopt : std::optional<DType>(operand);
+  m.M = s.T;
+  m.N = s.T;
+  m.K = s.HS;
+  m.ldd = s.T;
+  m.batch = s.heads();
+  cuda::MatmulArgs strided = m;
+  strided.d = scores_d.data();
+  strided.a = q_d->data();
+  strided.b = k_d->data();
+  strided.lda = strided.ldb = s.HS;
+  strided.stride_a = strided.stride_b = s.T * s.HS;
+  strided.stride_d = s.T * s.T;
+  cuda::MatmulArgs pointers = m;
+  pointers.d = score_heads_d->data();
+  pointers.a = q_rows_d->data();
+  pointers.b = k_rows_d->data();
+  pointers.lda = pointers.ldb = 3 * C;
+  pointers.pointer_arrays = true;
+  const auto element = static_cast<int64_t>(sizeof(V));
+  pointers.pointer_alignment =
+      std::min(cuda::gemm_alignment(packed_d->data(), {C * element, s.T * 3 * C * element, s.HS * element}),
+               cuda::gemm_alignment(scores_d.data(), {s.T * s.T * 4}));
+  const Outcome strided_out = run_form(
+      ctx, [&] { cuda::matmul(ctx, strided); }, scores_d.data(), score_count);
+  const Outcome pointers_out = run_form(
+      ctx, [&] { cuda::matmul(ctx, pointers); }, scores_d.data(), score_count);
   double max_diff = NAN;
-  if (strided.offered && pointers.offered) {
+  if (strided_out.offered && pointers_out.offered) {
     max_diff = 0.0;
     for (size_t i = 0; i < score_count; ++i) {
-      max_diff = std::max(max_diff, static_cast<double>(std::fabs(strided.scores[i] - pointers.scores[i])));
+      max_diff =
+          std::max(max_diff, static_cast<double>(std::fabs(strided_out.scores[i] - pointers_out.scores[i])));
     }
   }
   std::printf(
       "%s B=%lld T=%lld NH=%lld HS=%lld: head-major strided %s %.4f ms/launch; pointer-array %s %.4f "
       "ms/launch; max |difference| %g\n",
       name, static_cast<long long>(s.B), static_cast<long long>(s.T), static_cast<long long>(s.NH),
-      static_cast<long long>(s.HS), strided.offered ? "offered" : strided.note.c_str(), strided.ms,
-      pointers.offered ? "offered" : pointers.note.c_str(), pointers.ms, max_diff);
+      static_cast<long long>(s.HS), strided_out.offered ? "offered" : strided_out.note.c_str(),
+      strided_out.ms, pointers_out.offered ? "offered" : pointers_out.note.c_str(), pointers_out.ms,
+      max_diff);
 }
 
 int run(int argc, char** argv) {
@@ -236,13 +195,13 @@ int run(int argc, char** argv) {
     std::fprintf(stderr, "attention_gemm_probe: B, T, NH and HS must be positive\n");
     return 2;
   }
-  CudaContext ctx(0);  // its stream, cuBLASLt handle, 32 MiB workspace and allocator
-  probe<float>(ctx, s, CUDA_R_32F, CUBLAS_COMPUTE_32F, "f32");
+  CudaContext ctx(0);  // its stream, cuBLASLt handle, 32 MiB workspace, allocator and GEMM plans
+  probe<float>(ctx, s, DType::F32, MathMode::IEEE_FP32, "f32");
   // Training's other math modes: f32 operands with TF32 or down-converted 16-bit products.
-  probe<float>(ctx, s, CUDA_R_32F, CUBLAS_COMPUTE_32F_FAST_TF32, "f32 fast-tf32");
-  probe<float>(ctx, s, CUDA_R_32F, CUBLAS_COMPUTE_32F_FAST_16BF, "f32 fast-16bf");
-  probe<float>(ctx, s, CUDA_R_32F, CUBLAS_COMPUTE_32F_FAST_16F, "f32 fast-16f");
-  probe<__nv_bfloat16>(ctx, s, CUDA_R_16BF, CUBLAS_COMPUTE_32F, "bf16");
+  probe<float>(ctx, s, DType::F32, MathMode::TF32, "f32 tf32");
+  probe<float>(ctx, s, DType::F32, MathMode::BF16, "f32 bf16-products");
+  probe<float>(ctx, s, DType::F32, MathMode::FP16, "f32 f16-products");
+  probe<__nv_bfloat16>(ctx, s, DType::BF16, MathMode::IEEE_FP32, "bf16");
   return 0;
 }
 
