@@ -62,6 +62,7 @@ struct Options {
   int autotune_candidates = 8;               // ExecutionContext::set_autotune_candidates
   int64_t calibration_examples = 256;        // fp8 only
   std::string fp8_weight_scales = "tensor";  // fp8 only: tensor or channel (core/fp8.h)
+  std::string padded_rows = "zero";          // or normalise (BertInference::set_zero_padded_rows)
 };
 
 json optional_json(const std::optional<double>& v) {
@@ -92,6 +93,7 @@ json measure(ExecutionContext& gpu, EnergyMeter& meter, PowerSampler& sampler,
       {"autotune_candidates", o.gemm_selection == "autotune" ? json(o.autotune_candidates) : json(nullptr)},
       {"max_length", o.max_length},
       {"fp8_weight_scales", precision_text == "fp8" ? json(o.fp8_weight_scales) : json(nullptr)},
+      {"padded_rows", o.padded_rows},
       {"examples_per_pass", data.size()},
       {"error", nullptr}};
   try {
@@ -110,6 +112,7 @@ json measure(ExecutionContext& gpu, EnergyMeter& meter, PowerSampler& sampler,
                          planned_sequence_length(data, options),
                          precision == Precision::FP8 ? calibration : nullptr,
                          parse_fp8_weight_scales(o.fp8_weight_scales));
+    engine.set_zero_padded_rows(o.padded_rows == "zero");
     InferenceRunner runner(engine, data, options);
     if (!gpu_warm) {
       warm_up_gpu(runner, o.gpu_warmup_seconds);
@@ -251,6 +254,9 @@ int main(int argc, char** argv) {
   app.add_option("--fp8-weight-scales", o.fp8_weight_scales,
                  "fp8: one E4M3 scale per weight (tensor) or per output channel (channel)")
       ->check(CLI::IsMember({"tensor", "channel"}));
+  app.add_option("--padded-rows", o.padded_rows,
+                 "LayerNorm rows of padded tokens: written as 0 unread (zero, the engine's) or normalised")
+      ->check(CLI::IsMember({"zero", "normalise"}));
   app.add_option("--out", o.out, "also write the JSON here (rewritten after every record)");
   CLI11_PARSE(app, argc, argv);
   try {

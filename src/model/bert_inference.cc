@@ -244,16 +244,17 @@ BertInference::Output BertInference::forward(const Tensor& input_ids, const Tens
   const double eps = config_.layer_norm_eps;
   Tensor hidden = hidden_.view({B, T, C}), qkv = qkv_.view({B, T, 3 * C}), context = context_.view({B, T, C}),
          attn = attn_.view({B, T, C}), inter = inter_.view({B, T, I});
+  const Tensor* padding = zero_padded_rows_ ? &attention_mask : nullptr;
   ops::embeddings_layer_norm_forward(ctx_, hidden, input_ids, token_type_ids, word_, position_, token_type_,
-                                     emb_ln_w_, emb_ln_b_, eps);
+                                     emb_ln_w_, emb_ln_b_, eps, nullptr, padding);
   for (const Layer& w : layers_) {
     ops::linear_residual_forward(ctx_, qkv, hidden, w.qkv_w, w.qkv_b, nullptr);
     ops::fused_attention_forward(ctx_, context, qkv, attention_mask, config_.num_attention_heads);
     ops::linear_residual_forward(ctx_, attn, context, w.attn_out_w, w.attn_out_b, &hidden);
-    ops::layer_norm_inference_forward(ctx_, attn, attn, w.ln1_w, w.ln1_b, eps);
+    ops::layer_norm_inference_forward(ctx_, attn, attn, w.ln1_w, w.ln1_b, eps, nullptr, padding);
     ops::linear_gelu_forward(ctx_, inter, attn, w.inter_w, w.inter_b);
     ops::linear_residual_forward(ctx_, hidden, inter, w.out_w, w.out_b, &attn);
-    ops::layer_norm_inference_forward(ctx_, hidden, hidden, w.ln2_w, w.ln2_b, eps);
+    ops::layer_norm_inference_forward(ctx_, hidden, hidden, w.ln2_w, w.ln2_b, eps, nullptr, padding);
   }
   Output out{logits_.view({B, NL}), predictions_.view({B})};
   Tensor pooler_scratch = pooler_scratch_.view({B, C});
@@ -274,9 +275,10 @@ BertInference::Output BertInference::forward_fp8(const Tensor& input_ids, const 
   Tensor hidden_codes = hidden_codes_.view({B, T, C}), context_codes = context_codes_.view({B, T, C}),
          attn_codes = attn_codes_.view({B, T, C}), inter_codes = inter_codes_.view({B, T, I});
   // LayerNorm outputs leave twice: bf16 (the residual of the next sum) and E4M3 (the next GEMM's input).
+  const Tensor* padding = zero_padded_rows_ ? &attention_mask : nullptr;
   const ops::E4m3Copy first{&hidden_codes, layers_.empty() ? nullptr : &layers_.front().qkv8.x_scale};
   ops::embeddings_layer_norm_forward(ctx_, hidden, input_ids, token_type_ids, word_, position_, token_type_,
-                                     emb_ln_w_, emb_ln_b_, eps, layers_.empty() ? nullptr : &first);
+                                     emb_ln_w_, emb_ln_b_, eps, layers_.empty() ? nullptr : &first, padding);
   for (size_t l = 0; l < layers_.size(); ++l) {
     const Layer& w = layers_[l];
     ops::linear_fp8_residual_forward(ctx_, qkv, hidden_codes, w.qkv8.weight, w.qkv8.gemm_x_scale,
@@ -288,7 +290,7 @@ BertInference::Output BertInference::forward_fp8(const Tensor& input_ids, const 
     ops::linear_fp8_residual_forward(ctx_, attn, context_codes, w.attn_out8.weight, w.attn_out8.gemm_x_scale,
                                      w.attn_out8.weight_scale, w.attn_out_b, &hidden);
     const ops::E4m3Copy attn_copy{&attn_codes, &w.inter8.x_scale};
-    ops::layer_norm_inference_forward(ctx_, attn, attn, w.ln1_w, w.ln1_b, eps, &attn_copy);
+    ops::layer_norm_inference_forward(ctx_, attn, attn, w.ln1_w, w.ln1_b, eps, &attn_copy, padding);
     if (fp8_gelu_codes_) {
       ops::linear_fp8_gelu_forward(ctx_, inter_codes, attn_codes, w.inter8.weight, w.inter8.gemm_x_scale,
                                    w.inter8.weight_scale, w.inter_b, &w.out_x_scale_inverse);
@@ -301,7 +303,8 @@ BertInference::Output BertInference::forward_fp8(const Tensor& input_ids, const 
                                      w.out8.weight_scale, w.out_b, &attn);
     const bool last = l + 1 == layers_.size();
     const ops::E4m3Copy next{&hidden_codes, last ? nullptr : &layers_[l + 1].qkv8.x_scale};
-    ops::layer_norm_inference_forward(ctx_, hidden, hidden, w.ln2_w, w.ln2_b, eps, last ? nullptr : &next);
+    ops::layer_norm_inference_forward(ctx_, hidden, hidden, w.ln2_w, w.ln2_b, eps, last ? nullptr : &next,
+                                      padding);
   }
   Output out{logits_.view({B, NL}), predictions_.view({B})};
   Tensor pooler_scratch = pooler_scratch_.view({B, C});

@@ -87,6 +87,11 @@ class BertInference {
   // output with the GELU epilogue on this device), or writes bf16 that a quantise pass converts.
   bool fp8_gelu_writes_codes() const { return fp8_gelu_codes_; }
   Fp8Granularity fp8_weight_scales() const { return fp8_weight_scales_; }
+  // Whether the LayerNorms write the rows of padded tokens as 0 without reading them (the default; ops/
+  // bert_fused.h), or normalise every row as HF does. Either way the logits are the same bits (no output
+  // reads those rows); the choice moves only time and energy, which bench/gpu_inference_bench measures.
+  void set_zero_padded_rows(bool zero) { zero_padded_rows_ = zero; }
+  bool zero_padded_rows() const { return zero_padded_rows_; }
 
  private:
   // The E4M3 form of one encoder GEMM (FP8): weight codes [OC, C], its scales ([1] per tensor, [OC] per
@@ -121,6 +126,7 @@ class BertInference {
   // FP8: the E4M3 inputs of the four GEMMs ([N, C] hidden, context, attention output; [N, I] intermediate).
   Tensor hidden_codes_, context_codes_, attn_codes_, inter_codes_;
   bool fp8_gelu_codes_ = false;
+  bool zero_padded_rows_ = true;
   Fp8Granularity fp8_weight_scales_ = Fp8Granularity::PER_TENSOR;
   size_t weight_bytes_ = 0, workspace_bytes_ = 0;
 };

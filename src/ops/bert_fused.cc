@@ -88,6 +88,33 @@ void check_e4m3_copy(const char* op, const ExecutionContext& ctx, const Tensor& 
   detail::check_shape(op, "scale", *e4m3.scale, {1});
 }
 
+// The checks of a LayerNorm output's padding mask: attention_mask [B,T] i32 for out [B,T,C], on out's device.
+// Returns the mask's CUDA form (layer_norm_cuda.h), or none without a mask.
+cuda::PaddedRows check_padding_mask(const char* op, const ExecutionContext& ctx, const Tensor& out,
+                                    const Tensor* attention_mask) {
+  if (attention_mask == nullptr) return {};
+  detail::common_device(op, ctx, {{"out", &out}, {"attention_mask", attention_mask}});
+  detail::check_dtype(op, "attention_mask", *attention_mask, DType::I32);
+  NLPF_CHECK(out.rank() == 3, ErrorCode::INVALID_ARGUMENT, op, ": out has shape ", shape_string(out.shape()),
+             ", expected [B, T, C] with an attention_mask");
+  detail::check_shape(op, "attention_mask", *attention_mask, {out.dim(0), out.dim(1)});
+  return {attention_mask->data<int32_t>(), out.dim(1)};
+}
+
+// The CPU form of the padded rows of layer_norm_cuda.h: rows of out [B,T,C] f32 whose token is padding in a
+// sequence whose token 0 is real become 0.
+void zero_padded_rows(Tensor& out, const Tensor& attention_mask) {
+  const int64_t B = out.dim(0), T = out.dim(1), C = out.dim(2);
+  const int32_t* mask = attention_mask.data<int32_t>();
+  float* y = out.data<float>();
+  for (int64_t b = 0; b < B; ++b) {
+    if (mask[b * T] == 0) continue;
+    for (int64_t t = 1; t < T; ++t) {
+      if (mask[b * T + t] == 0) std::fill_n(y + (b * T + t) * C, C, 0.0f);
+    }
+  }
+}
+
 // The checks of an fp8 linear: x [..., C] and weight [OC, C] F8E4M3, f32 scales per tensor or per output
 // channel (detail::check_fp8_operands), bias [OC] and y [..., OC] of one 16-bit dtype (or y F8E4M3 when
 // y_codes), one CUDA device (ctx's). Returns the number of weight scales (1 or OC).
@@ -121,7 +148,7 @@ int64_t check_linear_fp8(const char* op, const ExecutionContext& ctx, const Tens
 void embeddings_layer_norm_forward(ExecutionContext& ctx, Tensor& out, const Tensor& input_ids,
                                    const Tensor& token_type_ids, const Tensor& word, const Tensor& position,
                                    const Tensor& token_type, const Tensor& weight, const Tensor& bias,
-                                   double eps, const E4m3Copy* e4m3) {
+                                   double eps, const E4m3Copy* e4m3, const Tensor* attention_mask) {
   constexpr const char* kOp = "embeddings_layer_norm_forward";
   const Device device = detail::common_device(kOp, ctx,
                                               {{"out", &out},
@@ -150,12 +177,14 @@ void embeddings_layer_norm_forward(ExecutionContext& ctx, Tensor& out, const Ten
   detail::check_shape(kOp, "weight", weight, {C});
   detail::check_shape(kOp, "bias", bias, {C});
   if (e4m3) check_e4m3_copy(kOp, ctx, out, *e4m3);
+  const cuda::PaddedRows padded = check_padding_mask(kOp, ctx, out, attention_mask);
   switch (device.type) {
     case DeviceType::CPU: {
       Tensor sum = Tensor::empty(DType::F32, {B, T, C}), mean = Tensor::empty(DType::F32, {B * T}),
              rstd = Tensor::empty(DType::F32, {B * T});
       embeddings_forward(ctx, sum, input_ids, token_type_ids, word, position, token_type);
       layer_norm_forward(ctx, out, mean, rstd, sum, weight, bias, eps);
+      if (attention_mask) zero_padded_rows(out, *attention_mask);
       if (e4m3) quantize_e4m3_forward(ctx, *e4m3->codes, out, *e4m3->scale);
       return;
     }
@@ -165,7 +194,7 @@ void embeddings_layer_norm_forward(ExecutionContext& ctx, Tensor& out, const Ten
             ctx, out.raw_data(), input_ids.data<int32_t>(), token_type_ids.data<int32_t>(), word.raw_data(),
             position.raw_data(), token_type.raw_data(), weight.data<float>(), bias.data<float>(), out.dtype(),
             B, T, C, eps, e4m3 ? static_cast<uint8_t*>(e4m3->codes->raw_data()) : nullptr,
-            e4m3 ? e4m3->scale->data<float>() : nullptr);
+            e4m3 ? e4m3->scale->data<float>() : nullptr, padded);
         return;
       }
       detail::throw_no_cuda_kernel(kOp);
@@ -232,7 +261,8 @@ void linear_gelu_forward(ExecutionContext& ctx, Tensor& y, const Tensor& x, cons
 }
 
 void layer_norm_inference_forward(ExecutionContext& ctx, Tensor& out, const Tensor& x, const Tensor& weight,
-                                  const Tensor& bias, double eps, const E4m3Copy* e4m3) {
+                                  const Tensor& bias, double eps, const E4m3Copy* e4m3,
+                                  const Tensor* attention_mask) {
   constexpr const char* kOp = "layer_norm_inference_forward";
   const Device device =
       detail::common_device(kOp, ctx, {{"out", &out}, {"x", &x}, {"weight", &weight}, {"bias", &bias}});
@@ -246,10 +276,12 @@ void layer_norm_inference_forward(ExecutionContext& ctx, Tensor& out, const Tens
   detail::check_shape(kOp, "weight", weight, {C});
   detail::check_shape(kOp, "bias", bias, {C});
   if (e4m3) check_e4m3_copy(kOp, ctx, out, *e4m3);
+  const cuda::PaddedRows padded = check_padding_mask(kOp, ctx, out, attention_mask);
   switch (device.type) {
     case DeviceType::CPU: {
       Tensor input = x.clone(), mean = Tensor::empty(DType::F32, {N}), rstd = Tensor::empty(DType::F32, {N});
       layer_norm_forward(ctx, out, mean, rstd, input, weight, bias, eps);
+      if (attention_mask) zero_padded_rows(out, *attention_mask);
       if (e4m3) quantize_e4m3_forward(ctx, *e4m3->codes, out, *e4m3->scale);
       return;
     }
@@ -258,7 +290,7 @@ void layer_norm_inference_forward(ExecutionContext& ctx, Tensor& out, const Tens
         cuda::layer_norm_forward(ctx, out.raw_data(), x.raw_data(), weight.data<float>(), bias.data<float>(),
                                  x.dtype(), N, C, eps,
                                  e4m3 ? static_cast<uint8_t*>(e4m3->codes->raw_data()) : nullptr,
-                                 e4m3 ? e4m3->scale->data<float>() : nullptr);
+                                 e4m3 ? e4m3->scale->data<float>() : nullptr, padded);
         return;
       }
       detail::throw_no_cuda_kernel(kOp);

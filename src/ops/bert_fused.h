@@ -28,12 +28,19 @@ struct E4m3Copy {
   const Tensor* scale = nullptr;
 };
 
+// The LayerNorms below take the batch's attention_mask [B,T] (i32; out [B,T,C]) optionally: with it, the
+// rows of padded tokens in sequences whose token 0 is real are 0 (E4M3 code 0), which the GPU writes without
+// reading their input. No output depends on those rows (fused_attention_forward masks padded keys and
+// zeroes padded queries, the pooler reads token 0), and zeros keep every product over them finite; a
+// sequence with no token at all keeps HF's rows. The GEMMs still run over the padded shape, so
+// --padding max-length costs what padding costs in the dense products (DESIGN §2).
 // out [B,T,C] = LayerNorm(word[input_ids] + position[0..T-1] + token_type[token_type_ids]); input_ids,
 // token_type_ids [B,T]; word [V,C], position [P,C], token_type [TV,C]; weight, bias [C] f32.
 void embeddings_layer_norm_forward(ExecutionContext& ctx, Tensor& out, const Tensor& input_ids,
                                    const Tensor& token_type_ids, const Tensor& word, const Tensor& position,
                                    const Tensor& token_type, const Tensor& weight, const Tensor& bias,
-                                   double eps, const E4m3Copy* e4m3 = nullptr);
+                                   double eps, const E4m3Copy* e4m3 = nullptr,
+                                   const Tensor* attention_mask = nullptr);
 
 // y [..., OC] = x [..., C] W^T + bias (+ residual [..., OC] when given; may be y): the attention output and
 // feed-forward output projections add the layer's input here, before their LayerNorm.
@@ -49,7 +56,8 @@ void linear_gelu_forward(ExecutionContext& ctx, Tensor& y, const Tensor& x, cons
 // out [..., C] = LayerNorm(x) over the last dimension, weight and bias [C] f32; out may be x. With e4m3 also
 // out's E4M3 copy, written by the same kernel on CUDA.
 void layer_norm_inference_forward(ExecutionContext& ctx, Tensor& out, const Tensor& x, const Tensor& weight,
-                                  const Tensor& bias, double eps, const E4m3Copy* e4m3 = nullptr);
+                                  const Tensor& bias, double eps, const E4m3Copy* e4m3 = nullptr,
+                                  const Tensor* attention_mask = nullptr);
 
 // FP8: y [..., OC] = (x_scale x) (weight_scale W)^T + bias (+ residual [..., OC] when given; may be y), x
 // [..., C] and weight [OC, C] F8E4M3 codes, f32 scales per tensor (x_scale and weight_scale [1]) or per

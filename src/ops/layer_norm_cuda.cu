@@ -186,6 +186,13 @@ __device__ __forceinline__ float warp_sum(float v) {
   return v;
 }
 
+// Whether row n is padding the inference LayerNorm writes as 0 unread (layer_norm_cuda.h). Every thread of
+// the row's warp or block reads the same two words: one broadcast load each.
+__device__ __forceinline__ bool padded_row(const PaddedRows& padded, int64_t n) {
+  const int32_t* mask = padded.attention_mask;
+  return mask != nullptr && mask[n] == 0 && mask[n - n % padded.T] != 0;
+}
+
 // out [N,C] = LayerNorm(rows), weight, bias [C]; one warp per row, kWarpsPerBlock rows per block, grid
 // ceil(N / kWarpsPerBlock). Lane l holds the 16-byte vectors l + 32 k (k < NV) of the row, so C <= 32 NV V
 // with V = 16 / sizeof(T), C a multiple of V and every row 16-byte aligned. Two passes over the registers:
@@ -194,17 +201,30 @@ __device__ __forceinline__ float warp_sum(float v) {
 // the E4M3 copy of out for an fp8 GEMM (e4m3_of_stored with *code_scale; 8-byte aligned): LayerNorm's output
 // is both the residual (16-bit) and the next GEMM's input, and the fusion saves re-reading it. twin [N,C],
 // when not nullptr (training's f32 out only; 8-byte aligned), receives out rounded to Twin (bf16 or f16): the
-// next GEMM's operand in mixed precision, beside the f32 residual.
+// next GEMM's operand in mixed precision, beside the f32 residual. A row of `padded` (inference) leaves as
+// zeros, its input unread.
 template <typename T, int NV, typename Rows, typename Twin>
 __global__ void __launch_bounds__(kWarpsPerBlock * 32)
     layer_norm_rows_kernel(T* out, float* mean_out, float* rstd_out, uint8_t* __restrict__ codes,
                            const float* __restrict__ code_scale, Twin* __restrict__ twin, Rows rows,
                            const float* __restrict__ weight, const float* __restrict__ bias, int64_t N, int C,
-                           float eps) {
+                           float eps, const PaddedRows padded) {
   constexpr int V = kVec<T>;
   const int64_t n = static_cast<int64_t>(blockIdx.x) * kWarpsPerBlock + threadIdx.x / 32;
   if (n >= N) return;  // whole warps leave: the shuffles below see full warps
   const int lane = threadIdx.x % 32, vectors = C / V;
+  if (padded_row(padded, n)) {  // the whole warp: n is the warp's
+    for (int i = lane; i < vectors; i += 32) {
+      __stwb(reinterpret_cast<uint4*>(out + n * C + i * V), make_uint4(0, 0, 0, 0));
+      if (codes == nullptr) continue;
+      if constexpr (V == 8) {
+        *reinterpret_cast<uint2*>(codes + n * C + i * V) = make_uint2(0, 0);
+      } else {
+        *reinterpret_cast<uint32_t*>(codes + n * C + i * V) = 0;
+      }
+    }
+    return;
+  }
   const typename Rows::Row row = rows.row(n);
   float v[NV][V];
 #pragma unroll
@@ -294,15 +314,22 @@ __device__ float block_sum(float v, float* scratch) {
 }
 
 // The same for any C and alignment: one block of kGenericThreads per row, grid N, scalar accesses, the row
-// read three times (from L1/L2 after the first); mean_out, rstd_out as above.
+// read three times (from L1/L2 after the first); mean_out, rstd_out and padded as above.
 template <typename T, typename Rows, typename Twin>
 __global__ void __launch_bounds__(kGenericThreads)
     layer_norm_rows_generic_kernel(T* out, float* mean_out, float* rstd_out, uint8_t* __restrict__ codes,
                                    const float* __restrict__ code_scale, Twin* __restrict__ twin, Rows rows,
                                    const float* __restrict__ weight, const float* __restrict__ bias, int C,
-                                   float eps) {
+                                   float eps, const PaddedRows padded) {
   __shared__ float scratch[kGenericThreads / 32];
   const int64_t n = blockIdx.x;
+  if (padded_row(padded, n)) {  // the whole block, before any barrier
+    for (int c = threadIdx.x; c < C; c += kGenericThreads) {
+      out[n * C + c] = from_float<T>(0.0f);
+      if (codes != nullptr) codes[n * C + c] = 0;
+    }
+    return;
+  }
   const typename Rows::Row row = rows.row(n);
   const float inv_c = 1.0f / static_cast<float>(C);
   float sum = 0.0f;
@@ -334,10 +361,11 @@ struct CodesOut {
 template <typename T, int NV, typename Rows, typename Twin>
 void launch_warp_rows(CudaContext& ctx, T* out, float* mean, float* rstd, CodesOut codes, Twin* twin,
                       const Rows& rows, const float* weight, const float* bias, int64_t N, int64_t C,
-                      float eps) {
+                      float eps, const PaddedRows& padded) {
   const auto blocks = static_cast<unsigned>((N + kWarpsPerBlock - 1) / kWarpsPerBlock);
   layer_norm_rows_kernel<T, NV, Rows, Twin><<<blocks, kWarpsPerBlock * 32, 0, ctx.stream()>>>(
-      out, mean, rstd, codes.codes, codes.scale, twin, rows, weight, bias, N, static_cast<int>(C), eps);
+      out, mean, rstd, codes.codes, codes.scale, twin, rows, weight, bias, N, static_cast<int>(C), eps,
+      padded);
   NLPF_CUDA_CHECK_LAUNCH();
 }
 
@@ -355,7 +383,7 @@ bool fits_warp_kernel(int64_t C, bool aligned) {
 template <typename T, typename Rows, typename Twin = __nv_bfloat16>
 void launch_rows(CudaContext& ctx, T* out, float* mean, float* rstd, CodesOut codes, const Rows& rows,
                  const float* weight, const float* bias, int64_t N, int64_t C, double eps, bool aligned,
-                 Twin* twin = nullptr) {
+                 Twin* twin = nullptr, const PaddedRows& padded = {}) {
   constexpr int V = kVec<T>;
   NLPF_CHECK(C > 0 && C <= 0x7fffffff && N <= 0x7fffffff, ErrorCode::UNSUPPORTED,
              "layer_norm (cuda): N = ", N, ", C = ", C);
@@ -365,18 +393,24 @@ void launch_rows(CudaContext& ctx, T* out, float* mean, float* rstd, CodesOut co
   if (fits_warp_kernel<T>(C, aligned)) {
     switch (per_lane) {
       case 1:
-        return launch_warp_rows<T, 1>(ctx, out, mean, rstd, codes, twin, rows, weight, bias, N, C, eps_f);
+        return launch_warp_rows<T, 1>(ctx, out, mean, rstd, codes, twin, rows, weight, bias, N, C, eps_f,
+                                      padded);
       case 2:
-        return launch_warp_rows<T, 2>(ctx, out, mean, rstd, codes, twin, rows, weight, bias, N, C, eps_f);
+        return launch_warp_rows<T, 2>(ctx, out, mean, rstd, codes, twin, rows, weight, bias, N, C, eps_f,
+                                      padded);
       case 3:
-        return launch_warp_rows<T, 3>(ctx, out, mean, rstd, codes, twin, rows, weight, bias, N, C, eps_f);
+        return launch_warp_rows<T, 3>(ctx, out, mean, rstd, codes, twin, rows, weight, bias, N, C, eps_f,
+                                      padded);
       case 4:
-        return launch_warp_rows<T, 4>(ctx, out, mean, rstd, codes, twin, rows, weight, bias, N, C, eps_f);
+        return launch_warp_rows<T, 4>(ctx, out, mean, rstd, codes, twin, rows, weight, bias, N, C, eps_f,
+                                      padded);
       case 5:
       case 6:
-        return launch_warp_rows<T, 6>(ctx, out, mean, rstd, codes, twin, rows, weight, bias, N, C, eps_f);
+        return launch_warp_rows<T, 6>(ctx, out, mean, rstd, codes, twin, rows, weight, bias, N, C, eps_f,
+                                      padded);
       default:
-        return launch_warp_rows<T, 8>(ctx, out, mean, rstd, codes, twin, rows, weight, bias, N, C, eps_f);
+        return launch_warp_rows<T, 8>(ctx, out, mean, rstd, codes, twin, rows, weight, bias, N, C, eps_f,
+                                      padded);
     }
   }
   if constexpr (std::is_same_v<Rows, DropoutAddRows>) {
@@ -384,25 +418,27 @@ void launch_rows(CudaContext& ctx, T* out, float* mean, float* rstd, CodesOut co
   } else {
     layer_norm_rows_generic_kernel<T, Rows, Twin>
         <<<static_cast<unsigned>(N), kGenericThreads, 0, ctx.stream()>>>(
-            out, mean, rstd, codes.codes, codes.scale, twin, rows, weight, bias, static_cast<int>(C), eps_f);
+            out, mean, rstd, codes.codes, codes.scale, twin, rows, weight, bias, static_cast<int>(C), eps_f,
+            padded);
     NLPF_CUDA_CHECK_LAUNCH();
   }
 }
 
 template <typename T>
 void layer_norm_typed(CudaContext& ctx, void* out, const void* x, const float* weight, const float* bias,
-                      int64_t N, int64_t C, double eps, CodesOut codes) {
+                      int64_t N, int64_t C, double eps, CodesOut codes, const PaddedRows& padded) {
   const bool aligned =
       aligned16(out) && aligned16(x) && aligned16(weight) && aligned16(bias) && aligned16(codes.codes);
   launch_rows(ctx, static_cast<T*>(out), nullptr, nullptr, codes, XRows<T>{static_cast<const T*>(x), C},
-              weight, bias, N, C, eps, aligned);
+              weight, bias, N, C, eps, aligned, static_cast<__nv_bfloat16*>(nullptr), padded);
 }
 
 template <typename T>
 void embeddings_layer_norm_typed(CudaContext& ctx, void* out, const int32_t* input_ids,
                                  const int32_t* token_type_ids, const void* word, const void* position,
                                  const void* token_type, const float* weight, const float* bias, int64_t B,
-                                 int64_t T_len, int64_t C, double eps, CodesOut codes) {
+                                 int64_t T_len, int64_t C, double eps, CodesOut codes,
+                                 const PaddedRows& padded) {
   const bool aligned = aligned16(out) && aligned16(word) && aligned16(position) && aligned16(token_type) &&
                        aligned16(weight) && aligned16(bias) && aligned16(codes.codes);
   const EmbeddingRows<T> rows{input_ids,
@@ -413,7 +449,7 @@ void embeddings_layer_norm_typed(CudaContext& ctx, void* out, const int32_t* inp
                               T_len,
                               C};
   launch_rows(ctx, static_cast<T*>(out), nullptr, nullptr, codes, rows, weight, bias, B * T_len, C, eps,
-              aligned);
+              aligned, static_cast<__nv_bfloat16*>(nullptr), padded);
 }
 
 // ---- backward (f32, training) ----
@@ -586,6 +622,12 @@ void launch_training_rows(const char* op, CudaContext& ctx, float* out, float* m
               static_cast<__half*>(twin));
 }
 
+// The mask's T must be positive and divide the N = B T rows.
+void check_padded_rows(const char* op, const PaddedRows& padded, int64_t N) {
+  NLPF_CHECK(padded.attention_mask == nullptr || (padded.T > 0 && N % padded.T == 0), ErrorCode::INTERNAL, op,
+             " (cuda): padded rows of T = ", padded.T, " for N = ", N, " rows");
+}
+
 [[noreturn]] void unsupported_dtype(const char* op, DType dtype) {
   NLPF_THROW(ErrorCode::UNSUPPORTED, op, " (cuda): dtype ", dtype_name(dtype), ", expected f32, bf16 or f16");
 }
@@ -594,18 +636,19 @@ void launch_training_rows(const char* op, CudaContext& ctx, float* out, float* m
 
 void layer_norm_forward(ExecutionContext& ctx, void* out, const void* x, const float* weight,
                         const float* bias, DType dtype, int64_t N, int64_t C, double eps, uint8_t* codes,
-                        const float* code_scale) {
+                        const float* code_scale, const PaddedRows& padded) {
   CudaContext& cuda = cuda_context(ctx);
   NLPF_CHECK((codes == nullptr) == (code_scale == nullptr), ErrorCode::INVALID_ARGUMENT,
              "layer_norm_forward (cuda): codes and code_scale are given together or not at all");
+  check_padded_rows("layer_norm_forward", padded, N);
   const CodesOut q{codes, code_scale};
   switch (dtype) {
     case DType::F32:
-      return layer_norm_typed<float>(cuda, out, x, weight, bias, N, C, eps, q);
+      return layer_norm_typed<float>(cuda, out, x, weight, bias, N, C, eps, q, padded);
     case DType::BF16:
-      return layer_norm_typed<__nv_bfloat16>(cuda, out, x, weight, bias, N, C, eps, q);
+      return layer_norm_typed<__nv_bfloat16>(cuda, out, x, weight, bias, N, C, eps, q, padded);
     case DType::F16:
-      return layer_norm_typed<__half>(cuda, out, x, weight, bias, N, C, eps, q);
+      return layer_norm_typed<__half>(cuda, out, x, weight, bias, N, C, eps, q, padded);
     default:
       unsupported_dtype("layer_norm_forward", dtype);
   }
@@ -615,21 +658,22 @@ void embeddings_layer_norm_forward(ExecutionContext& ctx, void* out, const int32
                                    const int32_t* token_type_ids, const void* word, const void* position,
                                    const void* token_type, const float* weight, const float* bias,
                                    DType dtype, int64_t B, int64_t T, int64_t C, double eps, uint8_t* codes,
-                                   const float* code_scale) {
+                                   const float* code_scale, const PaddedRows& padded) {
   CudaContext& cuda = cuda_context(ctx);
   NLPF_CHECK((codes == nullptr) == (code_scale == nullptr), ErrorCode::INVALID_ARGUMENT,
              "embeddings_layer_norm_forward (cuda): codes and code_scale are given together or not at all");
+  check_padded_rows("embeddings_layer_norm_forward", padded, B * T);
   const CodesOut q{codes, code_scale};
   switch (dtype) {
     case DType::F32:
       return embeddings_layer_norm_typed<float>(cuda, out, input_ids, token_type_ids, word, position,
-                                                token_type, weight, bias, B, T, C, eps, q);
+                                                token_type, weight, bias, B, T, C, eps, q, padded);
     case DType::BF16:
       return embeddings_layer_norm_typed<__nv_bfloat16>(cuda, out, input_ids, token_type_ids, word, position,
-                                                        token_type, weight, bias, B, T, C, eps, q);
+                                                        token_type, weight, bias, B, T, C, eps, q, padded);
     case DType::F16:
       return embeddings_layer_norm_typed<__half>(cuda, out, input_ids, token_type_ids, word, position,
-                                                 token_type, weight, bias, B, T, C, eps, q);
+                                                 token_type, weight, bias, B, T, C, eps, q, padded);
     default:
       unsupported_dtype("embeddings_layer_norm_forward", dtype);
   }

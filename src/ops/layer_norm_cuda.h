@@ -11,24 +11,37 @@
 
 namespace nlpf::cuda {
 
+// The padding of an inference batch, which the inference LayerNorms write as zeros without reading their
+// input: row n = b T + t of [B T, C] where attention_mask[b T + t] == 0 and attention_mask[b T] != 0 (a
+// padded token of a sequence whose token 0 is real: no output depends on it, ops/bert_fused.h). The zeros
+// (E4M3 code 0 in the fp8 copy) keep every later product on such rows finite. attention_mask nullptr (the
+// default): every row is normalised.
+struct PaddedRows {
+  const int32_t* attention_mask = nullptr;  // [B, T] i32 on the device
+  int64_t T = 0;
+};
+
 // out [N,C] = (x - mean) rstd weight + bias, rstd = 1/sqrt(var + eps), biased variance, per row; x, out of
 // `dtype` (F32, BF16 or F16; out may be x), weight and bias f32 [C]; statistics in fp32 (two-pass over the
 // row held in registers), nothing saved. With codes [N,C] (and code_scale, one f32 on the device) also the
 // E4M3 copy of out for an fp8 GEMM: codes = e4m3(out as stored / *code_scale), bit-identical to
-// quantize_e4m3_forward applied to out afterwards.
+// quantize_e4m3_forward applied to out afterwards. padded: rows written as 0 unread (N = B T).
 void layer_norm_forward(ExecutionContext& ctx, void* out, const void* x, const float* weight,
                         const float* bias, DType dtype, int64_t N, int64_t C, double eps,
-                        uint8_t* codes = nullptr, const float* code_scale = nullptr);
+                        uint8_t* codes = nullptr, const float* code_scale = nullptr,
+                        const PaddedRows& padded = {});
 
 // BERT embeddings fused with their LayerNorm: out [B,T,C] = LayerNorm(word[input_ids] + position[t] +
 // token_type[token_type_ids]) with weight, bias f32 [C]; the tables word [V,C], position [P,C], token_type
 // [TV,C] and out of `dtype`; ids already validated (text/batching does it on the host). The sum is formed in
-// fp32 from the rounded table entries. codes, code_scale: the E4M3 copy of out, as layer_norm_forward's.
+// fp32 from the rounded table entries. codes, code_scale: the E4M3 copy of out, and padded, as
+// layer_norm_forward's.
 void embeddings_layer_norm_forward(ExecutionContext& ctx, void* out, const int32_t* input_ids,
                                    const int32_t* token_type_ids, const void* word, const void* position,
                                    const void* token_type, const float* weight, const float* bias,
                                    DType dtype, int64_t B, int64_t T, int64_t C, double eps,
-                                   uint8_t* codes = nullptr, const float* code_scale = nullptr);
+                                   uint8_t* codes = nullptr, const float* code_scale = nullptr,
+                                   const PaddedRows& padded = {});
 
 // Training forward, f32: out [N,C] as above from x [N,C], weight, bias [C]; saves mean [N] and rstd [N] for
 // the backward (fp32 statistics, as the CPU float kernel). out may be x. twin [N,C], unless nullptr, receives

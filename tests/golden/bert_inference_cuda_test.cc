@@ -1,8 +1,9 @@
 // The CUDA inference engine against Hugging Face and against the CPU: whole-model logits on the committed HF
 // fixtures (tiny and the bert-base-shape slice) at every precision, the CPU fused chain against the GPU on a
-// random model with odd sizes and padding, graph replay against eager, and on SST-2 dev with
-// all-MiniLM-L6-v2 (NLPF_MINILM_DIR) the agreement of predictions with the CPU model's. Skipped with the
-// reason where the build has no CUDA, no GPU is visible, or a fixture is absent.
+// random model with odd sizes and padding, the same logits with the padded rows zeroed or normalised, graph
+// replay against eager, and on SST-2 dev with all-MiniLM-L6-v2 (NLPF_MINILM_DIR) the agreement of
+// predictions with the CPU model's. Skipped with the reason where the build has no CUDA, no GPU is visible,
+// or a fixture is absent.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -146,6 +147,43 @@ TEST_F(CudaInferenceTest, GpuEqualsCpuOnOddSizesAndPadding) {
     const std::vector<double> gpu =
         engine_logits(*ctx_, config, model.parameters(), c.precision, ids, types, mask);
     EXPECT_TRUE(test::all_close(gpu, cpu, test::Tolerance{c.rtol, c.rtol * largest_abs(cpu)}));
+  }
+}
+
+// The LayerNorms' padded rows written as 0 (the default) or normalised as HF does: one engine, so the same
+// GEMM plans, and the same logits bit for bit at every precision (no output reads those rows).
+TEST_F(CudaInferenceTest, ZeroedPaddedRowsLeaveTheLogitsBitForBit) {
+  BertConfig config;
+  config.vocab_size = 101;
+  config.hidden_size = 64;
+  config.num_hidden_layers = 2;
+  config.num_attention_heads = 2;
+  config.intermediate_size = 128;
+  config.max_position_embeddings = 160;
+  config.initializer_range = 0.1;
+  BertForSequenceClassification model(config, 78);
+  const int64_t B = 4, T = 128;  // two query and key tiles of 64, as bert-base padded to 128
+  const int32_t lengths[B] = {128, 25, 64, 3};
+  Tensor ids = Tensor::empty(DType::I32, {B, T}), types = Tensor::zeros(DType::I32, {B, T}),
+         mask = Tensor::empty(DType::I32, {B, T});
+  for (int64_t b = 0; b < B; ++b) {
+    for (int64_t t = 0; t < T; ++t) {
+      ids.data<int32_t>()[b * T + t] = t < lengths[b] ? static_cast<int32_t>(1 + (7 * t + b) % 100) : 0;
+      mask.data<int32_t>()[b * T + t] = t < lengths[b] ? 1 : 0;
+    }
+  }
+  const Tensor d_ids = to_device(*ctx_, ids), d_types = to_device(*ctx_, types),
+               d_mask = to_device(*ctx_, mask);
+  for (const PrecisionCase& c : kCases) {
+    SCOPED_TRACE(precision_name(c.precision));
+    BertInference engine(*ctx_, config, model.parameters(), c.precision, B, T);
+    std::vector<std::vector<double>> logits;
+    for (const bool zero : {true, false}) {
+      engine.set_zero_padded_rows(zero);
+      logits.push_back(
+          values_of(to_host(*ctx_, engine.forward(d_ids, d_types, d_mask, nullptr, nullptr).logits)));
+    }
+    EXPECT_EQ(logits[0], logits[1]);
   }
 }
 

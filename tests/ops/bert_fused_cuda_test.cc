@@ -125,6 +125,54 @@ TEST_P(BertFusedCuda, LayerNormMatchesCpuAlsoInPlace) {
   }
 }
 
+TEST_P(BertFusedCuda, LayerNormsZeroThePaddedRowsAsTheCpu) {
+  // With the batch's attention_mask the LayerNorms write the padded rows of sequences whose token 0 is real
+  // as exact zeros (ops/bert_fused.h) and normalise the rest; ragged_mask's last sequence has no token and
+  // keeps its rows. C = 768 and 72: the warp kernel; 44: the block kernel at 16 bits.
+  std::mt19937 rng(109);
+  for (const int64_t C : {int64_t{768}, int64_t{72}, int64_t{44}}) {
+    SCOPED_TRACE("C=" + std::to_string(C));
+    const int64_t B = 4, T = 37, V = 50, TV = 2;
+    const Tensor mask = ragged_mask(rng, B, T), mask_gpu = to_device(gpu(), mask);
+    const Tensor weight = random_tensor(rng, {C}, 0.5, 1.5), bias = random_tensor(rng, {C}, 0.1, 0.5);
+    const Tensor weight_gpu = to_device(gpu(), weight), bias_gpu = to_device(gpu(), bias);
+    const auto expect_as_cpu = [&](const Tensor& out, const Tensor& ref) {
+      const std::vector<double> got = values(out), want = to_double(ref);
+      EXPECT_TRUE(all_close(got, want, elementwise(GetParam())));
+      int64_t zero_rows = 0;
+      for (int64_t n = 0; n < B * T; ++n) {
+        const int32_t* m = mask.data<int32_t>();
+        if (m[n] != 0 || m[n - n % T] == 0) continue;
+        ++zero_rows;
+        for (int64_t c = 0; c < C; ++c) ASSERT_EQ(got[n * C + c], 0.0) << "row " << n << " column " << c;
+      }
+      EXPECT_GT(zero_rows, T / 2);
+    };
+    {
+      const Tensor x = random_tensor(rng, {B, T, C}, -1.5, 2.5);
+      Tensor ref = Tensor::empty(DType::F32, {B, T, C});
+      ops::layer_norm_inference_forward(cpu_context(), ref, rounded(x), weight, bias, kEps, nullptr, &mask);
+      Tensor out = poisoned(dtype(), {B, T, C});
+      ops::layer_norm_inference_forward(gpu(), out, device(x), weight_gpu, bias_gpu, kEps, nullptr,
+                                        &mask_gpu);
+      expect_as_cpu(out, ref);
+    }
+    {
+      const Tensor ids = random_ids(rng, {B, T}, V), types = random_ids(rng, {B, T}, TV);
+      const Tensor word = random_tensor(rng, {V, C}, -1, 1), position = random_tensor(rng, {T, C}, -1, 1),
+                   token_type = random_tensor(rng, {TV, C}, -1, 1);
+      Tensor ref = Tensor::empty(DType::F32, {B, T, C});
+      ops::embeddings_layer_norm_forward(cpu_context(), ref, ids, types, rounded(word), rounded(position),
+                                         rounded(token_type), weight, bias, kEps, nullptr, &mask);
+      Tensor out = poisoned(dtype(), {B, T, C});
+      ops::embeddings_layer_norm_forward(gpu(), out, to_device(gpu(), ids), to_device(gpu(), types),
+                                         device(word), device(position), device(token_type), weight_gpu,
+                                         bias_gpu, kEps, nullptr, &mask_gpu);
+      expect_as_cpu(out, ref);
+    }
+  }
+}
+
 TEST_P(BertFusedCuda, AttentionMatchesCpuWithPadding) {
   std::mt19937 rng(103);
   struct Size {

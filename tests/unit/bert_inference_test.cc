@@ -1,7 +1,8 @@
 // BertInference on the CPU (the fused-op chain the CUDA engine runs, with the reference ops behind it)
 // against BertForSequenceClassification's EVAL forward: logits, predictions and the on-device correct count
-// on a padded batch, batches smaller than the plan, truncated layer counts, and the refusals (precision on
-// the CPU, a batch beyond the plan, a missing parameter).
+// on a padded batch, batches smaller than the plan, truncated layer counts, the same logits with the padded
+// rows zeroed or normalised, and the refusals (precision on the CPU, a batch beyond the plan, a missing
+// parameter).
 #include "model/bert_inference.h"
 
 #include <gtest/gtest.h>
@@ -57,6 +58,25 @@ TEST(BertInference, BatchSmallerThanThePlanAndTruncatedLayers) {
   expect_same_as_model(model, 8, 16);
   model.truncate_layers(1);
   expect_same_as_model(model, 4, 9);
+}
+
+TEST(BertInference, ZeroedPaddedRowsLeaveTheLogitsBitForBit) {
+  // The LayerNorms' padded rows (ops/bert_fused.h) written as 0 or normalised as HF does: no output reads
+  // them, so the logits are the same bits, and the engine's default is the zeros.
+  BertForSequenceClassification model(tiny_config(), 13);
+  const Batch batch = tiny_batch();  // sequences 1 and 2 end in padding
+  std::vector<std::vector<float>> logits;
+  for (const bool zero : {true, false}) {
+    BertInference engine(cpu_context(), model.config(), model.parameters(), Precision::FP32, 3, 7);
+    EXPECT_TRUE(engine.zero_padded_rows());
+    engine.set_zero_padded_rows(zero);
+    const BertInference::Output out = engine.forward(
+        ints({batch.B, batch.T}, batch.input_ids), ints({batch.B, batch.T}, batch.token_type_ids),
+        ints({batch.B, batch.T}, batch.attention_mask), nullptr, nullptr);
+    const float* l = out.logits.data<float>();
+    logits.emplace_back(l, l + out.logits.numel());
+  }
+  EXPECT_EQ(logits[0], logits[1]);
 }
 
 TEST(BertInference, Refusals) {
