@@ -252,7 +252,7 @@ BertInference::Output BertInference::forward(const Tensor& input_ids, const Tens
     ops::fused_attention_forward(ctx_, context, qkv, attention_mask, config_.num_attention_heads);
     ops::linear_residual_forward(ctx_, attn, context, w.attn_out_w, w.attn_out_b, &hidden);
     ops::layer_norm_inference_forward(ctx_, attn, attn, w.ln1_w, w.ln1_b, eps, nullptr, padding);
-    ops::linear_gelu_forward(ctx_, inter, attn, w.inter_w, w.inter_b);
+    ops::linear_gelu_forward(ctx_, inter, attn, w.inter_w, w.inter_b, padding);
     ops::linear_residual_forward(ctx_, hidden, inter, w.out_w, w.out_b, &attn);
     ops::layer_norm_inference_forward(ctx_, hidden, hidden, w.ln2_w, w.ln2_b, eps, nullptr, padding);
   }

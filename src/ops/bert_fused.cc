@@ -19,6 +19,7 @@
 #include "ops/linear.h"
 #include "ops/linear_cuda.h"
 #include "ops/op_util.h"
+#include "ops/padded_rows.h"
 #include "ops/quantize.h"
 #include "ops/tanh.h"
 #include "ops/token_select.h"
@@ -88,8 +89,8 @@ void check_e4m3_copy(const char* op, const ExecutionContext& ctx, const Tensor& 
   detail::check_shape(op, "scale", *e4m3.scale, {1});
 }
 
-// The checks of a LayerNorm output's padding mask: attention_mask [B,T] i32 for out [B,T,C], on out's device.
-// Returns the mask's CUDA form (layer_norm_cuda.h), or none without a mask.
+// The checks of a padding mask: attention_mask [B,T] i32 for out [B,T,C], on out's device. Returns the
+// mask's CUDA form (ops/padded_rows.h), or none without a mask.
 cuda::PaddedRows check_padding_mask(const char* op, const ExecutionContext& ctx, const Tensor& out,
                                     const Tensor* attention_mask) {
   if (attention_mask == nullptr) return {};
@@ -101,7 +102,7 @@ cuda::PaddedRows check_padding_mask(const char* op, const ExecutionContext& ctx,
   return {attention_mask->data<int32_t>(), out.dim(1)};
 }
 
-// The CPU form of the padded rows of layer_norm_cuda.h: rows of out [B,T,C] f32 whose token is padding in a
+// The CPU form of ops/padded_rows.h: rows of out [B,T,C] f32 whose token is padding in a
 // sequence whose token 0 is real become 0.
 void zero_padded_rows(Tensor& out, const Tensor& attention_mask) {
   const int64_t B = out.dim(0), T = out.dim(1), C = out.dim(2);
@@ -234,7 +235,8 @@ void linear_residual_forward(ExecutionContext& ctx, Tensor& y, const Tensor& x, 
 }
 
 void linear_gelu_forward(ExecutionContext& ctx, Tensor& y, const Tensor& x, const Tensor& weight,
-                         const Tensor& bias) {
+                         const Tensor& bias, const Tensor* attention_mask) {
+  const cuda::PaddedRows padded = check_padding_mask("linear_gelu_forward", ctx, y, attention_mask);
   if constexpr (kCudaBuilt) {
     if (y.device().type == DeviceType::CUDA && y.dtype() != DType::F32) {
       // 16-bit: GELU in the GEMM's epilogue (tanh form; linear_cuda.h says why that is close enough here),
@@ -250,10 +252,11 @@ void linear_gelu_forward(ExecutionContext& ctx, Tensor& y, const Tensor& x, cons
   switch (y.device().type) {
     case DeviceType::CPU:
       gelu_forward(ctx, y, y);
+      if (attention_mask) zero_padded_rows(y, *attention_mask);
       return;
     case DeviceType::CUDA:
       if constexpr (kCudaBuilt) {
-        cuda::gelu_forward(ctx, y.raw_data(), y.raw_data(), y.dtype(), y.numel());
+        cuda::gelu_forward(ctx, y.raw_data(), y.raw_data(), y.dtype(), y.numel(), y.dim(-1), padded);
         return;
       }
       detail::throw_no_cuda_kernel("linear_gelu_forward");

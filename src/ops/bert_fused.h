@@ -28,12 +28,12 @@ struct E4m3Copy {
   const Tensor* scale = nullptr;
 };
 
-// The LayerNorms below take the batch's attention_mask [B,T] (i32; out [B,T,C]) optionally: with it, the
-// rows of padded tokens in sequences whose token 0 is real are 0 (E4M3 code 0), which the GPU writes without
-// reading their input. No output depends on those rows (fused_attention_forward masks padded keys and
-// zeroes padded queries, the pooler reads token 0), and zeros keep every product over them finite; a
-// sequence with no token at all keeps HF's rows. The GEMMs still run over the padded shape, so
-// --padding max-length costs what padding costs in the dense products (DESIGN §2).
+// The LayerNorms and linear_gelu_forward take the batch's attention_mask [B,T] (i32; out [B,T,C]) optionally:
+// with it, the rows of padded tokens in sequences whose token 0 is real are 0 (E4M3 code 0), which the GPU
+// writes without reading their input (ops/padded_rows.h). No output depends on those rows
+// (fused_attention_forward masks padded keys and zeroes padded queries, the pooler reads token 0), and zeros
+// keep every product over them finite; a sequence with no token at all keeps HF's rows. The GEMMs still run
+// over the padded shape, so --padding max-length costs what padding costs in the dense products (DESIGN §2).
 // out [B,T,C] = LayerNorm(word[input_ids] + position[0..T-1] + token_type[token_type_ids]); input_ids,
 // token_type_ids [B,T]; word [V,C], position [P,C], token_type [TV,C]; weight, bias [C] f32.
 void embeddings_layer_norm_forward(ExecutionContext& ctx, Tensor& out, const Tensor& input_ids,
@@ -49,9 +49,11 @@ void linear_residual_forward(ExecutionContext& ctx, Tensor& y, const Tensor& x, 
 
 // y [..., OC] = gelu(x W^T + bias): the feed-forward intermediate. Exact erf GELU (HF's "gelu") on the CPU
 // and for f32 on CUDA; for 16-bit on CUDA the GEMM's fused epilogue computes GELU's tanh form, within 4.7e-4
-// of the erf form (linear_cuda.h), the order of fp16's rounding of the activation.
+// of the erf form (linear_cuda.h), the order of fp16's rounding of the activation. attention_mask (y
+// [B,T,OC]): padded rows 0 where GELU is its own pass (CPU, f32 on CUDA); the 16-bit epilogue computes every
+// row.
 void linear_gelu_forward(ExecutionContext& ctx, Tensor& y, const Tensor& x, const Tensor& weight,
-                         const Tensor& bias);
+                         const Tensor& bias, const Tensor* attention_mask = nullptr);
 
 // out [..., C] = LayerNorm(x) over the last dimension, weight and bias [C] f32; out may be x. With e4m3 also
 // out's E4M3 copy, written by the same kernel on CUDA.

@@ -1,7 +1,8 @@
 // Exact (erf) GELU on CUDA (gelu_cuda.h), element-wise in fp32 over the storage dtype: 16-byte vectors where
 // both pointers are 16-byte aligned, single elements for the tail and for unaligned buffers. In place
 // allowed. It runs on the feed-forward intermediate [B T, I] right after its GEMM: memory-bound, one read and
-// one write. The f32 backward (training) has the same layout: dx (=) from dout and the saved input x.
+// one write; in inference the rows of padded tokens only the write (ops/padded_rows.h). The f32 backward
+// (training) has the same layout: dx (=) from dout and the saved input x.
 #include "ops/gelu_cuda.h"
 
 #include <cuda_bf16.h>
@@ -16,6 +17,7 @@
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/cuda_context.h"
 #include "backend/cuda/float_convert.cuh"
+#include "ops/padded_rows.cuh"
 
 namespace nlpf::cuda {
 namespace {
@@ -60,19 +62,26 @@ __device__ __forceinline__ uint4 gelu_vec(uint4 raw) {
 }
 
 // out [N] = gelu(x [N]); out may be x (each element is read before it is written, by the same thread).
-// Vectors [0, vectors) are 16 bytes each (vectors = 0 when a pointer is unaligned); elements from vectors V
-// on, the tail, one at a time. Grid-stride loops over a 1-D grid of kThreads-thread blocks.
+// Vectors [0, vectors) are 16 bytes each (vectors = 0 when a pointer is unaligned, or rows of row_length
+// elements would split one); elements from vectors V on, the tail, one at a time. The elements of rows of
+// `padded` (row n: [n row_length, (n + 1) row_length)) become 0 unread. Grid-stride loops over a 1-D grid of
+// kThreads-thread blocks.
 template <typename T>
 __global__ void __launch_bounds__(kThreads)
-    gelu_forward_kernel(T* out, const T* x, int64_t vectors, int64_t N) {
+    gelu_forward_kernel(T* out, const T* x, int64_t vectors, int64_t N, const PaddedRows padded,
+                        int64_t row_length) {
   const int64_t stride = static_cast<int64_t>(gridDim.x) * kThreads;
   const int64_t first = static_cast<int64_t>(blockIdx.x) * kThreads + threadIdx.x;
   for (int64_t i = first; i < vectors; i += stride) {
-    const uint4 raw = *reinterpret_cast<const uint4*>(x + i * kVec<T>);
-    __stwb(reinterpret_cast<uint4*>(out + i * kVec<T>), gelu_vec<T>(raw));
+    const bool skip = padded.attention_mask != nullptr && padded_row(padded, i * kVec<T> / row_length);
+    const uint4 result =
+        skip ? make_uint4(0, 0, 0, 0) : gelu_vec<T>(*reinterpret_cast<const uint4*>(x + i * kVec<T>));
+    __stwb(reinterpret_cast<uint4*>(out + i * kVec<T>), result);
   }
   for (int64_t i = vectors * kVec<T> + first; i < N; i += stride)
-    out[i] = from_float<T>(gelu(to_float(x[i])));
+    out[i] = padded.attention_mask != nullptr && padded_row(padded, i / row_length)
+                 ? from_float<T>(0.0f)
+                 : from_float<T>(gelu(to_float(x[i])));
 }
 
 // Phi(x) + x phi(x), the derivative of x Phi(x); erff within 2 ulp, expf within 2 ulp.
@@ -121,24 +130,35 @@ unsigned grid_size(const CudaContext& ctx, int64_t items) {
 }
 
 template <typename T>
-void launch(CudaContext& ctx, void* out, const void* x, int64_t N) {
-  const bool aligned = aligned16(out) && aligned16(x);
+void launch(CudaContext& ctx, void* out, const void* x, int64_t N, const PaddedRows& padded,
+            int64_t row_length) {
+  const bool aligned =
+      aligned16(out) && aligned16(x) && (padded.attention_mask == nullptr || row_length % kVec<T> == 0);
   const int64_t vectors = aligned ? N / kVec<T> : 0;
   const int64_t items = std::max(vectors, N - vectors * kVec<T>);  // per-thread steps of the longer loop
   const int64_t blocks = std::min<int64_t>((items + kThreads - 1) / kThreads,
                                            static_cast<int64_t>(ctx.multiprocessor_count()) * kBlocksPerSm);
   gelu_forward_kernel<T><<<static_cast<unsigned>(blocks), kThreads, 0, ctx.stream()>>>(
-      static_cast<T*>(out), static_cast<const T*>(x), vectors, N);
+      static_cast<T*>(out), static_cast<const T*>(x), vectors, N, padded, row_length);
   NLPF_CUDA_CHECK_LAUNCH();
 }
 
 }  // namespace
 
 void gelu_forward(ExecutionContext& ctx, void* out, const void* x, DType dtype, int64_t N) {
-  NLPF_CHECK(N >= 0, ErrorCode::INVALID_ARGUMENT, "gelu_forward (cuda): N = ", N);
+  gelu_forward(ctx, out, x, dtype, N, 1, {});
+}
+
+void gelu_forward(ExecutionContext& ctx, void* out, const void* x, DType dtype, int64_t N, int64_t row_length,
+                  const PaddedRows& padded) {
+  NLPF_CHECK(N >= 0 && row_length > 0 && N % row_length == 0 &&
+                 (padded.attention_mask == nullptr || (padded.T > 0 && (N / row_length) % padded.T == 0)),
+             ErrorCode::INVALID_ARGUMENT, "gelu_forward (cuda): N = ", N, " in rows of ", row_length,
+             ", padded rows of T = ", padded.T);
   if (N == 0) return;
   CudaContext& cuda = cuda_context(ctx);
-  with_float_type("gelu_forward", dtype, [&]<typename T>(T*) { launch<T>(cuda, out, x, N); });
+  with_float_type("gelu_forward", dtype,
+                  [&]<typename T>(T*) { launch<T>(cuda, out, x, N, padded, row_length); });
 }
 
 void gelu_backward(ExecutionContext& ctx, float* dx, const float* dout, const float* x, int64_t N) {

@@ -6,11 +6,16 @@
 
 #include "backend/context.h"
 #include "core/dtype.h"
+#include "ops/padded_rows.h"
 
 namespace nlpf::cuda {
 
 // out [N] = 0.5 x (1 + erf(x / sqrt 2)), computed in fp32; dtype F32, BF16 or F16; out may be x.
 void gelu_forward(ExecutionContext& ctx, void* out, const void* x, DType dtype, int64_t N);
+// The same over N / row_length rows of row_length elements, the rows of `padded` (ops/padded_rows.h; N /
+// row_length = B T) written as 0 unread: the feed-forward intermediate of inference.
+void gelu_forward(ExecutionContext& ctx, void* out, const void* x, DType dtype, int64_t N, int64_t row_length,
+                  const PaddedRows& padded);
 
 // dx [N] (=) = dout [N] (Phi(x) + x phi(x)) from the forward's input x [N], f32 (Phi the standard normal
 // CDF, phi its density); dx may be dout.

@@ -25,6 +25,7 @@
 #include "ops/column_sums_cuda.h"
 #include "ops/dropout_cuda.h"
 #include "ops/dropout_keep.cuh"
+#include "ops/padded_rows.cuh"
 
 namespace nlpf::cuda {
 namespace {
@@ -184,13 +185,6 @@ __device__ __forceinline__ float warp_sum(float v) {
 #pragma unroll
   for (int offset = 16; offset > 0; offset /= 2) v += __shfl_xor_sync(0xffffffffu, v, offset);
   return v;
-}
-
-// Whether row n is padding the inference LayerNorm writes as 0 unread (layer_norm_cuda.h). Every thread of
-// the row's warp or block reads the same two words: one broadcast load each.
-__device__ __forceinline__ bool padded_row(const PaddedRows& padded, int64_t n) {
-  const int32_t* mask = padded.attention_mask;
-  return mask != nullptr && mask[n] == 0 && mask[n - n % padded.T] != 0;
 }
 
 // out [N,C] = LayerNorm(rows), weight, bias [C]; one warp per row, kWarpsPerBlock rows per block, grid

@@ -8,24 +8,16 @@
 #include "backend/context.h"
 #include "core/dtype.h"
 #include "ops/dropout_cuda.h"
+#include "ops/padded_rows.h"
 
 namespace nlpf::cuda {
-
-// The padding of an inference batch, which the inference LayerNorms write as zeros without reading their
-// input: row n = b T + t of [B T, C] where attention_mask[b T + t] == 0 and attention_mask[b T] != 0 (a
-// padded token of a sequence whose token 0 is real: no output depends on it, ops/bert_fused.h). The zeros
-// (E4M3 code 0 in the fp8 copy) keep every later product on such rows finite. attention_mask nullptr (the
-// default): every row is normalised.
-struct PaddedRows {
-  const int32_t* attention_mask = nullptr;  // [B, T] i32 on the device
-  int64_t T = 0;
-};
 
 // out [N,C] = (x - mean) rstd weight + bias, rstd = 1/sqrt(var + eps), biased variance, per row; x, out of
 // `dtype` (F32, BF16 or F16; out may be x), weight and bias f32 [C]; statistics in fp32 (two-pass over the
 // row held in registers), nothing saved. With codes [N,C] (and code_scale, one f32 on the device) also the
 // E4M3 copy of out for an fp8 GEMM: codes = e4m3(out as stored / *code_scale), bit-identical to
-// quantize_e4m3_forward applied to out afterwards. padded: rows written as 0 unread (N = B T).
+// quantize_e4m3_forward applied to out afterwards. padded (ops/padded_rows.h): rows written as 0 unread
+// (N = B T).
 void layer_norm_forward(ExecutionContext& ctx, void* out, const void* x, const float* weight,
                         const float* bias, DType dtype, int64_t N, int64_t C, double eps,
                         uint8_t* codes = nullptr, const float* code_scale = nullptr,

@@ -259,6 +259,37 @@ TEST_P(BertFusedCuda, LinearGeluMatchesCpu) {
   }
 }
 
+TEST_P(BertFusedCuda, LinearGeluWithPaddingMatchesCpu) {
+  // With the batch's mask the f32 GELU pass writes the padded rows as exact zeros, as the CPU does; the
+  // 16-bit epilogue computes every row (ops/bert_fused.h). OC = 161: the element path of the f32 kernel
+  // (rows not a whole number of 16-byte vectors); 288: the vectors.
+  std::mt19937 rng(110);
+  const int64_t B = 4, T = 37, C = 72;
+  const Tensor mask = ragged_mask(rng, B, T), mask_gpu = to_device(gpu(), mask);
+  for (const int64_t OC : {int64_t{288}, int64_t{161}}) {
+    SCOPED_TRACE("OC=" + std::to_string(OC));
+    const Tensor x = random_tensor(rng, {B, T, C}, -1, 1);
+    const Tensor weight = random_tensor(rng, {OC, C}, -0.2, 0.2), bias = random_tensor(rng, {OC}, 0.5, 1);
+    const bool f32 = dtype() == DType::F32;
+    Tensor ref = Tensor::empty(DType::F32, {B, T, OC});
+    ops::linear_gelu_forward(cpu_context(), ref, rounded(x), rounded(weight), rounded(bias),
+                             f32 ? &mask : nullptr);
+    Tensor y = poisoned(dtype(), {B, T, OC});
+    ops::linear_gelu_forward(gpu(), y, device(x), device(weight), device(bias), &mask_gpu);
+    const std::vector<double> got = values(y), want = to_double(ref);
+    EXPECT_TRUE(all_close(got, want, scaled(GetParam(), want)));
+    if (!f32) continue;
+    int64_t zero_rows = 0;
+    const int32_t* m = mask.data<int32_t>();
+    for (int64_t n = 0; n < B * T; ++n) {
+      if (m[n] != 0 || m[n - n % T] == 0) continue;
+      ++zero_rows;
+      for (int64_t c = 0; c < OC; ++c) ASSERT_EQ(got[n * OC + c], 0.0) << "row " << n << " column " << c;
+    }
+    EXPECT_GT(zero_rows, T / 2);
+  }
+}
+
 TEST_P(BertFusedCuda, LinearGeluIntoAnUnalignedViewMatchesCpu) {
   // y one element past a 16-byte boundary: the GELU kernel's element-at-a-time path.
   std::mt19937 rng(106);

@@ -1,4 +1,4 @@
-// The padded rows of the fused inference LayerNorms (ops/bert_fused.h) on the CPU: with the batch's
+// The padded rows of the fused inference LayerNorms and GELU (ops/bert_fused.h) on the CPU: with the batch's
 // attention_mask, the rows of padded tokens in a sequence whose token 0 is real are exactly 0 and every other
 // row is the unmasked op's, bit for bit; a sequence with no token keeps its normalised rows; the mask's
 // checks. tests/ops/bert_fused_cuda_test.cc holds the GPU to the same rule.
@@ -26,21 +26,21 @@ bool zeroed(int64_t b, int64_t t) {
   return kMask[b * T] != 0 && kMask[b * T + t] == 0;
 }
 
-// masked is plain with exactly the rows `zeroed` names set to 0.0f.
-void expect_padded_rows_zero(const Tensor& masked, const Tensor& plain) {
+// masked is plain with exactly the rows `zeroed` names set to 0.0f; rows of `width` elements.
+void expect_padded_rows_zero(const Tensor& masked, const Tensor& plain, int64_t width = C) {
   const float* m = masked.data<float>();
   const float* p = plain.data<float>();
   int64_t zero_rows = 0;
   for (int64_t b = 0; b < B; ++b) {
     for (int64_t t = 0; t < T; ++t) {
       SCOPED_TRACE("row b=" + std::to_string(b) + " t=" + std::to_string(t));
-      const int64_t row = (b * T + t) * C;
+      const int64_t row = (b * T + t) * width;
       if (zeroed(b, t)) {
         ++zero_rows;
-        for (int64_t c = 0; c < C; ++c) EXPECT_EQ(m[row + c], 0.0f);
-        EXPECT_NE(p[row], 0.0f) << "the unmasked op normalises this row";
+        for (int64_t c = 0; c < width; ++c) EXPECT_EQ(m[row + c], 0.0f);
+        EXPECT_NE(p[row], 0.0f) << "the unmasked op computes this row";
       } else {
-        EXPECT_EQ(std::memcmp(m + row, p + row, C * sizeof(float)), 0);
+        EXPECT_EQ(std::memcmp(m + row, p + row, width * sizeof(float)), 0);
       }
     }
   }
@@ -80,6 +80,20 @@ TEST(BertFused, EmbeddingsLayerNormZeroesThePaddedRowsOnly) {
   ops::embeddings_layer_norm_forward(cpu_context(), masked, ids, types, word, position, token_type, w, b,
                                      1e-12, nullptr, &mask);
   expect_padded_rows_zero(masked, plain);
+}
+
+TEST(BertFused, LinearGeluZeroesThePaddedRowsOnly) {
+  std::mt19937 rng(43);
+  const int64_t OC = 12;
+  const Tensor x = f32_tensor({B, T, C}, random_vector(rng, B * T * C));
+  const Tensor weight = f32_tensor({OC, C}, random_vector(rng, OC * C, -0.4, 0.4)),
+               bias =
+                   f32_tensor({OC}, random_vector(rng, OC, 0.5, 1.0));  // GELU of a padded row would not be 0
+  const Tensor mask = i32_tensor({B, T}, kMask);
+  Tensor plain = Tensor::empty(DType::F32, {B, T, OC}), masked = Tensor::empty(DType::F32, {B, T, OC});
+  ops::linear_gelu_forward(cpu_context(), plain, x, weight, bias);
+  ops::linear_gelu_forward(cpu_context(), masked, x, weight, bias, &mask);
+  expect_padded_rows_zero(masked, plain, OC);
 }
 
 TEST(BertFused, LayerNormRefusesAMaskOfAnotherShapeOrDtype) {
