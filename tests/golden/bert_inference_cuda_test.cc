@@ -62,6 +62,20 @@ double largest_abs(const std::vector<double>& v) {
   return m;
 }
 
+// A model shape for random weights over a 101-token vocabulary.
+BertConfig random_config(int64_t hidden, int64_t layers, int64_t heads, int64_t intermediate,
+                         int64_t positions) {
+  BertConfig config;
+  config.vocab_size = 101;
+  config.hidden_size = hidden;
+  config.num_hidden_layers = layers;
+  config.num_attention_heads = heads;
+  config.intermediate_size = intermediate;
+  config.max_position_embeddings = positions;
+  config.initializer_range = 0.1;
+  return config;
+}
+
 // Logits of one batch through the engine on `ctx`.
 std::vector<double> engine_logits(ExecutionContext& ctx, const BertConfig& config,
                                   const std::map<std::string, Tensor>& parameters, Precision precision,
@@ -118,14 +132,7 @@ TEST_F(CudaInferenceTest, BaseShapeSliceMatchesTransformersAtEveryPrecision) {
 // A random model with sizes no kernel tiles evenly (C = 72, 3 heads of 24, I = 200, T = 37, B = 5) and
 // ragged padding, CPU fused chain against the GPU.
 TEST_F(CudaInferenceTest, GpuEqualsCpuOnOddSizesAndPadding) {
-  BertConfig config;
-  config.vocab_size = 101;
-  config.hidden_size = 72;
-  config.num_hidden_layers = 3;
-  config.num_attention_heads = 3;
-  config.intermediate_size = 200;
-  config.max_position_embeddings = 64;
-  config.initializer_range = 0.1;
+  const BertConfig config = random_config(72, 3, 3, 200, 64);
   BertForSequenceClassification model(config, 77);
   const int64_t B = 5, T = 37;
   std::mt19937 rng(3);
@@ -153,14 +160,7 @@ TEST_F(CudaInferenceTest, GpuEqualsCpuOnOddSizesAndPadding) {
 // The LayerNorms' padded rows written as 0 (the default) or normalised as HF does: one engine, so the same
 // GEMM plans, and the same logits bit for bit at every precision (no output reads those rows).
 TEST_F(CudaInferenceTest, ZeroedPaddedRowsLeaveTheLogitsBitForBit) {
-  BertConfig config;
-  config.vocab_size = 101;
-  config.hidden_size = 64;
-  config.num_hidden_layers = 2;
-  config.num_attention_heads = 2;
-  config.intermediate_size = 128;
-  config.max_position_embeddings = 160;
-  config.initializer_range = 0.1;
+  const BertConfig config = random_config(64, 2, 2, 128, 160);
   BertForSequenceClassification model(config, 78);
   const int64_t B = 4, T = 128;  // two query and key tiles of 64, as bert-base padded to 128
   const int32_t lengths[B] = {128, 25, 64, 3};
