@@ -255,7 +255,8 @@ int main(int argc, char** argv) {
                  "fp8: one E4M3 scale per weight (tensor) or per output channel (channel)")
       ->check(CLI::IsMember({"tensor", "channel"}));
   app.add_option("--padded-rows", o.padded_rows,
-                 "LayerNorm rows of padded tokens: written as 0 unread (zero, the engine's) or normalised")
+                 "rows of padded tokens in the LayerNorms and the f32 GELU: 0 unread (zero, the engine's) or "
+                 "computed")
       ->check(CLI::IsMember({"zero", "normalise"}));
   app.add_option("--out", o.out, "also write the JSON here (rewritten after every record)");
   CLI11_PARSE(app, argc, argv);

@@ -88,8 +88,9 @@ class BertInference {
   bool fp8_gelu_writes_codes() const { return fp8_gelu_codes_; }
   Fp8Granularity fp8_weight_scales() const { return fp8_weight_scales_; }
   // Whether the LayerNorms (and the f32 / tf32 GELU pass) write the rows of padded tokens as 0 without
-  // reading them (the default; ops/bert_fused.h), or compute every row as HF does. Either way the logits are the same bits (no output
-  // reads those rows); the choice moves only time and energy, which bench/gpu_inference_bench measures.
+  // reading them (the default; ops/bert_fused.h), or compute every row as HF does. Either way the logits are
+  // the same bits (no output reads those rows); the choice moves only time and energy, which
+  // bench/gpu_inference_bench measures.
   void set_zero_padded_rows(bool zero) { zero_padded_rows_ = zero; }
   bool zero_padded_rows() const { return zero_padded_rows_; }
 

@@ -73,15 +73,14 @@ __global__ void __launch_bounds__(kThreads)
   const int64_t stride = static_cast<int64_t>(gridDim.x) * kThreads;
   const int64_t first = static_cast<int64_t>(blockIdx.x) * kThreads + threadIdx.x;
   for (int64_t i = first; i < vectors; i += stride) {
-    const bool skip = padded.attention_mask != nullptr && padded_row(padded, i * kVec<T> / row_length);
+    const bool skip = padded_element(padded, i * kVec<T>, row_length);
     const uint4 result =
         skip ? make_uint4(0, 0, 0, 0) : gelu_vec<T>(*reinterpret_cast<const uint4*>(x + i * kVec<T>));
     __stwb(reinterpret_cast<uint4*>(out + i * kVec<T>), result);
   }
   for (int64_t i = vectors * kVec<T> + first; i < N; i += stride)
-    out[i] = padded.attention_mask != nullptr && padded_row(padded, i / row_length)
-                 ? from_float<T>(0.0f)
-                 : from_float<T>(gelu(to_float(x[i])));
+    out[i] =
+        padded_element(padded, i, row_length) ? from_float<T>(0.0f) : from_float<T>(gelu(to_float(x[i])));
 }
 
 // Phi(x) + x phi(x), the derivative of x Phi(x); erff within 2 ulp, expf within 2 ulp.
@@ -135,10 +134,8 @@ void launch(CudaContext& ctx, void* out, const void* x, int64_t N, const PaddedR
   const bool aligned =
       aligned16(out) && aligned16(x) && (padded.attention_mask == nullptr || row_length % kVec<T> == 0);
   const int64_t vectors = aligned ? N / kVec<T> : 0;
-  const int64_t items = std::max(vectors, N - vectors * kVec<T>);  // per-thread steps of the longer loop
-  const int64_t blocks = std::min<int64_t>((items + kThreads - 1) / kThreads,
-                                           static_cast<int64_t>(ctx.multiprocessor_count()) * kBlocksPerSm);
-  gelu_forward_kernel<T><<<static_cast<unsigned>(blocks), kThreads, 0, ctx.stream()>>>(
+  const unsigned blocks = grid_size(ctx, std::max(vectors, N - vectors * kVec<T>));
+  gelu_forward_kernel<T><<<blocks, kThreads, 0, ctx.stream()>>>(
       static_cast<T*>(out), static_cast<const T*>(x), vectors, N, padded, row_length);
   NLPF_CUDA_CHECK_LAUNCH();
 }
@@ -151,10 +148,9 @@ void gelu_forward(ExecutionContext& ctx, void* out, const void* x, DType dtype, 
 
 void gelu_forward(ExecutionContext& ctx, void* out, const void* x, DType dtype, int64_t N, int64_t row_length,
                   const PaddedRows& padded) {
-  NLPF_CHECK(N >= 0 && row_length > 0 && N % row_length == 0 &&
-                 (padded.attention_mask == nullptr || (padded.T > 0 && (N / row_length) % padded.T == 0)),
-             ErrorCode::INVALID_ARGUMENT, "gelu_forward (cuda): N = ", N, " in rows of ", row_length,
-             ", padded rows of T = ", padded.T);
+  NLPF_CHECK(N >= 0 && row_length > 0 && N % row_length == 0, ErrorCode::INVALID_ARGUMENT,
+             "gelu_forward (cuda): N = ", N, " in rows of ", row_length);
+  check_padded_rows("gelu_forward", padded, N / row_length);
   if (N == 0) return;
   CudaContext& cuda = cuda_context(ctx);
   with_float_type("gelu_forward", dtype,

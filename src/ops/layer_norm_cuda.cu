@@ -616,12 +616,6 @@ void launch_training_rows(const char* op, CudaContext& ctx, float* out, float* m
               static_cast<__half*>(twin));
 }
 
-// The mask's T must be positive and divide the N = B T rows.
-void check_padded_rows(const char* op, const PaddedRows& padded, int64_t N) {
-  NLPF_CHECK(padded.attention_mask == nullptr || (padded.T > 0 && N % padded.T == 0), ErrorCode::INTERNAL, op,
-             " (cuda): padded rows of T = ", padded.T, " for N = ", N, " rows");
-}
-
 [[noreturn]] void unsupported_dtype(const char* op, DType dtype) {
   NLPF_THROW(ErrorCode::UNSUPPORTED, op, " (cuda): dtype ", dtype_name(dtype), ", expected f32, bf16 or f16");
 }

@@ -8,11 +8,20 @@
 
 #include <cstdint>
 
+#include "core/error.h"
+
 namespace nlpf::cuda {
 
 struct PaddedRows {
   const int32_t* attention_mask = nullptr;  // [B, T] i32 on the device; nullptr: no row is skipped
   int64_t T = 0;
 };
+
+// A kernel's rows against `padded` (op names the caller): with a mask, T > 0 and the rows B T.
+inline void check_padded_rows(const char* op, const PaddedRows& padded, int64_t rows) {
+  NLPF_CHECK(padded.attention_mask == nullptr || (padded.T > 0 && rows % padded.T == 0),
+             ErrorCode::INVALID_ARGUMENT, op, " (cuda): padded rows of T = ", padded.T, " for ", rows,
+             " rows");
+}
 
 }  // namespace nlpf::cuda

@@ -41,6 +41,20 @@ Tolerance scaled(const DtypeCase& c, const std::vector<double>& ref) {
   return Tolerance{c.tol, c.tol * largest_abs(ref)};
 }
 
+// Every value of the rows (of `width` values) that ops/padded_rows.h calls padding under mask [B,T] is
+// exactly 0, and more than T / 2 rows are.
+void expect_padded_rows_zero(const std::vector<double>& got, const Tensor& mask, int64_t width) {
+  const int64_t T = mask.dim(1);
+  const int32_t* m = mask.data<int32_t>();
+  int64_t zero_rows = 0;
+  for (int64_t n = 0; n < mask.numel(); ++n) {
+    if (m[n] != 0 || m[n - n % T] == 0) continue;
+    ++zero_rows;
+    for (int64_t c = 0; c < width; ++c) ASSERT_EQ(got[n * width + c], 0.0) << "row " << n << " column " << c;
+  }
+  EXPECT_GT(zero_rows, T / 2);
+}
+
 class BertFusedCuda : public ::testing::TestWithParam<DtypeCase> {
  protected:
   void SetUp() override {
@@ -139,14 +153,7 @@ TEST_P(BertFusedCuda, LayerNormsZeroThePaddedRowsAsTheCpu) {
     const auto expect_as_cpu = [&](const Tensor& out, const Tensor& ref) {
       const std::vector<double> got = values(out), want = to_double(ref);
       EXPECT_TRUE(all_close(got, want, elementwise(GetParam())));
-      int64_t zero_rows = 0;
-      for (int64_t n = 0; n < B * T; ++n) {
-        const int32_t* m = mask.data<int32_t>();
-        if (m[n] != 0 || m[n - n % T] == 0) continue;
-        ++zero_rows;
-        for (int64_t c = 0; c < C; ++c) ASSERT_EQ(got[n * C + c], 0.0) << "row " << n << " column " << c;
-      }
-      EXPECT_GT(zero_rows, T / 2);
+      expect_padded_rows_zero(got, mask, C);
     };
     {
       const Tensor x = random_tensor(rng, {B, T, C}, -1.5, 2.5);
@@ -278,15 +285,7 @@ TEST_P(BertFusedCuda, LinearGeluWithPaddingMatchesCpu) {
     ops::linear_gelu_forward(gpu(), y, device(x), device(weight), device(bias), &mask_gpu);
     const std::vector<double> got = values(y), want = to_double(ref);
     EXPECT_TRUE(all_close(got, want, scaled(GetParam(), want)));
-    if (!f32) continue;
-    int64_t zero_rows = 0;
-    const int32_t* m = mask.data<int32_t>();
-    for (int64_t n = 0; n < B * T; ++n) {
-      if (m[n] != 0 || m[n - n % T] == 0) continue;
-      ++zero_rows;
-      for (int64_t c = 0; c < OC; ++c) ASSERT_EQ(got[n * OC + c], 0.0) << "row " << n << " column " << c;
-    }
-    EXPECT_GT(zero_rows, T / 2);
+    if (f32) expect_padded_rows_zero(got, mask, OC);
   }
 }
 
