@@ -63,6 +63,7 @@ struct Options {
   int64_t calibration_examples = 256;        // fp8 only
   std::string fp8_weight_scales = "tensor";  // fp8 only: tensor or channel (core/fp8.h)
   std::string padded_rows = "zero";          // or normalise (BertInference::set_zero_padded_rows)
+  std::string tf32_gelu = "exact";           // or epilogue (BertInference::set_tf32_gelu_epilogue)
 };
 
 json optional_json(const std::optional<double>& v) {
@@ -94,6 +95,7 @@ json measure(ExecutionContext& gpu, EnergyMeter& meter, PowerSampler& sampler,
       {"max_length", o.max_length},
       {"fp8_weight_scales", precision_text == "fp8" ? json(o.fp8_weight_scales) : json(nullptr)},
       {"padded_rows", o.padded_rows},
+      {"tf32_gelu", precision_text == "tf32" ? json(o.tf32_gelu) : json(nullptr)},
       {"examples_per_pass", data.size()},
       {"error", nullptr}};
   try {
@@ -113,6 +115,7 @@ json measure(ExecutionContext& gpu, EnergyMeter& meter, PowerSampler& sampler,
                          precision == Precision::FP8 ? calibration : nullptr,
                          parse_fp8_weight_scales(o.fp8_weight_scales));
     engine.set_zero_padded_rows(o.padded_rows == "zero");
+    if (precision == Precision::TF32) engine.set_tf32_gelu_epilogue(o.tf32_gelu == "epilogue");
     InferenceRunner runner(engine, data, options);
     if (!gpu_warm) {
       warm_up_gpu(runner, o.gpu_warmup_seconds);
@@ -258,6 +261,10 @@ int main(int argc, char** argv) {
                  "rows of padded tokens in the LayerNorms and the f32 GELU: 0 unread (zero, the engine's) or "
                  "computed")
       ->check(CLI::IsMember({"zero", "normalise"}));
+  app.add_option("--tf32-gelu", o.tf32_gelu,
+                 "tf32: the feed-forward GELU as the exact erf pass (exact, the engine's) or cuBLASLt's tanh "
+                 "epilogue (epilogue)")
+      ->check(CLI::IsMember({"exact", "epilogue"}));
   app.add_option("--out", o.out, "also write the JSON here (rewritten after every record)");
   CLI11_PARSE(app, argc, argv);
   try {

@@ -230,6 +230,13 @@ BertInference::BertInference(ExecutionContext& ctx, const BertConfig& config,
   }
 }
 
+void BertInference::set_tf32_gelu_epilogue(bool epilogue) {
+  NLPF_CHECK(!epilogue || precision_ == Precision::TF32, ErrorCode::INVALID_ARGUMENT,
+             "inference engine: the GELU epilogue choice is tf32's (this engine is ",
+             precision_name(precision_), ")");
+  f32_gelu_ = epilogue ? ops::F32Gelu::TANH_EPILOGUE : ops::F32Gelu::EXACT_PASS;
+}
+
 BertInference::Output BertInference::forward(const Tensor& input_ids, const Tensor& token_type_ids,
                                              const Tensor& attention_mask, const Tensor* labels,
                                              Tensor* correct) {
@@ -252,7 +259,7 @@ BertInference::Output BertInference::forward(const Tensor& input_ids, const Tens
     ops::fused_attention_forward(ctx_, context, qkv, attention_mask, config_.num_attention_heads);
     ops::linear_residual_forward(ctx_, attn, context, w.attn_out_w, w.attn_out_b, &hidden);
     ops::layer_norm_inference_forward(ctx_, attn, attn, w.ln1_w, w.ln1_b, eps, nullptr, padding);
-    ops::linear_gelu_forward(ctx_, inter, attn, w.inter_w, w.inter_b, padding);
+    ops::linear_gelu_forward(ctx_, inter, attn, w.inter_w, w.inter_b, padding, f32_gelu_);
     ops::linear_residual_forward(ctx_, hidden, inter, w.out_w, w.out_b, &attn);
     ops::layer_norm_inference_forward(ctx_, hidden, hidden, w.ln2_w, w.ln2_b, eps, nullptr, padding);
   }

@@ -37,6 +37,7 @@
 #include "core/fp8.h"
 #include "core/tensor.h"
 #include "model/bert_config.h"
+#include "ops/bert_fused.h"
 
 namespace nlpf {
 
@@ -93,6 +94,11 @@ class BertInference {
   // bench/gpu_inference_bench measures.
   void set_zero_padded_rows(bool zero) { zero_padded_rows_ = zero; }
   bool zero_padded_rows() const { return zero_padded_rows_; }
+  // tf32 only: the feed-forward GELU as cuBLASLt's epilogue of the intermediate GEMM (tanh form, as at 16
+  // bits; no padded rows zeroed there) instead of the exact erf GELU pass (the default). For A/B measurements
+  // in bench/gpu_inference_bench; the logits move by the tanh form's difference (ops/bert_fused.h).
+  void set_tf32_gelu_epilogue(bool epilogue);
+  bool tf32_gelu_epilogue() const { return f32_gelu_ == ops::F32Gelu::TANH_EPILOGUE; }
 
  private:
   // The E4M3 form of one encoder GEMM (FP8): weight codes [OC, C], its scales ([1] per tensor, [OC] per
@@ -128,6 +134,7 @@ class BertInference {
   Tensor hidden_codes_, context_codes_, attn_codes_, inter_codes_;
   bool fp8_gelu_codes_ = false;
   bool zero_padded_rows_ = true;
+  ops::F32Gelu f32_gelu_ = ops::F32Gelu::EXACT_PASS;
   Fp8Granularity fp8_weight_scales_ = Fp8Granularity::PER_TENSOR;
   size_t weight_bytes_ = 0, workspace_bytes_ = 0;
 };

@@ -235,12 +235,16 @@ void linear_residual_forward(ExecutionContext& ctx, Tensor& y, const Tensor& x, 
 }
 
 void linear_gelu_forward(ExecutionContext& ctx, Tensor& y, const Tensor& x, const Tensor& weight,
-                         const Tensor& bias, const Tensor* attention_mask) {
+                         const Tensor& bias, const Tensor* attention_mask, F32Gelu f32_gelu) {
   const cuda::PaddedRows padded = check_padding_mask("linear_gelu_forward", ctx, y, attention_mask);
+  NLPF_CHECK(
+      f32_gelu == F32Gelu::EXACT_PASS || ctx.math_mode() == MathMode::TF32, ErrorCode::INVALID_ARGUMENT,
+      "linear_gelu_forward: the tanh GELU epilogue for f32 needs TF32 math (fp32 keeps the exact GELU)");
   if constexpr (kCudaBuilt) {
-    if (y.device().type == DeviceType::CUDA && y.dtype() != DType::F32) {
-      // 16-bit: GELU in the GEMM's epilogue (tanh form; linear_cuda.h says why that is close enough here),
-      // saving a read and a write of the [N, I] activations.
+    if (y.device().type == DeviceType::CUDA &&
+        (y.dtype() != DType::F32 || f32_gelu == F32Gelu::TANH_EPILOGUE)) {
+      // 16-bit (and tf32 when asked): GELU in the GEMM's epilogue (tanh form; linear_cuda.h says why that is
+      // close enough here), saving a read and a write of the [N, I] activations.
       check_linear("linear_gelu_forward", ctx, y, x, weight, bias);
       const int64_t C = x.dim(-1);
       cuda::linear_gelu_tanh_forward(ctx, y.raw_data(), x.raw_data(), weight.raw_data(), bias.raw_data(),

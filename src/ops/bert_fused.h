@@ -47,13 +47,18 @@ void embeddings_layer_norm_forward(ExecutionContext& ctx, Tensor& out, const Ten
 void linear_residual_forward(ExecutionContext& ctx, Tensor& y, const Tensor& x, const Tensor& weight,
                              const Tensor& bias, const Tensor* residual);
 
+// How linear_gelu_forward computes GELU for f32 on CUDA: the exact erf GELU in a pass after the GEMM (the
+// default), or, under TF32 math only, cuBLASLt's GELU epilogue (the tanh form, as at 16 bits).
+enum class F32Gelu { EXACT_PASS, TANH_EPILOGUE };
+
 // y [..., OC] = gelu(x W^T + bias): the feed-forward intermediate. Exact erf GELU (HF's "gelu") on the CPU
-// and for f32 on CUDA; for 16-bit on CUDA the GEMM's fused epilogue computes GELU's tanh form, within 4.7e-4
-// of the erf form (linear_cuda.h), the order of fp16's rounding of the activation. attention_mask (y
-// [B,T,OC]): padded rows 0 where GELU is its own pass (CPU, f32 on CUDA); the 16-bit epilogue computes every
-// row.
+// and for f32 on CUDA; for 16-bit on CUDA (and tf32 with F32Gelu::TANH_EPILOGUE) the GEMM's fused epilogue
+// computes GELU's tanh form, within 4.7e-4 of the erf form (linear_cuda.h), the order of fp16's rounding of
+// the activation. attention_mask (y [B,T,OC]): padded rows 0 where GELU is its own pass (CPU, f32 on CUDA);
+// the epilogue computes every row.
 void linear_gelu_forward(ExecutionContext& ctx, Tensor& y, const Tensor& x, const Tensor& weight,
-                         const Tensor& bias, const Tensor* attention_mask = nullptr);
+                         const Tensor& bias, const Tensor* attention_mask = nullptr,
+                         F32Gelu f32_gelu = F32Gelu::EXACT_PASS);
 
 // out [..., C] = LayerNorm(x) over the last dimension, weight and bias [C] f32; out may be x. With e4m3 also
 // out's E4M3 copy, written by the same kernel on CUDA.

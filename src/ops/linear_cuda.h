@@ -22,7 +22,8 @@ void linear_forward(ExecutionContext& ctx, void* y, const void* x, const void* w
 // y [N,OC] = gelu_tanh(x [N,C] W^T + bias) in one GEMM: cuBLASLt's GELU epilogue, which is the tanh form
 // 0.5 u (1 + tanh(sqrt(2/pi) (u + 0.044715 u^3))) (measured on an H200, 2026-11-29: within 4.3e-6 of that
 // form and up to 4.7e-4 from the exact erf GELU over [-4, 4]). For 16-bit precisions only, where that
-// difference is of the order of the storage rounding of the activations; fp32 and tf32 keep the exact GELU.
+// difference is of the order of the storage rounding of the activations; fp32 keeps the exact GELU, tf32 too
+// unless asked (ops::F32Gelu::TANH_EPILOGUE, where TF32's rounding of the products is of the same order).
 void linear_gelu_tanh_forward(ExecutionContext& ctx, void* y, const void* x, const void* weight,
                               const void* bias, DType dtype, int64_t N, int64_t C, int64_t OC);
 

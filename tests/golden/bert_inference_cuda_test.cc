@@ -79,9 +79,11 @@ BertConfig random_config(int64_t hidden, int64_t layers, int64_t heads, int64_t 
 // Logits of one batch through the engine on `ctx`.
 std::vector<double> engine_logits(ExecutionContext& ctx, const BertConfig& config,
                                   const std::map<std::string, Tensor>& parameters, Precision precision,
-                                  const Tensor& ids, const Tensor& types, const Tensor& mask) {
+                                  const Tensor& ids, const Tensor& types, const Tensor& mask,
+                                  bool tf32_gelu_epilogue = false) {
   const int64_t B = ids.dim(0), T = ids.dim(1);
   BertInference engine(ctx, config, parameters, precision, B + 1, T + 3);  // a plan larger than the batch
+  if (tf32_gelu_epilogue) engine.set_tf32_gelu_epilogue(true);
   const bool on_device = ctx.device().type == DeviceType::CUDA;
   const Tensor d_ids = on_device ? to_device(ctx, ids) : ids,
                d_types = on_device ? to_device(ctx, types) : types,
@@ -90,6 +92,7 @@ std::vector<double> engine_logits(ExecutionContext& ctx, const BertConfig& confi
   return values_of(on_device ? to_host(ctx, out.logits) : out.logits.clone());
 }
 
+// Every precision's logits against HF's; tf32 also with cuBLASLt's tanh GELU epilogue, at tf32's tolerance.
 void expect_goldens(ExecutionContext& ctx, const BertConfig& config,
                     const std::map<std::string, Tensor>& parameters, const SafetensorsFile& goldens) {
   const Tensor ids = goldens.tensors.at("input_ids"), types = goldens.tensors.at("token_type_ids"),
@@ -107,6 +110,13 @@ void expect_goldens(ExecutionContext& ctx, const BertConfig& config,
     const std::vector<double> logits =
         engine_logits(ctx, config, parameters, c.precision, as_i32(ids), as_i32(types), as_i32(mask));
     EXPECT_TRUE(test::all_close(logits, ref, test::Tolerance{c.rtol, c.rtol * largest_abs(ref)}));
+    if (c.precision == Precision::TF32) {
+      SCOPED_TRACE("tf32 with the GELU epilogue");
+      const std::vector<double> epilogue =
+          engine_logits(ctx, config, parameters, c.precision, as_i32(ids), as_i32(types), as_i32(mask), true);
+      EXPECT_TRUE(test::all_close(epilogue, ref, test::Tolerance{c.rtol, c.rtol * largest_abs(ref)}));
+      EXPECT_NE(epilogue, logits) << "the tanh epilogue computes another GELU than the exact pass";
+    }
   }
 }
 
@@ -184,6 +194,17 @@ TEST_F(CudaInferenceTest, ZeroedPaddedRowsLeaveTheLogitsBitForBit) {
           values_of(to_host(*ctx_, engine.forward(d_ids, d_types, d_mask, nullptr, nullptr).logits)));
     }
     EXPECT_EQ(logits[0], logits[1]);
+  }
+}
+
+TEST_F(CudaInferenceTest, GeluEpilogueIsTf32sChoiceOnly) {
+  const BertConfig config = random_config(64, 1, 2, 128, 32);
+  BertForSequenceClassification model(config, 79);
+  for (const Precision p : {Precision::FP32, Precision::BF16, Precision::FP16}) {
+    BertInference engine(*ctx_, config, model.parameters(), p, 2, 16);
+    EXPECT_THROW(engine.set_tf32_gelu_epilogue(true), Error) << precision_name(p);
+    engine.set_tf32_gelu_epilogue(false);
+    EXPECT_FALSE(engine.tf32_gelu_epilogue());
   }
 }
 

@@ -289,6 +289,32 @@ TEST_P(BertFusedCuda, LinearGeluWithPaddingMatchesCpu) {
   }
 }
 
+TEST(BertFusedTf32Cuda, GeluEpilogueComputesTheTanhFormUnderTf32Only) {
+  // f32 under TF32 math with F32Gelu::TANH_EPILOGUE: cuBLASLt's epilogue, so the tanh form of GELU over the
+  // CPU's product (TF32's tolerance, 1e-2), every row computed even with a mask; IEEE fp32 refuses it.
+  if (!cuda_built()) GTEST_SKIP() << "built without CUDA";
+  if (cuda_devices().empty()) GTEST_SKIP() << "no CUDA device visible";
+  const std::unique_ptr<ExecutionContext> gpu = make_execution_context(Device{DeviceType::CUDA, 0});
+  std::mt19937 rng(111);
+  const int64_t B = 3, T = 21, C = 96, OC = 384;
+  const Tensor mask = ragged_mask(rng, B, T), mask_gpu = to_device(*gpu, mask);
+  const Tensor x = random_tensor(rng, {B, T, C}, -1, 1);
+  const Tensor weight = random_tensor(rng, {OC, C}, -0.3, 0.3), bias = random_tensor(rng, {OC}, -1, 1);
+  Tensor product = Tensor::empty(DType::F32, {B, T, OC});
+  ops::linear_residual_forward(cpu_context(), product, x, weight, bias, nullptr);
+  std::vector<double> want = to_double(product);
+  for (double& u : want) u = 0.5 * u * (1 + std::tanh(0.7978845608028654 * (u + 0.044715 * u * u * u)));
+  const Tensor d_x = to_device(*gpu, x), d_w = to_device(*gpu, weight), d_b = to_device(*gpu, bias);
+  Tensor y = to_device(*gpu, Tensor::zeros(DType::F32, {B, T, OC}));
+  EXPECT_THROW(ops::linear_gelu_forward(*gpu, y, d_x, d_w, d_b, &mask_gpu, ops::F32Gelu::TANH_EPILOGUE),
+               Error)
+      << "IEEE fp32 keeps the exact GELU";
+  gpu->set_math_mode(MathMode::TF32);
+  ops::linear_gelu_forward(*gpu, y, d_x, d_w, d_b, &mask_gpu, ops::F32Gelu::TANH_EPILOGUE);
+  const Tensor got = to_host(*gpu, y);
+  EXPECT_TRUE(all_close(to_double(got), want, Tolerance{1e-2, 1e-2 * largest_abs(want)}));
+}
+
 TEST_P(BertFusedCuda, LinearGeluIntoAnUnalignedViewMatchesCpu) {
   // y one element past a 16-byte boundary: the GELU kernel's element-at-a-time path.
   std::mt19937 rng(106);
