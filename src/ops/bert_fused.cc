@@ -252,15 +252,21 @@ void linear_gelu_forward(ExecutionContext& ctx, Tensor& y, const Tensor& x, cons
       return;
     }
   }
-  linear_residual_forward(ctx, y, x, weight, bias, nullptr);
   switch (y.device().type) {
     case DeviceType::CPU:
+      linear_residual_forward(ctx, y, x, weight, bias, nullptr);
       gelu_forward(ctx, y, y);
       if (attention_mask) zero_padded_rows(y, *attention_mask);
       return;
     case DeviceType::CUDA:
       if constexpr (kCudaBuilt) {
-        cuda::gelu_forward(ctx, y.raw_data(), y.raw_data(), y.dtype(), y.numel(), y.dim(-1), padded);
+        // f32: the GEMM without bias, whose rows from x's zero rows are exact zeros, then bias + GELU over
+        // the other rows (with or without a mask, the same GEMM, so zeroing moves no bit of a real row).
+        check_linear("linear_gelu_forward", ctx, y, x, weight, bias);
+        const int64_t C = x.dim(-1), OC = weight.dim(0), N = x.numel() / C;
+        cuda::linear_forward(ctx, y.raw_data(), x.raw_data(), weight.raw_data(), nullptr, nullptr, y.dtype(), N,
+                             C, OC, C);
+        cuda::bias_gelu_forward(ctx, y.data<float>(), bias.data<float>(), N, OC, padded);
         return;
       }
       detail::throw_no_cuda_kernel("linear_gelu_forward");

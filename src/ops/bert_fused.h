@@ -54,8 +54,9 @@ enum class F32Gelu { EXACT_PASS, TANH_EPILOGUE };
 // y [..., OC] = gelu(x W^T + bias): the feed-forward intermediate. Exact erf GELU (HF's "gelu") on the CPU
 // and for f32 on CUDA; for 16-bit on CUDA (and tf32 with F32Gelu::TANH_EPILOGUE) the GEMM's fused epilogue
 // computes GELU's tanh form, within 4.7e-4 of the erf form (linear_cuda.h), the order of fp16's rounding of
-// the activation. attention_mask (y [B,T,OC]): padded rows 0 where GELU is its own pass (CPU, f32 on CUDA);
-// the epilogue computes every row.
+// the activation. attention_mask (y [B,T,OC]): padded rows 0 where GELU is its own pass (CPU, f32 on CUDA;
+// on CUDA x's padded rows must be zero, as the LayerNorms write them with the same mask: the GEMM then
+// writes zeros there and the GELU pass, which adds the bias, leaves them); the epilogue computes every row.
 void linear_gelu_forward(ExecutionContext& ctx, Tensor& y, const Tensor& x, const Tensor& weight,
                          const Tensor& bias, const Tensor* attention_mask = nullptr,
                          F32Gelu f32_gelu = F32Gelu::EXACT_PASS);

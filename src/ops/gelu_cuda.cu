@@ -1,8 +1,9 @@
 // Exact (erf) GELU on CUDA (gelu_cuda.h), element-wise in fp32 over the storage dtype: 16-byte vectors where
 // both pointers are 16-byte aligned, single elements for the tail and for unaligned buffers. In place
 // allowed. It runs on the feed-forward intermediate [B T, I] right after its GEMM: memory-bound, one read and
-// one write; in inference the rows of padded tokens only the write (ops/padded_rows.h). The f32 backward
-// (training) has the same layout: dx (=) from dout and the saved input x.
+// one write; in f32 inference it also adds the GEMM's bias, row by row, and leaves the rows of padded tokens
+// untouched (ops/padded_rows.h). The f32 backward (training) has the same layout: dx (=) from dout and the
+// saved input x.
 #include "ops/gelu_cuda.h"
 
 #include <cuda_bf16.h>
@@ -62,25 +63,38 @@ __device__ __forceinline__ uint4 gelu_vec(uint4 raw) {
 }
 
 // out [N] = gelu(x [N]); out may be x (each element is read before it is written, by the same thread).
-// Vectors [0, vectors) are 16 bytes each (vectors = 0 when a pointer is unaligned, or rows of row_length
-// elements would split one); elements from vectors V on, the tail, one at a time. The elements of rows of
-// `padded` (row n: [n row_length, (n + 1) row_length)) become 0 unread. Grid-stride loops over a 1-D grid of
-// kThreads-thread blocks.
+// Vectors [0, vectors) are 16 bytes each (vectors = 0 when a pointer is unaligned); elements from vectors V
+// on, the tail, one at a time. Grid-stride loops over a 1-D grid of kThreads-thread blocks.
 template <typename T>
-__global__ void __launch_bounds__(kThreads)
-    gelu_forward_kernel(T* out, const T* x, int64_t vectors, int64_t N, const PaddedRows padded,
-                        int64_t row_length) {
+__global__ void __launch_bounds__(kThreads) gelu_forward_kernel(T* out, const T* x, int64_t vectors, int64_t N) {
   const int64_t stride = static_cast<int64_t>(gridDim.x) * kThreads;
   const int64_t first = static_cast<int64_t>(blockIdx.x) * kThreads + threadIdx.x;
-  for (int64_t i = first; i < vectors; i += stride) {
-    const bool skip = padded_element(padded, i * kVec<T>, row_length);
-    const uint4 result =
-        skip ? make_uint4(0, 0, 0, 0) : gelu_vec<T>(*reinterpret_cast<const uint4*>(x + i * kVec<T>));
-    __stwb(reinterpret_cast<uint4*>(out + i * kVec<T>), result);
+  for (int64_t i = first; i < vectors; i += stride)
+    __stwb(reinterpret_cast<uint4*>(out + i * kVec<T>),
+           gelu_vec<T>(*reinterpret_cast<const uint4*>(x + i * kVec<T>)));
+  for (int64_t i = vectors * kVec<T> + first; i < N; i += stride) out[i] = from_float<T>(gelu(to_float(x[i])));
+}
+
+// y [rows, C] (=) = gelu(y + bias [C]): a block per row at a time (grid-stride over rows), so a padded row is
+// one uniform test and costs nothing; its threads over the row's float4 vectors when y and bias are 16-byte
+// aligned and C % 4 == 0, else over its elements.
+__global__ void __launch_bounds__(kThreads)
+    bias_gelu_forward_kernel(float* y, const float* bias, int64_t rows, int64_t C, bool vectors,
+                             const PaddedRows padded) {
+  for (int64_t n = blockIdx.x; n < rows; n += gridDim.x) {
+    if (padded_row(padded, n)) continue;
+    float* row = y + n * C;
+    if (vectors) {
+      for (int64_t v = threadIdx.x; v < C / 4; v += kThreads) {
+        const float4 x = reinterpret_cast<const float4*>(row)[v];
+        const float4 b = reinterpret_cast<const float4*>(bias)[v];
+        reinterpret_cast<float4*>(row)[v] =
+            make_float4(gelu(x.x + b.x), gelu(x.y + b.y), gelu(x.z + b.z), gelu(x.w + b.w));
+      }
+    } else {
+      for (int64_t c = threadIdx.x; c < C; c += kThreads) row[c] = gelu(row[c] + bias[c]);
+    }
   }
-  for (int64_t i = vectors * kVec<T> + first; i < N; i += stride)
-    out[i] =
-        padded_element(padded, i, row_length) ? from_float<T>(0.0f) : from_float<T>(gelu(to_float(x[i])));
 }
 
 // Phi(x) + x phi(x), the derivative of x Phi(x); erff within 2 ulp, expf within 2 ulp.
@@ -129,32 +143,35 @@ unsigned grid_size(const CudaContext& ctx, int64_t items) {
 }
 
 template <typename T>
-void launch(CudaContext& ctx, void* out, const void* x, int64_t N, const PaddedRows& padded,
-            int64_t row_length) {
-  const bool aligned =
-      aligned16(out) && aligned16(x) && (padded.attention_mask == nullptr || row_length % kVec<T> == 0);
-  const int64_t vectors = aligned ? N / kVec<T> : 0;
+void launch(CudaContext& ctx, void* out, const void* x, int64_t N) {
+  const int64_t vectors = aligned16(out) && aligned16(x) ? N / kVec<T> : 0;
   const unsigned blocks = grid_size(ctx, std::max(vectors, N - vectors * kVec<T>));
-  gelu_forward_kernel<T><<<blocks, kThreads, 0, ctx.stream()>>>(
-      static_cast<T*>(out), static_cast<const T*>(x), vectors, N, padded, row_length);
+  gelu_forward_kernel<T>
+      <<<blocks, kThreads, 0, ctx.stream()>>>(static_cast<T*>(out), static_cast<const T*>(x), vectors, N);
   NLPF_CUDA_CHECK_LAUNCH();
 }
 
 }  // namespace
 
 void gelu_forward(ExecutionContext& ctx, void* out, const void* x, DType dtype, int64_t N) {
-  gelu_forward(ctx, out, x, dtype, N, 1, {});
-}
-
-void gelu_forward(ExecutionContext& ctx, void* out, const void* x, DType dtype, int64_t N, int64_t row_length,
-                  const PaddedRows& padded) {
-  NLPF_CHECK(N >= 0 && row_length > 0 && N % row_length == 0, ErrorCode::INVALID_ARGUMENT,
-             "gelu_forward (cuda): N = ", N, " in rows of ", row_length);
-  check_padded_rows("gelu_forward", padded, N / row_length);
+  NLPF_CHECK(N >= 0, ErrorCode::INVALID_ARGUMENT, "gelu_forward (cuda): N = ", N);
   if (N == 0) return;
   CudaContext& cuda = cuda_context(ctx);
-  with_float_type("gelu_forward", dtype,
-                  [&]<typename T>(T*) { launch<T>(cuda, out, x, N, padded, row_length); });
+  with_float_type("gelu_forward", dtype, [&]<typename T>(T*) { launch<T>(cuda, out, x, N); });
+}
+
+void bias_gelu_forward(ExecutionContext& ctx, float* y, const float* bias, int64_t rows, int64_t C,
+                       const PaddedRows& padded) {
+  NLPF_CHECK(rows >= 0 && C > 0, ErrorCode::INVALID_ARGUMENT, "bias_gelu_forward (cuda): ", rows, " rows of ",
+             C);
+  check_padded_rows("bias_gelu_forward", padded, rows);
+  if (rows == 0) return;
+  CudaContext& cuda = cuda_context(ctx);
+  const bool vectors = aligned16(y) && aligned16(bias) && C % 4 == 0;
+  const auto blocks = static_cast<unsigned>(
+      std::min<int64_t>(rows, static_cast<int64_t>(cuda.multiprocessor_count()) * kBlocksPerSm));
+  bias_gelu_forward_kernel<<<blocks, kThreads, 0, cuda.stream()>>>(y, bias, rows, C, vectors, padded);
+  NLPF_CUDA_CHECK_LAUNCH();
 }
 
 void gelu_backward(ExecutionContext& ctx, float* dx, const float* dout, const float* x, int64_t N) {

@@ -12,10 +12,11 @@ namespace nlpf::cuda {
 
 // out [N] = 0.5 x (1 + erf(x / sqrt 2)), computed in fp32; dtype F32, BF16 or F16; out may be x.
 void gelu_forward(ExecutionContext& ctx, void* out, const void* x, DType dtype, int64_t N);
-// The same over N / row_length rows of row_length elements, the rows of `padded` (ops/padded_rows.h; N /
-// row_length = B T) written as 0 unread: the feed-forward intermediate of inference.
-void gelu_forward(ExecutionContext& ctx, void* out, const void* x, DType dtype, int64_t N, int64_t row_length,
-                  const PaddedRows& padded);
+// y [rows, C] (=) = gelu(y + bias [C]), f32, in place: the feed-forward intermediate of f32 / tf32 inference
+// after its GEMM without bias. The rows of `padded` (ops/padded_rows.h; rows = B T) are neither read nor
+// written: the GEMM wrote them as exact zeros from its input's zero rows, and zeros they stay.
+void bias_gelu_forward(ExecutionContext& ctx, float* y, const float* bias, int64_t rows, int64_t C,
+                       const PaddedRows& padded);
 
 // dx [N] (=) = dout [N] (Phi(x) + x phi(x)) from the forward's input x [N], f32 (Phi the standard normal
 // CDF, phi its density); dx may be dout.
