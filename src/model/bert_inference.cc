@@ -257,11 +257,11 @@ BertInference::Output BertInference::forward(const Tensor& input_ids, const Tens
   for (const Layer& w : layers_) {
     ops::linear_residual_forward(ctx_, qkv, hidden, w.qkv_w, w.qkv_b, nullptr);
     ops::fused_attention_forward(ctx_, context, qkv, attention_mask, config_.num_attention_heads);
-    ops::linear_residual_forward(ctx_, attn, context, w.attn_out_w, w.attn_out_b, &hidden);
-    ops::layer_norm_inference_forward(ctx_, attn, attn, w.ln1_w, w.ln1_b, eps, nullptr, padding);
+    ops::linear_residual_layer_norm_forward(ctx_, attn, context, w.attn_out_w, w.attn_out_b, hidden, w.ln1_w,
+                                            w.ln1_b, eps, padding);
     ops::linear_gelu_forward(ctx_, inter, attn, w.inter_w, w.inter_b, padding, f32_gelu_);
-    ops::linear_residual_forward(ctx_, hidden, inter, w.out_w, w.out_b, &attn);
-    ops::layer_norm_inference_forward(ctx_, hidden, hidden, w.ln2_w, w.ln2_b, eps, nullptr, padding);
+    ops::linear_residual_layer_norm_forward(ctx_, hidden, inter, w.out_w, w.out_b, attn, w.ln2_w, w.ln2_b,
+                                            eps, padding);
   }
   Output out{logits_.view({B, NL}), predictions_.view({B})};
   Tensor pooler_scratch = pooler_scratch_.view({B, C});

@@ -264,8 +264,8 @@ void linear_gelu_forward(ExecutionContext& ctx, Tensor& y, const Tensor& x, cons
         // the other rows (with or without a mask, the same GEMM, so zeroing moves no bit of a real row).
         check_linear("linear_gelu_forward", ctx, y, x, weight, bias);
         const int64_t C = x.dim(-1), OC = weight.dim(0), N = x.numel() / C;
-        cuda::linear_forward(ctx, y.raw_data(), x.raw_data(), weight.raw_data(), nullptr, nullptr, y.dtype(), N,
-                             C, OC, C);
+        cuda::linear_forward(ctx, y.raw_data(), x.raw_data(), weight.raw_data(), nullptr, nullptr, y.dtype(),
+                             N, C, OC, C);
         cuda::bias_gelu_forward(ctx, y.data<float>(), bias.data<float>(), N, OC, padded);
         return;
       }
@@ -307,6 +307,35 @@ void layer_norm_inference_forward(ExecutionContext& ctx, Tensor& out, const Tens
         return;
       }
       detail::throw_no_cuda_kernel(kOp);
+  }
+}
+
+void linear_residual_layer_norm_forward(ExecutionContext& ctx, Tensor& y, const Tensor& x,
+                                        const Tensor& weight, const Tensor& bias, const Tensor& residual,
+                                        const Tensor& ln_weight, const Tensor& ln_bias, double eps,
+                                        const Tensor* attention_mask) {
+  constexpr const char* kOp = "linear_residual_layer_norm_forward";
+  if (!kCudaBuilt || y.device().type != DeviceType::CUDA || y.dtype() != DType::F32) {
+    linear_residual_forward(ctx, y, x, weight, bias, &residual);
+    layer_norm_inference_forward(ctx, y, y, ln_weight, ln_bias, eps, nullptr, attention_mask);
+    return;
+  }
+  if constexpr (kCudaBuilt) {
+    check_linear(kOp, ctx, y, x, weight, bias);
+    detail::common_device(kOp, ctx, {{"y", &y}, {"residual", &residual}});
+    detail::check_shape(kOp, "residual", residual, y.shape());
+    check_same_dtype(kOp, {{"y", &y}, {"residual", &residual}});
+    const int64_t C = x.dim(-1), OC = weight.dim(0), N = x.numel() / C;
+    detail::check_dtype(kOp, "ln_weight", ln_weight, DType::F32);
+    detail::check_dtype(kOp, "ln_bias", ln_bias, DType::F32);
+    detail::check_shape(kOp, "ln_weight", ln_weight, {OC});
+    detail::check_shape(kOp, "ln_bias", ln_bias, {OC});
+    cuda::PaddedRows padded = check_padding_mask(kOp, ctx, y, attention_mask);
+    padded.already_zero = true;
+    cuda::linear_forward(ctx, y.raw_data(), x.raw_data(), weight.raw_data(), nullptr, residual.raw_data(),
+                         DType::F32, N, C, OC, C);
+    cuda::layer_norm_forward(ctx, y.raw_data(), y.raw_data(), ln_weight.data<float>(), ln_bias.data<float>(),
+                             DType::F32, N, OC, eps, nullptr, nullptr, padded, bias.data<float>());
   }
 }
 

@@ -66,13 +66,15 @@ __device__ __forceinline__ uint4 gelu_vec(uint4 raw) {
 // Vectors [0, vectors) are 16 bytes each (vectors = 0 when a pointer is unaligned); elements from vectors V
 // on, the tail, one at a time. Grid-stride loops over a 1-D grid of kThreads-thread blocks.
 template <typename T>
-__global__ void __launch_bounds__(kThreads) gelu_forward_kernel(T* out, const T* x, int64_t vectors, int64_t N) {
+__global__ void __launch_bounds__(kThreads)
+    gelu_forward_kernel(T* out, const T* x, int64_t vectors, int64_t N) {
   const int64_t stride = static_cast<int64_t>(gridDim.x) * kThreads;
   const int64_t first = static_cast<int64_t>(blockIdx.x) * kThreads + threadIdx.x;
   for (int64_t i = first; i < vectors; i += stride)
     __stwb(reinterpret_cast<uint4*>(out + i * kVec<T>),
            gelu_vec<T>(*reinterpret_cast<const uint4*>(x + i * kVec<T>)));
-  for (int64_t i = vectors * kVec<T> + first; i < N; i += stride) out[i] = from_float<T>(gelu(to_float(x[i])));
+  for (int64_t i = vectors * kVec<T> + first; i < N; i += stride)
+    out[i] = from_float<T>(gelu(to_float(x[i])));
 }
 
 // y [rows, C] (=) = gelu(y + bias [C]): a block per row at a time (grid-stride over rows), so a padded row is

@@ -109,6 +109,30 @@ struct XRows {
   __device__ Row row(int64_t n) const { return {x + n * C}; }
 };
 
+// Rows of x [N,C] plus add [C] (f32), summed in fp32: the LayerNorm after an f32 GEMM that left its bias to
+// it. x may be the output, as XRows.
+template <typename T>
+struct XBiasRows {
+  const T* x;
+  const float* add;
+  int64_t C;
+  struct Row {
+    const T* x;
+    const float* add;
+    __device__ void load(int64_t c, float (&f)[kVec<T>]) const {
+      load_vec(x + c, f);
+#pragma unroll
+      for (int e = 0; e < kVec<T>; ++e) f[e] += add[c + e];
+    }
+    __device__ float at(int64_t c) const {
+      return to_float(x[c]) + add[c];
+    }
+  };
+  __device__ Row row(int64_t n) const {
+    return {x + n * C, add};
+  }
+};
+
 // Row n = b T + t of the embeddings: word[input_ids[n]] + position[t] + token_type[token_type_ids[n]], summed
 // in fp32 in that order (as the CPU embeddings_forward) from the table entries of the storage dtype.
 template <typename T>
@@ -196,7 +220,7 @@ __device__ __forceinline__ float warp_sum(float v) {
 // is both the residual (16-bit) and the next GEMM's input, and the fusion saves re-reading it. twin [N,C],
 // when not nullptr (training's f32 out only; 8-byte aligned), receives out rounded to Twin (bf16 or f16): the
 // next GEMM's operand in mixed precision, beside the f32 residual. A row of `padded` (inference) leaves as
-// zeros, its input unread.
+// zeros, its input unread (or, padded.already_zero, is left as it is).
 template <typename T, int NV, typename Rows, typename Twin>
 __global__ void __launch_bounds__(kWarpsPerBlock * 32)
     layer_norm_rows_kernel(T* out, float* mean_out, float* rstd_out, uint8_t* __restrict__ codes,
@@ -208,6 +232,7 @@ __global__ void __launch_bounds__(kWarpsPerBlock * 32)
   if (n >= N) return;  // whole warps leave: the shuffles below see full warps
   const int lane = threadIdx.x % 32, vectors = C / V;
   if (padded_row(padded, n)) {  // the whole warp: n is the warp's
+    if (padded.already_zero) return;
     for (int i = lane; i < vectors; i += 32) {
       __stwb(reinterpret_cast<uint4*>(out + n * C + i * V), make_uint4(0, 0, 0, 0));
       if (codes == nullptr) continue;
@@ -318,6 +343,7 @@ __global__ void __launch_bounds__(kGenericThreads)
   __shared__ float scratch[kGenericThreads / 32];
   const int64_t n = blockIdx.x;
   if (padded_row(padded, n)) {  // the whole block, before any barrier
+    if (padded.already_zero) return;
     for (int c = threadIdx.x; c < C; c += kGenericThreads) {
       out[n * C + c] = from_float<T>(0.0f);
       if (codes != nullptr) codes[n * C + c] = 0;
@@ -420,11 +446,18 @@ void launch_rows(CudaContext& ctx, T* out, float* mean, float* rstd, CodesOut co
 
 template <typename T>
 void layer_norm_typed(CudaContext& ctx, void* out, const void* x, const float* weight, const float* bias,
-                      int64_t N, int64_t C, double eps, CodesOut codes, const PaddedRows& padded) {
+                      int64_t N, int64_t C, double eps, CodesOut codes, const PaddedRows& padded,
+                      const float* x_bias) {
   const bool aligned =
       aligned16(out) && aligned16(x) && aligned16(weight) && aligned16(bias) && aligned16(codes.codes);
-  launch_rows(ctx, static_cast<T*>(out), nullptr, nullptr, codes, XRows<T>{static_cast<const T*>(x), C},
-              weight, bias, N, C, eps, aligned, static_cast<__nv_bfloat16*>(nullptr), padded);
+  const auto* x_t = static_cast<const T*>(x);
+  if (x_bias != nullptr) {
+    launch_rows(ctx, static_cast<T*>(out), nullptr, nullptr, codes, XBiasRows<T>{x_t, x_bias, C}, weight,
+                bias, N, C, eps, aligned, static_cast<__nv_bfloat16*>(nullptr), padded);
+  } else {
+    launch_rows(ctx, static_cast<T*>(out), nullptr, nullptr, codes, XRows<T>{x_t, C}, weight, bias, N, C, eps,
+                aligned, static_cast<__nv_bfloat16*>(nullptr), padded);
+  }
 }
 
 template <typename T>
@@ -624,19 +657,21 @@ void launch_training_rows(const char* op, CudaContext& ctx, float* out, float* m
 
 void layer_norm_forward(ExecutionContext& ctx, void* out, const void* x, const float* weight,
                         const float* bias, DType dtype, int64_t N, int64_t C, double eps, uint8_t* codes,
-                        const float* code_scale, const PaddedRows& padded) {
+                        const float* code_scale, const PaddedRows& padded, const float* x_bias) {
   CudaContext& cuda = cuda_context(ctx);
   NLPF_CHECK((codes == nullptr) == (code_scale == nullptr), ErrorCode::INVALID_ARGUMENT,
              "layer_norm_forward (cuda): codes and code_scale are given together or not at all");
+  NLPF_CHECK(!padded.already_zero || (out == x && codes == nullptr), ErrorCode::INVALID_ARGUMENT,
+             "layer_norm_forward (cuda): rows left as zeros need out == x and no E4M3 copy");
   check_padded_rows("layer_norm_forward", padded, N);
   const CodesOut q{codes, code_scale};
   switch (dtype) {
     case DType::F32:
-      return layer_norm_typed<float>(cuda, out, x, weight, bias, N, C, eps, q, padded);
+      return layer_norm_typed<float>(cuda, out, x, weight, bias, N, C, eps, q, padded, x_bias);
     case DType::BF16:
-      return layer_norm_typed<__nv_bfloat16>(cuda, out, x, weight, bias, N, C, eps, q, padded);
+      return layer_norm_typed<__nv_bfloat16>(cuda, out, x, weight, bias, N, C, eps, q, padded, x_bias);
     case DType::F16:
-      return layer_norm_typed<__half>(cuda, out, x, weight, bias, N, C, eps, q, padded);
+      return layer_norm_typed<__half>(cuda, out, x, weight, bias, N, C, eps, q, padded, x_bias);
     default:
       unsupported_dtype("layer_norm_forward", dtype);
   }

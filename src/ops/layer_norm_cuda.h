@@ -17,11 +17,12 @@ namespace nlpf::cuda {
 // row held in registers), nothing saved. With codes [N,C] (and code_scale, one f32 on the device) also the
 // E4M3 copy of out for an fp8 GEMM: codes = e4m3(out as stored / *code_scale), bit-identical to
 // quantize_e4m3_forward applied to out afterwards. padded (ops/padded_rows.h): rows written as 0 unread
-// (N = B T).
+// (N = B T), or, with padded.already_zero (out == x, no codes), left as the zeros they are. x_bias [C] f32,
+// unless nullptr, is added to x before the statistics (in fp32): the bias of an f32 GEMM that left it out.
 void layer_norm_forward(ExecutionContext& ctx, void* out, const void* x, const float* weight,
                         const float* bias, DType dtype, int64_t N, int64_t C, double eps,
                         uint8_t* codes = nullptr, const float* code_scale = nullptr,
-                        const PaddedRows& padded = {});
+                        const PaddedRows& padded = {}, const float* x_bias = nullptr);
 
 // BERT embeddings fused with their LayerNorm: out [B,T,C] = LayerNorm(word[input_ids] + position[t] +
 // token_type[token_type_ids]) with weight, bias f32 [C]; the tables word [V,C], position [P,C], token_type

@@ -16,6 +16,9 @@ namespace nlpf::cuda {
 struct PaddedRows {
   const int32_t* attention_mask = nullptr;  // [B, T] i32 on the device; nullptr: no row is skipped
   int64_t T = 0;
+  // The kernel's output already holds zeros in those rows (an f32 GEMM without bias wrote them from zero
+  // rows): left as they are, neither read nor written.
+  bool already_zero = false;
 };
 
 // A kernel's rows against `padded` (op names the caller): with a mask, T > 0 and the rows B T.

@@ -11,6 +11,7 @@
 #include <cstring>
 #include <memory>
 #include <string>
+#include <utility>
 
 #include "backend/context.h"
 #include "backend/device.h"
@@ -243,6 +244,45 @@ TEST_P(BertFusedCuda, LinearResidualMatchesCpu) {
       ops::linear_residual_forward(gpu(), y, device(x), device(weight), device(bias), residual_arg);
       const std::vector<double> ref_values = to_double(ref);
       EXPECT_TRUE(all_close(values(y), ref_values, scaled(GetParam(), ref_values)));
+    }
+  }
+}
+
+TEST_P(BertFusedCuda, LinearResidualLayerNormMatchesCpuAndKeepsPaddedRowsZero) {
+  // x and residual with zero padded rows, as the attention and the LayerNorms leave them; y poisoned. With
+  // the mask every dtype's padded rows come out exact zeros (f32: written by the GEMM without bias, then left
+  // by the LayerNorm; 16-bit: written by the LayerNorm), the other rows the CPU chain's; without it, every
+  // row the CPU chain's. OC = 96: the warp LayerNorm; 98: the block one (rows off the 16-byte vector).
+  std::mt19937 rng(112);
+  const int64_t B = 4, T = 37;
+  const Tensor mask = ragged_mask(rng, B, T), mask_gpu = to_device(gpu(), mask);
+  const int32_t* m = mask.data<int32_t>();
+  const auto zero_padded = [&](Tensor& t) {
+    const int64_t width = t.dim(2);
+    for (int64_t n = 0; n < B * T; ++n) {
+      if (m[n] == 0 && m[n - n % T] != 0) std::fill_n(t.data<float>() + n * width, width, 0.0f);
+    }
+  };
+  for (const auto& [C, OC] : {std::pair<int64_t, int64_t>{72, 96}, {40, 98}, {768, 768}}) {
+    for (const bool masked : {true, false}) {
+      SCOPED_TRACE("C=" + std::to_string(C) + " OC=" + std::to_string(OC) + (masked ? " masked" : ""));
+      const double bound = 1.0 / std::sqrt(static_cast<double>(C));
+      Tensor x = random_tensor(rng, {B, T, C}, -1, 1), residual = random_tensor(rng, {B, T, OC}, -1, 1);
+      zero_padded(x);
+      zero_padded(residual);
+      const Tensor weight = random_tensor(rng, {OC, C}, -bound, bound),
+                   bias = random_tensor(rng, {OC}, -1, 1);
+      const Tensor ln_w = random_tensor(rng, {OC}, 0.5, 1.5), ln_b = random_tensor(rng, {OC}, -0.5, 0.5);
+      Tensor ref = Tensor::empty(DType::F32, {B, T, OC});
+      ops::linear_residual_layer_norm_forward(cpu_context(), ref, rounded(x), rounded(weight), rounded(bias),
+                                              rounded(residual), ln_w, ln_b, kEps, masked ? &mask : nullptr);
+      Tensor y = poisoned(dtype(), {B, T, OC});
+      ops::linear_residual_layer_norm_forward(gpu(), y, device(x), device(weight), device(bias),
+                                              device(residual), to_device(gpu(), ln_w),
+                                              to_device(gpu(), ln_b), kEps, masked ? &mask_gpu : nullptr);
+      const std::vector<double> got = values(y), want = to_double(ref);
+      EXPECT_TRUE(all_close(got, want, scaled(GetParam(), want)));
+      if (masked) expect_padded_rows_zero(got, mask, OC);
     }
   }
 }

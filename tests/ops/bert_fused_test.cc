@@ -96,6 +96,27 @@ TEST(BertFused, LinearGeluZeroesThePaddedRowsOnly) {
   expect_padded_rows_zero(masked, plain, OC);
 }
 
+TEST(BertFused, LinearResidualLayerNormIsTheLinearThenTheLayerNormAndZeroesThePaddedRowsOnly) {
+  std::mt19937 rng(44);
+  const int64_t OC = 12;
+  const Tensor x = f32_tensor({B, T, C}, random_vector(rng, B * T * C)),
+               residual = f32_tensor({B, T, OC}, random_vector(rng, B * T * OC));
+  const Tensor weight = f32_tensor({OC, C}, random_vector(rng, OC * C, -0.4, 0.4)),
+               bias = f32_tensor({OC}, random_vector(rng, OC)),
+               ln_w = f32_tensor({OC}, random_vector(rng, OC)),
+               ln_b = f32_tensor({OC}, random_vector(rng, OC));
+  const Tensor mask = i32_tensor({B, T}, kMask);
+  Tensor chain = Tensor::empty(DType::F32, {B, T, OC}), plain = Tensor::empty(DType::F32, {B, T, OC}),
+         masked = Tensor::empty(DType::F32, {B, T, OC});
+  ops::linear_residual_forward(cpu_context(), chain, x, weight, bias, &residual);
+  ops::layer_norm_inference_forward(cpu_context(), chain, chain, ln_w, ln_b, 1e-12);
+  ops::linear_residual_layer_norm_forward(cpu_context(), plain, x, weight, bias, residual, ln_w, ln_b, 1e-12);
+  ops::linear_residual_layer_norm_forward(cpu_context(), masked, x, weight, bias, residual, ln_w, ln_b, 1e-12,
+                                          &mask);
+  EXPECT_EQ(std::memcmp(plain.raw_data(), chain.raw_data(), chain.nbytes()), 0);
+  expect_padded_rows_zero(masked, plain, OC);
+}
+
 TEST(BertFused, LayerNormRefusesAMaskOfAnotherShapeOrDtype) {
   const Tensor x = Tensor::zeros(DType::F32, {B, T, C}), w = Tensor::zeros(DType::F32, {C}),
                b = Tensor::zeros(DType::F32, {C});
