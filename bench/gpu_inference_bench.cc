@@ -64,6 +64,8 @@ struct Options {
   std::string fp8_weight_scales = "tensor";  // fp8 only: tensor or channel (core/fp8.h)
   std::string padded_rows = "zero";          // or normalise (BertInference::set_zero_padded_rows)
   std::string tf32_gelu = "exact";           // or epilogue (BertInference::set_tf32_gelu_epilogue)
+  std::string tf32_attention =
+      "cuda-cores";  // or tensor-cores (BertInference::set_tf32_attention_tensor_cores)
 };
 
 json optional_json(const std::optional<double>& v) {
@@ -96,6 +98,7 @@ json measure(ExecutionContext& gpu, EnergyMeter& meter, PowerSampler& sampler,
       {"fp8_weight_scales", precision_text == "fp8" ? json(o.fp8_weight_scales) : json(nullptr)},
       {"padded_rows", o.padded_rows},
       {"tf32_gelu", precision_text == "tf32" ? json(o.tf32_gelu) : json(nullptr)},
+      {"tf32_attention", precision_text == "tf32" ? json(o.tf32_attention) : json(nullptr)},
       {"examples_per_pass", data.size()},
       {"error", nullptr}};
   try {
@@ -115,7 +118,10 @@ json measure(ExecutionContext& gpu, EnergyMeter& meter, PowerSampler& sampler,
                          precision == Precision::FP8 ? calibration : nullptr,
                          parse_fp8_weight_scales(o.fp8_weight_scales));
     engine.set_zero_padded_rows(o.padded_rows == "zero");
-    if (precision == Precision::TF32) engine.set_tf32_gelu_epilogue(o.tf32_gelu == "epilogue");
+    if (precision == Precision::TF32) {
+      engine.set_tf32_gelu_epilogue(o.tf32_gelu == "epilogue");
+      engine.set_tf32_attention_tensor_cores(o.tf32_attention == "tensor-cores");
+    }
     InferenceRunner runner(engine, data, options);
     if (!gpu_warm) {
       warm_up_gpu(runner, o.gpu_warmup_seconds);
@@ -265,6 +271,11 @@ int main(int argc, char** argv) {
                  "tf32: the feed-forward GELU as the exact erf pass (exact, the engine's) or cuBLASLt's tanh "
                  "epilogue (epilogue)")
       ->check(CLI::IsMember({"exact", "epilogue"}));
+  app.add_option(
+         "--tf32-attention", o.tf32_attention,
+         "tf32: the attention's products on the CUDA cores in fp32 (cuda-cores, the engine's) or on the "
+         "tensor cores in tf32 (tensor-cores)")
+      ->check(CLI::IsMember({"cuda-cores", "tensor-cores"}));
   app.add_option("--out", o.out, "also write the JSON here (rewritten after every record)");
   CLI11_PARSE(app, argc, argv);
   try {

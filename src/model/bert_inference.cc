@@ -237,6 +237,13 @@ void BertInference::set_tf32_gelu_epilogue(bool epilogue) {
   f32_gelu_ = epilogue ? ops::F32Gelu::TANH_EPILOGUE : ops::F32Gelu::EXACT_PASS;
 }
 
+void BertInference::set_tf32_attention_tensor_cores(bool tensor_cores) {
+  NLPF_CHECK(!tensor_cores || precision_ == Precision::TF32, ErrorCode::INVALID_ARGUMENT,
+             "inference engine: the tensor-core attention choice is tf32's (this engine is ",
+             precision_name(precision_), ")");
+  tf32_attention_tensor_cores_ = tensor_cores;
+}
+
 BertInference::Output BertInference::forward(const Tensor& input_ids, const Tensor& token_type_ids,
                                              const Tensor& attention_mask, const Tensor* labels,
                                              Tensor* correct) {
@@ -256,7 +263,8 @@ BertInference::Output BertInference::forward(const Tensor& input_ids, const Tens
                                      emb_ln_w_, emb_ln_b_, eps, nullptr, padding);
   for (const Layer& w : layers_) {
     ops::linear_residual_forward(ctx_, qkv, hidden, w.qkv_w, w.qkv_b, nullptr);
-    ops::fused_attention_forward(ctx_, context, qkv, attention_mask, config_.num_attention_heads);
+    ops::fused_attention_forward(ctx_, context, qkv, attention_mask, config_.num_attention_heads, nullptr,
+                                 tf32_attention_tensor_cores_);
     ops::linear_residual_layer_norm_forward(ctx_, attn, context, w.attn_out_w, w.attn_out_b, hidden, w.ln1_w,
                                             w.ln1_b, eps, padding);
     ops::linear_gelu_forward(ctx_, inter, attn, w.inter_w, w.inter_b, padding, f32_gelu_);

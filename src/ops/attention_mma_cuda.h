@@ -1,6 +1,7 @@
-// Tensor-core fused attention for 16-bit inference (attention_mma_cuda.cu): the same contract as
-// cuda::fused_attention_forward (attention_cuda.h) for F16 and BF16 at head sizes 32, 64 and 128, with the
-// two products on the tensor cores (mma.sync m16n8k16, fp32 accumulation) instead of the CUDA cores.
+// Tensor-core fused attention for 16-bit and tf32 inference (attention_mma_cuda.cu): the same contract as
+// cuda::fused_attention_forward (attention_cuda.h) for F16 and BF16 at head sizes 32, 64 and 128, and for F32
+// under TF32 math at 32 and 64, with the two products on the tensor cores (mma.sync m16n8k16, m16n8k8 tf32;
+// fp32 accumulation) instead of the CUDA cores.
 #pragma once
 
 #include <cstdint>
@@ -23,5 +24,15 @@ bool fused_attention_mma_supports(DType dtype, int64_t HS, int64_t T);
 void fused_attention_forward_mma(ExecutionContext& ctx, void* out, const void* qkv,
                                  const int32_t* attention_mask, DType dtype, int64_t B, int64_t T, int64_t NH,
                                  int64_t HS, uint8_t* codes = nullptr, const float* code_scale = nullptr);
+
+// Whether fused_attention_forward_tf32 takes this case: HS 32 or 64, T <= 512.
+bool fused_attention_tf32_supports(int64_t HS, int64_t T);
+
+// The same contract for f32 storage under TF32 math: Q, K, V and the probabilities rounded to tf32 (cvt.rna)
+// for the two products (mma.sync m16n8k8 tf32, fp32 accumulation); scores, softmax statistics and out in
+// fp32. INVALID_ARGUMENT for a case fused_attention_tf32_supports refuses.
+void fused_attention_forward_tf32(ExecutionContext& ctx, float* out, const float* qkv,
+                                  const int32_t* attention_mask, int64_t B, int64_t T, int64_t NH,
+                                  int64_t HS);
 
 }  // namespace nlpf::cuda

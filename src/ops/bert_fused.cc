@@ -405,8 +405,11 @@ bool linear_fp8_gelu_e4m3_supported(ExecutionContext& ctx, Tensor& y, const Tens
 }
 
 void fused_attention_forward(ExecutionContext& ctx, Tensor& out, const Tensor& qkv,
-                             const Tensor& attention_mask, int64_t NH, const E4m3Copy* e4m3) {
+                             const Tensor& attention_mask, int64_t NH, const E4m3Copy* e4m3,
+                             bool tf32_tensor_cores) {
   constexpr const char* kOp = "fused_attention_forward";
+  NLPF_CHECK(!tf32_tensor_cores || ctx.math_mode() == MathMode::TF32, ErrorCode::INVALID_ARGUMENT, kOp,
+             ": the tf32 tensor-core attention needs TF32 math (fp32 keeps IEEE products)");
   const Device device =
       detail::common_device(kOp, ctx, {{"out", &out}, {"qkv", &qkv}, {"attention_mask", &attention_mask}});
   NLPF_CHECK(qkv.rank() == 3 && qkv.dim(2) % 3 == 0, ErrorCode::INVALID_ARGUMENT, kOp, ": qkv has shape ",
@@ -442,7 +445,12 @@ void fused_attention_forward(ExecutionContext& ctx, Tensor& out, const Tensor& q
       if constexpr (kCudaBuilt) {
         // 16-bit at BERT's head sizes: the tensor-core kernel (writing the E4M3 copy itself); f32 and other
         // head sizes: the CUDA-core one, then a quantisation pass for an E4M3 copy.
-        if (cuda::fused_attention_mma_supports(qkv.dtype(), C / NH, T)) {
+        if (tf32_tensor_cores && qkv.dtype() == DType::F32 &&
+            cuda::fused_attention_tf32_supports(C / NH, T)) {
+          cuda::fused_attention_forward_tf32(ctx, out.data<float>(), qkv.data<float>(),
+                                             attention_mask.data<int32_t>(), B, T, NH, C / NH);
+          if (e4m3) quantize_e4m3_forward(ctx, *e4m3->codes, out, *e4m3->scale);
+        } else if (cuda::fused_attention_mma_supports(qkv.dtype(), C / NH, T)) {
           cuda::fused_attention_forward_mma(ctx, out.raw_data(), qkv.raw_data(),
                                             attention_mask.data<int32_t>(), qkv.dtype(), B, T, NH, C / NH,
                                             e4m3 ? static_cast<uint8_t*>(e4m3->codes->raw_data()) : nullptr,

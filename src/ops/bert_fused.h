@@ -106,9 +106,12 @@ bool linear_fp8_gelu_e4m3_supported(ExecutionContext& ctx, Tensor& y, const Tens
 // the pooler reads token 0), so the logits are HF's, and the GPU skips the work (most of a batch padded to
 // max-length). A sequence with no token at all keeps HF's rows (uniform attention over all T keys). With e4m3
 // also out's E4M3 copy: written by the tensor-core kernel itself (16-bit, head sizes 32/64/128), else by a
-// quantize_e4m3_forward pass after it.
+// quantize_e4m3_forward pass after it. tf32_tensor_cores: f32 on CUDA under TF32 math takes the tensor-core
+// kernel (Q, K, V and the probabilities rounded to tf32; head sizes 32 and 64, else the CUDA-core kernel)
+// instead of the fp32 CUDA-core one; INVALID_ARGUMENT under other math (fp32 keeps IEEE products).
 void fused_attention_forward(ExecutionContext& ctx, Tensor& out, const Tensor& qkv,
-                             const Tensor& attention_mask, int64_t NH, const E4m3Copy* e4m3 = nullptr);
+                             const Tensor& attention_mask, int64_t NH, const E4m3Copy* e4m3 = nullptr,
+                             bool tf32_tensor_cores = false);
 
 // The pooler and classifier on token 0 of hidden [B,T,C]: pooled = tanh(hidden[:,0] pooler_weight^T +
 // pooler_bias), logits [B,NL] f32 = pooled classifier_weight^T + classifier_bias (classifier_bias f32),

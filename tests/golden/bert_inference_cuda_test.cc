@@ -76,14 +76,21 @@ BertConfig random_config(int64_t hidden, int64_t layers, int64_t heads, int64_t 
   return config;
 }
 
+// The tf32 engine's optional kernels (BertInference::set_tf32_*), all off by default.
+struct Tf32Choices {
+  bool gelu_epilogue = false;
+  bool attention_tensor_cores = false;
+};
+
 // Logits of one batch through the engine on `ctx`.
 std::vector<double> engine_logits(ExecutionContext& ctx, const BertConfig& config,
                                   const std::map<std::string, Tensor>& parameters, Precision precision,
                                   const Tensor& ids, const Tensor& types, const Tensor& mask,
-                                  bool tf32_gelu_epilogue = false) {
+                                  const Tf32Choices& tf32 = {}) {
   const int64_t B = ids.dim(0), T = ids.dim(1);
   BertInference engine(ctx, config, parameters, precision, B + 1, T + 3);  // a plan larger than the batch
-  if (tf32_gelu_epilogue) engine.set_tf32_gelu_epilogue(true);
+  if (tf32.gelu_epilogue) engine.set_tf32_gelu_epilogue(true);
+  if (tf32.attention_tensor_cores) engine.set_tf32_attention_tensor_cores(true);
   const bool on_device = ctx.device().type == DeviceType::CUDA;
   const Tensor d_ids = on_device ? to_device(ctx, ids) : ids,
                d_types = on_device ? to_device(ctx, types) : types,
@@ -111,11 +118,15 @@ void expect_goldens(ExecutionContext& ctx, const BertConfig& config,
         engine_logits(ctx, config, parameters, c.precision, as_i32(ids), as_i32(types), as_i32(mask));
     EXPECT_TRUE(test::all_close(logits, ref, test::Tolerance{c.rtol, c.rtol * largest_abs(ref)}));
     if (c.precision == Precision::TF32) {
-      SCOPED_TRACE("tf32 with the GELU epilogue");
-      const std::vector<double> epilogue =
-          engine_logits(ctx, config, parameters, c.precision, as_i32(ids), as_i32(types), as_i32(mask), true);
-      EXPECT_TRUE(test::all_close(epilogue, ref, test::Tolerance{c.rtol, c.rtol * largest_abs(ref)}));
-      EXPECT_NE(epilogue, logits) << "the tanh epilogue computes another GELU than the exact pass";
+      for (const Tf32Choices& choices :
+           {Tf32Choices{.gelu_epilogue = true}, Tf32Choices{.attention_tensor_cores = true}}) {
+        SCOPED_TRACE(choices.gelu_epilogue ? "tf32 with the GELU epilogue"
+                                           : "tf32 with tensor-core attention");
+        const std::vector<double> other = engine_logits(ctx, config, parameters, c.precision, as_i32(ids),
+                                                        as_i32(types), as_i32(mask), choices);
+        EXPECT_TRUE(test::all_close(other, ref, test::Tolerance{c.rtol, c.rtol * largest_abs(ref)}));
+        EXPECT_NE(other, logits) << "the choice runs other arithmetic than the default";
+      }
     }
   }
 }
@@ -197,14 +208,17 @@ TEST_F(CudaInferenceTest, ZeroedPaddedRowsLeaveTheLogitsBitForBit) {
   }
 }
 
-TEST_F(CudaInferenceTest, GeluEpilogueIsTf32sChoiceOnly) {
+TEST_F(CudaInferenceTest, Tf32ChoicesAreTf32sOnly) {
   const BertConfig config = random_config(64, 1, 2, 128, 32);
   BertForSequenceClassification model(config, 79);
   for (const Precision p : {Precision::FP32, Precision::BF16, Precision::FP16}) {
     BertInference engine(*ctx_, config, model.parameters(), p, 2, 16);
     EXPECT_THROW(engine.set_tf32_gelu_epilogue(true), Error) << precision_name(p);
+    EXPECT_THROW(engine.set_tf32_attention_tensor_cores(true), Error) << precision_name(p);
     engine.set_tf32_gelu_epilogue(false);
+    engine.set_tf32_attention_tensor_cores(false);
     EXPECT_FALSE(engine.tf32_gelu_epilogue());
+    EXPECT_FALSE(engine.tf32_attention_tensor_cores());
   }
 }
 

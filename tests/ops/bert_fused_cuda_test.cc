@@ -360,6 +360,46 @@ TEST(BertFusedTf32Cuda, GeluEpilogueComputesTheTanhFormUnderTf32Only) {
   EXPECT_TRUE(all_close(to_double(got), want, Tolerance{1e-2, 1e-2 * largest_abs(want)}));
 }
 
+TEST(BertFusedTf32Cuda, TensorCoreAttentionMatchesCpuWithPaddingUnderTf32Only) {
+  // The tf32 tensor-core kernel (head sizes 32 and 64; whole and partial tiles of 64, T = 1, a sequence with
+  // holes, one cut short, one all padding) against the CPU at TF32's tolerance, out poisoned with NaN first;
+  // not bit-equal to the fp32 CUDA-core kernel (the products really are tf32); refused under IEEE math.
+  if (!cuda_built()) GTEST_SKIP() << "built without CUDA";
+  if (cuda_devices().empty()) GTEST_SKIP() << "no CUDA device visible";
+  const std::unique_ptr<ExecutionContext> gpu = make_execution_context(Device{DeviceType::CUDA, 0});
+  gpu->set_math_mode(MathMode::TF32);
+  std::mt19937 rng(113);
+  struct Size {
+    int64_t B, T, C, NH;
+  };
+  for (const Size s : {Size{3, 37, 96, 3}, Size{3, 1, 64, 2}, Size{3, 130, 768, 12}, Size{5, 128, 768, 12},
+                       Size{3, 64, 384, 12}, Size{4, 70, 384, 12}, Size{2, 511, 128, 2}}) {
+    SCOPED_TRACE("B=" + std::to_string(s.B) + " T=" + std::to_string(s.T) + " C=" + std::to_string(s.C) +
+                 " NH=" + std::to_string(s.NH));
+    const Tensor qkv = random_tensor(rng, {s.B, s.T, 3 * s.C}, -2, 2);
+    const Tensor mask = ragged_mask(rng, s.B, s.T), mask_gpu = to_device(*gpu, mask),
+                 qkv_gpu = to_device(*gpu, qkv);
+    Tensor ref = Tensor::empty(DType::F32, {s.B, s.T, s.C});
+    ops::fused_attention_forward(cpu_context(), ref, qkv, mask, s.NH);
+    Tensor poison = Tensor::empty(DType::F32, {s.B, s.T, s.C});
+    std::memset(poison.raw_data(), 0xFF, poison.nbytes());
+    Tensor tensor_cores = to_device(*gpu, poison), cuda_cores = to_device(*gpu, poison);
+    ops::fused_attention_forward(*gpu, tensor_cores, qkv_gpu, mask_gpu, s.NH, nullptr, true);
+    ops::fused_attention_forward(*gpu, cuda_cores, qkv_gpu, mask_gpu, s.NH);
+    const std::vector<double> want = to_double(ref), got = to_double(to_host(*gpu, tensor_cores));
+    EXPECT_TRUE(all_close(got, want, Tolerance{1e-2, 1e-2 * largest_abs(want)}));
+    if (s.T > 1) {
+      EXPECT_NE(got, to_double(to_host(*gpu, cuda_cores)));
+    }
+  }
+  gpu->set_math_mode(MathMode::IEEE_FP32);
+  const Tensor mask = to_device(*gpu, i32_tensor({1, 4}, std::vector<int32_t>(4, 1)));
+  Tensor out = to_device(*gpu, Tensor::zeros(DType::F32, {1, 4, 64})),
+         qkv = to_device(*gpu, Tensor::zeros(DType::F32, {1, 4, 192}));
+  expect_error([&] { ops::fused_attention_forward(*gpu, out, qkv, mask, 2, nullptr, true); },
+               ErrorCode::INVALID_ARGUMENT, {"TF32"});
+}
+
 TEST_P(BertFusedCuda, LinearGeluIntoAnUnalignedViewMatchesCpu) {
   // y one element past a 16-byte boundary: the GELU kernel's element-at-a-time path.
   std::mt19937 rng(106);
