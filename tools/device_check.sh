@@ -3,7 +3,7 @@
 # tools/make_device_carry.sh). Builds nlpf with CUDA, runs the whole test suite (cpu + cuda labels), makes the
 # Hugging Face reference fixtures, checks that transformers loads what nlpf writes, and runs the benchmarks
 # side by side with PyTorch/HF. Logs and results go to $OUT (results.tgz holds the fixtures and JSON).
-# Usage: tools/device_check.sh [all|build|test|sanitize|goldens|roundtrip|finetune|bench|bench_cpu|bench_gpu|measure|finetune_gpu|study_gpu|bench_train|profile_train|fp8_gpu|fp8_channel|fp8_small_batches]...
+# Usage: tools/device_check.sh [all|build|test|sanitize|goldens|roundtrip|finetune|bench|bench_cpu|bench_gpu|measure|finetune_gpu|study_gpu|bench_train|profile_train|fp8_gpu|fp8_channel|fp8_small_batches|tf32_ab]...
 #        (default: all; bench_gpu is not in all: about 10 minutes per model, run it on its own; nor are finetune_gpu
 #        and bench_train)
 # sanitize: the cuda-labelled tests under compute-sanitizer memcheck and racecheck
@@ -24,6 +24,10 @@
 #            (6..1), refit (layers with --refit-epochs 1), precision (fp32 tf32 bf16 fp16 fp8), grid (lengths 128 64
 #            32 16 x layers 6 4 2 x fp32 bf16 fp16 fp8); STUDY_GPU_DEVICES (e.g. cuda:0,cuda:1) runs the grid's points
 #            on several GPUs at once
+# tf32_ab: the tf32 engine's A/B switches, bert_base padded to 128 at batch 32/64/256 (bench/gpu_inference_bench
+#          only; builds only its target): the attention on the CUDA cores (default) against the tensor cores
+#          (--tf32-attention tensor-cores), alternated A B A B, then 64 autotune candidates instead of 8, then ncu
+#          of one batch of 64 with the tensor-core attention; results/tf32_ab/, the printed lines in the summary
 # bench_gpu: GPU inference, nlpf (bench/gpu_inference_bench) and PyTorch eager + torch.compile
 #            (bench/peer/peer_gpu_inference.py) side by side; BENCH_GPU_MODELS, BENCH_GPU_PRECISIONS,
 #            BENCH_GPU_BATCHES, BENCH_GPU_TRIALS, BENCH_GPU_SECONDS, BENCH_GPU_ENGINES narrow it
@@ -47,7 +51,8 @@ mkdir -p "$res/logs"
 carry="$root/carry"
 steps=${*:-all}
 want() { [[ " $steps " == *" all "* && $1 != bench_gpu && $1 != phase2_gpu && $1 != finetune_gpu && $1 != study_gpu &&
-  $1 != bench_train && $1 != profile_train && $1 != fp8_gpu && $1 != fp8_channel && $1 != fp8_small_batches ||
+  $1 != bench_train && $1 != profile_train && $1 != fp8_gpu && $1 != fp8_channel && $1 != fp8_small_batches &&
+  $1 != tf32_ab ||
   " $steps " == *" $1 "* ]]; }
 status=0
 note() { echo "== $*" | tee -a "$out/summary.txt"; }
@@ -302,6 +307,31 @@ if want bench_gpu; then
   python3 bench/report_gpu_inference.py "$res/gpu_inference_ours.json" "$res/gpu_inference_peer.json" \
     --markdown-out "$out/gpu_inference_report.md" | tee -a "$out/summary.txt"
   cp "$res/gpu_inference_ours.json" "$res/gpu_inference_peer.json" "$out/" 2>/dev/null || true
+fi
+if want tf32_ab; then
+  ab="$res/tf32_ab"
+  mkdir -p "$ab"
+  run_step tf32_ab_build build_target gpu_inference_bench
+  ab_common=(--dev-tsv "$carry/shared/data/sst2/dev.tsv" --vocab-dir "$carry/shared/models/bert-base-uncased"
+    --config-dir "$carry/shared/models/bert-base-uncased" --models bert_base --precisions tf32 --paddings max_length
+    --batch-sizes 32 64 256 --trials 3 --min-trial-seconds 1.5 --idle-seconds 1 --warmup-seconds 1)
+  ab_warm=25  # the first run warms the fresh GPU
+  for round in 1 2; do
+    for attention in cuda-cores tensor-cores; do
+      run_step "tf32_ab_${attention}_$round" build-gpu/bench/gpu_inference_bench "${ab_common[@]}" \
+        --tf32-attention "$attention" --gpu-warmup-seconds "$ab_warm" --out "$ab/${attention}_$round.json"
+      ab_warm=0
+      grep -h "^nlpf" "$res/logs/tf32_ab_${attention}_$round.log" | sed "s/^/$attention: /" | tee -a "$out/summary.txt"
+    done
+  done
+  run_step tf32_ab_autotune64 build-gpu/bench/gpu_inference_bench "${ab_common[@]}" --autotune-candidates 64 \
+    --gpu-warmup-seconds 0 --out "$ab/autotune64.json"
+  grep -h "^nlpf" "$res/logs/tf32_ab_autotune64.log" | sed "s/^/autotune 64: /" | tee -a "$out/summary.txt"
+  run_step tf32_ab_ncu ncu --clock-control none --metrics gpu__time_duration.sum,sm__cycles_elapsed.avg.per_second \
+    --csv --launch-skip 3000 --launch-count 110 --log-file "$ab/ncu.log" build-gpu/bench/gpu_inference_bench \
+    "${ab_common[@]}" --batch-sizes 64 --tf32-attention tensor-cores --trials 1 --min-trial-seconds 1 \
+    --warmup-seconds 0.5 --idle-seconds 0 --gpu-warmup-seconds 0
+  grep '^"' "$ab/ncu.log" | gzip -9 >"$ab/ncu_tf32_b64_tensor_cores.csv.gz"
 fi
 if want measure; then
   # Issue 4 item 8: about 4 minutes of GPU load; exit 0 only when checks a, b and c all pass.
