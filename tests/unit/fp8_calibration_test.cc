@@ -1,7 +1,7 @@
 // fp8 activation calibration (model/fp8_calibration.h) on the tiny model: every linear layer's input is a
 // site, each amax equals the largest |x| of that input over the calibration examples' real tokens (checked
-// against the examples run one at a time, without padding, by hand), the result is a function of the seed, it
-// round-trips through JSON, and bad files are refused.
+// against the examples run one at a time, without padding, by hand, to 1e-6), the result is a function of the
+// seed, it round-trips through JSON, and bad files are refused.
 #include "model/fp8_calibration.h"
 
 #include <gtest/gtest.h>
@@ -48,7 +48,11 @@ TEST(Fp8Calibration, EveryLinearInputIsASiteWithItsLargestMagnitude) {
     model.forward(batch, ForwardMode::EVAL);
   }
   model.set_activation_observer(nullptr);
-  for (const auto& [site, value] : expected) EXPECT_EQ(c.amax.at(site), value) << site;
+  // Within 1e-6 relative, not bit for bit: a batch of 3 padded to its longest and a batch of 1 run products
+  // of other shapes, which may round differently in the last bits (1-2 ulp from layer 1 on, measured on a
+  // machine whose OpenBLAS 0.3.21 detects its CPU as "Prescott"). A padded row taken into the maximum would
+  // be another value altogether, which this still catches.
+  for (const auto& [site, value] : expected) EXPECT_NEAR(c.amax.at(site), value, 1e-6f * value) << site;
 }
 
 TEST(Fp8Calibration, AFunctionOfTheSeedAndNoOtherState) {
