@@ -230,17 +230,18 @@ BertInference::BertInference(ExecutionContext& ctx, const BertConfig& config,
   }
 }
 
+void BertInference::check_tf32_choice(bool on, const char* choice) const {
+  NLPF_CHECK(!on || precision_ == Precision::TF32, ErrorCode::INVALID_ARGUMENT, "inference engine: the ",
+             choice, " choice is tf32's (this engine is ", precision_name(precision_), ")");
+}
+
 void BertInference::set_tf32_gelu_epilogue(bool epilogue) {
-  NLPF_CHECK(!epilogue || precision_ == Precision::TF32, ErrorCode::INVALID_ARGUMENT,
-             "inference engine: the GELU epilogue choice is tf32's (this engine is ",
-             precision_name(precision_), ")");
+  check_tf32_choice(epilogue, "GELU epilogue");
   f32_gelu_ = epilogue ? ops::F32Gelu::TANH_EPILOGUE : ops::F32Gelu::EXACT_PASS;
 }
 
 void BertInference::set_tf32_attention_tensor_cores(bool tensor_cores) {
-  NLPF_CHECK(!tensor_cores || precision_ == Precision::TF32, ErrorCode::INVALID_ARGUMENT,
-             "inference engine: the tensor-core attention choice is tf32's (this engine is ",
-             precision_name(precision_), ")");
+  check_tf32_choice(tensor_cores, "tensor-core attention");
   tf32_attention_tensor_cores_ = tensor_cores;
 }
 

@@ -88,8 +88,9 @@ class BertInference {
   // output with the GELU epilogue on this device), or writes bf16 that a quantise pass converts.
   bool fp8_gelu_writes_codes() const { return fp8_gelu_codes_; }
   Fp8Granularity fp8_weight_scales() const { return fp8_weight_scales_; }
-  // Whether the LayerNorms (and the f32 / tf32 GELU pass) write the rows of padded tokens as 0 without
-  // reading them (the default; ops/bert_fused.h), or compute every row as HF does. Either way the logits are
+  // Whether the rows of padded tokens are zeros that no kernel reads (the default; ops/bert_fused.h: the
+  // LayerNorms write them as 0, and at f32 the GEMMs without bias keep them 0 for the GELU pass and the
+  // LayerNorms to skip), or every row is computed as HF does. Either way the logits are
   // the same bits (no output reads those rows); the choice moves only time and energy, which
   // bench/gpu_inference_bench measures.
   void set_zero_padded_rows(bool zero) { zero_padded_rows_ = zero; }
@@ -122,6 +123,8 @@ class BertInference {
   Tensor upload(const Tensor& host, DType dtype);
   Tensor upload_scale(float value);
   Fp8Linear upload_fp8(const Tensor& weight, float x_scale, Fp8Granularity granularity);
+  // INVALID_ARGUMENT when `on` asks a tf32-only choice (named `choice`) of an engine of another precision.
+  void check_tf32_choice(bool on, const char* choice) const;
   Output forward_fp8(const Tensor& input_ids, const Tensor& token_type_ids, const Tensor& attention_mask,
                      const Tensor* labels, Tensor* correct);
 

@@ -71,6 +71,28 @@ Device check_linear(const char* op, const ExecutionContext& ctx, const Tensor& y
   return device;
 }
 
+// The checks of linear_residual_forward's operands (check_linear's, and residual, when given, of y's device,
+// shape and dtype). Returns the device.
+Device check_linear_residual(const char* op, const ExecutionContext& ctx, const Tensor& y, const Tensor& x,
+                             const Tensor& weight, const Tensor& bias, const Tensor* residual) {
+  const Device device = check_linear(op, ctx, y, x, weight, bias);
+  if (residual) {
+    detail::common_device(op, ctx, {{"y", &y}, {"residual", residual}});
+    detail::check_shape(op, "residual", *residual, y.shape());
+    check_same_dtype(op, {{"y", &y}, {"residual", residual}});
+  }
+  return device;
+}
+
+// The checks of a LayerNorm's parameters: weight and bias f32 [C] (named as the op names them).
+void check_layer_norm_parameters(const char* op, const Tensor& weight, const Tensor& bias, int64_t C,
+                                 const char* weight_name = "weight", const char* bias_name = "bias") {
+  detail::check_dtype(op, weight_name, weight, DType::F32);
+  detail::check_dtype(op, bias_name, bias, DType::F32);
+  detail::check_shape(op, weight_name, weight, {C});
+  detail::check_shape(op, bias_name, bias, {C});
+}
+
 // A host copy of a contiguous slice: columns [begin, begin + width) of every row of a [rows, stride] f32
 // array.
 void copy_columns(float* out, const float* in, int64_t rows, int64_t stride, int64_t begin, int64_t width) {
@@ -173,10 +195,7 @@ void embeddings_layer_norm_forward(ExecutionContext& ctx, Tensor& out, const Ten
   NLPF_CHECK(position.rank() == 2 && position.dim(0) >= T && position.dim(1) == C,
              ErrorCode::INVALID_ARGUMENT, kOp, ": position has shape ", shape_string(position.shape()),
              ", expected [P >= ", T, ", ", C, "]");
-  detail::check_dtype(kOp, "weight", weight, DType::F32);
-  detail::check_dtype(kOp, "bias", bias, DType::F32);
-  detail::check_shape(kOp, "weight", weight, {C});
-  detail::check_shape(kOp, "bias", bias, {C});
+  check_layer_norm_parameters(kOp, weight, bias, C);
   if (e4m3) check_e4m3_copy(kOp, ctx, out, *e4m3);
   const cuda::PaddedRows padded = check_padding_mask(kOp, ctx, out, attention_mask);
   switch (device.type) {
@@ -205,13 +224,8 @@ void embeddings_layer_norm_forward(ExecutionContext& ctx, Tensor& out, const Ten
 void linear_residual_forward(ExecutionContext& ctx, Tensor& y, const Tensor& x, const Tensor& weight,
                              const Tensor& bias, const Tensor* residual) {
   constexpr const char* kOp = "linear_residual_forward";
-  const Device device = check_linear(kOp, ctx, y, x, weight, bias);
+  const Device device = check_linear_residual(kOp, ctx, y, x, weight, bias, residual);
   const Shape& y_shape = y.shape();
-  if (residual) {
-    detail::common_device(kOp, ctx, {{"y", &y}, {"residual", residual}});
-    detail::check_shape(kOp, "residual", *residual, y_shape);
-    check_same_dtype(kOp, {{"y", &y}, {"residual", residual}});
-  }
   switch (device.type) {
     case DeviceType::CPU: {
       Tensor product = Tensor::empty(DType::F32, y_shape);
@@ -284,10 +298,7 @@ void layer_norm_inference_forward(ExecutionContext& ctx, Tensor& out, const Tens
   detail::check_shape(kOp, "out", out, x.shape());
   check_compute_dtype(kOp, "x", x, device);
   check_same_dtype(kOp, {{"x", &x}, {"out", &out}});
-  detail::check_dtype(kOp, "weight", weight, DType::F32);
-  detail::check_dtype(kOp, "bias", bias, DType::F32);
-  detail::check_shape(kOp, "weight", weight, {C});
-  detail::check_shape(kOp, "bias", bias, {C});
+  check_layer_norm_parameters(kOp, weight, bias, C);
   if (e4m3) check_e4m3_copy(kOp, ctx, out, *e4m3);
   const cuda::PaddedRows padded = check_padding_mask(kOp, ctx, out, attention_mask);
   switch (device.type) {
@@ -321,15 +332,10 @@ void linear_residual_layer_norm_forward(ExecutionContext& ctx, Tensor& y, const 
     return;
   }
   if constexpr (kCudaBuilt) {
-    check_linear(kOp, ctx, y, x, weight, bias);
-    detail::common_device(kOp, ctx, {{"y", &y}, {"residual", &residual}});
-    detail::check_shape(kOp, "residual", residual, y.shape());
-    check_same_dtype(kOp, {{"y", &y}, {"residual", &residual}});
+    check_linear_residual(kOp, ctx, y, x, weight, bias, &residual);
+    detail::common_device(kOp, ctx, {{"y", &y}, {"ln_weight", &ln_weight}, {"ln_bias", &ln_bias}});
     const int64_t C = x.dim(-1), OC = weight.dim(0), N = x.numel() / C;
-    detail::check_dtype(kOp, "ln_weight", ln_weight, DType::F32);
-    detail::check_dtype(kOp, "ln_bias", ln_bias, DType::F32);
-    detail::check_shape(kOp, "ln_weight", ln_weight, {OC});
-    detail::check_shape(kOp, "ln_bias", ln_bias, {OC});
+    check_layer_norm_parameters(kOp, ln_weight, ln_bias, OC, "ln_weight", "ln_bias");
     cuda::PaddedRows padded = check_padding_mask(kOp, ctx, y, attention_mask);
     padded.already_zero = true;
     cuda::linear_forward(ctx, y.raw_data(), x.raw_data(), weight.raw_data(), nullptr, residual.raw_data(),

@@ -28,12 +28,14 @@ struct E4m3Copy {
   const Tensor* scale = nullptr;
 };
 
-// The LayerNorms and linear_gelu_forward take the batch's attention_mask [B,T] (i32; out [B,T,C]) optionally:
-// with it, the rows of padded tokens in sequences whose token 0 is real are 0 (E4M3 code 0), which the GPU
-// writes without reading their input (ops/padded_rows.h). No output depends on those rows
-// (fused_attention_forward masks padded keys and zeroes padded queries, the pooler reads token 0), and zeros
-// keep every product over them finite; a sequence with no token at all keeps HF's rows. The GEMMs still run
-// over the padded shape, so --padding max-length costs what padding costs in the dense products (DESIGN §2).
+// The LayerNorms, linear_gelu_forward and linear_residual_layer_norm_forward take the batch's attention_mask
+// [B,T] (i32; out [B,T,C]) optionally: with it, the rows of padded tokens in sequences whose token 0 is real
+// are 0 (E4M3 code 0), which the GPU writes without reading their input (ops/padded_rows.h). No output
+// depends on those rows (fused_attention_forward masks padded keys and zeroes padded queries, the pooler
+// reads token 0), and zeros keep every product over them finite; a sequence with no token at all keeps HF's
+// rows. The GEMMs still run over the padded shape, so --padding max-length costs what padding costs in the
+// dense products (DESIGN §2).
+
 // out [B,T,C] = LayerNorm(word[input_ids] + position[0..T-1] + token_type[token_type_ids]); input_ids,
 // token_type_ids [B,T]; word [V,C], position [P,C], token_type [TV,C]; weight, bias [C] f32.
 void embeddings_layer_norm_forward(ExecutionContext& ctx, Tensor& out, const Tensor& input_ids,

@@ -70,9 +70,10 @@ __global__ void __launch_bounds__(kThreads)
     gelu_forward_kernel(T* out, const T* x, int64_t vectors, int64_t N) {
   const int64_t stride = static_cast<int64_t>(gridDim.x) * kThreads;
   const int64_t first = static_cast<int64_t>(blockIdx.x) * kThreads + threadIdx.x;
-  for (int64_t i = first; i < vectors; i += stride)
-    __stwb(reinterpret_cast<uint4*>(out + i * kVec<T>),
-           gelu_vec<T>(*reinterpret_cast<const uint4*>(x + i * kVec<T>)));
+  for (int64_t i = first; i < vectors; i += stride) {
+    const uint4 raw = *reinterpret_cast<const uint4*>(x + i * kVec<T>);
+    __stwb(reinterpret_cast<uint4*>(out + i * kVec<T>), gelu_vec<T>(raw));
+  }
   for (int64_t i = vectors * kVec<T> + first; i < N; i += stride)
     out[i] = from_float<T>(gelu(to_float(x[i])));
 }

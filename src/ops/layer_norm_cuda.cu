@@ -450,13 +450,15 @@ void layer_norm_typed(CudaContext& ctx, void* out, const void* x, const float* w
                       const float* x_bias) {
   const bool aligned =
       aligned16(out) && aligned16(x) && aligned16(weight) && aligned16(bias) && aligned16(codes.codes);
+  const auto rows_launch = [&](const auto& rows) {
+    launch_rows(ctx, static_cast<T*>(out), nullptr, nullptr, codes, rows, weight, bias, N, C, eps, aligned,
+                static_cast<__nv_bfloat16*>(nullptr), padded);
+  };
   const auto* x_t = static_cast<const T*>(x);
   if (x_bias != nullptr) {
-    launch_rows(ctx, static_cast<T*>(out), nullptr, nullptr, codes, XBiasRows<T>{x_t, x_bias, C}, weight,
-                bias, N, C, eps, aligned, static_cast<__nv_bfloat16*>(nullptr), padded);
+    rows_launch(XBiasRows<T>{x_t, x_bias, C});
   } else {
-    launch_rows(ctx, static_cast<T*>(out), nullptr, nullptr, codes, XRows<T>{x_t, C}, weight, bias, N, C, eps,
-                aligned, static_cast<__nv_bfloat16*>(nullptr), padded);
+    rows_launch(XRows<T>{x_t, C});
   }
 }
 

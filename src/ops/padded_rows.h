@@ -2,9 +2,10 @@
 // ops/padded_rows.cuh has the device-side test): row n = b T + t of a [B T, ...] activation is padding where
 // attention_mask[b T + t] == 0 and attention_mask[b T] != 0, a padded token of a sequence whose token 0 is
 // real. No output of BERT inference depends on such a row (padded keys are masked, the pooler reads token 0;
-// ops/bert_fused.h), so the inference LayerNorms write it as zeros without reading their input, the f32
-// GELU leaves the zeros its GEMM wrote from them, and zeros keep every later product over it finite. A
-// sequence with no token keeps its rows.
+// ops/bert_fused.h), so the inference LayerNorms write it as zeros without reading their input; at f32 the
+// GEMMs after them, run without bias, write zeros there too, which the GELU pass and the LayerNorms then
+// leave unread and unwritten (already_zero); and zeros keep every later product over it finite. A sequence
+// with no token keeps its rows.
 #pragma once
 
 #include <cstdint>
