@@ -65,7 +65,7 @@ struct Options {
   std::string padded_rows = "zero";          // or normalise (BertInference::set_zero_padded_rows)
   std::string tf32_gelu = "exact";           // or epilogue (BertInference::set_tf32_gelu_epilogue)
   std::string tf32_attention =
-      "cuda-cores";  // or tensor-cores (BertInference::set_tf32_attention_tensor_cores)
+      "tensor-cores";  // or cuda-cores (BertInference::set_tf32_attention_tensor_cores)
 };
 
 json optional_json(const std::optional<double>& v) {
@@ -273,8 +273,8 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"exact", "epilogue"}));
   app.add_option(
          "--tf32-attention", o.tf32_attention,
-         "tf32: the attention's products on the CUDA cores in fp32 (cuda-cores, the engine's) or on the "
-         "tensor cores in tf32 (tensor-cores)")
+         "tf32: the attention's products on the tensor cores in tf32 (tensor-cores, the engine's) or on "
+         "the CUDA cores in fp32 (cuda-cores)")
       ->check(CLI::IsMember({"cuda-cores", "tensor-cores"}));
   app.add_option("--out", o.out, "also write the JSON here (rewritten after every record)");
   CLI11_PARSE(app, argc, argv);

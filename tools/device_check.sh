@@ -3,7 +3,7 @@
 # tools/make_device_carry.sh). Builds nlpf with CUDA, runs the whole test suite (cpu + cuda labels), makes the
 # Hugging Face reference fixtures, checks that transformers loads what nlpf writes, and runs the benchmarks
 # side by side with PyTorch/HF. Logs and results go to $OUT (results.tgz holds the fixtures and JSON).
-# Usage: tools/device_check.sh [all|build|test|sanitize|goldens|roundtrip|finetune|bench|bench_cpu|bench_gpu|measure|finetune_gpu|study_gpu|bench_train|profile_train|fp8_gpu|fp8_channel|fp8_small_batches|tf32_ab]...
+# Usage: tools/device_check.sh [all|build|test|sanitize|goldens|roundtrip|finetune|bench|bench_cpu|bench_gpu|measure|finetune_gpu|study_gpu|bench_train|profile_train|fp8_gpu|fp8_channel|fp8_small_batches|tf32_ab|gemm_probe]...
 #        (default: all; bench_gpu is not in all: about 10 minutes per model, run it on its own; nor are finetune_gpu
 #        and bench_train)
 # sanitize: the cuda-labelled tests under compute-sanitizer memcheck and racecheck
@@ -24,6 +24,8 @@
 #            (6..1), refit (layers with --refit-epochs 1), precision (fp32 tf32 bf16 fp16 fp8), grid (lengths 128 64
 #            32 16 x layers 6 4 2 x fp32 bf16 fp16 fp8); STUDY_GPU_DEVICES (e.g. cuda:0,cuda:1) runs the grid's points
 #            on several GPUs at once
+# gemm_probe: bench/gemm_algo_probe, wider cuBLASLt candidate sets for bert-base's four linear GEMMs at tf32 (rows
+#             4096/8192/32768) and fp32 (8192/32768) than the engine's autotune times; results/gemm_probe.txt
 # tf32_ab: the tf32 engine's A/B switches, bert_base padded to 128 at batch 32/64/256 (bench/gpu_inference_bench
 #          only; builds only its target): the attention on the CUDA cores (default) against the tensor cores
 #          (--tf32-attention tensor-cores), alternated A B A B, then 64 autotune candidates instead of 8, then ncu
@@ -52,7 +54,7 @@ carry="$root/carry"
 steps=${*:-all}
 want() { [[ " $steps " == *" all "* && $1 != bench_gpu && $1 != phase2_gpu && $1 != finetune_gpu && $1 != study_gpu &&
   $1 != bench_train && $1 != profile_train && $1 != fp8_gpu && $1 != fp8_channel && $1 != fp8_small_batches &&
-  $1 != tf32_ab ||
+  $1 != tf32_ab && $1 != gemm_probe ||
   " $steps " == *" $1 "* ]]; }
 status=0
 note() { echo "== $*" | tee -a "$out/summary.txt"; }
@@ -104,8 +106,9 @@ if want test; then
   grep -E 'tests passed|tests failed' "$res/logs/ctest.log" | tee -a "$out/summary.txt"
 fi
 if want sanitize; then
-  # Every cuda-labelled test binary under memcheck and racecheck; a report of errors fails the step.
-  for t in $(cd build-gpu/tests && ls *cuda*_test 2>/dev/null); do
+  # Every cuda-labelled test binary under memcheck and racecheck (SANITIZE_TESTS, e.g. "bert_fused_cuda_test
+  # gelu_cuda_test", narrows the list); a report of errors fails the step.
+  for t in ${SANITIZE_TESTS:-$(cd build-gpu/tests && ls *cuda*_test 2>/dev/null)}; do
     for tool in memcheck racecheck; do
       # The SST-2 pass (872 sentences x 4 precisions) runs the same kernels as the other tests, 100x slower here;
       # the out-of-memory test makes a CUDA call fail on purpose, which memcheck reports as an API error.
@@ -308,13 +311,21 @@ if want bench_gpu; then
     --markdown-out "$out/gpu_inference_report.md" | tee -a "$out/summary.txt"
   cp "$res/gpu_inference_ours.json" "$res/gpu_inference_peer.json" "$out/" 2>/dev/null || true
 fi
+if want gemm_probe; then
+  run_step gemm_probe_build build_target gemm_algo_probe
+  run_step gemm_probe_tf32 build-gpu/bench/gemm_algo_probe --modes tf32 --rows 4096 8192 32768 --budget-seconds 4
+  run_step gemm_probe_fp32 build-gpu/bench/gemm_algo_probe --modes fp32 --rows 8192 32768 --budget-seconds 4
+  cat "$res/logs/gemm_probe_tf32.log" "$res/logs/gemm_probe_fp32.log" >"$res/gemm_probe.txt"
+  grep -h -E ' (first|heuristic|per_algo|configs) ' "$res/gemm_probe.txt" | tee -a "$out/summary.txt"
+fi
 if want tf32_ab; then
   ab="$res/tf32_ab"
   mkdir -p "$ab"
   run_step tf32_ab_build build_target gpu_inference_bench
-  ab_common=(--dev-tsv "$carry/shared/data/sst2/dev.tsv" --vocab-dir "$carry/shared/models/bert-base-uncased"
-    --config-dir "$carry/shared/models/bert-base-uncased" --models bert_base --precisions tf32 --paddings max_length
-    --batch-sizes 32 64 256 --trials 3 --min-trial-seconds 1.5 --idle-seconds 1 --warmup-seconds 1)
+  ab_data=(--dev-tsv "$carry/shared/data/sst2/dev.tsv" --vocab-dir "$carry/shared/models/bert-base-uncased"
+    --config-dir "$carry/shared/models/bert-base-uncased" --models bert_base --precisions tf32 --paddings max_length)
+  ab_common=("${ab_data[@]}" --batch-sizes 32 64 256 --trials 3 --min-trial-seconds 1.5 --idle-seconds 1
+    --warmup-seconds 1)
   ab_warm=25  # the first run warms the fresh GPU
   for round in 1 2; do
     for attention in cuda-cores tensor-cores; do
@@ -329,7 +340,7 @@ if want tf32_ab; then
   grep -h "^nlpf" "$res/logs/tf32_ab_autotune64.log" | sed "s/^/autotune 64: /" | tee -a "$out/summary.txt"
   run_step tf32_ab_ncu ncu --clock-control none --metrics gpu__time_duration.sum,sm__cycles_elapsed.avg.per_second \
     --csv --launch-skip 3000 --launch-count 110 --log-file "$ab/ncu.log" build-gpu/bench/gpu_inference_bench \
-    "${ab_common[@]}" --batch-sizes 64 --tf32-attention tensor-cores --trials 1 --min-trial-seconds 1 \
+    "${ab_data[@]}" --batch-sizes 64 --tf32-attention tensor-cores --trials 1 --min-trial-seconds 1 \
     --warmup-seconds 0.5 --idle-seconds 0 --gpu-warmup-seconds 0
   grep '^"' "$ab/ncu.log" | gzip -9 >"$ab/ncu_tf32_b64_tensor_cores.csv.gz"
 fi

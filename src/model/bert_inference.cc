@@ -120,6 +120,7 @@ BertInference::BertInference(ExecutionContext& ctx, const BertConfig& config,
       dtype_(compute_dtype(precision)),
       max_batch_(max_batch_size),
       max_tokens_(max_sequence_length),
+      tf32_attention_tensor_cores_(precision == Precision::TF32),
       fp8_weight_scales_(fp8_weight_scales) {
   const bool fp8 = precision == Precision::FP8;
   NLPF_CHECK(

@@ -1,0 +1,342 @@
+// gemm_algo_probe (issue 11, tf32 and fp32 inference): is there a cuBLASLt configuration of bert-base's four
+// linear GEMMs faster than the ones the engine's autotune chooses from? The engine times the heuristic's first
+// few results (backend/cuda/gemm.cu); this probe times, for the same nn.Linear form (y [M, N] = x [M, K] W^T,
+// W stored [N, K]), three wider candidate sets:
+//   heuristic   the heuristic's first 64 results (the engine's set at --autotune-candidates 64);
+//   per_algo    for every algorithm id of the type (cublasLtMatmulAlgoGetIds), the heuristic limited to that id
+//               (CUBLASLT_SEARCH_LIMITED_BY_ALGO_ID), 16 results each;
+//   configs     every algorithm id's tiles x stages x split-K (1, 2, 3, 4) x CTA swizzling, as its
+//               capabilities list them, each accepted by cublasLtMatmulAlgoCheck, until a time budget a shape.
+// Every candidate: one launch to warm up, then 3 launches timed together with CUDA events (x random, 80% of its
+// rows zero like SST-2's padded rows at 128; the time does not depend on the values). It prints, per shape and
+// math mode, the fastest candidate of each set with its configuration and TFLOP/s, and the first heuristic
+// result's time (the engine's heuristic choice).
+// Usage: gemm_algo_probe [--rows M ...] [--modes tf32 fp32] [--budget-seconds S]
+// (default rows 4096 8192 32768, bert-base at batch 32/64/256 x 128; modes tf32 fp32; 6 s a shape).
+// Exit 0 when it measured, 3 on a CUDA error.
+#include <cublasLt.h>
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "backend/cuda/cuda_check.h"
+#include "core/error.h"
+
+namespace nlpf {
+namespace {
+
+struct Config {
+  int algo_id = -1, tile = 0, stages = 0, split_k = 1, swizzle = 0, custom = 0;
+};
+
+Config config_of(const cublasLtMatmulAlgo_t& algo) {
+  Config c;
+  size_t written = 0;
+  uint32_t u32 = 0;
+  int32_t i32 = 0;
+  cublasLtMatmulAlgoConfigGetAttribute(&algo, CUBLASLT_ALGO_CONFIG_ID, &i32, sizeof i32, &written);
+  c.algo_id = i32;
+  cublasLtMatmulAlgoConfigGetAttribute(&algo, CUBLASLT_ALGO_CONFIG_TILE_ID, &u32, sizeof u32, &written);
+  c.tile = static_cast<int>(u32);
+  cublasLtMatmulAlgoConfigGetAttribute(&algo, CUBLASLT_ALGO_CONFIG_STAGES_ID, &u32, sizeof u32, &written);
+  c.stages = static_cast<int>(u32);
+  cublasLtMatmulAlgoConfigGetAttribute(&algo, CUBLASLT_ALGO_CONFIG_SPLITK_NUM, &u32, sizeof u32, &written);
+  c.split_k = static_cast<int>(u32);
+  cublasLtMatmulAlgoConfigGetAttribute(&algo, CUBLASLT_ALGO_CONFIG_CTA_SWIZZLING, &u32, sizeof u32, &written);
+  c.swizzle = static_cast<int>(u32);
+  cublasLtMatmulAlgoConfigGetAttribute(&algo, CUBLASLT_ALGO_CONFIG_CUSTOM_OPTION, &u32, sizeof u32, &written);
+  c.custom = static_cast<int>(u32);
+  return c;
+}
+
+struct Best {
+  double ms = -1.0;
+  Config config;
+  int tried = 0;
+};
+
+class Probe {
+ public:
+  Probe(int64_t M, int64_t N, int64_t K, bool tf32) : M_(M), N_(N), K_(K), tf32_(tf32) {
+    NLPF_CUDA_CHECK(cublasLtCreate(&lt_));
+    NLPF_CUDA_CHECK(cudaStreamCreate(&stream_));
+    NLPF_CUDA_CHECK(cudaEventCreate(&start_));
+    NLPF_CUDA_CHECK(cudaEventCreate(&stop_));
+    std::mt19937 rng(42);
+    std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+    std::vector<float> x(static_cast<size_t>(M * K)), w(static_cast<size_t>(N * K));
+    for (int64_t r = 0; r < M; ++r) {
+      const bool padded = r % 5 != 0;  // 80% of the rows, as SST-2 dev (mean 25 tokens) padded to 128
+      for (int64_t k = 0; k < K; ++k) x[static_cast<size_t>(r * K + k)] = padded ? 0.0f : u(rng);
+    }
+    for (float& v : w) v = u(rng) * 0.05f;
+    NLPF_CUDA_CHECK(cudaMalloc(&x_, x.size() * sizeof(float)));
+    NLPF_CUDA_CHECK(cudaMalloc(&w_, w.size() * sizeof(float)));
+    NLPF_CUDA_CHECK(cudaMalloc(&y_, static_cast<size_t>(M * N) * sizeof(float)));
+    NLPF_CUDA_CHECK(cudaMalloc(&workspace_, kWorkspace));
+    NLPF_CUDA_CHECK(cudaMemcpy(x_, x.data(), x.size() * sizeof(float), cudaMemcpyHostToDevice));
+    NLPF_CUDA_CHECK(cudaMemcpy(w_, w.data(), w.size() * sizeof(float), cudaMemcpyHostToDevice));
+    // The engine's column-major view: D' [N, M] = W'^T x', A = W stored [N, K] (K x N, transposed), B = x.
+    NLPF_CUDA_CHECK(cublasLtMatmulDescCreate(&desc_, compute(), CUDA_R_32F));
+    const cublasOperation_t t = CUBLAS_OP_T, n = CUBLAS_OP_N;
+    NLPF_CUDA_CHECK(cublasLtMatmulDescSetAttribute(desc_, CUBLASLT_MATMUL_DESC_TRANSA, &t, sizeof t));
+    NLPF_CUDA_CHECK(cublasLtMatmulDescSetAttribute(desc_, CUBLASLT_MATMUL_DESC_TRANSB, &n, sizeof n));
+    NLPF_CUDA_CHECK(cublasLtMatrixLayoutCreate(&a_, CUDA_R_32F, K, N, K));
+    NLPF_CUDA_CHECK(cublasLtMatrixLayoutCreate(&b_, CUDA_R_32F, K, M, K));
+    NLPF_CUDA_CHECK(cublasLtMatrixLayoutCreate(&d_, CUDA_R_32F, N, M, N));
+  }
+  ~Probe() {
+    cublasLtMatrixLayoutDestroy(d_);
+    cublasLtMatrixLayoutDestroy(b_);
+    cublasLtMatrixLayoutDestroy(a_);
+    cublasLtMatmulDescDestroy(desc_);
+    cudaFree(workspace_);
+    cudaFree(y_);
+    cudaFree(w_);
+    cudaFree(x_);
+    cudaEventDestroy(stop_);
+    cudaEventDestroy(start_);
+    cudaStreamDestroy(stream_);
+    cublasLtDestroy(lt_);
+  }
+  Probe(const Probe&) = delete;
+  Probe& operator=(const Probe&) = delete;
+
+  cublasComputeType_t compute() const { return tf32_ ? CUBLAS_COMPUTE_32F_FAST_TF32 : CUBLAS_COMPUTE_32F; }
+  double tflops(double ms) const { return 2.0 * M_ * N_ * K_ / (ms * 1e-3) / 1e12; }
+
+  // Up to `count` heuristic results (limited to `algo`'s id when given).
+  std::vector<cublasLtMatmulAlgo_t> heuristic(int count, const cublasLtMatmulAlgo_t* algo = nullptr) {
+    cublasLtMatmulPreference_t pref = nullptr;
+    NLPF_CUDA_CHECK(cublasLtMatmulPreferenceCreate(&pref));
+    const size_t workspace = kWorkspace;
+    NLPF_CUDA_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES,
+                                                         &workspace, sizeof workspace));
+    std::vector<cublasLtMatmulHeuristicResult_t> results(static_cast<size_t>(count));
+    if (algo) {
+      const uint32_t mode = CUBLASLT_SEARCH_LIMITED_BY_ALGO_ID;
+      NLPF_CUDA_CHECK(
+          cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_SEARCH_MODE, &mode, sizeof mode));
+      for (auto& r : results) r.algo = *algo;
+    }
+    int found = 0;
+    const cublasStatus_t status =
+        cublasLtMatmulAlgoGetHeuristic(lt_, desc_, a_, b_, d_, d_, pref, count, results.data(), &found);
+    cublasLtMatmulPreferenceDestroy(pref);
+    std::vector<cublasLtMatmulAlgo_t> out;
+    if (status != CUBLAS_STATUS_SUCCESS) return out;
+    for (int i = 0; i < found; ++i) {
+      if (results[static_cast<size_t>(i)].state == CUBLAS_STATUS_SUCCESS &&
+          results[static_cast<size_t>(i)].workspaceSize <= kWorkspace) {
+        out.push_back(results[static_cast<size_t>(i)].algo);
+      }
+    }
+    return out;
+  }
+
+  std::vector<int> algo_ids() {
+    std::vector<int> ids(256);
+    int found = 0;
+    NLPF_CUDA_CHECK(cublasLtMatmulAlgoGetIds(lt_, compute(), CUDA_R_32F, CUDA_R_32F, CUDA_R_32F, CUDA_R_32F,
+                                             CUDA_R_32F, static_cast<int>(ids.size()), ids.data(), &found));
+    ids.resize(static_cast<size_t>(found));
+    return ids;
+  }
+
+  bool init(int id, cublasLtMatmulAlgo_t* algo) {
+    return cublasLtMatmulAlgoInit(lt_, compute(), CUDA_R_32F, CUDA_R_32F, CUDA_R_32F, CUDA_R_32F, CUDA_R_32F, id,
+                                  algo) == CUBLAS_STATUS_SUCCESS;
+  }
+
+  // Every configuration of algorithm id `id` its capabilities list (tiles x stages x split-K x swizzling)
+  // that cublasLtMatmulAlgoCheck accepts within the workspace.
+  std::vector<cublasLtMatmulAlgo_t> configs(int id) {
+    std::vector<cublasLtMatmulAlgo_t> out;
+    cublasLtMatmulAlgo_t algo{};
+    if (!init(id, &algo)) return out;
+    const auto cap_list = [&](cublasLtMatmulAlgoCapAttributes_t attr) {
+      size_t bytes = 0;
+      std::vector<uint32_t> values;
+      if (cublasLtMatmulAlgoCapGetAttribute(&algo, attr, nullptr, 0, &bytes) != CUBLAS_STATUS_SUCCESS) return values;
+      values.resize(bytes / sizeof(uint32_t));
+      if (!values.empty()) cublasLtMatmulAlgoCapGetAttribute(&algo, attr, values.data(), bytes, &bytes);
+      return values;
+    };
+    std::vector<uint32_t> tiles = cap_list(CUBLASLT_ALGO_CAP_TILE_IDS), stages = cap_list(CUBLASLT_ALGO_CAP_STAGES_IDS);
+    if (tiles.empty()) tiles.push_back(CUBLASLT_MATMUL_TILE_UNDEFINED);
+    if (stages.empty()) stages.push_back(CUBLASLT_MATMUL_STAGES_UNDEFINED);
+    int32_t split_support = 0, swizzle_support = 0;
+    size_t written = 0;
+    cublasLtMatmulAlgoCapGetAttribute(&algo, CUBLASLT_ALGO_CAP_SPLITK_SUPPORT, &split_support,
+                                      sizeof split_support, &written);
+    cublasLtMatmulAlgoCapGetAttribute(&algo, CUBLASLT_ALGO_CAP_CTA_SWIZZLING_SUPPORT, &swizzle_support,
+                                      sizeof swizzle_support, &written);
+    for (const uint32_t tile : tiles) {
+      for (const uint32_t stage : stages) {
+        for (uint32_t split = 1; split <= (split_support ? 4u : 1u); ++split) {
+          for (uint32_t swizzle = 0; swizzle <= (swizzle_support ? 1u : 0u); ++swizzle) {
+            cublasLtMatmulAlgo_t c = algo;
+            cublasLtMatmulAlgoConfigSetAttribute(&c, CUBLASLT_ALGO_CONFIG_TILE_ID, &tile, sizeof tile);
+            cublasLtMatmulAlgoConfigSetAttribute(&c, CUBLASLT_ALGO_CONFIG_STAGES_ID, &stage, sizeof stage);
+            cublasLtMatmulAlgoConfigSetAttribute(&c, CUBLASLT_ALGO_CONFIG_SPLITK_NUM, &split, sizeof split);
+            cublasLtMatmulAlgoConfigSetAttribute(&c, CUBLASLT_ALGO_CONFIG_CTA_SWIZZLING, &swizzle, sizeof swizzle);
+            if (split > 1) {
+              const uint32_t scheme = CUBLASLT_REDUCTION_SCHEME_OUTPUT_TYPE;
+              cublasLtMatmulAlgoConfigSetAttribute(&c, CUBLASLT_ALGO_CONFIG_REDUCTION_SCHEME, &scheme,
+                                                   sizeof scheme);
+            }
+            cublasLtMatmulHeuristicResult_t check{};
+            if (cublasLtMatmulAlgoCheck(lt_, desc_, a_, b_, d_, d_, &c, &check) == CUBLAS_STATUS_SUCCESS &&
+                check.workspaceSize <= kWorkspace) {
+              out.push_back(c);
+            }
+          }
+        }
+      }
+    }
+    return out;
+  }
+
+  // Milliseconds a launch (3 timed after 1 untimed), or a negative value when the library refuses it.
+  double time(const cublasLtMatmulAlgo_t& algo) {
+    const float alpha = 1.0f, beta = 0.0f;
+    const auto launch = [&] {
+      return cublasLtMatmul(lt_, desc_, &alpha, w_, a_, x_, b_, &beta, y_, d_, y_, d_, &algo, workspace_,
+                            kWorkspace, stream_);
+    };
+    if (launch() != CUBLAS_STATUS_SUCCESS) return -1.0;
+    constexpr int kRepeats = 3;
+    NLPF_CUDA_CHECK(cudaEventRecord(start_, stream_));
+    for (int r = 0; r < kRepeats; ++r) {
+      if (launch() != CUBLAS_STATUS_SUCCESS) return -1.0;
+    }
+    NLPF_CUDA_CHECK(cudaEventRecord(stop_, stream_));
+    NLPF_CUDA_CHECK(cudaEventSynchronize(stop_));
+    float ms = 0.0f;
+    NLPF_CUDA_CHECK(cudaEventElapsedTime(&ms, start_, stop_));
+    return ms / kRepeats;
+  }
+
+  void consider(Best& best, const cublasLtMatmulAlgo_t& algo) {
+    const double ms = time(algo);
+    ++best.tried;
+    if (ms > 0.0 && (best.ms < 0.0 || ms < best.ms)) {
+      best.ms = ms;
+      best.config = config_of(algo);
+    }
+  }
+
+ private:
+  static constexpr size_t kWorkspace = 32u << 20;
+  int64_t M_, N_, K_;
+  bool tf32_;
+  cublasLtHandle_t lt_ = nullptr;
+  cudaStream_t stream_ = nullptr;
+  cudaEvent_t start_ = nullptr, stop_ = nullptr;
+  cublasLtMatmulDesc_t desc_ = nullptr;
+  cublasLtMatrixLayout_t a_ = nullptr, b_ = nullptr, d_ = nullptr;
+  float *x_ = nullptr, *w_ = nullptr, *y_ = nullptr;
+  void* workspace_ = nullptr;
+};
+
+void print(const char* mode, int64_t M, int64_t N, int64_t K, const char* set, const Best& b, const Probe& p) {
+  if (b.ms < 0.0) {
+    std::printf("%s M=%lld N=%lld K=%lld %-9s none of %d ran\n", mode, static_cast<long long>(M),
+                static_cast<long long>(N), static_cast<long long>(K), set, b.tried);
+    return;
+  }
+  std::printf("%s M=%lld N=%lld K=%lld %-9s %8.1f us %6.1f TFLOP/s  algo %d tile %d stages %d split-k %d "
+              "swizzle %d custom %d  (%d tried)\n",
+              mode, static_cast<long long>(M), static_cast<long long>(N), static_cast<long long>(K), set,
+              b.ms * 1e3, p.tflops(b.ms), b.config.algo_id, b.config.tile, b.config.stages, b.config.split_k,
+              b.config.swizzle, b.config.custom, b.tried);
+}
+
+int run(int argc, char** argv) {
+  std::vector<int64_t> rows = {4096, 8192, 32768};
+  std::vector<std::string> modes = {"tf32", "fp32"};
+  double budget = 6.0;
+  for (int i = 1; i < argc; ++i) {
+    const std::string arg = argv[i];
+    if (arg == "--rows") {
+      rows.clear();
+      while (i + 1 < argc && argv[i + 1][0] != '-') rows.push_back(std::atoll(argv[++i]));
+    } else if (arg == "--modes") {
+      modes.clear();
+      while (i + 1 < argc && argv[i + 1][0] != '-') modes.emplace_back(argv[++i]);
+    } else if (arg == "--budget-seconds" && i + 1 < argc) {
+      budget = std::atof(argv[++i]);
+    } else {
+      std::fprintf(stderr, "gemm_algo_probe: unknown argument %s\n", arg.c_str());
+      return 2;
+    }
+  }
+  const int64_t shapes[4][2] = {{2304, 768}, {768, 768}, {3072, 768}, {768, 3072}};  // (N, K): QKV, attn-out,
+                                                                                     // intermediate, output
+  for (const std::string& mode : modes) {
+    for (const int64_t M : rows) {
+      for (const auto& nk : shapes) {
+        const int64_t N = nk[0], K = nk[1];
+        Probe probe(M, N, K, mode == "tf32");
+        const std::vector<cublasLtMatmulAlgo_t> heuristic = probe.heuristic(64);
+        Best first, heur, per_algo, configs;
+        for (int warm = 0; warm < 3 && !heuristic.empty(); ++warm) probe.time(heuristic.front());  // clocks up
+        if (!heuristic.empty()) probe.consider(first, heuristic.front());
+        for (const auto& a : heuristic) probe.consider(heur, a);
+        // The heuristic's algorithm ids first, so that the configs' budget goes to them before the others.
+        std::vector<int> ids;
+        for (const auto& a : heuristic) {
+          const int id = config_of(a).algo_id;
+          if (std::find(ids.begin(), ids.end(), id) == ids.end()) ids.push_back(id);
+        }
+        for (const int id : probe.algo_ids()) {
+          if (std::find(ids.begin(), ids.end(), id) == ids.end()) ids.push_back(id);
+        }
+        for (const int id : ids) {
+          cublasLtMatmulAlgo_t algo{};
+          if (!probe.init(id, &algo)) continue;
+          for (const auto& a : probe.heuristic(16, &algo)) probe.consider(per_algo, a);
+        }
+        const auto t0 = std::chrono::steady_clock::now();
+        const auto elapsed = [&] {
+          return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        };
+        for (const int id : ids) {
+          if (elapsed() > budget) break;
+          for (const auto& a : probe.configs(id)) {
+            if (elapsed() > budget) break;
+            probe.consider(configs, a);
+          }
+        }
+        print(mode.c_str(), M, N, K, "first", first, probe);
+        print(mode.c_str(), M, N, K, "heuristic", heur, probe);
+        print(mode.c_str(), M, N, K, "per_algo", per_algo, probe);
+        print(mode.c_str(), M, N, K, "configs", configs, probe);
+        std::printf("%s M=%lld N=%lld K=%lld algo ids %zu, configs budget %s\n", mode.c_str(),
+                    static_cast<long long>(M), static_cast<long long>(N), static_cast<long long>(K), ids.size(),
+                    elapsed() > budget ? "spent" : "not spent");
+        std::fflush(stdout);
+      }
+    }
+  }
+  return 0;
+}
+
+}  // namespace
+}  // namespace nlpf
+
+int main(int argc, char** argv) {
+  try {
+    return nlpf::run(argc, argv);
+  } catch (const nlpf::Error& e) {
+    std::fprintf(stderr, "gemm_algo_probe: %s\n", e.what());
+    return 3;
+  }
+}
