@@ -3,7 +3,7 @@
 # tools/make_device_carry.sh). Builds nlpf with CUDA, runs the whole test suite (cpu + cuda labels), makes the
 # Hugging Face reference fixtures, checks that transformers loads what nlpf writes, and runs the benchmarks
 # side by side with PyTorch/HF. Logs and results go to $OUT (results.tgz holds the fixtures and JSON).
-# Usage: tools/device_check.sh [all|build|test|sanitize|goldens|roundtrip|finetune|bench|bench_cpu|bench_gpu|measure|finetune_gpu|study_gpu|bench_train|profile_train|fp8_gpu|fp8_channel|fp8_small_batches|tf32_ab|gemm_probe]...
+# Usage: tools/device_check.sh [all|build|test|sanitize|goldens|roundtrip|finetune|bench|bench_cpu|bench_gpu|measure|finetune_gpu|study_gpu|bench_train|profile_train|fp8_gpu|fp8_channel|fp8_small_batches|tf32_ab|tf32_profile|gemm_probe]...
 #        (default: all; bench_gpu is not in all: about 10 minutes per model, run it on its own; nor are finetune_gpu
 #        and bench_train)
 # sanitize: the cuda-labelled tests under compute-sanitizer memcheck and racecheck
@@ -28,8 +28,10 @@
 #             4096/8192/32768) and fp32 (8192/32768) than the engine's autotune times; results/gemm_probe.txt
 # tf32_ab: the tf32 engine's A/B switches, bert_base padded to 128 at batch 32/64/256 (bench/gpu_inference_bench
 #          only; builds only its target): the attention on the CUDA cores (default) against the tensor cores
-#          (--tf32-attention tensor-cores), alternated A B A B, then 64 autotune candidates instead of 8, then ncu
-#          of one batch of 64 with the tensor-core attention; results/tf32_ab/, the printed lines in the summary
+#          (--tf32-attention tensor-cores), alternated A B A B, then 64 autotune candidates instead of 8;
+#          results/tf32_ab/, the printed lines in the summary
+# tf32_profile: ncu (--clock-control none) of one batch of 64 of bert_base tf32 padded to 128, the engine's
+#               defaults; results/tf32_profile/ncu_tf32_b64.csv.gz
 # bench_gpu: GPU inference, nlpf (bench/gpu_inference_bench) and PyTorch eager + torch.compile
 #            (bench/peer/peer_gpu_inference.py) side by side; BENCH_GPU_MODELS, BENCH_GPU_PRECISIONS,
 #            BENCH_GPU_BATCHES, BENCH_GPU_TRIALS, BENCH_GPU_SECONDS, BENCH_GPU_ENGINES narrow it
@@ -54,7 +56,7 @@ carry="$root/carry"
 steps=${*:-all}
 want() { [[ " $steps " == *" all "* && $1 != bench_gpu && $1 != phase2_gpu && $1 != finetune_gpu && $1 != study_gpu &&
   $1 != bench_train && $1 != profile_train && $1 != fp8_gpu && $1 != fp8_channel && $1 != fp8_small_batches &&
-  $1 != tf32_ab && $1 != gemm_probe ||
+  $1 != tf32_ab && $1 != gemm_probe && $1 != tf32_profile ||
   " $steps " == *" $1 "* ]]; }
 status=0
 note() { echo "== $*" | tee -a "$out/summary.txt"; }
@@ -118,10 +120,11 @@ if want sanitize; then
       # nlpf's kernels; memcheck still checks every kernel, the library's included. Except the tests below: there the
       # exclusion itself makes the sanitizer fail ("failed to handle a hardware exception": bert_inference_fp8_cuda_test
       # twice on 2026-11-30; matmul_cuda_test and bert_training_cuda_test since their GEMMs take bf16 operands with an
-      # f32 output, 2026-11-30), so every kernel is instrumented (0 hazards for the first two).
+      # f32 output, 2026-11-30; bert_fused_cuda_test at its first bf16 linear test, 2026-11-30 20:08), so every kernel is
+      # instrumented (0 hazards for the first two).
       exclude=()
       case "$t" in
-        bert_inference_fp8_cuda_test | matmul_cuda_test | bert_training_cuda_test) ;;
+        bert_inference_fp8_cuda_test | matmul_cuda_test | bert_training_cuda_test | bert_fused_cuda_test) ;;
         *) [ $tool = racecheck ] && exclude=(--kernel-name-exclude kns=nvjet) ;;
       esac
       run_step "sanitize_${tool}_$t" env GTEST_FILTER='-*Sst2Dev*:*OutOfMemory*' compute-sanitizer --tool $tool \
@@ -338,11 +341,18 @@ if want tf32_ab; then
   run_step tf32_ab_autotune64 build-gpu/bench/gpu_inference_bench "${ab_common[@]}" --autotune-candidates 64 \
     --gpu-warmup-seconds 0 --out "$ab/autotune64.json"
   grep -h "^nlpf" "$res/logs/tf32_ab_autotune64.log" | sed "s/^/autotune 64: /" | tee -a "$out/summary.txt"
-  run_step tf32_ab_ncu ncu --clock-control none --metrics gpu__time_duration.sum,sm__cycles_elapsed.avg.per_second \
-    --csv --launch-skip 3000 --launch-count 110 --log-file "$ab/ncu.log" build-gpu/bench/gpu_inference_bench \
-    "${ab_data[@]}" --batch-sizes 64 --tf32-attention tensor-cores --trials 1 --min-trial-seconds 1 \
-    --warmup-seconds 0.5 --idle-seconds 0 --gpu-warmup-seconds 0
-  grep '^"' "$ab/ncu.log" | gzip -9 >"$ab/ncu_tf32_b64_tensor_cores.csv.gz"
+fi
+if want tf32_profile; then
+  prof="$res/tf32_profile"
+  mkdir -p "$prof"
+  run_step tf32_profile_build build_target gpu_inference_bench
+  # One batch of 64 padded to 128 (110 kernels: a little over 12 layers), the engine's tf32 defaults.
+  run_step tf32_profile_ncu ncu --clock-control none --metrics gpu__time_duration.sum,sm__cycles_elapsed.avg.per_second \
+    --csv --launch-skip 3000 --launch-count 110 --log-file "$prof/ncu.log" build-gpu/bench/gpu_inference_bench \
+    --dev-tsv "$carry/shared/data/sst2/dev.tsv" --vocab-dir "$carry/shared/models/bert-base-uncased" \
+    --config-dir "$carry/shared/models/bert-base-uncased" --models bert_base --precisions tf32 --paddings max_length \
+    --batch-sizes 64 --trials 1 --min-trial-seconds 1 --warmup-seconds 0.5 --idle-seconds 0 --gpu-warmup-seconds 0
+  grep '^"' "$prof/ncu.log" | gzip -9 >"$prof/ncu_tf32_b64.csv.gz" && rm "$prof/ncu.log"
 fi
 if want measure; then
   # Issue 4 item 8: about 4 minutes of GPU load; exit 0 only when checks a, b and c all pass.
