@@ -144,7 +144,7 @@ if want sanitize; then
           ;;
         *) [ $tool = racecheck ] && sanitize+=(--kernel-name-exclude kns=nvjet) ;;
       esac
-      run_step "sanitize_${tool}_$t" env GTEST_FILTER='-*Sst2Dev*:*OutOfMemory*' "${sanitize[@]}" "build-gpu/tests/$t"
+      GTEST_FILTER='-*Sst2Dev*:*OutOfMemory*' run_step "sanitize_${tool}_$t" "${sanitize[@]}" "build-gpu/tests/$t"
       grep -h -E 'ERROR SUMMARY|RACECHECK SUMMARY|racecheck_outside_nvjet' "$res/logs/sanitize_${tool}_$t.log" | sed "s/^/$t $tool: /" |
         tee -a "$out/summary.txt"
     done
