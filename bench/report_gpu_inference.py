@@ -1,8 +1,9 @@
 #!/usr/bin/env python3
 """Side-by-side report of the GPU inference benchmark: nlpf (bench/gpu_inference_bench) against PyTorch +
 transformers eager and torch.compile (bench/peer/peer_gpu_inference.py), matched by model, precision, batch
-size and padding. Prints a markdown table of J/example, ms/example and peak memory with ratios nlpf/peer, and
-the goals of issue 11 item 7 as PASS/MISS lines:
+size and padding. Prints a markdown table of J/example, ms/example, mean power and peak memory with ratios
+nlpf/peer (the mean power says where a side left the GPU partly idle: eager waiting on its host at small batches
+draws far less than the power limit, and its figures there depend on the host's speed), and the goals of issue 11 item 7 as PASS/MISS lines:
   fp32: J/example and ms/example <= 0.85x eager;
   tf32, fp16, bf16: <= 0.5x eager at batch 32 and 64, <= 0.8x torch.compile (its best mode) at every batch;
   bert_base fp16, batch 256, padded to 128: >= 22,000 examples/s;
@@ -67,13 +68,14 @@ def main():
                  f"{peer_meta.get('transformers')} on {ours.get('gpu')} ({ours.get('date')})")
     lines.append("")
     lines.append("| model | prec | batch | padding | nlpf J/ex | eager J/ex | compile J/ex | J ratio eager | J ratio compile "
-                 "| nlpf ms/ex | eager ms/ex | ms ratio eager | ms ratio compile | nlpf ex/s | nlpf MB | eager MB | acc nlpf / eager |")
-    lines.append("|" + "---|" * 17)
+                 "| nlpf ms/ex | eager ms/ex | ms ratio eager | ms ratio compile | nlpf ex/s | nlpf W | eager W | compile W "
+                 "| nlpf MB | eager MB | acc nlpf / eager |")
+    lines.append("|" + "---|" * 20)
     goals = []
     for r in ours.get("records", []):
         k = key(r)
         if r.get("error"):
-            lines.append(f"| {k[0]} | {k[1]} | {k[2]} | {k[3]} | error: {r['error']} |" + " |" * 12)
+            lines.append(f"| {k[0]} | {k[1]} | {k[2]} | {k[3]} | error: {r['error']} |" + " |" * 15)
             continue
         e, c = eager.get(k), compiled.get(k)
         je, jc = (e or {}).get("j_per_example"), (c or {}).get("j_per_example")
@@ -83,7 +85,9 @@ def main():
         lines.append(
             f"| {k[0]} | {k[1]} | {k[2]} | {k[3]} | {fmt(r.get('j_per_example'))} | {fmt(je)} | {fmt(jc)} | "
             f"{fmt(rje, 3)} | {fmt(rjc, 3)} | {fmt(r.get('ms_per_example'))} | {fmt(me)} | {fmt(rme, 3)} | "
-            f"{fmt(rmc, 3)} | {fmt(r.get('examples_per_s'), 6)} | {fmt(r.get('peak_memory_mb'), 5)} | "
+            f"{fmt(rmc, 3)} | {fmt(r.get('examples_per_s'), 6)} | {fmt(r.get('avg_power_w'), 3)} | "
+            f"{fmt((e or {}).get('avg_power_w'), 3)} | {fmt((c or {}).get('avg_power_w'), 3)} | "
+            f"{fmt(r.get('peak_memory_mb'), 5)} | "
             f"{fmt((e or {}).get('peak_memory_mb'), 5)} | {fmt(r.get('accuracy'))} / {fmt((e or {}).get('accuracy'))} |")
         label = f"{k[0]} {k[1]} b{k[2]} {k[3]}"
         if e is not None:
