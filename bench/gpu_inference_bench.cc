@@ -65,7 +65,8 @@ struct Options {
   std::string padded_rows = "zero";          // or normalise (BertInference::set_zero_padded_rows)
   std::string tf32_gelu = "exact";           // or epilogue (BertInference::set_tf32_gelu_epilogue)
   std::string tf32_attention =
-      "tensor-cores";  // or cuda-cores (BertInference::set_tf32_attention_tensor_cores)
+      "tensor-cores";                     // or cuda-cores (BertInference::set_tf32_attention_tensor_cores)
+  std::string last_layer = "all-tokens";  // or first-token (BertInference::set_first_token_last_layer)
 };
 
 json optional_json(const std::optional<double>& v) {
@@ -99,6 +100,7 @@ json measure(ExecutionContext& gpu, EnergyMeter& meter, PowerSampler& sampler,
       {"padded_rows", o.padded_rows},
       {"tf32_gelu", precision_text == "tf32" ? json(o.tf32_gelu) : json(nullptr)},
       {"tf32_attention", precision_text == "tf32" ? json(o.tf32_attention) : json(nullptr)},
+      {"last_layer", precision_text == "fp8" ? json("all-tokens") : json(o.last_layer)},  // fp8: not yet
       {"examples_per_pass", data.size()},
       {"error", nullptr}};
   try {
@@ -118,6 +120,7 @@ json measure(ExecutionContext& gpu, EnergyMeter& meter, PowerSampler& sampler,
                          precision == Precision::FP8 ? calibration : nullptr,
                          parse_fp8_weight_scales(o.fp8_weight_scales));
     engine.set_zero_padded_rows(o.padded_rows == "zero");
+    if (precision != Precision::FP8) engine.set_first_token_last_layer(o.last_layer == "first-token");
     if (precision == Precision::TF32) {
       engine.set_tf32_gelu_epilogue(o.tf32_gelu == "epilogue");
       engine.set_tf32_attention_tensor_cores(o.tf32_attention == "tensor-cores");
@@ -276,6 +279,11 @@ int main(int argc, char** argv) {
          "tf32: the attention's products on the tensor cores in tf32 (tensor-cores, the engine's) or on "
          "the CUDA cores in fp32 (cuda-cores)")
       ->check(CLI::IsMember({"cuda-cores", "tensor-cores"}));
+  app.add_option(
+         "--last-layer", o.last_layer,
+         "the last encoder layer past its QKV projection for every token (all-tokens, the engine's) or "
+         "for token 0 alone, the row the pooler reads (first-token; not fp8)")
+      ->check(CLI::IsMember({"all-tokens", "first-token"}));
   app.add_option("--out", o.out, "also write the JSON here (rewritten after every record)");
   CLI11_PARSE(app, argc, argv);
   try {

@@ -11,6 +11,7 @@
 #include "model/fp8_calibration.h"
 #include "ops/bert_fused.h"
 #include "ops/quantize.h"
+#include "ops/token_select.h"
 
 namespace nlpf {
 
@@ -213,6 +214,7 @@ BertInference::BertInference(ExecutionContext& ctx, const BertConfig& config,
   attn_ = workspace(dtype_, {N, C});
   inter_ = workspace(dtype_, {N, I});
   pooler_scratch_ = workspace(dtype_, {max_batch_, C});
+  first_token_residual_ = workspace(dtype_, {max_batch_, C});
   logits_ = workspace(DType::F32, {max_batch_, config.num_labels()});
   predictions_ = workspace(DType::I32, {max_batch_});
   if (fp8) {
@@ -241,6 +243,12 @@ void BertInference::set_tf32_gelu_epilogue(bool epilogue) {
   f32_gelu_ = epilogue ? ops::F32Gelu::TANH_EPILOGUE : ops::F32Gelu::EXACT_PASS;
 }
 
+void BertInference::set_first_token_last_layer(bool first_token) {
+  NLPF_CHECK(!first_token || precision_ != Precision::FP8, ErrorCode::UNSUPPORTED,
+             "inference engine: the first-token-only last layer is not written for fp8 yet");
+  first_token_last_layer_ = first_token;
+}
+
 void BertInference::set_tf32_attention_tensor_cores(bool tensor_cores) {
   check_tf32_choice(tensor_cores, "tensor-core attention");
   tf32_attention_tensor_cores_ = tensor_cores;
@@ -263,8 +271,28 @@ BertInference::Output BertInference::forward(const Tensor& input_ids, const Tens
   const Tensor* padding = zero_padded_rows_ ? &attention_mask : nullptr;
   ops::embeddings_layer_norm_forward(ctx_, hidden, input_ids, token_type_ids, word_, position_, token_type_,
                                      emb_ln_w_, emb_ln_b_, eps, nullptr, padding);
-  for (const Layer& w : layers_) {
+  // What the pooler reads token 0 of: hidden [B,T,C], or [B,1,C] after a first-token-only last layer.
+  Tensor head_input = hidden;
+  for (size_t l = 0; l < layers_.size(); ++l) {
+    const Layer& w = layers_[l];
     ops::linear_residual_forward(ctx_, qkv, hidden, w.qkv_w, w.qkv_b, nullptr);
+    if (first_token_last_layer_ && l + 1 == layers_.size()) {
+      // Token 0's row alone from here (set_first_token_last_layer): its residual gathered from hidden, the
+      // rest on the leading B rows of the workspaces; the output lands in hidden's first B rows, read by no
+      // one else.
+      Tensor context0 = context_.view({B, 1, C}), residual0 = first_token_residual_.view({B, 1, C}),
+             attn0 = attn_.view({B, 1, C}), inter0 = inter_.view({B, 1, I});
+      ops::first_query_attention_forward(ctx_, context0, qkv, attention_mask, config_.num_attention_heads);
+      Tensor residual_rows = residual0.view({B, C});
+      ops::token_select_forward(ctx_, residual_rows, hidden, 0);
+      ops::linear_residual_layer_norm_forward(ctx_, attn0, context0, w.attn_out_w, w.attn_out_b, residual0,
+                                              w.ln1_w, w.ln1_b, eps, nullptr);
+      ops::linear_gelu_forward(ctx_, inter0, attn0, w.inter_w, w.inter_b, nullptr, f32_gelu_);
+      head_input = hidden_.view({B, 1, C});
+      ops::linear_residual_layer_norm_forward(ctx_, head_input, inter0, w.out_w, w.out_b, attn0, w.ln2_w,
+                                              w.ln2_b, eps, nullptr);
+      break;
+    }
     ops::fused_attention_forward(ctx_, context, qkv, attention_mask, config_.num_attention_heads, nullptr,
                                  tf32_attention_tensor_cores_);
     ops::linear_residual_layer_norm_forward(ctx_, attn, context, w.attn_out_w, w.attn_out_b, hidden, w.ln1_w,
@@ -275,8 +303,8 @@ BertInference::Output BertInference::forward(const Tensor& input_ids, const Tens
   }
   Output out{logits_.view({B, NL}), predictions_.view({B})};
   Tensor pooler_scratch = pooler_scratch_.view({B, C});
-  ops::classifier_head_forward(ctx_, out.logits, out.predictions, correct, pooler_scratch, hidden, pooler_w_,
-                               pooler_b_, classifier_w_, classifier_b_, labels);
+  ops::classifier_head_forward(ctx_, out.logits, out.predictions, correct, pooler_scratch, head_input,
+                               pooler_w_, pooler_b_, classifier_w_, classifier_b_, labels);
   return out;
 }
 

@@ -105,6 +105,15 @@ class BertInference {
   // (every head size's). For A/B measurements in bench/gpu_inference_bench.
   void set_tf32_attention_tensor_cores(bool tensor_cores);
   bool tf32_attention_tensor_cores() const { return tf32_attention_tensor_cores_; }
+  // Whether the last encoder layer computes token 0's ([CLS]) row alone past its QKV projection (which every
+  // token's keys and values still need): its attention for that one query
+  // (ops::first_query_attention_forward), then the attention-output, intermediate and output GEMMs and
+  // LayerNorms on B rows instead of B T. The pooler reads nothing else, so the predictions are the full
+  // layer's and the logits move only by the GEMMs' summation order (a GEMM of B rows may take another
+  // kernel). Off by default until measured on a GPU; fp32, tf32, bf16 and fp16 (UNSUPPORTED for fp8, whose
+  // E4M3 data path does not have it yet).
+  void set_first_token_last_layer(bool first_token);
+  bool first_token_last_layer() const { return first_token_last_layer_; }
 
  private:
   // The E4M3 form of one encoder GEMM (FP8): weight codes [OC, C], its scales ([1] per tensor, [OC] per
@@ -138,12 +147,14 @@ class BertInference {
   Tensor pooler_w_, pooler_b_, classifier_w_, classifier_b_;
   // Workspaces for [B_max * T_max] rows; a batch uses the leading [B, T] views.
   Tensor hidden_, qkv_, context_, attn_, inter_, pooler_scratch_, logits_, predictions_;
+  Tensor first_token_residual_;  // [B_max, C]: the last layer's input at token 0 (set_first_token_last_layer)
   // FP8: the E4M3 inputs of the four GEMMs ([N, C] hidden, context, attention output; [N, I] intermediate).
   Tensor hidden_codes_, context_codes_, attn_codes_, inter_codes_;
   bool fp8_gelu_codes_ = false;
   bool zero_padded_rows_ = true;
   ops::F32Gelu f32_gelu_ = ops::F32Gelu::EXACT_PASS;
   bool tf32_attention_tensor_cores_;  // true in a tf32 engine (set_tf32_attention_tensor_cores)
+  bool first_token_last_layer_ = false;
   Fp8Granularity fp8_weight_scales_ = Fp8Granularity::PER_TENSOR;
   size_t weight_bytes_ = 0, workspace_bytes_ = 0;
 };

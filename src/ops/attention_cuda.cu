@@ -195,7 +195,8 @@ __global__ void __launch_bounds__(Tiling<HS_MAX, QT, KT>::kThreads, Tiling<HS_MA
   }
   const bool all_padding = __syncthreads_or(any_token) == 0;
   // A tile of padded queries only (most of them when batches are padded to max-length): their rows are 0 by
-  // the op's contract (no token ever reads them: padded keys are masked), so the block writes zeros and stops.
+  // the op's contract (no token ever reads them: padded keys are masked), so the block writes zeros and
+  // stops.
   if (__syncthreads_or(tile_token) == 0 && !all_padding) {
     for (int i = threadIdx.x; i < QT * HS; i += kThreads) {
       const int t = t0 + i / HS;
@@ -374,7 +375,134 @@ void dispatch_head_size(CudaContext& ctx, void* out, const void* qkv, const int3
   }
 }
 
+// Calls launch with a null pointer of the storage type of dtype (float, __nv_bfloat16, __half): the one
+// dispatch of both attention ops; UNSUPPORTED for another dtype.
+template <typename Launch>
+void with_storage(const char* op, DType dtype, Launch&& launch) {
+  switch (dtype) {
+    case DType::F32:
+      return launch(static_cast<float*>(nullptr));
+    case DType::BF16:
+      return launch(static_cast<__nv_bfloat16*>(nullptr));
+    case DType::F16:
+      return launch(static_cast<__half*>(nullptr));
+    default:
+      break;
+  }
+  NLPF_THROW(ErrorCode::UNSUPPORTED, op, ": dtype ", dtype_name(dtype), ", expected f32, bf16 or f16");
+}
+
+// ---- The first query only (first_query_attention_forward) ----
+
+constexpr int kFirstQueryThreads = 128;
+constexpr int kFirstQueryWarps = kFirstQueryThreads / 32;
+
+// The block's reduction of one value per thread (sum or max), returned to every thread; `scratch` holds a
+// value per warp and is free again on return.
+template <bool kMax>
+__device__ __forceinline__ float block_reduce(float v, float* scratch) {
+  for (int offset = 16; offset > 0; offset /= 2) {
+    const float other = __shfl_xor_sync(0xffffffffu, v, offset);
+    v = kMax ? fmaxf(v, other) : v + other;
+  }
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  if (lane == 0) scratch[warp] = v;
+  __syncthreads();
+  float total = scratch[0];
+  for (int w = 1; w < kFirstQueryWarps; ++w) total = kMax ? fmaxf(total, scratch[w]) : total + scratch[w];
+  __syncthreads();
+  return total;
+}
+
+// Block (h, b): out[b, h HS .. (h+1) HS) = softmax(q_0 k^T / sqrt(HS) + mask) v of head h, q_0 the query of
+// token 0. Warps take keys in turn (lanes over the head's channels), the block reduces the softmax
+// statistics over the T <= 512 scores in shared memory, then threads take the output channels. All in fp32.
+template <typename Storage>
+__global__ void __launch_bounds__(kFirstQueryThreads)
+    first_query_attention_kernel(Storage* __restrict__ out, const Storage* __restrict__ qkv,
+                                 const int32_t* __restrict__ attention_mask, int T, int NH, int HS,
+                                 float scale) {
+  __shared__ float q[kMaxHS];
+  __shared__ float p[kMaxT];
+  __shared__ float scratch[kFirstQueryWarps];
+  const int h = blockIdx.x, b = blockIdx.y, C = NH * HS;
+  const int64_t row = 3 * static_cast<int64_t>(C);
+  const Storage* base = qkv + static_cast<int64_t>(b) * T * row;
+  const int32_t* mask_b = attention_mask + static_cast<int64_t>(b) * T;
+  Storage* out_head = out + static_cast<int64_t>(b) * C + h * HS;
+  int any_token = 0;
+  for (int t = threadIdx.x; t < T; t += kFirstQueryThreads) any_token |= mask_b[t] != 0;
+  const bool all_padding = __syncthreads_or(any_token) == 0;
+  if (!all_padding && mask_b[0] == 0) {  // a padded first query: its row is 0, as fused_attention_forward's
+    for (int d = threadIdx.x; d < HS; d += kFirstQueryThreads) out_head[d] = from_float<Storage>(0.0f);
+    return;
+  }
+  for (int d = threadIdx.x; d < HS; d += kFirstQueryThreads) q[d] = to_float(base[h * HS + d]) * scale;
+  __syncthreads();
+  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+  for (int t = warp; t < T; t += kFirstQueryWarps) {
+    if (!all_padding && mask_b[t] == 0) {  // the same for the whole warp
+      if (lane == 0) p[t] = -INFINITY;
+      continue;
+    }
+    const Storage* k = base + t * row + C + h * HS;
+    float s = 0.0f;
+    for (int d = lane; d < HS; d += 32) s = fmaf(q[d], to_float(k[d]), s);
+    for (int offset = 16; offset > 0; offset /= 2) s += __shfl_xor_sync(0xffffffffu, s, offset);
+    if (lane == 0) p[t] = all_padding ? 0.0f : s;  // all padding: the uniform 1/T over every key, as HF
+  }
+  __syncthreads();
+  float m = -INFINITY;
+  for (int t = threadIdx.x; t < T; t += kFirstQueryThreads) m = fmaxf(m, p[t]);
+  m = block_reduce<true>(m, scratch);  // finite: token 0 is a valid key here
+  float sum = 0.0f;
+  for (int t = threadIdx.x; t < T; t += kFirstQueryThreads) {
+    const float e = p[t] == -INFINITY ? 0.0f : __expf(p[t] - m);
+    p[t] = e;
+    sum += e;
+  }
+  const float inv = 1.0f / block_reduce<false>(sum, scratch);  // also orders the writes of p before the reads
+  for (int d = threadIdx.x; d < HS; d += kFirstQueryThreads) {
+    const Storage* v = base + 2 * C + h * HS + d;
+    float acc = 0.0f;
+    for (int t = 0; t < T; ++t) {
+      if (p[t] != 0.0f) acc = fmaf(p[t], to_float(v[t * row]), acc);
+    }
+    out_head[d] = from_float<Storage>(acc * inv);
+  }
+}
+
+template <typename Storage>
+void launch_first_query(CudaContext& ctx, void* out, const void* qkv, const int32_t* attention_mask,
+                        int64_t B, int64_t T, int64_t NH, int64_t HS) {
+  const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(HS)));
+  first_query_attention_kernel<Storage>
+      <<<dim3(static_cast<unsigned>(NH), static_cast<unsigned>(B)), kFirstQueryThreads, 0, ctx.stream()>>>(
+          static_cast<Storage*>(out), static_cast<const Storage*>(qkv), attention_mask, static_cast<int>(T),
+          static_cast<int>(NH), static_cast<int>(HS), scale);
+  NLPF_CUDA_CHECK_LAUNCH();
+}
+
 }  // namespace
+
+void first_query_attention_forward(ExecutionContext& ctx, void* out, const void* qkv,
+                                   const int32_t* attention_mask, DType dtype, int64_t B, int64_t T,
+                                   int64_t NH, int64_t HS) {
+  constexpr const char* kOp = "first_query_attention_forward (cuda)";
+  NLPF_CHECK(B >= 0 && T >= 0 && NH > 0, ErrorCode::INVALID_ARGUMENT, kOp, ": B = ", B, ", T = ", T,
+             ", NH = ", NH);
+  NLPF_CHECK(T <= kMaxT, ErrorCode::UNSUPPORTED, kOp, ": T = ", T, " tokens, at most ", kMaxT);
+  NLPF_CHECK(HS > 0 && HS <= kMaxHS, ErrorCode::UNSUPPORTED, kOp, ": head size HS = ", HS, ", at most ",
+             kMaxHS);
+  NLPF_CHECK(B <= 0xffff && NH <= 0x7fffffff, ErrorCode::UNSUPPORTED, kOp, ": B = ", B, ", NH = ", NH,
+             " exceed the grid");
+  if (B == 0 || T == 0) return;
+  CudaContext& cuda = cuda_context(ctx);
+  with_storage(kOp, dtype, [&](auto* storage) {
+    launch_first_query<std::remove_pointer_t<decltype(storage)>>(cuda, out, qkv, attention_mask, B, T, NH,
+                                                                 HS);
+  });
+}
 
 void fused_attention_forward(ExecutionContext& ctx, void* out, const void* qkv, const int32_t* attention_mask,
                              DType dtype, int64_t B, int64_t T, int64_t NH, int64_t HS) {
@@ -389,17 +517,10 @@ void fused_attention_forward(ExecutionContext& ctx, void* out, const void* qkv, 
              ": qkv and out must be 16-byte aligned (16-byte vector accesses)");
   if (B == 0 || T == 0) return;
   CudaContext& cuda = cuda_context(ctx);
-  switch (dtype) {
-    case DType::F32:
-      return dispatch_head_size<float>(cuda, out, qkv, attention_mask, B, T, NH, HS);
-    case DType::BF16:
-      return dispatch_head_size<__nv_bfloat16>(cuda, out, qkv, attention_mask, B, T, NH, HS);
-    case DType::F16:
-      return dispatch_head_size<__half>(cuda, out, qkv, attention_mask, B, T, NH, HS);
-    default:
-      break;
-  }
-  NLPF_THROW(ErrorCode::UNSUPPORTED, kOp, ": dtype ", dtype_name(dtype), ", expected f32, bf16 or f16");
+  with_storage(kOp, dtype, [&](auto* storage) {
+    dispatch_head_size<std::remove_pointer_t<decltype(storage)>>(cuda, out, qkv, attention_mask, B, T, NH,
+                                                                 HS);
+  });
 }
 
 }  // namespace nlpf::cuda

@@ -23,6 +23,15 @@ namespace nlpf::cuda {
 void fused_attention_forward(ExecutionContext& ctx, void* out, const void* qkv, const int32_t* attention_mask,
                              DType dtype, int64_t B, int64_t T, int64_t NH, int64_t HS);
 
+// out [B,C] = fused_attention_forward's row of token 0 only (the [CLS] query the pooler reads), for the last
+// encoder layer, whose other rows no output reads: per (b, h) one block over the T keys, fp32 arithmetic on
+// the CUDA cores (no tensor-core rounding, at every dtype). A padded token 0 gives 0 and an all-padding
+// sequence the uniform 1/T, as fused_attention_forward. dtype F32, BF16 or F16; T <= 512, HS <= 128, B <
+// 65536.
+void first_query_attention_forward(ExecutionContext& ctx, void* out, const void* qkv,
+                                   const int32_t* attention_mask, DType dtype, int64_t B, int64_t T,
+                                   int64_t NH, int64_t HS);
+
 // Training forward, f32: out [B,T,C] (=) dropout(probs) v, probs [B,NH,T,T] (=, saved, before dropout) =
 // softmax(q k^T / sqrt(HS)) over the keys with attention_mask [B,T] != 0 (padded keys get exactly 0; in a
 // sequence whose keys are all padding every row is the uniform 1/T); q, k, v rows of C = NH HS channels

@@ -166,6 +166,26 @@ int64_t check_linear_fp8(const char* op, const ExecutionContext& ctx, const Tens
   return weight_scale_count;
 }
 
+// The checks both attention ops share: out, qkv [B,T,3C] and attention_mask [B,T] i32 on one device, NH heads
+// dividing C, out [B,T,C] (or [B,1,C] with first_query_only), qkv of a compute dtype and out of qkv's.
+// Returns the device.
+Device check_attention(const char* op, ExecutionContext& ctx, const Tensor& out, const Tensor& qkv,
+                       const Tensor& attention_mask, int64_t NH, bool first_query_only) {
+  const Device device =
+      detail::common_device(op, ctx, {{"out", &out}, {"qkv", &qkv}, {"attention_mask", &attention_mask}});
+  NLPF_CHECK(qkv.rank() == 3 && qkv.dim(2) % 3 == 0, ErrorCode::INVALID_ARGUMENT, op, ": qkv has shape ",
+             shape_string(qkv.shape()), ", expected [B, T, 3C]");
+  const int64_t B = qkv.dim(0), T = qkv.dim(1), C = qkv.dim(2) / 3;
+  NLPF_CHECK(NH > 0 && C % NH == 0, ErrorCode::INVALID_ARGUMENT, op, ": C = ", C,
+             " is not a multiple of NH = ", NH);
+  detail::check_shape(op, "out", out, {B, first_query_only ? 1 : T, C});
+  detail::check_dtype(op, "attention_mask", attention_mask, DType::I32);
+  detail::check_shape(op, "attention_mask", attention_mask, {B, T});
+  check_compute_dtype(op, "qkv", qkv, device);
+  check_same_dtype(op, {{"qkv", &qkv}, {"out", &out}});
+  return device;
+}
+
 }  // namespace
 
 void embeddings_layer_norm_forward(ExecutionContext& ctx, Tensor& out, const Tensor& input_ids,
@@ -416,18 +436,8 @@ void fused_attention_forward(ExecutionContext& ctx, Tensor& out, const Tensor& q
   constexpr const char* kOp = "fused_attention_forward";
   NLPF_CHECK(!tf32_tensor_cores || ctx.math_mode() == MathMode::TF32, ErrorCode::INVALID_ARGUMENT, kOp,
              ": the tf32 tensor-core attention needs TF32 math (fp32 keeps IEEE products)");
-  const Device device =
-      detail::common_device(kOp, ctx, {{"out", &out}, {"qkv", &qkv}, {"attention_mask", &attention_mask}});
-  NLPF_CHECK(qkv.rank() == 3 && qkv.dim(2) % 3 == 0, ErrorCode::INVALID_ARGUMENT, kOp, ": qkv has shape ",
-             shape_string(qkv.shape()), ", expected [B, T, 3C]");
+  const Device device = check_attention(kOp, ctx, out, qkv, attention_mask, NH, false);
   const int64_t B = qkv.dim(0), T = qkv.dim(1), C = qkv.dim(2) / 3;
-  NLPF_CHECK(NH > 0 && C % NH == 0, ErrorCode::INVALID_ARGUMENT, kOp, ": C = ", C,
-             " is not a multiple of NH = ", NH);
-  detail::check_shape(kOp, "out", out, {B, T, C});
-  detail::check_dtype(kOp, "attention_mask", attention_mask, DType::I32);
-  detail::check_shape(kOp, "attention_mask", attention_mask, {B, T});
-  check_compute_dtype(kOp, "qkv", qkv, device);
-  check_same_dtype(kOp, {{"qkv", &qkv}, {"out", &out}});
   if (e4m3) check_e4m3_copy(kOp, ctx, out, *e4m3);
   switch (device.type) {
     case DeviceType::CPU: {
@@ -466,6 +476,30 @@ void fused_attention_forward(ExecutionContext& ctx, Tensor& out, const Tensor& q
                                         qkv.dtype(), B, T, NH, C / NH);
           if (e4m3) quantize_e4m3_forward(ctx, *e4m3->codes, out, *e4m3->scale);
         }
+        return;
+      }
+      detail::throw_no_cuda_kernel(kOp);
+  }
+}
+
+void first_query_attention_forward(ExecutionContext& ctx, Tensor& out, const Tensor& qkv,
+                                   const Tensor& attention_mask, int64_t NH) {
+  constexpr const char* kOp = "first_query_attention_forward";
+  const Device device = check_attention(kOp, ctx, out, qkv, attention_mask, NH, true);
+  const int64_t B = qkv.dim(0), T = qkv.dim(1), C = qkv.dim(2) / 3;
+  NLPF_CHECK(T > 0, ErrorCode::INVALID_ARGUMENT, kOp, ": qkv has no token");
+  switch (device.type) {
+    case DeviceType::CPU: {
+      Tensor all = Tensor::empty(DType::F32, {B, T, C});
+      fused_attention_forward(ctx, all, qkv, attention_mask, NH);
+      Tensor rows = out.view({B, C});
+      token_select_forward(ctx, rows, all, 0);
+      return;
+    }
+    case DeviceType::CUDA:
+      if constexpr (kCudaBuilt) {
+        cuda::first_query_attention_forward(ctx, out.raw_data(), qkv.raw_data(),
+                                            attention_mask.data<int32_t>(), qkv.dtype(), B, T, NH, C / NH);
         return;
       }
       detail::throw_no_cuda_kernel(kOp);

@@ -115,6 +115,13 @@ void fused_attention_forward(ExecutionContext& ctx, Tensor& out, const Tensor& q
                              const Tensor& attention_mask, int64_t NH, const E4m3Copy* e4m3 = nullptr,
                              bool tf32_tensor_cores = false);
 
+// out [B,1,C] = fused_attention_forward's row of token 0 alone: the last encoder layer's attention when only
+// the [CLS] row goes on (BertInference::set_first_token_last_layer), the one output the pooler reads. The
+// CPU computes every row (fused_attention_forward) and keeps token 0's; CUDA computes token 0's only, in fp32
+// on the CUDA cores at every dtype and math mode.
+void first_query_attention_forward(ExecutionContext& ctx, Tensor& out, const Tensor& qkv,
+                                   const Tensor& attention_mask, int64_t NH);
+
 // The pooler and classifier on token 0 of hidden [B,T,C]: pooled = tanh(hidden[:,0] pooler_weight^T +
 // pooler_bias), logits [B,NL] f32 = pooled classifier_weight^T + classifier_bias (classifier_bias f32),
 // predictions [B] i32 = argmax (first maximum), and, when labels [B] i32 is given, correct [1] i32 += the

@@ -23,6 +23,7 @@
 #include "text/dataset.h"
 #include "text/tokenizer.h"
 #include "train/trainer.h"
+#include "unit/tiny_bert.h"
 
 namespace nlpf {
 namespace {
@@ -87,9 +88,10 @@ struct Tf32Choices {
 std::vector<double> engine_logits(ExecutionContext& ctx, const BertConfig& config,
                                   const std::map<std::string, Tensor>& parameters, Precision precision,
                                   const Tensor& ids, const Tensor& types, const Tensor& mask,
-                                  const Tf32Choices& tf32 = {}) {
+                                  const Tf32Choices& tf32 = {}, bool first_token_last_layer = false) {
   const int64_t B = ids.dim(0), T = ids.dim(1);
   BertInference engine(ctx, config, parameters, precision, B + 1, T + 3);  // a plan larger than the batch
+  engine.set_first_token_last_layer(first_token_last_layer);
   if (tf32.gelu_epilogue) engine.set_tf32_gelu_epilogue(true);
   if (tf32.attention_cuda_cores) engine.set_tf32_attention_tensor_cores(false);
   const bool on_device = ctx.device().type == DeviceType::CUDA;
@@ -100,9 +102,10 @@ std::vector<double> engine_logits(ExecutionContext& ctx, const BertConfig& confi
   return values_of(on_device ? to_host(ctx, out.logits) : out.logits.clone());
 }
 
-// Every precision's logits against HF's; tf32 also with cuBLASLt's tanh GELU epilogue and with the CUDA-core
-// attention, at tf32's tolerance. The tensor-core attention has head sizes 32 and 64: at others a tf32 engine
-// runs the CUDA-core kernel either way, the same bits.
+// Every precision's logits against HF's, also with the first-token-only last layer (and against the full
+// layer's: at fp32 within 1e-5, the GEMMs' summation order); tf32 also with cuBLASLt's tanh GELU epilogue and
+// with the CUDA-core attention, at tf32's tolerance. The tensor-core attention has head sizes 32 and 64: at
+// others a tf32 engine runs the CUDA-core kernel either way, the same bits.
 void expect_goldens(ExecutionContext& ctx, const BertConfig& config,
                     const std::map<std::string, Tensor>& parameters, const SafetensorsFile& goldens) {
   const Tensor ids = goldens.tensors.at("input_ids"), types = goldens.tensors.at("token_type_ids"),
@@ -120,6 +123,14 @@ void expect_goldens(ExecutionContext& ctx, const BertConfig& config,
     const std::vector<double> logits =
         engine_logits(ctx, config, parameters, c.precision, as_i32(ids), as_i32(types), as_i32(mask));
     EXPECT_TRUE(test::all_close(logits, ref, test::Tolerance{c.rtol, c.rtol * largest_abs(ref)}));
+    {
+      SCOPED_TRACE("first-token last layer");
+      const std::vector<double> first_token = engine_logits(ctx, config, parameters, c.precision, as_i32(ids),
+                                                            as_i32(types), as_i32(mask), {}, true);
+      EXPECT_TRUE(test::all_close(first_token, ref, test::Tolerance{c.rtol, c.rtol * largest_abs(ref)}));
+      EXPECT_TRUE(
+          test::all_close(first_token, logits, test::Tolerance{c.rtol, c.rtol * largest_abs(logits)}));
+    }
     if (c.precision == Precision::TF32) {
       const int64_t head_size = config.hidden_size / config.num_attention_heads;
       for (const Tf32Choices& choices :
@@ -177,11 +188,44 @@ TEST_F(CudaInferenceTest, GpuEqualsCpuOnOddSizesAndPadding) {
   }
   const std::vector<double> cpu =
       engine_logits(cpu_context(), config, model.parameters(), Precision::FP32, ids, types, mask);
-  for (const PrecisionCase& c : kCases) {
-    SCOPED_TRACE(precision_name(c.precision));
-    const std::vector<double> gpu =
-        engine_logits(*ctx_, config, model.parameters(), c.precision, ids, types, mask);
-    EXPECT_TRUE(test::all_close(gpu, cpu, test::Tolerance{c.rtol, c.rtol * largest_abs(cpu)}));
+  for (const bool first_token : {false, true}) {
+    SCOPED_TRACE(first_token ? "first-token last layer" : "every token's last layer");
+    const std::vector<double> cpu_engine = engine_logits(cpu_context(), config, model.parameters(),
+                                                         Precision::FP32, ids, types, mask, {}, first_token);
+    EXPECT_TRUE(test::all_close(cpu_engine, cpu, test::Tolerance{1e-5, 1e-5 * largest_abs(cpu)}));
+    for (const PrecisionCase& c : kCases) {
+      SCOPED_TRACE(precision_name(c.precision));
+      const std::vector<double> gpu =
+          engine_logits(*ctx_, config, model.parameters(), c.precision, ids, types, mask, {}, first_token);
+      EXPECT_TRUE(test::all_close(gpu, cpu, test::Tolerance{c.rtol, c.rtol * largest_abs(cpu)}));
+    }
+  }
+}
+
+// The first-token-only last layer through InferenceRunner: captured graphs replay the eager predictions; at
+// fp32 they are the full last layer's (at bf16 a near tie of a random head may round either way). fp8 refuses
+// the switch (bert_inference_fp8_cuda_test).
+TEST_F(CudaInferenceTest, FirstTokenLastLayerReplaysAsGraphsAndKeepsThePredictions) {
+  const BertConfig config = random_config(64, 3, 2, 128, 40);
+  BertForSequenceClassification model(config, 81);
+  std::mt19937 rng(8);
+  const TokenizedDataset data = test::random_dataset(rng, 29, 40, 101);
+  for (const Precision p : {Precision::FP32, Precision::BF16}) {
+    SCOPED_TRACE(precision_name(p));
+    BertInference full(*ctx_, config, model.parameters(), p, 8, 40);
+    BertInference first(*ctx_, config, model.parameters(), p, 8, 40);
+    first.set_first_token_last_layer(true);
+    const InferenceRunnerOptions graphs{.batch_size = 8, .padding = PaddingMode::LONGEST};
+    const InferenceRunnerOptions eager{.batch_size = 8, .padding = PaddingMode::LONGEST, .use_graphs = false};
+    const EvaluationResult reference = InferenceRunner(full, data, eager).run_pass();
+    InferenceRunner replayed(first, data, graphs);
+    const EvaluationResult once = replayed.run_pass(), twice = replayed.run_pass(),
+                           eagerly = InferenceRunner(first, data, eager).run_pass();
+    EXPECT_EQ(once.predictions, eagerly.predictions) << "graph replay differs from eager";
+    EXPECT_EQ(twice.predictions, once.predictions);
+    if (p == Precision::FP32) {
+      EXPECT_EQ(eagerly.predictions, reference.predictions);
+    }
   }
 }
 

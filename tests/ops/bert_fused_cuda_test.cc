@@ -205,6 +205,38 @@ TEST_P(BertFusedCuda, AttentionMatchesCpuWithPadding) {
   }
 }
 
+TEST_P(BertFusedCuda, FirstQueryAttentionIsTheFullAttentionsFirstRow) {
+  // Token 0's row of the CPU's full attention, on ragged masks (a sequence with holes, one cut short, one all
+  // padding) with one more whose token 0 alone is padding (its row is 0); head sizes 64 (BERT-base), 32
+  // (MiniLM), 8, 24 and 128; T = 1 to 512. Out is poisoned with NaN first.
+  std::mt19937 rng(109);
+  struct Size {
+    int64_t B, T, C, NH;
+  };
+  for (const Size s : {Size{4, 37, 72, 3}, Size{4, 1, 40, 5}, Size{4, 130, 768, 12}, Size{4, 512, 768, 12},
+                       Size{5, 128, 384, 12}, Size{4, 70, 256, 2}, Size{4, 9, 64, 8}}) {
+    SCOPED_TRACE("B=" + std::to_string(s.B) + " T=" + std::to_string(s.T) + " C=" + std::to_string(s.C) +
+                 " NH=" + std::to_string(s.NH));
+    const Tensor qkv = random_tensor(rng, {s.B, s.T, 3 * s.C}, -2, 2);
+    Tensor mask = ragged_mask(rng, s.B, s.T);
+    if (s.T > 1) mask.data<int32_t>()[(s.B - 2) * s.T] = 0;  // a whole sequence (ragged_mask's) loses token 0
+    Tensor full = Tensor::empty(DType::F32, {s.B, s.T, s.C});
+    ops::fused_attention_forward(cpu_context(), full, rounded(qkv), mask, s.NH);
+    std::vector<double> ref;
+    for (int64_t b = 0; b < s.B; ++b) {
+      const float* row = full.data<float>() + b * s.T * s.C;
+      ref.insert(ref.end(), row, row + s.C);
+    }
+    Tensor out = poisoned(dtype(), {s.B, 1, s.C});
+    ops::first_query_attention_forward(gpu(), out, device(qkv), to_device(gpu(), mask), s.NH);
+    const std::vector<double> got = values(out);
+    EXPECT_TRUE(all_close(got, ref, scaled(GetParam(), ref)));
+    if (s.T > 1) {
+      for (int64_t c = 0; c < s.C; ++c) ASSERT_EQ(got[(s.B - 2) * s.C + c], 0.0) << "column " << c;
+    }
+  }
+}
+
 TEST_P(BertFusedCuda, AttentionRefusesWhatItsKernelCannotRun) {
   const Tensor mask_long = i32_tensor({1, 513}, std::vector<int32_t>(513, 1));
   Tensor out_long = poisoned(dtype(), {1, 513, 16}), qkv_long = poisoned(dtype(), {1, 513, 48});

@@ -1,7 +1,8 @@
 // The padded rows of the fused inference LayerNorms and GELU (ops/bert_fused.h) on the CPU: with the batch's
 // attention_mask, the rows of padded tokens in a sequence whose token 0 is real are exactly 0 and every other
 // row is the unmasked op's, bit for bit; a sequence with no token keeps its normalised rows; the mask's
-// checks. tests/ops/bert_fused_cuda_test.cc holds the GPU to the same rule.
+// checks; the first query's attention is the full attention's token-0 row. tests/ops/bert_fused_cuda_test.cc
+// holds the GPU to the same rule.
 #include <gtest/gtest.h>
 
 #include <cstring>
@@ -9,6 +10,7 @@
 #include <vector>
 
 #include "ops/bert_fused.h"
+#include "ops/cuda_op_test_util.h"
 #include "ops/op_test_util.h"
 
 namespace nlpf::test {
@@ -135,6 +137,24 @@ TEST(BertFused, LayerNormRefusesAMaskOfAnotherShapeOrDtype) {
   expect_error(
       [&] { ops::layer_norm_inference_forward(cpu_context(), flat_out, flat, w, b, 1e-12, nullptr, &mask); },
       ErrorCode::INVALID_ARGUMENT, {"[B, T, C]"});
+}
+
+TEST(BertFused, FirstQueryAttentionIsTheFullAttentionsFirstRowAndChecksItsShapes) {
+  // kMask's four sequences: holes, a prefix, no token (uniform attention), full; two heads of 4.
+  std::mt19937 rng(17);
+  const Tensor qkv = random_tensor(rng, {B, T, 3 * C}, -2, 2), mask = i32_tensor({B, T}, kMask);
+  Tensor full = Tensor::empty(DType::F32, {B, T, C}), first = Tensor::empty(DType::F32, {B, 1, C});
+  ops::fused_attention_forward(cpu_context(), full, qkv, mask, 2);
+  ops::first_query_attention_forward(cpu_context(), first, qkv, mask, 2);
+  for (int64_t b = 0; b < B; ++b) {
+    EXPECT_EQ(std::memcmp(first.data<float>() + b * C, full.data<float>() + b * T * C, C * sizeof(float)), 0)
+        << "sequence " << b;
+  }
+  Tensor every_row = Tensor::empty(DType::F32, {B, T, C});
+  expect_error([&] { ops::first_query_attention_forward(cpu_context(), every_row, qkv, mask, 2); },
+               ErrorCode::INVALID_ARGUMENT, {"out", "[4, 1, 8]"});
+  expect_error([&] { ops::first_query_attention_forward(cpu_context(), first, qkv, mask, 3); },
+               ErrorCode::INVALID_ARGUMENT, {"NH = 3"});
 }
 
 }  // namespace

@@ -27,11 +27,14 @@ Tensor ints(const Shape& shape, const std::vector<int32_t>& values) {
   return test::i32_tensor(shape, values);
 }
 
-void expect_same_as_model(BertForSequenceClassification& model, int64_t max_batch, int64_t max_tokens) {
+void expect_same_as_model(BertForSequenceClassification& model, int64_t max_batch, int64_t max_tokens,
+                          bool first_token_last_layer = false) {
   const Batch batch = tiny_batch();
   const ModelOutput ref = model.forward(batch, ForwardMode::EVAL);
   BertInference engine(cpu_context(), model.config(), model.parameters(), Precision::FP32, max_batch,
                        max_tokens);
+  EXPECT_FALSE(engine.first_token_last_layer());
+  engine.set_first_token_last_layer(first_token_last_layer);
   Tensor correct = ints({1}, {5});  // accumulates onto what is there
   const Tensor labels = ints({batch.B}, batch.labels);
   const BertInference::Output out = engine.forward(
@@ -58,6 +61,17 @@ TEST(BertInference, BatchSmallerThanThePlanAndTruncatedLayers) {
   expect_same_as_model(model, 8, 16);
   model.truncate_layers(1);
   expect_same_as_model(model, 4, 9);
+}
+
+TEST(BertInference, FirstTokenLastLayerGivesTheModelsLogits) {
+  // The last layer on token 0's row alone (BertInference::set_first_token_last_layer) against the model's
+  // full forward: one layer (the only one is the last) and three.
+  for (const int64_t layers : {1, 3}) {
+    SCOPED_TRACE(std::to_string(layers) + " layers");
+    BertForSequenceClassification model(tiny_config(layers), 14);
+    expect_same_as_model(model, 3, 7, true);
+    expect_same_as_model(model, 8, 16, true);
+  }
 }
 
 TEST(BertInference, ZeroedPaddedRowsLeaveTheLogitsBitForBit) {

@@ -13,6 +13,7 @@
 #include "model/fp8_calibration.h"
 #include "ops/op_test_util.h"
 #include "unit/fp8_emulation.h"
+#include "unit/tiny_bert.h"
 
 namespace nlpf {
 namespace {
@@ -30,31 +31,11 @@ BertConfig small_config() {
   return config;
 }
 
-// n sentences of 3 to max_length tokens ([CLS] 2 ... [SEP] 3, random ids between), labels alternating 0, 1.
-TokenizedDataset random_sentences(std::mt19937& rng, int64_t n, int64_t max_length) {
-  TokenizedDataset data;
-  data.max_length = max_length;
-  std::uniform_int_distribution<int32_t> id(4, 100);
-  std::uniform_int_distribution<int64_t> length(3, max_length);
-  for (int64_t i = 0; i < n; ++i) {
-    Encoding e;
-    const int64_t len = length(rng);
-    for (int64_t t = 0; t < len; ++t) {
-      e.input_ids.push_back(t == 0 ? 2 : t == len - 1 ? 3 : id(rng));
-      e.token_type_ids.push_back(0);
-      e.attention_mask.push_back(1);
-    }
-    data.encodings.push_back(e);
-    data.labels.push_back(static_cast<int32_t>(i % 2));
-  }
-  return data;
-}
-
 TEST(Fp8Emulation, QuantisesAndStaysNearFp32) {
   const BertConfig config = small_config();
   BertForSequenceClassification model(config, 77);
   std::mt19937 rng(5);
-  const TokenizedDataset data = random_sentences(rng, 12, 37);
+  const TokenizedDataset data = test::random_dataset(rng, 12, 37, 101);
   const Fp8Calibration calibration = calibrate_fp8(model, data, 12, 7, 4, 37);
   const std::vector<int64_t> order = sequential_order(data.size());
   Batch batch = make_batch(data, order, PaddingMode::LONGEST, 37);
@@ -104,7 +85,7 @@ TEST(Fp8Emulation, PerChannelWeightScalesChangeTheLogitsAndStayNearFp32) {
   const BertConfig config = small_config();
   BertForSequenceClassification model(config, 78);
   std::mt19937 rng(6);
-  const TokenizedDataset data = random_sentences(rng, 8, 29);
+  const TokenizedDataset data = test::random_dataset(rng, 8, 29, 101);
   const Fp8Calibration calibration = calibrate_fp8(model, data, 8, 7, 4, 29);
   Batch batch = make_batch(data, sequential_order(data.size()), PaddingMode::LONGEST, 29);
   const std::vector<double> channel = test::fp8_emulated_logits(config, model.parameters(), calibration,

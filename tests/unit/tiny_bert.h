@@ -1,6 +1,6 @@
-// A tiny BERT, a padded batch and a small tokenised set for the model tests (bert_model_test,
-// bert_inference_test): small enough for finite differences, large enough that attention and GELU are far
-// from linear.
+// A tiny BERT, a padded batch and small tokenised sets for the model tests (bert_model_test,
+// bert_inference_test, the CUDA inference tests): small enough for finite differences, large enough that
+// attention and GELU are far from linear.
 #pragma once
 
 #include <algorithm>
@@ -59,6 +59,26 @@ inline TokenizedDataset tiny_dataset(int64_t max_length) {
     for (int64_t t = 0; t < length; ++t) {
       e.input_ids.push_back(t == 0 ? 2 : t == length - 1 ? 3 : id(rng));
       e.token_type_ids.push_back(0);
+      e.attention_mask.push_back(1);
+    }
+    data.encodings.push_back(e);
+    data.labels.push_back(static_cast<int32_t>(i % 2));
+  }
+  return data;
+}
+
+// n examples of random lengths in [3, max_length] (ids in [4, vocab)), a sentence pair in every third.
+inline TokenizedDataset random_dataset(std::mt19937& rng, int64_t n, int64_t max_length, int32_t vocab) {
+  TokenizedDataset data;
+  data.max_length = max_length;
+  std::uniform_int_distribution<int32_t> id(4, vocab - 1);
+  std::uniform_int_distribution<int64_t> length(3, max_length);
+  for (int64_t i = 0; i < n; ++i) {
+    Encoding e;
+    const int64_t len = length(rng);
+    for (int64_t t = 0; t < len; ++t) {
+      e.input_ids.push_back(t == 0 ? 2 : t == len - 1 ? 3 : id(rng));
+      e.token_type_ids.push_back(i % 3 == 0 && t > len / 2 ? 1 : 0);
       e.attention_mask.push_back(1);
     }
     data.encodings.push_back(e);
