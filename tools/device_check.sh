@@ -3,7 +3,7 @@
 # tools/make_device_carry.sh). Builds nlpf with CUDA, runs the whole test suite (cpu + cuda labels), makes the
 # Hugging Face reference fixtures, checks that transformers loads what nlpf writes, and runs the benchmarks
 # side by side with PyTorch/HF. Logs and results go to $OUT (results.tgz holds the fixtures and JSON).
-# Usage: tools/device_check.sh [all|build|test|sanitize|goldens|roundtrip|finetune|bench|bench_cpu|bench_gpu|measure|finetune_gpu|study_gpu|bench_train|profile_train|fp8_gpu|fp8_channel|fp8_small_batches|tf32_ab|tf32_profile|gemm_probe]...
+# Usage: tools/device_check.sh [all|build|test|sanitize|goldens|roundtrip|finetune|bench|bench_cpu|bench_gpu|measure|finetune_gpu|study_gpu|bench_train|profile_train|fp8_gpu|fp8_channel|fp8_small_batches|tf32_ab|tf32_profile|gemm_probe|first_token]...
 #        (default: all; bench_gpu is not in all: about 10 minutes per model, run it on its own; nor are finetune_gpu
 #        and bench_train)
 # sanitize: the cuda-labelled tests under compute-sanitizer memcheck and racecheck
@@ -30,6 +30,9 @@
 #          only; builds only its target): the attention on the CUDA cores (default) against the tensor cores
 #          (--tf32-attention tensor-cores), alternated A B A B, then 64 autotune candidates instead of 8;
 #          results/tf32_ab/, the printed lines in the summary
+# first_token: the first-token-only last layer (--last-layer first-token) against every token's (all-tokens),
+#              A B A B, bert_base padded to 128 and to the longest at batch 32/64/256, FIRST_TOKEN_PRECISIONS
+#              (default fp32 tf32; builds only its target); results/first_token/, the printed lines in the summary
 # tf32_profile: ncu (--clock-control none) of one batch of 64 of bert_base tf32 padded to 128, the engine's
 #               defaults; results/tf32_profile/ncu_tf32_b64.csv.gz
 # bench_gpu: GPU inference, nlpf (bench/gpu_inference_bench) and PyTorch eager + torch.compile
@@ -56,7 +59,7 @@ carry="$root/carry"
 steps=${*:-all}
 want() { [[ " $steps " == *" all "* && $1 != bench_gpu && $1 != phase2_gpu && $1 != finetune_gpu && $1 != study_gpu &&
   $1 != bench_train && $1 != profile_train && $1 != fp8_gpu && $1 != fp8_channel && $1 != fp8_small_batches &&
-  $1 != tf32_ab && $1 != gemm_probe && $1 != tf32_profile ||
+  $1 != tf32_ab && $1 != gemm_probe && $1 != tf32_profile && $1 != first_token ||
   " $steps " == *" $1 "* ]]; }
 status=0
 note() { echo "== $*" | tee -a "$out/summary.txt"; }
@@ -357,6 +360,24 @@ if want tf32_ab; then
   run_step tf32_ab_autotune64 build-gpu/bench/gpu_inference_bench "${ab_common[@]}" --autotune-candidates 64 \
     --gpu-warmup-seconds 0 --out "$ab/autotune64.json"
   grep -h "^nlpf" "$res/logs/tf32_ab_autotune64.log" | sed "s/^/autotune 64: /" | tee -a "$out/summary.txt"
+fi
+if want first_token; then
+  ft="$res/first_token"
+  mkdir -p "$ft"
+  run_step first_token_build build_target gpu_inference_bench
+  ft_common=(--dev-tsv "$carry/shared/data/sst2/dev.tsv" --vocab-dir "$carry/shared/models/bert-base-uncased"
+    --config-dir "$carry/shared/models/bert-base-uncased" --models bert_base
+    --precisions ${FIRST_TOKEN_PRECISIONS:-fp32 tf32} --paddings max_length longest --batch-sizes 32 64 256
+    --trials 3 --min-trial-seconds 1 --idle-seconds 1 --warmup-seconds 1)
+  ft_warm=25  # the first run warms the fresh GPU
+  for round in 1 2; do
+    for last in all-tokens first-token; do
+      run_step "first_token_${last}_$round" build-gpu/bench/gpu_inference_bench "${ft_common[@]}" --last-layer "$last" \
+        --gpu-warmup-seconds "$ft_warm" --out "$ft/${last}_$round.json"
+      ft_warm=0
+      grep -h "^nlpf" "$res/logs/first_token_${last}_$round.log" | sed "s/^/$last: /" | tee -a "$out/summary.txt"
+    done
+  done
 fi
 if want tf32_profile; then
   prof="$res/tf32_profile"
