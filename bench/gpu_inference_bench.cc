@@ -100,7 +100,7 @@ json measure(ExecutionContext& gpu, EnergyMeter& meter, PowerSampler& sampler,
       {"padded_rows", o.padded_rows},
       {"tf32_gelu", precision_text == "tf32" ? json(o.tf32_gelu) : json(nullptr)},
       {"tf32_attention", precision_text == "tf32" ? json(o.tf32_attention) : json(nullptr)},
-      {"last_layer", precision_text == "fp8" ? json("all-tokens") : json(o.last_layer)},  // fp8: not yet
+      {"last_layer", o.last_layer},
       {"examples_per_pass", data.size()},
       {"error", nullptr}};
   try {
@@ -120,7 +120,7 @@ json measure(ExecutionContext& gpu, EnergyMeter& meter, PowerSampler& sampler,
                          precision == Precision::FP8 ? calibration : nullptr,
                          parse_fp8_weight_scales(o.fp8_weight_scales));
     engine.set_zero_padded_rows(o.padded_rows == "zero");
-    if (precision != Precision::FP8) engine.set_first_token_last_layer(o.last_layer == "first-token");
+    engine.set_first_token_last_layer(o.last_layer == "first-token");
     if (precision == Precision::TF32) {
       engine.set_tf32_gelu_epilogue(o.tf32_gelu == "epilogue");
       engine.set_tf32_attention_tensor_cores(o.tf32_attention == "tensor-cores");
@@ -282,7 +282,7 @@ int main(int argc, char** argv) {
   app.add_option(
          "--last-layer", o.last_layer,
          "the last encoder layer past its QKV projection for every token (all-tokens, the engine's) or "
-         "for token 0 alone, the row the pooler reads (first-token; not fp8)")
+         "for token 0 alone, the row the pooler reads (first-token)")
       ->check(CLI::IsMember({"all-tokens", "first-token"}));
   app.add_option("--out", o.out, "also write the JSON here (rewritten after every record)");
   CLI11_PARSE(app, argc, argv);

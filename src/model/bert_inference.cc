@@ -244,8 +244,6 @@ void BertInference::set_tf32_gelu_epilogue(bool epilogue) {
 }
 
 void BertInference::set_first_token_last_layer(bool first_token) {
-  NLPF_CHECK(!first_token || precision_ != Precision::FP8, ErrorCode::UNSUPPORTED,
-             "inference engine: the first-token-only last layer is not written for fp8 yet");
   first_token_last_layer_ = first_token;
 }
 
@@ -254,20 +252,33 @@ void BertInference::set_tf32_attention_tensor_cores(bool tensor_cores) {
   tf32_attention_tensor_cores_ = tensor_cores;
 }
 
+BertInference::Rows BertInference::rows(int64_t B, int64_t T, bool first_token, const Tensor* padding) const {
+  const int64_t C = config_.hidden_size, I = config_.intermediate_size, R = first_token ? 1 : T;
+  const bool fp8 = precision_ == Precision::FP8;
+  return Rows{context_.view({B, R, C}),
+              attn_.view({B, R, C}),
+              inter_.view({B, R, I}),
+              first_token ? first_token_residual_.view({B, 1, C}) : hidden_.view({B, T, C}),
+              hidden_.view({B, R, C}),
+              fp8 ? context_codes_.view({B, R, C}) : Tensor(),
+              fp8 ? attn_codes_.view({B, R, C}) : Tensor(),
+              fp8 ? inter_codes_.view({B, R, I}) : Tensor(),
+              first_token ? nullptr : padding};
+}
+
 BertInference::Output BertInference::forward(const Tensor& input_ids, const Tensor& token_type_ids,
                                              const Tensor& attention_mask, const Tensor* labels,
                                              Tensor* correct) {
   NLPF_CHECK(input_ids.rank() == 2, ErrorCode::INVALID_ARGUMENT, "inference engine: input_ids has shape ",
              shape_string(input_ids.shape()), ", expected [B, T]");
   const int64_t B = input_ids.dim(0), T = input_ids.dim(1), C = config_.hidden_size,
-                I = config_.intermediate_size, NL = config_.num_labels();
+                NL = config_.num_labels();
   NLPF_CHECK(B <= max_batch_ && T <= max_tokens_, ErrorCode::INVALID_ARGUMENT, "inference engine: batch [", B,
              ", ", T, "] exceeds the planned [", max_batch_, ", ", max_tokens_, "]");
   if (precision_ == Precision::FP8)
     return forward_fp8(input_ids, token_type_ids, attention_mask, labels, correct);
   const double eps = config_.layer_norm_eps;
-  Tensor hidden = hidden_.view({B, T, C}), qkv = qkv_.view({B, T, 3 * C}), context = context_.view({B, T, C}),
-         attn = attn_.view({B, T, C}), inter = inter_.view({B, T, I});
+  Tensor hidden = hidden_.view({B, T, C}), qkv = qkv_.view({B, T, 3 * C});
   const Tensor* padding = zero_padded_rows_ ? &attention_mask : nullptr;
   ops::embeddings_layer_norm_forward(ctx_, hidden, input_ids, token_type_ids, word_, position_, token_type_,
                                      emb_ln_w_, emb_ln_b_, eps, nullptr, padding);
@@ -276,30 +287,22 @@ BertInference::Output BertInference::forward(const Tensor& input_ids, const Tens
   for (size_t l = 0; l < layers_.size(); ++l) {
     const Layer& w = layers_[l];
     ops::linear_residual_forward(ctx_, qkv, hidden, w.qkv_w, w.qkv_b, nullptr);
-    if (first_token_last_layer_ && l + 1 == layers_.size()) {
-      // Token 0's row alone from here (set_first_token_last_layer): its residual gathered from hidden, the
-      // rest on the leading B rows of the workspaces; the output lands in hidden's first B rows, read by no
-      // one else.
-      Tensor context0 = context_.view({B, 1, C}), residual0 = first_token_residual_.view({B, 1, C}),
-             attn0 = attn_.view({B, 1, C}), inter0 = inter_.view({B, 1, I});
-      ops::first_query_attention_forward(ctx_, context0, qkv, attention_mask, config_.num_attention_heads);
-      Tensor residual_rows = residual0.view({B, C});
-      ops::token_select_forward(ctx_, residual_rows, hidden, 0);
-      ops::linear_residual_layer_norm_forward(ctx_, attn0, context0, w.attn_out_w, w.attn_out_b, residual0,
-                                              w.ln1_w, w.ln1_b, eps, nullptr);
-      ops::linear_gelu_forward(ctx_, inter0, attn0, w.inter_w, w.inter_b, nullptr, f32_gelu_);
-      head_input = hidden_.view({B, 1, C});
-      ops::linear_residual_layer_norm_forward(ctx_, head_input, inter0, w.out_w, w.out_b, attn0, w.ln2_w,
-                                              w.ln2_b, eps, nullptr);
-      break;
+    const bool first_token = first_token_last_layer_ && l + 1 == layers_.size();
+    Rows r = rows(B, T, first_token, padding);
+    if (first_token) {
+      ops::first_query_attention_forward(ctx_, r.context, qkv, attention_mask, config_.num_attention_heads);
+      Tensor residual = r.residual.view({B, C});
+      ops::token_select_forward(ctx_, residual, hidden, 0);
+      head_input = r.out;
+    } else {
+      ops::fused_attention_forward(ctx_, r.context, qkv, attention_mask, config_.num_attention_heads, nullptr,
+                                   tf32_attention_tensor_cores_);
     }
-    ops::fused_attention_forward(ctx_, context, qkv, attention_mask, config_.num_attention_heads, nullptr,
-                                 tf32_attention_tensor_cores_);
-    ops::linear_residual_layer_norm_forward(ctx_, attn, context, w.attn_out_w, w.attn_out_b, hidden, w.ln1_w,
-                                            w.ln1_b, eps, padding);
-    ops::linear_gelu_forward(ctx_, inter, attn, w.inter_w, w.inter_b, padding, f32_gelu_);
-    ops::linear_residual_layer_norm_forward(ctx_, hidden, inter, w.out_w, w.out_b, attn, w.ln2_w, w.ln2_b,
-                                            eps, padding);
+    ops::linear_residual_layer_norm_forward(ctx_, r.attn, r.context, w.attn_out_w, w.attn_out_b, r.residual,
+                                            w.ln1_w, w.ln1_b, eps, r.padding);
+    ops::linear_gelu_forward(ctx_, r.inter, r.attn, w.inter_w, w.inter_b, r.padding, f32_gelu_);
+    ops::linear_residual_layer_norm_forward(ctx_, r.out, r.inter, w.out_w, w.out_b, r.attn, w.ln2_w, w.ln2_b,
+                                            eps, r.padding);
   }
   Output out{logits_.view({B, NL}), predictions_.view({B})};
   Tensor pooler_scratch = pooler_scratch_.view({B, C});
@@ -313,48 +316,57 @@ BertInference::Output BertInference::forward_fp8(const Tensor& input_ids, const 
                                                  const Tensor& attention_mask, const Tensor* labels,
                                                  Tensor* correct) {
   const int64_t B = input_ids.dim(0), T = input_ids.dim(1), C = config_.hidden_size,
-                I = config_.intermediate_size, NL = config_.num_labels();
+                NL = config_.num_labels();
   const double eps = config_.layer_norm_eps;
-  Tensor hidden = hidden_.view({B, T, C}), qkv = qkv_.view({B, T, 3 * C}), context = context_.view({B, T, C}),
-         attn = attn_.view({B, T, C}), inter = inter_.view({B, T, I});
-  Tensor hidden_codes = hidden_codes_.view({B, T, C}), context_codes = context_codes_.view({B, T, C}),
-         attn_codes = attn_codes_.view({B, T, C}), inter_codes = inter_codes_.view({B, T, I});
+  Tensor hidden = hidden_.view({B, T, C}), qkv = qkv_.view({B, T, 3 * C}),
+         hidden_codes = hidden_codes_.view({B, T, C});
   // LayerNorm outputs leave twice: bf16 (the residual of the next sum) and E4M3 (the next GEMM's input).
   const Tensor* padding = zero_padded_rows_ ? &attention_mask : nullptr;
   const ops::E4m3Copy first{&hidden_codes, layers_.empty() ? nullptr : &layers_.front().qkv8.x_scale};
   ops::embeddings_layer_norm_forward(ctx_, hidden, input_ids, token_type_ids, word_, position_, token_type_,
                                      emb_ln_w_, emb_ln_b_, eps, layers_.empty() ? nullptr : &first, padding);
+  Tensor head_input = hidden;  // as forward()'s
   for (size_t l = 0; l < layers_.size(); ++l) {
     const Layer& w = layers_[l];
     ops::linear_fp8_residual_forward(ctx_, qkv, hidden_codes, w.qkv8.weight, w.qkv8.gemm_x_scale,
                                      w.qkv8.weight_scale, w.qkv_b, nullptr);
-    // The tensor-core attention kernel writes the E4M3 copy in its epilogue (other head sizes: a pass).
-    const ops::E4m3Copy context_copy{&context_codes, &w.attn_out8.x_scale};
-    ops::fused_attention_forward(ctx_, context, qkv, attention_mask, config_.num_attention_heads,
-                                 &context_copy);
-    ops::linear_fp8_residual_forward(ctx_, attn, context_codes, w.attn_out8.weight, w.attn_out8.gemm_x_scale,
-                                     w.attn_out8.weight_scale, w.attn_out_b, &hidden);
-    const ops::E4m3Copy attn_copy{&attn_codes, &w.inter8.x_scale};
-    ops::layer_norm_inference_forward(ctx_, attn, attn, w.ln1_w, w.ln1_b, eps, &attn_copy, padding);
+    const bool last = l + 1 == layers_.size(), first_token = first_token_last_layer_ && last;
+    Rows r = rows(B, T, first_token, padding);
+    if (first_token) {  // token 0's attention in bf16, then its E4M3 copy in a pass
+      ops::first_query_attention_forward(ctx_, r.context, qkv, attention_mask, config_.num_attention_heads);
+      ops::quantize_e4m3_forward(ctx_, r.context_codes, r.context, w.attn_out8.x_scale);
+      Tensor residual = r.residual.view({B, C});
+      ops::token_select_forward(ctx_, residual, hidden, 0);
+      head_input = r.out;
+    } else {
+      // The tensor-core attention kernel writes the E4M3 copy in its epilogue (other head sizes: a pass).
+      const ops::E4m3Copy context_copy{&r.context_codes, &w.attn_out8.x_scale};
+      ops::fused_attention_forward(ctx_, r.context, qkv, attention_mask, config_.num_attention_heads,
+                                   &context_copy);
+    }
+    ops::linear_fp8_residual_forward(ctx_, r.attn, r.context_codes, w.attn_out8.weight,
+                                     w.attn_out8.gemm_x_scale, w.attn_out8.weight_scale, w.attn_out_b,
+                                     &r.residual);
+    const ops::E4m3Copy attn_copy{&r.attn_codes, &w.inter8.x_scale};
+    ops::layer_norm_inference_forward(ctx_, r.attn, r.attn, w.ln1_w, w.ln1_b, eps, &attn_copy, r.padding);
     if (fp8_gelu_codes_) {
-      ops::linear_fp8_gelu_forward(ctx_, inter_codes, attn_codes, w.inter8.weight, w.inter8.gemm_x_scale,
+      ops::linear_fp8_gelu_forward(ctx_, r.inter_codes, r.attn_codes, w.inter8.weight, w.inter8.gemm_x_scale,
                                    w.inter8.weight_scale, w.inter_b, &w.out_x_scale_inverse);
     } else {
-      ops::linear_fp8_gelu_forward(ctx_, inter, attn_codes, w.inter8.weight, w.inter8.gemm_x_scale,
+      ops::linear_fp8_gelu_forward(ctx_, r.inter, r.attn_codes, w.inter8.weight, w.inter8.gemm_x_scale,
                                    w.inter8.weight_scale, w.inter_b, nullptr);
-      ops::quantize_e4m3_forward(ctx_, inter_codes, inter, w.out8.x_scale);
+      ops::quantize_e4m3_forward(ctx_, r.inter_codes, r.inter, w.out8.x_scale);
     }
-    ops::linear_fp8_residual_forward(ctx_, hidden, inter_codes, w.out8.weight, w.out8.gemm_x_scale,
-                                     w.out8.weight_scale, w.out_b, &attn);
-    const bool last = l + 1 == layers_.size();
+    ops::linear_fp8_residual_forward(ctx_, r.out, r.inter_codes, w.out8.weight, w.out8.gemm_x_scale,
+                                     w.out8.weight_scale, w.out_b, &r.attn);
     const ops::E4m3Copy next{&hidden_codes, last ? nullptr : &layers_[l + 1].qkv8.x_scale};
-    ops::layer_norm_inference_forward(ctx_, hidden, hidden, w.ln2_w, w.ln2_b, eps, last ? nullptr : &next,
-                                      padding);
+    ops::layer_norm_inference_forward(ctx_, r.out, r.out, w.ln2_w, w.ln2_b, eps, last ? nullptr : &next,
+                                      r.padding);
   }
   Output out{logits_.view({B, NL}), predictions_.view({B})};
   Tensor pooler_scratch = pooler_scratch_.view({B, C});
-  ops::classifier_head_forward(ctx_, out.logits, out.predictions, correct, pooler_scratch, hidden, pooler_w_,
-                               pooler_b_, classifier_w_, classifier_b_, labels);
+  ops::classifier_head_forward(ctx_, out.logits, out.predictions, correct, pooler_scratch, head_input,
+                               pooler_w_, pooler_b_, classifier_w_, classifier_b_, labels);
   return out;
 }
 

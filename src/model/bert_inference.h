@@ -110,8 +110,8 @@ class BertInference {
   // (ops::first_query_attention_forward), then the attention-output, intermediate and output GEMMs and
   // LayerNorms on B rows instead of B T. The pooler reads nothing else, so the predictions are the full
   // layer's and the logits move only by the GEMMs' summation order (a GEMM of B rows may take another
-  // kernel). Off by default until measured on a GPU; fp32, tf32, bf16 and fp16 (UNSUPPORTED for fp8, whose
-  // E4M3 data path does not have it yet).
+  // kernel; at fp8 the attention's E4M3 copy comes from a quantisation pass, as at head sizes without the
+  // tensor-core kernel, and token 0's attention is fp32 arithmetic). Off by default until measured on a GPU.
   void set_first_token_last_layer(bool first_token);
   bool first_token_last_layer() const { return first_token_last_layer_; }
 
@@ -129,6 +129,16 @@ class BertInference {
     Fp8Linear qkv8, attn_out8, inter8, out8;
     Tensor out_x_scale_inverse;  // 1 / out8.x_scale: cuBLASLt's D scale of the intermediate GEMM
   };
+  // The workspace views one layer works on past its attention: [B,T,*], or [B,1,*] (the leading B rows) in a
+  // first-token-only last layer, whose residual is token 0's rows gathered into first_token_residual_ and
+  // whose output lands in hidden's first B rows. FP8's E4M3 inputs likewise (empty in other precisions).
+  // padding: the mask under which padded rows are zero (ops/bert_fused.h), never in a first-token layer.
+  struct Rows {
+    Tensor context, attn, inter, residual, out;
+    Tensor context_codes, attn_codes, inter_codes;
+    const Tensor* padding;
+  };
+  Rows rows(int64_t B, int64_t T, bool first_token, const Tensor* padding) const;
   Tensor upload(const Tensor& host, DType dtype);
   Tensor upload_scale(float value);
   Fp8Linear upload_fp8(const Tensor& weight, float x_scale, Fp8Granularity granularity);

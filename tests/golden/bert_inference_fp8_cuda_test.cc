@@ -68,9 +68,11 @@ Tensor ints(const Batch& batch, const std::vector<int32_t>& v) {
 std::vector<double> engine_logits(ExecutionContext& ctx, const BertConfig& config,
                                   const std::map<std::string, Tensor>& parameters, Precision precision,
                                   const Batch& batch, const Fp8Calibration* calibration,
-                                  Fp8Granularity weight_scales = Fp8Granularity::PER_TENSOR) {
+                                  Fp8Granularity weight_scales = Fp8Granularity::PER_TENSOR,
+                                  bool first_token_last_layer = false) {
   BertInference engine(ctx, config, parameters, precision, batch.B + 1, batch.T + 3, calibration,
                        weight_scales);
+  engine.set_first_token_last_layer(first_token_last_layer);
   if (precision == Precision::FP8) {
     std::cout << "[ fp8 ] weight scales per "
               << (weight_scales == Fp8Granularity::PER_CHANNEL ? "channel" : "tensor")
@@ -113,9 +115,11 @@ struct LogitsCase {
   }
   // The model's logits from the engine on ctx (fp8 with the case's calibration and `weight_scales`).
   std::vector<double> engine(ExecutionContext& ctx, Precision precision,
-                             Fp8Granularity weight_scales = Fp8Granularity::PER_TENSOR) const {
+                             Fp8Granularity weight_scales = Fp8Granularity::PER_TENSOR,
+                             bool first_token_last_layer = false) const {
     return engine_logits(ctx, config, model.parameters(), precision, batch,
-                         precision == Precision::FP8 ? &calibration : nullptr, weight_scales);
+                         precision == Precision::FP8 ? &calibration : nullptr, weight_scales,
+                         first_token_last_layer);
   }
   // The CPU emulation of the fp8 engine (tests/unit/fp8_emulation.h).
   std::vector<double> emulated(Fp8Granularity weight_scales = Fp8Granularity::PER_TENSOR) const {
@@ -136,6 +140,21 @@ TEST_F(CudaFp8InferenceTest, LogitsMatchTheCpuEmulationAndStayNearFp32) {
       << "against the CPU emulation";
   EXPECT_TRUE(test::all_close(gpu, fp32, test::Tolerance{kVsFp32, kVsFp32 * largest_abs(fp32)}))
       << "against fp32";
+}
+
+TEST_F(CudaFp8InferenceTest, FirstTokenLastLayerMatchesTheCpuEmulationAndTheFullLayer) {
+  // The last layer on token 0's row alone (its attention's E4M3 copy from a quantisation pass), per tensor
+  // and per channel, against the emulation and the full last layer at the emulation's tolerance.
+  const LogitsCase c(82, 9);
+  for (const Fp8Granularity scales : {Fp8Granularity::PER_TENSOR, Fp8Granularity::PER_CHANNEL}) {
+    SCOPED_TRACE(scales == Fp8Granularity::PER_CHANNEL ? "per channel" : "per tensor");
+    const std::vector<double> first_token = c.engine(*ctx_, Precision::FP8, scales, true),
+                              full = c.engine(*ctx_, Precision::FP8, scales), emulated = c.emulated(scales);
+    EXPECT_TRUE(test::all_close(first_token, emulated,
+                                test::Tolerance{kVsEmulation, kVsEmulation * largest_abs(emulated)}));
+    EXPECT_TRUE(
+        test::all_close(first_token, full, test::Tolerance{kVsEmulation, kVsEmulation * largest_abs(full)}));
+  }
 }
 
 TEST_F(CudaFp8InferenceTest, PerChannelWeightScalesMatchTheCpuEmulationWithPerChannelScales) {
@@ -173,16 +192,18 @@ TEST_F(CudaFp8InferenceTest, GraphReplayEqualsEager) {
   std::mt19937 rng(6);
   const TokenizedDataset data = random_dataset(rng, 29, 40, 101);
   const Fp8Calibration calibration = calibrate_fp8(model, data, 16, 3, 8, 40);
-  BertInference engine(*ctx_, config, model.parameters(), Precision::FP8, 8, 40, &calibration);
-  EXPECT_THROW(engine.set_first_token_last_layer(true), Error) << "not written for fp8 yet";
-  engine.set_first_token_last_layer(false);
-  InferenceRunner graphs(engine, data, {.batch_size = 8, .padding = PaddingMode::LONGEST});
-  InferenceRunner eager(engine, data,
-                        {.batch_size = 8, .padding = PaddingMode::LONGEST, .use_graphs = false});
-  const EvaluationResult with_graphs = graphs.run_pass(), again = graphs.run_pass(),
-                         eagerly = eager.run_pass();
-  EXPECT_EQ(with_graphs.predictions, eagerly.predictions) << "graph replay differs from eager";
-  EXPECT_EQ(with_graphs.predictions, again.predictions) << "a second replay differs";
+  for (const bool first_token : {false, true}) {  // also with the first-token-only last layer
+    SCOPED_TRACE(first_token ? "first-token last layer" : "every token's last layer");
+    BertInference engine(*ctx_, config, model.parameters(), Precision::FP8, 8, 40, &calibration);
+    engine.set_first_token_last_layer(first_token);
+    InferenceRunner graphs(engine, data, {.batch_size = 8, .padding = PaddingMode::LONGEST});
+    InferenceRunner eager(engine, data,
+                          {.batch_size = 8, .padding = PaddingMode::LONGEST, .use_graphs = false});
+    const EvaluationResult with_graphs = graphs.run_pass(), again = graphs.run_pass(),
+                           eagerly = eager.run_pass();
+    EXPECT_EQ(with_graphs.predictions, eagerly.predictions) << "graph replay differs from eager";
+    EXPECT_EQ(with_graphs.predictions, again.predictions) << "a second replay differs";
+  }
 }
 
 TEST_F(CudaFp8InferenceTest, RefusedWithoutACalibrationOrWithAnotherModels) {
