@@ -37,7 +37,8 @@
 #               defaults; results/tf32_profile/ncu_tf32_b64.csv.gz
 # bench_gpu: GPU inference, nlpf (bench/gpu_inference_bench) and PyTorch eager + torch.compile
 #            (bench/peer/peer_gpu_inference.py) side by side; BENCH_GPU_MODELS, BENCH_GPU_PRECISIONS,
-#            BENCH_GPU_BATCHES, BENCH_GPU_TRIALS, BENCH_GPU_SECONDS, BENCH_GPU_ENGINES narrow it
+#            BENCH_GPU_BATCHES, BENCH_GPU_TRIALS, BENCH_GPU_SECONDS, BENCH_GPU_ENGINES narrow it;
+#            BENCH_GPU_OURS_ARGS adds options to nlpf's side
 # bench_train: one bert-base-shape training step (batch 32 x 128, random weights), nlpf (bench/gpu_training_bench,
 #             fp32 and tf32) against PyTorch eager (bench/peer/peer_training_step.py: fp32, tf32, bf16 autocast);
 #             builds only its target; BENCH_TRAIN_* narrow it (see the step)
@@ -325,7 +326,9 @@ if want bench_gpu; then
     --config-dir "$carry/shared/models/bert-base-uncased" --minilm-dir "$carry/minilm-f16" --models $models
     --precisions $precisions --batch-sizes $batches --paddings max_length longest --trials "$trials"
     --min-trial-seconds "$seconds" --idle-seconds 1 --warmup-seconds 1)
-  run_step bench_gpu_ours build-gpu/bench/gpu_inference_bench "${common[@]}" --out "$res/gpu_inference_ours.json"
+  # BENCH_GPU_OURS_ARGS: more options of nlpf's side, e.g. "--last-layer first-token".
+  run_step bench_gpu_ours build-gpu/bench/gpu_inference_bench "${common[@]}" ${BENCH_GPU_OURS_ARGS:-} \
+    --out "$res/gpu_inference_ours.json"
   run_step bench_gpu_peer env PYTHONUNBUFFERED=1 python3 bench/peer/peer_gpu_inference.py "${common[@]}" \
     --engines $engines --compile-modes reduce-overhead --compile-shapes dynamic --gpu-warmup-seconds 0 \
     --deadline-seconds "${BENCH_GPU_PEER_DEADLINE:-330}" --out "$res/gpu_inference_peer.json"
