@@ -34,7 +34,8 @@
 #              A B A B, bert_base padded to 128 and to the longest at batch 32/64/256, FIRST_TOKEN_PRECISIONS
 #              (default fp32 tf32; builds only its target); results/first_token/, the printed lines in the summary
 # tf32_profile: ncu (--clock-control none) of one batch of 64 of bert_base tf32 padded to 128, the engine's
-#               defaults; results/tf32_profile/ncu_tf32_b64.csv.gz
+#               defaults (PROFILE_BATCH, PROFILE_PADDING, PROFILE_PRECISION, PROFILE_ARGS pick another);
+#               results/tf32_profile/ncu_<precision>_b<batch>_<padding>.csv.gz
 # bench_gpu: GPU inference, nlpf (bench/gpu_inference_bench) and PyTorch eager + torch.compile
 #            (bench/peer/peer_gpu_inference.py) side by side; BENCH_GPU_MODELS, BENCH_GPU_PRECISIONS,
 #            BENCH_GPU_BATCHES, BENCH_GPU_TRIALS, BENCH_GPU_SECONDS, BENCH_GPU_ENGINES narrow it;
@@ -386,13 +387,16 @@ if want tf32_profile; then
   prof="$res/tf32_profile"
   mkdir -p "$prof"
   run_step tf32_profile_build build_target gpu_inference_bench
-  # One batch of 64 padded to 128 (110 kernels: a little over 12 layers), the engine's tf32 defaults.
+  # One batch (110 kernels: a little over 12 layers), the engine's defaults; PROFILE_BATCH (64), PROFILE_PADDING
+  # (max_length; or longest), PROFILE_PRECISION (tf32) and PROFILE_ARGS (more gpu_inference_bench options) pick it.
+  p_batch=${PROFILE_BATCH:-64} p_padding=${PROFILE_PADDING:-max_length} p_precision=${PROFILE_PRECISION:-tf32}
   run_step tf32_profile_ncu ncu --clock-control none --metrics gpu__time_duration.sum,sm__cycles_elapsed.avg.per_second \
     --csv --launch-skip 3000 --launch-count 110 --log-file "$prof/ncu.log" build-gpu/bench/gpu_inference_bench \
     --dev-tsv "$carry/shared/data/sst2/dev.tsv" --vocab-dir "$carry/shared/models/bert-base-uncased" \
-    --config-dir "$carry/shared/models/bert-base-uncased" --models bert_base --precisions tf32 --paddings max_length \
-    --batch-sizes 64 --trials 1 --min-trial-seconds 1 --warmup-seconds 0.5 --idle-seconds 0 --gpu-warmup-seconds 0
-  grep '^"' "$prof/ncu.log" | gzip -9 >"$prof/ncu_tf32_b64.csv.gz" && rm "$prof/ncu.log"
+    --config-dir "$carry/shared/models/bert-base-uncased" --models bert_base --precisions "$p_precision" \
+    --paddings "$p_padding" --batch-sizes "$p_batch" --trials 1 --min-trial-seconds 1 --warmup-seconds 0.5 \
+    --idle-seconds 0 --gpu-warmup-seconds 0 ${PROFILE_ARGS:-}
+  grep '^"' "$prof/ncu.log" | gzip -9 >"$prof/ncu_${p_precision}_b${p_batch}_${p_padding}.csv.gz" && rm "$prof/ncu.log"
 fi
 if want measure; then
   # Issue 4 item 8: about 4 minutes of GPU load; exit 0 only when checks a, b and c all pass.
