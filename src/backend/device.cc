@@ -70,6 +70,15 @@ std::string cuda_runtime_version() {
 #endif
 }
 
+void cuda_profiler_collect(bool on) {
+#if NLPF_WITH_CUDA
+  cuda::profiler_collect(on);
+#else
+  (void)on;
+  NLPF_THROW(ErrorCode::UNSUPPORTED, "the CUDA profiler range needs a build with CUDA");
+#endif
+}
+
 std::string cuda_driver_version() {
 #if NLPF_WITH_CUDA
   return cuda::driver_version();

@@ -33,6 +33,10 @@ Device resolve_device(const std::string& spec);
 std::string device_string(Device device);
 std::string cuda_runtime_version();
 std::string cuda_driver_version();
+// Starts (on) or stops the CUDA profiler's collection, for a profiler started with it off (ncu
+// --profile-from-start off): work outside the range, such as the GEMM autotune's timing, runs unprofiled.
+// UNSUPPORTED in a build without CUDA.
+void cuda_profiler_collect(bool on);
 
 // A per-batch timer for work on `device`: CUDA events recorded on `cuda_stream` (a cudaStream_t; nullptr is
 // the default stream) for a CUDA device, the steady clock for the CPU (cuda_stream must then be nullptr).

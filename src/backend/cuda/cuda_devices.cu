@@ -1,4 +1,5 @@
 // CUDA runtime device queries (see cuda_devices.h).
+#include <cuda_profiler_api.h>
 #include <cuda_runtime.h>
 
 #include <cstdio>
@@ -52,6 +53,10 @@ std::string runtime_version() {
 std::string driver_version() {
   int v = 0;
   return cudaDriverGetVersion(&v) == cudaSuccess && v > 0 ? version_string(v) : "";
+}
+
+void profiler_collect(bool on) {
+  NLPF_CUDA_CHECK(on ? cudaProfilerStart() : cudaProfilerStop());
 }
 
 }  // namespace nlpf::cuda

@@ -27,6 +27,8 @@ CudaDeviceInfo device_info(int index);
 // "13.0" style versions of the runtime this binary carries and of the installed driver ("" if none).
 std::string runtime_version();
 std::string driver_version();
+// cudaProfilerStart (on) or cudaProfilerStop: the range a profiler started with collection off records.
+void profiler_collect(bool on);
 // A CudaContext (backend/cuda/cuda_context.h) on device `index`, behind the CUDA-free interface.
 std::unique_ptr<ExecutionContext> make_cuda_context(int index);
 
