@@ -1,19 +1,20 @@
 // gemm_algo_probe (issue 11, tf32 and fp32 inference): is there a cuBLASLt configuration of bert-base's four
-// linear GEMMs faster than the ones the engine's autotune chooses from? The engine times the heuristic's first
-// few results (backend/cuda/gemm.cu); this probe times, for the same nn.Linear form (y [M, N] = x [M, K] W^T,
-// W stored [N, K]), three wider candidate sets:
+// linear GEMMs faster than the ones the engine's autotune chooses from? The engine times the heuristic's
+// first few results (backend/cuda/gemm.cu); this probe times, for the same nn.Linear form (y [M, N] = x [M,
+// K] W^T, W stored [N, K]), three wider candidate sets:
 //   heuristic   the heuristic's first 64 results (the engine's set at --autotune-candidates 64);
-//   per_algo    for every algorithm id of the type (cublasLtMatmulAlgoGetIds), the heuristic limited to that id
+//   per_algo    for every algorithm id of the type (cublasLtMatmulAlgoGetIds), the heuristic limited to that
+//   id
 //               (CUBLASLT_SEARCH_LIMITED_BY_ALGO_ID), 16 results each;
 //   configs     every algorithm id's tiles x stages x split-K (1, 2, 3, 4) x CTA swizzling, as its
-//               capabilities list them, each accepted by cublasLtMatmulAlgoCheck, until a time budget a shape.
-// Every candidate: one launch to warm up, then 3 launches timed together with CUDA events (x random, 80% of its
-// rows zero like SST-2's padded rows at 128; the time does not depend on the values). It prints, per shape and
-// math mode, the fastest candidate of each set with its configuration and TFLOP/s, and the first heuristic
-// result's time (the engine's heuristic choice).
-// Usage: gemm_algo_probe [--rows M ...] [--modes tf32 fp32] [--budget-seconds S]
-// (default rows 4096 8192 32768, bert-base at batch 32/64/256 x 128; modes tf32 fp32; 6 s a shape).
-// Exit 0 when it measured, 3 on a CUDA error.
+//               capabilities list them, each accepted by cublasLtMatmulAlgoCheck, until a time budget a
+//               shape.
+// Every candidate: one launch to warm up, then 3 launches timed together with CUDA events (x random, 80% of
+// its rows zero like SST-2's padded rows at 128; the time does not depend on the values). It prints, per
+// shape and math mode, the fastest candidate of each set with its configuration and TFLOP/s, and the first
+// heuristic result's time (the engine's heuristic choice). Usage: gemm_algo_probe [--rows M ...] [--modes
+// tf32 fp32] [--budget-seconds S] (default rows 4096 8192 32768, bert-base at batch 32/64/256 x 128; modes
+// tf32 fp32; 6 s a shape). Exit 0 when it measured, 3 on a CUDA error.
 #include <cublasLt.h>
 #include <cuda_runtime.h>
 
@@ -41,17 +42,23 @@ Config config_of(const cublasLtMatmulAlgo_t& algo) {
   size_t written = 0;
   uint32_t u32 = 0;
   int32_t i32 = 0;
-  cublasLtMatmulAlgoConfigGetAttribute(&algo, CUBLASLT_ALGO_CONFIG_ID, &i32, sizeof i32, &written);
+  NLPF_CUDA_CHECK(
+      cublasLtMatmulAlgoConfigGetAttribute(&algo, CUBLASLT_ALGO_CONFIG_ID, &i32, sizeof i32, &written));
   c.algo_id = i32;
-  cublasLtMatmulAlgoConfigGetAttribute(&algo, CUBLASLT_ALGO_CONFIG_TILE_ID, &u32, sizeof u32, &written);
+  NLPF_CUDA_CHECK(
+      cublasLtMatmulAlgoConfigGetAttribute(&algo, CUBLASLT_ALGO_CONFIG_TILE_ID, &u32, sizeof u32, &written));
   c.tile = static_cast<int>(u32);
-  cublasLtMatmulAlgoConfigGetAttribute(&algo, CUBLASLT_ALGO_CONFIG_STAGES_ID, &u32, sizeof u32, &written);
+  NLPF_CUDA_CHECK(cublasLtMatmulAlgoConfigGetAttribute(&algo, CUBLASLT_ALGO_CONFIG_STAGES_ID, &u32,
+                                                       sizeof u32, &written));
   c.stages = static_cast<int>(u32);
-  cublasLtMatmulAlgoConfigGetAttribute(&algo, CUBLASLT_ALGO_CONFIG_SPLITK_NUM, &u32, sizeof u32, &written);
+  NLPF_CUDA_CHECK(cublasLtMatmulAlgoConfigGetAttribute(&algo, CUBLASLT_ALGO_CONFIG_SPLITK_NUM, &u32,
+                                                       sizeof u32, &written));
   c.split_k = static_cast<int>(u32);
-  cublasLtMatmulAlgoConfigGetAttribute(&algo, CUBLASLT_ALGO_CONFIG_CTA_SWIZZLING, &u32, sizeof u32, &written);
+  NLPF_CUDA_CHECK(cublasLtMatmulAlgoConfigGetAttribute(&algo, CUBLASLT_ALGO_CONFIG_CTA_SWIZZLING, &u32,
+                                                       sizeof u32, &written));
   c.swizzle = static_cast<int>(u32);
-  cublasLtMatmulAlgoConfigGetAttribute(&algo, CUBLASLT_ALGO_CONFIG_CUSTOM_OPTION, &u32, sizeof u32, &written);
+  NLPF_CUDA_CHECK(cublasLtMatmulAlgoConfigGetAttribute(&algo, CUBLASLT_ALGO_CONFIG_CUSTOM_OPTION, &u32,
+                                                       sizeof u32, &written));
   c.custom = static_cast<int>(u32);
   return c;
 }
@@ -129,7 +136,7 @@ class Probe {
     int found = 0;
     const cublasStatus_t status =
         cublasLtMatmulAlgoGetHeuristic(lt_, desc_, a_, b_, d_, d_, pref, count, results.data(), &found);
-    cublasLtMatmulPreferenceDestroy(pref);
+    NLPF_CUDA_CHECK(cublasLtMatmulPreferenceDestroy(pref));
     std::vector<cublasLtMatmulAlgo_t> out;
     if (status != CUBLAS_STATUS_SUCCESS) return out;
     for (int i = 0; i < found; ++i) {
@@ -151,8 +158,8 @@ class Probe {
   }
 
   bool init(int id, cublasLtMatmulAlgo_t* algo) {
-    return cublasLtMatmulAlgoInit(lt_, compute(), CUDA_R_32F, CUDA_R_32F, CUDA_R_32F, CUDA_R_32F, CUDA_R_32F, id,
-                                  algo) == CUBLAS_STATUS_SUCCESS;
+    return cublasLtMatmulAlgoInit(lt_, compute(), CUDA_R_32F, CUDA_R_32F, CUDA_R_32F, CUDA_R_32F, CUDA_R_32F,
+                                  id, algo) == CUBLAS_STATUS_SUCCESS;
   }
 
   // Every configuration of algorithm id `id` its capabilities list (tiles x stages x split-K x swizzling)
@@ -164,34 +171,36 @@ class Probe {
     const auto cap_list = [&](cublasLtMatmulAlgoCapAttributes_t attr) {
       size_t bytes = 0;
       std::vector<uint32_t> values;
-      if (cublasLtMatmulAlgoCapGetAttribute(&algo, attr, nullptr, 0, &bytes) != CUBLAS_STATUS_SUCCESS) return values;
+      if (cublasLtMatmulAlgoCapGetAttribute(&algo, attr, nullptr, 0, &bytes) != CUBLAS_STATUS_SUCCESS)
+        return values;
       values.resize(bytes / sizeof(uint32_t));
-      if (!values.empty()) cublasLtMatmulAlgoCapGetAttribute(&algo, attr, values.data(), bytes, &bytes);
+      if (!values.empty())
+        NLPF_CUDA_CHECK(cublasLtMatmulAlgoCapGetAttribute(&algo, attr, values.data(), bytes, &bytes));
       return values;
     };
-    std::vector<uint32_t> tiles = cap_list(CUBLASLT_ALGO_CAP_TILE_IDS), stages = cap_list(CUBLASLT_ALGO_CAP_STAGES_IDS);
+    std::vector<uint32_t> tiles = cap_list(CUBLASLT_ALGO_CAP_TILE_IDS),
+                          stages = cap_list(CUBLASLT_ALGO_CAP_STAGES_IDS);
     if (tiles.empty()) tiles.push_back(CUBLASLT_MATMUL_TILE_UNDEFINED);
     if (stages.empty()) stages.push_back(CUBLASLT_MATMUL_STAGES_UNDEFINED);
     int32_t split_support = 0, swizzle_support = 0;
     size_t written = 0;
-    cublasLtMatmulAlgoCapGetAttribute(&algo, CUBLASLT_ALGO_CAP_SPLITK_SUPPORT, &split_support,
-                                      sizeof split_support, &written);
-    cublasLtMatmulAlgoCapGetAttribute(&algo, CUBLASLT_ALGO_CAP_CTA_SWIZZLING_SUPPORT, &swizzle_support,
-                                      sizeof swizzle_support, &written);
+    NLPF_CUDA_CHECK(cublasLtMatmulAlgoCapGetAttribute(&algo, CUBLASLT_ALGO_CAP_SPLITK_SUPPORT, &split_support,
+                                                      sizeof split_support, &written));
+    NLPF_CUDA_CHECK(cublasLtMatmulAlgoCapGetAttribute(&algo, CUBLASLT_ALGO_CAP_CTA_SWIZZLING_SUPPORT,
+                                                      &swizzle_support, sizeof swizzle_support, &written));
     for (const uint32_t tile : tiles) {
       for (const uint32_t stage : stages) {
         for (uint32_t split = 1; split <= (split_support ? 4u : 1u); ++split) {
           for (uint32_t swizzle = 0; swizzle <= (swizzle_support ? 1u : 0u); ++swizzle) {
             cublasLtMatmulAlgo_t c = algo;
-            cublasLtMatmulAlgoConfigSetAttribute(&c, CUBLASLT_ALGO_CONFIG_TILE_ID, &tile, sizeof tile);
-            cublasLtMatmulAlgoConfigSetAttribute(&c, CUBLASLT_ALGO_CONFIG_STAGES_ID, &stage, sizeof stage);
-            cublasLtMatmulAlgoConfigSetAttribute(&c, CUBLASLT_ALGO_CONFIG_SPLITK_NUM, &split, sizeof split);
-            cublasLtMatmulAlgoConfigSetAttribute(&c, CUBLASLT_ALGO_CONFIG_CTA_SWIZZLING, &swizzle, sizeof swizzle);
-            if (split > 1) {
-              const uint32_t scheme = CUBLASLT_REDUCTION_SCHEME_OUTPUT_TYPE;
-              cublasLtMatmulAlgoConfigSetAttribute(&c, CUBLASLT_ALGO_CONFIG_REDUCTION_SCHEME, &scheme,
-                                                   sizeof scheme);
-            }
+            const auto set = [&](cublasLtMatmulAlgoConfigAttributes_t attr, const uint32_t& value) {
+              NLPF_CUDA_CHECK(cublasLtMatmulAlgoConfigSetAttribute(&c, attr, &value, sizeof value));
+            };
+            set(CUBLASLT_ALGO_CONFIG_TILE_ID, tile);
+            set(CUBLASLT_ALGO_CONFIG_STAGES_ID, stage);
+            set(CUBLASLT_ALGO_CONFIG_SPLITK_NUM, split);
+            set(CUBLASLT_ALGO_CONFIG_CTA_SWIZZLING, swizzle);
+            if (split > 1) set(CUBLASLT_ALGO_CONFIG_REDUCTION_SCHEME, CUBLASLT_REDUCTION_SCHEME_OUTPUT_TYPE);
             cublasLtMatmulHeuristicResult_t check{};
             if (cublasLtMatmulAlgoCheck(lt_, desc_, a_, b_, d_, d_, &c, &check) == CUBLAS_STATUS_SUCCESS &&
                 check.workspaceSize <= kWorkspace) {
@@ -246,17 +255,19 @@ class Probe {
   void* workspace_ = nullptr;
 };
 
-void print(const char* mode, int64_t M, int64_t N, int64_t K, const char* set, const Best& b, const Probe& p) {
+void print(const char* mode, int64_t M, int64_t N, int64_t K, const char* set, const Best& b,
+           const Probe& p) {
   if (b.ms < 0.0) {
     std::printf("%s M=%lld N=%lld K=%lld %-9s none of %d ran\n", mode, static_cast<long long>(M),
                 static_cast<long long>(N), static_cast<long long>(K), set, b.tried);
     return;
   }
-  std::printf("%s M=%lld N=%lld K=%lld %-9s %8.1f us %6.1f TFLOP/s  algo %d tile %d stages %d split-k %d "
-              "swizzle %d custom %d  (%d tried)\n",
-              mode, static_cast<long long>(M), static_cast<long long>(N), static_cast<long long>(K), set,
-              b.ms * 1e3, p.tflops(b.ms), b.config.algo_id, b.config.tile, b.config.stages, b.config.split_k,
-              b.config.swizzle, b.config.custom, b.tried);
+  std::printf(
+      "%s M=%lld N=%lld K=%lld %-9s %8.1f us %6.1f TFLOP/s  algo %d tile %d stages %d split-k %d "
+      "swizzle %d custom %d  (%d tried)\n",
+      mode, static_cast<long long>(M), static_cast<long long>(N), static_cast<long long>(K), set, b.ms * 1e3,
+      p.tflops(b.ms), b.config.algo_id, b.config.tile, b.config.stages, b.config.split_k, b.config.swizzle,
+      b.config.custom, b.tried);
 }
 
 int run(int argc, char** argv) {
@@ -287,7 +298,8 @@ int run(int argc, char** argv) {
         Probe probe(M, N, K, mode == "tf32");
         const std::vector<cublasLtMatmulAlgo_t> heuristic = probe.heuristic(64);
         Best first, heur, per_algo, configs;
-        for (int warm = 0; warm < 3 && !heuristic.empty(); ++warm) probe.time(heuristic.front());  // clocks up
+        for (int warm = 0; warm < 3 && !heuristic.empty(); ++warm)
+          probe.time(heuristic.front());  // clocks up
         if (!heuristic.empty()) probe.consider(first, heuristic.front());
         for (const auto& a : heuristic) probe.consider(heur, a);
         // The heuristic's algorithm ids first, so that the configs' budget goes to them before the others.
@@ -320,8 +332,8 @@ int run(int argc, char** argv) {
         print(mode.c_str(), M, N, K, "per_algo", per_algo, probe);
         print(mode.c_str(), M, N, K, "configs", configs, probe);
         std::printf("%s M=%lld N=%lld K=%lld algo ids %zu, configs budget %s\n", mode.c_str(),
-                    static_cast<long long>(M), static_cast<long long>(N), static_cast<long long>(K), ids.size(),
-                    elapsed() > budget ? "spent" : "not spent");
+                    static_cast<long long>(M), static_cast<long long>(N), static_cast<long long>(K),
+                    ids.size(), elapsed() > budget ? "spent" : "not spent");
         std::fflush(stdout);
       }
     }
