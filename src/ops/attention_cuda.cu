@@ -16,6 +16,7 @@
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/cuda_context.h"
 #include "backend/cuda/float_convert.cuh"
+#include "backend/cuda/warp_reduce.cuh"
 
 namespace nlpf::cuda {
 namespace {
@@ -401,10 +402,7 @@ constexpr int kFirstQueryWarps = kFirstQueryThreads / 32;
 // value per warp and is free again on return.
 template <bool kMax>
 __device__ __forceinline__ float block_reduce(float v, float* scratch) {
-  for (int offset = 16; offset > 0; offset /= 2) {
-    const float other = __shfl_xor_sync(0xffffffffu, v, offset);
-    v = kMax ? fmaxf(v, other) : v + other;
-  }
+  v = kMax ? warp_max(v) : warp_sum(v);
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   if (lane == 0) scratch[warp] = v;
   __syncthreads();
@@ -448,7 +446,7 @@ __global__ void __launch_bounds__(kFirstQueryThreads)
     const Storage* k = base + t * row + C + h * HS;
     float s = 0.0f;
     for (int d = lane; d < HS; d += 32) s = fmaf(q[d], to_float(k[d]), s);
-    for (int offset = 16; offset > 0; offset /= 2) s += __shfl_xor_sync(0xffffffffu, s, offset);
+    s = warp_sum(s);
     if (lane == 0) p[t] = all_padding ? 0.0f : s;  // all padding: the uniform 1/T over every key, as HF
   }
   __syncthreads();

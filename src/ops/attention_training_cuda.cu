@@ -20,6 +20,7 @@
 #include "backend/cuda/cuda_context.h"
 #include "backend/cuda/float_convert.cuh"
 #include "backend/cuda/gemm.h"
+#include "backend/cuda/warp_reduce.cuh"
 #include "core/tensor.h"
 #include "ops/attention_cuda.h"
 #include "ops/dropout_keep.cuh"
@@ -32,18 +33,6 @@ constexpr unsigned kFullMask = 0xffffffffu;
 constexpr int kRowsPerBlock = 8;  // warps (rows) per block of the row kernels
 constexpr int kCopyThreads = 256;
 constexpr int kMaxCopies = 4;
-
-__device__ __forceinline__ float warp_sum(float x) {
-#pragma unroll
-  for (int offset = kWarp / 2; offset > 0; offset /= 2) x += __shfl_xor_sync(kFullMask, x, offset);
-  return x;
-}
-
-__device__ __forceinline__ float warp_max(float x) {
-#pragma unroll
-  for (int offset = kWarp / 2; offset > 0; offset /= 2) x = fmaxf(x, __shfl_xor_sync(kFullMask, x, offset));
-  return x;
-}
 
 // Whether any key of mask_b [T] is a token; the whole warp gets the answer.
 __device__ __forceinline__ bool any_token(const int32_t* mask_b, int64_t T, int lane) {

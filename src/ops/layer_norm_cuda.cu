@@ -20,6 +20,7 @@
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/cuda_context.h"
 #include "backend/cuda/float_convert.cuh"
+#include "backend/cuda/warp_reduce.cuh"
 #include "core/tensor.h"
 #include "ops/add_cuda.h"
 #include "ops/column_sums_cuda.h"
@@ -204,12 +205,6 @@ struct DropoutAddRows {
 
 constexpr int kWarpsPerBlock = 4;  // rows per block of the warp kernel: N / 4 blocks fill the SMs at N = 4096
 constexpr int kGenericThreads = 256;
-
-__device__ __forceinline__ float warp_sum(float v) {
-#pragma unroll
-  for (int offset = 16; offset > 0; offset /= 2) v += __shfl_xor_sync(0xffffffffu, v, offset);
-  return v;
-}
 
 // out [N,C] = LayerNorm(rows), weight, bias [C]; one warp per row, kWarpsPerBlock rows per block, grid
 // ceil(N / kWarpsPerBlock). Lane l holds the 16-byte vectors l + 32 k (k < NV) of the row, so C <= 32 NV V
