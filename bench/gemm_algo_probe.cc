@@ -38,29 +38,18 @@ struct Config {
 };
 
 Config config_of(const cublasLtMatmulAlgo_t& algo) {
-  Config c;
-  size_t written = 0;
-  uint32_t u32 = 0;
-  int32_t i32 = 0;
-  NLPF_CUDA_CHECK(
-      cublasLtMatmulAlgoConfigGetAttribute(&algo, CUBLASLT_ALGO_CONFIG_ID, &i32, sizeof i32, &written));
-  c.algo_id = i32;
-  NLPF_CUDA_CHECK(
-      cublasLtMatmulAlgoConfigGetAttribute(&algo, CUBLASLT_ALGO_CONFIG_TILE_ID, &u32, sizeof u32, &written));
-  c.tile = static_cast<int>(u32);
-  NLPF_CUDA_CHECK(cublasLtMatmulAlgoConfigGetAttribute(&algo, CUBLASLT_ALGO_CONFIG_STAGES_ID, &u32,
-                                                       sizeof u32, &written));
-  c.stages = static_cast<int>(u32);
-  NLPF_CUDA_CHECK(cublasLtMatmulAlgoConfigGetAttribute(&algo, CUBLASLT_ALGO_CONFIG_SPLITK_NUM, &u32,
-                                                       sizeof u32, &written));
-  c.split_k = static_cast<int>(u32);
-  NLPF_CUDA_CHECK(cublasLtMatmulAlgoConfigGetAttribute(&algo, CUBLASLT_ALGO_CONFIG_CTA_SWIZZLING, &u32,
-                                                       sizeof u32, &written));
-  c.swizzle = static_cast<int>(u32);
-  NLPF_CUDA_CHECK(cublasLtMatmulAlgoConfigGetAttribute(&algo, CUBLASLT_ALGO_CONFIG_CUSTOM_OPTION, &u32,
-                                                       sizeof u32, &written));
-  c.custom = static_cast<int>(u32);
-  return c;
+  const auto get = [&](cublasLtMatmulAlgoConfigAttributes_t attr) {
+    uint32_t value = 0;  // int32_t for CUBLASLT_ALGO_CONFIG_ID, of the same size
+    size_t written = 0;
+    NLPF_CUDA_CHECK(cublasLtMatmulAlgoConfigGetAttribute(&algo, attr, &value, sizeof value, &written));
+    return static_cast<int>(value);
+  };
+  return Config{get(CUBLASLT_ALGO_CONFIG_ID),
+                get(CUBLASLT_ALGO_CONFIG_TILE_ID),
+                get(CUBLASLT_ALGO_CONFIG_STAGES_ID),
+                get(CUBLASLT_ALGO_CONFIG_SPLITK_NUM),
+                get(CUBLASLT_ALGO_CONFIG_CTA_SWIZZLING),
+                get(CUBLASLT_ALGO_CONFIG_CUSTOM_OPTION)};
 }
 
 struct Best {

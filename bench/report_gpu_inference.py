@@ -2,8 +2,9 @@
 """Side-by-side report of the GPU inference benchmark: nlpf (bench/gpu_inference_bench) against PyTorch +
 transformers eager and torch.compile (bench/peer/peer_gpu_inference.py), matched by model, precision, batch
 size and padding. Prints a markdown table of J/example, ms/example, mean power and peak memory with ratios
-nlpf/peer (the mean power says where a side left the GPU partly idle: eager waiting on its host at small batches
-draws far less than the power limit, and its figures there depend on the host's speed), and the goals of issue 11 item 7 as PASS/MISS lines:
+nlpf/peer (the mean power says where a side left the GPU partly idle: eager waiting on its host at small
+batches draws far less than the power limit, and its figures there depend on the host's speed), and the goals
+of issue 11 item 7 as PASS/MISS lines:
   fp32: J/example and ms/example <= 0.85x eager;
   tf32, fp16, bf16: <= 0.5x eager at batch 32 and 64, <= 0.8x torch.compile (its best mode) at every batch;
   bert_base fp16, batch 256, padded to 128: >= 22,000 examples/s;

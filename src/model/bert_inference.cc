@@ -243,10 +243,6 @@ void BertInference::set_tf32_gelu_epilogue(bool epilogue) {
   f32_gelu_ = epilogue ? ops::F32Gelu::TANH_EPILOGUE : ops::F32Gelu::EXACT_PASS;
 }
 
-void BertInference::set_first_token_last_layer(bool first_token) {
-  first_token_last_layer_ = first_token;
-}
-
 void BertInference::set_tf32_attention_tensor_cores(bool tensor_cores) {
   check_tf32_choice(tensor_cores, "tensor-core attention");
   tf32_attention_tensor_cores_ = tensor_cores;
@@ -284,11 +280,12 @@ BertInference::Output BertInference::forward(const Tensor& input_ids, const Tens
                                      emb_ln_w_, emb_ln_b_, eps, nullptr, padding);
   // What the pooler reads token 0 of: hidden [B,T,C], or [B,1,C] after a first-token-only last layer.
   Tensor head_input = hidden;
+  Rows every_token = rows(B, T, false, padding), token_0 = rows(B, T, true, padding);
   for (size_t l = 0; l < layers_.size(); ++l) {
     const Layer& w = layers_[l];
     ops::linear_residual_forward(ctx_, qkv, hidden, w.qkv_w, w.qkv_b, nullptr);
     const bool first_token = first_token_last_layer_ && l + 1 == layers_.size();
-    Rows r = rows(B, T, first_token, padding);
+    Rows& r = first_token ? token_0 : every_token;
     if (first_token) {
       ops::first_query_attention_forward(ctx_, r.context, qkv, attention_mask, config_.num_attention_heads);
       Tensor residual = r.residual.view({B, C});
@@ -326,12 +323,13 @@ BertInference::Output BertInference::forward_fp8(const Tensor& input_ids, const 
   ops::embeddings_layer_norm_forward(ctx_, hidden, input_ids, token_type_ids, word_, position_, token_type_,
                                      emb_ln_w_, emb_ln_b_, eps, layers_.empty() ? nullptr : &first, padding);
   Tensor head_input = hidden;  // as forward()'s
+  Rows every_token = rows(B, T, false, padding), token_0 = rows(B, T, true, padding);
   for (size_t l = 0; l < layers_.size(); ++l) {
     const Layer& w = layers_[l];
     ops::linear_fp8_residual_forward(ctx_, qkv, hidden_codes, w.qkv8.weight, w.qkv8.gemm_x_scale,
                                      w.qkv8.weight_scale, w.qkv_b, nullptr);
     const bool last = l + 1 == layers_.size(), first_token = first_token_last_layer_ && last;
-    Rows r = rows(B, T, first_token, padding);
+    Rows& r = first_token ? token_0 : every_token;
     if (first_token) {  // token 0's attention in bf16, then its E4M3 copy in a pass
       ops::first_query_attention_forward(ctx_, r.context, qkv, attention_mask, config_.num_attention_heads);
       ops::quantize_e4m3_forward(ctx_, r.context_codes, r.context, w.attn_out8.x_scale);

@@ -112,7 +112,7 @@ class BertInference {
   // layer's and the logits move only by the GEMMs' summation order (a GEMM of B rows may take another
   // kernel; at fp8 the attention's E4M3 copy comes from a quantisation pass, as at head sizes without the
   // tensor-core kernel, and token 0's attention is fp32 arithmetic). Off by default until measured on a GPU.
-  void set_first_token_last_layer(bool first_token);
+  void set_first_token_last_layer(bool first_token) { first_token_last_layer_ = first_token; }
   bool first_token_last_layer() const { return first_token_last_layer_; }
 
  private:

@@ -42,14 +42,29 @@ Tolerance scaled(const DtypeCase& c, const std::vector<double>& ref) {
   return Tolerance{c.tol, c.tol * largest_abs(ref)};
 }
 
+// Whether row n of a [B T, ...] activation is what ops/padded_rows.h calls padding under mask [B,T].
+bool padded_row(const Tensor& mask, int64_t n) {
+  const int64_t T = mask.dim(1);
+  const int32_t* m = mask.data<int32_t>();
+  return m[n] == 0 && m[n - n % T] != 0;
+}
+
+// The padded rows of the f32 host tensor t [B,T,width] set to 0, as the attention and the LayerNorms leave
+// them.
+void zero_padded_rows(Tensor& t, const Tensor& mask) {
+  const int64_t width = t.dim(2);
+  for (int64_t n = 0; n < mask.numel(); ++n) {
+    if (padded_row(mask, n)) std::fill_n(t.data<float>() + n * width, width, 0.0f);
+  }
+}
+
 // Every value of the rows (of `width` values) that ops/padded_rows.h calls padding under mask [B,T] is
 // exactly 0, and more than T / 2 rows are.
 void expect_padded_rows_zero(const std::vector<double>& got, const Tensor& mask, int64_t width) {
   const int64_t T = mask.dim(1);
-  const int32_t* m = mask.data<int32_t>();
   int64_t zero_rows = 0;
   for (int64_t n = 0; n < mask.numel(); ++n) {
-    if (m[n] != 0 || m[n - n % T] == 0) continue;
+    if (!padded_row(mask, n)) continue;
     ++zero_rows;
     for (int64_t c = 0; c < width; ++c) ASSERT_EQ(got[n * width + c], 0.0) << "row " << n << " column " << c;
   }
@@ -288,20 +303,13 @@ TEST_P(BertFusedCuda, LinearResidualLayerNormMatchesCpuAndKeepsPaddedRowsZero) {
   std::mt19937 rng(112);
   const int64_t B = 4, T = 37;
   const Tensor mask = ragged_mask(rng, B, T), mask_gpu = to_device(gpu(), mask);
-  const int32_t* m = mask.data<int32_t>();
-  const auto zero_padded = [&](Tensor& t) {
-    const int64_t width = t.dim(2);
-    for (int64_t n = 0; n < B * T; ++n) {
-      if (m[n] == 0 && m[n - n % T] != 0) std::fill_n(t.data<float>() + n * width, width, 0.0f);
-    }
-  };
   for (const auto& [C, OC] : {std::pair<int64_t, int64_t>{72, 96}, {40, 98}, {768, 768}}) {
     for (const bool masked : {true, false}) {
       SCOPED_TRACE("C=" + std::to_string(C) + " OC=" + std::to_string(OC) + (masked ? " masked" : ""));
       const double bound = 1.0 / std::sqrt(static_cast<double>(C));
       Tensor x = random_tensor(rng, {B, T, C}, -1, 1), residual = random_tensor(rng, {B, T, OC}, -1, 1);
-      zero_padded(x);
-      zero_padded(residual);
+      zero_padded_rows(x, mask);
+      zero_padded_rows(residual, mask);
       const Tensor weight = random_tensor(rng, {OC, C}, -bound, bound),
                    bias = random_tensor(rng, {OC}, -1, 1);
       const Tensor ln_w = random_tensor(rng, {OC}, 0.5, 1.5), ln_b = random_tensor(rng, {OC}, -0.5, 0.5);
@@ -346,13 +354,10 @@ TEST_P(BertFusedCuda, LinearGeluWithPaddingMatchesCpu) {
   std::mt19937 rng(110);
   const int64_t B = 4, T = 37, C = 72;
   const Tensor mask = ragged_mask(rng, B, T), mask_gpu = to_device(gpu(), mask);
-  const int32_t* m = mask.data<int32_t>();
   for (const int64_t OC : {int64_t{288}, int64_t{161}}) {
     SCOPED_TRACE("OC=" + std::to_string(OC));
     Tensor x = random_tensor(rng, {B, T, C}, -1, 1);
-    for (int64_t n = 0; n < B * T; ++n) {
-      if (m[n] == 0 && m[n - n % T] != 0) std::fill_n(x.data<float>() + n * C, C, 0.0f);
-    }
+    zero_padded_rows(x, mask);
     const Tensor weight = random_tensor(rng, {OC, C}, -0.2, 0.2), bias = random_tensor(rng, {OC}, 0.5, 1);
     const bool f32 = dtype() == DType::F32;
     Tensor ref = Tensor::empty(DType::F32, {B, T, OC});
