@@ -66,7 +66,7 @@ struct Options {
   std::string tf32_gelu = "exact";           // or epilogue (BertInference::set_tf32_gelu_epilogue)
   std::string tf32_attention =
       "tensor-cores";                     // or cuda-cores (BertInference::set_tf32_attention_tensor_cores)
-  std::string last_layer = "all-tokens";  // or first-token (BertInference::set_first_token_last_layer)
+  std::string last_layer = "first-token";  // or all-tokens (BertInference::set_first_token_last_layer)
   bool cuda_profiler_range = false;       // collect only each point's measured trials (cuda_profiler_collect)
 };
 
@@ -287,8 +287,8 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"cuda-cores", "tensor-cores"}));
   app.add_option(
          "--last-layer", o.last_layer,
-         "the last encoder layer past its QKV projection for every token (all-tokens, the engine's) or "
-         "for token 0 alone, the row the pooler reads (first-token)")
+         "the last encoder layer past its QKV projection for token 0 alone, the row the pooler reads "
+         "(first-token, the engine's), or for every token (all-tokens)")
       ->check(CLI::IsMember({"all-tokens", "first-token"}));
   app.add_flag(
       "--cuda-profiler-range", o.cuda_profiler_range,

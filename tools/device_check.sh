@@ -30,9 +30,10 @@
 #          only; builds only its target): the attention on the CUDA cores (default) against the tensor cores
 #          (--tf32-attention tensor-cores), alternated A B A B, then 64 autotune candidates instead of 8;
 #          results/tf32_ab/, the printed lines in the summary
-# first_token: the first-token-only last layer (--last-layer first-token) against every token's (all-tokens),
-#              A B A B, bert_base padded to 128 and to the longest at batch 32/64/256, FIRST_TOKEN_PRECISIONS
-#              (default fp32 tf32; builds only its target); results/first_token/, the printed lines in the summary
+# first_token: the first-token-only last layer (--last-layer first-token, the default) against every token's
+#              (all-tokens), A B A B, bert_base at FIRST_TOKEN_PRECISIONS (default fp32 tf32), FIRST_TOKEN_PADDINGS
+#              (max_length longest) and FIRST_TOKEN_BATCHES (32 64 256); builds only its target;
+#              results/first_token/, the printed lines in the summary
 # tf32_profile: ncu (--clock-control none) of one batch of 64 of bert_base tf32 padded to 128, the engine's
 #               defaults (PROFILE_BATCH, PROFILE_PADDING, PROFILE_PRECISION, PROFILE_ARGS pick another);
 #               results/tf32_profile/ncu_<precision>_b<batch>_<padding>.csv.gz
@@ -327,7 +328,7 @@ if want bench_gpu; then
     --config-dir "$carry/shared/models/bert-base-uncased" --minilm-dir "$carry/minilm-f16" --models $models
     --precisions $precisions --batch-sizes $batches --paddings max_length longest --trials "$trials"
     --min-trial-seconds "$seconds" --idle-seconds 1 --warmup-seconds 1)
-  # BENCH_GPU_OURS_ARGS: more options of nlpf's side, e.g. "--last-layer first-token".
+  # BENCH_GPU_OURS_ARGS: more options of nlpf's side, e.g. "--last-layer all-tokens".
   run_step bench_gpu_ours build-gpu/bench/gpu_inference_bench "${common[@]}" ${BENCH_GPU_OURS_ARGS:-} \
     --out "$res/gpu_inference_ours.json"
   run_step bench_gpu_peer env PYTHONUNBUFFERED=1 python3 bench/peer/peer_gpu_inference.py "${common[@]}" \
@@ -371,7 +372,8 @@ if want first_token; then
   run_step first_token_build build_target gpu_inference_bench
   ft_common=(--dev-tsv "$carry/shared/data/sst2/dev.tsv" --vocab-dir "$carry/shared/models/bert-base-uncased"
     --config-dir "$carry/shared/models/bert-base-uncased" --models bert_base
-    --precisions ${FIRST_TOKEN_PRECISIONS:-fp32 tf32} --paddings max_length longest --batch-sizes 32 64 256
+    --precisions ${FIRST_TOKEN_PRECISIONS:-fp32 tf32} --paddings ${FIRST_TOKEN_PADDINGS:-max_length longest}
+    --batch-sizes ${FIRST_TOKEN_BATCHES:-32 64 256}
     --trials 3 --min-trial-seconds 1 --idle-seconds 1 --warmup-seconds 1)
   ft_warm=25  # the first run warms the fresh GPU
   for round in 1 2; do

@@ -203,8 +203,8 @@ TEST_F(CudaInferenceTest, GpuEqualsCpuOnOddSizesAndPadding) {
 }
 
 // The first-token-only last layer through InferenceRunner: captured graphs replay the eager predictions; at
-// fp32 they are the full last layer's (at bf16 a near tie of a random head may round either way). fp8 refuses
-// the switch (bert_inference_fp8_cuda_test).
+// fp32 they are the full last layer's (at bf16 a near tie of a random head may round either way). fp8's graph
+// test is in bert_inference_fp8_cuda_test.
 TEST_F(CudaInferenceTest, FirstTokenLastLayerReplaysAsGraphsAndKeepsThePredictions) {
   const BertConfig config = random_config(64, 3, 2, 128, 40);
   BertForSequenceClassification model(config, 81);
@@ -214,7 +214,7 @@ TEST_F(CudaInferenceTest, FirstTokenLastLayerReplaysAsGraphsAndKeepsThePredictio
     SCOPED_TRACE(precision_name(p));
     BertInference full(*ctx_, config, model.parameters(), p, 8, 40);
     BertInference first(*ctx_, config, model.parameters(), p, 8, 40);
-    first.set_first_token_last_layer(true);
+    full.set_first_token_last_layer(false);
     const InferenceRunnerOptions graphs{.batch_size = 8, .padding = PaddingMode::LONGEST};
     const InferenceRunnerOptions eager{.batch_size = 8, .padding = PaddingMode::LONGEST, .use_graphs = false};
     const EvaluationResult reference = InferenceRunner(full, data, eager).run_pass();

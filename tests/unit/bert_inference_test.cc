@@ -33,7 +33,7 @@ void expect_same_as_model(BertForSequenceClassification& model, int64_t max_batc
   const ModelOutput ref = model.forward(batch, ForwardMode::EVAL);
   BertInference engine(cpu_context(), model.config(), model.parameters(), Precision::FP32, max_batch,
                        max_tokens);
-  EXPECT_FALSE(engine.first_token_last_layer());
+  EXPECT_TRUE(engine.first_token_last_layer());  // the default
   engine.set_first_token_last_layer(first_token_last_layer);
   Tensor correct = ints({1}, {5});  // accumulates onto what is there
   const Tensor labels = ints({batch.B}, batch.labels);
