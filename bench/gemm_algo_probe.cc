@@ -12,9 +12,11 @@
 // Every candidate: one launch to warm up, then 3 launches timed together with CUDA events (x random, 80% of
 // its rows zero like SST-2's padded rows at 128; the time does not depend on the values). It prints, per
 // shape and math mode, the fastest candidate of each set with its configuration and TFLOP/s, and the first
-// heuristic result's time (the engine's heuristic choice). Usage: gemm_algo_probe [--rows M ...] [--modes
-// tf32 fp32] [--budget-seconds S] (default rows 4096 8192 32768, bert-base at batch 32/64/256 x 128; modes
-// tf32 fp32; 6 s a shape). Exit 0 when it measured, 3 on a CUDA error.
+// heuristic result's time (the engine's heuristic choice). With --forms residual also (or only) the two
+// 768-wide GEMMs as the f32 engine runs them, adding the residual: beta = 1 with C another [M, N] buffer
+// (linear_residual_layer_norm_forward's GEMM). Usage: gemm_algo_probe [--rows M ...] [--modes tf32 fp32]
+// [--forms plain residual] [--budget-seconds S] (default rows 4096 8192 32768, bert-base at batch 32/64/256 x
+// 128; modes tf32 fp32; form plain; 6 s a shape). Exit 0 when it measured, 3 on a CUDA error.
 #include <cublasLt.h>
 #include <cuda_runtime.h>
 
@@ -25,6 +27,7 @@
 #include <cstring>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "backend/cuda/cuda_check.h"
@@ -60,7 +63,8 @@ struct Best {
 
 class Probe {
  public:
-  Probe(int64_t M, int64_t N, int64_t K, bool tf32) : M_(M), N_(N), K_(K), tf32_(tf32) {
+  Probe(int64_t M, int64_t N, int64_t K, bool tf32, bool residual)
+      : M_(M), N_(N), K_(K), tf32_(tf32), residual_(residual) {
     NLPF_CUDA_CHECK(cublasLtCreate(&lt_));
     NLPF_CUDA_CHECK(cudaStreamCreate(&stream_));
     NLPF_CUDA_CHECK(cudaEventCreate(&start_));
@@ -76,6 +80,10 @@ class Probe {
     NLPF_CUDA_CHECK(cudaMalloc(&x_, x.size() * sizeof(float)));
     NLPF_CUDA_CHECK(cudaMalloc(&w_, w.size() * sizeof(float)));
     NLPF_CUDA_CHECK(cudaMalloc(&y_, static_cast<size_t>(M * N) * sizeof(float)));
+    if (residual_) {  // the residual's values do not change the time; zeros keep the sums finite
+      NLPF_CUDA_CHECK(cudaMalloc(&c_, static_cast<size_t>(M * N) * sizeof(float)));
+      NLPF_CUDA_CHECK(cudaMemset(c_, 0, static_cast<size_t>(M * N) * sizeof(float)));
+    }
     NLPF_CUDA_CHECK(cudaMalloc(&workspace_, kWorkspace));
     NLPF_CUDA_CHECK(cudaMemcpy(x_, x.data(), x.size() * sizeof(float), cudaMemcpyHostToDevice));
     NLPF_CUDA_CHECK(cudaMemcpy(w_, w.data(), w.size() * sizeof(float), cudaMemcpyHostToDevice));
@@ -94,6 +102,7 @@ class Probe {
     cublasLtMatrixLayoutDestroy(a_);
     cublasLtMatmulDescDestroy(desc_);
     cudaFree(workspace_);
+    cudaFree(c_);
     cudaFree(y_);
     cudaFree(w_);
     cudaFree(x_);
@@ -204,9 +213,10 @@ class Probe {
 
   // Milliseconds a launch (3 timed after 1 untimed), or a negative value when the library refuses it.
   double time(const cublasLtMatmulAlgo_t& algo) {
-    const float alpha = 1.0f, beta = 0.0f;
+    const float alpha = 1.0f, beta = residual_ ? 1.0f : 0.0f;
+    const float* c = residual_ ? c_ : y_;
     const auto launch = [&] {
-      return cublasLtMatmul(lt_, desc_, &alpha, w_, a_, x_, b_, &beta, y_, d_, y_, d_, &algo, workspace_,
+      return cublasLtMatmul(lt_, desc_, &alpha, w_, a_, x_, b_, &beta, c, d_, y_, d_, &algo, workspace_,
                             kWorkspace, stream_);
     };
     if (launch() != CUBLAS_STATUS_SUCCESS) return -1.0;
@@ -234,13 +244,13 @@ class Probe {
  private:
   static constexpr size_t kWorkspace = 32u << 20;
   int64_t M_, N_, K_;
-  bool tf32_;
+  bool tf32_, residual_;
   cublasLtHandle_t lt_ = nullptr;
   cudaStream_t stream_ = nullptr;
   cudaEvent_t start_ = nullptr, stop_ = nullptr;
   cublasLtMatmulDesc_t desc_ = nullptr;
   cublasLtMatrixLayout_t a_ = nullptr, b_ = nullptr, d_ = nullptr;
-  float *x_ = nullptr, *w_ = nullptr, *y_ = nullptr;
+  float *x_ = nullptr, *w_ = nullptr, *y_ = nullptr, *c_ = nullptr;
   void* workspace_ = nullptr;
 };
 
@@ -261,7 +271,7 @@ void print(const char* mode, int64_t M, int64_t N, int64_t K, const char* set, c
 
 int run(int argc, char** argv) {
   std::vector<int64_t> rows = {4096, 8192, 32768};
-  std::vector<std::string> modes = {"tf32", "fp32"};
+  std::vector<std::string> modes = {"tf32", "fp32"}, forms = {"plain"};
   double budget = 6.0;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
@@ -271,6 +281,9 @@ int run(int argc, char** argv) {
     } else if (arg == "--modes") {
       modes.clear();
       while (i + 1 < argc && argv[i + 1][0] != '-') modes.emplace_back(argv[++i]);
+    } else if (arg == "--forms") {
+      forms.clear();
+      while (i + 1 < argc && argv[i + 1][0] != '-') forms.emplace_back(argv[++i]);
     } else if (arg == "--budget-seconds" && i + 1 < argc) {
       budget = std::atof(argv[++i]);
     } else {
@@ -280,11 +293,23 @@ int run(int argc, char** argv) {
   }
   const int64_t shapes[4][2] = {{2304, 768}, {768, 768}, {3072, 768}, {768, 3072}};  // (N, K): QKV, attn-out,
                                                                                      // intermediate, output
+  std::vector<std::pair<std::string, bool>> runs;  // (math mode, with the residual)
   for (const std::string& mode : modes) {
+    for (const std::string& form : forms) {
+      if (form != "plain" && form != "residual") {
+        std::fprintf(stderr, "gemm_algo_probe: unknown form %s (plain or residual)\n", form.c_str());
+        return 2;
+      }
+      runs.emplace_back(mode, form == "residual");
+    }
+  }
+  for (const auto& [mode, residual] : runs) {
+    const std::string label = residual ? mode + "+residual" : mode;
     for (const int64_t M : rows) {
       for (const auto& nk : shapes) {
         const int64_t N = nk[0], K = nk[1];
-        Probe probe(M, N, K, mode == "tf32");
+        if (residual && N != 768) continue;  // BERT adds the residual after the two 768-wide GEMMs only
+        Probe probe(M, N, K, mode == "tf32", residual);
         const std::vector<cublasLtMatmulAlgo_t> heuristic = probe.heuristic(64);
         Best first, heur, per_algo, configs;
         for (int warm = 0; warm < 3 && !heuristic.empty(); ++warm)
@@ -316,11 +341,11 @@ int run(int argc, char** argv) {
             probe.consider(configs, a);
           }
         }
-        print(mode.c_str(), M, N, K, "first", first, probe);
-        print(mode.c_str(), M, N, K, "heuristic", heur, probe);
-        print(mode.c_str(), M, N, K, "per_algo", per_algo, probe);
-        print(mode.c_str(), M, N, K, "configs", configs, probe);
-        std::printf("%s M=%lld N=%lld K=%lld algo ids %zu, configs budget %s\n", mode.c_str(),
+        print(label.c_str(), M, N, K, "first", first, probe);
+        print(label.c_str(), M, N, K, "heuristic", heur, probe);
+        print(label.c_str(), M, N, K, "per_algo", per_algo, probe);
+        print(label.c_str(), M, N, K, "configs", configs, probe);
+        std::printf("%s M=%lld N=%lld K=%lld algo ids %zu, configs budget %s\n", label.c_str(),
                     static_cast<long long>(M), static_cast<long long>(N), static_cast<long long>(K),
                     ids.size(), elapsed() > budget ? "spent" : "not spent");
         std::fflush(stdout);

@@ -67,6 +67,7 @@ struct Options {
   std::string tf32_attention =
       "tensor-cores";                     // or cuda-cores (BertInference::set_tf32_attention_tensor_cores)
   std::string last_layer = "first-token";  // or all-tokens (BertInference::set_first_token_last_layer)
+  std::string f32_residual = "epilogue";   // or layer-norm (BertInference::set_f32_residual_in_layer_norm)
   bool cuda_profiler_range = false;       // collect only each point's measured trials (cuda_profiler_collect)
 };
 
@@ -102,6 +103,8 @@ json measure(ExecutionContext& gpu, EnergyMeter& meter, PowerSampler& sampler,
       {"tf32_gelu", precision_text == "tf32" ? json(o.tf32_gelu) : json(nullptr)},
       {"tf32_attention", precision_text == "tf32" ? json(o.tf32_attention) : json(nullptr)},
       {"last_layer", o.last_layer},
+      {"f32_residual",
+       precision_text == "fp32" || precision_text == "tf32" ? json(o.f32_residual) : json(nullptr)},
       {"examples_per_pass", data.size()},
       {"error", nullptr}};
   try {
@@ -122,6 +125,8 @@ json measure(ExecutionContext& gpu, EnergyMeter& meter, PowerSampler& sampler,
                          parse_fp8_weight_scales(o.fp8_weight_scales));
     engine.set_zero_padded_rows(o.padded_rows == "zero");
     engine.set_first_token_last_layer(o.last_layer == "first-token");
+    if (precision == Precision::FP32 || precision == Precision::TF32)
+      engine.set_f32_residual_in_layer_norm(o.f32_residual == "layer-norm");
     if (precision == Precision::TF32) {
       engine.set_tf32_gelu_epilogue(o.tf32_gelu == "epilogue");
       engine.set_tf32_attention_tensor_cores(o.tf32_attention == "tensor-cores");
@@ -290,6 +295,11 @@ int main(int argc, char** argv) {
          "the last encoder layer past its QKV projection for token 0 alone, the row the pooler reads "
          "(first-token, the engine's), or for every token (all-tokens)")
       ->check(CLI::IsMember({"all-tokens", "first-token"}));
+  app.add_option(
+         "--f32-residual", o.f32_residual,
+         "fp32/tf32: the attention-output and output GEMMs add the residual as their C (epilogue, the "
+         "engine's) or leave it to the LayerNorm's pass (layer-norm)")
+      ->check(CLI::IsMember({"epilogue", "layer-norm"}));
   app.add_flag(
       "--cuda-profiler-range", o.cuda_profiler_range,
       "for a profiler started with collection off (ncu --profile-from-start off): collect each point's "

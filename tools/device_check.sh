@@ -3,7 +3,7 @@
 # tools/make_device_carry.sh). Builds nlpf with CUDA, runs the whole test suite (cpu + cuda labels), makes the
 # Hugging Face reference fixtures, checks that transformers loads what nlpf writes, and runs the benchmarks
 # side by side with PyTorch/HF. Logs and results go to $OUT (results.tgz holds the fixtures and JSON).
-# Usage: tools/device_check.sh [all|build|test|sanitize|goldens|roundtrip|finetune|bench|bench_cpu|bench_gpu|measure|finetune_gpu|study_gpu|bench_train|profile_train|fp8_gpu|fp8_channel|fp8_small_batches|tf32_ab|tf32_profile|gemm_probe|first_token]...
+# Usage: tools/device_check.sh [all|build|test|sanitize|goldens|roundtrip|finetune|bench|bench_cpu|bench_gpu|measure|finetune_gpu|study_gpu|bench_train|profile_train|fp8_gpu|fp8_channel|fp8_small_batches|tf32_ab|tf32_profile|gemm_probe|first_token|f32_residual]...
 #        (default: all; bench_gpu is not in all: about 10 minutes per model, run it on its own; nor are finetune_gpu
 #        and bench_train)
 # sanitize: the cuda-labelled tests under compute-sanitizer memcheck and racecheck
@@ -25,7 +25,9 @@
 #            32 16 x layers 6 4 2 x fp32 bf16 fp16 fp8); STUDY_GPU_DEVICES (e.g. cuda:0,cuda:1) runs the grid's points
 #            on several GPUs at once
 # gemm_probe: bench/gemm_algo_probe, wider cuBLASLt candidate sets for bert-base's four linear GEMMs at tf32 (rows
-#             4096/8192/32768) and fp32 (8192/32768) than the engine's autotune times; results/gemm_probe.txt
+#             4096/8192/32768) and fp32 (8192/32768) than the engine's autotune times; GEMM_PROBE_TF32_ROWS,
+#             GEMM_PROBE_FP32_ROWS (empty skips the mode) and GEMM_PROBE_FORMS ("plain residual" also times the
+#             768-wide GEMMs adding the residual, beta = 1) pick others; results/gemm_probe.txt
 # tf32_ab: the tf32 engine's A/B switches, bert_base padded to 128 at batch 32/64/256 (bench/gpu_inference_bench
 #          only; builds only its target): the attention on the CUDA cores (default) against the tensor cores
 #          (--tf32-attention tensor-cores), alternated A B A B, then 64 autotune candidates instead of 8;
@@ -34,6 +36,10 @@
 #              (all-tokens), A B A B, bert_base at FIRST_TOKEN_PRECISIONS (default fp32 tf32), FIRST_TOKEN_PADDINGS
 #              (max_length longest) and FIRST_TOKEN_BATCHES (32 64 256); builds only its target;
 #              results/first_token/, the printed lines in the summary
+# f32_residual: the attention-output and output GEMMs adding the residual as their C (--f32-residual epilogue, the
+#               default) against beta = 0 with the residual added in the LayerNorm (layer-norm), A B A B, bert_base
+#               at RESIDUAL_PRECISIONS (fp32 tf32), RESIDUAL_PADDINGS (max_length longest) and RESIDUAL_BATCHES
+#               (32 64 256); builds only its target; results/f32_residual/, the printed lines in the summary
 # tf32_profile: ncu (--clock-control none) of one batch of 64 of bert_base tf32 padded to 128, the engine's
 #               defaults (PROFILE_BATCH, PROFILE_PADDING, PROFILE_PRECISION, PROFILE_ARGS pick another);
 #               results/tf32_profile/ncu_<precision>_b<batch>_<padding>.csv.gz
@@ -62,7 +68,7 @@ carry="$root/carry"
 steps=${*:-all}
 want() { [[ " $steps " == *" all "* && $1 != bench_gpu && $1 != phase2_gpu && $1 != finetune_gpu && $1 != study_gpu &&
   $1 != bench_train && $1 != profile_train && $1 != fp8_gpu && $1 != fp8_channel && $1 != fp8_small_batches &&
-  $1 != tf32_ab && $1 != gemm_probe && $1 != tf32_profile && $1 != first_token ||
+  $1 != tf32_ab && $1 != gemm_probe && $1 != tf32_profile && $1 != first_token && $1 != f32_residual ||
   " $steps " == *" $1 "* ]]; }
 status=0
 note() { echo "== $*" | tee -a "$out/summary.txt"; }
@@ -340,9 +346,17 @@ if want bench_gpu; then
 fi
 if want gemm_probe; then
   run_step gemm_probe_build build_target gemm_algo_probe
-  run_step gemm_probe_tf32 build-gpu/bench/gemm_algo_probe --modes tf32 --rows 4096 8192 32768 --budget-seconds 4
-  run_step gemm_probe_fp32 build-gpu/bench/gemm_algo_probe --modes fp32 --rows 8192 32768 --budget-seconds 4
-  cat "$res/logs/gemm_probe_tf32.log" "$res/logs/gemm_probe_fp32.log" >"$res/gemm_probe.txt"
+  # GEMM_PROBE_TF32_ROWS / GEMM_PROBE_FP32_ROWS (empty: that mode not run), GEMM_PROBE_FORMS (plain, residual)
+  probe_forms=(--forms ${GEMM_PROBE_FORMS:-plain} --budget-seconds 4)
+  : >"$res/gemm_probe.txt"
+  for probe_mode in tf32 fp32; do
+    if [[ $probe_mode == tf32 ]]; then probe_rows=${GEMM_PROBE_TF32_ROWS-4096 8192 32768}; else
+      probe_rows=${GEMM_PROBE_FP32_ROWS-8192 32768}; fi
+    [[ -z $probe_rows ]] && continue
+    run_step "gemm_probe_$probe_mode" build-gpu/bench/gemm_algo_probe --modes "$probe_mode" --rows $probe_rows \
+      "${probe_forms[@]}"
+    cat "$res/logs/gemm_probe_$probe_mode.log" >>"$res/gemm_probe.txt"
+  done
   grep -h -E ' (first|heuristic|per_algo|configs) ' "$res/gemm_probe.txt" | tee -a "$out/summary.txt"
 fi
 if want tf32_ab; then
@@ -366,24 +380,34 @@ if want tf32_ab; then
     --gpu-warmup-seconds 0 --out "$ab/autotune64.json"
   grep -h "^nlpf" "$res/logs/tf32_ab_autotune64.log" | sed "s/^/autotune 64: /" | tee -a "$out/summary.txt"
 fi
-if want first_token; then
-  ft="$res/first_token"
-  mkdir -p "$ft"
-  run_step first_token_build build_target gpu_inference_bench
-  ft_common=(--dev-tsv "$carry/shared/data/sst2/dev.tsv" --vocab-dir "$carry/shared/models/bert-base-uncased"
-    --config-dir "$carry/shared/models/bert-base-uncased" --models bert_base
-    --precisions ${FIRST_TOKEN_PRECISIONS:-fp32 tf32} --paddings ${FIRST_TOKEN_PADDINGS:-max_length longest}
-    --batch-sizes ${FIRST_TOKEN_BATCHES:-32 64 256}
-    --trials 3 --min-trial-seconds 1 --idle-seconds 1 --warmup-seconds 1)
-  ft_warm=25  # the first run warms the fresh GPU
+# engine_ab STEP OPTION "A B" PRECISIONS PADDINGS BATCHES: bench/gpu_inference_bench with OPTION A, then OPTION B,
+# twice (A B A B), bert_base at those precisions, paddings and batch sizes, 3 trials of >= 1 s a point;
+# results/STEP/<value>_<round>.json, the printed lines in the summary. The first run of the call warms the GPU.
+ab_gpu_warm=25
+engine_ab() {
+  local step=$1 option=$2 values=$3 precisions=$4 paddings=$5 batches=$6 round value
+  mkdir -p "$res/$step"
+  run_step "${step}_build" build_target gpu_inference_bench
+  local common=(--dev-tsv "$carry/shared/data/sst2/dev.tsv" --vocab-dir "$carry/shared/models/bert-base-uncased"
+    --config-dir "$carry/shared/models/bert-base-uncased" --models bert_base --precisions $precisions
+    --paddings $paddings --batch-sizes $batches --trials 3 --min-trial-seconds 1 --idle-seconds 1
+    --warmup-seconds 1)
   for round in 1 2; do
-    for last in all-tokens first-token; do
-      run_step "first_token_${last}_$round" build-gpu/bench/gpu_inference_bench "${ft_common[@]}" --last-layer "$last" \
-        --gpu-warmup-seconds "$ft_warm" --out "$ft/${last}_$round.json"
-      ft_warm=0
-      grep -h "^nlpf" "$res/logs/first_token_${last}_$round.log" | sed "s/^/$last: /" | tee -a "$out/summary.txt"
+    for value in $values; do
+      run_step "${step}_${value}_$round" build-gpu/bench/gpu_inference_bench "${common[@]}" "$option" "$value" \
+        --gpu-warmup-seconds "$ab_gpu_warm" --out "$res/$step/${value}_$round.json"
+      ab_gpu_warm=0
+      grep -h "^nlpf" "$res/logs/${step}_${value}_$round.log" | sed "s/^/$value: /" | tee -a "$out/summary.txt"
     done
   done
+}
+if want first_token; then
+  engine_ab first_token --last-layer "all-tokens first-token" "${FIRST_TOKEN_PRECISIONS:-fp32 tf32}" \
+    "${FIRST_TOKEN_PADDINGS:-max_length longest}" "${FIRST_TOKEN_BATCHES:-32 64 256}"
+fi
+if want f32_residual; then
+  engine_ab f32_residual --f32-residual "epilogue layer-norm" "${RESIDUAL_PRECISIONS:-fp32 tf32}" \
+    "${RESIDUAL_PADDINGS:-max_length longest}" "${RESIDUAL_BATCHES:-32 64 256}"
 fi
 if want tf32_profile; then
   prof="$res/tf32_profile"

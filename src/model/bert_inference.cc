@@ -248,6 +248,14 @@ void BertInference::set_tf32_attention_tensor_cores(bool tensor_cores) {
   tf32_attention_tensor_cores_ = tensor_cores;
 }
 
+void BertInference::set_f32_residual_in_layer_norm(bool in_layer_norm) {
+  NLPF_CHECK(!in_layer_norm || precision_ == Precision::FP32 || precision_ == Precision::TF32,
+             ErrorCode::INVALID_ARGUMENT,
+             "inference engine: the residual in the LayerNorm is fp32's and tf32's choice (this engine is ",
+             precision_name(precision_), ")");
+  f32_residual_ = in_layer_norm ? ops::F32Residual::LAYER_NORM : ops::F32Residual::GEMM_EPILOGUE;
+}
+
 BertInference::Rows BertInference::rows(int64_t B, int64_t T, bool first_token, const Tensor* padding) const {
   const int64_t C = config_.hidden_size, I = config_.intermediate_size, R = first_token ? 1 : T;
   const bool fp8 = precision_ == Precision::FP8;
@@ -296,10 +304,10 @@ BertInference::Output BertInference::forward(const Tensor& input_ids, const Tens
                                    tf32_attention_tensor_cores_);
     }
     ops::linear_residual_layer_norm_forward(ctx_, r.attn, r.context, w.attn_out_w, w.attn_out_b, r.residual,
-                                            w.ln1_w, w.ln1_b, eps, r.padding);
+                                            w.ln1_w, w.ln1_b, eps, r.padding, f32_residual_);
     ops::linear_gelu_forward(ctx_, r.inter, r.attn, w.inter_w, w.inter_b, r.padding, f32_gelu_);
     ops::linear_residual_layer_norm_forward(ctx_, r.out, r.inter, w.out_w, w.out_b, r.attn, w.ln2_w, w.ln2_b,
-                                            eps, r.padding);
+                                            eps, r.padding, f32_residual_);
   }
   Output out{logits_.view({B, NL}), predictions_.view({B})};
   Tensor pooler_scratch = pooler_scratch_.view({B, C});

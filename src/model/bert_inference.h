@@ -115,6 +115,12 @@ class BertInference {
   // 4-6% faster with it at fp32 and tf32 (bench/RESULTS.md); false runs every token's rows, for A/B.
   void set_first_token_last_layer(bool first_token) { first_token_last_layer_ = first_token; }
   bool first_token_last_layer() const { return first_token_last_layer_; }
+  // fp32 and tf32 on CUDA: the attention-output and output GEMMs with beta = 0 and their residual added in
+  // the LayerNorm's pass beside the bias (ops::F32Residual::LAYER_NORM), instead of as the GEMM's C (the
+  // default). The same sums for the same GEMM kernel; cuBLASLt may pick other kernels for it. For A/B
+  // measurements in bench/gpu_inference_bench (the CPU engine chains the reference ops either way).
+  void set_f32_residual_in_layer_norm(bool in_layer_norm);
+  bool f32_residual_in_layer_norm() const { return f32_residual_ == ops::F32Residual::LAYER_NORM; }
 
  private:
   // The E4M3 form of one encoder GEMM (FP8): weight codes [OC, C], its scales ([1] per tensor, [OC] per
@@ -164,6 +170,7 @@ class BertInference {
   bool fp8_gelu_codes_ = false;
   bool zero_padded_rows_ = true;
   ops::F32Gelu f32_gelu_ = ops::F32Gelu::EXACT_PASS;
+  ops::F32Residual f32_residual_ = ops::F32Residual::GEMM_EPILOGUE;
   bool tf32_attention_tensor_cores_;  // true in a tf32 engine (set_tf32_attention_tensor_cores)
   bool first_token_last_layer_ = true;
   Fp8Granularity fp8_weight_scales_ = Fp8Granularity::PER_TENSOR;

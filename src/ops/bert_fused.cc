@@ -3,6 +3,7 @@
 #include "ops/bert_fused.h"
 
 #include <algorithm>
+#include <cstddef>
 #include <cstring>
 
 #include "backend/device.h"
@@ -344,7 +345,7 @@ void layer_norm_inference_forward(ExecutionContext& ctx, Tensor& out, const Tens
 void linear_residual_layer_norm_forward(ExecutionContext& ctx, Tensor& y, const Tensor& x,
                                         const Tensor& weight, const Tensor& bias, const Tensor& residual,
                                         const Tensor& ln_weight, const Tensor& ln_bias, double eps,
-                                        const Tensor* attention_mask) {
+                                        const Tensor* attention_mask, F32Residual f32_residual) {
   constexpr const char* kOp = "linear_residual_layer_norm_forward";
   if (!kCudaBuilt || y.device().type != DeviceType::CUDA || y.dtype() != DType::F32) {
     linear_residual_forward(ctx, y, x, weight, bias, &residual);
@@ -358,10 +359,19 @@ void linear_residual_layer_norm_forward(ExecutionContext& ctx, Tensor& y, const 
     check_layer_norm_parameters(kOp, ln_weight, ln_bias, OC, "ln_weight", "ln_bias");
     cuda::PaddedRows padded = check_padding_mask(kOp, ctx, y, attention_mask);
     padded.already_zero = true;
-    cuda::linear_forward(ctx, y.raw_data(), x.raw_data(), weight.raw_data(), nullptr, residual.raw_data(),
-                         DType::F32, N, C, OC, C);
+    const bool in_layer_norm = f32_residual == F32Residual::LAYER_NORM;
+    if (in_layer_norm) {
+      const auto* y_begin = static_cast<const std::byte*>(y.raw_data());
+      const auto* r_begin = static_cast<const std::byte*>(residual.raw_data());
+      NLPF_CHECK(r_begin + residual.nbytes() <= y_begin || y_begin + y.nbytes() <= r_begin,
+                 ErrorCode::INVALID_ARGUMENT, kOp,
+                 ": the residual added in the LayerNorm overlaps y, which the GEMM writes first");
+    }
+    cuda::linear_forward(ctx, y.raw_data(), x.raw_data(), weight.raw_data(), nullptr,
+                         in_layer_norm ? nullptr : residual.raw_data(), DType::F32, N, C, OC, C);
     cuda::layer_norm_forward(ctx, y.raw_data(), y.raw_data(), ln_weight.data<float>(), ln_bias.data<float>(),
-                             DType::F32, N, OC, eps, nullptr, nullptr, padded, bias.data<float>());
+                             DType::F32, N, OC, eps, nullptr, nullptr, padded, bias.data<float>(),
+                             in_layer_norm ? residual.raw_data() : nullptr);
   }
 }
 

@@ -69,16 +69,24 @@ void layer_norm_inference_forward(ExecutionContext& ctx, Tensor& out, const Tens
                                   const Tensor& bias, double eps, const E4m3Copy* e4m3 = nullptr,
                                   const Tensor* attention_mask = nullptr);
 
+// Where linear_residual_layer_norm_forward adds the residual for f32 on CUDA: in the GEMM (beta = 1 with the
+// residual as C; the default), or in the LayerNorm's pass beside the bias (the GEMM with beta = 0, which
+// cuBLASLt may serve with other kernels). The sums are the same, fl(fl(x W^T) + residual) + bias, for the
+// same GEMM kernel.
+enum class F32Residual { GEMM_EPILOGUE, LAYER_NORM };
+
 // y [..., OC] = LayerNorm(x [..., C] W^T + bias + residual [..., OC]) with ln_weight, ln_bias f32 [OC]: the
 // attention-output and feed-forward-output projections with their LayerNorm (linear_residual_forward, then
 // layer_norm_inference_forward in place; attention_mask as theirs). On CUDA at f32 the GEMM leaves its bias
 // to the LayerNorm, so where x's and residual's padded rows are zero (the attention's padded queries, the
 // LayerNorms' and the f32 GELU's padded rows) the GEMM writes zeros there, and the LayerNorm, given the mask,
 // leaves them unread and unwritten; with or without a mask the same GEMM, so no bit of a real row moves.
+// f32_residual: F32Residual (LAYER_NORM: residual must not overlap y, which the GEMM writes first).
 void linear_residual_layer_norm_forward(ExecutionContext& ctx, Tensor& y, const Tensor& x,
                                         const Tensor& weight, const Tensor& bias, const Tensor& residual,
                                         const Tensor& ln_weight, const Tensor& ln_bias, double eps,
-                                        const Tensor* attention_mask = nullptr);
+                                        const Tensor* attention_mask = nullptr,
+                                        F32Residual f32_residual = F32Residual::GEMM_EPILOGUE);
 
 // FP8: y [..., OC] = (x_scale x) (weight_scale W)^T + bias (+ residual [..., OC] when given; may be y), x
 // [..., C] and weight [OC, C] F8E4M3 codes, f32 scales per tensor (x_scale and weight_scale [1]) or per

@@ -134,6 +134,36 @@ struct XBiasRows {
   }
 };
 
+// Rows of x [N,C] plus residual [N,C] (x's dtype) plus add [C] (f32), summed in fp32 in that order: the
+// LayerNorm after an f32 GEMM that left both its residual and its bias to it. fl(x + residual) is what the
+// GEMM's epilogue forms with beta = 1 from the same product, then the bias is added as XBiasRows adds it.
+// x may be the output, as XRows; residual may not.
+template <typename T>
+struct XResidualBiasRows {
+  const T* x;
+  const T* residual;
+  const float* add;
+  int64_t C;
+  struct Row {
+    const T* x;
+    const T* residual;
+    const float* add;
+    __device__ void load(int64_t c, float (&f)[kVec<T>]) const {
+      float r[kVec<T>];
+      load_vec(x + c, f);
+      load_vec(residual + c, r);
+#pragma unroll
+      for (int e = 0; e < kVec<T>; ++e) f[e] = (f[e] + r[e]) + add[c + e];
+    }
+    __device__ float at(int64_t c) const {
+      return (to_float(x[c]) + to_float(residual[c])) + add[c];
+    }
+  };
+  __device__ Row row(int64_t n) const {
+    return {x + n * C, residual + n * C, add};
+  }
+};
+
 // Row n = b T + t of the embeddings: word[input_ids[n]] + position[t] + token_type[token_type_ids[n]], summed
 // in fp32 in that order (as the CPU embeddings_forward) from the table entries of the storage dtype.
 template <typename T>
@@ -442,15 +472,17 @@ void launch_rows(CudaContext& ctx, T* out, float* mean, float* rstd, CodesOut co
 template <typename T>
 void layer_norm_typed(CudaContext& ctx, void* out, const void* x, const float* weight, const float* bias,
                       int64_t N, int64_t C, double eps, CodesOut codes, const PaddedRows& padded,
-                      const float* x_bias) {
-  const bool aligned =
-      aligned16(out) && aligned16(x) && aligned16(weight) && aligned16(bias) && aligned16(codes.codes);
+                      const float* x_bias, const void* x_residual) {
+  const bool aligned = aligned16(out) && aligned16(x) && aligned16(weight) && aligned16(bias) &&
+                       aligned16(codes.codes) && aligned16(x_residual);
   const auto rows_launch = [&](const auto& rows) {
     launch_rows(ctx, static_cast<T*>(out), nullptr, nullptr, codes, rows, weight, bias, N, C, eps, aligned,
                 static_cast<__nv_bfloat16*>(nullptr), padded);
   };
   const auto* x_t = static_cast<const T*>(x);
-  if (x_bias != nullptr) {
+  if (x_residual != nullptr) {
+    rows_launch(XResidualBiasRows<T>{x_t, static_cast<const T*>(x_residual), x_bias, C});
+  } else if (x_bias != nullptr) {
     rows_launch(XBiasRows<T>{x_t, x_bias, C});
   } else {
     rows_launch(XRows<T>{x_t, C});
@@ -654,21 +686,25 @@ void launch_training_rows(const char* op, CudaContext& ctx, float* out, float* m
 
 void layer_norm_forward(ExecutionContext& ctx, void* out, const void* x, const float* weight,
                         const float* bias, DType dtype, int64_t N, int64_t C, double eps, uint8_t* codes,
-                        const float* code_scale, const PaddedRows& padded, const float* x_bias) {
+                        const float* code_scale, const PaddedRows& padded, const float* x_bias,
+                        const void* x_residual) {
   CudaContext& cuda = cuda_context(ctx);
   NLPF_CHECK((codes == nullptr) == (code_scale == nullptr), ErrorCode::INVALID_ARGUMENT,
              "layer_norm_forward (cuda): codes and code_scale are given together or not at all");
+  NLPF_CHECK(x_residual == nullptr || (x_bias != nullptr && x_residual != out), ErrorCode::INVALID_ARGUMENT,
+             "layer_norm_forward (cuda): a residual comes with a bias, and is not the output");
   NLPF_CHECK(!padded.already_zero || (out == x && codes == nullptr), ErrorCode::INVALID_ARGUMENT,
              "layer_norm_forward (cuda): rows left as zeros need out == x and no E4M3 copy");
   check_padded_rows("layer_norm_forward", padded, N);
   const CodesOut q{codes, code_scale};
   switch (dtype) {
     case DType::F32:
-      return layer_norm_typed<float>(cuda, out, x, weight, bias, N, C, eps, q, padded, x_bias);
+      return layer_norm_typed<float>(cuda, out, x, weight, bias, N, C, eps, q, padded, x_bias, x_residual);
     case DType::BF16:
-      return layer_norm_typed<__nv_bfloat16>(cuda, out, x, weight, bias, N, C, eps, q, padded, x_bias);
+      return layer_norm_typed<__nv_bfloat16>(cuda, out, x, weight, bias, N, C, eps, q, padded, x_bias,
+                                             x_residual);
     case DType::F16:
-      return layer_norm_typed<__half>(cuda, out, x, weight, bias, N, C, eps, q, padded, x_bias);
+      return layer_norm_typed<__half>(cuda, out, x, weight, bias, N, C, eps, q, padded, x_bias, x_residual);
     default:
       unsupported_dtype("layer_norm_forward", dtype);
   }

@@ -79,21 +79,24 @@ BertConfig random_config(int64_t hidden, int64_t layers, int64_t heads, int64_t 
 
 // The tf32 engine's other kernels (BertInference::set_tf32_*): the defaults are the exact GELU pass and the
 // tensor-core attention.
-struct Tf32Choices {
+// The f32 engines' A/B switches (the first two tf32's, the residual fp32's and tf32's).
+struct F32Choices {
   bool gelu_epilogue = false;
   bool attention_cuda_cores = false;
+  bool residual_in_layer_norm = false;
 };
 
 // Logits of one batch through the engine on `ctx`.
 std::vector<double> engine_logits(ExecutionContext& ctx, const BertConfig& config,
                                   const std::map<std::string, Tensor>& parameters, Precision precision,
                                   const Tensor& ids, const Tensor& types, const Tensor& mask,
-                                  const Tf32Choices& tf32 = {}, bool first_token_last_layer = false) {
+                                  const F32Choices& choices = {}, bool first_token_last_layer = false) {
   const int64_t B = ids.dim(0), T = ids.dim(1);
   BertInference engine(ctx, config, parameters, precision, B + 1, T + 3);  // a plan larger than the batch
   engine.set_first_token_last_layer(first_token_last_layer);
-  if (tf32.gelu_epilogue) engine.set_tf32_gelu_epilogue(true);
-  if (tf32.attention_cuda_cores) engine.set_tf32_attention_tensor_cores(false);
+  if (choices.gelu_epilogue) engine.set_tf32_gelu_epilogue(true);
+  if (choices.attention_cuda_cores) engine.set_tf32_attention_tensor_cores(false);
+  if (choices.residual_in_layer_norm) engine.set_f32_residual_in_layer_norm(true);
   const bool on_device = ctx.device().type == DeviceType::CUDA;
   const Tensor d_ids = on_device ? to_device(ctx, ids) : ids,
                d_types = on_device ? to_device(ctx, types) : types,
@@ -105,7 +108,8 @@ std::vector<double> engine_logits(ExecutionContext& ctx, const BertConfig& confi
 // Every precision's logits against HF's, also with the first-token-only last layer (and against the full
 // layer's: at fp32 within 1e-5, the GEMMs' summation order); tf32 also with cuBLASLt's tanh GELU epilogue and
 // with the CUDA-core attention, at tf32's tolerance. The tensor-core attention has head sizes 32 and 64: at
-// others a tf32 engine runs the CUDA-core kernel either way, the same bits.
+// others a tf32 engine runs the CUDA-core kernel either way, the same bits. fp32 and tf32 also with the
+// residual added in the LayerNorm (the same sums; the GEMMs may run other kernels).
 void expect_goldens(ExecutionContext& ctx, const BertConfig& config,
                     const std::map<std::string, Tensor>& parameters, const SafetensorsFile& goldens) {
   const Tensor ids = goldens.tensors.at("input_ids"), types = goldens.tensors.at("token_type_ids"),
@@ -131,10 +135,17 @@ void expect_goldens(ExecutionContext& ctx, const BertConfig& config,
       EXPECT_TRUE(
           test::all_close(first_token, logits, test::Tolerance{c.rtol, c.rtol * largest_abs(logits)}));
     }
+    if (c.precision == Precision::FP32 || c.precision == Precision::TF32) {
+      SCOPED_TRACE("residual in the LayerNorm");
+      const std::vector<double> other = engine_logits(ctx, config, parameters, c.precision, as_i32(ids),
+                                                      as_i32(types), as_i32(mask), {.residual_in_layer_norm = true});
+      EXPECT_TRUE(test::all_close(other, ref, test::Tolerance{c.rtol, c.rtol * largest_abs(ref)}));
+      EXPECT_TRUE(test::all_close(other, logits, test::Tolerance{c.rtol, c.rtol * largest_abs(logits)}));
+    }
     if (c.precision == Precision::TF32) {
       const int64_t head_size = config.hidden_size / config.num_attention_heads;
-      for (const Tf32Choices& choices :
-           {Tf32Choices{.gelu_epilogue = true}, Tf32Choices{.attention_cuda_cores = true}}) {
+      for (const F32Choices& choices :
+           {F32Choices{.gelu_epilogue = true}, F32Choices{.attention_cuda_cores = true}}) {
         SCOPED_TRACE(choices.gelu_epilogue ? "tf32 with the GELU epilogue" : "tf32 with CUDA-core attention");
         const std::vector<double> other = engine_logits(ctx, config, parameters, c.precision, as_i32(ids),
                                                         as_i32(types), as_i32(mask), choices);
@@ -274,6 +285,24 @@ TEST_F(CudaInferenceTest, Tf32ChoicesAreTf32sOnly) {
   BertInference tf32(*ctx_, config, model.parameters(), Precision::TF32, 2, 16);
   EXPECT_FALSE(tf32.tf32_gelu_epilogue());
   EXPECT_TRUE(tf32.tf32_attention_tensor_cores());
+}
+
+TEST_F(CudaInferenceTest, ResidualInTheLayerNormIsFp32sAndTf32sOnly) {
+  const BertConfig config = random_config(64, 1, 2, 128, 32);
+  BertForSequenceClassification model(config, 80);
+  for (const Precision p : {Precision::FP32, Precision::TF32, Precision::BF16, Precision::FP16}) {
+    SCOPED_TRACE(precision_name(p));
+    BertInference engine(*ctx_, config, model.parameters(), p, 2, 16);
+    EXPECT_FALSE(engine.f32_residual_in_layer_norm());  // the default: the GEMM adds it
+    if (p == Precision::FP32 || p == Precision::TF32) {
+      engine.set_f32_residual_in_layer_norm(true);
+      EXPECT_TRUE(engine.f32_residual_in_layer_norm());
+    } else {
+      EXPECT_THROW(engine.set_f32_residual_in_layer_norm(true), Error);
+      engine.set_f32_residual_in_layer_norm(false);
+      EXPECT_FALSE(engine.f32_residual_in_layer_norm());
+    }
+  }
 }
 
 // SST-2 dev through all-MiniLM-L6-v2 (its classifier initialised from seed 42): fp32 predictions identical to

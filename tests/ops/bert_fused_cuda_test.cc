@@ -299,13 +299,20 @@ TEST_P(BertFusedCuda, LinearResidualLayerNormMatchesCpuAndKeepsPaddedRowsZero) {
   // x and residual with zero padded rows, as the attention and the LayerNorms leave them; y poisoned. With
   // the mask every dtype's padded rows come out exact zeros (f32: written by the GEMM without bias, then left
   // by the LayerNorm; 16-bit: written by the LayerNorm), the other rows the CPU chain's; without it, every
-  // row the CPU chain's. OC = 96: the warp LayerNorm; 98: the block one (rows off the 16-byte vector).
+  // row the CPU chain's. OC = 96: the warp LayerNorm; 98: the block one (rows off the 16-byte vector). f32
+  // with the residual added by the GEMM and by the LayerNorm (ops::F32Residual; 16-bit ignores it).
   std::mt19937 rng(112);
   const int64_t B = 4, T = 37;
   const Tensor mask = ragged_mask(rng, B, T), mask_gpu = to_device(gpu(), mask);
+  std::vector<std::pair<bool, ops::F32Residual>> runs;  // (masked, where the residual is added)
+  for (const bool masked : {true, false}) {
+    runs.emplace_back(masked, ops::F32Residual::GEMM_EPILOGUE);
+    if (dtype() == DType::F32) runs.emplace_back(masked, ops::F32Residual::LAYER_NORM);
+  }
   for (const auto& [C, OC] : {std::pair<int64_t, int64_t>{72, 96}, {40, 98}, {768, 768}}) {
-    for (const bool masked : {true, false}) {
-      SCOPED_TRACE("C=" + std::to_string(C) + " OC=" + std::to_string(OC) + (masked ? " masked" : ""));
+    for (const auto& [masked, mode] : runs) {
+      SCOPED_TRACE("C=" + std::to_string(C) + " OC=" + std::to_string(OC) + (masked ? " masked" : "") +
+                   (mode == ops::F32Residual::LAYER_NORM ? " residual in the LayerNorm" : ""));
       const double bound = 1.0 / std::sqrt(static_cast<double>(C));
       Tensor x = random_tensor(rng, {B, T, C}, -1, 1), residual = random_tensor(rng, {B, T, OC}, -1, 1);
       zero_padded_rows(x, mask);
@@ -319,11 +326,39 @@ TEST_P(BertFusedCuda, LinearResidualLayerNormMatchesCpuAndKeepsPaddedRowsZero) {
       Tensor y = poisoned(dtype(), {B, T, OC});
       ops::linear_residual_layer_norm_forward(gpu(), y, device(x), device(weight), device(bias),
                                               device(residual), to_device(gpu(), ln_w),
-                                              to_device(gpu(), ln_b), kEps, masked ? &mask_gpu : nullptr);
+                                              to_device(gpu(), ln_b), kEps, masked ? &mask_gpu : nullptr, mode);
       const std::vector<double> got = values(y), want = to_double(ref);
       EXPECT_TRUE(all_close(got, want, scaled(GetParam(), want)));
       if (masked) expect_padded_rows_zero(got, mask, OC);
     }
+  }
+}
+
+TEST(BertFusedF32Cuda, ResidualInTheLayerNormRefusesAResidualOverlappingY) {
+  // The GEMM writes y before the LayerNorm reads the residual: a residual inside y would be read overwritten.
+  if (!cuda_built()) GTEST_SKIP() << "built without CUDA";
+  if (cuda_devices().empty()) GTEST_SKIP() << "no CUDA device visible";
+  const auto ctx = make_execution_context(Device{DeviceType::CUDA, 0});
+  std::mt19937 rng(113);
+  const int64_t N = 6, C = 32;
+  const Tensor x = to_device(*ctx, random_tensor(rng, {N, C}, -1, 1));
+  const Tensor weight = to_device(*ctx, random_tensor(rng, {C, C}, -0.2, 0.2)),
+               bias = to_device(*ctx, random_tensor(rng, {C}, -1, 1)),
+               ln_w = to_device(*ctx, random_tensor(rng, {C}, 0.5, 1.5)),
+               ln_b = to_device(*ctx, random_tensor(rng, {C}, -0.5, 0.5));
+  Tensor y = to_device(*ctx, random_tensor(rng, {N, C}, -1, 1));
+  for (const ops::F32Residual mode : {ops::F32Residual::GEMM_EPILOGUE, ops::F32Residual::LAYER_NORM}) {
+    const bool refused = [&] {
+      try {
+        ops::linear_residual_layer_norm_forward(*ctx, y, x, weight, bias, y, ln_w, ln_b, kEps, nullptr, mode);
+        return false;
+      } catch (const Error& e) {
+        EXPECT_EQ(e.code(), ErrorCode::INVALID_ARGUMENT);
+        EXPECT_NE(std::string(e.what()).find("overlaps y"), std::string::npos) << e.what();
+        return true;
+      }
+    }();
+    EXPECT_EQ(refused, mode == ops::F32Residual::LAYER_NORM) << "the GEMM adds a residual that is y itself";
   }
 }
 
