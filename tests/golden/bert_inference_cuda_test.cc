@@ -77,9 +77,9 @@ BertConfig random_config(int64_t hidden, int64_t layers, int64_t heads, int64_t 
   return config;
 }
 
-// The tf32 engine's other kernels (BertInference::set_tf32_*): the defaults are the exact GELU pass and the
-// tensor-core attention.
-// The f32 engines' A/B switches (the first two tf32's, the residual fp32's and tf32's).
+// The f32 engines' A/B switches, each away from the default: tf32's other kernels (BertInference::set_tf32_*;
+// the defaults are the exact GELU pass and the tensor-core attention), and fp32's and tf32's residual added in
+// the LayerNorm (set_f32_residual_in_layer_norm; the default adds it in the GEMM).
 struct F32Choices {
   bool gelu_epilogue = false;
   bool attention_cuda_cores = false;
