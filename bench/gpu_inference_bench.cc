@@ -290,10 +290,9 @@ int main(int argc, char** argv) {
          "tf32: the attention's products on the tensor cores in tf32 (tensor-cores, the engine's) or on "
          "the CUDA cores in fp32 (cuda-cores)")
       ->check(CLI::IsMember({"cuda-cores", "tensor-cores"}));
-  app.add_option(
-         "--last-layer", o.last_layer,
-         "the last encoder layer past its QKV projection for token 0 alone, the row the pooler reads "
-         "(first-token, the engine's), or for every token (all-tokens)")
+  app.add_option("--last-layer", o.last_layer,
+                 "the last encoder layer past its QKV projection for token 0 alone, the row the pooler reads "
+                 "(first-token, the engine's), or for every token (all-tokens)")
       ->check(CLI::IsMember({"all-tokens", "first-token"}));
   app.add_option(
          "--f32-residual", o.f32_residual,

@@ -78,8 +78,8 @@ BertConfig random_config(int64_t hidden, int64_t layers, int64_t heads, int64_t 
 }
 
 // The f32 engines' A/B switches, each away from the default: tf32's other kernels (BertInference::set_tf32_*;
-// the defaults are the exact GELU pass and the tensor-core attention), and fp32's and tf32's residual added in
-// the LayerNorm (set_f32_residual_in_layer_norm; the default adds it in the GEMM).
+// the defaults are the exact GELU pass and the tensor-core attention), and fp32's and tf32's residual added
+// in the LayerNorm (set_f32_residual_in_layer_norm; the default adds it in the GEMM).
 struct F32Choices {
   bool gelu_epilogue = false;
   bool attention_cuda_cores = false;
@@ -137,8 +137,9 @@ void expect_goldens(ExecutionContext& ctx, const BertConfig& config,
     }
     if (c.precision == Precision::FP32 || c.precision == Precision::TF32) {
       SCOPED_TRACE("residual in the LayerNorm");
-      const std::vector<double> other = engine_logits(ctx, config, parameters, c.precision, as_i32(ids),
-                                                      as_i32(types), as_i32(mask), {.residual_in_layer_norm = true});
+      const std::vector<double> other =
+          engine_logits(ctx, config, parameters, c.precision, as_i32(ids), as_i32(types), as_i32(mask),
+                        {.residual_in_layer_norm = true});
       EXPECT_TRUE(test::all_close(other, ref, test::Tolerance{c.rtol, c.rtol * largest_abs(ref)}));
       EXPECT_TRUE(test::all_close(other, logits, test::Tolerance{c.rtol, c.rtol * largest_abs(logits)}));
     }

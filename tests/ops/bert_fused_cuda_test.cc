@@ -324,9 +324,9 @@ TEST_P(BertFusedCuda, LinearResidualLayerNormMatchesCpuAndKeepsPaddedRowsZero) {
       ops::linear_residual_layer_norm_forward(cpu_context(), ref, rounded(x), rounded(weight), rounded(bias),
                                               rounded(residual), ln_w, ln_b, kEps, masked ? &mask : nullptr);
       Tensor y = poisoned(dtype(), {B, T, OC});
-      ops::linear_residual_layer_norm_forward(gpu(), y, device(x), device(weight), device(bias),
-                                              device(residual), to_device(gpu(), ln_w),
-                                              to_device(gpu(), ln_b), kEps, masked ? &mask_gpu : nullptr, mode);
+      ops::linear_residual_layer_norm_forward(
+          gpu(), y, device(x), device(weight), device(bias), device(residual), to_device(gpu(), ln_w),
+          to_device(gpu(), ln_b), kEps, masked ? &mask_gpu : nullptr, mode);
       const std::vector<double> got = values(y), want = to_double(ref);
       EXPECT_TRUE(all_close(got, want, scaled(GetParam(), want)));
       if (masked) expect_padded_rows_zero(got, mask, OC);
