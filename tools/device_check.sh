@@ -382,7 +382,8 @@ if want tf32_ab; then
 fi
 # engine_ab STEP OPTION "A B" PRECISIONS PADDINGS BATCHES: bench/gpu_inference_bench with OPTION A, then OPTION B,
 # twice (A B A B), bert_base at those precisions, paddings and batch sizes, 3 trials of >= 1 s a point;
-# results/STEP/<value>_<round>.json, the printed lines in the summary. The first run of the call warms the GPU.
+# results/STEP/<value>_<round>.json, the printed lines and bench/report_ab.py's table (results/STEP/ab_table.md) in
+# the summary. The first run of the call warms the GPU.
 ab_gpu_warm=25
 engine_ab() {
   local step=$1 option=$2 values=$3 precisions=$4 paddings=$5 batches=$6 round value
@@ -400,6 +401,8 @@ engine_ab() {
       grep -h "^nlpf" "$res/logs/${step}_${value}_$round.log" | sed "s/^/$value: /" | tee -a "$out/summary.txt"
     done
   done
+  # shellcheck disable=SC2086  # values: the two option values, A then B
+  python3 bench/report_ab.py "$res/$step" $values | tee "$res/$step/ab_table.md" >>"$out/summary.txt"
 }
 if want first_token; then
   engine_ab first_token --last-layer "all-tokens first-token" "${FIRST_TOKEN_PRECISIONS:-fp32 tf32}" \
