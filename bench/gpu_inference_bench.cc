@@ -68,6 +68,7 @@ struct Options {
       "tensor-cores";                     // or cuda-cores (BertInference::set_tf32_attention_tensor_cores)
   std::string last_layer = "first-token";  // or all-tokens (BertInference::set_first_token_last_layer)
   std::string f32_residual = "epilogue";   // or layer-norm (BertInference::set_f32_residual_in_layer_norm)
+  int64_t length_multiple = InferenceRunnerOptions{}.length_multiple;  // longest: lengths rounded up to it
   bool cuda_profiler_range = false;       // collect only each point's measured trials (cuda_profiler_collect)
 };
 
@@ -98,6 +99,7 @@ json measure(ExecutionContext& gpu, EnergyMeter& meter, PowerSampler& sampler,
       {"gemm_selection", o.gemm_selection},
       {"autotune_candidates", o.gemm_selection == "autotune" ? json(o.autotune_candidates) : json(nullptr)},
       {"max_length", o.max_length},
+      {"length_multiple", padding_text == "longest" ? json(o.length_multiple) : json(nullptr)},
       {"fp8_weight_scales", precision_text == "fp8" ? json(o.fp8_weight_scales) : json(nullptr)},
       {"padded_rows", o.padded_rows},
       {"tf32_gelu", precision_text == "tf32" ? json(o.tf32_gelu) : json(nullptr)},
@@ -117,6 +119,7 @@ json measure(ExecutionContext& gpu, EnergyMeter& meter, PowerSampler& sampler,
     const InferenceRunnerOptions options{
         .batch_size = batch_size,
         .padding = padding_text == "max_length" ? PaddingMode::MAX_LENGTH : PaddingMode::LONGEST,
+        .length_multiple = o.length_multiple,
         .gemm_selection =
             o.gemm_selection == "heuristic" ? GemmSelection::HEURISTIC : GemmSelection::AUTOTUNE};
     BertInference engine(gpu, model.config(), model.parameters(), precision, batch_size,
@@ -294,6 +297,10 @@ int main(int argc, char** argv) {
                  "the last encoder layer past its QKV projection for token 0 alone, the row the pooler reads "
                  "(first-token, the engine's), or for every token (all-tokens)")
       ->check(CLI::IsMember({"all-tokens", "first-token"}));
+  app.add_option("--length-multiple", o.length_multiple,
+                 "padded to the longest: each batch's length rounded up to a multiple of this (8, the engine's: "
+                 "fewer shapes and graphs; 1 pads as PyTorch does, to the batch's longest example)")
+      ->check(CLI::PositiveNumber);
   app.add_option(
          "--f32-residual", o.f32_residual,
          "fp32/tf32: the attention-output and output GEMMs add the residual as their C (epilogue, the "

@@ -3,7 +3,7 @@
 # tools/make_device_carry.sh). Builds nlpf with CUDA, runs the whole test suite (cpu + cuda labels), makes the
 # Hugging Face reference fixtures, checks that transformers loads what nlpf writes, and runs the benchmarks
 # side by side with PyTorch/HF. Logs and results go to $OUT (results.tgz holds the fixtures and JSON).
-# Usage: tools/device_check.sh [all|build|test|sanitize|goldens|roundtrip|finetune|bench|bench_cpu|bench_gpu|measure|finetune_gpu|study_gpu|bench_train|profile_train|fp8_gpu|fp8_channel|fp8_small_batches|tf32_ab|tf32_profile|gemm_probe|first_token|f32_residual]...
+# Usage: tools/device_check.sh [all|build|test|sanitize|goldens|roundtrip|finetune|bench|bench_cpu|bench_gpu|measure|finetune_gpu|study_gpu|bench_train|profile_train|fp8_gpu|fp8_channel|fp8_small_batches|tf32_ab|tf32_profile|gemm_probe|first_token|f32_residual|length_multiple]...
 #        (default: all; bench_gpu is not in all: about 10 minutes per model, run it on its own; nor are finetune_gpu
 #        and bench_train)
 # sanitize: the cuda-labelled tests under compute-sanitizer memcheck and racecheck
@@ -40,6 +40,9 @@
 #               default) against beta = 0 with the residual added in the LayerNorm (layer-norm), A B A B, bert_base
 #               at RESIDUAL_PRECISIONS (fp32 tf32), RESIDUAL_PADDINGS (max_length longest) and RESIDUAL_BATCHES
 #               (32 64 256); builds only its target; results/f32_residual/, the printed lines in the summary
+# length_multiple: padded to the longest, each batch's length rounded up to a multiple of 8 (the engine's) against
+#                  the batch's longest example itself (1, as PyTorch pads), A B A B, bert_base at
+#                  LENGTH_MULTIPLE_PRECISIONS (fp32 tf32) and LENGTH_MULTIPLE_BATCHES (32 64 256); results/length_multiple/
 # tf32_profile: ncu (--clock-control none) of one batch of 64 of bert_base tf32 padded to 128, the engine's
 #               defaults (PROFILE_BATCH, PROFILE_PADDING, PROFILE_PRECISION, PROFILE_ARGS pick another);
 #               results/tf32_profile/ncu_<precision>_b<batch>_<padding>.csv.gz
@@ -68,7 +71,8 @@ carry="$root/carry"
 steps=${*:-all}
 want() { [[ " $steps " == *" all "* && $1 != bench_gpu && $1 != phase2_gpu && $1 != finetune_gpu && $1 != study_gpu &&
   $1 != bench_train && $1 != profile_train && $1 != fp8_gpu && $1 != fp8_channel && $1 != fp8_small_batches &&
-  $1 != tf32_ab && $1 != gemm_probe && $1 != tf32_profile && $1 != first_token && $1 != f32_residual ||
+  $1 != tf32_ab && $1 != gemm_probe && $1 != tf32_profile && $1 != first_token && $1 != f32_residual &&
+  $1 != length_multiple ||
   " $steps " == *" $1 "* ]]; }
 status=0
 note() { echo "== $*" | tee -a "$out/summary.txt"; }
@@ -407,6 +411,10 @@ engine_ab() {
 if want first_token; then
   engine_ab first_token --last-layer "all-tokens first-token" "${FIRST_TOKEN_PRECISIONS:-fp32 tf32}" \
     "${FIRST_TOKEN_PADDINGS:-max_length longest}" "${FIRST_TOKEN_BATCHES:-32 64 256}"
+fi
+if want length_multiple; then
+  engine_ab length_multiple --length-multiple "8 1" "${LENGTH_MULTIPLE_PRECISIONS:-fp32 tf32}" longest \
+    "${LENGTH_MULTIPLE_BATCHES:-32 64 256}"
 fi
 if want f32_residual; then
   engine_ab f32_residual --f32-residual "epilogue layer-norm" "${RESIDUAL_PRECISIONS:-fp32 tf32}" \
