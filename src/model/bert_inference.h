@@ -113,6 +113,7 @@ class BertInference {
   // kernel; at fp8 the attention's E4M3 copy comes from a quantisation pass, as at head sizes without the
   // tensor-core kernel, and token 0's attention is fp32 arithmetic). On by default: on the H200 bert-base ran
   // 4-6% faster with it at fp32 and tf32 (bench/RESULTS.md); false runs every token's rows, for A/B.
+  static constexpr bool kFirstTokenLastLayerByDefault = true;
   void set_first_token_last_layer(bool first_token) { first_token_last_layer_ = first_token; }
   bool first_token_last_layer() const { return first_token_last_layer_; }
   // fp32 and tf32 on CUDA: the attention-output and output GEMMs with beta = 0 and their residual added in
@@ -172,7 +173,7 @@ class BertInference {
   ops::F32Gelu f32_gelu_ = ops::F32Gelu::EXACT_PASS;
   ops::F32Residual f32_residual_ = ops::F32Residual::GEMM_EPILOGUE;
   bool tf32_attention_tensor_cores_;  // true in a tf32 engine (set_tf32_attention_tensor_cores)
-  bool first_token_last_layer_ = true;
+  bool first_token_last_layer_ = kFirstTokenLastLayerByDefault;
   Fp8Granularity fp8_weight_scales_ = Fp8Granularity::PER_TENSOR;
   size_t weight_bytes_ = 0, workspace_bytes_ = 0;
 };
