@@ -644,7 +644,8 @@ Phase2Finish finish_phase2(const Phase2Plan& plan, const Phase2Inputs& in,
       // GPU: the last encoder layer past its QKV projection for token 0 alone, the pooler's one input
       // (BertInference::set_first_token_last_layer; the predictions are the full layer's).
       {"gpu_last_layer",
-       gpu ? json(BertInference::kFirstTokenLastLayerByDefault ? "first-token" : "all-tokens") : json(nullptr)},
+       gpu ? json(BertInference::kFirstTokenLastLayerByDefault ? "first-token" : "all-tokens")
+           : json(nullptr)},
       {"max_eval_examples", in.data.max_eval_examples ? json(*in.data.max_eval_examples) : json(nullptr)},
       {"trials", s.protocol.trials},
       {"min_trial_seconds", s.protocol.min_trial_seconds},
