@@ -66,7 +66,8 @@ struct Options {
   std::string tf32_gelu = "exact";           // or epilogue (BertInference::set_tf32_gelu_epilogue)
   std::string tf32_attention =
       "tensor-cores";                     // or cuda-cores (BertInference::set_tf32_attention_tensor_cores)
-  std::string last_layer = "first-token";  // or all-tokens (BertInference::set_first_token_last_layer)
+  std::string last_layer =  // first-token or all-tokens (BertInference::set_first_token_last_layer)
+      BertInference::kFirstTokenLastLayerByDefault ? "first-token" : "all-tokens";
   std::string f32_residual = "epilogue";   // or layer-norm (BertInference::set_f32_residual_in_layer_norm)
   int64_t length_multiple = InferenceRunnerOptions{}.length_multiple;  // longest: lengths rounded up to it
   bool cuda_profiler_range = false;       // collect only each point's measured trials (cuda_profiler_collect)
