@@ -29,9 +29,9 @@
 #             GEMM_PROBE_FP32_ROWS (empty skips the mode) and GEMM_PROBE_FORMS ("plain residual" also times the
 #             768-wide GEMMs adding the residual, beta = 1) pick others; results/gemm_probe.txt
 # tf32_ab: the tf32 engine's A/B switches, bert_base padded to 128 at batch 32/64/256 (bench/gpu_inference_bench
-#          only; builds only its target): the attention on the CUDA cores (default) against the tensor cores
-#          (--tf32-attention tensor-cores), alternated A B A B, then 64 autotune candidates instead of 8;
-#          results/tf32_ab/, the printed lines in the summary
+#          only; builds only its target): the attention on the CUDA cores (--tf32-attention cuda-cores) against
+#          the tensor cores (the default), alternated A B A B (engine_ab, trials of >= 1.5 s), then 64 autotune
+#          candidates instead of 8; results/tf32_ab/, the printed lines and the A/B table in the summary
 # first_token: the first-token-only last layer (--last-layer first-token, the default) against every token's
 #              (all-tokens), A B A B, bert_base at FIRST_TOKEN_PRECISIONS (default fp32 tf32), FIRST_TOKEN_PADDINGS
 #              (max_length longest) and FIRST_TOKEN_BATCHES (32 64 256); builds only its target;
@@ -363,39 +363,19 @@ if want gemm_probe; then
   done
   grep -h -E ' (first|heuristic|per_algo|configs) ' "$res/gemm_probe.txt" | tee -a "$out/summary.txt"
 fi
-if want tf32_ab; then
-  ab="$res/tf32_ab"
-  mkdir -p "$ab"
-  run_step tf32_ab_build build_target gpu_inference_bench
-  ab_data=(--dev-tsv "$carry/shared/data/sst2/dev.tsv" --vocab-dir "$carry/shared/models/bert-base-uncased"
-    --config-dir "$carry/shared/models/bert-base-uncased" --models bert_base --precisions tf32 --paddings max_length)
-  ab_common=("${ab_data[@]}" --batch-sizes 32 64 256 --trials 3 --min-trial-seconds 1.5 --idle-seconds 1
-    --warmup-seconds 1)
-  ab_warm=25  # the first run warms the fresh GPU
-  for round in 1 2; do
-    for attention in cuda-cores tensor-cores; do
-      run_step "tf32_ab_${attention}_$round" build-gpu/bench/gpu_inference_bench "${ab_common[@]}" \
-        --tf32-attention "$attention" --gpu-warmup-seconds "$ab_warm" --out "$ab/${attention}_$round.json"
-      ab_warm=0
-      grep -h "^nlpf" "$res/logs/tf32_ab_${attention}_$round.log" | sed "s/^/$attention: /" | tee -a "$out/summary.txt"
-    done
-  done
-  run_step tf32_ab_autotune64 build-gpu/bench/gpu_inference_bench "${ab_common[@]}" --autotune-candidates 64 \
-    --gpu-warmup-seconds 0 --out "$ab/autotune64.json"
-  grep -h "^nlpf" "$res/logs/tf32_ab_autotune64.log" | sed "s/^/autotune 64: /" | tee -a "$out/summary.txt"
-fi
-# engine_ab STEP OPTION "A B" PRECISIONS PADDINGS BATCHES: bench/gpu_inference_bench with OPTION A, then OPTION B,
-# twice (A B A B), bert_base at those precisions, paddings and batch sizes, 3 trials of >= 1 s a point;
+# engine_ab STEP OPTION "A B" PRECISIONS PADDINGS BATCHES [MIN_TRIAL_SECONDS]: bench/gpu_inference_bench with
+# OPTION A, then OPTION B, twice (A B A B), bert_base at those precisions, paddings and batch sizes, 3 trials of
+# >= MIN_TRIAL_SECONDS (1) a point;
 # results/STEP/<value>_<round>.json, the printed lines and bench/report_ab.py's table (results/STEP/ab_table.md) in
 # the summary. The first run of the call warms the GPU.
 ab_gpu_warm=25
 engine_ab() {
-  local step=$1 option=$2 values=$3 precisions=$4 paddings=$5 batches=$6 round value
+  local step=$1 option=$2 values=$3 precisions=$4 paddings=$5 batches=$6 min_trial=${7:-1} round value
   mkdir -p "$res/$step"
   run_step "${step}_build" build_target gpu_inference_bench
   local common=(--dev-tsv "$carry/shared/data/sst2/dev.tsv" --vocab-dir "$carry/shared/models/bert-base-uncased"
     --config-dir "$carry/shared/models/bert-base-uncased" --models bert_base --precisions $precisions
-    --paddings $paddings --batch-sizes $batches --trials 3 --min-trial-seconds 1 --idle-seconds 1
+    --paddings $paddings --batch-sizes $batches --trials 3 --min-trial-seconds "$min_trial" --idle-seconds 1
     --warmup-seconds 1)
   for round in 1 2; do
     for value in $values; do
@@ -408,6 +388,15 @@ engine_ab() {
   # shellcheck disable=SC2086  # values: the two option values, A then B
   python3 bench/report_ab.py "$res/$step" $values | tee "$res/$step/ab_table.md" >>"$out/summary.txt"
 }
+if want tf32_ab; then
+  engine_ab tf32_ab --tf32-attention "cuda-cores tensor-cores" tf32 max_length "32 64 256" 1.5
+  run_step tf32_ab_autotune64 build-gpu/bench/gpu_inference_bench --dev-tsv "$carry/shared/data/sst2/dev.tsv" \
+    --vocab-dir "$carry/shared/models/bert-base-uncased" --config-dir "$carry/shared/models/bert-base-uncased" \
+    --models bert_base --precisions tf32 --paddings max_length --batch-sizes 32 64 256 --trials 3 \
+    --min-trial-seconds 1.5 --idle-seconds 1 --warmup-seconds 1 --autotune-candidates 64 --gpu-warmup-seconds 0 \
+    --out "$res/tf32_ab/autotune64.json"
+  grep -h "^nlpf" "$res/logs/tf32_ab_autotune64.log" | sed "s/^/autotune 64: /" | tee -a "$out/summary.txt"
+fi
 if want first_token; then
   engine_ab first_token --last-layer "all-tokens first-token" "${FIRST_TOKEN_PRECISIONS:-fp32 tf32}" \
     "${FIRST_TOKEN_PADDINGS:-max_length longest}" "${FIRST_TOKEN_BATCHES:-32 64 256}"
