@@ -376,23 +376,6 @@ void dispatch_head_size(CudaContext& ctx, void* out, const void* qkv, const int3
   }
 }
 
-// Calls launch with a null pointer of the storage type of dtype (float, __nv_bfloat16, __half): the one
-// dispatch of both attention ops; UNSUPPORTED for another dtype.
-template <typename Launch>
-void with_storage(const char* op, DType dtype, Launch&& launch) {
-  switch (dtype) {
-    case DType::F32:
-      return launch(static_cast<float*>(nullptr));
-    case DType::BF16:
-      return launch(static_cast<__nv_bfloat16*>(nullptr));
-    case DType::F16:
-      return launch(static_cast<__half*>(nullptr));
-    default:
-      break;
-  }
-  NLPF_THROW(ErrorCode::UNSUPPORTED, op, ": dtype ", dtype_name(dtype), ", expected f32, bf16 or f16");
-}
-
 // ---- The first query only (first_query_attention_forward) ----
 
 constexpr int kFirstQueryThreads = 128;
@@ -496,9 +479,8 @@ void first_query_attention_forward(ExecutionContext& ctx, void* out, const void*
              " exceed the grid");
   if (B == 0 || T == 0) return;
   CudaContext& cuda = cuda_context(ctx);
-  with_storage(kOp, dtype, [&](auto* storage) {
-    launch_first_query<std::remove_pointer_t<decltype(storage)>>(cuda, out, qkv, attention_mask, B, T, NH,
-                                                                 HS);
+  with_float_type("first_query_attention_forward", dtype, [&]<typename Storage>(Storage*) {
+    launch_first_query<Storage>(cuda, out, qkv, attention_mask, B, T, NH, HS);
   });
 }
 
@@ -515,9 +497,8 @@ void fused_attention_forward(ExecutionContext& ctx, void* out, const void* qkv, 
              ": qkv and out must be 16-byte aligned (16-byte vector accesses)");
   if (B == 0 || T == 0) return;
   CudaContext& cuda = cuda_context(ctx);
-  with_storage(kOp, dtype, [&](auto* storage) {
-    dispatch_head_size<std::remove_pointer_t<decltype(storage)>>(cuda, out, qkv, attention_mask, B, T, NH,
-                                                                 HS);
+  with_float_type("fused_attention_forward", dtype, [&]<typename Storage>(Storage*) {
+    dispatch_head_size<Storage>(cuda, out, qkv, attention_mask, B, T, NH, HS);
   });
 }
 
