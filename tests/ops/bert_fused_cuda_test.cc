@@ -71,6 +71,15 @@ void expect_padded_rows_zero(const std::vector<double>& got, const Tensor& mask,
   EXPECT_GT(zero_rows, T / 2);
 }
 
+// An attention case: B sequences of T tokens, C channels in NH heads.
+struct AttentionSize {
+  int64_t B, T, C, NH;
+  std::string name() const {
+    return "B=" + std::to_string(B) + " T=" + std::to_string(T) + " C=" + std::to_string(C) +
+           " NH=" + std::to_string(NH);
+  }
+};
+
 class BertFusedCuda : public ::testing::TestWithParam<DtypeCase> {
  protected:
   void SetUp() override {
@@ -198,17 +207,14 @@ TEST_P(BertFusedCuda, LayerNormsZeroThePaddedRowsAsTheCpu) {
 
 TEST_P(BertFusedCuda, AttentionMatchesCpuWithPadding) {
   std::mt19937 rng(103);
-  struct Size {
-    int64_t B, T, C, NH;
-  };
   // Head sizes 24, 8 and 40 fill part of their register tile; 64 is BERT-base's, 128 the largest; at 16 bits
   // 32 (MiniLM's), 64 and 128 take the tensor-core kernel (T = 64 and 128: whole tiles; 511 and 130:
   // partial).
-  for (const Size s : {Size{3, 37, 72, 3}, Size{3, 1, 40, 5}, Size{3, 130, 768, 12}, Size{3, 512, 768, 12},
-                       Size{3, 65, 120, 3}, Size{3, 37, 256, 2}, Size{4, 70, 384, 12}, Size{5, 128, 768, 12},
-                       Size{3, 64, 384, 12}, Size{2, 511, 256, 2}}) {
-    SCOPED_TRACE("B=" + std::to_string(s.B) + " T=" + std::to_string(s.T) + " C=" + std::to_string(s.C) +
-                 " NH=" + std::to_string(s.NH));
+  const AttentionSize sizes[] = {{3, 37, 72, 3},   {3, 1, 40, 5},   {3, 130, 768, 12}, {3, 512, 768, 12},
+                                 {3, 65, 120, 3},  {3, 37, 256, 2}, {4, 70, 384, 12},  {5, 128, 768, 12},
+                                 {3, 64, 384, 12}, {2, 511, 256, 2}};
+  for (const AttentionSize& s : sizes) {
+    SCOPED_TRACE(s.name());
     const Tensor qkv = random_tensor(rng, {s.B, s.T, 3 * s.C}, -2, 2);
     const Tensor mask = ragged_mask(rng, s.B, s.T);
     Tensor ref = Tensor::empty(DType::F32, {s.B, s.T, s.C});
@@ -225,13 +231,10 @@ TEST_P(BertFusedCuda, FirstQueryAttentionIsTheFullAttentionsFirstRow) {
   // padding) with one more whose token 0 alone is padding (its row is 0); head sizes 64 (BERT-base), 32
   // (MiniLM), 8, 24 and 128; T = 1 to 512. Out is poisoned with NaN first.
   std::mt19937 rng(109);
-  struct Size {
-    int64_t B, T, C, NH;
-  };
-  for (const Size s : {Size{4, 37, 72, 3}, Size{4, 1, 40, 5}, Size{4, 130, 768, 12}, Size{4, 512, 768, 12},
-                       Size{5, 128, 384, 12}, Size{4, 70, 256, 2}, Size{4, 9, 64, 8}}) {
-    SCOPED_TRACE("B=" + std::to_string(s.B) + " T=" + std::to_string(s.T) + " C=" + std::to_string(s.C) +
-                 " NH=" + std::to_string(s.NH));
+  const AttentionSize sizes[] = {{4, 37, 72, 3},    {4, 1, 40, 5},   {4, 130, 768, 12}, {4, 512, 768, 12},
+                                 {5, 128, 384, 12}, {4, 70, 256, 2}, {4, 9, 64, 8}};
+  for (const AttentionSize& s : sizes) {
+    SCOPED_TRACE(s.name());
     const Tensor qkv = random_tensor(rng, {s.B, s.T, 3 * s.C}, -2, 2);
     Tensor mask = ragged_mask(rng, s.B, s.T);
     if (s.T > 1) mask.data<int32_t>()[(s.B - 2) * s.T] = 0;  // a whole sequence (ragged_mask's) loses token 0
@@ -441,13 +444,10 @@ TEST(BertFusedTf32Cuda, TensorCoreAttentionMatchesCpuWithPaddingUnderTf32Only) {
   const std::unique_ptr<ExecutionContext> gpu = make_execution_context(Device{DeviceType::CUDA, 0});
   gpu->set_math_mode(MathMode::TF32);
   std::mt19937 rng(113);
-  struct Size {
-    int64_t B, T, C, NH;
-  };
-  for (const Size s : {Size{3, 37, 96, 3}, Size{3, 1, 64, 2}, Size{3, 130, 768, 12}, Size{5, 128, 768, 12},
-                       Size{3, 64, 384, 12}, Size{4, 70, 384, 12}, Size{2, 511, 128, 2}}) {
-    SCOPED_TRACE("B=" + std::to_string(s.B) + " T=" + std::to_string(s.T) + " C=" + std::to_string(s.C) +
-                 " NH=" + std::to_string(s.NH));
+  const AttentionSize sizes[] = {{3, 37, 96, 3},   {3, 1, 64, 2},    {3, 130, 768, 12}, {5, 128, 768, 12},
+                                 {3, 64, 384, 12}, {4, 70, 384, 12}, {2, 511, 128, 2}};
+  for (const AttentionSize& s : sizes) {
+    SCOPED_TRACE(s.name());
     const Tensor qkv = random_tensor(rng, {s.B, s.T, 3 * s.C}, -2, 2);
     const Tensor mask = ragged_mask(rng, s.B, s.T), mask_gpu = to_device(*gpu, mask),
                  qkv_gpu = to_device(*gpu, qkv);
