@@ -371,7 +371,7 @@ void linear_residual_layer_norm_forward(ExecutionContext& ctx, Tensor& y, const 
                          in_layer_norm ? nullptr : residual.raw_data(), DType::F32, N, C, OC, C);
     cuda::layer_norm_forward(ctx, y.raw_data(), y.raw_data(), ln_weight.data<float>(), ln_bias.data<float>(),
                              DType::F32, N, OC, eps, nullptr, nullptr, padded, bias.data<float>(),
-                             in_layer_norm ? residual.raw_data() : nullptr);
+                             in_layer_norm ? residual.data<float>() : nullptr);
   }
 }
 

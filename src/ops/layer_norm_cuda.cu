@@ -472,7 +472,7 @@ void launch_rows(CudaContext& ctx, T* out, float* mean, float* rstd, CodesOut co
 template <typename T>
 void layer_norm_typed(CudaContext& ctx, void* out, const void* x, const float* weight, const float* bias,
                       int64_t N, int64_t C, double eps, CodesOut codes, const PaddedRows& padded,
-                      const float* x_bias, const void* x_residual) {
+                      const float* x_bias, const float* x_residual) {
   const bool aligned = aligned16(out) && aligned16(x) && aligned16(weight) && aligned16(bias) &&
                        aligned16(codes.codes) && aligned16(x_residual);
   const auto rows_launch = [&](const auto& rows) {
@@ -480,9 +480,10 @@ void layer_norm_typed(CudaContext& ctx, void* out, const void* x, const float* w
                 static_cast<__nv_bfloat16*>(nullptr), padded);
   };
   const auto* x_t = static_cast<const T*>(x);
-  if (x_residual != nullptr) {
-    rows_launch(XResidualBiasRows<T>{x_t, static_cast<const T*>(x_residual), x_bias, C});
-  } else if (x_bias != nullptr) {
+  if constexpr (std::is_same_v<T, float>) {  // the residual of an f32 GEMM only (layer_norm_forward checks)
+    if (x_residual != nullptr) return rows_launch(XResidualBiasRows<float>{x_t, x_residual, x_bias, C});
+  }
+  if (x_bias != nullptr) {
     rows_launch(XBiasRows<T>{x_t, x_bias, C});
   } else {
     rows_launch(XRows<T>{x_t, C});
@@ -687,12 +688,13 @@ void launch_training_rows(const char* op, CudaContext& ctx, float* out, float* m
 void layer_norm_forward(ExecutionContext& ctx, void* out, const void* x, const float* weight,
                         const float* bias, DType dtype, int64_t N, int64_t C, double eps, uint8_t* codes,
                         const float* code_scale, const PaddedRows& padded, const float* x_bias,
-                        const void* x_residual) {
+                        const float* x_residual) {
   CudaContext& cuda = cuda_context(ctx);
   NLPF_CHECK((codes == nullptr) == (code_scale == nullptr), ErrorCode::INVALID_ARGUMENT,
              "layer_norm_forward (cuda): codes and code_scale are given together or not at all");
-  NLPF_CHECK(x_residual == nullptr || (x_bias != nullptr && x_residual != out), ErrorCode::INVALID_ARGUMENT,
-             "layer_norm_forward (cuda): a residual comes with a bias, and is not the output");
+  NLPF_CHECK(x_residual == nullptr || (dtype == DType::F32 && x_bias != nullptr && x_residual != out),
+             ErrorCode::INVALID_ARGUMENT,
+             "layer_norm_forward (cuda): a residual is f32's, comes with a bias, and is not the output");
   NLPF_CHECK(!padded.already_zero || (out == x && codes == nullptr), ErrorCode::INVALID_ARGUMENT,
              "layer_norm_forward (cuda): rows left as zeros need out == x and no E4M3 copy");
   check_padded_rows("layer_norm_forward", padded, N);

@@ -19,13 +19,13 @@ namespace nlpf::cuda {
 // quantize_e4m3_forward applied to out afterwards. padded (ops/padded_rows.h): rows written as 0 unread
 // (N = B T), or, with padded.already_zero (out == x, no codes), left as the zeros they are. x_bias [C] f32,
 // unless nullptr, is added to x before the statistics (in fp32): the bias of an f32 GEMM that left it out.
-// x_residual [N,C] of `dtype`, unless nullptr (then with x_bias, and not out), is added before it:
-// (x + x_residual) + x_bias in fp32, the residual of a GEMM that left that out too.
+// x_residual [N,C] f32, unless nullptr (then dtype F32, with x_bias, and not out), is added before it:
+// (x + x_residual) + x_bias in fp32, the residual of an f32 GEMM that left that out too.
 void layer_norm_forward(ExecutionContext& ctx, void* out, const void* x, const float* weight,
                         const float* bias, DType dtype, int64_t N, int64_t C, double eps,
                         uint8_t* codes = nullptr, const float* code_scale = nullptr,
                         const PaddedRows& padded = {}, const float* x_bias = nullptr,
-                        const void* x_residual = nullptr);
+                        const float* x_residual = nullptr);
 
 // BERT embeddings fused with their LayerNorm: out [B,T,C] = LayerNorm(word[input_ids] + position[t] +
 // token_type[token_type_ids]) with weight, bias f32 [C]; the tables word [V,C], position [P,C], token_type
