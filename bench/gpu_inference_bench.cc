@@ -68,7 +68,8 @@ struct Options {
       "tensor-cores";                     // or cuda-cores (BertInference::set_tf32_attention_tensor_cores)
   std::string last_layer =  // first-token or all-tokens (BertInference::set_first_token_last_layer)
       BertInference::kFirstTokenLastLayerByDefault ? "first-token" : "all-tokens";
-  std::string f32_residual = "epilogue";   // or layer-norm (BertInference::set_f32_residual_in_layer_norm)
+  std::string f32_residual =  // layer-norm or epilogue (BertInference::set_f32_residual_in_layer_norm)
+      BertInference::kF32ResidualInLayerNormByDefault ? "layer-norm" : "epilogue";
   int64_t length_multiple = InferenceRunnerOptions{}.length_multiple;  // longest: lengths rounded up to it
   bool cuda_profiler_range = false;       // collect only each point's measured trials (cuda_profiler_collect)
 };
@@ -304,8 +305,8 @@ int main(int argc, char** argv) {
       ->check(CLI::PositiveNumber);
   app.add_option(
          "--f32-residual", o.f32_residual,
-         "fp32/tf32: the attention-output and output GEMMs add the residual as their C (epilogue, the "
-         "engine's) or leave it to the LayerNorm's pass (layer-norm)")
+         "fp32/tf32: the attention-output and output GEMMs leave the residual to the LayerNorm's pass "
+         "(layer-norm, the engine's) or add it as their C (epilogue)")
       ->check(CLI::IsMember({"epilogue", "layer-norm"}));
   app.add_flag(
       "--cuda-profiler-range", o.cuda_profiler_range,

@@ -36,8 +36,8 @@
 #              (all-tokens), A B A B, bert_base at FIRST_TOKEN_PRECISIONS (default fp32 tf32), FIRST_TOKEN_PADDINGS
 #              (max_length longest) and FIRST_TOKEN_BATCHES (32 64 256); builds only its target;
 #              results/first_token/, the printed lines in the summary
-# f32_residual: the attention-output and output GEMMs adding the residual as their C (--f32-residual epilogue, the
-#               default) against beta = 0 with the residual added in the LayerNorm (layer-norm), A B A B, bert_base
+# f32_residual: the attention-output and output GEMMs adding the residual as their C (--f32-residual epilogue)
+#               against beta = 0 with the residual added in the LayerNorm (layer-norm, the default), A B A B, bert_base
 #               at RESIDUAL_PRECISIONS (fp32 tf32), RESIDUAL_PADDINGS (max_length longest) and RESIDUAL_BATCHES
 #               (32 64 256); builds only its target; results/f32_residual/, the printed lines in the summary
 # length_multiple: padded to the longest, each batch's length rounded up to a multiple of 8 (the engine's) against

@@ -121,6 +121,10 @@ BertInference::BertInference(ExecutionContext& ctx, const BertConfig& config,
       dtype_(compute_dtype(precision)),
       max_batch_(max_batch_size),
       max_tokens_(max_sequence_length),
+      f32_residual_((precision == Precision::FP32 || precision == Precision::TF32) &&
+                            kF32ResidualInLayerNormByDefault
+                        ? ops::F32Residual::LAYER_NORM
+                        : ops::F32Residual::GEMM_EPILOGUE),
       tf32_attention_tensor_cores_(precision == Precision::TF32),
       fp8_weight_scales_(fp8_weight_scales) {
   const bool fp8 = precision == Precision::FP8;

@@ -117,9 +117,12 @@ class BertInference {
   void set_first_token_last_layer(bool first_token) { first_token_last_layer_ = first_token; }
   bool first_token_last_layer() const { return first_token_last_layer_; }
   // fp32 and tf32 on CUDA: the attention-output and output GEMMs with beta = 0 and their residual added in
-  // the LayerNorm's pass beside the bias (ops::F32Residual::LAYER_NORM), instead of as the GEMM's C (the
-  // default). The same sums for the same GEMM kernel; cuBLASLt may pick other kernels for it. For A/B
-  // measurements in bench/gpu_inference_bench (the CPU engine chains the reference ops either way).
+  // the LayerNorm's pass beside the bias (ops::F32Residual::LAYER_NORM), or, with false, as the GEMM's C. The
+  // same sums for the same GEMM kernel; cuBLASLt serves beta = 0 with other kernels (with beta = 1 the H200
+  // ran Ampere kernels at a third of the sm90 ones' rate). On by default at fp32 and tf32: bert-base ran
+  // 0.4-6% faster with it in all 24 A/B runs on the H200 (bench/RESULTS.md); other precisions add the
+  // residual in the GEMM. The CPU engine chains the reference ops either way.
+  static constexpr bool kF32ResidualInLayerNormByDefault = true;
   void set_f32_residual_in_layer_norm(bool in_layer_norm);
   bool f32_residual_in_layer_norm() const { return f32_residual_ == ops::F32Residual::LAYER_NORM; }
 
@@ -171,7 +174,7 @@ class BertInference {
   bool fp8_gelu_codes_ = false;
   bool zero_padded_rows_ = true;
   ops::F32Gelu f32_gelu_ = ops::F32Gelu::EXACT_PASS;
-  ops::F32Residual f32_residual_ = ops::F32Residual::GEMM_EPILOGUE;
+  ops::F32Residual f32_residual_;  // LAYER_NORM in an fp32 or tf32 engine (set_f32_residual_in_layer_norm)
   bool tf32_attention_tensor_cores_;  // true in a tf32 engine (set_tf32_attention_tensor_cores)
   bool first_token_last_layer_ = kFirstTokenLastLayerByDefault;
   Fp8Granularity fp8_weight_scales_ = Fp8Granularity::PER_TENSOR;

@@ -79,11 +79,11 @@ BertConfig random_config(int64_t hidden, int64_t layers, int64_t heads, int64_t 
 
 // The f32 engines' A/B switches, each away from the default: tf32's other kernels (BertInference::set_tf32_*;
 // the defaults are the exact GELU pass and the tensor-core attention), and fp32's and tf32's residual added
-// in the LayerNorm (set_f32_residual_in_layer_norm; the default adds it in the GEMM).
+// as the GEMM's C (set_f32_residual_in_layer_norm(false); the default adds it in the LayerNorm).
 struct F32Choices {
   bool gelu_epilogue = false;
   bool attention_cuda_cores = false;
-  bool residual_in_layer_norm = false;
+  bool residual_in_gemm = false;
 };
 
 // Logits of one batch through the engine on `ctx`.
@@ -96,7 +96,7 @@ std::vector<double> engine_logits(ExecutionContext& ctx, const BertConfig& confi
   engine.set_first_token_last_layer(first_token_last_layer);
   if (choices.gelu_epilogue) engine.set_tf32_gelu_epilogue(true);
   if (choices.attention_cuda_cores) engine.set_tf32_attention_tensor_cores(false);
-  if (choices.residual_in_layer_norm) engine.set_f32_residual_in_layer_norm(true);
+  if (choices.residual_in_gemm) engine.set_f32_residual_in_layer_norm(false);
   const bool on_device = ctx.device().type == DeviceType::CUDA;
   const Tensor d_ids = on_device ? to_device(ctx, ids) : ids,
                d_types = on_device ? to_device(ctx, types) : types,
@@ -109,7 +109,7 @@ std::vector<double> engine_logits(ExecutionContext& ctx, const BertConfig& confi
 // layer's: at fp32 within 1e-5, the GEMMs' summation order); tf32 also with cuBLASLt's tanh GELU epilogue and
 // with the CUDA-core attention, at tf32's tolerance. The tensor-core attention has head sizes 32 and 64: at
 // others a tf32 engine runs the CUDA-core kernel either way, the same bits. fp32 and tf32 also with the
-// residual added in the LayerNorm (the same sums; the GEMMs may run other kernels).
+// residual added as the GEMMs' C (the same sums; the GEMMs may run other kernels).
 void expect_goldens(ExecutionContext& ctx, const BertConfig& config,
                     const std::map<std::string, Tensor>& parameters, const SafetensorsFile& goldens) {
   const Tensor ids = goldens.tensors.at("input_ids"), types = goldens.tensors.at("token_type_ids"),
@@ -136,10 +136,10 @@ void expect_goldens(ExecutionContext& ctx, const BertConfig& config,
           test::all_close(first_token, logits, test::Tolerance{c.rtol, c.rtol * largest_abs(logits)}));
     }
     if (c.precision == Precision::FP32 || c.precision == Precision::TF32) {
-      SCOPED_TRACE("residual in the LayerNorm");
+      SCOPED_TRACE("residual in the GEMM");
       const std::vector<double> other =
           engine_logits(ctx, config, parameters, c.precision, as_i32(ids), as_i32(types), as_i32(mask),
-                        {.residual_in_layer_norm = true});
+                        {.residual_in_gemm = true});
       EXPECT_TRUE(test::all_close(other, ref, test::Tolerance{c.rtol, c.rtol * largest_abs(ref)}));
       EXPECT_TRUE(test::all_close(other, logits, test::Tolerance{c.rtol, c.rtol * largest_abs(logits)}));
     }
@@ -294,11 +294,14 @@ TEST_F(CudaInferenceTest, ResidualInTheLayerNormIsFp32sAndTf32sOnly) {
   for (const Precision p : {Precision::FP32, Precision::TF32, Precision::BF16, Precision::FP16}) {
     SCOPED_TRACE(precision_name(p));
     BertInference engine(*ctx_, config, model.parameters(), p, 2, 16);
-    EXPECT_FALSE(engine.f32_residual_in_layer_norm());  // the default: the GEMM adds it
     if (p == Precision::FP32 || p == Precision::TF32) {
+      EXPECT_EQ(engine.f32_residual_in_layer_norm(), BertInference::kF32ResidualInLayerNormByDefault);
+      engine.set_f32_residual_in_layer_norm(false);
+      EXPECT_FALSE(engine.f32_residual_in_layer_norm());
       engine.set_f32_residual_in_layer_norm(true);
       EXPECT_TRUE(engine.f32_residual_in_layer_norm());
     } else {
+      EXPECT_FALSE(engine.f32_residual_in_layer_norm());  // 16-bit engines add it in the GEMM
       EXPECT_THROW(engine.set_f32_residual_in_layer_norm(true), Error);
       engine.set_f32_residual_in_layer_norm(false);
       EXPECT_FALSE(engine.f32_residual_in_layer_norm());
