@@ -174,7 +174,7 @@ class BertInference {
   bool fp8_gelu_codes_ = false;
   bool zero_padded_rows_ = true;
   ops::F32Gelu f32_gelu_ = ops::F32Gelu::EXACT_PASS;
-  ops::F32Residual f32_residual_;  // LAYER_NORM in an fp32 or tf32 engine (set_f32_residual_in_layer_norm)
+  ops::F32Residual f32_residual_;     // LAYER_NORM in an fp32 or tf32 engine (set_f32_residual_in_layer_norm)
   bool tf32_attention_tensor_cores_;  // true in a tf32 engine (set_tf32_attention_tensor_cores)
   bool first_token_last_layer_ = kFirstTokenLastLayerByDefault;
   Fp8Granularity fp8_weight_scales_ = Fp8Granularity::PER_TENSOR;
