@@ -646,6 +646,12 @@ Phase2Finish finish_phase2(const Phase2Plan& plan, const Phase2Inputs& in,
       {"gpu_last_layer",
        gpu ? json(BertInference::kFirstTokenLastLayerByDefault ? "first-token" : "all-tokens")
            : json(nullptr)},
+      // GPU, fp32 and tf32 points: the attention-output and output GEMMs' residual added in the LayerNorm
+      // ("layer-norm") or as the GEMM's C ("gemm-epilogue"); the 16-bit and fp8 engines add it in the GEMM
+      // (BertInference::set_f32_residual_in_layer_norm; the same sums, other GEMM kernels).
+      {"gpu_f32_residual",
+       gpu ? json(BertInference::kF32ResidualInLayerNormByDefault ? "layer-norm" : "gemm-epilogue")
+           : json(nullptr)},
       {"max_eval_examples", in.data.max_eval_examples ? json(*in.data.max_eval_examples) : json(nullptr)},
       {"trials", s.protocol.trials},
       {"min_trial_seconds", s.protocol.min_trial_seconds},

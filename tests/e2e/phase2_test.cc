@@ -220,6 +220,10 @@ TEST(Phase2, SequenceSweepWritesEveryFileAndLongLengthsAgree) {
   const json run_json = json::parse(read_file(run / "run.json"));
   EXPECT_EQ(run_json["command"], "phase2");
   EXPECT_EQ(run_json["config"]["sweep"], "max_sequence_length");
+  // The GPU engine's choices are null on the CPU, which pads to the batch's longest example itself.
+  EXPECT_EQ(run_json["config"]["padding_length_multiple"], 1);
+  EXPECT_TRUE(run_json["config"]["gpu_last_layer"].is_null());
+  EXPECT_TRUE(run_json["config"]["gpu_f32_residual"].is_null());
   EXPECT_EQ(run_json["points"].size(), 3u);
   EXPECT_TRUE(run_json["environment"].contains("nlpf_commit"));
 }
