@@ -43,9 +43,9 @@
 # length_multiple: padded to the longest, each batch's length rounded up to a multiple of 8 (the engine's) against
 #                  the batch's longest example itself (1, as PyTorch pads), A B A B, bert_base at
 #                  LENGTH_MULTIPLE_PRECISIONS (fp32 tf32) and LENGTH_MULTIPLE_BATCHES (32 64 256); results/length_multiple/
-# tf32_profile: ncu (--clock-control none) of one batch of 64 of bert_base tf32 padded to 128, the engine's
-#               defaults (PROFILE_BATCH, PROFILE_PADDING, PROFILE_PRECISION, PROFILE_ARGS pick another);
-#               results/tf32_profile/ncu_<precision>_b<batch>_<padding>.csv.gz
+# tf32_profile: ncu (--clock-control none) of bert_base inference at PROFILE_POINTS (precision:batch:padding, default
+#               tf32:64:max_length), the engine's defaults (PROFILE_ARGS adds options); results/tf32_profile/
+#               ncu_<precision>_b<batch>_<padding>.csv.gz, and one forward's kernel time by kind in the summary
 # bench_gpu: GPU inference, nlpf (bench/gpu_inference_bench) and PyTorch eager + torch.compile
 #            (bench/peer/peer_gpu_inference.py) side by side; BENCH_GPU_MODELS, BENCH_GPU_PRECISIONS,
 #            BENCH_GPU_BATCHES, BENCH_GPU_TRIALS, BENCH_GPU_SECONDS, BENCH_GPU_ENGINES narrow it;
@@ -413,19 +413,25 @@ if want tf32_profile; then
   prof="$res/tf32_profile"
   mkdir -p "$prof"
   run_step tf32_profile_build build_target gpu_inference_bench
-  # One batch (110 kernels: a little over 12 layers), the engine's defaults; PROFILE_BATCH (64), PROFILE_PADDING
-  # (max_length; or longest), PROFILE_PRECISION (tf32) and PROFILE_ARGS (more gpu_inference_bench options) pick it.
-  p_batch=${PROFILE_BATCH:-64} p_padding=${PROFILE_PADDING:-max_length} p_precision=${PROFILE_PRECISION:-tf32}
-  # Collection starts after the GEMM autotune (--cuda-profiler-range): its timings, taken under ncu's replay, picked
-  # other kernels than an unprofiled run (2026-11-30).
-  run_step tf32_profile_ncu ncu --clock-control none --metrics gpu__time_duration.sum,sm__cycles_elapsed.avg.per_second \
-    --csv --profile-from-start off --launch-skip 300 --launch-count 110 --log-file "$prof/ncu.log" \
-    build-gpu/bench/gpu_inference_bench --cuda-profiler-range \
-    --dev-tsv "$carry/shared/data/sst2/dev.tsv" --vocab-dir "$carry/shared/models/bert-base-uncased" \
-    --config-dir "$carry/shared/models/bert-base-uncased" --models bert_base --precisions "$p_precision" \
-    --paddings "$p_padding" --batch-sizes "$p_batch" --trials 1 --min-trial-seconds 1 --warmup-seconds 0.5 \
-    --idle-seconds 0 --gpu-warmup-seconds 0 ${PROFILE_ARGS:-}
-  grep '^"' "$prof/ncu.log" | gzip -9 >"$prof/ncu_${p_precision}_b${p_batch}_${p_padding}.csv.gz" && rm "$prof/ncu.log"
+  # PROFILE_POINTS: precision:batch:padding, one ncu run each (default tf32:64:max_length), the engine's defaults
+  # (PROFILE_ARGS: more gpu_inference_bench options). 230 kernels hold two bert_base forwards (about 100 kernels
+  # each) whatever the first, so report_kernel_profile.py --unit forward finds a whole one.
+  for point in ${PROFILE_POINTS:-tf32:64:max_length}; do
+    IFS=: read -r p_precision p_batch p_padding <<<"$point"
+    name="ncu_${p_precision}_b${p_batch}_${p_padding}"
+    # Collection starts after the GEMM autotune (--cuda-profiler-range): its timings, taken under ncu's replay,
+    # picked other kernels than an unprofiled run (2026-11-30).
+    run_step "tf32_profile_$name" ncu --clock-control none \
+      --metrics gpu__time_duration.sum,sm__cycles_elapsed.avg.per_second --csv --profile-from-start off \
+      --launch-skip 300 --launch-count 230 --log-file "$prof/ncu.log" \
+      build-gpu/bench/gpu_inference_bench --cuda-profiler-range \
+      --dev-tsv "$carry/shared/data/sst2/dev.tsv" --vocab-dir "$carry/shared/models/bert-base-uncased" \
+      --config-dir "$carry/shared/models/bert-base-uncased" --models bert_base --precisions "$p_precision" \
+      --paddings "$p_padding" --batch-sizes "$p_batch" --trials 1 --min-trial-seconds 1 --warmup-seconds 0.5 \
+      --idle-seconds 0 --gpu-warmup-seconds 0 ${PROFILE_ARGS:-}
+    grep '^"' "$prof/ncu.log" | gzip -9 >"$prof/$name.csv.gz" && rm "$prof/ncu.log"
+    python3 bench/report_kernel_profile.py --unit forward "$prof/$name.csv.gz" | tee -a "$out/summary.txt"
+  done
 fi
 if want measure; then
   # Issue 4 item 8: about 4 minutes of GPU load; exit 0 only when checks a, b and c all pass.
