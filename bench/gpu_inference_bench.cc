@@ -60,6 +60,7 @@ struct Options {
   double gpu_warmup_seconds = 25.0;
   std::string gemm_selection = "autotune";   // or heuristic (backend/context.h)
   int autotune_candidates = 8;               // ExecutionContext::set_autotune_candidates
+  int autotune_rounds = 1;                   // ExecutionContext::set_autotune_rounds
   int64_t calibration_examples = 256;        // fp8 only
   std::string fp8_weight_scales = "tensor";  // fp8 only: tensor or channel (core/fp8.h)
   std::string padded_rows = "zero";          // or normalise (BertInference::set_zero_padded_rows)
@@ -100,6 +101,7 @@ json measure(ExecutionContext& gpu, EnergyMeter& meter, PowerSampler& sampler,
       {"padding", padding_text},
       {"gemm_selection", o.gemm_selection},
       {"autotune_candidates", o.gemm_selection == "autotune" ? json(o.autotune_candidates) : json(nullptr)},
+      {"autotune_rounds", o.gemm_selection == "autotune" ? json(o.autotune_rounds) : json(nullptr)},
       {"max_length", o.max_length},
       {"length_multiple", padding_text == "longest" ? json(o.length_multiple) : json(nullptr)},
       {"fp8_weight_scales", precision_text == "fp8" ? json(o.fp8_weight_scales) : json(nullptr)},
@@ -118,6 +120,7 @@ json measure(ExecutionContext& gpu, EnergyMeter& meter, PowerSampler& sampler,
     }
     gpu.allocator().reset_peak();
     gpu.set_autotune_candidates(o.autotune_candidates);
+    gpu.set_autotune_rounds(o.autotune_rounds);
     const InferenceRunnerOptions options{
         .batch_size = batch_size,
         .padding = padding_text == "max_length" ? PaddingMode::MAX_LENGTH : PaddingMode::LONGEST,
@@ -181,6 +184,36 @@ json measure(ExecutionContext& gpu, EnergyMeter& meter, PowerSampler& sampler,
   return record;
 }
 
+// What the GEMM autotune saw, every plan of the context so far: shape, math, beta, each candidate's time
+// (ms of 5 launches, its fastest round; -1 refused) and the index chosen (0: the heuristic's own choice).
+json autotune_json(ExecutionContext& gpu) {
+  const auto math_name = [](MathMode m) {
+    switch (m) {
+      case MathMode::IEEE_FP32:
+        return "ieee_fp32";
+      case MathMode::TF32:
+        return "tf32";
+      case MathMode::BF16:
+        return "bf16";
+      case MathMode::FP16:
+        return "fp16";
+    }
+    return "?";
+  };
+  json plans = json::array();
+  for (const GemmAutotuneRecord& r : ops::gemm_autotune_records(gpu)) {
+    plans.push_back({{"M", r.M},
+                     {"N", r.N},
+                     {"K", r.K},
+                     {"batch", r.batch},
+                     {"math", math_name(r.math_mode)},
+                     {"reads_c", r.reads_c},
+                     {"candidate_ms", r.candidate_ms},
+                     {"chosen", r.chosen}});
+  }
+  return plans;
+}
+
 int run(const Options& o) {
   if (cuda_devices().empty()) {
     std::fprintf(stderr, "gpu_inference_bench: no CUDA device visible\n");
@@ -240,6 +273,7 @@ int run(const Options& o) {
                         .c_str()
                   : record["error"].get<std::string>().c_str());
           out["records"].push_back(record);
+          out["gemm_autotune"] = autotune_json(*gpu);
           if (!o.out.empty()) write_file_atomic(o.out, out.dump(2) + "\n");
         }
       }
@@ -277,6 +311,9 @@ int main(int argc, char** argv) {
   app.add_option("--autotune-candidates", o.autotune_candidates,
                  "autotune: how many of cuBLASLt's heuristic candidates are timed per GEMM shape")
       ->check(CLI::Range(1, nlpf::ExecutionContext::kMaxAutotuneCandidates));
+  app.add_option("--autotune-rounds", o.autotune_rounds,
+                 "autotune: rounds of timing every candidate in turn, each candidate's fastest counting")
+      ->check(CLI::Range(1, nlpf::ExecutionContext::kMaxAutotuneRounds));
   app.add_option("--calibration-examples", o.calibration_examples,
                  "fp8: dev examples for the activation scales");
   app.add_option("--fp8-weight-scales", o.fp8_weight_scales,

@@ -3,7 +3,7 @@
 # tools/make_device_carry.sh). Builds nlpf with CUDA, runs the whole test suite (cpu + cuda labels), makes the
 # Hugging Face reference fixtures, checks that transformers loads what nlpf writes, and runs the benchmarks
 # side by side with PyTorch/HF. Logs and results go to $OUT (results.tgz holds the fixtures and JSON).
-# Usage: tools/device_check.sh [all|build|test|sanitize|goldens|roundtrip|finetune|bench|bench_cpu|bench_gpu|measure|finetune_gpu|study_gpu|bench_train|profile_train|fp8_gpu|fp8_channel|fp8_small_batches|tf32_ab|tf32_profile|gemm_probe|first_token|f32_residual|length_multiple]...
+# Usage: tools/device_check.sh [all|build|test|sanitize|goldens|roundtrip|finetune|bench|bench_cpu|bench_gpu|measure|finetune_gpu|study_gpu|bench_train|profile_train|fp8_gpu|fp8_channel|fp8_small_batches|tf32_ab|tf32_profile|gemm_probe|first_token|f32_residual|length_multiple|autotune_rounds]...
 #        (default: all; bench_gpu is not in all: about 10 minutes per model, run it on its own; nor are finetune_gpu
 #        and bench_train)
 # sanitize: the cuda-labelled tests under compute-sanitizer memcheck and racecheck
@@ -43,6 +43,11 @@
 # length_multiple: padded to the longest, each batch's length rounded up to a multiple of 8 (the engine's) against
 #                  the batch's longest example itself (1, as PyTorch pads), A B A B, bert_base at
 #                  LENGTH_MULTIPLE_PRECISIONS (fp32 tf32) and LENGTH_MULTIPLE_BATCHES (32 64 256); results/length_multiple/
+# autotune_rounds: the GEMM autotune timing its candidates in one round (the default) against three rounds
+#                 (--autotune-rounds, each candidate's fastest counting), A B A B, bert_base at
+#                 AUTOTUNE_ROUNDS_PRECISIONS (tf32 fp32), AUTOTUNE_ROUNDS_PADDINGS (max_length longest) and
+#                 AUTOTUNE_ROUNDS_BATCHES (32 64 256); results/autotune_rounds/, with what each run's autotune chose
+#                 (bench/report_autotune.py: choices.md)
 # tf32_profile: ncu (--clock-control none) of bert_base inference at PROFILE_POINTS (precision:batch:padding, default
 #               tf32:64:max_length), the engine's defaults (PROFILE_ARGS adds options); results/tf32_profile/
 #               ncu_<precision>_b<batch>_<padding>.csv.gz, and one forward's kernel time by kind in the summary
@@ -72,7 +77,7 @@ steps=${*:-all}
 want() { [[ " $steps " == *" all "* && $1 != bench_gpu && $1 != phase2_gpu && $1 != finetune_gpu && $1 != study_gpu &&
   $1 != bench_train && $1 != profile_train && $1 != fp8_gpu && $1 != fp8_channel && $1 != fp8_small_batches &&
   $1 != tf32_ab && $1 != gemm_probe && $1 != tf32_profile && $1 != first_token && $1 != f32_residual &&
-  $1 != length_multiple ||
+  $1 != length_multiple && $1 != autotune_rounds ||
   " $steps " == *" $1 "* ]]; }
 status=0
 note() { echo "== $*" | tee -a "$out/summary.txt"; }
@@ -408,6 +413,11 @@ fi
 if want f32_residual; then
   engine_ab f32_residual --f32-residual "epilogue layer-norm" "${RESIDUAL_PRECISIONS:-fp32 tf32}" \
     "${RESIDUAL_PADDINGS:-max_length longest}" "${RESIDUAL_BATCHES:-32 64 256}"
+fi
+if want autotune_rounds; then
+  engine_ab autotune_rounds --autotune-rounds "1 3" "${AUTOTUNE_ROUNDS_PRECISIONS:-tf32 fp32}" \
+    "${AUTOTUNE_ROUNDS_PADDINGS:-max_length longest}" "${AUTOTUNE_ROUNDS_BATCHES:-32 64 256}"
+  python3 bench/report_autotune.py "$res"/autotune_rounds/*.json | tee "$res/autotune_rounds/choices.md" >>"$out/summary.txt"
 fi
 if want tf32_profile; then
   prof="$res/tf32_profile"

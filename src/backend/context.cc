@@ -37,6 +37,12 @@ void ExecutionContext::set_autotune_candidates(int count) {
   autotune_candidates_ = count;
 }
 
+void ExecutionContext::set_autotune_rounds(int rounds) {
+  NLPF_CHECK(rounds >= 1 && rounds <= kMaxAutotuneRounds, ErrorCode::INVALID_ARGUMENT, "autotune rounds ",
+             rounds, " (expected 1 to ", kMaxAutotuneRounds, ")");
+  autotune_rounds_ = rounds;
+}
+
 std::unique_ptr<CapturedWork> ExecutionContext::capture(const std::function<void()>& work) {
   class Rerun final : public CapturedWork {
    public:

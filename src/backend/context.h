@@ -8,6 +8,7 @@
 #include <cstddef>
 #include <functional>
 #include <memory>
+#include <vector>
 
 #include "core/allocator.h"
 #include "core/tensor.h"
@@ -41,6 +42,19 @@ enum class MathMode { IEEE_FP32, TF32, BF16, FP16 };
 // Deterministic as HEURISTIC. Each selection keeps its own plans.
 enum class GemmSelection { HEURISTIC, AUTOTUNE, HEURISTIC_INPLACE_REDUCTION };
 
+// What GemmSelection::AUTOTUNE decided for one plan of a context: the GEMM in matmul's row-major terms (M, N,
+// K, batch), its math mode, whether it reads C (beta = 1), the time of 5 launches of each of the
+// heuristic's candidates in its order (a candidate's fastest round; -1 where the library refused it), and the
+// index chosen (0: the heuristic's own choice). For benchmarks that report what the autotune saw
+// (ops::gemm_autotune_records).
+struct GemmAutotuneRecord {
+  int64_t M = 0, N = 0, K = 0, batch = 1;
+  MathMode math_mode = MathMode::IEEE_FP32;
+  bool reads_c = false;
+  std::vector<float> candidate_ms;
+  int chosen = 0;
+};
+
 class ExecutionContext {
  public:
   explicit ExecutionContext(Device device) : device_(device) {}
@@ -59,6 +73,13 @@ class ExecutionContext {
   static constexpr int kMaxAutotuneCandidates = 64;
   int autotune_candidates() const { return autotune_candidates_; }
   void set_autotune_candidates(int count);
+  // How many rounds AUTOTUNE times its candidates in: 1 to kMaxAutotuneRounds, 1 by default
+  // (INVALID_ARGUMENT outside that range). Each round times every candidate once, in the heuristic's order,
+  // and a candidate counts its fastest round; more than one round evens out what the order costs (a GPU that
+  // was idle raises its clocks while the first round's first candidates run).
+  static constexpr int kMaxAutotuneRounds = 16;
+  int autotune_rounds() const { return autotune_rounds_; }
+  void set_autotune_rounds(int rounds);
   // Waits until the work queued on this context has finished (CPU: returns at once).
   virtual void synchronize() {}
   // The cudaStream_t work is queued on, for timers that record on it (nullptr on the CPU).
@@ -86,6 +107,7 @@ class ExecutionContext {
   MathMode math_mode_ = MathMode::IEEE_FP32;
   GemmSelection gemm_selection_ = GemmSelection::HEURISTIC;
   int autotune_candidates_ = 8;
+  int autotune_rounds_ = 1;
 };
 
 // The CPU's context (host allocator, no stream): for the CPU engine and host-side tests.

@@ -123,6 +123,13 @@ std::string fp8_channel_gemm_form(ExecutionContext& ctx) {
   return "";
 }
 
+std::vector<GemmAutotuneRecord> gemm_autotune_records(ExecutionContext& ctx) {
+  if constexpr (kCudaBuilt) {
+    if (ctx.device().type == DeviceType::CUDA) return cuda::gemm_autotune_records(ctx);
+  }
+  return {};
+}
+
 void set_fp8_channel_gemm_form(ExecutionContext& ctx, const std::string& form) {
   constexpr const char* kOp = "set_fp8_channel_gemm_form";
   NLPF_CHECK(ctx.device().type == DeviceType::CUDA, ErrorCode::INVALID_ARGUMENT, kOp,

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "backend/context.h"
 #include "core/tensor.h"
@@ -34,6 +35,10 @@ void linear_fp8_forward(ExecutionContext& ctx, Tensor& y, const Tensor& x, const
 std::string fp8_channel_gemm_form(ExecutionContext& ctx);
 // Tests: start ctx's choice at `form` (one of the three names: the forms before it are not asked).
 void set_fp8_channel_gemm_form(ExecutionContext& ctx, const std::string& form);
+
+// Every GEMM plan of ctx that GemmSelection::AUTOTUNE timed, with its candidates' times and the choice
+// (backend/context.h's GemmAutotuneRecord); empty on the CPU.
+std::vector<GemmAutotuneRecord> gemm_autotune_records(ExecutionContext& ctx);
 
 // How linear_backward writes dx: OVERWRITE (=), or ACCUMULATE (+=, in the GEMM: a residual's gradient or the
 // other projections' of a shared input, added without a kernel of its own).

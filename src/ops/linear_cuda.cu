@@ -191,6 +191,10 @@ std::string fp8_channel_gemm_form(ExecutionContext& ctx) {
   return "";
 }
 
+std::vector<GemmAutotuneRecord> gemm_autotune_records(ExecutionContext& ctx) {
+  return cuda_context(ctx).gemm_plans().autotune_records();
+}
+
 void set_fp8_channel_gemm_form(ExecutionContext& ctx, const std::string& form) {
   for (const auto& [value, name] : kFp8ChannelForms) {
     if (form == name) {

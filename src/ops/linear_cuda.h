@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "backend/context.h"
 #include "core/dtype.h"
@@ -59,6 +60,8 @@ bool linear_fp8_gelu_e4m3_available(ExecutionContext& ctx, uint8_t* codes, const
 // ops::fp8_channel_gemm_form and its setter on the CUDA context's plan cache.
 std::string fp8_channel_gemm_form(ExecutionContext& ctx);
 void set_fp8_channel_gemm_form(ExecutionContext& ctx, const std::string& form);
+// ops::gemm_autotune_records: the CUDA context's plan cache's.
+std::vector<GemmAutotuneRecord> gemm_autotune_records(ExecutionContext& ctx);
 
 // ops::linear_backward, the backward of y = x W^T + bias: dx [N,C] (= or, accumulate_dx, +=, by the GEMM
 // itself: beta 1) dy [N,OC] W [OC,C]; dweight [OC,C] (+=) dy^T x [N,C]; dbias [OC] (+=) the column sums of

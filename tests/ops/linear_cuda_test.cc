@@ -6,7 +6,8 @@
 // GEMM algorithm selections: an autotuned plan must give the same results, and an accumulating GEMM (dweight
 // +=) must not be timed on its own output (it would add several times). Mixed precision: x, weight and dy in
 // bf16 or f16 against the CPU's f32 kernels on the same values. The backward captured into a CUDA graph
-// replays the eager results bit for bit.
+// replays the eager results bit for bit. The autotune records what it timed and chose
+// (gemm_autotune_records).
 #include "ops/linear.h"
 
 #include <memory>
@@ -70,19 +71,26 @@ class LinearCuda : public CudaOpTest {
 
 TEST_F(LinearCuda, ForwardMatchesCpu) {
   std::mt19937 rng(701);
-  // AUTOTUNE twice: with the default 8 candidates and with every candidate the heuristic offers (up to 64).
-  const std::pair<GemmSelection, int> selections[] = {
-      {GemmSelection::HEURISTIC, 8},
-      {GemmSelection::AUTOTUNE, 8},
-      {GemmSelection::AUTOTUNE, ExecutionContext::kMaxAutotuneCandidates},
-      {GemmSelection::HEURISTIC_INPLACE_REDUCTION, 8}};
-  for (const auto& [selection, candidates] : selections) {
+  // AUTOTUNE three times: with the default 8 candidates in one round and in three, and with every candidate
+  // the heuristic offers (up to 64).
+  struct Selection {
+    GemmSelection selection;
+    int candidates, rounds;
+  };
+  const Selection selections[] = {{GemmSelection::HEURISTIC, 8, 1},
+                                  {GemmSelection::AUTOTUNE, 8, 1},
+                                  {GemmSelection::AUTOTUNE, 8, 3},
+                                  {GemmSelection::AUTOTUNE, ExecutionContext::kMaxAutotuneCandidates, 1},
+                                  {GemmSelection::HEURISTIC_INPLACE_REDUCTION, 8, 1}};
+  for (const auto& [selection, candidates, rounds] : selections) {
     gpu().set_gemm_selection(selection);
     gpu().set_autotune_candidates(candidates);
+    gpu().set_autotune_rounds(rounds);
     for (const ModeCase m : kModes) {
       gpu().set_math_mode(m.mode);
       for (const Size s : kSizes) {
-        SCOPED_TRACE(case_name(s, m, selection) + " of " + std::to_string(candidates));
+        SCOPED_TRACE(case_name(s, m, selection) + " of " + std::to_string(candidates) + " in " +
+                     std::to_string(rounds) + " rounds");
         const Tensor x = random_tensor(rng, {s.B, s.T, s.C}), weight = random_tensor(rng, {s.OC, s.C}),
                      bias = random_tensor(rng, {s.OC});
         Tensor ref = Tensor::empty(DType::F32, {s.B, s.T, s.OC});
@@ -93,6 +101,58 @@ TEST_F(LinearCuda, ForwardMatchesCpu) {
         EXPECT_TRUE(all_close(values(y), expected, scaled_tolerance(m.tol, expected)));
       }
     }
+  }
+}
+
+// The autotune's records (ops::gemm_autotune_records): one per plan it timed, none for a HEURISTIC plan; each
+// with the GEMM's shape in matmul's terms (rows, OC, C), one time per candidate (at most the candidates asked
+// for; -1 for one the library refused) and the choice the fastest timed one, ties to the heuristic's order.
+// In one round and in three (every candidate's fastest round).
+TEST_F(LinearCuda, AutotuneRecordsTheFastestCandidateOfEachTimedPlan) {
+  std::mt19937 rng(704);
+  gpu().set_math_mode(MathMode::TF32);
+  EXPECT_TRUE(ops::gemm_autotune_records(gpu()).empty());
+  EXPECT_TRUE(ops::gemm_autotune_records(cpu_context()).empty());
+  const auto forward = [&](int64_t rows, int64_t C, int64_t OC) {
+    const Tensor x = random_tensor(rng, {rows, C}), weight = random_tensor(rng, {OC, C}),
+                 bias = random_tensor(rng, {OC});
+    Tensor y = poisoned({rows, OC});
+    ops::linear_forward(gpu(), y, device(x), device(weight), device(bias));
+  };
+  gpu().set_gemm_selection(GemmSelection::HEURISTIC);
+  forward(96, 64, 48);
+  EXPECT_TRUE(ops::gemm_autotune_records(gpu()).empty()) << "HEURISTIC times nothing";
+  gpu().set_gemm_selection(GemmSelection::AUTOTUNE);
+  gpu().set_autotune_candidates(8);
+  for (const int rounds : {1, 3}) {
+    SCOPED_TRACE(std::to_string(rounds) + " rounds");
+    gpu().set_autotune_rounds(rounds);
+    const int64_t rows = 200 + rounds;  // a shape of its own: a new plan
+    forward(rows, 64, 48);
+    int found = 0;
+    for (const GemmAutotuneRecord& r : ops::gemm_autotune_records(gpu())) {
+      if (r.M != rows) continue;
+      ++found;
+      EXPECT_EQ(r.N, 48);
+      EXPECT_EQ(r.K, 64);
+      EXPECT_EQ(r.batch, 1);
+      EXPECT_EQ(r.math_mode, MathMode::TF32);
+      EXPECT_FALSE(r.reads_c);
+      ASSERT_GE(r.candidate_ms.size(), 1u);
+      EXPECT_LE(r.candidate_ms.size(), 8u);
+      ASSERT_GE(r.chosen, 0);
+      ASSERT_LT(r.chosen, static_cast<int>(r.candidate_ms.size()));
+      EXPECT_GT(r.candidate_ms[r.chosen], 0.0f) << "the choice was timed";
+      for (size_t i = 0; i < r.candidate_ms.size(); ++i) {
+        if (r.candidate_ms[i] < 0.0f) continue;  // refused
+        if (static_cast<int>(i) < r.chosen) {
+          EXPECT_GT(r.candidate_ms[i], r.candidate_ms[r.chosen]) << "an earlier candidate at least as fast";
+        } else {
+          EXPECT_GE(r.candidate_ms[i], r.candidate_ms[r.chosen]) << "candidate " << i << " was faster";
+        }
+      }
+    }
+    EXPECT_EQ(found, 1);
   }
 }
 

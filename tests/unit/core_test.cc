@@ -158,6 +158,27 @@ TEST(ExecutionContext, AutotuneCandidatesAreBounded) {
   cpu.set_autotune_candidates(8);
 }
 
+// AUTOTUNE's rounds (backend/context.h): 1 by default, 1 to kMaxAutotuneRounds, anything else refused with a
+// message naming the value; the CPU's shared context is restored after.
+TEST(ExecutionContext, AutotuneRoundsAreBounded) {
+  ExecutionContext& cpu = cpu_context();
+  EXPECT_EQ(cpu.autotune_rounds(), 1);
+  for (const int bad : {0, -1, ExecutionContext::kMaxAutotuneRounds + 1}) {
+    try {
+      cpu.set_autotune_rounds(bad);
+      FAIL() << bad << " rounds were accepted";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), ErrorCode::INVALID_ARGUMENT);
+      EXPECT_NE(std::string(e.what()).find("autotune rounds " + std::to_string(bad)), std::string::npos)
+          << e.what();
+    }
+  }
+  EXPECT_EQ(cpu.autotune_rounds(), 1) << "a refused value must not stick";
+  cpu.set_autotune_rounds(ExecutionContext::kMaxAutotuneRounds);
+  EXPECT_EQ(cpu.autotune_rounds(), ExecutionContext::kMaxAutotuneRounds);
+  cpu.set_autotune_rounds(1);
+}
+
 class FileUtil : public ::testing::Test {
  protected:
   testing_util::TempDir temp_{"core_test"};

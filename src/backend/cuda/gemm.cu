@@ -6,6 +6,8 @@
 
 #include <algorithm>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "backend/cuda/cuda_check.h"
 #include "backend/cuda/cuda_context.h"
@@ -17,6 +19,10 @@ struct GemmPlanCache::Plan {
   cublasLtMatmulDesc_t desc = nullptr;
   cublasLtMatrixLayout_t a = nullptr, b = nullptr, c = nullptr, d = nullptr;
   cublasLtMatmulAlgo_t algo{};
+  // AUTOTUNE's timing of the heuristic's candidates (ms of kRepeats launches, -1 where refused) and the
+  // index it chose; empty and -1 for a plan it did not time.
+  std::vector<float> candidate_ms;
+  int chosen = -1;
   ~Plan() {
     if (d) cublasLtMatrixLayoutDestroy(d);
     if (c) cublasLtMatrixLayoutDestroy(c);
@@ -28,6 +34,24 @@ struct GemmPlanCache::Plan {
 
 GemmPlanCache::GemmPlanCache() = default;
 GemmPlanCache::~GemmPlanCache() = default;
+
+std::vector<GemmAutotuneRecord> GemmPlanCache::autotune_records() const {
+  std::vector<GemmAutotuneRecord> records;
+  for (const auto& [key, plan] : plans) {
+    if (!plan || plan->chosen < 0) continue;
+    GemmAutotuneRecord r;
+    r.math_mode = static_cast<MathMode>(std::get<2>(key));
+    r.M = std::get<5>(key);
+    r.N = std::get<6>(key);
+    r.K = std::get<7>(key);
+    r.reads_c = std::get<12>(key);
+    r.batch = std::get<21>(key);
+    r.candidate_ms = plan->candidate_ms;
+    r.chosen = plan->chosen;
+    records.push_back(std::move(r));
+  }
+  return records;
+}
 
 namespace {
 
@@ -156,10 +180,12 @@ cublasStatus_t launch(CudaContext& ctx, const GemmPlanCache::Plan& plan, const P
                         p.d, plan.d, &algo, ctx.workspace(), ctx.workspace_bytes(), ctx.stream());
 }
 
-// GemmSelection::AUTOTUNE: each candidate once to warm up, then kRepeats launches timed with CUDA events on
-// the context's stream; the fastest total wins, ties to the heuristic's order. A candidate the library
-// refuses at launch is passed over. Runs only outside a capture, on a repeatable GEMM (the results of the
-// trial launches are those of the real one).
+// GemmSelection::AUTOTUNE, in autotune_rounds() rounds: each round launches every candidate once to warm up,
+// then kRepeats times between two CUDA events on the context's stream, candidates in the heuristic's order; a
+// candidate's time is its fastest round's total. The fastest time wins, ties to the heuristic's order. A
+// candidate the library refuses at launch is passed over from then on. Runs only outside a capture, on a
+// repeatable GEMM (the results of the trial launches are those of the real one). Records every candidate's
+// time (-1 where refused) and the winner's index in the plan (gemm_autotune_records).
 cublasLtMatmulAlgo_t fastest(CudaContext& ctx, GemmPlanCache::Plan& plan, const Problem& p,
                              const cublasLtMatmulHeuristicResult_t* results, int found) {
   constexpr int kRepeats = 5;
@@ -167,29 +193,40 @@ cublasLtMatmulAlgo_t fastest(CudaContext& ctx, GemmPlanCache::Plan& plan, const 
   cudaEvent_t start = nullptr, stop = nullptr;
   NLPF_CUDA_CHECK(cudaEventCreate(&start));
   NLPF_CUDA_CHECK(cudaEventCreate(&stop));
-  int best = 0;
-  float best_ms = -1.0f;
-  for (int i = 0; i < found; ++i) {
-    if (results[i].state != CUBLAS_STATUS_SUCCESS ||
-        launch(ctx, plan, p, results[i].algo) != CUBLAS_STATUS_SUCCESS) {
-      continue;
-    }
-    NLPF_CUDA_CHECK(cudaEventRecord(start, ctx.stream()));
-    bool launched = true;
-    for (int r = 0; r < kRepeats && launched; ++r) {
-      launched = launch(ctx, plan, p, results[i].algo) == CUBLAS_STATUS_SUCCESS;
-    }
-    NLPF_CUDA_CHECK(cudaEventRecord(stop, ctx.stream()));
-    NLPF_CUDA_CHECK(cudaEventSynchronize(stop));
-    float ms = 0.0f;
-    NLPF_CUDA_CHECK(cudaEventElapsedTime(&ms, start, stop));
-    if (launched && (best_ms < 0.0f || ms < best_ms)) {
-      best = i;
-      best_ms = ms;
+  std::vector<float> best_ms(static_cast<size_t>(found), -1.0f);
+  std::vector<bool> refused(static_cast<size_t>(found), false);
+  for (int i = 0; i < found; ++i) refused[i] = results[i].state != CUBLAS_STATUS_SUCCESS;
+  for (int round = 0; round < ctx.autotune_rounds(); ++round) {
+    for (int i = 0; i < found; ++i) {
+      if (refused[i] || launch(ctx, plan, p, results[i].algo) != CUBLAS_STATUS_SUCCESS) {
+        refused[i] = true;
+        continue;
+      }
+      NLPF_CUDA_CHECK(cudaEventRecord(start, ctx.stream()));
+      bool launched = true;
+      for (int r = 0; r < kRepeats && launched; ++r) {
+        launched = launch(ctx, plan, p, results[i].algo) == CUBLAS_STATUS_SUCCESS;
+      }
+      NLPF_CUDA_CHECK(cudaEventRecord(stop, ctx.stream()));
+      NLPF_CUDA_CHECK(cudaEventSynchronize(stop));
+      float ms = 0.0f;
+      NLPF_CUDA_CHECK(cudaEventElapsedTime(&ms, start, stop));
+      if (!launched) {
+        refused[i] = true;
+      } else if (best_ms[i] < 0.0f || ms < best_ms[i]) {
+        best_ms[i] = ms;
+      }
     }
   }
   cudaEventDestroy(stop);
   cudaEventDestroy(start);
+  int best = 0;
+  for (int i = 0; i < found; ++i) {
+    if (refused[i]) best_ms[i] = -1.0f;
+    if (best_ms[i] >= 0.0f && (best_ms[best] < 0.0f || best_ms[i] < best_ms[best])) best = i;
+  }
+  plan.candidate_ms = best_ms;
+  plan.chosen = best;
   return results[best].algo;
 }
 
@@ -341,6 +378,7 @@ GemmPlanCache::Plan& plan_of(CudaContext& ctx, const Problem& p) {
       p.fp8 ? (p.fp8_out ? 2 : 1) + (p.outer_vec_scales ? 2 : 0) + (p.alpha_vector ? 4 : 0) : 0,
       static_cast<int>(ctx.gemm_selection()),
       ctx.gemm_selection() == GemmSelection::AUTOTUNE ? ctx.autotune_candidates() : 0,
+      ctx.gemm_selection() == GemmSelection::AUTOTUNE ? ctx.autotune_rounds() : 0,
       p.batch,
       p.stride_a,
       p.stride_b,

@@ -14,7 +14,8 @@
 // batch and operand alignment, so a repeated shape costs a pointer update and the launch, and a CUDA graph
 // can capture it (the workspace is the context's, no allocation inside). The algorithm is the heuristic's
 // first, or with GemmSelection::AUTOTUNE (backend/context.h) the fastest of its first
-// autotune_candidates() (8 by default) timed once on the GEMM's own operands when the plan is made.
+// autotune_candidates() (8 by default) timed on the GEMM's own operands when the plan is made, in
+// autotune_rounds() rounds (1 by default; a candidate counts its fastest).
 #pragma once
 
 #include <cublasLt.h>
@@ -25,6 +26,7 @@
 #include <memory>
 #include <optional>
 #include <tuple>
+#include <vector>
 
 #include "backend/context.h"
 #include "core/dtype.h"
@@ -126,11 +128,14 @@ class GemmPlanCache {
   struct Plan;
   // (dtype, operand dtype, math mode, transpose a, transpose b, M, N, K, lda, ldb, ldd, epilogue, reads C,
   // alignment of cuBLASLt's A, B, C and D, fp8 (0 none, 1 E4M3 operands, 2 E4M3 operands and D; + 2 with
-  // outer-vector scales, + 4 with an alpha vector), algorithm selection, autotune candidates (0 unless
-  // AUTOTUNE), batch, stride a, stride b, stride d, pointer arrays) in matmul's row-major terms.
-  using Key = std::tuple<int, int, int, bool, bool, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int,
-                         bool, int, int, int, int, int, int, int, int64_t, int64_t, int64_t, int64_t, bool>;
+  // outer-vector scales, + 4 with an alpha vector), algorithm selection, autotune candidates and rounds (0
+  // unless AUTOTUNE), batch, stride a, stride b, stride d, pointer arrays) in matmul's row-major terms.
+  using Key =
+      std::tuple<int, int, int, bool, bool, int64_t, int64_t, int64_t, int64_t, int64_t, int64_t, int, bool,
+                 int, int, int, int, int, int, int, int, int64_t, int64_t, int64_t, int64_t, bool>;
   std::map<Key, std::unique_ptr<Plan>> plans;
+  // Every plan AUTOTUNE timed (GemmAutotuneRecord, backend/context.h), in key order.
+  std::vector<GemmAutotuneRecord> autotune_records() const;
   // The form per-channel gemm_fp8 runs on this context: chosen at its first call, from the first form
   // cuBLASLt does not refuse; a test may set it to start the choice at a later form.
   Fp8ChannelForm fp8_channel_form = Fp8ChannelForm::NOT_CHOSEN;
