@@ -342,7 +342,7 @@ std::unique_ptr<GemmPlanCache::Plan> make_plan(CudaContext& ctx, const Problem& 
              " M=", p.M, " N=", p.N, " K=", p.K, " lda=", p.lda, " ldb=", p.ldb, " ldd=", p.ldd,
              " transposes ", p.transpose_a, p.transpose_b, " batch ", p.batch);
   plan->algo = results[0].algo;
-  if (tune && found > 1) plan->algo = fastest(ctx, *plan, p, results, found);
+  if (tune) plan->algo = fastest(ctx, *plan, p, results, found);  // one candidate too: its record
   return plan;
 }
 
