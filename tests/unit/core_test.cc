@@ -6,6 +6,8 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
+#include <string>
 
 #include "backend/context.h"
 #include "core/dtype.h"
@@ -134,49 +136,41 @@ TEST(ExecutionContext, CpuContextCopiesAndZeroes) {
   EXPECT_THROW(make_execution_context(Device{}), Error);  // the CPU has one shared context
 }
 
-// AUTOTUNE's candidate count (backend/context.h): 8 by default, 1 to kMaxAutotuneCandidates, anything else
-// refused with a message naming the value. A context of its own would need a device: the CPU's shared one is
-// restored after.
-TEST(ExecutionContext, AutotuneCandidatesAreBounded) {
-  ExecutionContext& cpu = cpu_context();
-  EXPECT_EQ(cpu.autotune_candidates(), 8);
-  for (const int bad : {0, -1, ExecutionContext::kMaxAutotuneCandidates + 1}) {
+// One of AUTOTUNE's integer settings (backend/context.h) on the CPU's shared context: `initial` by default, 1
+// to `max`, anything else refused with a message naming the setting and the value, the old value kept;
+// restored to `initial` after.
+void expect_bounded_setting(const std::string& what, int initial, int max, const std::function<int()>& get,
+                            const std::function<void(int)>& set) {
+  EXPECT_EQ(get(), initial);
+  for (const int bad : {0, -1, max + 1}) {
     try {
-      cpu.set_autotune_candidates(bad);
-      FAIL() << bad << " candidates were accepted";
+      set(bad);
+      FAIL() << what << " " << bad << " was accepted";
     } catch (const Error& e) {
       EXPECT_EQ(e.code(), ErrorCode::INVALID_ARGUMENT);
-      EXPECT_NE(std::string(e.what()).find("autotune candidates " + std::to_string(bad)), std::string::npos)
-          << e.what();
+      EXPECT_NE(std::string(e.what()).find(what + " " + std::to_string(bad)), std::string::npos) << e.what();
     }
   }
-  EXPECT_EQ(cpu.autotune_candidates(), 8) << "a refused value must not stick";
-  cpu.set_autotune_candidates(ExecutionContext::kMaxAutotuneCandidates);
-  EXPECT_EQ(cpu.autotune_candidates(), ExecutionContext::kMaxAutotuneCandidates);
-  cpu.set_autotune_candidates(1);
-  EXPECT_EQ(cpu.autotune_candidates(), 1);
-  cpu.set_autotune_candidates(8);
+  EXPECT_EQ(get(), initial) << "a refused value must not stick";
+  set(max);
+  EXPECT_EQ(get(), max);
+  set(1);
+  EXPECT_EQ(get(), 1);
+  set(initial);
 }
 
-// AUTOTUNE's rounds (backend/context.h): 1 by default, 1 to kMaxAutotuneRounds, anything else refused with a
-// message naming the value; the CPU's shared context is restored after.
+TEST(ExecutionContext, AutotuneCandidatesAreBounded) {
+  ExecutionContext& cpu = cpu_context();
+  expect_bounded_setting(
+      "autotune candidates", 8, ExecutionContext::kMaxAutotuneCandidates,
+      [&] { return cpu.autotune_candidates(); }, [&](int n) { cpu.set_autotune_candidates(n); });
+}
+
 TEST(ExecutionContext, AutotuneRoundsAreBounded) {
   ExecutionContext& cpu = cpu_context();
-  EXPECT_EQ(cpu.autotune_rounds(), 1);
-  for (const int bad : {0, -1, ExecutionContext::kMaxAutotuneRounds + 1}) {
-    try {
-      cpu.set_autotune_rounds(bad);
-      FAIL() << bad << " rounds were accepted";
-    } catch (const Error& e) {
-      EXPECT_EQ(e.code(), ErrorCode::INVALID_ARGUMENT);
-      EXPECT_NE(std::string(e.what()).find("autotune rounds " + std::to_string(bad)), std::string::npos)
-          << e.what();
-    }
-  }
-  EXPECT_EQ(cpu.autotune_rounds(), 1) << "a refused value must not stick";
-  cpu.set_autotune_rounds(ExecutionContext::kMaxAutotuneRounds);
-  EXPECT_EQ(cpu.autotune_rounds(), ExecutionContext::kMaxAutotuneRounds);
-  cpu.set_autotune_rounds(1);
+  expect_bounded_setting(
+      "autotune rounds", 1, ExecutionContext::kMaxAutotuneRounds, [&] { return cpu.autotune_rounds(); },
+      [&](int n) { cpu.set_autotune_rounds(n); });
 }
 
 class FileUtil : public ::testing::Test {
