@@ -121,8 +121,7 @@ BertInference::BertInference(ExecutionContext& ctx, const BertConfig& config,
       dtype_(compute_dtype(precision)),
       max_batch_(max_batch_size),
       max_tokens_(max_sequence_length),
-      f32_residual_((precision == Precision::FP32 || precision == Precision::TF32) &&
-                            kF32ResidualInLayerNormByDefault
+      f32_residual_(dtype_ == DType::F32 && kF32ResidualInLayerNormByDefault
                         ? ops::F32Residual::LAYER_NORM
                         : ops::F32Residual::GEMM_EPILOGUE),
       tf32_attention_tensor_cores_(precision == Precision::TF32),
@@ -253,8 +252,7 @@ void BertInference::set_tf32_attention_tensor_cores(bool tensor_cores) {
 }
 
 void BertInference::set_f32_residual_in_layer_norm(bool in_layer_norm) {
-  NLPF_CHECK(!in_layer_norm || precision_ == Precision::FP32 || precision_ == Precision::TF32,
-             ErrorCode::INVALID_ARGUMENT,
+  NLPF_CHECK(!in_layer_norm || dtype_ == DType::F32, ErrorCode::INVALID_ARGUMENT,
              "inference engine: the residual in the LayerNorm is fp32's and tf32's choice (this engine is ",
              precision_name(precision_), ")");
   f32_residual_ = in_layer_norm ? ops::F32Residual::LAYER_NORM : ops::F32Residual::GEMM_EPILOGUE;
