@@ -5,6 +5,7 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -19,10 +20,8 @@ struct GemmPlanCache::Plan {
   cublasLtMatmulDesc_t desc = nullptr;
   cublasLtMatrixLayout_t a = nullptr, b = nullptr, c = nullptr, d = nullptr;
   cublasLtMatmulAlgo_t algo{};
-  // AUTOTUNE's timing of the heuristic's candidates (ms of kRepeats launches, -1 where refused) and the
-  // index it chose; empty and -1 for a plan it did not time.
-  std::vector<float> candidate_ms;
-  int chosen = -1;
+  // What AUTOTUNE timed and chose for this plan (gemm_autotune_records); empty for a plan it did not time.
+  std::optional<GemmAutotuneRecord> autotune;
   ~Plan() {
     if (d) cublasLtMatrixLayoutDestroy(d);
     if (c) cublasLtMatrixLayoutDestroy(c);
@@ -38,17 +37,7 @@ GemmPlanCache::~GemmPlanCache() = default;
 std::vector<GemmAutotuneRecord> GemmPlanCache::autotune_records() const {
   std::vector<GemmAutotuneRecord> records;
   for (const auto& [key, plan] : plans) {
-    if (!plan || plan->chosen < 0) continue;
-    GemmAutotuneRecord r;
-    r.math_mode = static_cast<MathMode>(std::get<2>(key));
-    r.M = std::get<5>(key);
-    r.N = std::get<6>(key);
-    r.K = std::get<7>(key);
-    r.reads_c = std::get<12>(key);
-    r.batch = std::get<21>(key);
-    r.candidate_ms = plan->candidate_ms;
-    r.chosen = plan->chosen;
-    records.push_back(std::move(r));
+    if (plan && plan->autotune) records.push_back(*plan->autotune);
   }
   return records;
 }
@@ -193,13 +182,19 @@ cublasLtMatmulAlgo_t fastest(CudaContext& ctx, GemmPlanCache::Plan& plan, const 
   cudaEvent_t start = nullptr, stop = nullptr;
   NLPF_CUDA_CHECK(cudaEventCreate(&start));
   NLPF_CUDA_CHECK(cudaEventCreate(&stop));
-  std::vector<float> best_ms(static_cast<size_t>(found), -1.0f);
+  std::vector<float> best_ms(static_cast<size_t>(found), -1.0f);  // -1: refused, or not timed yet
   std::vector<bool> refused(static_cast<size_t>(found), false);
-  for (int i = 0; i < found; ++i) refused[i] = results[i].state != CUBLAS_STATUS_SUCCESS;
+  const auto refuse = [&](int i) {
+    refused[i] = true;
+    best_ms[i] = -1.0f;
+  };
+  for (int i = 0; i < found; ++i) {
+    if (results[i].state != CUBLAS_STATUS_SUCCESS) refuse(i);
+  }
   for (int round = 0; round < ctx.autotune_rounds(); ++round) {
     for (int i = 0; i < found; ++i) {
       if (refused[i] || launch(ctx, plan, p, results[i].algo) != CUBLAS_STATUS_SUCCESS) {
-        refused[i] = true;
+        refuse(i);
         continue;
       }
       NLPF_CUDA_CHECK(cudaEventRecord(start, ctx.stream()));
@@ -212,7 +207,7 @@ cublasLtMatmulAlgo_t fastest(CudaContext& ctx, GemmPlanCache::Plan& plan, const 
       float ms = 0.0f;
       NLPF_CUDA_CHECK(cudaEventElapsedTime(&ms, start, stop));
       if (!launched) {
-        refused[i] = true;
+        refuse(i);
       } else if (best_ms[i] < 0.0f || ms < best_ms[i]) {
         best_ms[i] = ms;
       }
@@ -222,11 +217,16 @@ cublasLtMatmulAlgo_t fastest(CudaContext& ctx, GemmPlanCache::Plan& plan, const 
   cudaEventDestroy(start);
   int best = 0;
   for (int i = 0; i < found; ++i) {
-    if (refused[i]) best_ms[i] = -1.0f;
     if (best_ms[i] >= 0.0f && (best_ms[best] < 0.0f || best_ms[i] < best_ms[best])) best = i;
   }
-  plan.candidate_ms = best_ms;
-  plan.chosen = best;
+  plan.autotune = GemmAutotuneRecord{.M = p.M,
+                                     .N = p.N,
+                                     .K = p.K,
+                                     .batch = p.batch,
+                                     .math_mode = ctx.math_mode(),
+                                     .reads_c = p.c != nullptr,
+                                     .candidate_ms = std::move(best_ms),
+                                     .chosen = best};
   return results[best].algo;
 }
 
