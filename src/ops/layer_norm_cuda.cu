@@ -134,30 +134,27 @@ struct XBiasRows {
   }
 };
 
-// Rows of x [N,C] plus residual [N,C] (x's dtype) plus add [C] (f32), summed in fp32 in that order: the
-// LayerNorm after an f32 GEMM that left both its residual and its bias to it. fl(x + residual) is what the
-// GEMM's epilogue forms with beta = 1 from the same product, then the bias is added as XBiasRows adds it.
-// x may be the output, as XRows; residual may not.
-template <typename T>
+// Rows of x [N,C] plus residual [N,C] plus add [C], all f32, summed in that order: the LayerNorm after an f32
+// GEMM that left both its residual and its bias to it. fl(x + residual) is what the GEMM's epilogue forms with
+// beta = 1 from the same product, then the bias is added as XBiasRows adds it. x may be the output, as XRows;
+// residual may not. f32 only: 16-bit GEMMs add their residual themselves.
 struct XResidualBiasRows {
-  const T* x;
-  const T* residual;
+  const float* x;
+  const float* residual;
   const float* add;
   int64_t C;
   struct Row {
-    const T* x;
-    const T* residual;
+    const float* x;
+    const float* residual;
     const float* add;
-    __device__ void load(int64_t c, float (&f)[kVec<T>]) const {
-      float r[kVec<T>];
+    __device__ void load(int64_t c, float (&f)[kVec<float>]) const {
+      float r[kVec<float>];
       load_vec(x + c, f);
       load_vec(residual + c, r);
 #pragma unroll
-      for (int e = 0; e < kVec<T>; ++e) f[e] = (f[e] + r[e]) + add[c + e];
+      for (int e = 0; e < kVec<float>; ++e) f[e] = (f[e] + r[e]) + add[c + e];
     }
-    __device__ float at(int64_t c) const {
-      return (to_float(x[c]) + to_float(residual[c])) + add[c];
-    }
+    __device__ float at(int64_t c) const { return (x[c] + residual[c]) + add[c]; }
   };
   __device__ Row row(int64_t n) const {
     return {x + n * C, residual + n * C, add};
@@ -481,7 +478,7 @@ void layer_norm_typed(CudaContext& ctx, void* out, const void* x, const float* w
   };
   const auto* x_t = static_cast<const T*>(x);
   if constexpr (std::is_same_v<T, float>) {  // the residual of an f32 GEMM only (layer_norm_forward checks)
-    if (x_residual != nullptr) return rows_launch(XResidualBiasRows<float>{x_t, x_residual, x_bias, C});
+    if (x_residual != nullptr) return rows_launch(XResidualBiasRows{x_t, x_residual, x_bias, C});
   }
   if (x_bias != nullptr) {
     rows_launch(XBiasRows<T>{x_t, x_bias, C});
