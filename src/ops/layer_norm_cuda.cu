@@ -135,9 +135,9 @@ struct XBiasRows {
 };
 
 // Rows of x [N,C] plus residual [N,C] plus add [C], all f32, summed in that order: the LayerNorm after an f32
-// GEMM that left both its residual and its bias to it. fl(x + residual) is what the GEMM's epilogue forms with
-// beta = 1 from the same product, then the bias is added as XBiasRows adds it. x may be the output, as XRows;
-// residual may not. f32 only: 16-bit GEMMs add their residual themselves.
+// GEMM that left both its residual and its bias to it. fl(x + residual) is what the GEMM's epilogue forms
+// with beta = 1 from the same product, then the bias is added as XBiasRows adds it. x may be the output, as
+// XRows; residual may not. f32 only: 16-bit GEMMs add their residual themselves.
 struct XResidualBiasRows {
   const float* x;
   const float* residual;
@@ -154,7 +154,9 @@ struct XResidualBiasRows {
 #pragma unroll
       for (int e = 0; e < kVec<float>; ++e) f[e] = (f[e] + r[e]) + add[c + e];
     }
-    __device__ float at(int64_t c) const { return (x[c] + residual[c]) + add[c]; }
+    __device__ float at(int64_t c) const {
+      return (x[c] + residual[c]) + add[c];
+    }
   };
   __device__ Row row(int64_t n) const {
     return {x + n * C, residual + n * C, add};
