@@ -74,11 +74,10 @@ res="$out/results"  # everything but summary.txt and env.txt ends up in results.
 mkdir -p "$res/logs"
 carry="$root/carry"
 steps=${*:-all}
-want() { [[ " $steps " == *" all "* && $1 != bench_gpu && $1 != phase2_gpu && $1 != finetune_gpu && $1 != study_gpu &&
-  $1 != bench_train && $1 != profile_train && $1 != fp8_gpu && $1 != fp8_channel && $1 != fp8_small_batches &&
-  $1 != tf32_ab && $1 != gemm_probe && $1 != tf32_profile && $1 != first_token && $1 != f32_residual &&
-  $1 != length_multiple && $1 != autotune_rounds ||
-  " $steps " == *" $1 "* ]]; }
+# Steps that run only when named: "all" leaves them out.
+named_only=" bench_gpu phase2_gpu finetune_gpu study_gpu bench_train profile_train fp8_gpu fp8_channel
+  fp8_small_batches tf32_ab gemm_probe tf32_profile first_token f32_residual length_multiple autotune_rounds "
+want() { [[ " $steps " == *" all "* && $named_only != *[[:space:]]$1[[:space:]]* || " $steps " == *" $1 "* ]]; }
 status=0
 note() { echo "== $*" | tee -a "$out/summary.txt"; }
 run_step() {  # run_step NAME command...: logs to results/logs/NAME.log, records pass/fail in summary
@@ -356,6 +355,7 @@ fi
 if want gemm_probe; then
   run_step gemm_probe_build build_target gemm_algo_probe
   # GEMM_PROBE_TF32_ROWS / GEMM_PROBE_FP32_ROWS (empty: that mode not run), GEMM_PROBE_FORMS (plain, residual)
+  # shellcheck disable=SC2206  # GEMM_PROBE_FORMS: a space-separated list, split on purpose
   probe_forms=(--forms ${GEMM_PROBE_FORMS:-plain} --budget-seconds 4)
   : >"$res/gemm_probe.txt"
   for probe_mode in tf32 fp32; do
@@ -374,17 +374,20 @@ fi
 # results/STEP/<value>_<round>.json, the printed lines and bench/report_ab.py's table (results/STEP/ab_table.md) in
 # the summary. The first run of the call warms the GPU.
 ab_gpu_warm=25
+# gpu_inference_bench on the bert-base shape (random weights) and SST-2 dev: what the A/B and profile steps run.
+bert_base_bench=(build-gpu/bench/gpu_inference_bench --dev-tsv "$carry/shared/data/sst2/dev.tsv"
+  --vocab-dir "$carry/shared/models/bert-base-uncased" --config-dir "$carry/shared/models/bert-base-uncased"
+  --models bert_base)
 engine_ab() {
   local step=$1 option=$2 values=$3 precisions=$4 paddings=$5 batches=$6 min_trial=${7:-1} round value
   mkdir -p "$res/$step"
   run_step "${step}_build" build_target gpu_inference_bench
-  local common=(--dev-tsv "$carry/shared/data/sst2/dev.tsv" --vocab-dir "$carry/shared/models/bert-base-uncased"
-    --config-dir "$carry/shared/models/bert-base-uncased" --models bert_base --precisions $precisions
-    --paddings $paddings --batch-sizes $batches --trials 3 --min-trial-seconds "$min_trial" --idle-seconds 1
-    --warmup-seconds 1)
+  # shellcheck disable=SC2206  # precisions, paddings, batches: space-separated lists, split on purpose
+  local common=(--precisions $precisions --paddings $paddings --batch-sizes $batches --trials 3
+    --min-trial-seconds "$min_trial" --idle-seconds 1 --warmup-seconds 1)
   for round in 1 2; do
     for value in $values; do
-      run_step "${step}_${value}_$round" build-gpu/bench/gpu_inference_bench "${common[@]}" "$option" "$value" \
+      run_step "${step}_${value}_$round" "${bert_base_bench[@]}" "${common[@]}" "$option" "$value" \
         --gpu-warmup-seconds "$ab_gpu_warm" --out "$res/$step/${value}_$round.json"
       ab_gpu_warm=0
       grep -h "^nlpf" "$res/logs/${step}_${value}_$round.log" | sed "s/^/$value: /" | tee -a "$out/summary.txt"
@@ -395,10 +398,8 @@ engine_ab() {
 }
 if want tf32_ab; then
   engine_ab tf32_ab --tf32-attention "cuda-cores tensor-cores" tf32 max_length "32 64 256" 1.5
-  run_step tf32_ab_autotune64 build-gpu/bench/gpu_inference_bench --dev-tsv "$carry/shared/data/sst2/dev.tsv" \
-    --vocab-dir "$carry/shared/models/bert-base-uncased" --config-dir "$carry/shared/models/bert-base-uncased" \
-    --models bert_base --precisions tf32 --paddings max_length --batch-sizes 32 64 256 --trials 3 \
-    --min-trial-seconds 1.5 --idle-seconds 1 --warmup-seconds 1 --autotune-candidates 64 --gpu-warmup-seconds 0 \
+  run_step tf32_ab_autotune64 "${bert_base_bench[@]}" --precisions tf32 --paddings max_length \
+    --batch-sizes 32 64 256 --trials 3 --min-trial-seconds 1.5 --idle-seconds 1 --warmup-seconds 1 --autotune-candidates 64 --gpu-warmup-seconds 0 \
     --out "$res/tf32_ab/autotune64.json"
   grep -h "^nlpf" "$res/logs/tf32_ab_autotune64.log" | sed "s/^/autotune 64: /" | tee -a "$out/summary.txt"
 fi
@@ -434,9 +435,7 @@ if want tf32_profile; then
     run_step "tf32_profile_$name" ncu --clock-control none \
       --metrics gpu__time_duration.sum,sm__cycles_elapsed.avg.per_second --csv --profile-from-start off \
       --launch-skip 300 --launch-count 230 --log-file "$prof/ncu.log" \
-      build-gpu/bench/gpu_inference_bench --cuda-profiler-range \
-      --dev-tsv "$carry/shared/data/sst2/dev.tsv" --vocab-dir "$carry/shared/models/bert-base-uncased" \
-      --config-dir "$carry/shared/models/bert-base-uncased" --models bert_base --precisions "$p_precision" \
+      "${bert_base_bench[@]}" --cuda-profiler-range --precisions "$p_precision" \
       --paddings "$p_padding" --batch-sizes "$p_batch" --trials 1 --min-trial-seconds 1 --warmup-seconds 0.5 \
       --idle-seconds 0 --gpu-warmup-seconds 0 ${PROFILE_ARGS:-}
     grep '^"' "$prof/ncu.log" | gzip -9 >"$prof/$name.csv.gz" && rm "$prof/ncu.log"
