@@ -14,9 +14,11 @@
 #include <cstdio>
 #include <ctime>
 #include <iostream>
+#include <iterator>
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <CLI/CLI.hpp>
@@ -61,6 +63,7 @@ struct Options {
   std::string gemm_selection = "autotune";   // or heuristic (backend/context.h)
   int autotune_candidates = 8;               // ExecutionContext::set_autotune_candidates
   int autotune_rounds = 1;                   // ExecutionContext::set_autotune_rounds
+  std::string autotune_replay;               // an earlier run's JSON whose gemm_autotune choices are taken
   int64_t calibration_examples = 256;        // fp8 only
   std::string fp8_weight_scales = "tensor";  // fp8 only: tensor or channel (core/fp8.h)
   std::string padded_rows = "zero";          // or normalise (BertInference::set_zero_padded_rows)
@@ -102,6 +105,9 @@ json measure(ExecutionContext& gpu, EnergyMeter& meter, PowerSampler& sampler,
       {"gemm_selection", o.gemm_selection},
       {"autotune_candidates", o.gemm_selection == "autotune" ? json(o.autotune_candidates) : json(nullptr)},
       {"autotune_rounds", o.gemm_selection == "autotune" ? json(o.autotune_rounds) : json(nullptr)},
+      {"autotune_replay", o.gemm_selection == "autotune" && !o.autotune_replay.empty()
+                              ? json(o.autotune_replay)
+                              : json(nullptr)},
       {"max_length", o.max_length},
       {"length_multiple", padding_text == "longest" ? json(o.length_multiple) : json(nullptr)},
       {"fp8_weight_scales", precision_text == "fp8" ? json(o.fp8_weight_scales) : json(nullptr)},
@@ -184,37 +190,71 @@ json measure(ExecutionContext& gpu, EnergyMeter& meter, PowerSampler& sampler,
   return record;
 }
 
+constexpr std::pair<MathMode, const char*> kMathNames[] = {{MathMode::IEEE_FP32, "ieee_fp32"},
+                                                           {MathMode::TF32, "tf32"},
+                                                           {MathMode::BF16, "bf16"},
+                                                           {MathMode::FP16, "fp16"}};
+
 // What the GEMM autotune saw, every plan of the context so far: shape, math, beta, each candidate's time
-// (ms of 5 launches, its fastest round; -1 refused) and the index chosen (0: the heuristic's own choice).
+// (ms of 5 launches, its fastest round; -1 refused), the index chosen (0: the heuristic's own choice) and its
+// cuBLASLt configuration, the plan's name, and whether the choice was replayed (--autotune-replay).
 json autotune_json(ExecutionContext& gpu) {
-  const auto math_name = [](MathMode m) {
-    switch (m) {
-      case MathMode::IEEE_FP32:
-        return "ieee_fp32";
-      case MathMode::TF32:
-        return "tf32";
-      case MathMode::BF16:
-        return "bf16";
-      case MathMode::FP16:
-        return "fp16";
-    }
-    return "?";
-  };
   json plans = json::array();
   for (const GemmAutotuneRecord& r : ops::gemm_autotune_records(gpu)) {
+    const auto math = std::find_if(std::begin(kMathNames), std::end(kMathNames),
+                                   [&](const auto& entry) { return entry.first == r.math_mode; });
     plans.push_back({{"M", r.M},
                      {"N", r.N},
                      {"K", r.K},
                      {"batch", r.batch},
-                     {"math", math_name(r.math_mode)},
+                     {"math", math->second},
                      {"reads_c", r.reads_c},
                      {"candidate_ms", r.candidate_ms},
-                     {"chosen", r.chosen}});
+                     {"chosen", r.chosen},
+                     {"chosen_algo", r.chosen_algo},
+                     {"plan", r.plan},
+                     {"replayed", r.replayed}});
   }
   return plans;
 }
 
+// The autotune records of an earlier run's JSON (its "gemm_autotune", autotune_json's form), for
+// ExecutionContext::set_autotune_replay. INVALID_ARGUMENT naming the file when it is not that JSON.
+std::vector<GemmAutotuneRecord> read_autotune_records(const std::string& path) {
+  std::vector<GemmAutotuneRecord> records;
+  const std::string text = read_file(path);
+  try {
+    const json parsed = json::parse(text);
+    for (const json& plan : parsed.at("gemm_autotune")) {
+      const std::string math_text = plan.at("math").get<std::string>();
+      const auto math = std::find_if(std::begin(kMathNames), std::end(kMathNames),
+                                     [&](const auto& entry) { return math_text == entry.second; });
+      NLPF_CHECK(math != std::end(kMathNames), ErrorCode::INVALID_ARGUMENT, "math ", math_text);
+      records.push_back({.M = plan.at("M").get<int64_t>(),
+                         .N = plan.at("N").get<int64_t>(),
+                         .K = plan.at("K").get<int64_t>(),
+                         .batch = plan.at("batch").get<int64_t>(),
+                         .math_mode = math->first,
+                         .reads_c = plan.at("reads_c").get<bool>(),
+                         .candidate_ms = plan.at("candidate_ms").get<std::vector<float>>(),
+                         .chosen = plan.at("chosen").get<int>(),
+                         .chosen_algo = plan.at("chosen_algo").get<std::string>(),
+                         .plan = plan.at("plan").get<std::string>()});
+    }
+  } catch (const json::exception& e) {
+    NLPF_THROW(ErrorCode::INVALID_ARGUMENT, path, ": not a gpu_inference_bench JSON with gemm_autotune (",
+               e.what(), ")");
+  } catch (const Error& e) {
+    NLPF_THROW(ErrorCode::INVALID_ARGUMENT, path, ": ", e.what());
+  }
+  NLPF_CHECK(!records.empty(), ErrorCode::INVALID_ARGUMENT, path, ": no gemm_autotune records to replay");
+  return records;
+}
+
 int run(const Options& o) {
+  const std::vector<GemmAutotuneRecord> replay = o.autotune_replay.empty()
+                                                     ? std::vector<GemmAutotuneRecord>{}
+                                                     : read_autotune_records(o.autotune_replay);
   if (cuda_devices().empty()) {
     std::fprintf(stderr, "gpu_inference_bench: no CUDA device visible\n");
     return 4;
@@ -226,6 +266,7 @@ int run(const Options& o) {
   PowerSampler sampler(*meter);
   sampler.start();
   std::unique_ptr<ExecutionContext> gpu = make_execution_context(device);
+  gpu->set_autotune_replay(replay);
   const WordPieceTokenizer tokenizer = WordPieceTokenizer::from_model_dir(o.vocab_dir);
   const TokenizedDataset data = tokenize_dataset(read_dataset(o.dev_tsv), tokenizer, o.max_length, false);
   json out = {{"tool", "nlpf"},
@@ -314,6 +355,11 @@ int main(int argc, char** argv) {
   app.add_option("--autotune-rounds", o.autotune_rounds,
                  "autotune: rounds of timing every candidate in turn, each candidate's fastest counting")
       ->check(CLI::Range(1, nlpf::ExecutionContext::kMaxAutotuneRounds));
+  app.add_option(
+         "--autotune-replay", o.autotune_replay,
+         "autotune: take each GEMM's choice from this earlier run's JSON (--out) instead of timing: "
+         "for a profiled run, whose own timings are the profiler's (same options as the recorded run)")
+      ->check(CLI::ExistingFile);
   app.add_option("--calibration-examples", o.calibration_examples,
                  "fp8: dev examples for the activation scales");
   app.add_option("--fp8-weight-scales", o.fp8_weight_scales,

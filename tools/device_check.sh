@@ -49,8 +49,9 @@
 #                 AUTOTUNE_ROUNDS_BATCHES (32 64 256); results/autotune_rounds/, with what each run's autotune chose
 #                 (bench/report_autotune.py: choices.md)
 # tf32_profile: ncu (--clock-control none) of bert_base inference at PROFILE_POINTS (precision:batch:padding, default
-#               tf32:64:max_length), the engine's defaults (PROFILE_ARGS adds options); results/tf32_profile/
-#               ncu_<precision>_b<batch>_<padding>.csv.gz, and one forward's kernel time by kind in the summary
+#               tf32:64:max_length), the engine's defaults (PROFILE_ARGS adds options), with the GEMM choices of an
+#               unprofiled run of the same point; results/tf32_profile/ncu_<precision>_b<batch>_<padding>.csv.gz
+#               (and _choices.json, the unprofiled run), and one forward's kernel time by kind in the summary
 # bench_gpu: GPU inference, nlpf (bench/gpu_inference_bench) and PyTorch eager + torch.compile
 #            (bench/peer/peer_gpu_inference.py) side by side; BENCH_GPU_MODELS, BENCH_GPU_PRECISIONS,
 #            BENCH_GPU_BATCHES, BENCH_GPU_TRIALS, BENCH_GPU_SECONDS, BENCH_GPU_ENGINES narrow it;
@@ -430,14 +431,19 @@ if want tf32_profile; then
   for point in ${PROFILE_POINTS:-tf32:64:max_length}; do
     IFS=: read -r p_precision p_batch p_padding <<<"$point"
     name="ncu_${p_precision}_b${p_batch}_${p_padding}"
-    # Collection starts after the GEMM autotune (--cuda-profiler-range): its timings, taken under ncu's replay,
-    # picked other kernels than an unprofiled run (2026-11-30).
+    # shellcheck disable=SC2206  # PROFILE_ARGS: options, split on purpose
+    point_args=(--cuda-profiler-range --precisions "$p_precision" --paddings "$p_padding" --batch-sizes "$p_batch"
+      --trials 1 --min-trial-seconds 1 --warmup-seconds 0.5 --idle-seconds 0 --gpu-warmup-seconds 0 ${PROFILE_ARGS:-})
+    # The GEMMs' algorithms are an unprofiled run's of the same point (--autotune-replay): under ncu, even outside
+    # its collection range, the autotune's timings are ncu's work on each launch, and they chose kernels that an
+    # unprofiled run rejects (up to 2.8x slower; 2026-12-01).
+    run_step "tf32_profile_${name}_choices" "${bert_base_bench[@]}" "${point_args[@]}" \
+      --out "$prof/${name}_choices.json"
+    grep -h "^nlpf" "$res/logs/tf32_profile_${name}_choices.log" | sed "s/^/unprofiled: /" | tee -a "$out/summary.txt"
     run_step "tf32_profile_$name" ncu --clock-control none \
       --metrics gpu__time_duration.sum,sm__cycles_elapsed.avg.per_second --csv --profile-from-start off \
       --launch-skip 300 --launch-count 230 --log-file "$prof/ncu.log" \
-      "${bert_base_bench[@]}" --cuda-profiler-range --precisions "$p_precision" \
-      --paddings "$p_padding" --batch-sizes "$p_batch" --trials 1 --min-trial-seconds 1 --warmup-seconds 0.5 \
-      --idle-seconds 0 --gpu-warmup-seconds 0 ${PROFILE_ARGS:-}
+      "${bert_base_bench[@]}" "${point_args[@]}" --autotune-replay "$prof/${name}_choices.json"
     grep '^"' "$prof/ncu.log" | gzip -9 >"$prof/$name.csv.gz" && rm "$prof/ncu.log"
     python3 bench/report_kernel_profile.py --unit forward "$prof/$name.csv.gz" | tee -a "$out/summary.txt"
   done

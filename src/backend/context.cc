@@ -2,6 +2,7 @@
 #include "backend/context.h"
 
 #include <cstring>
+#include <utility>
 
 #include "core/error.h"
 
@@ -41,6 +42,25 @@ void ExecutionContext::set_autotune_rounds(int rounds) {
   NLPF_CHECK(rounds >= 1 && rounds <= kMaxAutotuneRounds, ErrorCode::INVALID_ARGUMENT, "autotune rounds ",
              rounds, " (expected 1 to ", kMaxAutotuneRounds, ")");
   autotune_rounds_ = rounds;
+}
+
+void ExecutionContext::set_autotune_replay(std::vector<GemmAutotuneRecord> records) {
+  std::map<std::string, GemmAutotuneRecord> by_plan;
+  for (GemmAutotuneRecord& r : records) {
+    const auto candidates = static_cast<int64_t>(r.candidate_ms.size());
+    NLPF_CHECK(r.chosen >= 0 && r.chosen < candidates && r.candidate_ms[r.chosen] >= 0.0f,
+               ErrorCode::INVALID_ARGUMENT, "autotune replay: plan ", r.plan, " chose candidate ", r.chosen,
+               " of ", candidates, ", not a timed one");
+    const std::string plan = r.plan;
+    NLPF_CHECK(by_plan.emplace(plan, std::move(r)).second, ErrorCode::INVALID_ARGUMENT,
+               "autotune replay: two records of plan ", plan);
+  }
+  autotune_replay_ = std::move(by_plan);
+}
+
+const GemmAutotuneRecord* ExecutionContext::autotune_replay(const std::string& plan) const {
+  const auto it = autotune_replay_.find(plan);
+  return it == autotune_replay_.end() ? nullptr : &it->second;
 }
 
 std::unique_ptr<CapturedWork> ExecutionContext::capture(const std::function<void()>& work) {

@@ -7,7 +7,9 @@
 
 #include <cstddef>
 #include <functional>
+#include <map>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "core/allocator.h"
@@ -45,14 +47,20 @@ enum class GemmSelection { HEURISTIC, AUTOTUNE, HEURISTIC_INPLACE_REDUCTION };
 // What GemmSelection::AUTOTUNE decided for one plan of a context: the GEMM in matmul's row-major terms (M, N,
 // K, batch), its math mode, whether it reads C (beta = 1), the time of 5 launches of each of the
 // heuristic's candidates in its order (a candidate's fastest round; -1 where the library refused it), and the
-// index chosen (0: the heuristic's own choice). For benchmarks that report what the autotune saw
-// (ops::gemm_autotune_records).
+// index chosen (0: the heuristic's own choice) with its configuration. `plan` names the plan: its whole cache
+// key as text (shape, leading dimensions, dtypes, epilogue, alignments, ...), opaque, unique within a
+// context. `replayed`: the choice came from set_autotune_replay, not from timing (candidate_ms are then the
+// recorded run's). For benchmarks that report what the autotune saw (ops::gemm_autotune_records).
 struct GemmAutotuneRecord {
   int64_t M = 0, N = 0, K = 0, batch = 1;
   MathMode math_mode = MathMode::IEEE_FP32;
   bool reads_c = false;
   std::vector<float> candidate_ms;
   int chosen = 0;
+  // The chosen candidate's cuBLASLt configuration: "algo A tile T stages S split-k K swizzle W custom C".
+  std::string chosen_algo;
+  std::string plan;
+  bool replayed = false;
 };
 
 class ExecutionContext {
@@ -80,6 +88,15 @@ class ExecutionContext {
   static constexpr int kMaxAutotuneRounds = 16;
   int autotune_rounds() const { return autotune_rounds_; }
   void set_autotune_rounds(int rounds);
+  // AUTOTUNE's choices taken from an earlier run instead of timed (a profiler's run, whose own timings are
+  // its instrumentation's: tools/device_check.sh tf32_profile): once set, a plan AUTOTUNE would time takes
+  // the `chosen` candidate of the record with its `plan` and runs nothing to time it; a plan no record names
+  // is an error when it is made. INVALID_ARGUMENT for two records of one plan, or a `chosen` that is not one
+  // of its record's timed candidates. An empty list: timing again.
+  void set_autotune_replay(std::vector<GemmAutotuneRecord> records);
+  // The record set_autotune_replay gave for `plan`; nullptr when there is none.
+  const GemmAutotuneRecord* autotune_replay(const std::string& plan) const;
+  bool autotune_replaying() const { return !autotune_replay_.empty(); }
   // Waits until the work queued on this context has finished (CPU: returns at once).
   virtual void synchronize() {}
   // The cudaStream_t work is queued on, for timers that record on it (nullptr on the CPU).
@@ -108,6 +125,7 @@ class ExecutionContext {
   GemmSelection gemm_selection_ = GemmSelection::HEURISTIC;
   int autotune_candidates_ = 8;
   int autotune_rounds_ = 1;
+  std::map<std::string, GemmAutotuneRecord> autotune_replay_;  // by plan
 };
 
 // The CPU's context (host allocator, no stream): for the CPU engine and host-side tests.

@@ -7,9 +7,10 @@
 // +=) must not be timed on its own output (it would add several times). Mixed precision: x, weight and dy in
 // bf16 or f16 against the CPU's f32 kernels on the same values. The backward captured into a CUDA graph
 // replays the eager results bit for bit. The autotune records what it timed and chose
-// (gemm_autotune_records).
+// (gemm_autotune_records), and a context given those records makes the same choices without timing.
 #include "ops/linear.h"
 
+#include <algorithm>
 #include <memory>
 #include <string>
 #include <utility>
@@ -154,6 +155,73 @@ TEST_F(LinearCuda, AutotuneRecordsTheFastestCandidateOfEachTimedPlan) {
     }
     EXPECT_EQ(found, 1);
   }
+}
+
+// Replayed choices (ExecutionContext::set_autotune_replay): a second context given the first's records makes
+// the same plans with the same choices (the same names, candidates and cuBLASLt configurations, marked
+// replayed) without timing, and computes the same outputs as the first, bit for bit (the same algorithms on
+// the same inputs). A plan no record names, or a record whose candidate has another configuration, is refused
+// naming the plan.
+TEST_F(LinearCuda, AutotuneReplayTakesTheRecordedChoices) {
+  std::mt19937 rng(705);
+  const auto make_context = [] {
+    std::unique_ptr<ExecutionContext> ctx = make_execution_context(Device{DeviceType::CUDA, 0});
+    ctx->set_math_mode(MathMode::TF32);
+    ctx->set_gemm_selection(GemmSelection::AUTOTUNE);
+    return ctx;
+  };
+  const Tensor x = random_tensor(rng, {300, 64}), weight = random_tensor(rng, {96, 64}),
+               bias = random_tensor(rng, {96}), x2 = random_tensor(rng, {40, 64});
+  const auto forward = [&](ExecutionContext& ctx, const Tensor& input) {
+    Tensor y = empty_tensor(ctx, DType::F32, {input.shape()[0], 96});
+    ops::linear_forward(ctx, y, to_device(ctx, input), to_device(ctx, weight), to_device(ctx, bias));
+    return to_host(ctx, y);
+  };
+  std::unique_ptr<ExecutionContext> timed = make_context();
+  const Tensor y_timed = forward(*timed, x), y2_timed = forward(*timed, x2);
+  const std::vector<GemmAutotuneRecord> records = ops::gemm_autotune_records(*timed);
+  ASSERT_EQ(records.size(), 2u);
+
+  std::unique_ptr<ExecutionContext> replaying = make_context();
+  replaying->set_autotune_replay(records);
+  const Tensor y_replayed = forward(*replaying, x), y2_replayed = forward(*replaying, x2);
+  EXPECT_EQ(to_double(y_replayed), to_double(y_timed));
+  EXPECT_EQ(to_double(y2_replayed), to_double(y2_timed));
+  const std::vector<GemmAutotuneRecord> replayed = ops::gemm_autotune_records(*replaying);
+  ASSERT_EQ(replayed.size(), records.size());
+  for (size_t i = 0; i < records.size(); ++i) {
+    EXPECT_EQ(replayed[i].plan, records[i].plan);
+    EXPECT_FALSE(records[i].plan.empty());
+    EXPECT_EQ(replayed[i].chosen, records[i].chosen);
+    EXPECT_EQ(replayed[i].chosen_algo, records[i].chosen_algo);
+    EXPECT_EQ(replayed[i].chosen_algo.rfind("algo ", 0), 0u) << replayed[i].chosen_algo;
+    EXPECT_EQ(replayed[i].candidate_ms, records[i].candidate_ms);
+    EXPECT_TRUE(replayed[i].replayed);
+    EXPECT_FALSE(records[i].replayed);
+  }
+
+  const auto expect_refused = [&](std::vector<GemmAutotuneRecord> given, const std::string& why) {
+    std::unique_ptr<ExecutionContext> ctx = make_context();
+    ctx->set_autotune_replay(std::move(given));
+    try {
+      forward(*ctx, x);
+      FAIL() << why << ": accepted";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), ErrorCode::INVALID_ARGUMENT);
+      EXPECT_NE(std::string(e.what()).find(why), std::string::npos) << e.what();
+    }
+  };
+  const auto x_record =
+      std::find_if(records.begin(), records.end(), [](const GemmAutotuneRecord& r) { return r.M == 300; });
+  ASSERT_NE(x_record, records.end());
+  std::vector<GemmAutotuneRecord> others;
+  for (const GemmAutotuneRecord& r : records) {
+    if (r.M != 300) others.push_back(r);
+  }
+  expect_refused(others, "no record of GEMM plan " + x_record->plan);
+  GemmAutotuneRecord changed = *x_record;
+  changed.chosen_algo = "algo -7";
+  expect_refused({changed}, "GEMM plan " + x_record->plan + " recorded");
 }
 
 // Every size with dx overwritten, and the first and the last (the chunked bias gradient) with dx accumulated.

@@ -8,6 +8,8 @@
 #include <fstream>
 #include <functional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "backend/context.h"
 #include "core/dtype.h"
@@ -171,6 +173,47 @@ TEST(ExecutionContext, AutotuneRoundsAreBounded) {
   expect_bounded_setting(
       "autotune rounds", 1, ExecutionContext::kMaxAutotuneRounds, [&] { return cpu.autotune_rounds(); },
       [&](int n) { cpu.set_autotune_rounds(n); });
+}
+
+// set_autotune_replay: records found by their plan, none for another plan; two records of one plan, or a
+// choice that is not one of its record's timed candidates (out of range, or refused: -1), refused with a
+// message naming the plan, the old list kept; an empty list ends the replay.
+TEST(ExecutionContext, AutotuneReplayFindsRecordsByPlan) {
+  ExecutionContext& cpu = cpu_context();
+  EXPECT_FALSE(cpu.autotune_replaying());
+  const auto record = [](const std::string& plan, std::vector<float> ms, int chosen) {
+    return GemmAutotuneRecord{.M = 8,
+                              .N = 16,
+                              .K = 32,
+                              .candidate_ms = std::move(ms),
+                              .chosen = chosen,
+                              .chosen_algo = "algo 1",
+                              .plan = plan};
+  };
+  cpu.set_autotune_replay({record("p1", {0.2f, 0.1f}, 1), record("p2", {0.3f}, 0)});
+  EXPECT_TRUE(cpu.autotune_replaying());
+  ASSERT_NE(cpu.autotune_replay("p1"), nullptr);
+  EXPECT_EQ(cpu.autotune_replay("p1")->chosen, 1);
+  ASSERT_NE(cpu.autotune_replay("p2"), nullptr);
+  EXPECT_EQ(cpu.autotune_replay("p2")->candidate_ms.size(), 1u);
+  EXPECT_EQ(cpu.autotune_replay("p3"), nullptr);
+  for (const auto& [bad, why] : std::vector<std::pair<std::vector<GemmAutotuneRecord>, std::string>>{
+           {{record("p4", {0.1f}, 0), record("p4", {0.1f}, 0)}, "two records of plan p4"},
+           {{record("p5", {0.1f}, 1)}, "plan p5 chose candidate 1 of 1"},
+           {{record("p6", {0.1f, -1.0f}, 1)}, "plan p6 chose candidate 1 of 2"},
+           {{record("p7", {0.1f}, -1)}, "plan p7 chose candidate -1 of 1"}}) {
+    try {
+      cpu.set_autotune_replay(bad);
+      FAIL() << why << ": accepted";
+    } catch (const Error& e) {
+      EXPECT_EQ(e.code(), ErrorCode::INVALID_ARGUMENT);
+      EXPECT_NE(std::string(e.what()).find(why), std::string::npos) << e.what();
+    }
+  }
+  EXPECT_NE(cpu.autotune_replay("p1"), nullptr) << "a refused list must not replace the old one";
+  cpu.set_autotune_replay({});
+  EXPECT_FALSE(cpu.autotune_replaying());
+  EXPECT_EQ(cpu.autotune_replay("p1"), nullptr);
 }
 
 class FileUtil : public ::testing::Test {

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <optional>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -169,14 +170,52 @@ cublasStatus_t launch(CudaContext& ctx, const GemmPlanCache::Plan& plan, const P
                         p.d, plan.d, &algo, ctx.workspace(), ctx.workspace_bytes(), ctx.stream());
 }
 
+// The chosen algorithm's configuration as text, for the autotune's records and the check of a replayed
+// choice: cuBLASLt's algorithm id, tile, stages, split-K, CTA swizzling and custom option.
+std::string algo_text(const cublasLtMatmulAlgo_t& algo) {
+  const auto get = [&](cublasLtMatmulAlgoConfigAttributes_t attribute) {
+    uint32_t value = 0;  // int32_t for CUBLASLT_ALGO_CONFIG_ID, of the same size
+    size_t written = 0;
+    NLPF_CUDA_CHECK(cublasLtMatmulAlgoConfigGetAttribute(&algo, attribute, &value, sizeof value, &written));
+    return std::to_string(static_cast<int32_t>(value));
+  };
+  return "algo " + get(CUBLASLT_ALGO_CONFIG_ID) + " tile " + get(CUBLASLT_ALGO_CONFIG_TILE_ID) + " stages " +
+         get(CUBLASLT_ALGO_CONFIG_STAGES_ID) + " split-k " + get(CUBLASLT_ALGO_CONFIG_SPLITK_NUM) +
+         " swizzle " + get(CUBLASLT_ALGO_CONFIG_CTA_SWIZZLING) + " custom " +
+         get(CUBLASLT_ALGO_CONFIG_CUSTOM_OPTION);
+}
+
+// set_autotune_replay's choice for the plan named `name` (nothing timed): its record's candidate, when the
+// heuristic offers as many candidates as the record timed and that candidate has the recorded configuration;
+// INVALID_ARGUMENT otherwise (records of another workload, library or GPU).
+cublasLtMatmulAlgo_t replayed_choice(const ExecutionContext& ctx, GemmPlanCache::Plan& plan,
+                                     const std::string& name, const cublasLtMatmulHeuristicResult_t* results,
+                                     int found) {
+  const GemmAutotuneRecord* record = ctx.autotune_replay(name);
+  NLPF_CHECK(record != nullptr, ErrorCode::INVALID_ARGUMENT, "autotune replay: no record of GEMM plan ", name,
+             " (the records are another workload's)");
+  const std::string now = found == static_cast<int>(record->candidate_ms.size())
+                              ? algo_text(results[record->chosen].algo)
+                              : std::to_string(found) + " candidates";
+  NLPF_CHECK(now == record->chosen_algo && results[record->chosen].state == CUBLAS_STATUS_SUCCESS,
+             ErrorCode::INVALID_ARGUMENT, "autotune replay: GEMM plan ", name, " recorded ",
+             record->candidate_ms.size(), " candidates, candidate ", record->chosen, " ", record->chosen_algo,
+             "; here: ", now);
+  plan.autotune = *record;
+  plan.autotune->replayed = true;
+  return results[record->chosen].algo;
+}
+
 // GemmSelection::AUTOTUNE, in autotune_rounds() rounds: each round launches every candidate once to warm up,
 // then kRepeats times between two CUDA events on the context's stream, candidates in the heuristic's order; a
 // candidate's time is its fastest round's total. The fastest time wins, ties to the heuristic's order. A
 // candidate the library refuses at launch is passed over from then on. Runs only outside a capture, on a
 // repeatable GEMM (the results of the trial launches are those of the real one). Records every candidate's
-// time (-1 where refused) and the winner's index in the plan (gemm_autotune_records).
+// time (-1 where refused), the winner's index and configuration and the plan's name (its cache key as text)
+// in the plan (gemm_autotune_records).
 cublasLtMatmulAlgo_t fastest(CudaContext& ctx, GemmPlanCache::Plan& plan, const Problem& p,
-                             const cublasLtMatmulHeuristicResult_t* results, int found) {
+                             const std::string& name, const cublasLtMatmulHeuristicResult_t* results,
+                             int found) {
   constexpr int kRepeats = 5;
   bind_pointers(plan, p);
   cudaEvent_t start = nullptr, stop = nullptr;
@@ -226,7 +265,9 @@ cublasLtMatmulAlgo_t fastest(CudaContext& ctx, GemmPlanCache::Plan& plan, const 
                                      .math_mode = ctx.math_mode(),
                                      .reads_c = p.c != nullptr,
                                      .candidate_ms = std::move(best_ms),
-                                     .chosen = best};
+                                     .chosen = best,
+                                     .chosen_algo = algo_text(results[best].algo),
+                                     .plan = name};
   return results[best].algo;
 }
 
@@ -234,7 +275,9 @@ cublasLtMatmulAlgo_t fastest(CudaContext& ctx, GemmPlanCache::Plan& plan, const 
 // B' = a's. A row-major b stored [K, N] (no transpose) is the column-major N x K matrix op(b)^T as it is
 // (OP_N); stored [N, K] (transposed) it is the column-major K x N matrix op(b), so OP_T gives op(b)^T.
 // Likewise a: stored [M, K] it is column-major K x M = op(a)^T (OP_N); stored [K, M] it is M x K (OP_T).
-std::unique_ptr<GemmPlanCache::Plan> make_plan(CudaContext& ctx, const Problem& p, const Alignments& align) {
+// `name`: the plan's cache key as text (GemmAutotuneRecord::plan).
+std::unique_ptr<GemmPlanCache::Plan> make_plan(CudaContext& ctx, const Problem& p, const Alignments& align,
+                                               const std::string& name) {
   auto plan = std::make_unique<GemmPlanCache::Plan>();
   const cudaDataType_t type = cuda_data_type(p.dtype);
   const cudaDataType_t operand_type = p.fp8 ? CUDA_R_8F_E4M3 : cuda_data_type(p.operand_dtype);
@@ -342,8 +385,21 @@ std::unique_ptr<GemmPlanCache::Plan> make_plan(CudaContext& ctx, const Problem& 
              " M=", p.M, " N=", p.N, " K=", p.K, " lda=", p.lda, " ldb=", p.ldb, " ldd=", p.ldd,
              " transposes ", p.transpose_a, p.transpose_b, " batch ", p.batch);
   plan->algo = results[0].algo;
-  if (tune) plan->algo = fastest(ctx, *plan, p, results, found);  // one candidate too: its record
+  if (tune && ctx.autotune_replaying()) {
+    plan->algo = replayed_choice(ctx, *plan, name, results, found);
+  } else if (tune) {
+    plan->algo = fastest(ctx, *plan, p, name, results, found);  // one candidate too: its record
+  }
   return plan;
+}
+
+// A plan's cache key as text, its fields in order, comma-separated: the plan's name in the autotune's
+// records.
+std::string key_text(const GemmPlanCache::Key& key) {
+  std::string text;
+  std::apply(
+      [&](const auto&... field) { ((text += (text.empty() ? "" : ",") + std::to_string(field)), ...); }, key);
+  return text;
 }
 
 // The cached plan of p (built on first use; throws CUBLAS when cuBLASLt has none).
@@ -385,7 +441,7 @@ GemmPlanCache::Plan& plan_of(CudaContext& ctx, const Problem& p) {
       p.stride_d,
       p.pointer_arrays};
   std::unique_ptr<GemmPlanCache::Plan>& plan = ctx.gemm_plans().plans[key];
-  if (!plan) plan = make_plan(ctx, p, align);
+  if (!plan) plan = make_plan(ctx, p, align, key_text(key));
   return *plan;
 }
 
