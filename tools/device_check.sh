@@ -50,7 +50,8 @@
 #                 (bench/report_autotune.py: choices.md)
 # tf32_profile: ncu (--clock-control none) of bert_base inference at PROFILE_POINTS (precision:batch:padding, default
 #               tf32:64:max_length), the engine's defaults (PROFILE_ARGS adds options), with the GEMM choices of an
-#               unprofiled run of the same point; results/tf32_profile/ncu_<precision>_b<batch>_<padding>.csv.gz
+#               unprofiled run of the same point, L2 not flushed between kernels (PROFILE_CACHE_CONTROL=all flushes
+#               it); results/tf32_profile/ncu_<precision>_b<batch>_<padding>.csv.gz
 #               (and _choices.json, the unprofiled run), and one forward's kernel time by kind in the summary
 # bench_gpu: GPU inference, nlpf (bench/gpu_inference_bench) and PyTorch eager + torch.compile
 #            (bench/peer/peer_gpu_inference.py) side by side; BENCH_GPU_MODELS, BENCH_GPU_PRECISIONS,
@@ -440,7 +441,10 @@ if want tf32_profile; then
     run_step "tf32_profile_${name}_choices" "${bert_base_bench[@]}" "${point_args[@]}" \
       --out "$prof/${name}_choices.json"
     grep -h "^nlpf" "$res/logs/tf32_profile_${name}_choices.log" | sed "s/^/unprofiled: /" | tee -a "$out/summary.txt"
-    run_step "tf32_profile_$name" ncu --clock-control none \
+    # PROFILE_CACHE_CONTROL: none (the default) leaves L2 as the previous kernel left it, as in a measured run,
+    # where each kernel reads what the one before wrote; ncu's own default, all, flushes it before every kernel
+    # (every profile in bench/results up to 2026-12-01).
+    run_step "tf32_profile_$name" ncu --clock-control none --cache-control "${PROFILE_CACHE_CONTROL:-none}" \
       --metrics gpu__time_duration.sum,sm__cycles_elapsed.avg.per_second --csv --profile-from-start off \
       --launch-skip 300 --launch-count 230 --log-file "$prof/ncu.log" \
       "${bert_base_bench[@]}" "${point_args[@]}" --autotune-replay "$prof/${name}_choices.json"
