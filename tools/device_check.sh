@@ -443,7 +443,7 @@ if want tf32_profile; then
     grep -h "^nlpf" "$res/logs/tf32_profile_${name}_choices.log" | sed "s/^/unprofiled: /" | tee -a "$out/summary.txt"
     # PROFILE_CACHE_CONTROL: none (the default) leaves L2 as the previous kernel left it, as in a measured run,
     # where each kernel reads what the one before wrote; ncu's own default, all, flushes it before every kernel
-    # (every profile in bench/results up to 2026-12-01).
+    # (every inference profile in bench/results up to 2026-12-01).
     run_step "tf32_profile_$name" ncu --clock-control none --cache-control "${PROFILE_CACHE_CONTROL:-none}" \
       --metrics gpu__time_duration.sum,sm__cycles_elapsed.avg.per_second --csv --profile-from-start off \
       --launch-skip 300 --launch-count 230 --log-file "$prof/ncu.log" \
