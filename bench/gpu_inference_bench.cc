@@ -229,7 +229,7 @@ std::vector<GemmAutotuneRecord> read_autotune_records(const std::string& path) {
       const std::string math_text = plan.at("math").get<std::string>();
       const auto math = std::find_if(std::begin(kMathNames), std::end(kMathNames),
                                      [&](const auto& entry) { return math_text == entry.second; });
-      NLPF_CHECK(math != std::end(kMathNames), ErrorCode::INVALID_ARGUMENT, "math ", math_text);
+      NLPF_CHECK(math != std::end(kMathNames), ErrorCode::INVALID_ARGUMENT, path, ": math ", math_text);
       records.push_back({.M = plan.at("M").get<int64_t>(),
                          .N = plan.at("N").get<int64_t>(),
                          .K = plan.at("K").get<int64_t>(),
@@ -244,8 +244,6 @@ std::vector<GemmAutotuneRecord> read_autotune_records(const std::string& path) {
   } catch (const json::exception& e) {
     NLPF_THROW(ErrorCode::INVALID_ARGUMENT, path, ": not a gpu_inference_bench JSON with gemm_autotune (",
                e.what(), ")");
-  } catch (const Error& e) {
-    NLPF_THROW(ErrorCode::INVALID_ARGUMENT, path, ": ", e.what());
   }
   NLPF_CHECK(!records.empty(), ErrorCode::INVALID_ARGUMENT, path, ": no gemm_autotune records to replay");
   return records;
