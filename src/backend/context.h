@@ -83,8 +83,9 @@ class ExecutionContext {
   void set_autotune_candidates(int count);
   // How many rounds AUTOTUNE times its candidates in: 1 to kMaxAutotuneRounds, 1 by default
   // (INVALID_ARGUMENT outside that range). Each round times every candidate once, in the heuristic's order,
-  // and a candidate counts its fastest round; more than one round evens out what the order costs (a GPU that
-  // was idle raises its clocks while the first round's first candidates run).
+  // and a candidate counts its fastest round. Meant to even out what the order costs (a GPU that was idle
+  // raises its clocks while the first candidates run); three rounds were no faster than one for bert-base on
+  // the H200 (bench/RESULTS.md, 2026-12-01), so one stays the default and more are for A/B.
   static constexpr int kMaxAutotuneRounds = 16;
   int autotune_rounds() const { return autotune_rounds_; }
   void set_autotune_rounds(int rounds);
