@@ -5,6 +5,7 @@
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <limits>
 #include <optional>
 #include <string>
 #include <tuple>
@@ -221,19 +222,15 @@ cublasLtMatmulAlgo_t fastest(CudaContext& ctx, GemmPlanCache::Plan& plan, const 
   cudaEvent_t start = nullptr, stop = nullptr;
   NLPF_CUDA_CHECK(cudaEventCreate(&start));
   NLPF_CUDA_CHECK(cudaEventCreate(&stop));
-  std::vector<float> best_ms(static_cast<size_t>(found), -1.0f);  // -1: refused, or not timed yet
-  std::vector<bool> refused(static_cast<size_t>(found), false);
-  const auto refuse = [&](int i) {
-    refused[i] = true;
-    best_ms[i] = -1.0f;
-  };
+  // Each candidate's fastest round; -1: refused (from then on), +inf: not timed yet.
+  std::vector<float> best_ms(static_cast<size_t>(found), std::numeric_limits<float>::infinity());
   for (int i = 0; i < found; ++i) {
-    if (results[i].state != CUBLAS_STATUS_SUCCESS) refuse(i);
+    if (results[i].state != CUBLAS_STATUS_SUCCESS) best_ms[i] = -1.0f;
   }
   for (int round = 0; round < ctx.autotune_rounds(); ++round) {
     for (int i = 0; i < found; ++i) {
-      if (refused[i] || launch(ctx, plan, p, results[i].algo) != CUBLAS_STATUS_SUCCESS) {
-        refuse(i);
+      if (best_ms[i] < 0.0f || launch(ctx, plan, p, results[i].algo) != CUBLAS_STATUS_SUCCESS) {
+        best_ms[i] = -1.0f;
         continue;
       }
       NLPF_CUDA_CHECK(cudaEventRecord(start, ctx.stream()));
@@ -245,11 +242,7 @@ cublasLtMatmulAlgo_t fastest(CudaContext& ctx, GemmPlanCache::Plan& plan, const 
       NLPF_CUDA_CHECK(cudaEventSynchronize(stop));
       float ms = 0.0f;
       NLPF_CUDA_CHECK(cudaEventElapsedTime(&ms, start, stop));
-      if (!launched) {
-        refuse(i);
-      } else if (best_ms[i] < 0.0f || ms < best_ms[i]) {
-        best_ms[i] = ms;
-      }
+      best_ms[i] = launched ? std::min(best_ms[i], ms) : -1.0f;
     }
   }
   cudaEventDestroy(stop);
