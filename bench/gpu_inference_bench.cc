@@ -195,19 +195,26 @@ constexpr std::pair<MathMode, const char*> kMathNames[] = {{MathMode::IEEE_FP32,
                                                            {MathMode::BF16, "bf16"},
                                                            {MathMode::FP16, "fp16"}};
 
+// A math mode's name in the JSON (kMathNames); INTERNAL for a mode the table lacks (a new MathMode).
+const char* math_name(MathMode mode) {
+  const auto entry = std::find_if(std::begin(kMathNames), std::end(kMathNames),
+                                  [&](const auto& named) { return named.first == mode; });
+  NLPF_CHECK(entry != std::end(kMathNames), ErrorCode::INTERNAL, "gpu_inference_bench: math mode ",
+             static_cast<int>(mode), " has no name in kMathNames");
+  return entry->second;
+}
+
 // What the GEMM autotune saw, every plan of the context so far: shape, math, beta, each candidate's time
 // (ms of 5 launches, its fastest round; -1 refused), the index chosen (0: the heuristic's own choice) and its
 // cuBLASLt configuration, the plan's name, and whether the choice was replayed (--autotune-replay).
 json autotune_json(ExecutionContext& gpu) {
   json plans = json::array();
   for (const GemmAutotuneRecord& r : ops::gemm_autotune_records(gpu)) {
-    const auto math = std::find_if(std::begin(kMathNames), std::end(kMathNames),
-                                   [&](const auto& entry) { return entry.first == r.math_mode; });
     plans.push_back({{"M", r.M},
                      {"N", r.N},
                      {"K", r.K},
                      {"batch", r.batch},
-                     {"math", math->second},
+                     {"math", math_name(r.math_mode)},
                      {"reads_c", r.reads_c},
                      {"candidate_ms", r.candidate_ms},
                      {"chosen", r.chosen},
